@@ -1,0 +1,98 @@
+"""An on-disk result cache keyed by content hashes.
+
+Entries are NumPy ``.npz`` files read with ``allow_pickle=False`` (a cache file can
+never execute code). Every entry carries a format tag and its own key; a file that is
+truncated, foreign, or written for another key is ignored (and recomputed by the
+caller), never trusted. Writes are atomic: a temporary file in the same folder, then
+``os.replace``.
+
+Location: ``$GRACEFUL_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/graceful``, else
+``~/.cache/graceful``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+#: Bump when the meaning of cached arrays changes; old entries are then ignored.
+CACHE_FORMAT = "graceful-cache-v1"
+
+
+def cache_dir() -> Path:
+    """The cache folder (created if missing)."""
+    env = os.environ.get("GRACEFUL_CACHE_DIR")
+    if env:
+        root = Path(env)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = Path(base) / "graceful"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def make_key(*parts: str) -> str:
+    """SHA-256 over the given strings (with separators), as hex."""
+    h = hashlib.sha256(CACHE_FORMAT.encode())
+    for p in parts:
+        h.update(b"\x00")
+        h.update(str(p).encode())
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _entry_path(kind: str, key: str, root: Path | None) -> Path:
+    return (root or cache_dir()) / kind / f"{key}.npz"
+
+
+def save_arrays(kind: str, key: str, arrays: dict[str, np.ndarray], root: Path | None = None) -> Path:
+    """Store numeric/string arrays under ``kind/key`` atomically. No object arrays."""
+    buf = io.BytesIO()
+    payload = {"__format__": np.array(CACHE_FORMAT), "__key__": np.array(key)}
+    for name, arr in arrays.items():
+        arr = np.asarray(arr)
+        if arr.dtype == object:
+            arr = arr.astype(str)
+        payload[name] = arr
+    np.savez(buf, **payload)
+    path = _entry_path(kind, key, root)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_arrays(kind: str, key: str, root: Path | None = None) -> dict[str, np.ndarray] | None:
+    """Return the arrays stored under ``kind/key``, or None if absent or not trustworthy."""
+    path = _entry_path(kind, key, root)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["__format__"]) != CACHE_FORMAT or str(z["__key__"]) != key:
+                return None
+            return {k: z[k] for k in z.files if not k.startswith("__")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None

@@ -1,0 +1,140 @@
+"""Batched inference of a model over an image dataset, with an on-disk cache.
+
+``predict(model, dataset)`` decodes each image (Pillow, bomb guard on), applies the
+model's preprocessing (:func:`graceful_core.transforms.preprocess`), runs the model in
+batches under ``torch.inference_mode()`` and returns :class:`~graceful_core.types.Predictions`.
+
+Results are cached by the SHA-256 of the model file and the dataset's content hash
+(:mod:`graceful_core.cache`), so a second run on the same inputs does not recompute.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from graceful_core import cache
+from graceful_core.io.datasets import ImageDataset, align_classes
+from graceful_core.io.hashing import file_sha256
+from graceful_core.metrics.confidence import argmax_lowest
+from graceful_core.transforms import preprocess
+from graceful_core.types import Model, Predictions
+
+#: ``progress(done, total)`` is called after every batch (and once with ``done == total``).
+ProgressCallback = Callable[[int, int], None]
+
+_CACHE_KIND = "predictions"
+
+
+def prediction_cache_key(model: Model, dataset: ImageDataset) -> str:
+    """The cache key of ``predict(model, dataset)``: model file SHA-256 + dataset content."""
+    return cache.make_key("predict", file_sha256(model.path), dataset.content_hash(), ",".join(model.info.classes))
+
+
+def _batch_tensor(model: Model, dataset: ImageDataset, idx: range, pool: ThreadPoolExecutor | None) -> np.ndarray:
+    def one(i: int) -> np.ndarray:
+        return preprocess(dataset.load_image(i), model.info)
+
+    arrays = list(pool.map(one, idx)) if pool is not None else [one(i) for i in idx]
+    return np.stack(arrays).astype(np.float32, copy=False)
+
+
+def predict(
+    model: Model,
+    dataset: ImageDataset,
+    *,
+    batch_size: int = 256,
+    progress: ProgressCallback | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+) -> Predictions:
+    """Run ``model`` over every image of ``dataset``.
+
+    Parameters
+    ----------
+    model : Model
+        A loaded model (TorchScript or ONNX).
+    dataset : ImageDataset
+        The images; its class names must all be among the model's classes
+        (labels are re-indexed onto the model's class list).
+    batch_size : int
+        Images per forward pass.
+    progress : callable, optional
+        ``progress(done, total)`` after each batch.
+    use_cache : bool
+        Read and write the on-disk cache (keyed by content hashes).
+    workers : int, optional
+        Threads that decode images (default: ``min(4, os.cpu_count())``).
+
+    Returns
+    -------
+    Predictions
+        ``pred`` is the argmax of the logits, ties to the lowest class index;
+        ``scores`` are the logits; ``embedding`` is set when the model has one.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dataset = align_classes(dataset, list(model.info.classes))
+    n = len(dataset)
+    key = prediction_cache_key(model, dataset) if use_cache else ""
+    if use_cache:
+        hit = cache.load_arrays(_CACHE_KIND, key)
+        if hit is not None and _cache_entry_fits(hit, n, len(model.info.classes)):
+            if progress:
+                progress(n, n)
+            return _to_predictions(model, dataset, hit["logits"], hit.get("embedding"))
+
+    logits_parts: list[np.ndarray] = []
+    emb_parts: list[np.ndarray] = []
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        if progress:
+            progress(0, n)
+        for start in range(0, n, batch_size):
+            idx = range(start, min(n, start + batch_size))
+            logits, emb = model.run(_batch_tensor(model, dataset, idx, pool))
+            logits_parts.append(np.asarray(logits, dtype=np.float32))
+            if emb is not None:
+                emb_parts.append(np.asarray(emb, dtype=np.float32))
+            if progress:
+                progress(idx.stop, n)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    k = len(model.info.classes)
+    logits = np.concatenate(logits_parts) if logits_parts else np.zeros((0, k), np.float32)
+    embedding = np.concatenate(emb_parts) if emb_parts else None
+    if use_cache:
+        arrays = {"logits": logits}
+        if embedding is not None:
+            arrays["embedding"] = embedding
+        cache.save_arrays(_CACHE_KIND, key, arrays)
+    return _to_predictions(model, dataset, logits, embedding)
+
+
+def _cache_entry_fits(arrays: dict[str, np.ndarray], n: int, k: int) -> bool:
+    logits = arrays.get("logits")
+    if logits is None or logits.shape != (n, k) or logits.dtype != np.float32:
+        return False
+    if not np.isfinite(logits).all():
+        return False
+    emb = arrays.get("embedding")
+    return emb is None or (emb.ndim == 2 and emb.shape[0] == n and emb.dtype == np.float32)
+
+
+def _to_predictions(model: Model, dataset: ImageDataset, logits: np.ndarray, embedding: np.ndarray | None) -> Predictions:
+    return Predictions(
+        ids=np.asarray(dataset.ids, dtype=object),
+        pred=argmax_lowest(logits),
+        classes=list(model.info.classes),
+        labels=np.asarray(dataset.labels, dtype=np.int64),
+        scores=logits,
+        score_kind="logits",
+        embedding=embedding,
+        source=model.path,
+        extra={"model_name": model.info.name, "slices": dataset.slices},
+    )

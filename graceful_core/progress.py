@@ -1,0 +1,38 @@
+"""A plain-text progress bar for the terminal (stderr), used by the CLI."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class StderrProgress:
+    """``progress(stage, done, total)`` callback that draws one line per stage on stderr.
+
+    On a terminal the line is redrawn in place; otherwise (CI logs) a line is printed
+    at the start and at the end of each stage only.
+    """
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._stage: str | None = None
+        self._t0 = 0.0
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self._stage, self._t0 = stage, time.perf_counter()
+            if not self._tty:
+                print(f"{stage}: running on {total} images...", file=self.stream, flush=True)
+        frac = done / total if total else 1.0
+        if self._tty:
+            filled = int(round(frac * self.width))
+            bar = "#" * filled + "-" * (self.width - filled)
+            print(f"\r{stage}: [{bar}] {done}/{total}", end="", file=self.stream, flush=True)
+            if done >= total:
+                print(f" ({time.perf_counter() - self._t0:.1f} s)", file=self.stream, flush=True)
+        elif done >= total:
+            print(f"{stage}: {done}/{total} done in {time.perf_counter() - self._t0:.1f} s",
+                  file=self.stream, flush=True)
