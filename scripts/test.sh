@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up .venv and run the whole test suite (unit, property, app and real-browser tests).
+# The browser tests need Debian's chromium at /usr/bin/chromium; as root this script installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+mkdir -p test-artifacts
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
