@@ -1,0 +1,82 @@
+"""Benchmark: inference end to end vs a bare batched ``model(x)`` loop; cache hit time.
+
+For each model:
+- bare loop: images preloaded and preprocessed into one tensor beforehand, then only
+  ``model.run(batch)`` in batches (the lower bound);
+- end to end: ``predict(model, dataset, use_cache=False)`` (decode PNGs, transforms,
+  batching, bookkeeping);
+- from the cache: ``predict(model, dataset)`` a second time (includes hashing the model
+  file and the dataset's content to find the entry).
+Also times a whole second ``python -m graceful_core compare`` run (warm cache).
+
+Goals: end-to-end overhead under 2x the bare loop; second run from the cache < 1 s.
+
+Usage: python benchmarks/bench_inference.py [--data sample_data/digits/test] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="sample_data/digits/test")
+    ap.add_argument("--models", nargs="+", default=["sample_data/models/old.pt", "sample_data/models/new.pt"])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=256)
+    args = ap.parse_args()
+    os.environ["GRACEFUL_CACHE_DIR"] = tempfile.mkdtemp(prefix="graceful-bench-cache-")
+
+    from graceful_core.inference import predict
+    from graceful_core.io.datasets import load_dataset
+    from graceful_core.models.loader import load_model
+    from graceful_core.transforms import preprocess
+
+    ds = load_dataset(args.data)
+    n = len(ds)
+    print(f"dataset {args.data}: {n} images; batch size {args.batch_size}; best of {args.repeat}")
+    for path in args.models:
+        model = load_model(path)
+        x = np.stack([preprocess(ds.load_image(i), model.info) for i in range(n)])
+
+        def bare() -> None:
+            for s in range(0, n, args.batch_size):
+                model.run(x[s : s + args.batch_size])
+
+        t_bare = best_of(bare, args.repeat)
+        t_e2e = best_of(lambda: predict(model, ds, batch_size=args.batch_size, use_cache=False), args.repeat)
+        predict(model, ds, batch_size=args.batch_size)  # fill the cache
+        t_hit = best_of(lambda: predict(model, ds, batch_size=args.batch_size), args.repeat)
+        print(
+            f"{os.path.basename(path):10s} bare loop {n / t_bare:9.0f} img/s ({t_bare * 1e3:6.1f} ms) | "
+            f"end to end {n / t_e2e:8.0f} img/s ({t_e2e * 1e3:6.1f} ms) | overhead {t_e2e / t_bare:5.2f}x (goal < 2x) | "
+            f"cache hit {t_hit * 1e3:6.1f} ms (goal < 1000 ms)"
+        )
+    if len(args.models) >= 2:
+        cmd = [sys.executable, "-m", "graceful_core", "compare", args.models[0], args.models[1], "--data", args.data]
+        subprocess.run(cmd, check=True, capture_output=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        print(f"whole CLI compare, second run (warm cache, incl. Python start-up and imports): "
+              f"{time.perf_counter() - t0:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
