@@ -71,6 +71,10 @@ class Comparison:
     new_embedding: np.ndarray | None = field(default=None, repr=False)
     compatibility: CrossTest | None = None
     dropped_ids: int = 0
+    #: Content-hash identity of the inputs (set by :func:`graceful_core.sources.compare_sources`).
+    key: str = ""
+    #: The dataset the samples come from, when known (for thumbnails); not part of the report.
+    dataset: object | None = field(default=None, repr=False)
 
     # ----------------------------------------------------------------- arrays
     @property

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from graceful_core.cache import make_key
 from graceful_core.comparison import Comparison, compare_predictions
 from graceful_core.errors import InputError
 from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
+from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import load_predictions_table
 from graceful_core.models.loader import load_model
 from graceful_core.types import Predictions
@@ -129,9 +131,12 @@ def compare_sources(
     old_p = predictions_for(old, dataset, progress=progress, use_cache=use_cache)
     new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None,
                             progress=progress, use_cache=use_cache)
-    return compare_predictions(
-        old_p,
-        new_p,
-        old_name=Path(old).name,
-        new_name=Path(new).name,
-    )
+    comp = compare_predictions(old_p, new_p, old_name=Path(old).name, new_name=Path(new).name)
+    comp.key = comparison_key(old, new, dataset)
+    comp.dataset = dataset
+    return comp
+
+
+def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None) -> str:
+    """Content identity of a comparison: SHA-256 of both files and of the dataset's content."""
+    return make_key("comparison", file_sha256(old), file_sha256(new), dataset.content_hash() if dataset else "")
