@@ -1,0 +1,107 @@
+"""Review state of a comparison: a status and notes, kept in a small SQLite file.
+
+The file lives in the cache folder (``reviews.sqlite``) next to the cached results and
+is keyed by the comparison's content key, so the same two models on the same data find
+their review again after a restart. Notes are rows appended in their own transaction
+(never a read-modify-write of a text blob), so two sessions writing at once cannot lose
+each other's notes. The status history is kept too; the latest row is the status.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from graceful_core.cache import cache_dir
+
+STATUSES = ("needs review", "approved", "rejected")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS status (
+    key TEXT NOT NULL, status TEXT NOT NULL, author TEXT NOT NULL, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS note (
+    key TEXT NOT NULL, text TEXT NOT NULL, author TEXT NOT NULL, at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS status_key ON status (key, at);
+CREATE INDEX IF NOT EXISTS note_key ON note (key, at);
+"""
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    author: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Review:
+    key: str
+    status: str
+    status_by: str
+    status_at: float | None
+    notes: tuple[Note, ...]
+
+
+def default_db_path() -> Path:
+    """``<cache folder>/reviews.sqlite``."""
+    return cache_dir() / "reviews.sqlite"
+
+
+@contextmanager
+def _connect(db: str | os.PathLike | None):
+    path = Path(db) if db is not None else default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.executescript(_SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+def _write(db, sql: str, params: tuple) -> None:
+    with _connect(db) as con:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute(sql, params)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def set_status(key: str, status: str, *, author: str = "", db: str | os.PathLike | None = None) -> None:
+    """Record a new status for the comparison ``key`` (one of :data:`STATUSES`)."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    if not key:
+        raise ValueError("a review needs the comparison's key")
+    _write(db, "INSERT INTO status (key, status, author, at) VALUES (?, ?, ?, ?)", (key, status, author, time.time()))
+
+
+def add_note(key: str, text: str, *, author: str = "", db: str | os.PathLike | None = None) -> None:
+    """Append a note to the comparison ``key``; empty notes are refused."""
+    text = text.strip()
+    if not text:
+        raise ValueError("an empty note")
+    if not key:
+        raise ValueError("a review needs the comparison's key")
+    _write(db, "INSERT INTO note (key, text, author, at) VALUES (?, ?, ?, ?)", (key, text, author, time.time()))
+
+
+def get_review(key: str, *, db: str | os.PathLike | None = None) -> Review:
+    """The current status (default "needs review") and every note, oldest first."""
+    with _connect(db) as con:
+        row = con.execute(
+            "SELECT status, author, at FROM status WHERE key = ? ORDER BY at DESC, rowid DESC LIMIT 1", (key,)
+        ).fetchone()
+        notes = con.execute("SELECT text, author, at FROM note WHERE key = ? ORDER BY at, rowid", (key,)).fetchall()
+    status, by, at = row if row else ("needs review", "", None)
+    return Review(key=key, status=status, status_by=by, status_at=at, notes=tuple(Note(*n) for n in notes))
