@@ -126,12 +126,16 @@ def _cmd_compare(args) -> int:
         gates.append(("min-btc", ok, f"backward trust compatibility {btc} {'>=' if ok else '<'} {args.min_btc}"))
     if gates:
         report["gates"] = [{"gate": g, "passed": ok, "detail": d} for g, ok, d in gates]
+    html_text = None
+    if args.html:  # render everything before writing anything: no partial outputs
+        from graceful_core.report_html import render_html_report
+        from graceful_core.review import get_review
+
+        html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None)
     if args.json:
         _write_json(args.json, report)
-    if args.html:
-        from graceful_core.report_html import write_html_report
-
-        write_html_report(comp, args.html)
+    if html_text is not None:
+        atomic_write_bytes(args.html, html_text.encode("utf-8"))
     print(text_summary(comp))
     failed = [d for _, ok, d in gates if not ok]
     for g, ok, d in gates:
