@@ -1,0 +1,655 @@
+"""Embedding-compatibility metrics: leave-one-out retrieval and the BCT cross-test.
+
+Protocol (DESIGN §2, adapted from Shen et al., "Towards Backward-Compatible
+Representation Learning", CVPR 2020): every sample ``i`` is a query embedded by a query
+model ``q``; it is searched by cosine similarity against all *other* samples embedded by
+a gallery model ``g`` (leave-one-out: the query's own index is excluded, whatever its
+score). ``M(q, g)`` is one of
+
+* Hit@k: ``1[∃ j ∈ topk_g(i): y_j = y_i]``, averaged over queries;
+* mAP: the mean over queries of the average precision over the whole ranked gallery,
+  ``AP_i = (1/P_i) Σ_{p relevant} #{relevant ranked at or above p} / rank(p)`` with
+  "relevant" = same label and ``P_i`` the number of other samples with label ``y_i``.
+
+Queries whose label has no other sample (``P_i = 0``) are left out of both. The ranking
+is exact and deterministic: a score is the cosine of the float64-normalised embeddings,
+computed in float64 and rounded to a multiple of 2**-24 (so it is exact in float32 and
+does not depend on how rows are blocked), and equal scores are ranked by gallery index,
+lower index first. A zero embedding is
+normalised to the zero vector: all its scores are 0, so its neighbours are decided by
+index alone.
+
+Nothing here holds an ``N x N`` matrix: queries are processed in blocks of rows with a
+torch matmul (memory ``O(block x N)``). The rank of each relevant item is found without
+sorting the gallery: the relevant items are sorted, and every gallery item is located
+among them by binary search (``torch.searchsorted``) on an exact integer sort key that
+encodes (score descending, index ascending).
+
+How a model's classifier head fits in: a caller that wants the BCT "influence" check
+applies the old model's ``head`` to the *new* embeddings (``Model.head``, done by the
+inference code) and scores the logits with :func:`head_accuracy`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "RetrievalResult",
+    "CrossTest",
+    "retrieval_metrics",
+    "cross_test",
+    "head_accuracy",
+    "nearest_neighbour_overlap",
+]
+
+#: Upper bound on the number of scores held per block (rows x gallery size); the
+#: ``block_size`` argument is capped so that a block of int64 keys stays ~64 MiB.
+_MAX_BLOCK_ELEMENTS = 1 << 23
+
+#: Scores live on this absolute grid (see :func:`_exact_scores`).
+_GRID = float(2**24)
+
+_PAIRS = ("old_old", "new_new", "new_old", "old_new")
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """Leave-one-out retrieval scores of one (query model, gallery model) pair.
+
+    Attributes
+    ----------
+    hit_at : dict of int to float
+        Hit@k for each requested k, over the valid queries (nan if there are none).
+    map : float or None
+        Mean average precision (exact, or estimated from a sample; see ``map_queries``);
+        None when ``compute_map=False``; nan when there are no valid queries.
+    map_queries : int
+        Number of queries whose AP was computed (0 when ``compute_map=False``).
+    map_ci95 : tuple of float or None
+        95 % interval for mAP when it was estimated from a sample of queries, else None.
+    n_queries : int
+        Number of valid queries (label shared with at least one other sample).
+    valid : ndarray of bool, shape (N,)
+        Which samples are valid queries.
+    top1_correct : ndarray of bool, shape (N,)
+        Top-1 neighbour has the query's label (False where ``valid`` is False).
+    topk_indices : ndarray of int64, shape (N, max(ks))
+        Gallery indices of the nearest neighbours of every query, in rank order
+        (ties by index); -1 where the gallery has fewer than ``max(ks)`` other samples.
+    average_precision : ndarray of float64, shape (N,) or None
+        AP of each query whose AP was computed, nan elsewhere.
+    """
+
+    hit_at: dict[int, float]
+    map: float | None
+    map_queries: int
+    map_ci95: tuple[float, float] | None
+    n_queries: int
+    valid: np.ndarray = field(repr=False)
+    top1_correct: np.ndarray = field(repr=False)
+    topk_indices: np.ndarray = field(repr=False)
+    average_precision: np.ndarray | None = field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_embedding(x: Any, name: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [N, D], got shape {a.shape}")
+    if a.shape[1] == 0:
+        raise ValueError(f"{name} has no dimensions (shape {a.shape})")
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real numbers, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32)")
+    return a
+
+
+def _label_codes(labels: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must be 1-D with {n} entries (one per embedding), got shape {y.shape}")
+    uniq, codes = np.unique(y, return_inverse=True)
+    return uniq, codes.reshape(-1).astype(np.int64)
+
+
+def _normalise(a: np.ndarray) -> torch.Tensor:
+    """L2-normalise rows in float64; zero rows stay zero."""
+    t = torch.from_numpy(a.astype(np.float64))
+    norm = torch.linalg.vector_norm(t, dim=1, keepdim=True)
+    return t / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def _exact_scores(q: torch.Tensor, g_t: torch.Tensor) -> torch.Tensor:
+    """The defined scores: the float64 cosine rounded to a multiple of 2**-24 (float32).
+
+    ``s_ij = round(2**24 · <q_i, g_j>) / 2**24`` with q, g unit vectors in float64; every
+    such value is exact in float32. A float32 GEMM rounds differently depending on the
+    kernel path a row or column takes (and float64 leaves residues like 1e-17 where the
+    exact cosine is 0), so equal embeddings could score differently in different blocks;
+    the absolute grid makes ties exact and the result independent of blocking (barring
+    an exact cosine within ~1e-14 of a half-grid point).
+    """
+    s = (q @ g_t).mul_(_GRID).round_()
+    return s.to(torch.float32).mul_(1.0 / _GRID)
+
+
+def _topk_fast(
+    q32: torch.Tensor, g32_t: torch.Tensor, q64: torch.Tensor, g64: torch.Tensor, self_cols: torch.Tensor, k: int
+) -> torch.Tensor:
+    """Exact top-k (as :func:`_topk_tie_exact` on :func:`_exact_scores`) from a float32 GEMM.
+
+    Candidates are the ``k + 8`` best float32 scores; their exact scores are recomputed
+    in float64. For unit vectors the float32 GEMM is within ``(D + 2) · 2**-24`` of the
+    exact cosine (Cauchy-Schwarz bounds Σ|q_d g_d| by 1), so any other column scores at
+    most ``c + eps`` exactly, with c the lowest candidate float32 score and eps twice
+    that bound. Rows whose exact k-th score is not above ``c + eps`` (ties or near-ties
+    at the boundary) are recomputed exactly in full.
+    """
+    b, n = q32.shape[0], g32_t.shape[1]
+    s32 = q32 @ g32_t
+    s32.scatter_(1, self_cols.view(-1, 1), -math.inf)
+    m = min(k + 8, n - 1)
+    c32, cand = torch.topk(s32, m, dim=1, largest=True, sorted=True)
+    del s32
+    exact = torch.einsum("bd,bmd->bm", q64, g64[cand]).mul_(_GRID).round_().to(torch.float32).mul_(1.0 / _GRID)
+    cand, order = cand.sort(dim=1)
+    exact = exact.gather(1, order)
+    exact, order = exact.sort(dim=1, descending=True, stable=True)
+    cand = cand.gather(1, order)
+    out = cand[:, :k].clone()
+    if m < n - 1:
+        eps = 2.0 * (q32.shape[1] + 2) * 2.0**-24 + 1.0 / _GRID
+        unsure = (exact[:, k - 1].to(torch.float64) <= c32[:, -1].to(torch.float64) + eps).nonzero().flatten()
+        if unsure.numel():
+            s = _exact_scores(q64.index_select(0, unsure), g64.T)
+            s.scatter_(1, self_cols.index_select(0, unsure).view(-1, 1), -math.inf)
+            out[unsure] = _topk_tie_exact(s, k)
+    return out
+
+
+def _sort_key(scores: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Exact int64 key whose ascending order is (score descending, column ascending).
+
+    The float32 bit pattern is mapped to an order-preserving int32 (negative floats have
+    their magnitude bits flipped), negated, and put in the high 32 bits; the column index
+    fills the low 32 bits. ``-0.0`` is mapped to ``+0.0`` first so equal scores tie.
+    """
+    s = torch.where(scores == 0, torch.zeros((), dtype=scores.dtype), scores)
+    bits = s.view(torch.int32)
+    mono = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)
+    return ((-mono) << 32) | cols
+
+
+def _topk_tie_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k best columns per row, ordered by (score desc, index asc), exactly.
+
+    ``torch.topk`` does not say which of several equal scores it keeps; rows where a tie
+    straddles the k-th place are redone by taking the equal scores with the lowest
+    indices. The result is then sorted by index and stably by score.
+    """
+    vals, idx = torch.topk(scores, k, dim=1, largest=True, sorted=True)
+    t = vals[:, -1:]
+    eq = scores == t
+    straddle = (eq.sum(1) > (vals == t).sum(1)).nonzero().flatten()
+    if straddle.numel():
+        sub = scores.index_select(0, straddle)
+        ts = t.index_select(0, straddle)
+        eqs = sub == ts
+        need = k - (sub > ts).sum(1, keepdim=True)
+        chosen = (sub > ts) | (eqs & (torch.cumsum(eqs, dim=1) <= need))
+        cols = chosen.nonzero()[:, 1].view(-1, k)
+        idx[straddle] = cols
+        vals[straddle] = sub.gather(1, cols)
+    idx, order = idx.sort(dim=1)
+    vals = vals.gather(1, order)
+    _, order = vals.sort(dim=1, descending=True, stable=True)
+    return idx.gather(1, order)
+
+
+def _average_precision_rows(
+    scores: torch.Tensor, self_cols: torch.Tensor, members: torch.Tensor
+) -> torch.Tensor:
+    """Exact AP of queries of one class against the whole gallery.
+
+    Parameters
+    ----------
+    scores : Tensor float32 [b, N]
+        Cosine scores of b queries of the same class; the self column may hold anything.
+    self_cols : Tensor int64 [b]
+        Each query's own index (excluded from the ranking).
+    members : Tensor int64 [n_c]
+        Sorted gallery indices of the class (including the queries themselves).
+
+    Notes
+    -----
+    With the relevant items sorted by key, ``searchsorted`` gives for every gallery
+    column the number of relevant items ranked above it; relevant item i (0-based) gets
+    i, and the query itself (key forced to the maximum) gets P. A per-row histogram
+    ``h`` of these counts then gives ``rank(i) = Σ_{v ≤ i} h[v]`` (i + 1 relevant
+    items and ``Σ_{v≤i} h[v] − (i + 1)`` others at or above it), so
+    ``AP = (1/P) Σ_i (i + 1) / rank(i)``.
+    """
+    b, n = scores.shape
+    p = members.numel() - 1
+    cols = torch.arange(n, dtype=torch.int64)
+    key = _sort_key(scores, cols)
+    key.scatter_(1, self_cols.view(-1, 1), torch.iinfo(torch.int64).max)
+    pos = key.index_select(1, members).sort(dim=1).values[:, :p].contiguous()
+    where = torch.searchsorted(pos, key)
+    del key
+    hist = torch.zeros((b, p + 1), dtype=torch.int64)
+    hist.scatter_add_(1, where, torch.ones((1, 1), dtype=torch.int64).expand(b, n))
+    rank = torch.cumsum(hist[:, :p], dim=1).to(torch.float64)
+    hits = torch.arange(1, p + 1, dtype=torch.float64)
+    return (hits / rank).mean(dim=1)
+
+
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    ks = tuple(int(k) for k in ks)
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError(f"ks must be a non-empty sequence of positive integers, got {ks}")
+    return ks
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def retrieval_metrics(
+    query_emb: Any,
+    gallery_emb: Any,
+    labels: Any,
+    *,
+    ks: Sequence[int] = (1, 5),
+    block_size: int = 1024,
+    max_map_queries: int = 10_000,
+    seed: int = 0,
+    compute_map: bool = True,
+) -> RetrievalResult:
+    """Leave-one-out cosine retrieval of ``query_emb`` against ``gallery_emb``.
+
+    Sample i, embedded by the query model, is searched against every other sample j ≠ i
+    embedded by the gallery model, by cosine similarity
+    ``s_ij = <q_i / ||q_i||, g_j / ||g_j||>`` (float32; a zero vector scores 0 against
+    everything), rounded to a multiple of 2**-24. Ranking is by (s_ij descending,
+    j ascending): exact and deterministic.
+
+    * Hit@k = ``(1/|V|) Σ_{i∈V} 1[∃ j among the k best: y_j = y_i]``;
+    * ``AP_i = (1/P_i) Σ_{p: y_p = y_i, p ≠ i} #{relevant r: rank(r) ≤ rank(p)} / rank(p)``,
+      ``rank(p) = 1 + #{j ≠ i: s_ij > s_ip or (s_ij = s_ip and j < p)}``; mAP = mean of AP_i.
+
+    ``V`` = the valid queries: samples whose label occurs at least twice. This is the
+    BCT protocol of Shen et al., "Towards Backward-Compatible Representation Learning",
+    CVPR 2020, on a labelled set with leave-one-out instead of a query/gallery split.
+
+    Parameters
+    ----------
+    query_emb, gallery_emb : array-like, shape (N, D)
+        Embeddings of the same samples, in the same order, by the query and gallery
+        models. Same D required.
+    labels : array-like, shape (N,)
+        True labels (any comparable values).
+    ks : sequence of int
+        The k of Hit@k. A k of at least N - 1 is a hit for every valid query.
+    block_size : int
+        Queries per block (capped so a block holds at most 2**23 scores). Does not
+        change the result.
+    max_map_queries : int
+        mAP is exact over all valid queries up to this many; beyond, it is estimated from
+        a uniform random sample (fixed ``seed``, without replacement) of this many valid
+        queries, each AP still exact over the whole gallery. The 95 % interval is the
+        normal approximation ``mean ± 1.96 · sd / sqrt(m) · sqrt(1 − m / |V|)`` (sd with
+        ddof=1; finite-population correction for sampling without replacement).
+    seed : int
+        Seed of that sample.
+    compute_map : bool
+        Skip mAP (Hit@k only, cheaper).
+
+    Returns
+    -------
+    RetrievalResult
+    """
+    q = _as_embedding(query_emb, "query_emb")
+    g = _as_embedding(gallery_emb, "gallery_emb")
+    if q.shape[0] != g.shape[0]:
+        raise ValueError(f"query_emb and gallery_emb must embed the same samples: {q.shape[0]} vs {g.shape[0]} rows")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"embedding sizes differ: query {q.shape[1]}, gallery {g.shape[1]}")
+    ks = _check_ks(ks)
+    if int(block_size) < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if int(max_map_queries) < 2:
+        raise ValueError(f"max_map_queries must be >= 2, got {max_map_queries}")
+    n = q.shape[0]
+    _, codes = _label_codes(labels, n)
+    counts = np.bincount(codes) if n else np.zeros(0, dtype=np.int64)
+    valid = counts[codes] >= 2 if n else np.zeros(0, dtype=bool)
+    valid_idx = np.flatnonzero(valid)
+    n_valid = int(valid_idx.size)
+
+    # Which queries get an AP.
+    ap_mask = np.zeros(n, dtype=bool)
+    if compute_map:
+        if n_valid > max_map_queries:
+            rng = np.random.default_rng(seed)
+            ap_mask[rng.choice(valid_idx, size=int(max_map_queries), replace=False)] = True
+        else:
+            ap_mask[valid_idx] = True
+
+    kmax = max(ks)
+    k_eff = min(kmax, max(n - 1, 0))
+    topk = np.full((n, kmax), -1, dtype=np.int64)
+    ap = np.full(n, np.nan) if compute_map else None
+
+    if n >= 2:
+        q64, g64 = _normalise(q), _normalise(g)
+        g64_t = g64.T.contiguous()
+        q32, g32_t = q64.to(torch.float32), g64_t.to(torch.float32)
+        # Queries in class order (stable), so a block holds few classes.
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        members = {int(c): torch.from_numpy(order[bounds[c]:bounds[c + 1]].copy()) for c in np.flatnonzero(counts >= 2)}
+        rows = max(1, min(int(block_size), _MAX_BLOCK_ELEMENTS // n))
+        for start in range(0, n, rows):
+            qi = order[start:start + rows]
+            need_ap = ap_mask[qi]
+            fast = qi[~need_ap]
+            if fast.size and k_eff:
+                f_t = torch.from_numpy(fast.copy())
+                topk[fast, :k_eff] = _topk_fast(
+                    q32.index_select(0, f_t), g32_t, q64.index_select(0, f_t), g64, f_t, k_eff
+                ).numpy()
+            slow = qi[need_ap]
+            if not slow.size:
+                continue
+            s_t = torch.from_numpy(slow.copy())
+            scores = _exact_scores(q64.index_select(0, s_t), g64_t)
+            scores.scatter_(1, s_t.view(-1, 1), -math.inf)  # self excluded by index
+            if k_eff:
+                topk[slow, :k_eff] = _topk_tie_exact(scores, k_eff).numpy()
+            slow_codes = codes[slow]
+            for c in np.unique(slow_codes):
+                r_t = torch.from_numpy(np.flatnonzero(slow_codes == c))
+                ap[slow[r_t.numpy()]] = _average_precision_rows(
+                    scores.index_select(0, r_t), s_t.index_select(0, r_t), members[int(c)]
+                ).numpy()
+            del scores
+
+    # Hit@k from the exact top-k lists.
+    nb_labels = np.where(topk >= 0, codes[np.clip(topk, 0, None)], -1) if n else np.zeros((0, kmax), np.int64)
+    match = nb_labels == codes[:, None]
+    hit_at = {}
+    for k in ks:
+        hit_k = match[:, :k].any(axis=1) & valid
+        hit_at[k] = float(hit_k[valid].mean()) if n_valid else math.nan
+    top1 = (match[:, 0] & valid) if n else np.zeros(0, dtype=bool)
+
+    map_value: float | None = None
+    map_ci: tuple[float, float] | None = None
+    m = int(ap_mask.sum())
+    if compute_map:
+        vals = ap[ap_mask]
+        map_value = float(vals.mean()) if m else math.nan
+        if m < n_valid:
+            half = 1.96 * float(vals.std(ddof=1)) / math.sqrt(m) * math.sqrt(1.0 - m / n_valid)
+            map_ci = (max(0.0, map_value - half), min(1.0, map_value + half))
+    return RetrievalResult(
+        hit_at=hit_at,
+        map=map_value,
+        map_queries=m,
+        map_ci95=map_ci,
+        n_queries=n_valid,
+        valid=valid,
+        top1_correct=top1,
+        topk_indices=topk,
+        average_precision=ap,
+    )
+
+
+def _wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
+    """Wilson score interval (Wilson 1927); None when n = 0."""
+    if n == 0:
+        return None
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+@dataclass(frozen=True)
+class CrossTest:
+    """BCT self-tests and cross-tests of an old and a new embedding (DESIGN §2).
+
+    Attributes
+    ----------
+    scores : dict
+        ``{"top1"|"top5"|"map": {"old_old", "new_new", "new_old", "old_new": float or None}}``
+        (cross entries None when the embedding sizes differ).
+    compatible : bool
+        ``M(new, old) > M(old, old)`` on top-1 (False when no cross-test is possible).
+    update_gain : float or None
+        ``(M(new, old) − M(old, old)) / (M(new, new) − M(old, old))`` on top-1; None when
+        the denominator is 0 or there is no cross-test.
+    retrieval_negative_flips, retrieval_positive_flips : int or None
+        Valid queries whose top-1 neighbour has their label under old→old and not under
+        new→old (negative), or the reverse (positive).
+    negative_flip_rate, positive_flip_rate : float or None
+        Those counts over the valid queries, with Wilson 95 % intervals in
+        ``negative_flip_rate_ci95`` / ``positive_flip_rate_ci95``.
+    per_class : list of dict
+        ``{"class", "queries", "negative_flips", "positive_flips", "negative_flip_rate"}``
+        per label value (``class`` is the label, or its name when ``class_names`` given).
+    negative_flip_indices, positive_flip_indices : ndarray of int64
+        Sample indices of the flipped queries.
+    n_queries, map_queries : int
+    map_ci95 : dict or None
+        Per pair ``[lo, hi]`` when mAP was estimated from a sample of queries, else None.
+    reason : str or None
+        Why no cross-test exists.
+    results : dict of str to RetrievalResult
+        The underlying results per pair (for the UI); not part of the JSON.
+    """
+
+    scores: dict[str, dict[str, float | None]]
+    compatible: bool
+    update_gain: float | None
+    retrieval_negative_flips: int | None
+    retrieval_positive_flips: int | None
+    negative_flip_rate: float | None
+    negative_flip_rate_ci95: tuple[float, float] | None
+    positive_flip_rate: float | None
+    positive_flip_rate_ci95: tuple[float, float] | None
+    per_class: list[dict[str, Any]]
+    negative_flip_indices: np.ndarray = field(repr=False)
+    positive_flip_indices: np.ndarray = field(repr=False)
+    n_queries: int = 0
+    map_queries: int = 0
+    map_ci95: dict[str, list[float]] | None = None
+    reason: str | None = None
+    results: dict[str, RetrievalResult] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``compatibility`` object of the JSON report (DESIGN §3)."""
+        return {
+            "top1": {k: _num(v) for k, v in self.scores["top1"].items()},
+            "top5": {k: _num(v) for k, v in self.scores["top5"].items()},
+            "map": {k: _num(v) for k, v in self.scores["map"].items()},
+            "compatible": bool(self.compatible),
+            "update_gain": _num(self.update_gain),
+            "retrieval_negative_flips": self.retrieval_negative_flips,
+            "retrieval_positive_flips": self.retrieval_positive_flips,
+            "retrieval_negative_flip_rate": _num(self.negative_flip_rate),
+            "retrieval_negative_flip_rate_ci95": None if self.negative_flip_rate_ci95 is None
+            else list(self.negative_flip_rate_ci95),
+            "n_queries": self.n_queries,
+            "map_queries": self.map_queries,
+            "map_ci95": self.map_ci95,
+            "reason": self.reason,
+        }
+
+    def verdict(self) -> str:
+        """One line for humans: compatible or not, on top-1."""
+        if self.reason is not None:
+            return self.reason
+        t = self.scores["top1"]
+        if t["new_old"] is None or t["old_old"] is None or math.isnan(t["new_old"]) or math.isnan(t["old_old"]):
+            return "no valid queries: every label occurs only once"
+        rel = ">" if self.compatible else "<="
+        word = "compatible" if self.compatible else "not compatible"
+        return (f"{word}: new queries on the old gallery reach top-1 {t['new_old']:.1%} "
+                f"{rel} old→old {t['old_old']:.1%}")
+
+
+def cross_test(
+    old_emb: Any,
+    new_emb: Any,
+    labels: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    **kw: Any,
+) -> CrossTest:
+    """Self-tests M(old, old), M(new, new) and cross-tests M(new, old), M(old, new).
+
+    ``M(q, g)`` is :func:`retrieval_metrics` with queries embedded by q and the gallery by
+    g, for top-1 (Hit@1), top-5 (Hit@5) and mAP. BCT's empirical compatibility criterion
+    (Shen et al., CVPR 2020) is ``M(new, old) > M(old, old)``; the update gain is
+    ``(M(new, old) − M(old, old)) / (M(new, new) − M(old, old))`` (graceful's definition,
+    DESIGN §2). A retrieval negative flip is a valid query whose top-1 neighbour has its
+    label under old→old and not under new→old.
+
+    Parameters
+    ----------
+    old_emb, new_emb : array-like, shape (N, D_old) and (N, D_new)
+        Embeddings of the same samples in the same order.
+    labels : array-like, shape (N,)
+    class_names : sequence of str, optional
+        Names for integer labels 0..K-1 in ``per_class``.
+    **kw
+        Passed to :func:`retrieval_metrics` (``block_size``, ``max_map_queries``, ``seed``,
+        ``compute_map``). ``ks`` is fixed to (1, 5).
+
+    Returns
+    -------
+    CrossTest
+        When the sizes differ, the cross entries are None, ``compatible`` is False and
+        ``reason`` says why.
+    """
+    if "ks" in kw:
+        raise ValueError("cross_test always uses ks=(1, 5); call retrieval_metrics for other k")
+    old = _as_embedding(old_emb, "old_emb")
+    new = _as_embedding(new_emb, "new_emb")
+    if old.shape[0] != new.shape[0]:
+        raise ValueError(f"old_emb and new_emb must embed the same samples: {old.shape[0]} vs {new.shape[0]} rows")
+    uniq, codes = _label_codes(labels, old.shape[0])
+    emb = {"old": old, "new": new}
+    same_dim = old.shape[1] == new.shape[1]
+    pairs = _PAIRS if same_dim else ("old_old", "new_new")
+    results = {p: retrieval_metrics(emb[p.split("_")[0]], emb[p.split("_")[1]], codes, ks=(1, 5), **kw)
+               for p in pairs}
+    scores = {
+        "top1": {p: (results[p].hit_at[1] if p in results else None) for p in _PAIRS},
+        "top5": {p: (results[p].hit_at[5] if p in results else None) for p in _PAIRS},
+        "map": {p: (results[p].map if p in results else None) for p in _PAIRS},
+    }
+    oo = results["old_old"]
+    n_q = oo.n_queries
+    map_ci = None
+    if oo.map_ci95 is not None:
+        map_ci = {p: list(r.map_ci95) for p, r in results.items() if r.map_ci95 is not None}
+    names = [str(class_names[int(u)]) if class_names is not None else (u.item() if hasattr(u, "item") else u)
+             for u in uniq]
+    empty = np.zeros(0, dtype=np.int64)
+    if not same_dim:
+        return CrossTest(
+            scores=scores, compatible=False, update_gain=None,
+            retrieval_negative_flips=None, retrieval_positive_flips=None,
+            negative_flip_rate=None, negative_flip_rate_ci95=None,
+            positive_flip_rate=None, positive_flip_rate_ci95=None,
+            per_class=[], negative_flip_indices=empty, positive_flip_indices=empty,
+            n_queries=n_q, map_queries=oo.map_queries, map_ci95=map_ci,
+            reason=f"embedding sizes differ: old {old.shape[1]}, new {new.shape[1]}; no cross-test possible",
+            results=results,
+        )
+    t_oo, t_nn, t_no = scores["top1"]["old_old"], scores["top1"]["new_new"], scores["top1"]["new_old"]
+    defined = n_q > 0
+    compatible = bool(defined and t_no > t_oo)
+    gain = None
+    if defined and t_nn != t_oo:
+        gain = (t_no - t_oo) / (t_nn - t_oo)
+    before, after = oo.top1_correct, results["new_old"].top1_correct
+    neg = np.flatnonzero(before & ~after)
+    pos = np.flatnonzero(~before & after & oo.valid)
+    per_class = []
+    for c, name in enumerate(names):
+        in_c = codes == c
+        qc = int((in_c & oo.valid).sum())
+        nf = int(in_c[neg].sum())
+        per_class.append({
+            "class": name, "queries": qc, "negative_flips": nf,
+            "positive_flips": int(in_c[pos].sum()),
+            "negative_flip_rate": nf / qc if qc else None,
+        })
+    return CrossTest(
+        scores=scores, compatible=compatible, update_gain=gain,
+        retrieval_negative_flips=int(neg.size), retrieval_positive_flips=int(pos.size),
+        negative_flip_rate=neg.size / n_q if n_q else None, negative_flip_rate_ci95=_wilson(int(neg.size), n_q),
+        positive_flip_rate=pos.size / n_q if n_q else None, positive_flip_rate_ci95=_wilson(int(pos.size), n_q),
+        per_class=per_class, negative_flip_indices=neg, positive_flip_indices=pos,
+        n_queries=n_q, map_queries=oo.map_queries, map_ci95=map_ci, reason=None, results=results,
+    )
+
+
+def head_accuracy(head_logits: Any, labels: Any) -> float:
+    """Accuracy of a classifier head's logits: ``(1/N) Σ 1[argmax_k z_ik = y_i]``.
+
+    Ties go to the lowest class index (DESIGN §2). Typical use (BCT's influence check):
+    ``head_accuracy(old_model.head(new_embedding), labels)`` — the old classifier applied
+    to new embeddings; the ``head`` call itself is the inference code's job.
+    """
+    z = np.asarray(head_logits)
+    y = np.asarray(labels)
+    if z.ndim != 2 or y.ndim != 1 or z.shape[0] != y.shape[0]:
+        raise ValueError(f"need logits [N, K] and labels [N], got shapes {z.shape} and {y.shape}")
+    if z.shape[0] == 0:
+        return math.nan
+    return float((np.argmax(z, axis=1) == y).mean())
+
+
+def nearest_neighbour_overlap(old_emb: Any, new_emb: Any, *, block_size: int = 1024) -> float:
+    """Share of samples whose new embedding's nearest old embedding is their own.
+
+    ``(1/N) Σ_i 1[argmax_j cos(new_i, old_j) = i]`` over ALL old embeddings (itself
+    included), ties to the lowest index. 1.0 means the new space is aligned with the old
+    one sample by sample. nan when the embedding sizes differ or N = 0.
+    """
+    old = _as_embedding(old_emb, "old_emb")
+    new = _as_embedding(new_emb, "new_emb")
+    if old.shape[0] != new.shape[0]:
+        raise ValueError(f"old_emb and new_emb must embed the same samples: {old.shape[0]} vs {new.shape[0]} rows")
+    n = old.shape[0]
+    if old.shape[1] != new.shape[1] or n == 0:
+        return math.nan
+    n64, o64 = _normalise(new), _normalise(old)
+    o64_t = o64.T.contiguous()
+    rows = max(1, min(int(block_size), _MAX_BLOCK_ELEMENTS // n))
+    same = 0
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        s = _exact_scores(n64[start:stop], o64_t)
+        best = _topk_tie_exact(s, 1)[:, 0]
+        same += int((best == torch.arange(start, stop)).sum())
+    return same / n
