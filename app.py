@@ -1,0 +1,33 @@
+"""graceful: the Streamlit app. Run with ``streamlit run app.py``.
+
+A thin layer over :mod:`graceful_core`: this file sets up the pages, restores the
+view from the URL, loads the selected comparison (cached by content hash) and draws
+the sidebar; each page in ``pages/`` only reads that comparison and draws it.
+"""
+
+import streamlit as st
+
+from graceful_ui.state import init_state, write_query_params
+from graceful_ui.widgets import active_comparison, sidebar
+
+st.set_page_config(page_title="graceful: model update regressions", page_icon="🪂", layout="wide")
+init_state()
+
+PAGES = {
+    "overview": st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
+    "inputs": st.Page("pages/inputs.py", title="Choose inputs", icon="📂", url_path="inputs"),
+    "flips": st.Page("pages/flips.py", title="Flips", icon="🔀", url_path="flips"),
+    "sample": st.Page("pages/sample.py", title="Sample", icon="🔍", url_path="sample"),
+}
+page = st.navigation(list(PAGES.values()))
+
+wanted = st.session_state.pop("_initial_page", None)
+if wanted in PAGES and PAGES[wanted].url_path != page.url_path:
+    st.switch_page(PAGES[wanted])
+
+spec, comp = active_comparison()
+st.session_state["_active"] = (spec, comp)
+st.session_state["_pages"] = PAGES
+sidebar(spec, comp)
+page.run()
+write_query_params()

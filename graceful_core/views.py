@@ -1,0 +1,176 @@
+"""Small pure helpers behind the app's views: filtering, paging, top-k, neighbours.
+
+Nothing here computes a regression metric (those live in :mod:`graceful_core.metrics`
+and :class:`graceful_core.comparison.Comparison`); these functions only select, order
+and align what the comparison already holds, so that the app's pages stay free of
+logic and the logic stays testable without a browser. No Streamlit import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from graceful_core.types import Predictions
+
+#: Sort orders of the image grid.
+SORT_ORDERS = ("confidence drop (largest first)", "confidence drop (smallest first)", "id")
+
+
+def filter_samples(
+    samples: pd.DataFrame,
+    *,
+    classes: Sequence[str] | None = None,
+    flip_types: Sequence[str] | None = None,
+    old_pred: str | None = None,
+    new_pred: str | None = None,
+) -> pd.DataFrame:
+    """Rows of the per-sample table that match every given filter.
+
+    Parameters
+    ----------
+    samples : pd.DataFrame
+        :meth:`graceful_core.comparison.Comparison.samples` (columns ``label``,
+        ``old_pred``, ``new_pred``, ``flip``, ...).
+    classes : sequence of str, optional
+        Keep rows whose true ``label`` is one of these (None or empty: all classes).
+    flip_types : sequence of str, optional
+        Keep rows whose ``flip`` is one of these (None or empty: all).
+    old_pred, new_pred : str, optional
+        Keep rows with exactly this old / new prediction (a transition-matrix cell).
+
+    Returns
+    -------
+    pd.DataFrame
+        The matching rows, original order and index kept.
+    """
+    for col in ("label", "old_pred", "new_pred", "flip"):
+        if col not in samples.columns:
+            raise ValueError(f"samples has no column {col!r}")
+    keep = np.ones(len(samples), dtype=bool)
+    if classes:
+        keep &= samples["label"].astype(str).isin([str(c) for c in classes]).to_numpy()
+    if flip_types:
+        keep &= samples["flip"].astype(str).isin([str(f) for f in flip_types]).to_numpy()
+    if old_pred is not None:
+        keep &= (samples["old_pred"].astype(str) == str(old_pred)).to_numpy()
+    if new_pred is not None:
+        keep &= (samples["new_pred"].astype(str) == str(new_pred)).to_numpy()
+    return samples[keep]
+
+
+def sort_samples(samples: pd.DataFrame, order: str) -> pd.DataFrame:
+    """Order the per-sample table for the grid.
+
+    ``order`` is one of :data:`SORT_ORDERS`. The confidence drop is
+    ``p_true(old) - p_true(new)`` (column ``confidence_drop``); rows without it (no
+    class scores) go last. Ties keep the id order, so pages are stable.
+    """
+    if order not in SORT_ORDERS:
+        raise ValueError(f"order must be one of {SORT_ORDERS}, got {order!r}")
+    by_id = samples.sort_values("id", kind="stable")
+    if order == "id":
+        return by_id
+    ascending = order == SORT_ORDERS[1]
+    return by_id.sort_values("confidence_drop", ascending=ascending, kind="stable", na_position="last")
+
+
+def page_bounds(n_items: int, page: int, per_page: int) -> tuple[int, int, int]:
+    """Slice ``[start, stop)`` of a 1-based ``page``, clamped into range, and the page count.
+
+    Returns ``(start, stop, n_pages)``; ``n_pages`` is ``ceil(n_items / per_page)``,
+    at least 1, and ``page`` is clamped to ``1..n_pages``.
+    """
+    if per_page < 1:
+        raise ValueError(f"per_page must be >= 1, got {per_page}")
+    if n_items < 0:
+        raise ValueError(f"n_items must be >= 0, got {n_items}")
+    n_pages = max(1, -(-n_items // per_page))
+    page = min(max(1, int(page)), n_pages)
+    start = (page - 1) * per_page
+    return start, min(n_items, start + per_page), n_pages
+
+
+def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes, highest first; ties go to the lowest class index."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 1 or p.shape[0] != len(classes):
+        raise ValueError(f"probs must be 1-D with one entry per class ({len(classes)}), got shape {p.shape}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    order = np.argsort(-p, kind="stable")[:k]
+    return [(str(classes[i]), float(p[i])) for i in order]
+
+
+def probabilities_for(preds: Predictions, ids: Sequence[str], classes: Sequence[str]) -> np.ndarray | None:
+    """Class probabilities of ``preds`` re-aligned to the given sample ids and class order.
+
+    Rows follow ``ids`` (matched on the string id), columns follow ``classes``
+    (matched by class name), so a model whose class list is ordered differently lines
+    up with the comparison. Returns None when ``preds`` has no class scores.
+
+    Raises
+    ------
+    ValueError
+        An id or a class name is missing from ``preds``.
+    """
+    probs = preds.probabilities()
+    if probs is None:
+        return None
+    row_pos = pd.Index(np.asarray(preds.ids).astype(str)).get_indexer(np.asarray(ids).astype(str))
+    if (row_pos < 0).any():
+        missing = np.asarray(ids)[row_pos < 0][:3].tolist()
+        raise ValueError(f"ids not in the predictions: {missing}")
+    col = {c: i for i, c in enumerate(preds.classes)}
+    try:
+        col_pos = np.array([col[c] for c in classes], dtype=np.int64)
+    except KeyError as e:
+        raise ValueError(f"class {e.args[0]!r} not in the predictions' classes") from None
+    return np.asarray(probs)[row_pos][:, col_pos]
+
+
+def nearest_neighbours(
+    features: np.ndarray, query: int, candidates: np.ndarray, k: int = 5, *, metric: str = "cosine"
+) -> np.ndarray:
+    """Indices of the ``k`` candidates nearest to row ``query`` of ``features``.
+
+    Parameters
+    ----------
+    features : np.ndarray
+        ``[N, D]`` embeddings or flattened pixels.
+    query : int
+        Row of the query; it is never returned (excluded by index, not by distance).
+    candidates : np.ndarray
+        Row indices to search (e.g. the samples of the query's class).
+    metric : {"cosine", "euclidean"}
+        Cosine similarity (embeddings; zero vectors have similarity 0) or Euclidean
+        distance (pixels).
+
+    Returns
+    -------
+    np.ndarray
+        Up to ``k`` indices into ``features``, nearest first; ties go to the lower index.
+    """
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must be 2-D, got shape {x.shape}")
+    if not 0 <= query < x.shape[0]:
+        raise ValueError(f"query {query} out of range for {x.shape[0]} rows")
+    cand = np.unique(np.asarray(candidates, dtype=np.int64))
+    cand = cand[cand != query]
+    if cand.size == 0 or k < 1:
+        return np.zeros(0, dtype=np.int64)
+    if metric == "cosine":
+        norms = np.linalg.norm(x[cand], axis=1) * np.linalg.norm(x[query])
+        dots = x[cand] @ x[query]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sim = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
+        key = -sim
+    else:
+        key = np.sqrt(((x[cand] - x[query]) ** 2).sum(axis=1))
+    order = np.lexsort((cand, key))[:k]
+    return cand[order]

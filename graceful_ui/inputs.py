@@ -1,0 +1,289 @@
+"""What to compare: bundled sample pairs and uploaded files, as a :class:`Spec`.
+
+A spec names three paths on the server (old, new, optional dataset) and has a short
+``id`` that goes into the URL (``?cmp=...``), so a link reopens the same comparison.
+Uploads are written once under ``<cache>/app-uploads/<id>/`` (content-addressed) with
+their original file names; :func:`spec_from_uploads` is the whole upload path, free of
+Streamlit, so tests can drive it with bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+from graceful_core.cache import atomic_write_bytes, cache_dir
+from graceful_core.errors import InputError
+
+MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".onnx")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+DATASET_SUFFIXES = (".zip",)
+MANIFEST_SUFFIXES = (".csv", ".parquet")
+#: Limits on extracting an uploaded zip of images (zip-bomb guard).
+MAX_ZIP_MEMBERS = 200_000
+MAX_ZIP_BYTES = 2 << 30
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One comparison's inputs: server paths plus a display label and a URL id."""
+
+    id: str
+    label: str
+    old: str
+    new: str
+    data: str | None = None
+    #: Server path -> the name the user knows (uploads), for error messages.
+    names: tuple[tuple[str, str], ...] = ()
+
+    def display_name(self, path: str | None) -> str | None:
+        """The user-facing name of a server path (the uploaded file's name)."""
+        if path is None:
+            return None
+        for server, shown in self.names:
+            if path == server:
+                return shown
+            if path.startswith(server.rstrip("/") + "/"):
+                return shown + path[len(server.rstrip("/")):]
+        return path
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file: its original name and its bytes."""
+
+    name: str
+    data: bytes
+
+
+def sample_data_dir() -> Path:
+    """The bundled sample data: ``$GRACEFUL_SAMPLE_DATA`` or ``<repo>/sample_data``."""
+    env = os.environ.get("GRACEFUL_SAMPLE_DATA")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "sample_data"
+
+
+def bundled_specs(root: Path | None = None) -> list[Spec]:
+    """Every bundled pair that exists on disk, the default (old vs new) first.
+
+    Model pairs: ``models/old.pt`` against each other model in ``models/``, run on
+    ``digits/test``. Table pairs: ``predictions/old.*`` against the other tables.
+    """
+    root = root or sample_data_dir()
+    data = root / "digits" / "test"
+    out: list[Spec] = []
+    models = root / "models"
+    old = models / "old.pt"
+    if old.is_file() and data.is_dir():
+        others = sorted(p for p in models.iterdir() if p.suffix in MODEL_SUFFIXES and p.name != "old.pt")
+        others.sort(key=lambda p: (p.name != "new.pt", p.name))
+        for p in others:
+            out.append(Spec(id=f"sample:{p.stem}", label=f"old.pt → {p.name} on digits/test (bundled)",
+                            old=str(old), new=str(p), data=str(data)))
+    preds = root / "predictions"
+    if preds.is_dir():
+        tables = sorted(p for p in preds.iterdir() if p.suffix in TABLE_SUFFIXES)
+        olds = [p for p in tables if p.stem == "old"]
+        for o in olds:
+            for p in tables:
+                if p.stem != "old":
+                    out.append(Spec(id=f"table:{p.stem}", label=f"tables {o.name} → {p.name} (bundled)",
+                                    old=str(o), new=str(p), data=str(data) if data.is_dir() else None))
+    return out
+
+
+def uploads_dir() -> Path:
+    """Where uploads are kept: ``<cache>/app-uploads`` (created)."""
+    d = cache_dir() / "app-uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def resolve_spec(spec_id: str | None) -> Spec | None:
+    """The spec behind a URL id (bundled or an earlier upload), or None if unknown."""
+    if not spec_id:
+        return None
+    for s in bundled_specs():
+        if s.id == spec_id:
+            return s
+    if spec_id.startswith("upload:"):
+        token = spec_id.split(":", 1)[1]
+        if not token.isalnum():
+            return None
+        f = uploads_dir() / token / "spec.json"
+        if f.is_file():
+            d = json.loads(f.read_text())
+            d["names"] = tuple(tuple(x) for x in d["names"])
+            return Spec(**d)
+    return None
+
+
+def _suffix(name: str) -> str:
+    return PurePosixPath(name).suffix.lower()
+
+
+def _safe_name(name: str) -> str:
+    base = PurePosixPath(name.replace("\\", "/")).name
+    return base if base not in ("", ".", "..") else "upload"
+
+
+def _check_suffix(up: Upload, allowed: tuple[str, ...], what: str) -> None:
+    if _suffix(up.name) not in allowed:
+        raise InputError(up.name, f"expected {what} ({', '.join(allowed)}), got a '{_suffix(up.name) or 'no suffix'}' file")
+    if not up.data:
+        raise InputError(up.name, "the file is empty")
+
+
+def _extract_zip(up: Upload, zpath: Path, dest: Path) -> None:
+    """Extract a zip safely: no absolute paths or '..', bounded member count and size."""
+    try:
+        with zipfile.ZipFile(zpath) as z:
+            infos = z.infolist()
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise InputError(up.name, f"too many files in the zip ({len(infos)} > {MAX_ZIP_MEMBERS})")
+            if sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
+                raise InputError(up.name, "the zip expands to more than 2 GiB")
+            for info in infos:
+                parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+                if info.filename.startswith("/") or ".." in parts:
+                    raise InputError(up.name, f"unsafe path in the zip: {info.filename!r}")
+                if info.is_dir():
+                    continue
+                target = dest.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile:
+        raise InputError(up.name, "not a valid zip archive") from None
+
+
+def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
+                      images: Upload | None = None) -> Spec:
+    """Store uploaded files and return the :class:`Spec` that compares them.
+
+    Parameters
+    ----------
+    old, new : Upload
+        Two model files (``.pt``/``.onnx``) or predictions tables (``.csv``/``.parquet``).
+    dataset : Upload, optional
+        A ``.zip`` of class folders, or a manifest (``.csv``/``.parquet`` with ``id``,
+        ``path``, ``label``) that comes with ``images``.
+    images : Upload, optional
+        A ``.zip`` of the images a manifest refers to (paths relative to the manifest).
+
+    Raises
+    ------
+    InputError
+        A wrong kind of file, an empty file, a model without a dataset, a manifest
+        without its images, or an unsafe/bad zip. The path is the uploaded file's name.
+    """
+    for up in (old, new):
+        _check_suffix(up, MODEL_SUFFIXES + TABLE_SUFFIXES, "a model file or a predictions table")
+    needs_data = any(_suffix(u.name) in MODEL_SUFFIXES for u in (old, new))
+    if dataset is None and needs_data:
+        name = old.name if _suffix(old.name) in MODEL_SUFFIXES else new.name
+        raise InputError(name, "a model file needs a dataset to run on: upload a .zip of class folders")
+    if dataset is not None:
+        _check_suffix(dataset, DATASET_SUFFIXES + MANIFEST_SUFFIXES, "a .zip of class folders or a manifest")
+        if _suffix(dataset.name) in MANIFEST_SUFFIXES and images is None:
+            raise InputError(dataset.name, "a manifest needs the zip of its images: upload it as well")
+    if images is not None:
+        _check_suffix(images, (".zip",), "a .zip of images")
+
+    h = hashlib.sha256()
+    for up in (old, new, dataset, images):
+        h.update(b"\x00" if up is None else hashlib.sha256(up.data).digest() + _safe_name(up.name).encode())
+    token = h.hexdigest()[:20]
+    root = uploads_dir() / token
+    spec_file = root / "spec.json"
+    names: list[tuple[str, str]] = []
+
+    def put(up: Upload, sub: str) -> Path:
+        p = root / sub / _safe_name(up.name)
+        if not p.is_file():
+            atomic_write_bytes(p, up.data)
+        names.append((str(p), up.name))
+        return p
+
+    old_p, new_p = put(old, "old"), put(new, "new")
+    data_p: Path | None = None
+    if dataset is not None and _suffix(dataset.name) == ".zip":
+        data_p = put(dataset, "data")
+    elif dataset is not None:
+        data_p = put(dataset, "data")
+        zpath = put(images, "images-zip")
+        marker = root / "data" / ".extracted"
+        if not marker.is_file():
+            _extract_zip(images, zpath, root / "data")
+            marker.write_text("ok")
+        names.append((str(root / "data"), images.name))
+    spec = Spec(id=f"upload:{token}", label=f"{old.name} → {new.name}" + (f" on {dataset.name}" if dataset else ""),
+                old=str(old_p), new=str(new_p), data=None if data_p is None else str(data_p), names=tuple(names))
+    if not spec_file.is_file():
+        atomic_write_bytes(spec_file, json.dumps(asdict(spec)).encode())
+    return spec
+
+
+def user_message(err: InputError, spec: Spec | None) -> str:
+    """``err.message`` with server paths replaced by the names the user uploaded."""
+    if spec is None or err.path is None:
+        return err.message
+    return f"{spec.display_name(err.path)}: {err.problem}"
+
+
+def check_upload(up: Upload, role: str) -> None:
+    """Validate one uploaded file on its own, as soon as it arrives.
+
+    ``role`` is ``"model"`` (a model file or predictions table), ``"dataset"`` (a zip of
+    class folders or a manifest) or ``"images"`` (the zip a manifest refers to). The
+    file is written to a content-addressed folder and opened with the core's loader.
+
+    Raises
+    ------
+    InputError
+        What is wrong, naming the uploaded file.
+    ValueError
+        ``role`` is not one of the three.
+    """
+    from graceful_core.io.datasets import load_dataset
+    from graceful_core.io.tables import load_predictions_table
+    from graceful_core.models.loader import load_model
+
+    allowed = {"model": MODEL_SUFFIXES + TABLE_SUFFIXES, "dataset": DATASET_SUFFIXES + MANIFEST_SUFFIXES,
+               "images": (".zip",)}
+    if role not in allowed:
+        raise ValueError(f"role must be one of {sorted(allowed)}, got {role!r}")
+    what = {"model": "a model file or a predictions table", "dataset": "a .zip of class folders or a manifest",
+            "images": "a .zip of images"}[role]
+    _check_suffix(up, allowed[role], what)
+    if role == "dataset" and _suffix(up.name) in MANIFEST_SUFFIXES:
+        return  # a manifest is checked together with its images (spec_from_uploads)
+    folder = uploads_dir() / "checked" / hashlib.sha256(up.data).hexdigest()[:20]
+    path = folder / _safe_name(up.name)
+    if not path.is_file():
+        atomic_write_bytes(path, up.data)
+    try:
+        if role == "model" and _suffix(up.name) in MODEL_SUFFIXES:
+            load_model(path)
+        elif role == "model":
+            load_predictions_table(path)
+        elif role == "dataset":
+            load_dataset(path)
+        else:
+            try:
+                with zipfile.ZipFile(path) as z:
+                    bad = z.testzip()
+            except zipfile.BadZipFile:
+                raise InputError(up.name, "not a valid zip archive") from None
+            if bad is not None:
+                raise InputError(up.name, f"corrupt member {bad!r} in the zip")
+    except InputError as e:
+        if e.path is not None and os.path.abspath(e.path).startswith(str(folder)):
+            rest = os.path.relpath(e.path, path) if os.path.abspath(e.path) != str(path) else ""
+            shown = up.name if rest in ("", ".") else f"{up.name}/{rest}"
+            raise InputError(shown, e.problem) from None
+        raise

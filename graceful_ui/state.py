@@ -1,0 +1,100 @@
+"""Session state that survives page switches, mirrored in the URL for deep links.
+
+The canonical values live in ``st.session_state`` under plain keys (widget state is
+dropped by Streamlit when a widget is not drawn, so widgets use separate keys and
+copy back with callbacks). On a session's first run the URL's query parameters are
+read in (a pasted link opens the same view); on every run the state is written back
+to ``st.query_params``, so the URL always names the current view.
+
+URL parameters: ``cmp`` (comparison id), ``cls`` (class filter, repeatable),
+``flip`` (flip-type filter, repeatable: ``neg``, ``pos``, ``ok``, ``bad``), ``old`` and
+``new`` (a transition-matrix cell), ``sample`` (sample id), ``p`` (grid page). The
+page itself is the URL path (``/flips``); ``?page=flips`` is accepted too.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from graceful_core.comparison import FLIP_TYPES
+from graceful_ui.inputs import Spec, bundled_specs, resolve_spec
+
+FLIP_CODES = dict(zip(FLIP_TYPES, ("neg", "pos", "ok", "bad")))
+CODE_FLIPS = {v: k for k, v in FLIP_CODES.items()}
+DEFAULT_FLIPS = ["negative flip"]
+
+_KEYS = ("cmp", "classes", "flips", "cell", "sample", "grid_page")
+
+
+def _defaults() -> dict:
+    specs = bundled_specs()
+    return {"cmp": specs[0].id if specs else None, "classes": [], "flips": list(DEFAULT_FLIPS), "cell": None,
+            "sample": None, "grid_page": 1}
+
+
+def init_state() -> None:
+    """Fill the session state: from the URL on the session's first run, else keep it."""
+    ss = st.session_state
+    if ss.get("_initialised"):
+        return
+    for k, v in _defaults().items():
+        ss.setdefault(k, v)
+    qp = st.query_params
+    if "cmp" in qp:
+        spec = resolve_spec(qp["cmp"])
+        if spec is not None:
+            ss["cmp"] = spec.id
+        else:
+            ss["_bad_link"] = qp["cmp"]
+    if "cls" in qp:
+        ss["classes"] = [c for c in qp.get_all("cls") if c]
+    if "flip" in qp:
+        ss["flips"] = [CODE_FLIPS[c] for c in qp.get_all("flip") if c in CODE_FLIPS]
+    if "old" in qp and "new" in qp:
+        ss["cell"] = (qp["old"], qp["new"])
+    if "sample" in qp:
+        ss["sample"] = qp["sample"]
+    if "p" in qp and qp["p"].isdigit():
+        ss["grid_page"] = int(qp["p"])
+    ss["_initial_page"] = qp.get("page")
+    ss["_initialised"] = True
+
+
+def link_params() -> dict[str, str | list[str]]:
+    """The query parameters that describe the current view."""
+    ss = st.session_state
+    out: dict[str, str | list[str]] = {}
+    if ss.get("cmp"):
+        out["cmp"] = ss["cmp"]
+    if ss.get("classes"):
+        out["cls"] = list(ss["classes"])
+    if ss.get("flips") != DEFAULT_FLIPS:
+        out["flip"] = [FLIP_CODES[f] for f in ss.get("flips") or []] or [""]
+    if ss.get("cell"):
+        out["old"], out["new"] = ss["cell"]
+    if ss.get("sample"):
+        out["sample"] = ss["sample"]
+    if ss.get("grid_page", 1) != 1:
+        out["p"] = str(ss["grid_page"])
+    return out
+
+
+def write_query_params() -> None:
+    """Mirror the state in the URL (only when it changed, to avoid needless reruns)."""
+    want = link_params()
+    have = {k: (st.query_params.get_all(k) if k in ("cls", "flip") else st.query_params[k]) for k in st.query_params}
+    if have != want:
+        st.query_params.from_dict(want)
+
+
+def current_spec() -> Spec | None:
+    """The spec of the selected comparison, or None."""
+    return resolve_spec(st.session_state.get("cmp"))
+
+
+def select_comparison(spec_id: str) -> None:
+    """Switch to another comparison; filters that name classes are reset."""
+    ss = st.session_state
+    if ss.get("cmp") != spec_id:
+        ss["cmp"] = spec_id
+        ss["classes"], ss["cell"], ss["sample"], ss["grid_page"] = [], None, None, 1
