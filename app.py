@@ -14,10 +14,10 @@ st.set_page_config(page_title="graceful: model update regressions", page_icon="�
 init_state()
 
 PAGES = {
-    "overview": st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
-    "inputs": st.Page("pages/inputs.py", title="Choose inputs", icon="📂", url_path="inputs"),
-    "flips": st.Page("pages/flips.py", title="Flips", icon="🔀", url_path="flips"),
-    "sample": st.Page("pages/sample.py", title="Sample", icon="🔍", url_path="sample"),
+    "overview": st.Page("pages/overview_page.py", title="Overview", icon="📊", url_path="overview", default=True),
+    "inputs": st.Page("pages/inputs_page.py", title="Choose inputs", icon="📂", url_path="inputs"),
+    "flips": st.Page("pages/flips_page.py", title="Flips", icon="🔀", url_path="flips"),
+    "sample": st.Page("pages/sample_page.py", title="Sample", icon="🔍", url_path="sample"),
 }
 page = st.navigation(list(PAGES.values()))
 

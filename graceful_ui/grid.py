@@ -1,0 +1,59 @@
+"""The paginated image grid of the Flips page (and neighbour strips on the Sample page)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from graceful_core.comparison import Comparison
+from graceful_ui import store
+
+THUMB_PX = 96
+COLUMNS = 6
+
+FLIP_BADGES = {
+    "negative flip": ":red-background[old ✓ → new ✗]",
+    "positive flip": ":green-background[old ✗ → new ✓]",
+    "both correct": ":gray-background[old ✓ → new ✓]",
+    "both wrong": ":orange-background[old ✗ → new ✗]",
+}
+
+
+def _conf(x: float) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f" ({100 * x:.0f} %)"
+
+
+def card_markdown(row: dict) -> str:
+    """The text of one grid card: id, true label, both predictions with confidence, flip badge."""
+    old_mark = "✓" if row["old_pred"] == row["label"] else "✗"
+    new_mark = "✓" if row["new_pred"] == row["label"] else "✗"
+    return (
+        f"`{row['id']}`  \n"
+        f"true **{row['label']}**  \n"
+        f"old: {row['old_pred']}{_conf(row['old_conf'])} {old_mark}  \n"
+        f"new: {row['new_pred']}{_conf(row['new_conf'])} {new_mark}  \n"
+        f"{FLIP_BADGES.get(row['flip'], row['flip'])}"
+    )
+
+
+def image_grid(comp: Comparison, rows: pd.DataFrame, *, on_inspect=None, key: str = "grid",
+               size: int = THUMB_PX, columns: int = COLUMNS) -> None:
+    """Draw ``rows`` of the per-sample table as cards, ``columns`` per line.
+
+    Images are upscaled with nearest-neighbour to ``size`` px (no smoothing).
+    ``on_inspect(sample_id)`` is the callback of each card's "Inspect" button.
+    """
+    records = rows.to_dict("records")
+    for start in range(0, len(records), columns):
+        cols = st.columns(columns)
+        for col, row in zip(cols, records[start:start + columns]):
+            with col.container(border=True):
+                png = store.image_png(comp, row["id"], size)
+                if png is not None:
+                    st.image(png, width=size)
+                st.markdown(card_markdown(row))
+                if on_inspect is not None:
+                    st.button("Inspect", key=f"{key}-{row['id']}", on_click=on_inspect, args=(row["id"],),
+                              width="stretch")

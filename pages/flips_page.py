@@ -1,0 +1,99 @@
+"""Flips: where the predictions moved (matrix, per class) and the images behind them."""
+
+import streamlit as st
+
+from graceful_core.comparison import FLIP_TYPES
+from graceful_core.figures import per_class_flip_bars, transition_heatmap
+from graceful_core.views import SORT_ORDERS, filter_samples, page_bounds, sort_samples
+from graceful_ui import store
+from graceful_ui.grid import image_grid
+
+PER_PAGE = 24
+ss = st.session_state
+
+st.title("Flips")
+spec, comp = ss.get("_active", (None, None))
+if comp is None:
+    st.stop()
+st.caption(f"{spec.label} · click a matrix cell or a bar to filter the images below")
+
+
+def _strip(label: str, prefix: str) -> str:
+    return label[len(prefix):] if label.startswith(prefix) else label
+
+
+def on_heatmap() -> None:
+    points = ss["chart_matrix"].selection.points
+    if points:
+        p = points[0]
+        ss["cell"] = (_strip(str(p["y"]), "old: "), _strip(str(p["x"]), "new: "))
+        ss["classes"], ss["flips"], ss["grid_page"] = [], [], 1
+
+
+def on_bars() -> None:
+    points = ss["chart_bars"].selection.points
+    if points:
+        p = points[0]
+        ss["classes"] = [str(p["x"])]
+        ss["flips"] = ["negative flip" if p.get("curve_number", 0) == 0 else "positive flip"]
+        ss["cell"], ss["grid_page"] = None, 1
+
+
+def on_filter() -> None:
+    ss["classes"], ss["flips"], ss["grid_page"] = list(ss["w_classes"]), list(ss["w_flips"]), 1
+
+
+def on_page() -> None:
+    ss["grid_page"] = int(ss["w_page"])
+
+
+def clear_cell() -> None:
+    ss["cell"], ss["grid_page"] = None, 1
+
+
+def inspect(sample_id: str) -> None:
+    ss["sample"] = sample_id
+    ss["_goto"] = "sample"
+
+
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(transition_heatmap(comp.transition_matrix, comp.classes), key="chart_matrix",
+                    on_select=on_heatmap, selection_mode="points")
+with right:
+    st.plotly_chart(per_class_flip_bars(comp.per_class), key="chart_bars", on_select=on_bars,
+                    selection_mode="points")
+
+samples = store.samples_table(comp)
+ss["w_classes"] = [c for c in ss.get("classes", []) if c in comp.classes]
+ss["w_flips"] = [f for f in ss.get("flips", []) if f in FLIP_TYPES]
+f1, f2, f3 = st.columns([3, 3, 2])
+f1.multiselect("True class", list(comp.classes), key="w_classes", on_change=on_filter, placeholder="all classes")
+f2.multiselect("Flip type", list(FLIP_TYPES), key="w_flips", on_change=on_filter, placeholder="all images",
+               help="negative flip: old ✓ → new ✗; positive flip: old ✗ → new ✓")
+order = f3.selectbox("Sort by", SORT_ORDERS, key="w_sort",
+                     help="Confidence drop = p(true class) under old − under new; largest first shows the "
+                     "most confident regressions first.")
+cell = ss.get("cell")
+if cell:
+    c1, c2 = st.columns([5, 1])
+    c1.info(f"Matrix cell: old predicts **{cell[0]}** → new predicts **{cell[1]}**")
+    c2.button("Clear cell filter", on_click=clear_cell, key="btn_clear_cell")
+
+rows = filter_samples(samples, classes=ss["w_classes"], flip_types=ss["w_flips"],
+                      old_pred=cell[0] if cell else None, new_pred=cell[1] if cell else None)
+rows = sort_samples(rows, order)
+start, stop, n_pages = page_bounds(len(rows), ss.get("grid_page", 1), PER_PAGE)
+page_no = start // PER_PAGE + 1
+ss["grid_page"] = page_no
+if len(rows) == 0:
+    st.info(f"No image matches these filters (of {comp.n_samples} images).")
+else:
+    st.markdown(f"Showing **{start + 1}–{stop}** of **{len(rows)}** matching images (of {comp.n_samples}).")
+    image_grid(comp, rows.iloc[start:stop], on_inspect=inspect)
+    if n_pages > 1:
+        ss["w_page"] = page_no
+        st.pagination(n_pages, key="w_page", on_change=on_page)
+
+if ss.pop("_goto", None) == "sample":
+    st.switch_page(ss["_pages"]["sample"])
