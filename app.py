@@ -10,14 +10,14 @@ import streamlit as st
 from graceful_ui.state import init_state, write_query_params
 from graceful_ui.widgets import active_comparison, sidebar
 
-st.set_page_config(page_title="graceful: model update regressions", page_icon="🪂", layout="wide")
+st.set_page_config(page_title="graceful: model update regressions", page_icon=":material/compare_arrows:", layout="wide")
 init_state()
 
 PAGES = {
-    "overview": st.Page("pages/overview_page.py", title="Overview", icon="📊", url_path="overview", default=True),
-    "inputs": st.Page("pages/inputs_page.py", title="Choose inputs", icon="📂", url_path="inputs"),
-    "flips": st.Page("pages/flips_page.py", title="Flips", icon="🔀", url_path="flips"),
-    "sample": st.Page("pages/sample_page.py", title="Sample", icon="🔍", url_path="sample"),
+    "overview": st.Page("pages/overview_page.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    "inputs": st.Page("pages/inputs_page.py", title="Choose inputs", icon=":material/upload_file:", url_path="inputs"),
+    "flips": st.Page("pages/flips_page.py", title="Flips", icon=":material/swap_horiz:", url_path="flips"),
+    "sample": st.Page("pages/sample_page.py", title="Sample", icon=":material/image_search:", url_path="sample"),
 }
 page = st.navigation(list(PAGES.values()))
 

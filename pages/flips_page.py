@@ -58,10 +58,12 @@ def inspect(sample_id: str) -> None:
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(transition_heatmap(comp.transition_matrix, comp.classes), key="chart_matrix",
+    heat = transition_heatmap(comp.transition_matrix, comp.classes, title="Old → new predictions (row = old, column = new)")
+    st.plotly_chart(heat, key="chart_matrix",
                     on_select=on_heatmap, selection_mode="points")
 with right:
-    st.plotly_chart(per_class_flip_bars(comp.per_class), key="chart_bars", on_select=on_bars,
+    bars = per_class_flip_bars(comp.per_class).update_xaxes(type="category")
+    st.plotly_chart(bars, key="chart_bars", on_select=on_bars,
                     selection_mode="points")
 
 samples = store.samples_table(comp)

@@ -45,13 +45,13 @@ card(row2[0], "Relative NFR", num(s["relative_negative_flip_rate"]),
      "NFR ÷ (old accuracy × new error rate); below 1 means fewer flips than independent errors would give",
      "Positive-congruent training (Yan et al., CVPR 2021). n/a when the new model makes no error or the old "
      "model gets nothing right.")
-card(row2[1], "Backward trust compatibility (BTC)", pct(s["backward_trust_compatibility"]),
+card(row2[1], "Backward trust (BTC)", pct(s["backward_trust_compatibility"]),
      f"of the {s['n_old_correct']} images the old model got right, still right · 95 % CI "
      f"{interval(s['backward_trust_compatibility_ci95'])}",
-     "Bansal et al. AAAI 2019; Srivastava et al. KDD 2020. Trust users built on the old model's right answers.")
-card(row2[2], "Backward error compatibility (BEC)", pct(s["backward_error_compatibility"]),
+     "Backward trust compatibility: Bansal et al. AAAI 2019; Srivastava et al. KDD 2020. Trust users built on the old model's right answers.")
+card(row2[2], "Backward error (BEC)", pct(s["backward_error_compatibility"]),
      "of the images the new model gets wrong, ones the old model got wrong too (= 1 − NFI)",
-     "Share of the new model's errors that are not new. n/a when the new model makes no error.")
+     "Backward error compatibility: share of the new model's errors that are not new. n/a when the new model makes no error.")
 card(row2[3], "McNemar p-value", p_value(s["mcnemar_p_value"]),
      f"exact two-sided test on {s['n_negative_flips']} negative vs {s['n_positive_flips']} positive flips",
      "Paired test: is the new model really better or worse on these images, or is the difference noise? "
@@ -77,4 +77,6 @@ with st.expander("More metrics"):
 
 st.markdown("#### Per class")
 st.caption("Rates are of the images whose true label is that class.")
-st.dataframe(comp.per_class, hide_index=True, width="stretch")
+st.dataframe(comp.per_class, hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="percent") for c in comp.per_class.columns
+                            if c.endswith(("_rate", "accuracy"))})

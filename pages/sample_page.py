@@ -58,7 +58,8 @@ with right:
     old_probs, new_probs = store.probabilities(comp, spec)
     if old_probs is not None and new_probs is not None:
         st.markdown("**Top-5 class probabilities**")
-        st.plotly_chart(top_k_bars(comp.classes, old_probs[row_idx], new_probs[row_idx], k=5), key="chart_topk")
+        fig = top_k_bars(comp.classes, old_probs[row_idx], new_probs[row_idx], k=5).update_yaxes(type="category")
+        st.plotly_chart(fig, key="chart_topk")
     else:
         st.info("Top-5 probabilities need class scores from both sides (a table with only `pred` has none).")
 
