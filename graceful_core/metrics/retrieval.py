@@ -177,17 +177,18 @@ def _topk_fast(
     return out
 
 
-def _sort_key(scores: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """Exact int64 key whose ascending order is (score descending, column ascending).
+def _rank_keys(q: torch.Tensor, g_t: torch.Tensor, self_cols: torch.Tensor) -> torch.Tensor:
+    """Unique int64 keys whose ascending order is the ranking of each row's gallery.
 
-    The float32 bit pattern is mapped to an order-preserving int32 (negative floats have
-    their magnitude bits flipped), negated, and put in the high 32 bits; the column index
-    fills the low 32 bits. ``-0.0`` is mapped to ``+0.0`` first so equal scores tie.
+    ``key_ij = −round(2**24 · s_ij) · N + j`` (the grid score of :func:`_exact_scores`,
+    then the index): ascending key = score descending, index ascending. The query's own
+    column gets the largest int64, so it ranks last and is never among the neighbours.
     """
-    s = torch.where(scores == 0, torch.zeros((), dtype=scores.dtype), scores)
-    bits = s.view(torch.int32)
-    mono = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)
-    return ((-mono) << 32) | cols
+    n = g_t.shape[1]
+    key = (q @ g_t).mul_(_GRID).round_().to(torch.int64)
+    key.mul_(-n).add_(torch.arange(n, dtype=torch.int64))
+    key.scatter_(1, self_cols.view(-1, 1), torch.iinfo(torch.int64).max)
+    return key
 
 
 def _topk_tie_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -216,17 +217,13 @@ def _topk_tie_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
     return idx.gather(1, order)
 
 
-def _average_precision_rows(
-    scores: torch.Tensor, self_cols: torch.Tensor, members: torch.Tensor
-) -> torch.Tensor:
+def _average_precision_rows(key: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
     """Exact AP of queries of one class against the whole gallery.
 
     Parameters
     ----------
-    scores : Tensor float32 [b, N]
-        Cosine scores of b queries of the same class; the self column may hold anything.
-    self_cols : Tensor int64 [b]
-        Each query's own index (excluded from the ranking).
+    key : Tensor int64 [b, N]
+        :func:`_rank_keys` of b queries of the same class (self column = int64 max).
     members : Tensor int64 [n_c]
         Sorted gallery indices of the class (including the queries themselves).
 
@@ -239,14 +236,10 @@ def _average_precision_rows(
     items and ``Σ_{v≤i} h[v] − (i + 1)`` others at or above it), so
     ``AP = (1/P) Σ_i (i + 1) / rank(i)``.
     """
-    b, n = scores.shape
+    b, n = key.shape
     p = members.numel() - 1
-    cols = torch.arange(n, dtype=torch.int64)
-    key = _sort_key(scores, cols)
-    key.scatter_(1, self_cols.view(-1, 1), torch.iinfo(torch.int64).max)
     pos = key.index_select(1, members).sort(dim=1).values[:, :p].contiguous()
     where = torch.searchsorted(pos, key)
-    del key
     hist = torch.zeros((b, p + 1), dtype=torch.int64)
     hist.scatter_add_(1, where, torch.ones((1, 1), dtype=torch.int64).expand(b, n))
     rank = torch.cumsum(hist[:, :p], dim=1).to(torch.float64)
@@ -372,17 +365,14 @@ def retrieval_metrics(
             if not slow.size:
                 continue
             s_t = torch.from_numpy(slow.copy())
-            scores = _exact_scores(q64.index_select(0, s_t), g64_t)
-            scores.scatter_(1, s_t.view(-1, 1), -math.inf)  # self excluded by index
+            key = _rank_keys(q64.index_select(0, s_t), g64_t, s_t)
             if k_eff:
-                topk[slow, :k_eff] = _topk_tie_exact(scores, k_eff).numpy()
+                topk[slow, :k_eff] = torch.topk(key, k_eff, dim=1, largest=False, sorted=True).indices.numpy()
             slow_codes = codes[slow]
             for c in np.unique(slow_codes):
                 r_t = torch.from_numpy(np.flatnonzero(slow_codes == c))
-                ap[slow[r_t.numpy()]] = _average_precision_rows(
-                    scores.index_select(0, r_t), s_t.index_select(0, r_t), members[int(c)]
-                ).numpy()
-            del scores
+                ap[slow[r_t.numpy()]] = _average_precision_rows(key.index_select(0, r_t), members[int(c)]).numpy()
+            del key
 
     # Hit@k from the exact top-k lists.
     nb_labels = np.where(topk >= 0, codes[np.clip(topk, 0, None)], -1) if n else np.zeros((0, kmax), np.int64)

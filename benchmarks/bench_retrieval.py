@@ -1,0 +1,147 @@
+"""Benchmark: leave-one-out retrieval metrics vs faiss exact search, and UMAP time.
+
+Prints, for N random clustered embeddings of size D:
+
+* faiss-cpu exact inner-product search (IndexFlatIP, k=6 so self can be dropped);
+* graceful's Hit@1/Hit@5 alone (``compute_map=False``) and the full computation with
+  mAP (``retrieval_metrics`` defaults: exact mAP up to 10,000 queries, sampled beyond);
+* time ratios to faiss (goals: Hit@k <= 2x, full <= 4x) and peak memory (goal < 2 GiB);
+* UMAP time on ``--umap-points`` points (joint map of old+new): first call including
+  numba compilation, and a second call in the same process.
+
+Every measurement runs in a fresh subprocess; peak memory is that process's VmHWM (peak
+resident set) from /proc/self/status, reported with the baseline after the data was
+built. Usage::
+
+    python benchmarks/bench_retrieval.py                 # N=50,000, D=128, 2 threads
+    python benchmarks/bench_retrieval.py --n 5000 --dim 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _vm_hwm_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _data(n: int, dim: int, classes: int, noise: float, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    centres = rng.normal(size=(classes, dim)).astype(np.float32)
+    x = centres[y] + rng.normal(size=(n, dim)).astype(np.float32) * noise
+    return x.astype(np.float32), y
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    x, y = _data(args.n, args.dim, args.classes, args.noise)
+    out: dict = {"baseline_mib": _vm_hwm_mib()}
+    if args.worker == "faiss":
+        import faiss
+
+        faiss.omp_set_num_threads(args.threads)
+        t = time.perf_counter()
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        index = faiss.IndexFlatIP(args.dim)
+        index.add(xn)
+        _, nb = index.search(xn, 6)
+        # drop self (wherever it landed), keep 5
+        keep = nb != np.arange(args.n)[:, None]
+        nb5 = np.array([row[k][:5] for row, k in zip(nb, keep)])
+        out["seconds"] = time.perf_counter() - t
+        valid = np.bincount(y)[y] >= 2
+        match = y[nb5] == y[:, None]
+        out["hit1"] = float(match[valid, 0].mean())
+        out["hit5"] = float(match[valid].any(axis=1).mean())
+    elif args.worker in ("hits", "full"):
+        sys.path.insert(0, str(ROOT))
+        from graceful_core.metrics.retrieval import retrieval_metrics
+
+        t = time.perf_counter()
+        r = retrieval_metrics(x, x, y, ks=(1, 5), compute_map=args.worker == "full")
+        out["seconds"] = time.perf_counter() - t
+        out["hit1"], out["hit5"] = r.hit_at[1], r.hit_at[5]
+        out["map"], out["map_queries"], out["map_ci95"] = r.map, r.map_queries, r.map_ci95
+    elif args.worker == "umap":
+        sys.path.insert(0, str(ROOT))
+        from graceful_core.projection import joint_umap
+
+        m = args.umap_points // 2
+        old, new = x[:m], x[:m] + np.random.default_rng(1).normal(size=x[:m].shape).astype(np.float32) * 0.1
+        t = time.perf_counter()
+        joint_umap(old, new, max_points=args.umap_points)
+        out["first_seconds"] = time.perf_counter() - t
+        t = time.perf_counter()
+        joint_umap(old, new, max_points=args.umap_points, seed=1)
+        out["second_seconds"] = time.perf_counter() - t
+    out["peak_mib"] = _vm_hwm_mib()
+    return out
+
+
+def _run(name: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--worker", name, "--n", str(args.n), "--dim", str(args.dim),
+           "--classes", str(args.classes), "--noise", str(args.noise), "--threads", str(args.threads), "--umap-points", str(args.umap_points)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if p.returncode != 0:
+        raise SystemExit(f"{name} worker failed:\n{p.stderr}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=50_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--noise", type=float, default=1.5, help="per-dimension noise around unit-variance centres")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--umap-points", type=int, default=20_000)
+    ap.add_argument("--skip-umap", action="store_true")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return
+    print(f"N={args.n:,} D={args.dim} classes={args.classes} noise={args.noise} threads={args.threads}", flush=True)
+    f = _run("faiss", args)
+    print(f"faiss IndexFlatIP k=6        {f['seconds']:8.2f} s   peak {f['peak_mib']:7.0f} MiB "
+          f"(data {f['baseline_mib']:.0f})   Hit@1 {f['hit1']:.4f} Hit@5 {f['hit5']:.4f}", flush=True)
+    h = _run("hits", args)
+    print(f"graceful Hit@1/Hit@5         {h['seconds']:8.2f} s   peak {h['peak_mib']:7.0f} MiB "
+          f"(data {h['baseline_mib']:.0f})   Hit@1 {h['hit1']:.4f} Hit@5 {h['hit5']:.4f}   "
+          f"ratio {h['seconds'] / f['seconds']:.2f}x (goal <= 2x)", flush=True)
+    a = _run("full", args)
+    ci = a["map_ci95"]
+    print(f"graceful Hit@k + mAP         {a['seconds']:8.2f} s   peak {a['peak_mib']:7.0f} MiB "
+          f"(data {a['baseline_mib']:.0f})   mAP {a['map']:.4f} over {a['map_queries']:,} queries"
+          f"{'' if ci is None else f' (95% CI {ci[0]:.4f}-{ci[1]:.4f})'}   "
+          f"ratio {a['seconds'] / f['seconds']:.2f}x (goal <= 4x)", flush=True)
+    peak = max(h["peak_mib"], a["peak_mib"])
+    print(f"peak memory (graceful)       {peak:8.0f} MiB (goal < 2048)", flush=True)
+    if not args.skip_umap:
+        u = _run("umap", args)
+        print(f"UMAP {args.umap_points:,} points        first {u['first_seconds']:.1f} s (incl. numba JIT), "
+              f"second {u['second_seconds']:.1f} s, peak {u['peak_mib']:.0f} MiB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
