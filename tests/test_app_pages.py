@@ -1,0 +1,250 @@
+"""AppTest of every page: the numbers shown equal the core's report; filters and links work.
+
+The expected values come from the core's report computed here, independently of the
+app (``compare_sources(...).to_report()``), and are formatted in the test itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """One disk cache for the whole session (set GRACEFUL_CACHE_DIR to reuse one across runs)."""
+    if not os.environ.get("GRACEFUL_CACHE_DIR"):
+        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def sample_spec():
+    from graceful_ui.inputs import bundled_specs
+
+    specs = bundled_specs()
+    if not specs or specs[0].id != "sample:new":
+        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
+    return specs[0]
+
+
+@pytest.fixture(scope="session")
+def report(sample_spec):
+    from graceful_core.sources import compare_sources
+
+    return compare_sources(sample_spec.old, sample_spec.new, sample_spec.data).to_report()
+
+
+def run_app(query: dict | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def goto(at, page_file: str):
+    at.switch_page(f"pages/{page_file}").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def grid_ids(at) -> list[str]:
+    """Sample ids of the grid cards (each card's text starts with the id in backticks)."""
+    return [m.value.split("`")[1] for m in at.markdown if m.value.startswith("`")]
+
+
+def shown_count(at) -> int | None:
+    for m in at.markdown:
+        hit = re.search(r"of \*\*(\d+)\*\* matching images", m.value)
+        if hit:
+            return int(hit.group(1))
+    return 0 if any("No image matches" in i.value for i in at.info) else None
+
+
+# ---------------------------------------------------------------- overview
+def test_overview_opens_on_the_bundled_sample_without_a_click(report):
+    at = run_app()
+    assert at.title[0].value == "Overview"
+    assert at.query_params.get("cmp") == "sample:new"
+    shown = metrics(at)
+    expected = {
+        "Old accuracy": pct(report["old"]["accuracy"]),
+        "New accuracy": pct(report["new"]["accuracy"]),
+        "Negative flip rate (NFR)": pct(report["negative_flip_rate"]),
+        "Positive flip rate (PFR)": pct(report["positive_flip_rate"]),
+        "Backward trust (BTC)": pct(report["backward_trust_compatibility"]),
+        "Backward error (BEC)": pct(report["backward_error_compatibility"]),
+        "Old-error persistence": pct(report["old_error_persistence"]),
+        "Negative flip impact (NFI)": pct(report["negative_flip_impact"]),
+        "McNemar p-value": f"{report['mcnemar_p_value']:.3g}",
+    }
+    rel = report["relative_negative_flip_rate"]
+    expected["Relative NFR"] = "n/a" if rel is None else f"{rel:.3f}"
+    for label, value in expected.items():
+        assert shown[label] == value, label
+
+
+def test_overview_states_interval_counts_and_verdict(report):
+    at = run_app()
+    captions = " ".join(c.value for c in at.caption)
+    lo, hi = report["negative_flip_rate_ci95"]
+    assert f"95 % CI {pct(lo)} – {pct(hi)}" in captions
+    n = report["n_samples"]
+    assert f"of all {n} images: {report['n_negative_flips']} go old ✓ → new ✗" in captions
+    head = at.subheader[0].value
+    assert f"fixes {report['n_positive_flips']} image" in head and f"breaks {report['n_negative_flips']} image" in head
+    p, nf, pf = report["mcnemar_p_value"], report["n_negative_flips"], report["n_positive_flips"]
+    word = "better" if p < 0.05 and pf > nf else "worse" if p < 0.05 and nf > pf else "not distinguishable"
+    colour = {"better": "green", "worse": "red", "not distinguishable": "orange"}[word]
+    verdict = next(m.value for m in at.markdown if m.value.startswith("**Significance:**"))
+    assert word in verdict and f":{colour}-background[" in verdict
+    help_text = next(m.help for m in at.metric if m.label == "Old-error persistence")
+    assert "BackwardCompatibilityML" in help_text and "error compatibility score" in help_text
+
+
+def test_downloads_are_the_report_and_the_sample_table(report):
+    import io
+    import json
+
+    import pandas as pd
+
+    from graceful_core.sources import compare_sources
+    from graceful_ui import store
+    from graceful_ui.inputs import bundled_specs
+
+    at = run_app()
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download report (JSON)", "Download per-sample table (CSV)"]
+    comp = store.load_comparison(bundled_specs()[0])
+    assert json.loads(store.report_json(comp)) == report
+    table = pd.read_csv(io.BytesIO(store.samples_csv(comp)), dtype={"id": str, "label": str})
+    spec = bundled_specs()[0]
+    ref = compare_sources(spec.old, spec.new, spec.data).samples()
+    assert table["id"].tolist() == ref["id"].tolist()
+    assert sorted(table.loc[table["flip"] == "negative flip", "id"]) == report["negative_flips"]
+
+
+# ------------------------------------------------------------------- flips
+def test_flips_grid_defaults_to_negative_flips(report):
+    at = goto(run_app(), "flips_page.py")
+    assert at.title[0].value == "Flips"
+    assert shown_count(at) == len(report["negative_flips"])
+    ids = grid_ids(at)
+    assert len(ids) == min(24, len(report["negative_flips"]))
+    assert set(ids) <= set(report["negative_flips"])
+
+
+def test_flip_type_and_class_filters_change_the_grid(report):
+    at = goto(run_app(), "flips_page.py")
+    at.multiselect(key="w_flips").set_value(["positive flip"]).run()
+    assert shown_count(at) == len(report["positive_flips"])
+    assert set(grid_ids(at)) <= set(report["positive_flips"])
+    assert at.query_params.get("flip") == "pos"
+
+    row = max(report["per_class"], key=lambda r: r["support"])
+    at.multiselect(key="w_flips").set_value([]).run()
+    at.multiselect(key="w_classes").set_value([row["class"]]).run()
+    assert shown_count(at) == row["support"]
+    # in the class-per-folder layout the id starts with the true class
+    assert all(i.split("/")[0] == row["class"] for i in grid_ids(at))
+    assert at.query_params.get("cls") == row["class"]
+
+
+def test_matrix_cell_filter_shows_that_cell(report):
+    classes, m = report["classes"], report["transition_matrix"]
+    # an off-diagonal cell with images: old predicted a, new predicts b
+    a, b = max(((i, j) for i in range(len(m)) for j in range(len(m)) if i != j), key=lambda ij: m[ij[0]][ij[1]])
+    at = goto(run_app({"old": classes[a], "new": classes[b], "flip": ""}), "flips_page.py")
+    assert shown_count(at) == m[a][b]
+
+
+def test_grid_is_paginated(report):
+    at = goto(run_app({"flip": ""}), "flips_page.py")  # every image
+    n = report["n_samples"]
+    assert shown_count(at) == n and len(grid_ids(at)) == min(24, n)
+    if n > 24:
+        first = grid_ids(at)
+        at.get("pagination")[0].set_value(2).run()
+        second = grid_ids(at)
+        assert not set(first) & set(second)
+        assert any("Showing **25–" in m.value for m in at.markdown)
+
+
+def test_bar_click_callback_filters_class_and_flip_type(report):
+    """The Plotly bar selection (curve 0 = negative flips) sets class and flip-type filters."""
+    row = max(report["per_class"], key=lambda r: r["negative_flips"])
+    at = goto(run_app(), "flips_page.py")
+    # Same state the on_select callback writes when a bar is clicked.
+    at.session_state["classes"], at.session_state["flips"] = [row["class"]], ["negative flip"]
+    at.run()
+    assert shown_count(at) == row["negative_flips"]
+
+
+# ------------------------------------------------------------------ sample
+def test_sample_page_from_a_deep_link(report):
+    sid = report["negative_flips"][0] if report["negative_flips"] else report["positive_flips"][0]
+    at = run_app({"page": "sample", "sample": sid, "cmp": "sample:new"})
+    assert at.title[0].value == "Sample"
+    assert at.selectbox(key="w_sample").value == sid
+    text = " ".join(m.value for m in at.markdown)
+    assert f"**True label:** {sid.split('/')[0]}" in text
+    assert len(at.get("plotly_chart")) == 1  # top-5 of both models
+    assert any("nearest to this one" in c.value for c in at.caption)
+    assert at.query_params.get("sample") == sid
+
+
+def test_link_state_is_carried_across_page_switches(report):
+    cls = report["classes"][1]
+    at = run_app({"cls": cls, "flip": "pos"})
+    for page in ("flips_page.py", "sample_page.py", "inputs_page.py", "overview_page.py"):
+        goto(at, page)
+        assert at.query_params.get("cls") == cls and at.query_params.get("flip") == "pos", page
+        assert at.query_params.get("cmp") == "sample:new"
+    goto(at, "flips_page.py")
+    assert at.multiselect(key="w_classes").value == [cls]
+
+
+def test_unknown_comparison_link_warns_and_shows_the_sample():
+    at = run_app({"cmp": "upload:doesnotexist"})
+    assert any("does not know" in w.value for w in at.warning)
+    assert at.metric  # the bundled comparison is still shown
+
+
+# ------------------------------------------------------------------ inputs
+def test_inputs_page_lists_bundled_pairs_and_states_the_upload_limit(sample_spec):
+    at = goto(run_app(), "inputs_page.py")
+    assert at.radio(key="w_bundled").value == "sample:new"
+    text = " ".join(m.value for m in at.markdown)
+    assert "up to 200 MB" in text
+    assert len(at.get("file_uploader")) == 4
+
+
+def test_bad_upload_shows_the_error_and_keeps_the_previous_result(report):
+    at = goto(run_app(), "inputs_page.py")
+    at.file_uploader(key="up_old").upload("broken-model.pt", b"this is not a TorchScript archive").run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("broken-model.pt: "), errors
+    assert at.button(key="btn_compare").disabled
+    # the previous comparison stays on screen, and on the overview
+    assert any("Now showing" in i.value for i in at.info)
+    goto(at, "overview_page.py")
+    assert metrics(at)["Negative flip rate (NFR)"] == pct(report["negative_flip_rate"])
