@@ -23,11 +23,14 @@ specs = bundled_specs()
 if specs:
     ids = [s.id for s in specs]
     current = st.session_state.get("cmp")
-    choice = st.radio("Bundled pair", ids, index=ids.index(current) if current in ids else None,
-                      format_func=lambda i: next(s.label for s in specs if s.id == i), key="w_bundled")
-    if choice is not None and choice != current:
-        select_comparison(choice)
-        st.rerun()
+    st.session_state["w_bundled"] = current if current in ids else None
+
+    def on_bundled() -> None:
+        if st.session_state["w_bundled"] is not None:
+            select_comparison(st.session_state["w_bundled"])
+
+    st.radio("Bundled pair", ids, format_func=lambda i: next(s.label for s in specs if s.id == i), key="w_bundled",
+             on_change=on_bundled)
 else:
     st.warning("No bundled sample data found (sample_data/ is missing); upload your own files below.")
 
