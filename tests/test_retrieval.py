@@ -261,3 +261,17 @@ def test_nearest_neighbour_overlap():
     assert math.isnan(nearest_neighbour_overlap(old, new[:, :4]))
     dup = np.repeat(old[:1], 3, axis=0)  # all equal: nearest is index 0 for everyone
     assert nearest_neighbour_overlap(dup, dup) == pytest.approx(1 / 3)
+
+
+def test_reduced_precision_matmul_setting_does_not_change_results(tricky):
+    import torch
+
+    q, g, y = tricky
+    ref = retrieval_metrics(q, g, y, compute_map=False)
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        r = retrieval_metrics(q, g, y, compute_map=False)
+    finally:
+        torch.set_float32_matmul_precision(old)
+    np.testing.assert_array_equal(r.topk_indices, ref.topk_indices)

@@ -272,8 +272,8 @@ def retrieval_metrics(
 
     Sample i, embedded by the query model, is searched against every other sample j ≠ i
     embedded by the gallery model, by cosine similarity
-    ``s_ij = <q_i / ||q_i||, g_j / ||g_j||>`` (float32; a zero vector scores 0 against
-    everything), rounded to a multiple of 2**-24. Ranking is by (s_ij descending,
+    ``s_ij = <q_i / ||q_i||, g_j / ||g_j||>`` (normalised and multiplied in float64; a zero
+    vector scores 0 against everything), rounded to a multiple of 2**-24 (exact in float32). Ranking is by (s_ij descending,
     j ascending): exact and deterministic.
 
     * Hit@k = ``(1/|V|) Σ_{i∈V} 1[∃ j among the k best: y_j = y_i]``;
@@ -347,6 +347,7 @@ def retrieval_metrics(
         q64, g64 = _normalise(q), _normalise(g)
         g64_t = g64.T.contiguous()
         q32, g32_t = q64.to(torch.float32), g64_t.to(torch.float32)
+        fp32_exact = torch.get_float32_matmul_precision() == "highest"
         # Queries in class order (stable), so a block holds few classes.
         order = np.argsort(codes, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(counts)])
@@ -358,9 +359,11 @@ def retrieval_metrics(
             fast = qi[~need_ap]
             if fast.size and k_eff:
                 f_t = torch.from_numpy(fast.copy())
-                topk[fast, :k_eff] = _topk_fast(
-                    q32.index_select(0, f_t), g32_t, q64.index_select(0, f_t), g64, f_t, k_eff
-                ).numpy()
+                if fp32_exact:
+                    nb = _topk_fast(q32.index_select(0, f_t), g32_t, q64.index_select(0, f_t), g64, f_t, k_eff)
+                else:  # reduced-precision float32 matmul (e.g. bf16): the error bound does not hold
+                    nb = torch.topk(_rank_keys(q64.index_select(0, f_t), g64_t, f_t), k_eff, dim=1, largest=False).indices
+                topk[fast, :k_eff] = nb.numpy()
             slow = qi[need_ap]
             if not slow.size:
                 continue
