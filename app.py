@@ -29,5 +29,6 @@ spec, comp = active_comparison()
 st.session_state["_active"] = (spec, comp)
 st.session_state["_pages"] = PAGES
 sidebar(spec, comp)
+write_query_params()  # state changed by callbacks is already in place here
 page.run()
 write_query_params()

@@ -23,7 +23,7 @@ def _strip(label: str, prefix: str) -> str:
 
 
 def on_heatmap() -> None:
-    points = ss["chart_matrix"].selection.points
+    points = [p for p in ss["chart_matrix"].selection.points if "x" in p and "y" in p]
     if points:
         p = points[0]
         ss["cell"] = (_strip(str(p["y"]), "old: "), _strip(str(p["x"]), "new: "))
@@ -59,6 +59,13 @@ def inspect(sample_id: str) -> None:
 left, right = st.columns(2)
 with left:
     heat = transition_heatmap(comp.transition_matrix, comp.classes, title="Old → new predictions (row = old, column = new)")
+    # Plotly cannot select heatmap cells; an almost invisible square marker on each cell makes them clickable.
+    k = len(comp.classes)
+    heat.add_scatter(x=[f"new: {c}" for c in comp.classes] * k, y=[f"old: {c}" for c in comp.classes for _ in range(k)],
+                     mode="markers", marker={"symbol": "square", "size": max(4, 340 // k), "opacity": 0.01},
+                     customdata=comp.transition_matrix.ravel(), showlegend=False,
+                     hovertemplate="old predicted %{y}<br>new predicts %{x}<br>%{customdata} samples<extra></extra>")
+    heat.update_xaxes(range=[-0.5, k - 0.5]).update_yaxes(range=[k - 0.5, -0.5], autorange=False)
     st.plotly_chart(heat, key="chart_matrix",
                     on_select=on_heatmap, selection_mode="points")
 with right:
