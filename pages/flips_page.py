@@ -64,7 +64,7 @@ with left:
     heat.add_scatter(x=[f"new: {c}" for c in comp.classes] * k, y=[f"old: {c}" for c in comp.classes for _ in range(k)],
                      mode="markers", marker={"symbol": "square", "size": max(4, 340 // k), "opacity": 0.01},
                      customdata=comp.transition_matrix.ravel(), showlegend=False,
-                     hovertemplate="old predicted %{y}<br>new predicts %{x}<br>%{customdata} samples<extra></extra>")
+                     hovertemplate="%{y} → %{x}<br>%{customdata} samples<extra></extra>")
     heat.update_xaxes(range=[-0.5, k - 0.5]).update_yaxes(range=[k - 0.5, -0.5], autorange=False)
     st.plotly_chart(heat, key="chart_matrix",
                     on_select=on_heatmap, selection_mode="points")

@@ -66,7 +66,7 @@ for role, up in ups.items():
     try:
         check_upload(up, role.split("_")[0])
     except InputError as e:
-        st.error(e.message, icon="🚫")
+        st.error(e.message, icon=":material/block:")
         ok = False
 
 ready = ups["model_old"] is not None and ups["model_new"] is not None
@@ -76,10 +76,10 @@ if st.button("Compare the uploaded files", type="primary", disabled=not (ready a
         new_spec = spec_from_uploads(ups["model_old"], ups["model_new"], ups["dataset"], ups["images"])
         compute(new_spec)
     except InputError as e:
-        st.error(user_message(e, new_spec), icon="🚫")
+        st.error(user_message(e, new_spec), icon=":material/block:")
     except Exception as e:  # a core bug on odd input: report it, keep the previous comparison
         log.exception("upload comparison failed")
-        st.error(f"{ups['model_new'].name}: could not be compared ({type(e).__name__}: {e})", icon="🚫")
+        st.error(f"{ups['model_new'].name}: could not be compared ({type(e).__name__}: {e})", icon=":material/block:")
     else:
         select_comparison(new_spec.id)
         st.rerun()

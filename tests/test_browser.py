@@ -1,0 +1,245 @@
+"""Real-browser test: headless Chromium (Debian's) via Playwright against `streamlit run app.py`.
+
+Opens the app, checks the overview's NFR against the CLI's JSON, visits every page,
+clicks a matrix cell and a bar, follows deep links, uploads a bad file, and asserts
+that no Streamlit exception box appears anywhere. Screenshots go to test-artifacts/.
+Never runs `playwright install`: it uses /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+EXCEPTION = '[data-testid="stException"]'
+WAIT_MS = 60_000
+
+
+def _need(condition: bool, reason: str) -> None:
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (required when CI is set)")
+        pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cache_dir: Path, port: int) -> subprocess.Popen:
+    """`streamlit run app.py` on ``port`` with its own cache folder; returns once healthy."""
+    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache_dir))
+    log = open(cache_dir.parent / f"streamlit-{port}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log.name}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError("streamlit did not become healthy within 90 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def metric_value(page, label: str) -> str:
+    card = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return card.locator('[data-testid="stMetricValue"]').inner_text(timeout=WAIT_MS).strip()
+
+
+def wait_ready(page) -> None:
+    """Wait until the script run finished (no running indicator) and the page settled."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && document.querySelector('[data-testid=\"stMain\"] h1')", timeout=WAIT_MS)
+    page.wait_for_timeout(300)
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def no_exception(page, where: str) -> None:
+    assert page.locator(EXCEPTION).count() == 0, f"Streamlit exception box on {where}"
+
+
+@pytest.fixture(scope="module")
+def sample_spec():
+    from graceful_ui.inputs import bundled_specs
+
+    specs = bundled_specs()
+    if not specs or specs[0].id != "sample:new":
+        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
+    return specs[0]
+
+
+@pytest.fixture(scope="module")
+def cli_report(sample_spec, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "report.json"
+    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path_factory.mktemp("cli-cache")))
+    subprocess.run([sys.executable, "-m", "graceful_core", "compare", sample_spec.old, sample_spec.new,
+                    "--data", sample_spec.data, "--json", str(out)], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=600)
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sample_spec):
+    _need(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, f"{CHROMIUM} is not installed")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _need(False, "the playwright Python package is not installed")
+    cache = tmp_path_factory.mktemp("app") / "cache"
+    cache.mkdir()
+    port = free_port()
+    proc = start_server(cache, port)
+    yield f"http://127.0.0.1:{port}"
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield pg
+        browser.close()
+
+
+def test_overview_nfr_equals_the_cli_json(page, server, cli_report):
+    page.goto(server + "/")
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
+    wait_ready(page)
+    assert metric_value(page, "Negative flip rate (NFR)") == f"{100 * cli_report['negative_flip_rate']:.2f} %"
+    assert metric_value(page, "Old accuracy") == f"{100 * cli_report['old']['accuracy']:.2f} %"
+    assert "cmp=sample" in page.evaluate("location.href")
+    no_exception(page, "overview")
+    shot(page, "01-overview")
+
+
+@pytest.mark.parametrize("title, name", [("Choose inputs", "02-inputs"), ("Flips", "03-flips"),
+                                         ("Sample", "04-sample"), ("Overview", "05-overview-again")])
+def test_every_page_via_the_sidebar(page, server, title, name):
+    if "localhost" not in page.url and "127.0.0.1" not in page.url:
+        page.goto(server + "/")
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.wait_for_selector(f'[data-testid="stMain"] h1:has-text("{title}")', timeout=WAIT_MS)
+    wait_ready(page)
+    if title == "Flips":
+        page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
+        page.wait_for_selector('[data-testid="stImage"]', timeout=WAIT_MS)
+    assert "cmp=sample" in page.evaluate("location.href"), "comparison lost from the URL on a page switch"
+    no_exception(page, title)
+    shot(page, name)
+
+
+def _grid_count(page) -> int:
+    text = page.get_by_text("matching images").first.inner_text(timeout=WAIT_MS)
+    return int(text.split(" of ")[1].split()[0])
+
+
+def _click_centre(page, locator) -> None:
+    bb = locator.bounding_box()
+    page.mouse.click(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
+
+
+def test_clicking_a_cell_and_a_bar_filters_the_grid(page, server, cli_report):
+    page.goto(server + "/flips?cmp=sample:new")
+    page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=WAIT_MS)
+    wait_ready(page)
+    m, classes = cli_report["transition_matrix"], cli_report["classes"]
+    k = len(classes)
+    a, b = max(((i, j) for i in range(k) for j in range(k) if i != j), key=lambda ij: m[ij[0]][ij[1]])
+    cells = page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point")
+    _click_centre(page, cells.nth(a * k + b))
+    page.wait_for_function(f"() => location.href.includes('old={quote(classes[a])}')", timeout=WAIT_MS)
+    wait_ready(page)
+    assert _grid_count(page) == m[a][b]
+    shot(page, "06-flips-cell")
+
+    row = max(range(k), key=lambda i: cli_report["per_class"][i]["negative_flips"])
+    bars = page.locator(".js-plotly-plot").nth(1).locator("g.point path")  # trace 0 = negative flips
+    _click_centre(page, bars.nth(row))
+    page.wait_for_function(f"() => location.href.includes('cls={quote(classes[row])}')", timeout=WAIT_MS)
+    wait_ready(page)
+    assert _grid_count(page) == cli_report["per_class"][row]["negative_flips"]
+    no_exception(page, "flips after clicks")
+    shot(page, "07-flips-bar")
+
+
+def test_deep_links_open_the_same_view(page, server, cli_report):
+    cls = cli_report["classes"][0]
+    page.goto(f"{server}/flips?cmp=sample:new&cls={quote(cls)}&flip=")
+    page.wait_for_selector("text=matching images", timeout=WAIT_MS)
+    wait_ready(page)
+    support = next(r["support"] for r in cli_report["per_class"] if r["class"] == cls)
+    assert _grid_count(page) == support
+    sid = (cli_report["negative_flips"] or cli_report["positive_flips"])[0]
+    page.goto(f"{server}/sample?cmp=sample:new&sample={quote(sid)}")
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Sample")', timeout=WAIT_MS)
+    wait_ready(page)
+    page.get_by_text(f"{sid} (upscaled, no smoothing)").wait_for(timeout=WAIT_MS)
+    page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
+    no_exception(page, "sample deep link")
+    shot(page, "08-sample-deep-link")
+
+
+def test_bad_upload_shows_the_error_and_keeps_the_result(page, server, cli_report, tmp_path):
+    bad = tmp_path / "not-a-model.pt"
+    bad.write_bytes(b"this is not a TorchScript archive")
+    page.goto(server + "/inputs?cmp=sample:new")
+    page.wait_for_selector('[data-testid="stFileUploader"]', timeout=WAIT_MS)
+    wait_ready(page)
+    page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]').set_input_files(str(bad))
+    alert = page.locator('[data-testid="stAlertContentError"]', has_text="not-a-model.pt:")
+    alert.wait_for(timeout=WAIT_MS)
+    assert page.get_by_text("Now showing").count() == 1
+    no_exception(page, "inputs after a bad upload")
+    shot(page, "09-bad-upload")
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Overview").first.click()
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=WAIT_MS)
+    wait_ready(page)
+    assert metric_value(page, "Negative flip rate (NFR)") == f"{100 * cli_report['negative_flip_rate']:.2f} %"
+    no_exception(page, "overview after a bad upload")
