@@ -18,6 +18,10 @@ PAGES = {
     "inputs": st.Page("pages/inputs_page.py", title="Choose inputs", icon=":material/upload_file:", url_path="inputs"),
     "flips": st.Page("pages/flips_page.py", title="Flips", icon=":material/swap_horiz:", url_path="flips"),
     "sample": st.Page("pages/sample_page.py", title="Sample", icon=":material/image_search:", url_path="sample"),
+    "embeddings": st.Page("pages/embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
+                          url_path="embeddings"),
+    "retrieval": st.Page("pages/retrieval_page.py", title="Retrieval", icon=":material/manage_search:",
+                         url_path="retrieval"),
 }
 page = st.navigation(list(PAGES.values()))
 

@@ -224,3 +224,61 @@ def pixel_features(comp: Comparison, rows: np.ndarray, size: int = 16) -> np.nda
             img = comp.dataset.load_image(j).convert("L").resize((size, size), Image.Resampling.BILINEAR)
             feats[r] = np.asarray(img, dtype=np.float32).ravel() / 255.0
     return feats
+
+
+def projection(comp: Comparison, kind: str):
+    """The 2-D UMAP layout of both embeddings (``kind`` "joint" or "separate"), computed once.
+
+    Also kept on disk under the comparison's content key, so a restarted server does
+    not fit UMAP again.
+    """
+    from graceful_core import cache
+    from graceful_core.projection import ProjectionResult, joint_umap, separate_umap
+
+    if kind not in ("joint", "separate"):
+        raise ValueError(f"kind must be 'joint' or 'separate', got {kind!r}")
+    item = _item(comp)
+    key = f"projection-{kind}"
+    if key not in item:
+        disk_key = cache.make_key("app-projection", kind, comp.key)
+        hit = cache.load_arrays("app-projection", disk_key) if comp.key else None
+        if hit is not None and {"old_xy", "new_xy", "indices", "flags"} <= set(hit):
+            item[key] = ProjectionResult(old_xy=hit["old_xy"], new_xy=hit["new_xy"], indices=hit["indices"],
+                                         subsampled=bool(hit["flags"][0]), aligned=bool(hit["flags"][1]))
+        else:
+            fn = joint_umap if kind == "joint" else separate_umap
+            res = fn(comp.old_embedding, comp.new_embedding)
+            if comp.key:
+                cache.save_arrays("app-projection", disk_key, {
+                    "old_xy": res.old_xy, "new_xy": res.new_xy, "indices": res.indices,
+                    "flags": np.array([res.subsampled, res.aligned])})
+            item[key] = res
+    return item[key]
+
+
+def embedding_overlap(comp: Comparison) -> float:
+    """Share of new embeddings whose nearest old embedding is the same image (nan if sizes differ)."""
+    from graceful_core.metrics.retrieval import nearest_neighbour_overlap
+
+    item = _item(comp)
+    if "overlap" not in item:
+        item["overlap"] = nearest_neighbour_overlap(comp.old_embedding, comp.new_embedding)
+    return item["overlap"]
+
+
+def framed_png(comp: Comparison, sample_id: str, size: int, colour: str) -> bytes | None:
+    """A thumbnail with a coloured frame (e.g. green = right result, red = wrong), cached."""
+    item = _item(comp)
+    cache = item.setdefault("framed", {})
+    k = (sample_id, size, colour)
+    if k not in cache:
+        raw = image_png(comp, sample_id, size - 8)
+        if raw is None:
+            return None
+        from PIL import ImageOps
+
+        img = Image.open(io.BytesIO(raw)).convert("RGB")
+        buf = io.BytesIO()
+        ImageOps.expand(img, border=4, fill=colour).save(buf, format="PNG")
+        cache[k] = buf.getvalue()
+    return cache[k]

@@ -1,0 +1,65 @@
+"""Embeddings: where old and new embeddings put each image, jointly and side by side."""
+
+import math
+
+import streamlit as st
+
+from graceful_ui import store
+from graceful_ui.embedding_figs import COLOUR_BY, joint_figure, selected_ids, side_by_side_figure
+from graceful_ui.grid import image_grid
+
+ss = st.session_state
+MAX_SELECTED = 24
+
+st.title("Embeddings")
+spec, comp = ss.get("_active", (None, None))
+if comp is None:
+    st.stop()
+if comp.old_embedding is None or comp.new_embedding is None:
+    st.info("This view needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "
+            "output, or an embedding column in the tables).")
+    st.stop()
+
+d_old, d_new = comp.old_embedding.shape[1], comp.new_embedding.shape[1]
+same_dim = d_old == d_new
+st.caption(f"{spec.label} · old embeddings {d_old}-D, new {d_new}-D · each point is one image under one model")
+if spec.id == "sample:new":
+    st.info("The bundled old and new models were trained independently, so their embedding spaces are unrelated: "
+            "expect them to be incompatible (old and new points of an image land far apart in the joint map).")
+
+overlap = store.embedding_overlap(comp)
+c1, c2 = st.columns([1, 3])
+c1.metric("Overlap", "n/a" if math.isnan(overlap) else f"{100 * overlap:.1f} %",
+          help="Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "
+          "n/a when the embedding sizes differ.")
+c2.caption(f"of all {comp.n_samples} images: the new embedding's nearest old embedding is the image itself. "
+           "Near 100 %: the new space lines up with the old one sample by sample.")
+
+layouts = ["joint map", "side by side"] if same_dim else ["side by side"]
+o1, o2, o3 = st.columns([2, 2, 1])
+layout = o1.radio("Layout", layouts, horizontal=True, key="w_emb_layout",
+                  help="Joint: one UMAP fitted on old and new embeddings together. Side by side: each model "
+                  "projected alone (meaningful even when the spaces are unrelated or their sizes differ).")
+colour_by = o2.radio("Colour by", list(COLOUR_BY), horizontal=True, key="w_emb_colour")
+lines = o3.toggle("old → new lines", key="w_emb_lines", disabled=layout != "joint map")
+if not same_dim:
+    st.caption(f"No joint map: the embedding sizes differ ({d_old} vs {d_new}), so there is no shared space.")
+
+kind = "joint" if layout == "joint map" else "separate"
+with st.spinner("Fitting UMAP... the first projection after a server start compiles numba code and can take "
+                "half a minute; later ones are fast and cached."):
+    proj = store.projection(comp, kind)
+if proj.subsampled:
+    st.caption(f"Large set: a fixed random subset of {len(proj.indices)} of {comp.n_samples} images is shown.")
+
+samples = store.samples_table(comp)
+fig = joint_figure(proj, samples, colour_by, lines) if kind == "joint" else side_by_side_figure(proj, samples, colour_by)
+event = st.plotly_chart(fig, key=f"chart_emb_{kind}", on_select="rerun", selection_mode=("box", "lasso", "points"))
+
+ids = selected_ids(event.selection.points if event else [])
+if ids:
+    st.markdown(f"**{len(ids)} images selected**" + (f" (first {MAX_SELECTED} shown)" if len(ids) > MAX_SELECTED else ""))
+    rows = samples.set_index("id", drop=False).loc[ids[:MAX_SELECTED]]
+    image_grid(comp, rows, key="emb")
+else:
+    st.caption("Draw a box or lasso around points to see their images here.")

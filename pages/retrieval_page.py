@@ -1,0 +1,107 @@
+"""Retrieval: can the new model search the old index (BCT cross-test), and what goes missing."""
+
+import pandas as pd
+import streamlit as st
+
+from graceful_core.views import page_bounds
+from graceful_ui import store
+from graceful_ui.fmt import interval, num, pct
+
+ss = st.session_state
+THUMB = 72
+PER_PAGE = 8
+
+st.title("Retrieval")
+spec, comp = ss.get("_active", (None, None))
+if comp is None:
+    st.stop()
+ct = comp.compatibility
+if ct is None:
+    st.info("The cross-test needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "
+            "output, or an embedding column in the tables).")
+    st.stop()
+
+st.caption(f"{spec.label} · each image is a query, searched by cosine similarity against all other images "
+           "(leave-one-out); a hit is a result with the query's label (BCT protocol, Shen et al. CVPR 2020)")
+if spec.id == "sample:new":
+    st.info("The bundled old and new models were trained independently, so they are expected to be incompatible.")
+
+t = ct.scores["top1"]
+if ct.reason:
+    st.warning(f"No cross-test: {ct.reason}")
+elif ct.compatible:
+    st.success(f"**Compatible:** you can search the old index with the new model. New queries on the old gallery "
+               f"reach top-1 {pct(t['new_old'])} > {pct(t['old_old'])} for old on old, so no re-indexing "
+               "(backfill) is needed.")
+else:
+    st.error(f"**Not compatible:** searching the old index with the new model gives top-1 {pct(t['new_old'])}, "
+             f"not better than {pct(t['old_old'])} today. Re-index (backfill) the gallery with the new model, "
+             "or train the new model to be compatible (BCT).")
+
+PAIRS = [("old_old", "old → old (today)"), ("new_new", "new → new (after backfill)"),
+         ("new_old", "new → old (cross-test)"), ("old_new", "old → new")]
+table = pd.DataFrame({
+    "query → gallery": [label for _, label in PAIRS],
+    "top-1": [pct(ct.scores["top1"][p]) for p, _ in PAIRS],
+    "top-5": [pct(ct.scores["top5"][p]) for p, _ in PAIRS],
+    "mAP": [pct(ct.scores["map"][p]) for p, _ in PAIRS],
+})
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption(f"Percentages are of the {ct.n_queries} queries whose label has at least one other image"
+           + (f"; mAP estimated from {ct.map_queries} queries" if ct.map_ci95 else "") + ".")
+
+c = st.columns(3)
+c[0].metric("Update gain", num(ct.update_gain),
+            help="(top-1 new→old − old→old) ÷ (top-1 new→new − old→old): the share of the full upgrade's gain you "
+            "get without re-indexing. n/a without a cross-test or when new→new equals old→old.")
+if ct.retrieval_negative_flips is not None:
+    c[1].metric("Retrieval negative flips", str(ct.retrieval_negative_flips),
+                help="Queries whose top-1 result had their label under old→old and not under new→old: "
+                "images that would suddenly go missing from search.")
+    c[1].caption(f"{pct(ct.negative_flip_rate)} of {ct.n_queries} queries · 95 % CI "
+                 f"{interval(ct.negative_flip_rate_ci95) if ct.negative_flip_rate_ci95 else 'n/a'}")
+    c[2].metric("Retrieval positive flips", str(ct.retrieval_positive_flips),
+                help="Queries wrong at top-1 under old→old and right under new→old.")
+    c[2].caption(f"{pct(ct.positive_flip_rate)} of {ct.n_queries} queries")
+
+if ct.reason or "new_old" not in ct.results or comp.dataset is None:
+    st.stop()
+
+st.markdown("#### Retrieval negative flips")
+st.caption("Each row: the query, then its top-5 results under old→old and under new→old; "
+           "green frame = same label as the query, red = a different label.")
+samples = store.samples_table(comp)
+ids, labels = samples["id"].tolist(), comp.labels
+flips = ct.negative_flip_indices
+if len(flips) == 0:
+    st.success("No query loses its top-1 hit under the cross-test.")
+    st.stop()
+start, stop, n_pages = page_bounds(len(flips), ss.get("w_ret_page", 1), PER_PAGE)
+oo, no = ct.results["old_old"].topk_indices, ct.results["new_old"].topk_indices
+
+
+def strip(q: int, neighbours, title: str) -> None:
+    st.caption(title)
+    cols = st.columns(5)
+    for col, j in zip(cols, [int(j) for j in neighbours[:5] if j >= 0]):
+        right = labels[j] == labels[q]
+        png = store.framed_png(comp, ids[j], THUMB, "#2ca02c" if right else "#d62728")
+        if png is not None:
+            col.image(png, width=THUMB, caption=f"{'✓' if right else '✗'} {comp.classes[labels[j]]}")
+
+
+for q in flips[start:stop]:
+    q = int(q)
+    with st.container(border=True):
+        left, a, b = st.columns([1, 3, 3])
+        with left:
+            png = store.image_png(comp, ids[q], THUMB)
+            if png is not None:
+                st.image(png, width=THUMB)
+            st.markdown(f"`{ids[q]}`  \nlabel **{comp.classes[labels[q]]}**")
+        with a:
+            strip(q, oo[q], "old → old")
+        with b:
+            strip(q, no[q], "new → old")
+if n_pages > 1:
+    st.pagination(n_pages, key="w_ret_page")
