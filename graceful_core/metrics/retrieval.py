@@ -371,10 +371,11 @@ def retrieval_metrics(
             key = _rank_keys(q64.index_select(0, s_t), g64_t, s_t)
             if k_eff:
                 topk[slow, :k_eff] = torch.topk(key, k_eff, dim=1, largest=False, sorted=True).indices.numpy()
+            # rows are in class order, so each class is a contiguous run (a view, no copy)
             slow_codes = codes[slow]
-            for c in np.unique(slow_codes):
-                r_t = torch.from_numpy(np.flatnonzero(slow_codes == c))
-                ap[slow[r_t.numpy()]] = _average_precision_rows(key.index_select(0, r_t), members[int(c)]).numpy()
+            cuts = np.flatnonzero(np.diff(slow_codes)) + 1
+            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [slow.size]])):
+                ap[slow[lo:hi]] = _average_precision_rows(key[lo:hi], members[int(slow_codes[lo])]).numpy()
             del key
 
     # Hit@k from the exact top-k lists.
