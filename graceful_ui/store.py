@@ -32,6 +32,8 @@ from graceful_ui.inputs import Spec
 
 Progress = Callable[[str, int, int], None]
 MAX_COMPARISONS = 6
+#: Keep UMAP layouts on disk too (tests that swap the projection off turn this off).
+PROJECTION_DISK_CACHE = True
 
 
 class ComparisonStore:
@@ -241,14 +243,15 @@ def projection(comp: Comparison, kind: str):
     key = f"projection-{kind}"
     if key not in item:
         disk_key = cache.make_key("app-projection", kind, comp.key)
-        hit = cache.load_arrays("app-projection", disk_key) if comp.key else None
+        use_disk = PROJECTION_DISK_CACHE and bool(comp.key)
+        hit = cache.load_arrays("app-projection", disk_key) if use_disk else None
         if hit is not None and {"old_xy", "new_xy", "indices", "flags"} <= set(hit):
             item[key] = ProjectionResult(old_xy=hit["old_xy"], new_xy=hit["new_xy"], indices=hit["indices"],
                                          subsampled=bool(hit["flags"][0]), aligned=bool(hit["flags"][1]))
         else:
             fn = joint_umap if kind == "joint" else separate_umap
             res = fn(comp.old_embedding, comp.new_embedding)
-            if comp.key:
+            if use_disk:
                 cache.save_arrays("app-projection", disk_key, {
                     "old_xy": res.old_xy, "new_xy": res.new_xy, "indices": res.indices,
                     "flags": np.array([res.subsampled, res.aligned])})

@@ -1,0 +1,116 @@
+"""AppTest of the Embeddings and Retrieval pages against the core's report and NumPy.
+
+UMAP itself is tested with the projection module; here its fit is replaced by a fast
+linear map (first two principal components) so the page logic runs in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    if not os.environ.get("GRACEFUL_CACHE_DIR"):
+        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fast_projection(monkeypatch):
+    import graceful_core.projection as proj
+
+    def pca2(x, seed, n_neighbors):
+        x = x - x.mean(0)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        return (x @ vt[:2].T).astype(np.float32)
+
+    monkeypatch.setattr(proj, "_umap", pca2)
+    monkeypatch.setattr("graceful_ui.store.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
+    yield
+
+
+@pytest.fixture(scope="session")
+def comparison():
+    from graceful_core.sources import compare_sources
+    from graceful_ui.inputs import bundled_specs
+
+    specs = bundled_specs()
+    if not specs or specs[0].id != "sample:new":
+        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
+    spec = specs[0]
+    comp = compare_sources(spec.old, spec.new, spec.data)
+    if comp.old_embedding is None or comp.new_embedding is None:
+        pytest.skip("the bundled models have no embeddings")
+    return comp
+
+
+def open_page(page: str):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"page": page})
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def test_retrieval_table_and_verdict_equal_the_report(comparison):
+    report = comparison.to_report()["compatibility"]
+    at = open_page("retrieval")
+    assert at.title[0].value == "Retrieval"
+    table = at.dataframe[0].value
+    for pair, row in zip(("old_old", "new_new", "new_old", "old_new"), table.itertuples(index=False)):
+        assert (row[1], row[2], row[3]) == (pct(report["top1"][pair]), pct(report["top5"][pair]),
+                                            pct(report["map"][pair])), pair
+    if report["compatible"]:
+        assert any(s.value.startswith("**Compatible:**") for s in at.success)
+    else:
+        assert any(e.value.startswith("**Not compatible:**") for e in at.error)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Retrieval negative flips"] == str(report["retrieval_negative_flips"])
+    rows = [m.value for m in at.markdown if m.value.startswith("`")]
+    assert len(rows) == min(8, report["retrieval_negative_flips"])
+
+
+def test_embeddings_overlap_equals_brute_force(comparison):
+    old, new = comparison.old_embedding.astype(np.float64), comparison.new_embedding.astype(np.float64)
+    at = open_page("embeddings")
+    assert at.title[0].value == "Embeddings"
+    shown = {m.label: m.value for m in at.metric}["Overlap"]
+    if old.shape[1] != new.shape[1]:
+        assert shown == "n/a"
+        return
+    on = old / np.linalg.norm(old, axis=1, keepdims=True)
+    nn = new / np.linalg.norm(new, axis=1, keepdims=True)
+    best = np.argmax(nn @ on.T, axis=1)  # first maximum = lowest index on ties
+    expected = float(np.mean(best == np.arange(len(best))))
+    assert shown == f"{100 * expected:.1f} %"
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_embeddings_layouts_and_colours_render(comparison):
+    at = open_page("embeddings")
+    at.radio(key="w_emb_colour").set_value("flip status").run()
+    at.toggle(key="w_emb_lines").set_value(True).run()
+    assert not at.exception
+    at.radio(key="w_emb_layout").set_value("side by side").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
+def test_selected_points_give_unique_ids_in_order():
+    from graceful_ui.embedding_figs import selected_ids
+
+    pts = [{"customdata": ["b", "old"]}, {"customdata": ["a", "new"]}, {"customdata": ["b", "new"]}, {"x": 1}]
+    assert selected_ids(pts) == ["b", "a"]
