@@ -85,11 +85,11 @@ def metric_value(page, label: str) -> str:
     return card.locator('[data-testid="stMetricValue"]').inner_text(timeout=WAIT_MS).strip()
 
 
-def wait_ready(page) -> None:
+def wait_ready(page, timeout: int = WAIT_MS) -> None:
     """Wait until the script run finished (no running indicator) and the page settled."""
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && document.querySelector('[data-testid=\"stMain\"] h1')", timeout=WAIT_MS)
+        " && document.querySelector('[data-testid=\"stMain\"] h1')", timeout=timeout)
     page.wait_for_timeout(300)
 
 
@@ -160,13 +160,17 @@ def test_overview_nfr_equals_the_cli_json(page, server, cli_report):
 
 
 @pytest.mark.parametrize("title, name", [("Choose inputs", "02-inputs"), ("Flips", "03-flips"),
-                                         ("Sample", "04-sample"), ("Overview", "05-overview-again")])
+                                         ("Sample", "04-sample"), ("Embeddings", "04b-embeddings"),
+                                         ("Retrieval", "04c-retrieval"), ("Overview", "05-overview-again")])
 def test_every_page_via_the_sidebar(page, server, title, name):
     if "localhost" not in page.url and "127.0.0.1" not in page.url:
         page.goto(server + "/")
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.wait_for_selector(f'[data-testid="stMain"] h1:has-text("{title}")', timeout=WAIT_MS)
-    wait_ready(page)
+    # the first UMAP after a server start compiles numba code (a spinner says so meanwhile)
+    wait_ready(page, timeout=240_000 if title == "Embeddings" else WAIT_MS)
+    if title == "Embeddings":
+        page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
     if title == "Flips":
         page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
         page.wait_for_selector('[data-testid="stImage"]', timeout=WAIT_MS)
