@@ -43,8 +43,9 @@ def compute(spec: Spec) -> Comparison:
 
 def active_comparison() -> tuple[Spec | None, Comparison | None]:
     """The selected spec and its comparison; shows an error (and returns Nones) if it fails."""
-    if st.session_state.get("_bad_link"):
-        st.warning(f"The link names a comparison this server does not know ({st.session_state['_bad_link']!r}); "
+    bad = st.session_state.pop("_bad_link", None)
+    if bad:
+        st.warning(f"The link names a comparison this server does not know ({bad!r}); "
                    "showing the selected one instead.")
     spec = current_spec()
     if spec is None:
