@@ -68,6 +68,10 @@ for role, up in ups.items():
     except InputError as e:
         st.error(e.message, icon=":material/block:")
         ok = False
+    except Exception as e:  # a loader bug on odd input: still name the file, never a traceback box
+        log.exception("upload check failed")
+        st.error(f"{up.name}: could not be read ({type(e).__name__}: {e})", icon=":material/block:")
+        ok = False
 
 ready = ups["model_old"] is not None and ups["model_new"] is not None
 if st.button("Compare the uploaded files", type="primary", disabled=not (ready and ok), key="btn_compare"):

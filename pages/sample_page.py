@@ -55,7 +55,11 @@ with left:
         st.caption(f"p(true class): old {100 * row['old_p_true']:.1f} %, new {100 * row['new_p_true']:.1f} % "
                    f"(drop {100 * row['confidence_drop']:+.1f} points)")
 with right:
-    old_probs, new_probs = store.probabilities(comp, spec)
+    try:
+        old_probs, new_probs = store.probabilities(comp, spec)
+    except Exception as e:  # e.g. the files changed on disk since the comparison was made
+        st.warning(f"Class probabilities unavailable: {e}")
+        old_probs = new_probs = None
     if old_probs is not None and new_probs is not None:
         st.markdown("**Top-5 class probabilities**")
         fig = top_k_bars(comp.classes, old_probs[row_idx], new_probs[row_idx], k=5).update_yaxes(type="category")
