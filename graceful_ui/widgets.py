@@ -66,7 +66,8 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
     with st.sidebar:
         if spec is None or comp is None:
             return
-        st.caption(f"**Comparing** {spec.label}  \n{comp.n_samples} labelled images, {len(comp.classes)} classes")
+        st.caption(f"**Comparing** {spec.label}  \n{comp.n_samples} labelled images, {len(comp.classes)} classes  \n"
+                   "The address bar always links to this exact view: copy it to share.")
         st.download_button("Download report (JSON)", store.report_json(comp), file_name="graceful-report.json",
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
                            key="dl_json", width="stretch")

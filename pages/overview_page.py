@@ -72,11 +72,22 @@ with st.expander("More metrics"):
     card(cols[3], "Confident negative flips", "n/a" if conf is None else str(conf),
          f"of {s['n_negative_flips']} negative flips: p(true class) dropped by 0.5 or more",
          "Flips where the new model is confidently wrong where the old one was right. n/a without class scores.")
-    if comp.compatibility is not None:
-        st.markdown(f"**Embeddings:** {comp.compatibility.verdict()}")
 
 st.markdown("#### Per class")
 st.caption("Rates are of the images whose true label is that class.")
 st.dataframe(comp.per_class, hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="percent") for c in comp.per_class.columns
                             if c.endswith(("_rate", "accuracy"))})
+
+if comp.per_slice is not None:
+    st.markdown("#### Per slice")
+    st.caption("Rates are of the images in that slice.")
+    st.dataframe(comp.per_slice, hide_index=True, width="stretch")
+
+if comp.compatibility is not None:
+    st.markdown("#### Embeddings")
+    st.markdown(f"BCT cross-test: {comp.compatibility.verdict()}")
+    pages = st.session_state.get("_pages", {})
+    if "retrieval" in pages:
+        st.page_link(pages["retrieval"], label="See the retrieval cross-test and retrieval flips",
+                     icon=":material/arrow_forward:")
