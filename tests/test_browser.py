@@ -142,7 +142,7 @@ def page(server):
 
     with sync_playwright() as p:
         browser = launch(p)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg = browser.new_page(viewport={"width": 1400, "height": 1800})  # Streamlit scrolls inside: a tall window shows more
         yield pg
         browser.close()
 
@@ -227,6 +227,26 @@ def test_deep_links_open_the_same_view(page, server, cli_report):
     page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
     no_exception(page, "sample deep link")
     shot(page, "08-sample-deep-link")
+
+
+def test_lasso_on_the_embedding_map_shows_the_selected_images(page, server):
+    page.goto(server + "/embeddings?cmp=sample:new")
+    wait_ready(page, timeout=240_000)
+    plot = page.locator(".js-plotly-plot").first
+    plot.wait_for(timeout=WAIT_MS)
+    box = plot.locator(".nsewdrag").first.bounding_box()
+    x0, y0 = box["x"] + 0.05 * box["width"], box["y"] + 0.05 * box["height"]
+    x1, y1 = box["x"] + 0.95 * box["width"], box["y"] + 0.95 * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.get_by_text("images selected").first.wait_for(timeout=WAIT_MS)
+    wait_ready(page)
+    assert page.locator('[data-testid="stImage"]').count() >= 1
+    no_exception(page, "embeddings after a lasso")
+    shot(page, "10-embeddings-lasso")
 
 
 def test_bad_upload_shows_the_error_and_keeps_the_result(page, server, cli_report, tmp_path):
