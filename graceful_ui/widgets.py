@@ -34,11 +34,17 @@ def progress_bar(label: str = "Running the models"):
 
 def compute(spec: Spec) -> Comparison:
     """The comparison of ``spec``; a progress bar shows while the models run (if they do)."""
+    known = st.session_state.setdefault("_keys", {})
+    item = store.get_store().get(known.get(spec.id, ""))
+    if item is not None:  # resolved earlier in this session: skip re-stat'ing every file
+        return item["comparison"]
     bar, cb = progress_bar()
     try:
-        return store.load_comparison(spec, progress=cb)
+        comp = store.load_comparison(spec, progress=cb)
     finally:
         bar.empty()
+    known[spec.id] = comp.key
+    return comp
 
 
 def active_comparison() -> tuple[Spec | None, Comparison | None]:

@@ -10,6 +10,7 @@ from graceful_ui.grid import FLIP_BADGES, image_grid
 
 LARGE_PX = 280
 MAX_SELECT = 5000
+MAX_PIXEL_CANDIDATES = 2000
 ss = st.session_state
 
 st.title("Sample")
@@ -76,6 +77,11 @@ else:
     if comp.old_embedding is not None:
         feats, how, metric = comp.old_embedding, "cosine similarity of the old model's embeddings", "cosine"
     else:
+        if len(candidates) > MAX_PIXEL_CANDIDATES:  # decoding every image of a big class would stall the page
+            rng = np.random.default_rng(0)
+            keep = rng.choice(len(candidates), MAX_PIXEL_CANDIDATES, replace=False)
+            candidates = np.union1d(candidates[keep], [row_idx])
+            st.caption(f"Searched a fixed random {MAX_PIXEL_CANDIDATES} images of this class.")
         feats, how, metric = store.pixel_features(comp, candidates), "pixel distance (16×16 grey)", "euclidean"
     nn = nearest_neighbours(feats, row_idx, candidates, k=6, metric=metric)
     st.caption(f"The {len(nn)} images of class {row['label']} nearest to this one, by {how}.")
