@@ -174,3 +174,24 @@ def nearest_neighbours(
         key = np.sqrt(((x[cand] - x[query]) ** 2).sum(axis=1))
     order = np.lexsort((cand, key))[:k]
     return cand[order]
+
+
+def busiest_classes(matrix: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` classes most involved in changed predictions, for a readable sub-matrix.
+
+    A class's activity is the sum of its off-diagonal row and column of the transition
+    matrix (predictions that moved away from it or onto it):
+    ``a_c = Σ_{j≠c} M[c, j] + Σ_{i≠c} M[i, c]``. Returns the indices of the ``n``
+    largest, ties to the lower index, in ascending index order (all classes if K ≤ n).
+    """
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"matrix must be square, got shape {m.shape}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    k = m.shape[0]
+    if k <= n:
+        return np.arange(k, dtype=np.int64)
+    off = m.sum(axis=1) + m.sum(axis=0) - 2 * np.diag(m)
+    order = np.lexsort((np.arange(k), -off))[:n]
+    return np.sort(order).astype(np.int64)

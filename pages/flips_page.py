@@ -1,10 +1,11 @@
 """Flips: where the predictions moved (matrix, per class) and the images behind them."""
 
+import numpy as np
 import streamlit as st
 
 from graceful_core.comparison import FLIP_TYPES
 from graceful_core.figures import per_class_flip_bars, transition_heatmap
-from graceful_core.views import SORT_ORDERS, filter_samples, page_bounds, sort_samples
+from graceful_core.views import SORT_ORDERS, busiest_classes, filter_samples, page_bounds, sort_samples
 from graceful_ui import store
 from graceful_ui.grid import image_grid
 
@@ -56,22 +57,26 @@ def inspect(sample_id: str) -> None:
     ss["_goto"] = "sample"
 
 
+MAX_MATRIX = 40  # beyond this many classes the matrix shows the busiest ones only
 left, right = st.columns(2)
 with left:
-    heat = transition_heatmap(comp.transition_matrix, comp.classes, title="Old → new predictions (row = old, column = new)")
+    shown = busiest_classes(comp.transition_matrix, MAX_MATRIX)
+    names = [comp.classes[i] for i in shown]
+    sub = comp.transition_matrix[np.ix_(shown, shown)]
+    heat = transition_heatmap(sub, names, title="Old → new predictions (row = old, column = new)")
     # Plotly cannot select heatmap cells; an almost invisible square marker on each cell makes them clickable.
-    k = len(comp.classes)
-    heat.add_scatter(x=[f"new: {c}" for c in comp.classes] * k, y=[f"old: {c}" for c in comp.classes for _ in range(k)],
+    k = len(names)
+    heat.add_scatter(x=[f"new: {c}" for c in names] * k, y=[f"old: {c}" for c in names for _ in range(k)],
                      mode="markers", marker={"symbol": "square", "size": max(4, 340 // k), "opacity": 0.01},
-                     customdata=comp.transition_matrix.ravel(), showlegend=False,
+                     customdata=sub.ravel(), showlegend=False,
                      hovertemplate="%{y} → %{x}<br>%{customdata} samples<extra></extra>")
     heat.update_xaxes(range=[-0.5, k - 0.5]).update_yaxes(range=[k - 0.5, -0.5], autorange=False)
-    st.plotly_chart(heat, key="chart_matrix",
-                    on_select=on_heatmap, selection_mode="points")
+    st.plotly_chart(heat, key="chart_matrix", on_select=on_heatmap, selection_mode="points")
+    if len(shown) < len(comp.classes):
+        st.caption(f"{len(shown)} of {len(comp.classes)} classes: those with the most changed predictions.")
 with right:
     bars = per_class_flip_bars(comp.per_class).update_xaxes(type="category")
-    st.plotly_chart(bars, key="chart_bars", on_select=on_bars,
-                    selection_mode="points")
+    st.plotly_chart(bars, key="chart_bars", on_select=on_bars, selection_mode="points")
 
 samples = store.samples_table(comp)
 ss["w_classes"] = [c for c in ss.get("classes", []) if c in comp.classes]

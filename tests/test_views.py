@@ -141,3 +141,20 @@ def test_nearest_neighbours_edge_cases():
         nearest_neighbours(x, 3, np.array([0, 1]))
     with pytest.raises(ValueError):
         nearest_neighbours(x, 0, np.array([1]), metric="manhattan")
+
+
+def test_busiest_classes_by_off_diagonal_traffic():
+    from graceful_core.views import busiest_classes
+
+    m = np.array([[9, 1, 0, 0],
+                  [0, 9, 0, 0],
+                  [3, 0, 9, 2],
+                  [0, 0, 0, 9]])
+    # activity: c0 = 1 + 3 = 4, c1 = 0 + 1 = 1, c2 = 5 + 0 = 5, c3 = 0 + 2 = 2
+    assert busiest_classes(m, 2).tolist() == [0, 2]
+    assert busiest_classes(m, 3).tolist() == [0, 2, 3]
+    assert busiest_classes(m, 10).tolist() == [0, 1, 2, 3]
+    tie = np.zeros((3, 3), dtype=int)
+    assert busiest_classes(tie, 2).tolist() == [0, 1]  # ties to the lower index
+    with pytest.raises(ValueError):
+        busiest_classes(np.zeros((2, 3)), 1)
