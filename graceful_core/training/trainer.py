@@ -1,0 +1,233 @@
+"""The reference trainer: train a new model, optionally against an old one, deterministically.
+
+Methods (``method=``):
+
+- ``"plain"``: cross-entropy only.
+- ``"distill"``: :class:`~graceful_core.training.losses.FocalDistillationLoss` with
+  ``beta = 0`` (uniform distillation from the old model's logits).
+- ``"focal-distillation"``: the same loss with ``alpha``, ``beta`` (Yan et al., CVPR 2021).
+- ``"bct"``: :class:`~graceful_core.training.losses.BCTInfluenceLoss` with the old model's
+  frozen ``head`` (Shen et al., CVPR 2020); the new embedding size must equal the old
+  head's input size.
+
+Everything runs on the CPU. The result depends only on the inputs and ``seed`` (the
+global RNG state is saved and restored around training).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graceful_core.training.architectures import build_model
+from graceful_core.training.losses import BCTInfluenceLoss, FocalDistillationLoss
+from graceful_core.transforms import preprocess
+from graceful_core.types import ModelInfo
+
+__all__ = ["METHODS", "TrainingCancelled", "tensors_from_dataset", "old_logits_of", "train_model"]
+
+METHODS = ("plain", "distill", "focal-distillation", "bct")
+
+#: ``progress(done_epochs, total_epochs, info)``; ``info`` has ``epoch``, ``loss``, ``train_accuracy``.
+ProgressCallback = Callable[[int, int, dict], None]
+
+
+class TrainingCancelled(Exception):
+    """Raised by :func:`train_model` when ``should_stop()`` returned True."""
+
+
+def tensors_from_dataset(dataset: Any, info: ModelInfo) -> tuple[torch.Tensor, torch.Tensor]:
+    """Preprocess every image of a dataset into training tensors.
+
+    Parameters
+    ----------
+    dataset : object
+        Has ``__len__``, ``load_image(i) -> PIL.Image`` and ``labels`` (int array, one per image).
+    info : ModelInfo
+        The preprocessing (:func:`graceful_core.transforms.preprocess`), the same as at inference.
+
+    Returns
+    -------
+    X : torch.Tensor
+        float32 ``[N, C, H, W]``.
+    y : torch.Tensor
+        int64 ``[N]``.
+    """
+    n = len(dataset)
+    labels = np.asarray(dataset.labels, dtype=np.int64)
+    if labels.shape != (n,):
+        raise ValueError(f"dataset.labels must have one label per image ({n}), got shape {labels.shape}")
+    if n == 0:
+        return torch.zeros((0, *info.input_size), dtype=torch.float32), torch.zeros(0, dtype=torch.int64)
+    X = np.stack([preprocess(dataset.load_image(i), info) for i in range(n)])
+    return torch.from_numpy(X), torch.from_numpy(labels)
+
+
+@torch.no_grad()
+def old_logits_of(old_model: Any, X: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+    """The old model's logits ``[N, K]`` on ``X`` (eval mode, no gradient)."""
+    if hasattr(old_model, "eval"):
+        old_model.eval()
+    parts = [old_model(X[i : i + batch_size]).detach() for i in range(0, X.shape[0], batch_size)]
+    return torch.cat(parts).float()
+
+
+class _MethodHead(nn.Module):
+    """An ``nn.Module`` whose forward is ``model.head`` (works for scripted models too)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        return self.model.head(e)
+
+
+def _check_inputs(X: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float) -> None:
+    if not isinstance(X, torch.Tensor) or X.ndim != 4 or not X.is_floating_point():
+        raise ValueError("X must be a float tensor [N, C, H, W]")
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != X.shape[0] or y.dtype != torch.int64:
+        raise ValueError(f"y must be an int64 tensor [N] with N = {X.shape[0]}")
+    if X.shape[0] == 0:
+        raise ValueError("no training samples")
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+
+
+def train_model(
+    arch: str,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    method: str = "plain",
+    old_model: Any = None,
+    old_logits: torch.Tensor | None = None,
+    lam: float = 1.0,
+    alpha: float = 1.0,
+    beta: float = 5.0,
+    temperature: float = 1.0,
+    kind: str = "kl",
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-4,
+    num_classes: int | None = None,
+    embedding_dim: int | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> nn.Module:
+    """Train a fresh ``arch`` model on ``(X, y)`` with Adam and a cosine learning-rate decay.
+
+    Parameters
+    ----------
+    arch : str
+        A name from :data:`graceful_core.training.architectures.ARCHITECTURES`.
+    X, y : torch.Tensor
+        Preprocessed images float32 ``[N, C, H, W]`` and labels int64 ``[N]``.
+    method : {"plain", "distill", "focal-distillation", "bct"}
+        The objective (module docstring).
+    old_model : module, optional
+        The old model (e.g. a loaded TorchScript module): ``forward`` gives logits for the
+        distillation methods; ``embed`` / ``head`` for ``"bct"``. It is not modified
+        except that ``"bct"`` freezes (``requires_grad = False``) its parameters.
+    old_logits : torch.Tensor, optional
+        Precomputed old logits ``[N, K]`` aligned with ``X``, instead of ``old_model``
+        (distillation methods only).
+    lam, alpha, beta, temperature, kind
+        Loss parameters (:class:`FocalDistillationLoss`, :class:`BCTInfluenceLoss`).
+        ``"distill"`` forces ``beta = 0``.
+    epochs, batch_size, lr, weight_decay
+        Optimisation budget.
+    num_classes : int, optional
+        K (default: ``max(y) + 1``, or the old model's K).
+    embedding_dim : int, optional
+        D (default 64; for ``"bct"`` the old embedding size, which it must equal).
+    seed : int
+        Seeds initialisation, shuffling and dropout; same inputs and seed give the same weights.
+    progress : callable, optional
+        ``progress(done_epochs, total_epochs, info)`` after each epoch.
+    should_stop : callable, optional
+        Polled before every batch; when it returns True, :class:`TrainingCancelled` is raised.
+
+    Returns
+    -------
+    nn.Module
+        The trained model in eval mode.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    _check_inputs(X, y, epochs, batch_size, lr)
+    X = X.float()
+    n = X.shape[0]
+
+    criterion: nn.Module | None = None
+    if method in ("distill", "focal-distillation"):
+        if old_logits is None:
+            if old_model is None:
+                raise ValueError(f"method {method!r} needs old_model or old_logits")
+            old_logits = old_logits_of(old_model, X)
+        old_logits = old_logits.detach().float()
+        if old_logits.ndim != 2 or old_logits.shape[0] != n:
+            raise ValueError(f"old_logits must be [N, K] with N = {n}, got {tuple(old_logits.shape)}")
+        num_classes = num_classes or old_logits.shape[1]
+        criterion = FocalDistillationLoss(
+            alpha=alpha, beta=0.0 if method == "distill" else beta, lam=lam, temperature=temperature, kind=kind
+        )
+    elif method == "bct":
+        if old_model is None or not (hasattr(old_model, "embed") and hasattr(old_model, "head")):
+            raise ValueError("method 'bct' needs an old_model with embed(x) and head(e)")
+        old_model.eval()
+        with torch.no_grad():
+            old_emb = old_model.embed(X[:1])
+            probe = old_model.head(old_emb)
+        old_dim = int(old_emb.shape[1])
+        if embedding_dim is not None and embedding_dim != old_dim:
+            raise ValueError(f"bct: embedding_dim {embedding_dim} differs from the old head's input size {old_dim}")
+        embedding_dim = old_dim
+        num_classes = num_classes or int(probe.shape[1])
+        criterion = BCTInfluenceLoss(_MethodHead(old_model), lam=lam)
+    num_classes = num_classes or int(y.max()) + 1
+    if int(y.max()) >= num_classes or int(y.min()) < 0:
+        raise ValueError(f"labels must be in [0, {num_classes}), got range [{int(y.min())}, {int(y.max())}]")
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(
+            arch, in_channels=X.shape[1], num_classes=num_classes, embedding_dim=embedding_dim or 64
+        )
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        steps_per_epoch = math.ceil(n / batch_size)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+        model.train()
+        for epoch in range(epochs):
+            order = torch.randperm(n, generator=gen)
+            total_loss, correct = 0.0, 0
+            for start in range(0, n, batch_size):
+                if should_stop is not None and should_stop():
+                    raise TrainingCancelled(f"training cancelled in epoch {epoch + 1} of {epochs}")
+                idx = order[start : start + batch_size]
+                xb, yb = X[idx], y[idx]
+                if method == "bct":
+                    emb = model.embed(xb)
+                    logits = model.head(emb)
+                    loss = criterion(emb, logits, yb)
+                else:
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits, yb) if criterion is None else criterion(logits, old_logits[idx], yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total_loss += float(loss.detach()) * len(idx)
+                correct += int((logits.detach().argmax(1) == yb).sum())
+            if progress is not None:
+                progress(epoch + 1, epochs, {"epoch": epoch + 1, "loss": total_loss / n, "train_accuracy": correct / n})
+    return model.eval()
