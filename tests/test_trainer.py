@@ -1,0 +1,140 @@
+"""Reference trainer: determinism, cancellation, progress, BCT constraints, dataset tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from graceful_core.training.architectures import architecture_names, build_model
+from graceful_core.training.trainer import TrainingCancelled, tensors_from_dataset, train_model
+from graceful_core.types import ModelInfo
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    d = load_digits()
+    X = torch.tensor((d.images[:120] / 16.0 - 0.3) / 0.37, dtype=torch.float32)[:, None]
+    return X, torch.tensor(d.target[:120], dtype=torch.int64)
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("arch", architecture_names())
+def test_architectures_forward_is_head_of_embed(arch):
+    torch.manual_seed(0)
+    m = build_model(arch, embedding_dim=16).eval()
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        e = m.embed(x)
+        assert e.shape == (3, 16)
+        assert torch.equal(m(x), m.head(e))
+    s = torch.jit.script(m)
+    assert torch.equal(s.head(s.embed(x)), s(x))
+
+
+def test_plain_training_is_deterministic_for_a_seed(data):
+    X, y = data
+    a = train_model("small-cnn", X, y, epochs=2, seed=7)
+    b = train_model("small-cnn", X, y, epochs=2, seed=7)
+    c = train_model("small-cnn", X, y, epochs=2, seed=8)
+    assert _same(a, b)
+    assert not _same(a, c)
+
+
+def test_training_does_not_touch_the_global_rng(data):
+    X, y = data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train_model("edge-cnn", X, y, epochs=1, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_training_learns(data):
+    X, y = data
+    m = train_model("small-cnn", X, y, epochs=15, seed=0)
+    with torch.no_grad():
+        acc = float((m(X).argmax(1) == y).float().mean())
+    assert acc > 0.9  # training accuracy on 120 digits; chance is 0.1
+
+
+def test_focal_distillation_deterministic_and_old_logits_equivalent(data):
+    X, y = data
+    old = train_model("edge-cnn", X, y, epochs=1, seed=1)
+    with torch.no_grad():
+        table = old(X)
+    a = train_model("small-cnn", X, y, method="focal-distillation", old_model=old, epochs=2, seed=3)
+    b = train_model("small-cnn", X, y, method="focal-distillation", old_logits=table, epochs=2, seed=3)
+    assert _same(a, b)
+    # "distill" is focal distillation with beta = 0, whatever beta is passed
+    c = train_model("small-cnn", X, y, method="distill", old_logits=table, beta=5.0, epochs=1, seed=3)
+    d = train_model("small-cnn", X, y, method="focal-distillation", old_logits=table, beta=0.0, epochs=1, seed=3)
+    assert _same(c, d)
+
+
+def test_bct_keeps_old_model_and_needs_equal_dims(data):
+    X, y = data
+    old = torch.jit.script(train_model("edge-cnn", X, y, epochs=1, seed=1, embedding_dim=32))
+    before = {k: v.clone() for k, v in old.state_dict().items()}
+    a = train_model("small-cnn", X, y, method="bct", old_model=old, epochs=2, seed=2)
+    b = train_model("small-cnn", X, y, method="bct", old_model=old, epochs=2, seed=2)
+    assert _same(a, b)
+    assert a.embed(X[:2]).shape == (2, 32)  # embedding size taken from the old head
+    assert all(torch.equal(v, before[k]) for k, v in old.state_dict().items())
+    with pytest.raises(ValueError, match="embedding_dim 64 differs"):
+        train_model("small-cnn", X, y, method="bct", old_model=old, embedding_dim=64, epochs=1)
+
+
+def test_methods_need_an_old_model(data):
+    X, y = data
+    with pytest.raises(ValueError, match="needs old_model"):
+        train_model("small-cnn", X, y, method="distill", epochs=1)
+    with pytest.raises(ValueError, match="bct"):
+        train_model("small-cnn", X, y, method="bct", epochs=1)
+    with pytest.raises(ValueError, match="method must be"):
+        train_model("small-cnn", X, y, method="magic", epochs=1)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        train_model("resnet-9000", X, y, epochs=1)
+
+
+def test_cancellation_and_progress(data):
+    X, y = data
+    calls = []
+    polls = iter(range(10_000))
+    with pytest.raises(TrainingCancelled):
+        # 120 samples / batch 64 = 2 batches per epoch: stop at the 5th poll (epoch 3)
+        train_model(
+            "small-cnn", X, y, epochs=10, seed=0,
+            progress=lambda done, total, info: calls.append((done, total, info)),
+            should_stop=lambda: next(polls) >= 4,
+        )
+    assert [(c[0], c[1]) for c in calls] == [(1, 10), (2, 10)]
+    assert all(np.isfinite(c[2]["loss"]) and 0 <= c[2]["train_accuracy"] <= 1 for c in calls)
+
+
+class _FakeDataset:
+    def __init__(self, arrays: list[np.ndarray], labels: list[int]) -> None:
+        self.arrays, self.labels = arrays, np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def load_image(self, i: int) -> Image.Image:
+        return Image.fromarray(self.arrays[i], mode="L")
+
+
+def test_tensors_from_dataset_matches_numpy_normalisation():
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(5)]
+    info = ModelInfo("t", (1, 8, 8), (0.25,), (0.5,), tuple("0123456789"))
+    X, y = tensors_from_dataset(_FakeDataset(arrays, [3, 1, 4, 1, 5]), info)
+    expected = (np.stack(arrays)[:, None].astype(np.float64) / 255.0 - 0.25) / 0.5
+    assert X.dtype == torch.float32 and X.shape == (5, 1, 8, 8)
+    np.testing.assert_allclose(X.numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert y.tolist() == [3, 1, 4, 1, 5] and y.dtype == torch.int64
