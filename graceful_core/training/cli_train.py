@@ -1,0 +1,32 @@
+"""``python -m graceful_core train``: the command-line face of :mod:`graceful_core.training.update`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from graceful_core.errors import InputError
+from graceful_core.training.update import TrainParams, train_update
+
+EXIT_OK, EXIT_INPUT = 0, 2
+
+
+def run_train(args: argparse.Namespace, progress: Callable[[str, int, int], None] | None = None) -> int:
+    """Train per ``args`` (see ``python -m graceful_core train --help``) and write ``args.out``."""
+    if not str(args.out).lower().endswith(".pt"):
+        raise InputError(args.out, "output must be a TorchScript file ending in .pt")
+    params = TrainParams(
+        method=args.method, arch=args.arch, lam=args.lam, alpha=args.alpha, beta=args.beta,
+        epochs=args.epochs if args.epochs is not None else TrainParams.epochs, seed=args.seed,
+    )
+    try:
+        params.validate()
+    except ValueError as e:
+        raise InputError(None, str(e)) from None
+    result = train_update(args.old, args.data, args.out, params, progress=progress)
+    last = result.history[-1] if result.history else {}
+    acc = f", final train accuracy {last['train_accuracy']:.4f}" if "train_accuracy" in last else ""
+    print(f"trained {params.method} ({params.arch}, {params.epochs} epochs, seed {params.seed}) "
+          f"in {result.seconds:.1f} s{acc}; wrote {args.out}")
+    print(f"next: python -m graceful_core compare {args.old} {args.out} --data <test data>")
+    return EXIT_OK

@@ -1,0 +1,191 @@
+"""Train an update of a deployed model from files: the one path the CLI and the app share.
+
+``train_update(old_path, data, method=...)`` loads the old TorchScript model and the
+training dataset, trains a new model with :func:`graceful_core.training.trainer.train_model`
+and saves it as a graceful model file (DESIGN §3) that can be compared like any other.
+
+Trained models are content-addressed: :func:`trained_model_path` names the file by the
+SHA-256 of the old model, the dataset's content and every training parameter, so the
+same request never trains twice (the app keeps its runs in the cache folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from graceful_core import cache
+from graceful_core.errors import InputError
+from graceful_core.io.datasets import ImageDataset, align_classes, load_dataset
+from graceful_core.io.hashing import file_sha256
+from graceful_core.training.architectures import ARCHITECTURES
+from graceful_core.training.export import save_torchscript
+from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_model
+from graceful_core.types import ModelInfo
+
+__all__ = ["TrainParams", "train_update", "trained_model_path", "train_update_cached"]
+
+#: ``progress(stage, done, total)``: stages "preparing images" and "training (epochs)".
+StageProgress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Everything that determines a trained update (with the old model and the data).
+
+    ``lam`` weighs the extra loss (focal distillation or BCT influence loss); ``alpha``,
+    ``beta`` and ``temperature`` are the focal-distillation weights (Yan et al., CVPR 2021):
+    ``w_i = alpha + beta * 1[old correct on i]``.
+    """
+
+    method: str = "plain"
+    arch: str = "large-cnn"
+    lam: float = 1.0
+    alpha: float = 1.0
+    beta: float = 5.0
+    temperature: float = 1.0
+    epochs: int = 30
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for an unknown method/architecture or out-of-range numbers."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {', '.join(sorted(ARCHITECTURES))}; got {self.arch!r}")
+        if not (self.lam >= 0 and self.alpha >= 0 and self.beta >= 0 and self.temperature > 0):
+            raise ValueError("need lambda >= 0, alpha >= 0, beta >= 0 and temperature > 0")
+        if not 1 <= self.epochs <= 10_000:
+            raise ValueError(f"epochs must be in [1, 10000], got {self.epochs}")
+
+
+@dataclass
+class TrainedUpdate:
+    """A trained model saved as a graceful TorchScript file."""
+
+    path: Path
+    params: TrainParams
+    seconds: float
+    reused: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+def _load_old(old_path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, ModelInfo]:
+    from graceful_core.models.loader import load_model  # validates the file (never unpickles)
+
+    model = load_model(old_path)
+    path = os.fspath(old_path)
+    if not Path(path).suffix.lower() == ".pt" and type(model).__name__ != "TorchScriptModel":
+        raise InputError(path, "training needs the old model as a TorchScript file (.pt), not ONNX")
+    module = torch.jit.load(path, map_location="cpu")
+    module.eval()
+    return module, model.info
+
+
+def _dataset_for(data: str | os.PathLike | ImageDataset, info: ModelInfo) -> ImageDataset:
+    dataset = data if isinstance(data, ImageDataset) else load_dataset(data)
+    return align_classes(dataset, list(info.classes))
+
+
+def trained_model_path(
+    old_path: str | os.PathLike, dataset: ImageDataset, params: TrainParams, root: Path | None = None
+) -> Path:
+    """The content-addressed file of a trained update in the cache folder."""
+    key = cache.make_key(
+        "train", file_sha256(old_path), dataset.content_hash(), json.dumps(asdict(params), sort_keys=True)
+    )
+    return (root or cache.cache_dir()) / "models" / f"{params.method}-{key[:16]}.pt"
+
+
+def train_update(
+    old_path: str | os.PathLike,
+    data: str | os.PathLike | ImageDataset,
+    out: str | os.PathLike,
+    params: TrainParams,
+    *,
+    progress: StageProgress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainedUpdate:
+    """Train a new model against the old one and save it (atomically) at ``out``.
+
+    Parameters
+    ----------
+    old_path : path
+        The deployed model (TorchScript with ``graceful.json``; ``embed``/``head`` for BCT).
+    data : path or ImageDataset
+        The training images; class names must be among the old model's.
+    out : path
+        Destination ``.pt``; written only when training finishes (never partially).
+    params : TrainParams
+        Method and hyper-parameters.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    should_stop : callable, optional
+        Polled before every batch; raises
+        :class:`~graceful_core.training.trainer.TrainingCancelled` when it returns True.
+    """
+    params.validate()
+    t0 = time.perf_counter()
+    old, info = _load_old(old_path)
+    dataset = _dataset_for(data, info)
+    if progress:
+        progress("preparing images", 0, len(dataset))
+    X, y = tensors_from_dataset(dataset, info)
+    if progress:
+        progress("preparing images", len(dataset), len(dataset))
+    history: list[dict] = []
+
+    def on_epoch(done: int, total: int, stats: dict) -> None:
+        history.append(stats)
+        if progress:
+            progress("training (epochs)", done, total)
+
+    if progress:
+        progress("training (epochs)", 0, params.epochs)
+    kw = {}
+    if params.method != "plain":
+        kw = {"old_model": old, "lam": params.lam, "alpha": params.alpha, "beta": params.beta,
+              "temperature": params.temperature}
+    model = train_model(
+        params.arch, X, y, method=params.method, epochs=params.epochs, seed=params.seed,
+        num_classes=len(info.classes), progress=on_epoch, should_stop=should_stop, **kw,
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new_info = ModelInfo(name=out.stem, input_size=info.input_size, mean=info.mean, std=info.std,
+                         classes=info.classes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        save_torchscript(model, tmp, new_info)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return TrainedUpdate(path=out, params=params, seconds=time.perf_counter() - t0, history=history)
+
+
+def train_update_cached(
+    old_path: str | os.PathLike,
+    data: str | os.PathLike | ImageDataset,
+    params: TrainParams,
+    *,
+    progress: StageProgress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainedUpdate:
+    """Like :func:`train_update`, into the content-addressed cache file; reuses an existing one."""
+    params.validate()
+    _, info = _load_old(old_path)
+    dataset = _dataset_for(data, info)
+    path = trained_model_path(old_path, dataset, params)
+    if path.exists():
+        return TrainedUpdate(path=path, params=params, seconds=0.0, reused=True)
+    return train_update(old_path, dataset, path, params, progress=progress, should_stop=should_stop)
