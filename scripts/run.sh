@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv and compare the bundled old and new digits models on the bundled test split.
+# Set up .venv and start the app; it opens on the bundled sample comparison (old vs new digits models).
+# Extra arguments go to `streamlit run` (e.g. --server.port 8502).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-exec .venv/bin/python -m graceful_core compare sample_data/models/old.pt sample_data/models/new.pt \
-  --data sample_data/digits/test --json report.json "$@"
+exec .venv/bin/streamlit run app.py --server.headless true --browser.gatherUsageStats false "$@"
