@@ -131,17 +131,22 @@ def flip_stats(old_pred: np.ndarray, new_pred: np.ndarray, y: np.ndarray) -> dic
 def write_prediction_tables(model_names: list[str]) -> None:
     """Write ``sample_data/predictions/<model>.csv`` for each model on the test split.
 
-    TO BE COMPLETED by the lead: uses ``graceful_core.inference.predict`` and
-    ``graceful_core.io.tables.write_predictions_table``; skipped with a note while those
-    modules are not importable.
+    Each table is what ``python -m graceful_core predict`` writes: ``id``, ``label`` and
+    ``pred`` as class names, the logits (``logit_0..``) and the embedding (``emb_0..``),
+    so ``compare old.csv new.csv`` gives the same report as the model files do.
     """
-    try:
-        from graceful_core.inference import predict  # noqa: F401
-        from graceful_core.io.tables import write_predictions_table  # noqa: F401
-    except ImportError as exc:
-        print(f"note: prediction tables skipped ({exc})")
-        return
-    print("note: write_prediction_tables() is not completed yet; no tables written")
+    from graceful_core.inference import predict
+    from graceful_core.io.datasets import load_dataset
+    from graceful_core.io.tables import write_predictions_table
+    from graceful_core.models.loader import load_model
+
+    out = OUT / "predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(DIGITS / "test")
+    for name in model_names:
+        preds = predict(load_model(MODELS / f"{name}.pt"), dataset, use_cache=False)
+        write_predictions_table(preds, out / f"{name}.csv")
+        print(f"predictions table: {out / f'{name}.csv'} ({len(preds)} rows)")
 
 
 # --------------------------------------------------------------------------- main
@@ -150,7 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs-old", type=int, default=6)
     parser.add_argument("--epochs-new", type=int, default=30)
     parser.add_argument("--epochs-v3", type=int, default=40)
+    parser.add_argument("--tables-only", action="store_true",
+                        help="only (re)write sample_data/predictions/ from the existing models")
     args = parser.parse_args(argv)
+    if args.tables_only:
+        t0 = time.perf_counter()
+        write_prediction_tables(["old", "new", "new-pc", "new-bct", "v3", "edge"])
+        print(f"done in {time.perf_counter() - t0:.1f} s")
+        return 0
 
     t0 = time.perf_counter()
     torch.set_num_threads(1)

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,7 +30,10 @@ from graceful_core.training.export import save_torchscript
 from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
 
-__all__ = ["TrainParams", "train_update", "trained_model_path", "train_update_cached"]
+__all__ = ["TrainParams", "TrainedUpdate", "BATCH_SIZE", "train_update", "trained_model_path", "train_update_cached"]
+
+#: Mini-batch size of every trained update (the trainer polls ``should_stop`` once per batch).
+BATCH_SIZE = 64
 
 #: ``progress(stage, done, total)``: stages "preparing images" and "training (epochs)".
 StageProgress = Callable[[str, int, int], None]
@@ -65,6 +68,23 @@ class TrainParams:
         if not 1 <= self.epochs <= 10_000:
             raise ValueError(f"epochs must be in [1, 10000], got {self.epochs}")
 
+    def canonical(self) -> TrainParams:
+        """The same update with the parameters its method ignores reset to their defaults.
+
+        ``plain`` ignores ``lam``, ``alpha``, ``beta`` and ``temperature``; ``distill``
+        ignores ``beta`` (forced to 0); ``bct`` ignores ``alpha``, ``beta`` and
+        ``temperature``. Equal canonical parameters train identical models, so they
+        share one cache file.
+        """
+        d = TrainParams()
+        if self.method == "plain":
+            return replace(self, lam=d.lam, alpha=d.alpha, beta=d.beta, temperature=d.temperature)
+        if self.method == "distill":
+            return replace(self, beta=d.beta)
+        if self.method == "bct":
+            return replace(self, alpha=d.alpha, beta=d.beta, temperature=d.temperature)
+        return self
+
 
 @dataclass
 class TrainedUpdate:
@@ -79,14 +99,13 @@ class TrainedUpdate:
 
 def _load_old(old_path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, ModelInfo]:
     from graceful_core.models.loader import load_model  # validates the file (never unpickles)
+    from graceful_core.models.torchscript import TorchScriptModel
 
     model = load_model(old_path)
-    path = os.fspath(old_path)
-    if not Path(path).suffix.lower() == ".pt" and type(model).__name__ != "TorchScriptModel":
-        raise InputError(path, "training needs the old model as a TorchScript file (.pt), not ONNX")
-    module = torch.jit.load(path, map_location="cpu")
-    module.eval()
-    return module, model.info
+    if not isinstance(model, TorchScriptModel):
+        raise InputError(old_path, "training needs the old model as a TorchScript file (.pt), not ONNX")
+    model.module.eval()
+    return model.module, model.info
 
 
 def _dataset_for(data: str | os.PathLike | ImageDataset, info: ModelInfo) -> ImageDataset:
@@ -97,9 +116,14 @@ def _dataset_for(data: str | os.PathLike | ImageDataset, info: ModelInfo) -> Ima
 def trained_model_path(
     old_path: str | os.PathLike, dataset: ImageDataset, params: TrainParams, root: Path | None = None
 ) -> Path:
-    """The content-addressed file of a trained update in the cache folder."""
+    """The content-addressed file of a trained update in the cache folder.
+
+    ``<root>/models/<method>-<first 16 hex digits of SHA-256(old file, dataset content,
+    canonical parameters, batch size)>.pt``.
+    """
     key = cache.make_key(
-        "train", file_sha256(old_path), dataset.content_hash(), json.dumps(asdict(params), sort_keys=True)
+        "train", file_sha256(old_path), dataset.content_hash(),
+        json.dumps(asdict(params.canonical()), sort_keys=True), f"batch={BATCH_SIZE}",
     )
     return (root or cache.cache_dir()) / "models" / f"{params.method}-{key[:16]}.pt"
 
@@ -133,7 +157,7 @@ def train_update(
     """
     params.validate()
     t0 = time.perf_counter()
-    old, info = _load_old(old_path)
+    old, info = _load_old(old_path, params.method)
     dataset = _dataset_for(data, info)
     if progress:
         progress("preparing images", 0, len(dataset))
@@ -155,7 +179,7 @@ def train_update(
               "temperature": params.temperature}
     model = train_model(
         params.arch, X, y, method=params.method, epochs=params.epochs, seed=params.seed,
-        num_classes=len(info.classes), progress=on_epoch, should_stop=should_stop, **kw,
+        num_classes=len(info.classes), batch_size=BATCH_SIZE, progress=on_epoch, should_stop=should_stop, **kw,
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +207,7 @@ def train_update_cached(
 ) -> TrainedUpdate:
     """Like :func:`train_update`, into the content-addressed cache file; reuses an existing one."""
     params.validate()
-    _, info = _load_old(old_path)
+    _, info = _load_old(old_path, params.method)
     dataset = _dataset_for(data, info)
     path = trained_model_path(old_path, dataset, params)
     if path.exists():
