@@ -1,0 +1,207 @@
+"""Predictions and true-class probabilities from class scores, and the flip confidence split.
+
+DESIGN §2: where only scores exist, the prediction is the argmax, ties going to the
+lowest class index; ``p_true`` is the softmax probability of the true class; among
+negative flips, the drop ``p_true(old) - p_true(new)`` separates flips near the decision
+boundary (drop < 0.1) from confident ones (drop >= 0.5).
+
+Scores are processed in row chunks so that an ``[N, K]`` float64 temporary is never
+materialised for large N.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graceful_core.metrics.flips import as_label_array, validate_predictions
+
+__all__ = [
+    "argmax_lowest",
+    "true_class_probability",
+    "flip_confidence_split",
+    "flip_confidence_split_from_true_probs",
+]
+
+#: Upper bound on the number of score entries handled per chunk (4 Mi -> 32 MB as float64).
+_CHUNK_ENTRIES = 1 << 22
+
+_SCORE_KINDS = ("logits", "probs")
+
+
+def _check_scores(scores: Any, name: str = "scores") -> np.ndarray:
+    """``scores`` as a 2-D numeric array ``[N, K]`` with K >= 1 (no copy), else ValueError."""
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array [N, K], got shape {s.shape}")
+    if s.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {s.dtype}")
+    if s.shape[1] == 0:
+        raise ValueError(f"{name} has no classes (shape {s.shape})")
+    return s
+
+
+def _row_chunks(n_rows: int, n_cols: int):
+    """Yield ``slice`` objects covering ``range(n_rows)`` with about ``_CHUNK_ENTRIES`` entries each."""
+    step = max(1, _CHUNK_ENTRIES // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def _raise_if_not_finite(chunk: np.ndarray, name: str) -> None:
+    if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+
+
+def argmax_lowest(scores: Any) -> np.ndarray:
+    """Predicted class per row: ``argmax_k scores[i, k]``, ties going to the lowest index.
+
+    ``np.argmax`` returns the first occurrence of the maximum, which is exactly the
+    lowest-index tie rule of DESIGN §2; this wrapper adds validation and a fixed dtype.
+
+    Parameters
+    ----------
+    scores : array_like, shape (N, K)
+        Logits or probabilities (the argmax is the same for both).
+
+    Returns
+    -------
+    np.ndarray
+        int64 ``[N]``.
+
+    Raises
+    ------
+    ValueError
+        If ``scores`` is not 2-D, has no columns, or contains NaN or infinite values
+        (message: "scores contain NaN or infinite values").
+    """
+    s = _check_scores(scores)
+    out = np.empty(s.shape[0], dtype=np.int64)
+    for rows in _row_chunks(s.shape[0], s.shape[1]):
+        chunk = s[rows]
+        _raise_if_not_finite(chunk, "scores")
+        out[rows] = np.argmax(chunk, axis=1)
+    return out
+
+
+def true_class_probability(scores: Any, kind: str, y_true: Any) -> np.ndarray:
+    """Probability each row's scores give the true class.
+
+    For ``kind="logits"`` the softmax is computed stably in float64:
+    ``p_true_i = exp(s_{i,y_i} - m_i) / sum_k exp(s_{i,k} - m_i)`` with ``m_i = max_k s_{i,k}``.
+    For ``kind="probs"`` the scores are probabilities already and are taken as given:
+    ``p_true_i = s_{i,y_i}``.
+
+    Parameters
+    ----------
+    scores : array_like, shape (N, K)
+    kind : {"logits", "probs"}
+    y_true : array_like of int, shape (N,)
+        True class indices in ``[0, K)``.
+
+    Returns
+    -------
+    np.ndarray
+        float64 ``[N]``.
+    """
+    if kind not in _SCORE_KINDS:
+        raise ValueError(f"kind must be 'logits' or 'probs', got {kind!r}")
+    s = _check_scores(scores)
+    y = as_label_array(y_true, "y_true")
+    n_rows, k = s.shape
+    if y.shape[0] != n_rows:
+        raise ValueError(f"y_true must have one label per row of scores, got {y.shape[0]} and {n_rows}")
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"y_true has class indices outside [0, {k}): min {y.min()}, max {y.max()}")
+    out = np.empty(n_rows, dtype=np.float64)
+    for rows in _row_chunks(n_rows, k):
+        # A fresh float64 copy of the chunk, so the in-place softmax never touches ``scores``.
+        chunk = np.array(s[rows], dtype=np.float64)
+        _raise_if_not_finite(chunk, "scores")
+        picked = chunk[np.arange(chunk.shape[0]), y[rows]]
+        if kind == "logits":
+            m = chunk.max(axis=1)
+            chunk -= m[:, None]
+            np.exp(chunk, out=chunk)
+            picked = np.exp(picked - m) / chunk.sum(axis=1)
+        out[rows] = picked
+    return out
+
+
+def flip_confidence_split_from_true_probs(
+    y_true: Any,
+    old_pred: Any,
+    new_pred: Any,
+    old_p_true: Any,
+    new_p_true: Any,
+    *,
+    near: float = 0.1,
+    confident: float = 0.5,
+) -> dict[str, int]:
+    """Split the negative flips by how much the true-class probability dropped.
+
+    For each negative flip (``o_i = y_i and n_i != y_i``) the drop is
+    ``d_i = p_true_old_i - p_true_new_i``. A flip is *near the boundary* when
+    ``d_i < near`` (the old model was barely right or the new one barely wrong) and
+    *confident* when ``d_i >= confident`` (DESIGN §2; defaults 0.1 and 0.5). Flips in
+    between are in neither count.
+
+    Parameters
+    ----------
+    y_true, old_pred, new_pred : array_like of int, shape (N,)
+    old_p_true, new_p_true : array_like of float, shape (N,)
+        Probability each model gave the true class (e.g. from :func:`true_class_probability`).
+    near, confident : float
+        Thresholds on the drop, ``near <= confident``.
+
+    Returns
+    -------
+    dict
+        ``{"negative_flips_near_boundary": int, "negative_flips_confident": int}``.
+    """
+    y, o, n = validate_predictions(y_true, old_pred, new_pred)
+    p_old = _check_true_probs(old_p_true, "old_p_true", y.shape[0])
+    p_new = _check_true_probs(new_p_true, "new_p_true", y.shape[0])
+    near_f, conf_f = float(near), float(confident)
+    if not (np.isfinite(near_f) and np.isfinite(conf_f)) or near_f > conf_f:
+        raise ValueError(f"need finite thresholds with near <= confident, got near={near!r}, confident={confident!r}")
+    flips = (o == y) & (n != y)
+    drop = p_old[flips].astype(np.float64) - p_new[flips].astype(np.float64)
+    return {
+        "negative_flips_near_boundary": int(np.count_nonzero(drop < near_f)),
+        "negative_flips_confident": int(np.count_nonzero(drop >= conf_f)),
+    }
+
+
+def _check_true_probs(values: Any, name: str, n_rows: int) -> np.ndarray:
+    p = np.asarray(values)
+    if p.ndim != 1 or p.shape[0] != n_rows:
+        raise ValueError(f"{name} must be a 1-D array of length {n_rows}, got shape {p.shape}")
+    if p.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {p.dtype}")
+    if p.dtype.kind == "f" and not np.isfinite(p).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return p
+
+
+def flip_confidence_split(
+    y_true: Any,
+    old_pred: Any,
+    new_pred: Any,
+    old_scores: Any,
+    new_scores: Any,
+    *,
+    kind: str = "logits",
+    near: float = 0.1,
+    confident: float = 0.5,
+) -> dict[str, int]:
+    """:func:`flip_confidence_split_from_true_probs` from the two models' class scores.
+
+    ``p_true`` of each model is :func:`true_class_probability` of its scores (both of the
+    same ``kind``, "logits" or "probs").
+    """
+    y, o, n = validate_predictions(y_true, old_pred, new_pred)
+    p_old = true_class_probability(old_scores, kind, y)
+    p_new = true_class_probability(new_scores, kind, y)
+    return flip_confidence_split_from_true_probs(y, o, n, p_old, p_new, near=near, confident=confident)
