@@ -97,13 +97,23 @@ class TrainedUpdate:
     history: list[dict] = field(default_factory=list)
 
 
-def _load_old(old_path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, ModelInfo]:
+def _load_old(old_path: str | os.PathLike, method: str = "plain") -> tuple[torch.jit.ScriptModule, ModelInfo]:
+    """The old model's TorchScript module (validated by the loader, never unpickled) and its info.
+
+    Raises
+    ------
+    InputError
+        No such file, not a model, an ONNX model (training needs TorchScript), or, for
+        ``method="bct"``, a model without ``embed`` and ``head``.
+    """
     from graceful_core.models.loader import load_model  # validates the file (never unpickles)
     from graceful_core.models.torchscript import TorchScriptModel
 
     model = load_model(old_path)
     if not isinstance(model, TorchScriptModel):
         raise InputError(old_path, "training needs the old model as a TorchScript file (.pt), not ONNX")
+    if method == "bct" and not (model.has_embedding and model.has_head):
+        raise InputError(old_path, "method bct needs an old model that exports embed(x) and head(e)")
     model.module.eval()
     return model.module, model.info
 
