@@ -40,7 +40,15 @@ def transition_heatmap(matrix: np.ndarray, classes: list[str], *, title: str | N
 
 
 def per_class_flip_bars(per_class: pd.DataFrame) -> go.Figure:
-    """Negative and positive flips per true class (grouped bars)."""
+    """Negative and positive flips per true class (grouped bars).
+
+    ``per_class`` needs the columns ``class``, ``negative_flips`` and ``positive_flips``
+    (as :attr:`graceful_core.comparison.Comparison.per_class`). The x axis is
+    categorical, so class names such as ``"0"``..``"9"`` are not read as numbers.
+    """
+    missing = {"class", "negative_flips", "positive_flips"} - set(per_class.columns)
+    if missing:
+        raise ValueError(f"per_class lacks the columns {sorted(missing)}")
     fig = go.Figure()
     fig.add_bar(x=per_class["class"].astype(str), y=per_class["negative_flips"], name="negative flips (old ✓ → new ✗)",
                 marker_color=NEG_COLOUR)
@@ -49,7 +57,7 @@ def per_class_flip_bars(per_class: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         barmode="group",
         title="Flips per true class",
-        xaxis_title="true class",
+        xaxis={"title": {"text": "true class"}, "type": "category"},
         yaxis_title="images",
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         height=360,
@@ -59,7 +67,14 @@ def per_class_flip_bars(per_class: pd.DataFrame) -> go.Figure:
 
 
 def top_k_bars(classes: list[str], old_probs: np.ndarray, new_probs: np.ndarray, k: int = 5) -> go.Figure:
-    """Both models' top-k class probabilities for one sample, side by side."""
+    """Both models' top-k class probabilities for one sample, side by side.
+
+    Each panel shows that model's ``k`` most probable classes (ties to the lower class
+    index), the most probable on top; the y axes are categorical.
+    """
+    old_probs, new_probs = np.asarray(old_probs, dtype=float), np.asarray(new_probs, dtype=float)
+    if old_probs.shape != (len(classes),) or new_probs.shape != (len(classes),):
+        raise ValueError(f"probabilities must have shape ({len(classes)},), got {old_probs.shape} and {new_probs.shape}")
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("old model", "new model"))
@@ -69,5 +84,6 @@ def top_k_bars(classes: list[str], old_probs: np.ndarray, new_probs: np.ndarray,
                     orientation="h", row=1, col=col, showlegend=False,
                     text=[f"{100 * probs[i]:.1f} %" for i in order][::-1], textposition="auto")
     fig.update_xaxes(range=[0, 1], title_text="probability")
+    fig.update_yaxes(type="category")
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig

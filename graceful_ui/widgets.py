@@ -11,6 +11,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_ui import store
 from graceful_ui.inputs import Spec, user_message
+from graceful_ui.review_ui import html_report_button
 from graceful_ui.state import current_spec
 
 log = logging.getLogger("graceful_ui")
@@ -80,3 +81,4 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
         st.download_button("Download per-sample table (CSV)", store.samples_csv(comp), file_name="graceful-samples.csv",
                            mime="text/csv", key="dl_csv", width="stretch",
                            help="One row per image: label, both predictions and confidences, flip type")
+        html_report_button(comp)

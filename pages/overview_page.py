@@ -4,6 +4,7 @@ import streamlit as st
 
 from graceful_core.summary import headline, significance_verdict
 from graceful_ui.fmt import interval, num, p_value, pct
+from graceful_ui.review_ui import review_section
 
 st.title("Overview")
 spec, comp = st.session_state.get("_active", (None, None))
@@ -91,3 +92,5 @@ if comp.compatibility is not None:
     if "retrieval" in pages:
         st.page_link(pages["retrieval"], label="See the retrieval cross-test and retrieval flips",
                      icon=":material/arrow_forward:")
+
+review_section(comp)
