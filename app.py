@@ -22,6 +22,7 @@ PAGES = {
                           url_path="embeddings"),
     "retrieval": st.Page("pages/retrieval_page.py", title="Retrieval", icon=":material/manage_search:",
                          url_path="retrieval"),
+    "mitigate": st.Page("pages/mitigate_page.py", title="Mitigate", icon=":material/healing:", url_path="mitigate"),
 }
 page = st.navigation(list(PAGES.values()))
 

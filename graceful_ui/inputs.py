@@ -110,6 +110,8 @@ def resolve_spec(spec_id: str | None) -> Spec | None:
     for s in bundled_specs():
         if s.id == spec_id:
             return s
+    if spec_id.startswith(TRAINED_PREFIX):
+        return _trained_spec(spec_id[len(TRAINED_PREFIX):])
     if spec_id.startswith("upload:"):
         token = spec_id.split(":", 1)[1]
         if not token.isalnum():
@@ -120,6 +122,44 @@ def resolve_spec(spec_id: str | None) -> Spec | None:
             d["names"] = tuple(tuple(x) for x in d["names"])
             return Spec(**d)
     return None
+
+
+TRAINED_PREFIX = "trained:"
+
+
+def trained_models_dir() -> Path:
+    """Where trained updates live: ``<cache>/models`` (content-addressed ``.pt`` files)."""
+    return cache_dir() / "models"
+
+
+def trained_spec(model: str | os.PathLike, old: str, data: str) -> Spec:
+    """The spec comparing ``old`` with a trained model of :func:`trained_models_dir` on ``data``.
+
+    Its id is ``trained:<file stem>``; the old model and dataset are remembered in
+    ``<stem>.spec.json`` next to the model, so :func:`resolve_spec` finds them from a link.
+    """
+    model = Path(model)
+    spec = Spec(id=f"{TRAINED_PREFIX}{model.stem}", label=f"{Path(old).name} → {model.name} on "
+                f"{Path(data).parent.name}/{Path(data).name} (trained)", old=str(old), new=str(model), data=str(data))
+    side = model.with_suffix(".spec.json")
+    want = json.dumps({"old": spec.old, "data": spec.data, "label": spec.label}).encode()
+    if not side.is_file() or side.read_bytes() != want:
+        atomic_write_bytes(side, want)
+    return spec
+
+
+def _trained_spec(stem: str) -> Spec | None:
+    if not stem or stem.startswith(".") or not all(c.isalnum() or c in "-_." for c in stem):
+        return None
+    model, side = trained_models_dir() / f"{stem}.pt", trained_models_dir() / f"{stem}.spec.json"
+    if not (model.is_file() and side.is_file()):
+        return None
+    try:
+        d = json.loads(side.read_text())
+        return Spec(id=f"{TRAINED_PREFIX}{stem}", label=str(d["label"]), old=str(d["old"]), new=str(model),
+                    data=str(d["data"]))
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
 
 
 def _suffix(name: str) -> str:

@@ -1,0 +1,232 @@
+"""Mitigate: train an update that regresses less (focal distillation) or stays compatible (BCT), and compare."""
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from graceful_core.training.update import TrainParams
+from graceful_ui.fmt import pct
+from graceful_ui.inputs import resolve_spec, sample_data_dir
+from graceful_ui.state import select_comparison
+from graceful_ui.training import (SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for,
+                                  sweep_requests)
+
+ss = st.session_state
+JOB = "_mitigate_job"
+#: Epochs of the page's default: 30 (the experiment's budget) trains the update and its plain baseline in
+#: about 20 s on 2 CPU cores for the bundled digits (1,257 images).
+DEFAULT_EPOCHS = 30
+METHODS = {
+    "plain": "Cross-entropy only: the ordinary retrained model, and the baseline of every other method.",
+    "distill": "Cross-entropy + λ · KL to the old model's outputs on every image (β = 0): copies the old "
+               "model's errors too.",
+    "focal-distillation": "Cross-entropy + λ · (α + β · 1[old right]) · KL to the old model: stay close to it "
+                          "where it was right (Yan et al., *Positive-Congruent Training*, CVPR 2021).",
+    "bct": "Cross-entropy + λ · cross-entropy through the old model's frozen classifier: new embeddings stay "
+           "searchable against the old gallery (Shen et al., *Backward-Compatible Representation Learning*, "
+           "CVPR 2020).",
+}
+
+st.title("Mitigate")
+st.caption("Train a new model against the old one and see what it changes: negative flips, error rate, backward "
+           "trust and embedding compatibility, next to a plain retrained model with the same seed and epochs.")
+
+root = sample_data_dir()
+models = sorted(p for p in (root / "models").glob("*.pt")) if (root / "models").is_dir() else []
+datasets = sorted(p for p in (root / "digits").iterdir() if p.is_dir()) if (root / "digits").is_dir() else []
+if not models or not datasets:
+    st.info("The bundled sample data (sample_data/models, sample_data/digits) is missing: nothing to train on.")
+    st.stop()
+
+
+def _index(items: list[Path], name: str) -> int:
+    names = [p.name for p in items]
+    return names.index(name) if name in names else 0
+
+
+def _short(p: Path) -> str:
+    return f"{p.parent.name}/{p.name}"
+
+
+job: TrainingJob | None = ss.get(JOB)
+busy = job is not None and job.snapshot().running
+
+with st.container(border=True):
+    c1, c2, c3 = st.columns(3)
+    old = c1.selectbox("Old (deployed) model", models, index=_index(models, "old.pt"), format_func=lambda p: p.name,
+                       key="mit_old", help="A bundled TorchScript model; BCT needs one that exports embed and head.")
+    train_data = c2.selectbox("Training data", datasets, index=_index(datasets, "train"), format_func=_short,
+                              key="mit_train")
+    eval_data = c3.selectbox("Evaluation data", datasets, index=_index(datasets, "test"), format_func=_short,
+                             key="mit_eval", help="Held-out images the old model and both new models are compared on.")
+    method = st.radio("Method", list(METHODS), index=2, key="mit_method", captions=list(METHODS.values()))
+    c4, c5, c6 = st.columns(3)
+    lam, alpha, beta = 1.0, 1.0, 5.0
+    if method != "plain":
+        lam = c4.slider("λ (weight of the extra loss)", 0.0, 5.0, 1.0, 0.05, key="mit_lam",
+                        help="Yan et al. and Shen et al. use λ = 1.")
+    if method == "focal-distillation":
+        alpha = c5.number_input("α (weight on every image)", 0.0, 100.0, 1.0, 0.5, key="mit_alpha")
+        beta = c6.number_input("β (extra weight where the old model is right)", 0.0, 100.0, 5.0, 0.5, key="mit_beta")
+    c7, c8, _ = st.columns(3)
+    epochs = c7.number_input("Epochs", 1, 500, DEFAULT_EPOCHS, 1, key="mit_epochs",
+                             help=f"{DEFAULT_EPOCHS} epochs train in about 10 s per model on 2 CPU cores here.")
+    seed = c8.number_input("Seed", 0, 2**31 - 1, 0, 1, key="mit_seed",
+                           help="Seeds initialisation and shuffling; the baseline uses the same seed (paired).")
+    b1, b2, _ = st.columns([1, 2, 2])
+    train_clicked = b1.button("Train", type="primary", disabled=busy, key="mit_train_btn", width="stretch")
+    sweep_clicked = b2.button(f"λ sweep ({', '.join(f'{v:g}' for v in SWEEP_LAMBDAS)})", key="mit_sweep_btn",
+                              disabled=busy or method == "plain", width="stretch",
+                              help="Train the chosen method once per λ, in sequence (plain has no λ).")
+
+params = TrainParams(method=method, lam=float(lam), alpha=float(alpha), beta=float(beta), epochs=int(epochs),
+                     seed=int(seed))
+request = TrainRequest(old=str(old), train_data=str(train_data), eval_data=str(eval_data), params=params)
+if train_data == eval_data:
+    st.warning("Training and evaluation data are the same folder: the numbers below then measure memorisation.")
+if (train_clicked or sweep_clicked) and not busy:
+    reqs = sweep_requests(request) if sweep_clicked else [request]
+    ss[JOB] = TrainingJob(reqs).start()
+    ss["mit_current"] = None
+    st.rerun()  # redraw with the buttons disabled and the progress bar
+
+
+@st.fragment(run_every=1.0)
+def live_progress() -> None:
+    """The progress bar and Cancel button; when the job ends, rerun the page to show its results."""
+    current: TrainingJob | None = ss.get(JOB)
+    if current is None:
+        return
+    snap = current.snapshot()
+    if not snap.running:
+        st.rerun()
+    st.progress(snap.fraction, text=snap.text)
+    st.button("Cancel", on_click=current.cancel, key="mit_cancel", disabled=current.cancel_event.is_set(),
+              help="Stops before the next batch; nothing is written for the interrupted model.")
+
+
+if busy:
+    live_progress()
+elif job is not None:
+    snap = job.snapshot()
+    if snap.status == "failed":
+        st.error(snap.message)
+    elif snap.status == "cancelled":
+        st.warning(snap.message)
+    if snap.records and ss.get("mit_current") is None:
+        ss["mit_current"] = snap.records[-1]["spec_id"]
+
+# ------------------------------------------------------------------ results
+runs = runs_for(load_runs(), str(old), str(eval_data))
+by_id = {r["spec_id"]: r for r in runs}
+current = by_id.get(ss.get("mit_current") or "")
+if current is None and not busy:  # while training, show no half-finished run
+    trained = [r for r in runs if r["params"]["method"] != "plain"]
+    current = trained[-1] if trained else None
+
+
+def _hit(m: dict, key: str) -> str:
+    return pct(m.get(key))
+
+
+def _count(x: int | None) -> str:
+    return "n/a" if x is None else str(x)
+
+
+def _delta_pp(a: float | None, b: float | None) -> str | None:
+    return None if a is None or b is None else f"{100 * (a - b):+.2f} pp"
+
+
+if current is not None:
+    p = TrainParams(**current["params"])
+    if p.method == "plain":
+        base = current
+    else:
+        base = by_id.get(current.get("baseline_id") or "", {"metrics": dict.fromkeys(current["metrics"])})
+    st.subheader(f"Result: {describe(p)}")
+    st.caption(f"Old model {Path(current['old']).name}, trained on {_short(Path(current['train_data']))}, evaluated on "
+               f"{_short(Path(current['eval_data']))} · trained in {current['seconds']:.1f} s "
+               f"(0 s = reused from the cache) · file {Path(current['model']).name}")
+    m, b = current["metrics"], base["metrics"]
+    cards = st.columns(4)
+    rows = [
+        ("Negative flip rate (NFR)", "negative_flip_rate", "Old right, new wrong, over all images (Yan et al., "
+         "CVPR 2021). Delta: trained − plain baseline.", "inverse"),
+        ("New error rate", "new_error_rate", "Share of images the new model gets wrong. Delta: trained − plain "
+         "baseline.", "inverse"),
+        ("Backward trust (BTC)", "backward_trust_compatibility", "Of the images the old model got right, the share "
+         "still right (Bansal et al. 2019). Delta: trained − plain baseline.", "normal"),
+        ("Cross-test Hit@1 (new→old)", "hit1_new_old", "New-model queries against the old model's gallery, top-1 "
+         "(Shen et al., CVPR 2020); compatible when above old→old. Delta: trained − plain baseline.", "normal"),
+    ]
+    for col, (label, key, help_text, colour) in zip(cards, rows):
+        with col.container(border=True):
+            st.metric(label, pct(m.get(key)), delta=_delta_pp(m.get(key), b.get(key)), delta_color=colour,
+                      help=help_text)
+            st.caption(f"plain baseline: {pct(b.get(key))}")
+    st.markdown("#### Before / after")
+    st.table({
+        "metric": ["Negative flip rate (NFR)", "Negative flips", "New error rate", "Old error rate",
+                   "Backward trust (BTC)", "Cross-test Hit@1 new→old", "Self-test Hit@1 old→old", "Compatible (BCT)"],
+        "old → plain new (baseline)": [pct(b["negative_flip_rate"]), _count(b["n_negative_flips"]),
+                                       pct(b["new_error_rate"]), pct(b["old_error_rate"]),
+                                       pct(b["backward_trust_compatibility"]), _hit(b, "hit1_new_old"),
+                                       _hit(b, "hit1_old_old"), {True: "yes", False: "no"}.get(b["compatible"], "n/a")],
+        f"old → {p.method} new": [pct(m["negative_flip_rate"]), _count(m["n_negative_flips"]), pct(m["new_error_rate"]),
+                                  pct(m["old_error_rate"]), pct(m["backward_trust_compatibility"]),
+                                  _hit(m, "hit1_new_old"), _hit(m, "hit1_old_old"),
+                                  {True: "yes", False: "no"}.get(m["compatible"], "n/a")],
+    })
+    model_path = Path(current["model"])
+    if model_path.is_file():
+        st.download_button("Download the trained model (.pt)", model_path.read_bytes(), file_name=model_path.name,
+                           mime="application/octet-stream", key="mit_download",
+                           help="TorchScript with graceful.json: python -m graceful_core compare OLD THIS.pt --data ...")
+
+
+# ------------------------------------------------------------- trade-off plot
+def open_run(spec_id: str) -> None:
+    """Open ``old → trained model`` on the Overview page."""
+    if resolve_spec(spec_id) is not None:
+        select_comparison(spec_id)
+        ss["_goto"] = "overview"
+
+
+def on_plot() -> None:
+    points = ss["mit_plot"].selection.points
+    if points and points[0].get("customdata"):
+        cd = points[0]["customdata"]
+        open_run(cd[0] if isinstance(cd, list | tuple) else cd)
+
+
+if runs:
+    st.markdown("#### Trade-off: negative flips vs error")
+    st.caption(f"One point per trained model against {Path(str(old)).name} on {_short(Path(str(eval_data)))} "
+               "(kept in the cache folder across sessions). Click a point to open that comparison on the Overview page.")
+    fig = go.Figure()
+    for meth in METHODS:
+        pts = [r for r in runs if r["params"]["method"] == meth]
+        if not pts:
+            continue
+        fig.add_scatter(
+            x=[100 * (r["metrics"]["new_error_rate"] or 0) for r in pts],
+            y=[100 * (r["metrics"]["negative_flip_rate"] or 0) for r in pts],
+            mode="markers", name=meth, marker={"size": 11},
+            customdata=[[r["spec_id"], describe(TrainParams(**r["params"]))] for r in pts],
+            hovertemplate="%{customdata[1]}<br>error %{x:.2f} %<br>NFR %{y:.2f} %<extra></extra>",
+        )
+    fig.update_layout(xaxis_title="new error rate (%)", yaxis_title="negative flip rate (%)", height=380,
+                      margin={"t": 20, "b": 40})
+    st.plotly_chart(fig, key="mit_plot", on_select=on_plot, selection_mode="points")
+    labels = {r["spec_id"]: describe(TrainParams(**r["params"])) for r in reversed(runs)}
+    o1, o2 = st.columns([4, 1])
+    pick = o1.selectbox("Run", list(labels), format_func=labels.get, key="mit_pick", label_visibility="collapsed")
+    o2.button("Open on Overview", on_click=open_run, args=(pick,), key="mit_open", width="stretch")
+
+with st.expander("What the 5-seed experiment found"):
+    md = Path(__file__).resolve().parent.parent / "results" / "mitigation.md"
+    st.markdown(md.read_text() if md.is_file() else "results/mitigation.md is missing.")
+
+if ss.pop("_goto", None) == "overview":
+    st.switch_page(ss["_pages"]["overview"])

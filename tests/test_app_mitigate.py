@@ -1,0 +1,129 @@
+"""AppTest of the Mitigate page: a short training run shows the core's numbers; Cancel writes no model.
+
+The expected numbers are computed here with ``compare_sources`` on the model files the
+run left in the cache folder, and formatted in the test itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+OLD = ROOT / "sample_data" / "models" / "old.pt"
+TEST_DATA = ROOT / "sample_data" / "digits" / "test"
+JOB = "_mitigate_job"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """A fresh cache folder per test, so trained files and the run index start empty."""
+    if not OLD.is_file() or not TEST_DATA.is_dir():
+        pytest.skip("bundled sample data is missing")
+    monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def open_page():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/mitigate_page.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title[0].value == "Mitigate"
+    return at
+
+
+def wait_for_job(at, timeout: float = 240.0):
+    job = at.session_state[JOB]
+    deadline = time.monotonic() + timeout
+    while job.thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not job.thread.is_alive(), "training did not finish in time"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return job.snapshot()
+
+
+def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(_own_cache):
+    from graceful_core.sources import compare_sources
+
+    at = open_page()
+    at.radio(key="mit_method").set_value("focal-distillation").run()
+    at.number_input(key="mit_epochs").set_value(2).run()
+    at.slider(key="mit_lam").set_value(0.5).run()
+    at.button(key="mit_train_btn").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    snap = wait_for_job(at)
+    assert snap.status == "done", snap.message
+
+    models = _own_cache / "models"
+    trained = sorted(models.glob("focal-distillation-*.pt"))
+    plain = sorted(models.glob("plain-*.pt"))
+    assert len(trained) == 1 and len(plain) == 1
+    after = compare_sources(OLD, trained[0], TEST_DATA)
+    before = compare_sources(OLD, plain[0], TEST_DATA)
+
+    shown = {m.label: m for m in at.metric}
+    s = after.summary
+    assert shown["Negative flip rate (NFR)"].value == pct(s["negative_flip_rate"])
+    assert shown["New error rate"].value == pct(s["new_error_rate"])
+    assert shown["Backward trust (BTC)"].value == pct(s["backward_trust_compatibility"])
+    assert shown["Cross-test Hit@1 (new→old)"].value == pct(after.compatibility.scores["top1"]["new_old"])
+    b = before.summary
+    want_delta = f"{100 * (s['negative_flip_rate'] - b['negative_flip_rate']):+.2f} pp"
+    assert shown["Negative flip rate (NFR)"].delta == want_delta
+
+    table = at.table[0].value
+    col_before, col_after = table["old → plain new (baseline)"].tolist(), table["old → focal-distillation new"].tolist()
+    rows = table["metric"].tolist()
+    expect = {
+        "Negative flip rate (NFR)": (pct(b["negative_flip_rate"]), pct(s["negative_flip_rate"])),
+        "Negative flips": (str(b["n_negative_flips"]), str(s["n_negative_flips"])),
+        "New error rate": (pct(b["new_error_rate"]), pct(s["new_error_rate"])),
+        "Backward trust (BTC)": (pct(b["backward_trust_compatibility"]), pct(s["backward_trust_compatibility"])),
+        "Cross-test Hit@1 new→old": (pct(before.compatibility.scores["top1"]["new_old"]),
+                                     pct(after.compatibility.scores["top1"]["new_old"])),
+        "Self-test Hit@1 old→old": (pct(before.compatibility.scores["top1"]["old_old"]),
+                                    pct(after.compatibility.scores["top1"]["old_old"])),
+    }
+    for name, (want_b, want_a) in expect.items():
+        i = rows.index(name)
+        assert (col_before[i], col_after[i]) == (want_b, want_a), name
+
+    # the run index remembers both models, and the trained one opens on the Overview page
+    runs = json.loads((_own_cache / "mitigation-runs.json").read_text())
+    assert {Path(r["model"]).name for r in runs} == {trained[0].name, plain[0].name}
+    at.selectbox(key="mit_pick").set_value(f"trained:{trained[0].stem}")
+    at.button(key="mit_open").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title[0].value == "Overview"
+    assert at.query_params.get("cmp") == [f"trained:{trained[0].stem}"] or \
+        at.query_params.get("cmp") == f"trained:{trained[0].stem}"
+    overview = {m.label: m.value for m in at.metric}
+    assert overview["Negative flip rate (NFR)"] == pct(s["negative_flip_rate"])
+
+
+def test_cancel_stops_training_and_writes_no_model(_own_cache):
+    at = open_page()
+    at.radio(key="mit_method").set_value("focal-distillation").run()
+    at.number_input(key="mit_epochs").set_value(500).run()
+    at.button(key="mit_train_btn").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.button(key="mit_cancel").click().run()
+    snap = wait_for_job(at, timeout=60)
+    assert snap.status == "cancelled"
+    assert any("cancelled" in w.value for w in at.warning)
+    models = _own_cache / "models"
+    assert not models.exists() or not any(models.iterdir()), list(models.iterdir())
+    assert not (_own_cache / "mitigation-runs.json").exists()
