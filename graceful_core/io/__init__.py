@@ -1,0 +1,1 @@
+"""File loading for graceful: hashing, safe images and zips, datasets, predictions tables."""
