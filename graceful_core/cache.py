@@ -46,6 +46,11 @@ def make_key(*parts: str) -> str:
     return h.hexdigest()
 
 
+def make_readable(path: str | os.PathLike) -> None:
+    """Give a finished temp file the usual ``rw-r--r--`` mode (``mkstemp`` creates ``rw-------``)."""
+    os.chmod(path, 0o644)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
     path = Path(path)
@@ -56,6 +61,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -133,7 +133,7 @@ def test_downloads_are_the_report_and_the_sample_table(report):
 
     at = run_app()
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download report (JSON)", "Download per-sample table (CSV)"]
+    assert labels == ["Download report (JSON)", "Download per-sample table (CSV)", "Download report (HTML)"]
     comp = store.load_comparison(bundled_specs()[0])
     assert json.loads(store.report_json(comp)) == report
     table = pd.read_csv(io.BytesIO(store.samples_csv(comp)), dtype={"id": str, "label": str})

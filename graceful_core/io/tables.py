@@ -539,6 +539,7 @@ def write_predictions_table(preds: Predictions, path: str | os.PathLike) -> None
             import pyarrow.parquet as pq
 
             pq.write_table(table, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates rw-------; a written table is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -199,6 +199,7 @@ def train_update(
     os.close(fd)
     try:
         save_torchscript(model, tmp, new_info)
+        cache.make_readable(tmp)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
