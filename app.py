@@ -22,6 +22,8 @@ PAGES = {
                           url_path="embeddings"),
     "retrieval": st.Page("pages/retrieval_page.py", title="Retrieval", icon=":material/manage_search:",
                          url_path="retrieval"),
+    "versions": st.Page("pages/versions_page.py", title="Versions", icon=":material/account_tree:",
+                        url_path="versions"),
     "mitigate": st.Page("pages/mitigate_page.py", title="Mitigate", icon=":material/healing:", url_path="mitigate"),
 }
 page = st.navigation(list(PAGES.values()))

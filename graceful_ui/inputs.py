@@ -96,6 +96,30 @@ def bundled_specs(root: Path | None = None) -> list[Spec]:
     return out
 
 
+PAIR_PREFIX = "pair:"
+
+
+def pair_spec(old_stem: str, new_stem: str, root: Path | None = None) -> Spec | None:
+    """Any two bundled models (by file stem) on ``digits/test``; None if either is missing.
+
+    ``old.pt`` against another model is the bundled spec (``sample:<stem>``); other pairs
+    get the id ``pair:<old stem>:<new stem>`` (the Versions page opens them). Stems are
+    matched against the files in ``models/``, never joined into a path.
+    """
+    root = root or sample_data_dir()
+    data, models = root / "digits" / "test", root / "models"
+    if not (data.is_dir() and models.is_dir()):
+        return None
+    files = {p.stem: p for p in sorted(models.iterdir()) if p.suffix in MODEL_SUFFIXES and p.is_file()}
+    if old_stem not in files or new_stem not in files:
+        return None
+    if old_stem == "old" and new_stem != "old":
+        return next((s for s in bundled_specs(root) if s.id == f"sample:{new_stem}"), None)
+    o, n = files[old_stem], files[new_stem]
+    return Spec(id=f"{PAIR_PREFIX}{old_stem}:{new_stem}", label=f"{o.name} → {n.name} on digits/test (bundled)",
+                old=str(o), new=str(n), data=str(data))
+
+
 def uploads_dir() -> Path:
     """Where uploads are kept: ``<cache>/app-uploads`` (created)."""
     d = cache_dir() / "app-uploads"
@@ -112,6 +136,8 @@ def resolve_spec(spec_id: str | None) -> Spec | None:
             return s
     if spec_id.startswith(TRAINED_PREFIX):
         return _trained_spec(spec_id[len(TRAINED_PREFIX):])
+    if spec_id.startswith(PAIR_PREFIX) and spec_id.count(":") == 2:
+        return pair_spec(*spec_id[len(PAIR_PREFIX):].split(":"))
     if spec_id.startswith("upload:"):
         token = spec_id.split(":", 1)[1]
         if not token.isalnum():

@@ -1,0 +1,83 @@
+"""Real-browser visit of the Versions page (headless Debian Chromium via Playwright).
+
+Reuses the server helpers of tests/test_browser.py: the page renders without an exception
+box, its heatmaps are drawn, a screenshot goes to test-artifacts/, and clicking an NFR cell
+opens that pair on the Overview with the core's NFR.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import (CHROMIUM, WAIT_MS, _click_centre, _need, free_port, launch, metric_value,
+                                no_exception, shot, start_server, stop_server, wait_ready)
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "sample_data" / "models"
+DATA = ROOT / "sample_data" / "digits" / "test"
+CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    import os
+
+    from graceful_core.lineage import model_matrix_report
+
+    if not all((MODELS / m).is_file() for m in CHAIN) or not DATA.is_dir():
+        pytest.skip("bundled sample models/digits are missing")
+    os.environ.setdefault("GRACEFUL_CACHE_DIR", str(tmp_path_factory.mktemp("lineage-cache")))
+    return model_matrix_report([str(MODELS / m) for m in CHAIN], DATA)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (Debian package chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _need(False, "the playwright Python package is not installed")
+    cache = tmp_path_factory.mktemp("app-versions") / "cache"
+    cache.mkdir()
+    port = free_port()
+    proc = start_server(cache, port)
+    yield f"http://127.0.0.1:{port}"
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        pg = browser.new_page(viewport={"width": 1500, "height": 2600})
+        yield pg
+        browser.close()
+
+
+def test_versions_page_renders_and_a_cell_opens_the_pair(page, server, report):
+    page.goto(server + "/versions?cmp=sample:new")
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Versions")', timeout=120_000)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
+    wait_ready(page, timeout=120_000)
+    assert page.locator(".js-plotly-plot").count() >= 6  # 3 heatmaps, 2 lineage charts, the graph
+    no_exception(page, "versions")
+    shot(page, "20-versions")
+
+    if page.locator('[role="dialog"]').count():  # Streamlit's "Page not found" notice on the first load of a
+        page.keyboard.press("Escape")  # non-default page URL (it renders the page anyway): close it
+        page.wait_for_function("() => !document.querySelector('[role=\"dialog\"]')", timeout=WAIT_MS)
+    i, j = CHAIN.index("new.pt"), CHAIN.index("v3.pt")  # NFR cell: old new.pt (row) -> new v3.pt (column)
+    cells = page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point")
+    _click_centre(page, cells.nth(i * len(CHAIN) + j))
+    page.wait_for_function("() => location.href.includes('cmp=pair')", timeout=WAIT_MS)
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Overview")', timeout=WAIT_MS)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=WAIT_MS)
+    wait_ready(page)
+    assert "cmp=pair%3Anew%3Av3" in page.url or "cmp=pair:new:v3" in page.url
+    assert metric_value(page, "Negative flip rate (NFR)") == f"{100 * report['negative_flip_rate'][i][j]:.2f} %"
+    no_exception(page, "overview opened from versions")
+    shot(page, "21-versions-cell-opens-overview")
