@@ -71,7 +71,8 @@ with st.container(border=True):
         beta = c6.number_input("β (extra weight where the old model is right)", 0.0, 100.0, 5.0, 0.5, key="mit_beta")
     c7, c8, _ = st.columns(3)
     epochs = c7.number_input("Epochs", 1, 500, DEFAULT_EPOCHS, 1, key="mit_epochs",
-                             help=f"{DEFAULT_EPOCHS} epochs train in about 10 s per model on 2 CPU cores here.")
+                             help=f"{DEFAULT_EPOCHS} epochs train one model in about 10 s on 2 idle CPU cores "
+                             "(longer on a busy machine).")
     seed = c8.number_input("Seed", 0, 2**31 - 1, 0, 1, key="mit_seed",
                            help="Seeds initialisation and shuffling; the baseline uses the same seed (paired).")
     b1, b2, _ = st.columns([1, 2, 2])

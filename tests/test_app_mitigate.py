@@ -127,3 +127,23 @@ def test_cancel_stops_training_and_writes_no_model(_own_cache):
     models = _own_cache / "models"
     assert not models.exists() or not any(models.iterdir()), list(models.iterdir())
     assert not (_own_cache / "mitigation-runs.json").exists()
+
+
+def test_lambda_sweep_fills_the_trade_off_plot(_own_cache):
+    from graceful_ui.training import SWEEP_LAMBDAS
+
+    at = open_page()
+    at.radio(key="mit_method").set_value("distill").run()
+    at.number_input(key="mit_epochs").set_value(1).run()
+    at.button(key="mit_sweep_btn").click().run()
+    snap = wait_for_job(at)
+    assert snap.status == "done", snap.message
+    assert [r["params"]["lam"] for r in snap.records] == list(SWEEP_LAMBDAS)
+    runs = json.loads((_own_cache / "mitigation-runs.json").read_text())
+    methods = sorted(r["params"]["method"] for r in runs)
+    assert methods == ["distill"] * len(SWEEP_LAMBDAS) + ["plain"]  # one shared, cached baseline
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    xs = [x for trace in fig["data"] for x in trace["x"]]
+    assert len(xs) == len(SWEEP_LAMBDAS) + 1
+    want = sorted(round(100 * r["metrics"]["new_error_rate"], 9) for r in runs)
+    assert sorted(round(x, 9) for x in xs) == want
