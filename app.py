@@ -2,7 +2,7 @@
 
 A thin layer over :mod:`graceful_core`: this file sets up the pages, restores the
 view from the URL, loads the selected comparison (cached by content hash) and draws
-the sidebar; each page in ``pages/`` only reads that comparison and draws it.
+the sidebar; each page in ``app_pages/`` only reads that comparison and draws it.
 """
 
 import streamlit as st
@@ -14,17 +14,17 @@ st.set_page_config(page_title="graceful: model update regressions", page_icon=":
 init_state()
 
 PAGES = {
-    "overview": st.Page("pages/overview_page.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
-    "inputs": st.Page("pages/inputs_page.py", title="Choose inputs", icon=":material/upload_file:", url_path="inputs"),
-    "flips": st.Page("pages/flips_page.py", title="Flips", icon=":material/swap_horiz:", url_path="flips"),
-    "sample": st.Page("pages/sample_page.py", title="Sample", icon=":material/image_search:", url_path="sample"),
-    "embeddings": st.Page("pages/embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
+    "overview": st.Page("app_pages/overview_page.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    "inputs": st.Page("app_pages/inputs_page.py", title="Choose inputs", icon=":material/upload_file:", url_path="inputs"),
+    "flips": st.Page("app_pages/flips_page.py", title="Flips", icon=":material/swap_horiz:", url_path="flips"),
+    "sample": st.Page("app_pages/sample_page.py", title="Sample", icon=":material/image_search:", url_path="sample"),
+    "embeddings": st.Page("app_pages/embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
                           url_path="embeddings"),
-    "retrieval": st.Page("pages/retrieval_page.py", title="Retrieval", icon=":material/manage_search:",
+    "retrieval": st.Page("app_pages/retrieval_page.py", title="Retrieval", icon=":material/manage_search:",
                          url_path="retrieval"),
-    "versions": st.Page("pages/versions_page.py", title="Versions", icon=":material/account_tree:",
+    "versions": st.Page("app_pages/versions_page.py", title="Versions", icon=":material/account_tree:",
                         url_path="versions"),
-    "mitigate": st.Page("pages/mitigate_page.py", title="Mitigate", icon=":material/healing:", url_path="mitigate"),
+    "mitigate": st.Page("app_pages/mitigate_page.py", title="Mitigate", icon=":material/healing:", url_path="mitigate"),
 }
 page = st.navigation(list(PAGES.values()))
 

@@ -38,7 +38,7 @@ def open_page():
 
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/mitigate_page.py").run()
+    at.switch_page("app_pages/mitigate_page.py").run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.title[0].value == "Mitigate"
     return at

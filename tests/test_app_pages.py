@@ -54,7 +54,7 @@ def run_app(query: dict | None = None):
 
 
 def goto(at, page_file: str):
-    at.switch_page(f"pages/{page_file}").run()
+    at.switch_page(f"app_pages/{page_file}").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

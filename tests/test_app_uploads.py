@@ -149,7 +149,7 @@ def test_upload_through_the_app_switches_the_comparison(sample, report):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/inputs_page.py").run()
+    at.switch_page("app_pages/inputs_page.py").run()
     old, new = _models(sample)
     at.file_uploader(key="up_old").upload(old.name, old.data)
     at.file_uploader(key="up_new").upload(new.name, new.data)
@@ -159,7 +159,7 @@ def test_upload_through_the_app_switches_the_comparison(sample, report):
     assert not at.exception and not at.error
     cmp = at.query_params.get("cmp")
     assert cmp.startswith("upload:")
-    at.switch_page("pages/overview_page.py").run()
+    at.switch_page("app_pages/overview_page.py").run()
     nfr = {m.label: m.value for m in at.metric}["Negative flip rate (NFR)"]
     assert nfr == f"{100 * report['negative_flip_rate']:.2f} %"
     # a fresh session following the link opens the uploaded comparison

@@ -52,7 +52,7 @@ def run_versions(query: dict | None = None):
         at.query_params.update(query)
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    at.switch_page("pages/versions_page.py").run()
+    at.switch_page("app_pages/versions_page.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
