@@ -22,6 +22,10 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path as _Path
+
+sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # run from anywhere
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,9 +83,9 @@ def _child_compare(old: str, new: str) -> dict:
 
 
 def _run_child(kind: str, old: str, new: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, old, new], check=True, capture_output=True, text=True
-    )
+    out = subprocess.run([sys.executable, __file__, "--child", kind, old, new], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{kind} child failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -23,6 +23,10 @@ import sys
 import tempfile
 import time
 
+from pathlib import Path as _Path
+
+sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # run from anywhere
+
 import numpy as np
 
 

@@ -22,9 +22,8 @@ from graceful_core.io.tables import join_predictions
 from graceful_core.metrics import compatibility as cm
 from graceful_core.metrics import flips as fm
 from graceful_core.metrics import significance as sm
-from graceful_core.metrics.confidence import flip_confidence_split_from_true_probs
+from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.retrieval import CrossTest, cross_test
-from graceful_core.scores import confidences
 from graceful_core.types import Predictions
 
 #: Flip status of one sample, as stored in the per-sample table.
@@ -238,6 +237,8 @@ def _json_clean(obj):
     if isinstance(obj, dict):
         return {str(k): _json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
+        if obj and type(obj[0]) is str and all(type(v) is str for v in obj):
+            return list(obj)  # id lists (possibly millions of entries): nothing to clean
         return [_json_clean(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return _json_clean(obj.tolist())
@@ -313,9 +314,9 @@ def compare_predictions(
         )
     old_conf = old_p = new_conf = new_p = None
     if old_j.scores is not None:
-        old_conf, old_p = confidences(old_j.scores, old_j.score_kind, old_j.pred, labels)
+        old_conf, old_p = class_probabilities(old_j.scores, old_j.score_kind, old_j.pred, labels)
     if new_j.scores is not None:
-        new_conf, new_p = confidences(new_j.scores, new_j.score_kind, new_j.pred, labels)
+        new_conf, new_p = class_probabilities(new_j.scores, new_j.score_kind, new_j.pred, labels)
     slices = old_j.extra.get("slices")
     if slices is None:
         slices = new_j.extra.get("slices")

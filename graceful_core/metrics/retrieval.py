@@ -409,15 +409,13 @@ def retrieval_metrics(
     )
 
 
-def _wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
-    """Wilson score interval (Wilson 1927); None when n = 0."""
+def _wilson(successes: int, n: int) -> tuple[float, float] | None:
+    """Wilson 95 % score interval (:func:`graceful_core.metrics.significance.wilson_interval`); None when n = 0."""
     if n == 0:
         return None
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    from graceful_core.metrics.significance import wilson_interval
+
+    return wilson_interval(successes, n)
 
 
 def _num(x: float | None) -> float | None:
