@@ -43,11 +43,11 @@ def free_port() -> int:
 
 
 def start_server(cache_dir: Path, port: int) -> subprocess.Popen:
-    """`streamlit run app.py` on ``port`` with its own cache folder; returns once healthy."""
+    """The app (``python -m graceful_ui.serve``, as scripts/run.sh starts it) on ``port``; returns once healthy."""
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache_dir))
     log = open(cache_dir.parent / f"streamlit-{port}.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "graceful_ui.serve", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
