@@ -6,7 +6,6 @@ linear map (first two principal components) so the page logic runs in seconds.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cache_dir(tmp_path_factory):
-    if not os.environ.get("GRACEFUL_CACHE_DIR"):
-        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
-    yield
 
 
 @pytest.fixture(autouse=True)

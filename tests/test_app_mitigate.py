@@ -7,7 +7,6 @@ run left in the cache folder, and formatted in the test itself.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 

@@ -6,40 +6,13 @@ app (``compare_sources(...).to_report()``), and are formatted in the test itself
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cache_dir(tmp_path_factory):
-    """One disk cache for the whole session (set GRACEFUL_CACHE_DIR to reuse one across runs)."""
-    if not os.environ.get("GRACEFUL_CACHE_DIR"):
-        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
-    yield
-
-
-@pytest.fixture(scope="session")
-def sample_spec():
-    from graceful_ui.inputs import bundled_specs
-
-    specs = bundled_specs()
-    if not specs or specs[0].id != "sample:new":
-        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
-    return specs[0]
-
-
-@pytest.fixture(scope="session")
-def report(sample_spec):
-    from graceful_core.sources import compare_sources
-
-    return compare_sources(sample_spec.old, sample_spec.new, sample_spec.data).to_report()
 
 
 def run_app(query: dict | None = None):

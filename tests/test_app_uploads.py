@@ -6,7 +6,6 @@ Expected numbers come from the core run directly on the bundled folder, not from
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -19,32 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _cache_dir(tmp_path_factory):
-    if not os.environ.get("GRACEFUL_CACHE_DIR"):
-        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
-    yield
-
-
-@pytest.fixture(scope="session")
-def sample():
-    from graceful_ui.inputs import bundled_specs
-
-    specs = bundled_specs()
-    if not specs or specs[0].id != "sample:new":
-        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
-    return specs[0]
-
-
-@pytest.fixture(scope="session")
-def report(sample):
-    from graceful_core.sources import compare_sources
-
-    return compare_sources(sample.old, sample.new, sample.data).to_report()
-
-
-def _images(sample) -> list[tuple[str, bytes]]:
-    root = Path(sample.data)
+def _images(sample_spec) -> list[tuple[str, bytes]]:
+    root = Path(sample_spec.data)
     return [(p.relative_to(root).as_posix(), p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()]
 
 
@@ -56,18 +31,18 @@ def _zip(members: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def _models(sample):
+def _models(sample_spec):
     from graceful_ui.inputs import Upload
 
-    return Upload("old.pt", Path(sample.old).read_bytes()), Upload("new.pt", Path(sample.new).read_bytes())
+    return Upload("old.pt", Path(sample_spec.old).read_bytes()), Upload("new.pt", Path(sample_spec.new).read_bytes())
 
 
-def test_zip_of_class_folders_gives_the_same_comparison(sample, report):
+def test_zip_of_class_folders_gives_the_same_comparison(sample_spec, report):
     from graceful_ui import store
     from graceful_ui.inputs import Upload, resolve_spec, spec_from_uploads
 
-    old, new = _models(sample)
-    spec = spec_from_uploads(old, new, Upload("digits.zip", _zip(_images(sample))))
+    old, new = _models(sample_spec)
+    spec = spec_from_uploads(old, new, Upload("digits.zip", _zip(_images(sample_spec))))
     got = store.load_comparison(spec).to_report()
     for k in ("n_samples", "negative_flip_rate", "positive_flip_rate", "negative_flips", "positive_flips",
               "transition_matrix", "mcnemar_p_value"):
@@ -76,14 +51,14 @@ def test_zip_of_class_folders_gives_the_same_comparison(sample, report):
     assert resolve_spec(spec.id) == spec
 
 
-def test_manifest_with_a_zip_of_images(sample, report):
+def test_manifest_with_a_zip_of_images(sample_spec, report):
     from graceful_ui import store
     from graceful_ui.inputs import Upload, spec_from_uploads
 
-    imgs = _images(sample)
+    imgs = _images(sample_spec)
     manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
                              "label": [n.split("/")[0] for n, _ in imgs]})
-    old, new = _models(sample)
+    old, new = _models(sample_spec)
     spec = spec_from_uploads(old, new, Upload("manifest.csv", manifest.to_csv(index=False).encode()),
                              Upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])))
     got = store.load_comparison(spec).to_report()
@@ -131,13 +106,13 @@ def test_check_upload_reports_the_uploaded_name_not_the_server_path(name, data, 
     assert e.value.message.startswith(f"{name}") and "app-uploads" not in e.value.message
 
 
-def test_corrupt_image_inside_an_uploaded_zip_names_the_zip(sample):
+def test_corrupt_image_inside_an_uploaded_zip_names_the_zip(sample_spec):
     from graceful_ui import store
     from graceful_ui.inputs import Upload, spec_from_uploads, user_message
 
-    imgs = _images(sample)
+    imgs = _images(sample_spec)
     imgs[0] = (imgs[0][0], b"\x89PNG\r\n\x1a\n broken")
-    old, new = _models(sample)
+    old, new = _models(sample_spec)
     spec = spec_from_uploads(old, new, Upload("broken-digits.zip", _zip(imgs)))
     with pytest.raises(InputError) as e:
         store.load_comparison(spec)
@@ -145,15 +120,15 @@ def test_corrupt_image_inside_an_uploaded_zip_names_the_zip(sample):
     assert msg.startswith("broken-digits.zip") and "app-uploads" not in msg
 
 
-def test_upload_through_the_app_switches_the_comparison(sample, report):
+def test_upload_through_the_app_switches_the_comparison(sample_spec, report):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app_pages/inputs_page.py").run()
-    old, new = _models(sample)
+    old, new = _models(sample_spec)
     at.file_uploader(key="up_old").upload(old.name, old.data)
     at.file_uploader(key="up_new").upload(new.name, new.data)
-    at.file_uploader(key="up_data").upload("digits.zip", _zip(_images(sample))).run()
+    at.file_uploader(key="up_data").upload("digits.zip", _zip(_images(sample_spec))).run()
     assert not at.error, [e.value for e in at.error]
     at.button(key="btn_compare").click().run()
     assert not at.exception and not at.error

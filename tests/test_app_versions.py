@@ -6,7 +6,6 @@ formatted in the test (``f"{100 * x:.2f} %"``), independently of the page's form
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ MODELS = ROOT / "sample_data" / "models"
 DATA = ROOT / "sample_data" / "digits" / "test"
 CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
 TIMEOUT = 180
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cache_dir(tmp_path_factory):
-    """One disk cache for the whole session (set GRACEFUL_CACHE_DIR to reuse one across runs)."""
-    if not os.environ.get("GRACEFUL_CACHE_DIR"):
-        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
-    yield
 
 
 def _report(models: list[str]) -> dict:

@@ -36,16 +36,6 @@ FIXED_TIME = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache_dir(tmp_path_factory):
-    old = os.environ.get("GRACEFUL_CACHE_DIR")
-    if not old:
-        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
-    yield
-    if not old:
-        os.environ.pop("GRACEFUL_CACHE_DIR", None)
-
-
 @pytest.fixture(scope="module")
 def comp():
     if not (OLD.exists() and NEW.exists() and TEST_DATA.is_dir()):

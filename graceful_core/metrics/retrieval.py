@@ -155,7 +155,7 @@ def _topk_fast(
     that bound. Rows whose exact k-th score is not above ``c + eps`` (ties or near-ties
     at the boundary) are recomputed exactly in full.
     """
-    b, n = q32.shape[0], g32_t.shape[1]
+    n = g32_t.shape[1]
     s32 = q32 @ g32_t
     s32.scatter_(1, self_cols.view(-1, 1), -math.inf)
     m = min(k + 8, n - 1)

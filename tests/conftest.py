@@ -1,0 +1,34 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """One disk cache per test session, never the user's (set GRACEFUL_CACHE_DIR to reuse one)."""
+    if not os.environ.get("GRACEFUL_CACHE_DIR"):
+        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def sample_spec():
+    """The bundled default comparison (old.pt vs new.pt on digits/test), or skip without it."""
+    from graceful_ui.inputs import bundled_specs
+
+    specs = bundled_specs()
+    if not specs or specs[0].id != "sample:new":
+        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
+    return specs[0]
+
+
+@pytest.fixture(scope="session")
+def report(sample_spec):
+    """The core's JSON report of the bundled comparison, computed independently of the app."""
+    from graceful_core.sources import compare_sources
+
+    return compare_sources(sample_spec.old, sample_spec.new, sample_spec.data).to_report()
