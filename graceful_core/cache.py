@@ -17,6 +17,8 @@ import io
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -46,22 +48,22 @@ def make_key(*parts: str) -> str:
     return h.hexdigest()
 
 
-def make_readable(path: str | os.PathLike) -> None:
-    """Give a finished temp file the usual ``rw-r--r--`` mode (``mkstemp`` creates ``rw-------``)."""
-    os.chmod(path, 0o644)
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[str]:
+    """A temporary file name next to ``path`` that becomes ``path`` only if the block succeeds.
 
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
+    The block writes the temporary file (by any library); on success it gets the usual
+    ``rw-r--r--`` mode (``mkstemp`` creates ``rw-------``) and is moved into place with
+    ``os.replace`` (atomic), so a reader never sees half a file. On any exception it is
+    removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        make_readable(tmp)
+        yield tmp
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -69,6 +71,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_output`), synced to disk."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _entry_path(kind: str, key: str, root: Path | None) -> Path:

@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -564,11 +563,9 @@ def write_predictions_table(preds: Predictions, path: str | os.PathLike) -> None
     path = os.fspath(path)
     kind = _suffix_kind(path)
     table = predictions_to_arrow(preds, wide=(kind == "csv"))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    from graceful_core.cache import atomic_output
+
+    with atomic_output(path) as tmp:
         if kind == "csv":
             import pyarrow.csv as pacsv
 
@@ -577,11 +574,3 @@ def write_predictions_table(preds: Predictions, path: str | os.PathLike) -> None
             import pyarrow.parquet as pq
 
             pq.write_table(table, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates rw-------; a written table is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -192,19 +191,10 @@ def train_update(
         num_classes=len(info.classes), batch_size=BATCH_SIZE, progress=on_epoch, should_stop=should_stop, **kw,
     )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     new_info = ModelInfo(name=out.stem, input_size=info.input_size, mean=info.mean, std=info.std,
                          classes=info.classes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with cache.atomic_output(out) as tmp:
         save_torchscript(model, tmp, new_info)
-        cache.make_readable(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return TrainedUpdate(path=out, params=params, seconds=time.perf_counter() - t0, history=history)
 
 
