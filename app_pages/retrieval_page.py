@@ -64,6 +64,16 @@ if ct.retrieval_negative_flips is not None:
                 help="Queries wrong at top-1 under old→old and right under new→old.")
     c[2].caption(f"{pct(ct.positive_flip_rate)} of {ct.n_queries} queries")
 
+if comp.old_head_on_new_accuracy is not None:
+    acc = comp.old_head_on_new_accuracy
+    ok = acc >= comp.summary["old_accuracy"] - 0.01
+    box = st.success if ok else st.error
+    box(f"**Old classifier head on new embeddings: {pct(acc)}** of all {comp.n_samples} images classified right "
+        f"(the old model itself: {pct(comp.summary['old_accuracy'])}). "
+        + ("Classifiers and other post-processing built on the old embedding keep working."
+           if ok else "Anything built on the old embedding (classifiers, thresholds, clusters) breaks with the new "
+           "model and must be rebuilt."))
+
 if ct.reason or "new_old" not in ct.results or comp.dataset is None:
     st.stop()
 

@@ -52,6 +52,10 @@ class Comparison:
         Optional slice name per sample.
     compatibility : CrossTest or None
         Embedding cross-test (BCT protocol) when both sides have embeddings.
+    old_head_on_new_accuracy : float or None
+        Accuracy of the old model's classifier ``head`` applied to the new embeddings
+        (does the old post-processing still work on the new model?); None when the old
+        side has no exported head (e.g. a table) or the embedding sizes differ.
     """
 
     old_name: str
@@ -69,6 +73,7 @@ class Comparison:
     old_embedding: np.ndarray | None = field(default=None, repr=False)
     new_embedding: np.ndarray | None = field(default=None, repr=False)
     compatibility: CrossTest | None = None
+    old_head_on_new_accuracy: float | None = None
     dropped_ids: int = 0
     #: Content-hash identity of the inputs (set by :func:`graceful_core.sources.compare_sources`).
     key: str = ""
@@ -229,6 +234,9 @@ class Comparison:
             report["ids_not_in_both"] = int(self.dropped_ids)
         if self.compatibility is not None:
             report["compatibility"] = self.compatibility.to_json()
+            if self.old_head_on_new_accuracy is not None:
+                report["compatibility"]["old_head_on_new_embeddings"] = {
+                    "accuracy": self.old_head_on_new_accuracy, "old_model_accuracy": s["old_accuracy"]}
         return _json_clean(report)
 
 

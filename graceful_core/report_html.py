@@ -260,6 +260,9 @@ def _compat_section(comp: Comparison) -> str:
     tail = (f"<p class='note'>Update gain (top-1): {fmt_num(j.get('update_gain'))}. Retrieval negative flips "
             f"(top-1 right under old→old, wrong under new→old): {j.get('retrieval_negative_flips')}.</p>"
             if not j.get("reason") else f"<p class='note'>No cross-test: {_esc(j['reason'])}.</p>")
+    if comp.old_head_on_new_accuracy is not None:
+        tail += (f"<p class='note'>Old classifier head on the new embeddings: {fmt_pct(comp.old_head_on_new_accuracy, 2)} "
+                 f"of all samples right (the old model itself: {fmt_pct(comp.summary['old_accuracy'], 2)}).</p>")
     return (
         "<h2>Embedding compatibility (BCT cross-test)</h2>"
         f"<div class='verdict {kind}'>{_esc(c.verdict())}</div>"

@@ -21,6 +21,7 @@ from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import load_predictions_table
+from graceful_core.metrics.retrieval import head_accuracy
 from graceful_core.models.loader import load_model
 from graceful_core.types import Predictions
 
@@ -132,9 +133,29 @@ def compare_sources(
     new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None,
                             progress=progress, use_cache=use_cache)
     comp = compare_predictions(old_p, new_p, old_name=Path(old).name, new_name=Path(new).name)
+    comp.old_head_on_new_accuracy = old_head_on_new_accuracy(old, comp)
     comp.key = comparison_key(old, new, dataset)
     comp.dataset = dataset
     return comp
+
+
+def old_head_on_new_accuracy(old: str | os.PathLike, comp: Comparison) -> float | None:
+    """Accuracy of the old model's exported ``head`` on the new model's embeddings.
+
+    ``(1/N) Σ 1[argmax_k head_old(e_new,i)_k = y_i]`` (ties to the lowest index): the BCT
+    "influence" check (Shen et al., CVPR 2020) of whether classifiers and other
+    post-processing built on the old embedding still work on the new one. None when the
+    old side is a table or a model without ``head``, or when either side has no embedding
+    or their sizes differ.
+    """
+    if is_table(old) or comp.new_embedding is None or comp.old_embedding is None:
+        return None
+    if comp.new_embedding.shape[1] != comp.old_embedding.shape[1]:
+        return None
+    model = load_model(old)
+    if not model.has_head:
+        return None
+    return head_accuracy(model.head(comp.new_embedding), comp.labels)
 
 
 def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None) -> str:
