@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -24,9 +23,6 @@ MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".onnx")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 DATASET_SUFFIXES = (".zip",)
 MANIFEST_SUFFIXES = (".csv", ".parquet")
-#: Limits on extracting an uploaded zip of images (zip-bomb guard).
-MAX_ZIP_MEMBERS = 200_000
-MAX_ZIP_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -205,26 +201,15 @@ def _check_suffix(up: Upload, allowed: tuple[str, ...], what: str) -> None:
 
 
 def _extract_zip(up: Upload, zpath: Path, dest: Path) -> None:
-    """Extract a zip safely: no absolute paths or '..', bounded member count and size."""
+    """Extract an uploaded zip with the core's checks (:func:`graceful_core.io.safezip.safe_extract`:
+    every member checked first, no absolute paths, '..' or links, bounded count and real
+    size); errors name the uploaded file."""
+    from graceful_core.io.safezip import safe_extract
+
     try:
-        with zipfile.ZipFile(zpath) as z:
-            infos = z.infolist()
-            if len(infos) > MAX_ZIP_MEMBERS:
-                raise InputError(up.name, f"too many files in the zip ({len(infos)} > {MAX_ZIP_MEMBERS})")
-            if sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
-                raise InputError(up.name, "the zip expands to more than 2 GiB")
-            for info in infos:
-                parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-                if info.filename.startswith("/") or ".." in parts:
-                    raise InputError(up.name, f"unsafe path in the zip: {info.filename!r}")
-                if info.is_dir():
-                    continue
-                target = dest.joinpath(*parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    except zipfile.BadZipFile:
-        raise InputError(up.name, "not a valid zip archive") from None
+        safe_extract(zpath, dest)
+    except InputError as e:
+        raise InputError(up.name, e.problem) from None
 
 
 def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,

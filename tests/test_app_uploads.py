@@ -6,6 +6,7 @@ Expected numbers come from the core run directly on the bundled folder, not from
 from __future__ import annotations
 
 import io
+import stat
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,17 @@ def _zip(members: list[tuple[str, bytes]]) -> bytes:
     with zipfile.ZipFile(buf, "w") as z:
         for name, data in members:
             z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _zip_with_symlink() -> bytes:
+    """A zip whose member is a symbolic link to /etc/passwd (Unix mode bits in external_attr)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("0/ok.png", b"x")
+        info = zipfile.ZipInfo("0/link.png")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        z.writestr(info, "/etc/passwd")
     return buf.getvalue()
 
 
@@ -78,6 +90,8 @@ def test_manifest_with_a_zip_of_images(sample_spec, report):
           "images": ("imgs.zip", _zip([("../../evil.png", b"x")]))}, "imgs.zip", "unsafe path"),
         ({"old": ("a.csv", b"x"), "new": ("b.csv", b"x"), "dataset": ("m.csv", b"id,path,label\n"),
           "images": ("imgs.zip", b"not a zip")}, "imgs.zip", "not a valid zip"),
+        ({"old": ("a.csv", b"x"), "new": ("b.csv", b"x"), "dataset": ("m.csv", b"id,path,label\n"),
+          "images": ("imgs.zip", _zip_with_symlink())}, "imgs.zip", "symbolic link"),
     ],
 )
 def test_bad_upload_combinations_name_the_file(kwargs, name, words):
