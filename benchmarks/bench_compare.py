@@ -22,9 +22,9 @@ import subprocess
 import sys
 import time
 
-from pathlib import Path as _Path
+from pathlib import Path
 
-sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 import numpy as np
 import pyarrow as pa

@@ -23,9 +23,9 @@ import sys
 import tempfile
 import time
 
-from pathlib import Path as _Path
+from pathlib import Path
 
-sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 import numpy as np
 
@@ -39,14 +39,67 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
+def make_larger_case(data: str, px: int) -> tuple[str, list[str]]:
+    """A folder of ``px``-pixel RGB JPEG versions of ``data`` and a TorchScript conv net for them."""
+    import torch
+    from PIL import Image
+    from torch import nn
+
+    from graceful_core.training.export import save_torchscript
+    from graceful_core.types import ModelInfo
+
+    root = Path(tempfile.mkdtemp(prefix="graceful-bench-larger-"))
+    rng = np.random.default_rng(0)
+    for src in sorted(Path(data).rglob("*.png")):
+        g = np.asarray(Image.open(src).convert("L").resize((px, px), Image.Resampling.BILINEAR), dtype=np.float32)
+        rgb = np.clip(g[..., None] * rng.uniform(0.6, 1.0, 3) + rng.normal(0, 8, (px, px, 3)), 0, 255)
+        out = root / src.parent.name / (src.stem + ".jpg")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb.astype(np.uint8)).save(out, quality=90)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            chans = [3, 32, 64, 128, 128]
+            layers: list[nn.Module] = []
+            for a, b in zip(chans, chans[1:]):
+                layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.BatchNorm2d(b), nn.ReLU()]
+            self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.project = nn.Linear(128, 64)
+            self.classifier = nn.Linear(64, 10)
+
+        @torch.jit.export
+        def embed(self, x: torch.Tensor) -> torch.Tensor:
+            return self.project(self.features(x))
+
+        @torch.jit.export
+        def head(self, e: torch.Tensor) -> torch.Tensor:
+            return self.classifier(e)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embed(x))
+
+    torch.manual_seed(0)
+    info = ModelInfo(name="bench-conv", input_size=(3, px, px), mean=(0.5,) * 3, std=(0.25,) * 3,
+                     classes=tuple(str(k) for k in range(10)))
+    model_path = root.parent / f"{root.name}-conv.pt"
+    save_torchscript(Net().eval(), model_path, info)
+    return str(root), [str(model_path)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="sample_data/digits/test")
     ap.add_argument("--models", nargs="+", default=["sample_data/models/old.pt", "sample_data/models/new.pt"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--larger", type=int, default=0, metavar="PX",
+                    help="instead: the test digits upscaled to PX x PX colour JPEGs and a (random-weight) "
+                    "conv net sized for them, to see the overhead where the model is not nearly free")
     args = ap.parse_args()
     os.environ["GRACEFUL_CACHE_DIR"] = tempfile.mkdtemp(prefix="graceful-bench-cache-")
+    if args.larger:
+        args.data, args.models = make_larger_case(args.data, args.larger)
 
     from graceful_core.inference import predict
     from graceful_core.io.datasets import load_dataset
