@@ -10,6 +10,7 @@ Results are cached by the SHA-256 of the model file and the dataset's content ha
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +31,15 @@ _CACHE_KIND = "predictions"
 
 
 def prediction_cache_key(model: Model, dataset: ImageDataset) -> str:
-    """The cache key of ``predict(model, dataset)``: model file SHA-256 + dataset content."""
-    return cache.make_key("predict", file_sha256(model.path), dataset.content_hash(), ",".join(model.info.classes))
+    """The cache key of ``predict(model, dataset)``: model file SHA-256, dataset content and row order.
+
+    The cached arrays are in the dataset's row order, while its content hash does not
+    depend on that order (a folder and a reordered manifest of the same images hash
+    alike), so the ids in row order are part of the key.
+    """
+    order = hashlib.sha256("\x00".join(map(str, dataset.ids)).encode()).hexdigest()
+    return cache.make_key("predict", file_sha256(model.path), dataset.content_hash(), order,
+                          ",".join(model.info.classes))
 
 
 #: Mean file size from which decoding in threads pays off (Pillow releases the GIL while

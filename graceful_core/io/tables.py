@@ -72,7 +72,9 @@ def _read_csv(path: str) -> pa.Table:
     header = _csv_header(path)
     if not header:
         raise InputError(path, "the table is empty (no header line)")
-    types: dict[str, pa.DataType] = {"id": pa.string()}
+    # label/pred as text: CSV has no types, and class names such as "5" must not turn into
+    # class positions (see _to_indices for how text that is not a class name is read)
+    types: dict[str, pa.DataType] = {"id": pa.string(), "label": pa.string(), "pred": pa.string()}
     wide = re.compile(r"^(logit|prob|emb)_\d+$")
     for name in header:
         if wide.match(name):
@@ -234,7 +236,7 @@ def _class_column(t: pa.Table, name: str, ids: np.ndarray, path: str) -> tuple[s
         empty = pc.equal(pc.utf8_length(col), 0)
         if pc.any(empty).as_py():
             row = _first_bad_row(empty.to_numpy(zero_copy_only=False))
-            raise InputError(path, f"missing (empty) '{name}' for id {ids[row]!r}")
+            raise InputError(path, f"missing (NaN or empty) '{name}' for id {ids[row]!r}")
         return "name", col
     raise InputError(path, f"'{name}' column of type {col.type} holds neither class indices nor class names")
 
@@ -259,12 +261,18 @@ def _derived_classes(cols: list[tuple[str, object]], k: int | None, path: str) -
     if kinds == {"index", "name"}:
         raise InputError(path, "'label' and 'pred' mix class indices and class names: use one kind")
     if kinds == {"name"}:
+        numeric = [_text_indices(pc.unique(arr)) is not None for _, arr in cols]
+        if len(numeric) == 2 and numeric[0] != numeric[1]:  # e.g. CSV: label "0", pred "cat"
+            raise InputError(path, "'label' and 'pred' mix class indices and class names: use one kind")
         names: set[str] = set()
         for _, arr in cols:
             names.update(pc.unique(arr).to_pylist())
         classes = natural_sorted(names)
+        as_index = None if k is not None else _text_indices(pa.array(classes, type=pa.string()))
+        if as_index is not None and as_index.min() >= 0:  # class indices, as CSV text
+            return [str(j) for j in range(1 + int(as_index.max()))]
         if k is not None and len(classes) != k:
-            if all(c.isdecimal() and int(c) < k for c in classes):
+            if all(numeric):  # class indices (as text): out-of-range ones are reported later
                 return [str(j) for j in range(k)]
             raise InputError(
                 path,
@@ -287,11 +295,26 @@ def _to_indices(kind: str, values, classes: list[str], name: str, ids: np.ndarra
             raise InputError(path, f"'{name}' of id {ids[row]!r} is {int(values[row])}, outside the {k} classes 0..{k - 1}")
         return values
     idx = pc.index_in(values, value_set=pa.array(classes, type=values.type))
+    if idx.null_count:  # CSV class indices arrive as text ("3", or "3.0" from pandas)
+        as_index = _text_indices(values)
+        if as_index is not None:
+            return _to_indices("index", as_index, classes, name, ids, path)
     if idx.null_count:
         row = _first_bad_row(idx.is_null().to_numpy(zero_copy_only=False))
         shown = classes if k <= 20 else classes[:20] + ["..."]
         raise InputError(path, f"'{name}' of id {ids[row]!r} is {values[row].as_py()!r}, not one of the classes {shown}")
     return idx.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _text_indices(values) -> np.ndarray | None:
+    """Text that spells whole numbers ("3", "3.0") as int64 class indices, else None."""
+    try:
+        v = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if not (np.isfinite(v).all() and (v == np.round(v)).all()):
+        return None
+    return v.astype(np.int64)
 
 
 def _reorder_to(file_classes: list[str], classes: list[str], path: str) -> np.ndarray | None:

@@ -73,7 +73,10 @@ def checked_logits(logits: np.ndarray, n: int, info: ModelInfo, path: str, what:
         raise InputError(path, f"{what} returns shape {shape} for a batch of {n}; expected [{n}, {k}] logits")
     if shape[1] != k:
         raise InputError(path, f"outputs {shape[1]} logits but graceful.json lists {k} classes")
-    return np.ascontiguousarray(logits, dtype=np.float32)
+    out = np.ascontiguousarray(logits, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise InputError(path, f"{what} returns NaN or infinite logits")
+    return out
 
 
 def checked_embedding(embedding: np.ndarray, n: int, path: str, what: str = "embed") -> np.ndarray:
@@ -87,4 +90,7 @@ def checked_embedding(embedding: np.ndarray, n: int, path: str, what: str = "emb
     shape = list(np.shape(embedding))
     if len(shape) != 2 or shape[0] != n or shape[1] < 1:
         raise InputError(path, f"{what} returns shape {shape} for a batch of {n}; expected [{n}, D] embeddings")
-    return np.ascontiguousarray(embedding, dtype=np.float32)
+    out = np.ascontiguousarray(embedding, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise InputError(path, f"{what} returns NaN or infinite embedding values")
+    return out
