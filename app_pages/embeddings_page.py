@@ -7,6 +7,7 @@ import streamlit as st
 from graceful_ui import store
 from graceful_ui.embedding_figs import COLOUR_BY, joint_figure, selected_ids, side_by_side_figure
 from graceful_ui.grid import image_grid
+from graceful_ui.fmt import md
 
 ss = st.session_state
 MAX_SELECTED = 24
@@ -22,12 +23,17 @@ if comp.old_embedding is None or comp.new_embedding is None:
 
 d_old, d_new = comp.old_embedding.shape[1], comp.new_embedding.shape[1]
 same_dim = d_old == d_new
-st.caption(f"{spec.label} · old embeddings {d_old}-D, new {d_new}-D · each point is one image under one model")
+st.caption(f"{md(spec.label)} · old embeddings {d_old}-D, new {d_new}-D · each point is one image under one model")
 if spec.id == "sample:new":
     st.info("The bundled old and new models were trained independently, so their embedding spaces are unrelated: "
             "expect them to be incompatible (old and new points of an image land far apart in the joint map).")
 
-overlap = store.embedding_overlap(comp)
+if comp.n_samples < 3:
+    st.info(f"Only {comp.n_samples} image(s): too few for a 2-D map of the embeddings.")
+    st.stop()
+
+with st.spinner(f"Finding each new embedding's nearest old embedding ({comp.n_samples} images)..."):
+    overlap = store.embedding_overlap(comp)
 c1, c2 = st.columns([1, 3])
 c1.metric("Overlap", "n/a" if math.isnan(overlap) else f"{100 * overlap:.1f} %",
           help="Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "

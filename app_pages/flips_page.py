@@ -8,6 +8,7 @@ from graceful_core.figures import per_class_flip_bars, transition_heatmap
 from graceful_core.views import SORT_ORDERS, busiest_classes, filter_samples, page_bounds, sort_samples
 from graceful_ui import store
 from graceful_ui.grid import image_grid
+from graceful_ui.fmt import md
 
 PER_PAGE = 24
 ss = st.session_state
@@ -16,7 +17,7 @@ st.title("Flips")
 spec, comp = ss.get("_active", (None, None))
 if comp is None:
     st.stop()
-st.caption(f"{spec.label} · click a matrix cell or a bar to filter the images below")
+st.caption(f"{md(spec.label)} · click a matrix cell or a bar to filter the images below")
 
 
 def _strip(label: str, prefix: str) -> str:
@@ -89,9 +90,11 @@ order = f3.selectbox("Sort by", SORT_ORDERS, key="w_sort",
                      help="Confidence drop = p(true class) under old − under new; largest first shows the "
                      "most confident regressions first.")
 cell = ss.get("cell")
+if cell and not (cell[0] in comp.classes and cell[1] in comp.classes):  # e.g. a hand-edited link
+    cell = ss["cell"] = None
 if cell:
     c1, c2 = st.columns([5, 1])
-    c1.info(f"Matrix cell: old predicts **{cell[0]}** → new predicts **{cell[1]}**")
+    c1.info(f"Matrix cell: old predicts **{md(cell[0])}** → new predicts **{md(cell[1])}**")
     c2.button("Clear cell filter", on_click=clear_cell, key="btn_clear_cell")
 
 rows = filter_samples(samples, classes=ss["w_classes"], flip_types=ss["w_flips"],

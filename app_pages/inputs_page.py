@@ -10,13 +10,14 @@ from graceful_ui.inputs import (DATASET_SUFFIXES, MANIFEST_SUFFIXES, MODEL_SUFFI
                                 bundled_specs, check_upload, spec_from_uploads, user_message)
 from graceful_ui.state import select_comparison
 from graceful_ui.widgets import compute
+from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
 
 st.title("Choose inputs")
 spec, comp = st.session_state.get("_active", (None, None))
 if comp is not None:
-    st.info(f"**Now showing:** {spec.label}  \n{headline(comp)}")
+    st.info(f"**Now showing:** {md(spec.label)}  \n{headline(comp)}")
 
 st.subheader("Bundled sample")
 specs = bundled_specs()

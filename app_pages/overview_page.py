@@ -3,7 +3,7 @@
 import streamlit as st
 
 from graceful_core.summary import headline, significance_verdict
-from graceful_ui.fmt import interval, num, p_value, pct
+from graceful_ui.fmt import md, interval, num, p_value, pct
 from graceful_ui.review_ui import review_section
 
 st.title("Overview")
@@ -13,7 +13,7 @@ if comp is None:
 
 s = comp.summary
 n = s["n_samples"]
-st.caption(f"{spec.label} · {n} labelled images · old = {comp.old_name}, new = {comp.new_name}")
+st.caption(f"{md(spec.label)} · {n} labelled images · old = {md(comp.old_name)}, new = {md(comp.new_name)}")
 st.subheader(headline(comp))
 
 kind, words = significance_verdict(s["n_negative_flips"], s["n_positive_flips"], s["mcnemar_p_value"])
@@ -83,7 +83,9 @@ st.dataframe(comp.per_class, hide_index=True, width="stretch",
 if comp.per_slice is not None:
     st.markdown("#### Per slice")
     st.caption("Rates are of the images in that slice.")
-    st.dataframe(comp.per_slice, hide_index=True, width="stretch")
+    st.dataframe(comp.per_slice, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="percent") for c in comp.per_slice.columns
+                                if c.endswith(("_rate", "accuracy"))})
 
 if comp.compatibility is not None:
     st.markdown("#### Embeddings")

@@ -5,7 +5,8 @@ import streamlit as st
 
 from graceful_core.views import page_bounds
 from graceful_ui import store
-from graceful_ui.fmt import interval, num, pct
+from graceful_core.summary import old_head_verdict
+from graceful_ui.fmt import code, interval, md, num, pct
 
 ss = st.session_state
 THUMB = 72
@@ -21,7 +22,7 @@ if ct is None:
             "output, or an embedding column in the tables).")
     st.stop()
 
-st.caption(f"{spec.label} · each image is a query, searched by cosine similarity against all other images "
+st.caption(f"{md(spec.label)} · each image is a query, searched by cosine similarity against all other images "
            "(leave-one-out); a hit is a result with the query's label (BCT protocol, Shen et al. CVPR 2020)")
 if spec.id == "sample:new":
     st.info("The bundled old and new models were trained independently, so they are expected to be incompatible.")
@@ -29,6 +30,8 @@ if spec.id == "sample:new":
 t = ct.scores["top1"]
 if ct.reason:
     st.warning(f"No cross-test: {ct.reason}")
+elif ct.n_queries == 0:
+    st.info(f"Cross-test undefined: {ct.verdict()}.")
 elif ct.compatible:
     st.success(f"**Compatible:** you can search the old index with the new model. New queries on the old gallery "
                f"reach top-1 {pct(t['new_old'])} > {pct(t['old_old'])} for old on old, so no re-indexing "
@@ -64,15 +67,9 @@ if ct.retrieval_negative_flips is not None:
                 help="Queries wrong at top-1 under old→old and right under new→old.")
     c[2].caption(f"{pct(ct.positive_flip_rate)} of {ct.n_queries} queries")
 
-if comp.old_head_on_new_accuracy is not None:
-    acc = comp.old_head_on_new_accuracy
-    ok = acc >= comp.summary["old_accuracy"] - 0.01
-    box = st.success if ok else st.error
-    box(f"**Old classifier head on new embeddings: {pct(acc)}** of all {comp.n_samples} images classified right "
-        f"(the old model itself: {pct(comp.summary['old_accuracy'])}). "
-        + ("Classifiers and other post-processing built on the old embedding keep working."
-           if ok else "Anything built on the old embedding (classifiers, thresholds, clusters) breaks with the new "
-           "model and must be rebuilt."))
+head = old_head_verdict(comp)
+if head is not None:
+    (st.success if head[0] == "better" else st.error)(head[1])
 
 if ct.reason or "new_old" not in ct.results or comp.dataset is None:
     st.stop()
@@ -108,7 +105,7 @@ for q in flips[start:stop]:
             png = store.image_png(comp, ids[q], THUMB)
             if png is not None:
                 st.image(png, width=THUMB)
-            st.markdown(f"`{ids[q]}`  \nlabel **{comp.classes[labels[q]]}**")
+            st.markdown(f"{code(ids[q])}  \nlabel **{md(comp.classes[labels[q]])}**")
         with a:
             strip(q, oo[q], "old → old")
         with b:

@@ -7,6 +7,7 @@ from graceful_core.figures import top_k_bars
 from graceful_core.views import nearest_neighbours
 from graceful_ui import store
 from graceful_ui.grid import FLIP_BADGES, image_grid
+from graceful_ui.fmt import md
 
 LARGE_PX = 280
 MAX_SELECT = 5000
@@ -48,10 +49,10 @@ with left:
         st.image(png, width=LARGE_PX, caption=f"{row['id']} (upscaled, no smoothing)")
     else:
         st.info("No image for this sample (the comparison was made from tables without a dataset).")
-    st.markdown(f"**True label:** {row['label']}  \n{FLIP_BADGES.get(row['flip'], row['flip'])}")
-    conf = (lambda x: "" if np.isnan(x) else f" ({100 * x:.1f} %)")
-    st.markdown(f"**Old** predicts **{row['old_pred']}**{conf(row['old_conf'])}  \n"
-                f"**New** predicts **{row['new_pred']}**{conf(row['new_conf'])}")
+    st.markdown(f"**True label:** {md(row['label'])}  \n{FLIP_BADGES.get(row['flip'], row['flip'])}")
+    conf = (lambda x: "" if np.isnan(x) else f" (p = {x:.3f} for its prediction)")
+    st.markdown(f"**Old** predicts **{md(row['old_pred'])}**{conf(row['old_conf'])}  \n"
+                f"**New** predicts **{md(row['new_pred'])}**{conf(row['new_conf'])}")
     if not np.isnan(row["confidence_drop"]):
         st.caption(f"p(true class): old {100 * row['old_p_true']:.1f} %, new {100 * row['new_p_true']:.1f} % "
                    f"(drop {100 * row['confidence_drop']:+.1f} points)")

@@ -64,7 +64,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
     try:
         yield tmp
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:  # name the user's file, not the temporary one
+            raise OSError(e.errno, e.strerror, os.fspath(path)) from None
     except BaseException:
         try:
             os.unlink(tmp)

@@ -105,6 +105,18 @@ def _add_matrix_parser(sub) -> None:
     m.add_argument("--json", metavar="FILE")
 
 
+def _write_outputs(outputs: dict[str, bytes]) -> None:
+    """Write every output file or none: destinations are checked first, then all are written."""
+    for path in outputs:
+        if os.path.isdir(path):
+            raise InputError(path, "is a folder: give a file name for the output")
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(parent) and not os.access(parent, os.W_OK):
+            raise InputError(path, "its folder is not writable")
+    for path, data in outputs.items():
+        atomic_write_bytes(path, data)
+
+
 def _write_json(path: str, obj: dict) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
@@ -132,10 +144,12 @@ def _cmd_compare(args) -> int:
         from graceful_core.review import get_review
 
         html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None)
+    outputs = {}
     if args.json:
-        _write_json(args.json, report)
+        outputs[args.json] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
     if html_text is not None:
-        atomic_write_bytes(args.html, html_text.encode("utf-8"))
+        outputs[args.html] = html_text.encode("utf-8")
+    _write_outputs(outputs)
     print(text_summary(comp))
     failed = [d for _, ok, d in gates if not ok]
     for g, ok, d in gates:

@@ -33,7 +33,7 @@ from graceful_core.cache import atomic_write_bytes
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.figures import per_class_flip_bars, transition_heatmap
-from graceful_core.summary import fmt_num, fmt_pct, headline, significance_verdict
+from graceful_core.summary import fmt_num, fmt_pct, headline, old_head_verdict, significance_verdict
 from graceful_core.views import busiest_classes
 
 #: Longer side of a thumbnail in the negative-flips grid, in pixels.
@@ -260,9 +260,9 @@ def _compat_section(comp: Comparison) -> str:
     tail = (f"<p class='note'>Update gain (top-1): {fmt_num(j.get('update_gain'))}. Retrieval negative flips "
             f"(top-1 right under old→old, wrong under new→old): {j.get('retrieval_negative_flips')}.</p>"
             if not j.get("reason") else f"<p class='note'>No cross-test: {_esc(j['reason'])}.</p>")
-    if comp.old_head_on_new_accuracy is not None:
-        tail += (f"<p class='note'>Old classifier head on the new embeddings: {fmt_pct(comp.old_head_on_new_accuracy, 2)} "
-                 f"of all samples right (the old model itself: {fmt_pct(comp.summary['old_accuracy'], 2)}).</p>")
+    head = old_head_verdict(comp)
+    if head is not None:
+        tail += f"<div class='verdict {head[0]}'>{_esc(head[1])}</div>"
     return (
         "<h2>Embedding compatibility (BCT cross-test)</h2>"
         f"<div class='verdict {kind}'>{_esc(c.verdict())}</div>"

@@ -129,9 +129,13 @@ def compare_sources(
     """
     if dataset is None and data is not None:
         dataset = load_dataset(data)
-    old_p = predictions_for(old, dataset, progress=progress, use_cache=use_cache)
-    new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None,
-                            progress=progress, use_cache=use_cache)
+    if is_table(old) and not is_table(new):  # the model knows its classes: the table uses them
+        new_p = predictions_for(new, dataset, progress=progress, use_cache=use_cache)
+        old_p = predictions_for(old, dataset, classes=list(new_p.classes), progress=progress, use_cache=use_cache)
+    else:
+        old_p = predictions_for(old, dataset, progress=progress, use_cache=use_cache)
+        new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None,
+                                progress=progress, use_cache=use_cache)
     comp = compare_predictions(old_p, new_p, old_name=Path(old).name, new_name=Path(new).name)
     comp.old_head_on_new_accuracy = old_head_on_new_accuracy(old, comp)
     comp.key = comparison_key(old, new, dataset)

@@ -36,6 +36,29 @@ def significance_verdict(n_negative_flips: int, n_positive_flips: int, p_value: 
     return "same", f"old and new are not distinguishable on this data (McNemar p = {p_value:.2g})"
 
 
+#: How much accuracy the old classifier head may lose on the new embeddings and still "work".
+OLD_HEAD_TOLERANCE = 0.01
+
+
+def old_head_verdict(c: Comparison) -> tuple[str, str] | None:
+    """("better"|"worse", words) on the old classifier head applied to the new embeddings.
+
+    It "keeps working" when its accuracy on the new embeddings is at most
+    :data:`OLD_HEAD_TOLERANCE` below the old model's own accuracy. None when there is no
+    such measurement (the old side has no exported head, or no comparable embeddings).
+    """
+    acc = c.old_head_on_new_accuracy
+    if acc is None:
+        return None
+    own = c.summary["old_accuracy"]
+    head = (f"Old classifier head on new embeddings: {fmt_pct(acc, 2)} of all {c.n_samples} images right "
+            f"(the old model itself: {fmt_pct(own, 2)}).")
+    if acc >= own - OLD_HEAD_TOLERANCE:
+        return "better", head + " Classifiers and other post-processing built on the old embedding keep working."
+    return "worse", head + (" Anything built on the old embedding (classifiers, thresholds, clusters) breaks with "
+                            "the new model and must be rebuilt.")
+
+
 def headline(c: Comparison) -> str:
     """One line a stakeholder can read: what the update fixes and what it breaks."""
     s = c.summary

@@ -30,3 +30,17 @@ def interval(ci) -> str:
     """``'0.81 % – 3.13 %'`` for a (low, high) pair of rates."""
     lo, hi = ci
     return f"{pct(lo)} – {pct(hi)}"
+
+
+def md(text: object) -> str:
+    """``text`` with the characters that make Markdown links, images, code, emphasis, HTML,
+    headings, Streamlit colour/icon directives or LaTeX backslash-escaped, so user-controlled
+    strings (file names, class names, ids, URL values) are shown literally."""
+    import re
+
+    return re.sub(r"([\\`*_\[\]()!<>#|~$:])", r"\\\1", str(text))
+
+
+def code(text: object) -> str:
+    """``text`` as a Markdown code span (shown literally; a backtick inside becomes ')."""
+    return "`" + str(text).replace("`", "'") + "`"

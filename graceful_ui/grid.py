@@ -9,6 +9,7 @@ import streamlit as st
 
 from graceful_core.comparison import Comparison
 from graceful_ui import store
+from graceful_ui.fmt import code, md
 
 THUMB_PX = 96
 COLUMNS = 6
@@ -22,7 +23,8 @@ FLIP_BADGES = {
 
 
 def _conf(x: float) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f" ({100 * x:.0f} %)"
+    """The model's probability for its own prediction, e.g. " (p = 0.93)"."""
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f" (p = {x:.2f})"
 
 
 def card_markdown(row: dict) -> str:
@@ -30,10 +32,10 @@ def card_markdown(row: dict) -> str:
     old_mark = "✓" if row["old_pred"] == row["label"] else "✗"
     new_mark = "✓" if row["new_pred"] == row["label"] else "✗"
     return (
-        f"`{row['id']}`  \n"
-        f"true **{row['label']}**  \n"
-        f"old: {row['old_pred']}{_conf(row['old_conf'])} {old_mark}  \n"
-        f"new: {row['new_pred']}{_conf(row['new_conf'])} {new_mark}  \n"
+        f"{code(row['id'])}  \n"
+        f"true **{md(row['label'])}**  \n"
+        f"old: {md(row['old_pred'])}{_conf(row['old_conf'])} {old_mark}  \n"
+        f"new: {md(row['new_pred'])}{_conf(row['new_conf'])} {new_mark}  \n"
         f"{FLIP_BADGES.get(row['flip'], row['flip'])}"
     )
 

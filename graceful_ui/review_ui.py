@@ -10,7 +10,6 @@ comparison never shows one comparison's status on another.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from functools import partial
@@ -20,6 +19,7 @@ import streamlit as st
 from graceful_core import review as rv
 from graceful_core.comparison import Comparison
 from graceful_core.report_html import DEFAULT_MAX_FLIPS, render_html_report
+from graceful_ui.fmt import md
 from graceful_ui import store
 
 log = logging.getLogger("graceful_ui")
@@ -64,8 +64,8 @@ def html_report_button(comp: Comparison) -> None:
 
 
 def _md_escape(text: str) -> str:
-    """``text`` with Markdown's special characters backslash-escaped (shown literally)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+    """``text`` shown literally in Markdown (:func:`graceful_ui.fmt.md`)."""
+    return md(text)
 
 
 def _utc(t: float | None) -> str:

@@ -54,7 +54,7 @@ def init_state() -> None:
         ss["cell"] = (qp["old"], qp["new"])
     if "sample" in qp:
         ss["sample"] = qp["sample"]
-    if "p" in qp and qp["p"].isdigit():
+    if "p" in qp and qp["p"].isascii() and qp["p"].isdigit():  # "²".isdigit() is True too
         ss["grid_page"] = int(qp["p"])
     ss["_initial_page"] = qp.get("page")
     ss["_initialised"] = True

@@ -104,7 +104,22 @@ def load_runs(root: Path | None = None) -> list[dict]:
         return []
     if not isinstance(runs, list):
         return []
-    return [r for r in runs if isinstance(r, dict) and isinstance(r.get("model"), str) and Path(r["model"]).is_file()]
+    return [r for r in runs if _valid_run(r)]
+
+
+def _valid_run(r: object) -> bool:
+    """A record the page can draw: its model exists and its parameters and metrics are readable."""
+    if not (isinstance(r, dict) and isinstance(r.get("model"), str) and Path(r["model"]).is_file()):
+        return False
+    if not all(isinstance(r.get(k), str) for k in ("spec_id", "eval_data", "old")):
+        return False
+    if not isinstance(r.get("metrics"), dict) or not isinstance(r.get("params"), dict):
+        return False
+    try:
+        TrainParams(**r["params"]).validate()
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def record_run(record: dict, root: Path | None = None) -> None:

@@ -13,6 +13,7 @@ from graceful_ui import store
 from graceful_ui.inputs import Spec, user_message
 from graceful_ui.review_ui import html_report_button
 from graceful_ui.state import current_spec
+from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
 
@@ -64,7 +65,7 @@ def active_comparison() -> tuple[Spec | None, Comparison | None]:
         st.error(user_message(e, spec))
     except Exception as e:  # a core bug on odd input: say so instead of a traceback
         log.exception("comparison failed")
-        st.error(f"{spec.label}: could not be compared ({type(e).__name__}: {e})")
+        st.error(f"{md(spec.label)}: could not be compared ({type(e).__name__}: {e})")
     return spec, None
 
 
@@ -73,7 +74,7 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
     with st.sidebar:
         if spec is None or comp is None:
             return
-        st.caption(f"**Comparing** {spec.label}  \n{comp.n_samples} labelled images, {len(comp.classes)} classes  \n"
+        st.caption(f"**Comparing** {md(spec.label)}  \n{comp.n_samples} labelled images, {len(comp.classes)} classes  \n"
                    "The address bar always links to this exact view: copy it to share.")
         st.download_button("Download report (JSON)", store.report_json(comp), file_name="graceful-report.json",
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",

@@ -221,3 +221,16 @@ def test_bad_upload_shows_the_error_and_keeps_the_previous_result(report):
     assert any("Now showing" in i.value for i in at.info)
     goto(at, "overview_page.py")
     assert metrics(at)["Negative flip rate (NFR)"] == pct(report["negative_flip_rate"])
+
+
+def test_hostile_link_values_are_shown_literally_or_dropped(sample_spec):
+    """A shared link cannot inject Markdown links/images, and odd values do not crash the session."""
+    from graceful_ui.fmt import md
+
+    assert "](" not in md("![x](http://evil.example/b.png)").replace("\\](", "")
+    at = run_app({"cmp": sample_spec.id, "old": "zzz", "new": "[x](http://evil.example)", "p": "²"})
+    goto(at, "flips_page.py")
+    assert not at.exception, [e.message for e in at.exception]
+    texts = [m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption]
+    assert not any("](http" in t for t in texts)
+    assert shown_count(at) is not None  # the grid is drawn, without the bogus cell filter

@@ -25,7 +25,7 @@ def _record(cache: Path, stem: str, eval_data: str = "/data/test", nfr: float = 
     model.parent.mkdir(parents=True, exist_ok=True)
     model.write_bytes(b"PK")
     return {"spec_id": f"trained:{stem}", "model": str(model), "old": "/m/old.pt", "eval_data": eval_data,
-            "metrics": {"negative_flip_rate": nfr}}
+            "params": {"method": "plain"}, "metrics": {"negative_flip_rate": nfr}}
 
 
 def test_run_index_replaces_a_run_of_the_same_model_and_data(cache):
@@ -111,3 +111,15 @@ def test_describe_names_the_parameters():
 def test_a_job_needs_requests():
     with pytest.raises(ValueError):
         tr.TrainingJob([])
+
+
+def test_run_index_drops_records_it_cannot_draw(cache):
+    """A record from another version (unknown parameter, no metrics) is skipped, not a crash."""
+    tr.record_run(_record(cache, "a"))
+    odd = _record(cache, "b")
+    odd["params"] = {"method": "plain", "weight_decay": 0.1}
+    tr.record_run(odd)
+    nometrics = _record(cache, "c")
+    del nometrics["metrics"]
+    tr.record_run(nometrics)
+    assert [Path(r["model"]).stem for r in tr.load_runs()] == ["a"]

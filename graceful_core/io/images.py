@@ -4,9 +4,11 @@
 header first (``Image.open`` is lazy); the declared ``width * height`` is compared with
 :data:`MAX_PIXELS` before ``load()`` decodes anything, so a tiny file that declares
 50000 x 50000 pixels is rejected without allocating. Pillow's own decompression-bomb
-guard stays on (``Image.MAX_IMAGE_PIXELS`` is never changed); its warning is turned into
-an error locally with :func:`warnings.catch_warnings`, and both become
-:class:`~graceful_core.errors.InputError`.
+guard stays on (``Image.MAX_IMAGE_PIXELS`` is never changed) and its error becomes
+:class:`~graceful_core.errors.InputError`. Its *warning* (between 1x and 2x Pillow's
+limit of ~89 M pixels) cannot fire, because :data:`MAX_PIXELS` is below that limit; the
+warnings filters are not touched (``warnings.catch_warnings`` is not thread-safe, and
+images are decoded in threads).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import io
 import os
 import re
 import struct
-import warnings
 import zlib
 
 import numpy as np
@@ -117,12 +118,10 @@ def open_image(source: str | os.PathLike | bytes | bytearray | memoryview, name:
         name = "<image bytes>" if is_bytes else os.fspath(source)
     fp = io.BytesIO(bytes(source)) if is_bytes else source
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as img:
-                check_pixel_count(img.size, name)
-                img.load()
-                return to_l_or_rgb(img)
+        with Image.open(fp) as img:
+            check_pixel_count(img.size, name)
+            img.load()
+            return to_l_or_rgb(img)
     except InputError:
         raise
     except FileNotFoundError:

@@ -85,17 +85,28 @@ def _read_csv(path: str) -> pa.Table:
         raise InputError(path, f"not a readable CSV table ({_first_line_of_msg(e)})") from None
 
 
+#: Largest table graceful reads (Parquet's row count is checked before reading: run-length
+#: encoding lets a tiny file declare billions of rows).
+MAX_TABLE_ROWS = 100_000_000
+
+
 def _read_parquet(path: str, id_only: bool = False) -> pa.Table:
     """The table, or only its ``id`` column (an empty table if it has none), or all but ``id``."""
     import pyarrow.parquet as pq
 
     try:
-        names = pq.read_schema(path).names
+        meta = pq.read_metadata(path)
+        if meta.num_rows > MAX_TABLE_ROWS:
+            raise InputError(path, f"declares {meta.num_rows:,} rows, more than graceful reads "
+                                   f"({MAX_TABLE_ROWS:,}); split the table")
+        names = meta.schema.to_arrow_schema().names
         # pre_buffer=False: no whole-column read-ahead buffers (faster and ~30 % less peak
         # memory on a local file)
         if id_only:
             return pq.read_table(path, columns=[c for c in names if c == "id"], pre_buffer=False)
         return pq.read_table(path, columns=[c for c in names if c != "id"] or None, pre_buffer=False)
+    except InputError:
+        raise
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, ValueError) as e:
         raise InputError(path, f"not a readable Parquet table ({_first_line_of_msg(e)})") from None
 
@@ -459,7 +470,7 @@ def _load_table(path: str, kind: str, classes: list[str] | None) -> Predictions:
 def _take(p: Predictions, index: np.ndarray | slice, dropped: int) -> Predictions:
     """Rows ``index`` of ``p`` (slices in ``extra`` re-aligned), with ``extra["dropped_ids"]``."""
     extra = dict(p.extra)
-    extra["dropped_ids"] = int(dropped)
+    extra["dropped_ids"] = int(p.extra.get("dropped_ids", 0)) + int(dropped)  # earlier joins count too
     if extra.get("slices") is not None:
         extra["slices"] = np.asarray(extra["slices"])[index]
     return Predictions(

@@ -17,6 +17,7 @@ global RNG state is saved and restored around training).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,12 @@ METHODS = ("plain", "distill", "focal-distillation", "bct")
 
 #: ``progress(done_epochs, total_epochs, info)``; ``info`` has ``epoch``, ``loss``, ``train_accuracy``.
 ProgressCallback = Callable[[int, int, dict], None]
+
+
+#: Training seeds torch's process-wide generator (dropout draws from it on every batch), so
+#: two trainings in threads of one process (two app sessions) would mix their random draws
+#: and break "same seed, same weights": they run one after the other.
+_TRAIN_LOCK = threading.Lock()
 
 
 class TrainingCancelled(Exception):
@@ -197,7 +204,7 @@ def train_model(
     if int(y.max()) >= num_classes or int(y.min()) < 0:
         raise ValueError(f"labels must be in [0, {num_classes}), got range [{int(y.min())}, {int(y.max())}]")
 
-    with torch.random.fork_rng(devices=[]):
+    with _TRAIN_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(
             arch, in_channels=X.shape[1], num_classes=num_classes, embedding_dim=embedding_dim or 64

@@ -111,6 +111,10 @@ def _load_old(old_path: str | os.PathLike, method: str = "plain") -> tuple[torch
     model = load_model(old_path)
     if not isinstance(model, TorchScriptModel):
         raise InputError(old_path, "training needs the old model as a TorchScript file (.pt), not ONNX")
+    if tuple(model.info.input_size[1:]) != (8, 8):
+        raise InputError(old_path, f"the reference trainer's architectures take 8x8 images (the digits sample); "
+                                   f"this model's graceful.json says {list(model.info.input_size)}: train it with "
+                                   "your own loop and graceful_core.training.losses")
     if method == "bct" and not (model.has_embedding and model.has_head):
         raise InputError(old_path, "method bct needs an old model that exports embed(x) and head(e)")
     model.module.eval()
