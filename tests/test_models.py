@@ -23,7 +23,7 @@ from graceful_core.models.loader import NOT_A_MODEL, clear_model_cache, load_mod
 from graceful_core.models.onnx import OnnxModel
 from graceful_core.models.torchscript import TorchScriptModel, torchscript_archive_kind
 from graceful_core.training.architectures import build_model
-from graceful_core.training.export import export_onnx, save_torchscript
+from graceful_core.training.export import export_onnx, info_json, save_torchscript
 from graceful_core.types import Model, ModelInfo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -483,3 +483,27 @@ def test_pickle_payload_is_live(tmp_path):
     marker = tmp_path / "PWNED"
     pickle.loads(pickle.dumps({"state": _Payload(marker)}, protocol=2))
     assert marker.exists()
+
+
+def test_onnx_sparse_constant_with_external_data_is_refused(tmp_path):
+    """A Constant node whose sparse_value points at a file next to the model (read by onnxruntime)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    (tmp_path / "secret.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    values = helper.make_tensor("v", TensorProto.FLOAT, [4], vals=[0.0] * 4)
+    values.ClearField("float_data")
+    values.data_location = TensorProto.EXTERNAL
+    entry = values.external_data.add()
+    entry.key, entry.value = "location", "secret.bin"
+    indices = helper.make_tensor("i", TensorProto.INT64, [4], vals=[0, 1, 2, 3])
+    sparse = helper.make_sparse_tensor(values, indices, [4])
+    const = helper.make_node("Constant", [], ["logits"], sparse_value=sparse)
+    graph = helper.make_graph([const], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4])])
+    proto = helper.make_model(graph)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "graceful.json", info_json(ModelInfo("m", (1, 8, 8), (0.5,), (0.25,), ("a", "b", "c", "d")))
+    path = tmp_path / "sparse.onnx"
+    onnx.save(proto, os.fspath(path))
+    expect_input_error(path, "external data")

@@ -29,6 +29,24 @@ _LOGITS = "logits"
 _EMBEDDING = "embedding"
 
 
+def _attribute_tensors(attributes):
+    """Every TensorProto reachable from node attributes: dense, sparse, and inside subgraphs."""
+    for attr in attributes:
+        if attr.HasField("t"):
+            yield attr.t
+        yield from attr.tensors
+        if attr.HasField("sparse_tensor"):
+            yield attr.sparse_tensor.values
+            yield attr.sparse_tensor.indices
+        for sparse in attr.sparse_tensors:
+            yield sparse.values
+            yield sparse.indices
+        if attr.HasField("g"):
+            yield from _graph_tensors(attr.g)
+        for sub in attr.graphs:
+            yield from _graph_tensors(sub)
+
+
 def _graph_tensors(graph):
     """Every TensorProto in ``graph``: initializers and node attributes, subgraphs included."""
     yield from graph.initializer
@@ -36,18 +54,14 @@ def _graph_tensors(graph):
         yield sparse.values
         yield sparse.indices
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _graph_tensors(attr.g)
-            for sub in attr.graphs:
-                yield from _graph_tensors(sub)
+        yield from _attribute_tensors(node.attribute)
 
 
 def has_external_data(path: str) -> bool:
     """True when the ONNX file at ``path`` keeps any tensor in external data files.
+
+    Every tensor is visited: initializers (dense and sparse), node attributes (dense,
+    sparse, lists of either) and subgraphs, in the main graph and in every function body.
 
     Raises
     ------
@@ -63,9 +77,7 @@ def has_external_data(path: str) -> bool:
     tensors = list(_graph_tensors(proto.graph))
     for fn in proto.functions:
         for node in fn.node:
-            for attr in node.attribute:
-                if attr.HasField("t"):
-                    tensors.append(attr.t)
+            tensors.extend(_attribute_tensors(node.attribute))
     return any(t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data) for t in tensors)
 
 
