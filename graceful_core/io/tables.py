@@ -27,11 +27,7 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import natural_sorted
 from graceful_core.types import Predictions
 
-try:  # written concurrently; np.argmax already takes the first (lowest) maximum
-    from graceful_core.metrics.confidence import argmax_lowest
-except ImportError:  # pragma: no cover
-    def argmax_lowest(scores: np.ndarray) -> np.ndarray:
-        return np.argmax(scores, axis=1).astype(np.int64)
+from graceful_core.metrics.confidence import argmax_lowest
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")

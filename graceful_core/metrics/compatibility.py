@@ -14,17 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from graceful_core.metrics.flips import validate_predictions
+from graceful_core.metrics.flips import _ratio, validate_predictions
 
 __all__ = [
     "backward_trust_compatibility",
     "backward_error_compatibility",
     "old_error_persistence",
 ]
-
-
-def _ratio(num: int, den: int) -> float:
-    return float(num) / float(den) if den else float("nan")
 
 
 def backward_trust_compatibility(y_true: Any, old_pred: Any, new_pred: Any) -> float:
