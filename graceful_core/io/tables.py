@@ -25,9 +25,8 @@ import pyarrow.compute as pc
 
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import natural_sorted
-from graceful_core.types import Predictions
-
 from graceful_core.metrics.confidence import argmax_lowest
+from graceful_core.types import Predictions
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
