@@ -45,6 +45,11 @@ def on_filter() -> None:
     ss["classes"], ss["flips"], ss["grid_page"] = list(ss["w_classes"]), list(ss["w_flips"]), 1
 
 
+def on_sort() -> None:
+    ss["sort"] = None if ss["w_sort"] == SORT_ORDERS[0] else ss["w_sort"]  # default order: not in the URL
+    ss["grid_page"] = 1
+
+
 def on_page() -> None:
     ss["grid_page"] = int(ss["w_page"])
 
@@ -86,7 +91,8 @@ f1, f2, f3 = st.columns([3, 3, 2])
 f1.multiselect("True class", list(comp.classes), key="w_classes", on_change=on_filter, placeholder="all classes")
 f2.multiselect("Flip type", list(FLIP_TYPES), key="w_flips", on_change=on_filter, placeholder="all images",
                help="negative flip: old ✓ → new ✗; positive flip: old ✗ → new ✓")
-order = f3.selectbox("Sort by", SORT_ORDERS, key="w_sort",
+ss["w_sort"] = ss.get("sort") if ss.get("sort") in SORT_ORDERS else SORT_ORDERS[0]  # survives page switches
+order = f3.selectbox("Sort by", SORT_ORDERS, key="w_sort", on_change=on_sort,
                      help="Confidence drop = p(true class) under old − under new; largest first shows the "
                      "most confident regressions first.")
 cell = ss.get("cell")

@@ -8,7 +8,8 @@ to ``st.query_params``, so the URL always names the current view.
 
 URL parameters: ``cmp`` (comparison id), ``cls`` (class filter, repeatable),
 ``flip`` (flip-type filter, repeatable: ``neg``, ``pos``, ``ok``, ``bad``), ``old`` and
-``new`` (a transition-matrix cell), ``sample`` (sample id), ``p`` (grid page). The
+``new`` (a transition-matrix cell), ``sample`` (sample id), ``p`` (grid page), ``sort`` (grid order,
+when not the default). The
 page itself is the URL path (``/flips``); ``?page=flips`` is accepted too.
 """
 
@@ -23,13 +24,13 @@ FLIP_CODES = dict(zip(FLIP_TYPES, ("neg", "pos", "ok", "bad")))
 CODE_FLIPS = {v: k for k, v in FLIP_CODES.items()}
 DEFAULT_FLIPS = ["negative flip"]
 
-_KEYS = ("cmp", "classes", "flips", "cell", "sample", "grid_page")
+_KEYS = ("cmp", "classes", "flips", "cell", "sample", "grid_page", "sort")
 
 
 def _defaults() -> dict:
     specs = bundled_specs()
     return {"cmp": specs[0].id if specs else None, "classes": [], "flips": list(DEFAULT_FLIPS), "cell": None,
-            "sample": None, "grid_page": 1}
+            "sample": None, "grid_page": 1, "sort": None}
 
 
 def init_state() -> None:
@@ -56,6 +57,8 @@ def init_state() -> None:
         ss["sample"] = qp["sample"]
     if "p" in qp and qp["p"].isascii() and qp["p"].isdigit():  # "²".isdigit() is True too
         ss["grid_page"] = int(qp["p"])
+    if "sort" in qp:
+        ss["sort"] = qp["sort"]  # checked against the page's sort orders where it is used
     ss["_initial_page"] = qp.get("page")
     ss["_initialised"] = True
 
@@ -76,6 +79,8 @@ def link_params() -> dict[str, str | list[str]]:
         out["sample"] = ss["sample"]
     if ss.get("grid_page", 1) != 1:
         out["p"] = str(ss["grid_page"])
+    if ss.get("sort"):
+        out["sort"] = ss["sort"]
     return out
 
 

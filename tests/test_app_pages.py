@@ -234,3 +234,15 @@ def test_hostile_link_values_are_shown_literally_or_dropped(sample_spec):
     texts = [m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption]
     assert not any("](http" in t for t in texts)
     assert shown_count(at) is not None  # the grid is drawn, without the bogus cell filter
+
+
+def test_sort_order_survives_a_page_switch_and_is_in_the_link(sample_spec):
+    at = run_app({"cmp": sample_spec.id})
+    goto(at, "flips_page.py")
+    at.selectbox(key="w_sort").set_value("id").run()
+    first = grid_ids(at)
+    assert first == sorted(first)
+    assert at.query_params.get("sort") in ("id", ["id"])
+    goto(at, "sample_page.py")
+    goto(at, "flips_page.py")
+    assert at.selectbox(key="w_sort").value == "id" and grid_ids(at) == first
