@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from graceful_core.figures import top_k_bars
-from graceful_core.views import nearest_neighbours
+from graceful_core.views import default_sample, nearest_neighbours, neighbour_candidates
 from graceful_ui import store
 from graceful_ui.grid import FLIP_BADGES, image_grid
 from graceful_ui.fmt import md
@@ -22,8 +22,9 @@ if comp is None:
 samples = store.samples_table(comp)
 ids = samples["id"].tolist()
 if ss.get("sample") not in set(ids):
-    flips = samples[samples["flip"] == "negative flip"]
-    ss["sample"] = (flips if len(flips) else samples).sort_values("confidence_drop", ascending=False)["id"].iloc[0]
+    if ss.get("sample"):
+        st.caption(f"No sample {md(ss['sample'])} in this comparison: showing the most confident negative flip.")
+    ss["sample"] = default_sample(samples)
 
 
 def on_pick() -> None:
@@ -58,7 +59,8 @@ with left:
                    f"(drop {100 * row['confidence_drop']:+.1f} points)")
 with right:
     try:
-        old_probs, new_probs = store.probabilities(comp, spec)
+        with st.spinner("Loading both models' class probabilities (from the inference cache)..."):
+            old_probs, new_probs = store.probabilities(comp, spec)
     except Exception as e:  # e.g. the files changed on disk since the comparison was made
         st.warning(f"Class probabilities unavailable: {e}")
         old_probs = new_probs = None
@@ -70,20 +72,20 @@ with right:
         st.info("Top-5 probabilities need class scores from both sides (a table with only `pred` has none).")
 
 st.markdown("#### Nearest neighbours of the same class")
-label_idx = int(comp.labels[row_idx])
-candidates = np.flatnonzero(comp.labels == label_idx)
 if comp.dataset is None:
     st.caption("No dataset images to show.")
 else:
+    # decoding every image of a big class would stall the page: pixels use a fixed random subset
+    limit = comp.n_samples if comp.old_embedding is not None else MAX_PIXEL_CANDIDATES
+    candidates, subsampled = neighbour_candidates(comp.labels, row_idx, limit)
     if comp.old_embedding is not None:
         feats, how, metric = comp.old_embedding, "cosine similarity of the old model's embeddings", "cosine"
     else:
-        if len(candidates) > MAX_PIXEL_CANDIDATES:  # decoding every image of a big class would stall the page
-            rng = np.random.default_rng(0)
-            keep = rng.choice(len(candidates), MAX_PIXEL_CANDIDATES, replace=False)
-            candidates = np.union1d(candidates[keep], [row_idx])
+        if subsampled:
             st.caption(f"Searched a fixed random {MAX_PIXEL_CANDIDATES} images of this class.")
-        feats, how, metric = store.pixel_features(comp, candidates), "pixel distance (16×16 grey)", "euclidean"
+        with st.spinner(f"Decoding {len(candidates)} images of this class..."):
+            feats = store.pixel_features(comp, candidates)
+        how, metric = "pixel distance (16×16 grey)", "euclidean"
     nn = nearest_neighbours(feats, row_idx, candidates, k=6, metric=metric)
     st.caption(f"The {len(nn)} images of class {row['label']} nearest to this one, by {how}.")
     image_grid(comp, samples.iloc[nn], on_inspect=inspect, key="nn")

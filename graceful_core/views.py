@@ -195,3 +195,29 @@ def busiest_classes(matrix: np.ndarray, n: int) -> np.ndarray:
     off = m.sum(axis=1) + m.sum(axis=0) - 2 * np.diag(m)
     order = np.lexsort((np.arange(k), -off))[:n]
     return np.sort(order).astype(np.int64)
+
+
+def default_sample(samples: pd.DataFrame) -> str:
+    """The sample to show first: the most confident negative flip, else the largest confidence drop.
+
+    ``samples`` is :meth:`graceful_core.comparison.Comparison.samples` (columns ``id``,
+    ``flip``, ``confidence_drop``); NaN drops sort last.
+    """
+    if samples.empty:
+        raise ValueError("no samples")
+    flips = samples[samples["flip"] == "negative flip"]
+    pool = flips if len(flips) else samples
+    return str(pool.sort_values("confidence_drop", ascending=False, na_position="last", kind="stable")["id"].iloc[0])
+
+
+def neighbour_candidates(labels: np.ndarray, row: int, limit: int, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Indices of the samples with ``labels[row]``'s label (``row`` included), at most ``limit`` + 1.
+
+    Beyond ``limit`` a fixed-seed uniform subset is taken (so a big class does not make the
+    neighbour search decode every image); returns ``(indices, subsampled)``.
+    """
+    candidates = np.flatnonzero(np.asarray(labels) == labels[row])
+    if len(candidates) <= limit:
+        return candidates, False
+    keep = np.random.default_rng(seed).choice(len(candidates), limit, replace=False)
+    return np.union1d(candidates[keep], [row]), True

@@ -158,3 +158,26 @@ def test_busiest_classes_by_off_diagonal_traffic():
     assert busiest_classes(tie, 2).tolist() == [0, 1]  # ties to the lower index
     with pytest.raises(ValueError):
         busiest_classes(np.zeros((2, 3)), 1)
+
+
+def test_default_sample_is_the_most_confident_negative_flip():
+    import pandas as pd
+
+    from graceful_core.views import default_sample
+
+    s = pd.DataFrame({"id": ["a", "b", "c", "d"], "flip": ["both right", "negative flip", "negative flip", "positive flip"],
+                      "confidence_drop": [0.9, 0.2, 0.7, np.nan]})
+    assert default_sample(s) == "c"
+    no_flips = s.assign(flip="both right")
+    assert default_sample(no_flips) == "a"  # the largest drop, NaN last
+
+
+def test_neighbour_candidates_are_the_same_class_and_capped():
+    from graceful_core.views import neighbour_candidates
+
+    labels = np.array([0, 1, 0, 0, 1, 0, 0])
+    c, sub = neighbour_candidates(labels, 2, 10)
+    assert c.tolist() == [0, 2, 3, 5, 6] and not sub
+    c, sub = neighbour_candidates(labels, 2, 2)
+    assert sub and 2 in c and set(c) <= {0, 2, 3, 5, 6} and len(c) in (2, 3)
+    assert neighbour_candidates(labels, 2, 2)[0].tolist() == c.tolist()  # fixed seed
