@@ -60,18 +60,24 @@ def as_upload(f) -> Upload | None:
 
 ups = {"model_old": as_upload(old_f), "model_new": as_upload(new_f), "dataset": as_upload(data_f),
        "images": as_upload(img_f)}
+files = {"model_old": old_f, "model_new": new_f, "dataset": data_f, "images": img_f}
+checked = st.session_state.setdefault("_upload_checks", {})  # Streamlit's file_id -> error message or None (no re-check per rerun)
 ok = True
 for role, up in ups.items():
     if up is None:
         continue
-    try:
-        check_upload(up, role.split("_")[0])
-    except InputError as e:
-        st.error(e.message, icon=":material/block:")
-        ok = False
-    except Exception as e:  # a loader bug on odd input: still name the file, never a traceback box
-        log.exception("upload check failed")
-        st.error(f"{up.name}: could not be read ({type(e).__name__}: {e})", icon=":material/block:")
+    memo = (role, files[role].file_id)
+    if memo not in checked:
+        try:
+            check_upload(up, role.split("_")[0])
+            checked[memo] = None
+        except InputError as e:
+            checked[memo] = e.message
+        except Exception as e:  # a loader bug on odd input: still name the file, never a traceback box
+            log.exception("upload check failed")
+            checked[memo] = f"{up.name}: could not be read ({type(e).__name__}: {e})"
+    if checked[memo] is not None:
+        st.error(checked[memo], icon=":material/block:")
         ok = False
 
 ready = ups["model_old"] is not None and ups["model_new"] is not None
@@ -84,7 +90,8 @@ if st.button("Compare the uploaded files", type="primary", disabled=not (ready a
         st.error(user_message(e, new_spec), icon=":material/block:")
     except Exception as e:  # a core bug on odd input: report it, keep the previous comparison
         log.exception("upload comparison failed")
-        st.error(f"{ups['model_new'].name}: could not be compared ({type(e).__name__}: {e})", icon=":material/block:")
+        st.error(f"{md(ups['model_old'].name)} → {md(ups['model_new'].name)}: could not be compared "
+                 f"({type(e).__name__}: {e})", icon=":material/block:")
     else:
         select_comparison(new_spec.id)
         st.rerun()
