@@ -74,18 +74,21 @@ with st.expander("More metrics"):
          f"of {s['n_negative_flips']} negative flips: p(true class) dropped by 0.5 or more",
          "Flips where the new model is confidently wrong where the old one was right. n/a without class scores.")
 
+def rates_table(df) -> None:
+    """A per-group table with its rate and accuracy columns shown as percentages."""
+    st.dataframe(df, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="percent") for c in df.columns
+                                if c.endswith(("_rate", "accuracy"))})
+
+
 st.markdown("#### Per class")
 st.caption("Rates are of the images whose true label is that class.")
-st.dataframe(comp.per_class, hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="percent") for c in comp.per_class.columns
-                            if c.endswith(("_rate", "accuracy"))})
+rates_table(comp.per_class)
 
 if comp.per_slice is not None:
     st.markdown("#### Per slice")
     st.caption("Rates are of the images in that slice.")
-    st.dataframe(comp.per_slice, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="percent") for c in comp.per_slice.columns
-                                if c.endswith(("_rate", "accuracy"))})
+    rates_table(comp.per_slice)
 
 if comp.compatibility is not None:
     st.markdown("#### Embeddings")

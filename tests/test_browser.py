@@ -122,14 +122,14 @@ def cli_report(sample_spec, tmp_path_factory):
     return json.loads(out.read_text())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, sample_spec):
+def serve_app(tmp_path_factory, name: str):
+    """Generator for a module fixture: the app on a free port with its own cache; yields its URL."""
     _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (Debian package chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _need(False, "the playwright Python package is not installed")
-    cache = tmp_path_factory.mktemp("app") / "cache"
+    cache = tmp_path_factory.mktemp(name) / "cache"
     cache.mkdir()
     port = free_port()
     proc = start_server(cache, port)
@@ -137,15 +137,24 @@ def server(tmp_path_factory, sample_spec):
     stop_server(proc)
 
 
-@pytest.fixture(scope="module")
-def page(server):
+def browser_page(width: int, height: int):
+    """Generator for a module fixture: one Chromium page of that size (Streamlit scrolls inside: tall shows more)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = launch(p)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1800})  # Streamlit scrolls inside: a tall window shows more
-        yield pg
+        yield browser.new_page(viewport={"width": width, "height": height})
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sample_spec):
+    yield from serve_app(tmp_path_factory, "app")
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    yield from browser_page(1400, 1800)
 
 
 def test_overview_nfr_equals_the_cli_json(page, server, cli_report):

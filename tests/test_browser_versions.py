@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import (CHROMIUM, WAIT_MS, _click_centre, _need, free_port, launch, metric_value,
-                                no_exception, shot, start_server, stop_server, wait_ready)
+from tests.test_browser import (WAIT_MS, _click_centre, browser_page, metric_value, no_exception, serve_app, shot,
+                                wait_ready)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "sample_data" / "models"
@@ -34,28 +34,12 @@ def report(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (Debian package chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _need(False, "the playwright Python package is not installed")
-    cache = tmp_path_factory.mktemp("app-versions") / "cache"
-    cache.mkdir()
-    port = free_port()
-    proc = start_server(cache, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_server(proc)
+    yield from serve_app(tmp_path_factory, "app-versions")
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        pg = browser.new_page(viewport={"width": 1500, "height": 2600})
-        yield pg
-        browser.close()
+    yield from browser_page(1500, 2600)
 
 
 def test_versions_page_renders_and_a_cell_opens_the_pair(page, server, report):
