@@ -84,12 +84,42 @@ def metric_value(page, label: str) -> str:
     return card.locator('[data-testid="stMetricValue"]').inner_text(timeout=WAIT_MS).strip()
 
 
-def wait_ready(page, timeout: int = WAIT_MS) -> None:
-    """Wait until the script run finished (no running indicator) and the page settled."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && document.querySelector('[data-testid=\"stMain\"] h1')", timeout=timeout)
-    page.wait_for_timeout(300)
+READY_JS = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+            " && !!document.querySelector('[data-testid=\"stMain\"] h1')")
+
+
+def wait_ready(page, timeout: int = WAIT_MS, settle_ms: int = 1000) -> None:
+    """Wait until the script run finished and stayed finished for ``settle_ms``.
+
+    Streamlit shows its running indicator only after a short delay, so one look right after an
+    event can see "not running" before the rerun has started: the page must look ready for
+    ``settle_ms`` in a row.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    ready_since = None
+    while True:
+        if page.evaluate(READY_JS):
+            ready_since = ready_since or time.monotonic()
+            if time.monotonic() - ready_since >= settle_ms / 1000:
+                return
+        else:
+            ready_since = None
+            remaining = max(1, int(1000 * (deadline - time.monotonic())))
+            page.wait_for_function(READY_JS, timeout=remaining)
+            continue
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"page not settled within {timeout} ms")
+        page.wait_for_timeout(100)
+
+
+def wait_until(page, probe, expected, timeout: int = WAIT_MS):
+    """Poll ``probe()`` until it returns ``expected`` (or the timeout); return its last value."""
+    deadline = time.monotonic() + timeout / 1000
+    value = probe()
+    while value != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        value = probe()
+    return value
 
 
 def shot(page, name: str) -> None:
@@ -209,7 +239,7 @@ def test_clicking_a_cell_and_a_bar_filters_the_grid(page, server, cli_report):
     _click_centre(page, cells.nth(a * k + b))
     page.wait_for_function(f"() => location.href.includes('old={quote(classes[a])}')", timeout=WAIT_MS)
     wait_ready(page)
-    assert _grid_count(page) == m[a][b]
+    assert wait_until(page, lambda: _grid_count(page), m[a][b]) == m[a][b]
     shot(page, "06-flips-cell")
 
     row = max(range(k), key=lambda i: cli_report["per_class"][i]["negative_flips"])
@@ -217,7 +247,8 @@ def test_clicking_a_cell_and_a_bar_filters_the_grid(page, server, cli_report):
     _click_centre(page, bars.nth(row))
     page.wait_for_function(f"() => location.href.includes('cls={quote(classes[row])}')", timeout=WAIT_MS)
     wait_ready(page)
-    assert _grid_count(page) == cli_report["per_class"][row]["negative_flips"]
+    expected = cli_report["per_class"][row]["negative_flips"]
+    assert wait_until(page, lambda: _grid_count(page), expected) == expected
     no_exception(page, "flips after clicks")
     shot(page, "07-flips-bar")
 
@@ -253,8 +284,10 @@ def test_lasso_on_the_embedding_map_shows_the_selected_images(page, server):
         page.mouse.move(x, y, steps=8)
     page.mouse.up()
     page.get_by_text("images selected").first.wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stMain"] [data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)
     wait_ready(page)
-    assert page.locator('[data-testid="stImage"]').count() >= 1
+    n_selected = int(page.get_by_text("images selected").first.inner_text().split()[0])
+    assert page.locator('[data-testid="stMain"] [data-testid="stImage"]').count() == min(n_selected, 24)
     no_exception(page, "embeddings after a lasso")
     shot(page, "10-embeddings-lasso")
 
