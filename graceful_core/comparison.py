@@ -188,8 +188,8 @@ class Comparison:
     def to_report(self) -> dict:
         """The JSON report of DESIGN §3 (nested objects; nan -> None)."""
         s = self.summary
-        neg_ids = np.sort(self.ids[self.negative_flip_mask].astype(str)).tolist()
-        pos_ids = np.sort(self.ids[self.positive_flip_mask].astype(str)).tolist()
+        neg_ids = sorted(map(str, self.ids[self.negative_flip_mask].tolist()))
+        pos_ids = sorted(map(str, self.ids[self.positive_flip_mask].tolist()))
         pc = self.per_class
         report = {
             "n_samples": self.n_samples,
@@ -211,8 +211,8 @@ class Comparison:
             "negative_flips_confident": s["negative_flips_confident"],
             "n_negative_flips": s["n_negative_flips"],
             "n_positive_flips": s["n_positive_flips"],
-            "negative_flips": neg_ids,
-            "positive_flips": pos_ids,
+            "negative_flips": None,  # filled in after cleaning (lists of str: nothing to clean)
+            "positive_flips": None,
             "transition_matrix": self.transition_matrix.tolist(),
             "per_class": [
                 {
@@ -237,7 +237,9 @@ class Comparison:
             if self.old_head_on_new_accuracy is not None:
                 report["compatibility"]["old_head_on_new_embeddings"] = {
                     "accuracy": self.old_head_on_new_accuracy, "old_model_accuracy": s["old_accuracy"]}
-        return _json_clean(report)
+        report = _json_clean(report)
+        report["negative_flips"], report["positive_flips"] = neg_ids, pos_ids
+        return report
 
 
 def _json_clean(obj):
@@ -245,8 +247,6 @@ def _json_clean(obj):
     if isinstance(obj, dict):
         return {str(k): _json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        if obj and type(obj[0]) is str and all(type(v) is str for v in obj):
-            return list(obj)  # id lists (possibly millions of entries): nothing to clean
         return [_json_clean(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return _json_clean(obj.tolist())

@@ -195,6 +195,59 @@ def test_list_column_with_offsets_and_chunks(tmp_path):
     assert p.scores.tolist() == [rows[i] for i in (2, 3, 4, 7, 8, 9)]
 
 
+def test_same_ids_in_two_tables_share_one_array_and_other_ids_are_checked_afresh(tmp_path):
+    """Tables with byte-identical ids share one read-only array; any other id column gets
+    its own full check (same bytes split differently, a duplicate, another order)."""
+    def table(name, ids):
+        path = tmp_path / name
+        pq.write_table(pa.table({"id": ids, "pred": [0] * len(ids)}), path)
+        return path
+
+    a = load_predictions_table(table("a.parquet", ["ab", "c", "d"]))
+    b = load_predictions_table(table("b.parquet", ["ab", "c", "d"]))
+    assert b.ids is a.ids and not a.ids.flags.writeable
+    assert join_predictions(a, b)[0].ids.tolist() == ["ab", "c", "d"]
+    split = load_predictions_table(table("s.parquet", ["a", "bc", "d"]))  # same bytes "abcd", other ids
+    assert split.ids.tolist() == ["a", "bc", "d"]
+    assert load_predictions_table(table("r.parquet", ["d", "c", "ab"])).ids.tolist() == ["d", "c", "ab"]
+    with pytest.raises(InputError, match="duplicate id 'c'"):
+        load_predictions_table(table("dup.parquet", ["ab", "c", "c"]))
+
+
+def test_id_fingerprint_ignores_buffer_offsets():
+    from graceful_core.io.tables import _string_fingerprint
+
+    whole = pa.array(["zz", "ab", "c", "d", "yy"])
+    assert _string_fingerprint(whole.slice(1, 3)) == _string_fingerprint(pa.array(["ab", "c", "d"]))
+    assert _string_fingerprint(pa.array(["ab", "c"])) != _string_fingerprint(pa.array(["a", "bc"]))
+    assert _string_fingerprint(pa.array(["ab", "c"], type=pa.large_string())) == _string_fingerprint(pa.array(["ab", "c"]))
+
+
+@pytest.mark.parametrize("threaded_from", [1, 10**9])
+def test_duplicates_found_with_and_without_the_checking_thread(tmp_path, monkeypatch, threaded_from):
+    import graceful_core.io.tables as tables
+
+    monkeypatch.setattr(tables, "_THREADED_ID_CHECK_ROWS", threaded_from)
+    ids = [f"img{i}" for i in range(5000)]
+    ids[4321] = "img17"
+    pq.write_table(pa.table({"id": ids, "pred": [0] * len(ids)}), tmp_path / "d.parquet")
+    assert "duplicate id 'img17'" in _err(tmp_path / "d.parquet").problem
+    ok = [f"img{i}" for i in range(5000)]
+    pq.write_table(pa.table({"id": ok, "pred": [0] * len(ok)}), tmp_path / "ok.parquet")
+    assert load_predictions_table(tmp_path / "ok.parquet").ids.tolist() == ok
+
+
+def test_non_finite_score_found_beyond_the_first_block_of_rows(tmp_path):
+    """The finite check runs in row blocks (2**18 values each): a NaN far down is still named."""
+    n, k = 70_000, 10  # 700,000 values: three blocks
+    logits = np.zeros((n, k), dtype=np.float32)
+    logits[:, 1] = 1.0
+    logits[65_432, 3] = np.nan
+    col = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), k)
+    pq.write_table(pa.table({"id": [f"s{i}" for i in range(n)], "logits": col}), tmp_path / "nan.parquet")
+    assert "NaN, missing or infinite logits value for id 's65432'" in _err(tmp_path / "nan.parquet").problem
+
+
 # --------------------------------------------------------------------------- joining
 def _preds(ids, labels=None, source="x.csv", slices=None) -> Predictions:
     n = len(ids)

@@ -14,9 +14,14 @@ not stacked row by row.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
+import threading
+import weakref
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +111,52 @@ def _read_parquet(path: str, id_only: bool = False) -> pa.Table:
         raise InputError(path, f"not a readable Parquet table ({_first_line_of_msg(e)})") from None
 
 
+#: Id columns already checked in this process: SHA-256 of their bytes -> the (read-only)
+#: object array made from them, held weakly. Two tables with the same ids in the same
+#: order (the usual case: two models run on one dataset) share one array, and the
+#: second skips the duplicate check and the conversion to Python strings.
+_CHECKED_IDS: OrderedDict[str, weakref.ref] = OrderedDict()
+_CHECKED_IDS_LOCK = threading.Lock()
+_CHECKED_IDS_MAX = 8
+#: From this many rows on, the duplicate check runs in a second thread.
+_THREADED_ID_CHECK_ROWS = 100_000
+
+
+def _string_fingerprint(arr: pa.Array) -> str:
+    """SHA-256 of a string array's values and boundaries (independent of its buffer offsets)."""
+    _, offsets_buf, data_buf = arr.buffers()
+    dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, dtype=dtype, count=len(arr) + 1, offset=arr.offset * np.dtype(dtype).itemsize)
+    h = hashlib.sha256(b"%d:" % len(arr))
+    h.update((offsets - offsets[0]).astype(np.int64, copy=False).tobytes() if offsets[0] else offsets.astype(np.int64).tobytes())
+    if data_buf is not None:
+        h.update(memoryview(data_buf)[int(offsets[0]):int(offsets[-1])])
+    return h.hexdigest()
+
+
+def _checked_ids(fingerprint: str, n: int) -> np.ndarray | None:
+    with _CHECKED_IDS_LOCK:
+        ref = _CHECKED_IDS.get(fingerprint)
+        ids = ref() if ref is not None else None
+        if ids is not None and len(ids) == n:
+            _CHECKED_IDS.move_to_end(fingerprint)
+            return ids
+    return None
+
+
+def _remember_ids(fingerprint: str, ids: np.ndarray) -> None:
+    with _CHECKED_IDS_LOCK:
+        _CHECKED_IDS[fingerprint] = weakref.ref(ids)
+        while len(_CHECKED_IDS) > _CHECKED_IDS_MAX:
+            _CHECKED_IDS.popitem(last=False)
+
+
 def _ids_of(t: pa.Table, path: str) -> np.ndarray:
-    """The ``id`` column as an object array of str; InputError if missing, null, empty or repeated."""
+    """The ``id`` column as a read-only object array of str.
+
+    InputError if missing, null, empty or repeated. A column with exactly the bytes of one
+    checked before (and still in use) gives that same array back without re-checking.
+    """
     if "id" not in t.column_names:
         raise InputError(path, f"no 'id' column (columns: {t.column_names[:12]})")
     col = t.column("id")
@@ -118,6 +167,13 @@ def _ids_of(t: pa.Table, path: str) -> np.ndarray:
             col = pc.cast(col, pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise InputError(path, f"'id' column of type {col.type} cannot be read as text") from None
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    fingerprint = None
+    if not col.null_count:
+        fingerprint = _string_fingerprint(col)
+        known = _checked_ids(fingerprint, len(col))
+        if known is not None:
+            return known
     if col.null_count:
         row = int(pc.index(pc.is_null(col), True).as_py())
         raise InputError(path, f"empty 'id' in row {row + 1}")
@@ -125,10 +181,20 @@ def _ids_of(t: pa.Table, path: str) -> np.ndarray:
     if pc.any(empty).as_py():
         row = _first_bad_row(empty.to_numpy(zero_copy_only=False))
         raise InputError(path, f"empty 'id' in row {row + 1}")
-    dup = _first_duplicate(col)
+    if len(col) < _THREADED_ID_CHECK_ROWS:
+        dup = _first_duplicate(col)
+        ids = None if dup is not None else col.to_numpy(zero_copy_only=False).astype(object, copy=False)
+    else:  # Arrow's sort releases the GIL: check for duplicates while Python strings are made
+        with ThreadPoolExecutor(1, thread_name_prefix="graceful-ids") as pool:
+            pending = pool.submit(_first_duplicate, col)
+            ids = col.to_numpy(zero_copy_only=False).astype(object, copy=False)
+            dup = pending.result()
     if dup is not None:
         raise InputError(path, f"duplicate id {dup!r}: ids must be unique")
-    return col.to_numpy(zero_copy_only=False).astype(object, copy=False)
+    ids.flags.writeable = False  # shared between tables with the same ids
+    if fingerprint is not None:
+        _remember_ids(fingerprint, ids)
+    return ids
 
 
 def _first_duplicate(col: pa.ChunkedArray | pa.Array) -> str | None:
@@ -152,10 +218,16 @@ def _first_bad_row(mask_rows: np.ndarray) -> int:
 
 
 def _numeric_matrix_check(m: np.ndarray, ids: np.ndarray, path: str, what: str) -> np.ndarray:
-    finite = np.isfinite(m)
-    if not finite.all():
-        row = _first_bad_row(~finite.all(axis=1))
-        raise InputError(path, f"NaN, missing or infinite {what} value for id {ids[row]!r}")
+    """``m`` itself; InputError naming the first id with a NaN or infinite value.
+
+    Checked in blocks of rows, so no ``[N, K]`` boolean temporary is built.
+    """
+    step = max(1, (1 << 18) // max(1, m.shape[1]))
+    for start in range(0, m.shape[0], step):
+        finite = np.isfinite(m[start:start + step])
+        if not finite.all():
+            row = start + _first_bad_row(~finite.all(axis=1))
+            raise InputError(path, f"NaN, missing or infinite {what} value for id {ids[row]!r}")
     return m
 
 
@@ -523,7 +595,7 @@ def join_predictions(old: Predictions, new: Predictions) -> tuple[Predictions, P
         id and both labels).
     """
     ids_o, ids_n = np.asarray(old.ids), np.asarray(new.ids)
-    if ids_o.shape == ids_n.shape and np.array_equal(ids_o, ids_n):
+    if ids_o is ids_n or (ids_o.shape == ids_n.shape and np.array_equal(ids_o, ids_n)):
         old_j, new_j = _take(old, slice(None), 0), _take(new, slice(None), 0)
     else:
         pos = _positions(ids_o, ids_n)
