@@ -8,6 +8,7 @@ from graceful_ui import store
 from graceful_ui.embedding_figs import COLOUR_BY, joint_figure, selected_ids, side_by_side_figure
 from graceful_ui.grid import image_grid
 from graceful_ui.fmt import md
+from graceful_ui.state import EMB_COLOURS, EMB_LAYOUTS
 
 ss = st.session_state
 MAX_SELECTED = 24
@@ -41,13 +42,30 @@ c1.metric("Overlap", "n/a" if math.isnan(overlap) else f"{100 * overlap:.1f} %",
 c2.caption(f"of all {comp.n_samples} images: the new embedding's nearest old embedding is the image itself. "
            "Near 100 %: the new space lines up with the old one sample by sample.")
 
+def _keep(widget_key: str, state_key: str, codes: dict[str, str]) -> None:
+    """Copy a radio's choice to the state that survives page switches (as its URL code)."""
+    ss[state_key] = next(code for code, label in codes.items() if label == ss[widget_key])
+
+
+def _keep_lines() -> None:
+    ss["emb_lines"] = bool(ss["w_emb_lines"])
+
+
 layouts = ["joint map", "side by side"] if same_dim else ["side by side"]
+# the widgets show the kept choices (Streamlit drops widget state when the page is left)
+ss["w_emb_layout"] = EMB_LAYOUTS.get(ss.get("emb_layout"), layouts[0])
+if ss["w_emb_layout"] not in layouts:
+    ss["w_emb_layout"] = layouts[0]
+ss["w_emb_colour"] = EMB_COLOURS.get(ss.get("emb_colour"), "model")
+ss["w_emb_lines"] = bool(ss.get("emb_lines"))
 o1, o2, o3 = st.columns([2, 2, 1])
 layout = o1.radio("Layout", layouts, horizontal=True, key="w_emb_layout",
+                  on_change=_keep, args=("w_emb_layout", "emb_layout", EMB_LAYOUTS),
                   help="Joint: one UMAP fitted on old and new embeddings together. Side by side: each model "
                   "projected alone (meaningful even when the spaces are unrelated or their sizes differ).")
-colour_by = o2.radio("Colour by", list(COLOUR_BY), horizontal=True, key="w_emb_colour")
-lines = o3.toggle("old → new lines", key="w_emb_lines", disabled=layout != "joint map")
+colour_by = o2.radio("Colour by", list(COLOUR_BY), horizontal=True, key="w_emb_colour",
+                     on_change=_keep, args=("w_emb_colour", "emb_colour", EMB_COLOURS))
+lines = o3.toggle("old → new lines", key="w_emb_lines", disabled=layout != "joint map", on_change=_keep_lines)
 if not same_dim:
     st.caption(f"No joint map: the embedding sizes differ ({d_old} vs {d_new}), so there is no shared space.")
 

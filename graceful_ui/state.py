@@ -9,7 +9,8 @@ to ``st.query_params``, so the URL always names the current view.
 URL parameters: ``cmp`` (comparison id), ``cls`` (class filter, repeatable),
 ``flip`` (flip-type filter, repeatable: ``neg``, ``pos``, ``ok``, ``bad``), ``old`` and
 ``new`` (a transition-matrix cell), ``sample`` (sample id), ``p`` (grid page), ``sort`` (grid order,
-when not the default). The
+when not the default), and the Embeddings view's ``layout`` (``joint``, ``side``), ``colour``
+(``model``, ``class``, ``flip``) and ``lines`` (``1``) when chosen. The
 page itself is the URL path (``/flips``); ``?page=flips`` is accepted too.
 """
 
@@ -24,13 +25,16 @@ FLIP_CODES = dict(zip(FLIP_TYPES, ("neg", "pos", "ok", "bad")))
 CODE_FLIPS = {v: k for k, v in FLIP_CODES.items()}
 DEFAULT_FLIPS = ["negative flip"]
 
-_KEYS = ("cmp", "classes", "flips", "cell", "sample", "grid_page", "sort")
+#: Embeddings view choices: URL code -> widget label.
+EMB_LAYOUTS = {"joint": "joint map", "side": "side by side"}
+EMB_COLOURS = {"model": "model", "class": "class", "flip": "flip status"}
 
 
 def _defaults() -> dict:
     specs = bundled_specs()
     return {"cmp": specs[0].id if specs else None, "classes": [], "flips": list(DEFAULT_FLIPS), "cell": None,
-            "sample": None, "grid_page": 1, "sort": None}
+            "sample": None, "grid_page": 1, "sort": None, "emb_layout": None, "emb_colour": None,
+            "emb_lines": False}
 
 
 def init_state() -> None:
@@ -59,6 +63,11 @@ def init_state() -> None:
         ss["grid_page"] = int(qp["p"])
     if "sort" in qp:
         ss["sort"] = qp["sort"]  # checked against the page's sort orders where it is used
+    if qp.get("layout") in EMB_LAYOUTS:
+        ss["emb_layout"] = qp["layout"]
+    if qp.get("colour") in EMB_COLOURS:
+        ss["emb_colour"] = qp["colour"]
+    ss["emb_lines"] = qp.get("lines") == "1" or bool(ss.get("emb_lines"))
     ss["_initial_page"] = qp.get("page")
     ss["_initialised"] = True
 
@@ -81,6 +90,12 @@ def link_params() -> dict[str, str | list[str]]:
         out["p"] = str(ss["grid_page"])
     if ss.get("sort"):
         out["sort"] = ss["sort"]
+    if ss.get("emb_layout"):
+        out["layout"] = ss["emb_layout"]
+    if ss.get("emb_colour"):
+        out["colour"] = ss["emb_colour"]
+    if ss.get("emb_lines"):
+        out["lines"] = "1"
     return out
 
 

@@ -101,6 +101,46 @@ def test_embeddings_layouts_and_colours_render(comparison):
     assert not at.exception and len(at.get("plotly_chart")) == 1
 
 
+def _chart_trace_names(at) -> set[str]:
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {t.get("name") for t in spec["data"]}
+
+
+def test_layout_colour_and_lines_survive_a_page_switch_and_are_in_the_link(comparison):
+    at = open_page("embeddings")
+    at.radio(key="w_emb_colour").set_value("flip status").run()
+    at.toggle(key="w_emb_lines").set_value(True).run()
+    at.radio(key="w_emb_layout").set_value("side by side").run()
+    assert not at.exception, [e.message for e in at.exception]
+    qp = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert (qp.get("layout"), qp.get("colour"), qp.get("lines")) == ("side", "flip", "1")
+    for page in ("overview_page.py", "embeddings_page.py"):
+        at.switch_page(f"app_pages/{page}").run()
+        assert not at.exception, [e.message for e in at.exception]
+    assert at.radio(key="w_emb_layout").value == "side by side"
+    assert at.radio(key="w_emb_colour").value == "flip status"
+    assert at.toggle(key="w_emb_lines").value is True
+    assert "negative flip" in {n.split(",")[0].strip() for n in _chart_trace_names(at) if n}
+
+
+def test_a_link_opens_the_embeddings_view_it_names(comparison):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"page": "embeddings", "layout": "side", "colour": "class", "lines": "bogus"})
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.radio(key="w_emb_layout").value == "side by side"
+    assert at.radio(key="w_emb_colour").value == "class"
+    assert at.toggle(key="w_emb_lines").value is False
+    at2 = AppTest.from_file(APP, default_timeout=120)
+    at2.query_params.update({"page": "embeddings", "layout": "<script>", "colour": "nope"})
+    at2.run()
+    assert not at2.exception and at2.radio(key="w_emb_colour").value == "model"
+
+
 def test_selected_points_give_unique_ids_in_order():
     from graceful_ui.embedding_figs import selected_ids
 
