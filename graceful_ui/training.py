@@ -26,7 +26,7 @@ from graceful_core.cache import atomic_write_bytes, cache_dir
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.training.trainer import TrainingCancelled
-from graceful_core.training.update import BATCH_SIZE, TrainParams, train_update_cached
+from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainParams, train_update_cached
 
 log = logging.getLogger("graceful_ui")
 
@@ -208,6 +208,8 @@ class TrainingJob:
             detail = f"epoch {min(st.epoch + 1, st.epochs)} of {st.epochs}, {st.images} / {st.n_images} images"
         elif st.stage == "preparing images":
             within, detail = 0.0, f"preparing {st.n_images} images"
+        elif st.stage == WAITING_STAGE:
+            within, detail = 0.0, "queued: another session is training, this one starts when it ends"
         else:
             within, detail = (1.0 if st.stage == "comparing" else 0.0), st.stage
         fraction = min(1.0, (st.task + within) / st.n_tasks)
@@ -225,6 +227,8 @@ class TrainingJob:
     def _progress(self, stage: str, done: int, total: int) -> None:
         if stage == "preparing images":
             self._set(stage=stage, n_images=total)
+        elif stage == WAITING_STAGE:  # another session's training runs first
+            self._set(stage=stage)
         else:  # "training (epochs)": an epoch finished
             self._set(stage="training", epoch=done, epochs=total, images=0, polls=0)
 

@@ -146,3 +146,27 @@ def test_lambda_sweep_fills_the_trade_off_plot(_own_cache):
     assert len(xs) == len(SWEEP_LAMBDAS) + 1
     want = sorted(round(100 * r["metrics"]["new_error_rate"], 9) for r in runs)
     assert sorted(round(x, 9) for x in xs) == want
+
+
+def test_a_training_queued_behind_another_session_says_so_then_runs(_own_cache):
+    """Trainings of one server run one at a time: a queued job's progress bar says it waits."""
+    from graceful_core.training import trainer
+
+    at = open_page()
+    at.number_input(key="mit_epochs").set_value(1).run()
+    trainer._TRAIN_LOCK.acquire()  # another session is training
+    try:
+        at.button(key="mit_train_btn").click().run()
+        job = at.session_state[JOB]
+        deadline = time.monotonic() + 60
+        while "queued" not in job.snapshot().text and time.monotonic() < deadline:
+            time.sleep(0.1)
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        bars = [p.proto.text for p in at.get("progress")]
+        assert any("queued: another session is training" in t for t in bars), bars
+        assert job.thread.is_alive()
+    finally:
+        trainer._TRAIN_LOCK.release()
+    snap = wait_for_job(at)
+    assert snap.status == "done" and snap.records, snap.message

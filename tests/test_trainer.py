@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -138,3 +140,47 @@ def test_tensors_from_dataset_matches_numpy_normalisation():
     assert X.dtype == torch.float32 and X.shape == (5, 1, 8, 8)
     np.testing.assert_allclose(X.numpy(), expected, rtol=1e-6, atol=1e-6)
     assert y.tolist() == [3, 1, 4, 1, 5] and y.dtype == torch.int64
+
+
+def test_a_second_training_waits_for_the_first_says_so_and_gets_the_same_weights(data):
+    """Trainings of one process run one at a time; a queued one reports it and is unaffected."""
+    import threading
+
+    from graceful_core.training import trainer
+
+    X, y = data
+    alone = train_model("small-cnn", X, y, epochs=1, seed=3)
+    events, result = [], {}
+    trainer._TRAIN_LOCK.acquire()  # as if another session were training
+    try:
+        worker = threading.Thread(target=lambda: result.update(
+            model=train_model("small-cnn", X, y, epochs=1, seed=3, on_wait=events.append,
+                              progress=lambda *a: events.append("epoch"))))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not events and time.monotonic() < deadline:
+            worker.join(0.05)
+        assert events == [True] and worker.is_alive()  # queued, not training
+    finally:
+        trainer._TRAIN_LOCK.release()
+    worker.join(60)
+    assert events == [True, False, "epoch"]
+    assert _same(result["model"], alone)
+
+
+def test_cancel_while_queued_stops_without_training(data):
+    from graceful_core.training import trainer
+
+    X, y = data
+    epochs = []
+    trainer._TRAIN_LOCK.acquire()
+    try:
+        with pytest.raises(TrainingCancelled, match="waiting for another training"):
+            train_model("small-cnn", X, y, epochs=1, seed=0, should_stop=lambda: True,
+                        progress=lambda *a: epochs.append(a))
+    finally:
+        trainer._TRAIN_LOCK.release()
+    assert epochs == []
+    assert trainer._TRAIN_LOCK.acquire(blocking=False)  # nothing left holding it
+    trainer._TRAIN_LOCK.release()
+    assert train_model("small-cnn", X, y, epochs=1, seed=0, on_wait=lambda w: pytest.fail("no wait")) is not None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,31 @@ _TRAIN_LOCK = threading.Lock()
 
 class TrainingCancelled(Exception):
     """Raised by :func:`train_model` when ``should_stop()`` returned True."""
+
+
+@contextmanager
+def _training_slot(on_wait: Callable[[bool], None] | None, should_stop: Callable[[], bool] | None):
+    """Hold :data:`_TRAIN_LOCK`; if another training has it, say so and wait (cancellable).
+
+    ``on_wait(True)`` is called when the wait starts, ``on_wait(False)`` when this training
+    gets its turn; neither is called when the lock was free.
+    """
+    if not _TRAIN_LOCK.acquire(blocking=False):
+        if on_wait is not None:
+            on_wait(True)
+        while not _TRAIN_LOCK.acquire(timeout=0.25):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("training cancelled while waiting for another training to finish")
+        try:
+            if on_wait is not None:
+                on_wait(False)
+        except BaseException:
+            _TRAIN_LOCK.release()
+            raise
+    try:
+        yield
+    finally:
+        _TRAIN_LOCK.release()
 
 
 def tensors_from_dataset(dataset: Any, info: ModelInfo) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,6 +155,7 @@ def train_model(
     seed: int = 0,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_wait: Callable[[bool], None] | None = None,
 ) -> nn.Module:
     """Train a fresh ``arch`` model on ``(X, y)`` with Adam and a cosine learning-rate decay.
 
@@ -162,6 +189,10 @@ def train_model(
         ``progress(done_epochs, total_epochs, info)`` after each epoch.
     should_stop : callable, optional
         Polled before every batch; when it returns True, :class:`TrainingCancelled` is raised.
+        Also polled (every 0.25 s) while waiting for another training of this process.
+    on_wait : callable, optional
+        Trainings of one process run one at a time (they share torch's random generator).
+        ``on_wait(True)`` when this one has to wait for another, ``on_wait(False)`` when it starts.
 
     Returns
     -------
@@ -204,7 +235,7 @@ def train_model(
     if int(y.max()) >= num_classes or int(y.min()) < 0:
         raise ValueError(f"labels must be in [0, {num_classes}), got range [{int(y.min())}, {int(y.max())}]")
 
-    with _TRAIN_LOCK, torch.random.fork_rng(devices=[]):
+    with _training_slot(on_wait, should_stop), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(
             arch, in_channels=X.shape[1], num_classes=num_classes, embedding_dim=embedding_dim or 64

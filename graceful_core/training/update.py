@@ -29,13 +29,16 @@ from graceful_core.training.export import save_torchscript
 from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
 
-__all__ = ["TrainParams", "TrainedUpdate", "BATCH_SIZE", "train_update", "trained_model_path", "train_update_cached"]
+__all__ = ["TrainParams", "TrainedUpdate", "BATCH_SIZE", "WAITING_STAGE", "train_update", "trained_model_path", "train_update_cached"]
 
 #: Mini-batch size of every trained update (the trainer polls ``should_stop`` once per batch).
 BATCH_SIZE = 64
 
-#: ``progress(stage, done, total)``: stages "preparing images" and "training (epochs)".
+#: ``progress(stage, done, total)``: stages "preparing images", "training (epochs)" and,
+#: when another training of this process runs first, :data:`WAITING_STAGE`.
 StageProgress = Callable[[str, int, int], None]
+#: The stage reported while waiting for another training (trainings run one at a time).
+WAITING_STAGE = "waiting for another training to finish"
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,12 @@ def train_update(
         if progress:
             progress("training (epochs)", done, total)
 
+    def on_wait(waiting: bool) -> None:  # another training of this process runs first
+        if progress and waiting:
+            progress(WAITING_STAGE, 0, 0)
+        elif progress:
+            progress("training (epochs)", 0, params.epochs)
+
     if progress:
         progress("training (epochs)", 0, params.epochs)
     kw = {}
@@ -192,7 +201,8 @@ def train_update(
               "temperature": params.temperature}
     model = train_model(
         params.arch, X, y, method=params.method, epochs=params.epochs, seed=params.seed,
-        num_classes=len(info.classes), batch_size=BATCH_SIZE, progress=on_epoch, should_stop=should_stop, **kw,
+        num_classes=len(info.classes), batch_size=BATCH_SIZE, progress=on_epoch, should_stop=should_stop,
+        on_wait=on_wait, **kw,
     )
     out = Path(out)
     new_info = ModelInfo(name=out.stem, input_size=info.input_size, mean=info.mean, std=info.std,
