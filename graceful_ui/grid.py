@@ -23,19 +23,22 @@ FLIP_BADGES = {
 
 
 def _conf(x: float) -> str:
-    """The model's probability for its own prediction, e.g. " (p = 0.93)"."""
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f" (p = {x:.2f})"
+    """The model's probability for its own prediction, e.g. " · p 0.93"."""
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f" · p {x:.2f}"
 
 
 def card_markdown(row: dict) -> str:
-    """The text of one grid card: id, true label, both predictions with confidence, flip badge."""
+    """The text of one grid card: id, true label, both predictions (✓/✗, confidence), flip badge.
+
+    Short lines, mark next to the class: a card is a sixth of the page wide.
+    """
     old_mark = "✓" if row["old_pred"] == row["label"] else "✗"
     new_mark = "✓" if row["new_pred"] == row["label"] else "✗"
     return (
         f"{code(row['id'])}  \n"
         f"true **{md(row['label'])}**  \n"
-        f"old: {md(row['old_pred'])}{_conf(row['old_conf'])} {old_mark}  \n"
-        f"new: {md(row['new_pred'])}{_conf(row['new_conf'])} {new_mark}  \n"
+        f"old {md(row['old_pred'])} {old_mark}{_conf(row['old_conf'])}  \n"
+        f"new {md(row['new_pred'])} {new_mark}{_conf(row['new_conf'])}  \n"
         f"{FLIP_BADGES.get(row['flip'], row['flip'])}"
     )
 
