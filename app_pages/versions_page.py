@@ -8,8 +8,6 @@ which model's index. All numbers come from :func:`graceful_core.lineage.model_ma
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.lineage import STAGE_PAIRS, model_matrix_report
+from graceful_ui import store
 from graceful_ui.fmt import pct
 from graceful_ui.inputs import MODEL_SUFFIXES, pair_spec, sample_data_dir
 from graceful_ui.state import select_comparison
@@ -98,36 +97,29 @@ if len(chosen) < 2:
 
 
 # ------------------------------------------------------------------------ compute (cached)
-@st.cache_resource(show_spinner=False)
-def _reports() -> tuple[threading.Lock, OrderedDict]:
-    """Process-wide LRU of finished reports, keyed by the content hashes of the inputs."""
-    return threading.Lock(), OrderedDict()
-
-
 def matrix_report(paths: list[str], data: str, ds) -> dict:
     """The model set's report; computed once per (model contents, order, dataset content)."""
     ds = ds if ds is not None else load_dataset(data)
     key = (tuple((Path(p).name, file_sha256(p)) for p in paths), ds.content_hash())
-    lock, cache = _reports()
-    with lock:
-        hit = cache.get(key)
+    reports = store.get_matrix_store()
+    bar = st.empty()
+    wait_text = f"Running the models: {store.WAITING_FOR_OTHER_SESSION}"
+    with reports.computing(key, on_wait=lambda: bar.progress(0.0, text=wait_text)):
+        hit = reports.get(key)
         if hit is not None:
-            cache.move_to_end(key)
-            return hit
-    bar = st.progress(0.0, text="Running the models...")
+            bar.empty()
+            return hit["report"]
 
-    def cb(stage: str, done: int, total: int) -> None:
-        what = "model pairs" if stage == STAGE_PAIRS else "images"
-        bar.progress(min(1.0, done / total) if total else 1.0, text=f"{stage}: {done} / {total} {what}")
+        def cb(stage: str, done: int, total: int) -> None:
+            what = "model pairs" if stage == STAGE_PAIRS else "images"
+            bar.progress(min(1.0, done / total) if total else 1.0, text=f"{stage}: {done} / {total} {what}")
 
-    try:
-        report = model_matrix_report(paths, dataset=ds, progress=cb)
-    finally:
-        bar.empty()
-    with lock:
-        cache[key] = report
-        while len(cache) > 8:
-            cache.popitem(last=False)
+        bar.progress(0.0, text="Running the models...")
+        try:
+            report = model_matrix_report(paths, dataset=ds, progress=cb)
+        finally:
+            bar.empty()
+        reports.put(key, {"report": report})
     return report
 
 

@@ -16,7 +16,8 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,18 +33,41 @@ from graceful_ui.inputs import Spec
 
 Progress = Callable[[str, int, int], None]
 MAX_COMPARISONS = 6
+#: The progress stage shown while another session computes the same result.
+WAITING_FOR_OTHER_SESSION = "another session is computing the same result; waiting for it"
 #: Keep UMAP layouts on disk too (tests that swap the projection off turn this off).
 PROJECTION_DISK_CACHE = True
 
 
 class ComparisonStore:
-    """Thread-safe, bounded (LRU) map: content key -> comparison and derived artefacts."""
+    """Thread-safe, bounded (LRU) map: content key -> comparison and derived artefacts.
+
+    :meth:`computing` gives one lock per key, so two sessions asking for the same result
+    at once compute it once: the second waits (and is told so) and then finds it stored.
+    """
 
     def __init__(self, max_items: int = MAX_COMPARISONS) -> None:
         self.lock = threading.RLock()
         self.max_items = max_items
         self.keys: dict[tuple, str] = {}
-        self.items: OrderedDict[str, dict] = OrderedDict()
+        self.items: OrderedDict[Hashable, dict] = OrderedDict()
+        self._key_locks: dict[Hashable, threading.Lock] = {}
+
+    @contextmanager
+    def computing(self, key: Hashable, on_wait: Callable[[], None] | None = None):
+        """Hold ``key``'s lock; ``on_wait()`` first if another thread is computing ``key``."""
+        with self.lock:
+            if len(self._key_locks) > 4 * self.max_items:  # forget idle locks of old keys
+                self._key_locks = {k: v for k, v in self._key_locks.items() if v.locked()}
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        if not key_lock.acquire(blocking=False):
+            if on_wait is not None:
+                on_wait()
+            key_lock.acquire()
+        try:
+            yield
+        finally:
+            key_lock.release()
 
     def get(self, key: str) -> dict | None:
         with self.lock:
@@ -64,6 +88,12 @@ class ComparisonStore:
 def get_store() -> ComparisonStore:
     """The process-wide store (one per Streamlit server)."""
     return ComparisonStore()
+
+
+@st.cache_resource(show_spinner=False)
+def get_matrix_store() -> ComparisonStore:
+    """The process-wide store of the Versions page's model-set reports."""
+    return ComparisonStore(max_items=8)
 
 
 def _stat(path: str | None) -> tuple:
@@ -110,13 +140,19 @@ def load_comparison(spec: Spec, progress: Progress | None = None) -> Comparison:
         return item["comparison"]
     dataset = load_dataset(spec.data) if spec.data else None
     key = comparison_key(spec.old, spec.new, dataset)
-    item = store.get(key)
-    if item is None:
-        comp = compare_sources(spec.old, spec.new, dataset=dataset, progress=progress)
-        comp.old_name = Path(spec.display_name(spec.old)).name
-        comp.new_name = Path(spec.display_name(spec.new)).name
-        item = {"comparison": comp}
-        store.put(key, item)
+
+    def on_wait() -> None:
+        if progress is not None:
+            progress(WAITING_FOR_OTHER_SESSION, 0, 0)
+
+    with store.computing(key, on_wait):
+        item = store.get(key)
+        if item is None:
+            comp = compare_sources(spec.old, spec.new, dataset=dataset, progress=progress)
+            comp.old_name = Path(spec.display_name(spec.old)).name
+            comp.new_name = Path(spec.display_name(spec.new)).name
+            item = {"comparison": comp}
+            store.put(key, item)
     with store.lock:
         store.keys[fp] = key
     return item["comparison"]

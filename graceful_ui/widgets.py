@@ -28,8 +28,10 @@ def progress_bar(label: str = "Running the models"):
         if done < total and now - last[0] < 0.1:
             return
         last[0] = now
-        frac = done / total if total else 1.0
-        bar.progress(min(1.0, frac), text=f"{label}: {stage}, {done} / {total} images")
+        if total == 0:  # a stage without counts (e.g. waiting for another session)
+            bar.progress(0.0, text=f"{label}: {stage}")
+            return
+        bar.progress(min(1.0, done / total), text=f"{label}: {stage}, {done} / {total} images")
 
     return bar, cb
 
