@@ -125,10 +125,12 @@ _THREADED_ID_CHECK_ROWS = 100_000
 def _string_fingerprint(arr: pa.Array) -> str:
     """SHA-256 of a string array's values and boundaries (independent of its buffer offsets)."""
     _, offsets_buf, data_buf = arr.buffers()
+    if offsets_buf is None or len(arr) == 0:
+        return hashlib.sha256(b"%d:" % len(arr)).hexdigest()
     dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
     offsets = np.frombuffer(offsets_buf, dtype=dtype, count=len(arr) + 1, offset=arr.offset * np.dtype(dtype).itemsize)
     h = hashlib.sha256(b"%d:" % len(arr))
-    h.update((offsets - offsets[0]).astype(np.int64, copy=False).tobytes() if offsets[0] else offsets.astype(np.int64).tobytes())
+    h.update((offsets.astype(np.int64) - int(offsets[0])).tobytes())  # boundaries, relative to the first value
     if data_buf is not None:
         h.update(memoryview(data_buf)[int(offsets[0]):int(offsets[-1])])
     return h.hexdigest()
@@ -168,15 +170,13 @@ def _ids_of(t: pa.Table, path: str) -> np.ndarray:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise InputError(path, f"'id' column of type {col.type} cannot be read as text") from None
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    fingerprint = None
-    if not col.null_count:
-        fingerprint = _string_fingerprint(col)
-        known = _checked_ids(fingerprint, len(col))
-        if known is not None:
-            return known
     if col.null_count:
         row = int(pc.index(pc.is_null(col), True).as_py())
         raise InputError(path, f"empty 'id' in row {row + 1}")
+    fingerprint = _string_fingerprint(col)
+    known = _checked_ids(fingerprint, len(col))
+    if known is not None:
+        return known
     empty = pc.equal(pc.utf8_length(col), 0)
     if pc.any(empty).as_py():
         row = _first_bad_row(empty.to_numpy(zero_copy_only=False))
@@ -192,8 +192,7 @@ def _ids_of(t: pa.Table, path: str) -> np.ndarray:
     if dup is not None:
         raise InputError(path, f"duplicate id {dup!r}: ids must be unique")
     ids.flags.writeable = False  # shared between tables with the same ids
-    if fingerprint is not None:
-        _remember_ids(fingerprint, ids)
+    _remember_ids(fingerprint, ids)
     return ids
 
 
