@@ -75,10 +75,17 @@ with st.expander("More metrics"):
          "Flips where the new model is confidently wrong where the old one was right. n/a without class scores.")
 
 def rates_table(df) -> None:
-    """A per-group table with its rate and accuracy columns shown as percentages."""
-    st.dataframe(df, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="percent") for c in df.columns
-                                if c.endswith(("_rate", "accuracy"))})
+    """A per-group table: readable headers, rates and accuracies as percentages with 2 decimals."""
+    shown = df.copy()
+    config = {}
+    for c in df.columns:
+        label = c.replace("_", " ")
+        if c.endswith(("_rate", "accuracy")):
+            shown[c] = 100 * df[c]  # display only; sorting stays numeric
+            config[c] = st.column_config.NumberColumn(label, format="%.2f %%")
+        else:
+            config[c] = st.column_config.Column(label)
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
 
 
 st.markdown("#### Per class")

@@ -76,6 +76,18 @@ def test_overview_opens_on_the_bundled_sample_without_a_click(report):
         assert shown[label] == value, label
 
 
+def test_overview_per_class_table_shows_the_reports_rates_in_percent(report):
+    import numpy as np
+
+    at = run_app()
+    table = next(d.value for d in at.dataframe if "negative_flip_rate" in d.value.columns)
+    assert table["class"].tolist() == [r["class"] for r in report["per_class"]]
+    assert table["support"].tolist() == [r["support"] for r in report["per_class"]]
+    assert table["negative_flips"].tolist() == [r["negative_flips"] for r in report["per_class"]]
+    expected = np.array([100 * r["negative_flip_rate"] for r in report["per_class"]])
+    assert np.allclose(table["negative_flip_rate"].to_numpy(dtype=float), expected, rtol=0, atol=1e-9)
+
+
 def test_overview_states_interval_counts_and_verdict(report):
     at = run_app()
     captions = " ".join(c.value for c in at.caption)
