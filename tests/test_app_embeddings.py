@@ -6,13 +6,10 @@ linear map (first two principal components) so the page logic runs in seconds.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
+from tests.apptest import check, goto, run_app
 
 
 @pytest.fixture(autouse=True)
@@ -45,13 +42,7 @@ def comparison():
 
 
 def open_page(page: str):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params.update({"page": page})
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return run_app({"page": page})
 
 
 def pct(x):
@@ -95,10 +86,9 @@ def test_embeddings_overlap_equals_brute_force(comparison):
 def test_embeddings_layouts_and_colours_render(comparison):
     at = open_page("embeddings")
     at.radio(key="w_emb_colour").set_value("flip status").run()
-    at.toggle(key="w_emb_lines").set_value(True).run()
-    assert not at.exception
-    at.radio(key="w_emb_layout").set_value("side by side").run()
-    assert not at.exception and len(at.get("plotly_chart")) == 1
+    check(at.toggle(key="w_emb_lines").set_value(True).run())
+    check(at.radio(key="w_emb_layout").set_value("side by side").run())
+    assert len(at.get("plotly_chart")) == 1
 
 
 def _chart_trace_names(at) -> set[str]:
@@ -112,13 +102,11 @@ def test_layout_colour_and_lines_survive_a_page_switch_and_are_in_the_link(compa
     at = open_page("embeddings")
     at.radio(key="w_emb_colour").set_value("flip status").run()
     at.toggle(key="w_emb_lines").set_value(True).run()
-    at.radio(key="w_emb_layout").set_value("side by side").run()
-    assert not at.exception, [e.message for e in at.exception]
+    check(at.radio(key="w_emb_layout").set_value("side by side").run())
     qp = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
     assert (qp.get("layout"), qp.get("colour"), qp.get("lines")) == ("side", "flip", "1")
     for page in ("overview_page.py", "embeddings_page.py"):
-        at.switch_page(f"app_pages/{page}").run()
-        assert not at.exception, [e.message for e in at.exception]
+        goto(at, page)
     assert at.radio(key="w_emb_layout").value == "side by side"
     assert at.radio(key="w_emb_colour").value == "flip status"
     assert at.toggle(key="w_emb_lines").value is True
@@ -126,19 +114,12 @@ def test_layout_colour_and_lines_survive_a_page_switch_and_are_in_the_link(compa
 
 
 def test_a_link_opens_the_embeddings_view_it_names(comparison):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params.update({"page": "embeddings", "layout": "side", "colour": "class", "lines": "bogus"})
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = run_app({"page": "embeddings", "layout": "side", "colour": "class", "lines": "bogus"})
     assert at.radio(key="w_emb_layout").value == "side by side"
     assert at.radio(key="w_emb_colour").value == "class"
     assert at.toggle(key="w_emb_lines").value is False
-    at2 = AppTest.from_file(APP, default_timeout=120)
-    at2.query_params.update({"page": "embeddings", "layout": "<script>", "colour": "nope"})
-    at2.run()
-    assert not at2.exception and at2.radio(key="w_emb_colour").value == "model"
+    odd = run_app({"page": "embeddings", "layout": "<script>", "colour": "nope"})
+    assert odd.radio(key="w_emb_colour").value == "model"
 
 
 def test_selected_points_give_unique_ids_in_order():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
+from tests.apptest import ROOT, check, run_app
+
 OLD = ROOT / "sample_data" / "models" / "old.pt"
 TEST_DATA = ROOT / "sample_data" / "digits" / "test"
 JOB = "_mitigate_job"
@@ -33,12 +33,7 @@ def pct(x):
 
 
 def open_page():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/mitigate_page.py").run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = run_app(page="mitigate_page.py")
     assert at.title[0].value == "Mitigate"
     return at
 
@@ -49,8 +44,7 @@ def wait_for_job(at, timeout: float = 240.0):
     while job.thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.3)
     assert not job.thread.is_alive(), "training did not finish in time"
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
+    check(at.run())
     return job.snapshot()
 
 
@@ -61,8 +55,7 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
     at.radio(key="mit_method").set_value("focal-distillation").run()
     at.number_input(key="mit_epochs").set_value(2).run()
     at.slider(key="mit_lam").set_value(0.5).run()
-    at.button(key="mit_train_btn").click().run()
-    assert not at.exception, [e.message for e in at.exception]
+    check(at.button(key="mit_train_btn").click().run())
     snap = wait_for_job(at)
     assert snap.status == "done", snap.message
 
@@ -104,8 +97,7 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
     runs = json.loads((_own_cache / "mitigation-runs.json").read_text())
     assert {Path(r["model"]).name for r in runs} == {trained[0].name, plain[0].name}
     at.selectbox(key="mit_pick").set_value(f"trained:{trained[0].stem}")
-    at.button(key="mit_open").click().run()
-    assert not at.exception, [e.message for e in at.exception]
+    check(at.button(key="mit_open").click().run())
     assert at.title[0].value == "Overview"
     assert at.query_params.get("cmp") == [f"trained:{trained[0].stem}"] or \
         at.query_params.get("cmp") == f"trained:{trained[0].stem}"
@@ -117,8 +109,7 @@ def test_cancel_stops_training_and_writes_no_model(_own_cache):
     at = open_page()
     at.radio(key="mit_method").set_value("focal-distillation").run()
     at.number_input(key="mit_epochs").set_value(500).run()
-    at.button(key="mit_train_btn").click().run()
-    assert not at.exception, [e.message for e in at.exception]
+    check(at.button(key="mit_train_btn").click().run())
     at.button(key="mit_cancel").click().run()
     snap = wait_for_job(at, timeout=60)
     assert snap.status == "cancelled"
@@ -161,8 +152,7 @@ def test_a_training_queued_behind_another_session_says_so_then_runs(_own_cache):
         deadline = time.monotonic() + 60
         while "queued" not in job.snapshot().text and time.monotonic() < deadline:
             time.sleep(0.1)
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
+        check(at.run())
         bars = [p.proto.text for p in at.get("progress")]
         assert any("queued: another session is training" in t for t in bars), bars
         assert job.thread.is_alive()

@@ -7,29 +7,8 @@ app (``compare_sources(...).to_report()``), and are formatted in the test itself
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
-TIMEOUT = 120
-
-
-def run_app(query: dict | None = None):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if query:
-        at.query_params.update(query)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def goto(at, page_file: str):
-    at.switch_page(f"app_pages/{page_file}").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+from tests.apptest import goto, run_app
 
 
 def pct(x):
@@ -240,9 +219,8 @@ def test_hostile_link_values_are_shown_literally_or_dropped(sample_spec):
     from graceful_ui.fmt import md
 
     assert "](" not in md("![x](http://evil.example/b.png)").replace("\\](", "")
-    at = run_app({"cmp": sample_spec.id, "old": "zzz", "new": "[x](http://evil.example)", "p": "²"})
-    goto(at, "flips_page.py")
-    assert not at.exception, [e.message for e in at.exception]
+    at = run_app({"cmp": sample_spec.id, "old": "zzz", "new": "[x](http://evil.example)", "p": "²"},
+                 page="flips_page.py")
     texts = [m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption]
     assert not any("](http" in t for t in texts)
     assert shown_count(at) is not None  # the grid is drawn, without the bogus cell filter

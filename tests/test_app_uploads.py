@@ -15,8 +15,7 @@ import pytest
 
 from graceful_core.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
+from tests.apptest import run_app
 
 
 def _images(sample_spec) -> list[tuple[str, bytes]]:
@@ -135,10 +134,7 @@ def test_corrupt_image_inside_an_uploaded_zip_names_the_zip(sample_spec):
 
 
 def test_upload_through_the_app_switches_the_comparison(sample_spec, report):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("app_pages/inputs_page.py").run()
+    at = run_app(page="inputs_page.py")
     old, new = _models(sample_spec)
     at.file_uploader(key="up_old").upload(old.name, old.data)
     at.file_uploader(key="up_new").upload(new.name, new.data)
@@ -152,7 +148,5 @@ def test_upload_through_the_app_switches_the_comparison(sample_spec, report):
     nfr = {m.label: m.value for m in at.metric}["Negative flip rate (NFR)"]
     assert nfr == f"{100 * report['negative_flip_rate']:.2f} %"
     # a fresh session following the link opens the uploaded comparison
-    again = AppTest.from_file(APP, default_timeout=120)
-    again.query_params["cmp"] = cmp
-    again.run()
+    again = run_app({"cmp": cmp})
     assert not again.warning and "digits.zip" in again.caption[0].value

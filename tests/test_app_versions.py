@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
+from tests.apptest import ROOT, check, run_app
+
 MODELS = ROOT / "sample_data" / "models"
 DATA = ROOT / "sample_data" / "digits" / "test"
 CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
-TIMEOUT = 180
 
 
 def _report(models: list[str]) -> dict:
@@ -36,16 +35,7 @@ def pct(x):
 
 
 def run_versions(query: dict | None = None):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if query:
-        at.query_params.update(query)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    at.switch_page("app_pages/versions_page.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return run_app(query, page="versions_page.py")
 
 
 NFR_COL = "Negative flip rate: old \\ new"
@@ -93,8 +83,7 @@ def test_every_subheader_has_help():
 def test_reordering_the_selection_changes_the_lineage():
     at = run_versions()
     chosen = ["v3.pt", "edge.pt", "new-bct.pt"]
-    at.multiselect(key="w_versions").set_value(chosen).run()
-    assert not at.exception, [e.message for e in at.exception]
+    check(at.multiselect(key="w_versions").set_value(chosen).run())
     expected = _report(chosen)
     models = frames(at)["model"]
     assert list(models["model"]) == chosen
@@ -105,8 +94,7 @@ def test_reordering_the_selection_changes_the_lineage():
 
 def test_one_model_asks_for_two():
     at = run_versions()
-    at.multiselect(key="w_versions").set_value(["new.pt"]).run()
-    assert not at.exception
+    check(at.multiselect(key="w_versions").set_value(["new.pt"]).run())
     assert any("at least two" in i.value for i in at.info)
 
 
@@ -118,12 +106,7 @@ def test_pair_link_opens_any_two_bundled_models_on_the_overview():
     assert spec is not None and Path(spec.old).name == "new.pt" and Path(spec.new).name == "v3.pt"
     assert pair_spec("old", "v3").id == "sample:v3"  # old.pt pairs are the bundled specs
     assert resolve_spec("pair:new:../../etc/passwd") is None and resolve_spec("pair:new") is None
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({"cmp": "pair:new:v3"})
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = run_app({"cmp": "pair:new:v3"})
     rep = compare_sources(spec.old, spec.new, spec.data).to_report()
     shown = {m.label: m.value for m in at.metric}
     assert shown["Negative flip rate (NFR)"] == pct(rep["negative_flip_rate"])

@@ -133,16 +133,6 @@ def no_exception(page, where: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_spec():
-    from graceful_ui.inputs import bundled_specs
-
-    specs = bundled_specs()
-    if not specs or specs[0].id != "sample:new":
-        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
-    return specs[0]
-
-
-@pytest.fixture(scope="module")
 def cli_report(sample_spec, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "report.json"
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path_factory.mktemp("cli-cache")))

@@ -10,14 +10,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from graceful_core import review
-
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
+from tests.apptest import ROOT, run_app
 
 
 def test_default_is_needs_review(tmp_path):
@@ -120,15 +117,6 @@ def app_cache(tmp_path_factory):
         os.environ["GRACEFUL_CACHE_DIR"] = old
 
 
-def _run_app():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
 def _one(elements, label):
     found = [e for e in elements if e.label == label]
     assert len(found) == 1, [e.label for e in elements]
@@ -142,7 +130,7 @@ def test_app_review_survives_a_restart(app_cache):
     if not specs or specs[0].id != "sample:new":
         pytest.skip("bundled sample data is missing")
     note = "Flips in class 8 look like *smudged* scans <b>check</b>"
-    at = _run_app()
+    at = run_app()
     assert _one(at.selectbox, "Review status").value == "needs review"
     assert any("No notes yet." in c.value for c in at.caption)
     _one(at.text_input, "Your name (optional)").input("ana").run()
@@ -160,7 +148,7 @@ def test_app_review_survives_a_restart(app_cache):
         assert con.execute("SELECT status, author FROM status").fetchall() == [("approved", "ana")]
         assert con.execute("SELECT text, author FROM note").fetchall() == [(note, "ana")]
 
-    fresh = _run_app()  # a new session on the same cache folder: a simulated restart
+    fresh = run_app()  # a new session on the same cache folder: a simulated restart
     assert _one(fresh.selectbox, "Review status").value == "approved"
     assert any(t.value == f"{note}\n— ana" for t in fresh.text), [t.value for t in fresh.text]
     assert any(m.value == "**Notes** (1)" for m in fresh.markdown)
