@@ -42,6 +42,7 @@ c1.metric("Overlap", "n/a" if math.isnan(overlap) else f"{100 * overlap:.1f} %",
 c2.caption(f"of all {comp.n_samples} images: the new embedding's nearest old embedding is the image itself. "
            "Near 100 %: the new space lines up with the old one sample by sample.")
 
+
 def _keep(widget_key: str, state_key: str, codes: dict[str, str]) -> None:
     """Copy a radio's choice to the state that survives page switches (as its URL code)."""
     ss[state_key] = next(code for code, label in codes.items() if label == ss[widget_key])

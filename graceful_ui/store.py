@@ -69,14 +69,14 @@ class ComparisonStore:
         finally:
             key_lock.release()
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: Hashable) -> dict | None:
         with self.lock:
             item = self.items.get(key)
             if item is not None:
                 self.items.move_to_end(key)
             return item
 
-    def put(self, key: str, item: dict) -> None:
+    def put(self, key: Hashable, item: dict) -> None:
         with self.lock:
             self.items[key] = item
             self.items.move_to_end(key)
