@@ -8,7 +8,7 @@ the sidebar; each page in ``app_pages/`` only reads that comparison and draws it
 import streamlit as st
 
 from graceful_ui.state import init_state, write_query_params
-from graceful_ui.widgets import active_comparison, sidebar
+from graceful_ui.widgets import active_comparison, set_page_comparison, sidebar
 
 st.set_page_config(page_title="graceful: model update regressions", page_icon=":material/compare_arrows:", layout="wide")
 init_state()
@@ -33,7 +33,7 @@ if wanted in PAGES and PAGES[wanted].url_path != page.url_path:
     st.switch_page(PAGES[wanted])
 
 spec, comp = active_comparison()
-st.session_state["_active"] = (spec, comp)
+set_page_comparison(spec, comp)
 st.session_state["_pages"] = PAGES
 sidebar(spec, comp)
 write_query_params()  # state changed by callbacks is already in place here

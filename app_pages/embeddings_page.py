@@ -9,14 +9,13 @@ from graceful_ui.embedding_figs import COLOUR_BY, joint_figure, selected_ids, si
 from graceful_ui.grid import image_grid
 from graceful_ui.fmt import md
 from graceful_ui.state import EMB_COLOURS, EMB_LAYOUTS
+from graceful_ui.widgets import require_comparison
 
 ss = st.session_state
 MAX_SELECTED = 24
 
 st.title("Embeddings")
-spec, comp = ss.get("_active", (None, None))
-if comp is None:
-    st.stop()
+spec, comp = require_comparison()
 if comp.old_embedding is None or comp.new_embedding is None:
     st.info("This view needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "
             "output, or an embedding column in the tables).")

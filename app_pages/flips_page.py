@@ -9,14 +9,13 @@ from graceful_core.views import SORT_ORDERS, busiest_classes, filter_samples, pa
 from graceful_ui import store
 from graceful_ui.grid import image_grid
 from graceful_ui.fmt import md
+from graceful_ui.widgets import require_comparison
 
 PER_PAGE = 24
 ss = st.session_state
 
 st.title("Flips")
-spec, comp = ss.get("_active", (None, None))
-if comp is None:
-    st.stop()
+spec, comp = require_comparison()
 st.caption(f"{md(spec.label)} · click a matrix cell or a bar to filter the images below")
 
 

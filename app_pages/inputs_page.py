@@ -9,13 +9,13 @@ from graceful_core.summary import headline
 from graceful_ui.inputs import (DATASET_SUFFIXES, MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, Upload,
                                 bundled_specs, check_upload, spec_from_uploads, user_message)
 from graceful_ui.state import select_comparison
-from graceful_ui.widgets import compute
+from graceful_ui.widgets import compute, page_comparison
 from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
 
 st.title("Choose inputs")
-spec, comp = st.session_state.get("_active", (None, None))
+spec, comp = page_comparison()
 if comp is not None:
     st.info(f"**Now showing:** {md(spec.label)}  \n{headline(comp)}")
 

@@ -5,11 +5,10 @@ import streamlit as st
 from graceful_core.summary import headline, significance_verdict
 from graceful_ui.fmt import md, interval, num, p_value, pct
 from graceful_ui.review_ui import review_section
+from graceful_ui.widgets import require_comparison
 
 st.title("Overview")
-spec, comp = st.session_state.get("_active", (None, None))
-if comp is None:
-    st.stop()
+spec, comp = require_comparison()
 
 s = comp.summary
 n = s["n_samples"]

@@ -7,15 +7,14 @@ from graceful_core.views import page_bounds
 from graceful_ui import store
 from graceful_core.summary import old_head_verdict
 from graceful_ui.fmt import code, interval, md, num, pct
+from graceful_ui.widgets import require_comparison
 
 ss = st.session_state
 THUMB = 72
 PER_PAGE = 8
 
 st.title("Retrieval")
-spec, comp = ss.get("_active", (None, None))
-if comp is None:
-    st.stop()
+spec, comp = require_comparison()
 ct = comp.compatibility
 if ct is None:
     st.info("The cross-test needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "

@@ -8,6 +8,7 @@ from graceful_core.views import default_sample, nearest_neighbours, neighbour_ca
 from graceful_ui import store
 from graceful_ui.grid import FLIP_BADGES, image_grid
 from graceful_ui.fmt import md
+from graceful_ui.widgets import require_comparison
 
 LARGE_PX = 280
 MAX_SELECT = 5000
@@ -15,9 +16,7 @@ MAX_PIXEL_CANDIDATES = 2000
 ss = st.session_state
 
 st.title("Sample")
-spec, comp = ss.get("_active", (None, None))
-if comp is None:
-    st.stop()
+spec, comp = require_comparison()
 
 samples = store.samples_table(comp)
 ids = samples["id"].tolist()

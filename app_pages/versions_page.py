@@ -23,6 +23,7 @@ from graceful_ui import store
 from graceful_ui.fmt import pct
 from graceful_ui.inputs import MODEL_SUFFIXES, pair_spec, sample_data_dir
 from graceful_ui.state import select_comparison
+from graceful_ui.widgets import page_comparison
 
 ss = st.session_state
 DEFAULT_CHAIN = ("old", "new", "v3", "edge")
@@ -48,7 +49,7 @@ HELP_GRAPH = ("An arrow A → B means A's queries, searched against B's existing
               "BCT's compatibility criterion.")
 
 st.title("Versions")
-spec, comp = ss.get("_active", (None, None))
+spec, comp = page_comparison()
 st.caption("Compare a whole set of models on one dataset: every pair's negative flips, trust and embedding "
            "compatibility. The order you pick the models in is the lineage order (v1 first).")
 

@@ -71,6 +71,28 @@ def active_comparison() -> tuple[Spec | None, Comparison | None]:
     return spec, None
 
 
+#: Session key of the (spec, comparison) that app.py resolved for the current run.
+_ACTIVE = "_active"
+
+
+def set_page_comparison(spec: Spec | None, comp: Comparison | None) -> None:
+    """Hand this run's comparison from app.py to the page it runs."""
+    st.session_state[_ACTIVE] = (spec, comp)
+
+
+def page_comparison() -> tuple[Spec | None, Comparison | None]:
+    """This run's (spec, comparison), set by app.py; Nones when there is none."""
+    return st.session_state.get(_ACTIVE, (None, None))
+
+
+def require_comparison() -> tuple[Spec, Comparison]:
+    """This run's (spec, comparison); stops the page when there is none (app.py showed why)."""
+    spec, comp = page_comparison()
+    if comp is None:
+        st.stop()
+    return spec, comp
+
+
 def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
     """Current comparison and downloads (JSON report, per-sample CSV) in the sidebar."""
     with st.sidebar:
