@@ -27,15 +27,10 @@ def _fast_projection(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def comparison():
+def comparison(sample_spec):
     from graceful_core.sources import compare_sources
-    from graceful_ui.inputs import bundled_specs
 
-    specs = bundled_specs()
-    if not specs or specs[0].id != "sample:new":
-        pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
-    spec = specs[0]
-    comp = compare_sources(spec.old, spec.new, spec.data)
+    comp = compare_sources(sample_spec.old, sample_spec.new, sample_spec.data)
     if comp.old_embedding is None or comp.new_embedding is None:
         pytest.skip("the bundled models have no embeddings")
     return comp
