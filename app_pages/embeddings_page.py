@@ -6,8 +6,8 @@ import streamlit as st
 
 from graceful_ui import store
 from graceful_ui.embedding_figs import COLOUR_BY, joint_figure, selected_ids, side_by_side_figure
-from graceful_ui.grid import image_grid
 from graceful_ui.fmt import md
+from graceful_ui.grid import image_grid
 from graceful_ui.state import EMB_COLOURS, EMB_LAYOUTS
 from graceful_ui.widgets import require_comparison
 

@@ -7,8 +7,8 @@ from graceful_core.comparison import FLIP_TYPES
 from graceful_core.figures import per_class_flip_bars, transition_heatmap
 from graceful_core.views import SORT_ORDERS, busiest_classes, filter_samples, page_bounds, sort_samples
 from graceful_ui import store
-from graceful_ui.grid import image_grid
 from graceful_ui.fmt import md
+from graceful_ui.grid import image_grid
 from graceful_ui.widgets import require_comparison
 
 PER_PAGE = 24

@@ -6,11 +6,20 @@ import streamlit as st
 
 from graceful_core.errors import InputError
 from graceful_core.summary import headline
-from graceful_ui.inputs import (DATASET_SUFFIXES, MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, Upload,
-                                bundled_specs, check_upload, spec_from_uploads, user_message)
+from graceful_ui.fmt import md
+from graceful_ui.inputs import (
+    DATASET_SUFFIXES,
+    MANIFEST_SUFFIXES,
+    MODEL_SUFFIXES,
+    TABLE_SUFFIXES,
+    Upload,
+    bundled_specs,
+    check_upload,
+    spec_from_uploads,
+    user_message,
+)
 from graceful_ui.state import select_comparison
 from graceful_ui.widgets import compute, page_comparison
-from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
 

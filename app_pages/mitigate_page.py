@@ -9,8 +9,7 @@ from graceful_core.training.update import TrainParams
 from graceful_ui.fmt import pct
 from graceful_ui.inputs import resolve_spec, sample_data_dir
 from graceful_ui.state import select_comparison
-from graceful_ui.training import (SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for,
-                                  sweep_requests)
+from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
 
 ss = st.session_state
 JOB = "_mitigate_job"

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from graceful_core.summary import headline, significance_verdict
-from graceful_ui.fmt import md, interval, num, p_value, pct
+from graceful_ui.fmt import interval, md, num, p_value, pct
 from graceful_ui.review_ui import review_section
 from graceful_ui.widgets import require_comparison
 

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from graceful_core.summary import old_head_verdict
 from graceful_core.views import page_bounds
 from graceful_ui import store
-from graceful_core.summary import old_head_verdict
 from graceful_ui.fmt import code, interval, md, num, pct
 from graceful_ui.widgets import require_comparison
 

@@ -6,8 +6,8 @@ import streamlit as st
 from graceful_core.figures import top_k_bars
 from graceful_core.views import default_sample, nearest_neighbours, neighbour_candidates
 from graceful_ui import store
-from graceful_ui.grid import FLIP_BADGES, image_grid
 from graceful_ui.fmt import md
+from graceful_ui.grid import FLIP_BADGES, image_grid
 from graceful_ui.widgets import require_comparison
 
 LARGE_PX = 280
@@ -50,7 +50,8 @@ with left:
     else:
         st.info("No image for this sample (the comparison was made from tables without a dataset).")
     st.markdown(f"**True label:** {md(row['label'])}  \n{FLIP_BADGES.get(row['flip'], row['flip'])}")
-    conf = (lambda x: "" if np.isnan(x) else f" (p = {x:.3f} for its prediction)")
+    def conf(x):
+        return ("" if np.isnan(x) else f" (p = {x:.3f} for its prediction)")
     st.markdown(f"**Old** predicts **{md(row['old_pred'])}**{conf(row['old_conf'])}  \n"
                 f"**New** predicts **{md(row['new_pred'])}**{conf(row['new_conf'])}")
     if not np.isnan(row["confidence_drop"]):

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
@@ -113,14 +112,14 @@ def main() -> None:
         model = load_model(path)
         x = np.stack([preprocess(ds.load_image(i), model.info) for i in range(n)])
 
-        def bare() -> None:
+        def bare(model=model, x=x) -> None:
             for s in range(0, n, args.batch_size):
                 model.run(x[s : s + args.batch_size])
 
         t_bare = best_of(bare, args.repeat)
-        t_e2e = best_of(lambda: predict(model, ds, batch_size=args.batch_size, use_cache=False), args.repeat)
+        t_e2e = best_of(lambda m=model: predict(m, ds, batch_size=args.batch_size, use_cache=False), args.repeat)
         predict(model, ds, batch_size=args.batch_size)  # fill the cache
-        t_hit = best_of(lambda: predict(model, ds, batch_size=args.batch_size), args.repeat)
+        t_hit = best_of(lambda m=model: predict(m, ds, batch_size=args.batch_size), args.repeat)
         print(
             f"{os.path.basename(path):10s} bare loop {n / t_bare:9.0f} img/s ({t_bare * 1e3:6.1f} ms) | "
             f"end to end {n / t_e2e:8.0f} img/s ({t_e2e * 1e3:6.1f} ms) | overhead {t_e2e / t_bare:5.2f}x (goal < 2x) | "

@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 import plotly.io as pio
-from plotly.offline import get_plotlyjs
 from PIL import Image
+from plotly.offline import get_plotlyjs
 
 from graceful_core.cache import atomic_write_bytes
 from graceful_core.comparison import Comparison
@@ -82,9 +82,9 @@ tr{break-inside:avoid;page-break-inside:avoid}
 #: paper's width (and restored afterwards) so they are not cut off at the page edge.
 _PRINT_JS = (
     "(function(){function fit(p){document.querySelectorAll('.js-plotly-plot').forEach(function(g){"
-    "Plotly.relayout(g,{width:p?%d:null,autosize:!p});});}"
+    "Plotly.relayout(g,{width:p?" + str(PRINT_PLOT_WIDTH) + ":null,autosize:!p});});}"
     "window.addEventListener('beforeprint',function(){fit(true);});"
-    "window.addEventListener('afterprint',function(){fit(false);});})();" % PRINT_PLOT_WIDTH
+    "window.addEventListener('afterprint',function(){fit(false);});})();"
 )
 
 

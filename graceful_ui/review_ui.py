@@ -19,8 +19,8 @@ import streamlit as st
 from graceful_core import review as rv
 from graceful_core.comparison import Comparison
 from graceful_core.report_html import DEFAULT_MAX_FLIPS, render_html_report
-from graceful_ui.fmt import md
 from graceful_ui import store
+from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
 

@@ -10,10 +10,10 @@ import streamlit as st
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_ui import store
+from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, user_message
 from graceful_ui.review_ui import html_report_button
 from graceful_ui.state import current_spec
-from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
 

@@ -10,3 +10,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# The project itself (the `graceful` command); its dependencies are the pins above.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from graceful_core.errors import InputError
-
 from tests.apptest import run_app
 
 

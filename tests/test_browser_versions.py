@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import (WAIT_MS, _click_centre, browser_page, metric_value, no_exception, serve_app, shot,
-                                wait_ready)
+from tests.test_browser import (
+    WAIT_MS,
+    _click_centre,
+    browser_page,
+    metric_value,
+    no_exception,
+    serve_app,
+    shot,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "sample_data" / "models"

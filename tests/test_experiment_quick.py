@@ -59,7 +59,7 @@ def test_quick_run_writes_table_and_json(tmp_path):
     payload = json.loads((tmp_path / "mitigation.json").read_text())
     assert payload["n_samples"] == 160
     assert list(payload["summary"]) == ["plain", "distill", "focal-distillation", "bct"]
-    for method, rows in payload["per_seed"].items():
+    for _method, rows in payload["per_seed"].items():
         assert len(rows) == 2  # --quick: 2 seeds
         for row in rows:
             for key in ("error_rate", "negative_flip_rate", "backward_trust_compatibility", "cross_test_hit1"):

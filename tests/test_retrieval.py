@@ -15,7 +15,6 @@ from graceful_core.metrics.retrieval import (
     retrieval_metrics,
 )
 
-
 # ----------------------------------------------------------------------------- reference
 
 

@@ -11,8 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graceful_core.types import Predictions
-from graceful_core.views import (SORT_ORDERS, filter_samples, nearest_neighbours, page_bounds,
-                                 probabilities_for, sort_samples, top_k)
+from graceful_core.views import (
+    SORT_ORDERS,
+    filter_samples,
+    nearest_neighbours,
+    page_bounds,
+    probabilities_for,
+    sort_samples,
+    top_k,
+)
 
 
 def _table() -> pd.DataFrame:

@@ -33,8 +33,9 @@ inference code) and scores the logits with :func:`head_accuracy`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

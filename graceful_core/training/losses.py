@@ -136,7 +136,7 @@ class BCTInfluenceLoss(nn.Module):
         self.old_head = old_head
         self.lam = float(lam)
 
-    def train(self, mode: bool = True) -> "BCTInfluenceLoss":
+    def train(self, mode: bool = True) -> BCTInfluenceLoss:
         """Keep the old head in eval mode whatever the mode of the loss."""
         super().train(mode)
         self.old_head.eval()
