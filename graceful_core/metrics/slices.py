@@ -549,40 +549,6 @@ def _format_edges(edges: np.ndarray) -> list[str]:
     return [_format_number(e) for e in edges]
 
 
-def _missing_mask(s: pd.Series) -> np.ndarray:
-    miss = s.isna().to_numpy(dtype=bool, copy=True)
-    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-        txt = s.astype("string").str.strip()
-        miss |= (txt == "").fillna(True).to_numpy(dtype=bool)
-    return miss
-
-
-def _as_numbers(s: pd.Series, missing: np.ndarray) -> np.ndarray | None:
-    """The column as float64 (NaN where missing or ±inf), or None if it is not numeric.
-
-    Numeric dtypes (not bool) are numbers; a text column is numbers when every
-    non-missing value parses as one (a CSV has no types: "3" and "3.0" are the number 3).
-    """
-    if pd.api.types.is_bool_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype):
-        return None
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-    elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-        present = s[~missing]
-        if len(present) == 0 or not all(isinstance(x, str) for x in present):
-            return None
-        parsed = pd.to_numeric(present.str.strip(), errors="coerce")
-        if parsed.isna().any():
-            return None
-        v = np.full(len(s), np.nan)
-        v[~missing] = parsed.to_numpy(dtype=np.float64)
-    else:
-        return None
-    v = v.copy()
-    v[~np.isfinite(v)] = np.nan
-    return v
-
-
 def _groups(codes: np.ndarray, n_values: int) -> list[np.ndarray]:
     """Sorted positions of each code ``0..n_values-1`` (code -1 ignored)."""
     order = np.argsort(codes, kind="stable")
@@ -590,46 +556,75 @@ def _groups(codes: np.ndarray, n_values: int) -> list[np.ndarray]:
     return [order[bounds[j]:bounds[j + 1]] for j in range(n_values)]
 
 
+def _column_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]] | str:
+    """``(numbers, codes, labels)`` of one column, or the reason it gives no slice.
+
+    ``numbers`` is float64 with NaN where missing for a numeric column, else None;
+    ``codes`` indexes ``labels`` (text categories), -1 where missing or numeric. Work
+    is done on the distinct values (``pd.factorize``), not per row.
+    """
+    if pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype):
+        return f"unsupported type {s.dtype}"
+    n = len(s)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan).copy()
+        v[~np.isfinite(v)] = np.nan
+        return v, np.full(n, -1, dtype=np.int64), []
+    arr = s.to_numpy(dtype=object)
+    na = np.asarray(pd.isna(arr), dtype=bool)
+    try:
+        codes_p, uniques = pd.factorize(arr[~na])
+    except TypeError:  # unhashable values: lists, arrays, dicts
+        return "not scalar values (lists or arrays)"
+    texts = [str(u) for u in uniques]
+    blank = np.array([not t.strip() for t in texts], dtype=bool)
+    codes_all = np.full(n, -1, dtype=np.int64)
+    codes_all[~na] = codes_p
+    filled = ~blank
+    # text that spells numbers is numbers (a CSV read as text: "3" and "3.0" are 3)
+    if filled.any() and all(isinstance(u, str) for u in uniques):
+        parsed = pd.to_numeric(pd.Series([t.strip() for t in texts]), errors="coerce").to_numpy(dtype=np.float64, copy=True)
+        if not np.isnan(parsed[filled]).any():
+            parsed[blank] = np.nan
+            v = np.full(n, np.nan)
+            v[~na] = parsed[codes_p]
+            v[~np.isfinite(v)] = np.nan
+            return v, np.full(n, -1, dtype=np.int64), []
+    labels = sorted({t for t, b in zip(texts, blank) if not b})
+    pos = {t: j for j, t in enumerate(labels)}
+    to_label = np.array([-1 if b else pos[t] for t, b in zip(texts, blank)] + [-1], dtype=np.int64)
+    return None, to_label[codes_all], labels  # code -1 -> the appended -1
+
+
 def _column_slices(
     name: str, s: pd.Series, max_categories: int, max_numeric_categories: int, n_bins: int
 ) -> tuple[list[SliceCandidate], str | None]:
     """The candidates of one column, or ``([], reason)`` when it gives none."""
-    if s.map(lambda x: isinstance(x, (list, tuple, dict, set, np.ndarray))).any():
-        return [], "not scalar values (lists or arrays)"
-    if pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype):
-        return [], f"unsupported type {s.dtype}"
-    missing = _missing_mask(s)
-    numbers = _as_numbers(s, missing)
+    got = _column_codes(s)
+    if isinstance(got, str):
+        return [], got
+    numbers, codes, labels = got
     if numbers is not None:
-        missing = missing | np.isnan(numbers)
+        missing = np.isnan(numbers)
         present = numbers[~missing]
         distinct = np.unique(present)
+        codes = np.full(len(s), -1, dtype=np.int64)
         if distinct.size > max_numeric_categories:
-            qs = np.quantile(present, np.linspace(0.0, 1.0, n_bins + 1))
-            edges = np.unique(qs)
-            inner = edges[1:-1]
-            codes = np.full(len(s), -1, dtype=np.int64)
-            codes[~missing] = np.searchsorted(inner, present, side="right")
+            edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, n_bins + 1)))
+            codes[~missing] = np.searchsorted(edges[1:-1], present, side="right")
             texts = _format_edges(edges)
             labels = [f"[{texts[j]}, {texts[j + 1]})" for j in range(len(edges) - 1)]
             labels[-1] = labels[-1][:-1] + "]"
         else:
-            codes = np.full(len(s), -1, dtype=np.int64)
             codes[~missing] = np.searchsorted(distinct, present)
             labels = [_format_number(v) for v in distinct]
     else:
-        text = s.astype(object).where(~missing, None)
-        values = sorted({str(v) for v in text[~missing]})
-        if len(values) > max_categories:
-            return [], f"{len(values)} distinct values (more than {max_categories})"
-        pos = {v: j for j, v in enumerate(values)}
-        codes = np.full(len(s), -1, dtype=np.int64)
-        codes[~missing] = [pos[str(v)] for v in text[~missing]]
-        labels = values
-    n_present = len(labels)
-    if n_present + (1 if missing.any() else 0) < 2:
-        return [], "one value for all samples" if n_present else "no values"
-    groups = _groups(codes, n_present)
+        missing = codes < 0
+        if len(labels) > max_categories:
+            return [], f"{len(labels)} distinct values (more than {max_categories})"
+    if len(labels) + (1 if missing.any() else 0) < 2:
+        return [], "one value for all samples" if labels else "no values"
+    groups = _groups(codes, len(labels))
     cands = [SliceCandidate("metadata", name, lab, g) for lab, g in zip(labels, groups) if g.size]
     if missing.any():
         cands.append(SliceCandidate("metadata", name, MISSING, np.flatnonzero(missing)))
