@@ -43,7 +43,8 @@ def main() -> None:
     flips = rng.random(n) < np.where(site == "site-3", 0.10, 0.02)
     print(f"N = {n:,}, k = {default_n_clusters(n, 10)} (default rule), {os.cpu_count()} CPUs, "
           f"median of {args.repeat}")
-    embedding_clusters(rng.normal(size=(200, 8)), np.zeros(200, int), ["x"], n_clusters=4)  # warm-up imports
+    find_regression_slices(np.zeros(200, bool), np.zeros(200, int), ["x"],  # warm-up: scipy/sklearn imports
+                           metadata=meta.iloc[:200], embeddings=rng.normal(size=(200, 8)))
     for d in args.dims:
         centres = rng.normal(size=(30, d))
         emb = (centres[rng.integers(0, 30, n)] + rng.normal(scale=1.5, size=(n, d))).astype(np.float32)
