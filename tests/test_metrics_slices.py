@@ -466,10 +466,10 @@ def test_skipped_columns_say_why():
 
 
 def test_titles():
-    meta = pd.DataFrame({"site": ["a", "b"] * 15, "ink": np.arange(30.0)})
+    meta = pd.DataFrame({"site": ["a", "(none)"] * 15, "ink": np.arange(30.0), "cam": ["x"] * 29 + [None]})
     rep = find_regression_slices(np.zeros(30, bool), np.zeros(30, int), ["x"], metadata=meta)
     titles = {s.title for s in rep.slices}
-    assert "site = a" in titles and "ink in [0, 5.8)" in titles
+    assert {"site = a", "site = (none)", "ink in [0, 5.8)", "ink in [23.2, 29]", "cam = (missing)"} <= titles
 
 
 # -------------------------------------------------------------- embedding clusters

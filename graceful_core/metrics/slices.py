@@ -31,7 +31,10 @@ Discovering Systematic Errors with Cross-Modal Embeddings", ICLR 2022: clusters 
 embedding space) and SliceLine (Sagadeeva & Boehm, "SliceLine: Fast, Linear-Algebra-based
 Slice Finding for ML Model Debugging", SIGMOD 2021: conjunctions of metadata values);
 graceful applies the two kinds of candidates to the *negative flips* of an update, and
-reports each with a test of whether the concentration is more than chance.
+reports each with a test of whether the concentration is more than chance. Slices are
+single values, not SliceLine's conjunctions (``site = b ∧ camera = A``): with every
+reported slice in the Benjamini–Hochberg family, pairs of columns would multiply the
+number of tests and cost most of the power.
 
 Entry point: :func:`find_regression_slices` (one call per comparison); the CI gate:
 :func:`slices_exceeding`. ``scipy`` and ``scikit-learn`` are imported inside the
@@ -63,6 +66,7 @@ from graceful_core.metrics.significance import wilson_interval
 
 __all__ = [
     "ALPHA",
+    "JSON_KEYS",
     "MISSING",
     "CandidateSet",
     "Clustering",
@@ -105,6 +109,8 @@ MIN_CLASS_SHARE = 0.10
 #: Columns that are never metadata: identity, labels, predictions, scores and embeddings.
 RESERVED_COLUMNS = frozenset({"id", "path", "label", "pred", "logits", "probs", "scores", "embedding"})
 _RESERVED_WIDE = re.compile(r"^(logit|prob|score|emb)_\d+$")
+#: What a quantile bin's value looks like: ``[a, b)`` or, for the last bin, ``[a, b]``.
+_BIN_LABEL = re.compile(r"^\[[^,\[\]()]+, [^,\[\]()]+[)\]]$")
 
 #: The keys of one entry of the JSON report's ``regression_slices`` list, in order.
 JSON_KEYS = (
@@ -268,7 +274,7 @@ class RegressionSlice:
         if self.kind == "embedding":
             desc = f" ({self.cluster.description})" if self.cluster is not None else ""
             return f"cluster {self.value}{desc}"
-        if isinstance(self.value, str) and self.value[:1] in "[(" and self.value != MISSING:
+        if isinstance(self.value, str) and _BIN_LABEL.match(self.value):
             return f"{self.column} in {self.value}"
         return f"{self.column} = {self.value}"
 
