@@ -16,6 +16,8 @@ from math import comb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import false_discovery_control, fisher_exact
 
 from graceful_core.metrics import slices as sl
@@ -143,6 +145,13 @@ def test_no_planted_site_gives_no_significant_slice():
 )
 def test_p_value_equals_scipy_fisher_exact(fs, ns, fr, nr):
     assert slice_p_value(fs, ns, fr, nr) == pytest.approx(_fisher(fs, ns, fr, nr), rel=1e-12, abs=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 60), st.integers(0, 400), st.integers(0, 400))
+def test_p_value_equals_scipy_on_random_tables(a, b, c, d):
+    fs, ns, fr, nr = min(a, b), max(a, b), min(c, d), max(c, d)
+    assert slice_p_value(fs, ns, fr, nr) == pytest.approx(_fisher(fs, ns, fr, nr), rel=1e-12, abs=1e-300)
 
 
 @pytest.mark.parametrize("fs, ns, fr, nr", [(3, 10, 2, 90), (4, 12, 6, 200), (1, 1, 4, 99), (6, 6, 0, 54)])
