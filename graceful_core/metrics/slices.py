@@ -562,7 +562,7 @@ def _groups(codes: np.ndarray, n_values: int) -> list[np.ndarray]:
     return [order[bounds[j]:bounds[j + 1]] for j in range(n_values)]
 
 
-def _column_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]] | str:
+def _column_codes(s: pd.Series) -> tuple[np.ndarray | None, np.ndarray, list[str]] | str:
     """``(numbers, codes, labels)`` of one column, or the reason it gives no slice.
 
     ``numbers`` is float64 with NaN where missing for a numeric column, else None;
