@@ -157,6 +157,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo, *, o
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "legacy TorchScript-based ONNX export"
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # a .pt2 program's input checks
             torch.onnx.export(
                 wrapped, (dummy,), buf, dynamo=False, input_names=["x"], output_names=names,
                 dynamic_axes={n: {0: "N"} for n in ["x", *names]}, opset_version=opset,
@@ -226,7 +227,9 @@ def save_pt2(module: nn.Module, info: ModelInfo | dict, path: str | os.PathLike)
         raise TypeError(f"save_pt2(module, info, path): module must be a torch.nn.Module, got {type(module).__name__}")
     info = info_from_mapping(info)
     text = info_json(info)
-    with eval_mode(module):
+    from graceful_core.models.pt2 import quiet_torch_export
+
+    with eval_mode(module), quiet_torch_export():
         ep = _export_program(module, info)
     buf = io.BytesIO()
     torch.export.save(ep, buf, extra_files={_INFO_FILE: text})
