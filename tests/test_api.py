@@ -355,3 +355,13 @@ def test_info_dict_is_validated():
         _module_info(nn.Linear(2, 2), {"name": "x"}, "old")
     good = {"name": "x", "input_size": [1, 2, 2], "mean": [0.0], "std": [1.0], "classes": ["a", "b"]}
     assert _module_info(nn.Linear(2, 2), good, "old") == ModelInfo("x", (1, 2, 2), (0.0,), (1.0,), ("a", "b"))
+
+
+@pytest.mark.parametrize("module", ["graceful_core.api", "graceful_core.monitor", "graceful_core.models.pt2",
+                                    "graceful_core.models.devices"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
