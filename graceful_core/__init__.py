@@ -1,7 +1,30 @@
-"""graceful: see what a model update would break before you ship it."""
+"""graceful: see what a model update would break before you ship it.
+
+The Python API (imported on first use, so ``import graceful_core`` stays light):
+
+- :func:`compare` (:mod:`graceful_core.api`): compare two models (files, ``nn.Module``s or
+  arrays) on a dataset path, ``(x, labels)``, a Dataset or a DataLoader; returns the
+  CLI's :class:`~graceful_core.comparison.Comparison`.
+- :class:`FlipMonitor` (:mod:`graceful_core.monitor`): NFR, error rate and compatibility of
+  a model in training against the deployed one, one pass per call.
+"""
+
+from typing import Any
 
 from graceful_core.errors import InputError
 from graceful_core.types import Model, ModelInfo, Predictions
 
-__all__ = ["InputError", "Model", "ModelInfo", "Predictions"]
-__version__ = "0.1.0"
+__all__ = ["InputError", "Model", "ModelInfo", "Predictions", "compare", "FlipMonitor"]
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "compare":
+        from graceful_core.api import compare
+
+        return compare
+    if name == "FlipMonitor":
+        from graceful_core.monitor import FlipMonitor
+
+        return FlipMonitor
+    raise AttributeError(f"module 'graceful_core' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m graceful_core {compare,predict,train,matrix} ...``.
+"""Command line: ``graceful {compare,predict,train,matrix,export,app} ...`` (or ``python -m graceful_core ...``).
 
 Exit status (DESIGN §3): 0 report written and gates passed; 1 a gate failed; 2 bad
 input, with one ``error: <file>: <problem>`` line on stderr, no traceback and no
@@ -31,9 +31,37 @@ def _rate(text: str) -> float:
     return x
 
 
-def build_parser() -> argparse.ArgumentParser:
+def default_prog(argv0: str | None = None) -> str:
+    """``graceful`` when run as the installed command, else ``python -m graceful_core`` (for help texts)."""
+    name = os.path.basename(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
+    return "graceful" if name.startswith("graceful") and not name.endswith(".py") else "python -m graceful_core"
+
+
+def _add_run_options(parser: argparse.ArgumentParser, batch_size: bool = True) -> None:
+    """``--device`` (and ``--batch-size``): where and in what batches models run."""
+    from graceful_core.models.devices import DEVICES
+
+    parser.add_argument("--device", default="auto", metavar="|".join(DEVICES),
+                        help="where models run: auto (CUDA when available, else CPU; ONNX on onnxruntime's CUDA "
+                             "provider when present), cpu, or cuda (exit 2 where there is none). Default: auto")
+    if batch_size:
+        parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                            help="images per forward pass (default: 256)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return n
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m graceful_core",
+        prog=prog or default_prog(),
         description="graceful: see what a model update would break before you ship it.",
         epilog="Exit status: 0 ok, 1 a gate failed, 2 bad input. Cache: $GRACEFUL_CACHE_DIR.",
     )
@@ -45,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Compare OLD and NEW on labelled samples: negative/positive flips, BTC/BEC, "
             "McNemar test, per-class table, and the embedding cross-test when both have embeddings. "
-            "OLD and NEW are model files (TorchScript .pt, ONNX .onnx; need --data) or predictions "
-            "tables (.csv/.parquet)."
+            "OLD and NEW are model files (torch.export .pt2, TorchScript .pt, ONNX .onnx; need --data) or "
+            "predictions tables (.csv/.parquet)."
         ),
-        epilog="Example: python -m graceful_core compare sample_data/models/old.pt "
+        epilog="Example: %(prog)s sample_data/models/old.pt "
         "sample_data/models/new.pt --data sample_data/digits/test --json report.json --max-nfr 0.02",
     )
     c.add_argument("old", metavar="OLD", help="deployed model file or predictions table")
@@ -59,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-nfr", type=_rate, metavar="X", help="gate: fail (exit 1) if the negative flip rate exceeds X")
     c.add_argument("--min-btc", type=_rate, metavar="X", help="gate: fail (exit 1) if backward trust compatibility is below X")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
+    _add_run_options(c)
 
     pr = sub.add_parser(
         "predict",
@@ -66,13 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run MODEL over DATA and write a predictions table (DESIGN §3) that `compare` accepts, "
         "so runs can be split over machines and compared later.",
     )
-    pr.add_argument("model", metavar="MODEL", help="model file (TorchScript or ONNX)")
+    pr.add_argument("model", metavar="MODEL", help="model file (torch.export .pt2, TorchScript .pt or ONNX)")
     pr.add_argument("--data", required=True, metavar="DATA", help="dataset")
     pr.add_argument("--out", required=True, metavar="TABLE", help="output .parquet or .csv")
     pr.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
+    _add_run_options(pr)
 
     _add_train_parser(sub)
     _add_matrix_parser(sub)
+    _add_export_parser(sub)
+    _add_app_parser(sub)
     return p
 
 
@@ -92,6 +124,10 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--epochs", type=int, default=None, metavar="E", help="training epochs (default: the trainer's)")
     t.add_argument("--seed", type=int, default=0, metavar="S")
     t.add_argument("--out", required=True, metavar="NEW.pt", help="output TorchScript model file")
+    t.add_argument("--monitor", metavar="DATA",
+                   help="after every epoch, print the new model's error rate and NFR against OLD on DATA "
+                        "(a validation set: never choose settings on the test split)")
+    _add_run_options(t, batch_size=False)
 
 
 def _add_matrix_parser(sub) -> None:
@@ -103,6 +139,39 @@ def _add_matrix_parser(sub) -> None:
     m.add_argument("models", nargs="+", metavar="MODEL", help="model files or predictions tables, oldest first")
     m.add_argument("--data", metavar="DATA")
     m.add_argument("--json", metavar="FILE")
+    _add_run_options(m)
+
+
+def _add_export_parser(sub) -> None:
+    from graceful_core.training.export import EXPORT_FORMATS
+
+    e = sub.add_parser(
+        "export",
+        help="convert a model file to ONNX or torch.export .pt2 (embeddings and graceful.json kept)",
+        description="Convert MODEL (TorchScript .pt or torch.export .pt2) to ONNX or .pt2 with the same outputs "
+                    "(logits and, when the model has one, the embedding) and the same graceful.json. "
+                    "ONNX to .pt2 is not supported; in Python, "
+                    "graceful_core.training.export.save_pt2(module, info, path) exports an nn.Module.",
+        epilog="Example: %(prog)s sample_data/models/new.pt --to pt2 --out new.pt2",
+    )
+    e.add_argument("model", metavar="MODEL", help="model file (TorchScript .pt or torch.export .pt2)")
+    e.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="target format")
+    e.add_argument("--out", required=True, metavar="FILE", help="output file (.onnx or .pt2)")
+
+
+def _add_app_parser(sub) -> None:
+    a = sub.add_parser(
+        "app",
+        help="open the dashboard (on OLD and NEW when given)",
+        description="Start the dashboard (python -m graceful_ui.serve). With OLD and NEW it opens on their "
+                    "comparison (model files need --data); without, on the bundled sample.",
+        epilog="Example: %(prog)s old.pt2 new.pt2 --data test_images/ --port 8502",
+    )
+    a.add_argument("old", metavar="OLD", nargs="?", help="deployed model file or predictions table")
+    a.add_argument("new", metavar="NEW", nargs="?", help="proposed model file or predictions table")
+    a.add_argument("--data", metavar="DATA", help="dataset the models run on")
+    a.add_argument("--port", type=_positive_int, metavar="PORT", help="server port (default: Streamlit's, 8501)")
+    a.add_argument("--address", metavar="HOST", help="address to listen on (default: Streamlit's)")
 
 
 def _write_outputs(outputs: dict[str, bytes]) -> None:
@@ -125,7 +194,8 @@ def _cmd_compare(args) -> int:
     from graceful_core.sources import compare_sources
     from graceful_core.summary import text_summary
 
-    comp = compare_sources(args.old, args.new, args.data, progress=StderrProgress(), use_cache=not args.no_cache)
+    comp = compare_sources(args.old, args.new, args.data, progress=StderrProgress(), use_cache=not args.no_cache,
+                           device=args.device, batch_size=args.batch_size)
     report = comp.to_report()
     gates = []
     nfr = report["negative_flip_rate"]
@@ -166,10 +236,11 @@ def _cmd_predict(args) -> int:
     suffix = os.path.splitext(args.out)[1].lower()
     if suffix not in (".parquet", ".pq", ".csv"):
         raise InputError(args.out, "output must end in .parquet or .csv")
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device)
     dataset = load_dataset(args.data)
     name = os.path.basename(args.model)
-    preds = predict(model, dataset, progress=lambda d, t: _bar(name, d, t), use_cache=not args.no_cache)
+    preds = predict(model, dataset, progress=lambda d, t: _bar(name, d, t), use_cache=not args.no_cache,
+                    batch_size=args.batch_size)
     write_predictions_table(preds, args.out)
     print(f"wrote {len(preds)} predictions of {name} to {args.out}")
     return EXIT_OK
@@ -195,7 +266,8 @@ def _cmd_matrix(args) -> int:
         if stage != STAGE_PAIRS:  # the stderr bar counts images; the cross-tests take seconds
             _bar(stage, done, total)
 
-    report = model_matrix_report(args.models, args.data, progress=progress)
+    report = model_matrix_report(args.models, args.data, progress=progress, device=args.device,
+                                 batch_size=args.batch_size)
     if args.json:
         _write_json(args.json, report)
     from graceful_core.lineage import matrix_text
@@ -204,11 +276,84 @@ def _cmd_matrix(args) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args) -> int:
+    from graceful_core.training.export import convert_model_file
+
+    want = {"onnx": ".onnx", "pt2": ".pt2"}[args.to]
+    if not args.out.lower().endswith(want):
+        raise InputError(args.out, f"the output of --to {args.to} must end in {want}")
+    print(convert_model_file(args.model, args.to, args.out))
+    return EXIT_OK
+
+
+#: Environment variables that hand ``graceful app OLD NEW --data DATA`` to the dashboard
+#: (read by :func:`graceful_ui.inputs.cli_spec`).
+APP_ENV = {"old": "GRACEFUL_APP_OLD", "new": "GRACEFUL_APP_NEW", "data": "GRACEFUL_APP_DATA"}
+
+
+def app_environment(old: str | None, new: str | None, data: str | None) -> dict[str, str]:
+    """The environment variables that open the dashboard on ``old`` vs ``new`` (absolute paths).
+
+    Returns ``{}`` without inputs (the dashboard opens on the bundled sample).
+
+    Raises
+    ------
+    InputError
+        Only one of OLD/NEW, a file or folder that does not exist, or a model file without
+        ``--data``.
+    """
+    from graceful_core.sources import is_table
+
+    if (old is None) != (new is None):
+        raise InputError(None, "give both OLD and NEW, or neither (the dashboard then opens on the bundled sample)")
+    if old is None:
+        if data is not None:
+            raise InputError(data, "--data needs OLD and NEW")
+        return {}
+    for path in (old, new, data):
+        if path is not None and not os.path.exists(path):
+            raise InputError(path, "no such file")
+    if data is None and not (is_table(old) and is_table(new)):
+        model = old if not is_table(old) else new
+        raise InputError(model, "a model file needs a dataset to run on: give --data DATA")
+    env = {APP_ENV["old"]: os.path.abspath(old), APP_ENV["new"]: os.path.abspath(new)}
+    if data is not None:
+        env[APP_ENV["data"]] = os.path.abspath(data)
+    return env
+
+
+def app_command(args) -> list[str]:
+    """The server command line ``graceful app`` runs (``python -m graceful_ui.serve`` with its options)."""
+    cmd = [sys.executable, "-m", "graceful_ui.serve", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    if args.port:
+        cmd += ["--server.port", str(args.port)]
+    if args.address:
+        cmd += ["--server.address", args.address]
+    return cmd
+
+
+def _cmd_app(args) -> int:
+    import subprocess
+
+    env = dict(os.environ)
+    for key in APP_ENV.values():
+        env.pop(key, None)
+    env.update(app_environment(args.old, args.new, args.data))
+    shown = f" on {os.path.basename(args.old)} → {os.path.basename(args.new)}" if args.old else ""
+    print(f"starting the dashboard{shown} (Ctrl+C stops it)", file=sys.stderr)
+    return subprocess.call(app_command(args), env=env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"compare": _cmd_compare, "predict": _cmd_predict, "train": _cmd_train, "matrix": _cmd_matrix}[args.command]
+    handler = {"compare": _cmd_compare, "predict": _cmd_predict, "train": _cmd_train, "matrix": _cmd_matrix,
+               "export": _cmd_export, "app": _cmd_app}[args.command]
     try:
+        if getattr(args, "device", None) is not None:
+            from graceful_core.models.devices import require_device
+
+            args.device = require_device(args.device)
         return handler(args)
     except InputError as e:
         print(f"error: {e.message}", file=sys.stderr)

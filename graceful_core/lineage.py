@@ -300,6 +300,8 @@ def model_matrix_report(
     progress: Progress | None = None,
     use_cache: bool = True,
     dataset: ImageDataset | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
 ) -> dict:
     """Load/run every source (model file or predictions table) and build :func:`model_matrix`.
 
@@ -315,6 +317,8 @@ def model_matrix_report(
         Read and write the on-disk inference cache.
     dataset : ImageDataset, optional
         An already loaded dataset (the app's); overrides ``data``.
+    device, batch_size
+        Where and in what batches model files run (``auto``/``cpu``/``cuda``).
 
     Raises
     ------
@@ -330,7 +334,8 @@ def model_matrix_report(
     preds: list[Predictions] = []
     for s in sources:
         classes = list(preds[0].classes) if preds and is_table(s) else None
-        preds.append(predictions_for(s, dataset, classes=classes, progress=progress, use_cache=use_cache))
+        preds.append(predictions_for(s, dataset, classes=classes, progress=progress, use_cache=use_cache,
+                                     device=device, batch_size=batch_size))
     return model_matrix(preds, names, progress=progress)
 
 

@@ -43,8 +43,11 @@ def predictions_for(
     classes: list[str] | None = None,
     progress: StageProgress | None = None,
     use_cache: bool = True,
+    device: str = "auto",
+    batch_size: int = 256,
 ) -> Predictions:
-    """Predictions of one source: a table as it is, or a model file run over ``dataset``."""
+    """Predictions of one source: a table as it is, or a model file run over ``dataset``
+    (on ``device``: ``auto``/``cpu``/``cuda``, in batches of ``batch_size``)."""
     source = os.fspath(source)
     if not os.path.exists(source):
         raise InputError(source, "no such file")
@@ -53,12 +56,12 @@ def predictions_for(
         if dataset is not None:
             preds = attach_dataset_labels(preds, dataset)
         return preds
-    model = load_model(source)
+    model = load_model(source, device=device)
     if dataset is None:
         raise InputError(source, "a model file needs a dataset to run on: give --data DATA")
     name = Path(source).name
     cb = (lambda done, total: progress(name, done, total)) if progress else None
-    return predict(model, dataset, progress=cb, use_cache=use_cache)
+    return predict(model, dataset, progress=cb, use_cache=use_cache, batch_size=batch_size)
 
 
 def attach_dataset_labels(preds: Predictions, dataset: ImageDataset) -> Predictions:
@@ -113,6 +116,8 @@ def compare_sources(
     progress: StageProgress | None = None,
     use_cache: bool = True,
     dataset: ImageDataset | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
 ) -> Comparison:
     """Compare two sources (model files or tables) on an optional dataset.
 
@@ -126,16 +131,18 @@ def compare_sources(
         ``progress(stage, done, total)`` during inference.
     dataset : ImageDataset, optional
         An already loaded dataset (the app passes its cached one); overrides ``data``.
+    device, batch_size
+        Where and in what batches model files run (:func:`predictions_for`).
     """
     if dataset is None and data is not None:
         dataset = load_dataset(data)
+    run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
     if is_table(old) and not is_table(new):  # the model knows its classes: the table uses them
-        new_p = predictions_for(new, dataset, progress=progress, use_cache=use_cache)
-        old_p = predictions_for(old, dataset, classes=list(new_p.classes), progress=progress, use_cache=use_cache)
+        new_p = predictions_for(new, dataset, **run)
+        old_p = predictions_for(old, dataset, classes=list(new_p.classes), **run)
     else:
-        old_p = predictions_for(old, dataset, progress=progress, use_cache=use_cache)
-        new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None,
-                                progress=progress, use_cache=use_cache)
+        old_p = predictions_for(old, dataset, **run)
+        new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None, **run)
     comp = compare_predictions(old_p, new_p, old_name=Path(old).name, new_name=Path(new).name)
     comp.old_head_on_new_accuracy = old_head_on_new_accuracy(old, comp)
     comp.key = comparison_key(old, new, dataset)

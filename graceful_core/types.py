@@ -27,8 +27,11 @@ class ModelInfo:
 class Model(Protocol):
     """What the rest of graceful needs of a model, whatever its file format.
 
-    Implementations: :class:`graceful_core.models.torchscript.TorchScriptModel`,
-    :class:`graceful_core.models.onnx.OnnxModel`.
+    Implementations: :class:`graceful_core.models.pt2.Pt2Model`,
+    :class:`graceful_core.models.torchscript.TorchScriptModel`,
+    :class:`graceful_core.models.onnx.OnnxModel`, and for in-memory modules
+    :class:`graceful_core.models.module.ModuleModel`. ``run`` takes and returns CPU NumPy
+    arrays whatever device the model runs on.
     """
 
     info: ModelInfo

@@ -63,15 +63,31 @@ def sample_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "sample_data"
 
 
+#: Set by ``graceful app OLD NEW --data DATA`` (:func:`graceful_core.cli.app_environment`).
+CLI_ENV_OLD, CLI_ENV_NEW, CLI_ENV_DATA = "GRACEFUL_APP_OLD", "GRACEFUL_APP_NEW", "GRACEFUL_APP_DATA"
+
+
+def cli_spec() -> Spec | None:
+    """The pair named on ``graceful app OLD NEW [--data DATA]`` (environment variables), or None."""
+    old, new = os.environ.get(CLI_ENV_OLD), os.environ.get(CLI_ENV_NEW)
+    if not old or not new:
+        return None
+    data = os.environ.get(CLI_ENV_DATA) or None
+    token = hashlib.sha256("\x00".join([old, new, data or ""]).encode()).hexdigest()[:16]
+    label = f"{Path(old).name} → {Path(new).name}" + (f" on {Path(data).name}" if data else "") + " (command line)"
+    return Spec(id=f"cli:{token}", label=label, old=old, new=new, data=data)
+
+
 def bundled_specs(root: Path | None = None) -> list[Spec]:
     """Every bundled pair that exists on disk, the default (old vs new) first.
 
     Model pairs: ``models/old.pt`` against each other model in ``models/``, run on
-    ``digits/test``. Table pairs: ``predictions/old.*`` against the other tables.
+    ``digits/test``. Table pairs: ``predictions/old.*`` against the other tables. The pair
+    given to ``graceful app OLD NEW`` (:func:`cli_spec`), if any, comes before all of them.
     """
+    out: list[Spec] = [c for c in [cli_spec()] if c is not None and root is None]
     root = root or sample_data_dir()
     data = root / "digits" / "test"
-    out: list[Spec] = []
     models = root / "models"
     old = models / "old.pt"
     if old.is_file() and data.is_dir():

@@ -2,8 +2,10 @@
 
 Detection reads the first bytes of the file:
 
-- ``PK\\x03\\x04`` (or an empty zip's ``PK\\x05\\x06``): a zip archive, opened as TorchScript
-  after checking that it is not a pickled ``torch.save`` checkpoint
+- ``PK\\x03\\x04`` (or an empty zip's ``PK\\x05\\x06``): a zip archive: a ``torch.export``
+  archive (``<root>/archive_format`` and ``<root>/models/``) opens as ``.pt2``
+  (:class:`graceful_core.models.pt2.Pt2Model`, every member checked first); any other zip
+  as TorchScript after checking that it is not a pickled ``torch.save`` checkpoint
   (:func:`graceful_core.models.torchscript.check_torchscript_archive`);
 - ``0x80`` followed by a pickle protocol number 2-5: a legacy (non-zip) ``torch.save``
   checkpoint or another pickle, refused without unpickling;
@@ -12,8 +14,8 @@ Detection reads the first bytes of the file:
 - anything else (a text file, an image, ...) is not a model file.
 
 Loaded models are kept in a small in-process LRU cache keyed by the file's real path,
-size and modification time, so the app does not reload a model on every rerun and a
-rewritten file is loaded afresh.
+size, modification time and device, so the app does not reload a model on every rerun
+and a rewritten file is loaded afresh.
 """
 
 from __future__ import annotations
@@ -21,17 +23,21 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import zipfile
 
 from graceful_core.errors import InputError
-from graceful_core.models.onnx import OnnxModel
+from graceful_core.models.devices import validate_device
+from graceful_core.models.onnx import NOT_ONNX, OnnxModel
 from graceful_core.models.outputs import short_reason
+from graceful_core.models.pt2 import Pt2Model, is_pt2_member_list
 from graceful_core.models.torchscript import PICKLED_CHECKPOINT, TorchScriptModel
 from graceful_core.types import Model
 
 __all__ = ["load_model", "sniff_model_format", "clear_model_cache", "NOT_A_MODEL", "CACHE_SIZE"]
 
-#: The problem reported for files that are neither TorchScript nor ONNX.
-NOT_A_MODEL = "not a model file: expected a TorchScript archive (.pt) or an ONNX model (.onnx)"
+#: The problem reported for files that are neither torch.export, TorchScript nor ONNX.
+NOT_A_MODEL = ("not a model file: expected a torch.export archive (.pt2), a TorchScript archive (.pt) "
+               "or an ONNX model (.onnx)")
 #: How many loaded models the in-process cache keeps.
 CACHE_SIZE = 8
 
@@ -72,30 +78,40 @@ def _read_head(path: str, n: int = 16) -> bytes:
         raise InputError(path, f"cannot be read ({e.strerror or short_reason(e)})") from None
 
 
-def _load_uncached(path: str) -> Model:
+def _is_pt2(path: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return is_pt2_member_list(z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False  # the TorchScript check reports the corrupt zip
+
+
+def _load_uncached(path: str, device: str = "cpu") -> Model:
     """Open ``path`` (an existing regular file) by its content; errors name ``path``."""
     if os.path.getsize(path) == 0:
         raise InputError(path, "is empty (0 bytes), not a model file")
     suffix = os.path.splitext(path)[1]
     kind = sniff_model_format(_read_head(path), suffix)
     if kind == "zip":
-        return TorchScriptModel(path)
+        if _is_pt2(path):
+            return Pt2Model(path, device=device)
+        return TorchScriptModel(path, device=device)
     if kind == "pickle":
         raise InputError(path, PICKLED_CHECKPOINT)
     if kind == "onnx":
         try:
-            return OnnxModel(path)
+            return OnnxModel(path, device=device)
         except InputError as e:
-            if suffix.lower() != ".onnx" and e.problem.startswith("not a valid ONNX model"):
+            if suffix.lower() != ".onnx" and e.problem.startswith(NOT_ONNX):
                 raise InputError(path, NOT_A_MODEL) from None
             raise
     raise InputError(path, NOT_A_MODEL)
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _load_cached(realpath: str, size: int, mtime_ns: int) -> Model:
+def _load_cached(realpath: str, size: int, mtime_ns: int, device: str = "cpu") -> Model:
     """:func:`_load_uncached` memoised on the file's identity (``size``/``mtime_ns`` are key parts only)."""
-    return _load_uncached(realpath)
+    return _load_uncached(realpath, device)
 
 
 def clear_model_cache() -> None:
@@ -103,29 +119,35 @@ def clear_model_cache() -> None:
     _load_cached.cache_clear()
 
 
-def load_model(path: str | os.PathLike) -> Model:
-    """Load a TorchScript or ONNX model file, detected by its content.
+def load_model(path: str | os.PathLike, *, device: str = "cpu") -> Model:
+    """Load a torch.export, TorchScript or ONNX model file, detected by its content.
 
     Parameters
     ----------
     path : str or PathLike
         The model file, as the user named it; the returned model's ``path`` is this name.
+    device : str
+        ``"cpu"`` (default), ``"auto"`` or ``"cuda[:N]"``
+        (:mod:`graceful_core.models.devices`).
 
     Returns
     -------
     Model
-        A :class:`~graceful_core.models.torchscript.TorchScriptModel` or
+        A :class:`~graceful_core.models.pt2.Pt2Model`,
+        :class:`~graceful_core.models.torchscript.TorchScriptModel` or
         :class:`~graceful_core.models.onnx.OnnxModel`. Repeated calls for an unchanged
-        file (same real path, size and mtime) return the cached model without reloading.
+        file (same real path, size and mtime) and device return the cached model without
+        reloading.
 
     Raises
     ------
     InputError
         ``<path>: <problem>`` for a missing file, a folder, an empty file, a pickled
         checkpoint, a file that is no model, or a model whose ``graceful.json`` or
-        outputs are invalid.
+        outputs are invalid; ``<problem>`` alone for a CUDA device that is not there.
     """
     shown = os.fspath(path)
+    device = validate_device(device)
     if not os.path.exists(shown):
         raise InputError(shown, "no such file")
     if os.path.isdir(shown):
@@ -136,7 +158,7 @@ def load_model(path: str | os.PathLike) -> Model:
     except OSError as e:
         raise InputError(shown, f"cannot be read ({e.strerror or short_reason(e)})") from None
     try:
-        model = _load_cached(real, st.st_size, st.st_mtime_ns)
+        model = _load_cached(real, st.st_size, st.st_mtime_ns, device)
     except InputError as e:
         if e.path == real and real != shown:
             raise InputError(shown, e.problem) from None

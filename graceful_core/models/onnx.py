@@ -1,4 +1,4 @@
-"""ONNX model files, run by onnxruntime on the CPU (DESIGN §3).
+"""ONNX model files, run by onnxruntime (DESIGN §3; on CUDA when asked and available).
 
 Contract: input ``x`` ``[N, C, H, W]`` float32 (or the model's single input, whatever its
 name), output ``logits`` ``[N, K]``, optional output ``embedding`` ``[N, D]``, and the
@@ -17,11 +17,12 @@ import os
 import numpy as np
 
 from graceful_core.errors import InputError
+from graceful_core.models.devices import onnx_providers
 from graceful_core.models.info import parse_model_info
 from graceful_core.models.outputs import as_input_batch, checked_embedding, checked_logits, short_reason
 from graceful_core.types import ModelInfo
 
-__all__ = ["OnnxModel", "has_external_data"]
+__all__ = ["OnnxModel", "has_external_data", "NOT_ONNX", "not_onnx"]
 
 _INFO_KEY = "graceful.json"
 _INPUT = "x"
@@ -73,12 +74,21 @@ def has_external_data(path: str) -> bool:
     try:
         proto = onnx.load(path, load_external_data=False)
     except Exception as e:
-        raise InputError(path, f"not a valid ONNX model ({short_reason(e)})") from None
+        raise InputError(path, not_onnx(e)) from None
     tensors = list(_graph_tensors(proto.graph))
     for fn in proto.functions:
         for node in fn.node:
             tensors.extend(_attribute_tensors(node.attribute))
     return any(t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data) for t in tensors)
+
+
+#: How every "this file is not ONNX" problem starts: plain words first, the library's message after.
+NOT_ONNX = "not an ONNX model"
+
+
+def not_onnx(exc: BaseException) -> str:
+    """``not an ONNX model (<the library's first sentence>)``."""
+    return f"{NOT_ONNX} ({short_reason(exc)})"
 
 
 def _static_dims(shape) -> list[int | None]:
@@ -92,6 +102,9 @@ class OnnxModel:
     ----------
     path : str or PathLike
         The ``.onnx`` file, as the user named it.
+    device : str
+        ``"cpu"`` (default), ``"auto"`` (onnxruntime's CUDA provider when it has one) or
+        ``"cuda"`` (:func:`graceful_core.models.devices.onnx_providers`).
 
     Attributes
     ----------
@@ -100,30 +113,33 @@ class OnnxModel:
     path : str
         The file.
     session : onnxruntime.InferenceSession
-        CPU session (default thread settings).
+        The session (default thread settings) with :attr:`providers`.
+    providers : list of str
+        The execution providers asked for, e.g. ``["CPUExecutionProvider"]``.
     input_name : str
         ``"x"``, or the name of the model's only input.
 
     Raises
     ------
     InputError
-        The file is not a valid ONNX model, uses external data, lacks ``graceful.json``
+        The file is not an ONNX model, uses external data, lacks ``graceful.json``
         metadata, has no ``x`` input or ``logits`` output, or declares shapes that
         disagree with ``graceful.json``.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
         import onnxruntime as ort
 
         self.path = os.fspath(path)
+        self.providers = onnx_providers(device)
         if has_external_data(self.path):
             raise InputError(self.path, "keeps weights in external data files: graceful needs a self-contained ONNX file")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; they become InputError below
         try:
-            self.session = ort.InferenceSession(self.path, sess_options=options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(self.path, sess_options=options, providers=self.providers)
         except Exception as e:
-            raise InputError(self.path, f"not a valid ONNX model ({short_reason(e)})") from None
+            raise InputError(self.path, not_onnx(e)) from None
         meta = self.session.get_modelmeta().custom_metadata_map or {}
         if _INFO_KEY not in meta:
             raise InputError(self.path, "graceful.json: missing from the ONNX metadata properties")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from graceful_core.errors import InputError
+from graceful_core.models.devices import resolve_device
 from graceful_core.models.info import parse_model_info
 from graceful_core.models.outputs import (
     as_embeddings,
@@ -107,12 +108,18 @@ def _decode(value: bytes | str) -> str:
 
 
 class TorchScriptModel:
-    """A TorchScript model file, run on the CPU (implements :class:`graceful_core.types.Model`).
+    """A TorchScript model file (implements :class:`graceful_core.types.Model`).
+
+    TorchScript is deprecated upstream (torch 2.13); graceful keeps reading it and
+    prefers ``.pt2`` (:mod:`graceful_core.models.pt2`) for new files.
 
     Parameters
     ----------
     path : str or PathLike
         The ``.pt`` archive, as the user named it (kept in :attr:`path` for messages).
+    device : str
+        ``"cpu"`` (default), ``"cuda[:N]"`` or ``"auto"``
+        (:func:`graceful_core.models.devices.resolve_device`).
 
     Attributes
     ----------
@@ -121,21 +128,24 @@ class TorchScriptModel:
     path : str
         The file.
     module : torch.jit.ScriptModule
-        The loaded module, in eval mode.
+        The loaded module, in eval mode, on :attr:`device`.
+    device : str
+        The torch device the module runs on (``"cpu"`` or ``"cuda[:N]"``).
 
     Raises
     ------
     InputError
-        A pickled checkpoint, a file torch cannot load as TorchScript, or a missing or
-        invalid ``graceful.json``.
+        A pickled checkpoint, a file torch cannot load as TorchScript, a missing or
+        invalid ``graceful.json``, or a CUDA device asked for where there is none.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
         self.path = os.fspath(path)
+        self.device = resolve_device(device)
         check_torchscript_archive(self.path)
         extra = {_INFO_FILE: ""}
         try:
-            module = torch.jit.load(self.path, map_location="cpu", _extra_files=extra)
+            module = torch.jit.load(self.path, map_location=self.device, _extra_files=extra)
         except Exception as e:  # any failure to load a user's file is that file's problem
             raise InputError(self.path, f"not a TorchScript model ({short_reason(e)})") from None
         module.eval()
@@ -183,11 +193,11 @@ class TorchScriptModel:
         batch = as_input_batch(x, self.info)
         n = batch.shape[0]
         with torch.inference_mode():
-            t = torch.from_numpy(batch)
+            t = torch.from_numpy(batch).to(self.device)
             if self.has_embedding:
                 emb = checked_embedding(self._call("embed", self.module.embed, t), n, self.path)
                 if self.has_head:
-                    logits = self._call("head", self.module.head, torch.from_numpy(emb))
+                    logits = self._call("head", self.module.head, torch.from_numpy(emb).to(self.device))
                     return checked_logits(logits, n, self.info, self.path, "head"), emb
                 return checked_logits(self._call("forward", self.module, t), n, self.info, self.path), emb
             return checked_logits(self._call("forward", self.module, t), n, self.info, self.path), None
@@ -208,5 +218,5 @@ class TorchScriptModel:
             raise NotImplementedError(f"{self.path}: the model exports no head(e) method")
         e = as_embeddings(embedding)
         with torch.inference_mode():
-            logits = self._call("head", self.module.head, torch.from_numpy(e))
+            logits = self._call("head", self.module.head, torch.from_numpy(e).to(self.device))
         return checked_logits(logits, e.shape[0], self.info, self.path, "head")

@@ -11,6 +11,16 @@ from graceful_core.training.update import TrainParams, train_update
 EXIT_OK, EXIT_INPUT = 0, 2
 
 
+def epoch_table(history: list[dict]) -> str:
+    """Per-epoch error rate and NFR (from the flip monitor) as a small text table."""
+    lines = ["epoch  error rate     NFR  neg. flips"]
+    for h in history:
+        if "nfr" in h:
+            lines.append(f"{h['epoch']:>5}  {100 * h['error_rate']:>9.2f}%  {100 * h['nfr']:>5.2f}%  "
+                         f"{h['n_negative_flips']:>10}")
+    return "\n".join(lines)
+
+
 def run_train(args: argparse.Namespace, progress: Callable[[str, int, int], None] | None = None) -> int:
     """Train per ``args`` (see ``python -m graceful_core train --help``) and write ``args.out``."""
     if not str(args.out).lower().endswith(".pt"):
@@ -23,10 +33,16 @@ def run_train(args: argparse.Namespace, progress: Callable[[str, int, int], None
         params.validate()
     except ValueError as e:
         raise InputError(None, str(e)) from None
-    result = train_update(args.old, args.data, args.out, params, progress=progress)
+    monitor = getattr(args, "monitor", None)
+    result = train_update(args.old, args.data, args.out, params, progress=progress, monitor=monitor,
+                          device=getattr(args, "device", "cpu"))
+    if monitor is not None:
+        print(epoch_table(result.history))
     last = result.history[-1] if result.history else {}
     acc = f", final train accuracy {last['train_accuracy']:.4f}" if "train_accuracy" in last else ""
     print(f"trained {params.method} ({params.arch}, {params.epochs} epochs, seed {params.seed}) "
           f"in {result.seconds:.1f} s{acc}; wrote {args.out}")
-    print(f"next: python -m graceful_core compare {args.old} {args.out} --data <test data>")
+    from graceful_core.cli import default_prog
+
+    print(f"next: {default_prog()} compare {args.old} {args.out} --data <test data>")
     return EXIT_OK

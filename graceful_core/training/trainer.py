@@ -156,6 +156,8 @@ def train_model(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_wait: Callable[[bool], None] | None = None,
+    epoch_end: Callable[[nn.Module, int], dict | None] | None = None,
+    device: str = "cpu",
 ) -> nn.Module:
     """Train a fresh ``arch`` model on ``(X, y)`` with Adam and a cosine learning-rate decay.
 
@@ -193,6 +195,13 @@ def train_model(
     on_wait : callable, optional
         Trainings of one process run one at a time (they share torch's random generator).
         ``on_wait(True)`` when this one has to wait for another, ``on_wait(False)`` when it starts.
+    epoch_end : callable, optional
+        ``epoch_end(model, epoch) -> dict or None`` after each epoch (e.g.
+        ``graceful_core.FlipMonitor(old, val).update``); its numbers join the epoch's
+        ``progress`` info. It must leave the model's training mode and the RNG as they were.
+    device : str
+        Torch device to train on (``"cpu"`` or ``"cuda[:N]"``); ``old_model`` must live
+        there. Deterministic by seed on the CPU.
 
     Returns
     -------
@@ -202,7 +211,7 @@ def train_model(
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     _check_inputs(X, y, epochs, batch_size, lr)
-    X = X.float()
+    X, y = X.float().to(device), y.to(device)
     n = X.shape[0]
 
     criterion: nn.Module | None = None
@@ -211,7 +220,7 @@ def train_model(
             if old_model is None:
                 raise ValueError(f"method {method!r} needs old_model or old_logits")
             old_logits = old_logits_of(old_model, X)
-        old_logits = old_logits.detach().float()
+        old_logits = old_logits.detach().float().to(device)
         if old_logits.ndim != 2 or old_logits.shape[0] != n:
             raise ValueError(f"old_logits must be [N, K] with N = {n}, got {tuple(old_logits.shape)}")
         num_classes = num_classes or old_logits.shape[1]
@@ -239,7 +248,7 @@ def train_model(
         torch.manual_seed(seed)
         model = build_model(
             arch, in_channels=X.shape[1], num_classes=num_classes, embedding_dim=embedding_dim or 64
-        )
+        ).to(device)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         steps_per_epoch = math.ceil(n / batch_size)
@@ -266,6 +275,9 @@ def train_model(
                 sched.step()
                 total_loss += float(loss.detach()) * len(idx)
                 correct += int((logits.detach().argmax(1) == yb).sum())
+            stats = {"epoch": epoch + 1, "loss": total_loss / n, "train_accuracy": correct / n}
+            if epoch_end is not None:
+                stats.update(epoch_end(model, epoch + 1) or {})
             if progress is not None:
-                progress(epoch + 1, epochs, {"epoch": epoch + 1, "loss": total_loss / n, "train_accuracy": correct / n})
+                progress(epoch + 1, epochs, stats)
     return model.eval()

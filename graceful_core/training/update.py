@@ -99,7 +99,8 @@ class TrainedUpdate:
     history: list[dict] = field(default_factory=list)
 
 
-def _load_old(old_path: str | os.PathLike, method: str = "plain") -> tuple[torch.jit.ScriptModule, ModelInfo]:
+def _load_old(old_path: str | os.PathLike, method: str = "plain",
+              device: str = "cpu") -> tuple[torch.jit.ScriptModule, ModelInfo]:
     """The old model's TorchScript module (validated by the loader, never unpickled) and its info.
 
     Raises
@@ -111,7 +112,7 @@ def _load_old(old_path: str | os.PathLike, method: str = "plain") -> tuple[torch
     from graceful_core.models.loader import load_model  # validates the file (never unpickles)
     from graceful_core.models.torchscript import TorchScriptModel
 
-    model = load_model(old_path)
+    model = load_model(old_path, device=device)
     if not isinstance(model, TorchScriptModel):
         raise InputError(old_path, "training needs the old model as a TorchScript file (.pt), not ONNX")
     if tuple(model.info.input_size[1:]) != (8, 8):
@@ -152,6 +153,8 @@ def train_update(
     *,
     progress: StageProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    monitor: str | os.PathLike | ImageDataset | None = None,
+    device: str = "cpu",
 ) -> TrainedUpdate:
     """Train a new model against the old one and save it (atomically) at ``out``.
 
@@ -170,10 +173,19 @@ def train_update(
     should_stop : callable, optional
         Polled before every batch; raises
         :class:`~graceful_core.training.trainer.TrainingCancelled` when it returns True.
+    monitor : path or ImageDataset, optional
+        A validation set: after every epoch a :class:`graceful_core.FlipMonitor` of the old
+        model on it adds ``error_rate``, ``nfr``, ``pfr``, ``btc`` (and ``cross_top1``)
+        to that epoch's :attr:`TrainedUpdate.history` entry. Costs one pass per epoch.
+    device : str
+        ``"cpu"`` (default; deterministic by seed), ``"auto"`` or ``"cuda"``.
     """
+    from graceful_core.models.devices import resolve_device
+
     params.validate()
     t0 = time.perf_counter()
-    old, info = _load_old(old_path, params.method)
+    device = resolve_device(device)
+    old, info = _load_old(old_path, params.method, device)
     dataset = _dataset_for(data, info)
     if progress:
         progress("preparing images", 0, len(dataset))
@@ -193,6 +205,18 @@ def train_update(
         elif progress:
             progress("training (epochs)", 0, params.epochs)
 
+    epoch_end = None
+    if monitor is not None:
+        from graceful_core.monitor import FlipMonitor
+
+        val = _dataset_for(monitor, info)
+        flips = FlipMonitor(old, tensors_from_dataset(val, info), classes=list(info.classes), device=device)
+
+        def epoch_end(model, epoch: int) -> dict:
+            stats = flips.update(model, step=epoch)
+            return {k: stats[k] for k in ("error_rate", "nfr", "pfr", "btc", "n_negative_flips", "cross_top1")
+                    if k in stats}
+
     if progress:
         progress("training (epochs)", 0, params.epochs)
     kw = {}
@@ -202,7 +226,7 @@ def train_update(
     model = train_model(
         params.arch, X, y, method=params.method, epochs=params.epochs, seed=params.seed,
         num_classes=len(info.classes), batch_size=BATCH_SIZE, progress=on_epoch, should_stop=should_stop,
-        on_wait=on_wait, **kw,
+        on_wait=on_wait, epoch_end=epoch_end, device=device, **kw,
     )
     out = Path(out)
     new_info = ModelInfo(name=out.stem, input_size=info.input_size, mean=info.mean, std=info.std,

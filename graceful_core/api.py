@@ -1,0 +1,543 @@
+"""The Python API: compare two models where you already work (a notebook, a training script).
+
+>>> from graceful_core import compare                                    # doctest: +SKIP
+>>> comp = compare(old_model, new_model, test_loader)                    # doctest: +SKIP
+>>> comp.summary["negative_flip_rate"], comp.to_report()["negative_flips"][:5]  # doctest: +SKIP
+
+``old`` and ``new`` may each be a model file or predictions table path (as on the command
+line), a ``torch.nn.Module`` (:mod:`graceful_core.models.module` says how its logits and
+embedding are read), or an array: logits ``[N, K]`` or class predictions ``[N]``. ``data``
+is a dataset path (folder, ``.zip``, manifest), a tuple ``(x, labels)`` (``x`` a tensor fed to
+the modules as it is, or None when both sides are arrays), a ``torch.utils.data.Dataset``
+or a ``DataLoader`` yielding ``(x, y)``. The result is the same
+:class:`~graceful_core.comparison.Comparison` the CLI builds: two paths go through
+:func:`graceful_core.sources.compare_sources` (exactly the CLI's path); anything else is
+turned into :class:`~graceful_core.types.Predictions` and compared by
+:func:`graceful_core.comparison.compare_predictions`, the one place metrics are computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graceful_core.comparison import Comparison, compare_predictions
+from graceful_core.errors import InputError
+from graceful_core.types import ModelInfo, Predictions
+
+__all__ = ["compare", "Side", "DataSource", "side_of", "data_source", "predictions_of", "StageProgress"]
+
+#: ``progress(stage, done, total)``: stage names the side being run.
+StageProgress = Callable[[str, int, int], None]
+
+
+# --------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison, classified.
+
+    ``kind`` is ``"path"`` (model file or predictions table), ``"module"`` (an
+    ``nn.Module``) or ``"array"`` (logits ``[N, K]`` or predictions ``[N]``, as float32 /
+    int64 NumPy); ``role`` is ``"old"`` or ``"new"`` (named in errors).
+    """
+
+    role: str
+    kind: str
+    value: Any
+    name: str
+
+
+def _is_module(x: Any) -> bool:
+    try:
+        from torch import nn
+    except ImportError:  # pragma: no cover - torch is a requirement
+        return False
+    return isinstance(x, nn.Module)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, on any device
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def side_of(value: Any, role: str, name: str | None = None) -> Side:
+    """Classify ``value`` (path, module or array) as one side of a comparison.
+
+    Raises
+    ------
+    InputError
+        A path that does not exist, an array that is neither ``[N, K]`` finite scores nor
+        ``[N]`` whole-number predictions, or a value of another type (named by ``role``).
+    """
+    if isinstance(value, (str, os.PathLike)):
+        if not os.path.exists(value):
+            raise InputError(os.fspath(value), "no such file")
+        return Side(role, "path", os.fspath(value), name or Path(value).name)
+    if _is_module(value):
+        return Side(role, "module", value, name or type(value).__name__)
+    if isinstance(value, (np.ndarray, list, tuple)) or hasattr(value, "__array__") or hasattr(value, "detach"):
+        arr = _to_numpy(value)
+        whole = arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(np.mod(arr, 1) == 0)))
+        if arr.ndim == 2 and arr.dtype.kind in "fiu":
+            arr = arr.astype(np.float32)
+            if arr.shape[1] < 1 or not np.isfinite(arr).all():
+                raise InputError(role, f"logits must be [N, K] finite numbers with K >= 1, got shape {list(arr.shape)}")
+        elif arr.ndim == 1 and whole:
+            arr = arr.astype(np.int64)
+            if arr.size and arr.min() < 0:
+                raise InputError(role, "class predictions must be indices >= 0")
+        else:
+            raise InputError(role, f"expected logits [N, K] or class predictions [N], got an array of shape "
+                                   f"{list(arr.shape)} and dtype {arr.dtype}")
+        return Side(role, "array", arr, name or role)
+    raise InputError(role, f"expected a model file or table path, a torch.nn.Module, or an array of logits or "
+                           f"predictions; got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The samples, classified: ``kind`` is ``"none"``, ``"path"`` (an image dataset on disk;
+    ``dataset`` is the loaded :class:`~graceful_core.io.datasets.ImageDataset`), ``"tensors"``
+    (``x`` and ``labels``) or ``"loader"`` (an iterable of ``(x, y)`` batches)."""
+
+    kind: str
+    dataset: Any = None
+    x: Any = None
+    labels: np.ndarray | None = None
+    loader: Iterable | None = None
+    path: str | None = None
+
+
+def _is_dataloader(x: Any) -> bool:
+    from torch.utils.data import DataLoader
+
+    return isinstance(x, DataLoader)
+
+
+def _is_torch_dataset(x: Any) -> bool:
+    from torch.utils.data import Dataset
+
+    return isinstance(x, Dataset)
+
+
+def data_source(data: Any, batch_size: int = 256) -> DataSource:
+    """Classify ``data`` (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        A dataset path that cannot be loaded (naming it), a tuple that is not
+        ``(x, labels)`` of equal length, or another type.
+    """
+    if data is None:
+        return DataSource("none")
+    if isinstance(data, (str, os.PathLike)):
+        from graceful_core.io.datasets import load_dataset
+
+        return DataSource("path", dataset=load_dataset(data), path=os.fspath(data))
+    if _is_dataloader(data):
+        return DataSource("loader", loader=data)
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise InputError("data", f"a tuple must be (x, labels), got {len(data)} items")
+        x, labels = data
+        y = _to_numpy(labels)
+        if y.ndim != 1:
+            raise InputError("data", f"labels must be one-dimensional [N], got shape {list(y.shape)}")
+        if x is not None and len(x) != len(y):
+            raise InputError("data", f"x has {len(x)} samples but labels has {len(y)}")
+        return DataSource("tensors", x=x, labels=y)
+    if _is_torch_dataset(data):
+        from torch.utils.data import DataLoader
+
+        return DataSource("loader", loader=DataLoader(data, batch_size=batch_size, shuffle=False))
+    raise InputError("data", f"expected a dataset path, a tuple (x, labels), a torch Dataset or a DataLoader; "
+                             f"got {type(data).__name__}")
+
+
+def _is_shuffled(loader: Any) -> bool:
+    from torch.utils.data import RandomSampler
+
+    return isinstance(getattr(loader, "sampler", None), RandomSampler)
+
+
+# --------------------------------------------------------------------------- running
+def _module_info(module: Any, info: ModelInfo | dict | None, role: str) -> ModelInfo:
+    from graceful_core.training.export import info_from_mapping
+
+    found = info if info is not None else getattr(module, "graceful_info", None)
+    if found is None:
+        raise InputError(role, "a module run on a dataset path needs its preprocessing and class names: pass "
+                               "info=ModelInfo(...) (or a dict of the graceful.json fields), or set "
+                               "module.graceful_info")
+    return info_from_mapping(found, role)
+
+
+def _batches(src: DataSource, batch_size: int) -> Iterable[tuple[Any, np.ndarray]]:
+    """``(x batch, labels batch)`` pairs of in-memory data, in order."""
+    if src.kind == "tensors":
+        n = len(src.labels)
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            yield (None if src.x is None else src.x[start:stop]), src.labels[start:stop]
+        return
+    for item in src.loader:
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise InputError("data", "the DataLoader must yield (x, y) batches")
+        yield item[0], _to_numpy(item[1]).reshape(-1)
+
+
+def _as_input(x: Any, device: Any):
+    import torch
+
+    if x is None:
+        raise InputError("data", "x is None, but a module needs inputs: give data=(x, labels) with a tensor x")
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t.to(device)
+
+
+def _input_device(module: Any, device: str):
+    """Where a module's inputs go: ``auto`` = the module's own device; else the resolved device."""
+    import torch
+
+    from graceful_core.models.devices import resolve_device
+    from graceful_core.models.module import module_device
+
+    if device == "auto":
+        own = module_device(module)
+        return own if own is not None else torch.device(resolve_device("auto"))
+    return torch.device(resolve_device(device))
+
+
+def _run_in_memory(sides: Sequence[Side], src: DataSource, batch_size: int, device: str,
+                   progress: StageProgress | None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], np.ndarray]:
+    """One pass over in-memory data, running every module side on each batch.
+
+    Returns ``{role: (logits [N, K], embedding or None)}`` for module sides and the labels.
+    """
+    from graceful_core.models.module import run_module
+
+    modules = [s for s in sides if s.kind == "module"]
+    devices_ = {s.role: _input_device(s.value, device) for s in modules}
+    parts: dict[str, list] = {s.role: [] for s in modules}
+    embs: dict[str, list] = {s.role: [] for s in modules}
+    labels: list[np.ndarray] = []
+    total = len(src.labels) if src.labels is not None else _loader_len(src.loader)
+    done = 0
+    stage = " and ".join(s.name for s in modules) or "labels"
+    for xb, yb in _batches(src, batch_size):
+        labels.append(np.asarray(yb))
+        for s in modules:
+            lo, em = run_module(s.value, _as_input(xb, devices_[s.role]))
+            parts[s.role].append(lo)
+            if em is not None:
+                embs[s.role].append(em)
+        done += len(yb)
+        if progress is not None:
+            progress(stage, done, total or done)
+    y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    out = {}
+    for s in modules:
+        if not parts[s.role]:
+            raise InputError("data", "no samples")
+        lo = np.concatenate(parts[s.role])
+        em = np.concatenate(embs[s.role]) if embs[s.role] and len(embs[s.role]) == len(parts[s.role]) else None
+        out[s.role] = (lo, em)
+    return out, y
+
+
+def _loader_len(loader: Any) -> int:
+    try:
+        return len(loader.dataset)  # type: ignore[union-attr]
+    except (AttributeError, TypeError):
+        return 0
+
+
+def _class_names(classes: Sequence[str] | None, k: int, role: str) -> list[str]:
+    if classes is None:
+        return [str(i) for i in range(k)]
+    names = [str(c) for c in classes]
+    if len(names) != k:
+        raise InputError(role, f"has {k} classes but classes= lists {len(names)} names")
+    if len(set(names)) != len(names):
+        raise InputError("classes", "class names must be unique")
+    return names
+
+
+def _label_indices(y: np.ndarray, names: list[str]) -> np.ndarray:
+    if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+        out = y.astype(np.int64)
+    else:
+        pos = {c: i for i, c in enumerate(names)}
+        bad = [v for v in map(str, y) if v not in pos]
+        if bad:
+            raise InputError("data", f"label {bad[0]!r:.40} is not among the classes {names[:10]}")
+        out = np.array([pos[str(v)] for v in y], dtype=np.int64)
+    if out.size and (out.min() < 0 or out.max() >= len(names)):
+        raise InputError("data", f"labels must be class indices in [0, {len(names)}), got range "
+                                 f"[{int(out.min())}, {int(out.max())}]")
+    return out
+
+
+def _predictions(role: str, name: str, ids: np.ndarray, labels: np.ndarray, classes: list[str],
+                 logits: np.ndarray | None, pred: np.ndarray | None, emb: np.ndarray | None,
+                 extra: dict | None = None) -> Predictions:
+    from graceful_core.metrics.confidence import argmax_lowest
+    from graceful_core.models.outputs import checked_embedding
+
+    n = len(ids)
+    if logits is not None:
+        if logits.shape[0] != n:
+            raise InputError(role, f"has {logits.shape[0]} rows of logits for {n} samples")
+        if logits.shape[1] != len(classes):
+            raise InputError(role, f"has {logits.shape[1]} logits per sample but there are {len(classes)} classes")
+        if not np.isfinite(logits).all():
+            raise InputError(role, "returns NaN or infinite logits")
+        pred = argmax_lowest(logits)
+    elif pred is not None:
+        if pred.shape[0] != n:
+            raise InputError(role, f"has {pred.shape[0]} predictions for {n} samples")
+        if pred.size and pred.max() >= len(classes):
+            raise InputError(role, f"predicts class {int(pred.max())} but there are {len(classes)} classes")
+    if emb is not None:
+        emb = checked_embedding(emb, n, role, "embedding")
+    return Predictions(
+        ids=ids, pred=np.asarray(pred, dtype=np.int64), classes=list(classes), labels=labels,
+        scores=None if logits is None else np.ascontiguousarray(logits, dtype=np.float32),
+        score_kind=None if logits is None else "logits", embedding=emb, source=role,
+        extra={"model_name": name, **(extra or {})},
+    )
+
+
+def predictions_of(side: Side, src: DataSource, *, classes: Sequence[str] | None = None,
+                   info: ModelInfo | dict | None = None, batch_size: int = 256, device: str = "auto",
+                   progress: StageProgress | None = None, use_cache: bool = True) -> Predictions:
+    """Predictions of one side on a dataset path (``src.kind == "path"``).
+
+    A path runs as on the command line; a module through
+    :class:`~graceful_core.models.module.ModuleModel` (preprocessing from ``info``); an
+    array is taken in the dataset's row order.
+    """
+    from graceful_core.inference import predict
+    from graceful_core.io.datasets import align_classes
+    from graceful_core.models.module import ModuleModel
+    from graceful_core.sources import predictions_for
+
+    ds = src.dataset
+    cb = (lambda d, t: progress(side.name, d, t)) if progress else None
+    if side.kind == "path":
+        return predictions_for(side.value, ds, classes=list(classes) if classes else None, progress=progress,
+                               use_cache=use_cache, device=device, batch_size=batch_size)
+    if side.kind == "module":
+        model = ModuleModel(side.value, _module_info(side.value, info, side.role), device=device)
+        p = predict(model, ds, batch_size=batch_size, progress=cb, use_cache=False)
+        p.source = side.role
+        p.extra["model_name"] = side.name
+        return p
+    arr = side.value
+    names = list(classes) if classes is not None else list(ds.classes)
+    k = arr.shape[1] if arr.ndim == 2 else None
+    if k is not None and k != len(names):
+        raise InputError(side.role, f"has {k} logits per sample but the dataset {ds.source} has {len(names)} classes "
+                                    "(pass classes= in the model's order)")
+    ds = align_classes(ds, names)
+    if arr.shape[0] != len(ds):
+        raise InputError(side.role, f"has {arr.shape[0]} rows but the dataset {ds.source} has {len(ds)} images "
+                                    "(rows must follow the dataset's order)")
+    return _predictions(side.role, side.name, np.asarray(ds.ids, dtype=object), np.asarray(ds.labels), names,
+                        arr if arr.ndim == 2 else None, arr if arr.ndim == 1 else None, None,
+                        {"slices": ds.slices})
+
+
+def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequence[str] | None, batch_size: int,
+                           device: str, progress: StageProgress | None,
+                           ids: Sequence[str] | None = None) -> list[Predictions]:
+    if src.kind == "loader" and _is_shuffled(src.loader) and any(s.kind == "array" for s in sides):
+        raise InputError("data", "a shuffled DataLoader cannot be aligned with an array of predictions: "
+                                 "use shuffle=False")
+    if src.kind == "tensors" and src.x is None and any(s.kind == "module" for s in sides):
+        raise InputError("data", "x is None, but a module needs inputs: give data=(x, labels) with a tensor x")
+    outs, y = _run_in_memory(sides, src, batch_size, device, progress)
+    n = len(y)
+    ks = [outs[s.role][0].shape[1] if s.kind == "module" else (s.value.shape[1] if s.value.ndim == 2 else None)
+          for s in sides]
+    known = [k for k in ks if k is not None]
+    if known and len(set(known)) > 1:
+        raise InputError(sides[1].role, f"gives {known[-1]} logits per sample but {sides[0].role} gives {known[0]}")
+    if known:
+        k = known[0]
+    elif classes is not None:
+        k = len(classes)
+    elif y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+        k = max([int(y.max(initial=0))] + [int(s.value.max(initial=0)) for s in sides]) + 1
+    else:
+        raise InputError("classes", "the labels are class names: pass classes=[...] in the models' index order")
+    names = _class_names(classes, k, "classes" if classes is not None else sides[0].role)
+    labels = _label_indices(y, names)
+    if ids is None:
+        ids = [str(i) for i in range(n)]
+    elif len(ids) != n:
+        raise InputError("ids", f"has {len(ids)} ids for {n} samples")
+    ids = np.array([str(i) for i in ids], dtype=object)
+    if len(set(ids.tolist())) != n:
+        raise InputError("ids", "sample ids must be unique")
+    preds = []
+    for s in sides:
+        if s.kind == "module":
+            lo, em = outs[s.role]
+            preds.append(_predictions(s.role, s.name, ids, labels, names, lo, None, em))
+        else:
+            a = s.value
+            if a.shape[0] != n:
+                raise InputError(s.role, f"has {a.shape[0]} rows but the data has {n} samples")
+            preds.append(_predictions(s.role, s.name, ids, labels, names, a if a.ndim == 2 else None,
+                                      a if a.ndim == 1 else None, None))
+    return preds
+
+
+def _old_head_accuracy(old: Side, comp: Comparison, device: str) -> float | None:
+    """The old model's ``head`` on the new embeddings (as :func:`graceful_core.sources.old_head_on_new_accuracy`)."""
+    from graceful_core.metrics.retrieval import head_accuracy
+    from graceful_core.sources import old_head_on_new_accuracy
+
+    if comp.old_embedding is None or comp.new_embedding is None:
+        return None
+    if old.kind == "path":
+        return old_head_on_new_accuracy(old.value, comp)
+    if old.kind != "module" or not hasattr(old.value, "head"):
+        return None
+    if comp.new_embedding.shape[1] != comp.old_embedding.shape[1]:
+        return None
+    import torch
+
+    from graceful_core.models.module import eval_mode
+
+    module = old.value
+    dev = _input_device(module, device)
+    with eval_mode(module), torch.inference_mode():
+        logits = module.head(torch.from_numpy(np.ascontiguousarray(comp.new_embedding)).to(dev))
+    return head_accuracy(logits.detach().cpu().float().numpy(), comp.labels)
+
+
+# --------------------------------------------------------------------------- the API
+def compare(
+    old: Any,
+    new: Any,
+    data: Any = None,
+    *,
+    classes: Sequence[str] | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    info: ModelInfo | dict | None = None,
+    old_name: str | None = None,
+    new_name: str | None = None,
+    ids: Sequence[str] | None = None,
+    progress: StageProgress | None = None,
+    use_cache: bool = True,
+) -> Comparison:
+    """Compare an old and a new model on labelled samples; the same :class:`Comparison` as the CLI.
+
+    Parameters
+    ----------
+    old, new : path, torch.nn.Module or array
+        A model file (``.pt2``, ``.pt``, ``.onnx``) or predictions table (``.csv``,
+        ``.parquet``); a module (logits from ``forward``, embeddings from ``embed(x)`` or a
+        forward returning ``(logits, embedding)``; run in eval mode without gradients, its
+        training flag restored); or logits ``[N, K]`` / class predictions ``[N]`` (NumPy or
+        torch), in the order of ``data``.
+    data : path, tuple, Dataset or DataLoader, optional
+        A dataset path (class folders, ``.zip``, manifest: what the CLI's ``--data`` takes);
+        ``(x, labels)`` with ``x`` a tensor fed to the modules as it is (None when both sides
+        are arrays); a ``torch.utils.data.Dataset`` of ``(x, y)`` items; or a ``DataLoader``
+        yielding ``(x, y)`` batches (iterated once; both modules see every batch). Not
+        needed for two predictions tables with labels.
+    classes : sequence of str, optional
+        Class names in the models' index order (default: from the model files or the
+        dataset, else ``"0".."K-1"``).
+    batch_size : int
+        Samples per forward pass (model files, dataset paths, ``(x, labels)``, Datasets).
+    device : {"auto", "cpu", "cuda"}
+        Where model files run and where module inputs are moved (``auto``: model files on
+        CUDA when available; a module's inputs to the module's own device). Modules are
+        never moved.
+    info : ModelInfo or dict, optional
+        Preprocessing and class names (the ``graceful.json`` fields) for modules run on a
+        dataset path (or set ``module.graceful_info``).
+    old_name, new_name : str, optional
+        Display names (default: file names, module class names, ``"old"``/``"new"``).
+    ids : sequence of str, optional
+        Sample ids of in-memory data, in its order (default ``"0".."N-1"``); a dataset
+        path has its own (file paths).
+    progress : callable, optional
+        ``progress(stage, done, total)`` while models run.
+    use_cache : bool
+        Use the on-disk inference cache for model files.
+
+    Returns
+    -------
+    Comparison
+        ``to_report()`` is the CLI's JSON report (same keys); ``summary``, ``per_class``,
+        ``samples()`` are the tables.
+
+    Raises
+    ------
+    InputError
+        The problem, naming the file or ``old``/``new``/``data``/``classes``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> comp = compare(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1]), (None, np.array([0, 1, 1, 1])))
+    >>> comp.summary["n_negative_flips"], comp.summary["n_positive_flips"]
+    (1, 1)
+    """
+    from graceful_core.models.devices import require_device
+
+    if batch_size < 1:
+        raise InputError("batch_size", f"must be >= 1, got {batch_size}")
+    device = require_device(device)
+    o, n = side_of(old, "old", old_name), side_of(new, "new", new_name)
+    src = data_source(data, batch_size)
+    if o.kind == "path" and n.kind == "path" and src.kind in ("path", "none"):
+        from graceful_core.sources import compare_sources
+
+        comp = compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
+                               dataset=src.dataset, device=device, batch_size=batch_size)
+        if old_name or new_name:
+            comp = dataclasses.replace(comp, old_name=o.name, new_name=n.name)
+        return comp
+    if src.kind == "none":
+        raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
+    if src.kind == "path":
+        run = {"info": info, "batch_size": batch_size, "device": device, "progress": progress, "use_cache": use_cache}
+        # As on the command line, a model knows its classes and a table or array follows them.
+        new_first = _follows(o) and not _follows(n)
+        first, second = (n, o) if new_first else (o, n)
+        p1 = predictions_of(first, src, classes=classes, **run)
+        p2 = predictions_of(second, src, classes=classes or p1.classes, **run)
+        old_p, new_p = (p2, p1) if new_first else (p1, p2)
+    else:
+        if "path" in (o.kind, n.kind):
+            side = o if o.kind == "path" else n
+            raise InputError(side.value, "a model file or table needs a dataset path as data (its images or ids); "
+                                         "with in-memory data, give modules or arrays")
+        old_p, new_p = _in_memory_predictions([o, n], src, classes, batch_size, device, progress, ids)
+    comp = compare_predictions(old_p, new_p, old_name=o.name, new_name=n.name)
+    changes: dict[str, Any] = {"old_head_on_new_accuracy": _old_head_accuracy(o, comp, device)}
+    if src.kind == "path":
+        changes["dataset"] = src.dataset
+    return dataclasses.replace(comp, **changes)
+
+
+def _follows(side: Side) -> bool:
+    """True for a side without its own class list (a predictions table or an array)."""
+    from graceful_core.sources import is_table
+
+    return side.kind == "array" or (side.kind == "path" and is_table(side.value))
