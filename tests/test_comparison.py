@@ -27,16 +27,16 @@ def test_small_known_case():
     ids = [f"s{i}" for i in range(8)]
     c = compare_predictions(_preds(ids, o, "abc", y), _preds(ids, n, "abc"))
     s = c.summary
-    assert s["n_negative_flips"] == 3 and s["n_positive_flips"] == 2
-    assert s["negative_flip_rate"] == pytest.approx(3 / 8)
-    assert s["positive_flip_rate"] == pytest.approx(2 / 8)
-    assert s["old_error_rate"] == pytest.approx(3 / 8) and s["new_error_rate"] == pytest.approx(4 / 8)
-    assert s["relative_negative_flip_rate"] == pytest.approx((3 / 8) / ((5 / 8) * (4 / 8)))
-    assert s["negative_flip_impact"] == pytest.approx(3 / 4)
-    assert s["backward_trust_compatibility"] == pytest.approx(2 / 5)
-    assert s["backward_error_compatibility"] == pytest.approx(1 / 4)
-    assert s["old_error_persistence"] == pytest.approx(1 / 3)
-    assert s["mcnemar_p_value"] == pytest.approx(binomtest(2, 5, 0.5).pvalue)
+    assert s.n_negative_flips == 3 and s.n_positive_flips == 2
+    assert s.negative_flip_rate == pytest.approx(3 / 8)
+    assert s.positive_flip_rate == pytest.approx(2 / 8)
+    assert s.old_error_rate == pytest.approx(3 / 8) and s.new_error_rate == pytest.approx(4 / 8)
+    assert s.relative_negative_flip_rate == pytest.approx((3 / 8) / ((5 / 8) * (4 / 8)))
+    assert s.negative_flip_impact == pytest.approx(3 / 4)
+    assert s.backward_trust_compatibility == pytest.approx(2 / 5)
+    assert s.backward_error_compatibility == pytest.approx(1 / 4)
+    assert s.old_error_persistence == pytest.approx(1 / 3)
+    assert s.mcnemar_p_value == pytest.approx(binomtest(2, 5, 0.5).pvalue)
     rep = c.to_report()
     assert rep["negative_flips"] == ["s2", "s3", "s4"] and rep["positive_flips"] == ["s5", "s6"]
     tm = np.zeros((3, 3), int)
@@ -59,9 +59,9 @@ def test_new_in_other_class_order_and_join_on_id():
     to_new = {i: new_classes.index(c) for i, c in enumerate(classes)}
     n_re = np.array([to_new[v] for v in n])
     c = compare_predictions(_preds(ids, o, classes, y), _preds(ids[perm], n_re[perm], new_classes, source="n.csv"))
-    assert c.summary["negative_flip_rate"] == pytest.approx(((o == y) & (n != y)).mean())
-    assert c.summary["positive_flip_rate"] == pytest.approx(((o != y) & (n == y)).mean())
-    assert list(c.ids) == list(ids)
+    assert c.summary.negative_flip_rate == pytest.approx(((o == y) & (n != y)).mean())
+    assert c.summary.positive_flip_rate == pytest.approx(((o != y) & (n == y)).mean())
+    assert list(c.arrays.ids) == list(ids)
 
 
 def test_disjoint_class_sets_are_an_error():
@@ -83,9 +83,9 @@ def test_confidence_split_with_scores():
     c = compare_predictions(_preds(ids, [0, 0, 1], "xy", y, scores=old_logits),
                             _preds(ids, [1, 1, 1], "xy", scores=new_logits))
     s = c.summary
-    assert s["n_negative_flips"] == 2
-    assert s["negative_flips_near_boundary"] == 1  # drop 0.06 < 0.1
-    assert s["negative_flips_confident"] == 1  # drop 0.94 >= 0.5
+    assert s.n_negative_flips == 2
+    assert s.negative_flips_near_boundary == 1  # drop 0.06 < 0.1
+    assert s.negative_flips_confident == 1  # drop 0.94 >= 0.5
     df = c.samples()
     assert list(df["flip"]) == ["negative flip", "negative flip", "both correct"]
     assert df["old_p_true"].to_numpy() == pytest.approx([0.55, 0.99, 0.8], abs=1e-5)
