@@ -84,10 +84,10 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
         "Negative flips": (str(b.n_negative_flips), str(s.n_negative_flips)),
         "New error rate": (pct(b.new_error_rate), pct(s.new_error_rate)),
         "Backward trust (BTC)": (pct(b.backward_trust_compatibility), pct(s.backward_trust_compatibility)),
-        "Cross-test Hit@1 new→old": (pct(before.compatibility.scores["top1"]["new_old"]),
-                                     pct(after.compatibility.scores["top1"]["new_old"])),
-        "Self-test Hit@1 old→old": (pct(before.compatibility.scores["top1"]["old_old"]),
-                                    pct(after.compatibility.scores["top1"]["old_old"])),
+        "Cross-test Hit@1 (new→old)": (pct(before.compatibility.scores["top1"]["new_old"]),
+                                       pct(after.compatibility.scores["top1"]["new_old"])),
+        "Self-test Hit@1 (old→old)": (pct(before.compatibility.scores["top1"]["old_old"]),
+                                      pct(after.compatibility.scores["top1"]["old_old"])),
     }
     for name, (want_b, want_a) in expect.items():
         i = rows.index(name)
