@@ -29,6 +29,8 @@ NEG_COLOUR = FLIP_COLOURS["negative flip"]
 POS_COLOUR = FLIP_COLOURS["positive flip"]
 #: Space around every plot area, in px; axes add what their labels need on top (automargin).
 MARGIN = {"l": 16, "r": 16, "t": 56, "b": 16}
+#: At most this many classes in a transition matrix or a per-class chart (the busiest ones).
+MAX_CLASSES = 40
 #: Colour of the "can search that index" arrows of the compatibility graph.
 COMPATIBLE_COLOUR = "#2e7d32"
 
@@ -88,7 +90,8 @@ def transition_heatmap(matrix: np.ndarray, classes: Sequence[str], *, title: str
     fig.update_layout(
         title=title or "Old → new predictions (row = old prediction, column = new prediction)",
         yaxis={"autorange": "reversed", "type": "category"},
-        xaxis={"type": "category", "tickangle": -45 if len(classes) > 12 else 0},
+        xaxis={"type": "category",
+               "tickangle": -45 if len(classes) > 12 or max((len(str(c)) for c in classes), default=0) > 12 else 0},
         margin=MARGIN,
         height=460,
     )

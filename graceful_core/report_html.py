@@ -33,7 +33,7 @@ from markupsafe import Markup
 
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
-from graceful_core.figures import per_class_flip_bars, transition_heatmap
+from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
 from graceful_core.summary import compatibility_verdict, headline, old_head_verdict, significance_verdict
 from graceful_core.thumbnails import THUMB_PX, thumbnail_data_uri
 from graceful_core.views import busiest_classes, negative_flip_order
@@ -55,8 +55,6 @@ __all__ = ["render_html_report", "DEFAULT_MAX_FLIPS", "MAX_CLASSES", "PRINT_PLOT
 
 #: Default cap on the negative flips shown as thumbnails.
 DEFAULT_MAX_FLIPS = 60
-#: At most this many classes in the transition matrix and the per-class chart.
-MAX_CLASSES = 40
 #: Width of every figure while printing, in CSS pixels (fits A4 and Letter with default margins).
 PRINT_PLOT_WIDTH = 680
 
