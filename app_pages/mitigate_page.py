@@ -6,7 +6,7 @@ import streamlit as st
 
 from graceful_core.figures import tradeoff_figure
 from graceful_core.training.update import TrainParams
-from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, points
+from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, points, yes_no
 from graceful_ui.inputs import resolve_spec, sample_data_dir
 from graceful_ui.state import request_page, select_comparison
 from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
@@ -133,10 +133,6 @@ def _delta(a: float | None, b: float | None) -> str | None:
     return None if a is None or b is None else points(a - b)
 
 
-def _yes_no(x: bool | None) -> str:
-    return {True: "yes", False: "no"}.get(x, "n/a")
-
-
 if current is not None:
     p = TrainParams(**current["params"])
     if p.method == "plain":
@@ -163,9 +159,9 @@ if current is not None:
     st.table({
         "metric": [METRICS[RUN_METRICS[r]].label for r in rows] + [f"{self_test.label} (old→old)", "Compatible (BCT)"],
         "old → plain new (baseline)": [_value(b, r) for r in rows]
-                                      + [self_test.format(b.get("hit1_old_old")), _yes_no(b["compatible"])],
+                                      + [self_test.format(b.get("hit1_old_old")), yes_no(b["compatible"])],
         f"old → {p.method} new": [_value(m, r) for r in rows]
-                                 + [self_test.format(m.get("hit1_old_old")), _yes_no(m["compatible"])],
+                                 + [self_test.format(m.get("hit1_old_old")), yes_no(m["compatible"])],
     })
     model_path = Path(current["model"])
     if model_path.is_file():

@@ -4,7 +4,7 @@ import streamlit as st
 
 from graceful_core.figures import top_k_bars
 from graceful_core.views import default_sample
-from graceful_core.vocabulary import is_undefined, percent, points
+from graceful_core.vocabulary import is_undefined, percent, points, probability
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import FLIP_BADGES, image_grid
@@ -51,7 +51,7 @@ with left:
     st.markdown(f"**True label:** {md(row['label'])}  \n{FLIP_BADGES.get(row['flip'], row['flip'])}")
 
     def conf(x):
-        return "" if is_undefined(x) else f" (p = {x:.3f} for its prediction)"
+        return "" if is_undefined(x) else f" (p = {probability(x)} for its prediction)"
 
     st.markdown(f"**Old** predicts **{md(row['old_pred'])}**{conf(row['old_conf'])}  \n"
                 f"**New** predicts **{md(row['new_pred'])}**{conf(row['new_conf'])}")

@@ -24,13 +24,12 @@ from graceful_ui.widgets import page_comparison
 
 ss = st.session_state
 DEFAULT_CHAIN = ("old", "new", "v3", "edge")
-#: The matrices in the order drawn: key of the model set -> (title, table title, metric, (row, column), chart key).
+#: The matrices in the order drawn: key of the model set -> (title, metric, (row, column), chart key).
 MATRICES = {
-    "negative_flip_rate": ("Negative flip rate", "Negative flip rate", "negative_flip_rate", ("old", "new"),
-                           "chart_v_nfr"),
-    "backward_trust_compatibility": ("Backward trust (BTC)", "Backward trust compatibility",
-                                     "backward_trust_compatibility", ("old", "new"), "chart_v_btc"),
-    "cross_top1": ("Cross-test Hit@1", "Cross-test Hit@1", "hit_at_1", ("query", "gallery"), "chart_v_cross"),
+    "negative_flip_rate": ("Negative flip rate", "negative_flip_rate", ("old", "new"), "chart_v_nfr"),
+    "backward_trust_compatibility": ("Backward trust compatibility", "backward_trust_compatibility", ("old", "new"),
+                                     "chart_v_btc"),
+    "cross_top1": ("Cross-test Hit@1", "hit_at_1", ("query", "gallery"), "chart_v_cross"),
 }
 HELP_GRAPH = ("An arrow A → B means A's queries, searched against B's existing index, find an image of the "
               "right class more often than B's own queries do: cross-test Hit@1 M(A, B) > self-test M(B, B), "
@@ -114,7 +113,7 @@ def _on_cell(chart_key: str, query_gallery: bool) -> None:
 
 st.markdown(f"**{k} models** on **{ms.n_samples} images** · click an off-diagonal cell to open that pair on the "
             "Overview" + ("" if bundled else " (opening works for the bundled digits/test dataset only)"))
-for col, (key, (title, _, metric, (rt, ct), chart)) in zip(st.columns(3), MATRICES.items()):
+for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(3), MATRICES.items()):
     with col:
         st.subheader(title, help=f"{METRICS[metric].help} Here row = {rt} model, column = {ct} model"
                      + ("; the diagonal is each model's self-test." if key == "cross_top1" else "."))
@@ -171,8 +170,8 @@ with g2:
                     "every switch between these models needs the gallery re-indexed (backfilled).")
 
 with st.expander("Numbers as tables"):
-    for key, (_, long_title, metric, (rt, ct), _) in MATRICES.items():
-        st.markdown(f"**{long_title}** (row = {rt} model, column = {ct} model)")
+    for key, (title, metric, (rt, ct), _) in MATRICES.items():
+        st.markdown(f"**{title}** (row = {rt} model, column = {ct} model)")
         df = pd.DataFrame([[METRICS[metric].format(x) for x in r] for r in getattr(ms, key)], columns=names)
-        df.insert(0, f"{long_title}: {rt} \\ {ct}", names)
+        df.insert(0, f"{title}: {rt} \\ {ct}", names)
         st.dataframe(df, hide_index=True, width="stretch", key=f"table_v_{key}")

@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The ``graceful.json`` description of a model file (DESIGN §3)."""
+    """The ``graceful.json`` description of a model file (``docs/formats.md``)."""
 
     name: str
     input_size: tuple[int, int, int]  # (C, H, W)

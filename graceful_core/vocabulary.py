@@ -153,6 +153,16 @@ def points(delta: float | None) -> str:
     return NOT_AVAILABLE if is_undefined(delta) else f"{100 * float(delta):+.2f} pp"
 
 
+def probability(p: float | None) -> str:
+    """A model's probability for one class, two decimals: ``0.934 -> '0.93'``; undefined -> ``'n/a'``."""
+    return NOT_AVAILABLE if is_undefined(p) else f"{float(p):.2f}"
+
+
+def yes_no(x: bool | None) -> str:
+    """``'yes'``, ``'no'``, or ``'n/a'`` for None."""
+    return NOT_AVAILABLE if x is None else ("yes" if x else "no")
+
+
 def images(n: int) -> str:
     """``'1 image'``, ``'3 images'``."""
     return f"{n} image" if n == 1 else f"{n} images"
@@ -265,7 +275,8 @@ METRICS: Mapping[str, Metric] = dict([
        f"Images that go {FLIP_MARKS['negative flip']}: the old model got them right, the new one gets them wrong.",
        _of_all),
     _m("n_positive_flips", "Positive flips", "positive flips", "count",
-       f"Images that go {FLIP_MARKS['positive flip']}.", _of_all),
+       f"Images that go {FLIP_MARKS['positive flip']}: the old model got them wrong, the new one gets them right.",
+       _of_all),
     # -- embeddings (BCT protocol; docs/metrics.md, "Embedding compatibility")
     _m("embedding_overlap", "Overlap", "embedding overlap", "rate",
        "Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from graceful_core.comparison import Comparison
-from graceful_core.vocabulary import FLIP_MARKS, is_undefined
+from graceful_core.vocabulary import FLIP_MARKS, is_undefined, probability
 from graceful_ui import store
 from graceful_ui.fmt import code, md
 
@@ -20,7 +20,7 @@ FLIP_BADGES = {t: f":{c}-background[{FLIP_MARKS[t]}]" for t, c in _BADGE_COLOURS
 
 def _conf(x: float) -> str:
     """The model's probability for its own prediction, e.g. " · p 0.93"."""
-    return "" if is_undefined(x) else f" · p {x:.2f}"
+    return "" if is_undefined(x) else f" · p {probability(x)}"
 
 
 def card_markdown(row: dict) -> str:

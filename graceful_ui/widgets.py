@@ -11,7 +11,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.lineage import STAGE_PAIRS
 from graceful_core.metrics.summary import FlipSummary
-from graceful_core.vocabulary import GROUP_COLUMNS, StageProgress, card
+from graceful_core.vocabulary import GROUP_COLUMNS, PCT_DIGITS, StageProgress, card
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, user_message
@@ -115,7 +115,7 @@ def rates_table(df) -> None:
         label, unit = GROUP_COLUMNS.get(c, (c.replace("_", " "), None))
         if unit == "rate":
             shown[c] = 100 * df[c]  # display only; sorting stays numeric
-            config[c] = st.column_config.NumberColumn(label, format="%.2f %%")
+            config[c] = st.column_config.NumberColumn(label, format=f"%.{PCT_DIGITS}f %%")
         else:
             config[c] = st.column_config.Column(label)
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)

@@ -119,7 +119,7 @@ def brute_force_hit1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray)
     gn = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     sim = qn @ gn.T
     np.fill_diagonal(sim, -np.inf)
-    nearest = sim.argmax(axis=1)  # ties: lowest index, as DESIGN §2
+    nearest = sim.argmax(axis=1)  # ties: lowest index, as docs/metrics.md
     valid = np.array([(labels == y).sum() > 1 for y in labels])
     return float((labels[nearest] == labels)[valid].mean())
 

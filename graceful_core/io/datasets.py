@@ -1,4 +1,4 @@
-"""Labelled image sets: a folder of class subfolders, a zip of one, or a manifest (DESIGN §3).
+"""Labelled image sets: a folder of class subfolders, a zip of one, or a manifest (``docs/formats.md``).
 
 :func:`load_dataset` lists the images and their labels without decoding any image;
 pixels are decoded one at a time by :meth:`ImageDataset.load_image` (with the bomb
