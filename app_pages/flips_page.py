@@ -1,10 +1,9 @@
 """Flips: where the predictions moved (matrix, per class) and the images behind them."""
 
-import numpy as np
 import streamlit as st
 
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
-from graceful_core.views import SORT_ORDERS, busiest_classes, filter_samples, page_bounds, sort_samples
+from graceful_core.views import SORT_ORDERS, busiest_submatrix, filter_samples, page_bounds, sort_samples
 from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES
 from graceful_ui import store
 from graceful_ui.fmt import md
@@ -60,13 +59,11 @@ def inspect(sample_id: str) -> None:
 
 left, right = st.columns(2)
 with left:
-    shown = busiest_classes(comp.transition_matrix, MAX_CLASSES)
-    names = [comp.classes[i] for i in shown]
-    heat = transition_heatmap(comp.transition_matrix[np.ix_(shown, shown)], names, clickable=True,
-                              title="Old → new predictions (row = old, column = new)")
+    sub, names = busiest_submatrix(comp.transition_matrix, comp.classes, MAX_CLASSES)
+    heat = transition_heatmap(sub, names, clickable=True, title="Old → new predictions (row = old, column = new)")
     st.plotly_chart(heat, key="chart_matrix", on_select=on_heatmap, selection_mode="points")
-    if len(shown) < len(comp.classes):
-        st.caption(f"{len(shown)} of {len(comp.classes)} classes: those with the most changed predictions.")
+    if len(names) < len(comp.classes):
+        st.caption(f"{len(names)} of {len(comp.classes)} classes: those with the most changed predictions.")
 with right:
     st.plotly_chart(per_class_flip_bars(comp.per_class), key="chart_bars", on_select=on_bars, selection_mode="points")
 

@@ -36,7 +36,7 @@ from graceful_core.errors import InputError
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
 from graceful_core.summary import compatibility_verdict, headline, old_head_verdict, significance_verdict
 from graceful_core.thumbnails import THUMB_PX, thumbnail_data_uri
-from graceful_core.views import busiest_classes, negative_flip_order
+from graceful_core.views import busiest_submatrix, negative_flip_order
 from graceful_core.vocabulary import (
     FLIP_MARKS,
     METRICS,
@@ -109,13 +109,11 @@ def _review(review) -> dict[str, Any] | None:
 
 def _figures(comp: Comparison) -> dict[str, Any]:
     """Transition matrix and per-class bars, at most :data:`MAX_CLASSES` classes each."""
-    shown = busiest_classes(comp.transition_matrix, MAX_CLASSES)
-    names = [comp.classes[i] for i in shown]
-    sub = comp.transition_matrix[np.ix_(shown, shown)]
+    sub, names = busiest_submatrix(comp.transition_matrix, comp.classes, MAX_CLASSES)
     out: dict[str, Any] = {"matrix_figure": _fig_div(transition_heatmap(sub, names)), "matrix_note": "",
                            "bars_note": ""}
-    if len(shown) < len(comp.classes):
-        out["matrix_note"] = (f"The matrix shows {len(shown)} of {len(comp.classes)} classes: those with the most "
+    if len(names) < len(comp.classes):
+        out["matrix_note"] = (f"The matrix shows {len(names)} of {len(comp.classes)} classes: those with the most "
                               "changed predictions.")
     pc = comp.per_class.to_frame()
     if len(pc) > MAX_CLASSES:

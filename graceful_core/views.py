@@ -201,6 +201,12 @@ def busiest_classes(matrix: np.ndarray, n: int) -> np.ndarray:
     return np.sort(order).astype(np.int64)
 
 
+def busiest_submatrix(matrix: np.ndarray, classes: Sequence[str], n: int) -> tuple[np.ndarray, list[str]]:
+    """The transition matrix restricted to its :func:`busiest_classes` (rows and columns), with their names."""
+    shown = busiest_classes(matrix, n)
+    return np.asarray(matrix)[np.ix_(shown, shown)], [str(classes[i]) for i in shown]
+
+
 def default_sample(samples: pd.DataFrame) -> str:
     """The sample to show first: the most confident negative flip, else the largest confidence drop.
 

@@ -77,3 +77,28 @@ def test_interval_and_p_value_by_hand():
     assert v.interval((0.0081, 0.0313)) == "0.81 % – 3.13 %"
     assert v.p_value(0.092285) == "0.0923" and v.p_value(1.0) == "1"
     assert v.points(0.013) == "+1.30 pp" and v.points(-0.1111) == "-11.11 pp"
+
+
+def test_docs_name_every_key_of_the_json_report():
+    """docs/metrics.md, the project's reference, lists every key a report can carry."""
+    import numpy as np
+
+    from graceful_core.comparison import ChurnFloor, compare_predictions
+    from graceful_core.types import Predictions
+
+    rng = np.random.default_rng(0)
+    n = 40
+    ids = np.array([f"s{i}" for i in range(n)], dtype=object)
+    y = rng.integers(0, 3, n)
+    emb = rng.normal(size=(n, 4)).astype(np.float32)
+    logits = rng.normal(size=(n, 3)).astype(np.float32)
+    old = Predictions(ids=ids, pred=logits.argmax(1), classes=list("abc"), labels=y, scores=logits,
+                      score_kind="logits", embedding=emb, extra={"slices": np.array(["p", "q"] * (n // 2))})
+    new = Predictions(ids=ids, pred=y, classes=list("abc"), embedding=emb[::-1].copy())
+    comp = compare_predictions(old, new, old_head=lambda e: e[:, :3])
+    comp = dataclasses.replace(comp, churn_floor=ChurnFloor("o2", 0.1, (0.0, 0.2)), regression_slices=())
+    rep = comp.to_report()
+    docs = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    keys = set(rep) | set(rep["old"]) | set(rep["compatibility"]) | set(rep["per_class"][0]) | set(rep["per_slice"][0])
+    missing = sorted(k for k in keys if f"`{k}`" not in docs and f"{k}`" not in docs)
+    assert missing == [], missing

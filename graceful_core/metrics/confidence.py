@@ -19,6 +19,7 @@ from graceful_core.metrics.flips import as_label_array, validate_predictions
 
 __all__ = [
     "argmax_lowest",
+    "softmax",
     "class_probabilities",
     "true_class_probability",
     "flip_confidence_split",
@@ -93,6 +94,44 @@ def argmax_lowest(scores: Any) -> np.ndarray:
     return out
 
 
+def _exp_shifted(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In place: ``chunk <- exp(chunk - m)`` with ``m`` the row maximum; returns ``(m, Σ_k exp(...))`` (float64).
+
+    The one stable softmax of graceful: ``softmax = chunk / total`` (:func:`softmax`), or for a
+    single class c ``exp(s_c - m) / total`` (:func:`class_probabilities`).
+    """
+    r = np.arange(chunk.shape[0])
+    m = chunk[r, chunk.argmax(axis=1)]  # the row maximum (faster than max(axis=1) for small K)
+    chunk -= m[:, None]
+    np.exp(chunk, out=chunk)
+    return m.astype(np.float64), chunk.sum(axis=1, dtype=np.float64)
+
+
+def softmax(scores: Any, kind: str = "logits") -> np.ndarray:
+    """Class probabilities ``[N, K]`` (float32) of class scores, in row chunks.
+
+    For logits ``p_i(c) = exp(s_{i,c} - m_i) / Σ_k exp(s_{i,k} - m_i)`` with ``m_i = max_k s_{i,k}``
+    (stable); probabilities are returned as given.
+
+    Examples
+    --------
+    >>> softmax([[0.0, 0.0], [0.0, float(np.log(3))]]).round(6).tolist()
+    [[0.5, 0.5], [0.25, 0.75]]
+    """
+    if kind not in _SCORE_KINDS:
+        raise ValueError(f"kind must be 'logits' or 'probs', got {kind!r}")
+    s = _check_scores(scores)
+    if kind == "probs":
+        return np.asarray(s, dtype=np.float32)
+    out = np.empty(s.shape, dtype=np.float32)
+    for rows in _row_chunks(*s.shape):
+        chunk = np.array(s[rows], dtype=np.float32 if s.dtype == np.float32 else np.float64)
+        _raise_if_not_finite(chunk, "scores")
+        _, total = _exp_shifted(chunk)
+        out[rows] = chunk / total[:, None]
+    return out
+
+
 def class_probabilities(scores: Any, kind: str, *indices: Any) -> tuple[np.ndarray, ...]:
     """Probability each row's scores give one chosen class, for several choices in one pass.
 
@@ -145,11 +184,7 @@ def class_probabilities(scores: Any, kind: str, *indices: Any) -> tuple[np.ndarr
         r = np.arange(chunk.shape[0])
         picked = [chunk[r, y[rows]].astype(np.float64) for y in idx]
         if kind == "logits":
-            m = chunk[r, chunk.argmax(axis=1)]  # the row maximum (faster than max(axis=1) for small K)
-            chunk -= m[:, None]
-            np.exp(chunk, out=chunk)
-            total = chunk.sum(axis=1, dtype=np.float64)
-            m = m.astype(np.float64)
+            m, total = _exp_shifted(chunk)
             picked = [np.exp(v - m) / total for v in picked]
         for out, v in zip(outs, picked):
             out[rows] = v
