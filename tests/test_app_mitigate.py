@@ -73,7 +73,7 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
     assert shown["Backward trust (BTC)"].value == pct(s.backward_trust_compatibility)
     assert shown["Cross-test Hit@1 (new→old)"].value == pct(after.compatibility.scores["top1"]["new_old"])
     b = before.summary
-    want_delta = f"{100 * (s['negative_flip_rate'] - b['negative_flip_rate']):+.2f} pp"
+    want_delta = f"{100 * (s.negative_flip_rate - b.negative_flip_rate):+.2f} pp"
     assert shown["Negative flip rate (NFR)"].delta == want_delta
 
     table = at.table[0].value
