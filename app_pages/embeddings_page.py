@@ -1,11 +1,10 @@
 """Embeddings: where old and new embeddings put each image, jointly and side by side."""
 
-import math
-
 import streamlit as st
 
+from graceful_core.figures import COLOUR_BY, joint_embedding_figure, selected_ids, side_by_side_embedding_figure
+from graceful_core.vocabulary import METRICS
 from graceful_ui import store
-from graceful_ui.embedding_figs import COLOUR_BY, joint_figure, selected_ids, side_by_side_figure
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
 from graceful_ui.state import EMB_COLOURS, EMB_LAYOUTS
@@ -16,12 +15,13 @@ MAX_SELECTED = 24
 
 st.title("Embeddings")
 spec, comp = require_comparison()
-if comp.old_embedding is None or comp.new_embedding is None:
+a = comp.arrays
+if a is None or a.old_embedding is None or a.new_embedding is None:
     st.info("This view needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "
             "output, or an embedding column in the tables).")
     st.stop()
 
-d_old, d_new = comp.old_embedding.shape[1], comp.new_embedding.shape[1]
+d_old, d_new = a.old_embedding.shape[1], a.new_embedding.shape[1]
 same_dim = d_old == d_new
 st.caption(f"{md(spec.label)} · old embeddings {d_old}-D, new {d_new}-D · each point is one image under one model")
 if spec.id == "sample:new":
@@ -32,12 +32,9 @@ if comp.n_samples < 3:
     st.info(f"Only {comp.n_samples} image(s): too few for a 2-D map of the embeddings.")
     st.stop()
 
-with st.spinner(f"Finding each new embedding's nearest old embedding ({comp.n_samples} images)..."):
-    overlap = store.embedding_overlap(comp)
+overlap = METRICS["embedding_overlap"]
 c1, c2 = st.columns([1, 3])
-c1.metric("Overlap", "n/a" if math.isnan(overlap) else f"{100 * overlap:.1f} %",
-          help="Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "
-          "n/a when the embedding sizes differ.")
+c1.metric(overlap.label, overlap.format(comp.embedding_overlap), help=overlap.help)
 c2.caption(f"of all {comp.n_samples} images: the new embedding's nearest old embedding is the image itself. "
            "Near 100 %: the new space lines up with the old one sample by sample.")
 
@@ -51,7 +48,7 @@ def _keep_lines() -> None:
     ss["emb_lines"] = bool(ss["w_emb_lines"])
 
 
-layouts = ["joint map", "side by side"] if same_dim else ["side by side"]
+layouts = list(EMB_LAYOUTS.values()) if same_dim else [EMB_LAYOUTS["side"]]
 # the widgets show the kept choices (Streamlit drops widget state when the page is left)
 ss["w_emb_layout"] = EMB_LAYOUTS.get(ss.get("emb_layout"), layouts[0])
 if ss["w_emb_layout"] not in layouts:
@@ -65,11 +62,12 @@ layout = o1.radio("Layout", layouts, horizontal=True, key="w_emb_layout",
                   "projected alone (meaningful even when the spaces are unrelated or their sizes differ).")
 colour_by = o2.radio("Colour by", list(COLOUR_BY), horizontal=True, key="w_emb_colour",
                      on_change=_keep, args=("w_emb_colour", "emb_colour", EMB_COLOURS))
-lines = o3.toggle("old → new lines", key="w_emb_lines", disabled=layout != "joint map", on_change=_keep_lines)
+joint = layout == EMB_LAYOUTS["joint"]
+lines = o3.toggle("old → new lines", key="w_emb_lines", disabled=not joint, on_change=_keep_lines)
 if not same_dim:
     st.caption(f"No joint map: the embedding sizes differ ({d_old} vs {d_new}), so there is no shared space.")
 
-kind = "joint" if layout == "joint map" else "separate"
+kind = "joint" if joint else "separate"
 with st.spinner("Fitting UMAP... the first projection after a server start compiles numba code and can take "
                 "half a minute; later ones are fast and cached."):
     proj = store.projection(comp, kind)
@@ -77,7 +75,8 @@ if proj.subsampled:
     st.caption(f"Large set: a fixed random subset of {len(proj.indices)} of {comp.n_samples} images is shown.")
 
 samples = store.samples_table(comp)
-fig = joint_figure(proj, samples, colour_by, lines) if kind == "joint" else side_by_side_figure(proj, samples, colour_by)
+fig = (joint_embedding_figure(proj, samples, colour_by, lines) if joint
+       else side_by_side_embedding_figure(proj, samples, colour_by))
 event = st.plotly_chart(fig, key=f"chart_emb_{kind}", on_select="rerun", selection_mode=("box", "lasso", "points"))
 
 ids = selected_ids(event.selection.points if event else [])

@@ -1,14 +1,14 @@
 """Flips: where the predictions moved (matrix, per class) and the images behind them."""
 
-import numpy as np
 import streamlit as st
 
-from graceful_core.comparison import FLIP_TYPES
-from graceful_core.figures import per_class_flip_bars, transition_heatmap
-from graceful_core.views import SORT_ORDERS, busiest_classes, filter_samples, page_bounds, sort_samples
+from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
+from graceful_core.views import SORT_ORDERS, busiest_submatrix, filter_samples, page_bounds, sort_samples
+from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
+from graceful_ui.state import request_page
 from graceful_ui.widgets import require_comparison
 
 PER_PAGE = 24
@@ -19,15 +19,10 @@ spec, comp = require_comparison()
 st.caption(f"{md(spec.label)} · click a matrix cell or a bar to filter the images below")
 
 
-def _strip(label: str, prefix: str) -> str:
-    return label[len(prefix):] if label.startswith(prefix) else label
-
-
 def on_heatmap() -> None:
-    points = [p for p in ss["chart_matrix"].selection.points if "x" in p and "y" in p]
-    if points:
-        p = points[0]
-        ss["cell"] = (_strip(str(p["y"]), "old: "), _strip(str(p["x"]), "new: "))
+    cell = selected_cell(ss["chart_matrix"].selection.points)
+    if cell:
+        ss["cell"] = cell
         ss["classes"], ss["flips"], ss["grid_page"] = [], [], 1
 
 
@@ -36,7 +31,7 @@ def on_bars() -> None:
     if points:
         p = points[0]
         ss["classes"] = [str(p["x"])]
-        ss["flips"] = ["negative flip" if p.get("curve_number", 0) == 0 else "positive flip"]
+        ss["flips"] = [FLIP_TYPES[0] if p.get("curve_number", 0) == 0 else FLIP_TYPES[1]]
         ss["cell"], ss["grid_page"] = None, 1
 
 
@@ -59,29 +54,18 @@ def clear_cell() -> None:
 
 def inspect(sample_id: str) -> None:
     ss["sample"] = sample_id
-    ss["_goto"] = "sample"
+    request_page("sample")
 
 
-MAX_MATRIX = 40  # beyond this many classes the matrix shows the busiest ones only
 left, right = st.columns(2)
 with left:
-    shown = busiest_classes(comp.transition_matrix, MAX_MATRIX)
-    names = [comp.classes[i] for i in shown]
-    sub = comp.transition_matrix[np.ix_(shown, shown)]
-    heat = transition_heatmap(sub, names, title="Old → new predictions (row = old, column = new)")
-    # Plotly cannot select heatmap cells; an almost invisible square marker on each cell makes them clickable.
-    k = len(names)
-    heat.add_scatter(x=[f"new: {c}" for c in names] * k, y=[f"old: {c}" for c in names for _ in range(k)],
-                     mode="markers", marker={"symbol": "square", "size": max(4, 340 // k), "opacity": 0.01},
-                     customdata=sub.ravel(), showlegend=False,
-                     hovertemplate="%{y} → %{x}<br>%{customdata} samples<extra></extra>")
-    heat.update_xaxes(range=[-0.5, k - 0.5]).update_yaxes(range=[k - 0.5, -0.5], autorange=False)
+    sub, names = busiest_submatrix(comp.transition_matrix, comp.classes, MAX_CLASSES)
+    heat = transition_heatmap(sub, names, clickable=True, title="Old → new predictions (row = old, column = new)")
     st.plotly_chart(heat, key="chart_matrix", on_select=on_heatmap, selection_mode="points")
-    if len(shown) < len(comp.classes):
-        st.caption(f"{len(shown)} of {len(comp.classes)} classes: those with the most changed predictions.")
+    if len(names) < len(comp.classes):
+        st.caption(f"{len(names)} of {len(comp.classes)} classes: those with the most changed predictions.")
 with right:
-    bars = per_class_flip_bars(comp.per_class).update_xaxes(type="category")
-    st.plotly_chart(bars, key="chart_bars", on_select=on_bars, selection_mode="points")
+    st.plotly_chart(per_class_flip_bars(comp.per_class), key="chart_bars", on_select=on_bars, selection_mode="points")
 
 samples = store.samples_table(comp)
 ss["w_classes"] = [c for c in ss.get("classes", []) if c in comp.classes]
@@ -89,7 +73,7 @@ ss["w_flips"] = [f for f in ss.get("flips", []) if f in FLIP_TYPES]
 f1, f2, f3 = st.columns([3, 3, 2])
 f1.multiselect("True class", list(comp.classes), key="w_classes", on_change=on_filter, placeholder="all classes")
 f2.multiselect("Flip type", list(FLIP_TYPES), key="w_flips", on_change=on_filter, placeholder="all images",
-               help="negative flip: old ✓ → new ✗; positive flip: old ✗ → new ✓")
+               help=f"negative flip: {FLIP_MARKS['negative flip']}; positive flip: {FLIP_MARKS['positive flip']}")
 ss["w_sort"] = ss.get("sort") if ss.get("sort") in SORT_ORDERS else SORT_ORDERS[0]  # survives page switches
 order = f3.selectbox("Sort by", SORT_ORDERS, key="w_sort", on_change=on_sort,
                      help="Confidence drop = p(true class) under old − under new; largest first shows the "
@@ -116,6 +100,3 @@ else:
     if n_pages > 1:
         ss["w_page"] = page_no
         st.pagination(n_pages, key="w_page", on_change=on_page)
-
-if ss.pop("_goto", None) == "sample":
-    st.switch_page(ss["_pages"]["sample"])

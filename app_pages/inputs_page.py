@@ -6,18 +6,9 @@ import streamlit as st
 
 from graceful_core.errors import InputError
 from graceful_core.summary import headline
+from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, ZIP_SUFFIXES
 from graceful_ui.fmt import md
-from graceful_ui.inputs import (
-    DATASET_SUFFIXES,
-    MANIFEST_SUFFIXES,
-    MODEL_SUFFIXES,
-    TABLE_SUFFIXES,
-    Upload,
-    bundled_specs,
-    check_upload,
-    spec_from_uploads,
-    user_message,
-)
+from graceful_ui.inputs import Upload, bundled_specs, check_upload, spec_from_uploads, user_message
 from graceful_ui.state import select_comparison
 from graceful_ui.widgets import compute, page_comparison
 
@@ -59,8 +50,8 @@ old_f = c1.file_uploader("Old (deployed) model or table", type=model_types, key=
 new_f = c2.file_uploader("New (proposed) model or table", type=model_types, key="up_new")
 c3, c4 = st.columns(2)
 data_f = c3.file_uploader("Dataset (.zip of class folders, or a manifest)",
-                          type=[s.lstrip(".") for s in DATASET_SUFFIXES + MANIFEST_SUFFIXES], key="up_data")
-img_f = c4.file_uploader("Images for a manifest (.zip)", type=["zip"], key="up_images")
+                          type=[s.lstrip(".") for s in ZIP_SUFFIXES + MANIFEST_SUFFIXES], key="up_data")
+img_f = c4.file_uploader("Images for a manifest (.zip)", type=[s.lstrip(".") for s in ZIP_SUFFIXES], key="up_images")
 
 
 def as_upload(f) -> Upload | None:

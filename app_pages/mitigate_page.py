@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
 
+from graceful_core.figures import tradeoff_figure
 from graceful_core.training.update import TrainParams
-from graceful_ui.fmt import pct
+from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, points, yes_no
 from graceful_ui.inputs import resolve_spec, sample_data_dir
-from graceful_ui.state import select_comparison
+from graceful_ui.state import request_page, select_comparison
 from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
 
 ss = st.session_state
@@ -16,16 +16,11 @@ JOB = "_mitigate_job"
 #: Epochs of the page's default: 30 (the experiment's budget) trains the update and its plain baseline in
 #: about 20 s on 2 CPU cores for the bundled digits (1,257 images).
 DEFAULT_EPOCHS = 30
-METHODS = {
-    "plain": "Cross-entropy only: the ordinary retrained model, and the baseline of every other method.",
-    "distill": "Cross-entropy + λ · KL to the old model's outputs on every image (β = 0): copies the old "
-               "model's errors too.",
-    "focal-distillation": "Cross-entropy + λ · (α + β · 1[old right]) · KL to the old model: stay close to it "
-                          "where it was right (Yan et al., *Positive-Congruent Training*, CVPR 2021).",
-    "bct": "Cross-entropy + λ · cross-entropy through the old model's frozen classifier: new embeddings stay "
-           "searchable against the old gallery (Shen et al., *Backward-Compatible Representation Learning*, "
-           "CVPR 2020).",
-}
+#: A run record's metric -> the vocabulary's metric (labels, help, format).
+RUN_METRICS = {"negative_flip_rate": "negative_flip_rate", "new_error_rate": "new_error_rate",
+               "old_error_rate": "old_error_rate", "backward_trust_compatibility": "backward_trust_compatibility",
+               "n_negative_flips": "n_negative_flips", "hit1_new_old": "cross_test_hit_at_1"}
+DELTA_HELP = " Delta: trained − plain baseline."
 
 st.title("Mitigate")
 st.caption("Train a new model against the old one and see what it changes: negative flips, error rate, backward "
@@ -59,7 +54,8 @@ with st.container(border=True):
                               key="mit_train")
     eval_data = c3.selectbox("Evaluation data", datasets, index=_index(datasets, "test"), format_func=_short,
                              key="mit_eval", help="Held-out images the old model and both new models are compared on.")
-    method = st.radio("Method", list(METHODS), index=2, key="mit_method", captions=list(METHODS.values()))
+    method = st.radio("Method", TRAINING_METHODS, index=2, key="mit_method",
+                      captions=[METHOD_HELP[m] for m in TRAINING_METHODS])
     c4, c5, c6 = st.columns(3)
     lam, alpha, beta = 1.0, 1.0, 5.0
     if method != "plain":
@@ -128,16 +124,13 @@ if current is None and not busy:  # while training, show no half-finished run
     current = trained[-1] if trained else None
 
 
-def _hit(m: dict, key: str) -> str:
-    return pct(m.get(key))
+def _value(m: dict, key: str) -> str:
+    """A run record's metric in the vocabulary's format."""
+    return METRICS[RUN_METRICS[key]].format(m.get(key))
 
 
-def _count(x: int | None) -> str:
-    return "n/a" if x is None else str(x)
-
-
-def _delta_pp(a: float | None, b: float | None) -> str | None:
-    return None if a is None or b is None else f"{100 * (a - b):+.2f} pp"
+def _delta(a: float | None, b: float | None) -> str | None:
+    return None if a is None or b is None else points(a - b)
 
 
 if current is not None:
@@ -151,34 +144,24 @@ if current is not None:
                f"{_short(Path(current['eval_data']))} · trained in {current['seconds']:.1f} s "
                f"(0 s = reused from the cache) · file {Path(current['model']).name}")
     m, b = current["metrics"], base["metrics"]
-    cards = st.columns(4)
-    rows = [
-        ("Negative flip rate (NFR)", "negative_flip_rate", "Old right, new wrong, over all images (Yan et al., "
-         "CVPR 2021). Delta: trained − plain baseline.", "inverse"),
-        ("New error rate", "new_error_rate", "Share of images the new model gets wrong. Delta: trained − plain "
-         "baseline.", "inverse"),
-        ("Backward trust (BTC)", "backward_trust_compatibility", "Of the images the old model got right, the share "
-         "still right (Bansal et al. 2019). Delta: trained − plain baseline.", "normal"),
-        ("Cross-test Hit@1 (new→old)", "hit1_new_old", "New-model queries against the old model's gallery, top-1 "
-         "(Shen et al., CVPR 2020); compatible when above old→old. Delta: trained − plain baseline.", "normal"),
-    ]
-    for col, (label, key, help_text, colour) in zip(cards, rows):
+    cards = (("negative_flip_rate", "inverse"), ("new_error_rate", "inverse"),
+             ("backward_trust_compatibility", "normal"), ("hit1_new_old", "normal"))
+    for col, (key, colour) in zip(st.columns(4), cards):
+        metric = METRICS[RUN_METRICS[key]]
         with col.container(border=True):
-            st.metric(label, pct(m.get(key)), delta=_delta_pp(m.get(key), b.get(key)), delta_color=colour,
-                      help=help_text)
-            st.caption(f"plain baseline: {pct(b.get(key))}")
+            st.metric(metric.label, _value(m, key), delta=_delta(m.get(key), b.get(key)), delta_color=colour,
+                      help=metric.help + DELTA_HELP)
+            st.caption(f"plain baseline: {_value(b, key)}")
     st.markdown("#### Before / after")
+    rows = ("negative_flip_rate", "n_negative_flips", "new_error_rate", "old_error_rate",
+            "backward_trust_compatibility", "hit1_new_old")
+    self_test = METRICS["self_test_hit_at_1"]
     st.table({
-        "metric": ["Negative flip rate (NFR)", "Negative flips", "New error rate", "Old error rate",
-                   "Backward trust (BTC)", "Cross-test Hit@1 new→old", "Self-test Hit@1 old→old", "Compatible (BCT)"],
-        "old → plain new (baseline)": [pct(b["negative_flip_rate"]), _count(b["n_negative_flips"]),
-                                       pct(b["new_error_rate"]), pct(b["old_error_rate"]),
-                                       pct(b["backward_trust_compatibility"]), _hit(b, "hit1_new_old"),
-                                       _hit(b, "hit1_old_old"), {True: "yes", False: "no"}.get(b["compatible"], "n/a")],
-        f"old → {p.method} new": [pct(m["negative_flip_rate"]), _count(m["n_negative_flips"]), pct(m["new_error_rate"]),
-                                  pct(m["old_error_rate"]), pct(m["backward_trust_compatibility"]),
-                                  _hit(m, "hit1_new_old"), _hit(m, "hit1_old_old"),
-                                  {True: "yes", False: "no"}.get(m["compatible"], "n/a")],
+        "metric": [METRICS[RUN_METRICS[r]].label for r in rows] + [f"{self_test.label} (old→old)", "Compatible (BCT)"],
+        "old → plain new (baseline)": [_value(b, r) for r in rows]
+                                      + [self_test.format(b.get("hit1_old_old")), yes_no(b["compatible"])],
+        f"old → {p.method} new": [_value(m, r) for r in rows]
+                                 + [self_test.format(m.get("hit1_old_old")), yes_no(m["compatible"])],
     })
     model_path = Path(current["model"])
     if model_path.is_file():
@@ -192,7 +175,7 @@ def open_run(spec_id: str) -> None:
     """Open ``old → trained model`` on the Overview page."""
     if resolve_spec(spec_id) is not None:
         select_comparison(spec_id)
-        ss["_goto"] = "overview"
+        request_page("overview")
 
 
 def on_plot() -> None:
@@ -206,22 +189,9 @@ if runs:
     st.markdown("#### Trade-off: negative flips vs error")
     st.caption(f"One point per trained model against {Path(str(old)).name} on {_short(Path(str(eval_data)))} "
                "(kept in the cache folder across sessions). Click a point to open that comparison on the Overview page.")
-    fig = go.Figure()
-    for meth in METHODS:
-        pts = [r for r in runs if r["params"]["method"] == meth]
-        if not pts:
-            continue
-        fig.add_scatter(
-            x=[100 * (r["metrics"]["new_error_rate"] or 0) for r in pts],
-            y=[100 * (r["metrics"]["negative_flip_rate"] or 0) for r in pts],
-            mode="markers", name=meth, marker={"size": 11},
-            customdata=[[r["spec_id"], describe(TrainParams(**r["params"]))] for r in pts],
-            hovertemplate="%{customdata[1]}<br>error %{x:.2f} %<br>NFR %{y:.2f} %<extra></extra>",
-        )
-    fig.update_layout(xaxis_title="new error rate (%)", yaxis_title="negative flip rate (%)", height=380,
-                      margin={"t": 20, "b": 40})
-    st.plotly_chart(fig, key="mit_plot", on_select=on_plot, selection_mode="points")
     labels = {r["spec_id"]: describe(TrainParams(**r["params"])) for r in reversed(runs)}
+    st.plotly_chart(tradeoff_figure(runs, TRAINING_METHODS, labels), key="mit_plot", on_select=on_plot,
+                    selection_mode="points")
     o1, o2 = st.columns([4, 1])
     pick = o1.selectbox("Run", list(labels), format_func=labels.get, key="mit_pick", label_visibility="collapsed")
     o2.button("Open on Overview", on_click=open_run, args=(pick,), key="mit_open", width="stretch")
@@ -229,6 +199,3 @@ if runs:
 with st.expander("What the 5-seed experiment found"):
     md = Path(__file__).resolve().parent.parent / "results" / "mitigation.md"
     st.markdown(md.read_text() if md.is_file() else "results/mitigation.md is missing.")
-
-if ss.pop("_goto", None) == "overview":
-    st.switch_page(ss["_pages"]["overview"])

@@ -5,8 +5,17 @@ import streamlit as st
 
 from graceful_core.summary import old_head_verdict
 from graceful_core.views import page_bounds
+from graceful_core.vocabulary import (
+    METRICS,
+    RETRIEVAL_PAIRS,
+    RETRIEVAL_SCORES,
+    RIGHT_COLOUR,
+    WRONG_COLOUR,
+    interval,
+    percent,
+)
 from graceful_ui import store
-from graceful_ui.fmt import code, interval, md, num, pct
+from graceful_ui.fmt import code, md
 from graceful_ui.widgets import require_comparison
 
 ss = st.session_state
@@ -33,42 +42,37 @@ elif ct.n_queries == 0:
     st.info(f"Cross-test undefined: {ct.verdict()}.")
 elif ct.compatible:
     st.success(f"**Compatible:** you can search the old index with the new model. New queries on the old gallery "
-               f"reach top-1 {pct(t['new_old'])} > {pct(t['old_old'])} for old on old, so no re-indexing "
+               f"reach top-1 {percent(t['new_old'])} > {percent(t['old_old'])} for old on old, so no re-indexing "
                "(backfill) is needed.")
 else:
-    st.error(f"**Not compatible:** searching the old index with the new model gives top-1 {pct(t['new_old'])}, "
-             f"not better than {pct(t['old_old'])} today. Re-index (backfill) the gallery with the new model, "
+    st.error(f"**Not compatible:** searching the old index with the new model gives top-1 {percent(t['new_old'])}, "
+             f"not better than {percent(t['old_old'])} today. Re-index (backfill) the gallery with the new model, "
              "or train the new model to be compatible (BCT).")
 
-PAIRS = [("old_old", "old → old (today)"), ("new_new", "new → new (after backfill)"),
-         ("new_old", "new → old (cross-test)"), ("old_new", "old → new")]
-table = pd.DataFrame({
-    "query → gallery": [label for _, label in PAIRS],
-    "top-1": [pct(ct.scores["top1"][p]) for p, _ in PAIRS],
-    "top-5": [pct(ct.scores["top5"][p]) for p, _ in PAIRS],
-    "mAP": [pct(ct.scores["map"][p]) for p, _ in PAIRS],
-})
-st.dataframe(table, hide_index=True, width="stretch")
+table = pd.DataFrame({"query → gallery": list(RETRIEVAL_PAIRS.values())})
+for score, key in RETRIEVAL_SCORES.items():
+    m = METRICS[key]
+    table[m.label] = [m.format(ct.scores[score][p]) for p in RETRIEVAL_PAIRS]
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    METRICS[k].label: st.column_config.TextColumn(help=METRICS[k].help) for k in RETRIEVAL_SCORES.values()})
 st.caption(f"Percentages are of the {ct.n_queries} queries whose label has at least one other image"
            + (f"; mAP estimated from {ct.map_queries} queries" if ct.map_ci95 else "") + ".")
 
 c = st.columns(3)
-c[0].metric("Update gain", num(ct.update_gain),
-            help="(top-1 new→old − old→old) ÷ (top-1 new→new − old→old): the share of the full upgrade's gain you "
-            "get without re-indexing. n/a without a cross-test or when new→new equals old→old.")
+gain = METRICS["update_gain"]
+c[0].metric(gain.label, gain.format(ct.update_gain), help=gain.help)
 if ct.retrieval_negative_flips is not None:
-    c[1].metric("Retrieval negative flips", str(ct.retrieval_negative_flips),
-                help="Queries whose top-1 result had their label under old→old and not under new→old: "
-                "images that would suddenly go missing from search.")
-    c[1].caption(f"{pct(ct.negative_flip_rate)} of {ct.n_queries} queries · 95 % CI "
-                 f"{interval(ct.negative_flip_rate_ci95) if ct.negative_flip_rate_ci95 else 'n/a'}")
-    c[2].metric("Retrieval positive flips", str(ct.retrieval_positive_flips),
-                help="Queries wrong at top-1 under old→old and right under new→old.")
-    c[2].caption(f"{pct(ct.positive_flip_rate)} of {ct.n_queries} queries")
+    for col, key, n, rate, ci in ((c[1], "retrieval_negative_flips", ct.retrieval_negative_flips,
+                                   ct.negative_flip_rate, ct.negative_flip_rate_ci95),
+                                  (c[2], "retrieval_positive_flips", ct.retrieval_positive_flips,
+                                   ct.positive_flip_rate, ct.positive_flip_rate_ci95)):
+        m = METRICS[key]
+        col.metric(m.label, m.format(n), help=m.help)
+        col.caption(f"{percent(rate)} of {ct.n_queries} queries · 95 % CI {interval(ci)}")
 
 head = old_head_verdict(comp)
 if head is not None:
-    (st.success if head[0] == "better" else st.error)(head[1])
+    (st.success if head.kind == "better" else st.error)(head.text)
 
 if ct.reason or "new_old" not in ct.results or comp.dataset is None:
     st.stop()
@@ -76,8 +80,7 @@ if ct.reason or "new_old" not in ct.results or comp.dataset is None:
 st.markdown("#### Retrieval negative flips")
 st.caption("Each row: the query, then its top-5 results under old→old and under new→old; "
            "green frame = same label as the query, red = a different label.")
-samples = store.samples_table(comp)
-ids, labels = samples["id"].tolist(), comp.labels
+ids, labels = [str(i) for i in comp.arrays.ids.tolist()], comp.arrays.labels
 flips = ct.negative_flip_indices
 if len(flips) == 0:
     st.success("No query loses its top-1 hit under the cross-test.")
@@ -88,10 +91,9 @@ oo, no = ct.results["old_old"].topk_indices, ct.results["new_old"].topk_indices
 
 def strip(q: int, neighbours, title: str) -> None:
     st.caption(title)
-    cols = st.columns(5)
-    for col, j in zip(cols, [int(j) for j in neighbours[:5] if j >= 0]):
+    for col, j in zip(st.columns(5), [int(j) for j in neighbours[:5] if j >= 0]):
         right = labels[j] == labels[q]
-        png = store.framed_png(comp, ids[j], THUMB, "#2ca02c" if right else "#d62728")
+        png = store.image_png(comp, ids[j], THUMB, RIGHT_COLOUR if right else WRONG_COLOUR)
         if png is not None:
             col.image(png, width=THUMB, caption=f"{'✓' if right else '✗'} {comp.classes[labels[j]]}")
 

@@ -18,7 +18,6 @@ turned into :class:`~graceful_core.types.Predictions` and compared by
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,14 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from graceful_core.comparison import Comparison, compare_predictions
+from graceful_core.comparison import Comparison, ComparisonInputs, compare_predictions
 from graceful_core.errors import InputError
 from graceful_core.types import ModelInfo, Predictions
+from graceful_core.vocabulary import StageProgress
 
 __all__ = ["compare", "Side", "DataSource", "side_of", "data_source", "predictions_of", "StageProgress"]
 
-#: ``progress(stage, done, total)``: stage names the side being run.
-StageProgress = Callable[[str, int, int], None]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -402,18 +400,18 @@ def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequ
     return preds
 
 
-def _old_head_accuracy(old: Side, comp: Comparison, device: str) -> float | None:
-    """The old model's ``head`` on the new embeddings (as :func:`graceful_core.sources.old_head_on_new_accuracy`)."""
-    from graceful_core.metrics.retrieval import head_accuracy
-    from graceful_core.sources import old_head_on_new_accuracy
+def _old_head(old: Side, device: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The old side's classifier ``head`` (embeddings -> logits) as a NumPy function, or None.
 
-    if comp.old_embedding is None or comp.new_embedding is None:
-        return None
+    A model file's exported ``head`` (:func:`graceful_core.sources.old_head`) or a module's
+    ``head`` method; :func:`~graceful_core.comparison.compare_predictions` measures its
+    accuracy on the new embeddings (the BCT influence check).
+    """
     if old.kind == "path":
-        return old_head_on_new_accuracy(old.value, comp)
+        from graceful_core.sources import old_head
+
+        return old_head(old.value)
     if old.kind != "module" or not hasattr(old.value, "head"):
-        return None
-    if comp.new_embedding.shape[1] != comp.old_embedding.shape[1]:
         return None
     import torch
 
@@ -421,9 +419,13 @@ def _old_head_accuracy(old: Side, comp: Comparison, device: str) -> float | None
 
     module = old.value
     dev = _input_device(module, device)
-    with eval_mode(module), torch.inference_mode():
-        logits = module.head(torch.from_numpy(np.ascontiguousarray(comp.new_embedding)).to(dev))
-    return head_accuracy(logits.detach().cpu().float().numpy(), comp.labels)
+
+    def head(embedding: np.ndarray) -> np.ndarray:
+        with eval_mode(module), torch.inference_mode():
+            logits = module.head(torch.from_numpy(np.ascontiguousarray(embedding)).to(dev))
+        return logits.detach().cpu().float().numpy()
+
+    return head
 
 
 # --------------------------------------------------------------------------- the API
@@ -495,7 +497,7 @@ def compare(
     --------
     >>> import numpy as np
     >>> comp = compare(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1]), (None, np.array([0, 1, 1, 1])))
-    >>> comp.summary["n_negative_flips"], comp.summary["n_positive_flips"]
+    >>> comp.summary.n_negative_flips, comp.summary.n_positive_flips
     (1, 1)
     """
     from graceful_core.models.devices import require_device
@@ -508,11 +510,9 @@ def compare(
     if o.kind == "path" and n.kind == "path" and src.kind in ("path", "none"):
         from graceful_core.sources import compare_sources
 
-        comp = compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
-                               dataset=src.dataset, device=device, batch_size=batch_size)
-        if old_name or new_name:
-            comp = dataclasses.replace(comp, old_name=o.name, new_name=n.name)
-        return comp
+        return compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
+                               dataset=src.dataset, device=device, batch_size=batch_size,
+                               old_name=old_name and o.name, new_name=new_name and n.name)
     if src.kind == "none":
         raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
     if src.kind == "path":
@@ -529,11 +529,9 @@ def compare(
             raise InputError(side.value, "a model file or table needs a dataset path as data (its images or ids); "
                                          "with in-memory data, give modules or arrays")
         old_p, new_p = _in_memory_predictions([o, n], src, classes, batch_size, device, progress, ids)
-    comp = compare_predictions(old_p, new_p, old_name=o.name, new_name=n.name)
-    changes: dict[str, Any] = {"old_head_on_new_accuracy": _old_head_accuracy(o, comp, device)}
-    if src.kind == "path":
-        changes["dataset"] = src.dataset
-    return dataclasses.replace(comp, **changes)
+    inputs = ComparisonInputs(dataset=src.dataset) if src.kind == "path" else None
+    return compare_predictions(old_p, new_p, old_name=o.name, new_name=n.name, old_head=_old_head(o, device),
+                               inputs=inputs)
 
 
 def _follows(side: Side) -> bool:

@@ -17,7 +17,7 @@ import io
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -115,3 +115,24 @@ def load_arrays(kind: str, key: str, root: Path | None = None) -> dict[str, np.n
             return {k: z[k] for k in z.files if not k.startswith("__")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
+
+
+def cached_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]], *,
+                  names: Collection[str] = (), root: Path | None = None) -> dict[str, np.ndarray]:
+    """The arrays stored under ``kind/make_key(kind, key)``, or ``compute()`` stored there.
+
+    The lazy results of a comparison (its embedding overlap, 2-D projections, class
+    probabilities, pixel features) are cached this way under the comparison's content
+    key, so a restarted server or another process does not compute them again. An empty
+    ``key`` (inputs given in memory, no content identity) computes without caching. An
+    entry that lacks one of ``names`` is computed again.
+    """
+    if not key:
+        return compute()
+    entry = make_key(kind, key)
+    hit = load_arrays(kind, entry, root)
+    if hit is not None and set(names) <= set(hit):
+        return hit
+    arrays = compute()
+    save_arrays(kind, entry, arrays, root)
+    return arrays

@@ -1,8 +1,8 @@
 """Command line: ``graceful {compare,predict,train,matrix,export,app} ...`` (or ``python -m graceful_core ...``).
 
-Exit status (DESIGN §3): 0 report written and gates passed; 1 a gate failed; 2 bad
-input, with one ``error: <file>: <problem>`` line on stderr, no traceback and no
-partial output file.
+Exit status (:mod:`graceful_core.vocabulary`: ``EXIT_OK``, ``EXIT_GATE``, ``EXIT_INPUT``): 0 report
+written and gates passed; 1 a gate failed; 2 bad input, with one ``error: <file>: <problem>`` line
+on stderr, no traceback and no partial output file.
 """
 
 from __future__ import annotations
@@ -17,8 +17,16 @@ from collections.abc import Sequence
 from graceful_core.cache import atomic_write_bytes
 from graceful_core.errors import InputError
 from graceful_core.progress import StderrProgress
-
-EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+from graceful_core.vocabulary import (
+    EXIT_GATE,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    METRICS,
+    PARQUET_SUFFIXES,
+    TABLE_SUFFIXES,
+    TRAINING_METHODS,
+)
 
 
 def _rate(text: str) -> float:
@@ -63,7 +71,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog or default_prog(),
         description="graceful: see what a model update would break before you ship it.",
-        epilog="Exit status: 0 ok, 1 a gate failed, 2 bad input. Cache: $GRACEFUL_CACHE_DIR.",
+        epilog=f"Exit status: {EXIT_OK} ok, {EXIT_GATE} a gate failed, {EXIT_INPUT} bad input. "
+        "Cache: $GRACEFUL_CACHE_DIR.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -82,7 +91,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("old", metavar="OLD", help="deployed model file or predictions table")
     c.add_argument("new", metavar="NEW", help="proposed model file or predictions table")
     c.add_argument("--data", metavar="DATA", help="dataset: class-per-subfolder folder, .zip of one, or CSV/Parquet manifest")
-    c.add_argument("--json", metavar="FILE", help="write the full report as JSON (DESIGN §3 keys)")
+    c.add_argument("--json", metavar="FILE", help="write the full report as JSON (keys: docs/metrics.md)")
     c.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     c.add_argument("--max-nfr", type=_rate, metavar="X", help="gate: fail (exit 1) if the negative flip rate exceeds X")
     c.add_argument("--min-btc", type=_rate, metavar="X", help="gate: fail (exit 1) if backward trust compatibility is below X")
@@ -92,12 +101,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "predict",
         help="run a model over a dataset and write a predictions table",
-        description="Run MODEL over DATA and write a predictions table (DESIGN §3) that `compare` accepts, "
+        description="Run MODEL over DATA and write a predictions table (docs/metrics.md) that `compare` accepts, "
         "so runs can be split over machines and compared later.",
     )
     pr.add_argument("model", metavar="MODEL", help="model file (torch.export .pt2, TorchScript .pt or ONNX)")
     pr.add_argument("--data", required=True, metavar="DATA", help="dataset")
-    pr.add_argument("--out", required=True, metavar="TABLE", help="output .parquet or .csv")
+    pr.add_argument("--out", required=True, metavar="TABLE", help=f"output table ({', '.join(TABLE_SUFFIXES)})")
     pr.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
     _add_run_options(pr)
 
@@ -116,7 +125,7 @@ def _add_train_parser(sub) -> None:
     )
     t.add_argument("--old", required=True, metavar="OLD", help="the deployed model (TorchScript)")
     t.add_argument("--data", required=True, metavar="DATA", help="training dataset")
-    t.add_argument("--method", required=True, choices=["plain", "distill", "focal-distillation", "bct"])
+    t.add_argument("--method", required=True, choices=TRAINING_METHODS)
     t.add_argument("--arch", default="large-cnn", help="architecture of the new model (default: large-cnn)")
     t.add_argument("--lambda", dest="lam", type=float, default=1.0, metavar="X", help="weight of the extra loss")
     t.add_argument("--alpha", type=float, default=1.0, metavar="A", help="focal distillation: base weight")
@@ -202,10 +211,12 @@ def _cmd_compare(args) -> int:
     btc = report["backward_trust_compatibility"]
     if args.max_nfr is not None:
         ok = nfr is not None and nfr <= args.max_nfr
-        gates.append(("max-nfr", ok, f"negative flip rate {nfr} {'<=' if ok else '>'} {args.max_nfr}"))
+        gates.append(("max-nfr", ok, f"{METRICS['negative_flip_rate'].name} {nfr} {'<=' if ok else '>'} "
+                                     f"{args.max_nfr}"))
     if args.min_btc is not None:
         ok = btc is not None and btc >= args.min_btc
-        gates.append(("min-btc", ok, f"backward trust compatibility {btc} {'>=' if ok else '<'} {args.min_btc}"))
+        gates.append(("min-btc", ok, f"{METRICS['backward_trust_compatibility'].name} {btc} "
+                                     f"{'>=' if ok else '<'} {args.min_btc}"))
     if gates:
         report["gates"] = [{"gate": g, "passed": ok, "detail": d} for g, ok, d in gates]
     html_text = None
@@ -234,8 +245,8 @@ def _cmd_predict(args) -> int:
     from graceful_core.models.loader import load_model
 
     suffix = os.path.splitext(args.out)[1].lower()
-    if suffix not in (".parquet", ".pq", ".csv"):
-        raise InputError(args.out, "output must end in .parquet or .csv")
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(args.out, f"output must end in {' or '.join((PARQUET_SUFFIXES[0], '.csv'))}")
     model = load_model(args.model, device=args.device)
     dataset = load_dataset(args.data)
     name = os.path.basename(args.model)
@@ -266,13 +277,13 @@ def _cmd_matrix(args) -> int:
         if stage != STAGE_PAIRS:  # the stderr bar counts images; the cross-tests take seconds
             _bar(stage, done, total)
 
-    report = model_matrix_report(args.models, args.data, progress=progress, device=args.device,
-                                 batch_size=args.batch_size)
+    model_set = model_matrix_report(args.models, args.data, progress=progress, device=args.device,
+                                    batch_size=args.batch_size)
     if args.json:
-        _write_json(args.json, report)
+        _write_json(args.json, model_set.to_report())
     from graceful_core.lineage import matrix_text
 
-    print(matrix_text(report))
+    print(matrix_text(model_set))
     return EXIT_OK
 
 
@@ -365,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:  # an unforeseen failure: still one line, unless debugging
         if os.environ.get("GRACEFUL_DEBUG"):
             raise

@@ -1,88 +1,207 @@
-"""One comparison of an old and a new model: everything a report needs.
+"""One comparison of an old and a new model: everything a report needs, built once.
 
-:func:`compare_predictions` is the single place where a comparison is computed; the
-CLI (:mod:`graceful_core.cli`) and the app both call it (through
-:func:`graceful_core.sources.compare_sources`), so no number is computed twice in two
-places. The result, :class:`Comparison`, holds the per-sample arrays, the summary
-metrics (DESIGN §2), the per-class table and the transition matrix, and renders the
-JSON report of DESIGN §3 with :meth:`Comparison.to_report`.
+:func:`compare_predictions` is the single place where a comparison is computed from two
+models' predictions; the CLI (:mod:`graceful_core.cli`), the app and the model sets all
+get theirs from it (files go through :func:`graceful_core.sources.compare_sources`). The
+result, :class:`Comparison`, is frozen and complete when it is returned:
+
+- ``counts``: the joint counts of (label, old prediction, new prediction)
+  (:class:`~graceful_core.metrics.counts.FlipCounts`); the ``summary``
+  (:class:`~graceful_core.metrics.summary.FlipSummary`), the per-class table and the
+  transition matrix are functions of them, so a comparison whose counts were
+  accumulated by streaming a table (no per-sample arrays in memory) is built the same way;
+- ``flip_ids``: the ids of the negative and positive flips;
+- optional parts, None when absent: the per-sample arrays (``arrays``), the per-slice
+  table, the embedding cross-test, the old head on the new embeddings, the embedding
+  overlap, the churn floor of a reference retrain, the regression slices.
+
+:meth:`Comparison.to_report` is the JSON report (its keys are listed in
+``docs/metrics.md``, "JSON report"); :meth:`~Comparison.to_dict` is the same,
+:meth:`~Comparison.to_html` writes the HTML report, and :meth:`~Comparison.samples`,
+:meth:`~Comparison.flips` and ``per_class.to_frame()`` are pandas views.
+
+Examples
+--------
+>>> import numpy as np
+>>> from graceful_core.types import Predictions
+>>> ids = np.array(["a", "b", "c", "d"], dtype=object)
+>>> old = Predictions(ids=ids, pred=np.array([0, 1, 0, 0]), classes=["cat", "dog"], labels=np.array([0, 1, 1, 0]))
+>>> new = Predictions(ids=ids, pred=np.array([1, 1, 1, 0]), classes=["cat", "dog"])
+>>> comp = compare_predictions(old, new, old_name="v1", new_name="v2")
+>>> comp.summary.n_negative_flips, comp.flip_ids.negative, comp.flip_ids.positive
+(1, ('a',), ('c',))
+>>> comp.to_report()["negative_flip_rate"]
+0.25
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from graceful_core import cache
 from graceful_core.errors import InputError
 from graceful_core.io.tables import join_predictions
-from graceful_core.metrics import compatibility as cm
 from graceful_core.metrics import flips as fm
-from graceful_core.metrics import significance as sm
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
-from graceful_core.metrics.retrieval import CrossTest, cross_test
+from graceful_core.metrics.counts import FlipCounts
+from graceful_core.metrics.retrieval import CrossTest, cross_test, head_accuracy, nearest_neighbour_overlap
+from graceful_core.metrics.summary import FlipSummary, flip_summary
 from graceful_core.types import Predictions
+from graceful_core.vocabulary import FLIP_TYPES
 
-#: Flip status of one sample, as stored in the per-sample table.
-FLIP_TYPES = ("negative flip", "positive flip", "both correct", "both wrong")
+if TYPE_CHECKING:
+    from graceful_core.io.datasets import ImageDataset
+
+__all__ = ["Comparison", "ComparisonInputs", "FlipIds", "GroupFlips", "SampleArrays", "ChurnFloor",
+           "compare_predictions", "FLIP_TYPES", "json_clean"]
 
 
-@dataclass
-class Comparison:
-    """The comparison of ``old`` and ``new`` on the same labelled samples.
+def _read_only(a: np.ndarray | None) -> np.ndarray | None:
+    """A read-only view of ``a`` (the caller's array keeps its own flags)."""
+    if a is None:
+        return None
+    v = np.asarray(a).view()
+    v.setflags(write=False)
+    return v
+
+
+# --------------------------------------------------------------------------- parts
+@dataclass(frozen=True)
+class FlipIds:
+    """The ids of the negative and positive flips, each sorted as strings.
 
     Attributes
     ----------
-    old_name, new_name : str
-        Display names (model names or file names).
-    classes : list of str
-        Class names; every index array refers to this list.
-    ids : np.ndarray
-        Sample ids, in the order of all per-sample arrays.
-    labels, old_pred, new_pred : np.ndarray
-        int64 class indices.
-    old_conf, new_conf : np.ndarray or None
-        Probability each model gave its own prediction (None without scores).
-    old_p_true, new_p_true : np.ndarray or None
-        Probability each model gave the true class (None without scores).
-    slices : np.ndarray or None
-        Optional slice name per sample.
-    compatibility : CrossTest or None
-        Embedding cross-test (BCT protocol) when both sides have embeddings.
-    old_head_on_new_accuracy : float or None
-        Accuracy of the old model's classifier ``head`` applied to the new embeddings
-        (does the old post-processing still work on the new model?); None when the old
-        side has no exported head (e.g. a table) or the embedding sizes differ.
+    negative, positive : tuple of str
+        Sorted ids; all of them, unless ``cap`` is set.
+    n_negative, n_positive : int
+        How many flips there are (the lengths when the lists are complete).
+    cap : int or None
+        When set, each list holds at most the first ``cap`` ids (streamed comparisons of
+        very large tables); the report states the cap.
+    parquet : str or None
+        A Parquet file with every flip id (column ``id``, ``flip``), when the lists are capped.
     """
 
-    old_name: str
-    new_name: str
-    classes: list[str]
+    negative: tuple[str, ...]
+    positive: tuple[str, ...]
+    n_negative: int
+    n_positive: int
+    cap: int | None = None
+    parquet: str | None = None
+
+    @classmethod
+    def complete(cls, negative: Sequence[str], positive: Sequence[str]) -> FlipIds:
+        """Both full lists (sorted here)."""
+        neg, pos = tuple(sorted(map(str, negative))), tuple(sorted(map(str, positive)))
+        return cls(neg, pos, len(neg), len(pos))
+
+    def to_json(self) -> dict[str, Any]:
+        """``negative_flips`` and ``positive_flips`` (sorted ids), plus the cap and file when capped."""
+        out: dict[str, Any] = {"negative_flips": list(self.negative), "positive_flips": list(self.positive)}
+        if self.cap is not None:
+            out["flip_ids_cap"] = self.cap
+        if self.parquet is not None:
+            out["flip_ids_file"] = self.parquet
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class GroupFlips:
+    """Flip counts and rates per group: per true class, or per slice (``docs/metrics.md``).
+
+    Every array has one entry per group, in the order of ``groups``; rates are nan where
+    the support is 0. Built by :meth:`from_counts` (classes) or :meth:`from_arrays` (slices).
+    """
+
+    group: str
+    """Column name of the groups: ``"class"`` or ``"slice"``."""
+    groups: tuple[Any, ...]
+    support: np.ndarray
+    negative_flips: np.ndarray
+    positive_flips: np.ndarray
+    negative_flip_rate: np.ndarray
+    positive_flip_rate: np.ndarray
+    old_accuracy: np.ndarray
+    new_accuracy: np.ndarray
+
+    COLUMNS = ("support", "negative_flips", "positive_flips", "negative_flip_rate", "positive_flip_rate",
+               "old_accuracy", "new_accuracy")
+
+    @classmethod
+    def _of(cls, group: str, groups: Sequence[Any], table: dict[str, np.ndarray]) -> GroupFlips:
+        return cls(group, tuple(groups), **{c: _read_only(table[c]) for c in cls.COLUMNS})
+
+    @classmethod
+    def from_counts(cls, counts: FlipCounts, classes: Sequence[str]) -> GroupFlips:
+        """The per-class table of joint counts (:func:`~graceful_core.metrics.flips.per_class_from_counts`)."""
+        return cls._of("class", [str(c) for c in classes], fm.per_class_from_counts(counts))
+
+    @classmethod
+    def from_arrays(cls, y: Any, old: Any, new: Any, slices: Any) -> GroupFlips:
+        """The per-slice table (:func:`~graceful_core.metrics.flips.per_slice_flips`)."""
+        t = fm.per_slice_flips(y, old, new, slices)
+        return cls._of("slice", [v.item() if hasattr(v, "item") else v for v in t["slice"]], t)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def to_frame(self) -> pd.DataFrame:
+        """A new DataFrame: the group column, then :data:`COLUMNS`."""
+        df = pd.DataFrame({self.group: list(self.groups)})
+        for c in self.COLUMNS:
+            df[c] = np.array(getattr(self, c))
+        return df
+
+    def to_json(self, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One object per group with the group column and ``columns`` (default: all), JSON-ready."""
+        cols = self.COLUMNS if columns is None else tuple(columns)
+        return [{self.group: self.groups[i], **{c: getattr(self, c)[i].item() for c in cols}}
+                for i in range(len(self.groups))]
+
+
+@dataclass(frozen=True, eq=False)
+class SampleArrays:
+    """The per-sample arrays of an in-memory comparison (read-only views), in one order.
+
+    A streamed comparison of a very large table has none (``Comparison.arrays`` is None).
+    """
+
     ids: np.ndarray
+    """Sample ids (str or object)."""
     labels: np.ndarray
+    """int64 true class indices into ``Comparison.classes``."""
     old_pred: np.ndarray
     new_pred: np.ndarray
     old_conf: np.ndarray | None = None
+    """Probability the old model gave its own prediction (None without scores)."""
     new_conf: np.ndarray | None = None
     old_p_true: np.ndarray | None = None
+    """Probability the old model gave the true class (None without scores)."""
     new_p_true: np.ndarray | None = None
     slices: np.ndarray | None = None
+    """Slice value per sample, when the dataset or a table assigns slices."""
     old_embedding: np.ndarray | None = field(default=None, repr=False)
     new_embedding: np.ndarray | None = field(default=None, repr=False)
-    compatibility: CrossTest | None = None
-    old_head_on_new_accuracy: float | None = None
-    dropped_ids: int = 0
-    #: Content-hash identity of the inputs (set by :func:`graceful_core.sources.compare_sources`).
-    key: str = ""
-    #: The dataset the samples come from, when known (for thumbnails); not part of the report.
-    dataset: object | None = field(default=None, repr=False)
 
-    # ----------------------------------------------------------------- arrays
-    @property
-    def n_samples(self) -> int:
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        for name in ("ids", "labels", "old_pred", "new_pred", "old_conf", "new_conf", "old_p_true", "new_p_true",
+                     "slices", "old_embedding", "new_embedding"):
+            a = getattr(self, name)
+            if a is not None and len(a) != n:
+                raise ValueError(f"{name} has {len(a)} rows, labels {n}")
+            object.__setattr__(self, name, _read_only(a))
+
+    def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     @cached_property
@@ -95,161 +214,281 @@ class Comparison:
 
     @cached_property
     def flip_type(self) -> np.ndarray:
-        """Per-sample flip status, one of :data:`FLIP_TYPES` (as small ints 0..3)."""
+        """Per-sample flip status as an index into :data:`~graceful_core.vocabulary.FLIP_TYPES`."""
         old_ok = self.old_pred == self.labels
         new_ok = self.new_pred == self.labels
-        out = np.full(self.n_samples, 3, dtype=np.int8)  # both wrong
+        out = np.full(len(self), 3, dtype=np.int8)  # both wrong
         out[old_ok & new_ok] = 2
         out[~old_ok & new_ok] = 1
         out[old_ok & ~new_ok] = 0
         return out
 
     @cached_property
-    def transition_matrix(self) -> np.ndarray:
-        """K x K counts, row = old prediction, column = new prediction."""
-        return fm.transition_matrix(self.old_pred, self.new_pred, len(self.classes))
+    def row_of(self) -> dict[str, int]:
+        """Sample id (as str) -> row."""
+        return {str(s): i for i, s in enumerate(self.ids.tolist())}
 
-    # ---------------------------------------------------------------- metrics
-    @cached_property
-    def summary(self) -> dict:
-        """Every scalar of DESIGN §2 (nan where undefined)."""
-        y, o, n = self.labels, self.old_pred, self.new_pred
-        nf = int(self.negative_flip_mask.sum())
-        pf = int(self.positive_flip_mask.sum())
-        old_correct = int((o == y).sum())
-        s = {
-            "n_samples": self.n_samples,
-            "old_accuracy": fm.accuracy(y, o),
-            "old_error_rate": fm.error_rate(y, o),
-            "new_accuracy": fm.accuracy(y, n),
-            "new_error_rate": fm.error_rate(y, n),
-            "n_negative_flips": nf,
-            "n_positive_flips": pf,
-            "n_old_correct": old_correct,
-            "negative_flip_rate": fm.negative_flip_rate(y, o, n),
-            "positive_flip_rate": fm.positive_flip_rate(y, o, n),
-            "relative_negative_flip_rate": fm.relative_negative_flip_rate(y, o, n),
-            "negative_flip_impact": fm.negative_flip_impact(y, o, n),
-            "backward_trust_compatibility": cm.backward_trust_compatibility(y, o, n),
-            "backward_error_compatibility": cm.backward_error_compatibility(y, o, n),
-            "old_error_persistence": cm.old_error_persistence(y, o, n),
-            "mcnemar_p_value": sm.mcnemar_p_value(nf, pf),
-            "negative_flip_rate_ci95": sm.wilson_interval(nf, self.n_samples),
-            "positive_flip_rate_ci95": sm.wilson_interval(pf, self.n_samples),
-            "backward_trust_compatibility_ci95": sm.wilson_interval(old_correct - nf, old_correct),
-        }
-        if self.old_p_true is not None and self.new_p_true is not None:
-            s.update(
-                flip_confidence_split_from_true_probs(y, o, n, self.old_p_true, self.new_p_true)
-            )
-        else:
-            s.update(negative_flips_near_boundary=None, negative_flips_confident=None)
-        return s
 
-    @cached_property
-    def per_class(self) -> pd.DataFrame:
-        """One row per class: support, negative/positive flips and rates, accuracies."""
-        d = fm.per_class_flips(self.labels, self.old_pred, self.new_pred, len(self.classes))
-        df = pd.DataFrame({"class": list(self.classes)})
-        for k, v in d.items():
-            df[k] = np.asarray(v)
-        return df
+@dataclass(frozen=True)
+class ChurnFloor:
+    """How much a retrain of the old model alone flips (a reference OLD2 against OLD).
 
-    @cached_property
-    def per_slice(self) -> pd.DataFrame | None:
-        """One row per slice (same columns as :attr:`per_class`), or None without slices."""
-        if self.slices is None:
-            return None
-        d = fm.per_slice_flips(self.labels, self.old_pred, self.new_pred, self.slices)
-        return pd.DataFrame({k: np.asarray(v) for k, v in d.items()})
+    Filled by the reference-model comparison (``compare OLD NEW --reference OLD2``);
+    ``docs/metrics.md``, "Churn floor".
+    """
 
-    # ----------------------------------------------------------------- tables
+    reference_name: str
+    negative_flip_rate: float
+    """NFR of OLD2 against OLD."""
+    negative_flip_rate_ci95: tuple[float, float]
+    """Wilson 95 % interval of that NFR."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"churn_floor": self.negative_flip_rate, "churn_floor_ci95": list(self.negative_flip_rate_ci95)}
+
+
+class SupportsJson(Protocol):
+    """A part of the report that renders its own JSON object (e.g. a regression slice)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonInputs:
+    """Where a comparison's predictions came from, for the lazy results of
+    :mod:`graceful_core.lazy` (full class probabilities, thumbnails, pixel neighbours).
+
+    Attributes
+    ----------
+    old, new : str or None
+        The model files or predictions tables (None for predictions given in memory).
+    dataset : ImageDataset or None
+        The dataset the samples come from (for images); not part of the report.
+    """
+
+    old: str | None = None
+    new: str | None = None
+    dataset: ImageDataset | None = field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------- the result
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The comparison of ``old`` and ``new`` on the same labelled samples (frozen).
+
+    Build it with :func:`compare_predictions` (or
+    :func:`graceful_core.sources.compare_sources` for files); a streamed path builds it
+    from accumulated ``counts`` and ``flip_ids`` with ``arrays=None``. ``summary``,
+    ``per_class`` and ``transition_matrix`` are derived from ``counts`` on construction.
+
+    Attributes
+    ----------
+    old_name, new_name : str
+        Display names (model names or file names).
+    classes : tuple of str
+        Class names; every class index refers to this list.
+    counts : FlipCounts
+        Joint counts of (label, old prediction, new prediction) and the confidence split.
+    flip_ids : FlipIds
+        Ids of the negative and positive flips.
+    arrays : SampleArrays or None
+        Per-sample arrays; None for a streamed comparison.
+    per_slice : GroupFlips or None
+        Flip table per slice, when the samples carry slices.
+    compatibility : CrossTest or None
+        Embedding cross-test (BCT protocol) when both sides have embeddings.
+    old_head_on_new_accuracy : float or None
+        Accuracy of the old model's classifier ``head`` applied to the new embeddings
+        (does the old post-processing still work?); None without an exported head or
+        comparable embeddings.
+    embedding_overlap : float or None
+        Share of samples whose new embedding's nearest old embedding is the sample itself;
+        None without embeddings of equal size on both sides.
+    churn_floor : ChurnFloor or None
+        NFR of a reference retrain of the old model; None without ``--reference``.
+    regression_slices : tuple or None
+        Slices where the negative flips concentrate, most significant first (each renders
+        its own JSON object); None when no slice analysis ran.
+    dropped_ids : int
+        Samples of ``old`` that ``new`` (or the dataset) does not have.
+    key : str
+        Content identity of the inputs (SHA-256 of both files and the dataset's content);
+        "" when the predictions were given in memory. Lazy results are cached under it.
+    inputs : ComparisonInputs or None
+        Where the predictions came from (files and dataset), for the lazy results.
+    summary : FlipSummary
+        Derived from ``counts``.
+    per_class : GroupFlips
+        Derived from ``counts``.
+    transition_matrix : np.ndarray
+        Derived from ``counts``: K x K, row = old prediction, column = new prediction.
+    """
+
+    old_name: str
+    new_name: str
+    classes: tuple[str, ...]
+    counts: FlipCounts
+    flip_ids: FlipIds
+    arrays: SampleArrays | None = None
+    per_slice: GroupFlips | None = None
+    compatibility: CrossTest | None = None
+    old_head_on_new_accuracy: float | None = None
+    embedding_overlap: float | None = None
+    churn_floor: ChurnFloor | None = None
+    regression_slices: tuple[SupportsJson, ...] | None = None
+    dropped_ids: int = 0
+    key: str = ""
+    inputs: ComparisonInputs | None = field(default=None, repr=False)
+    summary: FlipSummary = field(init=False)
+    per_class: GroupFlips = field(init=False, repr=False)
+    transition_matrix: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        classes = tuple(str(c) for c in self.classes)
+        if len(classes) != self.counts.n_classes:
+            raise ValueError(f"{len(classes)} class names for counts of {self.counts.n_classes} classes")
+        if self.arrays is not None and len(self.arrays) != self.counts.n_samples:
+            raise ValueError(f"{len(self.arrays)} per-sample rows for counts of {self.counts.n_samples} samples")
+        if self.regression_slices is not None:
+            object.__setattr__(self, "regression_slices", tuple(self.regression_slices))
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "summary", flip_summary(self.counts))
+        object.__setattr__(self, "per_class", GroupFlips.from_counts(self.counts, classes))
+        object.__setattr__(self, "transition_matrix", _read_only(self.counts.transition_matrix))
+
+    # ----------------------------------------------------------------- shortcuts
+    @property
+    def n_samples(self) -> int:
+        return self.summary.n_samples
+
+    @property
+    def dataset(self) -> ImageDataset | None:
+        """The dataset the samples come from (for images), or None."""
+        return None if self.inputs is None else self.inputs.dataset
+
+    def require_arrays(self) -> SampleArrays:
+        """The per-sample arrays; ValueError for a comparison without them (streamed)."""
+        if self.arrays is None:
+            raise ValueError("this comparison has no per-sample arrays (it was streamed)")
+        return self.arrays
+
+    # ------------------------------------------------------------------- tables
     def samples(self) -> pd.DataFrame:
-        """The per-sample table: id, label, both predictions and confidences, flip type."""
+        """The per-sample table: id, label, both predictions and confidences, flip type.
+
+        Columns ``id``, ``label``, ``old_pred``, ``new_pred`` (class names), ``old_conf``,
+        ``new_conf``, ``old_p_true``, ``new_p_true`` (nan without scores), ``flip`` (one of
+        :data:`FLIP_TYPES`), ``confidence_drop`` (``old_p_true - new_p_true``) and ``slice``
+        when there are slices. Needs the per-sample arrays.
+        """
+        a = self.require_arrays()
         names = np.asarray(self.classes, dtype=object)
+        nan = np.nan
         df = pd.DataFrame(
             {
-                "id": self.ids.astype(str),
-                "label": names[self.labels],
-                "old_pred": names[self.old_pred],
-                "new_pred": names[self.new_pred],
-                "old_conf": self.old_conf if self.old_conf is not None else np.nan,
-                "new_conf": self.new_conf if self.new_conf is not None else np.nan,
-                "old_p_true": self.old_p_true if self.old_p_true is not None else np.nan,
-                "new_p_true": self.new_p_true if self.new_p_true is not None else np.nan,
-                "flip": np.asarray(FLIP_TYPES, dtype=object)[self.flip_type],
+                "id": a.ids.astype(str),
+                "label": names[a.labels],
+                "old_pred": names[a.old_pred],
+                "new_pred": names[a.new_pred],
+                "old_conf": a.old_conf if a.old_conf is not None else nan,
+                "new_conf": a.new_conf if a.new_conf is not None else nan,
+                "old_p_true": a.old_p_true if a.old_p_true is not None else nan,
+                "new_p_true": a.new_p_true if a.new_p_true is not None else nan,
+                "flip": np.asarray(FLIP_TYPES, dtype=object)[a.flip_type],
             }
         )
         df["confidence_drop"] = df["old_p_true"] - df["new_p_true"]
-        if self.slices is not None:
-            df["slice"] = np.asarray(self.slices).astype(str)
+        if a.slices is not None:
+            df["slice"] = np.asarray(a.slices).astype(str)
         return df
 
-    def to_report(self) -> dict:
-        """The JSON report of DESIGN §3 (nested objects; nan -> None)."""
+    def flips(self, kind: str = "negative flip") -> pd.DataFrame:
+        """The flips of one kind as a table, sorted by id.
+
+        ``kind`` is ``"negative flip"`` or ``"positive flip"``. With per-sample arrays the
+        columns are those of :meth:`samples`; without (a streamed comparison) only ``id``.
+        """
+        if kind not in FLIP_TYPES[:2]:
+            raise ValueError(f"kind must be one of {FLIP_TYPES[:2]}, got {kind!r}")
+        if self.arrays is None:
+            ids = self.flip_ids.negative if kind == FLIP_TYPES[0] else self.flip_ids.positive
+            return pd.DataFrame({"id": list(ids)})
+        df = self.samples()
+        return df[df["flip"] == kind].sort_values("id", kind="stable").reset_index(drop=True)
+
+    # ------------------------------------------------------------------- reports
+    def to_report(self) -> dict[str, Any]:
+        """The JSON report (keys in ``docs/metrics.md``, "JSON report"; nan -> None)."""
         s = self.summary
-        neg_ids = sorted(map(str, self.ids[self.negative_flip_mask].tolist()))
-        pos_ids = sorted(map(str, self.ids[self.positive_flip_mask].tolist()))
-        pc = self.per_class
-        report = {
-            "n_samples": self.n_samples,
+        report: dict[str, Any] = {
+            "n_samples": s.n_samples,
             "classes": list(self.classes),
-            "old": {"name": self.old_name, "accuracy": s["old_accuracy"], "error_rate": s["old_error_rate"]},
-            "new": {"name": self.new_name, "accuracy": s["new_accuracy"], "error_rate": s["new_error_rate"]},
-            "negative_flip_rate": s["negative_flip_rate"],
-            "positive_flip_rate": s["positive_flip_rate"],
-            "relative_negative_flip_rate": s["relative_negative_flip_rate"],
-            "negative_flip_impact": s["negative_flip_impact"],
-            "backward_trust_compatibility": s["backward_trust_compatibility"],
-            "backward_error_compatibility": s["backward_error_compatibility"],
-            "old_error_persistence": s["old_error_persistence"],
-            "mcnemar_p_value": s["mcnemar_p_value"],
-            "negative_flip_rate_ci95": list(s["negative_flip_rate_ci95"]),
-            "positive_flip_rate_ci95": list(s["positive_flip_rate_ci95"]),
-            "backward_trust_compatibility_ci95": list(s["backward_trust_compatibility_ci95"]),
-            "negative_flips_near_boundary": s["negative_flips_near_boundary"],
-            "negative_flips_confident": s["negative_flips_confident"],
-            "n_negative_flips": s["n_negative_flips"],
-            "n_positive_flips": s["n_positive_flips"],
-            "negative_flips": None,  # filled in after cleaning (lists of str: nothing to clean)
+            "old": {"name": self.old_name, "accuracy": s.old_accuracy, "error_rate": s.old_error_rate},
+            "new": {"name": self.new_name, "accuracy": s.new_accuracy, "error_rate": s.new_error_rate},
+            "negative_flip_rate": s.negative_flip_rate,
+            "positive_flip_rate": s.positive_flip_rate,
+            "relative_negative_flip_rate": s.relative_negative_flip_rate,
+            "negative_flip_impact": s.negative_flip_impact,
+            "backward_trust_compatibility": s.backward_trust_compatibility,
+            "backward_error_compatibility": s.backward_error_compatibility,
+            "old_error_persistence": s.old_error_persistence,
+            "mcnemar_p_value": s.mcnemar_p_value,
+            "negative_flip_rate_ci95": list(s.negative_flip_rate_ci95),
+            "positive_flip_rate_ci95": list(s.positive_flip_rate_ci95),
+            "backward_trust_compatibility_ci95": list(s.backward_trust_compatibility_ci95),
+            "negative_flips_near_boundary": s.negative_flips_near_boundary,
+            "negative_flips_confident": s.negative_flips_confident,
+            "n_negative_flips": s.n_negative_flips,
+            "n_positive_flips": s.n_positive_flips,
+            "negative_flips": None,  # the id lists go in after cleaning (strings: nothing to clean)
             "positive_flips": None,
             "transition_matrix": self.transition_matrix.tolist(),
-            "per_class": [
-                {
-                    "class": str(r["class"]),
-                    "support": int(r["support"]),
-                    "negative_flips": int(r["negative_flips"]),
-                    "positive_flips": int(r["positive_flips"]),
-                    "negative_flip_rate": float(r["negative_flip_rate"]),
-                }
-                for r in pc.to_dict("records")
-            ],
+            "per_class": self.per_class.to_json(("support", "negative_flips", "positive_flips",
+                                                 "negative_flip_rate")),
         }
         if self.per_slice is not None:
-            report["per_slice"] = [
-                {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-                for r in self.per_slice.to_dict("records")
-            ]
+            report["per_slice"] = self.per_slice.to_json()
         if self.dropped_ids:
             report["ids_not_in_both"] = int(self.dropped_ids)
         if self.compatibility is not None:
             report["compatibility"] = self.compatibility.to_json()
             if self.old_head_on_new_accuracy is not None:
                 report["compatibility"]["old_head_on_new_embeddings"] = {
-                    "accuracy": self.old_head_on_new_accuracy, "old_model_accuracy": s["old_accuracy"]}
-        report = _json_clean(report)
-        report["negative_flips"], report["positive_flips"] = neg_ids, pos_ids
+                    "accuracy": self.old_head_on_new_accuracy, "old_model_accuracy": s.old_accuracy}
+        report["embedding_overlap"] = self.embedding_overlap
+        # Optional analyses: each part that is present adds its own keys here.
+        if self.churn_floor is not None:
+            report.update(self.churn_floor.to_json())
+        if self.regression_slices is not None:
+            report["regression_slices"] = [r.to_json() for r in self.regression_slices]
+        report = json_clean(report)
+        report.update(self.flip_ids.to_json())
         return report
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report as a dict: the same keys as the CLI's ``--json`` (:meth:`to_report`)."""
+        return self.to_report()
 
-def _json_clean(obj):
+    def to_html(self, path: str | os.PathLike, **kw: Any) -> None:
+        """Write the self-contained HTML report to ``path`` atomically.
+
+        Keywords as :func:`graceful_core.report_html.render_html_report` (``max_flips``,
+        ``review``, ``generated_at``). Everything is rendered before the file is opened;
+        a failure leaves no partial file behind.
+        """
+        from graceful_core.report_html import render_html_report
+
+        cache.atomic_write_bytes(path, render_html_report(self, **kw).encode("utf-8"))
+
+
+def json_clean(obj: Any) -> Any:
     """Recursively turn NumPy scalars into Python ones and nan/inf into None."""
     if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
+        return {str(k): json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
+        return [json_clean(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _json_clean(obj.tolist())
+        return json_clean(obj.tolist())
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)
     if isinstance(obj, (np.integer,)):
@@ -260,7 +499,8 @@ def _json_clean(obj):
     return obj
 
 
-def _harmonise_classes(old: Predictions, new: Predictions) -> Predictions:
+# --------------------------------------------------------------------------- building
+def harmonise_classes(old: Predictions, new: Predictions) -> Predictions:
     """Map ``new``'s class indices onto ``old``'s class list (same names, any order)."""
     if list(new.classes) == list(old.classes):
         return new
@@ -287,6 +527,17 @@ def _harmonise_classes(old: Predictions, new: Predictions) -> Predictions:
     )
 
 
+def _embedding_overlap(old_emb: np.ndarray, new_emb: np.ndarray, key: str) -> float | None:
+    """:func:`nearest_neighbour_overlap`, None when the sizes differ; cached on disk under ``key``."""
+    if old_emb.shape[1] != new_emb.shape[1] or old_emb.shape[0] == 0:
+        return None
+
+    def compute() -> dict[str, np.ndarray]:
+        return {"overlap": np.array(nearest_neighbour_overlap(old_emb, new_emb))}
+
+    return float(cache.cached_arrays("embedding-overlap", key, compute, names=("overlap",))["overlap"])
+
+
 def compare_predictions(
     old: Predictions,
     new: Predictions,
@@ -294,6 +545,9 @@ def compare_predictions(
     old_name: str | None = None,
     new_name: str | None = None,
     with_compatibility: bool = True,
+    old_head: Callable[[np.ndarray], np.ndarray] | None = None,
+    key: str = "",
+    inputs: ComparisonInputs | None = None,
 ) -> Comparison:
     """Build the :class:`Comparison` of two models' predictions on the same samples.
 
@@ -305,14 +559,22 @@ def compare_predictions(
     old_name, new_name : str, optional
         Display names (default: the model name or the source file).
     with_compatibility : bool
-        Run the embedding cross-test when both sides have embeddings.
+        Run the embedding cross-test and the embedding overlap when both sides have
+        embeddings.
+    old_head : callable, optional
+        The old model's classifier head (embeddings -> logits); with comparable
+        embeddings, its accuracy on the new embeddings is measured.
+    key : str
+        Content identity of the inputs; the embedding overlap is cached on disk under it.
+    inputs : ComparisonInputs, optional
+        Where the predictions came from (kept for the lazy results).
 
     Raises
     ------
     InputError
         Different class sets, no shared ids, disagreeing labels, or no labels at all.
     """
-    new = _harmonise_classes(old, new)
+    new = harmonise_classes(old, new)
     old_j, new_j = join_predictions(old, new)
     labels = old_j.labels if old_j.labels is not None else new_j.labels
     if labels is None:
@@ -320,32 +582,46 @@ def compare_predictions(
             new.source or old.source,
             "no true labels: give --data DATA, or a 'label' column in one of the tables",
         )
+    labels = np.asarray(labels, dtype=np.int64)
+    o = np.asarray(old_j.pred, dtype=np.int64)
+    n = np.asarray(new_j.pred, dtype=np.int64)
     old_conf = old_p = new_conf = new_p = None
     if old_j.scores is not None:
-        old_conf, old_p = class_probabilities(old_j.scores, old_j.score_kind, old_j.pred, labels)
+        old_conf, old_p = class_probabilities(old_j.scores, old_j.score_kind, o, labels)
     if new_j.scores is not None:
-        new_conf, new_p = class_probabilities(new_j.scores, new_j.score_kind, new_j.pred, labels)
+        new_conf, new_p = class_probabilities(new_j.scores, new_j.score_kind, n, labels)
+    split = (flip_confidence_split_from_true_probs(labels, o, n, old_p, new_p)
+             if old_p is not None and new_p is not None else {})
+    counts = FlipCounts.from_predictions(labels, o, n, len(old.classes), **split)
     slices = old_j.extra.get("slices")
     if slices is None:
         slices = new_j.extra.get("slices")
-    compat = None
-    if with_compatibility and old_j.embedding is not None and new_j.embedding is not None:
-        compat = cross_test(old_j.embedding, new_j.embedding, labels)
+    old_e, new_e = old_j.embedding, new_j.embedding
+    compat = overlap = head_acc = None
+    if with_compatibility and old_e is not None and new_e is not None:
+        compat = cross_test(old_e, new_e, labels)
+        overlap = _embedding_overlap(old_e, new_e, key)
+        if old_head is not None and old_e.shape[1] == new_e.shape[1]:
+            head_acc = head_accuracy(old_head(new_e), labels)
+    arrays = SampleArrays(
+        ids=np.asarray(old_j.ids), labels=labels, old_pred=o, new_pred=n,
+        old_conf=old_conf, new_conf=new_conf, old_p_true=old_p, new_p_true=new_p,
+        slices=None if slices is None else np.asarray(slices),
+        old_embedding=old_e, new_embedding=new_e,
+    )
     return Comparison(
         old_name=old_name or old.extra.get("model_name") or old.source,
         new_name=new_name or new.extra.get("model_name") or new.source,
-        classes=list(old.classes),
-        ids=np.asarray(old_j.ids),
-        labels=np.asarray(labels, dtype=np.int64),
-        old_pred=np.asarray(old_j.pred, dtype=np.int64),
-        new_pred=np.asarray(new_j.pred, dtype=np.int64),
-        old_conf=old_conf,
-        new_conf=new_conf,
-        old_p_true=old_p,
-        new_p_true=new_p,
-        slices=slices,
-        old_embedding=old_j.embedding,
-        new_embedding=new_j.embedding,
+        classes=tuple(old.classes),
+        counts=counts,
+        flip_ids=FlipIds.complete(arrays.ids[arrays.negative_flip_mask].tolist(),
+                                  arrays.ids[arrays.positive_flip_mask].tolist()),
+        arrays=arrays,
+        per_slice=None if slices is None else GroupFlips.from_arrays(labels, o, n, slices),
         compatibility=compat,
+        old_head_on_new_accuracy=head_acc,
+        embedding_overlap=overlap,
         dropped_ids=int(old_j.extra.get("dropped_ids", 0)),
+        key=key,
+        inputs=inputs,
     )

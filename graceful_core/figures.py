@@ -1,27 +1,84 @@
-"""Plotly figures shared by the app and the HTML report (pure: data in, figure out)."""
+"""Plotly figures shared by the app and the HTML report (pure: data in, figure out).
+
+Every figure lays itself out for a page of any width: axes use ``automargin`` (Plotly
+grows the margin to fit the tick labels and the axis title instead of cutting them),
+count axes tick at whole numbers, and colours come from :mod:`graceful_core.vocabulary`.
+Heatmaps whose cells the app lets the user click get their clickable layer from one
+helper, :func:`add_clickable_cells` (Plotly cannot select heatmap cells).
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-NEG_COLOUR = "#d62728"  # old right -> new wrong
-POS_COLOUR = "#2ca02c"  # old wrong -> new right
+from graceful_core.views import top_k
+from graceful_core.vocabulary import FLIP_COLOURS, FLIP_MARKS, METRICS, MODEL_COLOURS, percent
+
+if TYPE_CHECKING:
+    from graceful_core.comparison import GroupFlips
+    from graceful_core.lineage import ModelSet
+    from graceful_core.projection import ProjectionResult
+
+NEG_COLOUR = FLIP_COLOURS["negative flip"]
+POS_COLOUR = FLIP_COLOURS["positive flip"]
+#: Space around every plot area, in px; axes add what their labels need on top (automargin).
+MARGIN = {"l": 16, "r": 16, "t": 56, "b": 16}
+#: At most this many classes in a transition matrix or a per-class chart (the busiest ones).
+MAX_CLASSES = 40
+#: Colour of the "can search that index" arrows of the compatibility graph.
+COMPATIBLE_COLOUR = "#2e7d32"
 
 
-def transition_heatmap(matrix: np.ndarray, classes: list[str], *, title: str | None = None) -> go.Figure:
+def _axes_fit(fig: go.Figure) -> go.Figure:
+    """Every axis grows its margin to fit its tick labels and title (no clipping)."""
+    return fig.update_xaxes(automargin=True).update_yaxes(automargin=True)
+
+
+def _count_axis(max_count: float) -> dict[str, Any]:
+    """A y axis for counts: whole-number ticks only (no "0.5 images")."""
+    axis: dict[str, Any] = {"rangemode": "tozero", "tickformat": ",d"}
+    if max_count <= 10:
+        axis["dtick"] = 1
+    return axis
+
+
+def add_clickable_cells(fig: go.Figure, x: Sequence[str], y: Sequence[str], *, customdata: Sequence[Any],
+                        hovertemplate: str, size: int) -> go.Figure:
+    """Make every cell of a heatmap clickable: a nearly invisible square marker on each.
+
+    ``x`` and ``y`` are the heatmap's column and row labels; markers go row by row (the
+    marker of row i, column j is point ``i * len(x) + j``) and carry ``customdata[i * len(x) + j]``,
+    which the app reads from the selection event.
+    """
+    k_x, k_y = len(x), len(y)
+    fig.add_scatter(x=list(x) * k_y, y=[r for r in y for _ in range(k_x)], mode="markers",
+                    marker={"symbol": "square", "size": size, "opacity": 0.01}, customdata=list(customdata),
+                    showlegend=False, hovertemplate=hovertemplate)
+    fig.update_xaxes(range=[-0.5, k_x - 0.5]).update_yaxes(range=[k_y - 0.5, -0.5], autorange=False)
+    return fig
+
+
+def transition_heatmap(matrix: np.ndarray, classes: Sequence[str], *, title: str | None = None,
+                       clickable: bool = False) -> go.Figure:
     """Old -> new prediction counts; row = old prediction, column = new prediction.
 
     The diagonal (unchanged predictions) dwarfs everything else, so colour uses
-    log(1 + count) while hover and labels show the raw count.
+    log(1 + count) while hover and labels show the raw count. With ``clickable`` every
+    cell carries ``customdata = [old class, new class, count]`` for the app's selection.
     """
     m = np.asarray(matrix)
+    x, y = [f"new: {c}" for c in classes], [f"old: {c}" for c in classes]
     fig = go.Figure(
         go.Heatmap(
             z=np.log1p(m),
-            x=[f"new: {c}" for c in classes],
-            y=[f"old: {c}" for c in classes],
+            x=x,
+            y=y,
             text=m,
             texttemplate="%{text}",
             customdata=m,
@@ -32,58 +89,270 @@ def transition_heatmap(matrix: np.ndarray, classes: list[str], *, title: str | N
     )
     fig.update_layout(
         title=title or "Old → new predictions (row = old prediction, column = new prediction)",
-        yaxis={"autorange": "reversed"},
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis={"autorange": "reversed", "type": "category"},
+        xaxis={"type": "category",
+               "tickangle": -45 if len(classes) > 12 or max((len(str(c)) for c in classes), default=0) > 12 else 0},
+        margin=MARGIN,
         height=460,
     )
-    return fig
+    if clickable:
+        k = len(classes)
+        cd = [[str(a), str(b), int(m[i, j])] for i, a in enumerate(classes) for j, b in enumerate(classes)]
+        add_clickable_cells(fig, x, y, customdata=cd, size=max(4, 340 // max(k, 1)),
+                            hovertemplate="%{y} → %{x}<br>%{customdata[2]} samples<extra></extra>")
+    return _axes_fit(fig)
 
 
-def per_class_flip_bars(per_class: pd.DataFrame) -> go.Figure:
-    """Negative and positive flips per true class (grouped bars).
+def per_class_flip_bars(per_class: GroupFlips | pd.DataFrame) -> go.Figure:
+    """Negative and positive flips per true class (grouped bars; trace 0 = negative flips).
 
-    ``per_class`` needs the columns ``class``, ``negative_flips`` and ``positive_flips``
-    (as :attr:`graceful_core.comparison.Comparison.per_class`). The x axis is
-    categorical, so class names such as ``"0"``..``"9"`` are not read as numbers.
+    ``per_class`` is a comparison's per-class table (or a DataFrame with the columns
+    ``class``, ``negative_flips`` and ``positive_flips``). The x axis is categorical, so
+    class names such as ``"0"``..``"9"`` are not read as numbers.
     """
-    missing = {"class", "negative_flips", "positive_flips"} - set(per_class.columns)
+    df = per_class if isinstance(per_class, pd.DataFrame) else per_class.to_frame()
+    missing = {"class", "negative_flips", "positive_flips"} - set(df.columns)
     if missing:
         raise ValueError(f"per_class lacks the columns {sorted(missing)}")
+    x = df["class"].astype(str)
     fig = go.Figure()
-    fig.add_bar(x=per_class["class"].astype(str), y=per_class["negative_flips"], name="negative flips (old ✓ → new ✗)",
+    fig.add_bar(x=x, y=df["negative_flips"], name=f"negative flips ({FLIP_MARKS['negative flip']})",
                 marker_color=NEG_COLOUR)
-    fig.add_bar(x=per_class["class"].astype(str), y=per_class["positive_flips"], name="positive flips (old ✗ → new ✓)",
+    fig.add_bar(x=x, y=df["positive_flips"], name=f"positive flips ({FLIP_MARKS['positive flip']})",
                 marker_color=POS_COLOUR)
+    top = float(max(df["negative_flips"].max(), df["positive_flips"].max())) if len(df) else 0.0
     fig.update_layout(
         barmode="group",
         title="Flips per true class",
         xaxis={"title": {"text": "true class"}, "type": "category"},
-        yaxis_title="images",
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        height=360,
-        legend={"orientation": "h", "y": -0.25},
+        yaxis={"title": {"text": "images"}, **_count_axis(top)},
+        margin=MARGIN,
+        height=380,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
     )
-    return fig
+    return _axes_fit(fig)
 
 
-def top_k_bars(classes: list[str], old_probs: np.ndarray, new_probs: np.ndarray, k: int = 5) -> go.Figure:
+def top_k_bars(classes: Sequence[str], old_probs: np.ndarray, new_probs: np.ndarray, k: int = 5) -> go.Figure:
     """Both models' top-k class probabilities for one sample, side by side.
 
-    Each panel shows that model's ``k`` most probable classes (ties to the lower class
-    index), the most probable on top; the y axes are categorical.
+    Each panel shows that model's ``k`` most probable classes (:func:`graceful_core.views.top_k`:
+    ties to the lower class index), the most probable on top; the y axes are categorical.
     """
-    old_probs, new_probs = np.asarray(old_probs, dtype=float), np.asarray(new_probs, dtype=float)
-    if old_probs.shape != (len(classes),) or new_probs.shape != (len(classes),):
-        raise ValueError(f"probabilities must have shape ({len(classes)},), got {old_probs.shape} and {new_probs.shape}")
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("old model", "new model"))
     for col, probs in ((1, old_probs), (2, new_probs)):
-        order = np.argsort(-probs, kind="stable")[:k]
-        fig.add_bar(x=[float(probs[i]) for i in order][::-1], y=[str(classes[i]) for i in order][::-1],
-                    orientation="h", row=1, col=col, showlegend=False,
-                    text=[f"{100 * probs[i]:.1f} %" for i in order][::-1], textposition="auto")
+        top = top_k(probs, classes, k)[::-1]
+        fig.add_bar(x=[p for _, p in top], y=[c for c, _ in top], orientation="h", row=1, col=col,
+                    showlegend=False, text=[percent(p, 1) for _, p in top], textposition="auto")
     fig.update_xaxes(range=[0, 1], title_text="probability")
     fig.update_yaxes(type="category")
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_layout(height=300, margin=MARGIN)
+    return _axes_fit(fig)
+
+
+# --------------------------------------------------------------------------- embeddings
+#: The Embeddings page's colourings: widget label -> column of :func:`embedding_points`.
+COLOUR_BY = {"model": "model", "class": "true class", "flip status": "flip"}
+
+
+def embedding_points(proj: ProjectionResult, samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sample, model) point of a projection: x, y, model, id, true class, flip."""
+    rows = samples.iloc[proj.indices]
+    parts = []
+    for model, xy in (("old", proj.old_xy), ("new", proj.new_xy)):
+        parts.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "model": model, "id": rows["id"].to_numpy(),
+                                   "true class": rows["label"].astype(str).to_numpy(),
+                                   "flip": rows["flip"].to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _colour_map(colour: str) -> Mapping[str, str] | None:
+    return {"model": MODEL_COLOURS, "flip": FLIP_COLOURS}.get(colour)
+
+
+def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str, lines: bool) -> go.Figure:
+    """Old (circles) and new (crosses) points in one shared map; optional old→new segments."""
+    import plotly.express as px
+
+    colour = COLOUR_BY[colour_by]
+    df = embedding_points(proj, samples)
+    fig = px.scatter(df, x="x", y="y", color=colour, symbol="model", symbol_map={"old": "circle", "new": "x"},
+                     color_discrete_map=_colour_map(colour), custom_data=["id", "model"],
+                     hover_data={"x": False, "y": False, "id": True, "true class": True, "flip": True},
+                     render_mode="svg" if len(df) <= 6000 else "webgl")
+    if lines:
+        m = len(proj.indices)
+        xs = np.column_stack([proj.old_xy[:, 0], proj.new_xy[:, 0], np.full(m, np.nan)]).ravel()
+        ys = np.column_stack([proj.old_xy[:, 1], proj.new_xy[:, 1], np.full(m, np.nan)]).ravel()
+        fig.add_scatter(x=xs, y=ys, mode="lines", line={"width": 0.6, "color": "rgba(120,120,120,0.45)"},
+                        hoverinfo="skip", name="old → new", showlegend=True)
+    fig.update_traces(marker={"size": 6, "opacity": 0.8}, selector={"mode": "markers"})
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
+                      xaxis={"visible": False}, yaxis={"visible": False}, legend={"title": None})
     return fig
+
+
+def side_by_side_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str) -> go.Figure:
+    """Each model's own layout; the new one Procrustes-aligned to the old one for orientation."""
+    import plotly.express as px
+    from plotly.subplots import make_subplots
+
+    colour = COLOUR_BY[colour_by]
+    df = embedding_points(proj, samples)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("old model alone", "new model alone"))
+    cmap = _colour_map(colour) or {}
+    values = sorted(df[colour].unique(), key=str)
+    palette = px.colors.qualitative.D3 + px.colors.qualitative.Alphabet
+    for col, model in ((1, "old"), (2, "new")):
+        sub = df[df["model"] == model]
+        for i, v in enumerate(values):
+            part = sub[sub[colour] == v]
+            fig.add_scatter(x=part["x"], y=part["y"], mode="markers", name=str(v), legendgroup=str(v),
+                            showlegend=col == 1,
+                            marker={"size": 6, "color": cmap.get(v, palette[i % len(palette)]), "opacity": 0.8},
+                            customdata=part[["id", "model"]].to_numpy(),
+                            hovertemplate="%{customdata[0]}<extra>" + str(v) + "</extra>", row=1, col=col)
+    fig.update_xaxes(visible=False).update_yaxes(visible=False)
+    fig.update_layout(height=480, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
+    return fig
+
+
+# --------------------------------------------------------------------------- model sets
+#: The model-set matrices: key -> (row axis, column axis, colour scale, hover words).
+MODEL_SET_MATRICES: Mapping[str, tuple[str, str, str, str]] = {
+    "negative_flip_rate": ("old model (row)", "new model (column)", "Reds", "old %{y} → new %{x}<br>NFR"),
+    "backward_trust_compatibility": ("old model (row)", "new model (column)", "Greens",
+                                     "old %{y} → new %{x}<br>BTC"),
+    "cross_top1": ("query model (row)", "gallery model (column)", "Blues",
+                   "queries by %{y}, gallery by %{x}<br>Hit@1"),
+}
+
+
+def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
+    """One matrix of a model set as an annotated heatmap whose cells can be clicked.
+
+    ``key`` is one of :data:`MODEL_SET_MATRICES`. Each cell carries ``customdata =
+    [row model, column model, value]``.
+    """
+    row_title, col_title, colours, hover = MODEL_SET_MATRICES[key]
+    rows = getattr(ms, key)
+    names = list(ms.models)
+    k = len(names)
+    z = np.array([[np.nan if x is None else float(x) for x in r] for r in rows], dtype=float)
+    text = [[percent(x) for x in r] for r in rows]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale=colours,
+                               showscale=False, hoverinfo="skip"))
+    add_clickable_cells(fig, names, names, size=max(8, 300 // k),
+                        customdata=[[a, b, text[i][j]] for i, a in enumerate(names) for j, b in enumerate(names)],
+                        hovertemplate=hover + "<br>%{customdata[2]}<extra></extra>")
+    fig.update_xaxes(title=col_title, type="category", side="top")
+    fig.update_yaxes(title=row_title, type="category")
+    fig.update_layout(height=140 + 55 * k, margin=MARGIN)
+    return _axes_fit(fig)
+
+
+def lineage_figure(ms: ModelSet) -> go.Figure:
+    """Accuracy of each model (line) and NFR of each step (bars; the step into model k at k), in %."""
+    names = list(ms.models)
+    nfr = [s.negative_flip_rate for s in ms.lineage.steps]
+    fig = go.Figure()
+    fig.add_scatter(x=names, y=[100 * a for a in ms.accuracy], mode="lines+markers+text",
+                    name=METRICS["accuracy"].name, text=[percent(a) for a in ms.accuracy], textposition="top center",
+                    hovertemplate="%{x}: accuracy %{text}<extra></extra>")
+    fig.add_bar(x=names[1:], y=[100 * x for x in nfr], name="NFR of the step (previous → this)", yaxis="y2",
+                text=[percent(x) for x in nfr], opacity=0.6,
+                hovertemplate="%{x}: NFR from the previous model %{text}<extra></extra>")
+    fig.update_layout(yaxis={"title": "accuracy (%)"},
+                      yaxis2={"title": "NFR of the step (%)", "overlaying": "y", "side": "right",
+                              "rangemode": "tozero", "automargin": True},
+                      xaxis={"title": "lineage (v1 → latest)", "type": "category"}, height=380,
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, margin=MARGIN)
+    return _axes_fit(fig)
+
+
+def regressions_figure(ms: ModelSet) -> go.Figure:
+    """Regressions from v1 along the chain: v1 right and this model wrong; and ever wrong since v1."""
+    names = list(ms.models)
+    lin = ms.lineage
+    fig = go.Figure()
+    fig.add_scatter(x=names, y=list(lin.ever_regressed_from_first), mode="lines+markers",
+                    name=f"ever wrong since {names[0]}", line={"dash": "dot"},
+                    hovertemplate="%{x}: %{y} images<extra></extra>")
+    fig.add_scatter(x=names, y=list(lin.regressions_from_first), mode="lines+markers+text",
+                    name=f"{names[0]} right, this model wrong", text=list(lin.regressions_from_first),
+                    textposition="top center", hovertemplate="%{x}: %{y} images<extra></extra>")
+    top = max([*lin.ever_regressed_from_first, 0])
+    fig.update_layout(yaxis={"title": "images", **_count_axis(top)},
+                      xaxis={"title": "lineage (v1 → latest)", "type": "category"}, height=380,
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, margin=MARGIN)
+    return _axes_fit(fig)
+
+
+def compatibility_graph(ms: ModelSet) -> go.Figure:
+    """Nodes = models on a circle; an arrow q → g where q's queries can search g's index."""
+    names = list(ms.models)
+    k = len(names)
+    ang = [math.pi / 2 - 2 * math.pi * i / k for i in range(k)]
+    pos = {nm: (math.cos(a), math.sin(a)) for nm, a in zip(names, ang)}
+    fig = go.Figure()
+    for e in ms.can_share_index:
+        (x0, y0), (x1, y1) = pos[e.query], pos[e.gallery]
+        fig.add_scatter(x=[x0, x1], y=[y0, y1], mode="lines", line={"width": 2, "color": COMPATIBLE_COLOUR},
+                        showlegend=False, hoverinfo="skip")
+        fig.add_annotation(x=x0 + 0.85 * (x1 - x0), y=y0 + 0.85 * (y1 - y0), ax=x0, ay=y0, xref="x", yref="y",
+                           axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1.5,
+                           arrowcolor=COMPATIBLE_COLOUR, text="")
+    fig.add_scatter(x=[pos[nm][0] for nm in names], y=[pos[nm][1] for nm in names], mode="markers+text",
+                    text=names, textposition="top center", marker={"size": 26, "color": MODEL_COLOURS["old"]},
+                    customdata=[percent(s) for s in ms.self_top1], showlegend=False,
+                    hovertemplate="%{text}: self-test Hit@1 %{customdata}<extra></extra>")
+    fig.update_xaxes(visible=False, range=[-1.5, 1.5])
+    fig.update_yaxes(visible=False, range=[-1.4, 1.5], scaleanchor="x")
+    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+# --------------------------------------------------------------------------- training runs
+def tradeoff_figure(runs: Sequence[Mapping[str, Any]], methods: Sequence[str],
+                    describe: Mapping[str, str]) -> go.Figure:
+    """NFR against the new error rate, one point per trained run, one trace per method.
+
+    ``runs`` are run records (``spec_id``, ``params.method``, ``metrics``); ``describe``
+    maps a run's ``spec_id`` to its name. Each point carries ``customdata = [spec_id, name]``.
+    """
+    fig = go.Figure()
+    for meth in methods:
+        pts = [r for r in runs if r["params"]["method"] == meth]
+        if not pts:
+            continue
+        fig.add_scatter(
+            x=[100 * (r["metrics"]["new_error_rate"] or 0) for r in pts],
+            y=[100 * (r["metrics"]["negative_flip_rate"] or 0) for r in pts],
+            mode="markers", name=meth, marker={"size": 11},
+            customdata=[[r["spec_id"], describe[r["spec_id"]]] for r in pts],
+            hovertemplate="%{customdata[1]}<br>error %{x:.2f} %<br>NFR %{y:.2f} %<extra></extra>",
+        )
+    fig.update_layout(xaxis_title=f"{METRICS['new_error_rate'].name} (%)",
+                      yaxis_title=f"{METRICS['negative_flip_rate'].name} (%)", height=380, margin=MARGIN)
+    return _axes_fit(fig)
+
+
+def selected_ids(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Sample ids of selected points (each point's customdata starts with the id), unique, in order."""
+    seen: dict[str, None] = {}
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)) and cd:
+            seen.setdefault(str(cd[0]), None)
+    return list(seen)
+
+
+def selected_cell(points: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """``(row, column)`` of the first clicked cell of a :func:`add_clickable_cells` heatmap, or None."""
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)) and len(cd) >= 2:
+            return str(cd[0]), str(cd[1])
+    return None

@@ -1,6 +1,7 @@
 """Model sets: pairwise matrices over N >= 2 models (a lineage v1 -> v2 -> ... plus variants).
 
-Row/column conventions (DESIGN §2, "Many versions" issue):
+The result is a frozen :class:`ModelSet`; :meth:`ModelSet.to_report` is the JSON of
+``python -m graceful_core matrix --json``. Row/column conventions (``docs/metrics.md``):
 
 - ``negative_flip_rate[i][j]``, ``backward_trust_compatibility[i][j]``,
   ``negative_flips[i][j]``: row i = the old model, column j = the new model; each entry
@@ -28,13 +29,14 @@ model to a set costs one model's run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from graceful_core.comparison import Comparison, _harmonise_classes, _json_clean, compare_predictions
+from graceful_core.comparison import Comparison, compare_predictions, harmonise_classes, json_clean
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions
@@ -42,12 +44,104 @@ from graceful_core.metrics import flips as fm
 from graceful_core.metrics.retrieval import retrieval_metrics
 from graceful_core.sources import is_table, predictions_for
 from graceful_core.types import Predictions
+from graceful_core.vocabulary import METRICS, StageProgress, percent
 
-#: ``progress(stage, done, total)``: stage is a model's file name while it runs (done/total
-#: images), then :data:`STAGE_PAIRS` (done/total ordered model pairs of the cross-test).
-Progress = Callable[[str, int, int], None]
+#: The progress stage of the cross-tests: ``progress(STAGE_PAIRS, done, total)`` counts ordered
+#: model pairs; before it, each model's file name is a stage counting images.
 STAGE_PAIRS = "cross-tests"
 MIN_MODELS = 2
+
+
+# --------------------------------------------------------------------------- the result
+@dataclass(frozen=True)
+class LineageStep:
+    """One step v_k -> v_{k+1} of the chain."""
+
+    old: str
+    new: str
+    old_accuracy: float
+    new_accuracy: float
+    negative_flip_rate: float
+    negative_flips: int
+    positive_flips: int
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The models in the given order as a chain v1 -> v2 -> ... (see :func:`lineage_series`)."""
+
+    steps: tuple[LineageStep, ...]
+    regressions_from_first: tuple[int, ...]
+    """#{i: v1 right, v_k wrong} per model k (0 for v1)."""
+    ever_regressed_from_first: tuple[int, ...]
+    """#{i: v1 right and some v_2..v_k wrong} per model k."""
+    regressed_from_first_ids: tuple[str, ...]
+    """Sorted ids v1 got right that the last model gets wrong."""
+
+
+@dataclass(frozen=True)
+class IndexShare:
+    """Queries of ``query`` search ``gallery``'s index better than ``gallery`` does itself."""
+
+    query: str
+    gallery: str
+    cross_top1: float
+    gallery_self_top1: float
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """Pairwise matrices over models that ran on the same labelled samples (frozen).
+
+    Matrices are tuples of rows; ``[i][j]`` is row i, column j (row = old model, column =
+    new model; for ``cross_top1``, row = query model, column = gallery model). Undefined
+    rates are nan (None in the JSON); cross-test entries are None where no cross-test
+    exists (``cross_top1_reason`` says why).
+    """
+
+    models: tuple[str, ...]
+    n_samples: int
+    classes: tuple[str, ...]
+    accuracy: tuple[float, ...]
+    negative_flip_rate: tuple[tuple[float, ...], ...]
+    backward_trust_compatibility: tuple[tuple[float, ...], ...]
+    negative_flips: tuple[tuple[int, ...], ...]
+    cross_top1: tuple[tuple[float | None, ...], ...]
+    cross_top1_reason: tuple[tuple[str | None, ...], ...]
+    embedding_dims: tuple[int | None, ...]
+    can_share_index: tuple[IndexShare, ...]
+    lineage: Lineage
+    ids_not_in_all: int = 0
+
+    @property
+    def self_top1(self) -> tuple[float | None, ...]:
+        """Each model's self-test Hit@1 (the diagonal of ``cross_top1``)."""
+        return tuple(self.cross_top1[i][i] for i in range(len(self.models)))
+
+    def to_report(self) -> dict[str, Any]:
+        """The JSON of ``python -m graceful_core matrix --json`` (nan -> None)."""
+        lin = self.lineage
+        report = {
+            "models": list(self.models),
+            "n_samples": self.n_samples,
+            "classes": list(self.classes),
+            "accuracy": list(self.accuracy),
+            "negative_flip_rate": self.negative_flip_rate,
+            "backward_trust_compatibility": self.backward_trust_compatibility,
+            "negative_flips": self.negative_flips,
+            "cross_top1": self.cross_top1,
+            "cross_top1_reason": self.cross_top1_reason,
+            "self_top1": list(self.self_top1),
+            "embedding_dims": list(self.embedding_dims),
+            "can_share_index": [vars(s) for s in self.can_share_index],
+            "lineage": {"steps": [vars(s) for s in lin.steps],
+                        "regressions_from_first": list(lin.regressions_from_first),
+                        "ever_regressed_from_first": list(lin.ever_regressed_from_first),
+                        "regressed_from_first_ids": list(lin.regressed_from_first_ids)},
+        }
+        if self.ids_not_in_all:
+            report["ids_not_in_all"] = self.ids_not_in_all
+        return json_clean(report)
 
 
 # --------------------------------------------------------------------------- alignment
@@ -83,7 +177,7 @@ def align_model_set(preds: Sequence[Predictions]) -> tuple[list[Predictions], np
     if len(preds) < 1:
         raise ValueError("align_model_set needs at least one Predictions")
     first = preds[0]
-    harmonised = [first] + [_harmonise_classes(first, p) for p in preds[1:]]
+    harmonised = [first] + [harmonise_classes(first, p) for p in preds[1:]]
     base = harmonised[0]
     for p in harmonised[1:]:
         base, _ = join_predictions(base, p)
@@ -117,7 +211,7 @@ def pairwise_comparisons(preds: Sequence[Predictions], names: Sequence[str]) -> 
 def flip_matrices(comps: dict[tuple[int, int], Comparison], m: int) -> dict[str, np.ndarray]:
     """NFR, BTC and negative-flip-count matrices (row old, column new) and accuracy per model.
 
-    Each entry is the summary of the pairwise comparison (DESIGN §2): NFR = (1/N) Σ
+    Each entry is the summary of the pairwise comparison (``docs/metrics.md``): NFR = (1/N) Σ
     1[o = y ∧ n ≠ y], BTC = Σ 1[o = y ∧ n = y] / Σ 1[o = y]; accuracy of model i is
     ``old_accuracy`` of the comparison (i, i).
     """
@@ -126,18 +220,18 @@ def flip_matrices(comps: dict[tuple[int, int], Comparison], m: int) -> dict[str,
     nflips = np.zeros((m, m), dtype=np.int64)
     for (i, j), c in comps.items():
         s = c.summary
-        nfr[i, j] = s["negative_flip_rate"]
-        btc[i, j] = s["backward_trust_compatibility"]
-        nflips[i, j] = s["n_negative_flips"]
-    acc = np.array([comps[i, i].summary["old_accuracy"] for i in range(m)], dtype=np.float64)
+        nfr[i, j] = s.negative_flip_rate
+        btc[i, j] = s.backward_trust_compatibility
+        nflips[i, j] = s.n_negative_flips
+    acc = np.array([comps[i, i].summary.old_accuracy for i in range(m)], dtype=np.float64)
     return {"accuracy": acc, "negative_flip_rate": nfr, "backward_trust_compatibility": btc,
             "negative_flips": nflips}
 
 
 def cross_top1_matrix(
-    embeddings: Sequence[np.ndarray | None], labels: np.ndarray, progress: Progress | None = None
+    embeddings: Sequence[np.ndarray | None], labels: np.ndarray, progress: StageProgress | None = None
 ) -> tuple[list[list[float | None]], list[list[str | None]]]:
-    """Hit@1 of every (query model q, gallery model g), leave-one-out cosine (DESIGN §2).
+    """Hit@1 of every (query model q, gallery model g), leave-one-out cosine (``docs/metrics.md``).
 
     Returns
     -------
@@ -164,61 +258,51 @@ def cross_top1_matrix(
     return cross, reasons
 
 
-def index_sharing(cross: list[list[float | None]], names: Sequence[str]) -> list[dict]:
-    """Ordered pairs (query q, gallery g), q != g, with M(q, g) > M(g, g) (BCT criterion).
-
-    Each entry: ``{"query", "gallery", "cross_top1", "gallery_self_top1"}``.
-    """
+def index_sharing(cross: Sequence[Sequence[float | None]], names: Sequence[str]) -> list[IndexShare]:
+    """Ordered pairs (query q, gallery g), q != g, with M(q, g) > M(g, g) (BCT criterion)."""
     m = len(names)
     out = []
     for q in range(m):
         for g in range(m):
             c, s = cross[q][g], cross[g][g]
             if q != g and c is not None and s is not None and not np.isnan(c) and not np.isnan(s) and c > s:
-                out.append({"query": names[q], "gallery": names[g], "cross_top1": c, "gallery_self_top1": s})
+                out.append(IndexShare(names[q], names[g], float(c), float(s)))
     return out
 
 
 def lineage_series(
     preds: Sequence[Predictions], labels: np.ndarray, names: Sequence[str],
     comps: dict[tuple[int, int], Comparison],
-) -> dict:
+) -> Lineage:
     """Metrics along the chain v1 -> v2 -> ... (the given order).
 
-    Returns
-    -------
-    dict
-        ``steps``: per consecutive pair ``{"old", "new", "old_accuracy", "new_accuracy",
-        "negative_flip_rate", "negative_flips", "positive_flips"}``;
-        ``regressions_from_first[k]``: #{i: v1 right, v_k wrong} (the negative flips of
-        v1 -> v_k; 0 for k = 1); ``ever_regressed_from_first[k]``: #{i: v1 right and some
-        v_2..v_k wrong}; ``regressed_from_first_ids``: sorted ids v1 got right that the
-        last model gets wrong.
+    ``steps``: each consecutive pair's accuracies, NFR and flips;
+    ``regressions_from_first[k]``: #{i: v1 right, v_k wrong} (the negative flips of
+    v1 -> v_k; 0 for k = 1); ``ever_regressed_from_first[k]``: #{i: v1 right and some
+    v_2..v_k wrong}; ``regressed_from_first_ids``: sorted ids v1 got right that the last
+    model gets wrong.
     """
     m = len(preds)
     steps = []
     for i in range(m - 1):
         s = comps[i, i + 1].summary
-        steps.append({"old": names[i], "new": names[i + 1], "old_accuracy": s["old_accuracy"],
-                      "new_accuracy": s["new_accuracy"], "negative_flip_rate": s["negative_flip_rate"],
-                      "negative_flips": s["n_negative_flips"], "positive_flips": s["n_positive_flips"]})
+        steps.append(LineageStep(names[i], names[i + 1], s.old_accuracy, s.new_accuracy, s.negative_flip_rate,
+                                 s.n_negative_flips, s.n_positive_flips))
     first = preds[0].pred
     ever = np.zeros(labels.shape[0], dtype=bool)
     from_first, ever_counts = [], []
     for k in range(m):
-        from_first.append(comps[0, k].summary["n_negative_flips"])
+        from_first.append(comps[0, k].summary.n_negative_flips)
         ever |= fm.negative_flip_mask(labels, first, preds[k].pred)
         ever_counts.append(int(ever.sum()))
-    last = comps[0, m - 1]
-    ids = np.sort(last.ids[last.negative_flip_mask].astype(str)).tolist()
-    return {"steps": steps, "regressions_from_first": from_first, "ever_regressed_from_first": ever_counts,
-            "regressed_from_first_ids": ids}
+    return Lineage(tuple(steps), tuple(from_first), tuple(ever_counts), comps[0, m - 1].flip_ids.negative)
 
 
 # --------------------------------------------------------------------------- public API
 
 
-def model_matrix(preds: Sequence[Predictions], names: Sequence[str], progress: Progress | None = None) -> dict:
+def model_matrix(preds: Sequence[Predictions], names: Sequence[str],
+                 progress: StageProgress | None = None) -> ModelSet:
     """Pairwise matrices over models that ran on the same labelled samples.
 
     Parameters
@@ -232,12 +316,8 @@ def model_matrix(preds: Sequence[Predictions], names: Sequence[str], progress: P
 
     Returns
     -------
-    dict
-        JSON-ready (nan -> None): ``models``, ``n_samples``, ``classes``, ``accuracy``,
-        ``negative_flip_rate``, ``backward_trust_compatibility``, ``negative_flips``,
-        ``cross_top1``, ``cross_top1_reason``, ``self_top1``, ``embedding_dims``,
-        ``can_share_index``, ``lineage`` (see :func:`lineage_series`) and, when some
-        samples are not in every model, ``ids_not_in_all``.
+    ModelSet
+        Its :meth:`~ModelSet.to_report` is the JSON of ``matrix --json``.
 
     Raises
     ------
@@ -257,21 +337,25 @@ def model_matrix(preds: Sequence[Predictions], names: Sequence[str], progress: P
     mats = flip_matrices(comps, m)
     embeddings = [p.embedding for p in aligned]
     cross, reasons = cross_top1_matrix(embeddings, labels, progress)
-    report = {
-        "models": list(names),
-        "n_samples": int(labels.shape[0]),
-        "classes": list(aligned[0].classes),
-        **mats,
-        "cross_top1": cross,
-        "cross_top1_reason": reasons,
-        "self_top1": [cross[i][i] for i in range(m)],
-        "embedding_dims": [None if e is None else int(e.shape[1]) for e in embeddings],
-        "can_share_index": index_sharing(cross, names),
-        "lineage": lineage_series(aligned, labels, names, comps),
-    }
-    if dropped:
-        report["ids_not_in_all"] = dropped
-    return _json_clean(report)
+
+    def rows(a: np.ndarray, kind: type) -> tuple:
+        return tuple(tuple(kind(x) for x in row) for row in a)
+
+    return ModelSet(
+        models=tuple(names),
+        n_samples=int(labels.shape[0]),
+        classes=tuple(aligned[0].classes),
+        accuracy=tuple(float(a) for a in mats["accuracy"]),
+        negative_flip_rate=rows(mats["negative_flip_rate"], float),
+        backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
+        negative_flips=rows(mats["negative_flips"], int),
+        cross_top1=tuple(tuple(row) for row in cross),
+        cross_top1_reason=tuple(tuple(row) for row in reasons),
+        embedding_dims=tuple(None if e is None else int(e.shape[1]) for e in embeddings),
+        can_share_index=tuple(index_sharing(cross, names)),
+        lineage=lineage_series(aligned, labels, names, comps),
+        ids_not_in_all=dropped,
+    )
 
 
 def display_names(sources: Sequence[str | os.PathLike]) -> list[str]:
@@ -297,12 +381,12 @@ def model_matrix_report(
     sources: Sequence[str | os.PathLike],
     data: str | os.PathLike | None = None,
     *,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
     use_cache: bool = True,
     dataset: ImageDataset | None = None,
     device: str = "auto",
     batch_size: int = 256,
-) -> dict:
+) -> ModelSet:
     """Load/run every source (model file or predictions table) and build :func:`model_matrix`.
 
     Parameters
@@ -340,30 +424,32 @@ def model_matrix_report(
 
 
 def _cell(x: float | None, w: int) -> str:
-    return ("n/a" if x is None else f"{100 * x:.2f}%").rjust(w)
+    return percent(x).replace(" %", "%").rjust(w)
 
 
-def matrix_text(report: dict) -> str:
+def matrix_text(ms: ModelSet) -> str:
     """A terminal rendering: accuracy, NFR, BTC and cross-test matrices, index sharing, chain."""
-    names = report["models"]
+    names = ms.models
     w = max(9, *(len(n) for n in names)) + 1
-    lines = [f"{report['n_samples']} samples, {len(names)} models", "accuracy:"]
-    lines += [f"  {n:<{w}}{_cell(a, w)}" for n, a in zip(names, report["accuracy"])]
-    for key, title in (("negative_flip_rate", "negative flip rate (row = old, column = new)"),
-                       ("backward_trust_compatibility", "backward trust compatibility (row = old, column = new)"),
-                       ("cross_top1", "cross-test Hit@1 (row = query model, column = gallery model)")):
+    lines = [f"{ms.n_samples} samples, {len(names)} models", f"{METRICS['accuracy'].name}:"]
+    lines += [f"  {n:<{w}}{_cell(a, w)}" for n, a in zip(names, ms.accuracy)]
+    for rows, title in ((ms.negative_flip_rate, f"{METRICS['negative_flip_rate'].name} (row = old, column = new)"),
+                        (ms.backward_trust_compatibility,
+                         f"{METRICS['backward_trust_compatibility'].name} (row = old, column = new)"),
+                        (ms.cross_top1, f"{METRICS['cross_test_hit_at_1'].name} (row = query model, "
+                                        "column = gallery model)")):
         lines.append(title + ":")
         lines.append(" " * (w + 2) + "".join(n.rjust(w) for n in names))
-        for n, row in zip(names, report[key]):
+        for n, row in zip(names, rows):
             lines.append(f"  {n:<{w}}" + "".join(_cell(x, w) for x in row))
-    share = report["can_share_index"]
+    share = ms.can_share_index
     lines.append("can share an index (queries of the first search the second's gallery better than it "
-                 "searches itself): " + (", ".join(f"{s['query']} -> {s['gallery']}" for s in share) or "none"))
-    lin = report["lineage"]
+                 "searches itself): " + (", ".join(f"{s.query} -> {s.gallery}" for s in share) or "none"))
+    lin = ms.lineage
     chain = " -> ".join(names)
     lines.append(f"lineage {chain}:")
-    for st, reg, ever in zip(lin["steps"], lin["regressions_from_first"][1:], lin["ever_regressed_from_first"][1:]):
-        lines.append(f"  {st['old']} -> {st['new']}: accuracy {_cell(st['new_accuracy'], 0)}, "
-                     f"NFR {_cell(st['negative_flip_rate'], 0)} ({st['negative_flips']} flips); "
-                     f"{names[0]} right but {st['new']} wrong: {reg} (ever wrong since {names[0]}: {ever})")
+    for st, reg, ever in zip(lin.steps, lin.regressions_from_first[1:], lin.ever_regressed_from_first[1:]):
+        lines.append(f"  {st.old} -> {st.new}: accuracy {_cell(st.new_accuracy, 0)}, "
+                     f"NFR {_cell(st.negative_flip_rate, 0)} ({st.negative_flips} flips); "
+                     f"{names[0]} right but {st.new} wrong: {reg} (ever wrong since {names[0]}: {ever})")
     return "\n".join(lines)

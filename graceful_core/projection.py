@@ -6,9 +6,9 @@ both land in one shared map: in a compatible update each sample's old and new po
 close together. :func:`separate_umap` fits each model alone for a side-by-side layout
 (positions are then only comparable after alignment; :func:`procrustes_align` does an
 orthogonal Procrustes fit of one layout to the other). UMAP runs with
-``random_state=seed`` and ``n_jobs=1``, which makes it deterministic. The first call
-compiles numba code (tens of seconds); :func:`warm_up_umap` triggers that on a tiny input
-so the app can show a spinner once.
+``random_state=seed`` and ``n_jobs=1``, which makes it deterministic. The first call in a
+process compiles numba code (tens of seconds). The app gets its projections through
+:func:`graceful_core.lazy.projection`, cached on disk per comparison.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ProjectionResult", "joint_umap", "separate_umap", "procrustes_align", "warm_up_umap"]
+__all__ = ["ProjectionResult", "joint_umap", "separate_umap", "procrustes_align"]
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,3 @@ def separate_umap(
     if align:
         new_xy = procrustes_align(new_xy, old_xy)
     return ProjectionResult(old_xy=old_xy, new_xy=new_xy, indices=idx, subsampled=sub, aligned=align)
-
-
-def warm_up_umap(seed: int = 0) -> None:
-    """Fit a UMAP on 60 random points so numba compiles its kernels (slow the first time)."""
-    x = np.random.default_rng(seed).normal(size=(60, 4)).astype(np.float32)
-    _umap(x, seed, 10)

@@ -3,32 +3,26 @@
 This is the one entry point that both the CLI and the app call:
 :func:`compare_sources`. A source is a model file (TorchScript ``.pt``/``.pth``/any
 other suffix, or ONNX ``.onnx``), run over the dataset, or a predictions table
-(``.csv``/``.parquet``) used as it is.
+(:data:`~graceful_core.vocabulary.TABLE_SUFFIXES`) used as it is.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from graceful_core.cache import make_key
-from graceful_core.comparison import Comparison, compare_predictions
+from graceful_core.comparison import Comparison, ComparisonInputs, compare_predictions
 from graceful_core.errors import InputError
 from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import load_predictions_table
-from graceful_core.metrics.retrieval import head_accuracy
 from graceful_core.models.loader import load_model
 from graceful_core.types import Predictions
-
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-
-#: ``progress(stage, done, total)``; stage names the model being run.
-StageProgress = Callable[[str, int, int], None]
+from graceful_core.vocabulary import TABLE_SUFFIXES, StageProgress
 
 
 def is_table(path: str | os.PathLike) -> bool:
@@ -118,6 +112,8 @@ def compare_sources(
     dataset: ImageDataset | None = None,
     device: str = "auto",
     batch_size: int = 256,
+    old_name: str | None = None,
+    new_name: str | None = None,
 ) -> Comparison:
     """Compare two sources (model files or tables) on an optional dataset.
 
@@ -133,6 +129,14 @@ def compare_sources(
         An already loaded dataset (the app passes its cached one); overrides ``data``.
     device, batch_size
         Where and in what batches model files run (:func:`predictions_for`).
+    old_name, new_name : str, optional
+        Display names (default: the file names).
+
+    Returns
+    -------
+    Comparison
+        Complete and frozen, with its content key (:func:`comparison_key`) and, when the
+        old model exports a classifier head, that head's accuracy on the new embeddings.
     """
     if dataset is None and data is not None:
         dataset = load_dataset(data)
@@ -143,30 +147,27 @@ def compare_sources(
     else:
         old_p = predictions_for(old, dataset, **run)
         new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None, **run)
-    comp = compare_predictions(old_p, new_p, old_name=Path(old).name, new_name=Path(new).name)
-    comp.old_head_on_new_accuracy = old_head_on_new_accuracy(old, comp)
-    comp.key = comparison_key(old, new, dataset)
-    comp.dataset = dataset
-    return comp
+    return compare_predictions(
+        old_p, new_p,
+        old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
+        old_head=old_head(old),
+        key=comparison_key(old, new, dataset),
+        inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
+    )
 
 
-def old_head_on_new_accuracy(old: str | os.PathLike, comp: Comparison) -> float | None:
-    """Accuracy of the old model's exported ``head`` on the new model's embeddings.
+def old_head(old: str | os.PathLike):
+    """The old model's exported classifier ``head`` (embeddings -> logits), or None.
 
-    ``(1/N) Σ 1[argmax_k head_old(e_new,i)_k = y_i]`` (ties to the lowest index): the BCT
-    "influence" check (Shen et al., CVPR 2020) of whether classifiers and other
-    post-processing built on the old embedding still work on the new one. None when the
-    old side is a table or a model without ``head``, or when either side has no embedding
-    or their sizes differ.
+    None when the old side is a table or a model without ``head``. Its accuracy on the
+    new embeddings, ``(1/N) Σ 1[argmax_k head_old(e_new,i)_k = y_i]`` (ties to the lowest
+    index), is the BCT "influence" check (Shen et al., CVPR 2020) of whether classifiers
+    and other post-processing built on the old embedding still work on the new one.
     """
-    if is_table(old) or comp.new_embedding is None or comp.old_embedding is None:
-        return None
-    if comp.new_embedding.shape[1] != comp.old_embedding.shape[1]:
+    if is_table(old):
         return None
     model = load_model(old)
-    if not model.has_head:
-        return None
-    return head_accuracy(model.head(comp.new_embedding), comp.labels)
+    return model.head if model.has_head else None
 
 
 def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None) -> str:

@@ -1,47 +1,56 @@
-"""Plain-words verdicts and summaries shared by the CLI, the app and the HTML report."""
+"""Plain-words verdicts and summaries shared by the CLI, the app and the HTML report.
+
+The sentences are built here once, from a :class:`~graceful_core.comparison.Comparison`,
+with the metric words and formats of :mod:`graceful_core.vocabulary`.
+"""
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from typing import Literal
 
 from graceful_core.comparison import Comparison
+from graceful_core.metrics.retrieval import CrossTest
+from graceful_core.metrics.summary import FlipSummary
+from graceful_core.vocabulary import ALPHA, CLI_LINES, METRICS, images, percent
 
-#: Significance level of the McNemar verdict.
-ALPHA = 0.05
-
-
-def fmt_pct(x: float | None, digits: int = 1) -> str:
-    """``0.1234 -> '12.3 %'``; undefined (None/nan) -> ``'n/a'``."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{100 * x:.{digits}f} %"
+Kind = Literal["better", "worse", "same"]
 
 
-def fmt_num(x: float | None, digits: int = 3) -> str:
-    """A plain number, or ``'n/a'`` when undefined."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
+@dataclass(frozen=True)
+class Verdict:
+    """A plain-words verdict: its kind (for colour), its words, and the number behind them."""
+
+    kind: Kind
+    """``"better"``, ``"worse"`` or ``"same"``."""
+    words: str
+    """The verdict without its number, e.g. "new is significantly better"."""
+    detail: str = ""
+    """The number behind it, e.g. "McNemar p = 0.031" (may be empty)."""
+
+    @property
+    def text(self) -> str:
+        """``words (detail)``, or just the words."""
+        return f"{self.words} ({self.detail})" if self.detail else self.words
 
 
-def significance_verdict(n_negative_flips: int, n_positive_flips: int, p_value: float) -> tuple[str, str]:
-    """Verdict of the exact McNemar test at :data:`ALPHA`.
-
-    Returns ``(kind, words)`` with kind in ``{"better", "worse", "same"}``.
-    """
-    if p_value < ALPHA and n_positive_flips > n_negative_flips:
-        return "better", f"new is significantly better (McNemar p = {p_value:.2g})"
-    if p_value < ALPHA and n_negative_flips > n_positive_flips:
-        return "worse", f"new is significantly worse (McNemar p = {p_value:.2g})"
-    return "same", f"old and new are not distinguishable on this data (McNemar p = {p_value:.2g})"
+def significance_verdict(s: FlipSummary) -> Verdict:
+    """Verdict of the exact McNemar test at :data:`~graceful_core.vocabulary.ALPHA`."""
+    p, nf, pf = s.mcnemar_p_value, s.n_negative_flips, s.n_positive_flips
+    detail = f"McNemar p = {p:.2g}"
+    if p < ALPHA and pf > nf:
+        return Verdict("better", "new is significantly better", detail)
+    if p < ALPHA and nf > pf:
+        return Verdict("worse", "new is significantly worse", detail)
+    return Verdict("same", "old and new are not distinguishable on this data", detail)
 
 
 #: How much accuracy the old classifier head may lose on the new embeddings and still "work".
 OLD_HEAD_TOLERANCE = 0.01
 
 
-def old_head_verdict(c: Comparison) -> tuple[str, str] | None:
-    """("better"|"worse", words) on the old classifier head applied to the new embeddings.
+def old_head_verdict(c: Comparison) -> Verdict | None:
+    """The old classifier head applied to the new embeddings: does it keep working?
 
     It "keeps working" when its accuracy on the new embeddings is at most
     :data:`OLD_HEAD_TOLERANCE` below the old model's own accuracy. None when there is no
@@ -50,42 +59,46 @@ def old_head_verdict(c: Comparison) -> tuple[str, str] | None:
     acc = c.old_head_on_new_accuracy
     if acc is None:
         return None
-    own = c.summary["old_accuracy"]
-    head = (f"Old classifier head on new embeddings: {fmt_pct(acc, 2)} of all {c.n_samples} images right "
-            f"(the old model itself: {fmt_pct(own, 2)}).")
+    own = c.summary.old_accuracy
+    head = (f"Old classifier head on new embeddings: {percent(acc)} of all {c.n_samples} images right "
+            f"(the old model itself: {percent(own)}).")
     if acc >= own - OLD_HEAD_TOLERANCE:
-        return "better", head + " Classifiers and other post-processing built on the old embedding keep working."
-    return "worse", head + (" Anything built on the old embedding (classifiers, thresholds, clusters) breaks with "
-                            "the new model and must be rebuilt.")
+        return Verdict("better", head + " Classifiers and other post-processing built on the old embedding keep "
+                                        "working.")
+    return Verdict("worse", head + " Anything built on the old embedding (classifiers, thresholds, clusters) "
+                                   "breaks with the new model and must be rebuilt.")
+
+
+def compatibility_verdict(ct: CrossTest) -> Verdict:
+    """The BCT verdict of a cross-test: compatible (better), not compatible (worse), or no cross-test (same)."""
+    if ct.reason is not None:
+        return Verdict("same", ct.verdict())
+    return Verdict("better" if ct.compatible else "worse", ct.verdict())
 
 
 def headline(c: Comparison) -> str:
     """One line a stakeholder can read: what the update fixes and what it breaks."""
     s = c.summary
-    fix, brk = s["n_positive_flips"], s["n_negative_flips"]
-    img = lambda k: "image" if k == 1 else "images"  # noqa: E731
     return (
-        f"The update fixes {fix} {img(fix)} and breaks {brk} {img(brk)} of {s['n_samples']} "
-        f"(accuracy {fmt_pct(s['old_accuracy'])} → {fmt_pct(s['new_accuracy'])})."
+        f"The update fixes {images(s.n_positive_flips)} and breaks {images(s.n_negative_flips)} of {s.n_samples} "
+        f"(accuracy {percent(s.old_accuracy)} → {percent(s.new_accuracy)})."
     )
 
 
 def text_summary(c: Comparison) -> str:
-    """The CLI's human summary (several lines)."""
+    """The CLI's human summary (several lines), in the vocabulary's words."""
     s = c.summary
-    lo, hi = s["negative_flip_rate_ci95"]
-    kind, words = significance_verdict(s["n_negative_flips"], s["n_positive_flips"], s["mcnemar_p_value"])
-    lines = [
-        f"old: {c.old_name}   new: {c.new_name}   samples: {s['n_samples']}",
-        headline(c),
-        f"negative flip rate  {fmt_pct(s['negative_flip_rate'], 2)} of all samples "
-        f"(95 % CI {fmt_pct(lo, 2)} to {fmt_pct(hi, 2)})",
-        f"positive flip rate  {fmt_pct(s['positive_flip_rate'], 2)} of all samples",
-        f"relative NFR        {fmt_num(s['relative_negative_flip_rate'])}",
-        f"backward trust      {fmt_pct(s['backward_trust_compatibility'], 2)} of old-correct samples stay correct",
-        f"backward error      {fmt_pct(s['backward_error_compatibility'], 2)} of new errors were old errors too",
-        f"significance        {words}",
-    ]
+    width = max(len(METRICS[k].name) for k in CLI_LINES) + 2
+    lines = [f"old: {c.old_name}   new: {c.new_name}   samples: {s.n_samples}", headline(c)]
+    for key in CLI_LINES:
+        m = METRICS[key]
+        caption = m.caption(s) if m.caption is not None else ""
+        lines.append(f"{m.name:<{width}}{m.format(m.value_of(s)):>9}   {caption}")
+    lines.append(f"{'significance':<{width}}{significance_verdict(s).text}")
     if c.compatibility is not None:
-        lines.append(f"embeddings          {c.compatibility.verdict()}")
+        lines.append(f"{'embeddings':<{width}}{c.compatibility.verdict()}")
+    if c.embedding_overlap is not None:
+        m = METRICS["embedding_overlap"]
+        lines.append(f"{m.name:<{width}}{m.format(c.embedding_overlap):>9}   of the new embeddings' nearest old "
+                     "embeddings are the same image")
     return "\n".join(lines)

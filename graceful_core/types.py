@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The ``graceful.json`` description of a model file (DESIGN §3)."""
+    """The ``graceful.json`` description of a model file (``docs/formats.md``)."""
 
     name: str
     input_size: tuple[int, int, int]  # (C, H, W)
@@ -94,12 +94,9 @@ class Predictions:
         return int(self.pred.shape[0])
 
     def probabilities(self) -> np.ndarray | None:
-        """Class probabilities ``[N, K]`` (softmax of logits), or None without scores."""
+        """Class probabilities ``[N, K]`` (:func:`graceful_core.metrics.confidence.softmax` of logits), or None."""
         if self.scores is None:
             return None
-        if self.score_kind == "probs":
-            return self.scores
-        s = self.scores.astype(np.float64, copy=False)
-        s = s - s.max(axis=1, keepdims=True)
-        e = np.exp(s)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        from graceful_core.metrics.confidence import softmax
+
+        return softmax(self.scores, self.score_kind or "logits")

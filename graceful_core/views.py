@@ -9,11 +9,15 @@ logic and the logic stays testable without a browser. No Streamlit import.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from graceful_core.types import Predictions
+
+if TYPE_CHECKING:
+    from graceful_core.comparison import Comparison
 
 #: Sort orders of the image grid.
 SORT_ORDERS = ("confidence drop (largest first)", "confidence drop (smallest first)", "id")
@@ -197,6 +201,12 @@ def busiest_classes(matrix: np.ndarray, n: int) -> np.ndarray:
     return np.sort(order).astype(np.int64)
 
 
+def busiest_submatrix(matrix: np.ndarray, classes: Sequence[str], n: int) -> tuple[np.ndarray, list[str]]:
+    """The transition matrix restricted to its :func:`busiest_classes` (rows and columns), with their names."""
+    shown = busiest_classes(matrix, n)
+    return np.asarray(matrix)[np.ix_(shown, shown)], [str(classes[i]) for i in shown]
+
+
 def default_sample(samples: pd.DataFrame) -> str:
     """The sample to show first: the most confident negative flip, else the largest confidence drop.
 
@@ -210,14 +220,38 @@ def default_sample(samples: pd.DataFrame) -> str:
     return str(pool.sort_values("confidence_drop", ascending=False, na_position="last", kind="stable")["id"].iloc[0])
 
 
-def neighbour_candidates(labels: np.ndarray, row: int, limit: int, seed: int = 0) -> tuple[np.ndarray, bool]:
-    """Indices of the samples with ``labels[row]``'s label (``row`` included), at most ``limit`` + 1.
+def class_subset(labels: np.ndarray, cls: int, limit: int, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Indices of the samples with label ``cls``, at most ``limit`` (a fixed-seed uniform subset beyond).
 
-    Beyond ``limit`` a fixed-seed uniform subset is taken (so a big class does not make the
-    neighbour search decode every image); returns ``(indices, subsampled)``.
+    Returns ``(sorted indices, subsampled)``.
     """
-    candidates = np.flatnonzero(np.asarray(labels) == labels[row])
+    candidates = np.flatnonzero(np.asarray(labels) == cls)
     if len(candidates) <= limit:
         return candidates, False
     keep = np.random.default_rng(seed).choice(len(candidates), limit, replace=False)
-    return np.union1d(candidates[keep], [row]), True
+    return np.sort(candidates[keep]), True
+
+
+def neighbour_candidates(labels: np.ndarray, row: int, limit: int, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Indices of the samples with ``labels[row]``'s label (``row`` included), at most ``limit`` + 1.
+
+    Beyond ``limit`` a fixed-seed uniform subset is taken (:func:`class_subset`, so a big
+    class does not make the neighbour search decode every image); returns
+    ``(indices, subsampled)``.
+    """
+    subset, sub = class_subset(labels, labels[row], limit, seed)
+    return (np.union1d(subset, [row]), True) if sub else (subset, False)
+
+
+def negative_flip_order(comp: Comparison) -> np.ndarray:
+    """Rows of the negative flips, largest drop in p(true class) first (stable).
+
+    The drop is ``p_true(old) − p_true(new)``; without class scores on both sides the
+    flips keep the comparison's sample order. Needs the per-sample arrays.
+    """
+    a = comp.require_arrays()
+    idx = np.flatnonzero(a.negative_flip_mask)
+    if a.old_p_true is not None and a.new_p_true is not None and idx.size:
+        drop = np.asarray(a.old_p_true, dtype=np.float64)[idx] - np.asarray(a.new_p_true, dtype=np.float64)[idx]
+        idx = idx[np.argsort(-np.nan_to_num(drop, nan=-np.inf), kind="stable")]
+    return idx

@@ -1,44 +1,21 @@
-"""Display formats of the app (percentages say "n/a" when undefined)."""
+"""Markdown escaping for the app: user-controlled text shown literally.
+
+Numbers and their formats come from :mod:`graceful_core.vocabulary`; this module only
+makes strings safe for ``st.markdown``-style elements.
+"""
 
 from __future__ import annotations
 
-import math
+import re
 
-from graceful_core.summary import fmt_num, fmt_pct
-
-PCT_DIGITS = 2
-
-
-def pct(x: float | None) -> str:
-    """A rate as a percentage with two decimals, ``'n/a'`` when undefined."""
-    return fmt_pct(x, PCT_DIGITS)
-
-
-def num(x: float | None) -> str:
-    """A plain ratio with three decimals, ``'n/a'`` when undefined."""
-    return fmt_num(x, 3)
-
-
-def p_value(p: float | None) -> str:
-    """A p-value with three significant digits."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "n/a"
-    return f"{p:.3g}"
-
-
-def interval(ci) -> str:
-    """``'0.81 % – 3.13 %'`` for a (low, high) pair of rates."""
-    lo, hi = ci
-    return f"{pct(lo)} – {pct(hi)}"
+_MARKDOWN = re.compile(r"([\\`*_\[\]()!<>#|~$:])")
 
 
 def md(text: object) -> str:
     """``text`` with the characters that make Markdown links, images, code, emphasis, HTML,
     headings, Streamlit colour/icon directives or LaTeX backslash-escaped, so user-controlled
     strings (file names, class names, ids, URL values) are shown literally."""
-    import re
-
-    return re.sub(r"([\\`*_\[\]()!<>#|~$:])", r"\\\1", str(text))
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def code(text: object) -> str:

@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
 from graceful_core.comparison import Comparison
+from graceful_core.vocabulary import FLIP_MARKS, is_undefined, probability
 from graceful_ui import store
 from graceful_ui.fmt import code, md
 
 THUMB_PX = 96
 COLUMNS = 6
 
-FLIP_BADGES = {
-    "negative flip": ":red-background[old ✓ → new ✗]",
-    "positive flip": ":green-background[old ✗ → new ✓]",
-    "both correct": ":gray-background[old ✓ → new ✓]",
-    "both wrong": ":orange-background[old ✗ → new ✗]",
-}
+#: Streamlit's background colour of each flip type's badge (the closest to the vocabulary's colours).
+_BADGE_COLOURS = {"negative flip": "red", "positive flip": "green", "both correct": "gray", "both wrong": "orange"}
+FLIP_BADGES = {t: f":{c}-background[{FLIP_MARKS[t]}]" for t, c in _BADGE_COLOURS.items()}
 
 
 def _conf(x: float) -> str:
     """The model's probability for its own prediction, e.g. " · p 0.93"."""
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f" · p {x:.2f}"
+    return "" if is_undefined(x) else f" · p {probability(x)}"
 
 
 def card_markdown(row: dict) -> str:

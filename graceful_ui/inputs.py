@@ -18,11 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from graceful_core.cache import atomic_write_bytes, cache_dir
 from graceful_core.errors import InputError
-
-MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".onnx")
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-DATASET_SUFFIXES = (".zip",)
-MANIFEST_SUFFIXES = (".csv", ".parquet")
+from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, ZIP_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -255,11 +251,11 @@ def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
         name = old.name if _suffix(old.name) in MODEL_SUFFIXES else new.name
         raise InputError(name, "a model file needs a dataset to run on: upload a .zip of class folders")
     if dataset is not None:
-        _check_suffix(dataset, DATASET_SUFFIXES + MANIFEST_SUFFIXES, "a .zip of class folders or a manifest")
+        _check_suffix(dataset, ZIP_SUFFIXES + MANIFEST_SUFFIXES, "a .zip of class folders or a manifest")
         if _suffix(dataset.name) in MANIFEST_SUFFIXES and images is None:
             raise InputError(dataset.name, "a manifest needs the zip of its images: upload it as well")
     if images is not None:
-        _check_suffix(images, (".zip",), "a .zip of images")
+        _check_suffix(images, ZIP_SUFFIXES, "a .zip of images")
 
     h = hashlib.sha256()
     for up in (old, new, dataset, images):
@@ -277,11 +273,8 @@ def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
         return p
 
     old_p, new_p = put(old, "old"), put(new, "new")
-    data_p: Path | None = None
-    if dataset is not None and _suffix(dataset.name) == ".zip":
-        data_p = put(dataset, "data")
-    elif dataset is not None:
-        data_p = put(dataset, "data")
+    data_p = None if dataset is None else put(dataset, "data")
+    if dataset is not None and _suffix(dataset.name) in MANIFEST_SUFFIXES:  # a manifest and the zip of its images
         zpath = put(images, "images-zip")
         marker = root / "data" / ".extracted"
         if not marker.is_file():
@@ -320,8 +313,8 @@ def check_upload(up: Upload, role: str) -> None:
     from graceful_core.io.tables import load_predictions_table
     from graceful_core.models.loader import load_model
 
-    allowed = {"model": MODEL_SUFFIXES + TABLE_SUFFIXES, "dataset": DATASET_SUFFIXES + MANIFEST_SUFFIXES,
-               "images": (".zip",)}
+    allowed = {"model": MODEL_SUFFIXES + TABLE_SUFFIXES, "dataset": ZIP_SUFFIXES + MANIFEST_SUFFIXES,
+               "images": ZIP_SUFFIXES}
     if role not in allowed:
         raise ValueError(f"role must be one of {sorted(allowed)}, got {role!r}")
     what = {"model": "a model file or a predictions table", "dataset": "a .zip of class folders or a manifest",

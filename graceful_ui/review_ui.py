@@ -10,7 +10,6 @@ comparison never shows one comparison's status on another.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from functools import partial
 
@@ -19,12 +18,9 @@ import streamlit as st
 from graceful_core import review as rv
 from graceful_core.comparison import Comparison
 from graceful_core.report_html import DEFAULT_MAX_FLIPS, render_html_report
-from graceful_ui import store
 from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
-
-_HTML_LOCK = threading.Lock()
 
 
 def _review_signature(r: rv.Review) -> tuple:
@@ -32,31 +28,27 @@ def _review_signature(r: rv.Review) -> tuple:
     return (r.status, r.status_by, r.status_at, len(r.notes), r.notes[-1].at if r.notes else None)
 
 
-def html_report_bytes(comp: Comparison, item: dict | None = None) -> bytes:
+@st.cache_resource(max_entries=16, show_spinner=False,
+                   hash_funcs={Comparison: lambda c: (c.key or id(c), c.old_name, c.new_name)})
+def _html(comp: Comparison, signature: tuple | None) -> bytes:
+    r = rv.get_review(comp.key) if comp.key else None
+    return render_html_report(comp, max_flips=DEFAULT_MAX_FLIPS, review=r).encode("utf-8")
+
+
+def html_report_bytes(comp: Comparison) -> bytes:
     """The HTML report of ``comp`` with its current review, UTF-8 encoded.
 
-    Rendered once per (comparison, review state): the result is kept in ``item`` (the
-    comparison's entry in the :class:`~graceful_ui.store.ComparisonStore`) and reused
-    until a status or note changes.
+    Rendered once per (comparison, review state) and server: the bytes are reused until
+    a status or note changes.
     """
-    r = rv.get_review(comp.key) if comp.key else None
-    sig = _review_signature(r) if r is not None else None
-    cache = item if item is not None else {}
-    with _HTML_LOCK:
-        hit = cache.get("html")
-        if hit is not None and hit[0] == sig:
-            return hit[1]
-    data = render_html_report(comp, max_flips=DEFAULT_MAX_FLIPS, review=r).encode("utf-8")
-    with _HTML_LOCK:
-        cache["html"] = (sig, data)
-    return data
+    sig = _review_signature(rv.get_review(comp.key)) if comp.key else None
+    return _html(comp, sig)
 
 
 def html_report_button(comp: Comparison) -> None:
     """Sidebar button "Download report (HTML)"; the file is rendered only when clicked."""
-    item = store.get_store().get(comp.key) if comp.key else None
     st.download_button(
-        "Download report (HTML)", partial(html_report_bytes, comp, item), file_name="graceful-report.html",
+        "Download report (HTML)", partial(html_report_bytes, comp), file_name="graceful-report.html",
         mime="text/html", key="dl_html", width="stretch", on_click="ignore",
         help="One self-contained HTML file (opens offline, prints to PDF): the overview, the matrix, "
              f"up to {DEFAULT_MAX_FLIPS} negative flips with thumbnails, the cross-test and the review notes",

@@ -12,13 +12,18 @@ URL parameters: ``cmp`` (comparison id), ``cls`` (class filter, repeatable),
 when not the default), and the Embeddings view's ``layout`` (``joint``, ``side``), ``colour``
 (``model``, ``class``, ``flip``) and ``lines`` (``1``) when chosen. The
 page itself is the URL path (``/flips``); ``?page=flips`` is accepted too.
+
+Page switches that cannot happen where they are decided (in a widget callback, or
+before ``st.navigation`` knows the pages) are deferred with :func:`request_page`;
+``app.py`` performs the one pending request (:func:`take_page_request`) before it draws
+a page.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from graceful_core.comparison import FLIP_TYPES
+from graceful_core.vocabulary import FLIP_TYPES
 from graceful_ui.inputs import Spec, bundled_specs, resolve_spec
 
 FLIP_CODES = dict(zip(FLIP_TYPES, ("neg", "pos", "ok", "bad")))
@@ -68,8 +73,27 @@ def init_state() -> None:
     if qp.get("colour") in EMB_COLOURS:
         ss["emb_colour"] = qp["colour"]
     ss["emb_lines"] = qp.get("lines") == "1" or bool(ss.get("emb_lines"))
-    ss["_initial_page"] = qp.get("page")
+    if qp.get("page"):
+        request_page(qp["page"])
     ss["_initialised"] = True
+
+
+#: Session key of the one pending page switch (see :func:`request_page`).
+_PAGE_REQUEST = "_page_request"
+
+
+def request_page(name: str) -> None:
+    """Switch to the page ``name`` (a key of app.py's pages) before the next page is drawn.
+
+    For callbacks and other places where ``st.switch_page`` cannot run; a later request
+    replaces an earlier one.
+    """
+    st.session_state[_PAGE_REQUEST] = name
+
+
+def take_page_request() -> str | None:
+    """The pending page switch, if any (and forget it)."""
+    return st.session_state.pop(_PAGE_REQUEST, None)
 
 
 def link_params() -> dict[str, str | list[str]]:

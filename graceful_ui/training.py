@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -27,6 +26,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.training.trainer import TrainingCancelled
 from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainParams, train_update_cached
+from graceful_core.vocabulary import is_undefined
 
 log = logging.getLogger("graceful_ui")
 
@@ -35,7 +35,7 @@ RUNS_FILE = "mitigation-runs.json"
 MAX_RUNS = 200
 #: λ values of the sweep button.
 SWEEP_LAMBDAS = (0.1, 0.25, 0.5, 1.0, 2.0)
-#: Metric keys of a run record (``None`` where undefined, DESIGN §2).
+#: Metric keys of a run record (``None`` where undefined, ``docs/metrics.md``).
 METRIC_KEYS = ("negative_flip_rate", "new_error_rate", "old_error_rate", "backward_trust_compatibility",
                "n_negative_flips", "n_positive_flips", "hit1_new_old", "hit1_old_old", "hit1_new_new", "compatible")
 
@@ -63,12 +63,9 @@ def sweep_requests(base: TrainRequest, lambdas: tuple[float, ...] = SWEEP_LAMBDA
 
 
 def _clean(x):
-    if x is None:
-        return None
     if isinstance(x, bool):
         return x
-    x = float(x)
-    return None if math.isnan(x) else x
+    return None if is_undefined(x) else float(x)
 
 
 def run_metrics(comp: Comparison) -> dict:
@@ -78,9 +75,9 @@ def run_metrics(comp: Comparison) -> dict:
     et al., CVPR 2020) and ``hit1_old_old`` the old self-test; None without a cross-test.
     """
     s = comp.summary
-    out = {k: _clean(s[k]) for k in ("negative_flip_rate", "new_error_rate", "old_error_rate",
-                                     "backward_trust_compatibility")}
-    out["n_negative_flips"], out["n_positive_flips"] = int(s["n_negative_flips"]), int(s["n_positive_flips"])
+    out = {k: _clean(getattr(s, k)) for k in ("negative_flip_rate", "new_error_rate", "old_error_rate",
+                                              "backward_trust_compatibility")}
+    out["n_negative_flips"], out["n_positive_flips"] = s.n_negative_flips, s.n_positive_flips
     top1 = comp.compatibility.scores["top1"] if comp.compatibility is not None else {}
     out["hit1_new_old"] = _clean(top1.get("new_old"))
     out["hit1_old_old"] = _clean(top1.get("old_old"))

@@ -1,4 +1,4 @@
-"""Streamlit building blocks shared by the pages: the active comparison, progress, sidebar."""
+"""Streamlit building blocks shared by the pages: the active comparison, progress, cards, sidebar."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import streamlit as st
 
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
+from graceful_core.lineage import STAGE_PAIRS
+from graceful_core.metrics.summary import FlipSummary
+from graceful_core.vocabulary import GROUP_COLUMNS, PCT_DIGITS, StageProgress, card
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, user_message
@@ -18,44 +21,47 @@ from graceful_ui.state import current_spec
 log = logging.getLogger("graceful_ui")
 
 
-def progress_bar(label: str = "Running the models"):
-    """A ``progress(stage, done, total)`` callback drawing an ``st.progress`` bar with counts."""
+def progress_bar(label: str = "Running the models") -> tuple[st.delta_generator.DeltaGenerator, StageProgress]:
+    """An ``st.progress`` bar and the ``progress(stage, done, total)`` callback that moves it.
+
+    The bar is redrawn at most every 0.1 s and per whole percent, so a cached computation
+    that draws it (Streamlit replays its elements on a cache hit) records few updates.
+    """
     bar = st.progress(0.0, text=f"{label}...")
-    last = [0.0]
+    last = {"t": 0.0, "pct": -1, "stage": None}
 
     def cb(stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
-        if done < total and now - last[0] < 0.1:
+        pct = int(100 * done / total) if total else 0
+        if stage == last["stage"] and done < total and (now - last["t"] < 0.1 or pct == last["pct"]):
             return
-        last[0] = now
-        if total == 0:  # a stage without counts (e.g. waiting for another session)
+        last.update(t=now, pct=pct, stage=stage)
+        if total == 0:  # a stage without counts
             bar.progress(0.0, text=f"{label}: {stage}")
             return
-        bar.progress(min(1.0, done / total), text=f"{label}: {stage}, {done} / {total} images")
+        units = "model pairs" if stage == STAGE_PAIRS else "images"
+        bar.progress(min(1.0, done / total), text=f"{label}: {stage}, {done} / {total} {units}")
 
     return bar, cb
 
 
 def compute(spec: Spec) -> Comparison:
-    """The comparison of ``spec``; a progress bar shows while the models run (if they do)."""
-    known = st.session_state.setdefault("_keys", {})
-    item = store.get_store().get(known.get(spec.id, ""))
-    if item is not None:  # resolved earlier in this session: skip re-stat'ing every file
-        return item["comparison"]
-    bar, cb = progress_bar()
-    try:
-        comp = store.load_comparison(spec, progress=cb)
-    finally:
-        bar.empty()
-    known[spec.id] = comp.key
-    return comp
+    """The comparison of ``spec`` (a spinner, and a progress bar while the models run).
+
+    The files' fingerprint is taken once per session and spec, so a rerun does not stat
+    every file of the dataset again.
+    """
+    fps = st.session_state.setdefault("_fingerprints", {})
+    if spec.id not in fps:
+        fps[spec.id] = store.fingerprint(spec)
+    return store.load_comparison(spec, fps[spec.id])
 
 
 def active_comparison() -> tuple[Spec | None, Comparison | None]:
     """The selected spec and its comparison; shows an error (and returns Nones) if it fails."""
     bad = st.session_state.pop("_bad_link", None)
     if bad:
-        st.warning(f"The link names a comparison this server does not know ({bad!r}); "
+        st.warning(f"The link names a comparison this server does not know ({md(bad)}); "
                    "showing the selected one instead.")
     spec = current_spec()
     if spec is None:
@@ -93,8 +99,30 @@ def require_comparison() -> tuple[Spec, Comparison]:
     return spec, comp
 
 
+def metric_card(col, key: str, summary: FlipSummary, delta: str | None = None, delta_color: str = "normal") -> None:
+    """One metric of the summary as a bordered card: the vocabulary's label, value, caption and help."""
+    label, value, caption, help_text = card(key, summary)
+    with col.container(border=True):
+        st.metric(label, value, delta=delta, delta_color=delta_color, help=help_text)
+        st.caption(caption)  # the vocabulary's words and numbers: no user text
+
+
+def rates_table(df) -> None:
+    """A per-class or per-slice table: the vocabulary's headers, rates as percentages with 2 decimals."""
+    shown = df.copy()
+    config = {}
+    for c in df.columns:
+        label, unit = GROUP_COLUMNS.get(c, (c.replace("_", " "), None))
+        if unit == "rate":
+            shown[c] = 100 * df[c]  # display only; sorting stays numeric
+            config[c] = st.column_config.NumberColumn(label, format=f"%.{PCT_DIGITS}f %%")
+        else:
+            config[c] = st.column_config.Column(label)
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
+
+
 def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
-    """Current comparison and downloads (JSON report, per-sample CSV) in the sidebar."""
+    """Current comparison and downloads (JSON report, per-sample CSV, HTML report) in the sidebar."""
     with st.sidebar:
         if spec is None or comp is None:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -13,6 +14,18 @@ def _cache_dir(tmp_path_factory):
     if not os.environ.get("GRACEFUL_CACHE_DIR"):
         os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Streamlit's AppTest runs app.py as ``__main__`` and leaves it in ``sys.modules``; put the real one back.
+
+    Otherwise a later test that starts a process with the "spawn" method re-runs app.py in the child.
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ def _fast_projection(monkeypatch):
         return (x @ vt[:2].T).astype(np.float32)
 
     monkeypatch.setattr(proj, "_umap", pca2)
-    monkeypatch.setattr("graceful_ui.store.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
+    monkeypatch.setattr("graceful_core.lazy.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
     yield
 
 
@@ -31,7 +31,7 @@ def comparison(sample_spec):
     from graceful_core.sources import compare_sources
 
     comp = compare_sources(sample_spec.old, sample_spec.new, sample_spec.data)
-    if comp.old_embedding is None or comp.new_embedding is None:
+    if comp.arrays.old_embedding is None or comp.arrays.new_embedding is None:
         pytest.skip("the bundled models have no embeddings")
     return comp
 
@@ -63,7 +63,8 @@ def test_retrieval_table_and_verdict_equal_the_report(comparison):
 
 
 def test_embeddings_overlap_equals_brute_force(comparison):
-    old, new = comparison.old_embedding.astype(np.float64), comparison.new_embedding.astype(np.float64)
+    old = comparison.arrays.old_embedding.astype(np.float64)
+    new = comparison.arrays.new_embedding.astype(np.float64)
     at = open_page("embeddings")
     assert at.title[0].value == "Embeddings"
     shown = {m.label: m.value for m in at.metric}["Overlap"]
@@ -74,7 +75,8 @@ def test_embeddings_overlap_equals_brute_force(comparison):
     nn = new / np.linalg.norm(new, axis=1, keepdims=True)
     best = np.argmax(nn @ on.T, axis=1)  # first maximum = lowest index on ties
     expected = float(np.mean(best == np.arange(len(best))))
-    assert shown == f"{100 * expected:.1f} %"
+    assert shown == f"{100 * expected:.2f} %"
+    assert comparison.to_report()["embedding_overlap"] == pytest.approx(expected, abs=1e-12)  # the JSON carries it
     assert len(at.get("plotly_chart")) == 1
 
 
@@ -118,7 +120,7 @@ def test_a_link_opens_the_embeddings_view_it_names(comparison):
 
 
 def test_selected_points_give_unique_ids_in_order():
-    from graceful_ui.embedding_figs import selected_ids
+    from graceful_core.figures import selected_ids
 
     pts = [{"customdata": ["b", "old"]}, {"customdata": ["a", "new"]}, {"customdata": ["b", "new"]}, {"x": 1}]
     assert selected_ids(pts) == ["b", "a"]

@@ -68,26 +68,26 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
 
     shown = {m.label: m for m in at.metric}
     s = after.summary
-    assert shown["Negative flip rate (NFR)"].value == pct(s["negative_flip_rate"])
-    assert shown["New error rate"].value == pct(s["new_error_rate"])
-    assert shown["Backward trust (BTC)"].value == pct(s["backward_trust_compatibility"])
+    assert shown["Negative flip rate (NFR)"].value == pct(s.negative_flip_rate)
+    assert shown["New error rate"].value == pct(s.new_error_rate)
+    assert shown["Backward trust (BTC)"].value == pct(s.backward_trust_compatibility)
     assert shown["Cross-test Hit@1 (new→old)"].value == pct(after.compatibility.scores["top1"]["new_old"])
     b = before.summary
-    want_delta = f"{100 * (s['negative_flip_rate'] - b['negative_flip_rate']):+.2f} pp"
+    want_delta = f"{100 * (s.negative_flip_rate - b.negative_flip_rate):+.2f} pp"
     assert shown["Negative flip rate (NFR)"].delta == want_delta
 
     table = at.table[0].value
     col_before, col_after = table["old → plain new (baseline)"].tolist(), table["old → focal-distillation new"].tolist()
     rows = table["metric"].tolist()
     expect = {
-        "Negative flip rate (NFR)": (pct(b["negative_flip_rate"]), pct(s["negative_flip_rate"])),
-        "Negative flips": (str(b["n_negative_flips"]), str(s["n_negative_flips"])),
-        "New error rate": (pct(b["new_error_rate"]), pct(s["new_error_rate"])),
-        "Backward trust (BTC)": (pct(b["backward_trust_compatibility"]), pct(s["backward_trust_compatibility"])),
-        "Cross-test Hit@1 new→old": (pct(before.compatibility.scores["top1"]["new_old"]),
-                                     pct(after.compatibility.scores["top1"]["new_old"])),
-        "Self-test Hit@1 old→old": (pct(before.compatibility.scores["top1"]["old_old"]),
-                                    pct(after.compatibility.scores["top1"]["old_old"])),
+        "Negative flip rate (NFR)": (pct(b.negative_flip_rate), pct(s.negative_flip_rate)),
+        "Negative flips": (str(b.n_negative_flips), str(s.n_negative_flips)),
+        "New error rate": (pct(b.new_error_rate), pct(s.new_error_rate)),
+        "Backward trust (BTC)": (pct(b.backward_trust_compatibility), pct(s.backward_trust_compatibility)),
+        "Cross-test Hit@1 (new→old)": (pct(before.compatibility.scores["top1"]["new_old"]),
+                                       pct(after.compatibility.scores["top1"]["new_old"])),
+        "Self-test Hit@1 (old→old)": (pct(before.compatibility.scores["top1"]["old_old"]),
+                                      pct(after.compatibility.scores["top1"]["old_old"])),
     }
     for name, (want_b, want_a) in expect.items():
         i = rows.index(name)
@@ -102,7 +102,7 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
     assert at.query_params.get("cmp") == [f"trained:{trained[0].stem}"] or \
         at.query_params.get("cmp") == f"trained:{trained[0].stem}"
     overview = {m.label: m.value for m in at.metric}
-    assert overview["Negative flip rate (NFR)"] == pct(s["negative_flip_rate"])
+    assert overview["Negative flip rate (NFR)"] == pct(s.negative_flip_rate)
 
 
 def test_cancel_stops_training_and_writes_no_model(_own_cache):

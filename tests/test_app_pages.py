@@ -236,3 +236,12 @@ def test_sort_order_survives_a_page_switch_and_is_in_the_link(sample_spec):
     goto(at, "sample_page.py")
     goto(at, "flips_page.py")
     assert at.selectbox(key="w_sort").value == "id" and grid_ids(at) == first
+
+
+def test_pages_live_in_app_pages_not_in_a_pages_folder():
+    """Streamlit 1.67 treats a ``pages/`` folder next to app.py as the old multipage layout and then answers a
+    deep link such as ``/flips?cmp=...`` with "Page not found" (README, "How it works")."""
+    from tests.apptest import ROOT
+
+    assert not (ROOT / "pages").exists(), "move the pages to app_pages/: a pages/ folder breaks deep links"
+    assert sorted(p.name for p in (ROOT / "app_pages").glob("*_page.py"))

@@ -149,3 +149,25 @@ def test_upload_through_the_app_switches_the_comparison(sample_spec, report):
     # a fresh session following the link opens the uploaded comparison
     again = run_app({"cmp": cmp})
     assert not again.warning and "digits.zip" in again.caption[0].value
+
+
+def test_a_pq_manifest_works_in_the_upload_page_as_in_the_cli(sample_spec, report):
+    """One definition of the manifest suffixes: the upload path accepts the `.pq` manifest the CLI accepts."""
+    import graceful_core.io.datasets as datasets
+    import graceful_core.vocabulary as vocabulary
+    from graceful_ui import inputs, store
+    from graceful_ui.inputs import Upload, check_upload, spec_from_uploads
+
+    assert ".pq" in vocabulary.MANIFEST_SUFFIXES
+    assert inputs.MANIFEST_SUFFIXES is vocabulary.MANIFEST_SUFFIXES is datasets.MANIFEST_SUFFIXES
+    imgs = _images(sample_spec)
+    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
+                             "label": [n.split("/")[0] for n, _ in imgs]})
+    buf = io.BytesIO()
+    manifest.to_parquet(buf, index=False)
+    pq = Upload("manifest.pq", buf.getvalue())
+    check_upload(pq, "dataset")  # no "expected a .zip of class folders or a manifest" error
+    old, new = _models(sample_spec)
+    spec = spec_from_uploads(old, new, pq, Upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])))
+    got = store.load_comparison(spec).to_report()
+    assert got["n_samples"] == report["n_samples"] and got["negative_flips"] == report["negative_flips"]

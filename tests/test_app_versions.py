@@ -22,7 +22,7 @@ def _report(models: list[str]) -> dict:
 
     if not DATA.is_dir() or not all((MODELS / m).is_file() for m in models):
         pytest.skip("bundled sample models/digits are missing")
-    return model_matrix_report([str(MODELS / m) for m in models], DATA)
+    return model_matrix_report([str(MODELS / m) for m in models], DATA).to_report()
 
 
 @pytest.fixture(scope="module")

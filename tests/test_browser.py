@@ -299,3 +299,67 @@ def test_bad_upload_shows_the_error_and_keeps_the_result(page, server, cli_repor
     wait_ready(page)
     assert metric_value(page, "Negative flip rate (NFR)") == f"{100 * cli_report['negative_flip_rate']:.2f} %"
     no_exception(page, "overview after a bad upload")
+
+
+def test_the_overview_has_its_own_address(page, server):
+    """A fresh load of /overview?cmp=... opens the Overview (no "Page not found"); / goes to /overview."""
+    page.goto(server + "/overview?cmp=sample:new")
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Overview")', timeout=WAIT_MS)
+    wait_ready(page)
+    no_exception(page, "/overview")
+    assert "/overview" in page.url and "cmp=sample" in page.url
+    page.goto(server + "/?cmp=sample:new")
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Overview")', timeout=WAIT_MS)
+    wait_ready(page)
+    page.wait_for_function("() => location.pathname.endsWith('/overview')", timeout=WAIT_MS)
+    assert "cmp=sample" in page.url
+    no_exception(page, "/ -> /overview")
+
+
+HOSTILE_CLASSES = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "plain")
+
+
+def test_hostile_class_names_show_as_text_in_the_app(page, server, tmp_path):
+    """Two uploaded tables whose classes are HTML: the app shows the names as text and runs no script."""
+    import pandas as pd
+
+    ids = [f"s{i}" for i in range(9)]
+    labels = [HOSTILE_CLASSES[i % 3] for i in range(9)]
+    old = [HOSTILE_CLASSES[(i + (i == 4)) % 3] for i in range(9)]  # old wrong on s4
+    new = [HOSTILE_CLASSES[(i + (i in (0, 1))) % 3] for i in range(9)]  # new wrong on s0, s1: negative flips
+    for name, pred in (("old.csv", old), ("new.csv", new)):
+        pd.DataFrame({"id": ids, "label": labels, "pred": pred}).to_csv(tmp_path / name, index=False)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(server + "/inputs?cmp=sample:new")
+    page.wait_for_selector('[data-testid="stFileUploader"]', timeout=WAIT_MS)
+    wait_ready(page)
+    inputs = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    inputs.nth(0).set_input_files(str(tmp_path / "old.csv"))
+    wait_ready(page)
+    inputs.nth(1).set_input_files(str(tmp_path / "new.csv"))
+    wait_ready(page)
+    page.get_by_role("button", name="Compare the uploaded files").click()
+    page.wait_for_function("() => location.href.includes('cmp=upload')", timeout=WAIT_MS)
+    wait_ready(page)
+    for title, url_path in (("Overview", "overview"), ("Flips", "flips")):
+        page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+        page.wait_for_selector(f'[data-testid="stMain"] h1:has-text("{title}")', timeout=WAIT_MS)
+        wait_ready(page)
+        if title == "Flips":
+            page.wait_for_selector(".js-plotly-plot .xtick text", timeout=WAIT_MS)
+            page.get_by_text("matching images").first.wait_for(timeout=WAIT_MS)
+        else:  # the per-class table names the classes (its cells are an accessible grid)
+            page.wait_for_selector('[data-testid="stDataFrame"] [role="gridcell"]', state="attached", timeout=WAIT_MS)
+        no_exception(page, f"{title} with hostile class names")
+        text = page.evaluate("document.body.innerText")
+        ticks = page.evaluate("Array.from(document.querySelectorAll('.xtick text, .ytick text'))"
+                              ".map(t => t.textContent)")
+        cells = page.evaluate("Array.from(document.querySelectorAll('[data-testid=\"stDataFrame\"] [role=\"gridcell\"]'))"
+                              ".map(c => c.textContent)")
+        shown = "\n".join([text, *ticks, *cells])
+        for name in HOSTILE_CLASSES[:2]:
+            assert name in shown, (title, name)
+        assert page.evaluate("Array.from(document.images).filter(i => i.getAttribute('src') === 'x').length") == 0
+        shot(page, f"11-hostile-{url_path}")
+    assert dialogs == []

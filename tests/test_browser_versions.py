@@ -37,7 +37,7 @@ def report(tmp_path_factory):
     if not all((MODELS / m).is_file() for m in CHAIN) or not DATA.is_dir():
         pytest.skip("bundled sample models/digits are missing")
     os.environ.setdefault("GRACEFUL_CACHE_DIR", str(tmp_path_factory.mktemp("lineage-cache")))
-    return model_matrix_report([str(MODELS / m) for m in CHAIN], DATA)
+    return model_matrix_report([str(MODELS / m) for m in CHAIN], DATA).to_report()
 
 
 @pytest.fixture(scope="module")

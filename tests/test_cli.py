@@ -44,7 +44,7 @@ def model_report(cache_dir, tmp_path_factory) -> dict:
 
 
 def _independent_metrics() -> dict:
-    """DESIGN §2 metrics recomputed with plain NumPy/SciPy from the committed tables."""
+    """The metrics of docs/metrics.md recomputed with plain NumPy/SciPy from the committed tables."""
     o, n = pd.read_csv(OLD_CSV, dtype={"id": str}), pd.read_csv(NEW_CSV, dtype={"id": str})
     m = o.merge(n, on="id", suffixes=("_o", "_n"))
     y = m["label_o"].astype(str).to_numpy()

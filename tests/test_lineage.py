@@ -119,7 +119,7 @@ def brute_force_hit1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray)
     gn = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     sim = qn @ gn.T
     np.fill_diagonal(sim, -np.inf)
-    nearest = sim.argmax(axis=1)  # ties: lowest index, as DESIGN §2
+    nearest = sim.argmax(axis=1)  # ties: lowest index, as docs/metrics.md
     valid = np.array([(labels == y).sum() > 1 for y in labels])
     return float((labels[nearest] == labels)[valid].mean())
 
@@ -198,10 +198,12 @@ def test_regressions_from_first_equal_a_set_computation(matrix, direct):
         [float(np.mean(out[m][0] == labels)) for m in CHAIN], abs=1e-15)
 
 
-def test_matrix_text_names_every_model_and_the_chain(matrix):
-    from graceful_core.lineage import matrix_text
+def test_matrix_text_names_every_model_and_the_chain(paths, matrix):
+    from graceful_core.lineage import matrix_text, model_matrix_report
 
-    text = matrix_text(matrix)
+    model_set = model_matrix_report(paths, DATA)
+    assert model_set.to_report() == matrix  # the CLI's JSON is the model set's report
+    text = matrix_text(model_set)
     assert "old.pt -> new.pt -> v3.pt -> edge.pt" in text
     for name in matrix["models"]:
         assert name in text
@@ -262,20 +264,26 @@ def test_hand_computed_three_model_chain():
     v2 = [0, 1, 1, 1, 0, 1]  # right: 0,2,3,4,5; v1 -> v2 flips: 1 (neg), 3,4 (pos)
     v3 = [1, 1, 1, 1, 0, 0]  # right: 2,3,4;     v2 -> v3 flips: 0,5 (neg)
     r = model_matrix([_preds(v1, y), _preds(v2, y), _preds(v3, y)], ["v1", "v2", "v3"])
-    assert r["accuracy"] == pytest.approx([4 / 6, 5 / 6, 3 / 6])
+    assert r.accuracy == pytest.approx([4 / 6, 5 / 6, 3 / 6])
     # NF(i, j) = |right_i minus right_j|: right sets {0,1,2,5}, {0,2,3,4,5}, {2,3,4}
-    assert r["negative_flips"] == [[0, 1, 3], [2, 0, 2], [2, 0, 0]]
-    assert r["negative_flip_rate"][0] == pytest.approx([0, 1 / 6, 3 / 6])
-    assert r["negative_flip_rate"][2][0] == pytest.approx(2 / 6)
-    assert r["backward_trust_compatibility"][0] == pytest.approx([1.0, 3 / 4, 1 / 4])
-    assert r["backward_trust_compatibility"][1][2] == pytest.approx(3 / 5)
-    lin = r["lineage"]
-    assert [s["negative_flips"] for s in lin["steps"]] == [1, 2]
-    assert lin["regressions_from_first"] == [0, 1, 3]  # v1 right and vk wrong: {}, {1}, {0,1,5}
-    assert lin["ever_regressed_from_first"] == [0, 1, 3]
-    assert lin["regressed_from_first_ids"] == ["s0", "s1", "s5"]
-    assert r["cross_top1"] == [[None] * 3] * 3 and r["cross_top1_reason"][0][1].startswith("no embedding")
-    assert r["can_share_index"] == []
+    assert r.negative_flips == ((0, 1, 3), (2, 0, 2), (2, 0, 0))
+    assert r.negative_flip_rate[0] == pytest.approx([0, 1 / 6, 3 / 6])
+    assert r.negative_flip_rate[2][0] == pytest.approx(2 / 6)
+    assert r.backward_trust_compatibility[0] == pytest.approx([1.0, 3 / 4, 1 / 4])
+    assert r.backward_trust_compatibility[1][2] == pytest.approx(3 / 5)
+    lin = r.lineage
+    assert [s.negative_flips for s in lin.steps] == [1, 2]
+    assert lin.regressions_from_first == (0, 1, 3)  # v1 right and vk wrong: {}, {1}, {0,1,5}
+    assert lin.ever_regressed_from_first == (0, 1, 3)
+    assert lin.regressed_from_first_ids == ("s0", "s1", "s5")
+    assert r.cross_top1 == ((None,) * 3,) * 3 and r.cross_top1_reason[0][1].startswith("no embedding")
+    assert r.can_share_index == ()
+    rep = r.to_report()  # the JSON of `matrix --json`: same numbers, lists, None for undefined
+    assert rep["negative_flips"] == [[0, 1, 3], [2, 0, 2], [2, 0, 0]] and rep["can_share_index"] == []
+    assert rep["lineage"]["steps"][0] == {"old": "v1", "new": "v2", "old_accuracy": pytest.approx(4 / 6),
+                                          "new_accuracy": pytest.approx(5 / 6),
+                                          "negative_flip_rate": pytest.approx(1 / 6), "negative_flips": 1,
+                                          "positive_flips": 2}
 
 
 def test_ever_regressed_grows_when_a_later_model_fixes_a_regression():
@@ -283,8 +291,8 @@ def test_ever_regressed_grows_when_a_later_model_fixes_a_regression():
 
     y = [0, 1, 0]
     r = model_matrix([_preds([0, 1, 0], y), _preds([1, 1, 0], y), _preds([0, 1, 1], y)], ["a", "b", "c"])
-    assert r["lineage"]["regressions_from_first"] == [0, 1, 1]  # b breaks s0; c fixes s0 but breaks s2
-    assert r["lineage"]["ever_regressed_from_first"] == [0, 1, 2]
+    assert r.lineage.regressions_from_first == (0, 1, 1)  # b breaks s0; c fixes s0 but breaks s2
+    assert r.lineage.ever_regressed_from_first == (0, 1, 2)
 
 
 def test_cross_top1_none_where_sizes_differ_and_sharing_by_hand():
@@ -300,18 +308,18 @@ def test_cross_top1_none_where_sizes_differ_and_sharing_by_hand():
     wide = np.ones((4, 3))
     embs = {"bad": bad, "g": g, "good": good, "wide": wide}
     r = model_matrix([_preds([0, 0, 1, 1], y, e.astype(np.float32)) for e in embs.values()], list(embs))
-    c = r["cross_top1"]
+    c = r.cross_top1
     assert c[0][0] == pytest.approx(0.0) and c[1][1] == pytest.approx(1.0) and c[2][0] == pytest.approx(1.0)
     for q, g_ in itertools.product(range(3), repeat=2):
         assert c[q][g_] == pytest.approx(brute_force_hit1(*(list(embs.values())[k] for k in (q, g_)), y))
-    assert c[0][3] is None and c[3][1] is None and "sizes differ" in r["cross_top1_reason"][3][1]
+    assert c[0][3] is None and c[3][1] is None and "sizes differ" in r.cross_top1_reason[3][1]
     assert c[3][3] is not None  # a model always has a self-test
     names = list(embs)
     expected = {(names[q], names[g_]) for q, g_ in itertools.product(range(3), repeat=2)
                 if q != g_ and brute_force_hit1(embs[names[q]], embs[names[g_]], y)
                 > brute_force_hit1(embs[names[g_]], embs[names[g_]], y)}
     assert ("good", "bad") in expected
-    assert {(s["query"], s["gallery"]) for s in r["can_share_index"]} == expected
+    assert {(s.query, s.gallery) for s in r.can_share_index} == expected
 
 
 def test_fewer_than_two_models_is_an_input_error():

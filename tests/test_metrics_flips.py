@@ -1,7 +1,7 @@
 """Tests of graceful_core.metrics.flips and graceful_core.metrics.compatibility.
 
 Expected values are counted by hand (the 10-sample example below), derived from the
-identities of DESIGN §2, or brute-forced with plain Python loops.
+identities of docs/metrics.md, or brute-forced with plain Python loops.
 """
 
 from __future__ import annotations

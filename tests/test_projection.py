@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graceful_core.projection import joint_umap, procrustes_align, separate_umap, warm_up_umap
+from graceful_core.projection import joint_umap, procrustes_align, separate_umap
 
 
 def _clustered(n, d, k, seed):
@@ -15,7 +15,6 @@ def _clustered(n, d, k, seed):
 
 
 def test_joint_umap_shared_map_subsample_and_determinism():
-    warm_up_umap()
     old, _ = _clustered(150, 16, 4, seed=0)
     new = old + np.random.default_rng(1).normal(size=old.shape).astype(np.float32) * 0.01
     a = joint_umap(old, new, seed=3, max_points=200)

@@ -131,7 +131,7 @@ def test_overview_numbers_match_the_json_report(page, report):
     assert f"{report['mcnemar_p_value']:.3g}" in text
     nf, pf, n = report["n_negative_flips"], report["n_positive_flips"], report["n_samples"]
     assert f"fixes {pf} images and breaks {nf} images of {n}" in text
-    assert f"{nf} of {n} samples go old ✓ → new ✗" in text
+    assert f"of all {n} images: {nf} go old ✓ → new ✗" in text
 
 
 def test_mcnemar_verdict_in_plain_words(page, report):
@@ -213,7 +213,7 @@ def test_size_limit_and_growth_with_the_cap_only(comp, report, tmp_path):
             shutil.copy(f, big / cls.name / f"b_{f.name}")
     comp2 = compare_sources(OLD, NEW, big)
     assert comp2.n_samples == 2 * comp.n_samples
-    assert int(comp2.negative_flip_mask.sum()) == 2 * nf
+    assert int(comp2.arrays.negative_flip_mask.sum()) == 2 * nf
     small = len(render_html_report(comp, max_flips=2, generated_at=FIXED_TIME).encode())
     large = len(render_html_report(comp2, max_flips=2, generated_at=FIXED_TIME).encode())
     assert abs(large - small) < 1_000, (small, large)
@@ -256,15 +256,15 @@ class FakeDataset:
         return Image.fromarray(np.full((8, 8), 200, dtype=np.uint8), mode="L")
 
 
-def hostile_comparison():
-    from graceful_core.comparison import Comparison
+def hostile_comparison(classes=(HOSTILE, "b<i>")):
+    from graceful_core.comparison import ComparisonInputs, compare_predictions
+    from graceful_core.types import Predictions
 
     ids = np.array([f"{HOSTILE}-{i}" for i in range(4)], dtype=object)
-    return Comparison(
-        old_name=f"old{HOSTILE}", new_name="new&'\"", classes=[HOSTILE, "b<i>"], ids=ids,
-        labels=np.array([0, 0, 1, 1]), old_pred=np.array([0, 0, 1, 0]), new_pred=np.array([1, 1, 1, 1]),
-        key="k", dataset=FakeDataset(ids),
-    )
+    old = Predictions(ids=ids, pred=np.array([0, 0, 1, 0]), classes=list(classes), labels=np.array([0, 0, 1, 1]))
+    new = Predictions(ids=ids, pred=np.array([1, 1, 1, 1]), classes=list(classes))
+    return compare_predictions(old, new, old_name=f"old{HOSTILE}", new_name="new&'\"", key="k",
+                               inputs=ComparisonInputs(dataset=FakeDataset(ids)))
 
 
 def test_user_strings_are_escaped():
@@ -393,3 +393,112 @@ def test_cli_bad_input_leaves_no_html(tmp_path):
     assert last.startswith("error: ") and "broken.pt" in last and "Traceback" not in r.stderr
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["broken.pt"]  # no temp file
+
+
+# ------------------------------------------------------------------ layout and scripts in a browser
+def _chromium():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing (required when CI is set)")
+        pytest.skip(f"{CHROMIUM} is missing")
+    return pytest.importorskip("playwright.sync_api")
+
+
+#: Per figure: the SVG's box, and the boxes of every tick label and axis title, in page px.
+BOXES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(plot => {
+  const svg = plot.querySelector('.main-svg').getBoundingClientRect();
+  const box = el => { const r = el.getBoundingClientRect();
+                      return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom, text: el.textContent}; };
+  return {svg: {x0: svg.left, y0: svg.top, x1: svg.right, y1: svg.bottom},
+          xticks: Array.from(plot.querySelectorAll('.xtick text')).map(box),
+          yticks: Array.from(plot.querySelectorAll('.ytick text')).map(box),
+          titles: Array.from(plot.querySelectorAll('.g-xtitle text, .g-ytitle text')).map(box)};
+})"""
+
+
+def _inside(b, svg, tol=1.0) -> bool:
+    return b["x0"] >= svg["x0"] - tol and b["x1"] <= svg["x1"] + tol and b["y0"] >= svg["y0"] - tol \
+        and b["y1"] <= svg["y1"] + tol
+
+
+def _overlap(a, b) -> bool:
+    return a["x0"] < b["x1"] and b["x0"] < a["x1"] and a["y0"] < b["y1"] and b["y0"] < a["y1"]
+
+
+@pytest.mark.parametrize("width", [800, 1300, 1920])
+def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, width):
+    """Every tick label and axis title lies inside its figure and no tick label covers an axis title."""
+    sync_api = _chromium()
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": width, "height": 900})
+            pg.goto(path.as_uri(), wait_until="load")
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
+                                 timeout=30_000)
+            pg.wait_for_timeout(300)
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / f"report_html_{width}.png"), full_page=True)
+            figures = pg.evaluate(BOXES_JS)
+        finally:
+            browser.close()
+    heat, bars = figures[0], figures[1]
+    k = len(report["classes"])
+    # the heatmap names every row (top to bottom) and column (left to right); the bars name every class
+    # and tick whole numbers only
+    def order(ticks, key):
+        return [t["text"] for t in sorted(ticks, key=lambda t: t[key])]
+
+    assert order(heat["yticks"], "y0") == [f"old: {c}" for c in report["classes"]]
+    assert order(heat["xticks"], "x0") == [f"new: {c}" for c in report["classes"]]
+    assert order(bars["xticks"], "x0") == [str(c) for c in report["classes"]]
+    assert bars["yticks"] and all(t["text"].replace(",", "").isdigit() for t in bars["yticks"]), bars["yticks"]
+    assert len(bars["titles"]) == 2 and k >= 2
+    for fig in figures:
+        for b in fig["xticks"] + fig["yticks"] + fig["titles"]:
+            assert _inside(b, fig["svg"]), (width, b, fig["svg"])
+        for t in fig["xticks"] + fig["yticks"]:
+            for title in fig["titles"]:
+                assert not _overlap(t, title), (width, t, title)
+
+
+def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
+    """Class names, ids, model names and notes that are HTML stay text, in the page and in the charts."""
+    from graceful_core.review import Note, Review
+
+    sync_api = _chromium()
+    names = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
+    rv = Review(key="k", status="rejected", status_by="<img src=x onerror=alert(3)>", status_at=FIXED_TIME,
+                notes=(Note(text="<script>alert(4)</script>", author="<b>a</b>", at=FIXED_TIME),))
+    path = tmp_path / "hostile.html"
+    hostile_comparison(classes=names).to_html(path, review=rv, generated_at=FIXED_TIME)
+    dialogs, errors = [], []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1300, "height": 900})
+            pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(path.as_uri(), wait_until="load")
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
+                                 timeout=30_000)
+            pg.wait_for_timeout(500)
+            text = pg.evaluate("document.body.innerText")
+            ticks = pg.evaluate("Array.from(document.querySelectorAll('.xtick text, .ytick text'))"
+                                ".map(t => t.textContent)")
+            n_scripts = pg.evaluate("document.scripts.length")
+            n_plots = pg.evaluate("document.querySelectorAll('.js-plotly-plot').length")
+            fake_imgs = pg.evaluate("Array.from(document.images).filter(i => i.getAttribute('src') === 'x').length")
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "report_html_hostile.png"), full_page=True)
+        finally:
+            browser.close()
+    assert dialogs == [] and errors == []
+    assert n_scripts == 2 + n_plots and fake_imgs == 0  # plotly.js, one per figure, the print helper
+    assert f"true: {names[0]}" in text and f"new: {names[1]}" in text  # the flip tiles
+    for name in names:
+        assert f"old: {name}" in ticks and f"new: {name}" in ticks and name in ticks  # matrix and bars
+    assert "<img src=x onerror=alert(3)>" in text and "<script>alert(4)</script>" in text
+    assert "old</script><img src=x onerror=alert(1)>" in text  # the old model's name, in the title

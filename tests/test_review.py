@@ -161,19 +161,21 @@ def test_app_review_survives_a_restart(app_cache):
 def test_downloaded_report_follows_the_review(tmp_path, monkeypatch):
     import numpy as np
 
-    from graceful_core.comparison import Comparison
+    from graceful_core.comparison import compare_predictions
+    from graceful_core.types import Predictions
     from graceful_ui.review_ui import html_report_bytes
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path))
-    comp = Comparison(old_name="old", new_name="new", classes=["a", "b"], ids=np.array(["x", "y", "z"]),
-                      labels=np.array([0, 1, 1]), old_pred=np.array([0, 1, 0]), new_pred=np.array([1, 1, 1]),
-                      key="cmp-key")
-    item: dict = {}
-    first = html_report_bytes(comp, item)
+    ids = np.array(["x", "y", "z"], dtype=object)
+    comp = compare_predictions(Predictions(ids=ids, pred=np.array([0, 1, 0]), classes=["a", "b"],
+                                           labels=np.array([0, 1, 1])),
+                               Predictions(ids=ids, pred=np.array([1, 1, 1]), classes=["a", "b"]),
+                               old_name="old", new_name="new", key="cmp-key")
+    first = html_report_bytes(comp)
     assert b"Status: <b>needs review</b>" in first and b"No notes." in first
-    assert html_report_bytes(comp, item) is first  # unchanged review: rendered once
+    assert html_report_bytes(comp) is first  # unchanged review: rendered once
     review.add_note("cmp-key", "ship <it>", author="bo")
     review.set_status("cmp-key", "approved")
-    again = html_report_bytes(comp, item)
+    again = html_report_bytes(comp)
     assert b"ship &lt;it&gt;" in again and b"Status: <b>approved</b>" in again
     assert (tmp_path / "reviews.sqlite").exists()

@@ -1,57 +1,78 @@
-"""The app's result store: one computation per key across sessions, bounded size."""
+"""The app's caches (Streamlit's own): two sessions asking for one comparison at once compute it once."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from graceful_ui.store import ComparisonStore
+import pytest
 
 
-def _wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
+def test_two_sessions_asking_for_one_comparison_compute_it_once(sample_spec, monkeypatch):
+    """Streamlit's per-key lock: the second caller waits for the first one's result instead of computing."""
+    import streamlit as st
 
+    from graceful_ui import store
 
-def test_two_sessions_asking_for_one_key_compute_it_once_and_the_second_is_told():
-    store = ComparisonStore()
     started, release = threading.Event(), threading.Event()
-    computed, waited, got = [], [], {}
+    calls: list[str] = []
+    result = object()
+
+    def slow_compare(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        started.set()
+        assert release.wait(10)
+        return result
+
+    monkeypatch.setattr(store, "compare_sources", slow_compare)
+    st.cache_resource.clear()
+    got: dict[str, object] = {}
 
     def session(name: str) -> None:
-        with store.computing("k", on_wait=lambda: waited.append(name)):
-            item = store.get("k")
-            if item is None:
-                computed.append(name)
-                started.set()
-                release.wait(10)
-                item = {"value": f"computed by {name}"}
-                store.put("k", item)
-        got[name] = item["value"]
+        got[name] = store.load_comparison(sample_spec)
 
-    first = threading.Thread(target=session, args=("a",))
+    first = threading.Thread(target=session, args=("a",), name="a")
     first.start()
     assert started.wait(10)
-    second = threading.Thread(target=session, args=("b",))
+    second = threading.Thread(target=session, args=("b",), name="b")
     second.start()
-    assert _wait_for(lambda: waited == ["b"])
-    assert second.is_alive() and not got  # b waits while a computes
-    with store.computing("other key", on_wait=lambda: waited.append("other")):
-        pass  # another key never waits for "k"
+    time.sleep(0.3)
+    assert second.is_alive() and "b" not in got  # b waits while a computes
     release.set()
     first.join(10)
     second.join(10)
-    assert computed == ["a"] and waited == ["b"]
-    assert got == {"a": "computed by a", "b": "computed by a"}
+    assert calls == ["a"]  # computed once
+    assert got["a"] is result and got["b"] is result
+    st.cache_resource.clear()
 
 
-def test_the_store_is_bounded_and_idle_key_locks_are_forgotten():
-    store = ComparisonStore(max_items=2)
-    for k in range(20):
-        with store.computing(k):
-            store.put(k, {"v": k})
-    assert list(store.items) == [18, 19]
-    assert len(store._key_locks) <= 4 * 2 + 1
-    assert store.get(0) is None and store.get(19) == {"v": 19}
+def test_a_changed_file_is_compared_again(sample_spec, tmp_path, monkeypatch):
+    """The cache key includes the files' fingerprint: the same spec with a changed file is recomputed."""
+    import dataclasses
+    import os
+    import shutil
+
+    import streamlit as st
+
+    from graceful_ui import store
+
+    calls = []
+    monkeypatch.setattr(store, "compare_sources", lambda *a, **k: calls.append(a) or len(calls))
+    st.cache_resource.clear()
+    new = tmp_path / "new.pt"
+    shutil.copy(sample_spec.new, new)
+    spec = dataclasses.replace(sample_spec, new=str(new))
+    assert store.load_comparison(spec) == 1 and store.load_comparison(spec) == 1
+    os.utime(new, ns=(1, 1))
+    assert store.load_comparison(spec) == 2
+    st.cache_resource.clear()
+
+
+def test_missing_file_is_an_input_error(sample_spec, tmp_path):
+    import dataclasses
+
+    from graceful_core.errors import InputError
+    from graceful_ui import store
+
+    with pytest.raises(InputError, match="no such file"):
+        store.load_comparison(dataclasses.replace(sample_spec, new=str(tmp_path / "gone.pt")))

@@ -1,4 +1,4 @@
-"""Labelled image sets: a folder of class subfolders, a zip of one, or a manifest (DESIGN §3).
+"""Labelled image sets: a folder of class subfolders, a zip of one, or a manifest (``docs/formats.md``).
 
 :func:`load_dataset` lists the images and their labels without decoding any image;
 pixels are decoded one at a time by :meth:`ImageDataset.load_image` (with the bomb
@@ -40,11 +40,10 @@ from graceful_core.errors import InputError
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.images import open_image
 from graceful_core.io.safezip import safe_extract
+from graceful_core.vocabulary import MANIFEST_SUFFIXES, ZIP_SUFFIXES
 
 #: File suffixes taken as images (lower case).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-#: Suffixes of manifest tables.
-MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
 #: Optional slice file at a folder dataset's root.
 SLICES_FILE = "slices.csv"
 #: Slice of samples a slice file or column does not assign.
@@ -118,6 +117,7 @@ class ImageDataset:
     source: str = ""
     display_root: tuple[str, str] | None = field(default=None, repr=False)
     _content_hash: str | None = field(default=None, init=False, repr=False)
+    _rows: dict[str, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.ids = [str(i) for i in self.ids]
@@ -144,6 +144,12 @@ class ImageDataset:
     def load_image(self, i: int) -> Image.Image:
         """Decode sample ``i`` ("L" or "RGB"); InputError naming its file if it is bad."""
         return open_image(self.files[i], name=self.shown_path(i))
+
+    def row_of(self, sample_id: str) -> int | None:
+        """The index of the sample with this id, or None (the id index is built once)."""
+        if self._rows is None:
+            self._rows = {sid: i for i, sid in enumerate(self.ids)}
+        return self._rows.get(str(sample_id))
 
     def content_hash(self) -> str:
         """SHA-256 (hex) over every sample's id, label name and image bytes; memoised.
@@ -431,7 +437,7 @@ def load_dataset(path: str | os.PathLike) -> ImageDataset:
     if os.path.isdir(p):
         return load_folder(p)
     suffix = Path(p).suffix.lower()
-    if suffix == ".zip":
+    if suffix in ZIP_SUFFIXES:
         return load_zip(p)
     if suffix in MANIFEST_SUFFIXES:
         return load_manifest(p)

@@ -32,9 +32,8 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import natural_sorted
 from graceful_core.metrics.confidence import argmax_lowest
 from graceful_core.types import Predictions
+from graceful_core.vocabulary import CSV_SUFFIXES, PARQUET_SUFFIXES
 
-CSV_SUFFIXES = (".csv",)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 #: Parquet schema metadata key holding the JSON list of class names.
 CLASSES_KEY = b"graceful.classes"
 #: Score kinds with their list column and wide-column prefix.

@@ -1,4 +1,4 @@
-"""Regression metrics of a model update (DESIGN §2).
+"""Regression metrics of a model update (definitions and formulas: ``docs/metrics.md``).
 
 Submodules: :mod:`~graceful_core.metrics.flips` (error rates, negative/positive flips,
 transition matrix, per-class and per-slice tables), :mod:`~graceful_core.metrics.compatibility`

@@ -1,6 +1,6 @@
 """Predictions and true-class probabilities from class scores, and the flip confidence split.
 
-DESIGN §2: where only scores exist, the prediction is the argmax, ties going to the
+``docs/metrics.md``: where only scores exist, the prediction is the argmax, ties going to the
 lowest class index; ``p_true`` is the softmax probability of the true class; among
 negative flips, the drop ``p_true(old) - p_true(new)`` separates flips near the decision
 boundary (drop < 0.1) from confident ones (drop >= 0.5).
@@ -19,6 +19,7 @@ from graceful_core.metrics.flips import as_label_array, validate_predictions
 
 __all__ = [
     "argmax_lowest",
+    "softmax",
     "class_probabilities",
     "true_class_probability",
     "flip_confidence_split",
@@ -61,7 +62,7 @@ def argmax_lowest(scores: Any) -> np.ndarray:
     """Predicted class per row: ``argmax_k scores[i, k]``, ties going to the lowest index.
 
     ``np.argmax`` returns the first occurrence of the maximum, which is exactly the
-    lowest-index tie rule of DESIGN §2; this wrapper adds validation and a fixed dtype.
+    lowest-index tie rule of ``docs/metrics.md``; this wrapper adds validation and a fixed dtype.
 
     Parameters
     ----------
@@ -78,6 +79,11 @@ def argmax_lowest(scores: Any) -> np.ndarray:
     ValueError
         If ``scores`` is not 2-D, has no columns, or contains NaN or infinite values
         (message: "scores contain NaN or infinite values").
+
+    Examples
+    --------
+    >>> argmax_lowest([[0.1, 2.0, 2.0], [3.0, -1.0, 0.0]]).tolist()
+    [1, 0]
     """
     s = _check_scores(scores)
     out = np.empty(s.shape[0], dtype=np.int64)
@@ -85,6 +91,44 @@ def argmax_lowest(scores: Any) -> np.ndarray:
         chunk = s[rows]
         _raise_if_not_finite(chunk, "scores")
         out[rows] = np.argmax(chunk, axis=1)
+    return out
+
+
+def _exp_shifted(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In place: ``chunk <- exp(chunk - m)`` with ``m`` the row maximum; returns ``(m, Σ_k exp(...))`` (float64).
+
+    The one stable softmax of graceful: ``softmax = chunk / total`` (:func:`softmax`), or for a
+    single class c ``exp(s_c - m) / total`` (:func:`class_probabilities`).
+    """
+    r = np.arange(chunk.shape[0])
+    m = chunk[r, chunk.argmax(axis=1)]  # the row maximum (faster than max(axis=1) for small K)
+    chunk -= m[:, None]
+    np.exp(chunk, out=chunk)
+    return m.astype(np.float64), chunk.sum(axis=1, dtype=np.float64)
+
+
+def softmax(scores: Any, kind: str = "logits") -> np.ndarray:
+    """Class probabilities ``[N, K]`` (float32) of class scores, in row chunks.
+
+    For logits ``p_i(c) = exp(s_{i,c} - m_i) / Σ_k exp(s_{i,k} - m_i)`` with ``m_i = max_k s_{i,k}``
+    (stable); probabilities are returned as given.
+
+    Examples
+    --------
+    >>> softmax([[0.0, 0.0], [0.0, float(np.log(3))]]).round(6).tolist()
+    [[0.5, 0.5], [0.25, 0.75]]
+    """
+    if kind not in _SCORE_KINDS:
+        raise ValueError(f"kind must be 'logits' or 'probs', got {kind!r}")
+    s = _check_scores(scores)
+    if kind == "probs":
+        return np.asarray(s, dtype=np.float32)
+    out = np.empty(s.shape, dtype=np.float32)
+    for rows in _row_chunks(*s.shape):
+        chunk = np.array(s[rows], dtype=np.float32 if s.dtype == np.float32 else np.float64)
+        _raise_if_not_finite(chunk, "scores")
+        _, total = _exp_shifted(chunk)
+        out[rows] = chunk / total[:, None]
     return out
 
 
@@ -109,6 +153,13 @@ def class_probabilities(scores: Any, kind: str, *indices: Any) -> tuple[np.ndarr
     -------
     tuple of np.ndarray
         One float64 ``[N]`` array per index array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> (p,) = class_probabilities(np.log([[0.2, 0.8], [0.5, 0.5]]), "logits", [1, 0])
+    >>> p.round(6).tolist()
+    [0.8, 0.5]
     """
     if kind not in _SCORE_KINDS:
         raise ValueError(f"kind must be 'logits' or 'probs', got {kind!r}")
@@ -133,11 +184,7 @@ def class_probabilities(scores: Any, kind: str, *indices: Any) -> tuple[np.ndarr
         r = np.arange(chunk.shape[0])
         picked = [chunk[r, y[rows]].astype(np.float64) for y in idx]
         if kind == "logits":
-            m = chunk[r, chunk.argmax(axis=1)]  # the row maximum (faster than max(axis=1) for small K)
-            chunk -= m[:, None]
-            np.exp(chunk, out=chunk)
-            total = chunk.sum(axis=1, dtype=np.float64)
-            m = m.astype(np.float64)
+            m, total = _exp_shifted(chunk)
             picked = [np.exp(v - m) / total for v in picked]
         for out, v in zip(outs, picked):
             out[rows] = v
@@ -160,6 +207,11 @@ def true_class_probability(scores: Any, kind: str, y_true: Any) -> np.ndarray:
     -------
     np.ndarray
         float64 ``[N]``.
+
+    Examples
+    --------
+    >>> true_class_probability([[0.2, 0.8], [0.9, 0.1]], "probs", [1, 1]).tolist()
+    [0.8, 0.1]
     """
     return class_probabilities(scores, kind, y_true)[0]
 
@@ -179,7 +231,7 @@ def flip_confidence_split_from_true_probs(
     For each negative flip (``o_i = y_i and n_i != y_i``) the drop is
     ``d_i = p_true_old_i - p_true_new_i``. A flip is *near the boundary* when
     ``d_i < near`` (the old model was barely right or the new one barely wrong) and
-    *confident* when ``d_i >= confident`` (DESIGN §2; defaults 0.1 and 0.5). Flips in
+    *confident* when ``d_i >= confident`` (``docs/metrics.md``; defaults 0.1 and 0.5). Flips in
     between are in neither count.
 
     Parameters
@@ -194,6 +246,13 @@ def flip_confidence_split_from_true_probs(
     -------
     dict
         ``{"negative_flips_near_boundary": int, "negative_flips_confident": int}``.
+
+    Examples
+    --------
+    Two negative flips: p(true) drops by 0.05 (near the boundary) and by 0.9 (confident).
+
+    >>> flip_confidence_split_from_true_probs([0, 0, 1], [0, 0, 1], [1, 1, 1], [0.55, 0.95, 0.8], [0.5, 0.05, 0.8])
+    {'negative_flips_near_boundary': 1, 'negative_flips_confident': 1}
     """
     y, o, n = validate_predictions(y_true, old_pred, new_pred)
     p_old = _check_true_probs(old_p_true, "old_p_true", y.shape[0])
@@ -235,6 +294,11 @@ def flip_confidence_split(
 
     ``p_true`` of each model is :func:`true_class_probability` of its scores (both of the
     same ``kind``, "logits" or "probs").
+
+    Examples
+    --------
+    >>> flip_confidence_split([0], [0], [1], [[0.9, 0.1]], [[0.2, 0.8]], kind="probs")
+    {'negative_flips_near_boundary': 0, 'negative_flips_confident': 1}
     """
     y, o, n = validate_predictions(y_true, old_pred, new_pred)
     p_old = true_class_probability(old_scores, kind, y)

@@ -1,4 +1,4 @@
-"""Negative and positive flips between an old and a new classifier (DESIGN §2).
+"""Negative and positive flips between an old and a new classifier (``docs/metrics.md``).
 
 Functional API in the style of ``sklearn.metrics``: every function takes 1-D integer
 class-index arrays ``y_true``, ``old_pred`` and ``new_pred`` of equal length and returns a
@@ -13,16 +13,26 @@ Regression-Free Model Updates", CVPR 2021.
 
 A ratio whose denominator is zero (including N = 0) is undefined and returned as
 ``float("nan")``.
+
+Each pairwise formula is written once, as a function of the 2x2 correctness counts
+(``*_from_counts``, taking any :class:`Correctness`); the array functions count and call
+it, and :func:`graceful_core.metrics.summary.flip_summary` calls it on the joint counts
+of :class:`graceful_core.metrics.counts.FlipCounts`, so the in-memory and the streamed
+comparison cannot disagree.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "Correctness",
+    "CorrectnessCounts",
+    "correctness_counts",
     "accuracy",
     "error_rate",
     "negative_flip_mask",
@@ -34,6 +44,7 @@ __all__ = [
     "transition_matrix",
     "per_class_flips",
     "per_slice_flips",
+    "per_class_from_counts",
 ]
 
 
@@ -125,83 +136,235 @@ def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else float("nan")
 
 
+# ------------------------------------------------------------------------ counts
+class Correctness(Protocol):
+    """The 2x2 table of old/new correctness every pairwise flip metric is a function of.
+
+    :class:`CorrectnessCounts` (from arrays) and
+    :class:`graceful_core.metrics.counts.FlipCounts` (joint counts, mergeable) both
+    provide it, so each formula below is written once for both.
+    """
+
+    @property
+    def n_samples(self) -> int: ...
+    @property
+    def old_correct(self) -> int: ...
+    @property
+    def new_correct(self) -> int: ...
+    @property
+    def both_correct(self) -> int: ...
+    @property
+    def negative_flips(self) -> int: ...
+    @property
+    def positive_flips(self) -> int: ...
+    @property
+    def both_wrong(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class CorrectnessCounts:
+    """Counts of the four (old right?, new right?) cells; see :class:`Correctness`.
+
+    Examples
+    --------
+    >>> c = correctness_counts([0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0])
+    >>> c.both_correct, c.negative_flips, c.positive_flips, c.both_wrong
+    (2, 1, 1, 0)
+    """
+
+    both_correct: int
+    negative_flips: int
+    positive_flips: int
+    both_wrong: int
+
+    @property
+    def n_samples(self) -> int:
+        return self.both_correct + self.negative_flips + self.positive_flips + self.both_wrong
+
+    @property
+    def old_correct(self) -> int:
+        return self.both_correct + self.negative_flips
+
+    @property
+    def new_correct(self) -> int:
+        return self.both_correct + self.positive_flips
+
+
+def correctness_counts(y_true: Any, old_pred: Any, new_pred: Any) -> CorrectnessCounts:
+    """The 2x2 correctness table of three class-index arrays (validated together).
+
+    Returns
+    -------
+    CorrectnessCounts
+        ``both_correct = Σ 1[o_i = y_i ∧ n_i = y_i]``, ``negative_flips = Σ 1[o_i = y_i ∧ n_i ≠ y_i]``,
+        ``positive_flips = Σ 1[o_i ≠ y_i ∧ n_i = y_i]``, ``both_wrong`` the rest.
+    """
+    y, o, n = validate_predictions(y_true, old_pred, new_pred)
+    old_ok = o == y
+    new_ok = n == y
+    both = int(np.count_nonzero(old_ok & new_ok))
+    old_c = int(np.count_nonzero(old_ok))
+    new_c = int(np.count_nonzero(new_ok))
+    return CorrectnessCounts(both, old_c - both, new_c - both, int(y.shape[0]) - old_c - new_c + both)
+
+
 # ------------------------------------------------------------------ error rates
+def accuracy_from_counts(correct: int, n_samples: int) -> float:
+    """Accuracy ``correct / N``; nan when N = 0.
+
+    >>> accuracy_from_counts(3, 4)
+    0.75
+    """
+    return _ratio(correct, n_samples)
+
+
+def error_rate_from_counts(correct: int, n_samples: int) -> float:
+    """Error rate ``ER = (N - correct) / N = 1 - accuracy``; nan when N = 0.
+
+    >>> error_rate_from_counts(3, 4)
+    0.25
+    """
+    return _ratio(n_samples - correct, n_samples)
+
+
 def error_rate(y_true: Any, pred: Any) -> float:
-    """Error rate ``ER = (1/N) sum_i 1[pred_i != y_i]``; nan when N = 0."""
+    """Error rate ``ER = (1/N) Σ_i 1[pred_i ≠ y_i]`` (``docs/metrics.md``); nan when N = 0.
+
+    Parameters
+    ----------
+    y_true, pred : array-like of int, shape (N,)
+        True and predicted class indices.
+
+    Examples
+    --------
+    >>> error_rate([0, 1, 2, 2], [0, 1, 1, 2])
+    0.25
+    """
     y, p = _validate_pair(y_true, pred)
-    return _ratio(np.count_nonzero(p != y), y.shape[0])
+    return error_rate_from_counts(int(np.count_nonzero(p == y)), y.shape[0])
 
 
 def accuracy(y_true: Any, pred: Any) -> float:
-    """Accuracy ``(1/N) sum_i 1[pred_i = y_i] = 1 - ER``; nan when N = 0."""
+    """Accuracy ``(1/N) Σ_i 1[pred_i = y_i] = 1 - ER`` (``docs/metrics.md``); nan when N = 0.
+
+    Examples
+    --------
+    >>> accuracy([0, 1, 2, 2], [0, 1, 1, 2])
+    0.75
+    """
     y, p = _validate_pair(y_true, pred)
-    return _ratio(np.count_nonzero(p == y), y.shape[0])
+    return accuracy_from_counts(int(np.count_nonzero(p == y)), y.shape[0])
 
 
 # ------------------------------------------------------------------------ masks
 def negative_flip_mask(y_true: Any, old_pred: Any, new_pred: Any) -> np.ndarray:
-    """Boolean mask of negative flips, ``o_i = y_i and n_i != y_i``."""
+    """Boolean mask of negative flips, ``o_i = y_i ∧ n_i ≠ y_i``.
+
+    Examples
+    --------
+    >>> negative_flip_mask([0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0]).tolist()
+    [True, False, False, False]
+    """
     y, o, n = validate_predictions(y_true, old_pred, new_pred)
     return (o == y) & (n != y)
 
 
 def positive_flip_mask(y_true: Any, old_pred: Any, new_pred: Any) -> np.ndarray:
-    """Boolean mask of positive flips, ``o_i != y_i and n_i = y_i``."""
+    """Boolean mask of positive flips, ``o_i ≠ y_i ∧ n_i = y_i``.
+
+    Examples
+    --------
+    >>> positive_flip_mask([0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0]).tolist()
+    [False, False, True, False]
+    """
     y, o, n = validate_predictions(y_true, old_pred, new_pred)
     return (o != y) & (n == y)
 
 
 # ------------------------------------------------------------------------ rates
-def negative_flip_rate(y_true: Any, old_pred: Any, new_pred: Any) -> float:
-    """Negative flip rate ``NFR = (1/N) sum_i 1[o_i = y_i and n_i != y_i]``.
+def negative_flip_rate_from_counts(c: Correctness) -> float:
+    """``NFR = #negative flips / N``; nan when N = 0 (:func:`negative_flip_rate`)."""
+    return _ratio(c.negative_flips, c.n_samples)
 
-    Over all N samples, as defined by Yan et al., "Positive-Congruent Training",
-    CVPR 2021. nan when N = 0.
+
+def positive_flip_rate_from_counts(c: Correctness) -> float:
+    """``PFR = #positive flips / N``; nan when N = 0 (:func:`positive_flip_rate`)."""
+    return _ratio(c.positive_flips, c.n_samples)
+
+
+def relative_negative_flip_rate_from_counts(c: Correctness) -> float:
+    """``NFR / ((1 - ER_old) · ER_new)`` in exact integers: ``NF · N / (#old right · #new wrong)``."""
+    return _ratio(c.negative_flips * c.n_samples, c.old_correct * (c.n_samples - c.new_correct))
+
+
+def negative_flip_impact_from_counts(c: Correctness) -> float:
+    """``NFI = #negative flips / #new errors``; nan when the new model makes no error."""
+    return _ratio(c.negative_flips, c.n_samples - c.new_correct)
+
+
+def negative_flip_rate(y_true: Any, old_pred: Any, new_pred: Any) -> float:
+    """Negative flip rate ``NFR = (1/N) Σ_i 1[o_i = y_i ∧ n_i ≠ y_i]``.
+
+    Over all N samples, as defined by Yan et al., "Positive-Congruent Training: Towards
+    Regression-Free Model Updates", CVPR 2021 (``docs/metrics.md``). nan when N = 0.
+
+    Parameters
+    ----------
+    y_true, old_pred, new_pred : array-like of int, shape (N,)
+        True labels and both models' predictions, as class indices.
+
+    Examples
+    --------
+    >>> negative_flip_rate([0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0])
+    0.25
     """
-    mask = negative_flip_mask(y_true, old_pred, new_pred)
-    return _ratio(np.count_nonzero(mask), mask.shape[0])
+    return negative_flip_rate_from_counts(correctness_counts(y_true, old_pred, new_pred))
 
 
 def positive_flip_rate(y_true: Any, old_pred: Any, new_pred: Any) -> float:
-    """Positive flip rate ``PFR = (1/N) sum_i 1[o_i != y_i and n_i = y_i]``; nan when N = 0.
+    """Positive flip rate ``PFR = (1/N) Σ_i 1[o_i ≠ y_i ∧ n_i = y_i]``; nan when N = 0.
 
-    Identity: ``ER_new - ER_old = NFR - PFR``.
+    Identity: ``ER_new - ER_old = NFR - PFR`` (``docs/metrics.md``).
+
+    Examples
+    --------
+    >>> positive_flip_rate([0, 1, 1, 0], [0, 0, 0, 0], [1, 1, 1, 0])
+    0.5
     """
-    mask = positive_flip_mask(y_true, old_pred, new_pred)
-    return _ratio(np.count_nonzero(mask), mask.shape[0])
-
-
-def _flip_counts(y: np.ndarray, o: np.ndarray, n: np.ndarray) -> tuple[int, int, int]:
-    """(#negative flips, #old correct, #new errors) of validated arrays."""
-    old_ok = o == y
-    new_wrong = n != y
-    nf = int(np.count_nonzero(old_ok & new_wrong))
-    return nf, int(np.count_nonzero(old_ok)), int(np.count_nonzero(new_wrong))
+    return positive_flip_rate_from_counts(correctness_counts(y_true, old_pred, new_pred))
 
 
 def relative_negative_flip_rate(y_true: Any, old_pred: Any, new_pred: Any) -> float:
-    """Relative negative flip rate ``NFR / ((1 - ER_old) * ER_new)``.
+    """Relative negative flip rate ``NFR / ((1 - ER_old) · ER_new)``.
 
     The NFR that two models with *independent* errors would show is
-    ``(1 - ER_old) * ER_new``; the ratio says how far the update is from that (Yan et al.,
-    CVPR 2021). nan when N = 0, the old model is always wrong or the new model never is.
+    ``(1 - ER_old) · ER_new``; the ratio says how far the update is from that (Yan et al.,
+    CVPR 2021; ``docs/metrics.md``). nan when N = 0, the old model is always wrong or the
+    new model never is.
+
+    Examples
+    --------
+    Old right on 3 of 4, new wrong on 2 of 4, one negative flip:
+    NFR / (3/4 · 2/4) = (1/4) / (3/8).
+
+    >>> round(relative_negative_flip_rate([0, 1, 1, 0], [0, 1, 1, 1], [1, 1, 1, 1]), 4)
+    0.6667
     """
-    y, o, n = validate_predictions(y_true, old_pred, new_pred)
-    nf, old_ok, new_wrong = _flip_counts(y, o, n)
-    big_n = y.shape[0]
-    # NFR / ((old_ok/N) * (new_wrong/N)) = NF * N / (old_ok * new_wrong), in exact integers.
-    return _ratio(nf * big_n, old_ok * new_wrong)
+    return relative_negative_flip_rate_from_counts(correctness_counts(y_true, old_pred, new_pred))
 
 
 def negative_flip_impact(y_true: Any, old_pred: Any, new_pred: Any) -> float:
     """Negative flip impact ``NFI = NFR / ER_new = #negative flips / #new errors``.
 
-    The share of the new model's errors that are regressions. nan when the new model
-    makes no error (or N = 0).
+    The share of the new model's errors that are regressions (``docs/metrics.md``). nan
+    when the new model makes no error (or N = 0).
+
+    Examples
+    --------
+    >>> negative_flip_impact([0, 1, 1, 0], [0, 1, 1, 1], [1, 1, 1, 1])
+    0.5
     """
-    y, o, n = validate_predictions(y_true, old_pred, new_pred)
-    nf, _, new_wrong = _flip_counts(y, o, n)
-    return _ratio(nf, new_wrong)
+    return negative_flip_impact_from_counts(correctness_counts(y_true, old_pred, new_pred))
 
 
 # --------------------------------------------------------------------- matrices
@@ -234,6 +397,11 @@ def transition_matrix(
         int64 ``[K, K]``; row = old prediction, column = new prediction. It sums to the
         number of counted samples; its trace is the number of samples on which the two
         models agree.
+
+    Examples
+    --------
+    >>> transition_matrix([0, 0, 1, 2], [0, 1, 1, 0], 3).tolist()
+    [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
     """
     k = _check_n_classes(n_classes)
     o = as_label_array(old_pred, "old_pred")
@@ -255,35 +423,60 @@ def transition_matrix(
     return np.bincount(flat, minlength=k * k).astype(np.int64, copy=False).reshape(k, k)
 
 
+def group_rates(
+    support: np.ndarray, negative_flips: np.ndarray, positive_flips: np.ndarray,
+    old_correct: np.ndarray, new_correct: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The per-group table from per-group counts: rates are counts over the group's support.
+
+    ``negative_flip_rate[g] = negative_flips[g] / support[g]`` (likewise for positive
+    flips), ``old_accuracy[g] = old_correct[g] / support[g]``; nan where the support is 0.
+    The one formula of every per-class and per-slice table (``docs/metrics.md``).
+    """
+    support = np.asarray(support, dtype=np.int64)
+    den = np.where(support > 0, support, 1).astype(np.float64)
+
+    def rate(c: np.ndarray) -> np.ndarray:
+        return np.where(support > 0, np.asarray(c) / den, np.nan)
+
+    return {
+        "support": support,
+        "negative_flips": np.asarray(negative_flips, dtype=np.int64),
+        "positive_flips": np.asarray(positive_flips, dtype=np.int64),
+        "negative_flip_rate": rate(negative_flips),
+        "positive_flip_rate": rate(positive_flips),
+        "old_accuracy": rate(old_correct),
+        "new_accuracy": rate(new_correct),
+    }
+
+
 def _grouped_flips(
     groups: np.ndarray, n_groups: int, y: np.ndarray, o: np.ndarray, n: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Flip counts and rates per group (``groups`` are validated indices in ``[0, n_groups)``)."""
     old_ok = o == y
     new_ok = n == y
-    support = np.bincount(groups, minlength=n_groups).astype(np.int64, copy=False)
 
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(groups[mask], minlength=n_groups).astype(np.int64, copy=False)
+    def count(mask: np.ndarray | None = None) -> np.ndarray:
+        g = groups if mask is None else groups[mask]
+        return np.bincount(g, minlength=n_groups).astype(np.int64, copy=False)
 
-    neg = count(old_ok & ~new_ok)
-    pos = count(~old_ok & new_ok)
-    old_correct = count(old_ok)
-    new_correct = count(new_ok)
-    den = np.where(support > 0, support, 1).astype(np.float64)
+    return group_rates(count(), count(old_ok & ~new_ok), count(~old_ok & new_ok), count(old_ok), count(new_ok))
 
-    def rate(c: np.ndarray) -> np.ndarray:
-        return np.where(support > 0, c / den, np.nan)
 
-    return {
-        "support": support,
-        "negative_flips": neg,
-        "positive_flips": pos,
-        "negative_flip_rate": rate(neg),
-        "positive_flip_rate": rate(pos),
-        "old_accuracy": rate(old_correct),
-        "new_accuracy": rate(new_correct),
-    }
+def per_class_from_counts(counts: Any) -> dict[str, np.ndarray]:
+    """:func:`per_class_flips` from joint counts (:class:`~graceful_core.metrics.counts.FlipCounts`).
+
+    Examples
+    --------
+    >>> from graceful_core.metrics.counts import FlipCounts
+    >>> c = FlipCounts.from_predictions([0, 0, 1, 1], [0, 0, 0, 1], [1, 0, 1, 1], n_classes=2)
+    >>> t = per_class_from_counts(c)
+    >>> t["support"].tolist(), t["negative_flips"].tolist(), t["negative_flip_rate"].tolist()
+    ([2, 2], [1, 0], [0.5, 0.0])
+    """
+    return group_rates(counts.support_per_class, counts.negative_flips_per_class, counts.positive_flips_per_class,
+                       counts.old_correct_per_class, counts.new_correct_per_class)
 
 
 def per_class_flips(y_true: Any, old_pred: Any, new_pred: Any, n_classes: int) -> dict[str, np.ndarray]:
@@ -300,6 +493,12 @@ def per_class_flips(y_true: Any, old_pred: Any, new_pred: Any, n_classes: int) -
         ``support``, ``negative_flips``, ``positive_flips`` (int64);
         ``negative_flip_rate``, ``positive_flip_rate``, ``old_accuracy``, ``new_accuracy``
         (float64, nan where the support is 0).
+
+    Examples
+    --------
+    >>> t = per_class_flips([0, 0, 1, 1], [0, 0, 0, 1], [1, 0, 1, 1], n_classes=2)
+    >>> t["negative_flips"].tolist(), t["positive_flips"].tolist()
+    ([1, 0], [0, 1])
     """
     k = _check_n_classes(n_classes)
     y, o, n = validate_predictions(y_true, old_pred, new_pred)
@@ -324,6 +523,12 @@ def per_slice_flips(y_true: Any, old_pred: Any, new_pred: Any, slices: Any) -> d
     dict of np.ndarray
         The keys of :func:`per_class_flips`, one entry per distinct slice, plus
         ``slice``: the distinct slice values, sorted.
+
+    Examples
+    --------
+    >>> t = per_slice_flips([0, 0, 1, 1], [0, 0, 0, 1], [1, 0, 1, 1], ["day", "night", "day", "day"])
+    >>> t["slice"].tolist(), t["support"].tolist(), t["negative_flips"].tolist()
+    (['day', 'night'], [3, 1], [1, 0])
     """
     y, o, n = validate_predictions(y_true, old_pred, new_pred)
     s = np.asarray(slices)

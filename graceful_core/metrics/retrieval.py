@@ -1,6 +1,6 @@
 """Embedding-compatibility metrics: leave-one-out retrieval and the BCT cross-test.
 
-Protocol (DESIGN §2, adapted from Shen et al., "Towards Backward-Compatible
+Protocol (``docs/metrics.md``, adapted from Shen et al., "Towards Backward-Compatible
 Representation Learning", CVPR 2020): every sample ``i`` is a query embedded by a query
 model ``q``; it is searched by cosine similarity against all *other* samples embedded by
 a gallery model ``g`` (leave-one-out: the query's own index is excluded, whatever its
@@ -311,6 +311,15 @@ def retrieval_metrics(
     Returns
     -------
     RetrievalResult
+
+    Examples
+    --------
+    Two tight pairs of the same label: every query's nearest other sample shares its label.
+
+    >>> r = retrieval_metrics([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], [[1, 0], [1, 0.1], [0, 1], [0.1, 1]],
+    ...                       [0, 0, 1, 1], ks=(1,))
+    >>> r.hit_at[1], r.map
+    (1.0, 1.0)
     """
     q = _as_embedding(query_emb, "query_emb")
     g = _as_embedding(gallery_emb, "gallery_emb")
@@ -425,7 +434,7 @@ def _num(x: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class CrossTest:
-    """BCT self-tests and cross-tests of an old and a new embedding (DESIGN §2).
+    """BCT self-tests and cross-tests of an old and a new embedding (``docs/metrics.md``).
 
     Attributes
     ----------
@@ -476,7 +485,7 @@ class CrossTest:
     results: dict[str, RetrievalResult] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``compatibility`` object of the JSON report (DESIGN §3)."""
+        """The ``compatibility`` object of the JSON report (``docs/metrics.md``, "JSON report")."""
         return {
             "top1": {k: _num(v) for k, v in self.scores["top1"].items()},
             "top5": {k: _num(v) for k, v in self.scores["top5"].items()},
@@ -521,7 +530,7 @@ def cross_test(
     g, for top-1 (Hit@1), top-5 (Hit@5) and mAP. BCT's empirical compatibility criterion
     (Shen et al., CVPR 2020) is ``M(new, old) > M(old, old)``; the update gain is
     ``(M(new, old) − M(old, old)) / (M(new, new) − M(old, old))`` (graceful's definition,
-    DESIGN §2). A retrieval negative flip is a valid query whose top-1 neighbour has its
+    ``docs/metrics.md``). A retrieval negative flip is a valid query whose top-1 neighbour has its
     label under old→old and not under new→old.
 
     Parameters
@@ -540,6 +549,17 @@ def cross_test(
     CrossTest
         When the sizes differ, the cross entries are None, ``compatible`` is False and
         ``reason`` says why.
+
+    Examples
+    --------
+    A new embedding that swaps the old one's two axes: each space alone retrieves
+    perfectly, but new queries land on the other label in the old gallery.
+
+    >>> old = [[1, 0], [1, 0.1], [0, 1], [0.1, 1]]
+    >>> new = [[0, 1], [0.1, 1], [1, 0], [1, 0.1]]
+    >>> ct = cross_test(old, new, [0, 0, 1, 1])
+    >>> ct.scores["top1"]["old_old"], ct.scores["top1"]["new_new"], ct.scores["top1"]["new_old"], ct.compatible
+    (1.0, 1.0, 0.0, False)
     """
     if "ks" in kw:
         raise ValueError("cross_test always uses ks=(1, 5); call retrieval_metrics for other k")
@@ -609,9 +629,14 @@ def cross_test(
 def head_accuracy(head_logits: Any, labels: Any) -> float:
     """Accuracy of a classifier head's logits: ``(1/N) Σ 1[argmax_k z_ik = y_i]``.
 
-    Ties go to the lowest class index (DESIGN §2). Typical use (BCT's influence check):
+    Ties go to the lowest class index (``docs/metrics.md``). Typical use (BCT's influence check):
     ``head_accuracy(old_model.head(new_embedding), labels)`` — the old classifier applied
     to new embeddings; the ``head`` call itself is the inference code's job.
+
+    Examples
+    --------
+    >>> head_accuracy([[2.0, 1.0], [0.0, 3.0], [1.0, 1.0]], [0, 1, 1])
+    0.6666666666666666
     """
     z = np.asarray(head_logits)
     y = np.asarray(labels)
@@ -627,7 +652,12 @@ def nearest_neighbour_overlap(old_emb: Any, new_emb: Any, *, block_size: int = 1
 
     ``(1/N) Σ_i 1[argmax_j cos(new_i, old_j) = i]`` over ALL old embeddings (itself
     included), ties to the lowest index. 1.0 means the new space is aligned with the old
-    one sample by sample. nan when the embedding sizes differ or N = 0.
+    one sample by sample. nan when the embedding sizes differ or N = 0 (``docs/metrics.md``).
+
+    Examples
+    --------
+    >>> nearest_neighbour_overlap([[1, 0], [0, 1], [1, 1]], [[2, 0], [0, 3], [-1, 1]])
+    0.6666666666666666
     """
     old = _as_embedding(old_emb, "old_emb")
     new = _as_embedding(new_emb, "new_emb")

@@ -1,4 +1,4 @@
-"""Is a difference real? Paired test and interval for the flip metrics (DESIGN §2).
+"""Is a difference real? Paired test and interval for the flip metrics (``docs/metrics.md``).
 
 - :func:`mcnemar_p_value`: exact two-sided McNemar test on the discordant pairs
   (negative flips vs positive flips) of the paired old/new predictions.
@@ -51,6 +51,13 @@ def mcnemar_p_value(n_negative_flips: int, n_positive_flips: int) -> float:
     -------
     float
         The p-value in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> mcnemar_p_value(0, 0)
+    1.0
+    >>> round(mcnemar_p_value(2, 10), 4)  # = scipy.stats.binomtest(2, 12, 0.5).pvalue
+    0.0386
     """
     b = _non_negative_int(n_negative_flips, "n_negative_flips")
     c = _non_negative_int(n_positive_flips, "n_positive_flips")
@@ -93,6 +100,14 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     -------
     (low, high) : tuple of float
         ``(nan, nan)`` when ``n == 0``.
+
+    Examples
+    --------
+    >>> lo, hi = wilson_interval(3, 540)
+    >>> round(lo, 5), round(hi, 5)
+    (0.00189, 0.01621)
+    >>> wilson_interval(0, 10)[0]
+    0.0
     """
     k = _non_negative_int(k, "k")
     n = _non_negative_int(n, "n")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from graceful_core.errors import InputError
 from graceful_core.training.update import TrainParams, train_update
-
-EXIT_OK, EXIT_INPUT = 0, 2
+from graceful_core.vocabulary import EXIT_OK, StageProgress
 
 
 def epoch_table(history: list[dict]) -> str:
@@ -21,7 +19,7 @@ def epoch_table(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_train(args: argparse.Namespace, progress: Callable[[str, int, int], None] | None = None) -> int:
+def run_train(args: argparse.Namespace, progress: StageProgress | None = None) -> int:
     """Train per ``args`` (see ``python -m graceful_core train --help``) and write ``args.out``."""
     if not str(args.out).lower().endswith(".pt"):
         raise InputError(args.out, "output must be a TorchScript file ending in .pt")

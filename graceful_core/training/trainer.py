@@ -31,10 +31,9 @@ from graceful_core.training.architectures import build_model
 from graceful_core.training.losses import BCTInfluenceLoss, FocalDistillationLoss
 from graceful_core.transforms import preprocess
 from graceful_core.types import ModelInfo
+from graceful_core.vocabulary import TRAINING_METHODS as METHODS
 
 __all__ = ["METHODS", "TrainingCancelled", "tensors_from_dataset", "old_logits_of", "train_model"]
-
-METHODS = ("plain", "distill", "focal-distillation", "bct")
 
 #: ``progress(done_epochs, total_epochs, info)``; ``info`` has ``epoch``, ``loss``, ``train_accuracy``.
 ProgressCallback = Callable[[int, int, dict], None]

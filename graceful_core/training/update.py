@@ -2,7 +2,7 @@
 
 ``train_update(old_path, data, method=...)`` loads the old TorchScript model and the
 training dataset, trains a new model with :func:`graceful_core.training.trainer.train_model`
-and saves it as a graceful model file (DESIGN §3) that can be compared like any other.
+and saves it as a graceful model file (``docs/formats.md``) that can be compared like any other.
 
 Trained models are content-addressed: :func:`trained_model_path` names the file by the
 SHA-256 of the old model, the dataset's content and every training parameter, so the
@@ -28,15 +28,15 @@ from graceful_core.training.architectures import ARCHITECTURES
 from graceful_core.training.export import save_torchscript
 from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
+from graceful_core.vocabulary import StageProgress
 
 __all__ = ["TrainParams", "TrainedUpdate", "BATCH_SIZE", "WAITING_STAGE", "train_update", "trained_model_path", "train_update_cached"]
 
 #: Mini-batch size of every trained update (the trainer polls ``should_stop`` once per batch).
 BATCH_SIZE = 64
 
-#: ``progress(stage, done, total)``: stages "preparing images", "training (epochs)" and,
-#: when another training of this process runs first, :data:`WAITING_STAGE`.
-StageProgress = Callable[[str, int, int], None]
+#: ``progress(stage, done, total)`` (:data:`graceful_core.vocabulary.StageProgress`): stages "preparing
+#: images", "training (epochs)" and, when another training of this process runs first, :data:`WAITING_STAGE`.
 #: The stage reported while waiting for another training (trainings run one at a time).
 WAITING_STAGE = "waiting for another training to finish"
 
