@@ -2,7 +2,7 @@
 
 >>> from graceful_core import compare                                    # doctest: +SKIP
 >>> comp = compare(old_model, new_model, test_loader)                    # doctest: +SKIP
->>> comp.summary["negative_flip_rate"], comp.to_report()["negative_flips"][:5]  # doctest: +SKIP
+>>> comp.summary.negative_flip_rate, comp.to_report()["negative_flips"][:5]  # doctest: +SKIP
 
 ``old`` and ``new`` may each be a model file or predictions table path (as on the command
 line), a ``torch.nn.Module`` (:mod:`graceful_core.models.module` says how its logits and

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # only for annotations: the summary type imports nothing from
     from graceful_core.metrics.summary import FlipSummary
 
 # --------------------------------------------------------------------------- constants
-#: Model files graceful reads (TorchScript archives and ONNX).
+#: Model files graceful reads (torch.export .pt2 archives, TorchScript archives and ONNX).
 MODEL_SUFFIXES = (".pt2", ".pt", ".pth", ".ts", ".onnx")
 #: Predictions tables in CSV.
 CSV_SUFFIXES = (".csv",)

@@ -77,7 +77,7 @@ def test_three_lines_in_a_notebook_equal_the_cli_on_exported_files(sample, tmp_p
 
     loader = DataLoader(TensorDataset(X, y), batch_size=64)
     comp = graceful_core.compare(sample["old"], sample["new"], loader)
-    report = comp.to_report()  # TODO(refactor lands): comp.to_dict()
+    report = comp.to_dict()
 
     for fmt, save in (("pt2", lambda m, p: save_pt2(m, sample["info"], p)),
                       ("pt", lambda m, p: save_torchscript(m, p, sample["info"]))):
@@ -104,8 +104,8 @@ def test_compare_with_ids_and_names_is_the_cli_report_exactly(sample, tmp_path):
     X, y, ds = sample["X"], sample["y"], sample["dataset"]
     comp = graceful_core.compare(sample["old"], sample["new"], (X, y), ids=ds.ids, old_name="old.pt",
                                  new_name="new.pt", classes=sample["info"].classes)
-    cli = graceful_core.compare(OLD_PT, NEW_PT, TEST_DATA).to_report()
-    assert_reports_equal(comp.to_report(), cli)
+    cli = graceful_core.compare(OLD_PT, NEW_PT, TEST_DATA).to_dict()
+    assert_reports_equal(comp.to_dict(), cli)
 
 
 def test_compare_numbers_against_numpy_on_the_modules_outputs(sample):
@@ -118,10 +118,10 @@ def test_compare_numbers_against_numpy_on_the_modules_outputs(sample):
     s = comp.summary
     nf = int(((o == yy) & (n != yy)).sum())
     pf = int(((o != yy) & (n == yy)).sum())
-    assert s["n_negative_flips"] == nf and s["n_positive_flips"] == pf
-    assert s["negative_flip_rate"] == pytest.approx(nf / len(yy))
-    assert s["new_accuracy"] == pytest.approx((n == yy).mean())
-    assert comp.to_report()["negative_flips"] == sorted(str(i) for i in np.flatnonzero((o == yy) & (n != yy)))
+    assert s.n_negative_flips == nf and s.n_positive_flips == pf
+    assert s.negative_flip_rate == pytest.approx(nf / len(yy))
+    assert s.new_accuracy == pytest.approx((n == yy).mean())
+    assert comp.to_dict()["negative_flips"] == sorted(str(i) for i in np.flatnonzero((o == yy) & (n != yy)))
 
 
 def test_modules_on_a_dataset_path_need_info_and_then_match_the_files(sample):
@@ -129,7 +129,7 @@ def test_modules_on_a_dataset_path_need_info_and_then_match_the_files(sample):
         graceful_core.compare(sample["old"], NEW_PT, TEST_DATA)
     comp = graceful_core.compare(sample["old"], NEW_PT, TEST_DATA, info=sample["info"])
     cli = graceful_core.compare(OLD_PT, NEW_PT, TEST_DATA)
-    assert comp.to_report()["negative_flips"] == cli.to_report()["negative_flips"]
+    assert comp.to_dict()["negative_flips"] == cli.to_dict()["negative_flips"]
     assert comp.dataset is not None and len(comp.dataset) == len(sample["dataset"])
     info_dict = json.loads(json.dumps({"name": "m", "input_size": [1, 8, 8], "mean": list(sample["info"].mean),
                                        "std": list(sample["info"].std), "classes": list(sample["info"].classes)}))
@@ -138,7 +138,7 @@ def test_modules_on_a_dataset_path_need_info_and_then_match_the_files(sample):
         again = graceful_core.compare(sample["old"], NEW_PT, TEST_DATA)
     finally:
         del sample["old"].graceful_info
-    assert again.to_report()["negative_flips"] == cli.to_report()["negative_flips"]
+    assert again.to_dict()["negative_flips"] == cli.to_dict()["negative_flips"]
 
 
 def test_arrays_of_predictions_hand_case():
@@ -146,7 +146,7 @@ def test_arrays_of_predictions_hand_case():
     old = np.array([0, 1, 2, 0, 0, 0])      # right on 0, 1, 2, 5
     new = np.array([0, 2, 2, 2, 1, 1])      # right on 0, 2, 3, 4
     comp = graceful_core.compare(old, new, (None, y), classes=["cat", "dog", "owl"])
-    r = comp.to_report()
+    r = comp.to_dict()
     assert r["negative_flips"] == ["1", "5"] and r["positive_flips"] == ["3", "4"]
     assert r["negative_flip_rate"] == pytest.approx(2 / 6)
     assert r["classes"] == ["cat", "dog", "owl"]
@@ -160,10 +160,10 @@ def test_logits_arrays_and_torch_tensors(sample):
         lo, ln = sample["old"](X), sample["new"](X)
     a = graceful_core.compare(lo, ln.numpy(), (None, y))
     b = graceful_core.compare(sample["old"], sample["new"], (X, y))
-    assert a.to_report()["negative_flips"] == b.to_report()["negative_flips"]
-    assert a.old_conf is not None  # logits give confidences
+    assert a.to_dict()["negative_flips"] == b.to_dict()["negative_flips"]
+    assert a.arrays.old_conf is not None  # logits give confidences
     mixed = graceful_core.compare(lo.argmax(1), sample["new"], (X, y))
-    assert mixed.to_report()["negative_flips"] == b.to_report()["negative_flips"]
+    assert mixed.to_dict()["negative_flips"] == b.to_dict()["negative_flips"]
 
 
 def test_arrays_on_a_dataset_path_follow_the_dataset_order(sample):
@@ -172,7 +172,7 @@ def test_arrays_on_a_dataset_path_follow_the_dataset_order(sample):
         lo = sample["old"](sample["X"]).numpy()
     comp = graceful_core.compare(lo, NEW_PT, TEST_DATA)
     cli = graceful_core.compare(OLD_PT, NEW_PT, TEST_DATA)
-    assert comp.to_report()["negative_flips"] == cli.to_report()["negative_flips"]
+    assert comp.to_dict()["negative_flips"] == cli.to_dict()["negative_flips"]
     with pytest.raises(InputError, match="rows"):
         graceful_core.compare(lo[:-1], NEW_PT, TEST_DATA)
     assert len(ds) == lo.shape[0]
@@ -194,7 +194,7 @@ def test_forward_returning_logits_and_embedding_gives_a_cross_test():
     x = torch.randn(60, 5)
     y = torch.arange(60) % 3
     comp = graceful_core.compare(_TupleNet(), _TupleNet(), (x, y))
-    assert comp.compatibility is not None and comp.old_embedding.shape == (60, 4)
+    assert comp.compatibility is not None and comp.arrays.old_embedding.shape == (60, 4)
 
 
 @pytest.mark.parametrize(
@@ -319,8 +319,8 @@ def test_monitor_on_a_dataset_path_with_a_model_file(sample):
     mon = graceful_core.FlipMonitor(OLD_PT, TEST_DATA)
     stats = mon.update(NEW_PT)
     cli = graceful_core.compare(OLD_PT, NEW_PT, TEST_DATA).summary
-    assert stats["nfr"] == pytest.approx(cli["negative_flip_rate"])
-    assert stats["n_negative_flips"] == cli["n_negative_flips"]
+    assert stats["nfr"] == pytest.approx(cli.negative_flip_rate)
+    assert stats["n_negative_flips"] == cli.n_negative_flips
 
 
 def test_trainer_reports_nfr_per_epoch_and_trains_the_same_weights(sample):
@@ -344,8 +344,8 @@ def test_train_update_with_a_monitor_set(sample, tmp_path):
     assert len(result.history) == 2
     last = result.history[-1]
     comp = graceful_core.compare(OLD_PT, tmp_path / "n.pt", TEST_DATA)
-    assert last["nfr"] == pytest.approx(comp.summary["negative_flip_rate"])
-    assert last["error_rate"] == pytest.approx(comp.summary["new_error_rate"])
+    assert last["nfr"] == pytest.approx(comp.summary.negative_flip_rate)
+    assert last["error_rate"] == pytest.approx(comp.summary.new_error_rate)
 
 
 def test_info_dict_is_validated():

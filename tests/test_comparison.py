@@ -115,7 +115,7 @@ def test_the_comparison_is_frozen_and_its_arrays_read_only():
         c.old_name = "x"
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.summary.negative_flip_rate = 0.0
-    for arr in (c.arrays.labels, c.arrays.old_pred, c.transition_matrix, c.per_class.negative_flips, c.counts.joint):
+    for arr in (c.arrays.labels, c.arrays.old_pred, c.transition_matrix, c.per_class.negative_flips, c.counts.transition, c.counts.per_class):
         with pytest.raises(ValueError):
             arr[0] = 1
     assert isinstance(c.classes, tuple)

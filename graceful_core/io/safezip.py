@@ -143,6 +143,29 @@ def check_zip(path: str | os.PathLike) -> list[zipfile.ZipInfo]:
     return infos
 
 
+def read_member(zf: zipfile.ZipFile, name: str | zipfile.ZipInfo, max_bytes: int,
+                zip_path: str | os.PathLike | None = None) -> bytes:
+    """Read one member's bytes, refusing more than ``max_bytes`` whatever its header says.
+
+    Raises
+    ------
+    InputError
+        The member produces more than ``max_bytes`` bytes, or is corrupt.
+    """
+    where = zip_path if zip_path is not None else zf.filename
+    member = name.filename if isinstance(name, zipfile.ZipInfo) else name
+    try:
+        with zf.open(name) as src:
+            data = src.read(max_bytes + 1)
+    except KeyError:
+        raise InputError(where, f"member {member!r} is not in the zip") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as e:
+        raise InputError(where, f"member {member!r} is corrupt ({e or type(e).__name__})") from None
+    if len(data) > max_bytes:
+        raise InputError(where, f"member {member!r} expands to more than {max_bytes:,} bytes")
+    return data
+
+
 def _inside(root: str, target: str) -> bool:
     return os.path.commonpath([root, target]) == root
 
