@@ -68,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("model", metavar="MODEL", help="model file (TorchScript or ONNX)")
     pr.add_argument("--data", required=True, metavar="DATA", help="dataset")
-    pr.add_argument("--out", required=True, metavar="TABLE", help="output .parquet or .csv")
+    pr.add_argument("--out", required=True, metavar="TABLE",
+                    help="output .parquet or .csv (with --engine ray: a new folder for Parquet shards)")
     pr.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
+    pr.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="local: this process (default); ray: Ray Data actors on the cluster at $RAY_ADDRESS, "
+                         "else on a Ray started on this machine")
+    pr.add_argument("--workers", type=int, metavar="N", help="--engine ray: actors (default: CPUs - 1, or GPUs)")
 
     _add_train_parser(sub)
     _add_matrix_parser(sub)
@@ -158,6 +163,8 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    if args.engine == "ray":
+        return _cmd_predict_ray(args)
     from graceful_core.inference import predict
     from graceful_core.io.datasets import load_dataset
     from graceful_core.io.tables import write_predictions_table
@@ -172,6 +179,18 @@ def _cmd_predict(args) -> int:
     preds = predict(model, dataset, progress=lambda d, t: _bar(name, d, t), use_cache=not args.no_cache)
     write_predictions_table(preds, args.out)
     print(f"wrote {len(preds)} predictions of {name} to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_predict_ray(args) -> int:
+    from graceful_core.distributed import predict_ray
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(None, f"--workers must be at least 1, got {args.workers}")
+    r = predict_ray(args.model, args.data, args.out, device=getattr(args, "device", None) or "cpu", actors=args.workers)
+    where = f"Ray at {r.address}" if r.address else "a local Ray"
+    print(f"wrote {r.n_rows} predictions of {os.path.basename(args.model)} to {r.out_dir} "
+          f"({len(r.files)} Parquet shards, {r.actors} actors on {where})")
     return EXIT_OK
 
 
