@@ -70,9 +70,10 @@ class RayPredictResult:
 def ray_session(num_cpus: int | None = None) -> Iterator[str | None]:
     """A Ray connection for the block: the cluster at ``RAY_ADDRESS``, or a local Ray.
 
-    A local Ray gets ``num_cpus`` logical CPUs (default: the machine's), no dashboard
-    and a small object store; it is shut down at the end, with its processes. Yields the
-    cluster address (None when local). An already initialised Ray is used as it is.
+    A local Ray gets ``num_cpus`` cores (default: the machine's) plus one logical CPU for
+    Ray Data's light write tasks (so an actor per core never starves them), no dashboard
+    and a small object store in /dev/shm; it is shut down at the end, with its processes.
+    Yields the cluster address (None when local). An already initialised Ray is used as it is.
     """
     import ray
 
@@ -87,7 +88,7 @@ def ray_session(num_cpus: int | None = None) -> Iterator[str | None]:
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+        ray.init(num_cpus=(num_cpus or os.cpu_count() or 1) + 1, include_dashboard=False, log_to_driver=False,
                  object_store_memory=LOCAL_OBJECT_STORE, runtime_env=runtime_env)
     try:
         yield address
@@ -206,7 +207,8 @@ def predict_ray(
     batch_size : int
         Images per model call.
     rows_per_shard : int
-        Rows per Ray Data block and output file.
+        Most rows per Ray Data block and output file (there are at least 4 blocks per
+        actor while the dataset has enough batches).
     num_cpus : int, optional
         CPUs of a local Ray (default: this machine's).
 
@@ -245,7 +247,8 @@ def predict_ray(
                 actors = max(1, int(res.get("GPU", 0))) if cuda else max(1, int(res.get("CPU", 1)) - 1)
             ctx = ray.data.DataContext.get_current()
             ctx.execution_options.preserve_order = True  # shards in the dataset's order: compare aligns them
-            n_blocks = max(1, math.ceil(len(dataset) / rows_per_shard))
+            # blocks: at most rows_per_shard rows each, and enough of them (4 per actor) to keep every actor busy
+            n_blocks = max(math.ceil(len(dataset) / rows_per_shard), min(4 * actors, math.ceil(len(dataset) / batch_size)))
             ds = ray.data.from_arrow(listing).repartition(n_blocks)
             out = ds.map_batches(
                 _Predictor,
