@@ -139,7 +139,7 @@ def make(n: int, folder: str, variants=VARIANTS, seed: int = 0, log=print) -> di
                 shard_w[0].write(to)
                 shard_w[1].write(tn)
             if c % 10 == 9:
-                log(f"  {start + CHUNK:,} / {n:,} rows ({time.perf_counter() - t0:.0f} s)")
+                log(f"  {min(n, start + CHUNK):,} / {n:,} rows ({time.perf_counter() - t0:.0f} s)")
         if writers is not None:
             for w, k in zip(writers, ("old", "new")):
                 w.close()

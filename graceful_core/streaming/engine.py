@@ -214,7 +214,9 @@ class _SpillWriter:
         import pyarrow.parquet as pq
 
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, self.schema, compression="snappy", use_dictionary=["slice"])
+            # a temporary file read once: no compression, statistics or dictionaries but for slices
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression="none", use_dictionary=["slice"],
+                                           write_statistics=False)
         cols = {"id": r.ids.cast(pa.string()), "pred": pa.array(r.pred.astype(np.int32))}
         names = self.schema.names
         if "label" in names:
@@ -454,6 +456,7 @@ class _Pass:
             "threads": max(1, os.cpu_count() or 1),
             "preserve_insertion_order": False,
         })
+        con.execute("SET enable_progress_bar = false")  # no bar on stdout: progress goes to the callback
         try:
             cols = []
             for side, alias in (("old", "o"), ("new", "n")):
@@ -677,6 +680,7 @@ def read_flip_page(path: str | os.PathLike, *, flip: str | None = "negative", of
     sql = (f"SELECT *{drop} FROM read_parquet(?) {'WHERE ' + ' AND '.join(where) if where else ''} "
            f'ORDER BY {key} {"DESC" if descending else "ASC"} NULLS LAST, id LIMIT ? OFFSET ?')
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         return con.sql(sql, params=[os.fspath(path), *params, int(limit), int(offset)]).to_arrow_table()
     finally:

@@ -146,11 +146,12 @@ def _classes_meta(meta: dict, path: str) -> tuple[str, ...] | None:
 
 
 def _first_list_width(layout_files: Sequence[str], column: str, kind: str) -> int | None:
-    """Length of the first non-null list in ``column`` (None when the table has no rows)."""
-    for piece in _raw_pieces(layout_files, kind, [column], 1024, None):
+    """Length of the first non-null list in ``column`` (None when there is none)."""
+    for piece in _raw_pieces(layout_files, kind, [column], 1 << 16, None):
         col = piece.batch.column(0)
-        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-        return int(lengths[0]) if col.is_valid() is None or col[0].is_valid else 0
+        valid = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        if valid.size:
+            return int(pc.list_value_length(col.slice(int(valid[0]), 1))[0].as_py())
     return None
 
 
@@ -338,7 +339,7 @@ def _batch_ids(piece: Piece) -> pa.Array:
     col = piece.batch.column(piece.batch.schema.get_field_index("id"))
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+    if not pa.types.is_string(col.type):  # large_string too: ids of both tables compare as one type
         try:
             col = pc.cast(col, pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
