@@ -359,6 +359,25 @@ def test_duplicate_ids_found_after_spilling_hashes_to_disk(tmp_path, monkeypatch
     assert compare_tables_streamed(ok, new, batch_rows=16).n_samples == 200
 
 
+@pytest.mark.parametrize("budget", [1 << 30, 200])
+def test_duplicate_finder_against_brute_force(tmp_path, budget):
+    from graceful_core.streaming.ids import DuplicateFinder
+
+    rng = np.random.default_rng(0)
+    shared = rng.integers(0, 2**63, 500, dtype=np.uint64)
+    old = rng.integers(0, 2**63, 300, dtype=np.uint64)
+    new = rng.integers(0, 2**63, 300, dtype=np.uint64)
+    old[7] = shared[3]  # a repeat across groups (old's own rows and the shared ones)
+    new[10] = new[250]  # a repeat within new's own rows
+    f = DuplicateFinder(str(tmp_path / "ids"), memory_budget=budget)
+    for group, h in (("shared", shared), ("old", old), ("new", new)):
+        for part in np.array_split(h, 7):
+            f.add(group, part)
+    assert f.candidates("old").tolist() == [shared[3]]
+    assert f.candidates("new").tolist() == [new[250]]
+    assert (f.spilled_bytes > 0) == (budget == 200)
+
+
 def test_hash_collisions_are_not_reported_as_duplicates():
     from graceful_core.streaming.ids import confirm_duplicate
     from graceful_core.streaming.kernels import hash_strings

@@ -74,23 +74,29 @@ class DuplicateFinder:
         return os.path.join(self.spill_dir, f"ids-{group}-{bucket:03d}.u64")
 
     def _spill(self) -> None:
+        """Append every in-memory hash to its partition file (part by part: small temporaries)."""
         os.makedirs(self.spill_dir, exist_ok=True)
         for group, parts in self._parts.items():
             if not parts:
                 continue
-            h = np.concatenate(parts)
+            files: dict[int, object] = {}
+            try:
+                for h in parts:
+                    bucket = (h >> np.uint64(56)).astype(np.uint8)
+                    order = np.argsort(bucket, kind="stable")
+                    hs = h[order]
+                    ends = np.cumsum(np.bincount(bucket, minlength=_N_BUCKETS))
+                    start = 0
+                    for b in np.flatnonzero(np.diff(ends, prepend=0)):
+                        end = int(ends[b])
+                        f = files.get(b) or files.setdefault(b, open(self._bucket_file(group, int(b)), "ab"))
+                        f.write(hs[start:end].tobytes())
+                        start = end
+                    self.spilled_bytes += h.nbytes
+            finally:
+                for f in files.values():
+                    f.close()
             parts.clear()
-            bucket = (h >> np.uint64(56)).astype(np.uint8)
-            order = np.argsort(bucket, kind="stable")
-            h = h[order]
-            ends = np.cumsum(np.bincount(bucket, minlength=_N_BUCKETS))
-            start = 0
-            for b, end in enumerate(ends):
-                if end > start:
-                    with open(self._bucket_file(group, b), "ab") as f:
-                        f.write(h[start:end].tobytes())
-                    self.spilled_bytes += int(end - start) * 8
-                start = int(end)
         self._in_memory = 0
         self._spilled = True
 
