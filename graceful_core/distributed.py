@@ -6,7 +6,7 @@ handed to Ray Data as a table of (id, image file, label) split into blocks, and 
 by a pool of actors (``map_batches`` with a class: each actor loads the model once, from
 bytes shipped through Ray's object store, so workers need not see the model file). An
 actor decodes its batch's images with graceful's own decoder and preprocessing, runs the
-model, and returns the rows in the predictions-table format of DESIGN §3, which Ray Data
+model, and returns the rows in the predictions-table format of ``docs/formats.md``, which Ray Data
 writes as Parquet shards ``DIR/part-<i>.parquet`` (in the dataset's order, with the
 class list in each file's metadata). ``compare`` reads such a folder as one table.
 

@@ -1,4 +1,4 @@
-"""Predictions tables (DESIGN §3): reading, joining on ``id``, writing.
+"""Predictions tables (``docs/formats.md``): reading, joining on ``id``, writing.
 
 A table has one row per sample: ``id`` (string, unique), ``pred`` and/or class scores,
 optionally ``label``, an embedding and a ``slice``. Scores and embeddings are list
@@ -543,7 +543,7 @@ def load_predictions_table(path: str | os.PathLike, classes: list[str] | None = 
     ``graceful.classes`` (JSON list); class names found in ``label`` and ``pred``,
     naturally sorted (``"2" < "10"``); ``str(0)..str(K-1)`` for indices, with K the score
     width or ``max index + 1``. With scores, ``pred`` is their argmax, ties to the lowest
-    index (DESIGN §2); a ``pred`` column that disagrees with it on any row is an error.
+    index (``docs/metrics.md``); a ``pred`` column that disagrees with it on any row is an error.
 
     Raises
     ------

@@ -15,13 +15,13 @@ from graceful_core.streaming.engine import (
     flip_page_count,
     read_flip_page,
 )
-from graceful_core.streaming.sums import FlipIds, SliceSums
+from graceful_core.streaming.sums import CappedIds, SliceSums
 
 __all__ = [
     "DEFAULT_ID_CAP",
     "FLIP_FILE_COLUMNS",
     "FLIP_KINDS",
-    "FlipIds",
+    "CappedIds",
     "SliceSums",
     "StreamedComparison",
     "compare_tables_streamed",

@@ -48,7 +48,7 @@ from graceful_core.streaming.reader import (
     open_table,
     text_column_modes,
 )
-from graceful_core.streaming.sums import FlipIds, SliceSums, SmallestIds
+from graceful_core.streaming.sums import CappedIds, SliceSums, SmallestIds
 
 __all__ = ["StreamedComparison", "compare_tables_streamed", "FLIP_KINDS", "DEFAULT_ID_CAP"]
 
@@ -88,7 +88,7 @@ class StreamedComparison:
         with the flip-confidence split when both tables have class scores.
     slices : SliceSums or None
         Per-slice counts when the dataset or a table defines slices.
-    negative_flips, positive_flips : FlipIds
+    negative_flips, positive_flips : CappedIds
         Count and the first ``cap`` ids in sort order.
     flip_ids_path : str or None
         The Parquet file with every flipped sample (columns :data:`FLIP_FILE_COLUMNS`),
@@ -113,8 +113,8 @@ class StreamedComparison:
     classes: tuple[str, ...]
     counts: FlipCounts
     slices: SliceSums | None
-    negative_flips: FlipIds
-    positive_flips: FlipIds
+    negative_flips: CappedIds
+    positive_flips: CappedIds
     flip_ids_path: str | None
     dropped_ids: int
     n_old_rows: int

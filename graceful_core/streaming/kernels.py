@@ -3,7 +3,7 @@
 Two loops run over every row of a large table and are too slow as NumPy expressions:
 
 - :func:`argmax_rows`: the prediction of each row of a score matrix (argmax, ties to the
-  lowest index, DESIGN §2) and the finiteness check, in one pass over the values.
+  lowest index, ``docs/metrics.md``) and the finiteness check, in one pass over the values.
   ``np.argmax(axis=1)`` plus ``np.isfinite`` take about 4x longer for 10 classes.
 - :func:`hash_strings`: a 64-bit hash of each string of an Arrow string array, read
   straight from its offsets and data buffers (no Python strings), for the duplicate-id
@@ -73,7 +73,7 @@ def _compiled():
 def argmax_rows(scores: np.ndarray) -> tuple[np.ndarray, int]:
     """Argmax of each row (ties to the lowest index) and the first row with a non-finite value.
 
-    ``pred_i = min{j : s_ij = max_k s_ik}`` (DESIGN §2). Rows after the first non-finite one
+    ``pred_i = min{j : s_ij = max_k s_ik}`` (``docs/metrics.md``). Rows after the first non-finite one
     are not computed.
 
     Parameters

@@ -6,7 +6,7 @@ this module adds what a report needs besides them and what also merges exactly:
 - :class:`SliceSums`: per slice, the support and the correct counts of both models,
   from which negative and positive flips follow (``docs/metrics.md``: per-slice versions
   restrict the sums to the slice's samples);
-- :class:`FlipIds`: how many negative (or positive) flips there are and the first
+- :class:`CappedIds`: how many negative (or positive) flips there are and the first
   ``cap`` of their ids in sort order (the whole list goes to a Parquet file).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["SliceSums", "FlipIds", "SmallestIds"]
+__all__ = ["SliceSums", "CappedIds", "SmallestIds"]
 
 
 def _frozen(a) -> np.ndarray:
@@ -124,7 +124,7 @@ class SliceSums:
 
 
 @dataclass(frozen=True)
-class FlipIds:
+class CappedIds:
     """One kind of flip (negative or positive): its count and its first ids in sort order.
 
     Attributes
@@ -169,5 +169,5 @@ class SmallestIds:
         both = pa.concat_arrays([self._kept, ids])
         self._kept = both.take(pc.sort_indices(both)[: self.cap])
 
-    def result(self) -> FlipIds:
-        return FlipIds(self.count, tuple(self._kept.to_pylist()), self.cap)
+    def result(self) -> CappedIds:
+        return CappedIds(self.count, tuple(self._kept.to_pylist()), self.cap)
