@@ -200,7 +200,8 @@ def predict_ray(
     out_dir : path
         A new (or empty) folder; shards appear there only when all are written.
     device : str
-        ``"cpu"`` or ``"cuda"`` (then each actor asks Ray for one GPU).
+        ``"cpu"``, ``"cuda"`` (then each actor asks Ray for one GPU) or ``"auto"`` (``cuda``
+        when the cluster has GPUs).
     actors : int, optional
         Size of the actor pool (default: the cluster's CPUs minus one, at least one; with
         ``cuda``, its GPUs).
@@ -237,12 +238,14 @@ def predict_ray(
     listing = pa.table({"id": pa.array(dataset.ids, type=pa.string()),
                         "file": pa.array(dataset.files, type=pa.string()),
                         "label": pa.array(np.asarray(dataset.labels, dtype=np.int64))})
-    cuda = device.startswith("cuda")
     parent = os.path.dirname(os.path.abspath(out_dir))
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=parent)
     try:
         with ray_session(num_cpus) as address:
             res = ray.cluster_resources()
+            if device == "auto":  # a GPU per actor when the cluster has GPUs
+                device = "cuda" if res.get("GPU", 0) > 0 else "cpu"
+            cuda = device.startswith("cuda")
             if actors is None:
                 actors = max(1, int(res.get("GPU", 0))) if cuda else max(1, int(res.get("CPU", 1)) - 1)
             ctx = ray.data.DataContext.get_current()
