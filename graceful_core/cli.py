@@ -106,8 +106,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     pr.add_argument("model", metavar="MODEL", help="model file (torch.export .pt2, TorchScript .pt or ONNX)")
     pr.add_argument("--data", required=True, metavar="DATA", help="dataset")
-    pr.add_argument("--out", required=True, metavar="TABLE", help=f"output table ({', '.join(TABLE_SUFFIXES)})")
+    pr.add_argument("--out", required=True, metavar="TABLE",
+                    help=f"output table ({', '.join(TABLE_SUFFIXES)}; with --engine ray: a new folder for Parquet shards)")
     pr.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
+    pr.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="local: this process (default); ray: Ray Data actors on the cluster at $RAY_ADDRESS, "
+                         "else on a Ray started on this machine")
+    pr.add_argument("--workers", type=int, metavar="N", help="--engine ray: actors (default: CPUs - 1, or GPUs)")
     _add_run_options(pr)
 
     _add_train_parser(sub)
@@ -239,6 +244,8 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    if args.engine == "ray":
+        return _cmd_predict_ray(args)
     from graceful_core.inference import predict
     from graceful_core.io.datasets import load_dataset
     from graceful_core.io.tables import write_predictions_table
@@ -254,6 +261,21 @@ def _cmd_predict(args) -> int:
                     batch_size=args.batch_size)
     write_predictions_table(preds, args.out)
     print(f"wrote {len(preds)} predictions of {name} to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_predict_ray(args) -> int:
+    from graceful_core.distributed import predict_ray
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(None, f"--workers must be at least 1, got {args.workers}")
+    # The devices are the Ray workers' (checked there), not this machine's: a head node without a GPU can
+    # still send the work to GPU workers. "auto" asks for no GPU.
+    device = "cuda" if args.device == "cuda" else "cpu"
+    r = predict_ray(args.model, args.data, args.out, device=device, actors=args.workers, batch_size=args.batch_size)
+    where = f"Ray at {r.address}" if r.address else "a local Ray"
+    print(f"wrote {r.n_rows} predictions of {os.path.basename(args.model)} to {r.out_dir} "
+          f"({len(r.files)} Parquet shards, {r.actors} actors on {where})")
     return EXIT_OK
 
 
@@ -361,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"compare": _cmd_compare, "predict": _cmd_predict, "train": _cmd_train, "matrix": _cmd_matrix,
                "export": _cmd_export, "app": _cmd_app}[args.command]
     try:
-        if getattr(args, "device", None) is not None:
+        if getattr(args, "device", None) is not None and getattr(args, "engine", "local") != "ray":
             from graceful_core.models.devices import require_device
 
             args.device = require_device(args.device)

@@ -19,15 +19,15 @@ from graceful_core.errors import InputError
 from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
-from graceful_core.io.tables import load_predictions_table
+from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
 from graceful_core.models.loader import load_model
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import TABLE_SUFFIXES, StageProgress
 
 
 def is_table(path: str | os.PathLike) -> bool:
-    """True when ``path`` names a predictions table (by suffix)."""
-    return Path(path).suffix.lower() in TABLE_SUFFIXES
+    """True when ``path`` names a predictions table: by suffix, or a folder or glob of Parquet shards."""
+    return Path(path).suffix.lower() in TABLE_SUFFIXES or is_table_source(path)
 
 
 def predictions_for(
@@ -43,7 +43,7 @@ def predictions_for(
     """Predictions of one source: a table as it is, or a model file run over ``dataset``
     (on ``device``: ``auto``/``cpu``/``cuda``, in batches of ``batch_size``)."""
     source = os.fspath(source)
-    if not os.path.exists(source):
+    if not os.path.exists(source) and not is_glob(source):  # a glob of shards: its matches are checked when read
         raise InputError(source, "no such file")
     if is_table(source):
         preds = load_predictions_table(source, classes=classes)
@@ -172,4 +172,7 @@ def old_head(old: str | os.PathLike):
 
 def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None) -> str:
     """Content identity of a comparison: SHA-256 of both files and of the dataset's content."""
-    return make_key("comparison", file_sha256(old), file_sha256(new), dataset.content_hash() if dataset else "")
+    def digest(p: str | os.PathLike) -> str:  # a table may be shards: the digest of all of them
+        return table_sha256(p) if is_table(p) else file_sha256(p)
+
+    return make_key("comparison", digest(old), digest(new), dataset.content_hash() if dataset else "")

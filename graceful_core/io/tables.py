@@ -1,4 +1,4 @@
-"""Predictions tables (DESIGN §3): reading, joining on ``id``, writing.
+"""Predictions tables (``docs/formats.md``): reading, joining on ``id``, writing.
 
 A table has one row per sample: ``id`` (string, unique), ``pred`` and/or class scores,
 optionally ``label``, an embedding and a ``slice``. Scores and embeddings are list
@@ -14,6 +14,7 @@ not stacked row by row.
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graceful_core.errors import InputError
-from graceful_core.io.datasets import natural_sorted
+from graceful_core.io.datasets import natural_key, natural_sorted
 from graceful_core.metrics.confidence import argmax_lowest
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import CSV_SUFFIXES, PARQUET_SUFFIXES
@@ -49,6 +50,89 @@ def _suffix_kind(path: str) -> str:
     if s in PARQUET_SUFFIXES:
         return "parquet"
     raise InputError(path, f"not a predictions table: expected .csv or .parquet, got '{s or 'no suffix'}'")
+
+
+#: Characters that make a table path a glob pattern (``predictions/part-*.parquet``).
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a glob pattern (holds ``*``, ``?`` or ``[``) rather than a file name."""
+    return any(c in GLOB_CHARS for c in os.fspath(path))
+
+
+def _is_shard_name(name: str) -> bool:
+    """A data file of a Parquet folder (hidden files and ``_SUCCESS``-style markers are not)."""
+    return not name.startswith((".", "_")) and Path(name).suffix.lower() in PARQUET_SUFFIXES
+
+
+def table_files(path: str | os.PathLike) -> tuple[str, tuple[str, ...]]:
+    """The kind (``"csv"`` or ``"parquet"``) and the files of the predictions table ``path``.
+
+    A table is one CSV or Parquet file, a folder of Parquet files (its ``*.parquet`` /
+    ``*.pq`` files, not its subfolders; names starting with ``.`` or ``_`` are skipped,
+    as Spark and Hive write ``_SUCCESS`` markers), or a glob pattern
+    (``predictions/part-*.parquet``, ``**`` allowed) matching files of one kind. Shards are
+    ordered naturally by path (``part-2`` before ``part-10``); their rows, in that order,
+    are the table's rows.
+
+    Raises
+    ------
+    InputError
+        No such file; a suffix that is not a table's; a folder without Parquet files; a
+        pattern matching nothing, or matching CSV and Parquet files together.
+    """
+    p = os.fspath(path)
+    if is_glob(p):
+        files = [f for f in glob.glob(p, recursive=True) if os.path.isfile(f)]
+        if not files:
+            raise InputError(p, "no file matches this pattern")
+        kinds = {_suffix_kind(f) for f in files}
+        if len(kinds) > 1:
+            raise InputError(p, "matches both CSV and Parquet files: a table's shards must be of one kind")
+        return kinds.pop(), tuple(sorted(files, key=natural_key))
+    if os.path.isdir(p):
+        files = [os.path.join(p, f) for f in os.listdir(p) if _is_shard_name(f) and os.path.isfile(os.path.join(p, f))]
+        if not files:
+            raise InputError(p, "is a folder without Parquet files (.parquet, .pq): not a predictions table")
+        return "parquet", tuple(sorted(files, key=natural_key))
+    kind = _suffix_kind(p)
+    if not os.path.exists(p):
+        raise InputError(p, "no such file")
+    return kind, (p,)
+
+
+def is_table_source(path: str | os.PathLike) -> bool:
+    """True when ``path`` names a predictions table: a ``.csv``/``.parquet``/``.pq`` file name,
+    a glob pattern, or a folder holding Parquet files (by name only; nothing is read)."""
+    p = os.fspath(path)
+    if Path(p).suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES or is_glob(p):
+        return True
+    try:
+        return os.path.isdir(p) and any(_is_shard_name(f) for f in os.listdir(p))
+    except OSError:
+        return False
+
+
+def table_display_name(path: str | os.PathLike) -> str:
+    """Short name of a table: a file's stem, a folder's name, a pattern's folder name."""
+    p = Path(os.fspath(path))
+    if is_glob(p.name):
+        return p.parent.name or p.name
+    return p.name if os.path.isdir(p) else p.stem
+
+
+def table_sha256(path: str | os.PathLike) -> str:
+    """Content identity of a table: the file's SHA-256, or for shards SHA-256 over their names and digests."""
+    from graceful_core.io.hashing import file_sha256
+
+    _, files = table_files(path)
+    if len(files) == 1 and not is_glob(path) and not os.path.isdir(path):
+        return file_sha256(files[0])
+    h = hashlib.sha256(b"graceful-shards-v1")
+    for f in files:
+        h.update(os.path.basename(f).encode() + b"\x00" + file_sha256(f).encode() + b"\x00")
+    return h.hexdigest()
 
 
 def _first_line_of_msg(e: Exception) -> str:
@@ -87,6 +171,16 @@ def _read_csv(path: str) -> pa.Table:
 #: Largest table graceful reads (Parquet's row count is checked before reading: run-length
 #: encoding lets a tiny file declare billions of rows).
 MAX_TABLE_ROWS = 100_000_000
+
+
+def _parquet_rows(path: str) -> int:
+    """Rows a Parquet file declares in its footer; InputError if it is not readable Parquet."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, ValueError) as e:
+        raise InputError(path, f"not a readable Parquet table ({_first_line_of_msg(e)})") from None
 
 
 def _read_parquet(path: str, id_only: bool = False) -> pa.Table:
@@ -229,29 +323,40 @@ def _numeric_matrix_check(m: np.ndarray, ids: np.ndarray, path: str, what: str) 
     return m
 
 
-def _list_column_matrix(col: pa.ChunkedArray, ids: np.ndarray, path: str, name: str) -> np.ndarray:
-    """A list column as float32 ``[N, K]`` (flatten + reshape); InputError if ragged or null."""
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+def _list_column_values(col: pa.ChunkedArray | pa.Array, ids, path: str, name: str, k: int | None = None) -> np.ndarray:
+    """A list column as float32 ``[N, K]`` (flatten + reshape), not yet checked for NaN.
+
+    ``k`` is the expected list length (the first row's when None). InputError if a list is
+    null, of another length ("ragged"), empty, or holds non-numbers.
+    """
+    if isinstance(col, pa.ChunkedArray):
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    else:
+        arr = col
     n = len(arr)
     if arr.null_count:
         row = _first_bad_row(arr.is_null().to_numpy(zero_copy_only=False))
         raise InputError(path, f"missing '{name}' for id {ids[row]!r}")
-    if pa.types.is_fixed_size_list(arr.type):
+    if pa.types.is_fixed_size_list(arr.type) and (k is None or arr.type.list_size == k):
         k = arr.type.list_size
     else:
         lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
-        k = int(lengths[0]) if n else 0
+        k = (int(lengths[0]) if n else 0) if k is None else k
         if n and (lengths != k).any():
             row = _first_bad_row(lengths != k)
             raise InputError(path, f"ragged '{name}' column: id {ids[row]!r} has {int(lengths[row])} values, the first row {k}")
     values = arr.flatten()
     if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
         raise InputError(path, f"'{name}' holds {values.type} values, not numbers")
-    flat = values.to_numpy(zero_copy_only=False)  # nulls become NaN
     if k == 0:
         raise InputError(path, f"'{name}' lists are empty")
-    m = np.asarray(flat, dtype=np.float32).reshape(n, k)
-    return _numeric_matrix_check(m, ids, path, name)
+    flat = values.to_numpy(zero_copy_only=False)  # nulls become NaN
+    return np.asarray(flat, dtype=np.float32).reshape(n, k)
+
+
+def _list_column_matrix(col: pa.ChunkedArray, ids: np.ndarray, path: str, name: str) -> np.ndarray:
+    """A list column as float32 ``[N, K]``; InputError if ragged, null or not finite."""
+    return _numeric_matrix_check(_list_column_values(col, ids, path, name), ids, path, name)
 
 
 def _wide_names(names: list[str], prefix: str, path: str) -> list[str] | None:
@@ -266,15 +371,20 @@ def _wide_names(names: list[str], prefix: str, path: str) -> list[str] | None:
     return [found[j] for j in range(k)]
 
 
-def _wide_matrix(t: pa.Table, cols: list[str], ids: np.ndarray, path: str, what: str) -> np.ndarray:
-    """Wide numeric columns as float32 ``[N, K]`` (column by column)."""
+def _wide_values(t: pa.Table, cols: list[str], path: str) -> np.ndarray:
+    """Wide numeric columns as float32 ``[N, K]`` (column by column), not yet checked for NaN."""
     out = np.empty((t.num_rows, len(cols)), dtype=np.float32)
     for j, c in enumerate(cols):
         col = t.column(c)
         if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type)):
             raise InputError(path, f"column '{c}' is not numeric ({col.type})")
         out[:, j] = col.to_numpy(zero_copy_only=False) if not pa.types.is_null(col.type) else np.nan
-    return _numeric_matrix_check(out, ids, path, what)
+    return out
+
+
+def _wide_matrix(t: pa.Table, cols: list[str], ids: np.ndarray, path: str, what: str) -> np.ndarray:
+    """Wide numeric columns as float32 ``[N, K]``; InputError naming the first non-finite row."""
+    return _numeric_matrix_check(_wide_values(t, cols, path), ids, path, what)
 
 
 def _matrix(t: pa.Table, list_name: str, prefix: str, ids: np.ndarray, path: str) -> np.ndarray | None:
@@ -413,7 +523,8 @@ def load_predictions_table(path: str | os.PathLike, classes: list[str] | None = 
     Parameters
     ----------
     path : str or os.PathLike
-        ``.csv``, ``.parquet`` or ``.pq``.
+        ``.csv``, ``.parquet`` or ``.pq`` file, a folder of Parquet files or a glob pattern
+        (``predictions/part-*.parquet``): shards are one table (:func:`table_files`).
     classes : list of str, optional
         The class list to use (e.g. the other side's). Integer ``label``/``pred`` index
         into it, names must be in it, and the score width must equal its length.
@@ -423,7 +534,7 @@ def load_predictions_table(path: str | os.PathLike, classes: list[str] | None = 
     Predictions
         ``pred``/``labels`` int64, ``scores`` float32 ``[N, K]`` with ``score_kind``
         "logits" or "probs" (logits win if both exist), ``embedding`` float32 ``[N, D]``,
-        ``extra = {"model_name": <file stem>}`` plus ``"slices"`` if a ``slice`` column exists.
+        ``extra = {"model_name": <file stem or folder name>}`` plus ``"slices"`` if a ``slice`` column exists.
 
     Notes
     -----
@@ -431,7 +542,7 @@ def load_predictions_table(path: str | os.PathLike, classes: list[str] | None = 
     ``graceful.classes`` (JSON list); class names found in ``label`` and ``pred``,
     naturally sorted (``"2" < "10"``); ``str(0)..str(K-1)`` for indices, with K the score
     width or ``max index + 1``. With scores, ``pred`` is their argmax, ties to the lowest
-    index (DESIGN §2); a ``pred`` column that disagrees with it on any row is an error.
+    index (``docs/metrics.md``); a ``pred`` column that disagrees with it on any row is an error.
 
     Raises
     ------
@@ -440,32 +551,53 @@ def load_predictions_table(path: str | os.PathLike, classes: list[str] | None = 
         no rows, no ``pred`` and no scores, NaN/inf/missing scores or embeddings, missing
         ``label``/``pred`` values, class index out of range, unknown class name, ragged
         list columns, a score width that does not match the class list, ``pred`` not the
-        argmax of the scores. Every message names ``path``.
+        argmax of the scores; shards whose columns or class lists differ. Every message
+        names ``path`` (or the shard at fault).
     """
     path = os.fspath(path)
-    kind = _suffix_kind(path)
-    if not os.path.exists(path):
-        raise InputError(path, "no such file")
-    if os.path.isdir(path):
-        raise InputError(path, "is a folder, not a predictions table")
+    kind, files = table_files(path)
     try:
-        return _load_table(path, kind, classes)
+        return _load_table(path, kind, files, classes)
     finally:
         # Arrow's allocator keeps freed buffers (the id and label columns, converted above)
         # for reuse; hand them back so a 10-million-row table does not cost its size twice.
         pa.default_memory_pool().release_unused()
 
 
-def _load_table(path: str, kind: str, classes: list[str] | None) -> Predictions:
+def _concat_shards(tables: list[pa.Table], files: tuple[str, ...]) -> pa.Table:
+    """One table from its shards' tables; InputError naming the first shard whose columns differ."""
+    if len(tables) == 1:
+        return tables[0]
+    first = tables[0].column_names
+    for t, f in zip(tables[1:], files[1:]):
+        if sorted(t.column_names) != sorted(first):
+            raise InputError(f, f"its columns {t.column_names[:12]} differ from those of {Path(files[0]).name} {first[:12]}")
+    classes = [tuple(_file_classes(t, f) or ()) for t, f in zip(tables, files)]
+    for c, f in zip(classes[1:], files[1:]):
+        if c != classes[0]:
+            raise InputError(f, f"its class list (metadata 'graceful.classes') differs from that of {Path(files[0]).name}")
+    meta = tables[0].schema.metadata
+    tables = [t.select(first).replace_schema_metadata(None) for t in tables]
+    try:
+        out = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        raise InputError(files[0], f"its shards cannot be read as one table ({_first_line_of_msg(e)})") from None
+    return out.replace_schema_metadata(meta)
+
+
+def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str] | None) -> Predictions:
     if kind == "csv":
-        t = _read_csv(path)
+        t = _concat_shards([_read_csv(f) for f in files], files)
         ids = _ids_of(t, path)
     else:  # ids first, alone: their Arrow copy is freed before the scores are read (peak memory)
-        t_ids = _read_parquet(path, id_only=True)
-        ids = _ids_of(t_ids if t_ids.num_columns else _read_parquet(path), path)
+        total = sum(_parquet_rows(f) for f in files)
+        if total > MAX_TABLE_ROWS:
+            raise InputError(path, f"has {total:,} rows, more than graceful reads in memory ({MAX_TABLE_ROWS:,})")
+        t_ids = _concat_shards([_read_parquet(f, id_only=True) for f in files], files)
+        ids = _ids_of(t_ids if t_ids.num_columns else _concat_shards([_read_parquet(f) for f in files], files), path)
         del t_ids
         pa.default_memory_pool().release_unused()
-        t = _read_parquet(path, id_only=False)
+        t = _concat_shards([_read_parquet(f, id_only=False) for f in files], files)
         pa.default_memory_pool().release_unused()
     n = len(ids)
     if n == 0:
@@ -514,7 +646,7 @@ def _load_table(path: str, kind: str, classes: list[str] | None) -> Predictions:
         labels = None if labels is None else perm[labels]
         if scores is not None:
             scores = scores[:, np.argsort(perm)]
-    extra: dict = {"model_name": Path(path).stem}
+    extra: dict = {"model_name": table_display_name(path)}
     if "slice" in t.column_names:
         sl = t.column("slice")
         extra["slices"] = np.asarray(pc.fill_null(pc.cast(sl, pa.string()), "(none)").to_numpy(zero_copy_only=False), dtype=object)
