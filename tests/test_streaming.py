@@ -95,15 +95,23 @@ def _in_memory(old_path, new_path):
     return compare_predictions(a, b)
 
 
+def _marginals(joint):
+    """FlipCounts' two arrays from the brute-force joint counts C[y, o, n]."""
+    k = np.arange(joint.shape[0])
+    per_class = np.stack([joint.sum(axis=(1, 2)), joint[k, k, :].sum(axis=1), joint[k, :, k].sum(axis=1), joint[k, k, k]])
+    return joint.sum(axis=0), per_class
+
+
 def _check_against(r, joint, neg, pos, reference=None, cap=None):
-    assert np.array_equal(r.counts.joint, joint)
+    transition, per_class = _marginals(joint)
+    assert np.array_equal(r.counts.transition, transition) and np.array_equal(r.counts.per_class, per_class)
     assert r.negative_flips.count == len(neg) and r.positive_flips.count == len(pos)
     c = cap if cap is not None else r.negative_flips.cap
     assert list(r.negative_flips.first) == neg[:c] and list(r.positive_flips.first) == pos[:c]
     if reference is not None:
         s = reference.summary
-        assert r.counts.negative_flips_near_boundary == s["negative_flips_near_boundary"]
-        assert r.counts.negative_flips_confident == s["negative_flips_confident"]
+        assert r.counts.negative_flips_near_boundary == s.negative_flips_near_boundary
+        assert r.counts.negative_flips_confident == s.negative_flips_confident
         assert r.dropped_ids == reference.dropped_ids
         assert np.array_equal(r.transition_matrix, reference.transition_matrix)
 
@@ -309,7 +317,9 @@ def test_text_labels_switch_to_indices_in_a_later_batch(tmp_path):
     df.to_csv(tmp_path / "new.csv", index=False)
     r = compare_tables_streamed(old, tmp_path / "new.csv", batch_rows=4)
     ref = _in_memory(old, str(tmp_path / "new.csv"))
-    assert np.array_equal(r.counts.joint, FlipCounts.from_predictions(ref.labels, ref.old_pred, ref.new_pred, 3).joint)
+    assert r.counts == FlipCounts.from_predictions(ref.arrays.labels, ref.arrays.old_pred, ref.arrays.new_pred, 3,
+                                                   negative_flips_near_boundary=r.counts.negative_flips_near_boundary,
+                                                   negative_flips_confident=r.counts.negative_flips_confident)
     assert r.counts.negative_flips == 0 and r.counts.positive_flips == 0  # same predictions: the labels agree
 
 
