@@ -62,7 +62,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from graceful_core.io.metadata import is_reserved_column
 from graceful_core.metrics.significance import wilson_interval
+from graceful_core.vocabulary import ALPHA  # significance level of the gate and of SliceReport.significant
 
 __all__ = [
     "ALPHA",
@@ -85,8 +87,6 @@ __all__ = [
 
 SliceKind = Literal["metadata", "embedding"]
 
-#: Significance level of the CI gate and of :meth:`SliceReport.significant`.
-ALPHA = 0.05
 #: Value of the slice that holds a column's missing values (None, NaN, empty text, ±inf).
 MISSING = "(missing)"
 #: A text/categorical column with more distinct values than this is not used.
@@ -106,9 +106,6 @@ MAX_FIT_SAMPLES = 20_000
 #: A cluster's description lists classes with at least this share (at most 3, at least 1).
 MIN_CLASS_SHARE = 0.10
 
-#: Columns that are never metadata: identity, labels, predictions, scores and embeddings.
-RESERVED_COLUMNS = frozenset({"id", "path", "label", "pred", "logits", "probs", "scores", "embedding"})
-_RESERVED_WIDE = re.compile(r"^(logit|prob|score|emb)_\d+$")
 #: What a quantile bin's value looks like: ``[a, b)`` or, for the last bin, ``[a, b]``.
 _BIN_LABEL = re.compile(r"^\[[^,\[\]()]+, [^,\[\]()]+[)\]]$")
 
@@ -278,6 +275,23 @@ class RegressionSlice:
             return f"{self.column} in {self.value}"
         return f"{self.column} = {self.value}"
 
+    @property
+    def key(self) -> str:
+        """A short text that names the slice within its report (e.g. in a link's query).
+
+        ``<column>=<value>`` for a metadata slice (``site=harbour``), ``cluster:<n>`` for
+        an embedding cluster; :meth:`SliceReport.by_key` finds the slice again. A metadata
+        key always holds ``=`` and a cluster key never does, so the two cannot clash.
+        """
+        if self.kind == "embedding":
+            return f"cluster:{self.value}"
+        return f"{self.column}={self.value}"
+
+    @property
+    def is_significant(self) -> bool:
+        """Adjusted p below :data:`~graceful_core.vocabulary.ALPHA` (0.05)."""
+        return self.p_adjusted < ALPHA
+
     def to_json(self) -> dict[str, Any]:
         """The report entry: exactly the keys of :data:`JSON_KEYS` (NaN as None)."""
         lo, hi = self.negative_flip_rate_ci95
@@ -326,6 +340,18 @@ class SliceReport:
     def significant(self, alpha: float = ALPHA) -> tuple[RegressionSlice, ...]:
         """The slices with adjusted p below ``alpha``, in rank order."""
         return tuple(s for s in self.slices if s.p_adjusted < alpha)
+
+    def by_key(self, key: str | None) -> RegressionSlice | None:
+        """The slice whose :attr:`RegressionSlice.key` is ``key`` (the first in rank order), or None."""
+        if not key:
+            return None
+        return next((s for s in self.slices if s.key == key), None)
+
+    def cluster_of(self, number: int) -> EmbeddingCluster | None:
+        """The embedding cluster with this number, or None."""
+        if self.clustering is None:
+            return None
+        return next((c for c in self.clustering.clusters if c.cluster == number), None)
 
 
 # ================================================================= the test
@@ -533,11 +559,6 @@ def slices_exceeding(
 
 
 # ================================================================= metadata candidates
-def _is_reserved(name: str) -> bool:
-    n = name.strip().lower()
-    return n in RESERVED_COLUMNS or bool(_RESERVED_WIDE.match(n))
-
-
 def _format_number(v: float) -> str:
     """Shortest text that reads back as ``v`` (``3`` rather than ``3.0``)."""
     v = float(v)
@@ -705,7 +726,7 @@ def metadata_candidates(
     skipped: list[tuple[str, str]] = []
     for name in metadata.columns:
         col = str(name)
-        if _is_reserved(col):
+        if is_reserved_column(col):
             continue
         got, reason = _column_slices(col, metadata[name].reset_index(drop=True), int(max_categories),
                                      int(max_numeric_categories), int(n_bins))
