@@ -194,6 +194,11 @@ class EmbeddingCluster:
         """The dominant classes in words, e.g. ``"shirt 62 %, T-shirt 30 %"``."""
         return ", ".join(f"{name} {share * 100:.0f} %" for name, share in self.dominant_classes)
 
+    @property
+    def title(self) -> str:
+        """The cluster in words, e.g. ``"cluster 3 (shirt 62 %, T-shirt 30 %)"``."""
+        return f"cluster {self.cluster} ({self.description})"
+
 
 @dataclass(frozen=True, eq=False)
 class Clustering:
@@ -269,8 +274,7 @@ class RegressionSlice:
     def title(self) -> str:
         """The slice in words: ``site = b``, ``brightness in [0.2, 0.4)``, ``cluster 3 (7 82 %)``."""
         if self.kind == "embedding":
-            desc = f" ({self.cluster.description})" if self.cluster is not None else ""
-            return f"cluster {self.value}{desc}"
+            return self.cluster.title if self.cluster is not None else f"cluster {self.value}"
         if isinstance(self.value, str) and _BIN_LABEL.match(self.value):
             return f"{self.column} in {self.value}"
         return f"{self.column} = {self.value}"
@@ -340,6 +344,17 @@ class SliceReport:
     def significant(self, alpha: float = ALPHA) -> tuple[RegressionSlice, ...]:
         """The slices with adjusted p below ``alpha``, in rank order."""
         return tuple(s for s in self.slices if s.p_adjusted < alpha)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per slice, in rank order: ``key``, ``title``, the JSON fields (the interval as
+        ``ci_low``, ``ci_high``), ``rest_size``, ``excess`` and ``significant`` (adjusted p < ALPHA)."""
+        cols = ("key", "title", "kind", "column", "value", "size", "negative_flips", "negative_flip_rate",
+                "ci_low", "ci_high", "rest_size", "rest_negative_flip_rate", "p_value", "p_adjusted", "excess",
+                "significant")
+        rows = [(s.key, s.title, s.kind, s.column, str(s.value), s.size, s.negative_flips, s.negative_flip_rate,
+                 *s.negative_flip_rate_ci95, s.rest_size, s.rest_negative_flip_rate, s.p_value, s.p_adjusted,
+                 s.excess, s.is_significant) for s in self.slices]
+        return pd.DataFrame.from_records(rows, columns=cols)
 
     def by_key(self, key: str | None) -> RegressionSlice | None:
         """The slice whose :attr:`RegressionSlice.key` is ``key`` (the first in rank order), or None."""
