@@ -80,34 +80,31 @@ if chosen is not None:
 
 table = rep.to_frame()
 m = {k: METRICS[k] for k in ("slice_size", "n_negative_flips", "slice_negative_flip_rate", "rest_negative_flip_rate",
-                            "slice_p_value", "slice_p_adjusted")}
+                            "slice_p_adjusted")}
 top = float(max(table["negative_flip_rate"].max(), table["rest_negative_flip_rate"].max(), 1e-9)) * 100
 view = table.assign(
     negative_flip_rate=100 * table["negative_flip_rate"],
     rest_negative_flip_rate=100 * table["rest_negative_flip_rate"],
     ci=[interval((lo, hi)) for lo, hi in zip(table["ci_low"], table["ci_high"])],
-)[["title", "size", "negative_flips", "negative_flip_rate", "ci", "rest_negative_flip_rate", "p_value",
-   "p_adjusted"]]
+)[["title", "size", "negative_flips", "negative_flip_rate", "ci", "rest_negative_flip_rate", "p_adjusted"]]
 
 
-def _bar(metric) -> st.column_config.ProgressColumn:
+def _bar(metric, colour: str) -> st.column_config.ProgressColumn:
     return st.column_config.ProgressColumn(metric.label, help=metric.help, format=f"%.{PCT_DIGITS}f %%",
-                                           min_value=0.0, max_value=top)
+                                           min_value=0.0, max_value=top, width=115, color=colour)
 
 
 config = {
-    "title": st.column_config.TextColumn("slice", width="medium",
+    "title": st.column_config.TextColumn("slice", width=220,
                                          help="column = value (metadata), or cluster n (dominant true classes)"),
-    "size": st.column_config.NumberColumn(m["slice_size"].label, help=m["slice_size"].help, width="small"),
+    "size": st.column_config.NumberColumn(m["slice_size"].label, help=m["slice_size"].help, width=65),
     "negative_flips": st.column_config.NumberColumn(m["n_negative_flips"].label, help=m["n_negative_flips"].help,
-                                                    width="small"),
-    "negative_flip_rate": _bar(m["slice_negative_flip_rate"]),
-    "ci": st.column_config.TextColumn("95 % CI"),
-    "rest_negative_flip_rate": _bar(m["rest_negative_flip_rate"]),
-    "p_value": st.column_config.NumberColumn(m["slice_p_value"].label, help=m["slice_p_value"].help, format="%.3g",
-                                             width="small"),
+                                                    width=100),
+    "negative_flip_rate": _bar(m["slice_negative_flip_rate"], "red"),
+    "ci": st.column_config.TextColumn("95 % CI", width=145),
+    "rest_negative_flip_rate": _bar(m["rest_negative_flip_rate"], "gray"),
     "p_adjusted": st.column_config.NumberColumn(m["slice_p_adjusted"].label, help=m["slice_p_adjusted"].help,
-                                                format="%.3g", width="small"),
+                                                format="%.3g", width=110),
 }
 st.markdown(f"#### All {len(table)} slices, most significant first")
 st.dataframe(view, hide_index=True, width="stretch", column_config=config, key="w_slice_table", on_select=on_table,

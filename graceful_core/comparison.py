@@ -573,9 +573,10 @@ def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMet
     name in both keeps the dataset's (``docs/formats.md``, "Metadata columns").
     """
     from_ds = None
-    if dataset is not None and dataset.metadata is not None:
+    meta = getattr(dataset, "metadata", None)  # duck-typed datasets (tests, the API) may have none
+    if meta is not None:
         rows = pd.Index(np.asarray(dataset.ids, dtype=object)).get_indexer(np.asarray(old.ids).astype(str))
-        from_ds = dataset.metadata.take(rows)
+        from_ds = meta.take(rows)
     return combine([from_ds, old.extra.get("metadata")])
 
 
