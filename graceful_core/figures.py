@@ -267,9 +267,10 @@ def slice_bars(slices: Sequence[RegressionSlice], *, selected: str | None = None
     hi = [100 * (s.negative_flip_rate_ci95[1] - s.negative_flip_rate) for s in slices]
     rest = [100 * s.rest_negative_flip_rate if not math.isnan(s.rest_negative_flip_rate) else None for s in slices]
     cd = [[s.key, s.title] for s in slices]
-    p_adj = METRICS["slice_p_adjusted"]
+    p_raw, p_adj = METRICS["slice_p_value"], METRICS["slice_p_adjusted"]
     hover = [f"{percent(s.negative_flip_rate)} of {s.size} images (rest {percent(s.rest_negative_flip_rate)})"
-             f"<br>{p_adj.label} {p_adj.format(s.p_adjusted)}" for s in slices]
+             f"<br>{p_raw.label} {p_raw.format(s.p_value)} · {p_adj.label} {p_adj.format(s.p_adjusted)}"
+             for s in slices]
     fig = go.Figure()
     fig.add_bar(x=pct, y=y, orientation="h", name=METRICS["slice_negative_flip_rate"].label,
                 marker={"color": [NEG_COLOUR if s.is_significant else SLICE_GREY for s in slices],
