@@ -56,7 +56,15 @@ from graceful_core.metrics import flips as fm
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.retrieval import CrossTest, cross_test, head_accuracy, nearest_neighbour_overlap
-from graceful_core.metrics.slices import SliceReport, find_regression_slices
+from graceful_core.metrics.slices import (
+    MIN_SAMPLES_TO_CLUSTER,
+    N_CENTRAL,
+    Clustering,
+    SliceReport,
+    describe_clusters,
+    embedding_clusters,
+    find_regression_slices,
+)
 from graceful_core.metrics.summary import FlipSummary, flip_summary
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES
@@ -580,20 +588,47 @@ def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMet
     return combine([from_ds, old.extra.get("metadata")])
 
 
-def regression_slices(arrays: SampleArrays, classes: Sequence[str]) -> SliceReport | None:
+#: Disk-cache kind of the clusters of the old embeddings (bump the version when the rule changes).
+CLUSTERS_CACHE = "slice-clusters-v1"
+
+
+def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: str = "") -> Clustering | None:
+    """The k-means clusters of the old embeddings (:func:`~graceful_core.metrics.slices.embedding_clusters`),
+    cached on disk under the comparison's content ``key`` (each sample's cluster and each
+    cluster's central samples; descriptions are rebuilt from the labels); None without
+    old embeddings or below 20 samples."""
+    if arrays.old_embedding is None or len(arrays) < MIN_SAMPLES_TO_CLUSTER:
+        return None
+
+    def compute() -> dict[str, np.ndarray]:
+        cl = embedding_clusters(arrays.old_embedding, arrays.labels, classes)
+        central = np.full((cl.n_clusters, N_CENTRAL), -1, dtype=np.int64)
+        for c in cl.clusters:
+            central[c.cluster, :len(c.central_indices)] = c.central_indices
+        return {"assignment": np.asarray(cl.assignment), "central": central, "seed": np.array(cl.seed)}
+
+    got = cache.cached_arrays(CLUSTERS_CACHE, key, compute, names=("assignment", "central", "seed"))
+    if got["assignment"].shape != (len(arrays),):  # a foreign entry: never trust it
+        got = compute()
+    return describe_clusters(got["assignment"], got["central"], arrays.labels, classes, seed=int(got["seed"]))
+
+
+def regression_slices(arrays: SampleArrays, classes: Sequence[str], key: str = "") -> SliceReport | None:
     """Where the negative flips concentrate: every candidate slice tested, or None without one.
 
     Candidates are the values of the samples' metadata columns and the k-means clusters
     of the old model's embeddings (:func:`~graceful_core.metrics.slices.find_regression_slices`:
     one-sided Fisher exact test per slice, Benjamini–Hochberg over all slices;
     ``docs/metrics.md``, "Regression slices"). None when there is no candidate (no
-    usable metadata column and no old embeddings of at least 20 samples).
+    usable metadata column and no old embeddings of at least 20 samples). The clusters
+    are cached on disk under ``key`` (:func:`old_embedding_clusters`).
     """
     meta = None if arrays.metadata is None else arrays.metadata.to_frame()
-    if meta is None and arrays.old_embedding is None:
+    clustering = old_embedding_clusters(arrays, classes, key)
+    if meta is None and clustering is None:
         return None
     rep = find_regression_slices(arrays.negative_flip_mask, arrays.labels, classes, metadata=meta,
-                                 embeddings=arrays.old_embedding)
+                                 clustering=clustering)
     return rep if rep.slices else None
 
 
@@ -682,7 +717,7 @@ def compare_predictions(
                                   arrays.ids[arrays.positive_flip_mask].tolist()),
         arrays=arrays,
         per_slice=None if slices is None else GroupFlips.from_arrays(labels, o, n, slices),
-        regression_slices=regression_slices(arrays, tuple(old.classes)) if with_slices else None,
+        regression_slices=regression_slices(arrays, tuple(old.classes), key) if with_slices else None,
         compatibility=compat,
         old_head_on_new_accuracy=head_acc,
         embedding_overlap=overlap,

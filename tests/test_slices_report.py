@@ -318,3 +318,18 @@ def test_sample_metadata_checks_its_shape():
     m = SampleMetadata(("n", "t"), (np.array([1, 2]), np.array(["x", "y"], dtype=object)))
     got = m.take([1, -1])
     assert np.isnan(got.column("n")[1]) and got.column("t").tolist() == ["y", None]
+
+
+def test_the_clusters_are_cached_on_disk_under_the_comparisons_key(tmp_path, monkeypatch):
+    """A second comparison of the same files reads the clusters back: same clusters, no k-means."""
+    import graceful_core.comparison as comparison
+
+    monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
+    first = compare_sources(OLD_CSV, NEW_CSV).regression_slices
+    monkeypatch.setattr(comparison, "embedding_clusters", lambda *a, **k: pytest.fail("clustered again"))
+    again = compare_sources(OLD_CSV, NEW_CSV).regression_slices
+    assert np.array_equal(first.clustering.assignment, again.clustering.assignment)
+    assert [(c.title, c.central_indices) for c in first.clustering.clusters] == [
+        (c.title, c.central_indices) for c in again.clustering.clusters]
+    assert first.to_json() == again.to_json()
+    assert (tmp_path / "cache" / comparison.CLUSTERS_CACHE).is_dir()

@@ -77,6 +77,7 @@ __all__ = [
     "SliceCandidate",
     "SliceReport",
     "default_n_clusters",
+    "describe_clusters",
     "embedding_clusters",
     "find_regression_slices",
     "metadata_candidates",
@@ -895,22 +896,63 @@ def embedding_clusters(
     order = [j for j in sorted(range(k), key=lambda j: (-sizes[j], first[j])) if sizes[j] > 0]
     renumber = np.full(k, -1, dtype=np.int64)
     renumber[order] = np.arange(len(order))
-    assignment = renumber[raw]
-    clusters = []
+    central = np.full((len(order), N_CENTRAL), -1, dtype=np.int64)
     for new, old in enumerate(order):
         members = np.flatnonzero(raw == old)
-        counts = np.bincount(y[members], minlength=len(names))
-        by_share = sorted(range(len(names)), key=lambda c: (-counts[c], c))
-        shares = [(names[c], counts[c] / members.size) for c in by_share[:3]]
-        dominant = [shares[0]] + [s for s in shares[1:] if s[1] >= MIN_CLASS_SHARE]
         d2 = ((z[members] - centres[old]) ** 2).sum(axis=1)
         near = members[np.lexsort((members, d2))[:N_CENTRAL]]
+        central[new, :near.size] = near
+    return describe_clusters(renumber[raw], central, y, names, seed=int(seed))
+
+
+def describe_clusters(assignment: Any, central: Any, labels: Any, class_names: Sequence[str], *,
+                      seed: int = 0) -> Clustering:
+    """A :class:`Clustering` from each sample's cluster and each cluster's central samples.
+
+    Parameters
+    ----------
+    assignment : array_like of int, shape (N,)
+        Cluster numbers ``0..k-1``, numbered by size (largest first), none empty.
+    central : array_like of int, shape (k, c)
+        Row j: cluster j's samples nearest its centre, nearest first, padded with -1.
+    labels : array_like of int, shape (N,)
+        True class indices into ``class_names`` (for the dominant classes).
+    seed : int
+        The seed the clusters were fitted with (kept in the result).
+
+    This is the second half of :func:`embedding_clusters`, and what rebuilds a clustering
+    stored on disk (assignment and central samples: the rest is derived here).
+
+    Examples
+    --------
+    >>> cl = describe_clusters([0, 0, 1], [[1, 0], [2, -1]], [0, 1, 1], ["cat", "dog"])
+    >>> [(c.title, c.central_indices) for c in cl.clusters]
+    [('cluster 0 (cat 50 %, dog 50 %)', (1, 0)), ('cluster 1 (dog 100 %)', (2,))]
+    """
+    a = np.asarray(assignment, dtype=np.int64).reshape(-1)
+    cen = np.asarray(central, dtype=np.int64)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    names = [str(c) for c in class_names]
+    if y.shape != a.shape:
+        raise ValueError(f"labels ({y.shape[0]}) and assignment ({a.shape[0]}) differ in length")
+    k = int(a.max()) + 1 if a.size else 0
+    if cen.ndim != 2 or cen.shape[0] != k:
+        raise ValueError(f"central must have one row per cluster ({k}), got shape {cen.shape}")
+    sizes = np.bincount(a, minlength=k) if k else np.zeros(0, np.int64)
+    if k and (a.min() < 0 or (sizes == 0).any()):
+        raise ValueError("cluster numbers must be 0..k-1 with no empty cluster")
+    clusters = []
+    for j in range(k):
+        counts = np.bincount(y[a == j], minlength=len(names))
+        by_share = sorted(range(len(names)), key=lambda c: (-counts[c], c))
+        shares = [(names[c], counts[c] / sizes[j]) for c in by_share[:3]]
+        dominant = [shares[0]] + [sh for sh in shares[1:] if sh[1] >= MIN_CLASS_SHARE]
         clusters.append(EmbeddingCluster(
-            cluster=new, size=int(members.size),
+            cluster=j, size=int(sizes[j]),
             dominant_classes=tuple((nm, float(sh)) for nm, sh in dominant),
-            central_indices=tuple(int(i) for i in near),
+            central_indices=tuple(int(i) for i in cen[j] if i >= 0),
         ))
-    return Clustering(assignment, tuple(clusters), int(seed))
+    return Clustering(a, tuple(clusters), int(seed))
 
 
 # ================================================================= one call
@@ -921,6 +963,7 @@ def find_regression_slices(
     *,
     metadata: pd.DataFrame | None = None,
     embeddings: Any = None,
+    clustering: Clustering | None = None,
     n_clusters: int | None = None,
     seed: int = 0,
     max_categories: int = MAX_CATEGORIES,
@@ -946,6 +989,9 @@ def find_regression_slices(
         One row per sample, aligned by position.
     embeddings : array_like, shape (N, D), optional
         The **old** model's embeddings: groups as the deployed model saw them.
+    clustering : Clustering, optional
+        Clusters already made of them (e.g. kept on disk; :func:`describe_clusters`):
+        used instead of clustering ``embeddings`` again.
     n_clusters, seed : see :func:`embedding_clusters`.
     max_categories, max_numeric_categories, n_bins : see :func:`metadata_candidates`.
 
@@ -982,12 +1028,15 @@ def find_regression_slices(
                                  max_numeric_categories=max_numeric_categories, n_bins=n_bins)
         cands.extend(cs.candidates)
         skipped = cs.skipped_columns
-    clustering = None
-    if embeddings is not None:
+    if clustering is not None:
+        if clustering.assignment.shape[0] != n:
+            raise ValueError(f"clustering has {clustering.assignment.shape[0]} samples for {n}")
+    elif embeddings is not None:
         e = np.asarray(embeddings)
         if e.ndim != 2 or e.shape[0] != n:
             raise ValueError(f"embeddings must have shape ({n}, D), got {e.shape}")
         clustering = embedding_clusters(e, y, class_names, n_clusters=n_clusters, seed=seed)
+    if clustering is not None:
         if clustering.n_clusters == 0:
             clustering = None
         else:
