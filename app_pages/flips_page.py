@@ -5,7 +5,7 @@ import streamlit as st
 
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
 from graceful_core.views import SORT_ORDERS, busiest_submatrix, filter_samples, page_bounds, sort_samples
-from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES, METRICS
+from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES, METRICS, images, negative_flips
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
@@ -108,7 +108,7 @@ if cell:
     c2.button("Clear cell filter", on_click=clear_cell, key="btn_clear_cell")
 if chosen is not None:
     c1, c2 = st.columns([5, 1])
-    c1.info(f"Slice: **{md(chosen.title)}** · {chosen.size} images, {chosen.negative_flips} negative flips "
+    c1.info(f"Slice: **{md(chosen.title)}** · {images(chosen.size)}, {negative_flips(chosen.negative_flips)} "
             f"(NFR {METRICS['slice_negative_flip_rate'].format(chosen.negative_flip_rate)})")
     c2.button("Clear slice filter", on_click=clear_slice, key="btn_clear_slice")
 

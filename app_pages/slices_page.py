@@ -6,7 +6,7 @@ import streamlit as st
 from graceful_core.figures import selected_slice, slice_bars
 from graceful_core.summary import slice_numbers, slice_verdict
 from graceful_core.views import slice_examples
-from graceful_core.vocabulary import METRICS, PCT_DIGITS, SLICE_KINDS, SLICES_HELP, interval
+from graceful_core.vocabulary import METRICS, PCT_DIGITS, SLICE_KINDS, SLICES_HELP, interval, negative_flips
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
@@ -71,7 +71,7 @@ if chosen is not None:
         if chosen.cluster is not None:
             st.caption(f"The {len(rows)} images nearest the cluster's centre (in the old model's embedding space).")
         elif len(rows):
-            st.caption(f"{len(rows)} of its {chosen.negative_flips} negative flips, largest drop in p(true class) "
+            st.caption(f"{len(rows)} of its {negative_flips(chosen.negative_flips)}, largest drop in p(true class) "
                        "first.")
         else:
             st.caption("No negative flip in this slice.")

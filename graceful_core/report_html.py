@@ -56,6 +56,7 @@ from graceful_core.vocabulary import (
     card,
     count,
     interval,
+    negative_flips,
     percent,
 )
 
@@ -204,7 +205,7 @@ def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | 
         if s.cluster is not None:
             what = f"the {len(rows)} images nearest the cluster's centre"
         else:
-            what = f"{len(rows)} of its {s.negative_flips} negative flips ({FLIP_MARKS['negative flip']})"
+            what = f"{len(rows)} of its {negative_flips(s.negative_flips)} ({FLIP_MARKS['negative flip']})"
         nfr = f"{cols[2].format(s.negative_flip_rate)} ({interval(s.negative_flip_rate_ci95)})"
         items.append({
             "title": s.title, "kind": SLICE_KINDS[s.kind],

@@ -13,7 +13,16 @@ from graceful_core.comparison import Comparison
 from graceful_core.metrics.retrieval import CrossTest
 from graceful_core.metrics.slices import RegressionSlice, SliceReport
 from graceful_core.metrics.summary import FlipSummary
-from graceful_core.vocabulary import ALPHA, CLI_LINES, METRICS, SLICES_TITLE, images, interval, percent
+from graceful_core.vocabulary import (
+    ALPHA,
+    CLI_LINES,
+    METRICS,
+    SLICES_TITLE,
+    images,
+    interval,
+    negative_flips,
+    percent,
+)
 
 Kind = Literal["better", "worse", "same"]
 
@@ -95,7 +104,7 @@ def slice_numbers(s: RegressionSlice) -> str:
     """A slice's numbers in one line: NFR with interval against the rest, size, p and adjusted p."""
     nfr, rest = METRICS["slice_negative_flip_rate"], METRICS["rest_negative_flip_rate"]
     return (f"NFR {nfr.format(s.negative_flip_rate)} (95 % CI {interval(s.negative_flip_rate_ci95)}) vs "
-            f"{rest.format(s.rest_negative_flip_rate)} in the rest · {s.negative_flips} negative flips in {images(s.size)} · "
+            f"{rest.format(s.rest_negative_flip_rate)} in the rest · {negative_flips(s.negative_flips)} in {images(s.size)} · "
             f"p {METRICS['slice_p_value'].format(s.p_value)}, adjusted p {METRICS['slice_p_adjusted'].format(s.p_adjusted)}")
 
 

@@ -168,6 +168,11 @@ def images(n: int) -> str:
     return f"{n} image" if n == 1 else f"{n} images"
 
 
+def negative_flips(n: int) -> str:
+    """``'1 negative flip'``, ``'3 negative flips'``."""
+    return f"{n} negative flip" if n == 1 else f"{n} negative flips"
+
+
 Unit = Literal["rate", "ratio", "p", "count"]
 _FORMATS: Mapping[str, Callable[[Any], str]] = {"rate": percent, "ratio": ratio, "p": p_value, "count": count}
 
