@@ -23,6 +23,7 @@ PAGES = {
     "overview": st.Page("app_pages/overview_page.py", title="Overview", icon=":material/dashboard:", url_path="overview"),
     "inputs": st.Page("app_pages/inputs_page.py", title="Choose inputs", icon=":material/upload_file:", url_path="inputs"),
     "flips": st.Page("app_pages/flips_page.py", title="Flips", icon=":material/swap_horiz:", url_path="flips"),
+    "slices": st.Page("app_pages/slices_page.py", title="Slices", icon=":material/category:", url_path="slices"),
     "sample": st.Page("app_pages/sample_page.py", title="Sample", icon=":material/image_search:", url_path="sample"),
     "embeddings": st.Page("app_pages/embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
                           url_path="embeddings"),

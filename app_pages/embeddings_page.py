@@ -53,15 +53,22 @@ layouts = list(EMB_LAYOUTS.values()) if same_dim else [EMB_LAYOUTS["side"]]
 ss["w_emb_layout"] = EMB_LAYOUTS.get(ss.get("emb_layout"), layouts[0])
 if ss["w_emb_layout"] not in layouts:
     ss["w_emb_layout"] = layouts[0]
+clustering = comp.regression_slices.clustering if comp.regression_slices is not None else None
+colours = [c for c in COLOUR_BY if c != "cluster" or clustering is not None]
 ss["w_emb_colour"] = EMB_COLOURS.get(ss.get("emb_colour"), "model")
+if ss["w_emb_colour"] not in colours:  # e.g. a link asking for clusters on a comparison without them
+    ss["w_emb_colour"] = "model"
 ss["w_emb_lines"] = bool(ss.get("emb_lines"))
 o1, o2, o3 = st.columns([2, 2, 1])
 layout = o1.radio("Layout", layouts, horizontal=True, key="w_emb_layout",
                   on_change=_keep, args=("w_emb_layout", "emb_layout", EMB_LAYOUTS),
                   help="Joint: one UMAP fitted on old and new embeddings together. Side by side: each model "
                   "projected alone (meaningful even when the spaces are unrelated or their sizes differ).")
-colour_by = o2.radio("Colour by", list(COLOUR_BY), horizontal=True, key="w_emb_colour",
-                     on_change=_keep, args=("w_emb_colour", "emb_colour", EMB_COLOURS))
+colour_by = o2.radio("Colour by", colours, horizontal=True, key="w_emb_colour",
+                     on_change=_keep, args=("w_emb_colour", "emb_colour", EMB_COLOURS),
+                     help="cluster: the k-means clusters of the old model's embeddings that the Slices page tests "
+                          "(the same clusters in both panels: they come from the old embeddings)."
+                     if clustering is not None else None)
 joint = layout == EMB_LAYOUTS["joint"]
 lines = o3.toggle("old → new lines", key="w_emb_lines", disabled=not joint, on_change=_keep_lines)
 if not same_dim:
@@ -75,8 +82,10 @@ if proj.subsampled:
     st.caption(f"Large set: a fixed random subset of {len(proj.indices)} of {comp.n_samples} images is shown.")
 
 samples = store.samples_table(comp)
-fig = (joint_embedding_figure(proj, samples, colour_by, lines) if joint
-       else side_by_side_embedding_figure(proj, samples, colour_by))
+names = ({c.cluster: c.title for c in clustering.clusters}
+         if clustering is not None else None)
+fig = (joint_embedding_figure(proj, samples, colour_by, lines, cluster_names=names) if joint
+       else side_by_side_embedding_figure(proj, samples, colour_by, cluster_names=names))
 event = st.plotly_chart(fig, key=f"chart_emb_{kind}", on_select="rerun", selection_mode=("box", "lasso", "points"))
 
 ids = selected_ids(event.selection.points if event else [])

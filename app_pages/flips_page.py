@@ -1,10 +1,11 @@
-"""Flips: where the predictions moved (matrix, per class) and the images behind them."""
+"""Flips: where the predictions moved (matrix, per class) and the images behind them, optionally
+restricted to one regression slice (chosen here or on the Slices page; ``?slice=`` in the URL)."""
 
 import streamlit as st
 
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
 from graceful_core.views import SORT_ORDERS, busiest_submatrix, filter_samples, page_bounds, sort_samples
-from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES
+from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES, METRICS, images, negative_flips
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
@@ -48,6 +49,14 @@ def on_page() -> None:
     ss["grid_page"] = int(ss["w_page"])
 
 
+def on_slice() -> None:
+    ss["slice"], ss["grid_page"] = ss["w_slice"] or None, 1
+
+
+def clear_slice() -> None:
+    ss["slice"], ss["grid_page"] = None, 1
+
+
 def clear_cell() -> None:
     ss["cell"], ss["grid_page"] = None, 1
 
@@ -70,7 +79,19 @@ with right:
 samples = store.samples_table(comp)
 ss["w_classes"] = [c for c in ss.get("classes", []) if c in comp.classes]
 ss["w_flips"] = [f for f in ss.get("flips", []) if f in FLIP_TYPES]
-f1, f2, f3 = st.columns([3, 3, 2])
+rep = comp.regression_slices
+chosen = rep.by_key(ss.get("slice")) if rep is not None else None
+if ss.get("slice") and chosen is None:  # e.g. a hand-edited link, or a comparison without that slice
+    ss["slice"] = None
+if rep is not None:
+    f1, f2, f4, f3 = st.columns([2, 3, 3, 3])
+    keys = [""] + [sl.key for sl in rep.slices]
+    titles = {sl.key: sl.title + (" (significant)" if sl.is_significant else "") for sl in rep.slices}
+    ss["w_slice"] = chosen.key if chosen else ""
+    f4.selectbox("Slice", keys, key="w_slice", on_change=on_slice, format_func=lambda k: titles.get(k, "all images"),
+                 help="A regression slice (a metadata value or a cluster of the old embeddings): see the Slices page.")
+else:
+    f1, f2, f3 = st.columns([3, 3, 2])
 f1.multiselect("True class", list(comp.classes), key="w_classes", on_change=on_filter, placeholder="all classes")
 f2.multiselect("Flip type", list(FLIP_TYPES), key="w_flips", on_change=on_filter, placeholder="all images",
                help=f"negative flip: {FLIP_MARKS['negative flip']}; positive flip: {FLIP_MARKS['positive flip']}")
@@ -85,9 +106,15 @@ if cell:
     c1, c2 = st.columns([5, 1])
     c1.info(f"Matrix cell: old predicts **{md(cell[0])}** → new predicts **{md(cell[1])}**")
     c2.button("Clear cell filter", on_click=clear_cell, key="btn_clear_cell")
+if chosen is not None:
+    c1, c2 = st.columns([5, 1])
+    c1.info(f"Slice: **{md(chosen.title)}** · {images(chosen.size)}, {negative_flips(chosen.negative_flips)} "
+            f"(NFR {METRICS['slice_negative_flip_rate'].format(chosen.negative_flip_rate)})")
+    c2.button("Clear slice filter", on_click=clear_slice, key="btn_clear_slice")
 
 rows = filter_samples(samples, classes=ss["w_classes"], flip_types=ss["w_flips"],
-                      old_pred=cell[0] if cell else None, new_pred=cell[1] if cell else None)
+                      old_pred=cell[0] if cell else None, new_pred=cell[1] if cell else None,
+                      rows=chosen.indices if chosen is not None else None)
 rows = sort_samples(rows, order)
 start, stop, n_pages = page_bounds(len(rows), ss.get("grid_page", 1), PER_PAGE)
 page_no = start // PER_PAGE + 1

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from graceful_core.summary import compatibility_verdict, headline, significance_verdict
-from graceful_core.vocabulary import METRICS, MORE_CARDS, SUMMARY_CARDS, points
+from graceful_core.summary import compatibility_verdict, headline, significance_verdict, slice_numbers, slice_verdict
+from graceful_core.vocabulary import METRICS, MORE_CARDS, SLICES_TITLE, SUMMARY_CARDS, points
 from graceful_ui.fmt import md
 from graceful_ui.review_ui import review_section
-from graceful_ui.widgets import metric_card, rates_table, require_comparison
+from graceful_ui.widgets import VERDICT_COLOURS, metric_card, rates_table, require_comparison, verdict_markdown
 
-#: Streamlit's colour of each verdict kind.
-VERDICT_COLOURS = {"better": "green", "worse": "red", "same": "orange"}
+#: Significant regression slices listed on the Overview (all of them on the Slices page).
+MAX_SLICES = 3
 
 st.title("Overview")
 spec, comp = require_comparison()
@@ -38,6 +38,16 @@ if comp.per_slice is not None:
     st.markdown("#### Per slice")
     st.caption("Rates are of the images in that slice.")
     rates_table(comp.per_slice.to_frame())
+
+rep = comp.regression_slices
+if rep is not None:
+    st.markdown(f"#### {SLICES_TITLE}")
+    st.markdown(verdict_markdown(slice_verdict(rep)))
+    for sl in rep.significant()[:MAX_SLICES]:
+        st.markdown(f"- **{md(sl.title)}**: {slice_numbers(sl)}")
+    pages = st.session_state.get("_pages", {})
+    if "slices" in pages:
+        st.page_link(pages["slices"], label="See every slice, its images and its flips", icon=":material/arrow_forward:")
 
 if comp.compatibility is not None:
     st.markdown("#### Embeddings")

@@ -18,6 +18,7 @@ from graceful_core.cache import atomic_write_bytes
 from graceful_core.errors import InputError
 from graceful_core.progress import StderrProgress
 from graceful_core.vocabulary import (
+    ALPHA,
     EXIT_GATE,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
@@ -95,6 +96,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     c.add_argument("--max-nfr", type=_rate, metavar="X", help="gate: fail (exit 1) if the negative flip rate exceeds X")
     c.add_argument("--min-btc", type=_rate, metavar="X", help="gate: fail (exit 1) if backward trust compatibility is below X")
+    c.add_argument("--max-slice-nfr", type=_rate, metavar="X",
+                   help=f"gate: fail (exit 1) if a regression slice with adjusted p < {ALPHA:g} (a metadata value or a "
+                        "cluster of the old embeddings: docs/metrics.md) has a negative flip rate above X")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
     _add_run_options(c)
 
@@ -222,6 +226,8 @@ def _cmd_compare(args) -> int:
         ok = btc is not None and btc >= args.min_btc
         gates.append(("min-btc", ok, f"{METRICS['backward_trust_compatibility'].name} {btc} "
                                      f"{'>=' if ok else '<'} {args.min_btc}"))
+    if args.max_slice_nfr is not None:
+        gates.append(_slice_gate(comp.regression_slices, args.max_slice_nfr))
     if gates:
         report["gates"] = [{"gate": g, "passed": ok, "detail": d} for g, ok, d in gates]
     html_text = None
@@ -241,6 +247,30 @@ def _cmd_compare(args) -> int:
     for g, ok, d in gates:
         print(f"gate {g}: {'passed' if ok else 'FAILED'} ({d})")
     return EXIT_GATE if failed else EXIT_OK
+
+
+#: The slice gate's message names at most this many failing slices.
+MAX_GATE_SLICES = 5
+
+
+def _slice_gate(report, max_nfr: float) -> tuple[str, bool, str]:
+    """``("max-slice-nfr", passed, detail)``: no slice with adjusted p < ALPHA may have NFR above ``max_nfr``.
+
+    Without candidate slices (``report`` None) the gate passes and says there was nothing to test.
+    """
+    from graceful_core.metrics.slices import slices_exceeding
+    from graceful_core.summary import slice_line
+
+    if report is None:
+        return "max-slice-nfr", True, "no slices to test: no metadata columns and no old embeddings"
+    failing = slices_exceeding(report, max_nfr)
+    if not failing:
+        return "max-slice-nfr", True, (f"no slice with adjusted p < {ALPHA:g} has NFR above {max_nfr} "
+                                       f"({len(report.slices)} slices tested)")
+    shown = "; ".join(slice_line(s) for s in failing[:MAX_GATE_SLICES])
+    more = f"; and {len(failing) - MAX_GATE_SLICES} more" if len(failing) > MAX_GATE_SLICES else ""
+    return "max-slice-nfr", False, (f"{len(failing)} slice{'s' if len(failing) != 1 else ''} with adjusted p < "
+                                    f"{ALPHA:g} and NFR above {max_nfr}: {shown}{more}")
 
 
 def _cmd_predict(args) -> int:

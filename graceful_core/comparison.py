@@ -11,9 +11,11 @@ result, :class:`Comparison`, is frozen and complete when it is returned:
   transition matrix are functions of them, so a comparison whose counts were
   accumulated by streaming a table (no per-sample arrays in memory) is built the same way;
 - ``flip_ids``: the ids of the negative and positive flips;
-- optional parts, None when absent: the per-sample arrays (``arrays``), the per-slice
-  table, the embedding cross-test, the old head on the new embeddings, the embedding
-  overlap, the churn floor of a reference retrain, the regression slices.
+- optional parts, None when absent: the per-sample arrays (``arrays``, with the samples'
+  metadata), the per-slice table, the embedding cross-test, the old head on the new
+  embeddings, the embedding overlap, the churn floor of a reference retrain, the
+  regression slices (:class:`~graceful_core.metrics.slices.SliceReport`: metadata values
+  and clusters of the old embeddings where the negative flips concentrate).
 
 :meth:`Comparison.to_report` is the JSON report (its keys are listed in
 ``docs/metrics.md``, "JSON report"); :meth:`~Comparison.to_dict` is the same,
@@ -48,11 +50,21 @@ import pandas as pd
 
 from graceful_core import cache
 from graceful_core.errors import InputError
+from graceful_core.io.metadata import SampleMetadata, combine
 from graceful_core.io.tables import join_predictions
 from graceful_core.metrics import flips as fm
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.retrieval import CrossTest, cross_test, head_accuracy, nearest_neighbour_overlap
+from graceful_core.metrics.slices import (
+    MIN_SAMPLES_TO_CLUSTER,
+    N_CENTRAL,
+    Clustering,
+    SliceReport,
+    describe_clusters,
+    embedding_clusters,
+    find_regression_slices,
+)
 from graceful_core.metrics.summary import FlipSummary, flip_summary
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES
@@ -191,6 +203,9 @@ class SampleArrays:
     """Slice value per sample, when the dataset or a table assigns slices."""
     old_embedding: np.ndarray | None = field(default=None, repr=False)
     new_embedding: np.ndarray | None = field(default=None, repr=False)
+    metadata: SampleMetadata | None = field(default=None, repr=False)
+    """Per-sample metadata (the manifest's extra columns, then the old table's;
+    ``docs/formats.md``), aligned with the rows; read-only."""
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -200,6 +215,8 @@ class SampleArrays:
             if a is not None and len(a) != n:
                 raise ValueError(f"{name} has {len(a)} rows, labels {n}")
             object.__setattr__(self, name, _read_only(a))
+        if self.metadata is not None and len(self.metadata) != n:
+            raise ValueError(f"metadata has {len(self.metadata)} rows, labels {n}")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -251,6 +268,14 @@ class SupportsJson(Protocol):
     """A part of the report that renders its own JSON object (e.g. a regression slice)."""
 
     def to_json(self) -> dict[str, Any]: ...
+
+
+def _slice_report(slices: SliceReport | Sequence[SupportsJson], counts: FlipCounts) -> SliceReport:
+    """``slices`` as a :class:`SliceReport` (a plain sequence of slices becomes one without clusters)."""
+    if isinstance(slices, SliceReport):
+        return slices
+    return SliceReport(slices=tuple(slices), n_samples=counts.n_samples,  # type: ignore[arg-type]
+                       negative_flips=counts.negative_flips)
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,9 +331,13 @@ class Comparison:
         None without embeddings of equal size on both sides.
     churn_floor : ChurnFloor or None
         NFR of a reference retrain of the old model; None without ``--reference``.
-    regression_slices : tuple or None
-        Slices where the negative flips concentrate, most significant first (each renders
-        its own JSON object); None when no slice analysis ran.
+    regression_slices : SliceReport or None
+        Slices where the negative flips concentrate (metadata values and clusters of the
+        old embeddings), most significant first, with the clustering (each sample's
+        cluster, each cluster's central samples) and the metadata columns left out;
+        None when there was no candidate slice (no metadata, no old embeddings of at
+        least 20 samples) or no per-sample arrays. A plain sequence of slices (objects
+        with ``to_json()``) is taken as a report without clusters.
     dropped_ids : int
         Samples of ``old`` that ``new`` (or the dataset) does not have.
     key : str
@@ -335,7 +364,7 @@ class Comparison:
     old_head_on_new_accuracy: float | None = None
     embedding_overlap: float | None = None
     churn_floor: ChurnFloor | None = None
-    regression_slices: tuple[SupportsJson, ...] | None = None
+    regression_slices: SliceReport | None = None
     dropped_ids: int = 0
     key: str = ""
     inputs: ComparisonInputs | None = field(default=None, repr=False)
@@ -350,7 +379,7 @@ class Comparison:
         if self.arrays is not None and len(self.arrays) != self.counts.n_samples:
             raise ValueError(f"{len(self.arrays)} per-sample rows for counts of {self.counts.n_samples} samples")
         if self.regression_slices is not None:
-            object.__setattr__(self, "regression_slices", tuple(self.regression_slices))
+            object.__setattr__(self, "regression_slices", _slice_report(self.regression_slices, self.counts))
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "summary", flip_summary(self.counts))
         object.__setattr__(self, "per_class", GroupFlips.from_counts(self.counts, classes))
@@ -378,8 +407,9 @@ class Comparison:
 
         Columns ``id``, ``label``, ``old_pred``, ``new_pred`` (class names), ``old_conf``,
         ``new_conf``, ``old_p_true``, ``new_p_true`` (nan without scores), ``flip`` (one of
-        :data:`FLIP_TYPES`), ``confidence_drop`` (``old_p_true - new_p_true``) and ``slice``
-        when there are slices. Needs the per-sample arrays.
+        :data:`FLIP_TYPES`), ``confidence_drop`` (``old_p_true - new_p_true``), ``slice``
+        when there are slices and ``cluster`` (the sample's cluster of the old embeddings,
+        :attr:`regression_slices`) when there are clusters. Needs the per-sample arrays.
         """
         a = self.require_arrays()
         names = np.asarray(self.classes, dtype=object)
@@ -400,6 +430,9 @@ class Comparison:
         df["confidence_drop"] = df["old_p_true"] - df["new_p_true"]
         if a.slices is not None:
             df["slice"] = np.asarray(a.slices).astype(str)
+        clustering = None if self.regression_slices is None else self.regression_slices.clustering
+        if clustering is not None:
+            df["cluster"] = np.asarray(clustering.assignment)
         return df
 
     def flips(self, kind: str = "negative flip") -> pd.DataFrame:
@@ -460,7 +493,7 @@ class Comparison:
         if self.churn_floor is not None:
             report.update(self.churn_floor.to_json())
         if self.regression_slices is not None:
-            report["regression_slices"] = [r.to_json() for r in self.regression_slices]
+            report["regression_slices"] = self.regression_slices.to_json()
         report = json_clean(report)
         report.update(self.flip_ids.to_json())
         return report
@@ -538,6 +571,67 @@ def _embedding_overlap(old_emb: np.ndarray, new_emb: np.ndarray, key: str) -> fl
     return float(cache.cached_arrays("embedding-overlap", key, compute, names=("overlap",))["overlap"])
 
 
+def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMetadata | None:
+    """The metadata of the compared samples: the dataset's columns, then the old table's.
+
+    ``old`` is the old side after the join (its rows are the compared samples, its
+    ``extra["metadata"]`` the old predictions table's extra columns, already aligned).
+    The dataset's metadata (a manifest's extra columns, or a folder's ``slice``) are
+    aligned by id (samples the dataset lacks get missing values). A column of the same
+    name in both keeps the dataset's (``docs/formats.md``, "Metadata columns").
+    """
+    from_ds = None
+    meta = getattr(dataset, "metadata", None)  # duck-typed datasets (tests, the API) may have none
+    if meta is not None:
+        rows = pd.Index(np.asarray(dataset.ids, dtype=object)).get_indexer(np.asarray(old.ids).astype(str))
+        from_ds = meta.take(rows)
+    return combine([from_ds, old.extra.get("metadata")])
+
+
+#: Disk-cache kind of the clusters of the old embeddings (bump the version when the rule changes).
+CLUSTERS_CACHE = "slice-clusters-v1"
+
+
+def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: str = "") -> Clustering | None:
+    """The k-means clusters of the old embeddings (:func:`~graceful_core.metrics.slices.embedding_clusters`),
+    cached on disk under the comparison's content ``key`` (each sample's cluster and each
+    cluster's central samples; descriptions are rebuilt from the labels); None without
+    old embeddings or below 20 samples."""
+    if arrays.old_embedding is None or len(arrays) < MIN_SAMPLES_TO_CLUSTER:
+        return None
+
+    def compute() -> dict[str, np.ndarray]:
+        cl = embedding_clusters(arrays.old_embedding, arrays.labels, classes)
+        central = np.full((cl.n_clusters, N_CENTRAL), -1, dtype=np.int64)
+        for c in cl.clusters:
+            central[c.cluster, :len(c.central_indices)] = c.central_indices
+        return {"assignment": np.asarray(cl.assignment), "central": central, "seed": np.array(cl.seed)}
+
+    got = cache.cached_arrays(CLUSTERS_CACHE, key, compute, names=("assignment", "central", "seed"))
+    if got["assignment"].shape != (len(arrays),):  # a foreign entry: never trust it
+        got = compute()
+    return describe_clusters(got["assignment"], got["central"], arrays.labels, classes, seed=int(got["seed"]))
+
+
+def regression_slices(arrays: SampleArrays, classes: Sequence[str], key: str = "") -> SliceReport | None:
+    """Where the negative flips concentrate: every candidate slice tested, or None without one.
+
+    Candidates are the values of the samples' metadata columns and the k-means clusters
+    of the old model's embeddings (:func:`~graceful_core.metrics.slices.find_regression_slices`:
+    one-sided Fisher exact test per slice, Benjamini–Hochberg over all slices;
+    ``docs/metrics.md``, "Regression slices"). None when there is no candidate (no
+    usable metadata column and no old embeddings of at least 20 samples). The clusters
+    are cached on disk under ``key`` (:func:`old_embedding_clusters`).
+    """
+    meta = None if arrays.metadata is None else arrays.metadata.to_frame()
+    clustering = old_embedding_clusters(arrays, classes, key)
+    if meta is None and clustering is None:
+        return None
+    rep = find_regression_slices(arrays.negative_flip_mask, arrays.labels, classes, metadata=meta,
+                                 clustering=clustering)
+    return rep if rep.slices else None
+
+
 def compare_predictions(
     old: Predictions,
     new: Predictions,
@@ -545,6 +639,7 @@ def compare_predictions(
     old_name: str | None = None,
     new_name: str | None = None,
     with_compatibility: bool = True,
+    with_slices: bool = True,
     old_head: Callable[[np.ndarray], np.ndarray] | None = None,
     key: str = "",
     inputs: ComparisonInputs | None = None,
@@ -561,6 +656,9 @@ def compare_predictions(
     with_compatibility : bool
         Run the embedding cross-test and the embedding overlap when both sides have
         embeddings.
+    with_slices : bool
+        Look for regression slices (:func:`regression_slices`) in the samples' metadata
+        (the dataset's, then ``old``'s table columns) and the old embeddings.
     old_head : callable, optional
         The old model's classifier head (embeddings -> logits); with comparable
         embeddings, its accuracy on the new embeddings is measured.
@@ -608,6 +706,7 @@ def compare_predictions(
         old_conf=old_conf, new_conf=new_conf, old_p_true=old_p, new_p_true=new_p,
         slices=None if slices is None else np.asarray(slices),
         old_embedding=old_e, new_embedding=new_e,
+        metadata=sample_metadata(old_j, None if inputs is None else inputs.dataset),
     )
     return Comparison(
         old_name=old_name or old.extra.get("model_name") or old.source,
@@ -618,6 +717,7 @@ def compare_predictions(
                                   arrays.ids[arrays.positive_flip_mask].tolist()),
         arrays=arrays,
         per_slice=None if slices is None else GroupFlips.from_arrays(labels, o, n, slices),
+        regression_slices=regression_slices(arrays, tuple(old.classes), key) if with_slices else None,
         compatibility=compat,
         old_head_on_new_accuracy=head_acc,
         embedding_overlap=overlap,

@@ -23,6 +23,7 @@ from graceful_core.vocabulary import FLIP_COLOURS, FLIP_MARKS, METRICS, MODEL_CO
 if TYPE_CHECKING:
     from graceful_core.comparison import GroupFlips
     from graceful_core.lineage import ModelSet
+    from graceful_core.metrics.slices import RegressionSlice
     from graceful_core.projection import ProjectionResult
 
 NEG_COLOUR = FLIP_COLOURS["negative flip"]
@@ -153,33 +154,59 @@ def top_k_bars(classes: Sequence[str], old_probs: np.ndarray, new_probs: np.ndar
 
 
 # --------------------------------------------------------------------------- embeddings
-#: The Embeddings page's colourings: widget label -> column of :func:`embedding_points`.
-COLOUR_BY = {"model": "model", "class": "true class", "flip status": "flip"}
+#: The Embeddings page's colourings: widget label -> column of :func:`embedding_points`
+#: ("cluster" only where the comparison has clusters of the old embeddings).
+COLOUR_BY = {"model": "model", "class": "true class", "flip status": "flip", "cluster": "cluster"}
 
 
-def embedding_points(proj: ProjectionResult, samples: pd.DataFrame) -> pd.DataFrame:
-    """One row per (sample, model) point of a projection: x, y, model, id, true class, flip."""
+def embedding_points(proj: ProjectionResult, samples: pd.DataFrame,
+                     cluster_names: Mapping[int, str] | None = None) -> pd.DataFrame:
+    """One row per (sample, model) point of a projection: x, y, model, id, true class, flip, and
+    ``cluster`` (the old embeddings' cluster, named by ``cluster_names``) when ``samples`` has one."""
     rows = samples.iloc[proj.indices]
     parts = []
     for model, xy in (("old", proj.old_xy), ("new", proj.new_xy)):
-        parts.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "model": model, "id": rows["id"].to_numpy(),
-                                   "true class": rows["label"].astype(str).to_numpy(),
-                                   "flip": rows["flip"].to_numpy()}))
+        part = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "model": model, "id": rows["id"].to_numpy(),
+                             "true class": rows["label"].astype(str).to_numpy(), "flip": rows["flip"].to_numpy()})
+        if "cluster" in rows.columns:
+            names = cluster_names or {}
+            part["cluster"] = [names.get(int(c), str(c)) for c in rows["cluster"].to_numpy()]
+        parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def _category_order(colour: str, df: pd.DataFrame, cluster_names: Mapping[int, str] | None) -> list[str]:
+    """Legend order: clusters by number, everything else sorted as text."""
+    if colour == "cluster" and cluster_names:
+        present = set(df[colour])
+        return [n for _, n in sorted(cluster_names.items()) if n in present]
+    return sorted(df[colour].unique(), key=str)
 
 
 def _colour_map(colour: str) -> Mapping[str, str] | None:
     return {"model": MODEL_COLOURS, "flip": FLIP_COLOURS}.get(colour)
 
 
-def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str, lines: bool) -> go.Figure:
+def _cluster_colours(colour: str, df: pd.DataFrame, cluster_names: Mapping[int, str] | None) -> dict[str, Any]:
+    """plotly.express options of the cluster colouring: legend by cluster number, 36 distinct colours."""
+    if colour != "cluster":
+        return {}
+    import plotly.express as px
+
+    return {"category_orders": {colour: _category_order(colour, df, cluster_names)},
+            "color_discrete_sequence": px.colors.qualitative.D3 + px.colors.qualitative.Alphabet}
+
+
+def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str, lines: bool,
+                           cluster_names: Mapping[int, str] | None = None) -> go.Figure:
     """Old (circles) and new (crosses) points in one shared map; optional old→new segments."""
     import plotly.express as px
 
     colour = COLOUR_BY[colour_by]
-    df = embedding_points(proj, samples)
+    df = embedding_points(proj, samples, cluster_names)
     fig = px.scatter(df, x="x", y="y", color=colour, symbol="model", symbol_map={"old": "circle", "new": "x"},
                      color_discrete_map=_colour_map(colour), custom_data=["id", "model"],
+                     **_cluster_colours(colour, df, cluster_names),
                      hover_data={"x": False, "y": False, "id": True, "true class": True, "flip": True},
                      render_mode="svg" if len(df) <= 6000 else "webgl")
     if lines:
@@ -194,16 +221,17 @@ def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour
     return fig
 
 
-def side_by_side_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str) -> go.Figure:
+def side_by_side_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str,
+                                  cluster_names: Mapping[int, str] | None = None) -> go.Figure:
     """Each model's own layout; the new one Procrustes-aligned to the old one for orientation."""
     import plotly.express as px
     from plotly.subplots import make_subplots
 
     colour = COLOUR_BY[colour_by]
-    df = embedding_points(proj, samples)
+    df = embedding_points(proj, samples, cluster_names)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("old model alone", "new model alone"))
     cmap = _colour_map(colour) or {}
-    values = sorted(df[colour].unique(), key=str)
+    values = _category_order(colour, df, cluster_names)
     palette = px.colors.qualitative.D3 + px.colors.qualitative.Alphabet
     for col, model in ((1, "old"), (2, "new")):
         sub = df[df["model"] == model]
@@ -217,6 +245,59 @@ def side_by_side_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame,
     fig.update_xaxes(visible=False).update_yaxes(visible=False)
     fig.update_layout(height=480, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
     return fig
+
+
+# --------------------------------------------------------------------------- regression slices
+#: Colour of a slice that is not significant (a significant one is drawn in the negative-flip red).
+SLICE_GREY = "#9e9e9e"
+
+
+def slice_bars(slices: Sequence[RegressionSlice], *, selected: str | None = None) -> go.Figure:
+    """Each slice's NFR (bar, Wilson 95 % interval as error bar) against the rest's NFR (a black mark).
+
+    Slices in the given (rank) order from the top; significant ones (adjusted p < 0.05) in red,
+    the others grey, the ``selected`` key outlined. Every bar and mark carries
+    ``customdata = [key, title]``, so a click selects the slice (:func:`selected_slice`).
+    The y axis holds positions with the titles as tick labels (two slices may share a title).
+    """
+    n = len(slices)
+    y = list(range(n))
+    pct = [100 * s.negative_flip_rate for s in slices]
+    lo = [100 * (s.negative_flip_rate - s.negative_flip_rate_ci95[0]) for s in slices]
+    hi = [100 * (s.negative_flip_rate_ci95[1] - s.negative_flip_rate) for s in slices]
+    rest = [100 * s.rest_negative_flip_rate if not math.isnan(s.rest_negative_flip_rate) else None for s in slices]
+    cd = [[s.key, s.title] for s in slices]
+    p_raw, p_adj = METRICS["slice_p_value"], METRICS["slice_p_adjusted"]
+    hover = [f"{percent(s.negative_flip_rate)} of {s.size} images (rest {percent(s.rest_negative_flip_rate)})"
+             f"<br>{p_raw.label} {p_raw.format(s.p_value)} · {p_adj.label} {p_adj.format(s.p_adjusted)}"
+             for s in slices]
+    fig = go.Figure()
+    fig.add_bar(x=pct, y=y, orientation="h", name=METRICS["slice_negative_flip_rate"].label,
+                marker={"color": [NEG_COLOUR if s.is_significant else SLICE_GREY for s in slices],
+                        "line": {"color": ["#222" if s.key == selected else "rgba(0,0,0,0)" for s in slices],
+                                 "width": 2}},
+                error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "color": "#555",
+                         "thickness": 1},
+                customdata=cd, hovertext=hover, hovertemplate="%{customdata[1]}<br>%{hovertext}<extra></extra>")
+    fig.add_scatter(x=rest, y=y, mode="markers", name=METRICS["rest_negative_flip_rate"].label,
+                    marker={"symbol": "line-ns", "size": 18, "line": {"width": 3, "color": "#222"}},
+                    customdata=cd, hovertemplate="%{customdata[1]}<br>rest: %{x:.2f} %<extra></extra>")
+    fig.update_layout(
+        barmode="overlay", height=max(220, 60 + 28 * n), margin=MARGIN, dragmode=False,
+        xaxis={"title": {"text": f"{METRICS['negative_flip_rate'].name} (%)"}, "rangemode": "tozero"},
+        yaxis={"tickmode": "array", "tickvals": y, "ticktext": [s.title for s in slices], "autorange": "reversed"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+    )
+    return _axes_fit(fig)
+
+
+def selected_slice(points: Sequence[Mapping[str, Any]]) -> str | None:
+    """The key of the first clicked slice of a :func:`slice_bars` figure, or None."""
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)) and cd:
+            return str(cd[0])
+    return None
 
 
 # --------------------------------------------------------------------------- model sets

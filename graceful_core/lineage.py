@@ -204,7 +204,7 @@ def pairwise_comparisons(preds: Sequence[Predictions], names: Sequence[str]) -> 
     for i in range(m):
         for j in range(m):
             out[i, j] = compare_predictions(preds[i], preds[j], old_name=names[i], new_name=names[j],
-                                            with_compatibility=False)
+                                            with_compatibility=False, with_slices=False)
     return out
 
 

@@ -34,19 +34,29 @@ from markupsafe import Markup
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
-from graceful_core.summary import compatibility_verdict, headline, old_head_verdict, significance_verdict
+from graceful_core.summary import (
+    compatibility_verdict,
+    headline,
+    old_head_verdict,
+    significance_verdict,
+    slice_verdict,
+)
 from graceful_core.thumbnails import THUMB_PX, thumbnail_data_uri
-from graceful_core.views import busiest_submatrix, negative_flip_order
+from graceful_core.views import busiest_submatrix, negative_flip_order, slice_examples
 from graceful_core.vocabulary import (
     FLIP_MARKS,
     METRICS,
     MORE_CARDS,
     RETRIEVAL_PAIRS,
     RETRIEVAL_SCORES,
+    SLICE_KINDS,
+    SLICES_HELP,
+    SLICES_TITLE,
     SUMMARY_CARDS,
     card,
     count,
     interval,
+    negative_flips,
     percent,
 )
 
@@ -55,6 +65,8 @@ __all__ = ["render_html_report", "DEFAULT_MAX_FLIPS", "MAX_CLASSES", "PRINT_PLOT
 
 #: Default cap on the negative flips shown as thumbnails.
 DEFAULT_MAX_FLIPS = 60
+#: At most this many significant regression slices are shown (each with its example images).
+MAX_REPORT_SLICES = 10
 #: Width of every figure while printing, in CSS pixels (fits A4 and Letter with default margins).
 PRINT_PLOT_WIDTH = 680
 
@@ -157,6 +169,64 @@ def _flip_tiles(comp: Comparison, cap: int) -> dict[str, Any]:
             "ordered": a.old_p_true is not None and a.new_p_true is not None, "tiles": tiles}
 
 
+def _thumbnail(comp: Comparison, row: int, pos: dict[str, int]) -> dict[str, Any]:
+    """One small tile of sample ``row``: its image (when the dataset is there), id, true class and predictions."""
+    a = comp.require_arrays()
+    sid = str(a.ids[row])
+    src, unreadable = "", False
+    if sid in pos:
+        try:
+            src = thumbnail_data_uri(comp.dataset.load_image(pos[sid]))
+        except (InputError, OSError, ValueError):  # a broken image must not break the report
+            unreadable = True
+    return {"id": sid, "src": src, "unreadable": unreadable, "true": comp.classes[a.labels[row]],
+            "old": comp.classes[a.old_pred[row]], "new": comp.classes[a.new_pred[row]],
+            "flip": bool(a.negative_flip_mask[row])}
+
+
+def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | None:
+    """The significant regression slices (at most ``cap``), each with its numbers and example images.
+
+    Examples (:func:`graceful_core.views.slice_examples`): an embedding cluster's central
+    images (nearest the centre first); a metadata slice's negative flips, largest
+    confidence drop first.
+    """
+    rep = comp.regression_slices
+    if rep is None or comp.arrays is None:
+        return None
+    sig = rep.significant()
+    ds = comp.dataset
+    pos = {str(sid): i for i, sid in enumerate(ds.ids)} if ds is not None else {}
+    cols = [METRICS[k] for k in ("slice_size", "n_negative_flips", "slice_negative_flip_rate",
+                                 "rest_negative_flip_rate", "slice_p_value", "slice_p_adjusted")]
+    items = []
+    for s in sig[:cap]:
+        rows = slice_examples(comp, s).tolist()
+        if s.cluster is not None:
+            what = f"the {len(rows)} images nearest the cluster's centre"
+        else:
+            what = f"{len(rows)} of its {negative_flips(s.negative_flips)} ({FLIP_MARKS['negative flip']})"
+        nfr = f"{cols[2].format(s.negative_flip_rate)} ({interval(s.negative_flip_rate_ci95)})"
+        items.append({
+            "title": s.title, "kind": SLICE_KINDS[s.kind],
+            "cells": [cols[0].format(s.size), cols[1].format(s.negative_flips), nfr,
+                      cols[3].format(s.rest_negative_flip_rate), cols[4].format(s.p_value),
+                      cols[5].format(s.p_adjusted)],
+            "examples": what, "tiles": [_thumbnail(comp, r, pos) for r in rows],
+        })
+    closest = None
+    if not sig and rep.slices:
+        top = rep.slices[0]
+        closest = {"title": top.title, "p_adjusted": cols[5].format(top.p_adjusted),
+                   "nfr": cols[2].format(top.negative_flip_rate), "rest": cols[3].format(top.rest_negative_flip_rate)}
+    return {
+        "title": SLICES_TITLE, "help": SLICES_HELP, "verdict": slice_verdict(rep),
+        "header": [c.label for c in cols], "help_of": {c.label: c.help for c in cols},
+        "entries": items, "shown": len(items), "total": len(sig), "capped": len(sig) > cap, "closest": closest,
+        "skipped": [f"{c} ({why})" for c, why in rep.skipped_columns],
+    }
+
+
 def _compat(comp: Comparison) -> dict[str, Any] | None:
     ct = comp.compatibility
     if ct is None:
@@ -207,7 +277,8 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
     str
         ``<!DOCTYPE html>...``: the one-line summary, the significance verdict, the
         metric cards, the review, the transition matrix, per-class flips, the capped
-        negative-flip grid and the embedding cross-test with the embedding overlap.
+        negative-flip grid, the significant regression slices with example images, and
+        the embedding cross-test with the embedding overlap.
     """
     if isinstance(max_flips, bool) or not isinstance(max_flips, (int, np.integer)) or max_flips < 0:
         raise ValueError(f"max_flips must be a non-negative integer, got {max_flips!r}")
@@ -225,6 +296,7 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         **_figures(comp),
         "negative_marks": FLIP_MARKS["negative flip"],
         "flips": _flip_tiles(comp, int(max_flips)),
+        "slices": _slices(comp),
         "compat": _compat(comp),
     }
     return _environment().get_template("report.html.j2").render(context)

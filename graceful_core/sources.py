@@ -89,6 +89,10 @@ def attach_dataset_labels(preds: Predictions, dataset: ImageDataset) -> Predicti
     extra["dropped_ids"] = int(extra.get("dropped_ids", 0)) + int((~keep).sum())
     if dataset.slices is not None:
         extra["slices"] = np.asarray(dataset.slices)[idx[keep]]
+    elif extra.get("slices") is not None:  # the table's own slices, on the rows kept
+        extra["slices"] = np.asarray(extra["slices"])[keep]
+    if extra.get("metadata") is not None:  # the table's extra columns, on the rows kept
+        extra["metadata"] = extra["metadata"].take(np.flatnonzero(keep))
     return Predictions(
         ids=np.asarray(preds.ids)[keep],
         pred=preds.pred[keep],

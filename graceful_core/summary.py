@@ -11,8 +11,18 @@ from typing import Literal
 
 from graceful_core.comparison import Comparison
 from graceful_core.metrics.retrieval import CrossTest
+from graceful_core.metrics.slices import RegressionSlice, SliceReport
 from graceful_core.metrics.summary import FlipSummary
-from graceful_core.vocabulary import ALPHA, CLI_LINES, METRICS, images, percent
+from graceful_core.vocabulary import (
+    ALPHA,
+    CLI_LINES,
+    METRICS,
+    SLICES_TITLE,
+    images,
+    interval,
+    negative_flips,
+    percent,
+)
 
 Kind = Literal["better", "worse", "same"]
 
@@ -76,6 +86,37 @@ def compatibility_verdict(ct: CrossTest) -> Verdict:
     return Verdict("better" if ct.compatible else "worse", ct.verdict())
 
 
+def slice_verdict(report: SliceReport) -> Verdict:
+    """Whether any regression slice is significantly worse than the rest (adjusted p < ALPHA).
+
+    "worse" when at least one is, else "same"; the detail says how many slices were tested.
+    """
+    m, sig = len(report.slices), report.significant()
+    detail = f"{m} slice{'s' if m != 1 else ''} tested, Benjamini–Hochberg adjusted p < {ALPHA:g}"
+    if sig:
+        verb = "has" if len(sig) == 1 else "have"
+        return Verdict("worse", f"{len(sig)} of {m} slices {verb} significantly more negative flips than the rest",
+                       detail)
+    return Verdict("same", "no slice has significantly more negative flips than the rest", detail)
+
+
+def slice_numbers(s: RegressionSlice) -> str:
+    """A slice's numbers in one line: NFR with interval against the rest, size, p and adjusted p."""
+    nfr, rest = METRICS["slice_negative_flip_rate"], METRICS["rest_negative_flip_rate"]
+    return (f"NFR {nfr.format(s.negative_flip_rate)} (95 % CI {interval(s.negative_flip_rate_ci95)}) vs "
+            f"{rest.format(s.rest_negative_flip_rate)} in the rest · {negative_flips(s.negative_flips)} in {images(s.size)} · "
+            f"p {METRICS['slice_p_value'].format(s.p_value)}, adjusted p {METRICS['slice_p_adjusted'].format(s.p_adjusted)}")
+
+
+def slice_line(s: RegressionSlice) -> str:
+    """``<title>: <numbers>`` (:func:`slice_numbers`), e.g. for the CLI and the gate's message."""
+    return f"{s.title}: {slice_numbers(s)}"
+
+
+#: At most this many significant slices are listed in the CLI summary.
+MAX_SLICE_LINES = 10
+
+
 def headline(c: Comparison) -> str:
     """One line a stakeholder can read: what the update fixes and what it breaks."""
     s = c.summary
@@ -101,4 +142,11 @@ def text_summary(c: Comparison) -> str:
         m = METRICS["embedding_overlap"]
         lines.append(f"{m.name:<{width}}{m.format(c.embedding_overlap):>9}   of the new embeddings' nearest old "
                      "embeddings are the same image")
+    if c.regression_slices is not None:
+        v = slice_verdict(c.regression_slices)
+        lines.append(f"{SLICES_TITLE.lower():<{width}}{v.text}")
+        sig = c.regression_slices.significant()
+        lines.extend(f"  {slice_line(s)}" for s in sig[:MAX_SLICE_LINES])
+        if len(sig) > MAX_SLICE_LINES:
+            lines.append(f"  … and {len(sig) - MAX_SLICE_LINES} more (all in the JSON report's regression_slices)")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ def filter_samples(
     flip_types: Sequence[str] | None = None,
     old_pred: str | None = None,
     new_pred: str | None = None,
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Rows of the per-sample table that match every given filter.
 
@@ -44,6 +45,10 @@ def filter_samples(
         Keep rows whose ``flip`` is one of these (None or empty: all).
     old_pred, new_pred : str, optional
         Keep rows with exactly this old / new prediction (a transition-matrix cell).
+    rows : array of int, optional
+        Keep rows whose index (the sample's row in the comparison, as
+        :meth:`~graceful_core.comparison.Comparison.samples` numbers them) is one of these:
+        a regression slice's ``indices``.
 
     Returns
     -------
@@ -62,6 +67,8 @@ def filter_samples(
         keep &= (samples["old_pred"].astype(str) == str(old_pred)).to_numpy()
     if new_pred is not None:
         keep &= (samples["new_pred"].astype(str) == str(new_pred)).to_numpy()
+    if rows is not None:
+        keep &= samples.index.isin(np.asarray(rows))
     return samples[keep]
 
 
@@ -255,3 +262,23 @@ def negative_flip_order(comp: Comparison) -> np.ndarray:
         drop = np.asarray(a.old_p_true, dtype=np.float64)[idx] - np.asarray(a.new_p_true, dtype=np.float64)[idx]
         idx = idx[np.argsort(-np.nan_to_num(drop, nan=-np.inf), kind="stable")]
     return idx
+
+
+#: Example images per regression slice (the HTML report and the app's Slices page).
+SLICE_EXAMPLES = 6
+
+
+def slice_examples(comp: Comparison, regression_slice, k: int = SLICE_EXAMPLES) -> np.ndarray:
+    """Rows of a regression slice's example images: at most ``k``.
+
+    An embedding cluster's examples are its samples nearest the cluster's centre (nearest
+    first); a metadata slice's are its negative flips, largest drop in p(true class) first
+    (:func:`negative_flip_order`). Needs the per-sample arrays.
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    cluster = getattr(regression_slice, "cluster", None)
+    if cluster is not None:
+        return np.asarray(cluster.central_indices[:k], dtype=np.int64)
+    order = negative_flip_order(comp)
+    return order[np.isin(order, np.asarray(regression_slice.indices))][:k]

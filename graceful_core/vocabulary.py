@@ -168,6 +168,11 @@ def images(n: int) -> str:
     return f"{n} image" if n == 1 else f"{n} images"
 
 
+def negative_flips(n: int) -> str:
+    """``'1 negative flip'``, ``'3 negative flips'``."""
+    return f"{n} negative flip" if n == 1 else f"{n} negative flips"
+
+
 Unit = Literal["rate", "ratio", "p", "count"]
 _FORMATS: Mapping[str, Callable[[Any], str]] = {"rate": percent, "ratio": ratio, "p": p_value, "count": count}
 
@@ -301,6 +306,18 @@ METRICS: Mapping[str, Metric] = dict([
     _m("retrieval_positive_flips", "Retrieval positive flips", "retrieval positive flips", "count",
        "Queries wrong at top-1 under old→old and right under new→old."),
     _m("accuracy", "Accuracy", "accuracy", "rate", "Share of all images the model classifies correctly."),
+    # -- regression slices (docs/metrics.md, "Regression slices")
+    _m("slice_size", "Images", "images", "count", "Images in the slice."),
+    _m("slice_negative_flip_rate", "Slice NFR", "slice NFR", "rate",
+       "Negative flips of the slice over all its images; the interval is the Wilson 95 % score interval."),
+    _m("rest_negative_flip_rate", "Rest NFR", "NFR of the rest", "rate",
+       "Negative flips over all images outside the slice."),
+    _m("slice_p_value", "p (Fisher)", "Fisher p", "p",
+       "One-sided Fisher exact test: does the slice hold more negative flips than a random set of its size "
+       "would?"),
+    _m("slice_p_adjusted", "Adjusted p (BH)", "adjusted p", "p",
+       f"The Fisher p adjusted by Benjamini–Hochberg over all slices tested for this comparison; the slice is "
+       f"significantly worse than the rest below {ALPHA:g}."),
     # -- model sets (lineage v1 -> v2 -> ...)
     _m("regressions_from_first", "Regressions from v1", "regressions from v1", "count",
        "Images the first model of the chain got right that this model gets wrong (the negative flips of "
@@ -332,6 +349,22 @@ GROUP_COLUMNS: Mapping[str, tuple[str, Unit | None]] = {
     "positive_flip_rate": ("positive flip rate", "rate"),
     "old_accuracy": ("old accuracy", "rate"),
     "new_accuracy": ("new accuracy", "rate"),
+}
+
+#: Regression slices: the section's title, what it is, and the columns of its table
+#: (JSON key -> metric of :data:`METRICS`, or a plain label).
+SLICES_TITLE = "Regression slices"
+SLICES_HELP = ("Groups of images (a value of a metadata column, or a cluster of the old model's embeddings) "
+               "tested for more negative flips than the rest of the images: a one-sided Fisher exact test per "
+               "slice, Benjamini–Hochberg adjusted over all slices of the comparison.")
+SLICE_KINDS: Mapping[str, str] = {"metadata": "metadata", "embedding": "embedding cluster"}
+SLICE_COLUMNS: Mapping[str, str] = {
+    "size": "slice_size",
+    "negative_flips": "n_negative_flips",
+    "negative_flip_rate": "slice_negative_flip_rate",
+    "rest_negative_flip_rate": "rest_negative_flip_rate",
+    "p_value": "slice_p_value",
+    "p_adjusted": "slice_p_adjusted",
 }
 
 #: The retrieval pairs (query model → gallery model) and how the faces name them.

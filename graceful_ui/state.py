@@ -9,8 +9,9 @@ to ``st.query_params``, so the URL always names the current view.
 URL parameters: ``cmp`` (comparison id), ``cls`` (class filter, repeatable),
 ``flip`` (flip-type filter, repeatable: ``neg``, ``pos``, ``ok``, ``bad``), ``old`` and
 ``new`` (a transition-matrix cell), ``sample`` (sample id), ``p`` (grid page), ``sort`` (grid order,
-when not the default), and the Embeddings view's ``layout`` (``joint``, ``side``), ``colour``
-(``model``, ``class``, ``flip``) and ``lines`` (``1``) when chosen. The
+when not the default), ``slice`` (a regression slice that filters the Flips grid: its key,
+``site=harbour`` or ``cluster:3``), and the Embeddings view's ``layout`` (``joint``, ``side``), ``colour``
+(``model``, ``class``, ``flip``, ``cluster``) and ``lines`` (``1``) when chosen. The
 page itself is the URL path (``/flips``); ``?page=flips`` is accepted too.
 
 Page switches that cannot happen where they are decided (in a widget callback, or
@@ -32,13 +33,13 @@ DEFAULT_FLIPS = ["negative flip"]
 
 #: Embeddings view choices: URL code -> widget label.
 EMB_LAYOUTS = {"joint": "joint map", "side": "side by side"}
-EMB_COLOURS = {"model": "model", "class": "class", "flip": "flip status"}
+EMB_COLOURS = {"model": "model", "class": "class", "flip": "flip status", "cluster": "cluster"}
 
 
 def _defaults() -> dict:
     specs = bundled_specs()
     return {"cmp": specs[0].id if specs else None, "classes": [], "flips": list(DEFAULT_FLIPS), "cell": None,
-            "sample": None, "grid_page": 1, "sort": None, "emb_layout": None, "emb_colour": None,
+            "sample": None, "grid_page": 1, "sort": None, "slice": None, "emb_layout": None, "emb_colour": None,
             "emb_lines": False}
 
 
@@ -68,6 +69,8 @@ def init_state() -> None:
         ss["grid_page"] = int(qp["p"])
     if "sort" in qp:
         ss["sort"] = qp["sort"]  # checked against the page's sort orders where it is used
+    if qp.get("slice"):
+        ss["slice"] = qp["slice"]  # resolved against the comparison's slices where it is used
     if qp.get("layout") in EMB_LAYOUTS:
         ss["emb_layout"] = qp["layout"]
     if qp.get("colour") in EMB_COLOURS:
@@ -114,6 +117,8 @@ def link_params() -> dict[str, str | list[str]]:
         out["p"] = str(ss["grid_page"])
     if ss.get("sort"):
         out["sort"] = ss["sort"]
+    if ss.get("slice"):
+        out["slice"] = ss["slice"]
     if ss.get("emb_layout"):
         out["layout"] = ss["emb_layout"]
     if ss.get("emb_colour"):
@@ -141,4 +146,4 @@ def select_comparison(spec_id: str) -> None:
     ss = st.session_state
     if ss.get("cmp") != spec_id:
         ss["cmp"] = spec_id
-        ss["classes"], ss["cell"], ss["sample"], ss["grid_page"] = [], None, None, 1
+        ss["classes"], ss["cell"], ss["sample"], ss["grid_page"], ss["slice"] = [], None, None, 1, None

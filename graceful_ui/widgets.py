@@ -20,6 +20,14 @@ from graceful_ui.state import current_spec
 
 log = logging.getLogger("graceful_ui")
 
+#: Streamlit's colour of each verdict kind.
+VERDICT_COLOURS = {"better": "green", "worse": "red", "same": "orange"}
+
+
+def verdict_markdown(verdict) -> str:
+    """A :class:`~graceful_core.summary.Verdict` as a coloured Markdown span (core words only: no user text)."""
+    return f":{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]"
+
 
 def progress_bar(label: str = "Running the models") -> tuple[st.delta_generator.DeltaGenerator, StageProgress]:
     """An ``st.progress`` bar and the ``progress(stage, done, total)`` callback that moves it.

@@ -17,7 +17,10 @@ Layouts
   rename), so loading it again is free. Messages name ``<zip>/<member>``.
 - manifest: ``.csv``/``.parquet`` with columns ``id``, ``path`` (relative to the
   manifest's folder, which it must not leave), ``label`` (class name) and an optional
-  ``slice``. All values are read as strings.
+  ``slice``. ``id``, ``path`` and ``label`` are read as strings; every other column
+  (``slice`` included) is kept as typed per-sample metadata
+  (:class:`~graceful_core.io.metadata.SampleMetadata`: a Parquet column keeps its type,
+  a CSV column is numeric when every non-empty cell is a number).
 
 Classes are sorted naturally (:func:`natural_key`): ``"2" < "10"``, numbers before words.
 """
@@ -39,6 +42,7 @@ from graceful_core.cache import cache_dir
 from graceful_core.errors import InputError
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.images import open_image
+from graceful_core.io.metadata import SampleMetadata, typed_text_column
 from graceful_core.io.safezip import safe_extract
 from graceful_core.vocabulary import MANIFEST_SUFFIXES, ZIP_SUFFIXES
 
@@ -101,6 +105,9 @@ class ImageDataset:
         Absolute paths of the image files, aligned with ``ids``.
     slices : np.ndarray or None
         Slice name per sample (object array of str), if the dataset defines slices.
+    metadata : SampleMetadata or None
+        Per-sample metadata aligned with ``ids``: a manifest's columns other than ``id``,
+        ``path`` and ``label``, or ``slice`` from a folder's ``slices.csv``.
     source : str
         What the user named (folder, zip or manifest), for messages.
     display_root : (str, str) or None
@@ -115,6 +122,7 @@ class ImageDataset:
     files: list[str]
     slices: np.ndarray | None = None
     source: str = ""
+    metadata: SampleMetadata | None = field(default=None, repr=False)
     display_root: tuple[str, str] | None = field(default=None, repr=False)
     _content_hash: str | None = field(default=None, init=False, repr=False)
     _rows: dict[str, int] | None = field(default=None, init=False, repr=False)
@@ -133,6 +141,8 @@ class ImageDataset:
             self.slices = np.asarray(self.slices, dtype=object).reshape(-1)
             if self.slices.shape[0] != n:
                 raise ValueError(f"slices ({self.slices.shape[0]}) and ids ({n}) differ in length")
+        if self.metadata is not None and len(self.metadata) != n:
+            raise ValueError(f"metadata ({len(self.metadata)} rows) and ids ({n}) differ in length")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -208,7 +218,7 @@ def _content_hash(ds: ImageDataset) -> str:
 
 def _from_samples(
     name: str, samples: list[tuple[str, str, str]], source: str, display_root: tuple[str, str] | None,
-    slices: list[str] | None = None,
+    slices: list[str] | None = None, metadata: SampleMetadata | None = None,
 ) -> ImageDataset:
     """Build a dataset from ``(id, class name, absolute file)`` triples."""
     classes = natural_sorted({c for _, c, _ in samples})
@@ -221,6 +231,7 @@ def _from_samples(
         files=[s[2] for s in samples],
         slices=None if slices is None else np.asarray(slices, dtype=object),
         source=source,
+        metadata=metadata,
         display_root=display_root,
     )
 
@@ -291,7 +302,8 @@ def load_folder(root: str | os.PathLike, source: str | None = None,
     if os.path.isfile(sfile):
         slices = _read_slices_file(sfile, _shown(sfile, display_root), [s[0] for s in samples])
     stem = name or os.path.basename(os.path.normpath(os.fspath(root))) or "dataset"
-    return _from_samples(stem, samples, source, display_root, slices)
+    metadata = None if slices is None else SampleMetadata(("slice",), (np.asarray(slices, dtype=object),))
+    return _from_samples(stem, samples, source, display_root, slices, metadata)
 
 
 # --------------------------------------------------------------------------- zip
@@ -352,13 +364,22 @@ def load_zip(path: str | os.PathLike) -> ImageDataset:
 
 # --------------------------------------------------------------------------- manifest
 def _read_manifest_frame(path: str):
-    """The manifest as a DataFrame of str columns (empty cells are "")."""
+    """The manifest as a DataFrame of str columns (empty cells are ""), and its metadata.
+
+    The metadata are the columns other than ``id``, ``path`` and ``label``, typed: a
+    Parquet column keeps its type, a CSV column is typed by :func:`typed_text_column`.
+    """
     import pandas as pd
 
     suffix = Path(path).suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            df.columns = [str(c).strip() for c in df.columns]
+            extra = [c for c in df.columns if c not in _MANIFEST_COLUMNS]
+            meta = (SampleMetadata(tuple(extra), tuple(typed_text_column(df[c].tolist()) for c in extra))
+                    if extra and not df.columns.duplicated().any() else None)
+            return df, meta
         import pyarrow.parquet as pq
 
         df = pq.read_table(path).to_pandas()
@@ -367,16 +388,25 @@ def _read_manifest_frame(path: str):
     except Exception as e:  # noqa: BLE001 - any parser failure means "not a readable table"
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(path, f"not a readable {suffix.lstrip('.')} table ({msg})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    extra = [c for c in df.columns if c not in _MANIFEST_COLUMNS]
+    meta = (SampleMetadata.from_frame(df[extra], skip_reserved=False)
+            if extra and not df.columns.duplicated().any() else None)
     for c in df.columns:
         df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-    return df
+    return df, meta
+
+
+#: A manifest's own columns; every other column is per-sample metadata.
+_MANIFEST_COLUMNS = ("id", "path", "label")
 
 
 def load_manifest(path: str | os.PathLike) -> ImageDataset:
     """A dataset from a CSV/Parquet manifest with ``id``, ``path``, ``label`` [, ``slice``]."""
     source = os.fspath(path)
-    df = _read_manifest_frame(source)
-    df.columns = [str(c).strip() for c in df.columns]
+    df, metadata = _read_manifest_frame(source)
+    if df.columns.duplicated().any():
+        raise InputError(source, f"the column {df.columns[df.columns.duplicated()][0]!r} appears more than once")
     missing = [c for c in ("id", "path", "label") if c not in df.columns]
     if missing:
         raise InputError(source, f"missing column(s) {missing}: a manifest needs 'id', 'path' and 'label'")
@@ -407,7 +437,7 @@ def load_manifest(path: str | os.PathLike) -> ImageDataset:
     if "slice" in df.columns:
         slices = [s if s.strip() else NO_SLICE for s in df["slice"].astype(str)]
     display_root = (base, os.path.dirname(source))
-    return _from_samples(Path(source).stem, list(zip(ids, labels, files)), source, display_root, slices)
+    return _from_samples(Path(source).stem, list(zip(ids, labels, files)), source, display_root, slices, metadata)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -478,6 +508,7 @@ def align_classes(dataset: ImageDataset, model_classes: list[str]) -> ImageDatas
         files=dataset.files,
         slices=dataset.slices,
         source=dataset.source,
+        metadata=dataset.metadata,
         display_root=dataset.display_root,
     )
     out._content_hash = dataset._content_hash

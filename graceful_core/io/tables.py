@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import natural_key, natural_sorted
+from graceful_core.io.metadata import SampleMetadata
 from graceful_core.metrics.confidence import argmax_lowest
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import CSV_SUFFIXES, PARQUET_SUFFIXES
@@ -534,7 +535,9 @@ def load_predictions_table(path: str | os.PathLike, classes: list[str] | None = 
     Predictions
         ``pred``/``labels`` int64, ``scores`` float32 ``[N, K]`` with ``score_kind``
         "logits" or "probs" (logits win if both exist), ``embedding`` float32 ``[N, D]``,
-        ``extra = {"model_name": <file stem or folder name>}`` plus ``"slices"`` if a ``slice`` column exists.
+        ``extra = {"model_name": <file stem or folder name>}`` plus ``"slices"`` if a ``slice`` column exists
+        and ``"metadata"`` (:class:`~graceful_core.io.metadata.SampleMetadata` or None): the
+        table's other columns of scalars, ``slice`` included.
 
     Notes
     -----
@@ -650,6 +653,7 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
     if "slice" in t.column_names:
         sl = t.column("slice")
         extra["slices"] = np.asarray(pc.fill_null(pc.cast(sl, pa.string()), "(none)").to_numpy(zero_copy_only=False), dtype=object)
+    extra["metadata"] = SampleMetadata.from_arrow(t)  # the other columns of scalars (docs/formats.md)
     return Predictions(
         ids=ids,
         pred=np.ascontiguousarray(pred, dtype=np.int64),
@@ -670,6 +674,8 @@ def _take(p: Predictions, index: np.ndarray | slice, dropped: int) -> Prediction
     extra["dropped_ids"] = int(p.extra.get("dropped_ids", 0)) + int(dropped)  # earlier joins count too
     if extra.get("slices") is not None:
         extra["slices"] = np.asarray(extra["slices"])[index]
+    if extra.get("metadata") is not None:
+        extra["metadata"] = extra["metadata"].take(index)
     return Predictions(
         ids=np.asarray(p.ids)[index],
         pred=np.asarray(p.pred)[index],

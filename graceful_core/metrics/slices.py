@@ -62,7 +62,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from graceful_core.io.metadata import is_reserved_column
 from graceful_core.metrics.significance import wilson_interval
+from graceful_core.vocabulary import ALPHA  # significance level of the gate and of SliceReport.significant
 
 __all__ = [
     "ALPHA",
@@ -75,6 +77,7 @@ __all__ = [
     "SliceCandidate",
     "SliceReport",
     "default_n_clusters",
+    "describe_clusters",
     "embedding_clusters",
     "find_regression_slices",
     "metadata_candidates",
@@ -85,8 +88,6 @@ __all__ = [
 
 SliceKind = Literal["metadata", "embedding"]
 
-#: Significance level of the CI gate and of :meth:`SliceReport.significant`.
-ALPHA = 0.05
 #: Value of the slice that holds a column's missing values (None, NaN, empty text, ±inf).
 MISSING = "(missing)"
 #: A text/categorical column with more distinct values than this is not used.
@@ -106,9 +107,6 @@ MAX_FIT_SAMPLES = 20_000
 #: A cluster's description lists classes with at least this share (at most 3, at least 1).
 MIN_CLASS_SHARE = 0.10
 
-#: Columns that are never metadata: identity, labels, predictions, scores and embeddings.
-RESERVED_COLUMNS = frozenset({"id", "path", "label", "pred", "logits", "probs", "scores", "embedding"})
-_RESERVED_WIDE = re.compile(r"^(logit|prob|score|emb)_\d+$")
 #: What a quantile bin's value looks like: ``[a, b)`` or, for the last bin, ``[a, b]``.
 _BIN_LABEL = re.compile(r"^\[[^,\[\]()]+, [^,\[\]()]+[)\]]$")
 
@@ -197,6 +195,11 @@ class EmbeddingCluster:
         """The dominant classes in words, e.g. ``"shirt 62 %, T-shirt 30 %"``."""
         return ", ".join(f"{name} {share * 100:.0f} %" for name, share in self.dominant_classes)
 
+    @property
+    def title(self) -> str:
+        """The cluster in words, e.g. ``"cluster 3 (shirt 62 %, T-shirt 30 %)"``."""
+        return f"cluster {self.cluster} ({self.description})"
+
 
 @dataclass(frozen=True, eq=False)
 class Clustering:
@@ -272,11 +275,27 @@ class RegressionSlice:
     def title(self) -> str:
         """The slice in words: ``site = b``, ``brightness in [0.2, 0.4)``, ``cluster 3 (7 82 %)``."""
         if self.kind == "embedding":
-            desc = f" ({self.cluster.description})" if self.cluster is not None else ""
-            return f"cluster {self.value}{desc}"
+            return self.cluster.title if self.cluster is not None else f"cluster {self.value}"
         if isinstance(self.value, str) and _BIN_LABEL.match(self.value):
             return f"{self.column} in {self.value}"
         return f"{self.column} = {self.value}"
+
+    @property
+    def key(self) -> str:
+        """A short text that names the slice within its report (e.g. in a link's query).
+
+        ``<column>=<value>`` for a metadata slice (``site=harbour``), ``cluster:<n>`` for
+        an embedding cluster; :meth:`SliceReport.by_key` finds the slice again. A metadata
+        key always holds ``=`` and a cluster key never does, so the two cannot clash.
+        """
+        if self.kind == "embedding":
+            return f"cluster:{self.value}"
+        return f"{self.column}={self.value}"
+
+    @property
+    def is_significant(self) -> bool:
+        """Adjusted p below :data:`~graceful_core.vocabulary.ALPHA` (0.05)."""
+        return self.p_adjusted < ALPHA
 
     def to_json(self) -> dict[str, Any]:
         """The report entry: exactly the keys of :data:`JSON_KEYS` (NaN as None)."""
@@ -326,6 +345,29 @@ class SliceReport:
     def significant(self, alpha: float = ALPHA) -> tuple[RegressionSlice, ...]:
         """The slices with adjusted p below ``alpha``, in rank order."""
         return tuple(s for s in self.slices if s.p_adjusted < alpha)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per slice, in rank order: ``key``, ``title``, the JSON fields (the interval as
+        ``ci_low``, ``ci_high``), ``rest_size``, ``excess`` and ``significant`` (adjusted p < ALPHA)."""
+        cols = ("key", "title", "kind", "column", "value", "size", "negative_flips", "negative_flip_rate",
+                "ci_low", "ci_high", "rest_size", "rest_negative_flip_rate", "p_value", "p_adjusted", "excess",
+                "significant")
+        rows = [(s.key, s.title, s.kind, s.column, str(s.value), s.size, s.negative_flips, s.negative_flip_rate,
+                 *s.negative_flip_rate_ci95, s.rest_size, s.rest_negative_flip_rate, s.p_value, s.p_adjusted,
+                 s.excess, s.is_significant) for s in self.slices]
+        return pd.DataFrame.from_records(rows, columns=cols)
+
+    def by_key(self, key: str | None) -> RegressionSlice | None:
+        """The slice whose :attr:`RegressionSlice.key` is ``key`` (the first in rank order), or None."""
+        if not key:
+            return None
+        return next((s for s in self.slices if s.key == key), None)
+
+    def cluster_of(self, number: int) -> EmbeddingCluster | None:
+        """The embedding cluster with this number, or None."""
+        if self.clustering is None:
+            return None
+        return next((c for c in self.clustering.clusters if c.cluster == number), None)
 
 
 # ================================================================= the test
@@ -533,11 +575,6 @@ def slices_exceeding(
 
 
 # ================================================================= metadata candidates
-def _is_reserved(name: str) -> bool:
-    n = name.strip().lower()
-    return n in RESERVED_COLUMNS or bool(_RESERVED_WIDE.match(n))
-
-
 def _format_number(v: float) -> str:
     """Shortest text that reads back as ``v`` (``3`` rather than ``3.0``)."""
     v = float(v)
@@ -705,7 +742,7 @@ def metadata_candidates(
     skipped: list[tuple[str, str]] = []
     for name in metadata.columns:
         col = str(name)
-        if _is_reserved(col):
+        if is_reserved_column(col):
             continue
         got, reason = _column_slices(col, metadata[name].reset_index(drop=True), int(max_categories),
                                      int(max_numeric_categories), int(n_bins))
@@ -859,22 +896,63 @@ def embedding_clusters(
     order = [j for j in sorted(range(k), key=lambda j: (-sizes[j], first[j])) if sizes[j] > 0]
     renumber = np.full(k, -1, dtype=np.int64)
     renumber[order] = np.arange(len(order))
-    assignment = renumber[raw]
-    clusters = []
+    central = np.full((len(order), N_CENTRAL), -1, dtype=np.int64)
     for new, old in enumerate(order):
         members = np.flatnonzero(raw == old)
-        counts = np.bincount(y[members], minlength=len(names))
-        by_share = sorted(range(len(names)), key=lambda c: (-counts[c], c))
-        shares = [(names[c], counts[c] / members.size) for c in by_share[:3]]
-        dominant = [shares[0]] + [s for s in shares[1:] if s[1] >= MIN_CLASS_SHARE]
         d2 = ((z[members] - centres[old]) ** 2).sum(axis=1)
         near = members[np.lexsort((members, d2))[:N_CENTRAL]]
+        central[new, :near.size] = near
+    return describe_clusters(renumber[raw], central, y, names, seed=int(seed))
+
+
+def describe_clusters(assignment: Any, central: Any, labels: Any, class_names: Sequence[str], *,
+                      seed: int = 0) -> Clustering:
+    """A :class:`Clustering` from each sample's cluster and each cluster's central samples.
+
+    Parameters
+    ----------
+    assignment : array_like of int, shape (N,)
+        Cluster numbers ``0..k-1``, numbered by size (largest first), none empty.
+    central : array_like of int, shape (k, c)
+        Row j: cluster j's samples nearest its centre, nearest first, padded with -1.
+    labels : array_like of int, shape (N,)
+        True class indices into ``class_names`` (for the dominant classes).
+    seed : int
+        The seed the clusters were fitted with (kept in the result).
+
+    This is the second half of :func:`embedding_clusters`, and what rebuilds a clustering
+    stored on disk (assignment and central samples: the rest is derived here).
+
+    Examples
+    --------
+    >>> cl = describe_clusters([0, 0, 1], [[1, 0], [2, -1]], [0, 1, 1], ["cat", "dog"])
+    >>> [(c.title, c.central_indices) for c in cl.clusters]
+    [('cluster 0 (cat 50 %, dog 50 %)', (1, 0)), ('cluster 1 (dog 100 %)', (2,))]
+    """
+    a = np.asarray(assignment, dtype=np.int64).reshape(-1)
+    cen = np.asarray(central, dtype=np.int64)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    names = [str(c) for c in class_names]
+    if y.shape != a.shape:
+        raise ValueError(f"labels ({y.shape[0]}) and assignment ({a.shape[0]}) differ in length")
+    k = int(a.max()) + 1 if a.size else 0
+    if cen.ndim != 2 or cen.shape[0] != k:
+        raise ValueError(f"central must have one row per cluster ({k}), got shape {cen.shape}")
+    sizes = np.bincount(a, minlength=k) if k else np.zeros(0, np.int64)
+    if k and (a.min() < 0 or (sizes == 0).any()):
+        raise ValueError("cluster numbers must be 0..k-1 with no empty cluster")
+    clusters = []
+    for j in range(k):
+        counts = np.bincount(y[a == j], minlength=len(names))
+        by_share = sorted(range(len(names)), key=lambda c: (-counts[c], c))
+        shares = [(names[c], counts[c] / sizes[j]) for c in by_share[:3]]
+        dominant = [shares[0]] + [sh for sh in shares[1:] if sh[1] >= MIN_CLASS_SHARE]
         clusters.append(EmbeddingCluster(
-            cluster=new, size=int(members.size),
+            cluster=j, size=int(sizes[j]),
             dominant_classes=tuple((nm, float(sh)) for nm, sh in dominant),
-            central_indices=tuple(int(i) for i in near),
+            central_indices=tuple(int(i) for i in cen[j] if i >= 0),
         ))
-    return Clustering(assignment, tuple(clusters), int(seed))
+    return Clustering(a, tuple(clusters), int(seed))
 
 
 # ================================================================= one call
@@ -885,6 +963,7 @@ def find_regression_slices(
     *,
     metadata: pd.DataFrame | None = None,
     embeddings: Any = None,
+    clustering: Clustering | None = None,
     n_clusters: int | None = None,
     seed: int = 0,
     max_categories: int = MAX_CATEGORIES,
@@ -910,6 +989,9 @@ def find_regression_slices(
         One row per sample, aligned by position.
     embeddings : array_like, shape (N, D), optional
         The **old** model's embeddings: groups as the deployed model saw them.
+    clustering : Clustering, optional
+        Clusters already made of them (e.g. kept on disk; :func:`describe_clusters`):
+        used instead of clustering ``embeddings`` again.
     n_clusters, seed : see :func:`embedding_clusters`.
     max_categories, max_numeric_categories, n_bins : see :func:`metadata_candidates`.
 
@@ -946,12 +1028,15 @@ def find_regression_slices(
                                  max_numeric_categories=max_numeric_categories, n_bins=n_bins)
         cands.extend(cs.candidates)
         skipped = cs.skipped_columns
-    clustering = None
-    if embeddings is not None:
+    if clustering is not None:
+        if clustering.assignment.shape[0] != n:
+            raise ValueError(f"clustering has {clustering.assignment.shape[0]} samples for {n}")
+    elif embeddings is not None:
         e = np.asarray(embeddings)
         if e.ndim != 2 or e.shape[0] != n:
             raise ValueError(f"embeddings must have shape ({n}, D), got {e.shape}")
         clustering = embedding_clusters(e, y, class_names, n_clusters=n_clusters, seed=seed)
+    if clustering is not None:
         if clustering.n_clusters == 0:
             clustering = None
         else:
