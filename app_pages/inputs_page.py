@@ -100,7 +100,7 @@ def slot(col, role: str) -> None:
         if loaded is not None and not replacing.get(role):
             st.markdown(f"**{label}**")
             st.markdown(f":material/check_circle: **{md(loaded.name)}** · {file_size(loaded.size)}  \n"
-                        f"{md(loaded.kind)}")
+                        f"{loaded.kind}")  # the kind is graceful's words and counts, no user text
             b1, b2, _ = st.columns([1, 1, 2])
             b1.button("Replace", key=f"replace_{role}", on_click=on_replace, args=(role, True), width="stretch",
                       help=f"Upload another file instead of {loaded.name}; the other files stay loaded.")

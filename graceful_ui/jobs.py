@@ -157,10 +157,11 @@ class Job(Generic[T]):
 class ComparisonJobs:
     """The server's jobs by key: at most one per key at a time, finished ones kept (LRU).
 
-    Running jobs are never dropped. Finished jobs (results and errors alike, so a page
-    that reruns after a failure shows the error instead of computing again) are kept
-    up to ``max_finished``; the least recently asked-for go first. A cancelled job is
-    replaced by the next request for its key, which computes it afresh.
+    Running jobs are never dropped. Finished jobs (results, errors and cancellations
+    alike, so a page that reruns after a failure or a Cancel says so instead of
+    computing again) are kept up to ``max_finished``; the least recently asked-for go
+    first. :meth:`discard` forgets a finished job, so that the next request computes it
+    afresh ("Try again", "Compare again").
     """
 
     def __init__(self, max_finished: int = 6) -> None:
@@ -172,8 +173,6 @@ class ComparisonJobs:
         """The job of ``key`` and whether it was created now (then the caller runs or starts it)."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is not None and job.finished and job.state().status == CANCELLED:
-                job = None
             if job is not None:
                 self._jobs.move_to_end(key)
                 return job, False
@@ -193,7 +192,7 @@ class ComparisonJobs:
             return self._jobs.get(key)
 
     def discard(self, key: Hashable) -> None:
-        """Forget a finished job (e.g. a failure the user wants to try again); a running one stays."""
+        """Forget a finished job (a failure or a cancellation the user wants to try again); a running one stays."""
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.finished:
