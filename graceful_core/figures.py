@@ -244,7 +244,9 @@ def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
     text = [[percent(x) for x in r] for r in rows]
     fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale=colours,
                                showscale=False, hoverinfo="skip"))
-    add_clickable_cells(fig, names, names, size=max(8, 300 // k),
+    # markers no larger than a cell (55 px a row): a larger one covers its neighbour's centre, and a click there
+    # selects the wrong pair (with 2 models, 150 px markers made every off-diagonal click open a diagonal cell)
+    add_clickable_cells(fig, names, names, size=max(8, min(40, 300 // k)),
                         customdata=[[a, b, text[i][j]] for i, a in enumerate(names) for j, b in enumerate(names)],
                         hovertemplate=hover + "<br>%{customdata[2]}<extra></extra>")
     fig.update_xaxes(title=col_title, type="category", side="top")

@@ -350,3 +350,44 @@ def test_a_cancelled_comparison_says_so_and_the_previous_one_comes_back(sample_s
     assert at.title[0].value == "Overview" and at.session_state["cmp"] == sample_spec.id
     nfr = {m.label: m.value for m in at.metric}["Negative flip rate (NFR)"]
     assert nfr == f"{100 * report['negative_flip_rate']:.2f} %"
+
+
+def test_a_pt2_upload_is_a_model_like_the_others(sample_spec, tmp_path):
+    """``.pt2`` (torch.export) uploads are read as models: checked on arrival, compared, offered on Versions."""
+    from graceful_core.training.export import convert_model_file
+    from graceful_ui.inputs import Upload, check_upload
+    from tests.apptest import goto
+
+    convert_model_file(sample_spec.new, "pt2", tmp_path / "new.pt2")
+    stored = check_upload(Upload("new.pt2", (tmp_path / "new.pt2").read_bytes()), "model")
+    assert stored.kind == "torch.export model, 10 classes, with embeddings" and stored.is_model
+
+    at = run_app(page="inputs_page.py")
+    old, _ = _models(sample_spec)
+    at.file_uploader(key="up_old").upload(old.name, old.data)
+    at.file_uploader(key="up_new").upload("new.pt2", (tmp_path / "new.pt2").read_bytes())
+    at.file_uploader(key="up_data").upload("digits.zip", _zip(_images(sample_spec))).run()
+    assert not at.error and "torch.export model, 10 classes" in _texts(at)
+    at.button(key="btn_compare").click().run()
+    assert at.title[0].value == "Overview" and not at.error
+    goto(at, "versions_page.py")
+    assert list(at.multiselect(key="w_versions").value) == ["old.pt (uploaded)", "new.pt2 (uploaded)"]
+
+
+def test_a_manifest_and_its_images_through_the_page(sample_spec, report):
+    imgs = _images(sample_spec)
+    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
+                             "label": [n.split("/")[0] for n, _ in imgs]})
+    at = run_app(page="inputs_page.py")
+    old, new = _models(sample_spec)
+    at.file_uploader(key="up_old").upload(old.name, old.data)
+    at.file_uploader(key="up_new").upload(new.name, new.data)
+    at.file_uploader(key="up_data").upload("manifest.csv", manifest.to_csv(index=False).encode())
+    at.file_uploader(key="up_images").upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])).run()
+    text = _texts(at)
+    assert not at.error and "**manifest.csv**" in text and f"zip of {len(imgs)} files" in text
+    at.button(key="btn_compare").click().run()
+    assert at.title[0].value == "Overview" and not at.error
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Negative flip rate (NFR)"] == f"{100 * report['negative_flip_rate']:.2f} %"
+    assert "manifest.csv" in at.caption[0].value

@@ -3,7 +3,8 @@
 Headless Debian Chromium via Playwright against the app, with the helpers of tests/test_browser.py.
 Uploads old.pt, new.pt and a zip of the test digits, switches pages, comes back (the files are still
 loaded), replaces only the new model by new.onnx, compares, lands on the Overview (NFR from the core run
-directly on the same files), and opens Versions with both uploaded models in the set. Then a second
+directly on the same files), opens Versions with both uploaded models in the set and clicks a cell of
+that pair (its Overview opens). Then a second
 comparison whose user clicks another page right after Compare: the comparison still arrives.
 Every wait is for the page's own content (a title, a card, the URL), never a fixed sleep.
 """
@@ -17,6 +18,7 @@ import pytest
 
 from tests.test_browser import (
     WAIT_MS,
+    _click_centre,
     browser_page,
     metric_value,
     no_exception,
@@ -56,8 +58,10 @@ def expected(files):
     """The core's comparisons of the uploaded files, run directly (not through the app)."""
     from graceful_core.sources import compare_sources
 
-    return {new: compare_sources(files / "old.pt", files / new, files / "digits.zip").summary
-            for new in ("new.onnx", "edge.pt")}
+    out = {new: compare_sources(files / "old.pt", files / new, files / "digits.zip").summary
+           for new in ("new.onnx", "edge.pt")}
+    out["new.onnx→old.pt"] = compare_sources(files / "new.onnx", files / "old.pt", files / "digits.zip").summary
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +156,17 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
     assert "new.pt (uploaded)" in options and "v3.pt" in options, options
     no_exception(page, "versions with uploaded models")
     shot(page, "33-uploads-versions")
+
+    # a cell of the uploaded pair opens it on the Overview: row new.onnx (old model) -> column old.pt (new model)
+    cells = page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point")
+    _click_centre(page, cells.nth(1 * 2 + 0))
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Overview")', timeout=SLOW_MS)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=SLOW_MS)
+    wait_ready(page, timeout=SLOW_MS)
+    s = expected["new.onnx→old.pt"]
+    assert metric_value(page, "Negative flip rate (NFR)") == f"{100 * s.negative_flip_rate:.2f} %"
+    assert "new.onnx → old.pt on digits.zip" in page.locator('[data-testid="stSidebar"]').inner_text()
+    no_exception(page, "overview of a pair opened from versions")
 
 
 def test_a_page_switch_right_after_compare_does_not_lose_the_comparison(page, server, files, expected):
