@@ -372,7 +372,7 @@ def epoch_curves(series: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> g
                                   "color": palette[i % len(palette)]},
                             marker={"size": 5},
                             hovertemplate=f"{name}<br>epoch %{{x}}: {title} %{{y:.2f}} %<extra></extra>")
-    fig.update_xaxes(title="epoch", tickformat=",d", dtick=1 if last_epoch <= 12 else None, rangemode="tozero")
+    fig.update_xaxes(title="epoch", tickformat=",d", dtick=1 if last_epoch <= 12 else None)
     fig.update_yaxes(rangemode="tozero")
     fig.update_layout(height=360, margin=MARGIN, legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
     return _axes_fit(fig)

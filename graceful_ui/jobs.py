@@ -149,8 +149,8 @@ class Job(Generic[T]):
         """
         if not self._finished.is_set():
             raise RuntimeError("the job is still running")
-        if self._error is not None:
-            raise self._error
+        if self._error is not None:  # without the frames of earlier raises (a kept failure is read by every rerun)
+            raise self._error.with_traceback(None)
         return self._result  # type: ignore[return-value]
 
 
