@@ -1,4 +1,4 @@
-"""Choose inputs: a bundled pair, or uploaded models/tables and a dataset."""
+"""Choose inputs: a bundled pair, or your own files (kept for the session: switch pages, come back, replace one)."""
 
 import logging
 
@@ -6,13 +6,24 @@ import streamlit as st
 
 from graceful_core.errors import InputError
 from graceful_core.summary import headline
-from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, ZIP_SUFFIXES
+from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, file_size
 from graceful_ui.fmt import md
-from graceful_ui.inputs import Upload, bundled_specs, check_upload, spec_from_uploads, user_message
-from graceful_ui.state import select_comparison
-from graceful_ui.widgets import compute, page_comparison
+from graceful_ui.inputs import ROLE_SUFFIXES, Upload, bundled_specs, check_upload, spec_from_files, user_message
+from graceful_ui.uploads import clear_file, session_files, set_file
+from graceful_ui.widgets import open_comparison, page_comparison, start_comparison
 
 log = logging.getLogger("graceful_ui")
+ss = st.session_state
+
+#: The upload slots: role -> (file uploader's key, label, what check_upload checks it as).
+SLOTS = {
+    "model_old": ("up_old", "Old (deployed) model or table", "model"),
+    "model_new": ("up_new", "New (proposed) model or table", "model"),
+    "dataset": ("up_data", "Dataset (.zip of class folders, or a manifest)", "dataset"),
+    "images": ("up_images", "Images for a manifest (.zip)", "images"),
+}
+#: Session keys: role -> the upload's error message; role -> True while its file is being replaced.
+ERRORS, REPLACING = "_upload_errors", "_upload_replacing"
 
 st.title("Choose inputs")
 spec, comp = page_comparison()
@@ -23,12 +34,12 @@ st.subheader("Bundled sample")
 specs = bundled_specs()
 if specs:
     ids = [s.id for s in specs]
-    current = st.session_state.get("cmp")
-    st.session_state["w_bundled"] = current if current in ids else None
+    current = ss.get("cmp")
+    ss["w_bundled"] = current if current in ids else None
 
     def on_bundled() -> None:
-        if st.session_state["w_bundled"] is not None:
-            select_comparison(st.session_state["w_bundled"])
+        if ss["w_bundled"] is not None:
+            open_comparison(ss["w_bundled"])
 
     st.radio("Bundled pair", ids, format_func=lambda i: next(s.label for s in specs if s.id == i), key="w_bundled",
              on_change=on_bundled)
@@ -38,62 +49,111 @@ else:
 st.subheader("Upload your own")
 limit = st.get_option("server.maxUploadSize")
 st.markdown(
-    f"Two **model files** (TorchScript `.pt`, ONNX `.onnx`) or two **predictions tables** (`.csv`, `.parquet`), "
-    f"and a **dataset**: a `.zip` of class folders (`<class>/<image>`), or a manifest (`.csv`/`.parquet` with "
-    f"`id`, `path`, `label`) plus a `.zip` of its images. Tables need no dataset if they carry a `label` column. "
-    f"**Each file may be up to {limit} MB** (`server.maxUploadSize` in `.streamlit/config.toml`)."
+    f"Two **model files** (torch.export `.pt2`, TorchScript `.pt`, ONNX `.onnx`) or two **predictions tables** "
+    f"(`.csv`, `.parquet`), and a **dataset**: a `.zip` of class folders (`<class>/<image>`), or a manifest "
+    f"(`.csv`/`.parquet` with `id`, `path`, `label`) plus a `.zip` of its images. Tables need no dataset if they "
+    f"carry a `label` column. **Each file may be up to {limit} MB** (`server.maxUploadSize` in "
+    f"`.streamlit/config.toml`). Your files stay loaded while you use the other pages: replace or clear one "
+    f"without uploading the others again."
 )
+files = session_files()
+errors: dict[str, str] = ss.setdefault(ERRORS, {})
+replacing: dict[str, bool] = ss.setdefault(REPLACING, {})
 
-model_types = [s.lstrip(".") for s in MODEL_SUFFIXES + TABLE_SUFFIXES]
+
+def on_upload(role: str) -> None:
+    """Keep a file as soon as it arrives: store it on the server, check it, load it into its slot."""
+    f = ss.get(SLOTS[role][0])
+    if f is None:  # the user removed a rejected file from the uploader
+        errors.pop(role, None)
+        return
+    up = Upload(f.name, f.getvalue())
+    try:
+        stored = check_upload(up, SLOTS[role][2])
+    except InputError as e:
+        errors[role] = e.message
+    except Exception as e:  # a loader bug on odd input: still name the file, never a traceback box
+        log.exception("upload check failed")
+        errors[role] = f"{up.name}: could not be read ({type(e).__name__}: {e})"
+    else:
+        errors.pop(role, None)
+        replacing.pop(role, None)
+        set_file(role, stored)
+
+
+def on_replace(role: str, on: bool) -> None:
+    replacing[role] = on
+    errors.pop(role, None)
+
+
+def on_clear(role: str) -> None:
+    clear_file(role)
+    errors.pop(role, None)
+    replacing.pop(role, None)
+
+
+def slot(col, role: str) -> None:
+    """One upload slot: the loaded file (name, size, kind) with Replace and Clear, or a file uploader."""
+    key, label, check_as = SLOTS[role]
+    loaded = files.get(role)
+    with col.container(border=True):
+        if loaded is not None and not replacing.get(role):
+            st.markdown(f"**{label}**")
+            st.markdown(f":material/check_circle: **{md(loaded.name)}** · {file_size(loaded.size)}  \n"
+                        f"{loaded.kind}")  # the kind is graceful's words and counts, no user text
+            b1, b2, _ = st.columns([1, 1, 2])
+            b1.button("Replace", key=f"replace_{role}", on_click=on_replace, args=(role, True), width="stretch",
+                      help=f"Upload another file instead of {loaded.name}; the other files stay loaded.")
+            b2.button("Clear", key=f"clear_{role}", on_click=on_clear, args=(role,), width="stretch",
+                      help="Unload this file.")
+        else:
+            shown = f"{label}: replace {loaded.name}" if loaded is not None else label
+            st.file_uploader(shown, type=[s.lstrip(".") for s in ROLE_SUFFIXES[check_as]], key=key,
+                             on_change=on_upload, args=(role,))
+            if loaded is not None:
+                st.button(f"Keep {loaded.name}", key=f"keep_{role}", on_click=on_replace, args=(role, False))
+        if role in errors:
+            st.error(errors[role], icon=":material/block:")
+        if role == "images":
+            st.caption("Only with a manifest: the images its `path` column points to.")
+
+
 c1, c2 = st.columns(2)
-old_f = c1.file_uploader("Old (deployed) model or table", type=model_types, key="up_old")
-new_f = c2.file_uploader("New (proposed) model or table", type=model_types, key="up_new")
+slot(c1, "model_old")
+slot(c2, "model_new")
 c3, c4 = st.columns(2)
-data_f = c3.file_uploader("Dataset (.zip of class folders, or a manifest)",
-                          type=[s.lstrip(".") for s in ZIP_SUFFIXES + MANIFEST_SUFFIXES], key="up_data")
-img_f = c4.file_uploader("Images for a manifest (.zip)", type=[s.lstrip(".") for s in ZIP_SUFFIXES], key="up_images")
+slot(c3, "dataset")
+slot(c4, "images")
 
 
-def as_upload(f) -> Upload | None:
-    return None if f is None else Upload(f.name, f.getvalue())
-
-
-ups = {"model_old": as_upload(old_f), "model_new": as_upload(new_f), "dataset": as_upload(data_f),
-       "images": as_upload(img_f)}
-files = {"model_old": old_f, "model_new": new_f, "dataset": data_f, "images": img_f}
-checked = st.session_state.setdefault("_upload_checks", {})  # Streamlit's file_id -> error message or None (no re-check per rerun)
-ok = True
-for role, up in ups.items():
-    if up is None:
-        continue
-    memo = (role, files[role].file_id)
-    if memo not in checked:
-        try:
-            check_upload(up, role.split("_")[0])
-            checked[memo] = None
-        except InputError as e:
-            checked[memo] = e.message
-        except Exception as e:  # a loader bug on odd input: still name the file, never a traceback box
-            log.exception("upload check failed")
-            checked[memo] = f"{up.name}: could not be read ({type(e).__name__}: {e})"
-    if checked[memo] is not None:
-        st.error(checked[memo], icon=":material/block:")
-        ok = False
-
-ready = ups["model_old"] is not None and ups["model_new"] is not None
-if st.button("Compare the uploaded files", type="primary", disabled=not (ready and ok), key="btn_compare"):
+def on_compare() -> None:
+    """Start the comparison on the server and go to its Overview (it shows the progress)."""
+    dataset = files.get("dataset")
+    is_manifest = dataset is not None and dataset.suffix in MANIFEST_SUFFIXES
     new_spec = None
     try:
-        new_spec = spec_from_uploads(ups["model_old"], ups["model_new"], ups["dataset"], ups["images"])
-        compute(new_spec)
+        new_spec = spec_from_files(files["model_old"], files["model_new"], dataset,
+                                   files.get("images") if is_manifest else None)
+        start_comparison(new_spec)
     except InputError as e:
-        st.error(user_message(e, new_spec), icon=":material/block:")
+        ss["_compare_error"] = user_message(e, new_spec)
     except Exception as e:  # a core bug on odd input: report it, keep the previous comparison
         log.exception("upload comparison failed")
-        st.error(f"{md(ups['model_old'].name)} → {md(ups['model_new'].name)}: could not be compared "
-                 f"({type(e).__name__}: {e})", icon=":material/block:")
+        ss["_compare_error"] = (f"{md(files['model_old'].name)} → {md(files['model_new'].name)}: could not be "
+                                f"compared ({type(e).__name__}: {e})")
     else:
-        select_comparison(new_spec.id)
-        st.rerun()
+        open_comparison(new_spec.id, page="overview")
+
+
+ready = "model_old" in files and "model_new" in files
+needs_data = ready and "dataset" not in files and any(files[r].suffix in MODEL_SUFFIXES for r in ("model_old", "model_new"))
+ok = not errors and not needs_data
+st.button("Compare the uploaded files", type="primary", disabled=not (ready and ok), key="btn_compare",
+          on_click=on_compare)
+compare_error = ss.pop("_compare_error", None)
+if compare_error:
+    st.error(compare_error, icon=":material/block:")
 if not ready:
     st.caption("Upload both an old and a new file to compare them.")
+elif needs_data:
+    st.caption("A model file needs a dataset to run on: upload a .zip of class folders (or a manifest and its images).")

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from graceful_core.figures import tradeoff_figure
+from graceful_core.figures import epoch_curves, tradeoff_figure
 from graceful_core.training.update import TrainParams
 from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, points, yes_no
 from graceful_ui.inputs import resolve_spec, sample_data_dir
-from graceful_ui.state import request_page, select_comparison
 from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
+from graceful_ui.widgets import open_comparison
 
 ss = st.session_state
 JOB = "_mitigate_job"
@@ -66,12 +66,17 @@ with st.container(border=True):
     if method == "focal-distillation":
         alpha = c5.number_input("α (weight on every image)", 0.0, 100.0, 1.0, 0.5, key="mit_alpha")
         beta = c6.number_input("β (extra weight where the old model is right)", 0.0, 100.0, 5.0, 0.5, key="mit_beta")
-    c7, c8, _ = st.columns(3)
+    c7, c8, c9 = st.columns(3)
     epochs = c7.number_input("Epochs", 1, 500, DEFAULT_EPOCHS, 1, key="mit_epochs",
                              help=f"{DEFAULT_EPOCHS} epochs train one model in about 10 s on 2 idle CPU cores "
                              "(longer on a busy machine).")
     seed = c8.number_input("Seed", 0, 2**31 - 1, 0, 1, key="mit_seed",
                            help="Seeds initialisation and shuffling; the baseline uses the same seed (paired).")
+    c9.markdown("")  # aligns the checkbox with the number inputs' boxes
+    monitor = c9.checkbox("NFR and error after every epoch", value=True, key="mit_monitor",
+                          help="Measures each epoch's model against the old one on the evaluation data "
+                          "(graceful_core.FlipMonitor: one pass over those images per epoch) for the per-epoch "
+                          "chart. It does not change the trained weights.")
     b1, b2, _ = st.columns([1, 2, 2])
     train_clicked = b1.button("Train", type="primary", disabled=busy, key="mit_train_btn", width="stretch")
     sweep_clicked = b2.button(f"λ sweep ({', '.join(f'{v:g}' for v in SWEEP_LAMBDAS)})", key="mit_sweep_btn",
@@ -80,7 +85,8 @@ with st.container(border=True):
 
 params = TrainParams(method=method, lam=float(lam), alpha=float(alpha), beta=float(beta), epochs=int(epochs),
                      seed=int(seed))
-request = TrainRequest(old=str(old), train_data=str(train_data), eval_data=str(eval_data), params=params)
+request = TrainRequest(old=str(old), train_data=str(train_data), eval_data=str(eval_data), params=params,
+                       monitor=bool(monitor))
 if train_data == eval_data:
     st.warning("Training and evaluation data are the same folder: the numbers below then measure memorisation.")
 if (train_clicked or sweep_clicked) and not busy:
@@ -163,6 +169,21 @@ if current is not None:
         f"old → {p.method} new": [_value(m, r) for r in rows]
                                  + [self_test.format(m.get("hit1_old_old")), yes_no(m["compatible"])],
     })
+    curves = [(describe(p), current.get("history") or [])]
+    if base is not current and base.get("history"):
+        curves.append(("plain (baseline)", base["history"]))
+    curves = [(name, h) for name, h in curves if any(e.get("nfr") is not None for e in h)]
+    st.markdown("#### Per epoch")
+    if curves:
+        st.plotly_chart(epoch_curves(curves), key="mit_epochs_chart")
+        st.caption(f"Each epoch's model against {Path(current['old']).name} on "
+                   f"{_short(Path(current['eval_data']))}, measured by graceful_core.FlipMonitor after every epoch; "
+                   "the last point is the model above. For watching only: choosing the number of epochs by these "
+                   "curves would tune on the evaluation data (for that, monitor a validation split: "
+                   "`graceful train --monitor VAL`).")
+    else:
+        st.caption("No per-epoch numbers for this run: it was trained without them (tick \"NFR and error after "
+                   "every epoch\" and train a new run).")
     model_path = Path(current["model"])
     if model_path.is_file():
         st.download_button("Download the trained model (.pt)", model_path.read_bytes(), file_name=model_path.name,
@@ -174,8 +195,7 @@ if current is not None:
 def open_run(spec_id: str) -> None:
     """Open ``old → trained model`` on the Overview page."""
     if resolve_spec(spec_id) is not None:
-        select_comparison(spec_id)
-        request_page("overview")
+        open_comparison(spec_id, page="overview")
 
 
 def on_plot() -> None:

@@ -18,9 +18,19 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
 from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, percent
 from graceful_ui import store
-from graceful_ui.inputs import pair_spec, sample_data_dir
-from graceful_ui.state import request_page, select_comparison
-from graceful_ui.widgets import page_comparison
+from graceful_ui.fmt import md
+from graceful_ui.inputs import (
+    StoredFile,
+    pair_spec,
+    pair_spec_of_files,
+    sample_data_dir,
+    server_file,
+    trained_models_dir,
+    uploads_dir,
+    user_message,
+)
+from graceful_ui.uploads import session_models
+from graceful_ui.widgets import open_comparison, page_comparison
 
 ss = st.session_state
 DEFAULT_CHAIN = ("old", "new", "v3", "edge")
@@ -42,7 +52,7 @@ st.caption("Compare a whole set of models on one dataset: every pair's negative 
 
 
 # ------------------------------------------------------------------------ inputs
-def model_files() -> dict[str, Path]:
+def bundled_models() -> dict[str, Path]:
     """Bundled model files by file name."""
     d = sample_data_dir() / "models"
     if not d.is_dir():
@@ -50,43 +60,89 @@ def model_files() -> dict[str, Path]:
     return {p.name: p for p in sorted(d.iterdir()) if p.suffix in MODEL_SUFFIXES and p.is_file()}
 
 
-files = model_files()
-if len(files) < 2:
-    st.info("Fewer than two bundled models in sample_data/models: nothing to compare.")
+def origin(path: str) -> str:
+    """Where a model file that is not bundled comes from, in a word or two."""
+    p = Path(path).resolve()
+    if p.is_relative_to(uploads_dir().resolve()):
+        return "uploaded"
+    if p.is_relative_to(trained_models_dir().resolve()):
+        return "trained"
+    return "this comparison"
+
+
+def model_options() -> dict[str, StoredFile]:
+    """Every model on offer by its name in the set: the bundled ones, this session's uploads, the comparison's.
+
+    Names are unique: an uploaded ``old.pt`` is ``old.pt (uploaded)``, a second upload of
+    that name with other content ``old.pt (uploaded 2)``.
+    """
+    opts: dict[str, StoredFile] = {name: StoredFile(name, str(p), "", 0) for name, p in bundled_models().items()}
+    by_path = {f.path: name for name, f in opts.items()}
+    extra = list(session_models())
+    if spec is not None:
+        for path in (spec.old, spec.new):
+            if Path(path).suffix.lower() in MODEL_SUFFIXES and path not in by_path and Path(path).is_file():
+                extra.append(StoredFile(Path(spec.display_name(path)).name, path, "", 0))
+    for f in extra:
+        if f.path in by_path:
+            continue
+        base = f"{f.name} ({origin(f.path)})"
+        name, i = base, 2
+        while name in opts:
+            name, i = f"{base[:-1]} {i})", i + 1
+        opts[name] = f
+        by_path[f.path] = name
+    return opts
+
+
+options = model_options()
+name_of = {f.path: name for name, f in options.items()}
+if len(options) < 2:
+    st.info("Fewer than two models (bundled in sample_data/models or uploaded on Choose inputs): nothing to compare.")
     st.stop()
-default = [f"{s}.pt" for s in DEFAULT_CHAIN if f"{s}.pt" in files] or list(files)[:2]
-ss.setdefault("versions_models", default)
+
+# Start from the comparison on screen: its two models (inside the default chain when both are in it).
+chain = [f"{s}.pt" for s in DEFAULT_CHAIN if f"{s}.pt" in options] or list(options)[:2]
+pair = [name_of.get(p) for p in (spec.old, spec.new)] if spec is not None else []
+if ss.get("versions_for") != ss.get("cmp"):
+    ss["versions_for"] = ss.get("cmp")
+    if len(pair) == 2 and all(pair) and pair[0] != pair[1] and not set(pair) <= set(ss.get("versions_models", [])):
+        ss["versions_models"] = chain if set(pair) <= set(chain) else pair
+ss.setdefault("versions_models", chain)
 
 
 def on_models() -> None:
     ss["versions_models"] = list(ss["w_versions"])
 
 
-ss["w_versions"] = [m for m in ss["versions_models"] if m in files]
-st.multiselect("Models, in lineage order (v1 first)", list(files), key="w_versions", on_change=on_models,
+ss["w_versions"] = [m for m in ss["versions_models"] if m in options]
+st.multiselect("Models, in lineage order (v1 first)", list(options), key="w_versions", on_change=on_models,
                help="Pick at least two. The order of selection is the lineage order used by the chain charts; "
-               "variants (e.g. new-pc.pt, new-bct.pt) can be added anywhere.")
+               "variants (e.g. new-pc.pt, new-bct.pt) can be added anywhere. Models you uploaded on Choose inputs "
+               "are offered too.")
 chosen = list(ss["w_versions"])
 
 bundled_data = sample_data_dir() / "digits" / "test"
 if spec is not None and comp is not None and spec.data and comp.dataset is not None:
     data_path, dataset = spec.data, comp.dataset
     data_name = spec.display_name(spec.data)
+    data_names = tuple(n for n in spec.names if n[0] not in (spec.old, spec.new))
 else:
-    data_path, dataset, data_name = str(bundled_data), None, "digits/test (bundled)"
+    data_path, dataset, data_name, data_names = str(bundled_data), None, "digits/test (bundled)", ()
 bundled = Path(data_path).resolve() == bundled_data.resolve()
 if bundled:
     data_name = "digits/test (bundled)"
-st.caption(f"Dataset: **{data_name}** (the current comparison's)" if comp is not None
-           else f"Dataset: **{data_name}**")
+st.caption(f"Dataset: **{md(data_name)}** (the current comparison's)" if comp is not None
+           else f"Dataset: **{md(data_name)}**")
 if len(chosen) < 2:
     st.info("Pick at least two models.")
     st.stop()
 
 try:
-    ms = store.model_set([str(files[m]) for m in chosen], dataset if dataset is not None else load_dataset(data_path))
+    ms = store.model_set([options[m].path for m in chosen],
+                         dataset if dataset is not None else load_dataset(data_path), names=chosen)
 except InputError as e:
-    st.error(e.message)
+    st.error(user_message(e, spec) if spec is not None else e.message)
     st.stop()
 
 names = list(ms.models)
@@ -94,6 +150,15 @@ k = len(names)
 
 
 # ------------------------------------------------------------------------ clicks -> Overview
+def pair_to_open(old: str, new: str):
+    """The spec of the pair ``old`` -> ``new`` (names in the set) on this page's dataset."""
+    a, b = options[old], options[new]
+    if bundled and old in bundled_models() and new in bundled_models():
+        return pair_spec(Path(a.path).stem, Path(b.path).stem)
+    return pair_spec_of_files(server_file(a.path, a.name), server_file(b.path, b.name), data_path, data_name,
+                              data_names)
+
+
 def _on_cell(chart_key: str, query_gallery: bool) -> None:
     """Open the clicked pair on the Overview (a cross-test cell (q, g) is the update old = g -> new = q)."""
     cell = figures.selected_cell(ss[chart_key].selection.points)
@@ -101,18 +166,18 @@ def _on_cell(chart_key: str, query_gallery: bool) -> None:
         return
     row, col = cell
     old, new = (col, row) if query_gallery else (row, col)
-    target = pair_spec(Path(old).stem, Path(new).stem) if bundled else None
     if old == new:
         st.toast("That cell compares a model with itself: pick an off-diagonal cell.")
-    elif target is None:
-        st.toast("Opening a pair works for the bundled models on digits/test.")
+        return
+    target = pair_to_open(old, new)
+    if target is None:
+        st.toast("That pair cannot be opened: a model file is missing.")
     else:
-        select_comparison(target.id)
-        request_page("overview")
+        open_comparison(target.id, page="overview")
 
 
 st.markdown(f"**{k} models** on **{ms.n_samples} images** · click an off-diagonal cell to open that pair on the "
-            "Overview" + ("" if bundled else " (opening works for the bundled digits/test dataset only)"))
+            "Overview")
 for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(3), MATRICES.items()):
     with col:
         st.subheader(title, help=f"{METRICS[metric].help} Here row = {rt} model, column = {ct} model"

@@ -325,7 +325,9 @@ def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
     text = [[percent(x) for x in r] for r in rows]
     fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale=colours,
                                showscale=False, hoverinfo="skip"))
-    add_clickable_cells(fig, names, names, size=max(8, 300 // k),
+    # markers no larger than a cell (55 px a row): a larger one covers its neighbour's centre, and a click there
+    # selects the wrong pair (with 2 models, 150 px markers made every off-diagonal click open a diagonal cell)
+    add_clickable_cells(fig, names, names, size=max(8, min(40, 300 // k)),
                         customdata=[[a, b, text[i][j]] for i, a in enumerate(names) for j, b in enumerate(names)],
                         hovertemplate=hover + "<br>%{customdata[2]}<extra></extra>")
     fig.update_xaxes(title=col_title, type="category", side="top")
@@ -417,6 +419,43 @@ def tradeoff_figure(runs: Sequence[Mapping[str, Any]], methods: Sequence[str],
         )
     fig.update_layout(xaxis_title=f"{METRICS['new_error_rate'].name} (%)",
                       yaxis_title=f"{METRICS['negative_flip_rate'].name} (%)", height=380, margin=MARGIN)
+    return _axes_fit(fig)
+
+
+#: Line styles of the series of :func:`epoch_curves`, in order (the trained update first, then its baseline).
+EPOCH_DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def epoch_curves(series: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> go.Figure:
+    """NFR and error rate per epoch (two panels), one line per training run.
+
+    ``series`` are ``(name, history)`` pairs; a history is the list of per-epoch entries of
+    :func:`graceful_core.training.update.train_update` with a monitor (``epoch``, ``nfr``,
+    ``error_rate``, fractions; None where not measured), as :class:`graceful_core.FlipMonitor`
+    measured them. Lines differ in colour and dash (:data:`EPOCH_DASHES`, in order).
+    """
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    palette = qualitative.Plotly
+    panels = (("nfr", METRICS["negative_flip_rate"].name), ("error_rate", METRICS["new_error_rate"].name))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{title} (%)" for _, title in panels],
+                        horizontal_spacing=0.12)
+    last_epoch = 1
+    for i, (name, history) in enumerate(series):
+        epochs = [int(h["epoch"]) for h in history]
+        last_epoch = max([last_epoch, *epochs])
+        for col, (key, title) in enumerate(panels, start=1):
+            ys = [None if h.get(key) is None else 100 * float(h[key]) for h in history]
+            fig.add_scatter(x=epochs, y=ys, mode="lines+markers" if len(epochs) <= 40 else "lines", name=name,
+                            legendgroup=name, showlegend=col == 1, row=1, col=col,
+                            line={"dash": EPOCH_DASHES[i % len(EPOCH_DASHES)],
+                                  "color": palette[i % len(palette)]},
+                            marker={"size": 5},
+                            hovertemplate=f"{name}<br>epoch %{{x}}: {title} %{{y:.2f}} %<extra></extra>")
+    fig.update_xaxes(title="epoch", tickformat=",d", dtick=1 if last_epoch <= 12 else None)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(height=360, margin=MARGIN, legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
     return _axes_fit(fig)
 
 

@@ -386,6 +386,7 @@ def model_matrix_report(
     dataset: ImageDataset | None = None,
     device: str = "auto",
     batch_size: int = 256,
+    names: Sequence[str] | None = None,
 ) -> ModelSet:
     """Load/run every source (model file or predictions table) and build :func:`model_matrix`.
 
@@ -403,16 +404,25 @@ def model_matrix_report(
         An already loaded dataset (the app's); overrides ``data``.
     device, batch_size
         Where and in what batches model files run (``auto``/``cpu``/``cuda``).
+    names : sequence of str, optional
+        The models' names in the set, one per source and all different (default: the file
+        names, :func:`display_names`).
 
     Raises
     ------
     InputError
         Fewer than 2 sources, a file named twice, or any input problem (one line).
+    ValueError
+        ``names`` are not one per source, or not all different.
     """
     if len(sources) < MIN_MODELS:
         raise InputError(os.fspath(sources[0]) if sources else None,
                          f"a model set needs at least {MIN_MODELS} models, got {len(sources)}")
-    names = display_names(sources)
+    file_names = display_names(sources)
+    if names is None:
+        names = file_names
+    elif len(names) != len(sources) or len(set(names)) != len(names):
+        raise ValueError(f"need {len(sources)} different names, got {list(names)}")
     if dataset is None and data is not None:
         dataset = load_dataset(data)
     preds: list[Predictions] = []
@@ -420,7 +430,7 @@ def model_matrix_report(
         classes = list(preds[0].classes) if preds and is_table(s) else None
         preds.append(predictions_for(s, dataset, classes=classes, progress=progress, use_cache=use_cache,
                                      device=device, batch_size=batch_size))
-    return model_matrix(preds, names, progress=progress)
+    return model_matrix(preds, list(names), progress=progress)
 
 
 def _cell(x: float | None, w: int) -> str:

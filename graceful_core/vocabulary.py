@@ -173,6 +173,22 @@ def negative_flips(n: int) -> str:
     return f"{n} negative flip" if n == 1 else f"{n} negative flips"
 
 
+def file_size(n: int) -> str:
+    """A file's size in bytes, in the largest unit below 1024 of it (1 KB = 1024 bytes).
+
+    >>> file_size(0), file_size(1), file_size(2048), file_size(5 * 1024**2 + 1), file_size(3 * 1024**3)
+    ('0 bytes', '1 byte', '2.0 KB', '5.0 MB', '3.0 GB')
+    """
+    if n < 1024:
+        return f"{n} byte" if n == 1 else f"{n} bytes"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
 Unit = Literal["rate", "ratio", "p", "count"]
 _FORMATS: Mapping[str, Callable[[Any], str]] = {"rate": percent, "ratio": ratio, "p": p_value, "count": count}
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from graceful_core.cache import atomic_write_bytes, cache_dir
@@ -51,6 +51,33 @@ class Upload:
 
     name: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file kept on the server for a session: where it is and what the user knows of it.
+
+    Uploads are stored content-addressed (``<cache>/app-uploads/files/<sha256[:20]>/<name>``),
+    so the same bytes under the same name are one file however often they are uploaded.
+    """
+
+    #: The name the user uploaded (or the file's own name).
+    name: str
+    #: Server path.
+    path: str
+    sha256: str
+    size: int
+    #: What it is, in words ("TorchScript model, 10 classes", "zip of class folders: 540 images, 10 classes").
+    kind: str = ""
+
+    @property
+    def suffix(self) -> str:
+        return _suffix(self.name)
+
+    @property
+    def is_model(self) -> bool:
+        """A model file (not a predictions table, dataset or zip)."""
+        return self.suffix in MODEL_SUFFIXES
 
 
 def sample_data_dir() -> Path:
@@ -205,14 +232,42 @@ def _safe_name(name: str) -> str:
     return base if base not in ("", ".", "..") else "upload"
 
 
-def _check_suffix(up: Upload, allowed: tuple[str, ...], what: str) -> None:
+def _check_suffix(up: Upload | StoredFile, allowed: tuple[str, ...], what: str) -> None:
     if _suffix(up.name) not in allowed:
         raise InputError(up.name, f"expected {what} ({', '.join(allowed)}), got a '{_suffix(up.name) or 'no suffix'}' file")
-    if not up.data:
+    if (up.size if isinstance(up, StoredFile) else len(up.data)) == 0:
         raise InputError(up.name, "the file is empty")
 
 
-def _extract_zip(up: Upload, zpath: Path, dest: Path) -> None:
+#: What each kind of upload may be, in words (errors and the upload page's labels).
+ROLE_WHAT = {"model": "a model file or a predictions table", "dataset": "a .zip of class folders or a manifest",
+             "images": "a .zip of images"}
+#: The suffixes each kind of upload accepts.
+ROLE_SUFFIXES = {"model": MODEL_SUFFIXES + TABLE_SUFFIXES, "dataset": ZIP_SUFFIXES + MANIFEST_SUFFIXES,
+                 "images": ZIP_SUFFIXES}
+#: A loaded model's format in words, by the core's model class.
+MODEL_FORMATS = {"TorchScriptModel": "TorchScript model", "Pt2Model": "torch.export model",
+                 "OnnxModel": "ONNX model"}
+
+
+def store_file(up: Upload) -> StoredFile:
+    """Write an upload content-addressed under ``<cache>/app-uploads/files/`` (once) and describe it."""
+    sha = hashlib.sha256(up.data).hexdigest()
+    path = uploads_dir() / "files" / sha[:20] / _safe_name(up.name)
+    if not path.is_file():
+        atomic_write_bytes(path, up.data)
+    return StoredFile(name=up.name, path=str(path), sha256=sha, size=len(up.data))
+
+
+def server_file(path: str | os.PathLike, name: str | None = None) -> StoredFile:
+    """A file already on the server (a bundled or trained model) as a :class:`StoredFile`."""
+    from graceful_core.io.hashing import file_sha256
+
+    p = Path(path)
+    return StoredFile(name=name or p.name, path=str(p), sha256=file_sha256(p), size=p.stat().st_size)
+
+
+def _extract_zip(up: Upload | StoredFile, zpath: Path, dest: Path) -> None:
     """Extract an uploaded zip with the core's checks (:func:`graceful_core.io.safezip.safe_extract`:
     every member checked first, no absolute paths, '..' or links, bounded count and real
     size); errors name the uploaded file."""
@@ -224,6 +279,23 @@ def _extract_zip(up: Upload, zpath: Path, dest: Path) -> None:
         raise InputError(up.name, e.problem) from None
 
 
+def _check_set(old: Upload | StoredFile, new: Upload | StoredFile, dataset: Upload | StoredFile | None,
+               images: Upload | StoredFile | None) -> None:
+    """The checks of a set of inputs that need no file opened (kinds, emptiness, what goes with what)."""
+    for up in (old, new):
+        _check_suffix(up, ROLE_SUFFIXES["model"], ROLE_WHAT["model"])
+    needs_data = any(_suffix(u.name) in MODEL_SUFFIXES for u in (old, new))
+    if dataset is None and needs_data:
+        name = old.name if _suffix(old.name) in MODEL_SUFFIXES else new.name
+        raise InputError(name, "a model file needs a dataset to run on: upload a .zip of class folders")
+    if dataset is not None:
+        _check_suffix(dataset, ROLE_SUFFIXES["dataset"], ROLE_WHAT["dataset"])
+        if _suffix(dataset.name) in MANIFEST_SUFFIXES and images is None:
+            raise InputError(dataset.name, "a manifest needs the zip of its images: upload it as well")
+    if images is not None:
+        _check_suffix(images, ROLE_SUFFIXES["images"], ROLE_WHAT["images"])
+
+
 def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
                       images: Upload | None = None) -> Spec:
     """Store uploaded files and return the :class:`Spec` that compares them.
@@ -231,7 +303,7 @@ def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
     Parameters
     ----------
     old, new : Upload
-        Two model files (``.pt``/``.onnx``) or predictions tables (``.csv``/``.parquet``).
+        Two model files (``.pt2``/``.pt``/``.onnx``) or predictions tables (``.csv``/``.parquet``).
     dataset : Upload, optional
         A ``.zip`` of class folders, or a manifest (``.csv``/``.parquet`` with ``id``,
         ``path``, ``label``) that comes with ``images``.
@@ -244,45 +316,75 @@ def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
         A wrong kind of file, an empty file, a model without a dataset, a manifest
         without its images, or an unsafe/bad zip. The path is the uploaded file's name.
     """
-    for up in (old, new):
-        _check_suffix(up, MODEL_SUFFIXES + TABLE_SUFFIXES, "a model file or a predictions table")
-    needs_data = any(_suffix(u.name) in MODEL_SUFFIXES for u in (old, new))
-    if dataset is None and needs_data:
-        name = old.name if _suffix(old.name) in MODEL_SUFFIXES else new.name
-        raise InputError(name, "a model file needs a dataset to run on: upload a .zip of class folders")
-    if dataset is not None:
-        _check_suffix(dataset, ZIP_SUFFIXES + MANIFEST_SUFFIXES, "a .zip of class folders or a manifest")
-        if _suffix(dataset.name) in MANIFEST_SUFFIXES and images is None:
-            raise InputError(dataset.name, "a manifest needs the zip of its images: upload it as well")
-    if images is not None:
-        _check_suffix(images, ZIP_SUFFIXES, "a .zip of images")
+    _check_set(old, new, dataset, images)
+    stored = [None if up is None else store_file(up) for up in (old, new, dataset, images)]
+    return spec_from_files(*stored)
 
+
+def spec_from_files(old: StoredFile, new: StoredFile, dataset: StoredFile | None = None,
+                    images: StoredFile | None = None) -> Spec:
+    """The :class:`Spec` comparing stored files (:func:`store_file`), saved so its id resolves.
+
+    The id is ``upload:<token>``, the token a hash of the four files' contents and names:
+    the same files give the same id (and link) in every session. A manifest and the
+    zip of its images are put together in the spec's own folder
+    (``<cache>/app-uploads/<token>/data/``, the zip checked member by member first).
+
+    Raises
+    ------
+    InputError
+        As :func:`spec_from_uploads`.
+    """
+    _check_set(old, new, dataset, images)
     h = hashlib.sha256()
-    for up in (old, new, dataset, images):
-        h.update(b"\x00" if up is None else hashlib.sha256(up.data).digest() + _safe_name(up.name).encode())
+    for f in (old, new, dataset, images):
+        h.update(b"\x00" if f is None else bytes.fromhex(f.sha256) + _safe_name(f.name).encode())
     token = h.hexdigest()[:20]
     root = uploads_dir() / token
     spec_file = root / "spec.json"
-    names: list[tuple[str, str]] = []
-
-    def put(up: Upload, sub: str) -> Path:
-        p = root / sub / _safe_name(up.name)
-        if not p.is_file():
-            atomic_write_bytes(p, up.data)
-        names.append((str(p), up.name))
-        return p
-
-    old_p, new_p = put(old, "old"), put(new, "new")
-    data_p = None if dataset is None else put(dataset, "data")
-    if dataset is not None and _suffix(dataset.name) in MANIFEST_SUFFIXES:  # a manifest and the zip of its images
-        zpath = put(images, "images-zip")
+    names: list[tuple[str, str]] = [(old.path, old.name), (new.path, new.name)]
+    data_p = None if dataset is None else dataset.path
+    if dataset is not None:
+        names.append((dataset.path, dataset.name))
+    if dataset is not None and images is not None and _suffix(dataset.name) in MANIFEST_SUFFIXES:
+        # a manifest and the zip of its images, side by side in the spec's folder
+        manifest = root / "data" / _safe_name(dataset.name)
+        if not manifest.is_file():
+            atomic_write_bytes(manifest, Path(dataset.path).read_bytes())
         marker = root / "data" / ".extracted"
         if not marker.is_file():
-            _extract_zip(images, zpath, root / "data")
+            _extract_zip(images, Path(images.path), root / "data")
             marker.write_text("ok")
+        data_p = str(manifest)
+        names[-1] = (data_p, dataset.name)
         names.append((str(root / "data"), images.name))
     spec = Spec(id=f"upload:{token}", label=f"{old.name} → {new.name}" + (f" on {dataset.name}" if dataset else ""),
-                old=str(old_p), new=str(new_p), data=None if data_p is None else str(data_p), names=tuple(names))
+                old=old.path, new=new.path, data=data_p, names=tuple(names))
+    if not spec_file.is_file():
+        atomic_write_bytes(spec_file, json.dumps(asdict(spec)).encode())
+    return spec
+
+
+def pair_spec_of_files(old: StoredFile, new: StoredFile, data: str | None, data_name: str | None = None,
+                       data_names: tuple[tuple[str, str], ...] = ()) -> Spec:
+    """The :class:`Spec` comparing two model files already on the server on a dataset path, saved so it resolves.
+
+    For pairs that are not two bundled models on the bundled data (the Versions page opens
+    them): e.g. an uploaded model against a bundled one on an uploaded zip. ``data`` is a
+    dataset path the server already checked (a bundled folder, a stored zip, a manifest of
+    an upload), ``data_name`` what the user calls it, ``data_names`` its server path ->
+    name pairs (:attr:`Spec.names`). The id is ``upload:<token>``, the token a hash of both
+    files' contents and names and of the dataset path.
+    """
+    h = hashlib.sha256(b"pair\x00")
+    for f in (old, new):
+        h.update(bytes.fromhex(f.sha256) + _safe_name(f.name).encode() + b"\x00")
+    h.update((data or "").encode())
+    token = h.hexdigest()[:20]
+    label = f"{old.name} → {new.name}" + (f" on {data_name or Path(data).name}" if data else "")
+    spec = Spec(id=f"upload:{token}", label=label, old=old.path, new=new.path, data=data,
+                names=((old.path, old.name), (new.path, new.name), *data_names))
+    spec_file = uploads_dir() / token / "spec.json"
     if not spec_file.is_file():
         atomic_write_bytes(spec_file, json.dumps(asdict(spec)).encode())
     return spec
@@ -295,12 +397,18 @@ def user_message(err: InputError, spec: Spec | None) -> str:
     return f"{spec.display_name(err.path)}: {err.problem}"
 
 
-def check_upload(up: Upload, role: str) -> None:
-    """Validate one uploaded file on its own, as soon as it arrives.
+def check_upload(up: Upload, role: str) -> StoredFile:
+    """Validate one uploaded file on its own, as soon as it arrives, and keep it.
 
     ``role`` is ``"model"`` (a model file or predictions table), ``"dataset"`` (a zip of
     class folders or a manifest) or ``"images"`` (the zip a manifest refers to). The
-    file is written to a content-addressed folder and opened with the core's loader.
+    file is written content-addressed (:func:`store_file`) and opened with the core's
+    loader (a manifest is checked together with its images, when compared).
+
+    Returns
+    -------
+    StoredFile
+        Where the file is kept, with what it is in words (``kind``).
 
     Raises
     ------
@@ -313,37 +421,41 @@ def check_upload(up: Upload, role: str) -> None:
     from graceful_core.io.tables import load_predictions_table
     from graceful_core.models.loader import load_model
 
-    allowed = {"model": MODEL_SUFFIXES + TABLE_SUFFIXES, "dataset": ZIP_SUFFIXES + MANIFEST_SUFFIXES,
-               "images": ZIP_SUFFIXES}
-    if role not in allowed:
-        raise ValueError(f"role must be one of {sorted(allowed)}, got {role!r}")
-    what = {"model": "a model file or a predictions table", "dataset": "a .zip of class folders or a manifest",
-            "images": "a .zip of images"}[role]
-    _check_suffix(up, allowed[role], what)
-    if role == "dataset" and _suffix(up.name) in MANIFEST_SUFFIXES:
-        return  # a manifest is checked together with its images (spec_from_uploads)
-    folder = uploads_dir() / "checked" / hashlib.sha256(up.data).hexdigest()[:20]
-    path = folder / _safe_name(up.name)
-    if not path.is_file():
-        atomic_write_bytes(path, up.data)
+    if role not in ROLE_SUFFIXES:
+        raise ValueError(f"role must be one of {sorted(ROLE_SUFFIXES)}, got {role!r}")
+    _check_suffix(up, ROLE_SUFFIXES[role], ROLE_WHAT[role])
+    stored = store_file(up)
+    path = Path(stored.path)
+    folder = path.parent
+    suffix = _suffix(up.name)
+    if role == "dataset" and suffix in MANIFEST_SUFFIXES:  # checked together with its images (spec_from_files)
+        return replace(stored, kind="manifest (checked with its images when you compare)")
     try:
-        if role == "model" and _suffix(up.name) in MODEL_SUFFIXES:
-            load_model(path)
+        if role == "model" and suffix in MODEL_SUFFIXES:
+            model = load_model(path)
+            fmt = MODEL_FORMATS.get(type(model).__name__, "model")
+            kind = f"{fmt}, {len(model.info.classes)} classes" + (", with embeddings" if model.has_embedding else "")
         elif role == "model":
-            load_predictions_table(path)
+            preds = load_predictions_table(path)
+            kind = (f"predictions table, {len(preds.ids)} rows, {len(preds.classes)} classes"
+                    + (", with labels" if preds.labels is not None else ", no labels"))
         elif role == "dataset":
-            load_dataset(path)
+            ds = load_dataset(path)
+            kind = f"zip of class folders: {len(ds)} images, {len(ds.classes)} classes"
         else:
             try:
                 with zipfile.ZipFile(path) as z:
                     bad = z.testzip()
+                    n = sum(1 for i in z.infolist() if not i.is_dir())
             except zipfile.BadZipFile:
                 raise InputError(up.name, "not a valid zip archive") from None
             if bad is not None:
                 raise InputError(up.name, f"corrupt member {bad!r} in the zip")
+            kind = f"zip of {n} files"
     except InputError as e:
         if e.path is not None and os.path.abspath(e.path).startswith(str(folder)):
             rest = os.path.relpath(e.path, path) if os.path.abspath(e.path) != str(path) else ""
             shown = up.name if rest in ("", ".") else f"{up.name}/{rest}"
             raise InputError(shown, e.problem) from None
         raise
+    return replace(stored, kind=kind)

@@ -3,7 +3,9 @@
 Everything here is a thin ``st.cache_resource`` / ``st.cache_data`` wrapper around one
 call of :mod:`graceful_core`; nothing computes a result itself. Streamlit holds one lock
 per cache key, so two sessions asking for the same result at once compute it once: the
-second waits behind the spinner's message and then gets the first one's result. The
+second waits behind the spinner's message and then gets the first one's result.
+Comparisons are jobs of the server (:mod:`graceful_ui.jobs`), not computations of a page's
+script run: leaving a page while its comparison runs does not stop it. The
 lazy results (probabilities, projections, neighbours) are also cached on disk by the
 core under the comparison's content key, so a restarted server does not recompute them.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +30,12 @@ from graceful_core.lineage import ModelSet, model_matrix_report
 from graceful_core.projection import ProjectionResult
 from graceful_core.sources import compare_sources
 from graceful_core.thumbnails import thumbnail_png
+from graceful_core.vocabulary import StageProgress
 from graceful_ui.inputs import Spec
+from graceful_ui.jobs import ComparisonJobs, Job
 
 #: Comparisons kept in memory (least recently used ones are dropped first).
 MAX_COMPARISONS = 6
-#: What a session sees while its comparison is computed, or while it waits for another
-#: session that is computing the same one.
-COMPUTING = "Comparing the models (or waiting for another session that is computing the same comparison)..."
 
 
 def _ident(comp: Comparison) -> tuple:
@@ -76,21 +78,47 @@ def fingerprint(spec: Spec) -> tuple:
         raise InputError(spec.data, f"cannot be read ({e.strerror})") from None
 
 
-@st.cache_resource(max_entries=MAX_COMPARISONS, show_spinner=COMPUTING)
-def _comparison(spec: Spec, fp: tuple) -> Comparison:
-    from graceful_ui.widgets import progress_bar  # the bar lives inside: Streamlit replays it on a hit
+@st.cache_resource(show_spinner=False)
+def _jobs() -> ComparisonJobs:
+    """The server's comparison jobs (one registry per server; ``st.cache_resource.clear()`` empties it)."""
+    return ComparisonJobs(max_finished=MAX_COMPARISONS)
 
-    bar, cb = progress_bar()
-    try:
-        return compare_sources(spec.old, spec.new, spec.data, progress=cb,
+
+def _compute(spec: Spec) -> Callable[[StageProgress], Comparison]:
+    def run(progress: StageProgress) -> Comparison:
+        return compare_sources(spec.old, spec.new, spec.data, progress=progress,
                                old_name=Path(spec.display_name(spec.old)).name,
                                new_name=Path(spec.display_name(spec.new)).name)
-    finally:
-        bar.empty()
+
+    return run
+
+
+def comparison_job(spec: Spec, fp: tuple | None = None) -> Job[Comparison]:
+    """The server's job computing ``spec`` (started in a background thread if it is new).
+
+    One job per (spec, file fingerprint) and server: every session asking for the same
+    comparison gets the same job, running or finished. A page waits for it
+    (:func:`graceful_ui.widgets.compute`); leaving the page does not stop it.
+
+    Raises
+    ------
+    InputError
+        A file of the spec is missing (:func:`fingerprint`).
+    """
+    fp = fingerprint(spec) if fp is None else fp
+    return _jobs().start((spec, fp), _compute(spec))
+
+
+def forget_comparison(spec: Spec, fp: tuple) -> None:
+    """Drop a finished (e.g. failed) comparison, so that the next request computes it again."""
+    _jobs().discard((spec, fp))
 
 
 def load_comparison(spec: Spec, fp: tuple | None = None) -> Comparison:
-    """The comparison of ``spec``, computed once per (spec, file fingerprint) and server.
+    """The comparison of ``spec``, computed once per (spec, file fingerprint) and server (blocking).
+
+    When no job has it yet, it is computed in the calling thread; otherwise this waits for
+    the job that has it (another session's, or a page's background job).
 
     Parameters
     ----------
@@ -106,7 +134,11 @@ def load_comparison(spec: Spec, fp: tuple | None = None) -> Comparison:
         :func:`graceful_ui.inputs.user_message` for the user's name).
     """
     fp = fingerprint(spec) if fp is None else fp
-    return _comparison(spec, fp)
+    job, new = _jobs().get_or_create((spec, fp), _compute(spec))
+    if new:
+        job.run()
+    job.wait()
+    return job.result()
 
 
 @st.cache_data(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
@@ -163,11 +195,16 @@ def _model_set(model_key: tuple, dataset: ImageDataset) -> ModelSet:
 
     bar, cb = progress_bar("Running the models")
     try:
-        return model_matrix_report([p for p, _sha in model_key], dataset=dataset, progress=cb)
+        return model_matrix_report([p for p, _sha, _name in model_key], dataset=dataset, progress=cb,
+                                   names=[name for _p, _sha, name in model_key])
     finally:
         bar.empty()
 
 
-def model_set(paths: list[str], dataset: ImageDataset) -> ModelSet:
-    """The model set of ``paths`` (in lineage order) on ``dataset``, once per (model contents, order, data)."""
-    return _model_set(tuple((p, file_sha256(p)) for p in paths), dataset)
+def model_set(paths: list[str], dataset: ImageDataset, names: list[str] | None = None) -> ModelSet:
+    """The model set of ``paths`` (in lineage order) on ``dataset``, once per (model contents, order, names, data).
+
+    ``names`` are the models' names in the set (default: the file names).
+    """
+    names = names or [Path(p).name for p in paths]
+    return _model_set(tuple((p, file_sha256(p), n) for p, n in zip(paths, names)), dataset)

@@ -8,8 +8,9 @@ content-addressed cache file of :func:`graceful_core.training.update.trained_mod
 written only when training finished, so a cancelled run leaves nothing behind.
 
 Every finished run is recorded in ``<cache>/mitigation-runs.json`` (a small JSON list:
-the model, its parameters and its metrics against the old model on the evaluation
-data), so the trade-off plot survives restarts.
+the model, its parameters, its metrics against the old model on the evaluation data
+and, per epoch, the flip monitor's error rate and NFR on that data), so the trade-off
+plot and the per-epoch curves survive restarts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from graceful_core.cache import atomic_write_bytes, cache_dir
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.training.trainer import TrainingCancelled
-from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainParams, train_update_cached
+from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainedUpdate, TrainParams, train_update_cached
 from graceful_core.vocabulary import is_undefined
 
 log = logging.getLogger("graceful_ui")
@@ -38,18 +39,28 @@ SWEEP_LAMBDAS = (0.1, 0.25, 0.5, 1.0, 2.0)
 #: Metric keys of a run record (``None`` where undefined, ``docs/metrics.md``).
 METRIC_KEYS = ("negative_flip_rate", "new_error_rate", "old_error_rate", "backward_trust_compatibility",
                "n_negative_flips", "n_positive_flips", "hit1_new_old", "hit1_old_old", "hit1_new_new", "compatible")
+#: Keys of a run record's per-epoch ``history`` entries (the trainer's and the flip monitor's numbers of
+#: :func:`graceful_core.training.update.train_update`; ``None`` where undefined or not measured).
+HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "error_rate", "nfr", "pfr", "btc", "n_negative_flips",
+                "cross_top1")
 
 _INDEX_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """One update to train and evaluate: old model, training and evaluation data, parameters."""
+    """One update to train and evaluate: old model, training and evaluation data, parameters.
+
+    With ``monitor`` a :class:`graceful_core.FlipMonitor` of the old model on the
+    evaluation data measures each epoch's model (one pass over the evaluation data per
+    epoch); the run record keeps that history (:data:`HISTORY_KEYS`).
+    """
 
     old: str
     train_data: str
     eval_data: str
     params: TrainParams
+    monitor: bool = True
 
 
 def baseline_params(params: TrainParams) -> TrainParams:
@@ -83,6 +94,18 @@ def run_metrics(comp: Comparison) -> dict:
     out["hit1_old_old"] = _clean(top1.get("old_old"))
     out["hit1_new_new"] = _clean(top1.get("new_new"))
     out["compatible"] = bool(comp.compatibility.compatible) if comp.compatibility is not None else None
+    return out
+
+
+def clean_history(history: list[dict]) -> list[dict]:
+    """The per-epoch entries of a training as JSON-safe records of :data:`HISTORY_KEYS` (NaN becomes None)."""
+    out = []
+    for h in history:
+        row = {k: _clean(h.get(k)) for k in HISTORY_KEYS}
+        row["epoch"] = int(h["epoch"])
+        if row["n_negative_flips"] is not None:
+            row["n_negative_flips"] = int(row["n_negative_flips"])
+        out.append(row)
     return out
 
 
@@ -240,18 +263,22 @@ class TrainingJob:
     def _train(self, req: TrainRequest, params: TrainParams, label: str):
         self._set(what=label, stage="preparing images", epoch=0, epochs=params.epochs, images=0, polls=0)
         return train_update_cached(req.old, req.train_data, params, progress=self._progress,
-                                   should_stop=self._should_stop)
+                                   should_stop=self._should_stop, monitor=req.eval_data if req.monitor else None)
 
-    def _evaluate(self, req: TrainRequest, model: Path, params: TrainParams, seconds: float) -> dict:
+    def _evaluate(self, req: TrainRequest, done: TrainedUpdate, params: TrainParams) -> dict:
         from graceful_core.sources import compare_sources
         from graceful_ui.inputs import trained_spec
 
         self._set(stage="comparing")
-        spec = trained_spec(model, req.old, req.eval_data)
-        comp = compare_sources(req.old, model, req.eval_data)
-        record = {"spec_id": spec.id, "model": str(model), "old": req.old, "train_data": req.train_data,
-                  "eval_data": req.eval_data, "params": asdict(params), "seconds": round(seconds, 2),
-                  "created": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": run_metrics(comp)}
+        spec = trained_spec(done.path, req.old, req.eval_data)
+        comp = compare_sources(req.old, done.path, req.eval_data)
+        history = clean_history(done.history)
+        if not history:  # a model reused from the cache: keep the history of its earlier run, if any
+            earlier = [r for r in load_runs(self.root) if (r["spec_id"], r["eval_data"]) == (spec.id, req.eval_data)]
+            history = (earlier[-1].get("history") or []) if earlier else []
+        record = {"spec_id": spec.id, "model": str(done.path), "old": req.old, "train_data": req.train_data,
+                  "eval_data": req.eval_data, "params": asdict(params), "seconds": round(done.seconds, 2),
+                  "created": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": run_metrics(comp), "history": history}
         record_run(record, self.root)
         return record
 
@@ -270,7 +297,7 @@ class TrainingJob:
                     self._set(task=task)
                     task += 1
                     done = self._train(req, params, label)
-                    results.append(self._evaluate(req, done.path, params, done.seconds))
+                    results.append(self._evaluate(req, done, params))
                 run = results[0]
                 if len(results) > 1:  # the paired plain baseline, so the page can show before/after
                     run["baseline_id"] = results[1]["spec_id"]

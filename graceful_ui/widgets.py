@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -11,12 +12,13 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.lineage import STAGE_PAIRS
 from graceful_core.metrics.summary import FlipSummary
-from graceful_core.vocabulary import GROUP_COLUMNS, PCT_DIGITS, StageProgress, card
+from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, StageProgress, card
 from graceful_ui import store
 from graceful_ui.fmt import md
-from graceful_ui.inputs import Spec, user_message
+from graceful_ui.inputs import Spec, resolve_spec, user_message
+from graceful_ui.jobs import ComparisonCancelled, Job, JobState
 from graceful_ui.review_ui import html_report_button
-from graceful_ui.state import current_spec
+from graceful_ui.state import current_spec, request_page, select_comparison
 
 log = logging.getLogger("graceful_ui")
 
@@ -53,20 +55,123 @@ def progress_bar(label: str = "Running the models") -> tuple[st.delta_generator.
     return bar, cb
 
 
-def compute(spec: Spec) -> Comparison:
-    """The comparison of ``spec`` (a spinner, and a progress bar while the models run).
-
-    The files' fingerprint is taken once per session and spec, so a rerun does not stat
-    every file of the dataset again.
-    """
+def _fingerprint(spec: Spec) -> tuple:
+    """The files' fingerprint, taken once per session and spec (a rerun does not stat every file again)."""
     fps = st.session_state.setdefault("_fingerprints", {})
     if spec.id not in fps:
         fps[spec.id] = store.fingerprint(spec)
-    return store.load_comparison(spec, fps[spec.id])
+    return fps[spec.id]
+
+
+def start_comparison(spec: Spec) -> Job[Comparison]:
+    """Start computing ``spec`` on the server (or join the job that does) without waiting."""
+    return store.comparison_job(spec, _fingerprint(spec))
+
+
+def _cancel(spec: Spec, fp: tuple) -> None:
+    job = store.comparison_job(spec, fp)
+    if not job.finished:
+        job.cancel()
+
+
+def _progress_text(spec: Spec, state: JobState) -> tuple[float, str]:
+    """The progress bar of a comparison job: fraction done and what runs now."""
+    n_models = sum(Path(p).suffix.lower() in MODEL_SUFFIXES for p in (spec.old, spec.new))
+    if state.cancel_requested:
+        return 0.0, "Cancelling (after the current batch of images)..."
+    if not state.stages:
+        return 0.0, "Loading the dataset and the models..." if n_models else "Reading the tables..."
+    within = state.done / state.total if state.total else 0.0
+    fraction = min(1.0, (len(state.stages) - 1 + within) / max(1, n_models))
+    if len(state.stages) >= n_models and state.total and state.done >= state.total:
+        return 1.0, "Computing the metrics and the embedding cross-test..."
+    return fraction, f"Running {state.stage}: {state.done} / {state.total} images"
+
+
+def _wait(spec: Spec, job: Job[Comparison]) -> None:
+    """Draw the job's progress (and a Cancel button) until it finishes.
+
+    Only the waiting belongs to this script run: when the user switches pages, Streamlit
+    stops the run at the next ``bar.progress`` call and the job goes on; the next page
+    waits for the same job.
+    """
+    box = st.empty()
+    with box.container(border=True):
+        st.markdown(f"**Comparing** {md(spec.label)}")
+        fraction, text = _progress_text(spec, job.state())
+        bar = st.progress(fraction, text=text)
+        st.button("Cancel", key="cmp_cancel", on_click=_cancel, args=(spec, _fingerprint(spec)),
+                  help="Stops the comparison after the current batch of images (for every session waiting for it).")
+        st.caption("You can switch pages meanwhile: the comparison goes on, and every page shows it when it is ready.")
+    while not job.wait(0.25):
+        fraction, text = _progress_text(spec, job.state())
+        bar.progress(fraction, text=text)  # also where Streamlit stops this run when the user leaves the page
+    box.empty()
+
+
+def compute(spec: Spec) -> Comparison:
+    """The comparison of ``spec``, computed by the server; shows its progress while it runs.
+
+    Raises
+    ------
+    InputError
+        A problem with the files.
+    ComparisonCancelled
+        Someone pressed Cancel while it ran.
+    """
+    job = start_comparison(spec)
+    if not job.finished:
+        _wait(spec, job)
+    return job.result()
+
+
+#: Session key: comparison id -> the comparison shown before it was opened (to go back to if it fails).
+_PREVIOUS = "_previous_cmp"
+#: Session key of a message for the next run (kind, text): e.g. why the previous comparison is back.
+_FLASH = "_flash"
+
+
+def open_comparison(spec_id: str, page: str | None = None) -> None:
+    """Show the comparison ``spec_id`` (on ``page``, e.g. ``"overview"``), remembering the one on screen.
+
+    If the new comparison fails or is cancelled, the app goes back to the remembered one
+    and says why (:func:`active_comparison`). Works in widget callbacks.
+    """
+    ss = st.session_state
+    previous = ss.get("cmp")
+    if previous and previous != spec_id:
+        ss.setdefault(_PREVIOUS, {})[spec_id] = previous
+    select_comparison(spec_id)
+    if page:
+        request_page(page)
+
+
+def _go_back(spec: Spec, kind: str, message: str) -> None:
+    """After ``spec`` failed or was cancelled: back to the comparison shown before it, if any."""
+    ss = st.session_state
+    previous = ss.get(_PREVIOUS, {}).pop(spec.id, None)
+    back = resolve_spec(previous) if previous else None
+    if back is None:
+        return
+    ss[_FLASH] = (kind, f"{message}  \nShowing the previous comparison again: {md(back.label)}.")
+    select_comparison(back.id)
+    st.rerun()
+
+
+def _retry(spec: Spec, fp: tuple) -> None:
+    store.forget_comparison(spec, fp)
 
 
 def active_comparison() -> tuple[Spec | None, Comparison | None]:
-    """The selected spec and its comparison; shows an error (and returns Nones) if it fails."""
+    """The selected spec and its comparison (waiting for it with a progress bar while it runs).
+
+    When it fails or is cancelled, the comparison shown before (if this session opened it
+    with :func:`open_comparison`) comes back with a message; otherwise the message is shown
+    with a button to try again, and Nones are returned for the comparison.
+    """
+    flash = st.session_state.pop(_FLASH, None)
+    if flash:
+        (st.error if flash[0] == "error" else st.warning)(flash[1])
     bad = st.session_state.pop("_bad_link", None)
     if bad:
         st.warning(f"The link names a comparison this server does not know ({md(bad)}); "
@@ -77,11 +182,21 @@ def active_comparison() -> tuple[Spec | None, Comparison | None]:
         return None, None
     try:
         return spec, compute(spec)
+    except ComparisonCancelled:
+        kind, message = "warning", f"The comparison {md(spec.label)} was cancelled."
     except InputError as e:
-        st.error(user_message(e, spec))
+        kind, message = "error", md(user_message(e, spec))
     except Exception as e:  # a core bug on odd input: say so instead of a traceback
         log.exception("comparison failed")
-        st.error(f"{md(spec.label)}: could not be compared ({type(e).__name__}: {e})")
+        kind, message = "error", f"{md(spec.label)}: could not be compared ({md(type(e).__name__)}: {md(e)})"
+    _go_back(spec, kind, message)
+    (st.error if kind == "error" else st.warning)(message)
+    try:
+        fp = _fingerprint(spec)
+    except InputError:
+        return spec, None
+    st.button("Compare again" if kind == "warning" else "Try again", key="cmp_retry", on_click=_retry,
+              args=(spec, fp), help="Compute this comparison again.")
     return spec, None
 
 

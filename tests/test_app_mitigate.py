@@ -93,6 +93,18 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
         i = rows.index(name)
         assert (col_before[i], col_after[i]) == (want_b, want_a), name
 
+    # the per-epoch chart (FlipMonitor on the evaluation data): one line per model and panel, two epochs each,
+    # the last epoch's NFR and error rate equal to the comparison of the saved model
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    epochs = next(f for f in figs if f["layout"]["xaxis"]["title"]["text"] == "epoch")
+    lines = {(t["name"], t["xaxis"]): t for t in epochs["data"]}
+    assert len(lines) == 4 and all(t["x"] == [1, 2] for t in lines.values())
+    trained_name = next(n for n, _ in lines if n.startswith("focal-distillation"))
+    for name, comp in ((trained_name, after), ("plain (baseline)", before)):
+        nfr, err = lines[(name, "x")]["y"][-1], lines[(name, "x2")]["y"][-1]
+        assert nfr == pytest.approx(100 * comp.summary.negative_flip_rate), name
+        assert err == pytest.approx(100 * comp.summary.new_error_rate), name
+
     # the run index remembers both models, and the trained one opens on the Overview page
     runs = json.loads((_own_cache / "mitigation-runs.json").read_text())
     assert {Path(r["model"]).name for r in runs} == {trained[0].name, plain[0].name}
@@ -132,7 +144,8 @@ def test_lambda_sweep_fills_the_trade_off_plot(_own_cache):
     runs = json.loads((_own_cache / "mitigation-runs.json").read_text())
     methods = sorted(r["params"]["method"] for r in runs)
     assert methods == ["distill"] * len(SWEEP_LAMBDAS) + ["plain"]  # one shared, cached baseline
-    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fig = next(f for f in figs if f["layout"]["xaxis"]["title"]["text"].endswith("error rate (%)"))  # trade-off plot
     xs = [x for trace in fig["data"] for x in trace["x"]]
     assert len(xs) == len(SWEEP_LAMBDAS) + 1
     want = sorted(round(100 * r["metrics"]["new_error_rate"], 9) for r in runs)

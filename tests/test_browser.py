@@ -334,11 +334,11 @@ def test_hostile_class_names_show_as_text_in_the_app(page, server, tmp_path):
     page.goto(server + "/inputs?cmp=sample:new")
     page.wait_for_selector('[data-testid="stFileUploader"]', timeout=WAIT_MS)
     wait_ready(page)
-    inputs = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-    inputs.nth(0).set_input_files(str(tmp_path / "old.csv"))
-    wait_ready(page)
-    inputs.nth(1).set_input_files(str(tmp_path / "new.csv"))
-    wait_ready(page)
+    for label, name in (("Old (deployed)", "old.csv"), ("New (proposed)", "new.csv")):  # a loaded file leaves its slot
+        page.locator('[data-testid="stFileUploader"]', has_text=label).first.locator('input[type="file"]') \
+            .set_input_files(str(tmp_path / name))
+        page.get_by_text(f"{name} ·").first.wait_for(timeout=WAIT_MS)  # the slot shows the loaded file
+        wait_ready(page)
     page.get_by_role("button", name="Compare the uploaded files").click()
     page.wait_for_function("() => location.href.includes('cmp=upload')", timeout=WAIT_MS)
     wait_ready(page)

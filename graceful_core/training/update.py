@@ -243,12 +243,18 @@ def train_update_cached(
     *,
     progress: StageProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    monitor: str | os.PathLike | ImageDataset | None = None,
 ) -> TrainedUpdate:
-    """Like :func:`train_update`, into the content-addressed cache file; reuses an existing one."""
+    """Like :func:`train_update`, into the content-addressed cache file; reuses an existing one.
+
+    ``monitor`` (a validation set) does not change the weights, so it is not part of the
+    file's key; a reused file comes without :attr:`TrainedUpdate.history` (keep it with
+    the run, as the app does).
+    """
     params.validate()
     _, info = _load_old(old_path, params.method)
     dataset = _dataset_for(data, info)
     path = trained_model_path(old_path, dataset, params)
     if path.exists():
         return TrainedUpdate(path=path, params=params, seconds=0.0, reused=True)
-    return train_update(old_path, dataset, path, params, progress=progress, should_stop=should_stop)
+    return train_update(old_path, dataset, path, params, progress=progress, should_stop=should_stop, monitor=monitor)
