@@ -387,8 +387,13 @@ def app_environment(old: str | None, new: str | None, data: str | None) -> dict[
         if data is not None:
             raise InputError(data, "--data needs OLD and NEW")
         return {}
+    from graceful_core.io.tables import is_glob, table_files
+
+    for path in (old, new):
+        if is_glob(path):  # shards named by a pattern (quoted on the shell)
+            table_files(path)  # InputError when nothing matches
     for path in (old, new, data):
-        if path is not None and not os.path.exists(path):
+        if path is not None and not os.path.exists(path) and not (path != data and is_glob(path)):
             raise InputError(path, "no such file")
     if data is None and not (is_table(old) and is_table(new)):
         model = old if not is_table(old) else new

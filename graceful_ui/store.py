@@ -10,6 +10,7 @@ core under the comparison's content key, so a restarted server does not recomput
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from pathlib import Path
@@ -18,14 +19,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from graceful_core import lazy
+from graceful_core import lazy, views
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
+from graceful_core.io.tables import is_glob
 from graceful_core.lineage import ModelSet, model_matrix_report
 from graceful_core.projection import ProjectionResult
-from graceful_core.sources import compare_sources
+from graceful_core.sources import cached_flip_ids_path, compare_sources
 from graceful_core.thumbnails import thumbnail_png
 from graceful_ui.inputs import Spec
 
@@ -47,6 +49,8 @@ _HASH = {Comparison: _ident}
 def _stat(path: str | None) -> tuple:
     if path is None:
         return ()
+    if is_glob(path):  # shards named by a pattern: each match
+        return (path, tuple(_stat(f) for f in sorted(glob.glob(path, recursive=True))))
     p = Path(path)
     if p.is_dir():
         rows = []
@@ -68,7 +72,7 @@ def fingerprint(spec: Spec) -> tuple:
         A file is missing or cannot be read.
     """
     for p in (spec.old, spec.new):
-        if not os.path.exists(p):
+        if not os.path.exists(p) and not is_glob(p):
             raise InputError(p, "no such file")
     try:
         return (_stat(spec.old), _stat(spec.new), _stat(spec.data))
@@ -82,9 +86,11 @@ def _comparison(spec: Spec, fp: tuple) -> Comparison:
 
     bar, cb = progress_bar()
     try:
+        # large tables are streamed: every flipped sample then goes to a file in the cache (the grid's pages)
         return compare_sources(spec.old, spec.new, spec.data, progress=cb,
                                old_name=Path(spec.display_name(spec.old)).name,
-                               new_name=Path(spec.display_name(spec.new)).name)
+                               new_name=Path(spec.display_name(spec.new)).name,
+                               flip_ids_path=cached_flip_ids_path(repr(spec), repr(fp)))
     finally:
         bar.empty()
 
@@ -125,6 +131,16 @@ def samples_csv(comp: Comparison) -> bytes:
 def samples_table(comp: Comparison) -> pd.DataFrame:
     """:meth:`Comparison.samples`, built once per comparison and shared (pages only filter it)."""
     return comp.samples()
+
+
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=_HASH)
+def grid_page(comp: Comparison, classes: tuple[str, ...], flip_types: tuple[str, ...], cell: tuple[str, str] | None,
+              order: str, page: int, per_page: int) -> views.GridPage:
+    """One page of the Flips grid (:func:`graceful_core.views.grid_page`: from the per-sample table, or
+    read from the flip-id file of a streamed comparison)."""
+    return views.grid_page(comp, classes=classes, flip_types=flip_types, old_pred=cell[0] if cell else None,
+                           new_pred=cell[1] if cell else None, order=order, page=page, per_page=per_page,
+                           samples=samples_table(comp) if comp.arrays is not None else None)
 
 
 @st.cache_resource(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
