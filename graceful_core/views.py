@@ -208,6 +208,11 @@ def _grid_frame(records: list[dict]) -> pd.DataFrame:
     cols["flip"] = [kinds[r["flip"]] for r in records]
     for c in ("old_p_true", "new_p_true", "confidence_drop", "old_conf", "new_conf"):
         cols[c] = np.array([np.nan if v is None else v for v in cols[c]], dtype=np.float64)
+    # a model's confidence in its prediction is p(true class) where the prediction is right: the old
+    # model's in a negative flip, the new model's in a positive one (the others are not in the file)
+    neg = np.array([r["flip"] == "negative" for r in records], dtype=bool)
+    cols["old_conf"] = np.where(neg, cols["old_p_true"], cols["old_conf"])
+    cols["new_conf"] = np.where(~neg, cols["new_p_true"], cols["new_conf"])
     df = pd.DataFrame(cols, columns=list(GRID_COLUMNS))
     if records and "slice" in records[0]:
         df["slice"] = [r["slice"] for r in records]

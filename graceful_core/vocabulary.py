@@ -112,7 +112,7 @@ STREAM_ROWS_ENV = "GRACEFUL_STREAM_ROWS"
 STREAM_CHOICES = ("auto", "always", "never")
 #: Why a streamed comparison has no embedding cross-test (the report's ``compatibility.reason``).
 STREAMED_NO_CROSS_TEST = ("streamed comparison: embeddings are not read (the cross-test needs every embedding in "
-                          "memory); for the cross-test compare in memory (`compare --stream never`; memory grows "
+                          "memory); for the cross-test compare in memory (compare --stream never; memory grows "
                           "with the rows)")
 #: What a view that needs per-sample data says about a streamed comparison (Markdown).
 STREAMED_NO_SAMPLES = ("This comparison was **streamed** ({n} images): it holds the counts and the flipped images' "
