@@ -344,7 +344,7 @@ def _cmd_matrix(args) -> int:
             _bar(stage, done, total)
 
     model_set = model_matrix_report(args.models, args.data, progress=progress, device=args.device,
-                                    batch_size=args.batch_size)
+                                    batch_size=args.batch_size, stream=_STREAM[args.stream])
     if args.json:
         _write_json(args.json, model_set.to_report())
     from graceful_core.lineage import matrix_text
