@@ -512,6 +512,8 @@ class _Pass:
             sc = b.column(b.schema.get_field_index(f"{alias}_scores"))
 
             def from_scores(f: np.ndarray) -> np.ndarray:
+                if len(f) == 0:  # no flip in this batch (reshape(0, -1) has no width to infer)
+                    return np.zeros(0, dtype=np.float64)
                 sub = sc.take(pa.array(f, type=pa.int64()))
                 m = sub.flatten().to_numpy(zero_copy_only=False).reshape(len(f), -1)
                 return self.dec[side].p_true(m, y[f])
@@ -559,7 +561,7 @@ def compare_tables_streamed(
     new_name: str | None = None,
     flip_ids_path: str | os.PathLike | None = None,
     id_cap: int = DEFAULT_ID_CAP,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_rows: int | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     spill_dir: str | os.PathLike | None = None,
     progress: StageProgress | None = None,
@@ -586,8 +588,8 @@ def compare_tables_streamed(
         Write every flipped sample to this Parquet file (:data:`FLIP_FILE_COLUMNS`).
     id_cap : int
         Flip ids kept in the result per kind (the smallest in sort order); 0 keeps none.
-    batch_rows : int
-        Rows per Parquet batch.
+    batch_rows : int, optional
+        Rows per Parquet batch (default :data:`DEFAULT_BATCH_ROWS`).
     memory_limit : str
         DuckDB's memory limit for the join of rows whose order differs (e.g. ``"1GB"``).
     spill_dir : path, optional
@@ -617,6 +619,8 @@ def compare_tables_streamed(
     >>> r.n_samples, r.counts.negative_flips, r.negative_flips.first, r.positive_flips.first
     (3, 1, ('b',), ('c',))
     """
+    if batch_rows is None:
+        batch_rows = DEFAULT_BATCH_ROWS  # read at call time: tests set it small to cross batch boundaries
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
     lo = open_table(old, classes, dataset=dataset)
