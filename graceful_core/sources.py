@@ -31,12 +31,10 @@ import numpy as np
 from graceful_core.cache import cache_dir, make_key
 from graceful_core.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips, compare_predictions
 from graceful_core.errors import InputError
-from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
 from graceful_core.metrics.flips import group_rates
-from graceful_core.models.loader import load_model
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
@@ -72,6 +70,9 @@ def predictions_for(
         if dataset is not None:
             preds = attach_dataset_labels(preds, dataset)
         return preds
+    from graceful_core.inference import predict  # torch: only when a model runs
+    from graceful_core.models.loader import load_model
+
     model = load_model(source, device=device)
     if dataset is None:
         raise InputError(source, "a model file needs a dataset to run on: give --data DATA")
@@ -324,6 +325,8 @@ def old_head(old: str | os.PathLike):
     """
     if is_table(old):
         return None
+    from graceful_core.models.loader import load_model
+
     model = load_model(old)
     return model.head if model.has_head else None
 
