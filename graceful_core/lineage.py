@@ -600,6 +600,10 @@ def matrix_text(ms: ModelSet) -> str:
                          f"{METRICS['backward_trust_compatibility'].name} (row = old, column = new)"),
                         (ms.cross_top1, f"{METRICS['cross_test_hit_at_1'].name} (row = query model, "
                                         "column = gallery model)")):
+        reasons = {r for row in ms.cross_top1_reason for r in row}
+        if rows is ms.cross_top1 and all(x is None for row in rows for x in row) and len(reasons) == 1:
+            lines.append(f"{title}: none, {reasons.pop()}")  # e.g. a streamed model set
+            continue
         lines.append(title + ":")
         lines.append(" " * (w + 2) + "".join(n.rjust(w) for n in names))
         for n, row in zip(names, rows):

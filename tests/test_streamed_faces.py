@@ -99,6 +99,10 @@ def _pair(tmp_path, layout: str, n: int = 150, seed: int = 0, emb: int = 0) -> t
     if layout == "shuffled-unlabelled":  # the new table's scores go to the join (no labels of its own)
         return (_write(old, tmp_path / "old.parquet"),
                 _write(_rows(_preds(ids, y, ln, labels=False), perm), tmp_path / "new.parquet"))
+    if layout == "slices":  # the old table's own slice column: the per-slice table from the per-slice sums
+        sl = np.where(np.arange(n) % 4 == 0, "rain", np.where(np.arange(n) % 4 == 1, "fog", "clear"))
+        return (_write(_preds(ids, y, lo, slices=sl), tmp_path / "old.parquet"),
+                _write(_rows(new, perm), tmp_path / "new.parquet"))
     if layout == "partial":  # each table lacks some ids of the other
         return (_write(_rows(old, np.arange(0, 130)), tmp_path / "old.parquet"),
                 _write(_rows(new, perm[perm >= 12]), tmp_path / "new.parquet"))
@@ -116,7 +120,8 @@ def _both(old, new, data=None, **kw):
 
 
 # --------------------------------------------------------------------------- compare_sources
-@pytest.mark.parametrize("layout", ["same", "shuffled", "shuffled-unlabelled", "shards", "csv", "partial"])
+@pytest.mark.parametrize("layout", ["same", "shuffled", "shuffled-unlabelled", "shards", "csv", "slices",
+                                    "partial"])
 def test_streamed_and_in_memory_reports_are_equal(tmp_path, layout):
     old, new = _pair(tmp_path, layout)
     s, m = _both(old, new)
@@ -126,6 +131,8 @@ def test_streamed_and_in_memory_reports_are_equal(tmp_path, layout):
     assert rs["flip_ids_cap"] == 1000 and "flip_ids_file" not in rs  # no file asked for
     assert s.key == m.key and s.key  # the same content identity
     assert s.summary == m.summary
+    if layout == "slices":
+        assert [r["slice"] for r in rs["per_slice"]] == ["clear", "fog", "rain"]
     if layout == "partial":  # old lacks 20 of new's ids; new lacks 12 of old's
         assert rs["ids_not_in_both"] == rm["ids_not_in_both"] == 12 + 20
 
