@@ -8,13 +8,14 @@ from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
 from graceful_ui.state import EMB_COLOURS, EMB_LAYOUTS
-from graceful_ui.widgets import require_comparison
+from graceful_ui.widgets import require_comparison, require_per_sample
 
 ss = st.session_state
 MAX_SELECTED = 24
 
 st.title("Embeddings")
 spec, comp = require_comparison()
+require_per_sample(comp)
 a = comp.arrays
 if a is None or a.old_embedding is None or a.new_embedding is None:
     st.info("This view needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "

@@ -4,7 +4,7 @@ restricted to one regression slice (chosen here or on the Slices page; ``?slice=
 import streamlit as st
 
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
-from graceful_core.views import SORT_ORDERS, busiest_submatrix, filter_samples, page_bounds, sort_samples
+from graceful_core.views import SORT_ORDERS, busiest_submatrix
 from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES, METRICS, images, negative_flips
 from graceful_ui import store
 from graceful_ui.fmt import md
@@ -76,7 +76,6 @@ with left:
 with right:
     st.plotly_chart(per_class_flip_bars(comp.per_class), key="chart_bars", on_select=on_bars, selection_mode="points")
 
-samples = store.samples_table(comp)
 ss["w_classes"] = [c for c in ss.get("classes", []) if c in comp.classes]
 ss["w_flips"] = [f for f in ss.get("flips", []) if f in FLIP_TYPES]
 rep = comp.regression_slices
@@ -112,18 +111,17 @@ if chosen is not None:
             f"(NFR {METRICS['slice_negative_flip_rate'].format(chosen.negative_flip_rate)})")
     c2.button("Clear slice filter", on_click=clear_slice, key="btn_clear_slice")
 
-rows = filter_samples(samples, classes=ss["w_classes"], flip_types=ss["w_flips"],
-                      old_pred=cell[0] if cell else None, new_pred=cell[1] if cell else None,
-                      rows=chosen.indices if chosen is not None else None)
-rows = sort_samples(rows, order)
-start, stop, n_pages = page_bounds(len(rows), ss.get("grid_page", 1), PER_PAGE)
-page_no = start // PER_PAGE + 1
-ss["grid_page"] = page_no
-if len(rows) == 0:
+grid = store.grid_page(comp, tuple(ss["w_classes"]), tuple(ss["w_flips"]), tuple(cell) if cell else None, order,
+                       ss.get("grid_page", 1), PER_PAGE, rows=chosen.indices if chosen is not None else None)
+ss["grid_page"] = page_no = grid.page
+if grid.note:
+    st.caption(grid.note)
+if grid.n_matching == 0:
     st.info(f"No image matches these filters (of {comp.n_samples} images).")
 else:
-    st.markdown(f"Showing **{start + 1}–{stop}** of **{len(rows)}** matching images (of {comp.n_samples}).")
-    image_grid(comp, rows.iloc[start:stop], on_inspect=inspect)
-    if n_pages > 1:
+    start, stop = grid.start, grid.start + len(grid.rows)
+    st.markdown(f"Showing **{start + 1}–{stop}** of **{grid.n_matching}** matching images (of {comp.n_samples}).")
+    image_grid(comp, grid.rows, on_inspect=inspect if comp.arrays is not None else None)  # streamed: no Sample page
+    if grid.n_pages > 1:
         ss["w_page"] = page_no
-        st.pagination(n_pages, key="w_page", on_change=on_page)
+        st.pagination(grid.n_pages, key="w_page", on_change=on_page)

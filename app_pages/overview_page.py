@@ -61,4 +61,8 @@ if comp.compatibility is not None:
         st.page_link(pages["retrieval"], label="See the retrieval cross-test and retrieval flips",
                      icon=":material/arrow_forward:")
 
+elif comp.compatibility_reason is not None:
+    st.markdown("#### Embeddings")
+    st.caption(f"No cross-test: {comp.compatibility_reason}")
+
 review_section(comp)

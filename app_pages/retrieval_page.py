@@ -16,7 +16,7 @@ from graceful_core.vocabulary import (
 )
 from graceful_ui import store
 from graceful_ui.fmt import code, md
-from graceful_ui.widgets import require_comparison
+from graceful_ui.widgets import require_comparison, require_per_sample
 
 ss = st.session_state
 THUMB = 72
@@ -24,6 +24,7 @@ PER_PAGE = 8
 
 st.title("Retrieval")
 spec, comp = require_comparison()
+require_per_sample(comp)
 ct = comp.compatibility
 if ct is None:
     st.info("The cross-test needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "

@@ -8,7 +8,7 @@ from graceful_core.vocabulary import is_undefined, percent, points, probability
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import FLIP_BADGES, image_grid
-from graceful_ui.widgets import require_comparison
+from graceful_ui.widgets import require_comparison, require_per_sample
 
 LARGE_PX = 280
 MAX_SELECT = 5000
@@ -16,6 +16,7 @@ ss = st.session_state
 
 st.title("Sample")
 spec, comp = require_comparison()
+require_per_sample(comp)
 
 samples = store.samples_table(comp)
 ids = samples["id"].tolist()

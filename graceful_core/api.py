@@ -75,7 +75,9 @@ def side_of(value: Any, role: str, name: str | None = None) -> Side:
         ``[N]`` whole-number predictions, or a value of another type (named by ``role``).
     """
     if isinstance(value, (str, os.PathLike)):
-        if not os.path.exists(value):
+        from graceful_core.io.tables import is_glob
+
+        if not os.path.exists(value) and not is_glob(value):  # a glob of shards: its matches are checked when read
             raise InputError(os.fspath(value), "no such file")
         return Side(role, "path", os.fspath(value), name or Path(value).name)
     if _is_module(value):
@@ -443,6 +445,8 @@ def compare(
     ids: Sequence[str] | None = None,
     progress: StageProgress | None = None,
     use_cache: bool = True,
+    stream: bool | None = None,
+    flip_ids_path: str | os.PathLike | None = None,
 ) -> Comparison:
     """Compare an old and a new model on labelled samples; the same :class:`Comparison` as the CLI.
 
@@ -481,6 +485,15 @@ def compare(
         ``progress(stage, done, total)`` while models run.
     use_cache : bool
         Use the on-disk inference cache for model files.
+    stream : bool or None
+        Two predictions tables (files, folders or globs of Parquet shards) are compared
+        streamed, in memory that does not grow with their rows: None (default) when a
+        table has more than a million rows, True always, False never
+        (:func:`graceful_core.sources.should_stream`). A streamed comparison has no
+        per-sample arrays (``samples()`` needs them) and no embedding cross-test.
+    flip_ids_path : path, optional
+        Streamed only: write every flipped sample to this Parquet file (the report keeps
+        the first 1,000 ids of each kind); ``comp.flip_ids.parquet`` names it.
 
     Returns
     -------
@@ -507,12 +520,15 @@ def compare(
     device = require_device(device)
     o, n = side_of(old, "old", old_name), side_of(new, "new", new_name)
     src = data_source(data, batch_size)
+    if stream and not (o.kind == "path" and n.kind == "path"):
+        raise InputError("stream", "only two predictions tables (paths) are compared streamed")
     if o.kind == "path" and n.kind == "path" and src.kind in ("path", "none"):
         from graceful_core.sources import compare_sources
 
         return compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
                                dataset=src.dataset, device=device, batch_size=batch_size,
-                               old_name=old_name and o.name, new_name=new_name and n.name)
+                               old_name=old_name and o.name, new_name=new_name and n.name,
+                               stream=stream, flip_ids_path=flip_ids_path)
     if src.kind == "none":
         raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
     if src.kind == "path":

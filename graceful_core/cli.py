@@ -25,6 +25,9 @@ from graceful_core.vocabulary import (
     EXIT_OK,
     METRICS,
     PARQUET_SUFFIXES,
+    STREAM_CHOICES,
+    STREAM_MIN_ROWS,
+    STREAM_ROWS_ENV,
     TABLE_SUFFIXES,
     TRAINING_METHODS,
 )
@@ -56,6 +59,25 @@ def _add_run_options(parser: argparse.ArgumentParser, batch_size: bool = True) -
     if batch_size:
         parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
                             help="images per forward pass (default: 256)")
+
+
+def _add_stream_option(parser: argparse.ArgumentParser, more: str) -> None:
+    """``--stream auto|always|never``: compare predictions tables streamed (memory independent of their rows)."""
+    parser.add_argument("--stream", choices=STREAM_CHOICES, default=STREAM_CHOICES[0],
+                        help=f"compare predictions tables streamed, in memory that does not grow with their rows "
+                             f"(no per-sample data, no embedding cross-test): auto when a table has more than "
+                             f"{STREAM_MIN_ROWS:,} rows (${STREAM_ROWS_ENV} to change), always, or never; {more}. "
+                             f"Default: auto")
+
+
+#: ``--stream`` choice -> the ``stream`` argument of the core.
+_STREAM = dict(zip(STREAM_CHOICES, (None, True, False)))
+
+
+def flip_ids_file_for(json_path: str | os.PathLike) -> str:
+    """The flip-id file of a report: ``<json stem>.flips.parquet`` next to the JSON file."""
+    root, _ = os.path.splitext(os.fspath(json_path))
+    return root + ".flips.parquet"
 
 
 def _positive_int(text: str) -> int:
@@ -100,6 +122,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help=f"gate: fail (exit 1) if a regression slice with adjusted p < {ALPHA:g} (a metadata value or a "
                         "cluster of the old embeddings: docs/metrics.md) has a negative flip rate above X")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
+    _add_stream_option(c, "with --json, every flipped sample goes to <json stem>.flips.parquet next to the report")
     _add_run_options(c)
 
     pr = sub.add_parser(
@@ -157,6 +180,7 @@ def _add_matrix_parser(sub) -> None:
     m.add_argument("models", nargs="+", metavar="MODEL", help="model files or predictions tables, oldest first")
     m.add_argument("--data", metavar="DATA")
     m.add_argument("--json", metavar="FILE")
+    _add_stream_option(m, "streamed, each pair of tables is one streamed pass")
     _add_run_options(m)
 
 
@@ -192,14 +216,19 @@ def _add_app_parser(sub) -> None:
     a.add_argument("--address", metavar="HOST", help="address to listen on (default: Streamlit's)")
 
 
-def _write_outputs(outputs: dict[str, bytes]) -> None:
-    """Write every output file or none: destinations are checked first, then all are written."""
-    for path in outputs:
+def _check_outputs(paths) -> None:
+    """Refuse output paths that cannot be written, before any work is done."""
+    for path in paths:
         if os.path.isdir(path):
             raise InputError(path, "is a folder: give a file name for the output")
         parent = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(parent) and not os.access(parent, os.W_OK):
             raise InputError(path, "its folder is not writable")
+
+
+def _write_outputs(outputs: dict[str, bytes]) -> None:
+    """Write every output file or none: destinations are checked first, then all are written."""
+    _check_outputs(outputs)
     for path, data in outputs.items():
         atomic_write_bytes(path, data)
 
@@ -209,40 +238,55 @@ def _write_json(path: str, obj: dict) -> None:
 
 
 def _cmd_compare(args) -> int:
-    from graceful_core.sources import compare_sources
+    from contextlib import ExitStack
+
+    from graceful_core.cache import atomic_output
+    from graceful_core.sources import compare_sources, should_stream
     from graceful_core.summary import text_summary
 
-    comp = compare_sources(args.old, args.new, args.data, progress=StderrProgress(), use_cache=not args.no_cache,
-                           device=args.device, batch_size=args.batch_size)
-    report = comp.to_report()
-    gates = []
-    nfr = report["negative_flip_rate"]
-    btc = report["backward_trust_compatibility"]
-    if args.max_nfr is not None:
-        ok = nfr is not None and nfr <= args.max_nfr
-        gates.append(("max-nfr", ok, f"{METRICS['negative_flip_rate'].name} {nfr} {'<=' if ok else '>'} "
-                                     f"{args.max_nfr}"))
-    if args.min_btc is not None:
-        ok = btc is not None and btc >= args.min_btc
-        gates.append(("min-btc", ok, f"{METRICS['backward_trust_compatibility'].name} {btc} "
-                                     f"{'>=' if ok else '<'} {args.min_btc}"))
-    if args.max_slice_nfr is not None:
-        gates.append(_slice_gate(comp.regression_slices, args.max_slice_nfr))
-    if gates:
-        report["gates"] = [{"gate": g, "passed": ok, "detail": d} for g, ok, d in gates]
-    html_text = None
-    if args.html:  # render everything before writing anything: no partial outputs
-        from graceful_core.report_html import render_html_report
-        from graceful_core.review import get_review
+    streamed = should_stream([args.old, args.new], _STREAM[args.stream])
+    flip_file = flip_ids_file_for(args.json) if streamed and args.json else None
+    _check_outputs([p for p in (args.json, args.html, flip_file) if p])
+    with ExitStack() as stack:
+        # A streamed comparison writes every flip id to a file next to the JSON: to a temporary name first,
+        # renamed into place only after the report itself is written (no output at all on failure).
+        staged = stack.enter_context(atomic_output(flip_file)) if flip_file else None
+        comp = compare_sources(args.old, args.new, args.data, progress=StderrProgress(),
+                               use_cache=not args.no_cache, device=args.device, batch_size=args.batch_size,
+                               stream=streamed, flip_ids_path=staged)
+        report = comp.to_report()
+        if flip_file:
+            report["flip_ids_file"] = os.path.basename(flip_file)  # next to the JSON: named relative to it
+        gates = []
+        nfr = report["negative_flip_rate"]
+        btc = report["backward_trust_compatibility"]
+        if args.max_nfr is not None:
+            ok = nfr is not None and nfr <= args.max_nfr
+            gates.append(("max-nfr", ok, f"{METRICS['negative_flip_rate'].name} {nfr} {'<=' if ok else '>'} "
+                                         f"{args.max_nfr}"))
+        if args.min_btc is not None:
+            ok = btc is not None and btc >= args.min_btc
+            gates.append(("min-btc", ok, f"{METRICS['backward_trust_compatibility'].name} {btc} "
+                                         f"{'>=' if ok else '<'} {args.min_btc}"))
+        if args.max_slice_nfr is not None:
+            gates.append(_slice_gate(comp.regression_slices, args.max_slice_nfr))
+        if gates:
+            report["gates"] = [{"gate": g, "passed": ok, "detail": d} for g, ok, d in gates]
+        html_text = None
+        if args.html:  # render everything before writing anything: no partial outputs
+            from graceful_core.report_html import render_html_report
+            from graceful_core.review import get_review
 
-        html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None)
-    outputs = {}
-    if args.json:
-        outputs[args.json] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
-    if html_text is not None:
-        outputs[args.html] = html_text.encode("utf-8")
-    _write_outputs(outputs)
+            html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None)
+        outputs = {}
+        if args.json:
+            outputs[args.json] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
+        if html_text is not None:
+            outputs[args.html] = html_text.encode("utf-8")
+        _write_outputs(outputs)
     print(text_summary(comp))
+    if flip_file:
+        print(f"every flipped sample: {flip_file}")
     failed = [d for _, ok, d in gates if not ok]
     for g, ok, d in gates:
         print(f"gate {g}: {'passed' if ok else 'FAILED'} ({d})")
@@ -330,7 +374,7 @@ def _cmd_matrix(args) -> int:
             _bar(stage, done, total)
 
     model_set = model_matrix_report(args.models, args.data, progress=progress, device=args.device,
-                                    batch_size=args.batch_size)
+                                    batch_size=args.batch_size, stream=_STREAM[args.stream])
     if args.json:
         _write_json(args.json, model_set.to_report())
     from graceful_core.lineage import matrix_text
@@ -373,8 +417,13 @@ def app_environment(old: str | None, new: str | None, data: str | None) -> dict[
         if data is not None:
             raise InputError(data, "--data needs OLD and NEW")
         return {}
+    from graceful_core.io.tables import is_glob, table_files
+
+    for path in (old, new):
+        if is_glob(path):  # shards named by a pattern (quoted on the shell)
+            table_files(path)  # InputError when nothing matches
     for path in (old, new, data):
-        if path is not None and not os.path.exists(path):
+        if path is not None and not os.path.exists(path) and not (path != data and is_glob(path)):
             raise InputError(path, "no such file")
     if data is None and not (is_table(old) and is_table(new)):
         model = old if not is_table(old) else new

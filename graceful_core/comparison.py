@@ -322,6 +322,10 @@ class Comparison:
         Flip table per slice, when the samples carry slices.
     compatibility : CrossTest or None
         Embedding cross-test (BCT protocol) when both sides have embeddings.
+    compatibility_reason : str or None
+        Why the cross-test was not run although the inputs have embeddings (a streamed
+        comparison does not read them); the report's ``compatibility`` is then
+        ``{"reason": ...}``.
     old_head_on_new_accuracy : float or None
         Accuracy of the old model's classifier ``head`` applied to the new embeddings
         (does the old post-processing still work?); None without an exported head or
@@ -339,7 +343,8 @@ class Comparison:
         least 20 samples) or no per-sample arrays. A plain sequence of slices (objects
         with ``to_json()``) is taken as a report without clusters.
     dropped_ids : int
-        Samples of ``old`` that ``new`` (or the dataset) does not have.
+        Rows of either side not compared, their id missing from the other side or from
+        the dataset: ``(rows_old − N) + (rows_new − N)`` (``ids_not_in_both``).
     key : str
         Content identity of the inputs (SHA-256 of both files and the dataset's content);
         "" when the predictions were given in memory. Lazy results are cached under it.
@@ -361,6 +366,7 @@ class Comparison:
     arrays: SampleArrays | None = None
     per_slice: GroupFlips | None = None
     compatibility: CrossTest | None = None
+    compatibility_reason: str | None = None
     old_head_on_new_accuracy: float | None = None
     embedding_overlap: float | None = None
     churn_floor: ChurnFloor | None = None
@@ -488,6 +494,8 @@ class Comparison:
             if self.old_head_on_new_accuracy is not None:
                 report["compatibility"]["old_head_on_new_embeddings"] = {
                     "accuracy": self.old_head_on_new_accuracy, "old_model_accuracy": s.old_accuracy}
+        elif self.compatibility_reason is not None:
+            report["compatibility"] = {"reason": self.compatibility_reason}
         report["embedding_overlap"] = self.embedding_overlap
         # Optional analyses: each part that is present adds its own keys here.
         if self.churn_floor is not None:
@@ -721,7 +729,8 @@ def compare_predictions(
         compatibility=compat,
         old_head_on_new_accuracy=head_acc,
         embedding_overlap=overlap,
-        dropped_ids=int(old_j.extra.get("dropped_ids", 0)),
+        # rows of either side not compared: missing from the other side (the join) or from the dataset
+        dropped_ids=int(old_j.extra.get("dropped_ids", 0)) + int(new.extra.get("dropped_ids", 0)),
         key=key,
         inputs=inputs,
     )

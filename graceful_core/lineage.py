@@ -24,11 +24,20 @@ The result is a frozen :class:`ModelSet`; :meth:`ModelSet.to_report` is the JSON
 
 Inference per model is cached on disk (:mod:`graceful_core.inference`), so adding a
 model to a set costs one model's run.
+
+A set of predictions tables too large to hold in memory (:func:`graceful_core.sources.
+should_stream`) is built from each pair's sums instead (:func:`model_matrix_streamed`):
+one streamed pass per unordered pair (:func:`graceful_core.streaming.compare_tables_streamed`),
+so memory is one pair's, whatever the number of rows; the lineage's "ever regressed"
+counts come from the pairs' flip-id files (a DuckDB union, out of core). Embeddings are
+not read: no cross-test (``cross_top1_reason`` says so).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,15 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from graceful_core.comparison import Comparison, compare_predictions, harmonise_classes, json_clean
+from graceful_core.comparison import Comparison, FlipIds, compare_predictions, harmonise_classes, json_clean
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions
 from graceful_core.metrics import flips as fm
+from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.retrieval import retrieval_metrics
-from graceful_core.sources import is_table, predictions_for
+from graceful_core.sources import is_table, predictions_for, should_stream
 from graceful_core.types import Predictions
-from graceful_core.vocabulary import METRICS, StageProgress, percent
+from graceful_core.vocabulary import METRICS, STREAMED_NO_CROSS_TEST, StageProgress, percent
 
 #: The progress stage of the cross-tests: ``progress(STAGE_PAIRS, done, total)`` counts ordered
 #: model pairs; before it, each model's file name is a stage counting images.
@@ -112,6 +122,8 @@ class ModelSet:
     can_share_index: tuple[IndexShare, ...]
     lineage: Lineage
     ids_not_in_all: int = 0
+    ids_cap: int | None = None
+    """Streamed model sets keep at most this many ``lineage.regressed_from_first_ids`` (None: all)."""
 
     @property
     def self_top1(self) -> tuple[float | None, ...]:
@@ -141,6 +153,8 @@ class ModelSet:
         }
         if self.ids_not_in_all:
             report["ids_not_in_all"] = self.ids_not_in_all
+        if self.ids_cap is not None:
+            report["lineage"]["regressed_from_first_ids_cap"] = self.ids_cap
         return json_clean(report)
 
 
@@ -358,6 +372,147 @@ def model_matrix(preds: Sequence[Predictions], names: Sequence[str],
     )
 
 
+# --------------------------------------------------------------------------- streamed model sets
+def reversed_counts(c: FlipCounts) -> FlipCounts:
+    """The counts of the pair read the other way round (new -> old): the transposed transition
+    matrix, old and new correct swapped (no confidence split: it needs the other drop)."""
+    return FlipCounts(c.transition.T, c.per_class[[0, 2, 1, 3]])
+
+
+def self_counts(c: FlipCounts, side: str) -> FlipCounts:
+    """The counts of one model of a pair against itself (``side`` ``"old"`` or ``"new"``).
+
+    Its transition matrix is diagonal (the model's predictions per class) and its
+    per-class rows are (support, right, right, right): NFR 0, BTC 1, as the in-memory
+    diagonal of a model set.
+    """
+    t = c.transition.sum(axis=1 if side == "old" else 0)
+    right = 1 if side == "old" else 2
+    return FlipCounts(np.diag(t), c.per_class[[0, right, right, right]])
+
+
+def _pair_comparison(names: Sequence[str], i: int, j: int, counts: FlipCounts, classes, flips: FlipIds) -> Comparison:
+    return Comparison(old_name=names[i], new_name=names[j], classes=classes, counts=counts, flip_ids=flips)
+
+
+def _ever_regressed(flip_files: dict[int, str], m: int, work: str) -> list[int]:
+    """``#{i: v1 right and some v2..vk wrong}`` per k from the flip-id files of the pairs (v1, vj).
+
+    The negative flips of v1 -> vj are exactly the samples v1 gets right and vj wrong, so
+    the count for k is the size of the union of those id sets for j <= k: each id is
+    counted once, at the first j where it appears (DuckDB, out of core).
+    """
+    import duckdb
+
+    con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": os.path.join(work, "duckdb"),
+                                 "preserve_insertion_order": False})
+    con.execute("SET enable_progress_bar = false")
+    try:
+        parts = " UNION ALL ".join(f"SELECT id, {j} AS j FROM read_parquet(?) WHERE flip = 'negative'"
+                                   for j in sorted(flip_files))
+        sql = f"SELECT first_j, count(*) FROM (SELECT id, min(j) AS first_j FROM ({parts}) GROUP BY id) GROUP BY first_j"
+        first = dict(con.execute(sql, [flip_files[j] for j in sorted(flip_files)]).fetchall())
+    finally:
+        con.close()
+    return [int(sum(first.get(j, 0) for j in range(1, k + 1))) for k in range(m)]
+
+
+def model_matrix_streamed(
+    sources: Sequence[str | os.PathLike],
+    names: Sequence[str],
+    dataset: ImageDataset | None = None,
+    *,
+    progress: StageProgress | None = None,
+    batch_rows: int | None = None,
+) -> ModelSet:
+    """The :class:`ModelSet` of predictions tables of any length, from each pair's streamed sums.
+
+    Every unordered pair (i < j) is one streamed pass
+    (:func:`graceful_core.streaming.compare_tables_streamed`; memory of one pair); the
+    pair read the other way round (:func:`reversed_counts`) and each model against itself
+    (:func:`self_counts`) follow exactly from its counts, so every matrix entry equals
+    the in-memory model set's. The lineage's "ever regressed" counts come from the
+    flip-id files of the pairs (v1, vj) (:func:`_ever_regressed`); its
+    ``regressed_from_first_ids`` keep the first
+    :data:`~graceful_core.streaming.DEFAULT_ID_CAP` ids (``ids_cap``). Embeddings are not
+    read: ``cross_top1`` is None everywhere, with the reason.
+
+    Raises
+    ------
+    InputError
+        Any input problem of a pair (named by its file), and tables that do not hold the
+        same samples (within the dataset, if given): a streamed set compares tables of
+        one evaluation set (the in-memory set keeps the samples all models share).
+    """
+    from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
+
+    m = len(sources)
+    if m < MIN_MODELS:
+        raise InputError(os.fspath(sources[0]) if sources else None,
+                         f"a model set needs at least {MIN_MODELS} models, got {m}")
+    work = tempfile.mkdtemp(prefix="graceful-matrix-")
+    extra = {} if batch_rows is None else {"batch_rows": batch_rows}
+    try:
+        pairs = {}
+        classes = None
+        n = None
+        flip_files: dict[int, str] = {}
+        for i in range(m):
+            for j in range(i + 1, m):
+                path = os.path.join(work, f"flips-{j}.parquet") if i == 0 else None
+                r = compare_tables_streamed(
+                    sources[i], sources[j], dataset=dataset, classes=None if classes is None else list(classes),
+                    old_name=names[i], new_name=names[j], flip_ids_path=path,
+                    id_cap=DEFAULT_ID_CAP if (i, j) == (0, m - 1) else 0, spill_dir=work, progress=progress, **extra)
+                classes = r.classes if classes is None else classes
+                n = r.n_samples if n is None else n
+                if not r.n_samples == r.n_old_in_dataset == r.n_new_in_dataset == n:
+                    where = " within the dataset" if dataset is not None else ""
+                    raise InputError(os.fspath(sources[j]), f"holds other samples than {names[i]}{where} "
+                                     f"({r.n_new_in_dataset:,} and {r.n_old_in_dataset:,} rows, {r.n_samples:,} shared): "
+                                     "a streamed model set compares tables of the same samples (--stream never "
+                                     "compares those all models share, in memory)")
+                if path is not None:
+                    flip_files[j] = path
+                pairs[i, j] = r
+        comps: dict[tuple[int, int], Comparison] = {}
+        for (i, j), r in pairs.items():
+            neg, pos = r.negative_flips, r.positive_flips
+            comps[i, j] = _pair_comparison(names, i, j, r.counts, classes,
+                                           FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap))
+            comps[j, i] = _pair_comparison(names, j, i, reversed_counts(r.counts), classes,
+                                           FlipIds(pos.first, neg.first, pos.count, neg.count, cap=neg.cap))
+        for i in range(m):
+            c, side = (pairs[i, i + 1].counts, "old") if i + 1 < m else (pairs[i - 1, i].counts, "new")
+            comps[i, i] = _pair_comparison(names, i, i, self_counts(c, side), classes, FlipIds((), (), 0, 0))
+        ever = _ever_regressed(flip_files, m, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    mats = flip_matrices(comps, m)
+    steps = []
+    for i in range(m - 1):
+        sm = comps[i, i + 1].summary
+        steps.append(LineageStep(names[i], names[i + 1], sm.old_accuracy, sm.new_accuracy, sm.negative_flip_rate,
+                                 sm.n_negative_flips, sm.n_positive_flips))
+    lineage = Lineage(tuple(steps), tuple(comps[0, k].summary.n_negative_flips for k in range(m)), tuple(ever),
+                      comps[0, m - 1].flip_ids.negative)
+
+    def rows(a: np.ndarray, kind: type) -> tuple:
+        return tuple(tuple(kind(x) for x in row) for row in a)
+
+    return ModelSet(
+        models=tuple(names), n_samples=int(n), classes=tuple(classes),
+        accuracy=tuple(float(a) for a in mats["accuracy"]),
+        negative_flip_rate=rows(mats["negative_flip_rate"], float),
+        backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
+        negative_flips=rows(mats["negative_flips"], int),
+        cross_top1=tuple((None,) * m for _ in range(m)),
+        cross_top1_reason=tuple((STREAMED_NO_CROSS_TEST,) * m for _ in range(m)),
+        embedding_dims=(None,) * m, can_share_index=(), lineage=lineage, ids_not_in_all=0,
+        ids_cap=DEFAULT_ID_CAP,
+    )
+
+
 def display_names(sources: Sequence[str | os.PathLike]) -> list[str]:
     """File names of ``sources``; the path as given where two files share a name.
 
@@ -387,6 +542,7 @@ def model_matrix_report(
     device: str = "auto",
     batch_size: int = 256,
     names: Sequence[str] | None = None,
+    stream: bool | None = None,
 ) -> ModelSet:
     """Load/run every source (model file or predictions table) and build :func:`model_matrix`.
 
@@ -407,6 +563,10 @@ def model_matrix_report(
     names : sequence of str, optional
         The models' names in the set, one per source and all different (default: the file
         names, :func:`display_names`).
+    stream : bool or None
+        Predictions tables only: build the set from each pair's streamed sums
+        (:func:`model_matrix_streamed`): True always, False never, None when a table has
+        more rows than :func:`graceful_core.sources.stream_min_rows`.
 
     Raises
     ------
@@ -425,6 +585,8 @@ def model_matrix_report(
         raise ValueError(f"need {len(sources)} different names, got {list(names)}")
     if dataset is None and data is not None:
         dataset = load_dataset(data)
+    if should_stream(sources, stream):
+        return model_matrix_streamed(sources, names, dataset, progress=progress)
     preds: list[Predictions] = []
     for s in sources:
         classes = list(preds[0].classes) if preds and is_table(s) else None
@@ -448,6 +610,10 @@ def matrix_text(ms: ModelSet) -> str:
                          f"{METRICS['backward_trust_compatibility'].name} (row = old, column = new)"),
                         (ms.cross_top1, f"{METRICS['cross_test_hit_at_1'].name} (row = query model, "
                                         "column = gallery model)")):
+        reasons = {r for row in ms.cross_top1_reason for r in row}
+        if rows is ms.cross_top1 and all(x is None for row in rows for x in row) and len(reasons) == 1:
+            lines.append(f"{title}: none, {reasons.pop()}")  # e.g. a streamed model set
+            continue
         lines.append(title + ":")
         lines.append(" " * (w + 2) + "".join(n.rjust(w) for n in names))
         for n, row in zip(names, rows):

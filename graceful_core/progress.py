@@ -25,8 +25,13 @@ class StderrProgress:
         if stage != self._stage:
             self._stage, self._t0 = stage, time.perf_counter()
             if not self._tty:
-                print(f"{stage}: running on {total} images...", file=self.stream, flush=True)
-        frac = done / total if total else 1.0
+                what = f"on {total} images" if total else "(size not known yet)"
+                print(f"{stage}: running {what}...", file=self.stream, flush=True)
+        if not total:  # not known (e.g. rows of a CSV table being streamed): a count, and no end
+            if self._tty:
+                print(f"\r{stage}: {done}", end="", file=self.stream, flush=True)
+            return
+        frac = done / total
         if self._tty:
             filled = int(round(frac * self.width))
             bar = "#" * filled + "-" * (self.width - filled)

@@ -42,9 +42,10 @@ from graceful_core.summary import (
     slice_verdict,
 )
 from graceful_core.thumbnails import THUMB_PX, thumbnail_data_uri
-from graceful_core.views import busiest_submatrix, negative_flip_order, slice_examples
+from graceful_core.views import busiest_submatrix, grid_page, negative_flip_order, slice_examples
 from graceful_core.vocabulary import (
     FLIP_MARKS,
+    FLIP_TYPES,
     METRICS,
     MORE_CARDS,
     RETRIEVAL_PAIRS,
@@ -56,6 +57,7 @@ from graceful_core.vocabulary import (
     card,
     count,
     interval,
+    is_undefined,
     negative_flips,
     percent,
 )
@@ -137,28 +139,45 @@ def _figures(comp: Comparison) -> dict[str, Any]:
     return out
 
 
+def _thumbnail(ds, pos: dict[str, int], sid: str) -> tuple[str, bool]:
+    """A sample's thumbnail as a data URI ("" without one) and whether its image was unreadable."""
+    if sid not in pos:
+        return "", False
+    try:
+        return thumbnail_data_uri(ds.load_image(pos[sid])), False
+    except (InputError, OSError, ValueError):  # a broken image must not break the report
+        return "", True
+
+
 def _flip_tiles(comp: Comparison, cap: int) -> dict[str, Any]:
-    """The capped grid of negative flips, largest confidence drop first (ids only when streamed)."""
+    """The capped grid of negative flips, largest confidence drop first.
+
+    A streamed comparison (no per-sample arrays) reads them from its flip-id file
+    (:func:`graceful_core.views.grid_page`); without the file only the first ids are known.
+    """
     a = comp.arrays
+    ds = comp.dataset
+    pos = {str(sid): i for i, sid in enumerate(ds.ids)} if ds is not None else {}
     if a is None:
-        ids = list(comp.flip_ids.negative[:cap])
-        return {"shown": len(ids), "total": comp.summary.n_negative_flips,
-                "capped": comp.summary.n_negative_flips > cap, "cap": cap, "ordered": False,
-                "tiles": [{"id": i, "src": "", "unreadable": False, "true": ""} for i in ids]}
+        total = comp.summary.n_negative_flips
+        rows = grid_page(comp, flip_types=[FLIP_TYPES[0]], per_page=cap).rows.to_dict("records") if cap else []
+        tiles = []
+        for r in rows:
+            src, unreadable = _thumbnail(ds, pos, str(r["id"]))
+            tiles.append({"id": str(r["id"]), "src": src, "unreadable": unreadable, "true": r["label"],
+                          "old": r["old_pred"], "new": r["new_pred"],
+                          "old_conf": "" if is_undefined(r["old_conf"]) else f" ({percent(float(r['old_conf']), 0)})",
+                          "new_conf": ""})
+        ordered = bool(rows) and not all(is_undefined(r["confidence_drop"]) for r in rows)
+        return {"shown": len(tiles), "total": total, "capped": total > cap, "cap": cap, "ordered": ordered,
+                "tiles": tiles}
     idx = negative_flip_order(comp)
     total = int(idx.size)
     shown = idx[:cap]
-    ds = comp.dataset
-    pos = {str(sid): i for i, sid in enumerate(ds.ids)} if ds is not None else {}
     tiles = []
     for i in shown:
         sid = str(a.ids[i])
-        src, unreadable = "", False
-        if sid in pos:
-            try:
-                src = thumbnail_data_uri(ds.load_image(pos[sid]))
-            except (InputError, OSError, ValueError):  # a broken image must not break the report
-                unreadable = True
+        src, unreadable = _thumbnail(ds, pos, sid)
         tiles.append({
             "id": sid, "src": src, "unreadable": unreadable,
             "true": comp.classes[a.labels[i]], "old": comp.classes[a.old_pred[i]], "new": comp.classes[a.new_pred[i]],
@@ -298,5 +317,6 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         "flips": _flip_tiles(comp, int(max_flips)),
         "slices": _slices(comp),
         "compat": _compat(comp),
+        "compat_reason": comp.compatibility_reason,
     }
     return _environment().get_template("report.html.j2").render(context)

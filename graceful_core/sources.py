@@ -3,26 +3,46 @@
 This is the one entry point that both the CLI and the app call:
 :func:`compare_sources`. A source is a model file (TorchScript ``.pt``/``.pth``/any
 other suffix, or ONNX ``.onnx``), run over the dataset, or a predictions table
-(:data:`~graceful_core.vocabulary.TABLE_SUFFIXES`) used as it is.
+(:data:`~graceful_core.vocabulary.TABLE_SUFFIXES`, or a folder or glob of Parquet shards)
+used as it is.
+
+Two tables are compared in one of two ways, with the same numbers (:func:`should_stream`):
+
+- in memory (:func:`~graceful_core.comparison.compare_predictions`): both tables loaded,
+  the comparison keeps its per-sample arrays (the app's Sample, Embeddings and Retrieval
+  views, the per-sample CSV) and runs the embedding cross-test;
+- streamed (:func:`graceful_core.streaming.compare_tables_streamed`) when a table has
+  more than :data:`STREAM_MIN_ROWS` rows: memory does not grow with the rows; the
+  comparison has counts, per-slice sums and the flip ids (the first
+  :data:`~graceful_core.streaming.DEFAULT_ID_CAP` of each kind in the report, all of them
+  in a Parquet file when ``flip_ids_path`` is given), no per-sample arrays and no
+  cross-test (its ``compatibility_reason`` says why).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from graceful_core.cache import make_key
-from graceful_core.comparison import Comparison, ComparisonInputs, compare_predictions
+from graceful_core.cache import cache_dir, make_key
+from graceful_core.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips, compare_predictions
 from graceful_core.errors import InputError
-from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
-from graceful_core.models.loader import load_model
+from graceful_core.metrics.flips import group_rates
 from graceful_core.types import Predictions
-from graceful_core.vocabulary import TABLE_SUFFIXES, StageProgress
+from graceful_core.vocabulary import (
+    STREAM_MIN_ROWS,
+    STREAM_ROWS_ENV,
+    STREAMED_NO_CROSS_TEST,
+    TABLE_SUFFIXES,
+    StageProgress,
+)
 
 
 def is_table(path: str | os.PathLike) -> bool:
@@ -50,12 +70,101 @@ def predictions_for(
         if dataset is not None:
             preds = attach_dataset_labels(preds, dataset)
         return preds
+    from graceful_core.inference import predict  # torch: only when a model runs
+    from graceful_core.models.loader import load_model
+
     model = load_model(source, device=device)
     if dataset is None:
         raise InputError(source, "a model file needs a dataset to run on: give --data DATA")
     name = Path(source).name
     cb = (lambda done, total: progress(name, done, total)) if progress else None
     return predict(model, dataset, progress=cb, use_cache=use_cache, batch_size=batch_size)
+
+
+def stream_min_rows() -> int:
+    """:data:`STREAM_MIN_ROWS`, or the whole number in ``$GRACEFUL_STREAM_ROWS``.
+
+    Raises
+    ------
+    InputError
+        The environment variable is set but is not a whole number >= 0.
+    """
+    text = os.environ.get(STREAM_ROWS_ENV, "").strip()
+    if not text:
+        return STREAM_MIN_ROWS
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise InputError(STREAM_ROWS_ENV, f"must be a whole number of rows >= 0, got {text!r}")
+    return n
+
+
+def should_stream(sources: Sequence[str | os.PathLike], stream: bool | None = None) -> bool:
+    """Whether predictions tables are compared streamed rather than loaded whole.
+
+    The rule: every source is a predictions table, and ``stream`` is True, or ``stream``
+    is None and some table has more than :func:`stream_min_rows` rows (a million by
+    default: Parquet footers give the count without reading rows; a CSV's is estimated
+    from its size). Up to that size the in-memory path costs a few hundred MB and keeps
+    what only per-sample arrays give (the app's Sample, Embeddings and Retrieval views,
+    the embedding cross-test, the per-sample CSV); beyond it, its memory grows with the
+    rows (2.7 GiB for two 10M-row tables) while the streamed path's does not, and
+    per-sample views of millions of images are of little use anyway.
+
+    Parameters
+    ----------
+    sources : sequence of path
+        The compared sources (two for ``compare``, all of a model set).
+    stream : bool or None
+        True: always stream (an error if a source is a model file); False: never; None:
+        by size.
+
+    Raises
+    ------
+    InputError
+        ``stream=True`` with a model file among the sources.
+    """
+    if stream is False:
+        return False
+    models = [os.fspath(s) for s in sources if not is_table(s)]
+    if models:
+        if stream:
+            raise InputError(models[0], "only predictions tables are streamed: write this model's predictions "
+                                        "first (`predict MODEL --data DATA --out TABLE`), or compare in memory")
+        return False
+    if stream:
+        return True
+    from graceful_core.streaming import estimated_rows
+
+    limit = stream_min_rows()
+    for s in sources:
+        try:
+            if estimated_rows(s) > limit:
+                return True
+        except InputError:  # unreadable: the in-memory loader reports it with its own message
+            return False
+    return False
+
+
+def cached_flip_ids_path(*parts: str) -> str:
+    """A flip-id file in the cache folder named by ``parts`` (e.g. what a comparison is of)."""
+    folder = cache_dir() / "flips"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{make_key('flip-ids', *parts)}.parquet")
+
+
+def per_slice_from_sums(sums) -> GroupFlips:
+    """The per-slice table of a streamed comparison from its per-slice sums.
+
+    ``sums`` is a :class:`graceful_core.streaming.SliceSums`; rates by the one formula of
+    :func:`graceful_core.metrics.flips.group_rates` (count / support per slice).
+    """
+    table = group_rates(sums.support, sums.negative_flips, sums.positive_flips, sums.old_correct, sums.new_correct)
+    for a in table.values():
+        a.setflags(write=False)  # read-only, as every table of a comparison
+    return GroupFlips("slice", tuple(sums.names), **{c: table[c] for c in GroupFlips.COLUMNS})
 
 
 def attach_dataset_labels(preds: Predictions, dataset: ImageDataset) -> Predictions:
@@ -118,6 +227,9 @@ def compare_sources(
     batch_size: int = 256,
     old_name: str | None = None,
     new_name: str | None = None,
+    stream: bool | None = None,
+    flip_ids_path: str | os.PathLike | None = None,
+    id_cap: int | None = None,
 ) -> Comparison:
     """Compare two sources (model files or tables) on an optional dataset.
 
@@ -135,15 +247,30 @@ def compare_sources(
         Where and in what batches model files run (:func:`predictions_for`).
     old_name, new_name : str, optional
         Display names (default: the file names).
+    stream : bool or None
+        Compare two tables streamed: True always, False never, None when a table has more
+        than :func:`stream_min_rows` rows (:func:`should_stream`).
+    flip_ids_path : path, optional
+        A streamed comparison writes every flipped sample to this Parquet file
+        (:data:`graceful_core.streaming.FLIP_FILE_COLUMNS`; atomically, and only when the
+        comparison succeeds); ``comp.flip_ids.parquet`` names it. Ignored in memory.
+    id_cap : int, optional
+        A streamed comparison keeps this many flip ids of each kind in memory and in the
+        report (default :data:`graceful_core.streaming.DEFAULT_ID_CAP`).
 
     Returns
     -------
     Comparison
         Complete and frozen, with its content key (:func:`comparison_key`) and, when the
         old model exports a classifier head, that head's accuracy on the new embeddings.
+        A streamed one has ``arrays=None``, capped ``flip_ids`` and, when the tables have
+        embeddings, ``compatibility_reason`` instead of a cross-test.
     """
     if dataset is None and data is not None:
         dataset = load_dataset(data)
+    if should_stream([old, new], stream):
+        return _compare_streamed(old, new, dataset, progress=progress, old_name=old_name or Path(old).name,
+                                 new_name=new_name or Path(new).name, flip_ids_path=flip_ids_path, id_cap=id_cap)
     run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
     if is_table(old) and not is_table(new):  # the model knows its classes: the table uses them
         new_p = predictions_for(new, dataset, **run)
@@ -160,6 +287,41 @@ def compare_sources(
     )
 
 
+def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None, *,
+                      progress: StageProgress | None, old_name: str, new_name: str,
+                      flip_ids_path: str | os.PathLike | None, id_cap: int | None) -> Comparison:
+    """Two tables compared streamed, as the same frozen :class:`Comparison` (no per-sample arrays).
+
+    The content key (SHA-256 of every shard) is computed in a second thread while the
+    tables stream.
+    """
+    from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
+
+    for p in (old, new):
+        if not os.path.exists(p) and not is_glob(p):
+            raise InputError(os.fspath(p), "no such file")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graceful-key") as pool:
+        key = pool.submit(comparison_key, old, new, dataset)
+        r = compare_tables_streamed(old, new, dataset=dataset, old_name=old_name, new_name=new_name,
+                                    flip_ids_path=flip_ids_path, id_cap=DEFAULT_ID_CAP if id_cap is None else id_cap,
+                                    progress=progress)
+        key = key.result()
+    neg, pos = r.negative_flips, r.positive_flips
+    return Comparison(
+        old_name=r.old_name, new_name=r.new_name, classes=r.classes, counts=r.counts,
+        flip_ids=FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap, parquet=r.flip_ids_path),
+        arrays=None,
+        per_slice=None if r.slices is None else per_slice_from_sums(r.slices),
+        compatibility_reason=STREAMED_NO_CROSS_TEST if r.embeddings_skipped else None,
+        # regression_slices (issue 13) are computed from per-sample arrays and metadata, which a streamed
+        # comparison does not hold: None here. Metadata-only slices could be tested from the per-slice sums
+        # (r.slices: support and flips per slice value) when that analysis accepts counts.
+        dropped_ids=r.dropped_ids,
+        key=key,
+        inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
+    )
+
+
 def old_head(old: str | os.PathLike):
     """The old model's exported classifier ``head`` (embeddings -> logits), or None.
 
@@ -170,6 +332,8 @@ def old_head(old: str | os.PathLike):
     """
     if is_table(old):
         return None
+    from graceful_core.models.loader import load_model
+
     model = load_model(old)
     return model.head if model.has_head else None
 

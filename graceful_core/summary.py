@@ -138,6 +138,8 @@ def text_summary(c: Comparison) -> str:
     lines.append(f"{'significance':<{width}}{significance_verdict(s).text}")
     if c.compatibility is not None:
         lines.append(f"{'embeddings':<{width}}{c.compatibility.verdict()}")
+    elif c.compatibility_reason is not None:
+        lines.append(f"{'embeddings':<{width}}{c.compatibility_reason}")
     if c.embedding_overlap is not None:
         m = METRICS["embedding_overlap"]
         lines.append(f"{m.name:<{width}}{m.format(c.embedding_overlap):>9}   of the new embeddings' nearest old "

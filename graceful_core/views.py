@@ -8,13 +8,16 @@ logic and the logic stays testable without a browser. No Streamlit import.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from graceful_core.types import Predictions
+from graceful_core.vocabulary import FLIP_TYPES, STREAMED_GRID_NOTE, STREAMED_NO_FLIP_FILE
 
 if TYPE_CHECKING:
     from graceful_core.comparison import Comparison
@@ -102,6 +105,140 @@ def page_bounds(n_items: int, page: int, per_page: int) -> tuple[int, int, int]:
     page = min(max(1, int(page)), n_pages)
     start = (page - 1) * per_page
     return start, min(n_items, start + per_page), n_pages
+
+
+#: Columns of a grid page (those of :meth:`graceful_core.comparison.Comparison.samples`).
+GRID_COLUMNS = ("id", "label", "old_pred", "new_pred", "old_conf", "new_conf", "old_p_true", "new_p_true", "flip",
+                "confidence_drop")
+
+
+@dataclass(frozen=True, eq=False)
+class GridPage:
+    """One page of the image grid and where it lies in the matching rows.
+
+    Attributes
+    ----------
+    rows : pd.DataFrame
+        The page's rows, columns :data:`GRID_COLUMNS` (plus ``slice`` when there are
+        slices); nan where a value is not known (a streamed comparison has no
+        confidences of the predictions, ``old_conf``/``new_conf``).
+    n_matching : int
+        Rows matching the filters, on all pages.
+    page, n_pages : int
+        This page (1-based, clamped into range) and the number of pages (at least 1).
+    start : int
+        0-based position of the page's first row among the matching rows.
+    note : str or None
+        What the grid cannot list (a streamed comparison lists only the flipped samples).
+    """
+
+    rows: pd.DataFrame
+    n_matching: int
+    page: int
+    n_pages: int
+    start: int
+    note: str | None = None
+
+
+def grid_page(
+    comp: Comparison,
+    *,
+    classes: Sequence[str] | None = None,
+    flip_types: Sequence[str] | None = None,
+    old_pred: str | None = None,
+    new_pred: str | None = None,
+    order: str = SORT_ORDERS[0],
+    page: int = 1,
+    per_page: int = 24,
+    samples: pd.DataFrame | None = None,
+    rows: np.ndarray | None = None,
+) -> GridPage:
+    """One page of the samples matching the filters, in ``order``, for any comparison.
+
+    With per-sample arrays the page comes from the per-sample table
+    (:func:`filter_samples`, :func:`sort_samples`, :func:`page_bounds`). A streamed
+    comparison has no such table: its page is read from the flip-id file
+    (:func:`graceful_core.streaming.read_flip_page`: DuckDB's top-N, one page in memory),
+    which holds the flipped samples only, with the same filters and order (confidence drop
+    ``p_true(old) − p_true(new)``, missing drops last, ties by id); without that file only
+    the capped id lists are known.
+
+    Parameters
+    ----------
+    comp : Comparison
+    classes, flip_types, old_pred, new_pred
+        The filters of :func:`filter_samples` (None or empty: no filter).
+    order : str
+        One of :data:`SORT_ORDERS`.
+    page, per_page : int
+        The 1-based page (clamped into range) and its size.
+    samples : pd.DataFrame, optional
+        ``comp.samples()`` when the caller holds it already (ignored when streamed).
+    rows : array of int, optional
+        Keep only these sample rows (e.g. a regression slice's ``indices``); a streamed
+        comparison has no regression slices, so it is ignored there.
+
+    Returns
+    -------
+    GridPage
+    """
+    if order not in SORT_ORDERS:
+        raise ValueError(f"order must be one of {SORT_ORDERS}, got {order!r}")
+    if comp.arrays is not None:
+        table = comp.samples() if samples is None else samples
+        kept = sort_samples(filter_samples(table, classes=classes, flip_types=flip_types, old_pred=old_pred,
+                                           new_pred=new_pred, rows=rows), order)
+        start, stop, n_pages = page_bounds(len(kept), page, per_page)
+        return GridPage(kept.iloc[start:stop], len(kept), start // per_page + 1, n_pages, start)
+    kinds = {FLIP_TYPES[0]: "negative", FLIP_TYPES[1]: "positive"}
+    wanted = [kinds[f] for f in (flip_types or FLIP_TYPES[:2]) if f in kinds]
+    path = comp.flip_ids.parquet
+    if path is None or not os.path.isfile(path):
+        return _capped_page(comp, wanted, bool(classes or old_pred is not None or new_pred is not None), page, per_page)
+    from graceful_core.streaming import flip_page_count, read_flip_page
+
+    if not wanted:  # only "both correct" / "both wrong": not in the file
+        return GridPage(_grid_frame([]), 0, 1, 1, 0, STREAMED_GRID_NOTE)
+    filters = {"flip": wanted, "label": list(classes or []), "old_pred": old_pred, "new_pred": new_pred}
+    n = flip_page_count(path, **filters)
+    start, stop, n_pages = page_bounds(n, page, per_page)
+    import pyarrow.parquet as pq
+
+    has_drop = "old_p_true" in pq.read_schema(path).names  # both sides had class scores
+    by = "confidence_drop" if order != SORT_ORDERS[2] and has_drop else "id"
+    t = read_flip_page(path, offset=start, limit=stop - start, order_by=by, descending=order == SORT_ORDERS[0],
+                       **filters) if stop > start else None
+    records = [] if t is None else t.to_pylist()
+    return GridPage(_grid_frame(records), n, start // per_page + 1, n_pages, start, STREAMED_GRID_NOTE)
+
+
+def _grid_frame(records: list[dict]) -> pd.DataFrame:
+    """Rows of the flip-id file as grid rows: :data:`GRID_COLUMNS` (``slice`` when present)."""
+    kinds = {"negative": FLIP_TYPES[0], "positive": FLIP_TYPES[1]}
+    cols = {c: [r.get(c, np.nan) for r in records] for c in GRID_COLUMNS}
+    cols["flip"] = [kinds[r["flip"]] for r in records]
+    for c in ("old_p_true", "new_p_true", "confidence_drop", "old_conf", "new_conf"):
+        cols[c] = np.array([np.nan if v is None else v for v in cols[c]], dtype=np.float64)
+    # a model's confidence in its prediction is p(true class) where the prediction is right: the old
+    # model's in a negative flip, the new model's in a positive one (the others are not in the file)
+    neg = np.array([r["flip"] == "negative" for r in records], dtype=bool)
+    cols["old_conf"] = np.where(neg, cols["old_p_true"], cols["old_conf"])
+    cols["new_conf"] = np.where(~neg, cols["new_p_true"], cols["new_conf"])
+    df = pd.DataFrame(cols, columns=list(GRID_COLUMNS))
+    if records and "slice" in records[0]:
+        df["slice"] = [r["slice"] for r in records]
+    return df
+
+
+def _capped_page(comp: Comparison, wanted: list[str], filtered: bool, page: int, per_page: int) -> GridPage:
+    """A streamed comparison without its flip-id file: the capped id lists, by id (no classes known)."""
+    note = STREAMED_NO_FLIP_FILE.format(cap=comp.flip_ids.cap)
+    ids = [] if filtered else [(i, k) for k, lst in (("negative", comp.flip_ids.negative),
+                                                      ("positive", comp.flip_ids.positive)) if k in wanted for i in lst]
+    ids.sort()
+    start, stop, n_pages = page_bounds(len(ids), page, per_page)
+    records = [{"id": i, "flip": k, "label": "", "old_pred": "", "new_pred": ""} for i, k in ids[start:stop]]
+    return GridPage(_grid_frame(records), len(ids), start // per_page + 1, n_pages, start, note)
 
 
 def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 5) -> list[tuple[str, float]]:

@@ -102,6 +102,29 @@ MODEL_COLOURS: Mapping[str, str] = {"old": "#1f77b4", "new": "#ff7f0e"}
 #: Significance level of the McNemar verdict.
 ALPHA = 0.05
 
+# --------------------------------------------------------------------------- comparisons at scale
+#: Two predictions tables are compared streamed when either has more rows than this
+#: (:func:`graceful_core.sources.should_stream`); :data:`STREAM_ROWS_ENV` replaces it.
+STREAM_MIN_ROWS = 1_000_000
+#: Environment variable with another threshold (``0``: stream every pair of tables).
+STREAM_ROWS_ENV = "GRACEFUL_STREAM_ROWS"
+#: ``compare --stream`` / ``matrix --stream``: by size, always, never.
+STREAM_CHOICES = ("auto", "always", "never")
+#: Why a streamed comparison has no embedding cross-test (the report's ``compatibility.reason``).
+STREAMED_NO_CROSS_TEST = ("streamed comparison: embeddings are not read (the cross-test needs every embedding in "
+                          "memory); for the cross-test compare in memory (compare --stream never; memory grows "
+                          "with the rows)")
+#: What a view that needs per-sample data says about a streamed comparison (Markdown).
+STREAMED_NO_SAMPLES = ("This comparison was **streamed** ({n} images): it holds the counts and the flipped images' "
+                       "ids, not per-sample data in memory, so this view is not available for it. The **Overview** "
+                       "and **Flips** pages show everything it holds.")
+#: The Flips grid of a streamed comparison: which images it lists.
+STREAMED_GRID_NOTE = ("Streamed comparison: the grid lists the flipped images only, read page by page from the "
+                      "flip-id file; images both models got right (or both wrong) are counted, not listed.")
+#: The Flips grid of a streamed comparison without a flip-id file.
+STREAMED_NO_FLIP_FILE = ("Streamed comparison without a flip-id file: only the first {cap} ids of each kind of flip "
+                         "are known, without their classes.")
+
 # --------------------------------------------------------------------------- formats
 PCT_DIGITS = 2
 NOT_AVAILABLE = "n/a"

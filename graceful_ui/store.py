@@ -12,6 +12,7 @@ core under the comparison's content key, so a restarted server does not recomput
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Callable
@@ -21,14 +22,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from graceful_core import lazy
+from graceful_core import lazy, views
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
+from graceful_core.io.tables import is_glob
 from graceful_core.lineage import ModelSet, model_matrix_report
 from graceful_core.projection import ProjectionResult
-from graceful_core.sources import compare_sources
+from graceful_core.sources import cached_flip_ids_path, compare_sources
 from graceful_core.thumbnails import thumbnail_png
 from graceful_core.vocabulary import StageProgress
 from graceful_ui.inputs import Spec
@@ -49,6 +51,8 @@ _HASH = {Comparison: _ident}
 def _stat(path: str | None) -> tuple:
     if path is None:
         return ()
+    if is_glob(path):  # shards named by a pattern: each match
+        return (path, tuple(_stat(f) for f in sorted(glob.glob(path, recursive=True))))
     p = Path(path)
     if p.is_dir():
         rows = []
@@ -70,7 +74,7 @@ def fingerprint(spec: Spec) -> tuple:
         A file is missing or cannot be read.
     """
     for p in (spec.old, spec.new):
-        if not os.path.exists(p):
+        if not os.path.exists(p) and not is_glob(p):
             raise InputError(p, "no such file")
     try:
         return (_stat(spec.old), _stat(spec.new), _stat(spec.data))
@@ -84,11 +88,13 @@ def _jobs() -> ComparisonJobs:
     return ComparisonJobs(max_finished=MAX_COMPARISONS)
 
 
-def _compute(spec: Spec) -> Callable[[StageProgress], Comparison]:
+def _compute(spec: Spec, fp: tuple) -> Callable[[StageProgress], Comparison]:
     def run(progress: StageProgress) -> Comparison:
+        # large tables are streamed: every flipped sample then goes to a file in the cache (the grid's pages)
         return compare_sources(spec.old, spec.new, spec.data, progress=progress,
                                old_name=Path(spec.display_name(spec.old)).name,
-                               new_name=Path(spec.display_name(spec.new)).name)
+                               new_name=Path(spec.display_name(spec.new)).name,
+                               flip_ids_path=cached_flip_ids_path(repr(spec), repr(fp)))
 
     return run
 
@@ -106,7 +112,7 @@ def comparison_job(spec: Spec, fp: tuple | None = None) -> Job[Comparison]:
         A file of the spec is missing (:func:`fingerprint`).
     """
     fp = fingerprint(spec) if fp is None else fp
-    return _jobs().start((spec, fp), _compute(spec))
+    return _jobs().start((spec, fp), _compute(spec, fp))
 
 
 def forget_comparison(spec: Spec, fp: tuple) -> None:
@@ -134,7 +140,7 @@ def load_comparison(spec: Spec, fp: tuple | None = None) -> Comparison:
         :func:`graceful_ui.inputs.user_message` for the user's name).
     """
     fp = fingerprint(spec) if fp is None else fp
-    job, new = _jobs().get_or_create((spec, fp), _compute(spec))
+    job, new = _jobs().get_or_create((spec, fp), _compute(spec, fp))
     if new:
         job.run()
     job.wait()
@@ -157,6 +163,16 @@ def samples_csv(comp: Comparison) -> bytes:
 def samples_table(comp: Comparison) -> pd.DataFrame:
     """:meth:`Comparison.samples`, built once per comparison and shared (pages only filter it)."""
     return comp.samples()
+
+
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=_HASH)
+def grid_page(comp: Comparison, classes: tuple[str, ...], flip_types: tuple[str, ...], cell: tuple[str, str] | None,
+              order: str, page: int, per_page: int, rows: np.ndarray | None = None) -> views.GridPage:
+    """One page of the Flips grid (:func:`graceful_core.views.grid_page`: from the per-sample table, or
+    read from the flip-id file of a streamed comparison); ``rows``: a regression slice's samples."""
+    return views.grid_page(comp, classes=classes, flip_types=flip_types, old_pred=cell[0] if cell else None,
+                           new_pred=cell[1] if cell else None, order=order, page=page, per_page=per_page,
+                           samples=samples_table(comp) if comp.arrays is not None else None, rows=rows)
 
 
 @st.cache_resource(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)

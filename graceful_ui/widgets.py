@@ -12,7 +12,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.lineage import STAGE_PAIRS
 from graceful_core.metrics.summary import FlipSummary
-from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, StageProgress, card
+from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, StageProgress, card
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, resolve_spec, user_message
@@ -222,6 +222,13 @@ def require_comparison() -> tuple[Spec, Comparison]:
     return spec, comp
 
 
+def require_per_sample(comp: Comparison) -> None:
+    """Stop a page that needs per-sample data, saying why, when the comparison was streamed."""
+    if comp.arrays is None:
+        st.info(STREAMED_NO_SAMPLES.format(n=f"{comp.n_samples:,}"))
+        st.stop()
+
+
 def metric_card(col, key: str, summary: FlipSummary, delta: str | None = None, delta_color: str = "normal") -> None:
     """One metric of the summary as a bordered card: the vocabulary's label, value, caption and help."""
     label, value, caption, help_text = card(key, summary)
@@ -254,7 +261,8 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
         st.download_button("Download report (JSON)", store.report_json(comp), file_name="graceful-report.json",
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
                            key="dl_json", width="stretch")
-        st.download_button("Download per-sample table (CSV)", store.samples_csv(comp), file_name="graceful-samples.csv",
-                           mime="text/csv", key="dl_csv", width="stretch",
-                           help="One row per image: label, both predictions and confidences, flip type")
+        if comp.arrays is not None:  # a streamed comparison has no per-sample table
+            st.download_button("Download per-sample table (CSV)", store.samples_csv(comp),
+                               file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
+                               help="One row per image: label, both predictions and confidences, flip type")
         html_report_button(comp)

@@ -35,10 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where it is used: comparing predictions tables never loads torch
+    import torch
 
 __all__ = [
     "RetrievalResult",
@@ -125,6 +127,8 @@ def _label_codes(labels: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _normalise(a: np.ndarray) -> torch.Tensor:
     """L2-normalise rows in float64; zero rows stay zero."""
+    import torch
+
     t = torch.from_numpy(a.astype(np.float64))
     norm = torch.linalg.vector_norm(t, dim=1, keepdim=True)
     return t / torch.where(norm > 0, norm, torch.ones_like(norm))
@@ -140,6 +144,8 @@ def _exact_scores(q: torch.Tensor, g_t: torch.Tensor) -> torch.Tensor:
     the absolute grid makes ties exact and the result independent of blocking (barring
     an exact cosine within ~1e-14 of a half-grid point).
     """
+    import torch
+
     s = (q @ g_t).mul_(_GRID).round_()
     return s.to(torch.float32).mul_(1.0 / _GRID)
 
@@ -156,6 +162,8 @@ def _topk_fast(
     that bound. Rows whose exact k-th score is not above ``c + eps`` (ties or near-ties
     at the boundary) are recomputed exactly in full.
     """
+    import torch
+
     n = g32_t.shape[1]
     s32 = q32 @ g32_t
     s32.scatter_(1, self_cols.view(-1, 1), -math.inf)
@@ -185,6 +193,8 @@ def _rank_keys(q: torch.Tensor, g_t: torch.Tensor, self_cols: torch.Tensor) -> t
     then the index): ascending key = score descending, index ascending. The query's own
     column gets the largest int64, so it ranks last and is never among the neighbours.
     """
+    import torch
+
     n = g_t.shape[1]
     key = (q @ g_t).mul_(_GRID).round_().to(torch.int64)
     key.mul_(-n).add_(torch.arange(n, dtype=torch.int64))
@@ -199,6 +209,8 @@ def _topk_tie_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
     straddles the k-th place are redone by taking the equal scores with the lowest
     indices. The result is then sorted by index and stably by score.
     """
+    import torch
+
     vals, idx = torch.topk(scores, k, dim=1, largest=True, sorted=True)
     t = vals[:, -1:]
     eq = scores == t
@@ -237,6 +249,8 @@ def _average_precision_rows(key: torch.Tensor, members: torch.Tensor) -> torch.T
     items and ``Σ_{v≤i} h[v] − (i + 1)`` others at or above it), so
     ``AP = (1/P) Σ_i (i + 1) / rank(i)``.
     """
+    import torch
+
     b, n = key.shape
     p = members.numel() - 1
     pos = key.index_select(1, members).sort(dim=1).values[:, :p].contiguous()
@@ -321,6 +335,8 @@ def retrieval_metrics(
     >>> r.hit_at[1], r.map
     (1.0, 1.0)
     """
+    import torch
+
     q = _as_embedding(query_emb, "query_emb")
     g = _as_embedding(gallery_emb, "gallery_emb")
     if q.shape[0] != g.shape[0]:
@@ -659,6 +675,8 @@ def nearest_neighbour_overlap(old_emb: Any, new_emb: Any, *, block_size: int = 1
     >>> nearest_neighbour_overlap([[1, 0], [0, 1], [1, 1]], [[2, 0], [0, 3], [-1, 1]])
     0.6666666666666666
     """
+    import torch
+
     old = _as_embedding(old_emb, "old_emb")
     new = _as_embedding(new_emb, "new_emb")
     if old.shape[0] != new.shape[0]:

@@ -4,6 +4,8 @@
   shards) to a :class:`StreamedComparison` (joint counts, per-slice sums, flip ids), in
   memory that does not grow with the number of rows.
 - :func:`read_flip_page` / :func:`flip_page_count`: one sorted page of the flip-id file.
+- :func:`estimated_rows`: a table's rows from its Parquet footers (estimated for CSV), to
+  decide whether to stream (:func:`graceful_core.sources.should_stream`).
 """
 
 from graceful_core.streaming.engine import (
@@ -15,6 +17,7 @@ from graceful_core.streaming.engine import (
     flip_page_count,
     read_flip_page,
 )
+from graceful_core.streaming.reader import estimated_rows
 from graceful_core.streaming.sums import CappedIds, SliceSums
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "SliceSums",
     "StreamedComparison",
     "compare_tables_streamed",
+    "estimated_rows",
     "flip_page_count",
     "read_flip_page",
 ]

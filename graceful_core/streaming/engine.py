@@ -24,14 +24,13 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset
@@ -49,6 +48,7 @@ from graceful_core.streaming.reader import (
     text_column_modes,
 )
 from graceful_core.streaming.sums import CappedIds, SliceSums, SmallestIds
+from graceful_core.vocabulary import StageProgress
 
 __all__ = ["StreamedComparison", "compare_tables_streamed", "FLIP_KINDS", "DEFAULT_ID_CAP"]
 
@@ -62,9 +62,6 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 ID_HASH_MEMORY = 128 << 20
 #: Values of the flip-id file's ``flip`` column.
 FLIP_KINDS = ("negative", "positive")
-
-#: ``progress(stage, done, total)`` (rows); total is 0 when unknown (CSV).
-StageProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +94,8 @@ class StreamedComparison:
         Rows of either table not compared: ``(rows_old − N) + (rows_new − N)``.
     n_old_rows, n_new_rows : int
         Rows read from each table.
+    n_old_in_dataset, n_new_in_dataset : int
+        Rows of each table whose id the dataset has (all rows without a dataset).
     aligned_rows, joined_rows : int
         Samples matched by position (same ids in the same order) and by the join.
     old_score_kind, new_score_kind : str or None
@@ -119,6 +118,8 @@ class StreamedComparison:
     dropped_ids: int
     n_old_rows: int
     n_new_rows: int
+    n_old_in_dataset: int
+    n_new_in_dataset: int
     aligned_rows: int
     joined_rows: int
     old_score_kind: str | None
@@ -430,6 +431,8 @@ class _Pass:
             self.rows["new"] += 0 if pn is None else len(pn)
             if self.progress:
                 self.progress(self._stage(), self.rows["old"], total)
+        if self.progress and not total:  # the end of a stage whose size was not known (CSV)
+            self.progress(self._stage(), self.rows["old"], self.rows["old"])
         for side, lay in (("old", self.lo), ("new", self.ln)):
             if self.rows[side] == 0:
                 raise InputError(lay.source, "the table is empty (no rows)")
@@ -509,6 +512,8 @@ class _Pass:
             sc = b.column(b.schema.get_field_index(f"{alias}_scores"))
 
             def from_scores(f: np.ndarray) -> np.ndarray:
+                if len(f) == 0:  # no flip in this batch (reshape(0, -1) has no width to infer)
+                    return np.zeros(0, dtype=np.float64)
                 sub = sc.take(pa.array(f, type=pa.int64()))
                 m = sub.flatten().to_numpy(zero_copy_only=False).reshape(len(f), -1)
                 return self.dec[side].p_true(m, y[f])
@@ -531,7 +536,10 @@ class _Pass:
             negative_flips=self.neg.result(), positive_flips=self.pos.result(),
             flip_ids_path=None if self.flips is None else self.flips.path,
             dropped_ids=self.rows["old"] + self.rows["new"] - 2 * used,
-            n_old_rows=self.rows["old"], n_new_rows=self.rows["new"], aligned_rows=self.aligned,
+            n_old_rows=self.rows["old"], n_new_rows=self.rows["new"],
+            n_old_in_dataset=self.in_dataset["old"] if self.dataset is not None else self.rows["old"],
+            n_new_in_dataset=self.in_dataset["new"] if self.dataset is not None else self.rows["new"],
+            aligned_rows=self.aligned,
             joined_rows=self.joined, old_score_kind=self.lo.score_kind, new_score_kind=self.ln.score_kind,
             embeddings_skipped=self.lo.has_embedding or self.ln.has_embedding,
         )
@@ -553,7 +561,7 @@ def compare_tables_streamed(
     new_name: str | None = None,
     flip_ids_path: str | os.PathLike | None = None,
     id_cap: int = DEFAULT_ID_CAP,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_rows: int | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     spill_dir: str | os.PathLike | None = None,
     progress: StageProgress | None = None,
@@ -580,14 +588,14 @@ def compare_tables_streamed(
         Write every flipped sample to this Parquet file (:data:`FLIP_FILE_COLUMNS`).
     id_cap : int
         Flip ids kept in the result per kind (the smallest in sort order); 0 keeps none.
-    batch_rows : int
-        Rows per Parquet batch.
+    batch_rows : int, optional
+        Rows per Parquet batch (default :data:`DEFAULT_BATCH_ROWS`).
     memory_limit : str
         DuckDB's memory limit for the join of rows whose order differs (e.g. ``"1GB"``).
     spill_dir : path, optional
         Where spill files go (default: the system's temporary folder); removed at the end.
     progress : callable, optional
-        ``progress(stage, done_rows, total_rows)``.
+        ``progress(stage, done_rows, total_rows)``; ``total_rows`` is 0 when unknown (CSV).
 
     Returns
     -------
@@ -611,6 +619,8 @@ def compare_tables_streamed(
     >>> r.n_samples, r.counts.negative_flips, r.negative_flips.first, r.positive_flips.first
     (3, 1, ('b',), ('c',))
     """
+    if batch_rows is None:
+        batch_rows = DEFAULT_BATCH_ROWS  # read at call time: tests set it small to cross batch boundaries
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
     lo = open_table(old, classes, dataset=dataset)
@@ -637,29 +647,66 @@ def compare_tables_streamed(
         pa.default_memory_pool().release_unused()
 
 
-def read_flip_page(path: str | os.PathLike, *, flip: str | None = "negative", offset: int = 0, limit: int = 50,
-                   order_by: str = "id", descending: bool = False, label: str | None = None) -> pa.Table:
+#: A filter of the flip-id file: one value, any of several (None or empty: no filter).
+Match = str | Sequence[str] | None
+
+
+def _values(v: Match) -> list[str]:
+    return [] if v is None else [v] if isinstance(v, str) else [str(x) for x in v]
+
+
+def _flip_where(flip: Match, label: Match, old_pred: Match, new_pred: Match) -> tuple[str, list]:
+    """The SQL ``WHERE`` clause (or "") and its parameters for the filters of :func:`read_flip_page`."""
+    flips = _values(flip)
+    bad = [f for f in flips if f not in FLIP_KINDS]
+    if bad:
+        raise ValueError(f"flip must be one of {FLIP_KINDS} (or several, or None), got {bad[0]!r}")
+    where, params = [], []
+    for col, vals in (("flip", flips), ("label", _values(label)), ("old_pred", _values(old_pred)),
+                      ("new_pred", _values(new_pred))):
+        if vals:
+            where.append(f'CAST("{col}" AS VARCHAR) IN ({", ".join("?" * len(vals))})')
+            params += vals
+    return ("WHERE " + " AND ".join(where)) if where else "", params
+
+
+def _duckdb_query(sql: str, params: list) -> pa.Table:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    try:
+        return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
+def read_flip_page(path: str | os.PathLike, *, flip: Match = "negative", offset: int = 0, limit: int = 50,
+                   order_by: str = "id", descending: bool = False, label: Match = None,
+                   old_pred: Match = None, new_pred: Match = None) -> pa.Table:
     """One page of a flip-id file, sorted, without reading the whole file into memory.
 
     Parameters
     ----------
     path : path
         A file written by :func:`compare_tables_streamed` (``flip_ids_path``).
-    flip : {"negative", "positive", None}
-        Which flips (None: both).
+    flip : "negative", "positive", a sequence of them, or None
+        Which flips (None or empty: both).
     offset, limit : int
         The page: rows ``offset .. offset + limit - 1`` of the sorted selection.
     order_by : str
-        A column of :data:`FLIP_FILE_COLUMNS` (e.g. ``"confidence_drop"``); ties by id.
-    label : str, optional
-        Only samples of this true class.
+        A column of :data:`FLIP_FILE_COLUMNS` (e.g. ``"confidence_drop"``); ties by id
+        (code-point order); missing values last.
+    label, old_pred, new_pred : str or sequence of str, optional
+        Only samples whose true class (old prediction, new prediction) is this class or
+        one of these classes (None or empty: any).
 
     Returns
     -------
     pyarrow.Table
-        At most ``limit`` rows (DuckDB's top-N: memory of one page).
+        At most ``limit`` rows (DuckDB's top-N: memory of one page), the file's columns
+        plus ``confidence_drop`` when the file has probabilities.
     """
-    import duckdb
     import pyarrow.parquet as pq
 
     cols = pq.read_schema(os.fspath(path)).names
@@ -667,34 +714,16 @@ def read_flip_page(path: str | os.PathLike, *, flip: str | None = "negative", of
     if order_by not in sortable:
         raise ValueError(f"order_by must be one of {sortable}, got {order_by!r}")
     key = '"old_p_true" - "new_p_true"' if order_by == "confidence_drop" else f'"{order_by}"'
-    if flip not in (None, *FLIP_KINDS):
-        raise ValueError(f"flip must be one of {FLIP_KINDS} or None, got {flip!r}")
-    where, params = [], []
-    if flip is not None:
-        where.append("flip = ?")
-        params.append(flip)
-    if label is not None:
-        where.append("CAST(label AS VARCHAR) = ?")
-        params.append(label)
+    where, params = _flip_where(flip, label, old_pred, new_pred)
     drop = ', "old_p_true" - "new_p_true" AS confidence_drop' if "old_p_true" in cols else ""
-    sql = (f"SELECT *{drop} FROM read_parquet(?) {'WHERE ' + ' AND '.join(where) if where else ''} "
+    sql = (f"SELECT *{drop} FROM read_parquet(?) {where} "
            f'ORDER BY {key} {"DESC" if descending else "ASC"} NULLS LAST, id LIMIT ? OFFSET ?')
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    try:
-        return con.sql(sql, params=[os.fspath(path), *params, int(limit), int(offset)]).to_arrow_table()
-    finally:
-        con.close()
+    return _duckdb_query(sql, [os.fspath(path), *params, int(limit), int(offset)])
 
 
-def flip_page_count(path: str | os.PathLike, *, flip: str | None = "negative", label: str | None = None) -> int:
-    """Rows of a flip-id file matching ``flip`` and ``label`` (for the number of pages)."""
-    import pyarrow.dataset as pds
-
-    expr = None
-    if flip is not None:
-        expr = pc.field("flip") == flip
-    if label is not None:
-        e2 = pc.field("label").cast(pa.string()) == label
-        expr = e2 if expr is None else expr & e2
-    return pds.dataset(os.fspath(path), format="parquet").count_rows(filter=expr)
+def flip_page_count(path: str | os.PathLike, *, flip: Match = "negative", label: Match = None,
+                    old_pred: Match = None, new_pred: Match = None) -> int:
+    """Rows of a flip-id file matching the filters of :func:`read_flip_page` (for the number of pages)."""
+    where, params = _flip_where(flip, label, old_pred, new_pred)
+    t = _duckdb_query(f"SELECT count(*) AS n FROM read_parquet(?) {where}", [os.fspath(path), *params])
+    return int(t.column(0)[0].as_py())

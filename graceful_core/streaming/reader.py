@@ -30,7 +30,8 @@ from graceful_core.io.datasets import ImageDataset
 from graceful_core.metrics.confidence import class_probabilities
 from graceful_core.streaming.kernels import argmax_rows, string_buffers
 
-__all__ = ["TableLayout", "Piece", "Rows", "Decoder", "DatasetIndex", "open_table", "iter_pieces", "text_column_modes"]
+__all__ = ["TableLayout", "Piece", "Rows", "Decoder", "DatasetIndex", "open_table", "iter_pieces", "text_column_modes",
+           "estimated_rows"]
 
 #: Bytes of CSV text parsed per batch.
 CSV_BLOCK_BYTES = 16 << 20
@@ -237,6 +238,36 @@ def open_table(path: str | os.PathLike, classes: Sequence[str] | None = None, *,
     if dataset is not None:
         DatasetIndex(dataset).labels_for(layout)  # the class check, before any row is read
     return layout
+
+
+def estimated_rows(path: str | os.PathLike) -> int:
+    """Rows of a predictions table, without reading them: exact for Parquet, estimated for CSV.
+
+    Parquet: the sum of the row counts in the shards' footers. CSV: the file size divided
+    by the mean length of the first lines (up to 1 MiB read), so the estimate costs one
+    small read whatever the size.
+
+    Raises
+    ------
+    InputError
+        As :func:`graceful_core.io.tables.table_files` (missing file, empty pattern...),
+        or an unreadable Parquet footer.
+    """
+    kind, files = T.table_files(path)
+    if kind == "parquet":
+        return sum(int(_schema_of(f, kind)[2] or 0) for f in files)
+    total = 0
+    for f in files:
+        size = os.path.getsize(f)
+        with open(f, "rb") as fh:
+            head = fh.read(1 << 20)
+        lines = head.count(b"\n")
+        if lines <= 1 or len(head) == size:  # small file: count exactly
+            total += max(0, lines - 1 + (0 if head.endswith(b"\n") or not head else 1))
+            continue
+        first = head.index(b"\n") + 1  # without the header line
+        total += int((size - first) / ((head.rindex(b"\n") + 1 - first) / (lines - 1)))
+    return total
 
 
 def _derive_classes(source: str, kind: str, files: tuple[str, ...], has_label: bool, has_pred: bool,
