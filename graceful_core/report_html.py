@@ -188,16 +188,11 @@ def _flip_tiles(comp: Comparison, cap: int) -> dict[str, Any]:
             "ordered": a.old_p_true is not None and a.new_p_true is not None, "tiles": tiles}
 
 
-def _thumbnail(comp: Comparison, row: int, pos: dict[str, int]) -> dict[str, Any]:
+def _slice_tile(comp: Comparison, row: int, pos: dict[str, int]) -> dict[str, Any]:
     """One small tile of sample ``row``: its image (when the dataset is there), id, true class and predictions."""
     a = comp.require_arrays()
     sid = str(a.ids[row])
-    src, unreadable = "", False
-    if sid in pos:
-        try:
-            src = thumbnail_data_uri(comp.dataset.load_image(pos[sid]))
-        except (InputError, OSError, ValueError):  # a broken image must not break the report
-            unreadable = True
+    src, unreadable = _thumbnail(comp.dataset, pos, sid)
     return {"id": sid, "src": src, "unreadable": unreadable, "true": comp.classes[a.labels[row]],
             "old": comp.classes[a.old_pred[row]], "new": comp.classes[a.new_pred[row]],
             "flip": bool(a.negative_flip_mask[row])}
@@ -231,7 +226,7 @@ def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | 
             "cells": [cols[0].format(s.size), cols[1].format(s.negative_flips), nfr,
                       cols[3].format(s.rest_negative_flip_rate), cols[4].format(s.p_value),
                       cols[5].format(s.p_adjusted)],
-            "examples": what, "tiles": [_thumbnail(comp, r, pos) for r in rows],
+            "examples": what, "tiles": [_slice_tile(comp, r, pos) for r in rows],
         })
     closest = None
     if not sig and rep.slices:
