@@ -24,7 +24,7 @@ from graceful_core import cache
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, align_classes, load_dataset
 from graceful_core.io.hashing import file_sha256
-from graceful_core.training.architectures import ARCHITECTURES
+from graceful_core.training.architectures import ARCHITECTURES, INPUT_SIZES
 from graceful_core.training.export import save_torchscript
 from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
@@ -99,7 +99,8 @@ class TrainedUpdate:
     history: list[dict] = field(default_factory=list)
 
 
-def _load_old(old_path: str | os.PathLike, method: str = "plain") -> tuple[torch.jit.ScriptModule, ModelInfo]:
+def _load_old(old_path: str | os.PathLike, method: str = "plain",
+              arch: str = "large-cnn") -> tuple[torch.jit.ScriptModule, ModelInfo]:
     """The old model's TorchScript module (validated by the loader, never unpickled) and its info.
 
     Raises
@@ -114,10 +115,13 @@ def _load_old(old_path: str | os.PathLike, method: str = "plain") -> tuple[torch
     model = load_model(old_path)
     if not isinstance(model, TorchScriptModel):
         raise InputError(old_path, "training needs the old model as a TorchScript file (.pt), not ONNX")
-    if tuple(model.info.input_size[1:]) != (8, 8):
-        raise InputError(old_path, f"the reference trainer's architectures take 8x8 images (the digits sample); "
-                                   f"this model's graceful.json says {list(model.info.input_size)}: train it with "
-                                   "your own loop and graceful_core.training.losses")
+    size = tuple(model.info.input_size[1:])
+    if INPUT_SIZES.get(arch) != size:
+        fits = sorted(a for a, s in INPUT_SIZES.items() if s == size)
+        hint = (f"use --arch {' or '.join(fits)}" if fits else
+                "train it with your own loop and graceful_core.training.losses")
+        raise InputError(old_path, f"architecture {arch} takes {'x'.join(map(str, INPUT_SIZES.get(arch, ())))} images; "
+                                   f"this model's graceful.json says {list(model.info.input_size)}: {hint}")
     if method == "bct" and not (model.has_embedding and model.has_head):
         raise InputError(old_path, "method bct needs an old model that exports embed(x) and head(e)")
     model.module.eval()
@@ -173,7 +177,7 @@ def train_update(
     """
     params.validate()
     t0 = time.perf_counter()
-    old, info = _load_old(old_path, params.method)
+    old, info = _load_old(old_path, params.method, params.arch)
     dataset = _dataset_for(data, info)
     if progress:
         progress("preparing images", 0, len(dataset))
@@ -222,7 +226,7 @@ def train_update_cached(
 ) -> TrainedUpdate:
     """Like :func:`train_update`, into the content-addressed cache file; reuses an existing one."""
     params.validate()
-    _, info = _load_old(old_path, params.method)
+    _, info = _load_old(old_path, params.method, params.arch)
     dataset = _dataset_for(data, info)
     path = trained_model_path(old_path, dataset, params)
     if path.exists():
