@@ -388,7 +388,7 @@ def run_all(runs: dict[str, Run], keys: dict[str, str], cache: Path, make_task: 
                 else:
                     task |= {"old_arch": None, "old_path": None}
                 todo.discard(n)
-                log(f"  {n}: training ({runs[n].arch}, {runs[n].data}, {runs[n].train})")
+                log(f"  {n}: queued ({runs[n].arch}, {runs[n].data}, {runs[n].train})")
                 if pool is None:
                     info = train_run(task)
                     log(f"  {n}: done in {info['seconds']:.0f} s")
