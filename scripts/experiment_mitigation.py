@@ -88,7 +88,7 @@ FAMILIES: dict[str, dict] = {
     "focal (α 1, β 5)": {"method": "focal-distillation", "alpha": 1.0, "beta": 5.0},
     "focal, old-right only (α 0, β 6)": {"method": "focal-distillation", "alpha": 0.0, "beta": 6.0},
 }
-LAMBDAS = (0.5, 1.0, 2.0)
+LAMBDAS = (0.1, 0.25, 0.5, 1.0)
 
 
 def fashion_methods(lambdas: tuple[float, ...]) -> dict[str, dict]:
@@ -315,7 +315,7 @@ def run_digits(*, seeds: int, folds: int, epochs: int, epochs_old: int, subset: 
 class FashionSetup:
     """Sizes and budgets of the Fashion-MNIST experiment."""
 
-    per_class: int = 1200
+    per_class: int = 1000
     val_per_class: int = 1000
     split_seed: int = 0
     epochs: int = 12

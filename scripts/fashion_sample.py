@@ -419,6 +419,32 @@ def outputs(model: torch.nn.Module, X: torch.Tensor, batch: int = 1000) -> tuple
 
 # --------------------------------------------------------------------------- the configuration
 @dataclass(frozen=True)
+class PCSetting:
+    """Focal distillation's weights (Yan et al. 2021): ``lam * (alpha + beta * 1[old right]) * KL``."""
+
+    alpha: float
+    beta: float
+    lam: float
+
+    @property
+    def paper(self) -> bool:
+        """The paper's alpha = 1, beta = 5 (only lambda varies)."""
+        return (self.alpha, self.beta) == (1.0, 5.0)
+
+    @property
+    def label(self) -> str:
+        """Key of the validation run (the paper's weights keep the short form)."""
+        return f"new-pc lam={self.lam:g}" if self.paper else f"new-pc alpha={self.alpha:g} beta={self.beta:g} lam={self.lam:g}"
+
+    @property
+    def run_name(self) -> str:
+        return f"new-pc-lam{self.lam:g}" if self.paper else f"new-pc-a{self.alpha:g}b{self.beta:g}-lam{self.lam:g}"
+
+    def train(self) -> dict:
+        return {"method": "focal-distillation", "alpha": self.alpha, "beta": self.beta, "lam": self.lam}
+
+
+@dataclass(frozen=True)
 class FashionConfig:
     """Sizes, budgets and grids of the build (README: how each was chosen)."""
 
@@ -438,10 +464,12 @@ class FashionConfig:
     seed_new: int = 3
     seed_v3: int = 4
     seed_edge: int = 5
-    #: Focal distillation (Yan et al. 2021): alpha, beta fixed to the paper's; lambda chosen on validation.
-    pc_alpha: float = 1.0
-    pc_beta: float = 5.0
-    pc_lambdas: tuple[float, ...] = (0.5, 1.0, 2.0)
+    #: Focal distillation (Yan et al. 2021): the paper's alpha = 1, beta = 5 over a lambda grid, and the variant
+    #: that distills only where old is right (alpha = 0, beta = 6); the setting is chosen on validation.
+    pc_grid: tuple[PCSetting, ...] = (
+        *(PCSetting(1.0, 5.0, lam) for lam in (0.1, 0.25, 0.5, 1.0, 2.0)),
+        *(PCSetting(0.0, 6.0, lam) for lam in (0.5, 1.0)),
+    )
     #: new-pc may cost at most this much validation error over new (absolute, e.g. 0.005 = half a point).
     pc_max_error_increase: float = 0.005
     #: BCT (Shen et al. 2020): the smallest lambda whose validation cross-test beats old's self-test.
@@ -450,7 +478,7 @@ class FashionConfig:
 
 
 QUICK = FashionConfig(val_per_class=4, app_train_per_class=2, epochs_old=1, epochs_new=1, epochs_v3=1,
-                      pc_lambdas=(0.5, 1.0), bct_lambdas=(1.0, 2.0))
+                      pc_grid=(PCSetting(1.0, 5.0, 0.5), PCSetting(0.0, 6.0, 1.0)), bct_lambdas=(1.0, 2.0))
 
 
 def selection_runs(cfg: FashionConfig, bct_lambdas: tuple[float, ...] | None = None) -> dict[str, Run]:
@@ -461,11 +489,9 @@ def selection_runs(cfg: FashionConfig, bct_lambdas: tuple[float, ...] | None = N
         "old": Run("old", cfg.old_arch, "fit", {"epochs": cfg.epochs_old, "seed": cfg.seed_old, "batch_size": bs}),
         "new": Run("new", cfg.new_arch, "fit", {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs}),
     }
-    for lam in cfg.pc_lambdas:
-        runs[f"new-pc lam={lam:g}"] = Run(
-            f"new-pc-lam{lam:g}", cfg.new_arch, "fit",
-            {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs, "method": "focal-distillation",
-             "alpha": cfg.pc_alpha, "beta": cfg.pc_beta, "lam": lam}, old="old")
+    for pc in cfg.pc_grid:
+        runs[pc.label] = Run(pc.run_name, cfg.new_arch, "fit",
+                             {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs} | pc.train(), old="old")
     for lam in cfg.bct_lambdas if bct_lambdas is None else bct_lambdas:
         runs[f"new-bct lam={lam:g}"] = Run(
             f"new-bct-lam{lam:g}", cfg.new_arch, "fit",
@@ -473,7 +499,7 @@ def selection_runs(cfg: FashionConfig, bct_lambdas: tuple[float, ...] | None = N
     return runs
 
 
-def final_runs(cfg: FashionConfig, pc_lambda: float, bct_lambda: float) -> dict[str, Run]:
+def final_runs(cfg: FashionConfig, pc: PCSetting, bct_lambda: float) -> dict[str, Run]:
     """The shipped models, trained on all training images."""
     bs = cfg.batch_size
     new = {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs}
@@ -482,9 +508,7 @@ def final_runs(cfg: FashionConfig, pc_lambda: float, bct_lambda: float) -> dict[
         "old-reseed": Run("old-reseed", cfg.old_arch, "full",
                           {"epochs": cfg.epochs_old, "seed": cfg.seed_old_reseed, "batch_size": bs}),
         "new": Run("new", cfg.new_arch, "full", new),
-        "new-pc": Run("new-pc", cfg.new_arch, "full",
-                      new | {"method": "focal-distillation", "alpha": cfg.pc_alpha, "beta": cfg.pc_beta,
-                             "lam": pc_lambda}, old="old"),
+        "new-pc": Run("new-pc", cfg.new_arch, "full", new | pc.train(), old="old"),
         "new-bct": Run("new-bct", cfg.new_arch, "full", new | {"method": "bct", "lam": bct_lambda}, old="old"),
         "v3": Run("v3", cfg.v3_arch, "full", {"epochs": cfg.epochs_v3, "seed": cfg.seed_v3, "batch_size": bs}),
         "edge": Run("edge", cfg.edge_arch, "full",
@@ -515,17 +539,16 @@ def pair_metrics(y: np.ndarray, old_logits, old_emb, new_logits, new_emb) -> dic
     }
 
 
-def choose_pc_lambda(cfg: FashionConfig, val: dict[str, dict]) -> tuple[float, str]:
-    """The lambda with the fewest validation negative flips among those whose validation error is
-    at most ``new``'s + ``pc_max_error_increase`` (ties: the smaller lambda); else the smallest lambda."""
+def choose_pc(cfg: FashionConfig, val: dict[str, dict]) -> tuple[PCSetting, str]:
+    """The setting with the fewest validation negative flips among those whose validation error is at most
+    ``new``'s + ``pc_max_error_increase`` (ties: the earlier in the grid); else the one with the lowest error."""
     base = val["new"]["error_rate"]
-    ok = [lam for lam in cfg.pc_lambdas if val[f"new-pc lam={lam:g}"]["error_rate"] <= base + cfg.pc_max_error_increase]
-    rule = (f"fewest validation negative flips among lambda in {list(cfg.pc_lambdas)} whose validation error is at "
-            f"most new's + {cfg.pc_max_error_increase * 100:g} points")
+    rule = (f"fewest validation negative flips among the grid whose validation error is at most new's + "
+            f"{cfg.pc_max_error_increase * 100:g} points")
+    ok = [pc for pc in cfg.pc_grid if val[pc.label]["error_rate"] <= base + cfg.pc_max_error_increase]
     if not ok:
-        return min(cfg.pc_lambdas), rule + " (none qualified: the smallest lambda)"
-    best = min(ok, key=lambda lam: (val[f"new-pc lam={lam:g}"]["negative_flips"], lam))
-    return best, rule
+        return min(cfg.pc_grid, key=lambda pc: val[pc.label]["error_rate"]), rule + " (none qualified: the lowest error)"
+    return min(ok, key=lambda pc: val[pc.label]["negative_flips"]), rule
 
 
 def choose_bct_lambda(cfg: FashionConfig, val: dict[str, dict]) -> tuple[float | None, str]:
@@ -578,7 +601,7 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
     #    BCT lambdas are tried in order, the next one only if the previous was not compatible.
     X_val = to_tensor(data.train_images[val_idx], mean, std)
     y_val = data.train_labels[val_idx]
-    fin_pre = final_runs(cfg, pc_lambda=cfg.pc_lambdas[0], bct_lambda=cfg.bct_lambdas[0])
+    fin_pre = final_runs(cfg, cfg.pc_grid[0], cfg.bct_lambdas[0])
     independent = {k: fin_pre[k] for k in ("old", "old-reseed", "new", "v3", "edge")}
     val: dict[str, dict] = {}
     val_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -601,11 +624,11 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
     if bct_lambda is None:
         bct_lambda = cfg.bct_lambdas[-1]
         bct_rule += f" (none was: the last, {bct_lambda:g})"
-    pc_lambda, pc_rule = choose_pc_lambda(cfg, val)
-    log(f"fashion: chose new-pc lambda {pc_lambda:g}, new-bct lambda {bct_lambda:g} on the validation split")
+    pc, pc_rule = choose_pc(cfg, val)
+    log(f"fashion: chose new-pc {pc}, new-bct lambda {bct_lambda:g} on the validation split")
 
     # 2. The mitigated final models.
-    fin = final_runs(cfg, pc_lambda, bct_lambda)
+    fin = final_runs(cfg, pc, bct_lambda)
     fin_keys = run_keys(fin, dkeys)
     fin_paths = run_all({k: fin[k] for k in fin}, fin_keys, cache, make_task, jobs, log)
 
@@ -625,12 +648,12 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
         "runs": {k: {"arch": r.arch, "train": r.train, **({"old": r.old} if r.old else {})} for k, r in sel.items()},
         "validation_metrics_vs_old": _round(val),
         "old_validation_error_rate": _round(val["new"]["old_error_rate"]),
-        "new_pc": {"rule": pc_rule, "lambda": pc_lambda},
+        "new_pc": {"rule": pc_rule, **asdict(pc)},
         "new_bct": {"rule": bct_rule, "lambda": bct_lambda},
     }
     (models_dir / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
     summary = write_predictions(root, fin, mean, std, cfg, log)
-    summary["selection"] = {"new_pc_lambda": pc_lambda, "new_bct_lambda": bct_lambda}
+    summary["selection"] = {"new_pc": asdict(pc), "new_bct_lambda": bct_lambda}
     (models_dir / "summary.json").write_text(json.dumps(_round(summary), indent=2) + "\n")
     log(f"fashion: done in {time.perf_counter() - t0:.1f} s")
     return summary
