@@ -1,6 +1,11 @@
-"""Build graceful's sample data: real digit scans as PNGs and real trained models.
+"""Build graceful's sample data: real images as PNGs and real trained models.
 
-    python scripts/build_sample_data.py
+    python scripts/build_sample_data.py                   # both samples
+    python scripts/build_sample_data.py --only digits     # the small digits sample (about 10 s)
+    python scripts/build_sample_data.py --only fashion    # Fashion-MNIST (needs the Debian package
+                                                          # dataset-fashion-mnist; see sample_data/README.md)
+
+Digits (``sample_data/digits``, ``sample_data/models``, ``sample_data/predictions``):
 
 1. ``sklearn.datasets.load_digits`` (1,797 8x8 scans, values 0..16, 10 classes) is
    written as PNGs (value v -> uint8 round(v * 255 / 16), mode "L") in the
@@ -11,7 +16,11 @@
    and saved as TorchScript with ``graceful.json`` in ``sample_data/models/``.
 3. ``write_prediction_tables()`` writes a predictions table per model on the test split.
 
-Deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)``, one thread.
+Fashion-MNIST (``sample_data/fashion/``): see ``scripts/fashion_sample.py``.
+
+Deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)``, one thread per
+training process; a model file is saved under its final name (TorchScript archives
+name their root folder after the file).
 """
 
 from __future__ import annotations
@@ -29,7 +38,11 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+import fashion_sample  # noqa: E402
+
+from graceful_core.errors import InputError  # noqa: E402
 from graceful_core.training.export import save_torchscript  # noqa: E402
 from graceful_core.training.trainer import tensors_from_dataset, train_model  # noqa: E402
 from graceful_core.types import ModelInfo  # noqa: E402
@@ -150,21 +163,11 @@ def write_prediction_tables(model_names: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs-old", type=int, default=6)
-    parser.add_argument("--epochs-new", type=int, default=30)
-    parser.add_argument("--epochs-v3", type=int, default=40)
-    parser.add_argument("--tables-only", action="store_true",
-                        help="only (re)write sample_data/predictions/ from the existing models")
-    args = parser.parse_args(argv)
+def build_digits(args: argparse.Namespace) -> None:
+    """The digits sample (unchanged since it was first built)."""
     if args.tables_only:
-        t0 = time.perf_counter()
         write_prediction_tables(["old", "new", "new-pc", "new-bct", "v3", "edge"])
-        print(f"done in {time.perf_counter() - t0:.1f} s")
-        return 0
-
-    t0 = time.perf_counter()
+        return
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
@@ -230,6 +233,35 @@ def main(argv: list[str] | None = None) -> int:
     (MODELS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     write_prediction_tables(list(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["digits", "fashion"], help="build one sample (default: both)")
+    parser.add_argument("--epochs-old", type=int, default=6, help="digits: epochs of old")
+    parser.add_argument("--epochs-new", type=int, default=30, help="digits: epochs of new and its variants")
+    parser.add_argument("--epochs-v3", type=int, default=40, help="digits: epochs of v3")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="digits: only (re)write sample_data/predictions/ from the existing models")
+    parser.add_argument("--fashion-dir", type=Path, default=fashion_sample.FASHION_SRC,
+                        help="folder with the four Fashion-MNIST IDX files (default: Debian's)")
+    parser.add_argument("--out", type=Path, default=OUT, help="fashion: output folder (default: sample_data)")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "build_sample_data",
+                        help="fashion: cache of trained weights (default: .cache/build_sample_data)")
+    parser.add_argument("--jobs", type=int, default=2, help="fashion: training processes (one thread each)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fashion: tiny budgets and splits, for tests on a small IDX file")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.only in (None, "digits"):
+        build_digits(args)
+    if args.only in (None, "fashion"):
+        cfg = fashion_sample.QUICK if args.quick else fashion_sample.FashionConfig()
+        try:
+            fashion_sample.build_fashion(args.out, args.fashion_dir, args.cache, cfg, jobs=max(1, args.jobs))
+        except InputError as e:
+            print(f"error: {e.message}", file=sys.stderr)
+            return 2
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from graceful_core.training.architectures import architecture_names, build_model
+from graceful_core.training.architectures import INPUT_SIZES, architecture_names, build_model
 from graceful_core.training.trainer import TrainingCancelled, tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
 
@@ -31,7 +31,7 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def test_architectures_forward_is_head_of_embed(arch):
     torch.manual_seed(0)
     m = build_model(arch, embedding_dim=16).eval()
-    x = torch.randn(3, 1, 8, 8)
+    x = torch.randn(3, 1, *INPUT_SIZES[arch])
     with torch.no_grad():
         e = m.embed(x)
         assert e.shape == (3, 16)

@@ -10,7 +10,12 @@ Layouts
 - folder: ``root/<class>/<image>`` (deeper subfolders allowed; the first component is
   the class). Image suffixes: :data:`IMAGE_SUFFIXES`. Hidden files/folders and other
   files are ignored. An optional ``root/slices.csv`` (columns ``id``, ``slice``) assigns
-  samples to slices; unlisted samples get the slice :data:`NO_SLICE`.
+  samples to slices; unlisted samples get the slice :data:`NO_SLICE`. An optional
+  ``root/classes.json`` (:data:`CLASSES_FILE`), a JSON object ``{"<folder>": "<class
+  name>", ...}``, gives class names that cannot be folder names (``"t-shirt-top":
+  "T-shirt/top"``): every class folder must be listed, names must be unique and non-empty,
+  and the classes follow the object's order (listed folders without images are left out).
+  Ids stay paths (``t-shirt-top/00000.png``).
 - zip: a ``.zip`` of such a folder (a single top-level folder holding the class
   folders is allowed). Checked by :func:`graceful_core.io.safezip.check_zip`, then
   extracted once to ``<cache>/datasets/<sha256 of the zip>`` (temp folder + atomic
@@ -50,6 +55,8 @@ from graceful_core.vocabulary import MANIFEST_SUFFIXES, ZIP_SUFFIXES
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 #: Optional slice file at a folder dataset's root.
 SLICES_FILE = "slices.csv"
+#: Optional class-name file at a folder dataset's root: ``{"<folder>": "<class name>"}``.
+CLASSES_FILE = "classes.json"
 #: Slice of samples a slice file or column does not assign.
 NO_SLICE = "(none)"
 #: Folders that archivers add and that are never class folders.
@@ -219,9 +226,14 @@ def _content_hash(ds: ImageDataset) -> str:
 def _from_samples(
     name: str, samples: list[tuple[str, str, str]], source: str, display_root: tuple[str, str] | None,
     slices: list[str] | None = None, metadata: SampleMetadata | None = None,
+    class_order: list[str] | None = None,
 ) -> ImageDataset:
-    """Build a dataset from ``(id, class name, absolute file)`` triples."""
-    classes = natural_sorted({c for _, c, _ in samples})
+    """Build a dataset from ``(id, class name, absolute file)`` triples.
+
+    Classes are sorted naturally, or follow ``class_order`` (which must hold every class).
+    """
+    present = {c for _, c, _ in samples}
+    classes = natural_sorted(present) if class_order is None else [c for c in class_order if c in present]
     pos = {c: k for k, c in enumerate(classes)}
     return ImageDataset(
         name=name,
@@ -283,6 +295,45 @@ def _read_slices_file(path: str, shown: str, ids: list[str]) -> list[str]:
     return [mapping.get(i) or NO_SLICE for i in ids]
 
 
+def _read_classes_file(path: str, shown: str, folders: set[str]) -> dict[str, str]:
+    """``{folder: class name}`` from a ``classes.json``, in the file's order, validated.
+
+    Raises
+    ------
+    InputError
+        Not UTF-8 JSON, not an object of non-empty strings, a repeated class name, or a
+        class folder of the dataset that the file does not list (all name ``shown``).
+    """
+    import json
+
+    class _Pairs(list):  # a JSON object's (key, value) pairs in file order (a JSON array stays a list)
+        pass
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            mapping = json.load(f, object_pairs_hook=_Pairs)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(shown, f"not a readable JSON file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(mapping, _Pairs):
+        raise InputError(shown, 'expected a JSON object {"<class folder>": "<class name>", ...}')
+    out: dict[str, str] = {}
+    for folder, cls in mapping:
+        if not isinstance(cls, str) or not cls.strip():
+            raise InputError(shown, f"class folder {folder!r}: the class name must be a non-empty string, got {cls!r}")
+        if folder in out:
+            raise InputError(shown, f"class folder {folder!r} is listed more than once")
+        out[folder] = cls
+    seen: dict[str, str] = {}
+    for folder, cls in out.items():
+        if cls in seen:
+            raise InputError(shown, f"class name {cls!r} is given to both {seen[cls]!r} and {folder!r}")
+        seen[cls] = folder
+    missing = natural_sorted(folders - out.keys())
+    if missing:
+        raise InputError(shown, f"class folder {missing[0]!r} is not listed (every class folder needs a name)")
+    return out
+
+
 def load_folder(root: str | os.PathLike, source: str | None = None,
                 display_root: tuple[str, str] | None = None, name: str | None = None) -> ImageDataset:
     """A dataset from a folder in the class-per-subfolder layout (see module docs).
@@ -297,13 +348,19 @@ def load_folder(root: str | os.PathLike, source: str | None = None,
     samples = scan_class_folders(root_s)
     if not samples:
         raise InputError(source, "no images found (expected class subfolders: <folder>/<class>/<image>)")
+    class_order = None
+    cfile = os.path.join(root_s, CLASSES_FILE)
+    if os.path.isfile(cfile):
+        names = _read_classes_file(cfile, _shown(cfile, display_root), {s[1] for s in samples})
+        samples = [(i, names[c], f) for i, c, f in samples]
+        class_order = list(names.values())
     slices = None
     sfile = os.path.join(root_s, SLICES_FILE)
     if os.path.isfile(sfile):
         slices = _read_slices_file(sfile, _shown(sfile, display_root), [s[0] for s in samples])
     stem = name or os.path.basename(os.path.normpath(os.fspath(root))) or "dataset"
     metadata = None if slices is None else SampleMetadata(("slice",), (np.asarray(slices, dtype=object),))
-    return _from_samples(stem, samples, source, display_root, slices, metadata)
+    return _from_samples(stem, samples, source, display_root, slices, metadata, class_order)
 
 
 # --------------------------------------------------------------------------- zip
@@ -459,7 +516,7 @@ def load_dataset(path: str | os.PathLike) -> ImageDataset:
     InputError
         Missing path; not a folder, zip or manifest; no images; unsafe or broken zip;
         manifest without ``id``/``path``/``label``, with a duplicate id, a path leaving
-        its folder or a missing image file; a bad ``slices.csv``.
+        its folder or a missing image file; a bad ``slices.csv`` or ``classes.json``.
     """
     p = os.fspath(path)
     if not os.path.exists(p):

@@ -107,14 +107,54 @@ def edge_cnn(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 6
     return EmbeddingClassifier(features, 8 * 4 * 4, None, embedding_dim, num_classes)
 
 
+# ----------------------------------------------------------------- 28x28 (Fashion-MNIST)
+def small_cnn_28(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64) -> EmbeddingClassifier:
+    """Two 3x3 convs (8, 16), each followed by a 2x2 max-pool; 28x28 -> 7x7; linear embedding."""
+    features = nn.Sequential(*_conv(in_channels, 8), nn.MaxPool2d(2), *_conv(8, 16), nn.MaxPool2d(2))
+    return EmbeddingClassifier(features, 16 * 7 * 7, None, embedding_dim, num_classes)
+
+
+def large_cnn_28(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64) -> EmbeddingClassifier:
+    """Three 3x3 convs (16, 32, 64), each followed by a 2x2 max-pool; 28x28 -> 3x3; 128-wide hidden layer, dropout 0.2."""
+    features = nn.Sequential(
+        *_conv(in_channels, 16), nn.MaxPool2d(2), *_conv(16, 32), nn.MaxPool2d(2), *_conv(32, 64), nn.MaxPool2d(2)
+    )
+    return EmbeddingClassifier(features, 64 * 3 * 3, 128, embedding_dim, num_classes, dropout=0.2)
+
+
+def large_cnn_v3_28(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64) -> EmbeddingClassifier:
+    """A wider ``large-cnn-28``: convs (24, 48, 96), 256-wide hidden layer, dropout 0.3."""
+    features = nn.Sequential(
+        *_conv(in_channels, 24), nn.MaxPool2d(2), *_conv(24, 48), nn.MaxPool2d(2), *_conv(48, 96), nn.MaxPool2d(2)
+    )
+    return EmbeddingClassifier(features, 96 * 3 * 3, 256, embedding_dim, num_classes, dropout=0.3)
+
+
+def edge_cnn_28(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64) -> EmbeddingClassifier:
+    """A tiny "edge" model: one 3x3 conv (8) and a 4x4 max-pool; 28x28 -> 7x7; linear embedding."""
+    features = nn.Sequential(*_conv(in_channels, 8), nn.MaxPool2d(4))
+    return EmbeddingClassifier(features, 8 * 7 * 7, None, embedding_dim, num_classes)
+
+
 #: Registry: name -> constructor ``(in_channels, num_classes, embedding_dim) -> EmbeddingClassifier``.
-#: The spatial sizes assume 8x8 inputs (the digits sample data).
+#: Each architecture takes one input size (:data:`INPUT_SIZES`): the digits sample's 8x8
+#: images or the Fashion-MNIST sample's 28x28 ones.
 ARCHITECTURES: dict[str, Callable[..., EmbeddingClassifier]] = {
     "small-cnn": small_cnn,
     "large-cnn": large_cnn,
     "large-cnn-v3": large_cnn_v3,
     "edge-cnn": edge_cnn,
+    "small-cnn-28": small_cnn_28,
+    "large-cnn-28": large_cnn_28,
+    "large-cnn-v3-28": large_cnn_v3_28,
+    "edge-cnn-28": edge_cnn_28,
 }
+#: The image size ``(H, W)`` each architecture takes.
+INPUT_SIZES: dict[str, tuple[int, int]] = {
+    name: ((28, 28) if name.endswith("-28") else (8, 8)) for name in ARCHITECTURES
+}
+#: The default architecture of a trained update for each input size (the sample's "new" model).
+DEFAULT_ARCHITECTURES: dict[tuple[int, int], str] = {(8, 8): "large-cnn", (28, 28): "large-cnn-28"}
 
 
 def architecture_names() -> list[str]:

@@ -24,7 +24,7 @@ from graceful_core import cache
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, align_classes, load_dataset
 from graceful_core.io.hashing import file_sha256
-from graceful_core.training.architectures import ARCHITECTURES
+from graceful_core.training.architectures import ARCHITECTURES, INPUT_SIZES
 from graceful_core.training.export import save_torchscript
 from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
@@ -100,7 +100,7 @@ class TrainedUpdate:
 
 
 def _load_old(old_path: str | os.PathLike, method: str = "plain",
-              device: str = "cpu") -> tuple[torch.jit.ScriptModule, ModelInfo]:
+              device: str = "cpu", arch: str = "large-cnn") -> tuple[torch.jit.ScriptModule, ModelInfo]:
     """The old model's TorchScript module (validated by the loader, never unpickled) and its info.
 
     Raises
@@ -115,10 +115,13 @@ def _load_old(old_path: str | os.PathLike, method: str = "plain",
     model = load_model(old_path, device=device)
     if not isinstance(model, TorchScriptModel):
         raise InputError(old_path, "training needs the old model as a TorchScript file (.pt), not ONNX")
-    if tuple(model.info.input_size[1:]) != (8, 8):
-        raise InputError(old_path, f"the reference trainer's architectures take 8x8 images (the digits sample); "
-                                   f"this model's graceful.json says {list(model.info.input_size)}: train it with "
-                                   "your own loop and graceful_core.training.losses")
+    size = tuple(model.info.input_size[1:])
+    if INPUT_SIZES.get(arch) != size:
+        fits = sorted(a for a, s in INPUT_SIZES.items() if s == size)
+        hint = (f"use --arch {' or '.join(fits)}" if fits else
+                "train it with your own loop and graceful_core.training.losses")
+        raise InputError(old_path, f"architecture {arch} takes {'x'.join(map(str, INPUT_SIZES.get(arch, ())))} images; "
+                                   f"this model's graceful.json says {list(model.info.input_size)}: {hint}")
     if method == "bct" and not (model.has_embedding and model.has_head):
         raise InputError(old_path, "method bct needs an old model that exports embed(x) and head(e)")
     model.module.eval()
@@ -185,7 +188,7 @@ def train_update(
     params.validate()
     t0 = time.perf_counter()
     device = resolve_device(device)
-    old, info = _load_old(old_path, params.method, device)
+    old, info = _load_old(old_path, params.method, device, arch=params.arch)
     dataset = _dataset_for(data, info)
     if progress:
         progress("preparing images", 0, len(dataset))
@@ -252,7 +255,7 @@ def train_update_cached(
     the run, as the app does).
     """
     params.validate()
-    _, info = _load_old(old_path, params.method)
+    _, info = _load_old(old_path, params.method, arch=params.arch)
     dataset = _dataset_for(data, info)
     path = trained_model_path(old_path, dataset, params)
     if path.exists():

@@ -1,0 +1,155 @@
+"""The committed Fashion-MNIST sample tells the story of issue 9, checked by brute-force NumPy on the committed
+predictions tables (not by graceful's metric functions), plus the model files against those tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = ROOT / "sample_data" / "fashion"
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+UPPER_BODY = {"T-shirt/top", "Pullover", "Coat", "Shirt"}
+MODELS = ["old", "old-reseed", "new", "new-pc", "new-bct", "v3", "edge"]
+
+pytestmark = pytest.mark.skipif(not (FASHION / "predictions" / "new.parquet").is_file(),
+                                reason="the Fashion-MNIST sample is not built")
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, dict[str, np.ndarray]]:
+    """id, label, pred (class names) and logits / embedding matrices of every model, rows sorted by id."""
+    out = {}
+    for name in MODELS:
+        t = pq.read_table(FASHION / "predictions" / f"{name}.parquet")
+        ids = np.array(t.column("id").to_pylist(), dtype=object)
+        order = np.argsort(ids)
+        out[name] = {
+            "id": ids[order],
+            "label": np.array(t.column("label").to_pylist(), dtype=object)[order],
+            "pred": np.array(t.column("pred").to_pylist(), dtype=object)[order],
+            "logits": np.array(t.column("logits").to_pylist(), dtype=np.float64)[order],
+            "embedding": np.array(t.column("embedding").to_pylist(), dtype=np.float64)[order],
+        }
+    return out
+
+
+def _acc(t) -> float:
+    return float(np.mean(t["pred"] == t["label"]))
+
+
+def _neg(old, new) -> np.ndarray:
+    return (old["pred"] == old["label"]) & (new["pred"] != new["label"])
+
+
+def _loo_top1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, block: int = 1000) -> float:
+    """Leave-one-out cosine nearest neighbour accuracy, in float64 blocks (ties: lowest index)."""
+    q = query / np.linalg.norm(query, axis=1, keepdims=True)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    hits = 0
+    for s in range(0, len(q), block):
+        sims = q[s : s + block] @ g.T
+        rows = np.arange(sims.shape[0])
+        sims[rows, s + rows] = -np.inf
+        hits += int(np.sum(labels[np.argmax(sims, axis=1)] == labels[s : s + block]))
+    return hits / len(q)
+
+
+def test_tables_cover_all_test_images_with_the_same_ids_and_labels(tables):
+    ref = tables["old"]
+    assert len(ref["id"]) == 10_000 and len(set(ref["id"])) == 10_000
+    assert set(ref["label"]) == set(CLASSES)
+    assert all(np.sum(ref["label"] == c) == 1000 for c in CLASSES)
+    for name in MODELS:
+        t = tables[name]
+        assert np.array_equal(t["id"], ref["id"]) and np.array_equal(t["label"], ref["label"])
+        # pred is the argmax of the logits (first maximum), as class names
+        assert np.array_equal(t["pred"], np.array(CLASSES, dtype=object)[np.argmax(t["logits"], axis=1)])
+    folder_ids = sorted(p.relative_to(FASHION / "test").as_posix() for p in (FASHION / "test").glob("*/*.png"))
+    assert folder_ids == sorted(ref["id"])
+
+
+def test_new_is_clearly_better_yet_breaks_hundreds_of_upper_body_images(tables):
+    old, new = tables["old"], tables["new"]
+    assert _acc(new) - _acc(old) >= 0.03  # several points
+    neg = _neg(old, new)
+    assert neg.sum() >= 100
+    share = np.mean([lab in UPPER_BODY for lab in old["label"][neg]])
+    assert share >= 0.6, f"only {share:.0%} of the negative flips are upper-body garments"
+    per_class = {c: int(np.sum(neg & (old["label"] == c))) for c in CLASSES}
+    top4 = sorted(per_class, key=per_class.get, reverse=True)[:4]
+    assert len(set(top4) & UPPER_BODY) >= 3, per_class
+
+
+def test_new_pc_cuts_negative_flips_at_about_the_same_error(tables):
+    old, new, pc = tables["old"], tables["new"], tables["new-pc"]
+    assert abs(_acc(pc) - _acc(new)) <= 0.01
+    assert _neg(old, pc).sum() <= 0.8 * _neg(old, new).sum()
+
+
+def test_new_bct_is_index_compatible_with_old_and_new_is_not(tables):
+    y = tables["old"]["label"]
+    old_self = _loo_top1(tables["old"]["embedding"], tables["old"]["embedding"], y)
+    bct_cross = _loo_top1(tables["new-bct"]["embedding"], tables["old"]["embedding"], y)
+    new_cross = _loo_top1(tables["new"]["embedding"], tables["old"]["embedding"], y)
+    assert bct_cross > old_self
+    assert new_cross < 0.5 * old_self
+    summary = json.loads((FASHION / "models" / "summary.json").read_text())["pairs"]
+    assert summary["old -> new-bct"]["cross_test_top1_new_old"] == pytest.approx(bct_cross, abs=2e-4)
+    assert summary["old -> new-bct"]["self_test_top1_old"] == pytest.approx(old_self, abs=2e-4)
+
+
+def test_edge_shares_v3s_space_and_reseeding_old_already_flips_images(tables):
+    y = tables["old"]["label"]
+    edge_on_v3 = _loo_top1(tables["edge"]["embedding"], tables["v3"]["embedding"], y)
+    unrelated = _loo_top1(tables["new"]["embedding"], tables["v3"]["embedding"], y)
+    assert edge_on_v3 > 0.7 > 0.3 > unrelated
+    assert _acc(tables["v3"]) > _acc(tables["new"])
+    churn = _neg(tables["old"], tables["old-reseed"]).sum()
+    assert 0 < churn < _neg(tables["old"], tables["new"]).sum()
+
+
+def test_summary_json_matches_the_tables(tables):
+    summary = json.loads((FASHION / "models" / "summary.json").read_text())
+    for name in MODELS:
+        assert summary["models"][name]["test_accuracy"] == pytest.approx(_acc(tables[name]), abs=1e-6)
+    for pair, numbers in summary["pairs"].items():
+        a, b = pair.split(" -> ")
+        assert numbers["negative_flips"] == int(_neg(tables[a], tables[b]).sum())
+
+
+@pytest.fixture(scope="module")
+def first_images():
+    """The first 300 test images (by id) as a dataset, through graceful's loader."""
+    from graceful_core.io.datasets import ImageDataset, load_dataset
+
+    ds = load_dataset(FASHION / "test")
+    keep = np.argsort(np.array(ds.ids, dtype=object))[:300]
+    return ImageDataset(name="first", ids=[ds.ids[i] for i in keep], labels=ds.labels[keep], classes=ds.classes,
+                        files=[ds.files[i] for i in keep], source=ds.source)
+
+
+def test_onnx_copy_agrees_with_the_torchscript_model(first_images):
+    from graceful_core.inference import predict
+    from graceful_core.models.loader import load_model
+
+    pt = predict(load_model(FASHION / "models" / "new.pt"), first_images, use_cache=False)
+    onnx = predict(load_model(FASHION / "models" / "new.onnx"), first_images, use_cache=False)
+    assert np.array_equal(pt.pred, onnx.pred)
+    np.testing.assert_allclose(onnx.scores, pt.scores, atol=1e-4)
+    np.testing.assert_allclose(onnx.embedding, pt.embedding, atol=1e-4)
+
+
+def test_model_files_give_their_tables(tables, first_images):
+    from graceful_core.inference import predict
+    from graceful_core.models.loader import load_model
+
+    for name in ("old", "new-pc"):
+        p = predict(load_model(FASHION / "models" / f"{name}.pt"), first_images, use_cache=False)
+        t = tables[name]
+        assert list(p.ids) == list(t["id"][:300])
+        np.testing.assert_allclose(p.scores, t["logits"][:300], atol=1e-5)
