@@ -573,8 +573,6 @@ def _round(x):
 def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = FashionConfig(), *, jobs: int = 2,
                   log: Callable[[str], None] = print) -> dict:
     """Write the whole Fashion-MNIST sample under ``out/fashion`` (module docstring); returns the summary."""
-    from graceful_core.training.export import export_onnx, save_torchscript
-
     torch.set_num_threads(THREADS)
     torch.use_deterministic_algorithms(True)
     t0 = time.perf_counter()
@@ -632,14 +630,7 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
 
     # 3. Export, predictions tables, numbers.
     models_dir = root / "models"
-    if models_dir.exists():
-        shutil.rmtree(models_dir)
-    models_dir.mkdir(parents=True)
-    for name, r in fin.items():
-        model = load_weights(r.arch, fin_paths[name])
-        save_torchscript(model, models_dir / f"{name}.pt", model_info(name, mean, std))  # archive folder = file stem
-        if name == "new":
-            export_onnx(model, models_dir / "new.onnx", model_info(name, mean, std))
+    export_models(models_dir, fin, fin_paths, mean, std)
     selection = {
         "validation": {"per_class": cfg.val_per_class, "images": len(val_idx), "seed": cfg.split_seed,
                        "fit_images": len(fit_idx)},
@@ -650,18 +641,46 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
         "new_bct": {"rule": bct_rule, "lambda": bct_lambda},
     }
     (models_dir / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
-    summary = write_predictions(root, fin, mean, std, cfg, log)
+    summary = write_predictions(root, fin, fin_paths, mean, std, cfg, log)
     summary["selection"] = {"new_pc": asdict(pc), "new_bct_lambda": bct_lambda}
     (models_dir / "summary.json").write_text(json.dumps(_round(summary), indent=2) + "\n")
     log(f"fashion: done in {time.perf_counter() - t0:.1f} s")
     return summary
 
 
+#: File format of each shipped model (TorchScript when not named): one file per model, so that
+#: ``models/new.*`` names exactly one file, and every format graceful reads is in the sample.
+FORMATS = {"v3": ".onnx", "edge": ".pt2"}
+
+
+def model_file(models_dir: Path, name: str) -> Path:
+    """The shipped file of model ``name`` (:data:`FORMATS`)."""
+    return models_dir / f"{name}{FORMATS.get(name, '.pt')}"
+
+
+def export_models(models_dir: Path, fin: dict[str, Run], paths: dict[str, Path], mean: float, std: float) -> None:
+    """Write every final model in its format (:data:`FORMATS`), each with its ``graceful.json``."""
+    from graceful_core.training.export import export_onnx, save_pt2, save_torchscript
+
+    if models_dir.exists():
+        shutil.rmtree(models_dir)
+    models_dir.mkdir(parents=True)
+    for name, r in fin.items():
+        model = load_weights(r.arch, paths[name])
+        path, info = model_file(models_dir, name), model_info(name, mean, std)
+        if path.suffix == ".onnx":
+            export_onnx(model, path, info)
+        elif path.suffix == ".pt2":
+            save_pt2(model, info, path)
+        else:
+            save_torchscript(model, path, info)  # archive folder = file stem
+
+
 PAIRS = (("old", "new"), ("old", "new-pc"), ("old", "new-bct"), ("old", "old-reseed"), ("new", "v3"), ("v3", "edge"))
 
 
-def write_predictions(root: Path, fin: dict[str, Run], mean: float, std: float, cfg: FashionConfig,
-                      log: Callable[[str], None] = print) -> dict:
+def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], mean: float, std: float,
+                      cfg: FashionConfig, log: Callable[[str], None] = print) -> dict:
     """``predictions/<name>.parquet`` for every model on ``test/`` (graceful's predict), the ONNX check,
     and the test numbers of :data:`PAIRS` (graceful's compare on the tables)."""
     from graceful_core.inference import predict
@@ -677,14 +696,20 @@ def write_predictions(root: Path, fin: dict[str, Run], mean: float, std: float, 
     dataset = load_dataset(root / "test")
     preds = {}
     for name in fin:
-        preds[name] = predict(load_model(root / "models" / f"{name}.pt"), dataset, use_cache=False)
+        preds[name] = predict(load_model(model_file(root / "models", name)), dataset, use_cache=False)
         write_predictions_table(preds[name], pred_dir / f"{name}.parquet")
-    onnx = predict(load_model(root / "models" / "new.onnx"), dataset, use_cache=False)
-    same = bool(np.array_equal(onnx.pred, preds["new"].pred))
-    diff = float(np.max(np.abs(onnx.scores - preds["new"].scores)))
-    log(f"fashion: new.onnx vs new.pt on {len(dataset)} test images: same predictions {same}, max |logit diff| {diff:.2e}")
-    if not same:
-        raise RuntimeError("new.onnx and new.pt disagree on a test image")
+    # every exported format gives the trained module's outputs (the module run here, in PyTorch, in eval mode)
+    X = to_tensor(np.stack([np.asarray(dataset.load_image(i)) for i in range(len(dataset))]), mean, std)
+    for name in FORMATS:
+        if name not in fin:
+            continue
+        logits, _ = outputs(load_weights(fin[name].arch, paths[name]), X)
+        same = bool(np.array_equal(logits.argmax(1), preds[name].pred))
+        diff = float(np.max(np.abs(logits - preds[name].scores)))
+        log(f"fashion: {model_file(root / 'models', name).name} vs its PyTorch module on {len(dataset)} test images: "
+            f"same predictions {same}, max |logit diff| {diff:.2e}")
+        if not same or diff > 1e-3:
+            raise RuntimeError(f"{name}{FORMATS[name]} and its PyTorch module disagree on the test images")
     summary: dict = {"mean": mean, "std": std, "config": asdict(cfg), "test_images": len(dataset), "models": {},
                      "pairs": {}}
     for name, r in fin.items():
