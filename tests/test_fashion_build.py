@@ -119,8 +119,9 @@ def test_idx_tensors_are_what_preprocess_makes_of_the_pngs(tiny):
 def test_models_tables_and_numbers_are_written(tiny):
     models = tiny["out"] / "models"
     names = ["old", "old-reseed", "new", "new-pc", "new-bct", "v3", "edge"]
-    assert sorted(p.name for p in models.glob("*.pt")) == sorted(f"{n}.pt" for n in names)
-    assert (models / "new.onnx").is_file()
+    files = {n: f"{n}.pt" for n in names} | {"v3": "v3.onnx", "edge": "edge.pt2"}
+    assert sorted(p.name for p in models.iterdir() if p.suffix != ".json") == sorted(files.values())
+    assert all(fs.model_file(models, n).name == f for n, f in files.items())
     from graceful_core.models.loader import load_model
 
     m = load_model(models / "new.pt")
