@@ -17,7 +17,8 @@ explains every choice and the measured numbers):
   ``ink_coverage`` and ``brightness`` in three named bins each.
 - ``train/<folder>/<index>.png`` (+ ``classes.json``): the first ``app_train_per_class``
   images of each class in the training file, for the app's in-app training.
-- ``models/<name>.pt`` (TorchScript with ``graceful.json``), ``models/new.onnx``: trained on
+- ``models/<name>.pt`` (TorchScript with ``graceful.json``), ``models/v3.onnx`` (ONNX) and
+  ``models/edge.pt2`` (torch.export), one file per model (:data:`FORMATS`): trained on
   the 60,000 training images read straight from the IDX file, preprocessed exactly as
   :func:`graceful_core.transforms.preprocess` preprocesses the PNGs;
   ``models/selection.json``: the validation runs that chose the hyper-parameters;
