@@ -38,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -600,6 +601,27 @@ def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMet
 CLUSTERS_CACHE = "slice-clusters-v1"
 
 
+def row_key(key: str, ids: Sequence[str] | np.ndarray) -> str:
+    """``key`` extended by the samples' order: the disk key of any per-row result.
+
+    The comparison's content key does not depend on the order of the rows (a folder lists
+    its images by class, a manifest of the same images in its own order); a result stored
+    row by row (cluster assignment, projections, probabilities) is only valid for the
+    order it was computed in. Empty when ``key`` is empty (no caching).
+
+    >>> row_key("", ["a", "b"])
+    ''
+    >>> row_key("k", ["a", "b"]) == row_key("k", ["b", "a"])
+    False
+    """
+    if not key:
+        return ""
+    h = hashlib.sha256()
+    for sid in ids:
+        h.update(str(sid).encode("utf-8", "surrogatepass") + b"\x00")
+    return cache.make_key(key, "rows", h.hexdigest())
+
+
 def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: str = "") -> Clustering | None:
     """The k-means clusters of the old embeddings (:func:`~graceful_core.metrics.slices.embedding_clusters`),
     cached on disk under the comparison's content ``key`` (each sample's cluster and each
@@ -615,7 +637,8 @@ def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: st
             central[c.cluster, :len(c.central_indices)] = c.central_indices
         return {"assignment": np.asarray(cl.assignment), "central": central, "seed": np.array(cl.seed)}
 
-    got = cache.cached_arrays(CLUSTERS_CACHE, key, compute, names=("assignment", "central", "seed"))
+    got = cache.cached_arrays(CLUSTERS_CACHE, row_key(key, arrays.ids), compute,
+                              names=("assignment", "central", "seed"))
     if got["assignment"].shape != (len(arrays),):  # a foreign entry: never trust it
         got = compute()
     return describe_clusters(got["assignment"], got["central"], arrays.labels, classes, seed=int(got["seed"]))

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from graceful_core import cache
-from graceful_core.comparison import Comparison
+from graceful_core.comparison import Comparison, row_key
 from graceful_core.errors import InputError
 from graceful_core.projection import ProjectionResult, joint_umap, separate_umap
 from graceful_core.views import class_subset, nearest_neighbours, neighbour_candidates, probabilities_for
@@ -70,7 +70,7 @@ def class_probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray
             out[f"{side}_present"] = np.array(probs is not None)
         return out
 
-    got = cache.cached_arrays("class-probabilities", comp.key, compute,
+    got = cache.cached_arrays("class-probabilities", row_key(comp.key, a.ids), compute,
                               names=("old", "new", "old_present", "new_present"))
     return tuple(got[s] if bool(got[f"{s}_present"]) else None for s in ("old", "new"))  # type: ignore[return-value]
 
@@ -98,7 +98,7 @@ def projection(comp: Comparison, kind: str) -> ProjectionResult:
         return {"old_xy": res.old_xy, "new_xy": res.new_xy, "indices": res.indices,
                 "flags": np.array([res.subsampled, res.aligned])}
 
-    key = comp.key if PROJECTION_DISK_CACHE else ""
+    key = row_key(comp.key, a.ids) if PROJECTION_DISK_CACHE else ""
     got = cache.cached_arrays(f"projection-{kind}", key, compute, names=("old_xy", "new_xy", "indices", "flags"))
     return ProjectionResult(old_xy=got["old_xy"], new_xy=got["new_xy"], indices=got["indices"],
                             subsampled=bool(got["flags"][0]), aligned=bool(got["flags"][1]))
@@ -154,7 +154,8 @@ def _class_pixels(comp: Comparison, cls: int) -> tuple[np.ndarray, np.ndarray, b
     def compute() -> dict[str, np.ndarray]:
         return {"features": _pixel_rows(comp, rows), "rows": rows}
 
-    key = cache.make_key(comp.key, f"class={cls};limit={MAX_PIXEL_CANDIDATES};side={PIXEL_SIDE}") if comp.key else ""
+    key = (cache.make_key(row_key(comp.key, a.ids), f"class={cls};limit={MAX_PIXEL_CANDIDATES};side={PIXEL_SIDE}")
+           if comp.key else "")
     got = cache.cached_arrays("pixel-features", key, compute, names=("features", "rows"))
     if not np.array_equal(got["rows"], rows):  # an entry for other rows: never trust it
         got = compute()

@@ -27,6 +27,7 @@ from graceful_core.sources import compare_sources
 from graceful_core.vocabulary import EXIT_GATE, EXIT_INPUT, EXIT_OK
 
 ROOT = Path(__file__).resolve().parents[1]
+DIGITS, MODELS = ROOT / "sample_data" / "digits" / "test", ROOT / "sample_data" / "models"
 SAMPLE = ROOT / "sample_data"
 OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
 TEST_DATA = SAMPLE / "digits" / "test"
@@ -333,3 +334,28 @@ def test_the_clusters_are_cached_on_disk_under_the_comparisons_key(tmp_path, mon
         (c.title, c.central_indices) for c in again.clustering.clusters]
     assert first.to_json() == again.to_json()
     assert (tmp_path / "cache" / comparison.CLUSTERS_CACHE).is_dir()
+
+
+def test_cached_clusters_follow_the_rows_when_the_same_data_comes_in_another_order(tmp_path, monkeypatch):
+    """A folder and a manifest of the same images share the comparison's content key but not the row
+    order: the clusters cached by one must not be read for the other's rows."""
+    import shutil
+
+    from graceful_core.comparison import row_key
+    from graceful_core.metrics.slices import embedding_clusters
+
+    monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
+    shutil.copytree(DIGITS, tmp_path / "test")
+    folder = load_dataset(tmp_path / "test")
+    order = np.random.default_rng(0).permutation(len(folder))
+    pd.DataFrame({"id": [folder.ids[i] for i in order], "path": [f"test/{folder.ids[i]}" for i in order],
+                  "label": [folder.classes[folder.labels[i]] for i in order]}).to_csv(tmp_path / "m.csv", index=False)
+    first = compare_sources(str(MODELS / "old.pt"), str(MODELS / "new.pt"), str(tmp_path / "test"))
+    second = compare_sources(str(MODELS / "old.pt"), str(MODELS / "new.pt"), str(tmp_path / "m.csv"))
+    assert first.key == second.key  # same content ...
+    assert row_key(first.key, first.arrays.ids) != row_key(second.key, second.arrays.ids)  # ... other rows
+    for comp in (first, second):  # each row's cluster is that of its own embedding (brute force: fit again)
+        a = comp.arrays
+        want = embedding_clusters(a.old_embedding, a.labels, comp.classes).assignment
+        got = comp.regression_slices.clustering.assignment
+        assert np.array_equal(np.asarray(got), np.asarray(want))
