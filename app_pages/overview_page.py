@@ -41,9 +41,10 @@ def churn_floor_row(cf) -> None:
                    f"{interval(cf.negative_flip_rate_ci95)}")
     with right.container(border=True):
         st.markdown(f"**Beyond retraining noise?** {verdict_markdown(churn_verdict(cf))}")
-        st.caption(f"The update's NFR {METRICS['negative_flip_rate'].format(cf.update_negative_flip_rate)} is "
-                   f"{points(cf.excess)} from the churn floor, the NFR of {md(cf.reference_name)} (the old model "
-                   f"retrained with another seed) against the old model. {METRICS['churn_p_value'].help}")
+        st.caption(f"The update's NFR {METRICS['negative_flip_rate'].format(cf.update_negative_flip_rate)} − the "
+                   f"churn floor {m.format(cf.negative_flip_rate)} = {points(cf.excess)}. The churn floor is the NFR "
+                   f"of {md(cf.reference_name)} (the old model retrained with another seed) against the old model. "
+                   f"{METRICS['churn_p_value'].help}")
 
 
 for i, row in enumerate((SUMMARY_CARDS[:4], SUMMARY_CARDS[4:])):

@@ -57,6 +57,7 @@ from graceful_core.vocabulary import (
     SUMMARY_CARDS,
     card,
     count,
+    images,
     interval,
     is_undefined,
     negative_flips,
@@ -269,7 +270,7 @@ def _churn_floor(comp: Comparison) -> dict[str, str] | None:
         return None
     m = METRICS["churn_floor"]
     return {"reference_name": cf.reference_name, "value": m.format(cf.negative_flip_rate),
-            "ci": interval(cf.negative_flip_rate_ci95), "flips": negative_flips(cf.n_negative_flips),
+            "ci": interval(cf.negative_flip_rate_ci95), "flips": images(cf.n_negative_flips),
             "nfr": METRICS["negative_flip_rate"].format(cf.update_negative_flip_rate),
             "label": m.label, "help": m.help, "verdict": churn_verdict(cf)}
 

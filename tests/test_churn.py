@@ -295,3 +295,25 @@ def test_app_overview_shows_floor_and_verdict_with_the_vocabulary_help(tmp_path)
     cf = compare_sources(old, new, reference=ref).churn_floor  # the words of the verdict come from the core
     assert any(churn_verdict(cf).words in md.value for md in at.markdown)
     assert any("old2.csv breaks" in c.value for c in at.caption)
+
+
+FASHION = ROOT / "sample_data" / "fashion" / "predictions"
+
+
+@pytest.mark.skipif(not (FASHION / "old-reseed.parquet").is_file(), reason="the Fashion-MNIST predictions are not built")
+def test_fashion_churn_floor_equals_numpy_on_the_sample_tables():
+    from graceful_core.sources import compare_sources
+
+    t = {k: pd.read_parquet(FASHION / f"{k}.parquet", columns=["id", "label", "pred"]).set_index("id")
+         for k in ("old", "new", "old-reseed")}
+    ids = t["old"].index
+    y, o = t["old"]["label"].to_numpy(), t["old"]["pred"].to_numpy()
+    n, r = t["new"]["pred"].reindex(ids).to_numpy(), t["old-reseed"]["pred"].reindex(ids).to_numpy()
+    ok = o == y
+    b, c = int((ok & (n != y) & (r == y)).sum()), int((ok & (n == y) & (r != y)).sum())
+    cf = compare_sources(FASHION / "old.parquet", FASHION / "new.parquet",
+                         reference=FASHION / "old-reseed.parquet").churn_floor
+    assert cf.n_samples == len(ids) == 10_000
+    assert cf.n_negative_flips == int((ok & (r != y)).sum()) > 0
+    assert (cf.update_only_flips, cf.reference_only_flips) == (b, c)
+    assert cf.p_value == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
