@@ -117,7 +117,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--reference", metavar="OLD2",
                    help="a retrain of the old model (its architecture and data, another seed; model file or table, "
                         "as OLD): the report adds the churn floor, the NFR of OLD2 against OLD, and whether NEW "
-                        "breaks significantly more images than that retrain (docs/metrics.md, \"Churn floor\")")
+                        "breaks significantly more images than that retrain (docs/metrics.md, section Churn floor)")
     c.add_argument("--json", metavar="FILE", help="write the full report as JSON (keys: docs/metrics.md)")
     c.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     c.add_argument("--max-nfr", type=_rate, metavar="X", help="gate: fail (exit 1) if the negative flip rate exceeds X")

@@ -21,7 +21,7 @@ images equally often") says whether the difference is more than chance. This is 
 than asking whether the two Wilson intervals overlap: the same hard images flip under
 both models, so the two rates are positively correlated, and the samples both break (or
 both keep) carry no information about the difference. Formulas: ``docs/metrics.md``,
-"Churn floor".
+section Churn floor.
 
 The test takes OLD2 as given: it asks whether NEW breaks more images than *this* retrain
 does on *these* images. How much the floor itself varies from seed to seed needs several
@@ -174,7 +174,7 @@ class ChurnFloor:
         return self.verdict == "above"
 
     def to_json(self) -> dict[str, Any]:
-        """The report's churn keys (``docs/metrics.md``, "Churn floor")."""
+        """The report's churn keys (``docs/metrics.md``, section Churn floor)."""
         return {
             "churn_floor": self.negative_flip_rate,
             "churn_floor_ci95": list(self.negative_flip_rate_ci95),
@@ -221,7 +221,7 @@ def churn_floor(y_true: Any, old_pred: Any, new_pred: Any, reference_pred: Any, 
 
     with b = #{old right, new wrong, reference right} and c = #{old right, new right,
     reference wrong}, so that ``NFR_new − floor = (b − c) / N``; the interval is Wilson's
-    (``docs/metrics.md``, "Churn floor"; Yan et al., CVPR 2021; Bansal et al., AAAI 2019;
+    (``docs/metrics.md``, section Churn floor; Yan et al., CVPR 2021; Bansal et al., AAAI 2019;
     McNemar, Psychometrika 1947).
 
     Parameters
