@@ -331,8 +331,9 @@ METRICS: Mapping[str, Metric] = dict([
        "The update's NFR minus the churn floor: (images only the update breaks − images only the retrain "
        "breaks) ÷ all images."),
     _m("churn_p_value", "Churn p-value", "churn p-value", "p",
-       "Exact two-sided McNemar test on the images the old model got right that only the update, or only the "
-       "retrain, breaks: is the update's NFR different from the retrain's on these images?"),
+       "Update against retrain, paired on the same images: an exact two-sided McNemar test on the images the old "
+       "model got right that only the update, or only the retrain, breaks. Is the update's NFR different from "
+       "the retrain's on these images?"),
     # -- embeddings (BCT protocol; docs/metrics.md, "Embedding compatibility")
     _m("embedding_overlap", "Overlap", "embedding overlap", "rate",
        "Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "
