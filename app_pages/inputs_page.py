@@ -1,14 +1,24 @@
 """Choose inputs: a bundled pair, or your own files (kept for the session: switch pages, come back, replace one)."""
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
 from graceful_core.errors import InputError
 from graceful_core.summary import headline
-from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, file_size
+from graceful_core.vocabulary import MANIFEST_SUFFIXES, METRICS, MODEL_SUFFIXES, file_size
 from graceful_ui.fmt import md
-from graceful_ui.inputs import ROLE_SUFFIXES, Upload, bundled_specs, check_upload, spec_from_files, user_message
+from graceful_ui.inputs import (
+    RESEED_MARK,
+    ROLE_SUFFIXES,
+    Upload,
+    bundled_reference,
+    bundled_specs,
+    check_upload,
+    spec_from_files,
+    user_message,
+)
 from graceful_ui.uploads import clear_file, session_files, set_file
 from graceful_ui.widgets import open_comparison, page_comparison, start_comparison
 
@@ -21,6 +31,7 @@ SLOTS = {
     "model_new": ("up_new", "New (proposed) model or table", "model"),
     "dataset": ("up_data", "Dataset (.zip of class folders, or a manifest)", "dataset"),
     "images": ("up_images", "Images for a manifest (.zip)", "images"),
+    "reference": ("up_reference", "Optional: the old model retrained with another seed (churn floor)", "model"),
 }
 #: Session keys: role -> the upload's error message; role -> True while its file is being replaced.
 ERRORS, REPLACING = "_upload_errors", "_upload_replacing"
@@ -34,15 +45,26 @@ st.subheader("Bundled sample")
 specs = bundled_specs()
 if specs:
     ids = [s.id for s in specs]
-    current = ss.get("cmp")
-    ss["w_bundled"] = current if current in ids else None
+    current = ss.get("cmp") or ""
+    with_ref = current.endswith(RESEED_MARK)
+    base = current[:-len(RESEED_MARK)] if with_ref else current
+    ss["w_bundled"] = base if base in ids else None
+    ss["w_reference"] = with_ref
 
-    def on_bundled() -> None:
+    def open_bundled() -> None:
         if ss["w_bundled"] is not None:
-            open_comparison(ss["w_bundled"])
+            chosen = next(s for s in specs if s.id == ss["w_bundled"])
+            ref = ss.get("w_reference") and bundled_reference(chosen)
+            open_comparison(chosen.id + (RESEED_MARK if ref else ""))
 
     st.radio("Bundled pair", ids, format_func=lambda i: next(s.label for s in specs if s.id == i), key="w_bundled",
-             on_change=on_bundled)
+             on_change=open_bundled)
+    chosen = next((s for s in specs if s.id == ss["w_bundled"]), None)
+    reference = None if chosen is None else bundled_reference(chosen)
+    if reference is not None:
+        ref_name = Path(reference).name
+        st.checkbox(f"Measure the churn floor against {ref_name} (the old model retrained with another seed)",
+                    key="w_reference", on_change=open_bundled, help=METRICS["churn_floor"].help)
 else:
     st.warning("No bundled sample data found (sample_data/ is missing); upload your own files below.")
 
@@ -116,6 +138,8 @@ def slot(col, role: str) -> None:
             st.error(errors[role], icon=":material/block:")
         if role == "images":
             st.caption("Only with a manifest: the images its `path` column points to.")
+        if role == "reference":
+            st.caption(f"{METRICS['churn_floor'].label}: {METRICS['churn_floor'].help}")
 
 
 c1, c2 = st.columns(2)
@@ -124,6 +148,8 @@ slot(c2, "model_new")
 c3, c4 = st.columns(2)
 slot(c3, "dataset")
 slot(c4, "images")
+c5, _ = st.columns(2)
+slot(c5, "reference")
 
 
 def on_compare() -> None:
@@ -133,7 +159,7 @@ def on_compare() -> None:
     new_spec = None
     try:
         new_spec = spec_from_files(files["model_old"], files["model_new"], dataset,
-                                   files.get("images") if is_manifest else None)
+                                   files.get("images") if is_manifest else None, files.get("reference"))
         start_comparison(new_spec)
     except InputError as e:
         ss["_compare_error"] = user_message(e, new_spec)
@@ -146,7 +172,8 @@ def on_compare() -> None:
 
 
 ready = "model_old" in files and "model_new" in files
-needs_data = ready and "dataset" not in files and any(files[r].suffix in MODEL_SUFFIXES for r in ("model_old", "model_new"))
+needs_data = ready and "dataset" not in files and any(files[r].suffix in MODEL_SUFFIXES
+                                                      for r in ("model_old", "model_new", "reference") if r in files)
 ok = not errors and not needs_data
 st.button("Compare the uploaded files", type="primary", disabled=not (ready and ok), key="btn_compare",
           on_click=on_compare)

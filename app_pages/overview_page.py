@@ -2,8 +2,15 @@
 
 import streamlit as st
 
-from graceful_core.summary import compatibility_verdict, headline, significance_verdict, slice_numbers, slice_verdict
-from graceful_core.vocabulary import METRICS, MORE_CARDS, SLICES_TITLE, SUMMARY_CARDS, points
+from graceful_core.summary import (
+    churn_verdict,
+    compatibility_verdict,
+    headline,
+    significance_verdict,
+    slice_numbers,
+    slice_verdict,
+)
+from graceful_core.vocabulary import METRICS, MORE_CARDS, SLICES_TITLE, SUMMARY_CARDS, images, interval, points
 from graceful_ui.fmt import md
 from graceful_ui.review_ui import review_section
 from graceful_ui.widgets import VERDICT_COLOURS, metric_card, rates_table, require_comparison, verdict_markdown
@@ -22,9 +29,29 @@ verdict = significance_verdict(s)
 st.markdown(f"**Significance:** :{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]")
 
 deltas = {"new_accuracy": points(s.new_accuracy - s.old_accuracy)}
-for row in (SUMMARY_CARDS[:4], SUMMARY_CARDS[4:]):
+
+
+def churn_floor_row(cf) -> None:
+    """The churn floor next to NFR: its card (the vocabulary's label and help) and the verdict."""
+    m = METRICS["churn_floor"]
+    left, right = st.columns([1, 3])
+    with left.container(border=True):
+        st.metric(m.label, m.format(cf.negative_flip_rate), help=m.help)
+        st.caption(f"{md(cf.reference_name)} breaks {images(cf.n_negative_flips)} of {cf.n_samples} · 95 % CI "
+                   f"{interval(cf.negative_flip_rate_ci95)}")
+    with right.container(border=True):
+        st.markdown(f"**Beyond retraining noise?** {verdict_markdown(churn_verdict(cf))}")
+        st.caption(f"The update's NFR {METRICS['negative_flip_rate'].format(cf.update_negative_flip_rate)} − the "
+                   f"churn floor {m.format(cf.negative_flip_rate)} = {points(cf.excess)}. The churn floor is the NFR "
+                   f"of {md(cf.reference_name)} (the old model retrained with another seed) against the old model. "
+                   f"{METRICS['churn_p_value'].help}")
+
+
+for i, row in enumerate((SUMMARY_CARDS[:4], SUMMARY_CARDS[4:])):
     for col, key in zip(st.columns(4), row):
         metric_card(col, key, s, delta=deltas.get(key))
+    if i == 0 and comp.churn_floor is not None:  # right under the row with NFR
+        churn_floor_row(comp.churn_floor)
 
 with st.expander("More metrics"):
     for col, key in zip(st.columns(4), MORE_CARDS):

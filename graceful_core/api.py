@@ -447,6 +447,8 @@ def compare(
     use_cache: bool = True,
     stream: bool | None = None,
     flip_ids_path: str | os.PathLike | None = None,
+    reference: Any = None,
+    reference_name: str | None = None,
 ) -> Comparison:
     """Compare an old and a new model on labelled samples; the same :class:`Comparison` as the CLI.
 
@@ -494,6 +496,14 @@ def compare(
     flip_ids_path : path, optional
         Streamed only: write every flipped sample to this Parquet file (the report keeps
         the first 1,000 ids of each kind); ``comp.flip_ids.parquet`` names it.
+    reference : path, torch.nn.Module or array, optional
+        A retrain of the old model (its architecture and data, another seed), of the same
+        kinds as ``old`` and run on the same ``data``: the comparison then has its
+        ``churn_floor`` (the NFR of the reference against ``old`` and whether ``new``
+        breaks significantly more images; :mod:`graceful_core.metrics.churn`). Not with a
+        streamed comparison.
+    reference_name : str, optional
+        Its display name (default: the file name, the module class name, ``"reference"``).
 
     Returns
     -------
@@ -519,16 +529,19 @@ def compare(
         raise InputError("batch_size", f"must be >= 1, got {batch_size}")
     device = require_device(device)
     o, n = side_of(old, "old", old_name), side_of(new, "new", new_name)
+    r = None if reference is None else side_of(reference, "reference", reference_name)
     src = data_source(data, batch_size)
     if stream and not (o.kind == "path" and n.kind == "path"):
         raise InputError("stream", "only two predictions tables (paths) are compared streamed")
-    if o.kind == "path" and n.kind == "path" and src.kind in ("path", "none"):
+    if (o.kind == "path" and n.kind == "path" and (r is None or r.kind == "path")
+            and src.kind in ("path", "none")):
         from graceful_core.sources import compare_sources
 
         return compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
                                dataset=src.dataset, device=device, batch_size=batch_size,
                                old_name=old_name and o.name, new_name=new_name and n.name,
-                               stream=stream, flip_ids_path=flip_ids_path)
+                               stream=stream, flip_ids_path=flip_ids_path,
+                               reference=None if r is None else r.value, reference_name=reference_name and r.name)
     if src.kind == "none":
         raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
     if src.kind == "path":
@@ -539,15 +552,19 @@ def compare(
         p1 = predictions_of(first, src, classes=classes, **run)
         p2 = predictions_of(second, src, classes=classes or p1.classes, **run)
         old_p, new_p = (p2, p1) if new_first else (p1, p2)
+        ref_p = None if r is None else predictions_of(r, src, classes=(classes or old_p.classes) if _follows(r) else
+                                                      classes, **run)
     else:
-        if "path" in (o.kind, n.kind):
-            side = o if o.kind == "path" else n
+        sides = [o, n] + ([r] if r is not None else [])
+        if any(s.kind == "path" for s in sides):
+            side = next(s for s in sides if s.kind == "path")
             raise InputError(side.value, "a model file or table needs a dataset path as data (its images or ids); "
                                          "with in-memory data, give modules or arrays")
-        old_p, new_p = _in_memory_predictions([o, n], src, classes, batch_size, device, progress, ids)
+        old_p, new_p, *rest = _in_memory_predictions(sides, src, classes, batch_size, device, progress, ids)
+        ref_p = rest[0] if rest else None
     inputs = ComparisonInputs(dataset=src.dataset) if src.kind == "path" else None
     return compare_predictions(old_p, new_p, old_name=o.name, new_name=n.name, old_head=_old_head(o, device),
-                               inputs=inputs)
+                               inputs=inputs, reference=ref_p, reference_name=None if r is None else r.name)
 
 
 def _follows(side: Side) -> bool:

@@ -114,6 +114,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("old", metavar="OLD", help="deployed model file or predictions table")
     c.add_argument("new", metavar="NEW", help="proposed model file or predictions table")
     c.add_argument("--data", metavar="DATA", help="dataset: class-per-subfolder folder, .zip of one, or CSV/Parquet manifest")
+    c.add_argument("--reference", metavar="OLD2",
+                   help="a retrain of the old model (its architecture and data, another seed; model file or table, "
+                        "as OLD): the report adds the churn floor, the NFR of OLD2 against OLD, and whether NEW "
+                        "breaks significantly more images than that retrain (docs/metrics.md, section Churn floor)")
     c.add_argument("--json", metavar="FILE", help="write the full report as JSON (keys: docs/metrics.md)")
     c.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     c.add_argument("--max-nfr", type=_rate, metavar="X", help="gate: fail (exit 1) if the negative flip rate exceeds X")
@@ -253,7 +257,7 @@ def _cmd_compare(args) -> int:
         staged = stack.enter_context(atomic_output(flip_file)) if flip_file else None
         comp = compare_sources(args.old, args.new, args.data, progress=StderrProgress(),
                                use_cache=not args.no_cache, device=args.device, batch_size=args.batch_size,
-                               stream=streamed, flip_ids_path=staged)
+                               stream=streamed, flip_ids_path=staged, reference=args.reference)
         report = comp.to_report()
         if flip_file:
             report["flip_ids_file"] = os.path.basename(flip_file)  # next to the JSON: named relative to it

@@ -54,6 +54,7 @@ from graceful_core.errors import InputError
 from graceful_core.io.metadata import SampleMetadata, combine
 from graceful_core.io.tables import join_predictions
 from graceful_core.metrics import flips as fm
+from graceful_core.metrics.churn import ChurnFloor, churn_floor
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.retrieval import CrossTest, cross_test, head_accuracy, nearest_neighbour_overlap
@@ -247,24 +248,6 @@ class SampleArrays:
         return {str(s): i for i, s in enumerate(self.ids.tolist())}
 
 
-@dataclass(frozen=True)
-class ChurnFloor:
-    """How much a retrain of the old model alone flips (a reference OLD2 against OLD).
-
-    Filled by the reference-model comparison (``compare OLD NEW --reference OLD2``);
-    ``docs/metrics.md``, "Churn floor".
-    """
-
-    reference_name: str
-    negative_flip_rate: float
-    """NFR of OLD2 against OLD."""
-    negative_flip_rate_ci95: tuple[float, float]
-    """Wilson 95 % interval of that NFR."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"churn_floor": self.negative_flip_rate, "churn_floor_ci95": list(self.negative_flip_rate_ci95)}
-
-
 class SupportsJson(Protocol):
     """A part of the report that renders its own JSON object (e.g. a regression slice)."""
 
@@ -349,6 +332,8 @@ class Comparison:
     key : str
         Content identity of the inputs (SHA-256 of both files and the dataset's content);
         "" when the predictions were given in memory. Lazy results are cached under it.
+        A reference (``churn_floor``) is not part of it: it adds an analysis and changes
+        none of the old/new results cached under the key (nor the comparison's review).
     inputs : ComparisonInputs or None
         Where the predictions came from (files and dataset), for the lazy results.
     summary : FlipSummary
@@ -663,6 +648,38 @@ def regression_slices(arrays: SampleArrays, classes: Sequence[str], key: str = "
     return rep if rep.slices else None
 
 
+def reference_predictions(reference: Predictions, old: Predictions, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The reference model's predictions on the compared samples, as indices into ``old``'s classes.
+
+    ``ids`` and ``labels`` are the compared samples (after the join of old and new). The
+    reference must have the same class names (any order), a prediction for every compared
+    sample (rows outside them are not used) and, if it carries labels, the same ones.
+
+    Raises
+    ------
+    InputError
+        Naming the reference's file: other class names, compared samples it lacks, or a
+        label that disagrees.
+    """
+    ref = harmonise_classes(old, reference)
+    src = reference.source or "reference"
+    index = pd.Index(np.asarray(ref.ids).astype(str))
+    if not index.is_unique:
+        raise InputError(src, "sample ids must be unique in the reference")
+    rows = index.get_indexer(np.asarray(ids).astype(str))
+    missing = np.flatnonzero(rows < 0)
+    if missing.size:
+        raise InputError(src, f"the reference lacks {missing.size} of the {len(ids)} compared samples (e.g. id "
+                              f"{str(ids[missing[0]])!r}): run it on the same samples as the old and new models")
+    if ref.labels is not None:
+        bad = np.flatnonzero(np.asarray(ref.labels)[rows] != labels)
+        if bad.size:
+            i = bad[0]
+            raise InputError(src, f"label of id {str(ids[i])!r} is {old.classes[int(ref.labels[rows[i]])]!r} but the "
+                                  f"compared models' data say {old.classes[int(labels[i])]!r}")
+    return np.asarray(ref.pred, dtype=np.int64)[rows]
+
+
 def compare_predictions(
     old: Predictions,
     new: Predictions,
@@ -674,6 +691,8 @@ def compare_predictions(
     old_head: Callable[[np.ndarray], np.ndarray] | None = None,
     key: str = "",
     inputs: ComparisonInputs | None = None,
+    reference: Predictions | None = None,
+    reference_name: str | None = None,
 ) -> Comparison:
     """Build the :class:`Comparison` of two models' predictions on the same samples.
 
@@ -697,11 +716,17 @@ def compare_predictions(
         Content identity of the inputs; the embedding overlap is cached on disk under it.
     inputs : ComparisonInputs, optional
         Where the predictions came from (kept for the lazy results).
+    reference, reference_name : Predictions and str, optional
+        A retrain of the old model (its architecture and data, another seed) on the same
+        samples: the comparison then has its ``churn_floor``
+        (:func:`~graceful_core.metrics.churn.churn_floor`, aligned by :func:`reference_predictions`).
 
     Raises
     ------
     InputError
-        Different class sets, no shared ids, disagreeing labels, or no labels at all.
+        Different class sets, no shared ids, disagreeing labels, or no labels at all; a
+        reference with other classes, missing compared samples or other labels (naming
+        the reference's file).
     """
     new = harmonise_classes(old, new)
     old_j, new_j = join_predictions(old, new)
@@ -739,6 +764,11 @@ def compare_predictions(
         old_embedding=old_e, new_embedding=new_e,
         metadata=sample_metadata(old_j, None if inputs is None else inputs.dataset),
     )
+    churn = None
+    if reference is not None:
+        r = reference_predictions(reference, old, arrays.ids, labels)
+        churn = churn_floor(labels, o, n, r, reference_name=reference_name or reference.extra.get("model_name")
+                            or reference.source or "reference")
     return Comparison(
         old_name=old_name or old.extra.get("model_name") or old.source,
         new_name=new_name or new.extra.get("model_name") or new.source,
@@ -752,6 +782,7 @@ def compare_predictions(
         compatibility=compat,
         old_head_on_new_accuracy=head_acc,
         embedding_overlap=overlap,
+        churn_floor=churn,
         # rows of either side not compared: missing from the other side (the join) or from the dataset
         dropped_ids=int(old_j.extra.get("dropped_ids", 0)) + int(new.extra.get("dropped_ids", 0)),
         key=key,

@@ -35,6 +35,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
 from graceful_core.summary import (
+    churn_verdict,
     compatibility_verdict,
     headline,
     old_head_verdict,
@@ -56,6 +57,7 @@ from graceful_core.vocabulary import (
     SUMMARY_CARDS,
     card,
     count,
+    images,
     interval,
     is_undefined,
     negative_flips,
@@ -266,8 +268,11 @@ def _churn_floor(comp: Comparison) -> dict[str, str] | None:
     cf = comp.churn_floor
     if cf is None:
         return None
-    return {"reference_name": cf.reference_name, "value": percent(cf.negative_flip_rate),
-            "ci": interval(cf.negative_flip_rate_ci95)}
+    m = METRICS["churn_floor"]
+    return {"reference_name": cf.reference_name, "value": m.format(cf.negative_flip_rate),
+            "ci": interval(cf.negative_flip_rate_ci95), "flips": images(cf.n_negative_flips),
+            "nfr": METRICS["negative_flip_rate"].format(cf.update_negative_flip_rate),
+            "label": m.label, "help": m.help, "verdict": churn_verdict(cf)}
 
 
 # ------------------------------------------------------------------ public

@@ -148,6 +148,12 @@ def should_stream(sources: Sequence[str | os.PathLike], stream: bool | None = No
     return False
 
 
+#: Why a streamed comparison takes no reference (the churn floor's paired test needs per-sample predictions).
+REFERENCE_NOT_STREAMED = ("a reference (churn floor) needs the comparison in memory: its test pairs the three models' "
+                          "predictions sample by sample, which a streamed comparison does not keep; compare with "
+                          "--stream never (memory grows with the rows), or leave out --reference")
+
+
 def cached_flip_ids_path(*parts: str) -> str:
     """A flip-id file in the cache folder named by ``parts`` (e.g. what a comparison is of)."""
     folder = cache_dir() / "flips"
@@ -230,6 +236,8 @@ def compare_sources(
     stream: bool | None = None,
     flip_ids_path: str | os.PathLike | None = None,
     id_cap: int | None = None,
+    reference: str | os.PathLike | None = None,
+    reference_name: str | None = None,
 ) -> Comparison:
     """Compare two sources (model files or tables) on an optional dataset.
 
@@ -257,6 +265,12 @@ def compare_sources(
     id_cap : int, optional
         A streamed comparison keeps this many flip ids of each kind in memory and in the
         report (default :data:`graceful_core.streaming.DEFAULT_ID_CAP`).
+    reference : path, optional
+        A retrain of the old model (its architecture and data, another seed): a model file
+        or predictions table, by the same rules as ``old``. The comparison then has its
+        ``churn_floor`` (:mod:`graceful_core.metrics.churn`). In memory only.
+    reference_name : str, optional
+        Its display name (default: the file name).
 
     Returns
     -------
@@ -268,7 +282,11 @@ def compare_sources(
     """
     if dataset is None and data is not None:
         dataset = load_dataset(data)
+    if reference is not None and not os.path.exists(reference) and not is_glob(reference):
+        raise InputError(os.fspath(reference), "no such file")
     if should_stream([old, new], stream):
+        if reference is not None:
+            raise InputError(os.fspath(reference), REFERENCE_NOT_STREAMED)
         return _compare_streamed(old, new, dataset, progress=progress, old_name=old_name or Path(old).name,
                                  new_name=new_name or Path(new).name, flip_ids_path=flip_ids_path, id_cap=id_cap)
     run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
@@ -278,12 +296,17 @@ def compare_sources(
     else:
         old_p = predictions_for(old, dataset, **run)
         new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None, **run)
+    ref_p = None
+    if reference is not None:  # a table follows the old side's classes, a model file has its own
+        ref_p = predictions_for(reference, dataset, classes=list(old_p.classes) if is_table(reference) else None, **run)
     return compare_predictions(
         old_p, new_p,
         old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
         old_head=old_head(old),
         key=comparison_key(old, new, dataset),
         inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
+        reference=ref_p,
+        reference_name=None if reference is None else reference_name or Path(reference).name,
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from graceful_core.comparison import Comparison
+from graceful_core.metrics.churn import ChurnFloor
 from graceful_core.metrics.retrieval import CrossTest
 from graceful_core.metrics.slices import RegressionSlice, SliceReport
 from graceful_core.metrics.summary import FlipSummary
@@ -86,6 +87,30 @@ def compatibility_verdict(ct: CrossTest) -> Verdict:
     return Verdict("better" if ct.compatible else "worse", ct.verdict())
 
 
+def churn_verdict(cf: ChurnFloor) -> Verdict:
+    """Whether the update breaks more images than a retrain of the old model alone (the churn floor).
+
+    "worse" when it breaks significantly more (:attr:`ChurnFloor.verdict` "above"), "better" when
+    significantly fewer ("below"), else "same"; the detail gives both counts and the p-value.
+    """
+    detail = (f"{cf.update_only_flips} images only the update breaks vs {cf.reference_only_flips} only "
+              f"{cf.reference_name} breaks, McNemar p = {cf.p_value:.2g}")
+    if cf.verdict == "above":
+        return Verdict("worse", f"the update breaks significantly more images than retraining alone "
+                                f"({METRICS['churn_excess'].format(cf.excess)} of all images above the floor)", detail)
+    if cf.verdict == "below":
+        return Verdict("better", "the update breaks significantly fewer images than retraining alone", detail)
+    return Verdict("same", "the update's regressions are within retraining noise", detail)
+
+
+def churn_line(cf: ChurnFloor) -> str:
+    """The churn floor in one line: its value, the reference's flips, the interval."""
+    return (f"{METRICS['churn_floor'].format(cf.negative_flip_rate)} ({negative_flips(cf.n_negative_flips)} of "
+            f"{images(cf.n_samples)} when {cf.reference_name} replaces the old model; 95 % CI "
+            f"{interval(cf.negative_flip_rate_ci95)}) against the update's NFR "
+            f"{METRICS['negative_flip_rate'].format(cf.update_negative_flip_rate)}")
+
+
 def slice_verdict(report: SliceReport) -> Verdict:
     """Whether any regression slice is significantly worse than the rest (adjusted p < ALPHA).
 
@@ -136,6 +161,9 @@ def text_summary(c: Comparison) -> str:
         caption = m.caption(s) if m.caption is not None else ""
         lines.append(f"{m.name:<{width}}{m.format(m.value_of(s)):>9}   {caption}")
     lines.append(f"{'significance':<{width}}{significance_verdict(s).text}")
+    if c.churn_floor is not None:
+        lines.append(f"{METRICS['churn_floor'].name:<{width}}{churn_line(c.churn_floor)}")
+        lines.append(f"{'':<{width}}{churn_verdict(c.churn_floor).text}")
     if c.compatibility is not None:
         lines.append(f"{'embeddings':<{width}}{c.compatibility.verdict()}")
     elif c.compatibility_reason is not None:

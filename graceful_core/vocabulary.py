@@ -321,6 +321,19 @@ METRICS: Mapping[str, Metric] = dict([
     _m("n_positive_flips", "Positive flips", "positive flips", "count",
        f"Images that go {FLIP_MARKS['positive flip']}: the old model got them wrong, the new one gets them right.",
        _of_all),
+    # -- churn floor (docs/metrics.md, "Churn floor")
+    _m("churn_floor", "Churn floor", "churn floor", "rate",
+       "NFR of a retrain of the old model alone (same architecture and data, another seed) against the old "
+       "model: how many images retraining noise breaks anyway (Bansal et al. AAAI 2019; Yan et al. CVPR 2021). "
+       "The interval is the Wilson 95 % score interval. The update regresses beyond it when an exact McNemar "
+       f"test on the images only one of the two breaks is significant (p < {ALPHA:g})."),
+    _m("churn_excess", "NFR above the churn floor", "NFR above the churn floor", "rate",
+       "The update's NFR minus the churn floor: (images only the update breaks − images only the retrain "
+       "breaks) ÷ all images."),
+    _m("churn_p_value", "Churn p-value", "churn p-value", "p",
+       "Update against retrain, paired on the same images: an exact two-sided McNemar test on the images the old "
+       "model got right that only the update, or only the retrain, breaks. Is the update's NFR different from "
+       "the retrain's on these images?"),
     # -- embeddings (BCT protocol; docs/metrics.md, "Embedding compatibility")
     _m("embedding_overlap", "Overlap", "embedding overlap", "rate",
        "Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "

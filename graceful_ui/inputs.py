@@ -32,6 +32,8 @@ class Spec:
     data: str | None = None
     #: Server path -> the name the user knows (uploads), for error messages.
     names: tuple[tuple[str, str], ...] = ()
+    #: A retrain of the old model (model file or table) whose flips give the churn floor, or None.
+    reference: str | None = None
 
     def display_name(self, path: str | None) -> str | None:
         """The user-facing name of a server path (the uploaded file's name)."""
@@ -166,6 +168,10 @@ def resolve_spec(spec_id: str | None) -> Spec | None:
     """The spec behind a URL id (bundled or an earlier upload), or None if unknown."""
     if not spec_id:
         return None
+    if spec_id.endswith(RESEED_MARK):  # a bundled pair with its old model's reseed as reference
+        base = resolve_spec(spec_id[:-len(RESEED_MARK)])
+        ref = None if base is None else bundled_reference(base)
+        return None if ref is None else with_reference(base, ref)
     for s in bundled_specs():
         if s.id == spec_id:
             return s
@@ -183,6 +189,37 @@ def resolve_spec(spec_id: str | None) -> Spec | None:
             d["names"] = tuple(tuple(x) for x in d["names"])
             return Spec(**d)
     return None
+
+
+#: Appended to a spec's id when the old model's reseed is its reference (:func:`with_reference`).
+RESEED_MARK = "+reseed"
+#: The reference of an old model ``<stem>.<suffix>`` is ``<stem>-reseed.*`` next to it (the bundled samples).
+RESEED_SUFFIX = "-reseed"
+
+
+def bundled_reference(spec: Spec) -> str | None:
+    """The retrain of ``spec``'s old model shipped next to it (``old-reseed.pt`` for ``old.pt``), or None.
+
+    A file in the old model's folder whose stem is the old stem + ``-reseed``: a model file
+    for a model, a predictions table for a table. Uploaded pairs have none (they upload
+    their reference). Found by listing the folder, never by joining a path from the URL.
+    """
+    if spec.reference is not None or spec.id.startswith("upload:"):
+        return None
+    old = Path(spec.old)
+    if not old.parent.is_dir():
+        return None
+    kinds = MODEL_SUFFIXES if old.suffix.lower() in MODEL_SUFFIXES else TABLE_SUFFIXES
+    for p in sorted(old.parent.iterdir()):
+        if p.stem == old.stem + RESEED_SUFFIX and p.suffix.lower() in kinds and p.is_file():
+            return str(p)
+    return None
+
+
+def with_reference(spec: Spec, reference: str) -> Spec:
+    """``spec`` with ``reference`` (a bundled reseed, :func:`bundled_reference`): id + :data:`RESEED_MARK`."""
+    return replace(spec, id=spec.id + RESEED_MARK, label=f"{spec.label} · reference {Path(reference).name}",
+                   reference=reference)
 
 
 TRAINED_PREFIX = "trained:"
@@ -280,13 +317,14 @@ def _extract_zip(up: Upload | StoredFile, zpath: Path, dest: Path) -> None:
 
 
 def _check_set(old: Upload | StoredFile, new: Upload | StoredFile, dataset: Upload | StoredFile | None,
-               images: Upload | StoredFile | None) -> None:
+               images: Upload | StoredFile | None, reference: Upload | StoredFile | None = None) -> None:
     """The checks of a set of inputs that need no file opened (kinds, emptiness, what goes with what)."""
-    for up in (old, new):
+    sides = [u for u in (old, new, reference) if u is not None]
+    for up in sides:
         _check_suffix(up, ROLE_SUFFIXES["model"], ROLE_WHAT["model"])
-    needs_data = any(_suffix(u.name) in MODEL_SUFFIXES for u in (old, new))
+    needs_data = any(_suffix(u.name) in MODEL_SUFFIXES for u in sides)
     if dataset is None and needs_data:
-        name = old.name if _suffix(old.name) in MODEL_SUFFIXES else new.name
+        name = next(u.name for u in sides if _suffix(u.name) in MODEL_SUFFIXES)
         raise InputError(name, "a model file needs a dataset to run on: upload a .zip of class folders")
     if dataset is not None:
         _check_suffix(dataset, ROLE_SUFFIXES["dataset"], ROLE_WHAT["dataset"])
@@ -297,7 +335,7 @@ def _check_set(old: Upload | StoredFile, new: Upload | StoredFile, dataset: Uplo
 
 
 def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
-                      images: Upload | None = None) -> Spec:
+                      images: Upload | None = None, reference: Upload | None = None) -> Spec:
     """Store uploaded files and return the :class:`Spec` that compares them.
 
     Parameters
@@ -309,6 +347,8 @@ def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
         ``path``, ``label``) that comes with ``images``.
     images : Upload, optional
         A ``.zip`` of the images a manifest refers to (paths relative to the manifest).
+    reference : Upload, optional
+        A retrain of the old model (model file or table, as ``old``): the churn floor.
 
     Raises
     ------
@@ -316,29 +356,33 @@ def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
         A wrong kind of file, an empty file, a model without a dataset, a manifest
         without its images, or an unsafe/bad zip. The path is the uploaded file's name.
     """
-    _check_set(old, new, dataset, images)
-    stored = [None if up is None else store_file(up) for up in (old, new, dataset, images)]
+    _check_set(old, new, dataset, images, reference)
+    stored = [None if up is None else store_file(up) for up in (old, new, dataset, images, reference)]
     return spec_from_files(*stored)
 
 
 def spec_from_files(old: StoredFile, new: StoredFile, dataset: StoredFile | None = None,
-                    images: StoredFile | None = None) -> Spec:
+                    images: StoredFile | None = None, reference: StoredFile | None = None) -> Spec:
     """The :class:`Spec` comparing stored files (:func:`store_file`), saved so its id resolves.
 
     The id is ``upload:<token>``, the token a hash of the four files' contents and names:
     the same files give the same id (and link) in every session. A manifest and the
     zip of its images are put together in the spec's own folder
     (``<cache>/app-uploads/<token>/data/``, the zip checked member by member first).
+    A ``reference`` (a retrain of the old model: the churn floor) joins the token and the
+    spec; without one, the token is that of the four files alone.
 
     Raises
     ------
     InputError
         As :func:`spec_from_uploads`.
     """
-    _check_set(old, new, dataset, images)
+    _check_set(old, new, dataset, images, reference)
     h = hashlib.sha256()
     for f in (old, new, dataset, images):
         h.update(b"\x00" if f is None else bytes.fromhex(f.sha256) + _safe_name(f.name).encode())
+    if reference is not None:
+        h.update(b"reference\x00" + bytes.fromhex(reference.sha256) + _safe_name(reference.name).encode())
     token = h.hexdigest()[:20]
     root = uploads_dir() / token
     spec_file = root / "spec.json"
@@ -358,8 +402,12 @@ def spec_from_files(old: StoredFile, new: StoredFile, dataset: StoredFile | None
         data_p = str(manifest)
         names[-1] = (data_p, dataset.name)
         names.append((str(root / "data"), images.name))
-    spec = Spec(id=f"upload:{token}", label=f"{old.name} → {new.name}" + (f" on {dataset.name}" if dataset else ""),
-                old=old.path, new=new.path, data=data_p, names=tuple(names))
+    if reference is not None:
+        names.append((reference.path, reference.name))
+    spec = Spec(id=f"upload:{token}", label=f"{old.name} → {new.name}" + (f" on {dataset.name}" if dataset else "")
+                + (f" · reference {reference.name}" if reference is not None else ""),
+                old=old.path, new=new.path, data=data_p, names=tuple(names),
+                reference=None if reference is None else reference.path)
     if not spec_file.is_file():
         atomic_write_bytes(spec_file, json.dumps(asdict(spec)).encode())
     return spec

@@ -29,7 +29,8 @@ def _review_signature(r: rv.Review) -> tuple:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False,
-                   hash_funcs={Comparison: lambda c: (c.key or id(c), c.old_name, c.new_name)})
+                   hash_funcs={Comparison: lambda c: (c.key or id(c), c.old_name, c.new_name,
+                                                     repr(c.churn_floor))})
 def _html(comp: Comparison, signature: tuple | None) -> bytes:
     r = rv.get_review(comp.key) if comp.key else None
     return render_html_report(comp, max_flips=DEFAULT_MAX_FLIPS, review=r).encode("utf-8")

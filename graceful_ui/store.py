@@ -41,8 +41,12 @@ MAX_COMPARISONS = 6
 
 
 def _ident(comp: Comparison) -> tuple:
-    """What a cached result of a comparison depends on: its content key and display names."""
-    return (comp.key or id(comp), comp.old_name, comp.new_name)
+    """What a cached result of a comparison depends on: its content key, display names and churn floor.
+
+    The content key is that of old, new and the data; a reference adds the churn floor
+    (and its report keys), so it is part of the identity too.
+    """
+    return (comp.key or id(comp), comp.old_name, comp.new_name, repr(comp.churn_floor))
 
 
 _HASH = {Comparison: _ident}
@@ -73,11 +77,11 @@ def fingerprint(spec: Spec) -> tuple:
     InputError
         A file is missing or cannot be read.
     """
-    for p in (spec.old, spec.new):
-        if not os.path.exists(p) and not is_glob(p):
+    for p in (spec.old, spec.new, spec.reference):
+        if p is not None and not os.path.exists(p) and not is_glob(p):
             raise InputError(p, "no such file")
     try:
-        return (_stat(spec.old), _stat(spec.new), _stat(spec.data))
+        return (_stat(spec.old), _stat(spec.new), _stat(spec.data), _stat(spec.reference))
     except OSError as e:
         raise InputError(spec.data, f"cannot be read ({e.strerror})") from None
 
@@ -94,7 +98,9 @@ def _compute(spec: Spec, fp: tuple) -> Callable[[StageProgress], Comparison]:
         return compare_sources(spec.old, spec.new, spec.data, progress=progress,
                                old_name=Path(spec.display_name(spec.old)).name,
                                new_name=Path(spec.display_name(spec.new)).name,
-                               flip_ids_path=cached_flip_ids_path(repr(spec), repr(fp)))
+                               flip_ids_path=cached_flip_ids_path(repr(spec), repr(fp)),
+                               reference=spec.reference,
+                               reference_name=spec.reference and Path(spec.display_name(spec.reference)).name)
 
     return run
 

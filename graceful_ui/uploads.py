@@ -15,8 +15,9 @@ import streamlit as st
 from graceful_ui.inputs import StoredFile
 
 #: The upload slots, in the order of the page: old model or table, new model or table,
-#: dataset (zip of class folders or manifest), the zip of a manifest's images.
-ROLES = ("model_old", "model_new", "dataset", "images")
+#: dataset (zip of class folders or manifest), the zip of a manifest's images, and the
+#: optional reference (the old model retrained with another seed: the churn floor).
+ROLES = ("model_old", "model_new", "dataset", "images", "reference")
 _FILES = "uploaded_files"
 _MODELS = "uploaded_models"
 

@@ -76,7 +76,7 @@ def _cancel(spec: Spec, fp: tuple) -> None:
 
 def _progress_text(spec: Spec, state: JobState) -> tuple[float, str]:
     """The progress bar of a comparison job: fraction done and what runs now."""
-    n_models = sum(Path(p).suffix.lower() in MODEL_SUFFIXES for p in (spec.old, spec.new))
+    n_models = sum(Path(p).suffix.lower() in MODEL_SUFFIXES for p in (spec.old, spec.new, spec.reference) if p)
     if state.cancel_requested:
         return 0.0, "Cancelling (after the current batch of images)..."
     if not state.stages:

@@ -199,7 +199,7 @@ def test_inputs_page_lists_bundled_pairs_and_states_the_upload_limit(sample_spec
     assert at.radio(key="w_bundled").value == "sample:new"
     text = " ".join(m.value for m in at.markdown)
     assert "up to 200 MB" in text
-    assert len(at.get("file_uploader")) == 4
+    assert len(at.get("file_uploader")) == 5  # old, new, dataset, a manifest's images, the optional reference
 
 
 def test_bad_upload_shows_the_error_and_keeps_the_previous_result(report):

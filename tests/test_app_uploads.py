@@ -205,11 +205,12 @@ def test_uploads_stay_loaded_across_pages_and_one_can_be_replaced(sample_spec, o
 
     at = run_app(page="inputs_page.py")
     _upload_three(at, sample_spec)
-    assert len(at.get("file_uploader")) == 1  # the three slots show their files; the manifest's images are empty
+    assert len(at.get("file_uploader")) == 2  # the three slots show their files; the manifest's images and the
+    # optional reference are empty
     for page in ("flips_page.py", "versions_page.py", "inputs_page.py"):  # Streamlit empties uploaders on the way
         goto(at, page)
     text = _texts(at)
-    assert len(at.get("file_uploader")) == 1
+    assert len(at.get("file_uploader")) == 2
     for shown in ("**old.pt**", "**new.pt**", "**digits.zip**", "TorchScript model, 10 classes",
                   "zip of class folders: 540 images, 10 classes"):
         assert shown in text, shown

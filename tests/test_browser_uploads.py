@@ -104,7 +104,7 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
     upload(page, OLD, files / "old.pt", "TorchScript model")
     upload(page, NEW, files / "new.pt", "TorchScript model")
     upload(page, DATASET, files / "digits.zip", "540 images")
-    assert page.locator('[data-testid="stFileUploader"]').count() == 1  # only the manifest's images are empty
+    assert page.locator('[data-testid="stFileUploader"]').count() == 2  # the manifest's images, the reference: empty
     shot(page, "30-uploads-loaded")
 
     # another page and back: the three files are still loaded
@@ -114,7 +114,7 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
     wait_ready(page)
     for label, name in ((OLD, "old.pt"), (NEW, "new.pt"), (DATASET, "digits.zip")):
         slot(page, label).get_by_text(name).first.wait_for(timeout=WAIT_MS)
-    assert page.locator('[data-testid="stFileUploader"]').count() == 1
+    assert page.locator('[data-testid="stFileUploader"]').count() == 2
     no_exception(page, "inputs after a page switch")
 
     # replace only the new model

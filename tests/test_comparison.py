@@ -200,22 +200,23 @@ def test_embedding_overlap_equals_brute_force_and_is_in_the_report():
 def test_optional_analyses_add_their_keys_and_nothing_else_changes():
     import dataclasses
 
-    from graceful_core.comparison import ChurnFloor
+    from graceful_core.metrics.churn import churn_floor
 
     y, o, n, ids, classes, _, _ = _random_case(seed=13)
     base = compare_predictions(_preds(ids, o, classes, y), _preds(ids, n, classes))
+    cf = churn_floor(y, o, n, o, reference_name="old2.pt")  # a "retrain" identical to old: floor 0
 
     class Slice:
         def to_json(self):
             return {"kind": "metadata", "column": "site", "value": "a", "size": 10, "p_value": float("nan")}
 
-    more = dataclasses.replace(base, churn_floor=ChurnFloor("old2.pt", 0.01, (0.005, 0.02)),
-                               regression_slices=[Slice()])
+    more = dataclasses.replace(base, churn_floor=cf, regression_slices=[Slice()])
     rep, plain = more.to_report(), base.to_report()
-    assert rep["churn_floor"] == 0.01 and rep["churn_floor_ci95"] == [0.005, 0.02]
+    assert rep["churn_floor"] == 0.0 and rep["churn_floor_ci95"][0] == 0.0 and rep["churn_floor_reference"] == "old2.pt"
+    churn_keys = {k for k in rep if k.startswith("churn_")} | {"regresses_beyond_churn"}
     assert rep["regression_slices"] == [{"kind": "metadata", "column": "site", "value": "a", "size": 10,
                                          "p_value": None}]  # cleaned like every other number
-    assert {k: v for k, v in rep.items() if k not in ("churn_floor", "churn_floor_ci95", "regression_slices")} == plain
+    assert {k: v for k, v in rep.items() if k not in churn_keys | {"churn_floor", "regression_slices"}} == plain
     assert "churn_floor" not in plain and "regression_slices" not in plain
 
 

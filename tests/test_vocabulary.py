@@ -83,7 +83,8 @@ def test_docs_name_every_key_of_the_json_report():
     """docs/metrics.md, the project's reference, lists every key a report can carry."""
     import numpy as np
 
-    from graceful_core.comparison import ChurnFloor, compare_predictions
+    from graceful_core.comparison import compare_predictions
+    from graceful_core.metrics.churn import churn_floor
     from graceful_core.types import Predictions
 
     rng = np.random.default_rng(0)
@@ -96,7 +97,8 @@ def test_docs_name_every_key_of_the_json_report():
                       score_kind="logits", embedding=emb, extra={"slices": np.array(["p", "q"] * (n // 2))})
     new = Predictions(ids=ids, pred=y, classes=list("abc"), embedding=emb[::-1].copy())
     comp = compare_predictions(old, new, old_head=lambda e: e[:, :3])
-    comp = dataclasses.replace(comp, churn_floor=ChurnFloor("o2", 0.1, (0.0, 0.2)), regression_slices=())
+    comp = dataclasses.replace(comp, churn_floor=churn_floor(y, old.pred, new.pred, y[::-1], reference_name="o2"),
+                               regression_slices=())
     rep = comp.to_report()
     docs = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
     keys = set(rep) | set(rep["old"]) | set(rep["compatibility"]) | set(rep["per_class"][0]) | set(rep["per_slice"][0])
