@@ -158,6 +158,15 @@ def test_installed_command_help(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("usage: python -m graceful_core ")
 
 
+def test_the_installed_graceful_command_runs():
+    """README's setup (scripts/setup_env.sh: ``pip install -e . --no-deps``) installs ``graceful`` next to the
+    interpreter; the real script, not a simulation."""
+    script = Path(sys.executable).parent / "graceful"
+    assert script.is_file(), f"{script} missing: run scripts/setup_env.sh (pip install -e . --no-deps)"
+    r = subprocess.run([str(script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: graceful "), r.stderr
+
+
 def test_pyproject_declares_the_console_script():
     import tomllib
 
