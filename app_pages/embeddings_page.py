@@ -17,7 +17,7 @@ ss = st.session_state
 MAX_SELECTED = 24
 #: Points (old and new together) of the first map of a large comparison: a fixed-seed sample of half as many
 #: images, drawn within seconds; "Show all" projects every image (slower once, then cached).
-SAMPLED_POINTS = 6_000
+SAMPLED_POINTS = 4_000
 
 st.title("Embeddings")
 spec, comp = require_comparison()

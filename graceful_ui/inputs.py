@@ -115,7 +115,8 @@ def _id_prefixes(sample: BundledSample) -> tuple[str, str, str]:
 
 
 def _sample_label(sample: BundledSample) -> str:
-    return sample.data_label if sample.name == "digits" else f"{sample.data_label} ({sample.title})"
+    """``digits/test (bundled)``, ``fashion/test (Fashion-MNIST, bundled)``."""
+    return f"{sample.data_label} (bundled)" if sample.name == "digits" else f"{sample.data_label} ({sample.title}, bundled)"
 
 
 def bundled_specs(root: Path | None = None) -> list[Spec]:
@@ -141,13 +142,13 @@ def _sample_specs(sample: BundledSample) -> list[Spec]:
     if old is not None:
         for p in sample.models():
             if p != old:
-                out.append(Spec(id=f"{model_p}:{p.stem}", label=f"{old.name} → {p.name} on {on} (bundled)",
+                out.append(Spec(id=f"{model_p}:{p.stem}", label=f"{old.name} → {p.name} on {on}",
                                 old=str(old), new=str(p), data=str(data)))
     tables = sample.tables()
     for o in (t for t in tables if t.stem == sample.old):
         for p in tables:
             if p.stem != sample.old:
-                out.append(Spec(id=f"{table_p}:{p.stem}", label=f"tables {o.name} → {p.name} on {on} (bundled)",
+                out.append(Spec(id=f"{table_p}:{p.stem}", label=f"tables {o.name} → {p.name} on {on}",
                                 old=str(o), new=str(p), data=str(data)))
     return out
 
@@ -187,7 +188,7 @@ def pair_spec(old_stem: str, new_stem: str, root: Path | None = None, sample: st
     if old_stem == s.old and new_stem != s.old:
         return next((x for x in _sample_specs(s) if x.id == f"{model_p}:{new_stem}"), None)
     o, n = files[old_stem], files[new_stem]
-    return Spec(id=f"{pair_p}:{old_stem}:{new_stem}", label=f"{o.name} → {n.name} on {_sample_label(s)} (bundled)",
+    return Spec(id=f"{pair_p}:{old_stem}:{new_stem}", label=f"{o.name} → {n.name} on {_sample_label(s)}",
                 old=str(o), new=str(n), data=str(s.test_data))
 
 

@@ -53,7 +53,7 @@ def test_app_opens_on_fashion_old_to_new(app, expected):
     head = app.subheader[0].value
     assert f"breaks {expected['neg']} images of {expected['n']}" in head
     captions = " ".join(c.value for c in app.caption)
-    assert "old.pt → new.pt on fashion/test (Fashion-MNIST)" in captions
+    assert "old.pt → new.pt on fashion/test (Fashion-MNIST, bundled)" in captions
 
 
 def test_overview_names_the_class_where_the_update_hurts_most(app, expected):

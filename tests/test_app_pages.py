@@ -186,7 +186,13 @@ def test_link_state_is_carried_across_page_switches(report):
     assert at.multiselect(key="w_classes").value == [cls]
 
 
-def test_unknown_comparison_link_warns_and_shows_the_sample():
+def test_unknown_comparison_link_warns_and_shows_the_sample(tmp_path, monkeypatch):
+    from tests.apptest import ROOT
+
+    # a sample folder with digits only, so the default it falls back to is the small digits pair
+    for name in ("digits", "models", "predictions"):
+        (tmp_path / name).symlink_to(ROOT / "sample_data" / name)
+    monkeypatch.setenv("GRACEFUL_SAMPLE_DATA", str(tmp_path))
     at = run_app({"cmp": "upload:doesnotexist"})
     assert any("does not know" in w.value for w in at.warning)
     assert at.metric  # the bundled comparison is still shown
