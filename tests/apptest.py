@@ -20,7 +20,8 @@ def check(at):
 DIGITS = "sample:new"
 
 
-def run_app(query: dict | None = None, page: str | None = None, *, sample: str | None = DIGITS):
+def run_app(query: dict | None = None, page: str | None = None, *, sample: str | None = DIGITS,
+            timeout: float = TIMEOUT):
     """A fresh session of the app, opened with ``query`` as the link's parameters, on ``page``.
 
     Without a ``cmp`` in ``query`` the link opens ``sample`` (default: the digits pair, for
@@ -28,7 +29,7 @@ def run_app(query: dict | None = None, page: str | None = None, *, sample: str |
     """
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=timeout)
     if sample is not None and "cmp" not in (query or {}):
         query = {**(query or {}), "cmp": sample}
     if query:
