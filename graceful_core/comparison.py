@@ -38,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -635,14 +636,18 @@ def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
                      positive_flip_indices=d["positive_flip_indices"], results=results)
 
 
-def _cross_test_cached(old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str) -> CrossTest:
+def _cross_test_cached(old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str,
+                       ids: Sequence[Any] = ()) -> CrossTest:
     """:func:`~graceful_core.metrics.retrieval.cross_test`, cached on disk under the comparison's ``key``.
 
     On 10,000 images the exact mAP of the four retrieval pairs takes most of a minute; a
     restarted server or a second ``compare`` of the same inputs reads it back instead.
+    The entry holds row indices, so its key includes the order of ``ids`` (the content
+    key does not: a folder and a manifest of the same images list them differently).
     """
     if not key:
         return cross_test(old_emb, new_emb, labels)
+    key = cache.make_key(key, "rows", hashlib.sha256("\x00".join(map(str, ids)).encode()).hexdigest())
     got = cache.cached_arrays(CROSS_TEST_CACHE, key, lambda: _cross_test_to_arrays(cross_test(old_emb, new_emb, labels)),
                               names=("meta", "negative_flip_indices", "positive_flip_indices"))
     try:
@@ -780,7 +785,7 @@ def compare_predictions(
     old_e, new_e = old_j.embedding, new_j.embedding
     compat = overlap = head_acc = None
     if with_compatibility and old_e is not None and new_e is not None:
-        compat = _cross_test_cached(old_e, new_e, labels, key)
+        compat = _cross_test_cached(old_e, new_e, labels, key, old_j.ids)
         overlap = _embedding_overlap(old_e, new_e, key)
         if old_head is not None and old_e.shape[1] == new_e.shape[1]:
             head_acc = head_accuracy(old_head(new_e), labels)

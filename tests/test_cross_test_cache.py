@@ -29,12 +29,17 @@ def test_cross_test_from_the_disk_cache_equals_a_fresh_one(tmp_path, monkeypatch
     labels = rng.integers(0, 4, 80)
     old = rng.normal(size=(80, 6)) + labels[:, None]
     new = rng.normal(size=(80, 6)) - labels[:, None]
+    ids = [f"i{k}" for k in range(80)]
     fresh = cross_test(old, new, labels)
-    first = _cross_test_cached(old, new, labels, "k1")
+    first = _cross_test_cached(old, new, labels, "k1", ids)
     assert list((tmp_path / CROSS_TEST_CACHE).glob("*.npz")), "nothing written to the cache"
-    again = _cross_test_cached(old, new, labels, "k1")  # read back from the file
+    again = _cross_test_cached(old, new, labels, "k1", ids)  # read back from the file
     _same(fresh, first)
     _same(fresh, again)
+    # the same content key with the rows in another order is another entry (its indices are per row)
+    order = np.random.default_rng(5).permutation(80)
+    shuffled = _cross_test_cached(old[order], new[order], labels[order], "k1", [ids[i] for i in order])
+    _same(cross_test(old[order], new[order], labels[order]), shuffled)
 
 
 def test_a_damaged_entry_is_computed_again(tmp_path, monkeypatch):
@@ -42,7 +47,9 @@ def test_a_damaged_entry_is_computed_again(tmp_path, monkeypatch):
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 3, 40)
     old, new = rng.normal(size=(40, 5)), rng.normal(size=(40, 5))
-    entry = cache.make_key(CROSS_TEST_CACHE, "k2")
+    import hashlib
+
+    entry = cache.make_key(CROSS_TEST_CACHE, cache.make_key("k2", "rows", hashlib.sha256(b"").hexdigest()))
     cache.save_arrays(CROSS_TEST_CACHE, entry, {"meta": np.array("{not json"), "negative_flip_indices": np.zeros(0),
                                                 "positive_flip_indices": np.zeros(0)})
     _same(cross_test(old, new, labels), _cross_test_cached(old, new, labels, "k2"))
