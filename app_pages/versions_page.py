@@ -16,7 +16,7 @@ import streamlit as st
 from graceful_core import figures
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
-from graceful_core.samples import bundled_samples
+from graceful_core.samples import bundled_samples, sample_of_classes
 from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, percent
 from graceful_ui import store
 from graceful_ui.fmt import md
@@ -51,7 +51,9 @@ st.title("Versions")
 spec, comp = page_comparison()
 #: The bundled sample whose models are offered: the current comparison's, else the default (Fashion-MNIST first).
 _samples = bundled_samples(sample_data_dir())
-sample = spec_sample(spec) or (_samples[0] if _samples else None)
+#: (an uploaded comparison: the sample with the same classes, e.g. digits models uploaded with a zip of digits)
+sample = (spec_sample(spec) or (sample_of_classes(comp.classes, _samples) if comp is not None else None)
+          or (_samples[0] if _samples else None))
 st.caption("Compare a whole set of models on one dataset: every pair's negative flips, trust and embedding "
            "compatibility. The order you pick the models in is the lineage order (v1 first).")
 

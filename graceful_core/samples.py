@@ -74,6 +74,19 @@ class BundledSample:
         """The folder of the test images (the manifest's folder's ``test``, or the test data itself)."""
         return self.test_data if self.test_data.is_dir() else self.test_data.parent / "test"
 
+    def class_names(self) -> frozenset[str]:
+        """The class names of the test images: ``classes.json``'s display names, else the class folders' names."""
+        import json
+
+        folder = self.test_folder
+        names = folder / "classes.json"
+        if names.is_file():
+            try:
+                return frozenset(str(v) for v in json.loads(names.read_text()).values())
+            except (ValueError, AttributeError, OSError):
+                pass
+        return frozenset(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else frozenset()
+
     def models(self) -> list[Path]:
         """Model files, sorted by name: the old one first, then the default new one, then the rest."""
         if not self.models_dir.is_dir():
@@ -137,6 +150,12 @@ def bundled_samples(root: Path) -> list[BundledSample]:
     """
     root = Path(root)
     return [s for s in (fashion_sample(root), digits_sample(root)) if s.present]
+
+
+def sample_of_classes(classes, samples: list[BundledSample]) -> BundledSample | None:
+    """The first sample whose test images have exactly these class names (e.g. for an uploaded comparison), or None."""
+    want = frozenset(str(c) for c in classes)
+    return next((s for s in samples if s.class_names() == want), None)
 
 
 def sample_of_path(path: str | Path, samples: list[BundledSample]) -> BundledSample | None:

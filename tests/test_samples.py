@@ -107,3 +107,16 @@ def test_worst_class_sentence_and_cli_line():
                     "Next: coat (1).")
     assert text in text_summary(comp).splitlines()
     assert worst_class_sentence(_comparison([0, 1], [0, 1], [0, 1], ["a", "b"])) is None
+
+
+def test_a_comparison_finds_its_sample_by_class_names(tmp_path):
+    import json
+
+    from graceful_core.samples import sample_of_classes
+
+    _layout(tmp_path)
+    (tmp_path / "fashion" / "test" / "classes.json").write_text(json.dumps({"shirt": "Shirt"}))
+    samples = bundled_samples(tmp_path)
+    assert sample_of_classes(["Shirt"], samples).name == "fashion"
+    assert sample_of_classes(["0"], samples).name == "digits"  # the class folder of digits/test
+    assert sample_of_classes(["cat"], samples) is None
