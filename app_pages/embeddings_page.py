@@ -1,5 +1,7 @@
 """Embeddings: where old and new embeddings put each image, jointly and side by side."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from graceful_core.figures import COLOUR_BY, joint_embedding_figure, selected_ids, side_by_side_embedding_figure
@@ -7,11 +9,15 @@ from graceful_core.vocabulary import METRICS
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
+from graceful_ui.inputs import spec_sample
 from graceful_ui.state import EMB_COLOURS, EMB_LAYOUTS
 from graceful_ui.widgets import require_comparison, require_per_sample
 
 ss = st.session_state
 MAX_SELECTED = 24
+#: Points (old and new together) of the first map of a large comparison: a fixed-seed sample of half as many
+#: images, drawn within seconds; "Show all" projects every image (slower once, then cached).
+SAMPLED_POINTS = 4_000
 
 st.title("Embeddings")
 spec, comp = require_comparison()
@@ -25,7 +31,8 @@ if a is None or a.old_embedding is None or a.new_embedding is None:
 d_old, d_new = a.old_embedding.shape[1], a.new_embedding.shape[1]
 same_dim = d_old == d_new
 st.caption(f"{md(spec.label)} · old embeddings {d_old}-D, new {d_new}-D · each point is one image under one model")
-if spec.id == "sample:new":
+bundled = spec_sample(spec)
+if bundled is not None and {Path(spec.old).stem, Path(spec.new).stem} == {bundled.old, bundled.new}:
     st.info("The bundled old and new models were trained independently, so their embedding spaces are unrelated: "
             "expect them to be incompatible (old and new points of an image land far apart in the joint map).")
 
@@ -76,11 +83,18 @@ if not same_dim:
     st.caption(f"No joint map: the embedding sizes differ ({d_old} vs {d_new}), so there is no shared space.")
 
 kind = "joint" if joint else "separate"
+large = 2 * comp.n_samples > SAMPLED_POINTS
+show_all = large and st.toggle(f"Show all {comp.n_samples:,} images", key="w_emb_all", value=bool(ss.get("emb_all")),
+                               on_change=lambda: ss.update(emb_all=bool(ss["w_emb_all"])),
+                               help=f"The map shows a fixed random sample of {SAMPLED_POINTS // 2:,} images so that it "
+                               "is drawn quickly. All images: one slower UMAP fit (about a minute on 2 cores for "
+                               "10,000 images), then cached.")
 with st.spinner("Fitting UMAP... the first projection after a server start compiles numba code and can take "
                 "half a minute; later ones are fast and cached."):
-    proj = store.projection(comp, kind)
+    proj = store.projection(comp, kind, None if show_all or not large else SAMPLED_POINTS)
 if proj.subsampled:
-    st.caption(f"Large set: a fixed random subset of {len(proj.indices)} of {comp.n_samples} images is shown.")
+    st.caption(f"A fixed random sample of {len(proj.indices):,} of the {comp.n_samples:,} images is shown"
+               + ("" if show_all else ' (switch on "Show all" above for every image)') + ".")
 
 samples = store.samples_table(comp)
 names = ({c.cluster: c.title for c in clustering.clusters}

@@ -5,33 +5,43 @@ from pathlib import Path
 import streamlit as st
 
 from graceful_core.figures import epoch_curves, tradeoff_figure
+from graceful_core.samples import bundled_samples
 from graceful_core.training.update import TrainParams
 from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, points, yes_no
-from graceful_ui.inputs import resolve_spec, sample_data_dir
+from graceful_ui.inputs import resolve_spec, sample_data_dir, spec_sample
 from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
-from graceful_ui.widgets import open_comparison
+from graceful_ui.widgets import open_comparison, page_comparison
 
 ss = st.session_state
 JOB = "_mitigate_job"
-#: Epochs of the page's default: 30 (the experiment's budget) trains the update and its plain baseline in
-#: about 20 s on 2 CPU cores for the bundled digits (1,257 images).
-DEFAULT_EPOCHS = 30
 #: A run record's metric -> the vocabulary's metric (labels, help, format).
 RUN_METRICS = {"negative_flip_rate": "negative_flip_rate", "new_error_rate": "new_error_rate",
                "old_error_rate": "old_error_rate", "backward_trust_compatibility": "backward_trust_compatibility",
                "n_negative_flips": "n_negative_flips", "hit1_new_old": "cross_test_hit_at_1"}
 DELTA_HELP = " Delta: trained − plain baseline."
+#: Measured time of one training at the sample's default epochs (the update; its plain baseline takes as long),
+#: on 2 CPU cores shared with other jobs (notes/fapp.md has the command).
+TRAIN_TIME = {"digits": "about 10 s", "fashion": "one to two minutes"}
+#: Whether the per-epoch monitor is on by default: on Fashion-MNIST each epoch's pass over the 10,000 test photos
+#: would take about as long as the training itself.
+MONITOR_DEFAULT = {"digits": True, "fashion": False}
 
 st.title("Mitigate")
 st.caption("Train a new model against the old one and see what it changes: negative flips, error rate, backward "
            "trust and embedding compatibility, next to a plain retrained model with the same seed and epochs.")
 
-root = sample_data_dir()
-models = sorted(p for p in (root / "models").glob("*.pt")) if (root / "models").is_dir() else []
-datasets = sorted(p for p in (root / "digits").iterdir() if p.is_dir()) if (root / "digits").is_dir() else []
-if not models or not datasets:
-    st.info("The bundled sample data (sample_data/models, sample_data/digits) is missing: nothing to train on.")
+samples = [s for s in bundled_samples(sample_data_dir()) if s.train_data.is_dir()
+           and any(p.suffix == ".pt" for p in s.models())]
+if not samples:
+    st.info("The bundled sample data (sample_data/) is missing: nothing to train on.")
     st.stop()
+_current = spec_sample(page_comparison()[0])
+if ss.get("mit_sample") not in [s.name for s in samples]:
+    ss["mit_sample"] = _current.name if _current in samples else samples[0].name
+sample = next(s for s in samples if s.name == ss["mit_sample"])
+models = [p for p in sample.models() if p.suffix == ".pt"]  # training needs TorchScript
+datasets = [sample.train_data, sample.test_folder]
+DEFAULT_EPOCHS = sample.train_epochs
 
 
 def _index(items: list[Path], name: str) -> int:
@@ -46,13 +56,25 @@ def _short(p: Path) -> str:
 job: TrainingJob | None = ss.get(JOB)
 busy = job is not None and job.snapshot().running
 
+def _on_sample() -> None:
+    ss["mit_sample"] = ss["w_mit_sample"]
+    for k in ("mit_old", "mit_train", "mit_eval", "mit_epochs", "mit_monitor", "mit_current"):  # they name the other sample's files
+        ss.pop(k, None)
+
+
 with st.container(border=True):
+    titles = {s.name: s.title for s in samples}
+    ss["w_mit_sample"] = sample.name
+    st.radio("Sample", list(titles), format_func=titles.get, key="w_mit_sample", on_change=_on_sample,
+             horizontal=True, disabled=busy,
+             help="The bundled sample to train on: its old model, its training images, its test images.")
     c1, c2, c3 = st.columns(3)
-    old = c1.selectbox("Old (deployed) model", models, index=_index(models, "old.pt"), format_func=lambda p: p.name,
-                       key="mit_old", help="A bundled TorchScript model; BCT needs one that exports embed and head.")
-    train_data = c2.selectbox("Training data", datasets, index=_index(datasets, "train"), format_func=_short,
-                              key="mit_train")
-    eval_data = c3.selectbox("Evaluation data", datasets, index=_index(datasets, "test"), format_func=_short,
+    old = c1.selectbox("Old (deployed) model", models, index=_index(models, f"{sample.old}.pt"),
+                       format_func=lambda p: p.name, key="mit_old",
+                       help="A bundled TorchScript model; BCT needs one that exports embed and head.")
+    train_data = c2.selectbox("Training data", datasets, index=0, format_func=_short, key="mit_train",
+                              help=f"{sample.title}: the images the update is trained on.")
+    eval_data = c3.selectbox("Evaluation data", datasets, index=1, format_func=_short,
                              key="mit_eval", help="Held-out images the old model and both new models are compared on.")
     method = st.radio("Method", TRAINING_METHODS, index=2, key="mit_method",
                       captions=[METHOD_HELP[m] for m in TRAINING_METHODS])
@@ -60,31 +82,33 @@ with st.container(border=True):
     lam, alpha, beta = 1.0, 1.0, 5.0
     if method != "plain":
         lam = c4.slider("λ (weight of the extra loss)", 0.0, 5.0, 1.0, 0.05, key="mit_lam",
-                        help="Yan et al. and Shen et al. use λ = 1. On the digits sample, focal distillation with "
-                        "λ = 1 costs accuracy; the bundled new-pc.pt uses λ = 0.5 (the λ sweep and the experiment "
-                        "below show the trade-off).")
+                        help=f"Yan et al. and Shen et al. use λ = 1. {sample.lambda_note} The λ sweep and the "
+                        "experiment below show the trade-off.")
     if method == "focal-distillation":
         alpha = c5.number_input("α (weight on every image)", 0.0, 100.0, 1.0, 0.5, key="mit_alpha")
         beta = c6.number_input("β (extra weight where the old model is right)", 0.0, 100.0, 5.0, 0.5, key="mit_beta")
     c7, c8, c9 = st.columns(3)
     epochs = c7.number_input("Epochs", 1, 500, DEFAULT_EPOCHS, 1, key="mit_epochs",
-                             help=f"{DEFAULT_EPOCHS} epochs train one model in about 10 s on 2 idle CPU cores "
-                             "(longer on a busy machine).")
+                             help=f"{DEFAULT_EPOCHS} epochs train one {sample.title} model in "
+                             f"{TRAIN_TIME.get(sample.name, 'a minute or two')} on 2 CPU cores "
+                             "(the plain baseline as long again; longer on a busy machine).")
     seed = c8.number_input("Seed", 0, 2**31 - 1, 0, 1, key="mit_seed",
                            help="Seeds initialisation and shuffling; the baseline uses the same seed (paired).")
     c9.markdown("")  # aligns the checkbox with the number inputs' boxes
-    monitor = c9.checkbox("NFR and error after every epoch", value=True, key="mit_monitor",
+    monitor = c9.checkbox("NFR and error after every epoch", value=MONITOR_DEFAULT.get(sample.name, True),
+                          key="mit_monitor",
                           help="Measures each epoch's model against the old one on the evaluation data "
                           "(graceful_core.FlipMonitor: one pass over those images per epoch) for the per-epoch "
-                          "chart. It does not change the trained weights.")
+                          "chart. It does not change the trained weights. On a large evaluation set (Fashion-MNIST: "
+                          "10,000 photos) it about doubles the training time.")
     b1, b2, _ = st.columns([1, 2, 2])
     train_clicked = b1.button("Train", type="primary", disabled=busy, key="mit_train_btn", width="stretch")
     sweep_clicked = b2.button(f"λ sweep ({', '.join(f'{v:g}' for v in SWEEP_LAMBDAS)})", key="mit_sweep_btn",
                               disabled=busy or method == "plain", width="stretch",
                               help="Train the chosen method once per λ, in sequence (plain has no λ).")
 
-params = TrainParams(method=method, lam=float(lam), alpha=float(alpha), beta=float(beta), epochs=int(epochs),
-                     seed=int(seed))
+params = TrainParams(method=method, arch=sample.train_arch, lam=float(lam), alpha=float(alpha), beta=float(beta),
+                     epochs=int(epochs), seed=int(seed))
 request = TrainRequest(old=str(old), train_data=str(train_data), eval_data=str(eval_data), params=params,
                        monitor=bool(monitor))
 if train_data == eval_data:
@@ -216,6 +240,8 @@ if runs:
     pick = o1.selectbox("Run", list(labels), format_func=labels.get, key="mit_pick", label_visibility="collapsed")
     o2.button("Open on Overview", on_click=open_run, args=(pick,), key="mit_open", width="stretch")
 
-with st.expander("What the 5-seed experiment found"):
-    md = Path(__file__).resolve().parent.parent / "results" / "mitigation.md"
-    st.markdown(md.read_text() if md.is_file() else "results/mitigation.md is missing.")
+#: The mitigation experiment's write-up of each sample (scripts/experiment_mitigation.py).
+EXPERIMENTS = {"digits": "mitigation.md", "fashion": "mitigation-fashion.md"}
+with st.expander(f"What the mitigation experiment on {sample.title} found"):
+    md = Path(__file__).resolve().parent.parent / "results" / EXPERIMENTS.get(sample.name, "mitigation.md")
+    st.markdown(md.read_text() if md.is_file() else f"results/{md.name} is not there yet.")

@@ -4,15 +4,27 @@ import streamlit as st
 
 from graceful_core.summary import (
     churn_verdict,
+    classes_hurt,
     compatibility_verdict,
     headline,
     significance_verdict,
     slice_numbers,
     slice_verdict,
+    worst_class_sentence,
 )
-from graceful_core.vocabulary import METRICS, MORE_CARDS, SLICES_TITLE, SUMMARY_CARDS, images, interval, points
+from graceful_core.vocabulary import (
+    FLIP_TYPES,
+    METRICS,
+    MORE_CARDS,
+    SLICES_TITLE,
+    SUMMARY_CARDS,
+    images,
+    interval,
+    points,
+)
 from graceful_ui.fmt import md
 from graceful_ui.review_ui import review_section
+from graceful_ui.state import request_page
 from graceful_ui.widgets import VERDICT_COLOURS, metric_card, rates_table, require_comparison, verdict_markdown
 
 #: Significant regression slices listed on the Overview (all of them on the Slices page).
@@ -24,6 +36,19 @@ spec, comp = require_comparison()
 s = comp.summary
 st.caption(f"{md(spec.label)} · {s.n_samples} labelled images · old = {md(comp.old_name)}, new = {md(comp.new_name)}")
 st.subheader(headline(comp))
+worst = worst_class_sentence(comp)
+if worst is not None:  # the class where the update hurts most leads
+    st.markdown(f":red-background[{md(worst)}]")
+    worst_name = classes_hurt(comp)[0].name
+
+    def show_worst() -> None:
+        """The Flips grid on the worst class's negative flips."""
+        ss = st.session_state
+        ss["classes"], ss["flips"], ss["cell"], ss["slice"], ss["grid_page"] = [worst_name], [FLIP_TYPES[0]], None, None, 1
+        request_page("flips")
+
+    st.button(f"Show the {worst_name} images that break", on_click=show_worst, key="ov_worst",
+              icon=":material/arrow_forward:", help="Opens the Flips grid on this class's negative flips.")
 
 verdict = significance_verdict(s)
 st.markdown(f"**Significance:** :{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]")

@@ -16,6 +16,7 @@ import streamlit as st
 from graceful_core import figures
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
+from graceful_core.samples import bundled_samples, sample_of_classes
 from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, percent
 from graceful_ui import store
 from graceful_ui.fmt import md
@@ -25,6 +26,7 @@ from graceful_ui.inputs import (
     pair_spec_of_files,
     sample_data_dir,
     server_file,
+    spec_sample,
     trained_models_dir,
     uploads_dir,
     user_message,
@@ -47,17 +49,21 @@ HELP_GRAPH = ("An arrow A → B means A's queries, searched against B's existing
 
 st.title("Versions")
 spec, comp = page_comparison()
+#: The bundled sample whose models are offered: the current comparison's, else the default (Fashion-MNIST first).
+_samples = bundled_samples(sample_data_dir())
+#: (an uploaded comparison: the sample with the same classes, e.g. digits models uploaded with a zip of digits)
+sample = (spec_sample(spec) or (sample_of_classes(comp.classes, _samples) if comp is not None else None)
+          or (_samples[0] if _samples else None))
 st.caption("Compare a whole set of models on one dataset: every pair's negative flips, trust and embedding "
            "compatibility. The order you pick the models in is the lineage order (v1 first).")
 
 
 # ------------------------------------------------------------------------ inputs
 def bundled_models() -> dict[str, Path]:
-    """Bundled model files by file name."""
-    d = sample_data_dir() / "models"
-    if not d.is_dir():
+    """The bundled sample's model files by file name."""
+    if sample is None:
         return {}
-    return {p.name: p for p in sorted(d.iterdir()) if p.suffix in MODEL_SUFFIXES and p.is_file()}
+    return {p.name: p for p in sorted(sample.models(), key=lambda p: p.name)}
 
 
 def origin(path: str) -> str:
@@ -98,11 +104,12 @@ def model_options() -> dict[str, StoredFile]:
 options = model_options()
 name_of = {f.path: name for name, f in options.items()}
 if len(options) < 2:
-    st.info("Fewer than two models (bundled in sample_data/models or uploaded on Choose inputs): nothing to compare.")
+    st.info("Fewer than two models (bundled in the sample data or uploaded on Choose inputs): nothing to compare.")
     st.stop()
 
 # Start from the comparison on screen: its two models (inside the default chain when both are in it).
-chain = [f"{s}.pt" for s in DEFAULT_CHAIN if f"{s}.pt" in options] or list(options)[:2]
+bundled_names = {p.stem: name for name, p in bundled_models().items()}
+chain = [bundled_names[s] for s in DEFAULT_CHAIN if s in bundled_names] or list(options)[:2]
 pair = [name_of.get(p) for p in (spec.old, spec.new)] if spec is not None else []
 if ss.get("versions_for") != ss.get("cmp"):
     ss["versions_for"] = ss.get("cmp")
@@ -122,16 +129,20 @@ st.multiselect("Models, in lineage order (v1 first)", list(options), key="w_vers
                "are offered too.")
 chosen = list(ss["w_versions"])
 
-bundled_data = sample_data_dir() / "digits" / "test"
+bundled_data = None if sample is None else sample.test_data
+bundled_name = "" if sample is None else f"{sample.data_label} ({sample.title}, bundled)"
 if spec is not None and comp is not None and spec.data and comp.dataset is not None:
     data_path, dataset = spec.data, comp.dataset
     data_name = spec.display_name(spec.data)
     data_names = tuple(n for n in spec.names if n[0] not in (spec.old, spec.new))
+elif bundled_data is not None:
+    data_path, dataset, data_name, data_names = str(bundled_data), None, bundled_name, ()
 else:
-    data_path, dataset, data_name, data_names = str(bundled_data), None, "digits/test (bundled)", ()
-bundled = Path(data_path).resolve() == bundled_data.resolve()
+    st.info("No dataset: open a comparison with a dataset on Choose inputs first.")
+    st.stop()
+bundled = bundled_data is not None and Path(data_path).resolve() == bundled_data.resolve()
 if bundled:
-    data_name = "digits/test (bundled)"
+    data_name = bundled_name
 st.caption(f"Dataset: **{md(data_name)}** (the current comparison's)" if comp is not None
            else f"Dataset: **{md(data_name)}**")
 if len(chosen) < 2:
@@ -154,7 +165,7 @@ def pair_to_open(old: str, new: str):
     """The spec of the pair ``old`` -> ``new`` (names in the set) on this page's dataset."""
     a, b = options[old], options[new]
     if bundled and old in bundled_models() and new in bundled_models():
-        return pair_spec(Path(a.path).stem, Path(b.path).stem)
+        return pair_spec(Path(a.path).stem, Path(b.path).stem, sample=sample.name)
     return pair_spec_of_files(server_file(a.path, a.name), server_file(b.path, b.name), data_path, data_name,
                               data_names)
 

@@ -11,7 +11,8 @@ Also times a whole second ``python -m graceful_core compare`` run (warm cache).
 
 Goals: end-to-end overhead under 2x the bare loop; second run from the cache < 1 s.
 
-Usage: python benchmarks/bench_inference.py [--data sample_data/digits/test] [--repeat 5]
+Usage: python benchmarks/bench_inference.py [--sample fashion|digits] [--data DIR --models A B] [--repeat 5]
+(default: the Fashion-MNIST sample, 10,000 test photos, old.pt and new.pt).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def best_of(fn, repeat: int) -> float:
@@ -88,14 +91,21 @@ def make_larger_case(data: str, px: int) -> tuple[str, list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="sample_data/digits/test")
-    ap.add_argument("--models", nargs="+", default=["sample_data/models/old.pt", "sample_data/models/new.pt"])
+    ap.add_argument("--sample", choices=("fashion", "digits"), default="fashion",
+                    help="the bundled sample whose test images and old/new models are measured (default: fashion)")
+    ap.add_argument("--data", help="a dataset folder or manifest instead of the sample's test data")
+    ap.add_argument("--models", nargs="+", help="model files instead of the sample's old and new models")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--larger", type=int, default=0, metavar="PX",
                     help="instead: the test digits upscaled to PX x PX colour JPEGs and a (random-weight) "
                     "conv net sized for them, to see the overhead where the model is not nearly free")
     args = ap.parse_args()
+    from graceful_core.samples import digits_sample, fashion_sample
+
+    sample = (fashion_sample if args.sample == "fashion" else digits_sample)(ROOT / "sample_data")
+    args.data = args.data or str(sample.test_data)
+    args.models = args.models or [str(p) for p in sample.models()[:2]]  # old first, then new
     os.environ["GRACEFUL_CACHE_DIR"] = tempfile.mkdtemp(prefix="graceful-bench-cache-")
     if args.larger:
         args.data, args.models = make_larger_case(args.data, args.larger)

@@ -565,6 +565,85 @@ def _embedding_overlap(old_emb: np.ndarray, new_emb: np.ndarray, key: str) -> fl
     return float(cache.cached_arrays("embedding-overlap", key, compute, names=("overlap",))["overlap"])
 
 
+#: Cache kind of a comparison's embedding cross-test (:func:`_cross_test_cached`).
+CROSS_TEST_CACHE = "cross-test-v1"
+_RESULT_ARRAYS = ("valid", "top1_correct", "topk_indices", "average_precision")
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.integer | np.bool_):
+        return x.item()
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def _cross_test_to_arrays(ct: CrossTest) -> dict[str, np.ndarray]:
+    """A :class:`CrossTest` as arrays for the disk cache: its scalars as one JSON string, its arrays as they are."""
+    import json
+
+    meta = {k: getattr(ct, k) for k in ("scores", "compatible", "update_gain", "retrieval_negative_flips",
+                                        "retrieval_positive_flips", "negative_flip_rate", "negative_flip_rate_ci95",
+                                        "positive_flip_rate", "positive_flip_rate_ci95", "per_class", "n_queries",
+                                        "map_queries", "map_ci95", "reason")}
+    meta["results"] = {p: {"hit_at": {str(k): v for k, v in r.hit_at.items()}, "map": r.map,
+                           "map_queries": r.map_queries, "map_ci95": r.map_ci95, "n_queries": r.n_queries}
+                       for p, r in ct.results.items()}
+    out = {"meta": np.array(json.dumps(meta, default=_json_default)),
+           "negative_flip_indices": np.asarray(ct.negative_flip_indices),
+           "positive_flip_indices": np.asarray(ct.positive_flip_indices)}
+    for p, r in ct.results.items():
+        for a in _RESULT_ARRAYS:
+            if getattr(r, a) is not None:
+                out[f"{p}.{a}"] = np.asarray(getattr(r, a))
+    return out
+
+
+def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
+    """The inverse of :func:`_cross_test_to_arrays`."""
+    import json
+
+    from graceful_core.metrics.retrieval import RetrievalResult
+
+    meta = json.loads(str(d["meta"]))
+    results = {}
+    for p, r in meta.pop("results").items():
+        results[p] = RetrievalResult(
+            hit_at={int(k): v for k, v in r["hit_at"].items()}, map=r["map"], map_queries=r["map_queries"],
+            map_ci95=None if r["map_ci95"] is None else tuple(r["map_ci95"]), n_queries=r["n_queries"],
+            **{a: d.get(f"{p}.{a}") for a in _RESULT_ARRAYS})
+    for k in ("negative_flip_rate_ci95", "positive_flip_rate_ci95"):
+        if meta[k] is not None:
+            meta[k] = tuple(meta[k])
+    return CrossTest(**meta, negative_flip_indices=d["negative_flip_indices"],
+                     positive_flip_indices=d["positive_flip_indices"], results=results)
+
+
+def _cross_test_cached(old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str,
+                       ids: Sequence[Any] = ()) -> CrossTest:
+    """:func:`~graceful_core.metrics.retrieval.cross_test`, cached on disk under the comparison's ``key``.
+
+    On 10,000 images the exact mAP of the four retrieval pairs takes most of a minute; a
+    restarted server or a second ``compare`` of the same inputs reads it back instead.
+    The entry holds row indices, so its key includes the order of ``ids`` (the content
+    key does not: a folder and a manifest of the same images list them differently).
+    """
+    if not key:
+        return cross_test(old_emb, new_emb, labels)
+    key = row_key(key, ids)
+    got = cache.cached_arrays(CROSS_TEST_CACHE, key, lambda: _cross_test_to_arrays(cross_test(old_emb, new_emb, labels)),
+                              names=("meta", "negative_flip_indices", "positive_flip_indices"))
+    try:
+        ct = _cross_test_from_arrays(got)
+    except (ValueError, KeyError, TypeError):  # a foreign or damaged entry: never trust it
+        return cross_test(old_emb, new_emb, labels)
+    if any(r.valid is not None and r.valid.shape != (len(labels),) for r in ct.results.values()):
+        return cross_test(old_emb, new_emb, labels)
+    return ct
+
+
 def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMetadata | None:
     """The metadata of the compared samples: the dataset's columns, then the old table's.
 
@@ -753,7 +832,7 @@ def compare_predictions(
     old_e, new_e = old_j.embedding, new_j.embedding
     compat = overlap = head_acc = None
     if with_compatibility and old_e is not None and new_e is not None:
-        compat = cross_test(old_e, new_e, labels)
+        compat = _cross_test_cached(old_e, new_e, labels, key, old_j.ids)
         overlap = _embedding_overlap(old_e, new_e, key)
         if old_head is not None and old_e.shape[1] == new_e.shape[1]:
             head_acc = head_accuracy(old_head(new_e), labels)

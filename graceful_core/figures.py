@@ -91,8 +91,9 @@ def transition_heatmap(matrix: np.ndarray, classes: Sequence[str], *, title: str
     fig.update_layout(
         title=title or "Old → new predictions (row = old prediction, column = new prediction)",
         yaxis={"autorange": "reversed", "type": "category"},
+        # tilted when the column labels would not fit side by side (e.g. "new: T-shirt/top" x 10)
         xaxis={"type": "category",
-               "tickangle": -45 if len(classes) > 12 or max((len(str(c)) for c in classes), default=0) > 12 else 0},
+               "tickangle": -45 if len(classes) > 12 or len(x) * max((len(s) for s in x), default=0) > 80 else 0},
         margin=MARGIN,
         height=460,
     )
@@ -127,8 +128,8 @@ def per_class_flip_bars(per_class: GroupFlips | pd.DataFrame) -> go.Figure:
         title="Flips per true class",
         xaxis={"title": {"text": "true class"}, "type": "category"},
         yaxis={"title": {"text": "images"}, **_count_axis(top)},
-        margin=MARGIN,
-        height=380,
+        margin={**MARGIN, "t": 88},  # room for the legend's two rows under the title in a half-width column
+        height=400,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
     )
     return _axes_fit(fig)

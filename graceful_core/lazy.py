@@ -75,11 +75,13 @@ def class_probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray
     return tuple(got[s] if bool(got[f"{s}_present"]) else None for s in ("old", "new"))  # type: ignore[return-value]
 
 
-def projection(comp: Comparison, kind: str) -> ProjectionResult:
+def projection(comp: Comparison, kind: str, max_points: int | None = None) -> ProjectionResult:
     """The 2-D UMAP layout of both embeddings: ``"joint"`` (one shared map) or ``"separate"``.
 
     :func:`graceful_core.projection.joint_umap` / :func:`~graceful_core.projection.separate_umap`
     with their defaults (fixed seed), cached on disk under the comparison's key.
+    ``max_points`` (old and new points together) caps the layout at a fixed-seed subset of
+    ``max_points // 2`` images (None: the projection's own default, 20,000 points).
 
     Raises
     ------
@@ -94,11 +96,13 @@ def projection(comp: Comparison, kind: str) -> ProjectionResult:
 
     def compute() -> dict[str, np.ndarray]:
         fn = joint_umap if kind == "joint" else separate_umap
-        res = fn(a.old_embedding, a.new_embedding)
+        res = fn(a.old_embedding, a.new_embedding, **({} if max_points is None else {"max_points": max_points}))
         return {"old_xy": res.old_xy, "new_xy": res.new_xy, "indices": res.indices,
                 "flags": np.array([res.subsampled, res.aligned])}
 
     key = row_key(comp.key, a.ids) if PROJECTION_DISK_CACHE else ""
+    if key and max_points is not None:
+        key = f"{key}-max{int(max_points)}"
     got = cache.cached_arrays(f"projection-{kind}", key, compute, names=("old_xy", "new_xy", "indices", "flags"))
     return ProjectionResult(old_xy=got["old_xy"], new_xy=got["new_xy"], indices=got["indices"],
                             subsampled=bool(got["flags"][0]), aligned=bool(got["flags"][1]))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from graceful_core.comparison import Comparison
 from graceful_core.metrics.churn import ChurnFloor
 from graceful_core.metrics.retrieval import CrossTest
@@ -142,6 +144,69 @@ def slice_line(s: RegressionSlice) -> str:
 MAX_SLICE_LINES = 10
 
 
+@dataclass(frozen=True)
+class ClassHurt:
+    """One class's share of the negative flips (a row of :func:`classes_hurt`)."""
+
+    name: str
+    """The class name."""
+    negative_flips: int
+    """Images of this class the old model got right and the new one gets wrong."""
+    support: int
+    """Images whose true label is this class."""
+    negative_flip_rate: float
+    """``negative_flips / support`` (nan when the support is 0)."""
+    share: float
+    """This class's part of all negative flips, ``negative_flips / n_negative_flips`` (0 when there are none)."""
+
+
+def classes_hurt(c: Comparison) -> tuple[ClassHurt, ...]:
+    """The classes with at least one negative flip, most negative flips first (ties: higher NFR, then name).
+
+    Read from the per-class table (``docs/metrics.md``, "Per-class flips"): class k's
+    negative flips are the images with y = k, old = k, new != k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from graceful_core.comparison import Comparison, FlipIds
+    >>> from graceful_core.metrics.counts import FlipCounts
+    >>> y = np.array([0, 0, 1, 1, 1, 2]); old = np.array([0, 0, 1, 1, 1, 2]); new = np.array([1, 0, 0, 2, 1, 2])
+    >>> counts = FlipCounts.from_predictions(y, old, new, 3)
+    >>> comp = Comparison("a", "b", ("cat", "dog", "owl"), counts, FlipIds.complete([0, 2, 3], []))
+    >>> [(h.name, h.negative_flips, h.support) for h in classes_hurt(comp)]
+    [('dog', 2, 3), ('cat', 1, 2)]
+    """
+    pc = c.per_class
+    total = int(np.sum(pc.negative_flips))
+    rows = [ClassHurt(str(pc.groups[i]), int(pc.negative_flips[i]), int(pc.support[i]),
+                      float(pc.negative_flip_rate[i]), pc.negative_flips[i] / total if total else 0.0)
+            for i in range(len(pc)) if pc.negative_flips[i] > 0]
+    return tuple(sorted(rows, key=lambda h: (-h.negative_flips, -h.negative_flip_rate, h.name)))
+
+
+#: Classes named after the worst one in :func:`worst_class_sentence`.
+MORE_HURT_CLASSES = 3
+
+
+def worst_class_sentence(c: Comparison, more: int = MORE_HURT_CLASSES) -> str | None:
+    """Where the update hurts most, in one sentence; None when it breaks no image.
+
+    E.g. "The update hurts Shirt most: 61 of its 1000 images break (NFR 6.10 %, 30 % of all
+    negative flips). Next: Pullover (40), Coat (33), T-shirt/top (25)."
+    """
+    hurt = classes_hurt(c)
+    if not hurt:
+        return None
+    w = hurt[0]
+    text = (f"The update hurts {w.name} most: {w.negative_flips} of its {images(w.support)} break "
+            f"(NFR {percent(w.negative_flip_rate)}, {100 * w.share:.0f} % of all negative flips).")
+    rest = hurt[1:1 + more]
+    if rest:
+        text += " Next: " + ", ".join(f"{h.name} ({h.negative_flips})" for h in rest) + "."
+    return text
+
+
 def headline(c: Comparison) -> str:
     """One line a stakeholder can read: what the update fixes and what it breaks."""
     s = c.summary
@@ -156,6 +221,9 @@ def text_summary(c: Comparison) -> str:
     s = c.summary
     width = max(len(METRICS[k].name) for k in CLI_LINES) + 2
     lines = [f"old: {c.old_name}   new: {c.new_name}   samples: {s.n_samples}", headline(c)]
+    worst = worst_class_sentence(c)
+    if worst is not None:
+        lines.append(worst)
     for key in CLI_LINES:
         m = METRICS[key]
         caption = m.caption(s) if m.caption is not None else ""

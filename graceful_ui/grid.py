@@ -10,7 +10,9 @@ from graceful_core.vocabulary import FLIP_MARKS, is_undefined, probability
 from graceful_ui import store
 from graceful_ui.fmt import code, md
 
-THUMB_PX = 96
+#: Grid image side in px: 4× a 28×28 Fashion-MNIST photo and 14× an 8×8 digit, so each source pixel
+#: becomes an equal square under nearest-neighbour upscaling.
+THUMB_PX = 112
 COLUMNS = 6
 
 #: Streamlit's background colour of each flip type's badge (the closest to the vocabulary's colours).

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from graceful_core.cache import atomic_write_bytes, cache_dir
 from graceful_core.errors import InputError
+from graceful_core.samples import BundledSample, bundled_samples, sample_of_path
 from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, ZIP_SUFFIXES
 
 
@@ -103,58 +104,105 @@ def cli_spec() -> Spec | None:
     return Spec(id=f"cli:{token}", label=label, old=old, new=new, data=data)
 
 
-def bundled_specs(root: Path | None = None) -> list[Spec]:
-    """Every bundled pair that exists on disk, the default (old vs new) first.
+def _id_prefixes(sample: BundledSample) -> tuple[str, str, str]:
+    """The id prefixes of a sample's model pairs, table pairs and other model pairs.
 
-    Model pairs: ``models/old.pt`` against each other model in ``models/``, run on
-    ``digits/test``. Table pairs: ``predictions/old.*`` against the other tables. The pair
-    given to ``graceful app OLD NEW`` (:func:`cli_spec`), if any, comes before all of them.
+    digits keeps the ids links and tests already use (``sample:new``, ``table:new``,
+    ``pair:new:v3``); every other sample prefixes its name (``fashion:new``,
+    ``fashion-table:new``, ``fashion-pair:new:v3``).
+    """
+    if sample.name == "digits":
+        return "sample", "table", "pair"
+    return sample.name, f"{sample.name}-table", f"{sample.name}-pair"
+
+
+def _sample_label(sample: BundledSample) -> str:
+    """``digits/test (bundled)``, ``fashion/test (Fashion-MNIST, bundled)``."""
+    return f"{sample.data_label} (bundled)" if sample.name == "digits" else f"{sample.data_label} ({sample.title}, bundled)"
+
+
+def bundled_specs(root: Path | None = None) -> list[Spec]:
+    """Every bundled pair that exists on disk: Fashion-MNIST's first (old.pt → new.pt, the default), then digits'.
+
+    Per sample (:func:`graceful_core.samples.bundled_samples`): its old model against each
+    other model of its models folder, run on its test data (new first), then its old
+    predictions table against the other tables. The pair given to ``graceful app OLD NEW``
+    (:func:`cli_spec`), if any, comes before all of them.
     """
     out: list[Spec] = [c for c in [cli_spec()] if c is not None and root is None]
     root = root or sample_data_dir()
-    data = root / "digits" / "test"
-    models = root / "models"
-    old = models / "old.pt"
-    if old.is_file() and data.is_dir():
-        others = sorted(p for p in models.iterdir() if p.suffix in MODEL_SUFFIXES and p.name != "old.pt")
-        others.sort(key=lambda p: (p.name != "new.pt", p.name))
-        for p in others:
-            out.append(Spec(id=f"sample:{p.stem}", label=f"old.pt → {p.name} on digits/test (bundled)",
-                            old=str(old), new=str(p), data=str(data)))
-    preds = root / "predictions"
-    if preds.is_dir():
-        tables = sorted(p for p in preds.iterdir() if p.suffix in TABLE_SUFFIXES)
-        olds = [p for p in tables if p.stem == "old"]
-        for o in olds:
-            for p in tables:
-                if p.stem != "old":
-                    out.append(Spec(id=f"table:{p.stem}", label=f"tables {o.name} → {p.name} (bundled)",
-                                    old=str(o), new=str(p), data=str(data) if data.is_dir() else None))
+    for sample in bundled_samples(root):
+        out.extend(_sample_specs(sample))
     return out
 
 
-PAIR_PREFIX = "pair:"
+def _sample_specs(sample: BundledSample) -> list[Spec]:
+    model_p, table_p, _ = _id_prefixes(sample)
+    data, on = sample.test_data, _sample_label(sample)
+    out: list[Spec] = []
+    old = sample.old_model()
+    if old is not None:
+        for p in sample.models():
+            if p != old:
+                out.append(Spec(id=f"{model_p}:{p.stem}", label=f"{old.name} → {p.name} on {on}",
+                                old=str(old), new=str(p), data=str(data)))
+    tables = sample.tables()
+    for o in (t for t in tables if t.stem == sample.old):
+        for p in tables:
+            if p.stem != sample.old:
+                out.append(Spec(id=f"{table_p}:{p.stem}", label=f"tables {o.name} → {p.name} on {on}",
+                                old=str(o), new=str(p), data=str(data)))
+    return out
 
 
-def pair_spec(old_stem: str, new_stem: str, root: Path | None = None) -> Spec | None:
-    """Any two bundled models (by file stem) on ``digits/test``; None if either is missing.
+def bundled_sample(name: str, root: Path | None = None) -> BundledSample | None:
+    """The bundled sample called ``name`` (``"fashion"``, ``"digits"``) if it is on disk, else None."""
+    return next((s for s in bundled_samples(root or sample_data_dir()) if s.name == name), None)
 
-    ``old.pt`` against another model is the bundled spec (``sample:<stem>``); other pairs
-    get the id ``pair:<old stem>:<new stem>`` (the Versions page opens them). Stems are
-    matched against the files in ``models/``, never joined into a path.
-    """
-    root = root or sample_data_dir()
-    data, models = root / "digits" / "test", root / "models"
-    if not (data.is_dir() and models.is_dir()):
+
+def spec_sample(spec: Spec | None, root: Path | None = None) -> BundledSample | None:
+    """The bundled sample a comparison belongs to (by its new, old or data path), or None (uploads)."""
+    if spec is None:
         return None
-    files = {p.stem: p for p in sorted(models.iterdir()) if p.suffix in MODEL_SUFFIXES and p.is_file()}
+    samples = bundled_samples(root or sample_data_dir())
+    for path in (spec.new, spec.old, spec.data):
+        s = None if path is None else sample_of_path(path, samples)
+        if s is not None:
+            return s
+    return None
+
+
+def pair_spec(old_stem: str, new_stem: str, root: Path | None = None, sample: str = "digits") -> Spec | None:
+    """Any two models of a bundled sample (by file stem) on its test data; None if either is missing.
+
+    The old model against another model is the bundled spec (``sample:<stem>`` on digits,
+    ``fashion:<stem>`` on Fashion-MNIST); other pairs get the id ``pair:<old stem>:<new stem>``
+    (``fashion-pair:...``; the Versions page opens them). Stems are matched against the
+    files in the sample's models folder, never joined into a path.
+    """
+    s = bundled_sample(sample, root)
+    if s is None:
+        return None
+    files = {p.stem: p for p in s.models()}
     if old_stem not in files or new_stem not in files:
         return None
-    if old_stem == "old" and new_stem != "old":
-        return next((s for s in bundled_specs(root) if s.id == f"sample:{new_stem}"), None)
+    model_p, _, pair_p = _id_prefixes(s)
+    if old_stem == s.old and new_stem != s.old:
+        return next((x for x in _sample_specs(s) if x.id == f"{model_p}:{new_stem}"), None)
     o, n = files[old_stem], files[new_stem]
-    return Spec(id=f"{PAIR_PREFIX}{old_stem}:{new_stem}", label=f"{o.name} → {n.name} on digits/test (bundled)",
-                old=str(o), new=str(n), data=str(data))
+    return Spec(id=f"{pair_p}:{old_stem}:{new_stem}", label=f"{o.name} → {n.name} on {_sample_label(s)}",
+                old=str(o), new=str(n), data=str(s.test_data))
+
+
+def _pair_of_id(spec_id: str) -> Spec | None:
+    """``pair:a:b`` (digits) or ``<sample>-pair:a:b`` as a spec, or None."""
+    head, _, rest = spec_id.partition(":")
+    if rest.count(":") != 1:
+        return None
+    name = "digits" if head == "pair" else head[:-len("-pair")] if head.endswith("-pair") else None
+    if name is None:
+        return None
+    return pair_spec(*rest.split(":"), sample=name)
 
 
 def uploads_dir() -> Path:
@@ -177,8 +225,8 @@ def resolve_spec(spec_id: str | None) -> Spec | None:
             return s
     if spec_id.startswith(TRAINED_PREFIX):
         return _trained_spec(spec_id[len(TRAINED_PREFIX):])
-    if spec_id.startswith(PAIR_PREFIX) and spec_id.count(":") == 2:
-        return pair_spec(*spec_id[len(PAIR_PREFIX):].split(":"))
+    if spec_id.count(":") == 2:
+        return _pair_of_id(spec_id)
     if spec_id.startswith("upload:"):
         token = spec_id.split(":", 1)[1]
         if not token.isalnum():

@@ -188,9 +188,9 @@ def probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray | Non
 
 
 @st.cache_resource(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
-def projection(comp: Comparison, kind: str) -> ProjectionResult:
-    """The 2-D layout of both embeddings (:func:`graceful_core.lazy.projection`)."""
-    return lazy.projection(comp, kind)
+def projection(comp: Comparison, kind: str, max_points: int | None = None) -> ProjectionResult:
+    """The 2-D layout of both embeddings (:func:`graceful_core.lazy.projection`), at most ``max_points`` points."""
+    return lazy.projection(comp, kind, max_points)
 
 
 @st.cache_data(max_entries=512, show_spinner=False, hash_funcs=_HASH)

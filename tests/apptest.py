@@ -16,11 +16,22 @@ def check(at):
     return at
 
 
-def run_app(query: dict | None = None, page: str | None = None):
-    """A fresh session of the app, opened with ``query`` as the link's parameters, on ``page``."""
+#: The comparison most app tests open: the small digits sample (the app itself opens on Fashion-MNIST).
+DIGITS = "sample:new"
+
+
+def run_app(query: dict | None = None, page: str | None = None, *, sample: str | None = DIGITS,
+            timeout: float = TIMEOUT):
+    """A fresh session of the app, opened with ``query`` as the link's parameters, on ``page``.
+
+    Without a ``cmp`` in ``query`` the link opens ``sample`` (default: the digits pair, for
+    speed); ``sample=None`` opens the app as a bare URL does (its default comparison).
+    """
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if sample is not None and "cmp" not in (query or {}):
+        query = {**(query or {}), "cmp": sample}
     if query:
         at.query_params.update(query)
     check(at.run())

@@ -30,13 +30,17 @@ def _keep_main_module():
 
 @pytest.fixture(scope="session")
 def sample_spec():
-    """The bundled default comparison (old.pt vs new.pt on digits/test), or skip without it."""
+    """The bundled digits comparison (old.pt vs new.pt on digits/test, id ``sample:new``), or skip without it.
+
+    The app opens on Fashion-MNIST; most app tests open this smaller pair explicitly
+    (:func:`tests.apptest.run_app` does by default).
+    """
     from graceful_ui.inputs import bundled_specs
 
-    specs = bundled_specs()
-    if not specs or specs[0].id != "sample:new":
+    spec = next((s for s in bundled_specs() if s.id == "sample:new"), None)
+    if spec is None:
         pytest.skip("bundled sample data (sample_data/models/old.pt, new.pt, digits/test) is missing")
-    return specs[0]
+    return spec
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,8 @@ def shown_count(at) -> int | None:
 
 
 # ---------------------------------------------------------------- overview
-def test_overview_opens_on_the_bundled_sample_without_a_click(report):
-    at = run_app()
+def test_overview_shows_the_digits_sample_from_its_link(report):
+    at = run_app()  # ?cmp=sample:new (the app's own default, Fashion-MNIST, is tests/test_app_fashion.py's)
     assert at.title[0].value == "Overview"
     assert at.query_params.get("cmp") == "sample:new"
     shown = metrics(at)
@@ -85,7 +85,7 @@ def test_overview_states_interval_counts_and_verdict(report):
     assert "BackwardCompatibilityML" in help_text and "error compatibility score" in help_text
 
 
-def test_downloads_are_the_report_and_the_sample_table(report):
+def test_downloads_are_the_report_and_the_sample_table(report, sample_spec):
     import io
     import json
 
@@ -93,15 +93,14 @@ def test_downloads_are_the_report_and_the_sample_table(report):
 
     from graceful_core.sources import compare_sources
     from graceful_ui import store
-    from graceful_ui.inputs import bundled_specs
 
     at = run_app()
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download report (JSON)", "Download per-sample table (CSV)", "Download report (HTML)"]
-    comp = store.load_comparison(bundled_specs()[0])
+    comp = store.load_comparison(sample_spec)
     assert json.loads(store.report_json(comp)) == report
     table = pd.read_csv(io.BytesIO(store.samples_csv(comp)), dtype={"id": str, "label": str})
-    spec = bundled_specs()[0]
+    spec = sample_spec
     ref = compare_sources(spec.old, spec.new, spec.data).samples()
     assert table["id"].tolist() == ref["id"].tolist()
     assert sorted(table.loc[table["flip"] == "negative flip", "id"]) == report["negative_flips"]
@@ -187,7 +186,13 @@ def test_link_state_is_carried_across_page_switches(report):
     assert at.multiselect(key="w_classes").value == [cls]
 
 
-def test_unknown_comparison_link_warns_and_shows_the_sample():
+def test_unknown_comparison_link_warns_and_shows_the_sample(tmp_path, monkeypatch):
+    from tests.apptest import ROOT
+
+    # a sample folder with digits only, so the default it falls back to is the small digits pair
+    for name in ("digits", "models", "predictions"):
+        (tmp_path / name).symlink_to(ROOT / "sample_data" / name)
+    monkeypatch.setenv("GRACEFUL_SAMPLE_DATA", str(tmp_path))
     at = run_app({"cmp": "upload:doesnotexist"})
     assert any("does not know" in w.value for w in at.warning)
     assert at.metric  # the bundled comparison is still shown

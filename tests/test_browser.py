@@ -178,7 +178,7 @@ def page(server):
 
 
 def test_overview_nfr_equals_the_cli_json(page, server, cli_report):
-    page.goto(server + "/")
+    page.goto(server + "/?cmp=sample:new")
     page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
     wait_ready(page)
     assert metric_value(page, "Negative flip rate (NFR)") == f"{100 * cli_report['negative_flip_rate']:.2f} %"
@@ -193,7 +193,7 @@ def test_overview_nfr_equals_the_cli_json(page, server, cli_report):
                                          ("Retrieval", "04c-retrieval"), ("Overview", "05-overview-again")])
 def test_every_page_via_the_sidebar(page, server, title, name):
     if "localhost" not in page.url and "127.0.0.1" not in page.url:
-        page.goto(server + "/")
+        page.goto(server + "/?cmp=sample:new")
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.wait_for_selector(f'[data-testid="stMain"] h1:has-text("{title}")', timeout=WAIT_MS)
     # the first UMAP after a server start compiles numba code (a spinner says so meanwhile)

@@ -98,7 +98,7 @@ OLD, NEW, DATASET = "Old (deployed) model or table", "New (proposed) model or ta
 
 
 def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(page, server, files, expected):
-    page.goto(server + "/inputs")
+    page.goto(server + "/inputs?cmp=sample:new")
     page.wait_for_selector('[data-testid="stFileUploader"]', timeout=SLOW_MS)
     wait_ready(page, timeout=SLOW_MS)
     upload(page, OLD, files / "old.pt", "TorchScript model")

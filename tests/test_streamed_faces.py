@@ -478,7 +478,7 @@ def test_app_pages_through_a_streamed_comparisons_flip_file(tmp_path, monkeypatc
     ref = compare_sources(old, new, stream=False)
     flips = sorted(ref.flip_ids.negative + ref.flip_ids.positive)
     assert len(flips) > 24  # more than one page
-    at = goto(run_app({"flip": ""}), "flips_page.py")
+    at = goto(run_app({"flip": ""}, sample=None), "flips_page.py")
     assert STREAMED_GRID_NOTE in [c.value for c in at.caption]
     assert shown_count(at) == len(flips)
     seen = []

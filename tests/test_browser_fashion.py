@@ -1,0 +1,55 @@
+"""Real browser (headless Debian Chromium via Playwright): a bare URL opens on Fashion-MNIST old → new.
+
+The Overview names the regression (how many photos break, the class that loses most) and
+its button opens the Flips grid on that class's photos. Expected numbers are brute-force
+NumPy over the committed predictions tables of the sample. Cold: the server runs both
+models on the 10,000 test photos first (minutes on a busy 2-core machine).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_app_fashion import FASHION, PREDS, expected  # noqa: F401  (the brute-force fixture)
+from tests.test_browser import WAIT_MS, browser_page, no_exception, serve_app, shot, wait_ready
+
+COLD_MS = 600_000
+
+pytestmark = pytest.mark.skipif(
+    not ((FASHION / "models" / "old.pt").is_file() and (PREDS / "old.parquet").is_file()),
+    reason="the Fashion-MNIST sample's models or predictions are missing")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serve_app(tmp_path_factory, "app-fashion")
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    yield from browser_page(1400, 1800)
+
+
+def test_a_bare_url_opens_on_fashion_and_names_the_regression(page, server, expected):  # noqa: F811
+    page.goto(server + "/")
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=COLD_MS)
+    wait_ready(page, timeout=COLD_MS)
+    href = page.evaluate("location.href")
+    assert "cmp=fashion%3Anew" in href or "cmp=fashion:new" in href
+    main = page.locator('[data-testid="stMain"]')
+    assert f"breaks {expected['neg']} images of {expected['n']}" in main.inner_text()
+    worst = expected["order"][0]
+    neg, support = expected["per_class"][worst]
+    assert f"The update hurts {worst} most: {neg} of its {support} images break" in main.inner_text()
+    no_exception(page, "overview on Fashion-MNIST")
+    shot(page, "30-fashion-overview")
+
+    page.get_by_role("button", name=f"Show the {worst} images that break").click()
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Flips")', timeout=WAIT_MS)
+    page.wait_for_selector('[data-testid="stMain"] [data-testid="stImage"] img', timeout=WAIT_MS)
+    wait_ready(page)
+    assert page.locator('[data-testid="stMain"] [data-testid="stImage"]').count() == min(24, neg)
+    size = page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.bounding_box()
+    assert size["width"] >= 100  # 28×28 photos shown at least 4× (nearest neighbour)
+    no_exception(page, "flips on Fashion-MNIST")
+    shot(page, "31-fashion-flips-worst-class")
