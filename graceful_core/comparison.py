@@ -566,7 +566,7 @@ def _embedding_overlap(old_emb: np.ndarray, new_emb: np.ndarray, key: str) -> fl
 
 
 #: Cache kind of a comparison's embedding cross-test (:func:`_cross_test_cached`).
-CROSS_TEST_CACHE = "cross-test-v1"
+CROSS_TEST_CACHE = "cross-test-v2"  # v2: mAP sampled beyond MAX_MAP_QUERIES
 _RESULT_ARRAYS = ("valid", "top1_correct", "topk_indices", "average_precision")
 
 
