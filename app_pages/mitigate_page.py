@@ -4,6 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from graceful_core.errors import InputError
+from graceful_core.experiments import mitigation_headline
 from graceful_core.figures import epoch_curves, tradeoff_figure
 from graceful_core.samples import bundled_samples
 from graceful_core.training.update import TrainParams
@@ -240,8 +242,16 @@ if runs:
     pick = o1.selectbox("Run", list(labels), format_func=labels.get, key="mit_pick", label_visibility="collapsed")
     o2.button("Open on Overview", on_click=open_run, args=(pick,), key="mit_open", width="stretch")
 
-#: The mitigation experiment's write-up of each sample (scripts/experiment_mitigation.py).
-EXPERIMENTS = {"digits": "mitigation.md", "fashion": "mitigation-fashion.md"}
-with st.expander(f"What the mitigation experiment on {sample.title} found"):
-    md = Path(__file__).resolve().parent.parent / "results" / EXPERIMENTS.get(sample.name, "mitigation.md")
-    st.markdown(md.read_text() if md.is_file() else f"results/{md.name} is not there yet.")
+exp = sample.experiment
+if exp is not None and exp.is_file():
+    st.subheader(f"What the 5-seed experiment on {sample.title} found")
+    try:
+        st.info("\n\n".join(mitigation_headline(exp).sentences()))
+    except InputError as e:
+        st.warning(f"{exp.name}: {e.message}")
+    if exp.with_suffix(".png").is_file():
+        st.image(str(exp.with_suffix(".png")), caption="NFR vs error rate per method (mean ± std over seeds), "
+                 f"results/{exp.with_suffix('.png').name}")
+    with st.expander(f"The whole write-up (results/{exp.with_suffix('.md').name})"):
+        text = exp.with_suffix(".md").read_text() if exp.with_suffix(".md").is_file() else ""
+        st.markdown(text.replace(f"![NFR vs error rate]({exp.with_suffix('.png').name})", ""))

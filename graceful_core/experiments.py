@@ -33,8 +33,9 @@ class MitigationHeadline:
     distill_error_change: tuple[float, float]
     #: Settings whose paired t test on NFR vs plain has p < 0.05, of all distillation settings.
     distill_significant: tuple[int, int]
-    #: True when some setting's validation error stayed within the equal-error margin of plain's.
-    equal_error_found: bool
+    #: True when some setting's validation error stayed within the equal-error margin of plain's; None when the
+    #: run chose nothing on validation.
+    equal_error_found: bool | None
     bct_cross_test: float | None
     old_self_test: float | None
     plain_cross_test: float | None
@@ -47,14 +48,16 @@ class MitigationHeadline:
         out = [
             f"Plain retraining: NFR {self.plain_negative_flip_rate * 100:.2f} %, error rate "
             f"{self.plain_error_rate * 100:.2f} % ({self.seeds} seeds, {self.n_test:,} test images).",
-            f"Distillation (plain and focal, every λ) changes NFR by {lo * 100:+.1f} to {hi * 100:+.1f} points "
-            f"(paired t p < 0.05 in {sig} of {n} settings) and the error rate by {elo * 100:+.1f} to "
-            f"{ehi * 100:+.1f} points.",
-            ("A setting kept the error rate of plain training on validation."
-             if self.equal_error_found else
-             "No setting kept the error rate of plain training on validation: lower NFR at equal error "
-             "(Yan et al. 2021) is not reproduced here."),
         ]
+        if n:
+            out.append(f"Distillation (plain and focal, every λ) changes NFR by {lo * 100:+.1f} to {hi * 100:+.1f} "
+                       f"points (paired t p < 0.05 in {sig} of {n} settings) and the error rate by "
+                       f"{elo * 100:+.1f} to {ehi * 100:+.1f} points.")
+        if self.equal_error_found is not None:
+            out.append("A setting kept the error rate of plain training on validation."
+                       if self.equal_error_found else
+                       "No setting kept the error rate of plain training on validation: lower NFR at equal error "
+                       "(Yan et al. 2021) is not reproduced here.")
         if self.bct_cross_test is not None and self.old_self_test is not None:
             verdict = "compatible" if self.bct_cross_test > self.old_self_test else "not compatible"
             plain = f" (plain: {self.plain_cross_test * 100:.1f} %)" if self.plain_cross_test is not None else ""
@@ -110,7 +113,8 @@ def mitigation_headline(path: str | os.PathLike) -> MitigationHeadline:
         distill_nfr_change=(min(nfr), max(nfr)) if nfr else (0.0, 0.0),
         distill_error_change=(min(err), max(err)) if err else (0.0, 0.0),
         distill_significant=(sig, len(distill)),
-        equal_error_found=any((v or {}).get("chosen") is not None for v in (run.get("selection") or {}).values()),
+        equal_error_found=(None if not run.get("selection") else
+                           any((v or {}).get("chosen") is not None for v in run["selection"].values())),
         bct_cross_test=None if bct is None else float(bct["cross_test_hit1"]["mean"]),
         old_self_test=float(sum(old_self) / len(old_self)) if old_self else None,
         plain_cross_test=float(plain["cross_test_hit1"]["mean"]) if "cross_test_hit1" in plain else None,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up .venv and start the app; it opens on the bundled sample comparison (old vs new digits models).
+# Set up .venv and start the app; it opens on the bundled sample comparison (Fashion-MNIST, old.pt -> new.pt).
 # Extra arguments go to `streamlit run` (e.g. --server.port 8502).
 set -euo pipefail
 cd "$(dirname "$0")/.."
