@@ -354,8 +354,15 @@ def test_cached_clusters_follow_the_rows_when_the_same_data_comes_in_another_ord
     second = compare_sources(str(MODELS / "old.pt"), str(MODELS / "new.pt"), str(tmp_path / "m.csv"))
     assert first.key == second.key  # same content ...
     assert row_key(first.key, first.arrays.ids) != row_key(second.key, second.arrays.ids)  # ... other rows
-    for comp in (first, second):  # each row's cluster is that of its own embedding (brute force: fit again)
+    for comp in (first, second):  # each row's cluster is that of its own embedding (fit again, in id order)
         a = comp.arrays
-        want = embedding_clusters(a.old_embedding, a.labels, comp.classes).assignment
+        by_id = np.argsort(np.asarray(a.ids).astype(str), kind="stable")
+        want = np.empty(len(a.ids), dtype=np.int64)
+        want[by_id] = embedding_clusters(a.old_embedding[by_id], a.labels[by_id], comp.classes).assignment
         got = comp.regression_slices.clustering.assignment
-        assert np.array_equal(np.asarray(got), np.asarray(want))
+        assert np.array_equal(np.asarray(got), want)
+    # ... and the same images get the same clusters and slices in either order
+    by_sid = lambda c: dict(zip(map(str, c.arrays.ids), c.regression_slices.clustering.assignment))  # noqa: E731
+    assert by_sid(first) == by_sid(second)
+    assert [(s.key, s.negative_flips, s.size) for s in first.regression_slices.slices] == \
+        [(s.key, s.negative_flips, s.size) for s in second.regression_slices.slices]
