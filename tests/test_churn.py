@@ -250,6 +250,7 @@ def test_bundled_reseed_is_offered_and_resolves(tmp_path, monkeypatch):
     preds.mkdir()
     old, new, ref, _ = _write_tables(preds)
     os.replace(ref, preds / "old-reseed.csv")
+    (tmp_path / "digits" / "test").mkdir(parents=True)  # a bundled sample has its test data (samples.present)
     monkeypatch.setenv("GRACEFUL_SAMPLE_DATA", str(tmp_path))
     base = next(s for s in inputs.bundled_specs() if s.new == str(new))
     assert inputs.bundled_reference(base) == str(preds / "old-reseed.csv")
