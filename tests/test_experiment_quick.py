@@ -90,7 +90,7 @@ def test_quick_digits_run_writes_table_and_json(tmp_path):
         for row in rows:
             for key in ("error_rate", "negative_flip_rate", "backward_trust_compatibility", "cross_test_hit1"):
                 assert math.isfinite(row[key]) and 0.0 <= row[key] <= 1.0
-            # identity of DESIGN §2: NFR <= ER_new and NFR <= 1 - ER_old
+            # identity of docs/metrics.md: NFR <= ER_new and NFR <= 1 - ER_old
             assert row["negative_flip_rate"] <= row["error_rate"] + 1e-12
             assert row["negative_flip_rate"] <= 1 - row["old_error_rate"] + 1e-12
             assert row["negative_flips"] == round(row["negative_flip_rate"] * 160)

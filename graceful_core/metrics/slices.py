@@ -977,7 +977,7 @@ def find_regression_slices(
     then tests each slice S against the rest with the one-sided Fisher exact test
     (:func:`slice_p_value`), adjusts all p-values together (Benjamini & Hochberg, JRSS B
     57, 1995) and ranks (:func:`rank_slices`). The slice's NFR is over all its samples,
-    ``f_S / n_S`` (DESIGN §2's per-slice NFR), with a Wilson 95 % interval.
+    ``f_S / n_S`` (the per-slice NFR of docs/metrics.md), with a Wilson 95 % interval.
 
     Parameters
     ----------

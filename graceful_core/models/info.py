@@ -1,4 +1,4 @@
-"""Parse and validate a model's ``graceful.json`` description (DESIGN §3).
+"""Parse and validate a model's ``graceful.json`` description (docs/formats.md).
 
 The JSON object has the keys ``name`` (string), ``input_size`` ``[C, H, W]`` (positive
 integers, C = 1 or 3), ``mean`` and ``std`` (C finite numbers each, every ``std > 0``) and

@@ -1,4 +1,4 @@
-"""ONNX model files, run by onnxruntime (DESIGN §3; on CUDA when asked and available).
+"""ONNX model files, run by onnxruntime (docs/formats.md; on CUDA when asked and available).
 
 Contract: input ``x`` ``[N, C, H, W]`` float32 (or the model's single input, whatever its
 name), output ``logits`` ``[N, K]``, optional output ``embedding`` ``[N, D]``, and the

@@ -1,4 +1,4 @@
-"""``torch.export`` model files (``.pt2``; DESIGN §3), checked so that loading runs no code.
+"""``torch.export`` model files (``.pt2``; docs/formats.md), checked so that loading runs no code.
 
 Contract: a ``torch.export.save`` archive of an exported module whose ``forward(x)`` takes a
 float tensor ``[N, C, H, W]`` (N dynamic) and returns logits ``[N, K]`` or a tuple

@@ -1,4 +1,4 @@
-"""TorchScript model files (``torch.jit.save`` archives with ``graceful.json``; DESIGN §3).
+"""TorchScript model files (``torch.jit.save`` archives with ``graceful.json``; docs/formats.md).
 
 Before anything is handed to ``torch.jit.load`` the archive's member list is read with
 :mod:`zipfile`: a TorchScript archive has a ``<archive>/code/`` folder (the compiled

@@ -2,7 +2,7 @@
 
 Every architecture splits into an embedding ``embed(x) -> [N, D]`` and a linear
 classifier ``head(e) -> [N, K]`` with ``forward(x) == head(embed(x))``; both are
-``@torch.jit.export`` methods so they survive ``torch.jit.script`` (DESIGN §3).
+``@torch.jit.export`` methods so they survive ``torch.jit.script`` (docs/formats.md).
 The embedding dimension ``D`` is a constructor argument, so models of different
 sizes can share one embedding space (a requirement of BCT training, Shen et al.,
 CVPR 2020, and of heterogeneous compatibility, Duggal et al., CVPR 2021).

@@ -1,4 +1,4 @@
-"""Save models in graceful's model-file formats (DESIGN §3, ``docs/models.md``), and convert between them.
+"""Save models in graceful's model-file formats (``docs/models.md``, ``docs/formats.md``), and convert between them.
 
 - :func:`save_pt2`: ``torch.export`` of the module (eval mode, dynamic batch), ``forward``
   returning logits or ``(logits, embedding)``, saved with ``graceful.json`` in
