@@ -662,7 +662,7 @@ def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMet
 
 
 #: Disk-cache kind of the clusters of the old embeddings (bump the version when the rule changes).
-CLUSTERS_CACHE = "slice-clusters-v2"
+CLUSTERS_CACHE = "slice-clusters-v3"
 
 
 def row_key(key: str, ids: Sequence[str] | np.ndarray) -> str:
@@ -695,15 +695,17 @@ def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: st
         return None
 
     def compute() -> dict[str, np.ndarray]:
-        # k-means depends on the order of its rows: fit in the order of the sample ids, so the same images
-        # give the same clusters whether they come from a folder, a manifest or a table; then map back.
-        by_id = np.argsort(np.asarray(arrays.ids).astype(str), kind="stable")
-        cl = embedding_clusters(arrays.old_embedding[by_id], arrays.labels[by_id], classes)
-        assignment = np.empty(len(by_id), dtype=np.int64)
-        assignment[by_id] = np.asarray(cl.assignment)
+        # k-means depends on the order of its rows: fit in an order given by the embeddings themselves
+        # (lexicographic), so the same images give the same clusters whatever their row order or ids
+        # (a folder, a manifest, a table, a DataLoader); then map back.
+        emb = np.asarray(arrays.old_embedding)
+        order = np.lexsort(emb.T[::-1]) if emb.ndim == 2 and emb.shape[1] else np.arange(len(emb))
+        cl = embedding_clusters(emb[order], arrays.labels[order], classes)
+        assignment = np.empty(len(order), dtype=np.int64)
+        assignment[order] = np.asarray(cl.assignment)
         central = np.full((cl.n_clusters, N_CENTRAL), -1, dtype=np.int64)
         for c in cl.clusters:
-            central[c.cluster, :len(c.central_indices)] = by_id[np.asarray(c.central_indices, dtype=np.int64)]
+            central[c.cluster, :len(c.central_indices)] = order[np.asarray(c.central_indices, dtype=np.int64)]
         return {"assignment": assignment, "central": central, "seed": np.array(cl.seed)}
 
     got = cache.cached_arrays(CLUSTERS_CACHE, row_key(key, arrays.ids), compute,

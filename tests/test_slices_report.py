@@ -354,9 +354,9 @@ def test_cached_clusters_follow_the_rows_when_the_same_data_comes_in_another_ord
     second = compare_sources(str(MODELS / "old.pt"), str(MODELS / "new.pt"), str(tmp_path / "m.csv"))
     assert first.key == second.key  # same content ...
     assert row_key(first.key, first.arrays.ids) != row_key(second.key, second.arrays.ids)  # ... other rows
-    for comp in (first, second):  # each row's cluster is that of its own embedding (fit again, in id order)
-        a = comp.arrays
-        by_id = np.argsort(np.asarray(a.ids).astype(str), kind="stable")
+    for comp in (first, second):  # each row's cluster is that of its own embedding (fit again, rows sorted by
+        a = comp.arrays           # their embedding vectors, lexicographically)
+        by_id = np.array(sorted(range(len(a.ids)), key=lambda i: tuple(a.old_embedding[i])))
         want = np.empty(len(a.ids), dtype=np.int64)
         want[by_id] = embedding_clusters(a.old_embedding[by_id], a.labels[by_id], comp.classes).assignment
         got = comp.regression_slices.clustering.assignment
