@@ -54,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import fashion_sample as fs  # noqa: E402
+
 from graceful_core.metrics import (  # noqa: E402
     backward_trust_compatibility,
     error_rate,
@@ -222,13 +224,8 @@ def fold_info(images: np.ndarray) -> ModelInfo:
 
 @torch.no_grad()
 def _outputs(model: torch.nn.Module, X: torch.Tensor, batch: int = 2000) -> Outputs:
-    model.eval()
-    lg, em = [], []
-    for s in range(0, X.shape[0], batch):
-        e = model.embed(X[s : s + batch])
-        em.append(e)
-        lg.append(model.head(e))
-    return Outputs(torch.cat(lg).numpy(), torch.cat(em).numpy())
+    """:func:`fashion_sample.outputs` (logits and embeddings in eval mode) as :class:`Outputs`."""
+    return Outputs(*fs.outputs(model, X, batch))
 
 
 def run_fold(task: dict) -> dict:
@@ -329,8 +326,6 @@ _DATA: dict = {}
 
 def _fashion_arrays(src: str, setup: FashionSetup) -> dict:
     """Training subset, validation and test arrays (cached per process)."""
-    import fashion_sample as fs
-
     key = (src, setup.per_class, setup.val_per_class, setup.split_seed)
     if key not in _DATA:
         d = fs.load_fashion(src)
@@ -790,8 +785,6 @@ def _print(summary: dict) -> None:
 
 
 def main_fashion(args: argparse.Namespace, argv: list[str]) -> int:
-    import fashion_sample as fs
-
     src = str(args.fashion_dir or fs.FASHION_SRC)
     setup = FashionSetup(per_class=args.per_class, seeds=args.seeds, epochs=args.epochs or FashionSetup.epochs,
                          epochs_old=args.epochs_old or FashionSetup.epochs_old)
