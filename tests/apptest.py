@@ -41,3 +41,18 @@ def run_app(query: dict | None = None, page: str | None = None, *, sample: str |
 def goto(at, page_file: str):
     """Switch ``at`` to ``app_pages/<page_file>`` (like a sidebar click) and run it."""
     return check(at.switch_page(f"app_pages/{page_file}").run())
+
+
+def pca_instead_of_umap(monkeypatch) -> None:
+    """Make the Embeddings page fast: a 2-D PCA stands in for UMAP, and the stand-in is never stored on disk."""
+    import numpy as np
+
+    import graceful_core.projection as proj
+
+    def pca2(x, seed, n_neighbors):
+        x = x - x.mean(0)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        return (x @ vt[:2].T).astype(np.float32)
+
+    monkeypatch.setattr(proj, "_umap", pca2)
+    monkeypatch.setattr("graceful_core.lazy.PROJECTION_DISK_CACHE", False)  # never persist the stand-in

@@ -9,20 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.apptest import check, goto, run_app
+from tests.apptest import check, goto, pca_instead_of_umap, run_app
 
 
 @pytest.fixture(autouse=True)
 def _fast_projection(monkeypatch):
-    import graceful_core.projection as proj
-
-    def pca2(x, seed, n_neighbors):
-        x = x - x.mean(0)
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        return (x @ vt[:2].T).astype(np.float32)
-
-    monkeypatch.setattr(proj, "_umap", pca2)
-    monkeypatch.setattr("graceful_core.lazy.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
+    pca_instead_of_umap(monkeypatch)
     yield
 
 

@@ -16,7 +16,7 @@ from graceful_core.comparison import ComparisonInputs, compare_predictions
 from graceful_core.io.metadata import SampleMetadata
 from graceful_core.report_html import render_html_report
 from graceful_core.types import Predictions
-from tests.apptest import check, goto, run_app
+from tests.apptest import check, goto, pca_instead_of_umap, run_app
 from tests.test_report_html import parse
 from tests.test_slices_report import planted_tables
 
@@ -207,15 +207,7 @@ def test_the_bundled_sample_has_cluster_slices(report):
 
 @pytest.fixture()
 def _fast_projection(monkeypatch):
-    import graceful_core.projection as proj
-
-    def pca2(x, seed, n_neighbors):
-        x = x - x.mean(0)
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        return (x @ vt[:2].T).astype(np.float32)
-
-    monkeypatch.setattr(proj, "_umap", pca2)
-    monkeypatch.setattr("graceful_core.lazy.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
+    pca_instead_of_umap(monkeypatch)
     yield
 
 
