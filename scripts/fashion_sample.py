@@ -642,7 +642,7 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
         "new_bct": {"rule": bct_rule, "lambda": bct_lambda},
     }
     (models_dir / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
-    summary = write_predictions(root, fin, fin_paths, mean, std, cfg, log)
+    summary = write_predictions(root, fin, fin_paths, to_tensor(data.test_images, mean, std), mean, std, cfg, log)
     summary["selection"] = {"new_pc": asdict(pc), "new_bct_lambda": bct_lambda}
     (models_dir / "summary.json").write_text(json.dumps(_round(summary), indent=2) + "\n")
     log(f"fashion: done in {time.perf_counter() - t0:.1f} s")
@@ -680,10 +680,11 @@ def export_models(models_dir: Path, fin: dict[str, Run], paths: dict[str, Path],
 PAIRS = (("old", "new"), ("old", "new-pc"), ("old", "new-bct"), ("old", "old-reseed"), ("new", "v3"), ("v3", "edge"))
 
 
-def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], mean: float, std: float,
-                      cfg: FashionConfig, log: Callable[[str], None] = print) -> dict:
-    """``predictions/<name>.parquet`` for every model on ``test/`` (graceful's predict), the ONNX check,
-    and the test numbers of :data:`PAIRS` (graceful's compare on the tables)."""
+def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], X_test: torch.Tensor, mean: float,
+                      std: float, cfg: FashionConfig, log: Callable[[str], None] = print) -> dict:
+    """``predictions/<name>.parquet`` for every model on ``test/`` (graceful's predict), the check of each
+    exported format against its PyTorch module on ``X_test`` (the IDX test images, :func:`to_tensor`, in file
+    order), and the test numbers of :data:`PAIRS` (graceful's compare on the tables)."""
     from graceful_core.inference import predict
     from graceful_core.io.datasets import load_dataset
     from graceful_core.io.tables import write_predictions_table
@@ -699,8 +700,9 @@ def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], m
     for name in fin:
         preds[name] = predict(load_model(model_file(root / "models", name)), dataset, use_cache=False)
         write_predictions_table(preds[name], pred_dir / f"{name}.parquet")
-    # every exported format gives the trained module's outputs (the module run here, in PyTorch, in eval mode)
-    X = to_tensor(np.stack([np.asarray(dataset.load_image(i)) for i in range(len(dataset))]), mean, std)
+    # every exported format gives the trained module's outputs (the module run here, in PyTorch, in eval mode),
+    # on the same pixels: the table's rows are the folder's order, X_test the IDX file's (the id's index)
+    X = X_test[[int(Path(sid).stem) for sid in dataset.ids]]
     for name in FORMATS:
         if name not in fin:
             continue
