@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -214,6 +215,24 @@ def file_size(n: int) -> str:
 
 Unit = Literal["rate", "ratio", "p", "count"]
 _FORMATS: Mapping[str, Callable[[Any], str]] = {"rate": percent, "ratio": ratio, "p": p_value, "count": count}
+
+
+# --------------------------------------------------------------------------- table columns
+#: Columns that are never metadata: identity, labels, predictions, scores and embeddings
+#: (compared case-insensitively; the wide forms ``logit_j``, ``prob_j``, ``score_j``,
+#: ``emb_j`` too). One rule for the table readers and the slice finder (docs/formats.md).
+RESERVED_COLUMNS = frozenset({"id", "path", "label", "pred", "logits", "probs", "scores", "embedding"})
+_RESERVED_WIDE = re.compile(r"^(logit|prob|score|emb)_\d+$")
+
+
+def is_reserved_column(name: str) -> bool:
+    """True for a column that is never metadata (see :data:`RESERVED_COLUMNS`).
+
+    >>> [is_reserved_column(c) for c in ("id", "Label", "logit_3", "site", "slice")]
+    [True, True, True, False, False]
+    """
+    n = str(name).strip().lower()
+    return n in RESERVED_COLUMNS or bool(_RESERVED_WIDE.match(n))
 
 
 # --------------------------------------------------------------------------- metrics

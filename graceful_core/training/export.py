@@ -28,6 +28,7 @@ from torch import nn
 
 from graceful_core.cache import atomic_output, atomic_write_bytes
 from graceful_core.errors import InputError
+from graceful_core.models.info import info_from_mapping  # noqa: F401  (re-exported: it lived here)
 from graceful_core.models.module import GracefulOutputs, eval_mode, module_has_embedding
 from graceful_core.models.outputs import short_reason
 from graceful_core.types import ModelInfo
@@ -54,25 +55,6 @@ def info_json(info: ModelInfo) -> str:
             "classes": [str(v) for v in info.classes],
         }
     )
-
-
-def info_from_mapping(info: ModelInfo | dict, source: str = "info") -> ModelInfo:
-    """A :class:`ModelInfo` from itself or from a dict of the ``graceful.json`` fields (validated).
-
-    Raises
-    ------
-    InputError
-        A dict that is not a valid ``graceful.json`` (the message names ``source``).
-    TypeError
-        Neither a ModelInfo nor a dict.
-    """
-    from graceful_core.models.info import parse_model_info
-
-    if isinstance(info, ModelInfo):
-        return info
-    if isinstance(info, dict):
-        return parse_model_info(json.dumps(info), source)
-    raise TypeError(f"expected a ModelInfo or a dict of graceful.json fields, got {type(info).__name__}")
 
 
 def save_torchscript(model: nn.Module, path: str | os.PathLike, info: ModelInfo) -> None:
