@@ -103,6 +103,17 @@ MODEL_COLOURS: Mapping[str, str] = {"old": "#1f77b4", "new": "#ff7f0e"}
 #: Significance level of the McNemar verdict.
 ALPHA = 0.05
 
+#: Image sizes, one per use, in pixels (the longer side; images are upscaled without smoothing).
+#: The HTML report's negative-flip thumbnails: small, since each one is inlined in the file.
+REPORT_THUMB_PX = 64
+#: The app's image grid (Flips, Slices): 4x a 28x28 Fashion-MNIST photo and 14x an 8x8 digit, so each
+#: source pixel becomes an equal square.
+GRID_THUMB_PX = 112
+#: The Retrieval page's query and neighbour strip (up to ten images in a row).
+RETRIEVAL_THUMB_PX = 72
+#: The Sample page's one large image.
+SAMPLE_IMAGE_PX = 280
+
 # --------------------------------------------------------------------------- comparisons at scale
 #: Two predictions tables are compared streamed when either has more rows than this
 #: (:func:`graceful_core.sources.should_stream`); :data:`STREAM_ROWS_ENV` replaces it.
