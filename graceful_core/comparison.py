@@ -57,7 +57,13 @@ from graceful_core.metrics import flips as fm
 from graceful_core.metrics.churn import ChurnFloor, churn_floor
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
-from graceful_core.metrics.retrieval import CrossTest, cross_test, head_accuracy, nearest_neighbour_overlap
+from graceful_core.metrics.retrieval import (
+    CrossTest,
+    RetrievalResult,
+    cross_test,
+    head_accuracy,
+    nearest_neighbour_overlap,
+)
 from graceful_core.metrics.slices import (
     MIN_SAMPLES_TO_CLUSTER,
     N_CENTRAL,
@@ -588,8 +594,6 @@ def _cross_test_to_arrays(ct: CrossTest) -> dict[str, np.ndarray]:
 def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
     """The inverse of :func:`_cross_test_to_arrays`."""
     import json
-
-    from graceful_core.metrics.retrieval import RetrievalResult
 
     meta = json.loads(str(d["meta"]))
     results = {}

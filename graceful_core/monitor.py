@@ -25,11 +25,21 @@ from typing import Any
 
 import numpy as np
 
-from graceful_core.api import DataSource, Side, _in_memory_predictions, data_source, predictions_of, side_of
+from graceful_core.api import (
+    DataSource,
+    Side,
+    _in_memory_predictions,
+    _is_shuffled,
+    data_source,
+    predictions_of,
+    side_of,
+)
 from graceful_core.comparison import harmonise_classes
 from graceful_core.errors import InputError
 from graceful_core.metrics import compatibility as cm
 from graceful_core.metrics import flips as fm
+from graceful_core.metrics.retrieval import retrieval_metrics
+from graceful_core.models.devices import require_device
 from graceful_core.types import ModelInfo, Predictions
 
 __all__ = ["FlipMonitor", "METRIC_ALIASES"]
@@ -82,19 +92,14 @@ class FlipMonitor:
 
     def __init__(self, old: Any, data: Any, *, classes: Sequence[str] | None = None, batch_size: int = 256,
                  device: str = "auto", info: ModelInfo | dict | None = None) -> None:
-        from graceful_core.models.devices import require_device
-
         self.device = require_device(device)
         self.batch_size = int(batch_size)
         self.info = info
         self._src: DataSource = data_source(data, self.batch_size)
         if self._src.kind == "none":
             raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
-        if self._src.kind == "loader":
-            from graceful_core.api import _is_shuffled
-
-            if _is_shuffled(self._src.loader):
-                raise InputError("data", "the monitor needs the samples in one order every time: use shuffle=False")
+        if self._src.kind == "loader" and _is_shuffled(self._src.loader):
+            raise InputError("data", "the monitor needs the samples in one order every time: use shuffle=False")
         self._old_side = side_of(old, "old")
         if self._old_side.kind == "path" and self._src.kind != "path":
             raise InputError(self._old_side.value, "a model file or table needs a dataset path as data")
@@ -127,8 +132,6 @@ class FlipMonitor:
         return p
 
     def _cross_top1(self, new_emb: np.ndarray | None) -> dict[str, float]:
-        from graceful_core.metrics.retrieval import retrieval_metrics
-
         old_emb = self._old.embedding
         if old_emb is None or new_emb is None or old_emb.shape[1] != new_emb.shape[1]:
             return {}

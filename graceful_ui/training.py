@@ -26,8 +26,10 @@ from graceful_core.cache import atomic_write_bytes, cache_dir
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.jsonable import json_clean
+from graceful_core.sources import compare_sources
 from graceful_core.training.trainer import TrainingCancelled
 from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainedUpdate, TrainParams, train_update_cached
+from graceful_ui.inputs import trained_spec
 
 log = logging.getLogger("graceful_ui")
 
@@ -260,9 +262,6 @@ class TrainingJob:
                                    should_stop=self._should_stop, monitor=req.eval_data if req.monitor else None)
 
     def _evaluate(self, req: TrainRequest, done: TrainedUpdate, params: TrainParams) -> dict:
-        from graceful_core.sources import compare_sources
-        from graceful_ui.inputs import trained_spec
-
         self._set(stage="comparing")
         spec = trained_spec(done.path, req.old, req.eval_data)
         comp = compare_sources(req.old, done.path, req.eval_data)
