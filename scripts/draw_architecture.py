@@ -49,14 +49,14 @@ ROW_NAMES = {
 
 #: One comparison from the files to a pixel, as docs/architecture.md tells it (numbered in this order).
 PATH = [
-    ("app_pages", "graceful_ui"),                 # 1 a page asks the UI's cache for the comparison
-    ("graceful_ui", "graceful_core.sources"),     # 2 which builds it from the chosen files
-    ("graceful_core.sources", "graceful_core.io"),          # 3 the dataset (or the predictions tables) is read
-    ("graceful_core.sources", "graceful_core.models"),      # 4 each model is loaded from its file
-    ("graceful_core.sources", "graceful_core.inference"),   # 5 and runs over the images
+    ("app_pages", "graceful_ui"),  # 1 a page asks the UI's cache for the comparison
+    ("graceful_ui", "graceful_core.sources"),  # 2 which builds it from the chosen files
+    ("graceful_core.sources", "graceful_core.io"),  # 3 the dataset (or the predictions tables) is read
+    ("graceful_core.sources", "graceful_core.models"),  # 4 each model is loaded from its file
+    ("graceful_core.sources", "graceful_core.inference"),  # 5 and runs over the images
     ("graceful_core.sources", "graceful_core.comparison"),  # 6 the two predictions become the result
     ("graceful_core.comparison", "graceful_core.metrics"),  # 7 whose numbers are the metrics
-    ("app_pages", "graceful_core.figures"),       # 8 and the page draws it with the shared figures
+    ("app_pages", "graceful_core.figures"),  # 8 and the page draws it with the shared figures
 ]
 
 
@@ -99,15 +99,17 @@ def draw(rows: list[list[str]], ignored: list[tuple[str, str]]) -> str:
         for i, m in enumerate(row):
             pos[m] = (x0 + i * (w + 12) + w / 2, MARGIN + r * ROW_H, w)
     height = MARGIN * 2 + len(rows) * ROW_H
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-           f'viewBox="0 0 {WIDTH} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
-           f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
-           '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
-           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker>'
-           '<marker id="r" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
-           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#d62728"/></marker>'
-           '<marker id="p" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" '
-           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#1f5fb4"/></marker></defs>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
+        f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
+        '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker>'
+        '<marker id="r" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#d62728"/></marker>'
+        '<marker id="p" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#1f5fb4"/></marker></defs>',
+    ]
     for r, row in enumerate(rows):
         y = MARGIN + r * ROW_H
         if r % 2 == 0:
@@ -120,8 +122,11 @@ def draw(rows: list[list[str]], ignored: list[tuple[str, str]]) -> str:
             upward.append((a, b))  # would break the contract: the script fails
     downward = nx.DiGraph([e for e in edges if e not in ignored and e not in upward])
     kept = set(nx.transitive_reduction(downward).edges) if not upward else set(edges)
-    styles = {"plain": ("#999", "a", "", 1.0), "exception": ("#d62728", "r", ' stroke-dasharray="5,4"', 1.5),
-              "path": ("#1f5fb4", "p", "", 2.5)}
+    styles = {
+        "plain": ("#999", "a", "", 1.0),
+        "exception": ("#d62728", "r", ' stroke-dasharray="5,4"', 1.5),
+        "path": ("#1f5fb4", "p", "", 2.5),
+    }
     drawn = [(a, b, "plain") for a, b in sorted(kept)] + [(a, b, "exception") for a, b in ignored if (a, b) in edges]
     drawn += [(a, b, "path") for a, b in PATH if (a, b) in edges]
     for a, b, kind in drawn:
@@ -131,23 +136,31 @@ def draw(rows: list[list[str]], ignored: list[tuple[str, str]]) -> str:
         if kind == "exception":  # an upward arrow: bend it out to the right of the boxes
             xa, xb = xa + pos[a][2] / 2, xb + pos[b][2] / 2
             y1, y2 = ya + BOX_H / 2, yb + BOX_H / 2
-            out.append(f'<path d="M{xa:.0f},{y1:.0f} C{xa + 120:.0f},{y1:.0f} {xb + 120:.0f},{y2:.0f} '
-                       f'{xb:.0f},{y2:.0f}" fill="none" stroke="{colour}" stroke-width="{width}"{dash} '
-                       f'marker-end="url(#{marker})"/>')
+            out.append(
+                f'<path d="M{xa:.0f},{y1:.0f} C{xa + 120:.0f},{y1:.0f} {xb + 120:.0f},{y2:.0f} '
+                f'{xb:.0f},{y2:.0f}" fill="none" stroke="{colour}" stroke-width="{width}"{dash} '
+                f'marker-end="url(#{marker})"/>'
+            )
             continue
-        out.append(f'<path d="M{xa:.0f},{y1:.0f} C{xa:.0f},{(y1 + y2) / 2:.0f} {xb:.0f},{(y1 + y2) / 2:.0f} '
-                   f'{xb:.0f},{y2:.0f}" fill="none" stroke="{colour}" stroke-width="{width}" '
-                   f'stroke-opacity="{0.9 if kind == "path" else 0.6}" marker-end="url(#{marker})"/>')
+        out.append(
+            f'<path d="M{xa:.0f},{y1:.0f} C{xa:.0f},{(y1 + y2) / 2:.0f} {xb:.0f},{(y1 + y2) / 2:.0f} '
+            f'{xb:.0f},{y2:.0f}" fill="none" stroke="{colour}" stroke-width="{width}" '
+            f'stroke-opacity="{0.9 if kind == "path" else 0.6}" marker-end="url(#{marker})"/>'
+        )
         if kind == "path":
             n = PATH.index((a, b)) + 1
             xm, ym = (xa + xb) / 2, (y1 + y2) / 2
-            out.append(f'<circle cx="{xm:.0f}" cy="{ym:.0f}" r="9" fill="#1f5fb4"/>'
-                       f'<text x="{xm:.0f}" y="{ym + 4:.0f}" text-anchor="middle" fill="white" '
-                       f'font-size="11">{n}</text>')
+            out.append(
+                f'<circle cx="{xm:.0f}" cy="{ym:.0f}" r="9" fill="#1f5fb4"/>'
+                f'<text x="{xm:.0f}" y="{ym + 4:.0f}" text-anchor="middle" fill="white" '
+                f'font-size="11">{n}</text>'
+            )
     for m, (x, y, w) in pos.items():
         label = m.removeprefix("graceful_core.")
-        out.append(f'<rect x="{x - w / 2:.0f}" y="{y}" width="{w:.0f}" height="{BOX_H}" rx="6" fill="#ffffff" '
-                   f'stroke="#1f77b4" stroke-width="1.5"/>')
+        out.append(
+            f'<rect x="{x - w / 2:.0f}" y="{y}" width="{w:.0f}" height="{BOX_H}" rx="6" fill="#ffffff" '
+            f'stroke="#1f77b4" stroke-width="1.5"/>'
+        )
         out.append(f'<text x="{x:.0f}" y="{y + BOX_H / 2 + 4}" text-anchor="middle">{html.escape(label)}</text>')
     out.append("</svg>")
     if upward:
