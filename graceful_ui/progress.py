@@ -7,14 +7,18 @@ Its own module so that the caches (:mod:`graceful_ui.store`) and the page widget
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from graceful_core.lineage import STAGE_PAIRS
 from graceful_core.vocabulary import StageProgress
 
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
-def progress_bar(label: str = "Running the models") -> tuple[st.delta_generator.DeltaGenerator, StageProgress]:
+
+def progress_bar(label: str = "Running the models") -> tuple[DeltaGenerator, StageProgress]:
     """An ``st.progress`` bar and the ``progress(stage, done, total)`` callback that moves it.
 
     The bar is redrawn at most every 0.1 s and per whole percent, so a cached computation
