@@ -9,6 +9,7 @@ from graceful_core.vocabulary import (
     METRICS,
     RETRIEVAL_PAIRS,
     RETRIEVAL_SCORES,
+    RETRIEVAL_THUMB_PX,
     RIGHT_COLOUR,
     WRONG_COLOUR,
     interval,
@@ -19,7 +20,7 @@ from graceful_ui.fmt import code, md
 from graceful_ui.widgets import require_comparison, require_per_sample
 
 ss = st.session_state
-THUMB = 72
+THUMB = RETRIEVAL_THUMB_PX
 PER_PAGE = 8
 
 st.title("Retrieval")

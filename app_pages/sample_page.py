@@ -4,13 +4,13 @@ import streamlit as st
 
 from graceful_core.figures import top_k_bars
 from graceful_core.views import default_sample
-from graceful_core.vocabulary import is_undefined, percent, points, probability
+from graceful_core.vocabulary import SAMPLE_IMAGE_PX, is_undefined, percent, points, probability
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import FLIP_BADGES, image_grid
 from graceful_ui.widgets import require_comparison, require_per_sample
 
-LARGE_PX = 280
+LARGE_PX = SAMPLE_IMAGE_PX
 MAX_SELECT = 5000
 ss = st.session_state
 

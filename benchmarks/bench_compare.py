@@ -145,7 +145,7 @@ ROOT = str(Path(__file__).resolve().parents[1])
 
 def _cli_result(out_dir: str) -> dict:
     """The command's report, reduced to what the check and the printout need."""
-    rep = json.load(open(os.path.join(out_dir, "report.json")))
+    rep = json.loads(Path(out_dir, "report.json").read_text())
     n = rep["n_samples"]
     flips = os.path.join(out_dir, rep["flip_ids_file"]) if rep.get("flip_ids_file") else None
     return {"n": n, "nfr": rep["negative_flip_rate"], "transition": rep["transition_matrix"],
@@ -173,13 +173,13 @@ def _run_child(kind: str, old: str, new: str) -> dict:
             _, status, usage = os.wait4(proc.pid, 0)  # its own rusage: CPU of all its threads, peak RSS
             wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-        out, err = (open(f).read() for f in logs)
+        out, err = (Path(f).read_text() for f in logs)
         if proc.returncode:
             raise SystemExit(f"{kind} child failed:\n{err}")
         res = _cli_result(out_dir) if kind == "cli" else json.loads(out.strip().splitlines()[-1])
         if kind == "cli":
             res["seconds"], res["cpu"] = wall, usage.ru_utime + usage.ru_stime
-            res["peak_mib"] = float(open(os.path.join(out_dir, "peak")).read())
+            res["peak_mib"] = float(Path(out_dir, "peak").read_text())
     return res
 
 
@@ -213,7 +213,7 @@ def main() -> None:
     t0 = time.perf_counter()
     p = gen.make(args.rows, args.dir, variants, log=lambda m: print(m, flush=True))
     print(f"tables: {args.rows:,} rows x {gen.K} classes, ready in {time.perf_counter() - t0:.0f} s")
-    ref = json.load(open(p["reference"])) if args.check else None
+    ref = json.loads(Path(p["reference"]).read_text()) if args.check else None
     ok = True
     for v in variants:
         old, new = _inputs(p, v)

@@ -170,7 +170,7 @@ def _is_shuffled(loader: Any) -> bool:
 
 # --------------------------------------------------------------------------- running
 def _module_info(module: Any, info: ModelInfo | dict | None, role: str) -> ModelInfo:
-    from graceful_core.training.export import info_from_mapping
+    from graceful_core.models.info import info_from_mapping
 
     found = info if info is not None else getattr(module, "graceful_info", None)
     if found is None:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from graceful_core.cache import atomic_write_bytes
+from graceful_core.command_name import default_prog
 from graceful_core.errors import InputError
 from graceful_core.progress import StderrProgress
 from graceful_core.vocabulary import (
@@ -41,12 +42,6 @@ def _rate(text: str) -> float:
     if not 0.0 <= x <= 1.0 or math.isnan(x):
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return x
-
-
-def default_prog(argv0: str | None = None) -> str:
-    """``graceful`` when run as the installed command, else ``python -m graceful_core`` (for help texts)."""
-    name = os.path.basename(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
-    return "graceful" if name.startswith("graceful") and not name.endswith(".py") else "python -m graceful_core"
 
 
 def _add_run_options(parser: argparse.ArgumentParser, batch_size: bool = True) -> None:

@@ -39,7 +39,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,11 +52,18 @@ from graceful_core import cache
 from graceful_core.errors import InputError
 from graceful_core.io.metadata import SampleMetadata, combine
 from graceful_core.io.tables import join_predictions
+from graceful_core.jsonable import json_clean
 from graceful_core.metrics import flips as fm
 from graceful_core.metrics.churn import ChurnFloor, churn_floor
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
-from graceful_core.metrics.retrieval import CrossTest, cross_test, head_accuracy, nearest_neighbour_overlap
+from graceful_core.metrics.retrieval import (
+    CrossTest,
+    RetrievalResult,
+    cross_test,
+    head_accuracy,
+    nearest_neighbour_overlap,
+)
 from graceful_core.metrics.slices import (
     MIN_SAMPLES_TO_CLUSTER,
     N_CENTRAL,
@@ -499,31 +505,15 @@ class Comparison:
     def to_html(self, path: str | os.PathLike, **kw: Any) -> None:
         """Write the self-contained HTML report to ``path`` atomically.
 
-        Keywords as :func:`graceful_core.report_html.render_html_report` (``max_flips``,
-        ``review``, ``generated_at``). Everything is rendered before the file is opened;
-        a failure leaves no partial file behind.
+        An alias of :func:`graceful_core.report_html.write_html_report` (keywords
+        ``max_flips``, ``review``, ``generated_at``), kept for the notebook's
+        ``comp.to_html(path)``. A result does not import its renderer at import time: the
+        renderer is loaded here, on the call (the one exception the import contract in
+        ``pyproject.toml`` lists).
         """
-        from graceful_core.report_html import render_html_report
+        from graceful_core.report_html import write_html_report
 
-        cache.atomic_write_bytes(path, render_html_report(self, **kw).encode("utf-8"))
-
-
-def json_clean(obj: Any) -> Any:
-    """Recursively turn NumPy scalars into Python ones and nan/inf into None."""
-    if isinstance(obj, dict):
-        return {str(k): json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_clean(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return None if math.isnan(f) or math.isinf(f) else f
-    return obj
+        write_html_report(self, path, **kw)
 
 
 # --------------------------------------------------------------------------- building
@@ -604,8 +594,6 @@ def _cross_test_to_arrays(ct: CrossTest) -> dict[str, np.ndarray]:
 def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
     """The inverse of :func:`_cross_test_to_arrays`."""
     import json
-
-    from graceful_core.metrics.retrieval import RetrievalResult
 
     meta = json.loads(str(d["meta"]))
     results = {}

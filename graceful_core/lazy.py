@@ -22,6 +22,7 @@ from graceful_core import cache
 from graceful_core.comparison import Comparison, row_key
 from graceful_core.errors import InputError
 from graceful_core.projection import ProjectionResult, joint_umap, separate_umap
+from graceful_core.sources import predictions_for
 from graceful_core.views import class_subset, nearest_neighbours, neighbour_candidates, probabilities_for
 
 __all__ = ["class_probabilities", "projection", "Neighbours", "neighbours", "PROJECTIONS",
@@ -53,8 +54,6 @@ def class_probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray
     InputError
         A file changed or vanished since the comparison was made.
     """
-    from graceful_core.sources import predictions_for
-
     a = comp.require_arrays()
     inputs = comp.inputs
     if inputs is None or inputs.old is None or inputs.new is None:

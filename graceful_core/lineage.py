@@ -53,6 +53,7 @@ from graceful_core.metrics import flips as fm
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.retrieval import retrieval_metrics
 from graceful_core.sources import is_table, predictions_for, should_stream
+from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import METRICS, STREAMED_NO_CROSS_TEST, StageProgress, percent
 
@@ -444,8 +445,6 @@ def model_matrix_streamed(
         same samples (within the dataset, if given): a streamed set compares tables of
         one evaluation set (the in-memory set keeps the samples all models share).
     """
-    from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
-
     m = len(sources)
     if m < MIN_MODELS:
         raise InputError(os.fspath(sources[0]) if sources else None,

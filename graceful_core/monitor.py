@@ -25,13 +25,33 @@ from typing import Any
 
 import numpy as np
 
-from graceful_core.api import DataSource, Side, _in_memory_predictions, data_source, predictions_of, side_of
+from graceful_core.api import (
+    DataSource,
+    Side,
+    _in_memory_predictions,
+    _is_shuffled,
+    data_source,
+    predictions_of,
+    side_of,
+)
+from graceful_core.comparison import harmonise_classes
 from graceful_core.errors import InputError
 from graceful_core.metrics import compatibility as cm
 from graceful_core.metrics import flips as fm
+from graceful_core.metrics.retrieval import retrieval_metrics
+from graceful_core.models.devices import require_device
 from graceful_core.types import ModelInfo, Predictions
 
-__all__ = ["FlipMonitor"]
+__all__ = ["FlipMonitor", "METRIC_ALIASES"]
+
+#: Short names of :meth:`FlipMonitor.update`'s numbers, each an alias of the JSON report's key: every entry
+#: holds both (``entry["nfr"] == entry["negative_flip_rate"]``), so loggers and run records that read the short
+#: names keep working. New code reads the long names.
+METRIC_ALIASES: dict[str, str] = {
+    "nfr": "negative_flip_rate",
+    "pfr": "positive_flip_rate",
+    "btc": "backward_trust_compatibility",
+}
 
 
 class FlipMonitor:
@@ -64,25 +84,22 @@ class FlipMonitor:
     >>> y = np.array([0, 1, 1, 0])
     >>> mon = FlipMonitor(np.array([0, 1, 1, 1]), (None, y))
     >>> stats = mon.update(np.array([0, 0, 1, 0]), step=1)
-    >>> stats["nfr"], stats["pfr"], stats["accuracy"]
+    >>> stats["negative_flip_rate"], stats["positive_flip_rate"], stats["accuracy"]
     (0.25, 0.25, 0.75)
+    >>> stats["nfr"] == stats["negative_flip_rate"]  # the short names are aliases
+    True
     """
 
     def __init__(self, old: Any, data: Any, *, classes: Sequence[str] | None = None, batch_size: int = 256,
                  device: str = "auto", info: ModelInfo | dict | None = None) -> None:
-        from graceful_core.models.devices import require_device
-
         self.device = require_device(device)
         self.batch_size = int(batch_size)
         self.info = info
         self._src: DataSource = data_source(data, self.batch_size)
         if self._src.kind == "none":
             raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
-        if self._src.kind == "loader":
-            from graceful_core.api import _is_shuffled
-
-            if _is_shuffled(self._src.loader):
-                raise InputError("data", "the monitor needs the samples in one order every time: use shuffle=False")
+        if self._src.kind == "loader" and _is_shuffled(self._src.loader):
+            raise InputError("data", "the monitor needs the samples in one order every time: use shuffle=False")
         self._old_side = side_of(old, "old")
         if self._old_side.kind == "path" and self._src.kind != "path":
             raise InputError(self._old_side.value, "a model file or table needs a dataset path as data")
@@ -107,9 +124,7 @@ class FlipMonitor:
             raise InputError(side.value, "a model file or table needs a dataset path as data")
         p = self._predictions(side, self.classes)
         if list(p.classes) != self.classes:
-            from graceful_core.comparison import _harmonise_classes
-
-            p = _harmonise_classes(self._old, p)
+            p = harmonise_classes(self._old, p)
         if p.pred.shape != self.old_pred.shape:
             raise InputError("new", f"gives {p.pred.shape[0]} predictions but the old model gave {self.old_pred.shape[0]}")
         if not np.array_equal(np.asarray(p.ids, dtype=object), np.asarray(self._old.ids, dtype=object)):
@@ -117,8 +132,6 @@ class FlipMonitor:
         return p
 
     def _cross_top1(self, new_emb: np.ndarray | None) -> dict[str, float]:
-        from graceful_core.metrics.retrieval import retrieval_metrics
-
         old_emb = self._old.embedding
         if old_emb is None or new_emb is None or old_emb.shape[1] != new_emb.shape[1]:
             return {}
@@ -143,8 +156,10 @@ class FlipMonitor:
         -------
         dict
             ``step``, ``n_samples``, ``accuracy``, ``error_rate``, ``old_accuracy``,
-            ``nfr`` (negative flip rate), ``pfr``, ``btc`` (backward trust
-            compatibility), ``n_negative_flips``, ``n_positive_flips`` and, when both
+            ``negative_flip_rate``, ``positive_flip_rate``, ``backward_trust_compatibility``,
+            ``n_negative_flips``, ``n_positive_flips`` (the keys of the JSON report), the
+            short aliases ``nfr``, ``pfr``, ``btc`` of the three rates
+            (:data:`METRIC_ALIASES`, same values) and, when both
             models have embeddings of one size, ``cross_top1`` (Hit@1 of new queries on
             the old gallery) and ``old_top1`` (the old self-test). Numbers only (nan
             where undefined), so the dict can go straight to a logger.
@@ -157,12 +172,13 @@ class FlipMonitor:
             "accuracy": fm.accuracy(y, n),
             "error_rate": fm.error_rate(y, n),
             "old_accuracy": fm.accuracy(y, o),
-            "nfr": fm.negative_flip_rate(y, o, n),
-            "pfr": fm.positive_flip_rate(y, o, n),
-            "btc": cm.backward_trust_compatibility(y, o, n),
+            "negative_flip_rate": fm.negative_flip_rate(y, o, n),
+            "positive_flip_rate": fm.positive_flip_rate(y, o, n),
+            "backward_trust_compatibility": cm.backward_trust_compatibility(y, o, n),
             "n_negative_flips": int(fm.negative_flip_mask(y, o, n).sum()),
             "n_positive_flips": int(fm.positive_flip_mask(y, o, n).sum()),
         }
+        entry.update({short: entry[long] for short, long in METRIC_ALIASES.items()})
         entry.update(self._cross_top1(p.embedding))
         self.history.append(entry)
         return dict(entry)

@@ -21,6 +21,7 @@ the paper's width.
 
 from __future__ import annotations
 
+import os
 import time
 from functools import cache
 from importlib import resources
@@ -31,6 +32,7 @@ import numpy as np
 import plotly.io as pio
 from markupsafe import Markup
 
+from graceful_core.cache import atomic_write_bytes
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
@@ -320,3 +322,13 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         "compat_reason": comp.compatibility_reason,
     }
     return _environment().get_template("report.html.j2").render(context)
+
+
+def write_html_report(comp: Comparison, path: str | os.PathLike, **kw: Any) -> None:
+    """Write the report of ``comp`` to ``path`` atomically (everything is rendered before the file is opened).
+
+    Keywords as :func:`render_html_report` (``max_flips``, ``review``, ``generated_at``); a
+    failure leaves no partial file behind. :meth:`Comparison.to_html
+    <graceful_core.comparison.Comparison.to_html>` is the same call as a method.
+    """
+    atomic_write_bytes(path, render_html_report(comp, **kw).encode("utf-8"))

@@ -31,10 +31,12 @@ import numpy as np
 from graceful_core.cache import cache_dir, make_key
 from graceful_core.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips, compare_predictions
 from graceful_core.errors import InputError
+from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
 from graceful_core.metrics.flips import group_rates
+from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed, estimated_rows
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
@@ -70,7 +72,6 @@ def predictions_for(
         if dataset is not None:
             preds = attach_dataset_labels(preds, dataset)
         return preds
-    from graceful_core.inference import predict  # torch: only when a model runs
     from graceful_core.models.loader import load_model
 
     model = load_model(source, device=device)
@@ -136,7 +137,6 @@ def should_stream(sources: Sequence[str | os.PathLike], stream: bool | None = No
         return False
     if stream:
         return True
-    from graceful_core.streaming import estimated_rows
 
     limit = stream_min_rows()
     for s in sources:
@@ -318,8 +318,6 @@ def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: I
     The content key (SHA-256 of every shard) is computed in a second thread while the
     tables stream.
     """
-    from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
-
     for p in (old, new):
         if not os.path.exists(p) and not is_glob(p):
             raise InputError(os.fspath(p), "no such file")

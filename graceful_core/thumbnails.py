@@ -14,9 +14,10 @@ import io
 from PIL import Image, ImageOps
 
 from graceful_core.errors import InputError
+from graceful_core.vocabulary import REPORT_THUMB_PX
 
-#: Longer side of a thumbnail in the report's negative-flips grid, in pixels.
-THUMB_PX = 64
+#: Longer side of a thumbnail in the report's negative-flips grid, in pixels (the vocabulary's size).
+THUMB_PX = REPORT_THUMB_PX
 #: A PNG thumbnail larger than this (photos) is re-encoded as JPEG if that is smaller.
 _PNG_BUDGET = 4096
 

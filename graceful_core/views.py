@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from graceful_core.streaming import flip_page_count, read_flip_page
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES, STREAMED_GRID_NOTE, STREAMED_NO_FLIP_FILE
 
@@ -195,7 +196,6 @@ def grid_page(
     path = comp.flip_ids.parquet
     if path is None or not os.path.isfile(path):
         return _capped_page(comp, wanted, bool(classes or old_pred is not None or new_pred is not None), page, per_page)
-    from graceful_core.streaming import flip_page_count, read_flip_page
 
     if not wanted:  # only "both correct" / "both wrong": not in the file
         return GridPage(_grid_frame([]), 0, 1, 1, 0, STREAMED_GRID_NOTE)

@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -101,6 +102,17 @@ MODEL_COLOURS: Mapping[str, str] = {"old": "#1f77b4", "new": "#ff7f0e"}
 
 #: Significance level of the McNemar verdict.
 ALPHA = 0.05
+
+#: Image sizes, one per use, in pixels (the longer side; images are upscaled without smoothing).
+#: The HTML report's negative-flip thumbnails: small, since each one is inlined in the file.
+REPORT_THUMB_PX = 64
+#: The app's image grid (Flips, Slices): 4x a 28x28 Fashion-MNIST photo and 14x an 8x8 digit, so each
+#: source pixel becomes an equal square.
+GRID_THUMB_PX = 112
+#: The Retrieval page's query and neighbour strip (up to ten images in a row).
+RETRIEVAL_THUMB_PX = 72
+#: The Sample page's one large image.
+SAMPLE_IMAGE_PX = 280
 
 # --------------------------------------------------------------------------- comparisons at scale
 #: Two predictions tables are compared streamed when either has more rows than this
@@ -214,6 +226,24 @@ def file_size(n: int) -> str:
 
 Unit = Literal["rate", "ratio", "p", "count"]
 _FORMATS: Mapping[str, Callable[[Any], str]] = {"rate": percent, "ratio": ratio, "p": p_value, "count": count}
+
+
+# --------------------------------------------------------------------------- table columns
+#: Columns that are never metadata: identity, labels, predictions, scores and embeddings
+#: (compared case-insensitively; the wide forms ``logit_j``, ``prob_j``, ``score_j``,
+#: ``emb_j`` too). One rule for the table readers and the slice finder (docs/formats.md).
+RESERVED_COLUMNS = frozenset({"id", "path", "label", "pred", "logits", "probs", "scores", "embedding"})
+_RESERVED_WIDE = re.compile(r"^(logit|prob|score|emb)_\d+$")
+
+
+def is_reserved_column(name: str) -> bool:
+    """True for a column that is never metadata (see :data:`RESERVED_COLUMNS`).
+
+    >>> [is_reserved_column(c) for c in ("id", "Label", "logit_3", "site", "slice")]
+    [True, True, True, False, False]
+    """
+    n = str(name).strip().lower()
+    return n in RESERVED_COLUMNS or bool(_RESERVED_WIDE.match(n))
 
 
 # --------------------------------------------------------------------------- metrics

@@ -6,13 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from graceful_core.comparison import Comparison
-from graceful_core.vocabulary import FLIP_MARKS, is_undefined, probability
+from graceful_core.vocabulary import FLIP_MARKS, GRID_THUMB_PX, is_undefined, probability
 from graceful_ui import store
 from graceful_ui.fmt import code, md
 
-#: Grid image side in px: 4× a 28×28 Fashion-MNIST photo and 14× an 8×8 digit, so each source pixel
-#: becomes an equal square under nearest-neighbour upscaling.
-THUMB_PX = 112
+#: Grid image side in px (the vocabulary's size of the app's grid).
+THUMB_PX = GRID_THUMB_PX
 COLUMNS = 6
 
 #: Streamlit's background colour of each flip type's badge (the closest to the vocabulary's colours).

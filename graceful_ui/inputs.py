@@ -18,6 +18,10 @@ from pathlib import Path, PurePosixPath
 
 from graceful_core.cache import atomic_write_bytes, cache_dir
 from graceful_core.errors import InputError
+from graceful_core.io.datasets import load_dataset
+from graceful_core.io.hashing import file_sha256
+from graceful_core.io.safezip import safe_extract
+from graceful_core.io.tables import load_predictions_table
 from graceful_core.samples import BundledSample, bundled_samples, sample_of_path
 from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, ZIP_SUFFIXES
 
@@ -346,8 +350,6 @@ def store_file(up: Upload) -> StoredFile:
 
 def server_file(path: str | os.PathLike, name: str | None = None) -> StoredFile:
     """A file already on the server (a bundled or trained model) as a :class:`StoredFile`."""
-    from graceful_core.io.hashing import file_sha256
-
     p = Path(path)
     return StoredFile(name=name or p.name, path=str(p), sha256=file_sha256(p), size=p.stat().st_size)
 
@@ -356,8 +358,6 @@ def _extract_zip(up: Upload | StoredFile, zpath: Path, dest: Path) -> None:
     """Extract an uploaded zip with the core's checks (:func:`graceful_core.io.safezip.safe_extract`:
     every member checked first, no absolute paths, '..' or links, bounded count and real
     size); errors name the uploaded file."""
-    from graceful_core.io.safezip import safe_extract
-
     try:
         safe_extract(zpath, dest)
     except InputError as e:
@@ -513,8 +513,6 @@ def check_upload(up: Upload, role: str) -> StoredFile:
     ValueError
         ``role`` is not one of the three.
     """
-    from graceful_core.io.datasets import load_dataset
-    from graceful_core.io.tables import load_predictions_table
     from graceful_core.models.loader import load_model
 
     if role not in ROLE_SUFFIXES:

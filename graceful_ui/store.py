@@ -35,6 +35,7 @@ from graceful_core.thumbnails import thumbnail_png
 from graceful_core.vocabulary import StageProgress
 from graceful_ui.inputs import Spec
 from graceful_ui.jobs import ComparisonJobs, Job
+from graceful_ui.progress import progress_bar
 
 #: Comparisons kept in memory (least recently used ones are dropped first).
 MAX_COMPARISONS = 6
@@ -213,8 +214,6 @@ def _dataset_ident(ds: ImageDataset) -> str:
                                              "is computing the same set)...",
                    hash_funcs={ImageDataset: _dataset_ident})
 def _model_set(model_key: tuple, dataset: ImageDataset) -> ModelSet:
-    from graceful_ui.widgets import progress_bar
-
     bar, cb = progress_bar("Running the models")
     try:
         return model_matrix_report([p for p, _sha, _name in model_key], dataset=dataset, progress=cb,

@@ -25,9 +25,11 @@ from pathlib import Path
 from graceful_core.cache import atomic_write_bytes, cache_dir
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
+from graceful_core.jsonable import json_clean
+from graceful_core.sources import compare_sources
 from graceful_core.training.trainer import TrainingCancelled
 from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainedUpdate, TrainParams, train_update_cached
-from graceful_core.vocabulary import is_undefined
+from graceful_ui.inputs import trained_spec
 
 log = logging.getLogger("graceful_ui")
 
@@ -73,12 +75,6 @@ def sweep_requests(base: TrainRequest, lambdas: tuple[float, ...] = SWEEP_LAMBDA
     return [replace(base, params=replace(base.params, lam=float(lam))) for lam in lambdas]
 
 
-def _clean(x):
-    if isinstance(x, bool):
-        return x
-    return None if is_undefined(x) else float(x)
-
-
 def run_metrics(comp: Comparison) -> dict:
     """The numbers of a run: NFR, error rates, BTC and the cross-test Hit@1 (NaN becomes None).
 
@@ -86,13 +82,13 @@ def run_metrics(comp: Comparison) -> dict:
     et al., CVPR 2020) and ``hit1_old_old`` the old self-test; None without a cross-test.
     """
     s = comp.summary
-    out = {k: _clean(getattr(s, k)) for k in ("negative_flip_rate", "new_error_rate", "old_error_rate",
+    out = {k: json_clean(getattr(s, k)) for k in ("negative_flip_rate", "new_error_rate", "old_error_rate",
                                               "backward_trust_compatibility")}
     out["n_negative_flips"], out["n_positive_flips"] = s.n_negative_flips, s.n_positive_flips
     top1 = comp.compatibility.scores["top1"] if comp.compatibility is not None else {}
-    out["hit1_new_old"] = _clean(top1.get("new_old"))
-    out["hit1_old_old"] = _clean(top1.get("old_old"))
-    out["hit1_new_new"] = _clean(top1.get("new_new"))
+    out["hit1_new_old"] = json_clean(top1.get("new_old"))
+    out["hit1_old_old"] = json_clean(top1.get("old_old"))
+    out["hit1_new_new"] = json_clean(top1.get("new_new"))
     out["compatible"] = bool(comp.compatibility.compatible) if comp.compatibility is not None else None
     return out
 
@@ -101,7 +97,7 @@ def clean_history(history: list[dict]) -> list[dict]:
     """The per-epoch entries of a training as JSON-safe records of :data:`HISTORY_KEYS` (NaN becomes None)."""
     out = []
     for h in history:
-        row = {k: _clean(h.get(k)) for k in HISTORY_KEYS}
+        row = {k: json_clean(h.get(k)) for k in HISTORY_KEYS}
         row["epoch"] = int(h["epoch"])
         if row["n_negative_flips"] is not None:
             row["n_negative_flips"] = int(row["n_negative_flips"])
@@ -266,9 +262,6 @@ class TrainingJob:
                                    should_stop=self._should_stop, monitor=req.eval_data if req.monitor else None)
 
     def _evaluate(self, req: TrainRequest, done: TrainedUpdate, params: TrainParams) -> dict:
-        from graceful_core.sources import compare_sources
-        from graceful_ui.inputs import trained_spec
-
         self._set(stage="comparing")
         spec = trained_spec(done.path, req.old, req.eval_data)
         comp = compare_sources(req.old, done.path, req.eval_data)

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import streamlit as st
 
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
-from graceful_core.lineage import STAGE_PAIRS
 from graceful_core.metrics.summary import FlipSummary
-from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, StageProgress, card
+from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, resolve_spec, user_message
 from graceful_ui.jobs import ComparisonCancelled, Job, JobState
+from graceful_ui.progress import progress_bar  # noqa: F401  (kept importable from here for pages)
 from graceful_ui.review_ui import html_report_button
 from graceful_ui.state import current_spec, request_page, select_comparison
 
@@ -29,30 +28,6 @@ VERDICT_COLOURS = {"better": "green", "worse": "red", "same": "orange"}
 def verdict_markdown(verdict) -> str:
     """A :class:`~graceful_core.summary.Verdict` as a coloured Markdown span (core words only: no user text)."""
     return f":{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]"
-
-
-def progress_bar(label: str = "Running the models") -> tuple[st.delta_generator.DeltaGenerator, StageProgress]:
-    """An ``st.progress`` bar and the ``progress(stage, done, total)`` callback that moves it.
-
-    The bar is redrawn at most every 0.1 s and per whole percent, so a cached computation
-    that draws it (Streamlit replays its elements on a cache hit) records few updates.
-    """
-    bar = st.progress(0.0, text=f"{label}...")
-    last = {"t": 0.0, "pct": -1, "stage": None}
-
-    def cb(stage: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        pct = int(100 * done / total) if total else 0
-        if stage == last["stage"] and done < total and (now - last["t"] < 0.1 or pct == last["pct"]):
-            return
-        last.update(t=now, pct=pct, stage=stage)
-        if total == 0:  # a stage without counts
-            bar.progress(0.0, text=f"{label}: {stage}")
-            return
-        units = "model pairs" if stage == STAGE_PAIRS else "images"
-        bar.progress(min(1.0, done / total), text=f"{label}: {stage}, {done} / {total} {units}")
-
-    return bar, cb
 
 
 def _fingerprint(spec: Spec) -> tuple:

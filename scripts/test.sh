@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up .venv, lint (ruff), and run the whole test suite (unit, property, doctests, app and real-browser tests).
+# Set up .venv, lint (ruff), check the import contracts (lint-imports, pyproject.toml), and run the whole test suite (unit, property, doctests, app and real-browser tests).
 # The browser tests need Debian's chromium at /usr/bin/chromium; as root this script installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +9,5 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
 fi
 mkdir -p test-artifacts
 .venv/bin/ruff check .
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -323,6 +323,62 @@ def test_monitor_on_a_dataset_path_with_a_model_file(sample):
     assert stats["n_negative_flips"] == cli.n_negative_flips
 
 
+class _ReversedClasses(nn.Module):
+    """The wrapped model with its logits in reverse class order (a model trained with another class list)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x).flip(1)
+
+
+def test_monitor_on_a_new_model_whose_classes_come_in_reverse_order(sample, tmp_path):
+    info = sample["info"]
+    reversed_info = ModelInfo(info.name, info.input_size, info.mean, info.std, tuple(reversed(info.classes)))
+    path = tmp_path / "new_reversed.pt2"
+    save_pt2(_ReversedClasses(sample["new"]).eval(), reversed_info, path)
+    mon = graceful_core.FlipMonitor(OLD_PT, TEST_DATA)
+    stats = mon.update(path)
+    # Independent: the same new model saved with the old class order gives the same numbers.
+    save_pt2(sample["new"], info, tmp_path / "new.pt2")
+    straight = graceful_core.FlipMonitor(OLD_PT, TEST_DATA).update(tmp_path / "new.pt2")
+    assert stats["n_negative_flips"] == straight["n_negative_flips"]
+    assert stats["negative_flip_rate"] == pytest.approx(straight["negative_flip_rate"])
+    assert stats["accuracy"] == pytest.approx(straight["accuracy"])
+    # And against NumPy on the module's own argmax, mapped back to the old class order.
+    with torch.no_grad():
+        o = sample["old"](sample["X"]).argmax(1).numpy()
+        n = sample["new"](sample["X"]).argmax(1).numpy()
+    yy = sample["y"].numpy()
+    assert stats["n_negative_flips"] == int(((o == yy) & (n != yy)).sum())
+    assert stats["n_positive_flips"] == int(((o != yy) & (n == yy)).sum())
+
+
+def test_monitor_names_its_numbers_as_the_json_report_does(sample):
+    from graceful_core.monitor import METRIC_ALIASES
+
+    X, y = sample["X"], sample["y"]
+    stats = graceful_core.FlipMonitor(sample["old"], (X, y)).update(sample["new"])
+    with torch.no_grad():
+        o, n = sample["old"](X).argmax(1).numpy(), sample["new"](X).argmax(1).numpy()
+    yy = y.numpy()
+    assert stats["negative_flip_rate"] == pytest.approx(((o == yy) & (n != yy)).mean())
+    assert stats["positive_flip_rate"] == pytest.approx(((o != yy) & (n == yy)).mean())
+    assert stats["backward_trust_compatibility"] == pytest.approx(((o == yy) & (n == yy)).sum() / (o == yy).sum())
+    # The JSON report of the same pair uses the same keys for the same numbers.
+    report = graceful_core.compare(sample["old"], sample["new"], (X, y)).to_dict()
+    for key in ("negative_flip_rate", "positive_flip_rate", "backward_trust_compatibility", "n_negative_flips",
+                "n_positive_flips"):
+        assert stats[key] == pytest.approx(report[key]), key
+    # The short names stay as aliases of the long ones (loggers and run records written before keep working).
+    assert METRIC_ALIASES == {"nfr": "negative_flip_rate", "pfr": "positive_flip_rate",
+                              "btc": "backward_trust_compatibility"}
+    for short, long in METRIC_ALIASES.items():
+        assert stats[short] == stats[long]
+
+
 def test_trainer_reports_nfr_per_epoch_and_trains_the_same_weights(sample):
     X, y = sample["X"][:200], sample["y"][:200]
     kw = {"epochs": 2, "seed": 3, "num_classes": 10}

@@ -221,7 +221,7 @@ def test_pillow_global_limit_is_untouched(tmp_path):
     before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(InputError):
         images.open_image(bad.png_header_only(tmp_path / "h.png", 10000, 10000))
-    assert Image.MAX_IMAGE_PIXELS == before and before is not None
+    assert before == Image.MAX_IMAGE_PIXELS and before is not None
 
 
 def test_open_image_from_bytes_and_modes():

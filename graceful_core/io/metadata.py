@@ -32,7 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,24 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graceful_core.vocabulary import RESERVED_COLUMNS, is_reserved_column
+
 __all__ = ["SampleMetadata", "RESERVED_COLUMNS", "is_reserved_column", "typed_text_column"]
-
-#: Columns that are never metadata: identity, labels, predictions, scores and embeddings
-#: (compared case-insensitively; the wide forms ``logit_j``, ``prob_j``, ``score_j``,
-#: ``emb_j`` too).
-RESERVED_COLUMNS = frozenset({"id", "path", "label", "pred", "logits", "probs", "scores", "embedding"})
-_RESERVED_WIDE = re.compile(r"^(logit|prob|score|emb)_\d+$")
-
-
-def is_reserved_column(name: str) -> bool:
-    """True for a column that is never metadata (see :data:`RESERVED_COLUMNS`).
-
-    >>> [is_reserved_column(c) for c in ("id", "Label", "logit_3", "site", "slice")]
-    [True, True, True, False, False]
-    """
-    n = str(name).strip().lower()
-    return n in RESERVED_COLUMNS or bool(_RESERVED_WIDE.match(n))
-
 
 def _column_array(s: pd.Series) -> np.ndarray | None:
     """One metadata column as a NumPy array: numbers as int64/float64 (NaN where missing),

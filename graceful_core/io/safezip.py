@@ -74,10 +74,10 @@ def member_problem(info: zipfile.ZipInfo) -> str | None:
         return "is not a regular file or folder"
     if info.flag_bits & 0x1:
         return "is encrypted"
-    if info.file_size > RATIO_MIN_BYTES:
-        if info.compress_size <= 0 or info.file_size / info.compress_size > MAX_RATIO:
-            ratio = "infinite" if info.compress_size <= 0 else f"{info.file_size / info.compress_size:.0f}"
-            return f"declares {info.file_size:,} bytes at a compression ratio of {ratio} (limit {MAX_RATIO}; zip bomb?)"
+    if info.file_size > RATIO_MIN_BYTES and (info.compress_size <= 0
+                                             or info.file_size / info.compress_size > MAX_RATIO):
+        ratio = "infinite" if info.compress_size <= 0 else f"{info.file_size / info.compress_size:.0f}"
+        return f"declares {info.file_size:,} bytes at a compression ratio of {ratio} (limit {MAX_RATIO}; zip bomb?)"
     return None
 
 
@@ -227,10 +227,7 @@ def safe_extract(path: str | os.PathLike, dest: str | os.PathLike) -> list[Path]
             if not parts:
                 continue
             target = os.path.join(root, *parts)
-            if info.is_dir():
-                parent = target
-            else:
-                parent = os.path.dirname(target)
+            parent = target if info.is_dir() else os.path.dirname(target)
             try:
                 os.makedirs(parent, exist_ok=True)
             except OSError as e:

@@ -29,8 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from graceful_core.cache import atomic_output
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import natural_key, natural_sorted
+from graceful_core.io.hashing import file_sha256
 from graceful_core.io.metadata import SampleMetadata
 from graceful_core.metrics.confidence import argmax_lowest
 from graceful_core.types import Predictions
@@ -125,8 +127,6 @@ def table_display_name(path: str | os.PathLike) -> str:
 
 def table_sha256(path: str | os.PathLike) -> str:
     """Content identity of a table: the file's SHA-256, or for shards SHA-256 over their names and digests."""
-    from graceful_core.io.hashing import file_sha256
-
     _, files = table_files(path)
     if len(files) == 1 and not is_glob(path) and not os.path.isdir(path):
         return file_sha256(files[0])
@@ -800,7 +800,6 @@ def write_predictions_table(preds: Predictions, path: str | os.PathLike) -> None
     path = os.fspath(path)
     kind = _suffix_kind(path)
     table = predictions_to_arrow(preds, wide=(kind == "csv"))
-    from graceful_core.cache import atomic_output
 
     with atomic_output(path) as tmp:
         if kind == "csv":

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from graceful_core.metrics.flips import _check_n_classes, _check_range, validate_predictions
+
 __all__ = ["FlipCounts"]
 
 #: Rows of :attr:`FlipCounts.per_class`.
@@ -103,8 +105,6 @@ class FlipCounts:
 
         ``np.bincount`` over ``o·K + n`` and over ``y`` (four masks): O(N) time, O(K²) memory.
         """
-        from graceful_core.metrics.flips import _check_n_classes, _check_range, validate_predictions
-
         k = _check_n_classes(n_classes)
         y, o, n = validate_predictions(y_true, old_pred, new_pred)
         for arr, name in ((y, "y_true"), (o, "old_pred"), (n, "new_pred")):

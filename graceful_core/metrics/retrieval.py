@@ -39,6 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graceful_core.jsonable import json_clean
+from graceful_core.metrics.significance import wilson_interval
+
 if TYPE_CHECKING:  # imported where it is used: comparing predictions tables never loads torch
     import torch
 
@@ -444,13 +447,7 @@ def _wilson(successes: int, n: int) -> tuple[float, float] | None:
     """Wilson 95 % score interval (:func:`graceful_core.metrics.significance.wilson_interval`); None when n = 0."""
     if n == 0:
         return None
-    from graceful_core.metrics.significance import wilson_interval
-
     return wilson_interval(successes, n)
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 @dataclass(frozen=True)
@@ -508,14 +505,14 @@ class CrossTest:
     def to_json(self) -> dict[str, Any]:
         """The ``compatibility`` object of the JSON report (``docs/metrics.md``, "JSON report")."""
         return {
-            "top1": {k: _num(v) for k, v in self.scores["top1"].items()},
-            "top5": {k: _num(v) for k, v in self.scores["top5"].items()},
-            "map": {k: _num(v) for k, v in self.scores["map"].items()},
+            "top1": {k: json_clean(v) for k, v in self.scores["top1"].items()},
+            "top5": {k: json_clean(v) for k, v in self.scores["top5"].items()},
+            "map": {k: json_clean(v) for k, v in self.scores["map"].items()},
             "compatible": bool(self.compatible),
-            "update_gain": _num(self.update_gain),
+            "update_gain": json_clean(self.update_gain),
             "retrieval_negative_flips": self.retrieval_negative_flips,
             "retrieval_positive_flips": self.retrieval_positive_flips,
-            "retrieval_negative_flip_rate": _num(self.negative_flip_rate),
+            "retrieval_negative_flip_rate": json_clean(self.negative_flip_rate),
             "retrieval_negative_flip_rate_ci95": None if self.negative_flip_rate_ci95 is None
             else list(self.negative_flip_rate_ci95),
             "n_queries": self.n_queries,

@@ -62,9 +62,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from graceful_core.io.metadata import is_reserved_column
+from graceful_core.jsonable import json_clean
 from graceful_core.metrics.significance import wilson_interval
-from graceful_core.vocabulary import ALPHA  # significance level of the gate and of SliceReport.significant
+from graceful_core.vocabulary import (
+    ALPHA,  # significance level of the gate and of SliceReport.significant
+    is_reserved_column,
+)
 
 __all__ = [
     "ALPHA",
@@ -121,10 +124,6 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     a.setflags(write=False)
     return a
-
-
-def _none_if_nan(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else float(x)
 
 
 # ================================================================= result types
@@ -306,9 +305,9 @@ class RegressionSlice:
             "value": self.value,
             "size": int(self.size),
             "negative_flips": int(self.negative_flips),
-            "negative_flip_rate": _none_if_nan(self.negative_flip_rate),
-            "negative_flip_rate_ci95": [_none_if_nan(lo), _none_if_nan(hi)],
-            "rest_negative_flip_rate": _none_if_nan(self.rest_negative_flip_rate),
+            "negative_flip_rate": json_clean(self.negative_flip_rate),
+            "negative_flip_rate_ci95": [json_clean(lo), json_clean(hi)],
+            "rest_negative_flip_rate": json_clean(self.rest_negative_flip_rate),
             "p_value": float(self.p_value),
             "p_adjusted": float(self.p_adjusted),
         }

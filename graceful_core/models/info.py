@@ -16,7 +16,7 @@ from typing import Any
 from graceful_core.errors import InputError
 from graceful_core.types import ModelInfo
 
-__all__ = ["parse_model_info", "SUPPORTED_CHANNELS", "MAX_SIDE"]
+__all__ = ["parse_model_info", "info_from_mapping", "SUPPORTED_CHANNELS", "MAX_SIDE"]
 
 #: Channel counts the preprocessing can produce (grayscale "L" or "RGB").
 SUPPORTED_CHANNELS = (1, 3)
@@ -123,3 +123,20 @@ def parse_model_info(text: str, source: str) -> ModelInfo:
         raise _fail(source, f"'std' values must be > 0, got {list(std)}")
     classes = _parse_classes(obj["classes"], source)
     return ModelInfo(name=name, input_size=input_size, mean=mean, std=std, classes=classes)
+
+
+def info_from_mapping(info: ModelInfo | dict, source: str = "info") -> ModelInfo:
+    """A :class:`ModelInfo` from itself or from a dict of the ``graceful.json`` fields (validated).
+
+    Raises
+    ------
+    InputError
+        A dict that is not a valid ``graceful.json`` (the message names ``source``).
+    TypeError
+        Neither a ModelInfo nor a dict.
+    """
+    if isinstance(info, ModelInfo):
+        return info
+    if isinstance(info, dict):
+        return parse_model_info(json.dumps(info), source)
+    raise TypeError(f"expected a ModelInfo or a dict of graceful.json fields, got {type(info).__name__}")

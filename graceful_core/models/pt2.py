@@ -464,9 +464,8 @@ def program_problem(program: Any) -> str | None:
             return f"its program carries guard code that is not a plain size check ({p}), which torch would run"
     try:
         for d in _walk(program):
-            if "target" in d and "inputs" in d and "outputs" in d:
-                if (p := _target_problem(d["target"])) is not None:
-                    return f"its program {p}"
+            if "target" in d and "inputs" in d and "outputs" in d and (p := _target_problem(d["target"])) is not None:
+                return f"its program {p}"
             if "expr_str" in d and (p := sym_expr_problem(d["expr_str"])) is not None:
                 return f"its program has a shape expression that is not plain arithmetic ({p})"
             if "as_graph" in d:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from graceful_core.command_name import default_prog
 from graceful_core.errors import InputError
 from graceful_core.training.update import TrainParams, train_update
 from graceful_core.vocabulary import EXIT_OK, StageProgress
@@ -40,7 +41,5 @@ def run_train(args: argparse.Namespace, progress: StageProgress | None = None) -
     acc = f", final train accuracy {last['train_accuracy']:.4f}" if "train_accuracy" in last else ""
     print(f"trained {params.method} ({params.arch}, {params.epochs} epochs, seed {params.seed}) "
           f"in {result.seconds:.1f} s{acc}; wrote {args.out}")
-    from graceful_core.cli import default_prog
-
     print(f"next: {default_prog()} compare {args.old} {args.out} --data <test data>")
     return EXIT_OK

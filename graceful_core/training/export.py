@@ -28,8 +28,13 @@ from torch import nn
 
 from graceful_core.cache import atomic_output, atomic_write_bytes
 from graceful_core.errors import InputError
+from graceful_core.models.info import info_from_mapping  # noqa: F401  (re-exported: it lived here)
+from graceful_core.models.loader import load_model
 from graceful_core.models.module import GracefulOutputs, eval_mode, module_has_embedding
+from graceful_core.models.onnx import OnnxModel
 from graceful_core.models.outputs import short_reason
+from graceful_core.models.pt2 import Pt2Model, quiet_torch_export
+from graceful_core.models.torchscript import TorchScriptModel
 from graceful_core.types import ModelInfo
 
 __all__ = ["info_json", "info_from_mapping", "save_torchscript", "export_onnx", "save_pt2", "convert_model_file",
@@ -54,25 +59,6 @@ def info_json(info: ModelInfo) -> str:
             "classes": [str(v) for v in info.classes],
         }
     )
-
-
-def info_from_mapping(info: ModelInfo | dict, source: str = "info") -> ModelInfo:
-    """A :class:`ModelInfo` from itself or from a dict of the ``graceful.json`` fields (validated).
-
-    Raises
-    ------
-    InputError
-        A dict that is not a valid ``graceful.json`` (the message names ``source``).
-    TypeError
-        Neither a ModelInfo nor a dict.
-    """
-    from graceful_core.models.info import parse_model_info
-
-    if isinstance(info, ModelInfo):
-        return info
-    if isinstance(info, dict):
-        return parse_model_info(json.dumps(info), source)
-    raise TypeError(f"expected a ModelInfo or a dict of graceful.json fields, got {type(info).__name__}")
 
 
 def save_torchscript(model: nn.Module, path: str | os.PathLike, info: ModelInfo) -> None:
@@ -227,7 +213,6 @@ def save_pt2(module: nn.Module, info: ModelInfo | dict, path: str | os.PathLike)
         raise TypeError(f"save_pt2(module, info, path): module must be a torch.nn.Module, got {type(module).__name__}")
     info = info_from_mapping(info)
     text = info_json(info)
-    from graceful_core.models.pt2 import quiet_torch_export
 
     with eval_mode(module), quiet_torch_export():
         ep = _export_program(module, info)
@@ -262,11 +247,6 @@ def convert_model_file(src: str | os.PathLike, to: str, out: str | os.PathLike) 
         A bad source file, an unknown target, ONNX -> ``.pt2``, an output that is the
         source, or a failing conversion (naming the source).
     """
-    from graceful_core.models.loader import load_model
-    from graceful_core.models.onnx import OnnxModel
-    from graceful_core.models.pt2 import Pt2Model
-    from graceful_core.models.torchscript import TorchScriptModel
-
     src, out = os.fspath(src), os.fspath(out)
     if to not in EXPORT_FORMATS:
         raise InputError(None, f"--to must be one of {', '.join(EXPORT_FORMATS)}, got {to!r}")

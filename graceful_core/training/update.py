@@ -24,6 +24,8 @@ from graceful_core import cache
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, align_classes, load_dataset
 from graceful_core.io.hashing import file_sha256
+from graceful_core.models.devices import resolve_device
+from graceful_core.monitor import FlipMonitor
 from graceful_core.training.architectures import ARCHITECTURES, INPUT_SIZES
 from graceful_core.training.export import save_torchscript
 from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_model
@@ -183,8 +185,6 @@ def train_update(
     device : str
         ``"cpu"`` (default; deterministic by seed), ``"auto"`` or ``"cuda"``.
     """
-    from graceful_core.models.devices import resolve_device
-
     params.validate()
     t0 = time.perf_counter()
     device = resolve_device(device)
@@ -210,8 +210,6 @@ def train_update(
 
     epoch_end = None
     if monitor is not None:
-        from graceful_core.monitor import FlipMonitor
-
         val = _dataset_for(monitor, info)
         flips = FlipMonitor(old, tensors_from_dataset(val, info), classes=list(info.classes), device=device)
 
