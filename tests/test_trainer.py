@@ -184,3 +184,35 @@ def test_cancel_while_queued_stops_without_training(data):
     assert trainer._TRAIN_LOCK.acquire(blocking=False)  # nothing left holding it
     trainer._TRAIN_LOCK.release()
     assert train_model("small-cnn", X, y, epochs=1, seed=0, on_wait=lambda w: pytest.fail("no wait")) is not None
+
+
+def test_a_warm_start_begins_at_the_given_weights_and_leaves_them_alone(data):
+    """``init_from``: one step of a vanishing learning rate stays at the given weights (a scripted model or a
+    state dict); the control without it starts from the seed's random weights instead."""
+    X, y = data
+    base = train_model("small-cnn", X, y, epochs=1, seed=1, embedding_dim=16)
+    scripted = torch.jit.script(base)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    kw = {"epochs": 1, "seed": 2, "embedding_dim": 16, "lr": 1e-30, "weight_decay": 0.0}
+    for init in (scripted, base.state_dict()):
+        warm = train_model("small-cnn", X, y, init_from=init, **kw)
+        assert all(torch.allclose(warm.state_dict()[k], before[k], atol=1e-12) for k in before)
+    assert _same(base, train_model("small-cnn", X, y, epochs=1, seed=1, embedding_dim=16))  # untouched
+    cold = train_model("small-cnn", X, y, **kw)
+    assert not all(torch.allclose(cold.state_dict()[k], before[k], atol=1e-3) for k in before)
+    # a real warm start moves the weights, deterministically
+    a = train_model("small-cnn", X, y, init_from=base, epochs=1, seed=2, embedding_dim=16)
+    assert _same(a, train_model("small-cnn", X, y, init_from=base, epochs=1, seed=2, embedding_dim=16))
+    assert not _same(a, base)
+
+
+def test_a_warm_start_refuses_weights_of_another_architecture_by_name(data):
+    X, y = data
+    other = build_model("large-cnn", embedding_dim=16)
+    with pytest.raises(ValueError, match="does not fit the architecture.*missing: .*unexpected: "):
+        train_model("small-cnn", X, y, init_from=other, epochs=1, embedding_dim=16)
+    with pytest.raises(ValueError, match="different shape: classifier.weight"):
+        train_model("small-cnn", X, y, init_from=build_model("small-cnn", embedding_dim=8), epochs=1,
+                    embedding_dim=16)
+    with pytest.raises(ValueError, match="module or a state dict"):
+        train_model("small-cnn", X, y, init_from=3, epochs=1, embedding_dim=16)

@@ -33,7 +33,7 @@ from graceful_core.transforms import preprocess
 from graceful_core.types import ModelInfo
 from graceful_core.vocabulary import TRAINING_METHODS as METHODS
 
-__all__ = ["METHODS", "TrainingCancelled", "tensors_from_dataset", "old_logits_of", "train_model"]
+__all__ = ["METHODS", "TrainingCancelled", "tensors_from_dataset", "old_logits_of", "load_init_weights", "train_model"]
 
 #: ``progress(done_epochs, total_epochs, info)``; ``info`` has ``epoch``, ``loss``, ``train_accuracy``.
 ProgressCallback = Callable[[int, int, dict], None]
@@ -121,6 +121,29 @@ class _MethodHead(nn.Module):
         return self.model.head(e)
 
 
+def load_init_weights(model: nn.Module, init_from: Any) -> None:
+    """Copy ``init_from``'s weights (a module or a state dict) into ``model``.
+
+    Raises
+    ------
+    ValueError
+        Missing or unexpected parameter names, or a shape that differs, listed by name.
+    """
+    state = init_from.state_dict() if hasattr(init_from, "state_dict") else init_from
+    if not hasattr(state, "items"):
+        raise ValueError(f"init_from must be a module or a state dict, got {type(init_from).__name__}")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or extra or shapes:
+        parts = [f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+                 for what, names in (("missing", missing), ("unexpected", extra), ("different shape", shapes))
+                 if names]
+        raise ValueError("init_from does not fit the architecture (" + "; ".join(parts) + ")")
+    model.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+
+
 def _check_inputs(X: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float) -> None:
     if not isinstance(X, torch.Tensor) or X.ndim != 4 or not X.is_floating_point():
         raise ValueError("X must be a float tensor [N, C, H, W]")
@@ -157,8 +180,12 @@ def train_model(
     on_wait: Callable[[bool], None] | None = None,
     epoch_end: Callable[[nn.Module, int], dict | None] | None = None,
     device: str = "cpu",
+    init_from: Any = None,
 ) -> nn.Module:
-    """Train a fresh ``arch`` model on ``(X, y)`` with Adam and a cosine learning-rate decay.
+    """Train an ``arch`` model on ``(X, y)`` with Adam and a cosine learning-rate decay.
+
+    The model starts from a random initialisation (seeded), or from ``init_from``'s weights
+    (a warm start: fine-tuning an existing model of the same architecture).
 
     Parameters
     ----------
@@ -201,6 +228,11 @@ def train_model(
     device : str
         Torch device to train on (``"cpu"`` or ``"cuda[:N]"``); ``old_model`` must live
         there. Deterministic by seed on the CPU.
+    init_from : module or mapping, optional
+        Weights to start from instead of the random initialisation: a module (an
+        ``nn.Module`` or a loaded TorchScript model) or a state dict with exactly the
+        parameter names and shapes of ``arch`` built with these sizes. The module is not
+        modified (its tensors are copied).
 
     Returns
     -------
@@ -248,6 +280,8 @@ def train_model(
         model = build_model(
             arch, in_channels=X.shape[1], num_classes=num_classes, embedding_dim=embedding_dim or 64
         ).to(device)
+        if init_from is not None:
+            load_init_weights(model, init_from)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         steps_per_epoch = math.ceil(n / batch_size)
