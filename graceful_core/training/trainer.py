@@ -9,6 +9,11 @@ Methods (``method=``):
 - ``"bct"``: :class:`~graceful_core.training.losses.BCTInfluenceLoss` with the old model's
   frozen ``head`` (Shen et al., CVPR 2020); the new embedding size must equal the old
   head's input size.
+- ``"ldi"``: :class:`~graceful_core.training.losses.LogitDifferenceInhibitionLoss` toward the
+  old model's logits.
+- ``"elodi"``: the same loss toward the mean logits of ``k >= 3`` reference models
+  (:func:`~graceful_core.training.losses.ensemble_logits`; Zhao et al., 2022), e.g. models of
+  the new architecture trained with other seeds; the old model is not needed.
 
 Everything runs on the CPU. The result depends only on the inputs and ``seed`` (the
 global RNG state is saved and restored around training).
@@ -28,7 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from graceful_core.training.architectures import build_model
-from graceful_core.training.losses import BCTInfluenceLoss, FocalDistillationLoss
+from graceful_core.training.losses import (
+    BCTInfluenceLoss,
+    FocalDistillationLoss,
+    LogitDifferenceInhibitionLoss,
+    ensemble_logits,
+)
 from graceful_core.transforms import preprocess
 from graceful_core.types import ModelInfo
 from graceful_core.vocabulary import TRAINING_METHODS as METHODS
@@ -168,6 +178,10 @@ def train_model(
     beta: float = 5.0,
     temperature: float = 1.0,
     kind: str = "kl",
+    margin: float = 0.5,
+    p: float = 2.0,
+    reference_models: Any = None,
+    reference_logits: Any = None,
     epochs: int = 30,
     batch_size: int = 64,
     lr: float = 2e-3,
@@ -193,7 +207,7 @@ def train_model(
         A name from :data:`graceful_core.training.architectures.ARCHITECTURES`.
     X, y : torch.Tensor
         Preprocessed images float32 ``[N, C, H, W]`` and labels int64 ``[N]``.
-    method : {"plain", "distill", "focal-distillation", "bct"}
+    method : {"plain", "distill", "focal-distillation", "bct", "ldi", "elodi"}
         The objective (module docstring).
     old_model : module, optional
         The old model (e.g. a loaded TorchScript module): ``forward`` gives logits for the
@@ -205,6 +219,13 @@ def train_model(
     lam, alpha, beta, temperature, kind
         Loss parameters (:class:`FocalDistillationLoss`, :class:`BCTInfluenceLoss`).
         ``"distill"`` forces ``beta = 0``.
+    margin, p
+        Logit difference inhibition (``"ldi"``, ``"elodi"``): the free margin and the power
+        (:class:`LogitDifferenceInhibitionLoss`; ``lam`` weighs it).
+    reference_models : sequence of modules, optional
+        ``"elodi"``: the ``k >= 3`` reference models whose mean logits the new model is held to.
+    reference_logits : tensor or sequence of tensors, optional
+        ``"elodi"``: their precomputed logits, ``[k, N, K]`` aligned with ``X``, instead.
     epochs, batch_size, lr, weight_decay
         Optimisation budget.
     num_classes : int, optional
@@ -246,7 +267,17 @@ def train_model(
     n = X.shape[0]
 
     criterion: nn.Module | None = None
-    if method in ("distill", "focal-distillation"):
+    if method == "elodi":
+        if reference_logits is None:
+            if not reference_models:
+                raise ValueError("method 'elodi' needs reference_models or reference_logits (k >= 3 models)")
+            reference_logits = [old_logits_of(m, X) for m in reference_models]
+        old_logits = ensemble_logits(reference_logits).to(device)
+        if old_logits.shape[0] != n:
+            raise ValueError(f"reference logits must be [k, N, K] with N = {n}, got N = {old_logits.shape[0]}")
+        num_classes = num_classes or old_logits.shape[1]
+        criterion = LogitDifferenceInhibitionLoss(margin=margin, p=p, lam=lam)
+    elif method in ("distill", "focal-distillation", "ldi"):
         if old_logits is None:
             if old_model is None:
                 raise ValueError(f"method {method!r} needs old_model or old_logits")
@@ -255,9 +286,12 @@ def train_model(
         if old_logits.ndim != 2 or old_logits.shape[0] != n:
             raise ValueError(f"old_logits must be [N, K] with N = {n}, got {tuple(old_logits.shape)}")
         num_classes = num_classes or old_logits.shape[1]
-        criterion = FocalDistillationLoss(
-            alpha=alpha, beta=0.0 if method == "distill" else beta, lam=lam, temperature=temperature, kind=kind
-        )
+        if method == "ldi":
+            criterion = LogitDifferenceInhibitionLoss(margin=margin, p=p, lam=lam)
+        else:
+            criterion = FocalDistillationLoss(
+                alpha=alpha, beta=0.0 if method == "distill" else beta, lam=lam, temperature=temperature, kind=kind
+            )
     elif method == "bct":
         if old_model is None or not (hasattr(old_model, "embed") and hasattr(old_model, "head")):
             raise ValueError("method 'bct' needs an old_model with embed(x) and head(e)")
