@@ -31,10 +31,13 @@ from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_
 from graceful_core.types import ModelInfo
 from graceful_core.vocabulary import StageProgress
 
-__all__ = ["TrainParams", "TrainedUpdate", "BATCH_SIZE", "WAITING_STAGE", "train_update", "trained_model_path", "train_update_cached"]
+__all__ = ["TrainParams", "TrainedUpdate", "BATCH_SIZE", "WARM_START_LR", "WAITING_STAGE", "train_update", "trained_model_path", "train_update_cached"]
 
 #: Mini-batch size of every trained update (the trainer polls ``should_stop`` once per batch).
 BATCH_SIZE = 64
+#: Learning rate of a warm start (fine-tuning an existing model): a tenth of the trainer's from-scratch 2e-3,
+#: so that a few epochs on a small training set refine the model instead of undoing it.
+WARM_START_LR = 2e-4
 
 #: ``progress(stage, done, total)`` (:data:`graceful_core.vocabulary.StageProgress`): stages "preparing
 #: images", "training (epochs)" and, when another training of this process runs first, :data:`WAITING_STAGE`.
@@ -52,7 +55,8 @@ class TrainParams:
     times T² (the PCT reference code uses T = 100); ``margin`` and ``p`` shape logit difference
     inhibition (``ldi``, ``elodi``; ELODI's reference code: 0.5 and 2); ``n_references`` is the
     size of ELODI's ensemble when the reference models are trained here (plain models of ``arch``
-    with seeds ``seed + 1 .. seed + n_references``).
+    with seeds ``seed + 1 .. seed + n_references``); ``lr`` is Adam's initial learning rate (the
+    trainer's 2e-3 from scratch; a warm start usually wants less, e.g. :data:`WARM_START_LR`).
     """
 
     method: str = "plain"
@@ -66,6 +70,7 @@ class TrainParams:
     margin: float = 0.5
     p: float = 2.0
     n_references: int = 3
+    lr: float = 2e-3
 
     def validate(self) -> None:
         """Raise ``ValueError`` for an unknown method/architecture or out-of-range numbers."""
@@ -77,6 +82,8 @@ class TrainParams:
             raise ValueError("need lambda >= 0, alpha >= 0, beta >= 0 and temperature > 0")
         if not 1 <= self.epochs <= 10_000:
             raise ValueError(f"epochs must be in [1, 10000], got {self.epochs}")
+        if not 0 < self.lr <= 1:
+            raise ValueError(f"the learning rate must be in (0, 1], got {self.lr}")
         if not (self.margin >= 0 and self.p > 0):
             raise ValueError(f"need margin >= 0 and p > 0, got {self.margin} and {self.p}")
         if not ELODI_MIN_MODELS <= self.n_references <= 50:
@@ -111,6 +118,8 @@ class TrainParams:
         if self.method not in ("ldi", "elodi"):
             for k in ("margin", "p", "n_references"):
                 out.pop(k)
+        if self.lr == TrainParams.lr:  # likewise for the default learning rate
+            out.pop("lr")
         return out
 
 
@@ -176,7 +185,8 @@ def _reference_modules(old_path, dataset: ImageDataset, params: TrainParams, ref
         return [_load_torchscript(p, info, device, "a reference model") for p in reference_models]
     refs = []
     for j in range(params.n_references):
-        plain = TrainParams(method="plain", arch=params.arch, epochs=params.epochs, seed=params.seed + 1 + j)
+        plain = TrainParams(method="plain", arch=params.arch, epochs=params.epochs, seed=params.seed + 1 + j,
+                            lr=params.lr)
         done = train_update_cached(old_path, dataset, plain, progress=progress, should_stop=should_stop,
                                    init_from=init_from)
         refs.append(_load_torchscript(done.path, info, device, "a reference model"))
@@ -311,7 +321,7 @@ def train_update(
         kw["init_from"] = _load_torchscript(init_from, info, device, "the model to start from")
     try:
         model = train_model(
-            params.arch, X, y, method=params.method, epochs=params.epochs, seed=params.seed,
+            params.arch, X, y, method=params.method, epochs=params.epochs, seed=params.seed, lr=params.lr,
             num_classes=len(info.classes), batch_size=BATCH_SIZE, progress=on_epoch, should_stop=should_stop,
             on_wait=on_wait, epoch_end=epoch_end, device=device, **kw,
         )
