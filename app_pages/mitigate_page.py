@@ -223,7 +223,8 @@ if current is not None:
                    f"{_value(m, 'old_error_rate')}): {why}")
     cards = (("negative_flip_rate", "inverse"), ("new_error_rate", "inverse"),
              ("backward_trust_compatibility", "normal"), ("hit1_new_old", "normal"))
-    for col, (key, colour) in zip(st.columns(4), cards):
+    # two cards a row: four side by side truncate their numbers at 800 px with the sidebar open
+    for col, (key, colour) in zip([*st.columns(2), *st.columns(2)], cards):
         metric = METRICS[RUN_METRICS[key]]
         with col.container(border=True):
             st.metric(metric.label, _value(m, key), delta=_delta(m.get(key), b.get(key)), delta_color=colour,
