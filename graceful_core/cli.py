@@ -151,7 +151,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def _add_train_parser(sub) -> None:
     t = sub.add_parser(
         "train",
-        help="train a new model that regresses less (focal distillation) or stays compatible (BCT)",
+        help="train a new model that regresses less (focal distillation, LDI, ELODI) or stays compatible (BCT)",
         description="Reference trainer for the sample architectures (CPU, deterministic by seed).",
     )
     t.add_argument("--old", required=True, metavar="OLD", help="the deployed model (TorchScript)")
@@ -161,6 +161,19 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--lambda", dest="lam", type=float, default=1.0, metavar="X", help="weight of the extra loss")
     t.add_argument("--alpha", type=float, default=1.0, metavar="A", help="focal distillation: base weight")
     t.add_argument("--beta", type=float, default=5.0, metavar="B", help="focal distillation: extra weight where old is right")
+    t.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="focal distillation: KL at temperature T times T² (default 1; the PCT reference code uses 100)")
+    t.add_argument("--margin", type=float, default=0.5, metavar="M",
+                   help="ldi / elodi: logit differences up to M are free (default 0.5, as ELODI's reference code)")
+    t.add_argument("--p", dest="power", type=float, default=2.0, metavar="P",
+                   help="ldi / elodi: power of the excess difference (default 2)")
+    t.add_argument("--reference-models", nargs="+", metavar="MODEL",
+                   help="elodi: k >= 3 reference models (TorchScript, other seeds); without it, --references plain "
+                        "models of --arch are trained first (seeds S+1..S+k, cached)")
+    t.add_argument("--references", type=int, default=3, metavar="K",
+                   help="elodi: how many reference models to train when --reference-models is not given (default 3)")
+    t.add_argument("--init-from", metavar="MODEL",
+                   help="start from this TorchScript model's weights (same --arch) instead of a random initialisation")
     t.add_argument("--epochs", type=int, default=None, metavar="E", help="training epochs (default: the trainer's)")
     t.add_argument("--seed", type=int, default=0, metavar="S")
     t.add_argument("--out", required=True, metavar="NEW.pt", help="output TorchScript model file")

@@ -15,11 +15,19 @@ class StderrProgress:
     """
 
     def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
-        self.stream = stream or sys.stderr
+        self._stream = stream
         self.width = width
         self._stage: str | None = None
         self._t0 = 0.0
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    @property
+    def stream(self) -> TextIO:
+        """The given stream, else the current ``sys.stderr`` (looked up at each call: it may be replaced)."""
+        return self._stream or sys.stderr
+
+    @property
+    def _tty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage != self._stage:

@@ -53,7 +53,7 @@ MANIFEST_SUFFIXES = TABLE_SUFFIXES
 ZIP_SUFFIXES = (".zip",)
 
 #: Training methods of the reference trainer, in the order the faces list them.
-TRAINING_METHODS = ("plain", "distill", "focal-distillation", "bct")
+TRAINING_METHODS = ("plain", "distill", "focal-distillation", "bct", "ldi", "elodi")
 #: What each training method does, in one sentence (Markdown).
 METHOD_HELP: Mapping[str, str] = {
     "plain": "Cross-entropy only: the ordinary retrained model, and the baseline of every other method.",
@@ -64,6 +64,11 @@ METHOD_HELP: Mapping[str, str] = {
     "bct": "Cross-entropy + λ · cross-entropy through the old model's frozen classifier: new embeddings stay "
            "searchable against the old gallery (Shen et al., *Backward-Compatible Representation Learning*, "
            "CVPR 2020).",
+    "ldi": "Cross-entropy + λ · mean over classes of max(|new logit − old logit| − margin, 0)^p: logit "
+           "differences beyond a margin are inhibited (logit difference inhibition, Zhao et al., *ELODI*, 2022).",
+    "elodi": "The same inhibition toward the mean logits of k ≥ 3 reference models of the new architecture "
+             "trained with other seeds, instead of the old model (Zhao et al., *ELODI: Ensemble Logit Difference "
+             "Inhibition for Positive-Congruent Training*, 2022).",
 }
 
 #: Exit status of the command line: report written and every gate passed.

@@ -63,11 +63,13 @@ class TrainRequest:
     eval_data: str
     params: TrainParams
     monitor: bool = True
+    init_from: str | None = None
+    """A model file of ``params.arch`` the update and its baseline start from (a warm start), or None."""
 
 
 def baseline_params(params: TrainParams) -> TrainParams:
-    """The paired plain baseline of ``params``: cross-entropy only, same architecture, epochs and seed."""
-    return TrainParams(method="plain", arch=params.arch, epochs=params.epochs, seed=params.seed)
+    """The paired plain baseline of ``params``: cross-entropy only, same architecture, epochs, seed and learning rate."""
+    return TrainParams(method="plain", arch=params.arch, epochs=params.epochs, seed=params.seed, lr=params.lr)
 
 
 def sweep_requests(base: TrainRequest, lambdas: tuple[float, ...] = SWEEP_LAMBDAS) -> list[TrainRequest]:
@@ -259,7 +261,8 @@ class TrainingJob:
     def _train(self, req: TrainRequest, params: TrainParams, label: str):
         self._set(what=label, stage="preparing images", epoch=0, epochs=params.epochs, images=0, polls=0)
         return train_update_cached(req.old, req.train_data, params, progress=self._progress,
-                                   should_stop=self._should_stop, monitor=req.eval_data if req.monitor else None)
+                                   should_stop=self._should_stop, monitor=req.eval_data if req.monitor else None,
+                                   init_from=req.init_from)
 
     def _evaluate(self, req: TrainRequest, done: TrainedUpdate, params: TrainParams) -> dict:
         self._set(stage="comparing")
@@ -271,7 +274,8 @@ class TrainingJob:
             history = (earlier[-1].get("history") or []) if earlier else []
         record = {"spec_id": spec.id, "model": str(done.path), "old": req.old, "train_data": req.train_data,
                   "eval_data": req.eval_data, "params": asdict(params), "seconds": round(done.seconds, 2),
-                  "created": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": run_metrics(comp), "history": history}
+                  "created": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": run_metrics(comp), "history": history,
+                  "init_from": req.init_from}
         record_run(record, self.root)
         return record
 
@@ -280,9 +284,10 @@ class TrainingJob:
             task = 0
             for req in self.requests:
                 plain = baseline_params(req.params)
-                pairs = [(req.params, describe(req.params))]
+                start = f" from {Path(req.init_from).name}" if req.init_from else ""
+                pairs = [(req.params, describe(req.params) + start)]
                 if req.params.method != "plain":
-                    pairs.append((plain, describe(plain) + " (baseline)"))
+                    pairs.append((plain, describe(plain) + start + " (baseline)"))
                 results = []
                 for params, label in pairs:
                     if self.cancel_event.is_set():
@@ -309,7 +314,14 @@ class TrainingJob:
 
 def describe(params: TrainParams) -> str:
     """A short human name of an update's parameters, e.g. ``focal-distillation λ 0.5 (α 1, β 5)``."""
+    run = f"{params.epochs} epochs, seed {params.seed}" + (f", lr {params.lr:g}" if params.lr != TrainParams.lr else "")
     if params.method == "plain":
-        return f"plain ({params.epochs} epochs, seed {params.seed})"
-    extra = f", α {params.alpha:g}, β {params.beta:g}" if params.method == "focal-distillation" else ""
-    return f"{params.method} λ {params.lam:g}{extra} ({params.epochs} epochs, seed {params.seed})"
+        return f"plain ({run})"
+    extra = ""
+    if params.method == "focal-distillation":
+        extra = f", α {params.alpha:g}, β {params.beta:g}" + (f", T {params.temperature:g}"
+                                                               if params.temperature != TrainParams.temperature else "")
+    elif params.method in ("ldi", "elodi"):
+        extra = f", margin {params.margin:g}, p {params.p:g}" + (f", k {params.n_references}"
+                                                                 if params.method == "elodi" else "")
+    return f"{params.method} λ {params.lam:g}{extra} ({run})"

@@ -4,6 +4,9 @@
     python scripts/build_sample_data.py --only digits     # the small digits sample (about 10 s)
     python scripts/build_sample_data.py --only fashion    # Fashion-MNIST (needs the Debian package
                                                           # dataset-fashion-mnist; see sample_data/README.md)
+    python scripts/build_sample_data.py --only fashion --models new-ft
+                                                          # only these Fashion models, in place, starting
+                                                          # from the shipped models they depend on
 
 Digits (``sample_data/digits``, ``sample_data/models``, ``sample_data/predictions``):
 
@@ -249,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "build_sample_data",
                         help="fashion: cache of trained weights (default: .cache/build_sample_data)")
     parser.add_argument("--jobs", type=int, default=2, help="fashion: training processes (one thread each)")
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help="fashion: (re)build only these final models of the existing sample, in place (their "
+                             "files, tables and summary entries), from the shipped models they depend on")
     parser.add_argument("--quick", action="store_true",
                         help="fashion: tiny budgets and splits, for tests on a small IDX file")
     args = parser.parse_args(argv)
@@ -258,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "fashion"):
         cfg = fashion_sample.QUICK if args.quick else fashion_sample.FashionConfig()
         try:
-            fashion_sample.build_fashion(args.out, args.fashion_dir, args.cache, cfg, jobs=max(1, args.jobs))
+            if args.models:
+                fashion_sample.update_fashion_models(args.out, args.fashion_dir, args.cache, args.models, cfg,
+                                                     jobs=max(1, args.jobs))
+            else:
+                fashion_sample.build_fashion(args.out, args.fashion_dir, args.cache, cfg, jobs=max(1, args.jobs))
         except InputError as e:
             print(f"error: {e.message}", file=sys.stderr)
             return 2

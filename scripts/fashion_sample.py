@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -261,7 +262,9 @@ class Run:
     ``data`` is ``"fit"`` (the training images minus the validation split) or ``"full"``
     (all training images); ``train`` holds :func:`~graceful_core.training.trainer.train_model`
     keyword arguments (``method``, ``epochs``, ``seed``, ``lam``, ...); ``old`` names the run
-    whose model is the old model (distillation logits, or the frozen head for BCT).
+    whose model is the old model (distillation logits, or the frozen head for BCT); ``init``
+    names the run whose weights the training starts from (a warm start, same architecture)
+    instead of a random initialisation.
     """
 
     name: str
@@ -269,23 +272,31 @@ class Run:
     data: str
     train: dict = field(default_factory=dict)
     old: str | None = None
+    init: str | None = None
+
+    def depends_on(self) -> tuple[str, ...]:
+        """The runs that must be trained before this one (its old model, its initial weights)."""
+        return tuple(dict.fromkeys(n for n in (self.old, self.init) if n is not None))
 
     def config(self) -> dict:
         return {"arch": self.arch, "data": self.data, "train": dict(sorted(self.train.items()))}
 
 
-def run_keys(runs: dict[str, Run], data_keys: dict[str, str]) -> dict[str, str]:
-    """Cache key of every run: SHA-256 of its config, its data's key, its old run's key and torch's version."""
+def run_keys(runs: dict[str, Run], data_keys: dict[str, str], fixed: dict[str, str] | None = None) -> dict[str, str]:
+    """Cache key of every run: SHA-256 of its config, its data's key, its old run's key (and its initial
+    weights' run's key, for a warm start) and torch's version. ``fixed``: runs whose weights are given
+    (not trained) with the key of those weights (:func:`weights_key`)."""
     from graceful_core.cache import make_key
 
-    keys: dict[str, str] = {}
+    keys: dict[str, str] = dict(fixed or {})
 
     def key(name: str) -> str:
         if name not in keys:
             r = runs[name]
             old = key(r.old) if r.old else ""
+            init = ("init", key(r.init)) if r.init else ()  # absent for the other runs: their keys stay
             keys[name] = make_key("fashion-run-v1", torch.__version__, json.dumps(r.config(), sort_keys=True),
-                                  data_keys[r.data], old)
+                                  data_keys[r.data], old, *init)
         return keys[name]
 
     for n in runs:
@@ -299,6 +310,16 @@ def data_key(images: np.ndarray, labels: np.ndarray, index: np.ndarray, mean: fl
     h.update(np.ascontiguousarray(images[index]).tobytes())
     h.update(np.ascontiguousarray(labels[index], dtype="<i8").tobytes())
     h.update(repr((float(mean), float(std))).encode())
+    return h.hexdigest()
+
+
+def weights_key(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes (sorted by name): the key of given weights."""
+    h = hashlib.sha256(b"fashion-weights-v1")
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
     return h.hexdigest()
 
 
@@ -331,7 +352,8 @@ def train_run(task: dict) -> dict:
 
     ``task``: ``src`` (IDX folder), ``index`` (training indices), ``mean``, ``std``,
     ``arch``, ``train`` (keyword arguments), ``old_arch`` / ``old_path`` (or None),
-    ``path`` (where the weights go).
+    ``init_path`` (weights to start from, same architecture; absent or None: random
+    initialisation), ``path`` (where the weights go).
     """
     from graceful_core.training.trainer import train_model
 
@@ -345,6 +367,8 @@ def train_run(task: dict) -> dict:
     kw = dict(task["train"])
     if task["old_path"] is not None:
         kw["old_model"] = load_weights(task["old_arch"], Path(task["old_path"]))
+    if task.get("init_path") is not None:
+        kw["init_from"] = torch.load(task["init_path"], map_location="cpu", weights_only=True)
     model = train_model(task["arch"], X, y, num_classes=len(FASHION_CLASSES),
                         embedding_dim=None if kw.get("method") == "bct" else EMBEDDING_DIM, **kw)
     path = Path(task["path"])
@@ -378,8 +402,9 @@ def run_all(runs: dict[str, Run], keys: dict[str, str], cache: Path, make_task: 
     pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
     try:
         while todo or running:
-            ready = sorted((n for n in todo if runs[n].old is None or runs[n].old not in todo | set(running.values())),
-                           key=lambda n: (not any(runs[m].old == n for m in todo), -_cost(runs[n]), n))
+            waiting = todo | set(running.values())
+            ready = sorted((n for n in todo if not waiting.intersection(runs[n].depends_on())),
+                           key=lambda n: (not any(n in runs[m].depends_on() for m in todo), -_cost(runs[n]), n))
             if not ready and not running:
                 raise RuntimeError(f"runs waiting for an old model that is never trained: {sorted(todo)}")
             for n in ready:
@@ -388,6 +413,7 @@ def run_all(runs: dict[str, Run], keys: dict[str, str], cache: Path, make_task: 
                     task |= {"old_arch": runs[runs[n].old].arch, "old_path": str(paths[runs[n].old])}
                 else:
                     task |= {"old_arch": None, "old_path": None}
+                task["init_path"] = None if runs[n].init is None else str(paths[runs[n].init])
                 todo.discard(n)
                 log(f"  {n}: queued ({runs[n].arch}, {runs[n].data}, {runs[n].train})")
                 if pool is None:
@@ -474,9 +500,15 @@ class FashionConfig:
     #: BCT (Shen et al. 2020): the smallest lambda whose validation cross-test beats old's self-test.
     bct_lambdas: tuple[float, ...] = (1.0, 2.0)
     edge_bct_lambda: float = 1.0
+    #: new-ft, the same-architecture update (retrained on more data, the most common kind): old's
+    #: architecture started from old's weights and trained further on all training images, with a new
+    #: shuffling seed and half the from-scratch learning rate (fixed before any run; nothing selected).
+    epochs_ft: int = 4
+    seed_ft: int = 6
+    lr_ft: float = 1e-3
 
 
-QUICK = FashionConfig(val_per_class=4, app_train_per_class=2, epochs_old=1, epochs_new=1, epochs_v3=1,
+QUICK = FashionConfig(val_per_class=4, app_train_per_class=2, epochs_old=1, epochs_new=1, epochs_v3=1, epochs_ft=1,
                       pc_grid=(PCSetting(1.0, 5.0, 0.5), PCSetting(0.0, 6.0, 1.0)), bct_lambdas=(1.0, 2.0))
 
 
@@ -513,6 +545,8 @@ def final_runs(cfg: FashionConfig, pc: PCSetting, bct_lambda: float) -> dict[str
         "edge": Run("edge", cfg.edge_arch, "full",
                     {"epochs": cfg.epochs_new, "seed": cfg.seed_edge, "batch_size": bs, "method": "bct",
                      "lam": cfg.edge_bct_lambda}, old="v3"),
+        "new-ft": Run("new-ft", cfg.old_arch, "full",
+                      {"epochs": cfg.epochs_ft, "seed": cfg.seed_ft, "batch_size": bs, "lr": cfg.lr_ft}, init="old"),
     }
 
 
@@ -640,6 +674,7 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
         "old_validation_error_rate": _round(val["new"]["old_error_rate"]),
         "new_pc": {"rule": pc_rule, **asdict(pc)},
         "new_bct": {"rule": bct_rule, "lambda": bct_lambda},
+        "new_ft": new_ft_selection(cfg),
     }
     (models_dir / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
     summary = write_predictions(root, fin, fin_paths, to_tensor(data.test_images, mean, std), mean, std, cfg, log)
@@ -647,6 +682,122 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
     (models_dir / "summary.json").write_text(json.dumps(_round(summary), indent=2) + "\n")
     log(f"fashion: done in {time.perf_counter() - t0:.1f} s")
     return summary
+
+
+def new_ft_selection(cfg: FashionConfig) -> dict:
+    """``selection.json``'s entry of new-ft: its setting was fixed, not chosen (nothing to validate)."""
+    return {"rule": "fixed before any run (no selection): old's architecture and weights, trained further on all "
+                    "training images with a new seed and half the from-scratch learning rate",
+            "init": "old", "epochs": cfg.epochs_ft, "seed": cfg.seed_ft, "lr": cfg.lr_ft}
+
+
+def update_fashion_models(out: Path, src: Path, cache: Path, names: list[str], cfg: FashionConfig = FashionConfig(),
+                          *, jobs: int = 2, log: Callable[[str], None] = print) -> dict:
+    """(Re)build only the final models ``names`` of an existing sample under ``out/fashion``, in place.
+
+    Trains what is not cached (the models and the runs they depend on, keyed as in the full build; the
+    new-pc and new-bct settings are those of the existing ``models/selection.json``), then writes each
+    model's file, its predictions table, its ``summary.json`` entry and the pairs of :data:`PAIRS` that
+    involve it. Every run it depends on but does not rebuild must give exactly the weights of the
+    shipped file (checked; else nothing is written): the update then equals what the full build writes.
+    """
+    from graceful_core.inference import predict
+    from graceful_core.io.datasets import load_dataset
+    from graceful_core.io.tables import write_predictions_table
+    from graceful_core.models.loader import load_model
+    from graceful_core.training.export import save_torchscript
+
+    torch.set_num_threads(THREADS)
+    torch.use_deterministic_algorithms(True)
+    root = out / "fashion"
+    models_dir, pred_dir = root / "models", root / "predictions"
+    sel_path, sum_path = models_dir / "selection.json", models_dir / "summary.json"
+    for p in (sel_path, sum_path, root / "test"):
+        if not p.exists():
+            raise InputError(p, "missing: build the whole sample first (build_sample_data.py --only fashion)")
+    selection, summary = json.loads(sel_path.read_text()), json.loads(sum_path.read_text())
+    pc = PCSetting(**{k: float(selection["new_pc"][k]) for k in ("alpha", "beta", "lam")})
+    fin = final_runs(cfg, pc, float(selection["new_bct"]["lambda"]))
+    unknown = sorted(set(names) - set(fin))
+    if unknown:
+        raise InputError(None, f"unknown model(s) {', '.join(unknown)}; the final models are {', '.join(fin)}")
+    needed: list[str] = []
+
+    def add(n: str) -> None:
+        for d in fin[n].depends_on():
+            add(d)
+        if n not in needed:
+            needed.append(n)
+
+    for n in names:
+        add(n)
+    data = load_fashion(src)
+    mean, std = normalisation(data.train_images)
+    if (round(mean, 6), round(std, 6)) != (round(summary["mean"], 6), round(summary["std"], 6)):
+        raise InputError(src, f"pixel mean/std {mean:.6f}/{std:.6f} differ from the sample's "
+                              f"{summary['mean']}/{summary['std']}: not the same training images")
+    fit_idx, _ = validation_split(data.train_labels, cfg.val_per_class, cfg.split_seed)
+    index = {"fit": fit_idx, "full": np.arange(len(data.train_labels))}
+    dkeys = {k: data_key(data.train_images, data.train_labels, v, mean, std) for k, v in index.items()}
+
+    def make_task(r: Run) -> dict:
+        return {"src": str(src), "index": index[r.data], "mean": mean, "std": std, "arch": r.arch, "train": r.train}
+
+    # A run it depends on but does not rebuild is the shipped file's weights, keyed by their content: the
+    # update starts from exactly the model users have, even where retraining it would not give it bit for bit
+    # (other CPU kernels).
+    fixed: dict[str, str] = {}
+    for n in needed:
+        if n in names:
+            continue
+        shipped = model_file(models_dir, n)
+        if shipped.suffix != ".pt":
+            raise InputError(shipped, "only a TorchScript model can be read back as the weights of its run")
+        state = dict(torch.jit.load(str(shipped), map_location="cpu").state_dict())
+        load_weights(fin[n].arch, _save_weights(state, cache, n, fixed.setdefault(n, weights_key(state))))
+        log(f"fashion: {n} = the weights of the shipped {shipped.name} (key {fixed[n][:16]})")
+    runs = {n: fin[n] for n in needed if n not in fixed}
+    runs_all = {n: fin[n] for n in needed}
+    log(f"fashion: updating {', '.join(names)} ({len(runs)} training runs, {jobs} processes)")
+    keys = run_keys(runs_all, dkeys, fixed)
+    paths = {n: weights_path(cache, n, fixed[n]) for n in fixed}
+    paths |= run_all(runs_all, keys, cache, make_task, jobs, log)
+    dataset = load_dataset(root / "test")
+    for n in names:
+        path = model_file(models_dir, n)
+        if path.suffix != ".pt":
+            raise InputError(path, "updating in place is written for the TorchScript models only")
+        # a TorchScript archive's root folder is its file's stem: write the final name in a folder beside it
+        tmp_dir = Path(tempfile.mkdtemp(prefix=".update-", dir=models_dir))
+        try:
+            save_torchscript(load_weights(fin[n].arch, paths[n]), tmp_dir / path.name, model_info(n, mean, std))
+            os.replace(tmp_dir / path.name, path)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        preds = predict(load_model(path), dataset, use_cache=False)
+        write_predictions_table(preds, pred_dir / f"{n}.parquet")
+        summary["models"][n] = model_summary(fin[n], preds)
+    summary["config"] = asdict(cfg)
+    for a, b in PAIRS:
+        if a in names or b in names:
+            summary["pairs"][f"{a} -> {b}"] = pair_summary(pred_dir, a, b)
+            log(f"  {a} -> {b}: {summary['pairs'][f'{a} -> {b}']}")
+    if "new-ft" in names:
+        selection["new_ft"] = new_ft_selection(cfg)
+        sel_path.write_text(json.dumps(selection, indent=2) + "\n")
+    sum_path.write_text(json.dumps(_round(summary), indent=2) + "\n")
+    return summary
+
+
+def _save_weights(state: dict[str, torch.Tensor], cache: Path, name: str, key: str) -> Path:
+    """Write ``state`` at the cache path of run ``name`` with ``key`` (atomically); returns the path."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = weights_path(cache, name, key)
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save({k: v.detach().clone() for k, v in state.items()}, tmp)
+        os.replace(tmp, path)
+    return path
 
 
 #: File format of each shipped model (TorchScript when not named): one file per model, so that
@@ -677,7 +828,8 @@ def export_models(models_dir: Path, fin: dict[str, Run], paths: dict[str, Path],
             save_torchscript(model, path, info)  # archive folder = file stem
 
 
-PAIRS = (("old", "new"), ("old", "new-pc"), ("old", "new-bct"), ("old", "old-reseed"), ("new", "v3"), ("v3", "edge"))
+PAIRS = (("old", "new"), ("old", "new-pc"), ("old", "new-bct"), ("old", "old-reseed"), ("new", "v3"), ("v3", "edge"),
+         ("old", "new-ft"))
 
 
 def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], X_test: torch.Tensor, mean: float,
@@ -689,7 +841,6 @@ def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], X
     from graceful_core.io.datasets import load_dataset
     from graceful_core.io.tables import write_predictions_table
     from graceful_core.models.loader import load_model
-    from graceful_core.sources import compare_sources
 
     pred_dir = root / "predictions"
     if pred_dir.exists():
@@ -716,21 +867,32 @@ def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], X
     summary: dict = {"mean": mean, "std": std, "config": asdict(cfg), "test_images": len(dataset), "models": {},
                      "pairs": {}}
     for name, r in fin.items():
-        p = preds[name]
-        summary["models"][name] = {"arch": r.arch, "train": r.train, **({"old": r.old} if r.old else {}),
-                                   "test_accuracy": float(np.mean(p.pred == p.labels))}
+        summary["models"][name] = model_summary(r, preds[name])
     for a, b in PAIRS:
-        rep = compare_sources(str(pred_dir / f"{a}.parquet"), str(pred_dir / f"{b}.parquet")).to_report()
-        c = rep.get("compatibility") or {}
-        summary["pairs"][f"{a} -> {b}"] = {
-            "old_accuracy": rep["old"]["accuracy"], "new_accuracy": rep["new"]["accuracy"],
-            "negative_flips": rep["n_negative_flips"], "positive_flips": rep["n_positive_flips"],
-            "negative_flip_rate": rep["negative_flip_rate"],
-            "backward_trust_compatibility": rep["backward_trust_compatibility"],
-            "cross_test_top1_new_old": (c.get("top1") or {}).get("new_old"),
-            "self_test_top1_old": (c.get("top1") or {}).get("old_old"),
-            "self_test_top1_new": (c.get("top1") or {}).get("new_new"),
-            "compatible": c.get("compatible"),
-        }
+        summary["pairs"][f"{a} -> {b}"] = pair_summary(pred_dir, a, b)
         log(f"  {a} -> {b}: {summary['pairs'][f'{a} -> {b}']}")
     return summary
+
+
+def model_summary(r: Run, preds) -> dict:
+    """``summary.json``'s entry of one final model: architecture, training, old / initial run, test accuracy."""
+    return {"arch": r.arch, "train": r.train, **({"old": r.old} if r.old else {}),
+            **({"init": r.init} if r.init else {}), "test_accuracy": float(np.mean(preds.pred == preds.labels))}
+
+
+def pair_summary(pred_dir: Path, a: str, b: str) -> dict:
+    """``summary.json``'s numbers of the pair ``a -> b``: graceful's compare on the two predictions tables."""
+    from graceful_core.sources import compare_sources
+
+    rep = compare_sources(str(pred_dir / f"{a}.parquet"), str(pred_dir / f"{b}.parquet")).to_report()
+    c = rep.get("compatibility") or {}
+    return {
+        "old_accuracy": rep["old"]["accuracy"], "new_accuracy": rep["new"]["accuracy"],
+        "negative_flips": rep["n_negative_flips"], "positive_flips": rep["n_positive_flips"],
+        "negative_flip_rate": rep["negative_flip_rate"],
+        "backward_trust_compatibility": rep["backward_trust_compatibility"],
+        "cross_test_top1_new_old": (c.get("top1") or {}).get("new_old"),
+        "self_test_top1_old": (c.get("top1") or {}).get("old_old"),
+        "self_test_top1_new": (c.get("top1") or {}).get("new_new"),
+        "compatible": c.get("compatible"),
+    }

@@ -173,3 +173,70 @@ def test_a_training_queued_behind_another_session_says_so_then_runs(_own_cache):
         trainer._TRAIN_LOCK.release()
     snap = wait_for_job(at)
     assert snap.status == "done" and snap.records, snap.message
+
+
+def test_fashion_trains_from_the_bundled_new_model_by_default(_own_cache):
+    """On Fashion-MNIST (2,000 training photos) the default run starts from new.pt at the warm-start learning rate
+    for 2 epochs (update and baseline); unticked, it trains from scratch for the sample's full budget."""
+    from graceful_core.samples import FASHION_TRAIN_EPOCHS
+    from graceful_core.training.update import WARM_START_LR, TrainParams
+
+    at = open_page()
+    at.radio(key="w_mit_sample").set_value("fashion").run()
+    assert at.checkbox(key="mit_warm").value is True
+    assert at.number_input(key="mit_epochs").value == 2
+    check(at.button(key="mit_train_btn").click().run())
+    job = at.session_state[JOB]
+    job.cancel()
+    req = job.requests[0]
+    assert Path(req.init_from) == ROOT / "sample_data" / "fashion" / "models" / "new.pt"
+    assert req.params.lr == WARM_START_LR and req.params.epochs == 2 and req.params.arch == "large-cnn-28"
+    assert wait_for_job(at, timeout=120).status == "cancelled"
+    at.checkbox(key="mit_warm").uncheck().run()
+    at.number_input(key="mit_epochs").set_value(FASHION_TRAIN_EPOCHS).run()
+    check(at.button(key="mit_train_btn").click().run())
+    job = at.session_state[JOB]
+    job.cancel()
+    assert job.requests[0].init_from is None and job.requests[0].params.lr == TrainParams.lr
+    assert wait_for_job(at, timeout=120).status == "cancelled"
+    at.radio(key="w_mit_sample").set_value("digits").run()
+    assert [c.key for c in at.checkbox] == ["mit_monitor"]  # digits: no warm start (1,257 photos beat old)
+
+
+def test_a_model_worse_than_old_is_shown_with_the_reason(_own_cache):
+    """A run whose model makes more errors than the old one gets a warning that says why (few photos, from scratch);
+    a run that does not, gets none (the control)."""
+    import shutil
+
+    from graceful_core.training.update import TrainParams
+
+    models = _own_cache / "models"
+    models.mkdir(parents=True)
+    files = {n: models / f"{n}.pt" for n in ("fd", "plain")}
+    for f in files.values():
+        shutil.copy(OLD, f)
+    train = ROOT / "sample_data" / "digits" / "train"
+
+    def record(name, method, new_err, base_id=None):
+        r = {"spec_id": f"trained:{name}", "model": str(files[name]), "old": str(OLD), "train_data": str(train),
+             "eval_data": str(TEST_DATA), "params": {**TrainParams(method=method, epochs=2).__dict__},
+             "seconds": 1.0, "created": "2026-01-01 00:00:00", "history": [], "init_from": None,
+             "metrics": {"negative_flip_rate": 0.05, "new_error_rate": new_err, "old_error_rate": 0.1,
+                         "backward_trust_compatibility": 0.9, "n_negative_flips": 27, "n_positive_flips": 3,
+                         "hit1_new_old": None, "hit1_old_old": None, "hit1_new_new": None, "compatible": None}}
+        if base_id:
+            r["baseline_id"] = base_id
+        return r
+
+    index = _own_cache / "mitigation-runs.json"
+    index.write_text(json.dumps([record("plain", "plain", 0.12), record("fd", "focal-distillation", 0.15,
+                                                                        "trained:plain")]))
+    at = open_page()
+    warnings = [w.value for w in at.warning if "more errors than the old model" in w.value]
+    assert len(warnings) == 1, [w.value for w in at.warning]
+    assert "from scratch" in warnings[0] and "15.00 %" in warnings[0] and "10.00 %" in warnings[0]
+    assert "1,257 photos" in warnings[0]
+    index.write_text(json.dumps([record("plain", "plain", 0.08), record("fd", "focal-distillation", 0.09,
+                                                                        "trained:plain")]))
+    at = open_page()
+    assert not [w.value for w in at.warning if "more errors than the old model" in w.value]

@@ -118,7 +118,7 @@ def test_idx_tensors_are_what_preprocess_makes_of_the_pngs(tiny):
 
 def test_models_tables_and_numbers_are_written(tiny):
     models = tiny["out"] / "models"
-    names = ["old", "old-reseed", "new", "new-pc", "new-bct", "v3", "edge"]
+    names = ["old", "old-reseed", "new", "new-pc", "new-bct", "v3", "edge", "new-ft"]
     files = {n: f"{n}.pt" for n in names} | {"v3": "v3.onnx", "edge": "edge.pt2"}
     assert sorted(p.name for p in models.iterdir() if p.suffix != ".json") == sorted(files.values())
     assert all(fs.model_file(models, n).name == f for n, f in files.items())
@@ -147,6 +147,29 @@ def test_a_rerun_only_reexports_and_a_fresh_cache_gives_the_same_files(tiny, cap
     argv[argv.index("--cache") + 1] = str(tiny["base"] / "cache2")
     assert build.main(argv) == 0  # everything trained again from scratch
     assert _tree(other / "fashion") == first
+
+
+def test_updating_one_model_in_place_starts_from_the_shipped_old_and_gives_the_full_builds_files(tiny, capsys):
+    """``--models new-ft`` on a copy of the built sample, with an empty cache: old is read from the shipped
+    old.pt (not retrained) and new-ft, its table and the summary are what the full build wrote."""
+    import shutil
+
+    first = _tree(tiny["out"])
+    copy = tiny["base"] / "out-update"
+    shutil.copytree(tiny["out"], copy / "fashion")
+    (copy / "fashion" / "models" / "new-ft.pt").unlink()
+    (copy / "fashion" / "predictions" / "new-ft.parquet").unlink()
+    argv = [*tiny["argv"], "--models", "new-ft"]
+    argv[argv.index("--out") + 1] = str(copy)
+    argv[argv.index("--cache") + 1] = str(tiny["base"] / "cache-update")
+    capsys.readouterr()
+    assert build.main(argv) == 0
+    log = capsys.readouterr().out
+    assert "old = the weights of the shipped old.pt" in log and "old: queued" not in log and "new-ft: queued" in log
+    assert _tree(copy / "fashion") == first
+    # control: an unknown model is refused by name, before any training
+    argv[argv.index("--models") + 1] = "nope"
+    assert build.main(argv) == 2
 
 
 def test_weights_in_the_cache_load_with_weights_only(tiny):

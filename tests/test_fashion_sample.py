@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT / "sample_data" / "fashion"
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 UPPER_BODY = {"T-shirt/top", "Pullover", "Coat", "Shirt"}
-MODELS = ["old", "old-reseed", "new", "new-pc", "new-bct", "v3", "edge"]
+MODELS = ["old", "old-reseed", "new", "new-pc", "new-bct", "v3", "edge", "new-ft"]
 
 #: File of each model (scripts/fashion_sample.py FORMATS): every format graceful reads is in the sample.
 FILES = {name: f"{name}.pt" for name in MODELS} | {"v3": "v3.onnx", "edge": "edge.pt2"}
@@ -130,6 +130,21 @@ def test_edge_shares_v3s_space_and_reseeding_old_already_flips_images(tables):
     assert churn >= 100 and abs(_acc(tables["old-reseed"]) - _acc(tables["old"])) < 0.01
 
 
+def test_new_ft_is_old_trained_further_and_breaks_at_least_a_hundred_photos(tables):
+    """new-ft: old's architecture (same parameter names and shapes: weights can be interpolated), better than old,
+    and still more than 100 photos old got right break."""
+    import torch
+
+    old = dict(torch.jit.load(str(FASHION / "models" / "old.pt")).state_dict())
+    ft = dict(torch.jit.load(str(FASHION / "models" / "new-ft.pt")).state_dict())
+    assert list(ft) == list(old) and all(ft[k].shape == old[k].shape for k in old)
+    assert any(not torch.equal(ft[k], old[k]) for k in old)  # control: trained further, not a copy
+    assert _neg(tables["old"], tables["new-ft"]).sum() >= 100
+    assert _acc(tables["new-ft"]) > _acc(tables["old"])
+    summary = json.loads((FASHION / "models" / "summary.json").read_text())
+    assert summary["models"]["new-ft"]["init"] == "old" and summary["models"]["new-ft"]["arch"] == "small-cnn-28"
+
+
 def test_summary_json_matches_the_tables(tables):
     summary = json.loads((FASHION / "models" / "summary.json").read_text())
     for name in MODELS:
@@ -155,7 +170,7 @@ def test_model_files_give_their_tables(tables, first_images):
     from graceful_core.inference import predict
     from graceful_core.models.loader import load_model
 
-    for name in ("old", "new-pc", "v3", "edge"):
+    for name in ("old", "new-pc", "v3", "edge", "new-ft"):
         p = predict(load_model(FASHION / "models" / FILES[name]), first_images, use_cache=False)
         t = tables[name]
         assert list(p.ids) == list(t["id"][:300])

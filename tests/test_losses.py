@@ -1,14 +1,21 @@
-"""Mitigation losses against hand computations with explicit formulas (math module, loops)."""
+"""Mitigation losses against hand computations with explicit formulas (math module, loops), on fixed and random
+logits, at the reference implementations' settings too."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from graceful_core.training.losses import BCTInfluenceLoss, FocalDistillationLoss
+from graceful_core.training.losses import (
+    BCTInfluenceLoss,
+    FocalDistillationLoss,
+    LogitDifferenceInhibitionLoss,
+    ensemble_logits,
+)
 
 NEW = [[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 3.0, 0.0], [1.0, 1.0, 2.0]]
 OLD = [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.5, 0.4, 0.3], [0.0, 0.0, 1.5]]
@@ -152,3 +159,114 @@ def test_bct_validation():
         BCTInfluenceLoss(_old_head(), lam=-1.0)
     with pytest.raises(ValueError, match="new_embedding"):
         BCTInfluenceLoss(_old_head())(torch.zeros(3, 2), torch.zeros(4, 3), torch.zeros(4, dtype=torch.int64))
+
+
+# ----------------------------------------------------------------- the field's settings, on random tensors
+def _random_batch(seed: int, n: int = 7, k: int = 5, scale: float = 3.0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, scale, (n, k)), rng.normal(0, scale, (n, k)), rng.integers(0, k, n))
+
+
+def _t(a):
+    return torch.tensor(a, dtype=torch.float64) if np.asarray(a).dtype.kind == "f" else torch.tensor(a)
+
+
+def _hand_ldi(new, ref, y, margin, p, lam) -> float:
+    """CE + lam * mean_i mean_c max(|new - ref| - margin, 0)^p, one number at a time."""
+    n, k = new.shape
+    total = 0.0
+    for i in range(n):
+        row = 0.0
+        for c in range(k):
+            row += max(abs(new[i][c] - ref[i][c]) - margin, 0.0) ** p
+        total += row / k
+    return _ce(new.tolist(), y.tolist()) + lam * total / n
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("margin,p,lam", [(0.5, 2.0, 1.0), (0.0, 2.0, 0.3), (1.5, 1.0, 2.0), (0.25, 3.0, 0.7),
+                                          (100.0, 2.0, 1.0)])
+def test_ldi_equals_hand_computation_on_random_logits(seed, margin, p, lam):
+    new, ref, y = _random_batch(seed)
+    got = LogitDifferenceInhibitionLoss(margin=margin, p=p, lam=lam)(_t(new), _t(ref), _t(y))
+    assert float(got) == pytest.approx(_hand_ldi(new, ref, y, margin, p, lam), rel=1e-12)
+    if margin == 100.0:  # control: every difference is within the margin, so only the cross-entropy is left
+        assert float(got) == pytest.approx(_ce(new.tolist(), y.tolist()), rel=1e-12)
+
+
+def test_ldi_defaults_are_elodis_reference_setting_and_its_gradient_reaches_only_the_new_logits():
+    loss = LogitDifferenceInhibitionLoss()
+    assert (loss.margin, loss.p, loss.lam) == (0.5, 2.0, 1.0)
+    new, ref, y = _random_batch(3)
+    z, r = _t(new).requires_grad_(True), _t(ref).requires_grad_(True)
+    loss(z, r, _t(y)).backward()
+    assert r.grad is None and float(z.grad.abs().sum()) > 0
+
+
+def test_elodi_reference_is_the_mean_of_at_least_three_models():
+    rng = np.random.default_rng(4)
+    members = [rng.normal(0, 2, (6, 4)) for _ in range(4)]
+    new, y = rng.normal(0, 2, (6, 4)), rng.integers(0, 4, 6)
+    ref = ensemble_logits([torch.tensor(m, dtype=torch.float32) for m in members])
+    mean = [[sum(m[i][c] for m in members) / 4 for c in range(4)] for i in range(6)]  # by hand
+    np.testing.assert_allclose(ref.numpy(), mean, rtol=1e-6)
+    got = LogitDifferenceInhibitionLoss(margin=0.5, p=2.0, lam=1.0)(_t(new).float(), ref, _t(y))
+    assert float(got) == pytest.approx(_hand_ldi(new, np.array(mean), y, 0.5, 2.0, 1.0), rel=1e-5)
+    with pytest.raises(ValueError, match="at least 3 reference models"):
+        ensemble_logits([torch.zeros(6, 4), torch.zeros(6, 4)])
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+@pytest.mark.parametrize("alpha,beta,lam,t", [(1.0, 5.0, 1.0, 100.0), (1.0, 5.0, 0.1, 20.0), (0.5, 2.0, 2.0, 1.0)])
+def test_focal_distillation_at_high_temperature_equals_hand_computation(seed, alpha, beta, lam, t):
+    """The reference's temperature 100 (x T²) among others, on random logits of several scales."""
+    new, old, y = _random_batch(seed, scale=4.0)
+    old[0] = new[0]  # one sample with no divergence
+    hand = 0.0
+    for i in range(len(y)):
+        w = alpha + beta * (1.0 if int(np.argmax(old[i])) == y[i] else 0.0)
+        hand += w * _kl(old[i].tolist(), new[i].tolist(), t)
+    hand = _ce(new.tolist(), y.tolist()) + lam * hand / len(y)
+    got = FocalDistillationLoss(alpha=alpha, beta=beta, lam=lam, temperature=t)(_t(new), _t(old), _t(y))
+    assert float(got) == pytest.approx(hand, rel=1e-9)
+
+
+def test_at_temperature_100_distillation_is_close_to_matching_centred_logits():
+    """T² KL(softmax(z_old/T) || softmax(z_new/T)) -> mean_c (d_c - mean d)² / 2 for d = z_new - z_old (Hinton et al.
+    2015, section 2.1): the reference setting nearly matches logits."""
+    new, old, y = _random_batch(2, scale=1.0)
+    loss = FocalDistillationLoss(alpha=1.0, beta=0.0, lam=1.0, temperature=100.0)
+    d = new - old
+    d -= d.mean(axis=1, keepdims=True)
+    approx = float(np.mean(np.sum(d**2, axis=1) / (2 * new.shape[1])))
+    got = float(loss(_t(new), _t(old), _t(y))) - _ce(new.tolist(), y.tolist())
+    assert got == pytest.approx(approx, rel=1e-2)
+
+
+def test_the_reference_codes_kl_mode_is_mean_weight_times_mean_divergence_not_the_papers_formula():
+    """The reference code multiplies per-sample losses [N] by weights [N, 1]: [N, N] by broadcasting, whose mean is
+    mean(w) * mean(D). weighting="batch-mean" reproduces that; the default keeps the per-sample formula."""
+    new, old, y = _random_batch(6, n=9, scale=3.0)
+    N, O, Y_ = _t(new), _t(old), _t(y)
+    t = 100.0
+    sample_loss = nn.functional.kl_div(nn.functional.log_softmax(N / t, 1), nn.functional.softmax(O / t, 1),
+                                       reduction="none").sum(1) * t * t  # the reference's [N]
+    weights = (O.argmax(1) == Y_).int()[:, None] * 5.0 + 1.0  # its [N, 1]
+    reference = float((sample_loss * weights).mean())
+    assert (sample_loss * weights).shape == (9, 9)
+    ce = float(nn.functional.cross_entropy(N, Y_))
+    batch = FocalDistillationLoss(temperature=t, weighting="batch-mean")(N, O, Y_)
+    assert float(batch) - ce == pytest.approx(reference, rel=1e-9)
+    paper = float(FocalDistillationLoss(temperature=t)(N, O, Y_)) - ce
+    assert paper == pytest.approx(float((sample_loss * weights[:, 0]).mean()), rel=1e-9)
+    assert abs(paper - reference) > 1e-3 * reference  # they differ on this batch
+
+
+def test_ldi_validation():
+    for kw, word in (({"margin": -0.1}, "margin"), ({"p": 0}, "p must"), ({"lam": -1}, "lam")):
+        with pytest.raises(ValueError, match=word):
+            LogitDifferenceInhibitionLoss(**kw)
+    with pytest.raises(ValueError, match="shape"):
+        LogitDifferenceInhibitionLoss()(torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="weighting"):
+        FocalDistillationLoss(weighting="per-batch")

@@ -220,3 +220,49 @@ def test_bad_epochs_value(work, tmp_path, capsys, in_cache):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "epochs" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _weights(path: Path) -> dict:
+    return dict(torch.jit.load(str(path)).state_dict())
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ldi_trains_and_a_margin_no_difference_reaches_is_plain_training(work, tmp_path, capsys, in_cache):
+    """LDI with margin 0.5 moves the weights away from plain training (same seed); with a margin of 1e6 its term and
+    gradient are exactly zero, so it gives plain training's weights bit for bit (the control)."""
+    from graceful_core.cli import main
+
+    def run(name, *extra):
+        out = tmp_path / f"{name}.pt"
+        argv = [*_argv(work, OLD, out, method=extra[0])[:-2], *extra[1:], "--seed", "4", "--out", out]
+        assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+        return out
+
+    plain = run("plain", "plain")
+    ldi = run("ldi", "ldi", "--margin", "0.5", "--p", "2", "--lambda", "1")
+    wide = run("ldi-wide", "ldi", "--margin", "1e6", "--p", "2", "--lambda", "1")
+    assert not _same_weights(plain, ldi)
+    assert _same_weights(plain, wide)
+
+
+def test_elodi_takes_three_reference_models_and_refuses_two(work, tmp_path, capsys, in_cache):
+    from graceful_core.cli import main
+
+    refs = [SAMPLE / "models" / f"{n}.pt" for n in ("new", "new-pc", "new-bct")]
+    out = tmp_path / "elodi.pt"
+    argv = [*_argv(work, OLD, out, method="elodi")[:-2], "--reference-models", *refs, "--out", out]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    assert out.is_file()
+    capsys.readouterr()
+    out2 = tmp_path / "elodi2.pt"
+    line = _expect_exit_2(capsys, [*_argv(work, OLD, out2, method="elodi")[:-2], "--reference-models", *refs[:2],
+                                   "--out", out2], out2, str(refs[0]))
+    assert "at least 3 reference models" in line
+    out3 = tmp_path / "ldi.pt"
+    line = _expect_exit_2(capsys, [*_argv(work, OLD, out3, method="ldi")[:-2], "--reference-models", *refs,
+                                   "--out", out3], out3, "--reference-models")
+    assert "elodi only" in line

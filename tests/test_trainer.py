@@ -184,3 +184,80 @@ def test_cancel_while_queued_stops_without_training(data):
     assert trainer._TRAIN_LOCK.acquire(blocking=False)  # nothing left holding it
     trainer._TRAIN_LOCK.release()
     assert train_model("small-cnn", X, y, epochs=1, seed=0, on_wait=lambda w: pytest.fail("no wait")) is not None
+
+
+def test_a_warm_start_begins_at_the_given_weights_and_leaves_them_alone(data):
+    """``init_from``: one step of a vanishing learning rate stays at the given weights (a scripted model or a
+    state dict); the control without it starts from the seed's random weights instead."""
+    X, y = data
+    base = train_model("small-cnn", X, y, epochs=1, seed=1, embedding_dim=16)
+    scripted = torch.jit.script(base)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    kw = {"epochs": 1, "seed": 2, "embedding_dim": 16, "lr": 1e-30, "weight_decay": 0.0}
+    for init in (scripted, base.state_dict()):
+        warm = train_model("small-cnn", X, y, init_from=init, **kw)
+        assert all(torch.allclose(warm.state_dict()[k], before[k], atol=1e-12) for k in before)
+    assert _same(base, train_model("small-cnn", X, y, epochs=1, seed=1, embedding_dim=16))  # untouched
+    cold = train_model("small-cnn", X, y, **kw)
+    assert not all(torch.allclose(cold.state_dict()[k], before[k], atol=1e-3) for k in before)
+    # a real warm start moves the weights, deterministically
+    a = train_model("small-cnn", X, y, init_from=base, epochs=1, seed=2, embedding_dim=16)
+    assert _same(a, train_model("small-cnn", X, y, init_from=base, epochs=1, seed=2, embedding_dim=16))
+    assert not _same(a, base)
+
+
+def test_a_warm_start_refuses_weights_of_another_architecture_by_name(data):
+    X, y = data
+    other = build_model("large-cnn", embedding_dim=16)
+    with pytest.raises(ValueError, match="does not fit the architecture.*missing: .*unexpected: "):
+        train_model("small-cnn", X, y, init_from=other, epochs=1, embedding_dim=16)
+    with pytest.raises(ValueError, match="different shape: classifier.weight"):
+        train_model("small-cnn", X, y, init_from=build_model("small-cnn", embedding_dim=8), epochs=1,
+                    embedding_dim=16)
+    with pytest.raises(ValueError, match="module or a state dict"):
+        train_model("small-cnn", X, y, init_from=3, epochs=1, embedding_dim=16)
+
+
+def test_elodi_is_ldi_toward_the_mean_logits_of_its_reference_models(data):
+    """ELODI with three references' logits trains exactly as LDI toward their mean (computed here); two are refused."""
+    X, y = data
+    gen = torch.Generator().manual_seed(7)
+    refs = [torch.randn(X.shape[0], 10, generator=gen) * 3 for _ in range(3)]
+    kw = {"epochs": 1, "seed": 2, "lam": 1.0, "margin": 0.3, "p": 2.0}
+    elodi = train_model("small-cnn", X, y, method="elodi", reference_logits=refs, **kw)
+    ldi = train_model("small-cnn", X, y, method="ldi", old_logits=torch.stack(refs).mean(dim=0), **kw)
+    assert _same(elodi, ldi)
+    assert not _same(elodi, train_model("small-cnn", X, y, method="ldi", old_logits=refs[0], **kw))  # control
+    with pytest.raises(ValueError, match="at least 3 reference models"):
+        train_model("small-cnn", X, y, method="elodi", reference_logits=refs[:2], **kw)
+    with pytest.raises(ValueError, match="needs reference_models"):
+        train_model("small-cnn", X, y, method="elodi", **kw)
+
+
+def test_elodi_without_reference_files_trains_its_ensemble_of_other_seeds_first(tmp_path, monkeypatch):
+    """train_update(method="elodi") trains n_references plain models (seeds S+1..S+k) into the cache, then ELODI; a
+    second request reuses them (nothing trained again)."""
+    from pathlib import Path
+
+    from graceful_core.io.datasets import load_dataset
+    from graceful_core.training.update import TrainParams, train_update_cached, trained_model_path
+
+    monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    data_dir = tmp_path / "train"
+    for c in ("1", "7"):
+        (data_dir / c).mkdir(parents=True)
+        for f in sorted((root / "digits" / "train" / c).glob("*.png"))[:8]:
+            (data_dir / c / f.name).write_bytes(f.read_bytes())
+    old = root / "models" / "old.pt"
+    params = TrainParams(method="elodi", arch="small-cnn", epochs=1, seed=5, n_references=3)
+    done = train_update_cached(old, data_dir, params)
+    assert done.path.is_file() and not done.reused
+    from graceful_core.io.datasets import align_classes
+    from graceful_core.models.loader import load_model
+
+    ds = align_classes(load_dataset(data_dir), list(load_model(old).info.classes))
+    for s in (6, 7, 8):
+        assert trained_model_path(old, ds, TrainParams(method="plain", arch="small-cnn", epochs=1, seed=s)).is_file()
+    assert not trained_model_path(old, ds, TrainParams(method="plain", arch="small-cnn", epochs=1, seed=9)).is_file()
+    assert train_update_cached(old, data_dir, params).reused

@@ -67,6 +67,17 @@ def test_canonical_params_ignore_what_the_method_ignores():
     assert TrainParams(method="bct", lam=0.3, alpha=4).canonical() == TrainParams(method="bct", lam=0.3)
     fd = TrainParams(method="focal-distillation", lam=0.3, alpha=2, beta=9)
     assert fd.canonical() == fd
+    assert TrainParams(method="ldi", lam=0.3, alpha=2, temperature=100, margin=0.2, n_references=5).canonical() == \
+        TrainParams(method="ldi", lam=0.3, margin=0.2)
+    assert TrainParams(method="elodi", beta=0, p=1.0, n_references=4).canonical() == \
+        TrainParams(method="elodi", p=1.0, n_references=4)
+    assert TrainParams(method="focal-distillation", margin=3.0, p=1.0).canonical() == TrainParams(method="focal-distillation")
+    # the other methods' cache keys do not see the LDI fields (their files keep their names)
+    assert "margin" not in TrainParams(method="bct").key_fields() and "margin" in TrainParams(method="ldi").key_fields()
+    with pytest.raises(ValueError, match="margin"):
+        TrainParams(method="ldi", margin=-1).validate()
+    with pytest.raises(ValueError, match="reference models"):
+        TrainParams(method="elodi", n_references=2).validate()
 
 
 @pytest.mark.skipif(not OLD.is_file(), reason="bundled sample model missing")

@@ -27,14 +27,21 @@ def run_train(args: argparse.Namespace, progress: StageProgress | None = None) -
     params = TrainParams(
         method=args.method, arch=args.arch, lam=args.lam, alpha=args.alpha, beta=args.beta,
         epochs=args.epochs if args.epochs is not None else TrainParams.epochs, seed=args.seed,
+        **{k: v for k, v in (("temperature", getattr(args, "temperature", None)),
+                             ("margin", getattr(args, "margin", None)), ("p", getattr(args, "power", None)),
+                             ("n_references", getattr(args, "references", None))) if v is not None},
     )
+    references = getattr(args, "reference_models", None)
+    if references and params.method != "elodi":
+        raise InputError(None, "--reference-models is for --method elodi only")
     try:
         params.validate()
     except ValueError as e:
         raise InputError(None, str(e)) from None
     monitor = getattr(args, "monitor", None)
     result = train_update(args.old, args.data, args.out, params, progress=progress, monitor=monitor,
-                          device=getattr(args, "device", "cpu"))
+                          device=getattr(args, "device", "cpu"), reference_models=references,
+                          init_from=getattr(args, "init_from", None))
     if monitor is not None:
         print(epoch_table(result.history))
     last = result.history[-1] if result.history else {}

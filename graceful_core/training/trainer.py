@@ -9,6 +9,11 @@ Methods (``method=``):
 - ``"bct"``: :class:`~graceful_core.training.losses.BCTInfluenceLoss` with the old model's
   frozen ``head`` (Shen et al., CVPR 2020); the new embedding size must equal the old
   head's input size.
+- ``"ldi"``: :class:`~graceful_core.training.losses.LogitDifferenceInhibitionLoss` toward the
+  old model's logits.
+- ``"elodi"``: the same loss toward the mean logits of ``k >= 3`` reference models
+  (:func:`~graceful_core.training.losses.ensemble_logits`; Zhao et al., 2022), e.g. models of
+  the new architecture trained with other seeds; the old model is not needed.
 
 Everything runs on the CPU. The result depends only on the inputs and ``seed`` (the
 global RNG state is saved and restored around training).
@@ -28,12 +33,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from graceful_core.training.architectures import build_model
-from graceful_core.training.losses import BCTInfluenceLoss, FocalDistillationLoss
+from graceful_core.training.losses import (
+    BCTInfluenceLoss,
+    FocalDistillationLoss,
+    LogitDifferenceInhibitionLoss,
+    ensemble_logits,
+)
 from graceful_core.transforms import preprocess
 from graceful_core.types import ModelInfo
 from graceful_core.vocabulary import TRAINING_METHODS as METHODS
 
-__all__ = ["METHODS", "TrainingCancelled", "tensors_from_dataset", "old_logits_of", "train_model"]
+__all__ = ["METHODS", "TrainingCancelled", "tensors_from_dataset", "old_logits_of", "load_init_weights", "train_model"]
 
 #: ``progress(done_epochs, total_epochs, info)``; ``info`` has ``epoch``, ``loss``, ``train_accuracy``.
 ProgressCallback = Callable[[int, int, dict], None]
@@ -121,6 +131,29 @@ class _MethodHead(nn.Module):
         return self.model.head(e)
 
 
+def load_init_weights(model: nn.Module, init_from: Any) -> None:
+    """Copy ``init_from``'s weights (a module or a state dict) into ``model``.
+
+    Raises
+    ------
+    ValueError
+        Missing or unexpected parameter names, or a shape that differs, listed by name.
+    """
+    state = init_from.state_dict() if hasattr(init_from, "state_dict") else init_from
+    if not hasattr(state, "items"):
+        raise ValueError(f"init_from must be a module or a state dict, got {type(init_from).__name__}")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or extra or shapes:
+        parts = [f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+                 for what, names in (("missing", missing), ("unexpected", extra), ("different shape", shapes))
+                 if names]
+        raise ValueError("init_from does not fit the architecture (" + "; ".join(parts) + ")")
+    model.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+
+
 def _check_inputs(X: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float) -> None:
     if not isinstance(X, torch.Tensor) or X.ndim != 4 or not X.is_floating_point():
         raise ValueError("X must be a float tensor [N, C, H, W]")
@@ -145,6 +178,10 @@ def train_model(
     beta: float = 5.0,
     temperature: float = 1.0,
     kind: str = "kl",
+    margin: float = 0.5,
+    p: float = 2.0,
+    reference_models: Any = None,
+    reference_logits: Any = None,
     epochs: int = 30,
     batch_size: int = 64,
     lr: float = 2e-3,
@@ -157,8 +194,12 @@ def train_model(
     on_wait: Callable[[bool], None] | None = None,
     epoch_end: Callable[[nn.Module, int], dict | None] | None = None,
     device: str = "cpu",
+    init_from: Any = None,
 ) -> nn.Module:
-    """Train a fresh ``arch`` model on ``(X, y)`` with Adam and a cosine learning-rate decay.
+    """Train an ``arch`` model on ``(X, y)`` with Adam and a cosine learning-rate decay.
+
+    The model starts from a random initialisation (seeded), or from ``init_from``'s weights
+    (a warm start: fine-tuning an existing model of the same architecture).
 
     Parameters
     ----------
@@ -166,7 +207,7 @@ def train_model(
         A name from :data:`graceful_core.training.architectures.ARCHITECTURES`.
     X, y : torch.Tensor
         Preprocessed images float32 ``[N, C, H, W]`` and labels int64 ``[N]``.
-    method : {"plain", "distill", "focal-distillation", "bct"}
+    method : {"plain", "distill", "focal-distillation", "bct", "ldi", "elodi"}
         The objective (module docstring).
     old_model : module, optional
         The old model (e.g. a loaded TorchScript module): ``forward`` gives logits for the
@@ -178,6 +219,13 @@ def train_model(
     lam, alpha, beta, temperature, kind
         Loss parameters (:class:`FocalDistillationLoss`, :class:`BCTInfluenceLoss`).
         ``"distill"`` forces ``beta = 0``.
+    margin, p
+        Logit difference inhibition (``"ldi"``, ``"elodi"``): the free margin and the power
+        (:class:`LogitDifferenceInhibitionLoss`; ``lam`` weighs it).
+    reference_models : sequence of modules, optional
+        ``"elodi"``: the ``k >= 3`` reference models whose mean logits the new model is held to.
+    reference_logits : tensor or sequence of tensors, optional
+        ``"elodi"``: their precomputed logits, ``[k, N, K]`` aligned with ``X``, instead.
     epochs, batch_size, lr, weight_decay
         Optimisation budget.
     num_classes : int, optional
@@ -201,6 +249,11 @@ def train_model(
     device : str
         Torch device to train on (``"cpu"`` or ``"cuda[:N]"``); ``old_model`` must live
         there. Deterministic by seed on the CPU.
+    init_from : module or mapping, optional
+        Weights to start from instead of the random initialisation: a module (an
+        ``nn.Module`` or a loaded TorchScript model) or a state dict with exactly the
+        parameter names and shapes of ``arch`` built with these sizes. The module is not
+        modified (its tensors are copied).
 
     Returns
     -------
@@ -214,7 +267,17 @@ def train_model(
     n = X.shape[0]
 
     criterion: nn.Module | None = None
-    if method in ("distill", "focal-distillation"):
+    if method == "elodi":
+        if reference_logits is None:
+            if not reference_models:
+                raise ValueError("method 'elodi' needs reference_models or reference_logits (k >= 3 models)")
+            reference_logits = [old_logits_of(m, X) for m in reference_models]
+        old_logits = ensemble_logits(reference_logits).to(device)
+        if old_logits.shape[0] != n:
+            raise ValueError(f"reference logits must be [k, N, K] with N = {n}, got N = {old_logits.shape[0]}")
+        num_classes = num_classes or old_logits.shape[1]
+        criterion = LogitDifferenceInhibitionLoss(margin=margin, p=p, lam=lam)
+    elif method in ("distill", "focal-distillation", "ldi"):
         if old_logits is None:
             if old_model is None:
                 raise ValueError(f"method {method!r} needs old_model or old_logits")
@@ -223,9 +286,12 @@ def train_model(
         if old_logits.ndim != 2 or old_logits.shape[0] != n:
             raise ValueError(f"old_logits must be [N, K] with N = {n}, got {tuple(old_logits.shape)}")
         num_classes = num_classes or old_logits.shape[1]
-        criterion = FocalDistillationLoss(
-            alpha=alpha, beta=0.0 if method == "distill" else beta, lam=lam, temperature=temperature, kind=kind
-        )
+        if method == "ldi":
+            criterion = LogitDifferenceInhibitionLoss(margin=margin, p=p, lam=lam)
+        else:
+            criterion = FocalDistillationLoss(
+                alpha=alpha, beta=0.0 if method == "distill" else beta, lam=lam, temperature=temperature, kind=kind
+            )
     elif method == "bct":
         if old_model is None or not (hasattr(old_model, "embed") and hasattr(old_model, "head")):
             raise ValueError("method 'bct' needs an old_model with embed(x) and head(e)")
@@ -248,6 +314,8 @@ def train_model(
         model = build_model(
             arch, in_channels=X.shape[1], num_classes=num_classes, embedding_dim=embedding_dim or 64
         ).to(device)
+        if init_from is not None:
+            load_init_weights(model, init_from)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         steps_per_epoch = math.ceil(n / batch_size)
