@@ -41,7 +41,7 @@ def headline_excluding_flagged(comp: Comparison) -> str | None:
     text = (f"{fmt(comp.summary.negative_flip_rate)} of images break; {fmt(rate)} (95 % CI {interval(ci)}) if the "
             f"{images(li.n_flagged)} whose label looks wrong are left out")
     n_flagged_nf = int((nf & li.flagged).sum())
-    text += f" ({n_flagged_nf} of them among the {comp.summary.n_negative_flips} that break)."
+    text += f" ({n_flagged_nf} of them break)."
     if n_amb:
         text += f" {n_amb} of the breaking images are ambiguous: both models split between the same two classes."
     return text

@@ -73,7 +73,7 @@ def overview_block(comp: Comparison) -> None:
     v = verdicts_of(comp)
     c = lr.counts_of(comp, v)
     if c.reviewed or v:
-        st.markdown(f"**Flip verdicts** {md(c.sentence())}. NFR counting only what is not \"label wrong\": "
+        st.markdown(f"**Flip verdicts:** {md(c.sentence())}. NFR counting only what is not \"label wrong\": "
                     f"**{percent(c.negative_flip_rate_excluding_label_wrong)}**.")
         if c.label_wrong:
             st.download_button(f"Download corrected labels (CSV, {c.label_wrong})", partial(corrected_csv, comp),
@@ -137,16 +137,17 @@ def sort_orders(comp: Comparison, base: tuple[str, ...]) -> tuple[str, ...]:
     return (*base, LABEL_QUALITY_ORDER) if comp.label_issues is not None else base
 
 
-def _save(comp_key: str, sample_id: str, prefix: str) -> None:
+def _save(comp_key: str, sample_id: str, keys: tuple[str, str, str]) -> None:
     ss = st.session_state
-    choice = ss.get(f"{prefix}_v")
+    k_verdict, k_note, k_corrected = keys
+    choice = ss.get(k_verdict)
     try:
         if choice == NO_VERDICT:
             vd.clear_verdict(comp_key, sample_id, author=ss.get("review_author", "").strip())
             ss["_verdict_flash"] = ("success", f"Verdict on {sample_id} withdrawn.")
         else:
-            vd.set_verdict(comp_key, sample_id, choice, note=ss.get(f"{prefix}_n", ""),
-                           corrected_label=ss.get(f"{prefix}_c", "") or "",
+            vd.set_verdict(comp_key, sample_id, choice, note=ss.get(k_note, ""),
+                           corrected_label=ss.get(k_corrected, "") or "",
                            author=ss.get("review_author", "").strip())
             ss["_verdict_flash"] = ("success", f"Verdict saved on {sample_id}: {choice}.")
     except ValueError as e:
@@ -158,26 +159,24 @@ def _save(comp_key: str, sample_id: str, prefix: str) -> None:
 
 def verdict_form(comp: Comparison, sample_id: str, current: vd.FlipVerdict | None, *, prefix: str,
                  suggested: str | None = None) -> None:
-    """Verdict select, note, corrected label (for "label wrong") and a Save button for one image."""
+    """Verdict select, note, corrected label (for "label wrong") and a Save button for one image.
+
+    The widgets' keys carry the stored verdict's time, so when anyone saves a new verdict
+    on this image the form starts again from the stored one (no stale widget state).
+    """
     ss = st.session_state
     options = (NO_VERDICT, *FLIP_VERDICTS)
-    stamp = "" if current is None else f"{current.verdict}|{current.at}"
-    if ss.get(f"{prefix}_stamp") != stamp:  # another session changed it: show the stored verdict
-        ss[f"{prefix}_v"] = NO_VERDICT if current is None else current.verdict
-        ss[f"{prefix}_n"] = "" if current is None else current.note
-        ss[f"{prefix}_c"] = (current.corrected_label if current is not None and current.corrected_label
-                             else suggested or "")
-        ss[f"{prefix}_stamp"] = stamp
-    st.selectbox("Verdict", options, key=f"{prefix}_v")
-    if ss.get(f"{prefix}_v") == "label wrong":
-        classes = ["", *comp.classes]
-        if ss.get(f"{prefix}_c") not in classes:
-            ss[f"{prefix}_c"] = ""
-        st.selectbox("Corrected label", classes, key=f"{prefix}_c",
+    stamp = "none" if current is None else f"{current.at:.6f}"
+    keys = (f"{prefix}_v_{stamp}", f"{prefix}_n_{stamp}", f"{prefix}_c_{stamp}")
+    st.selectbox("Verdict", options, key=keys[0], index=0 if current is None else options.index(current.verdict))
+    if ss.get(keys[0]) == "label wrong":
+        classes = list(comp.classes)
+        default = current.corrected_label if current is not None and current.corrected_label else suggested
+        st.selectbox("Corrected label", classes, key=keys[2], index=classes.index(default) if default in classes else 0,
                      help="Goes to the corrected-labels CSV (Overview); default: the class both models prefer.")
-    st.text_input("Note (optional)", key=f"{prefix}_n", max_chars=vd.MAX_NOTE_CHARS)
-    st.button("Save verdict", key=f"{prefix}_save", on_click=_save, args=(comp.key, sample_id, prefix),
-              type="primary")
+    st.text_input("Note (optional)", key=keys[1], value="" if current is None else current.note,
+                  max_chars=vd.MAX_NOTE_CHARS)
+    st.button("Save verdict", key=f"{prefix}_save", on_click=_save, args=(comp.key, sample_id, keys), type="primary")
     if current is not None:
         st.caption(f"Saved {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(current.at))}"
                    + (f" by {md(current.author)}" if current.author else ""))
@@ -205,13 +204,15 @@ def grid_card_extra(comp: Comparison, v: dict[str, vd.FlipVerdict]):
                 badges.append(f":violet-background[{LABEL_ISSUE_MARK}] → {md(names[li.suggested[r]])}?")
             if li.ambiguous[r]:
                 badges.append(f":orange-background[{AMBIGUOUS_MARK}]")
-            badges.append(f"label quality {probability(li.quality[r])}")
         if sid in v:
             badges.append(verdict_badge(v[sid]))
         if badges:
             st.markdown("  \n".join(badges))
+        if li is not None and r is not None:
+            st.caption(f"label quality {probability(li.quality[r])}")
         if comp.key and row.get("flip") in ("negative flip", "positive flip"):
-            with st.popover("Verdict", width="stretch"):
+            with st.popover(":material/rate_review:", width="stretch", help="Your verdict on this flip: real "
+                            "regression, label wrong, ambiguous or acceptable (shared with everyone)"):
                 suggested = None if li is None or r is None else str(names[li.suggested[r]])
                 verdict_form(comp, sid, v.get(sid), prefix=f"vg-{comp.key[:12]}-{sid}", suggested=suggested)
 

@@ -97,3 +97,43 @@ def test_counts_nfr_json_html_and_corrected_labels(tmp_path, monkeypatch):
     csv = verdicts.corrected_labels_csv(got, {"s00": "cat"}, {"s00": "dog"}).decode().splitlines()
     assert csv[0] == "id,given_label,corrected_label,note,author" and csv[1].startswith("s00,cat,dog,")
     assert len(csv) == 4  # the three "label wrong"
+
+
+# ------------------------------------------------------------------ the app (two sessions, one store)
+def _one(elements, label):
+    found = [e for e in elements if e.label == label]
+    assert len(found) == 1, [e.label for e in elements]
+    return found[0]
+
+
+def test_two_app_sessions_mark_flips_and_a_third_sees_both(tmp_path, monkeypatch):
+    from graceful_ui.inputs import bundled_specs
+    from tests.apptest import check, run_app
+
+    if not any(s.id == "sample:new" for s in bundled_specs()):
+        pytest.skip("bundled sample data is missing")
+    monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path))
+    from graceful_ui import store
+    from graceful_ui.inputs import resolve_spec
+
+    a = run_app(page="sample_page.py")
+    comp = store.load_comparison(resolve_spec("sample:new"))  # the comparison the page shows (same server cache)
+    neg = list(comp.flip_ids.negative)
+    assert len(neg) >= 2 and comp.label_issues is not None
+    b = run_app(page="sample_page.py")
+    for at, sid, verdict in ((a, neg[0], "label wrong"), (b, neg[1], "real regression")):
+        at.session_state["sample"] = sid
+        check(at.run())
+        _one(at.selectbox, "Verdict").set_value(verdict).run()
+        if verdict == "label wrong":  # the corrected label defaults to the class both models prefer
+            suggested = comp.classes[int(comp.label_issues.suggested[comp.arrays.row_of[sid]])]
+            assert _one(at.selectbox, "Corrected label").value == suggested
+        _one(at.text_input, "Note (optional)").input(f"note on {sid}").run()
+        check(_one(at.button, "Save verdict").click().run())
+        assert any(s.value == f"Verdict saved on {sid}: {verdict}." for s in at.success), [s.value for s in at.success]
+    got = verdicts.get_verdicts(comp.key, db=tmp_path / "reviews.sqlite")
+    assert {k: (v.verdict, v.note) for k, v in got.items()} == {
+        neg[0]: ("label wrong", f"note on {neg[0]}"), neg[1]: ("real regression", f"note on {neg[1]}")}
+    c = run_app()  # a third session, on the Overview
+    text = " ".join(m.value for m in c.markdown).replace("\\", "")  # the page escapes Markdown
+    assert f"of {len(neg)} negative flips: 2 reviewed: 1 real regression, 1 label wrong" in text, text
