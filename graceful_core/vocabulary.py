@@ -456,8 +456,5 @@ LABEL_ISSUE_HELP = ("Flagged by confident learning (Northcutt et al., JAIR 2021;
 STREAMED_NO_LABEL_ISSUES = ("streamed comparison: confident learning sets each class's threshold from every "
                             "sample's class probabilities, which a streamed comparison does not keep (it counts "
                             "batch by batch); compare in memory (compare --stream never) for label issues")
-#: Why a comparison without class scores on both sides has no label issues.
-NO_SCORES_NO_LABEL_ISSUES = ("label issues need class scores (logits or probabilities) from both models; at least "
-                             "one side has predictions only")
 #: Filters of the Flips grid by label quality.
 LABEL_FILTERS = ("all images", "label may be wrong", "ambiguous", "label looks fine")

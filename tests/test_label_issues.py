@@ -152,7 +152,10 @@ def test_report_keys_and_the_samples_table():
     assert li["negative_flip_rate_excluding_flagged"] == pytest.approx(nf.sum() / (~df["label_issue"]).sum())
 
 
-def test_without_scores_the_report_says_why():
+def test_without_scores_there_is_no_key_and_with_too_few_images_a_reason():
     old, new = _preds(30, scores=False)
+    comp = compare_predictions(old, new, with_slices=False)
+    assert comp.label_issues is None and "label_issues" not in comp.to_report()
+    old, new = _preds(12, scores=True)  # 4 images per class: below the minimum of 5
     rep = compare_predictions(old, new, with_slices=False).to_report()["label_issues"]
-    assert set(rep) == {"reason"} and "class scores" in rep["reason"]
+    assert set(rep) == {"reason"} and "at least 5" in rep["reason"]

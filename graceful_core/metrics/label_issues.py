@@ -218,14 +218,15 @@ def label_issues_of_comparison(labels: np.ndarray, old: Any, new: Any) -> dict[s
     """The ``label_issues`` / ``label_issues_reason`` keywords of a comparison built in memory.
 
     ``old`` and ``new`` are the joined :class:`~graceful_core.types.Predictions` (rows in
-    the order of ``labels``). Without class scores on both sides, or when confident
-    learning cannot run (a class with too few samples), the reason is given instead.
+    the order of ``labels``). Without class scores on both sides there is nothing to
+    compute and nothing to report (the report's key is absent, as ``compatibility`` is
+    without embeddings); when confident learning cannot run (a class with too few
+    samples), the reason is given instead.
     """
     from graceful_core.metrics.confidence import softmax
-    from graceful_core.vocabulary import NO_SCORES_NO_LABEL_ISSUES
 
     if old.scores is None or new.scores is None:
-        return {"label_issues_reason": NO_SCORES_NO_LABEL_ISSUES}
+        return {}
     try:
         li = find_label_issues(labels, softmax(old.scores, old.score_kind), softmax(new.scores, new.score_kind))
     except ValueError as e:
