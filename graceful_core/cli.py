@@ -262,7 +262,7 @@ def _cmd_compare(args) -> int:
         from graceful_core import label_review
 
         verdicts = label_review.load_verdicts(comp) if comp.key else None
-        if verdicts is not None:
+        if verdicts:  # only when someone gave one (the report of a comparison nobody reviewed is Comparison.to_report)
             report["flip_verdicts"] = label_review.verdicts_to_json(verdicts, label_review.counts_of(comp, verdicts))
         if flip_file:
             report["flip_ids_file"] = os.path.basename(flip_file)  # next to the JSON: named relative to it

@@ -80,10 +80,12 @@ verdicts_to_json = vd.verdicts_to_json
 
 
 def flip_verdicts_report(comp: Comparison, db: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """The JSON report's ``flip_verdicts`` (``docs/metrics.md``), or None without a content key."""
-    if not comp.key:
-        return None
+    """The JSON report's ``flip_verdicts`` (``docs/metrics.md``): the API's way to the verdicts of a
+    comparison of files; None without a content key or without any verdict (``compare --json`` then
+    has no such key either)."""
     v = load_verdicts(comp, db)
+    if not v:
+        return None
     return vd.verdicts_to_json(v, counts_of(comp, v))
 
 

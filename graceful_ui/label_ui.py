@@ -104,8 +104,8 @@ def corrected_csv(comp: Comparison) -> bytes:
 def report_json_bytes(comp: Comparison) -> bytes:
     """The JSON report with the current ``flip_verdicts`` (as ``compare --json`` writes it)."""
     rep = json.loads(store.report_json(comp))
-    if comp.key:
-        v = verdicts_of(comp)
+    v = verdicts_of(comp)
+    if v:  # as compare --json: only when someone gave a verdict
         rep["flip_verdicts"] = vd.verdicts_to_json(v, lr.counts_of(comp, v))
     return json.dumps(rep, indent=2).encode()
 

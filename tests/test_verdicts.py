@@ -137,3 +137,49 @@ def test_two_app_sessions_mark_flips_and_a_third_sees_both(tmp_path, monkeypatch
     c = run_app()  # a third session, on the Overview
     text = " ".join(m.value for m in c.markdown).replace("\\", "")  # the page escapes Markdown
     assert f"of {len(neg)} negative flips: 2 reviewed: 1 real regression, 1 label wrong" in text, text
+
+
+def test_cli_json_summary_and_html_carry_label_issues_and_verdicts(tmp_path):
+    """``compare --json --html`` of two tables: label issues always, verdicts once someone gave one."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from graceful_core.sources import comparison_key
+    from tests.apptest import ROOT
+
+    rng = np.random.default_rng(1)
+    n, classes = 90, ["ant", "bee", "cat"]
+    y = np.arange(n) % 3
+    paths = []
+    for side in ("old", "new"):
+        logits = rng.normal(size=(n, 3)) + 3 * np.eye(3)[y]
+        logits[8] = [6.0, 0.0, 0.0]  # s008 is labelled cat; both models are sure it is an ant
+        p = tmp_path / f"{side}.parquet"
+        pd.DataFrame({"id": [f"s{i:03d}" for i in range(n)], "label": [classes[k] for k in y],
+                      "pred": [classes[k] for k in logits.argmax(1)], "logits": list(logits)}).to_parquet(p)
+        paths.append(p)
+    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path / "cache"))
+
+    def cli():
+        subprocess.run([sys.executable, "-m", "graceful_core", "compare", *map(str, paths), "--json",
+                        str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300, check=True)
+        out = subprocess.run([sys.executable, "-m", "graceful_core", "compare", *map(str, paths)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300, check=True).stdout
+        return json.loads((tmp_path / "r.json").read_text()), (tmp_path / "r.html").read_text(), out
+
+    rep, html, out = cli()
+    assert "s008" in rep["label_issues"]["flagged"] and "flip_verdicts" not in rep
+    assert "label issues: " in out and "Label issues and flip verdicts" in html
+    key = comparison_key(str(paths[0]), str(paths[1]), None)
+    neg = rep["negative_flips"]
+    assert neg, "the case needs a negative flip"
+    verdicts.set_verdict(key, neg[0], "label wrong", note="relabel", db=tmp_path / "cache" / "reviews.sqlite")
+    rep, html, out = cli()
+    assert rep["flip_verdicts"]["verdicts"][0]["id"] == neg[0]
+    assert rep["flip_verdicts"]["counts"]["by_verdict"]["label wrong"] == 1
+    assert f"of {len(neg)} negative flips: 1 reviewed: 1 label wrong" in html
+    assert f"of {len(neg)} negative flips: 1 reviewed: 1 label wrong" in out
