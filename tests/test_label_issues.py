@@ -159,3 +159,13 @@ def test_without_scores_there_is_no_key_and_with_too_few_images_a_reason():
     old, new = _preds(12, scores=True)  # 4 images per class: below the minimum of 5
     rep = compare_predictions(old, new, with_slices=False).to_report()["label_issues"]
     assert set(rep) == {"reason"} and "at least 5" in rep["reason"]
+
+
+def test_the_grid_sorts_by_label_quality_lowest_first():
+    from graceful_core.views import LABEL_QUALITY_ORDER, grid_page
+
+    old, new = _preds(60, scores=True)
+    comp = compare_predictions(old, new, with_slices=False)
+    page = grid_page(comp, order=LABEL_QUALITY_ORDER, per_page=60)
+    q = page.rows["label_quality"].to_numpy()
+    assert (np.diff(q) >= 0).all() and q[0] == comp.label_issues.quality.min()
