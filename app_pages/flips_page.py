@@ -1,14 +1,24 @@
 """Flips: where the predictions moved (matrix, per class) and the images behind them, optionally
 restricted to one regression slice (chosen here or on the Slices page; ``?slice=`` in the URL)."""
 
+import numpy as np
 import streamlit as st
 
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
 from graceful_core.views import SORT_ORDERS, busiest_submatrix
-from graceful_core.vocabulary import FLIP_MARKS, FLIP_TYPES, METRICS, images, negative_flips
+from graceful_core.vocabulary import (
+    FLIP_MARKS,
+    FLIP_TYPES,
+    LABEL_FILTERS,
+    LABEL_ISSUE_HELP,
+    METRICS,
+    images,
+    negative_flips,
+)
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
+from graceful_ui.label_ui import flash, grid_card_extra, label_filter_rows, sort_orders, verdicts_of
 from graceful_ui.state import request_page
 from graceful_ui.widgets import require_comparison
 
@@ -43,6 +53,10 @@ def on_filter() -> None:
 def on_sort() -> None:
     ss["sort"] = None if ss["w_sort"] == SORT_ORDERS[0] else ss["w_sort"]  # default order: not in the URL
     ss["grid_page"] = 1
+
+
+def on_label_filter() -> None:
+    ss["label_filter"], ss["grid_page"] = ss["w_label"], 1
 
 
 def on_page() -> None:
@@ -94,8 +108,9 @@ else:
 f1.multiselect("True class", list(comp.classes), key="w_classes", on_change=on_filter, placeholder="all classes")
 f2.multiselect("Flip type", list(FLIP_TYPES), key="w_flips", on_change=on_filter, placeholder="all images",
                help=f"negative flip: {FLIP_MARKS['negative flip']}; positive flip: {FLIP_MARKS['positive flip']}")
-ss["w_sort"] = ss.get("sort") if ss.get("sort") in SORT_ORDERS else SORT_ORDERS[0]  # survives page switches
-order = f3.selectbox("Sort by", SORT_ORDERS, key="w_sort", on_change=on_sort,
+orders = sort_orders(comp, SORT_ORDERS)  # + label quality when there are label issues
+ss["w_sort"] = ss.get("sort") if ss.get("sort") in orders else SORT_ORDERS[0]  # survives page switches
+order = f3.selectbox("Sort by", orders, key="w_sort", on_change=on_sort,
                      help="Confidence drop = p(true class) under old − under new; largest first shows the "
                      "most confident regressions first.")
 cell = ss.get("cell")
@@ -111,8 +126,16 @@ if chosen is not None:
             f"(NFR {METRICS['slice_negative_flip_rate'].format(chosen.negative_flip_rate)})")
     c2.button("Clear slice filter", on_click=clear_slice, key="btn_clear_slice")
 
+rows = chosen.indices if chosen is not None else None
+if comp.label_issues is not None:  # filter by label quality (docs/metrics.md, "Label issues")
+    ss["w_label"] = ss.get("label_filter") if ss.get("label_filter") in LABEL_FILTERS else LABEL_FILTERS[0]
+    st.columns([1, 3])[0].selectbox("Label", LABEL_FILTERS, key="w_label", on_change=on_label_filter,
+                                    help=LABEL_ISSUE_HELP)
+    kept = label_filter_rows(comp, ss["w_label"])
+    if kept is not None:
+        rows = kept if rows is None else np.intersect1d(rows, kept)
 grid = store.grid_page(comp, tuple(ss["w_classes"]), tuple(ss["w_flips"]), tuple(cell) if cell else None, order,
-                       ss.get("grid_page", 1), PER_PAGE, rows=chosen.indices if chosen is not None else None)
+                       ss.get("grid_page", 1), PER_PAGE, rows=rows)
 ss["grid_page"] = page_no = grid.page
 if grid.note:
     st.caption(grid.note)
@@ -121,7 +144,9 @@ if grid.n_matching == 0:
 else:
     start, stop = grid.start, grid.start + len(grid.rows)
     st.markdown(f"Showing **{start + 1}–{stop}** of **{grid.n_matching}** matching images (of {comp.n_samples}).")
-    image_grid(comp, grid.rows, on_inspect=inspect if comp.arrays is not None else None)  # streamed: no Sample page
+    flash()
+    image_grid(comp, grid.rows, on_inspect=inspect if comp.arrays is not None else None,  # streamed: no Sample page
+               card_extra=grid_card_extra(comp, verdicts_of(comp)))
     if grid.n_pages > 1:
         ss["w_page"] = page_no
         st.pagination(grid.n_pages, key="w_page", on_change=on_page)

@@ -23,6 +23,7 @@ from graceful_core.vocabulary import (
     points,
 )
 from graceful_ui.fmt import md
+from graceful_ui.label_ui import overview_block
 from graceful_ui.review_ui import review_section
 from graceful_ui.state import request_page
 from graceful_ui.widgets import VERDICT_COLOURS, metric_card, rates_table, require_comparison, verdict_markdown
@@ -36,6 +37,7 @@ spec, comp = require_comparison()
 s = comp.summary
 st.caption(f"{md(spec.label)} · {s.n_samples} labelled images · old = {md(comp.old_name)}, new = {md(comp.new_name)}")
 st.subheader(headline(comp))
+overview_block(comp)  # the NFR without doubtful labels, and the flip verdicts
 worst = worst_class_sentence(comp)
 if worst is not None:  # the class where the update hurts most leads
     st.markdown(f":red-background[{md(worst)}]")

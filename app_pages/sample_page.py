@@ -8,6 +8,7 @@ from graceful_core.vocabulary import SAMPLE_IMAGE_PX, is_undefined, percent, poi
 from graceful_ui import store
 from graceful_ui.fmt import md
 from graceful_ui.grid import FLIP_BADGES, image_grid
+from graceful_ui.label_ui import sample_verdict, why_label
 from graceful_ui.widgets import require_comparison, require_per_sample
 
 LARGE_PX = SAMPLE_IMAGE_PX
@@ -71,6 +72,9 @@ with right:
         st.plotly_chart(top_k_bars(comp.classes, old_probs[row_idx], new_probs[row_idx], k=5), key="chart_topk")
     else:
         st.info("Top-5 probabilities need class scores from both sides (a table with only `pred` has none).")
+
+why_label(comp, row_idx, samples, old_probs, new_probs, inspect)
+sample_verdict(comp, row_idx, row["flip"])
 
 st.markdown("#### Nearest neighbours of the same class")
 if comp.dataset is None:

@@ -267,6 +267,11 @@ def _cmd_compare(args) -> int:
                                use_cache=not args.no_cache, device=args.device, batch_size=args.batch_size,
                                stream=streamed, flip_ids_path=staged, reference=args.reference)
         report = comp.to_report()
+        from graceful_core import label_review
+
+        verdicts = label_review.load_verdicts(comp) if comp.key else None
+        if verdicts:  # only when someone gave one (the report of a comparison nobody reviewed is Comparison.to_report)
+            report["flip_verdicts"] = label_review.verdicts_to_json(verdicts, label_review.counts_of(comp, verdicts))
         if flip_file:
             report["flip_ids_file"] = os.path.basename(flip_file)  # next to the JSON: named relative to it
         gates = []
@@ -289,7 +294,8 @@ def _cmd_compare(args) -> int:
             from graceful_core.report_html import render_html_report
             from graceful_core.review import get_review
 
-            html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None)
+            html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None,
+                                           verdicts=verdicts)
         outputs = {}
         if args.json:
             outputs[args.json] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
@@ -297,6 +303,9 @@ def _cmd_compare(args) -> int:
             outputs[args.html] = html_text.encode("utf-8")
         _write_outputs(outputs)
     print(text_summary(comp))
+    for line in label_review.label_issue_lines(comp) + [label_review.verdict_line(comp, verdicts or {}) or ""]:
+        if line:
+            print(line)
     if flip_file:
         print(f"every flipped sample: {flip_file}")
     failed = [d for _, ok, d in gates if not ok]

@@ -57,6 +57,7 @@ from graceful_core.metrics import flips as fm
 from graceful_core.metrics.churn import ChurnFloor, churn_floor
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
+from graceful_core.metrics.label_issues import LabelIssues, label_issues_of_comparison, label_issues_to_json
 from graceful_core.metrics.retrieval import (
     CrossTest,
     RetrievalResult,
@@ -325,6 +326,10 @@ class Comparison:
         None without embeddings of equal size on both sides.
     churn_floor : ChurnFloor or None
         NFR of a reference retrain of the old model; None without ``--reference``.
+    label_issues : LabelIssues or None
+        Per-sample label quality, "label may be wrong" and "ambiguous"
+        (:mod:`graceful_core.metrics.label_issues`); None without class scores on both
+        sides or for a streamed comparison, ``label_issues_reason`` then says why.
     regression_slices : SliceReport or None
         Slices where the negative flips concentrate (metadata values and clusters of the
         old embeddings), most significant first, with the clustering (each sample's
@@ -366,6 +371,8 @@ class Comparison:
     dropped_ids: int = 0
     key: str = ""
     inputs: ComparisonInputs | None = field(default=None, repr=False)
+    label_issues: LabelIssues | None = field(default=None, repr=False)
+    label_issues_reason: str | None = None
     summary: FlipSummary = field(init=False)
     per_class: GroupFlips = field(init=False, repr=False)
     transition_matrix: np.ndarray = field(init=False, repr=False)
@@ -407,7 +414,9 @@ class Comparison:
         ``new_conf``, ``old_p_true``, ``new_p_true`` (nan without scores), ``flip`` (one of
         :data:`FLIP_TYPES`), ``confidence_drop`` (``old_p_true - new_p_true``), ``slice``
         when there are slices and ``cluster`` (the sample's cluster of the old embeddings,
-        :attr:`regression_slices`) when there are clusters. Needs the per-sample arrays.
+        :attr:`regression_slices`) when there are clusters; ``label_quality``, ``label_issue``,
+        ``ambiguous`` and ``suggested_label`` when there are :attr:`label_issues`. Needs the
+        per-sample arrays.
         """
         a = self.require_arrays()
         names = np.asarray(self.classes, dtype=object)
@@ -431,6 +440,12 @@ class Comparison:
         clustering = None if self.regression_slices is None else self.regression_slices.clustering
         if clustering is not None:
             df["cluster"] = np.asarray(clustering.assignment)
+        li = self.label_issues
+        if li is not None:  # docs/metrics.md, "Label issues"
+            df["label_quality"] = li.quality
+            df["label_issue"] = li.flagged
+            df["ambiguous"] = li.ambiguous
+            df["suggested_label"] = names[li.suggested]
         return df
 
     def flips(self, kind: str = "negative flip") -> pd.DataFrame:
@@ -494,6 +509,11 @@ class Comparison:
             report.update(self.churn_floor.to_json())
         if self.regression_slices is not None:
             report["regression_slices"] = self.regression_slices.to_json()
+        if self.label_issues is not None or self.label_issues_reason is not None:
+            a = self.arrays
+            report["label_issues"] = label_issues_to_json(self.label_issues, self.label_issues_reason,
+                                                          None if a is None else a.ids,
+                                                          None if a is None else a.negative_flip_mask)
         report = json_clean(report)
         report.update(self.flip_ids.to_json())
         return report
@@ -861,4 +881,5 @@ def compare_predictions(
         dropped_ids=int(old_j.extra.get("dropped_ids", 0)) + int(new.extra.get("dropped_ids", 0)),
         key=key,
         inputs=inputs,
+        **label_issues_of_comparison(labels, old_j, new_j),
     )

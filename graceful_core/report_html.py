@@ -36,6 +36,7 @@ from graceful_core.cache import atomic_write_bytes
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
+from graceful_core.label_review import html_context as label_review_context
 from graceful_core.summary import (
     churn_verdict,
     compatibility_verdict,
@@ -279,7 +280,7 @@ def _churn_floor(comp: Comparison) -> dict[str, str] | None:
 
 # ------------------------------------------------------------------ public
 def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, review=None,
-                       generated_at: float | None = None) -> str:
+                       generated_at: float | None = None, verdicts=None) -> str:
     """The report as one self-contained HTML string (see the module docstring).
 
     Parameters
@@ -292,6 +293,9 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         Review status and notes to include.
     generated_at : float, optional
         POSIX time stated as the generation time (default: now).
+    verdicts : dict of str to graceful_core.verdicts.FlipVerdict, optional
+        The reviewers' verdicts on flipped images (counted and listed); None leaves the
+        verdicts out (label issues are shown either way).
 
     Returns
     -------
@@ -320,6 +324,7 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         "slices": _slices(comp),
         "compat": _compat(comp),
         "compat_reason": comp.compatibility_reason,
+        "label_review": label_review_context(comp, verdicts),
     }
     return _environment().get_template("report.html.j2").render(context)
 

@@ -42,6 +42,7 @@ from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
     STREAM_ROWS_ENV,
     STREAMED_NO_CROSS_TEST,
+    STREAMED_NO_LABEL_ISSUES,
     TABLE_SUFFIXES,
     StageProgress,
 )
@@ -334,6 +335,7 @@ def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: I
         arrays=None,
         per_slice=None if r.slices is None else per_slice_from_sums(r.slices),
         compatibility_reason=STREAMED_NO_CROSS_TEST if r.embeddings_skipped else None,
+        label_issues_reason=STREAMED_NO_LABEL_ISSUES,
         # regression_slices (issue 13) are computed from per-sample arrays and metadata, which a streamed
         # comparison does not hold: None here. Metadata-only slices could be tested from the per-slice sums
         # (r.slices: support and flips per slice value) when that analysis accepts counts.

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: Sort orders of the image grid.
 SORT_ORDERS = ("confidence drop (largest first)", "confidence drop (smallest first)", "id")
+#: Sort order of comparisons with label issues (in memory only): the most doubtful label first.
+LABEL_QUALITY_ORDER = "label quality (lowest first)"
 
 
 def filter_samples(
@@ -79,15 +81,20 @@ def filter_samples(
 def sort_samples(samples: pd.DataFrame, order: str) -> pd.DataFrame:
     """Order the per-sample table for the grid.
 
-    ``order`` is one of :data:`SORT_ORDERS`. The confidence drop is
+    ``order`` is one of :data:`SORT_ORDERS` or :data:`LABEL_QUALITY_ORDER`. The confidence drop is
     ``p_true(old) - p_true(new)`` (column ``confidence_drop``); rows without it (no
-    class scores) go last. Ties keep the id order, so pages are stable.
+    class scores) go last. Label quality (``label_quality``, lowest first) needs the
+    comparison's label issues. Ties keep the id order, so pages are stable.
     """
-    if order not in SORT_ORDERS:
-        raise ValueError(f"order must be one of {SORT_ORDERS}, got {order!r}")
+    if order not in (*SORT_ORDERS, LABEL_QUALITY_ORDER):
+        raise ValueError(f"order must be one of {(*SORT_ORDERS, LABEL_QUALITY_ORDER)}, got {order!r}")
     by_id = samples.sort_values("id", kind="stable")
     if order == "id":
         return by_id
+    if order == LABEL_QUALITY_ORDER:  # docs/metrics.md, "Label issues": the most doubtful label first
+        if "label_quality" not in by_id.columns:
+            raise ValueError("sorting by label quality needs label issues (class scores from both models)")
+        return by_id.sort_values("label_quality", ascending=True, kind="stable", na_position="last")
     ascending = order == SORT_ORDERS[1]
     return by_id.sort_values("confidence_drop", ascending=ascending, kind="stable", na_position="last")
 
@@ -170,7 +177,7 @@ def grid_page(
     classes, flip_types, old_pred, new_pred
         The filters of :func:`filter_samples` (None or empty: no filter).
     order : str
-        One of :data:`SORT_ORDERS`.
+        One of :data:`SORT_ORDERS`, or :data:`LABEL_QUALITY_ORDER` (in memory, with label issues).
     page, per_page : int
         The 1-based page (clamped into range) and its size.
     samples : pd.DataFrame, optional
@@ -183,8 +190,10 @@ def grid_page(
     -------
     GridPage
     """
-    if order not in SORT_ORDERS:
+    if order not in (*SORT_ORDERS, LABEL_QUALITY_ORDER):
         raise ValueError(f"order must be one of {SORT_ORDERS}, got {order!r}")
+    if comp.arrays is None and order == LABEL_QUALITY_ORDER:
+        raise ValueError("a streamed comparison has no label issues to sort by")
     if comp.arrays is not None:
         table = comp.samples() if samples is None else samples
         kept = sort_samples(filter_samples(table, classes=classes, flip_types=flip_types, old_pred=old_pred,

@@ -470,3 +470,26 @@ def card(key: str, summary: FlipSummary) -> tuple[str, str, str, str]:
     m = METRICS[key]
     caption = m.caption(summary) if m.caption is not None else ""
     return m.label, m.format(m.value_of(summary)), caption, m.help
+
+
+# --------------------------------------------------------------------------- label issues and flip verdicts
+#: A reviewer's verdict on one flipped image (the review store keeps the latest per image).
+FLIP_VERDICTS = ("real regression", "label wrong", "ambiguous", "acceptable")
+#: Streamlit background colour of each verdict's badge.
+FLIP_VERDICT_COLOURS: Mapping[str, str] = {"real regression": "red", "label wrong": "violet", "ambiguous": "orange",
+                                           "acceptable": "gray"}
+#: Badge of a sample whose label looks wrong (the Flips grid, the Sample page).
+LABEL_ISSUE_MARK = "label may be wrong"
+#: Badge of a sample both models split between the same two classes.
+AMBIGUOUS_MARK = "ambiguous image"
+#: What "label may be wrong" means, in one sentence (help texts of the faces).
+LABEL_ISSUE_HELP = ("Flagged by confident learning (Northcutt et al., JAIR 2021; the cleanlab library) on the mean "
+                    "of both models' class probabilities: both models put clearly more probability on another "
+                    "class than images of the given class usually get. Label quality = the mean probability of "
+                    "the given label (0 = the models are sure it is wrong).")
+#: Why a streamed comparison has no label issues (the report's ``label_issues.reason``).
+STREAMED_NO_LABEL_ISSUES = ("streamed comparison: confident learning sets each class's threshold from every "
+                            "sample's class probabilities, which a streamed comparison does not keep (it counts "
+                            "batch by batch); compare in memory (compare --stream never) for label issues")
+#: Filters of the Flips grid by label quality.
+LABEL_FILTERS = ("all images", "label may be wrong", "ambiguous", "label looks fine")

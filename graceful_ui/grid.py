@@ -41,11 +41,12 @@ def card_markdown(row: dict) -> str:
 
 
 def image_grid(comp: Comparison, rows: pd.DataFrame, *, on_inspect=None, key: str = "grid",
-               size: int = THUMB_PX, columns: int = COLUMNS) -> None:
+               size: int = THUMB_PX, columns: int = COLUMNS, card_extra=None) -> None:
     """Draw ``rows`` of the per-sample table as cards, ``columns`` per line.
 
     Images are upscaled with nearest-neighbour to ``size`` px (no smoothing).
-    ``on_inspect(sample_id)`` is the callback of each card's "Inspect" button.
+    ``on_inspect(sample_id)`` is the callback of each card's "Inspect" button;
+    ``card_extra(row)``, when given, draws more into each card (label badges, a verdict).
     """
     records = rows.to_dict("records")
     for start in range(0, len(records), columns):
@@ -56,6 +57,8 @@ def image_grid(comp: Comparison, rows: pd.DataFrame, *, on_inspect=None, key: st
                 if png is not None:
                     st.image(png, width=size)
                 st.markdown(card_markdown(row))
+                if card_extra is not None:
+                    card_extra(row)
                 if on_inspect is not None:
                     st.button("Inspect", key=f"{key}-{row['id']}", on_click=on_inspect, args=(row["id"],),
                               width="stretch")

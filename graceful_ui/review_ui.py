@@ -18,6 +18,7 @@ import streamlit as st
 from graceful_core import review as rv
 from graceful_core.comparison import Comparison
 from graceful_core.report_html import DEFAULT_MAX_FLIPS, render_html_report
+from graceful_core.verdicts import get_verdicts, verdict_signature
 from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
@@ -33,16 +34,17 @@ def _review_signature(r: rv.Review) -> tuple:
                                                      repr(c.churn_floor))})
 def _html(comp: Comparison, signature: tuple | None) -> bytes:
     r = rv.get_review(comp.key) if comp.key else None
-    return render_html_report(comp, max_flips=DEFAULT_MAX_FLIPS, review=r).encode("utf-8")
+    verdicts = get_verdicts(comp.key) if comp.key else None
+    return render_html_report(comp, max_flips=DEFAULT_MAX_FLIPS, review=r, verdicts=verdicts).encode("utf-8")
 
 
 def html_report_bytes(comp: Comparison) -> bytes:
     """The HTML report of ``comp`` with its current review, UTF-8 encoded.
 
     Rendered once per (comparison, review state) and server: the bytes are reused until
-    a status or note changes.
+    a status, a note or a flip verdict changes.
     """
-    sig = _review_signature(rv.get_review(comp.key)) if comp.key else None
+    sig = (*_review_signature(rv.get_review(comp.key)), verdict_signature(comp.key)) if comp.key else None
     return _html(comp, sig)
 
 

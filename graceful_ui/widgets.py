@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -11,7 +12,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.metrics.summary import FlipSummary
 from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card
-from graceful_ui import store
+from graceful_ui import label_ui, store
 from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, resolve_spec, user_message
 from graceful_ui.jobs import ComparisonCancelled, Job, JobState
@@ -233,11 +234,13 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
             return
         st.caption(f"**Comparing** {md(spec.label)}  \n{comp.n_samples} labelled images, {len(comp.classes)} classes  \n"
                    "The address bar always links to this exact view: copy it to share.")
-        st.download_button("Download report (JSON)", store.report_json(comp), file_name="graceful-report.json",
+        st.download_button("Download report (JSON)", partial(label_ui.report_json_bytes, comp),
+                           file_name="graceful-report.json", on_click="ignore",
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
                            key="dl_json", width="stretch")
         if comp.arrays is not None:  # a streamed comparison has no per-sample table
-            st.download_button("Download per-sample table (CSV)", store.samples_csv(comp),
+            st.download_button("Download per-sample table (CSV)", partial(label_ui.samples_csv_bytes, comp),
                                file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
-                               help="One row per image: label, both predictions and confidences, flip type")
+                               on_click="ignore", help="One row per image: label, both predictions and "
+                               "confidences, flip type, label quality and the reviewers' verdicts")
         html_report_button(comp)
