@@ -116,13 +116,12 @@ def _interpolation(old: str, new: str, new_j: Predictions, dataset, run_kw: dict
         return None, INTERPOLATION_NEEDS_FILES
     om, nm = load_model(old), load_model(new)
 
-    def run(model):
-        return predict(model, dataset, use_cache=False, batch_size=run_kw.get("batch_size", 256))
+    def run(model, alpha: float):
+        stage = f"interpolated weights, alpha {alpha:g}"
+        cb = (lambda d, t: progress(stage, d, t)) if progress else None
+        return predict(model, dataset, progress=cb, use_cache=False, batch_size=run_kw.get("batch_size", 256))
 
-    cb = (lambda d, t: progress("interpolation", d, t)) if progress else None
-    rows, reason = interpolation_predictions(om, np.asarray(new_j.scores, np.float32), nm, run,
-                                             INTERPOLATION_ALPHAS, cb)
-    return rows, reason
+    return interpolation_predictions(om, np.asarray(new_j.scores, np.float32), nm, run, INTERPOLATION_ALPHAS)
 
 
 def _side_predictions(old: str, new: str, dataset, run_kw: dict) -> tuple[Predictions, Predictions]:

@@ -37,7 +37,9 @@ def _module_of(model: Model) -> nn.Module | None:
     from graceful_core.models.torchscript import TorchScriptModel
 
     if isinstance(model, Pt2Model):
-        return model.program.module()  # a fresh module: loading weights into it leaves the model untouched
+        # ExportedProgram.module() shares its tensors with the (cached) program: loading weights into
+        # it would change the loaded model itself, so the file is read again into a program of its own.
+        return Pt2Model(model.path, device="cpu").program.module()
     if isinstance(model, TorchScriptModel):
         return torch.jit.load(model.path, map_location="cpu")
     return None
@@ -45,7 +47,7 @@ def _module_of(model: Model) -> nn.Module | None:
 
 def _state(model: Model) -> dict[str, torch.Tensor] | None:
     module = _module_of(model)
-    return None if module is None else {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    return None if module is None else {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
 def interpolation_problem(old: Model, new: Model) -> str | None:
@@ -97,17 +99,16 @@ def interpolation_module(old: Model, new: Model, alpha: float) -> nn.Module:
     if module is None or so is None or sn is None:
         raise ValueError("weight interpolation needs TorchScript or torch.export models")
     module.load_state_dict(interpolated_state(so, sn, alpha))
-    module.eval()
-    return module
+    return module  # in eval mode: loaded TorchScript and exported programs are
 
 
 def interpolation_predictions(
-    old: Model, new_logits: np.ndarray, new: Model, run: Callable[[Model], Predictions],
-    alphas: Sequence[float], progress: Callable[[int, int], None] | None = None,
+    old: Model, new_logits: np.ndarray, new: Model, run: Callable[[Model, float], Predictions],
+    alphas: Sequence[float],
 ) -> tuple[np.ndarray | None, str | None]:
     """Predictions ``[A, N]`` of the interpolated models (one ``run`` per ``α``), or ``(None, reason)``.
 
-    ``run(model)`` predicts one model over the evaluation images (in the order of
+    ``run(model, alpha)`` predicts one model over the evaluation images (in the order of
     ``new_logits``, the new model's logits there). ``α = 1`` is run first: if old's code
     with new's weights does not reproduce ``new_logits`` (within :data:`ALPHA_ONE_TOLERANCE`),
     the models are not one architecture and nothing is returned but the reason.
@@ -122,8 +123,7 @@ def interpolation_predictions(
     out = np.empty((len(alphas), new_logits.shape[0]), np.int32)
     for done, i in enumerate(order):
         module.load_state_dict(interpolated_state(so, sn, float(alphas[i])))
-        module.eval()
-        preds = run(ModuleModel(module, old.info, device="cpu"))
+        preds = run(ModuleModel(module, old.info, device="cpu"), float(alphas[i]))
         if done == 0 and float(alphas[i]) == 1.0:
             got = np.asarray(preds.scores, np.float32)
             if got.shape != new_logits.shape or not np.allclose(got, new_logits, rtol=ALPHA_ONE_TOLERANCE,
@@ -131,6 +131,4 @@ def interpolation_predictions(
                 return None, ("the old model's code with the new model's weights does not give the new model's "
                               "logits: the two files share parameter names and shapes but not the architecture")
         out[i] = preds.pred
-        if progress:
-            progress(done + 1, len(alphas))
     return out, None
