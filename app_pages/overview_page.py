@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from graceful_core.remedies.report import whatif_line
 from graceful_core.summary import (
     churn_verdict,
     classes_hurt,
@@ -52,6 +53,8 @@ if worst is not None:  # the class where the update hurts most leads
 
 verdict = significance_verdict(s)
 st.markdown(f"**Significance:** :{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]")
+if comp.mitigation_whatif is not None:  # what the recommended training-free remedy would change (Mitigate page)
+    st.markdown(f"**Remedy:** {md(whatif_line(comp.mitigation_whatif))}")
 
 deltas = {"new_accuracy": points(s.new_accuracy - s.old_accuracy)}
 

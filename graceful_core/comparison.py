@@ -68,6 +68,7 @@ from graceful_core.metrics.slices import (
     find_regression_slices,
 )
 from graceful_core.metrics.summary import FlipSummary, flip_summary
+from graceful_core.metrics.whatif import WhatIfReport, whatif_of_scores
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES
 
@@ -319,6 +320,10 @@ class Comparison:
         None without embeddings of equal size on both sides.
     churn_floor : ChurnFloor or None
         NFR of a reference retrain of the old model; None without ``--reference``.
+    mitigation_whatif : WhatIfReport or None
+        Mixing and gating of the two models' class probabilities with a cross-fitted
+        recommendation (:mod:`graceful_core.metrics.whatif`); None unless both sides have
+        class scores.
     regression_slices : SliceReport or None
         Slices where the negative flips concentrate (metadata values and clusters of the
         old embeddings), most significant first, with the clustering (each sample's
@@ -360,6 +365,7 @@ class Comparison:
     dropped_ids: int = 0
     key: str = ""
     inputs: ComparisonInputs | None = field(default=None, repr=False)
+    mitigation_whatif: WhatIfReport | None = field(default=None, repr=False)
     summary: FlipSummary = field(init=False)
     per_class: GroupFlips = field(init=False, repr=False)
     transition_matrix: np.ndarray = field(init=False, repr=False)
@@ -488,6 +494,8 @@ class Comparison:
             report.update(self.churn_floor.to_json())
         if self.regression_slices is not None:
             report["regression_slices"] = self.regression_slices.to_json()
+        if self.mitigation_whatif is not None:
+            report["mitigation_whatif"] = self.mitigation_whatif.to_json()
         report = json_clean(report)
         report.update(self.flip_ids.to_json())
         return report
@@ -855,6 +863,13 @@ def compare_predictions(
         r = reference_predictions(reference, old, arrays.ids, labels)
         churn = churn_floor(labels, o, n, r, reference_name=reference_name or reference.extra.get("model_name")
                             or reference.source or "reference")
+    whatif = None
+    if old_j.scores is not None and new_j.scores is not None:
+        try:
+            whatif = whatif_of_scores(labels, arrays.ids, old_j.scores, old_j.score_kind, new_j.scores,
+                                      new_j.score_kind, o, n)
+        except ValueError:  # too few samples to cross-fit: the report has no what-if object
+            whatif = None
     return Comparison(
         old_name=old_name or old.extra.get("model_name") or old.source,
         new_name=new_name or new.extra.get("model_name") or new.source,
@@ -873,4 +888,5 @@ def compare_predictions(
         dropped_ids=int(old_j.extra.get("dropped_ids", 0)) + int(new.extra.get("dropped_ids", 0)),
         key=key,
         inputs=inputs,
+        mitigation_whatif=whatif,
     )

@@ -34,6 +34,7 @@ from markupsafe import Markup
 from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
+from graceful_core.remedies.report import whatif_line
 from graceful_core.summary import (
     churn_verdict,
     compatibility_verdict,
@@ -318,5 +319,6 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         "slices": _slices(comp),
         "compat": _compat(comp),
         "compat_reason": comp.compatibility_reason,
+        "remedy_line": None if comp.mitigation_whatif is None else whatif_line(comp.mitigation_whatif),
     }
     return _environment().get_template("report.html.j2").render(context)

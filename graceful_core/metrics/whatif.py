@@ -60,7 +60,8 @@ __all__ = ["MIXING_WEIGHTS", "GATING_OLD_THRESHOLDS", "GATING_NEW_THRESHOLDS", "
            "DEFAULT_MAX_ERROR_INCREASE", "REMEDY_METHODS", "WhatIfPoint", "Recommendation", "FoldChoice",
            "mixing_predictions", "gating_predictions", "score_points", "mixing_points", "gating_points",
            "id_folds", "choose_point", "recommend", "remedy_cost", "probabilities64", "Candidates",
-           "candidate_predictions", "remedy_settings", "WhatIfReport", "whatif_report"]
+           "candidate_predictions", "remedy_settings", "WhatIfReport", "whatif_report", "whatif_of_scores",
+           "NOT_IN_COMPARE"]
 
 #: ``w_new`` of the mixing curve: 0, 0.05, …, 1.
 MIXING_WEIGHTS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
@@ -161,14 +162,27 @@ def _check_inputs(y: Any, p_old: Any, p_new: Any) -> tuple[np.ndarray, np.ndarra
     return yy, po, pn
 
 
+#: Rows per chunk of the row-wise passes (a chunk of float64 rows stays in the CPU cache).
+_CHUNK_ELEMENTS = 65_536
+
+
+def _row_step(k: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(1, k))
+
+
 def _top2(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: the index of the largest value, the index of the second largest, and the second largest value."""
-    r = np.arange(p.shape[0])
-    i1 = p.argmax(axis=1)
-    q = p.copy()
-    q[r, i1] = -np.inf
-    i2 = q.argmax(axis=1)
-    return i1, i2, q[r, i2]
+    n, k = p.shape
+    i1, i2, v2 = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, p.dtype)
+    step = _row_step(k)
+    for a in range(0, n, step):
+        q = p[a:a + step].copy()
+        r = np.arange(q.shape[0])
+        j = q.argmax(axis=1)
+        q[r, j] = -np.inf
+        i1[a:a + step], i2[a:a + step] = j, q.argmax(axis=1)
+        v2[a:a + step] = q[r, i2[a:a + step]]
+    return i1, i2, v2
 
 
 def _mix_argmax(po: np.ndarray, diff: np.ndarray, w: float, buf: np.ndarray) -> np.ndarray:
@@ -206,18 +220,25 @@ def mixing_predictions(p_old: Any, p_new: Any, weights: Sequence[float] = MIXING
     r = np.arange(n)
     co, cn = po[r, cand], pn[r, cand]
     cdiff = cn - co
+    undecided = np.zeros((len(weights), n), dtype=bool)
+    mixed, up = np.empty_like(co), np.empty(n, dtype=bool)
     for i, w in enumerate(weights):
-        mixed = co + w * cdiff  # the same float operations as _mix_argmax on these entries
-        best, j = mixed[0], np.zeros(n, np.int64)
+        np.multiply(cdiff, w, out=mixed)  # the same float operations as _mix_argmax on these entries
+        mixed += co
+        best, j = mixed[0].copy(), np.zeros(n, np.int64)
         for c in range(1, 4):  # a strict > keeps the first maximum
-            up = mixed[c] > best
-            best = np.where(up, mixed[c], best)
+            np.greater(mixed[c], best, out=up)
+            np.copyto(best, mixed[c], where=up)
             j[up] = c
         out[i] = cand[j, r]
-        rest = np.flatnonzero(~(best > ov2 + w * (nv2 - ov2)))
-        if rest.size:
-            sub_o = po[rest]
-            out[i, rest] = _mix_argmax(sub_o, pn[rest] - sub_o, w, np.empty_like(sub_o))
+        undecided[i] = ~(best > ov2 + w * (nv2 - ov2))
+    rows = np.flatnonzero(undecided.any(axis=0))
+    if rows.size:  # mixed over every class, gathered once for all weights
+        sub_o = po[rows]
+        sub_d, buf = pn[rows] - sub_o, np.empty_like(sub_o)
+        for i, w in enumerate(weights):
+            if undecided[i, rows].any():
+                out[i, rows] = _mix_argmax(sub_o, sub_d, w, buf)
     return out
 
 
@@ -376,6 +397,12 @@ class Recommendation:
     def params(self) -> Mapping[str, float]:
         return self.point.params
 
+    @property
+    def folds_agree(self) -> bool:
+        """True when every cross-fitting way chose the deployed setting (always True after a validation choice)."""
+        return all(f.point.method == self.point.method and dict(f.point.params) == dict(self.point.params)
+                   for f in self.folds)
+
     def sentence(self) -> str:
         """One sentence: what to deploy, what it changes against the new model (held out) and what it costs."""
         p, n = self.point, self.new
@@ -384,8 +411,11 @@ class Recommendation:
             what = "Deploy the new model as it is: no remedy lowers the negative flips within the error allowance"
         else:
             what = f"Deploy {_describe(p)}"
+        held = "held-out images" if self.folds_agree else (
+            "held-out images when each half's choice (" + "; ".join(f.point.label() for f in self.folds)
+            + ") is measured on the other half")
         return (f"{what}: {p.negative_flips:,} negative flips instead of the new model's {n.negative_flips:,} "
-                f"on {p.n_samples:,} held-out images, error {d_err:+.2f} points "
+                f"on {p.n_samples:,} {held}, error {d_err:+.2f} points "
                 f"({p.error_rate:.2%} vs {n.error_rate:.2%}); cost: {_cost_words(p)} "
                 f"(chosen by {self.chosen_on}, never on these numbers).")
 
@@ -401,6 +431,7 @@ class Recommendation:
                                "sentence": self.sentence()}
         if self.folds:
             out["folds"] = [f.to_json() for f in self.folds]
+            out["folds_agree"] = self.folds_agree
         return out
 
 
@@ -474,6 +505,9 @@ def recommend(
     if ids is None:
         raise ValueError("recommend needs the sample ids for cross-fitting when there is no validation set")
     folds = id_folds(ids, 2)
+    if np.bincount(folds, minlength=2).min() == 0:
+        raise ValueError(f"cannot cross-fit on {len(folds)} samples: one half of the id split is empty "
+                         "(give a validation set)")
     c = score_points(y, old_pred, preds, folds, 2)  # [C, 2, 4]
     cnew = score_points(y, old_pred, np.asarray(new_pred)[None], folds, 2)[0]  # [2, 4]
     ways, pooled = [], np.zeros(4, np.int64)
@@ -500,13 +534,13 @@ def probabilities64(scores: Any, kind: str | None) -> np.ndarray:
     if kind == "probs":
         return s.astype(np.float64)
     out = np.empty(s.shape, np.float64)
-    step = max(1, 4_000_000 // max(1, s.shape[1])) if s.ndim == 2 else 1
+    step = _row_step(s.shape[1]) if s.ndim == 2 else 1
     for a in range(0, s.shape[0], step):
-        c = s[a:a + step].astype(np.float64)
+        c = out[a:a + step]
+        c[...] = s[a:a + step]
         c -= c.max(axis=1, keepdims=True)
         np.exp(c, out=c)
         c /= c.sum(axis=1, keepdims=True)
-        out[a:a + step] = c
     return out
 
 
@@ -611,3 +645,15 @@ def whatif_report(evaluation: Candidates, ids: Any, *, validation: Candidates | 
         interpolation_reason=None if "interpolation" in scored else interpolation_reason,
         recommended=rec, old_errors=int(np.count_nonzero(e.old_pred != e.y)), new_errors=int(new_c[3]),
         new_negative_flips=int(new_c[1]))
+
+
+#: ``interpolation_reason`` of the what-if object in a comparison report.
+NOT_IN_COMPARE = "a comparison scores mixing and gating only: run graceful mitigate on the model files for interpolation"
+
+
+def whatif_of_scores(labels: Any, ids: Any, old_scores: Any, old_kind: str | None, new_scores: Any,
+                     new_kind: str | None, old_pred: Any, new_pred: Any) -> WhatIfReport:
+    """Mixing and gating of two models' class scores (logits or probabilities), recommended by cross-fitting."""
+    cands = candidate_predictions(labels, probabilities64(old_scores, old_kind), probabilities64(new_scores, new_kind),
+                                  old_pred, new_pred)
+    return whatif_report(cands, ids, interpolation_reason=NOT_IN_COMPARE)

@@ -201,7 +201,10 @@ def mitigate_sources(
             if vrows is None:
                 raise InputError(os.fspath(validation), f"interpolation failed on the validation set ({vreason})")
         val = _candidates(vo, vn, vrows)
-    report = whatif_report(evaluation, old_j.ids, validation=val, interpolation_reason=reason,
-                           max_error_increase=max_error_increase)
+    try:
+        report = whatif_report(evaluation, old_j.ids, validation=val, interpolation_reason=reason,
+                               max_error_increase=max_error_increase)
+    except ValueError as e:
+        raise InputError(os.fspath(data) if data is not None else new, str(e)) from None
     return MitigationResult(report, old, new, None if data is None else os.fspath(data),
                             None if validation is None else os.fspath(validation))
