@@ -311,3 +311,36 @@ def test_old_to_new_ft_interpolation_on_the_sample(tmp_path):
                                     for k in so})
             pred = module(x).argmax(1).numpy()
             assert (r["negative_flips"], r["positive_flips"]) == _counts(y, old_pred, pred)[:2], a
+
+
+def test_python_api_and_cli_agree(tmp_path):
+    import graceful_core
+    from graceful_core.cli import main
+
+    out = tmp_path / "w.json"
+    assert main([
+        "mitigate", str(TABLES / "old.parquet"), str(TABLES / "new.parquet"), "--json", str(out),
+        "--max-error-increase", "0.5"]) == 0
+    cli = json.loads(out.read_text())
+    api = graceful_core.mitigate(TABLES / "old.parquet", TABLES / "new.parquet", max_error_increase=0.005).to_json()
+    assert cli == api and cli["recommended"]["max_error_increase"] == 0.005
+    assert set(cli) >= {"mixing", "gating", "interpolation", "interpolation_reason", "recommended"}
+
+
+def test_compare_report_carries_mixing_and_gating(fashion_report):
+    from graceful_core.sources import compare_sources
+
+    rep = compare_sources(TABLES / "old.parquet", TABLES / "new.parquet").to_report()
+    w = rep["mitigation_whatif"]
+    mine = fashion_report.to_json()
+    assert w["mixing"] == mine["mixing"] and w["gating"] == mine["gating"] and w["interpolation"] is None
+    assert w["recommended"] == mine["recommended"]
+
+
+def test_cli_export_refuses_tables_without_writing(tmp_path, capsys):
+    from graceful_core.cli import main
+
+    code = main(["mitigate", str(TABLES / "old.parquet"), str(TABLES / "new.parquet"),
+                 "--json", str(tmp_path / "w.json"), "--export", str(tmp_path / "t.pt2")])
+    assert code == 2 and "needs model files" in capsys.readouterr().err
+    assert not (tmp_path / "w.json").exists() and not (tmp_path / "t.pt2").exists()

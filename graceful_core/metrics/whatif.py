@@ -461,6 +461,7 @@ def recommend(
     y: Any, old_pred: Any, new_pred: Any, candidates: Mapping[str, tuple[np.ndarray, Sequence[Mapping[str, float]]]],
     ids: Any = None, *, max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
     validation: tuple[Any, Any, Any, Mapping[str, np.ndarray]] | None = None,
+    fold_counts: np.ndarray | None = None,
 ) -> Recommendation:
     """Choose a remedy point by the rule of :func:`choose_point` without reporting on the choosing data.
 
@@ -477,6 +478,9 @@ def recommend(
     validation : (y, old_pred, new_pred, {method: predictions [C, M]}), optional
         The same on a validation set: the point is chosen there and reported on the whole
         evaluation set.
+    fold_counts : array [C, 2, 4], optional
+        :func:`score_points` of the candidates (in ``REMEDY_METHODS`` order) on the folds
+        of :func:`id_folds`, when the caller has them already.
 
     Returns
     -------
@@ -508,7 +512,7 @@ def recommend(
     if np.bincount(folds, minlength=2).min() == 0:
         raise ValueError(f"cannot cross-fit on {len(folds)} samples: one half of the id split is empty "
                          "(give a validation set)")
-    c = score_points(y, old_pred, preds, folds, 2)  # [C, 2, 4]
+    c = score_points(y, old_pred, preds, folds, 2) if fold_counts is None else fold_counts  # [C, 2, 4]
     cnew = score_points(y, old_pred, np.asarray(new_pred)[None], folds, 2)[0]  # [2, 4]
     ways, pooled = [], np.zeros(4, np.int64)
     for choose, report in ((0, 1), (1, 0)):
@@ -633,11 +637,19 @@ def whatif_report(evaluation: Candidates, ids: Any, *, validation: Candidates | 
         if missing:
             raise ValueError(f"the validation set lacks the rows of {', '.join(missing)}")
     settings = {m: remedy_settings(m, interpolation_alphas) for m in methods}
-    scored = {m: _points(m, settings[m], score_points(e.y, e.old_pred, e.rows[m])[:, 0]) for m in methods}
     cands = {m: (e.rows[m], settings[m]) for m in methods}
     val = None if validation is None else (validation.y, validation.old_pred, validation.new_pred,
                                            {m: validation.rows[m] for m in methods})
-    rec = recommend(e.y, e.old_pred, e.new_pred, cands, ids, max_error_increase=max_error_increase, validation=val)
+    fold_counts = None
+    if validation is None and ids is not None:  # one counting pass gives both the folds and the whole set
+        fold_counts = score_points(e.y, e.old_pred, np.concatenate([e.rows[m] for m in methods]), id_folds(ids, 2), 2)
+        whole = fold_counts.sum(axis=1)
+    else:
+        whole = np.concatenate([score_points(e.y, e.old_pred, e.rows[m])[:, 0] for m in methods])
+    bounds = np.cumsum([0] + [len(e.rows[m]) for m in methods])
+    scored = {m: _points(m, settings[m], whole[bounds[i]:bounds[i + 1]]) for i, m in enumerate(methods)}
+    rec = recommend(e.y, e.old_pred, e.new_pred, cands, ids, max_error_increase=max_error_increase, validation=val,
+                    fold_counts=fold_counts)
     new_c = score_points(e.y, e.old_pred, e.new_pred[None])[0, 0]
     return WhatIfReport(
         n_samples=int(e.y.shape[0]), mixing=scored["mixing"], gating=scored["gating"],

@@ -32,15 +32,14 @@ def whatif_text(report: WhatIfReport) -> str:
 
 
 def whatif_line(report: WhatIfReport) -> str:
-    """One line for the Overview and the HTML report: what the recommended remedy would change."""
+    """One line for the Overview and the HTML report (after "Remedy without training:"): what it would change."""
     r = report.recommended
     p, n = r.point, r.new
     if p.method == "mixing" and p.params["w_new"] == 1.0:
-        return ("Remedies without training: none lowers the negative flips within the error allowance "
-                "(see Mitigate).")
-    return (f"Recommended remedy ({p.label()}, chosen by {r.chosen_on}): {p.negative_flips:,} negative flips "
-            f"instead of {n.negative_flips:,} on held-out images, error {(p.error_rate - n.error_rate) * 100:+.2f} "
-            f"points; cost: {'two models at inference' if p.cost == 2 else 'none'}.")
+        return "none lowers the negative flips within the error allowance (see Mitigate)."
+    return (f"{p.label()} (chosen by {r.chosen_on}) would leave {p.negative_flips:,} negative flips instead of "
+            f"{n.negative_flips:,} on held-out images, error {(p.error_rate - n.error_rate) * 100:+.2f} points; "
+            f"cost: {'both models at inference' if p.cost == 2 else 'none'} (see Mitigate).")
 
 
 #: Colours of the remedy curves (one per method).
@@ -82,7 +81,7 @@ def whatif_figure(report: WhatIfReport):
                                  text=[on_curve.label()], hovertemplate="recommended: %{text}<extra></extra>"))
     new_err = report.new_errors / max(report.n_samples, 1) * 100
     fig.add_vline(x=new_err + rec.max_error_increase * 100, line_dash="dot", line_color="#888",
-                  annotation_text="new's error + allowance", annotation_position="top")
+                  annotation_text="new's error + allowance", annotation_position="bottom right")
     fig.update_layout(xaxis_title="error rate (%)", yaxis_title="negative flip rate (%)", height=420,
                       margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
     return fig
