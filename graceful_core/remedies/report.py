@@ -82,6 +82,6 @@ def whatif_figure(report: WhatIfReport):
     new_err = report.new_errors / max(report.n_samples, 1) * 100
     fig.add_vline(x=new_err + rec.max_error_increase * 100, line_dash="dot", line_color="#888",
                   annotation_text="new's error + allowance", annotation_position="bottom right")
-    fig.update_layout(xaxis_title="error rate (%)", yaxis_title="negative flip rate (%)", height=420,
+    fig.update_layout(xaxis_title="error rate of the remedy (%)", yaxis_title="negative flip rate (%)", height=420,
                       margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
     return fig
