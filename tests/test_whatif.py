@@ -344,3 +344,26 @@ def test_cli_export_refuses_tables_without_writing(tmp_path, capsys):
                  "--json", str(tmp_path / "w.json"), "--export", str(tmp_path / "t.pt2")])
     assert code == 2 and "needs model files" in capsys.readouterr().err
     assert not (tmp_path / "w.json").exists() and not (tmp_path / "t.pt2").exists()
+
+
+def test_onnx_mix_and_pt2_gate_exports_predict_their_points(tmp_path, fashion):
+    from graceful_core.inference import predict
+    from graceful_core.io.datasets import load_dataset
+    from graceful_core.models.loader import load_model
+    from graceful_core.remedies.transition import export_remedy
+
+    old, new = load_model(FASHION / "models" / "old.pt"), load_model(FASHION / "models" / "new.pt")
+    export_remedy(old, new, "mixing", {"w_new": 0.3}, tmp_path / "m.onnx")
+    export_remedy(old, new, "gating", {"t": 0.5, "s": 1.0}, tmp_path / "g.pt2")
+    ids, y, po, pn = fashion
+    data = load_dataset(_subset(tmp_path, 20))
+    rows = {i: k for k, i in enumerate(ids)}
+    mixed = predict(load_model(tmp_path / "m.onnx"), data, use_cache=False)
+    idx = np.array([rows[str(i)] for i in mixed.ids])
+    assert np.array_equal(mixed.pred, (0.7 * po[idx] + 0.3 * pn[idx]).argmax(axis=1))
+    gated = predict(load_model(tmp_path / "g.pt2"), data, use_cache=False)
+    o, n = po[idx].argmax(axis=1), pn[idx].argmax(axis=1)
+    want = np.where(po[idx].max(axis=1) >= 0.5, o, n)
+    assert np.array_equal(gated.pred, want) and not np.array_equal(want, n)
+    with pytest.raises(InputError, match=r"\.pt2 or \.onnx|\.onnx or \.pt2"):
+        export_remedy(old, new, "mixing", {"w_new": 0.3}, tmp_path / "m.pt")

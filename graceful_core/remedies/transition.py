@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from graceful_core.errors import InputError
+from graceful_core.training.export import EXPORT_FORMATS
 from graceful_core.types import Model, ModelInfo
 
 __all__ = ["TransitionModule", "export_remedy", "EXPORT_SUFFIXES", "TRANSITION_NAME"]
 
-#: Output suffixes of :func:`export_remedy`.
-EXPORT_SUFFIXES = (".pt2", ".onnx")
+#: Output suffixes of :func:`export_remedy`: those of ``graceful export``'s formats.
+EXPORT_SUFFIXES = tuple(f".{f}" for f in EXPORT_FORMATS)
 #: ``name`` in the exported file's ``graceful.json``.
 TRANSITION_NAME = "transition"
 
@@ -82,12 +83,13 @@ def _program_module(model: Model) -> nn.Module:
     """A traceable module of a TorchScript or ``.pt2`` file (forward gives logits or (logits, embedding))."""
     from graceful_core.models.pt2 import Pt2Model
     from graceful_core.models.torchscript import TorchScriptModel
-    from graceful_core.training.export import _export_program
+    from graceful_core.training.export import _export_program, _FixedMode
 
+    # An exported program's module cannot switch modes (the ONNX exporter tries): _FixedMode stops train() there.
     if isinstance(model, Pt2Model):
-        return model.program.module()
+        return _FixedMode(model.program.module())
     if isinstance(model, TorchScriptModel):
-        return _export_program(model.module, model.info).module()
+        return _FixedMode(_export_program(model.module, model.info).module())
     raise InputError(model.path, "--export needs TorchScript (.pt) or torch.export (.pt2) model files "
                                  "(an ONNX model cannot be embedded in another model)")
 
@@ -115,6 +117,10 @@ def export_remedy(old: Model, new: Model, method: str, params: Mapping[str, floa
         from graceful_core.remedies.interpolation import interpolation_module
 
         module = interpolation_module(old, new, float(params["alpha"]))
+        if not isinstance(module, torch.jit.ScriptModule):  # a .pt2 program's module: its mode is fixed
+            from graceful_core.training.export import _FixedMode
+
+            module = _FixedMode(module)
         info = dataclasses.replace(old.info, name=TRANSITION_NAME)
         what = f"the interpolated model (alpha {params['alpha']:g})"
     else:
