@@ -171,12 +171,12 @@ def test_export_is_refused_for_tables_and_odd_suffixes(fashion_report, tmp_path)
 
 
 # --------------------------------------------------------------------------- model files
-def _subset(tmp_path: Path, per_class: int = 20) -> Path:
-    """A class-per-folder copy of the first ``per_class`` Fashion test images of every class."""
-    out = tmp_path / "subset"
+def _subset(tmp_path: Path, per_class: int = 20, skip: int = 0, name: str = "subset") -> Path:
+    """A class-per-folder copy of ``per_class`` Fashion test images of every class (after the first ``skip``)."""
+    out = tmp_path / name
     for d in sorted(p for p in (FASHION / "test").iterdir() if p.is_dir()):
         (out / d.name).mkdir(parents=True)
-        for f in sorted(d.glob("*.png"))[:per_class]:
+        for f in sorted(d.glob("*.png"))[skip:skip + per_class]:
             shutil.copy(f, out / d.name / f.name)
     shutil.copy(FASHION / "test" / "classes.json", out / "classes.json")
     return out
@@ -367,3 +367,36 @@ def test_onnx_mix_and_pt2_gate_exports_predict_their_points(tmp_path, fashion):
     assert np.array_equal(gated.pred, want) and not np.array_equal(want, n)
     with pytest.raises(InputError, match=r"\.pt2 or \.onnx|\.onnx or \.pt2"):
         export_remedy(old, new, "mixing", {"w_new": 0.3}, tmp_path / "m.pt")
+
+
+def test_validation_data_chooses_and_the_evaluation_set_reports(tmp_path, fashion):
+    from graceful_core.remedies.build import mitigate_sources
+
+    ids, y, po, pn = fashion
+    evaluation = _subset(tmp_path, 30, name="evaluation")
+    validation = _subset(tmp_path, 30, skip=30, name="validation")
+    r = mitigate_sources(FASHION / "models" / "old.pt", FASHION / "models" / "new.pt", evaluation,
+                         validation=validation, interpolation=False, use_cache=False).to_json()
+    rec = r["recommended"]
+    assert rec["chosen_on"] == "validation" and "folds" not in rec
+    rows = {i: k for k, i in enumerate(ids)}  # the validation images' probabilities, from the tables
+
+    def index(folder):
+        return np.array([rows[f"{p.parent.name}/{p.name}"] for p in sorted(folder.glob("*/*.png"))])
+
+    v, e = index(validation), index(evaluation)
+
+    def settings(ix):
+        a, b = po[ix], pn[ix]
+        o, n = a.argmax(1), b.argmax(1)
+        return ([("mixing", {"w_new": w}, ((1 - w) * a + w * b).argmax(1)) for w in wi.MIXING_WEIGHTS]
+                + [("gating", {"t": t, "s": s}, np.where((a.max(1) >= t) & (b.max(1) <= s), o, n))
+                   for t in wi.GATING_OLD_THRESHOLDS for s in wi.GATING_NEW_THRESHOLDS])
+
+    bound = (pn[v].argmax(1) != y[v]).mean() + 0.001 + 1e-12
+    ok = [(k, m) for k, m in enumerate(settings(v)) if (m[2] != y[v]).mean() <= bound]
+    k, best = min(ok, key=lambda km: (_counts(y[v], po[v].argmax(1), km[1][2])[0], (km[1][2] != y[v]).mean(), km[0]))
+    assert rec["method"] == best[0] and all(rec[p] == x for p, x in best[1].items())
+    held = _counts(y[e], po[e].argmax(1), settings(e)[k][2])  # reported on the evaluation images
+    assert (rec["held_out"]["negative_flips"], rec["held_out"]["positive_flips"]) == held[:2]
+    assert rec["held_out"]["n_samples"] == 300
