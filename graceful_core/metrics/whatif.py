@@ -131,10 +131,10 @@ class WhatIfPoint:
         """``mixing w_new=0.35``, ``gating t=0.9 s=0.7``, ``interpolation alpha=0.4``."""
         return f"{self.method} " + " ".join(f"{k}={v:g}" for k, v in self.params.items())
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON row: the parameters, then the counts and rates (``docs/metrics.md``)."""
+    def to_json(self, with_params: bool = True) -> dict[str, Any]:
+        """The JSON row: the parameters (unless ``with_params`` is False), then the counts and rates (``docs/metrics.md``)."""
         lo, hi = self.negative_flip_rate_ci95
-        return {**{k: float(v) for k, v in self.params.items()},
+        return {**({k: float(v) for k, v in self.params.items()} if with_params else {}),
                 "negative_flips": int(self.negative_flips), "positive_flips": int(self.positive_flips),
                 "negative_flip_rate": _num(self.negative_flip_rate), "negative_flip_rate_ci95": [_num(lo), _num(hi)],
                 "error_rate": _num(self.error_rate), "n_samples": int(self.n_samples), "cost_models": int(self.cost)}
@@ -425,7 +425,9 @@ class Recommendation:
         out: dict[str, Any] = {"method": p.method, **{k: float(v) for k, v in p.params.items()},
                                "cost_models": int(p.cost), "cost": _cost_words(p), "chosen_on": self.chosen_on,
                                "max_error_increase": float(self.max_error_increase),
-                               "held_out": p.to_json(), "new_held_out": self.new.to_json(),
+                               # the pooled held-out counts may come from other settings (folds): no parameters
+                               "held_out": p.to_json(with_params=False),
+                               "new_held_out": self.new.to_json(with_params=False),
                                "negative_flips_change": int(p.negative_flips - self.new.negative_flips),
                                "error_rate_change": _num(p.error_rate - self.new.error_rate),
                                "sentence": self.sentence()}
