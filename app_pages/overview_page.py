@@ -19,6 +19,7 @@ from graceful_core.vocabulary import (
     MORE_CARDS,
     SLICES_TITLE,
     SUMMARY_CARDS,
+    WHATIF_LINE_LABEL,
     images,
     interval,
     points,
@@ -54,7 +55,7 @@ if worst is not None:  # the class where the update hurts most leads
 verdict = significance_verdict(s)
 st.markdown(f"**Significance:** :{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]")
 if comp.mitigation_whatif is not None:  # what the recommended training-free remedy would change (Mitigate page)
-    st.markdown(f"**Remedy without training:** {md(whatif_line(comp.mitigation_whatif))}")
+    st.markdown(f"**{WHATIF_LINE_LABEL}:** {md(whatif_line(comp.mitigation_whatif))}")
 
 deltas = {"new_accuracy": points(s.new_accuracy - s.old_accuracy)}
 

@@ -56,6 +56,7 @@ from graceful_core.vocabulary import (
     SLICES_HELP,
     SLICES_TITLE,
     SUMMARY_CARDS,
+    WHATIF_LINE_LABEL,
     card,
     count,
     images,
@@ -320,5 +321,6 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         "compat": _compat(comp),
         "compat_reason": comp.compatibility_reason,
         "remedy_line": None if comp.mitigation_whatif is None else whatif_line(comp.mitigation_whatif),
+        "remedy_label": WHATIF_LINE_LABEL,
     }
     return _environment().get_template("report.html.j2").render(context)

@@ -435,3 +435,8 @@ def card(key: str, summary: FlipSummary) -> tuple[str, str, str, str]:
     m = METRICS[key]
     caption = m.caption(summary) if m.caption is not None else ""
     return m.label, m.format(m.value_of(summary)), caption, m.help
+
+# --------------------------------------------------------------------------- what-if remedies
+#: Title of the training-free remedies (Mitigate page section) and the label of their one line (Overview, HTML).
+WHATIF_TITLE = "Remedies without training"
+WHATIF_LINE_LABEL = "Remedy without training"

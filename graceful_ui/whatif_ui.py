@@ -19,6 +19,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.remedies.report import whatif_figure
 from graceful_core.sources import is_table
+from graceful_core.vocabulary import WHATIF_TITLE
 from graceful_ui.fmt import md
 from graceful_ui.widgets import page_comparison
 
@@ -60,7 +61,7 @@ def _export_bytes(old: str, new: str, method: str, params: tuple[tuple[str, floa
 def whatif_section() -> None:
     """The what-if curves, the recommendation in one sentence and "Download this model"."""
     _, comp = page_comparison()
-    st.subheader("Remedies without training")
+    st.subheader(WHATIF_TITLE)
     if comp is None:
         st.info("Open a comparison (Inputs) to see what mixing or gating its two models would change.")
         return

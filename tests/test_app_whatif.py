@@ -24,16 +24,17 @@ def _own_cache(tmp_path, monkeypatch):
 def test_mitigate_opens_on_the_recommendation_and_the_overview_says_it():
     from graceful_core.remedies.build import mitigate_sources
     from graceful_core.remedies.report import whatif_line
+    from graceful_core.vocabulary import WHATIF_LINE_LABEL, WHATIF_TITLE
     from graceful_ui.fmt import md  # the page escapes Markdown in its sentences
 
     at = run_app(page="mitigate_page.py")
     assert at.title[0].value == "Mitigate"
-    assert at.subheader[0].value == "Remedies without training"
+    assert at.subheader[0].value == WHATIF_TITLE
     want = mitigate_sources(PREDS / "old.csv", PREDS / "new.csv").report
     shown = " ".join(m.value for m in at.markdown)
     assert md(want.recommended.sentence()) in shown
     charts = at.get("plotly_chart")
     assert charts, "no what-if figure"
     at = goto(at, "overview_page.py")
-    assert any(md(whatif_line(want)) in m.value for m in at.markdown)
+    assert any(f"**{WHATIF_LINE_LABEL}:** {md(whatif_line(want))}" == m.value for m in at.markdown)
     check(at)

@@ -330,8 +330,13 @@ def test_python_api_and_cli_agree(tmp_path):
 def test_compare_report_carries_mixing_and_gating(fashion_report):
     from graceful_core.sources import compare_sources
 
-    rep = compare_sources(TABLES / "old.parquet", TABLES / "new.parquet").to_report()
+    comp = compare_sources(TABLES / "old.parquet", TABLES / "new.parquet")
+    rep = comp.to_report()
     w = rep["mitigation_whatif"]
+    from graceful_core.remedies.report import whatif_line
+    from graceful_core.report_html import render_html_report
+
+    assert whatif_line(fashion_report.report) in render_html_report(comp, max_flips=0)
     mine = fashion_report.to_json()
     assert w["mixing"] == mine["mixing"] and w["gating"] == mine["gating"] and w["interpolation"] is None
     assert w["recommended"] == mine["recommended"]

@@ -32,7 +32,7 @@ def whatif_text(report: WhatIfReport) -> str:
 
 
 def whatif_line(report: WhatIfReport) -> str:
-    """One line for the Overview and the HTML report (after "Remedy without training:"): what it would change."""
+    """One line for the Overview and the HTML report (after ``WHATIF_LINE_LABEL``): what it would change."""
     r = report.recommended
     p, n = r.point, r.new
     if p.method == "mixing" and p.params["w_new"] == 1.0:
