@@ -12,6 +12,7 @@ from graceful_core.training.update import WARM_START_LR, TrainParams
 from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, points, yes_no
 from graceful_ui.inputs import resolve_spec, sample_data_dir, spec_sample
 from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
+from graceful_ui.whatif_ui import whatif_section
 from graceful_ui.widgets import open_comparison, page_comparison
 
 ss = st.session_state
@@ -31,6 +32,7 @@ TRAIN_TIME = {"digits": "about 10 s", "fashion": "under a minute of CPU time"}
 MONITOR_DEFAULT = {"digits": True, "fashion": False}
 
 st.title("Mitigate")
+whatif_section()
 st.caption("Train a new model against the old one and see what it changes: negative flips, error rate, backward "
            "trust and embedding compatibility, next to a plain retrained model with the same seed and epochs.")
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from graceful_core.remedies.report import whatif_line
 from graceful_core.summary import (
     churn_verdict,
     classes_hurt,
@@ -18,6 +19,7 @@ from graceful_core.vocabulary import (
     MORE_CARDS,
     SLICES_TITLE,
     SUMMARY_CARDS,
+    WHATIF_LINE_LABEL,
     images,
     interval,
     points,
@@ -54,6 +56,8 @@ if worst is not None:  # the class where the update hurts most leads
 
 verdict = significance_verdict(s)
 st.markdown(f"**Significance:** :{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]")
+if comp.mitigation_whatif is not None:  # what the recommended training-free remedy would change (Mitigate page)
+    st.markdown(f"**{WHATIF_LINE_LABEL}:** {md(whatif_line(comp.mitigation_whatif))}")
 
 deltas = {"new_accuracy": points(s.new_accuracy - s.old_accuracy)}
 

@@ -5,6 +5,9 @@ The Python API (imported on first use, so ``import graceful_core`` stays light):
 - :func:`compare` (:mod:`graceful_core.api`): compare two models (files, ``nn.Module``s or
   arrays) on a dataset path, ``(x, labels)``, a Dataset or a DataLoader; returns the
   CLI's :class:`~graceful_core.comparison.Comparison`.
+- :func:`mitigate` (:func:`graceful_core.remedies.build.mitigate_sources`): what mixing,
+  gating and weight interpolation of two model files (or tables) would change, the honest
+  recommendation, and ``.export(path)`` to write it as one model file.
 - :class:`FlipMonitor` (:mod:`graceful_core.monitor`): NFR, error rate and compatibility of
   a model in training against the deployed one, one pass per call.
 """
@@ -14,7 +17,7 @@ from typing import Any
 from graceful_core.errors import InputError
 from graceful_core.types import Model, ModelInfo, Predictions
 
-__all__ = ["InputError", "Model", "ModelInfo", "Predictions", "compare", "FlipMonitor"]
+__all__ = ["InputError", "Model", "ModelInfo", "Predictions", "compare", "FlipMonitor", "mitigate"]
 __version__ = "0.2.0"
 
 
@@ -23,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from graceful_core.api import compare
 
         return compare
+    if name == "mitigate":
+        from graceful_core.remedies.build import mitigate_sources
+
+        return mitigate_sources
     if name == "FlipMonitor":
         from graceful_core.monitor import FlipMonitor
 

@@ -1,4 +1,4 @@
-"""Command line: ``graceful {compare,predict,train,matrix,export,app} ...`` (or ``python -m graceful_core ...``).
+"""Command line: ``graceful {compare,predict,train,mitigate,matrix,export,app} ...`` (or ``python -m graceful_core ...``).
 
 Exit status (:mod:`graceful_core.vocabulary`: ``EXIT_OK``, ``EXIT_GATE``, ``EXIT_INPUT``): 0 report
 written and gates passed; 1 a gate failed; 2 bad input, with one ``error: <file>: <problem>`` line
@@ -142,6 +142,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _add_run_options(pr)
 
     _add_train_parser(sub)
+    _add_mitigate_parser(sub)
     _add_matrix_parser(sub)
     _add_export_parser(sub)
     _add_app_parser(sub)
@@ -181,6 +182,45 @@ def _add_train_parser(sub) -> None:
                    help="after every epoch, print the new model's error rate and NFR against OLD on DATA "
                         "(a validation set: never choose settings on the test split)")
     _add_run_options(t, batch_size=False)
+
+
+def _points(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected percentage points between 0 and 100, got {text!r}") from None
+    if not 0.0 <= x < 100.0 or math.isnan(x):
+        raise argparse.ArgumentTypeError(f"expected percentage points between 0 and 100, got {text!r}")
+    return x
+
+
+def _add_mitigate_parser(sub) -> None:
+    m = sub.add_parser(
+        "mitigate",
+        help="what mixing, gating and weight interpolation of OLD and NEW would change, and which to deploy",
+        description="Score the remedies that need no training (mixing the two models' class probabilities, "
+                    "gating on their confidences, interpolating the weights of two models of one architecture) "
+                    "on DATA, recommend one (chosen on --validation, else by 2-fold cross-fitting on DATA: the "
+                    "reported numbers are never the ones it was chosen on), and optionally write it as one "
+                    "model file. JSON keys: docs/metrics.md, section What-if remedies.",
+        epilog="Example: %(prog)s sample_data/fashion/models/old.pt sample_data/fashion/models/new.pt "
+               "--data sample_data/fashion/test --json whatif.json --export transition.pt2",
+    )
+    m.add_argument("old", metavar="OLD", help="deployed model file or predictions table with class scores")
+    m.add_argument("new", metavar="NEW", help="proposed model file or predictions table with class scores")
+    m.add_argument("--data", metavar="DATA", help="the evaluation dataset (needed for model files)")
+    m.add_argument("--validation", metavar="DATA",
+                   help="a labelled dataset to choose the recommended point on (model files only); "
+                        "default: 2-fold cross-fitting on --data, split by a hash of the sample id")
+    m.add_argument("--max-error-increase", type=_points, default=0.1, metavar="X",
+                   help="the recommendation: lowest NFR whose error is at most the new model's + X percentage "
+                        "points on the choosing data (default: 0.1)")
+    m.add_argument("--json", metavar="OUT", help="write every point and the recommendation as JSON")
+    m.add_argument("--export", metavar="FILE",
+                   help="write the recommended remedy as one model file (.pt2 or .onnx; needs model files): "
+                        "graceful predict on it gives the recommended point's predictions")
+    m.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
+    _add_run_options(m)
 
 
 def _add_matrix_parser(sub) -> None:
@@ -387,6 +427,23 @@ def _cmd_train(args) -> int:
     return run_train(args, progress=_bar)
 
 
+def _cmd_mitigate(args) -> int:
+    from graceful_core.remedies.build import mitigate_sources
+    from graceful_core.remedies.report import whatif_text
+
+    _check_outputs([p for p in (args.json, args.export) if p])
+    result = mitigate_sources(args.old, args.new, args.data, validation=args.validation,
+                              max_error_increase=args.max_error_increase / 100.0, progress=StderrProgress(),
+                              use_cache=not args.no_cache, device=args.device, batch_size=args.batch_size)
+    written = result.export(args.export) if args.export else None  # before the JSON: no JSON for a failed export
+    if args.json:
+        _write_json(args.json, result.to_json())
+    print(whatif_text(result.report))
+    if written:
+        print(written)
+    return EXIT_OK
+
+
 def _cmd_matrix(args) -> int:
     from graceful_core.lineage import STAGE_PAIRS, model_matrix_report
 
@@ -481,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"compare": _cmd_compare, "predict": _cmd_predict, "train": _cmd_train, "matrix": _cmd_matrix,
-               "export": _cmd_export, "app": _cmd_app}[args.command]
+               "export": _cmd_export, "app": _cmd_app, "mitigate": _cmd_mitigate}[args.command]
     try:
         if getattr(args, "device", None) is not None and getattr(args, "engine", "local") != "ray":
             from graceful_core.models.devices import require_device

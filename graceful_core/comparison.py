@@ -75,6 +75,7 @@ from graceful_core.metrics.slices import (
     find_regression_slices,
 )
 from graceful_core.metrics.summary import FlipSummary, flip_summary
+from graceful_core.metrics.whatif import WhatIfReport, whatif_of_scores
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES
 
@@ -330,6 +331,10 @@ class Comparison:
         Per-sample label quality, "label may be wrong" and "ambiguous"
         (:mod:`graceful_core.metrics.label_issues`); None without class scores on both
         sides or for a streamed comparison, ``label_issues_reason`` then says why.
+    mitigation_whatif : WhatIfReport or None
+        Mixing and gating of the two models' class probabilities with a cross-fitted
+        recommendation (:mod:`graceful_core.metrics.whatif`); None unless both sides have
+        class scores.
     regression_slices : SliceReport or None
         Slices where the negative flips concentrate (metadata values and clusters of the
         old embeddings), most significant first, with the clustering (each sample's
@@ -373,6 +378,7 @@ class Comparison:
     inputs: ComparisonInputs | None = field(default=None, repr=False)
     label_issues: LabelIssues | None = field(default=None, repr=False)
     label_issues_reason: str | None = None
+    mitigation_whatif: WhatIfReport | None = field(default=None, repr=False)
     summary: FlipSummary = field(init=False)
     per_class: GroupFlips = field(init=False, repr=False)
     transition_matrix: np.ndarray = field(init=False, repr=False)
@@ -514,6 +520,8 @@ class Comparison:
             report["label_issues"] = label_issues_to_json(self.label_issues, self.label_issues_reason,
                                                           None if a is None else a.ids,
                                                           None if a is None else a.negative_flip_mask)
+        if self.mitigation_whatif is not None:
+            report["mitigation_whatif"] = self.mitigation_whatif.to_json()
         report = json_clean(report)
         report.update(self.flip_ids.to_json())
         return report
@@ -863,6 +871,13 @@ def compare_predictions(
         r = reference_predictions(reference, old, arrays.ids, labels)
         churn = churn_floor(labels, o, n, r, reference_name=reference_name or reference.extra.get("model_name")
                             or reference.source or "reference")
+    whatif = None
+    if old_j.scores is not None and new_j.scores is not None:
+        try:
+            whatif = whatif_of_scores(labels, arrays.ids, old_j.scores, old_j.score_kind, new_j.scores,
+                                      new_j.score_kind, o, n)
+        except ValueError:  # too few samples to cross-fit: the report has no what-if object
+            whatif = None
     return Comparison(
         old_name=old_name or old.extra.get("model_name") or old.source,
         new_name=new_name or new.extra.get("model_name") or new.source,
@@ -882,4 +897,5 @@ def compare_predictions(
         key=key,
         inputs=inputs,
         **label_issues_of_comparison(labels, old_j, new_j),
+        mitigation_whatif=whatif,
     )

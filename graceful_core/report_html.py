@@ -37,6 +37,7 @@ from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
 from graceful_core.label_review import html_context as label_review_context
+from graceful_core.remedies.report import whatif_line
 from graceful_core.summary import (
     churn_verdict,
     compatibility_verdict,
@@ -58,6 +59,7 @@ from graceful_core.vocabulary import (
     SLICES_HELP,
     SLICES_TITLE,
     SUMMARY_CARDS,
+    WHATIF_LINE_LABEL,
     card,
     count,
     images,
@@ -325,6 +327,8 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         "compat": _compat(comp),
         "compat_reason": comp.compatibility_reason,
         "label_review": label_review_context(comp, verdicts),
+        "remedy_line": None if comp.mitigation_whatif is None else whatif_line(comp.mitigation_whatif),
+        "remedy_label": WHATIF_LINE_LABEL,
     }
     return _environment().get_template("report.html.j2").render(context)
 

@@ -493,3 +493,7 @@ STREAMED_NO_LABEL_ISSUES = ("streamed comparison: confident learning sets each c
                             "batch by batch); compare in memory (compare --stream never) for label issues")
 #: Filters of the Flips grid by label quality.
 LABEL_FILTERS = ("all images", "label may be wrong", "ambiguous", "label looks fine")
+# --------------------------------------------------------------------------- what-if remedies
+#: Title of the training-free remedies (Mitigate page section) and the label of their one line (Overview, HTML).
+WHATIF_TITLE = "Remedies without training"
+WHATIF_LINE_LABEL = "Remedy without training"

@@ -93,6 +93,10 @@ def test_three_lines_in_a_notebook_equal_the_cli_on_exported_files(sample, tmp_p
         mapped = dict(report, old=cli["old"], new=cli["new"],
                       negative_flips=sorted(by_index[i] for i in report["negative_flips"]),
                       positive_flips=sorted(by_index[i] for i in report["positive_flips"]))
+        # The what-if's cross-fitting halves are a hash of the ids, which differ here: the curves must agree,
+        # the recommendation is made on other halves.
+        mapped["mitigation_whatif"] = dict(report["mitigation_whatif"],
+                                           recommended=cli["mitigation_whatif"]["recommended"])
         if fmt == "pt2":  # a .pt2 file has no head(e): no "old head on new embeddings" entry
             mapped["compatibility"] = {k: v for k, v in report["compatibility"].items()
                                        if k != "old_head_on_new_embeddings"}
