@@ -30,9 +30,10 @@ from graceful_core.vocabulary import FLIP_TYPES, STREAM_ROWS_ENV, STREAMED_GRID_
 CLASSES = ["ant", "bee", "cat", "dog"]
 #: Report keys only a streamed comparison has (docs/metrics.md: the cap and the flip-id file).
 STREAMED_ONLY = {"flip_ids_cap", "flip_ids_file"}
-#: Report keys that differ by design and are left out on both sides: label issues need every sample's
-#: probabilities, a streamed comparison reports only why it has none (docs/metrics.md, "Label issues").
-DIFFERS_BY_DESIGN = {"label_issues"}
+#: Report keys that differ by design and are left out on both sides: label issues and the what-if remedies
+#: need every sample's probabilities; a streamed comparison reports only why it has no label issues and has
+#: no what-if (docs/metrics.md, "Label issues", "What-if remedies").
+DIFFERS_BY_DESIGN = {"label_issues", "mitigation_whatif"}
 
 
 @pytest.fixture(autouse=True)
