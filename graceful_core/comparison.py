@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from graceful_core import cache
+from graceful_core.coverage import MissingRows
 from graceful_core.errors import InputError
 from graceful_core.io.metadata import SampleMetadata, combine
 from graceful_core.io.tables import join_predictions
@@ -57,6 +58,7 @@ from graceful_core.metrics import flips as fm
 from graceful_core.metrics.churn import ChurnFloor, churn_floor
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
+from graceful_core.metrics.prediction_churn import prediction_churn_from_matrix
 from graceful_core.metrics.retrieval import CrossTest, cross_test, head_accuracy, nearest_neighbour_overlap
 from graceful_core.metrics.slices import (
     MIN_SAMPLES_TO_CLUSTER,
@@ -69,7 +71,7 @@ from graceful_core.metrics.slices import (
 )
 from graceful_core.metrics.summary import FlipSummary, flip_summary
 from graceful_core.types import Predictions
-from graceful_core.vocabulary import FLIP_TYPES
+from graceful_core.vocabulary import FLIP_TYPES, StageProgress
 
 if TYPE_CHECKING:
     from graceful_core.io.datasets import ImageDataset
@@ -360,6 +362,8 @@ class Comparison:
     dropped_ids: int = 0
     key: str = ""
     inputs: ComparisonInputs | None = field(default=None, repr=False)
+    missing: MissingRows | None = None
+    """Rows left out of the comparison (with ``allow_missing`` only; :mod:`graceful_core.coverage`)."""
     summary: FlipSummary = field(init=False)
     per_class: GroupFlips = field(init=False, repr=False)
     transition_matrix: np.ndarray = field(init=False, repr=False)
@@ -488,6 +492,11 @@ class Comparison:
             report.update(self.churn_floor.to_json())
         if self.regression_slices is not None:
             report["regression_slices"] = self.regression_slices.to_json()
+        # Prediction churn needs no labels: labelled reports carry it too (graceful_core.labelfree).
+        report["labels"] = True
+        report.update(prediction_churn_from_matrix(self.transition_matrix).to_json())
+        if self.missing is not None:
+            report["missing_rows"] = self.missing.to_json()
         report = json_clean(report)
         report.update(self.flip_ids.to_json())
         return report
@@ -779,6 +788,8 @@ def compare_predictions(
     inputs: ComparisonInputs | None = None,
     reference: Predictions | None = None,
     reference_name: str | None = None,
+    missing: MissingRows | None = None,
+    progress: StageProgress | None = None,
 ) -> Comparison:
     """Build the :class:`Comparison` of two models' predictions on the same samples.
 
@@ -806,6 +817,11 @@ def compare_predictions(
         A retrain of the old model (its architecture and data, another seed) on the same
         samples: the comparison then has its ``churn_floor``
         (:func:`~graceful_core.metrics.churn.churn_floor`, aligned by :func:`reference_predictions`).
+    missing : MissingRows, optional
+        The rows left out, kept on the result (the caller decided they may be).
+    progress : callable, optional
+        ``progress(stage, done, total)`` at the start and end of the embedding cross-test
+        and of the clustering (each takes seconds to a minute on 10,000 images).
 
     Raises
     ------
@@ -839,7 +855,11 @@ def compare_predictions(
     old_e, new_e = old_j.embedding, new_j.embedding
     compat = overlap = head_acc = None
     if with_compatibility and old_e is not None and new_e is not None:
+        if progress is not None:
+            progress(STAGE_CROSS_TEST, 0, 1)
         compat = _cross_test_cached(old_e, new_e, labels, key, old_j.ids)
+        if progress is not None:
+            progress(STAGE_CROSS_TEST, 1, 1)
         overlap = _embedding_overlap(old_e, new_e, key)
         if old_head is not None and old_e.shape[1] == new_e.shape[1]:
             head_acc = head_accuracy(old_head(new_e), labels)
@@ -864,7 +884,9 @@ def compare_predictions(
                                   arrays.ids[arrays.positive_flip_mask].tolist()),
         arrays=arrays,
         per_slice=None if slices is None else GroupFlips.from_arrays(labels, o, n, slices),
-        regression_slices=regression_slices(arrays, tuple(old.classes), key) if with_slices else None,
+        regression_slices=_with_stage(progress, STAGE_CLUSTERING,
+                                      lambda: regression_slices(arrays, tuple(old.classes), key))
+        if with_slices else None,
         compatibility=compat,
         old_head_on_new_accuracy=head_acc,
         embedding_overlap=overlap,
@@ -873,4 +895,19 @@ def compare_predictions(
         dropped_ids=int(old_j.extra.get("dropped_ids", 0)) + int(new.extra.get("dropped_ids", 0)),
         key=key,
         inputs=inputs,
+        missing=missing,
     )
+
+
+#: Progress stages of :func:`compare_predictions` besides inference.
+STAGE_CROSS_TEST, STAGE_CLUSTERING = "embedding cross-test", "regression slices (clustering)"
+
+
+def _with_stage(progress: StageProgress | None, stage: str, work: Callable[[], Any]) -> Any:
+    """``work()``, announced to ``progress`` as ``stage`` 0/1 before and 1/1 after."""
+    if progress is not None:
+        progress(stage, 0, 1)
+    out = work()
+    if progress is not None:
+        progress(stage, 1, 1)
+    return out
