@@ -50,9 +50,9 @@ class Verdict:
 
 
 def _p_text(p: float) -> str:
-    """``"= 0.031"`` or ``"< 1e-300"`` (an underflowing p-value is not 0)."""
+    """``"= 0.031"`` (two significant digits) or ``"< 1e-300"`` (an underflowing p-value is not 0)."""
     text = p_value(p)
-    return text if text.startswith("<") else f"= {text}"
+    return text if text.startswith("<") else f"= {p:.2g}"
 
 
 def significance_verdict(s: FlipSummary) -> Verdict:
@@ -258,6 +258,13 @@ def text_summary(c: Comparison) -> str:
         if len(sig) > MAX_SLICE_LINES:
             lines.append(f"  … and {len(sig) - MAX_SLICE_LINES} more (all in the JSON report's regression_slices)")
     return "\n".join(lines)
+
+
+def unlabelled_headline(u: UnlabelledComparison) -> str:
+    """One line for a comparison without labels: how many predictions change."""
+    ch = u.churn
+    return (f"The update changes the predicted class of {images(ch.n_changed)} of {ch.n_samples} "
+            f"({percent(ch.rate)}); without labels, which of these are regressions is unknown.")
 
 
 def unlabelled_summary(u: UnlabelledComparison) -> str:

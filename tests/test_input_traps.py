@@ -114,7 +114,7 @@ def _scrambled_scores(tmp_path: Path, named: bool) -> tuple[Path, np.ndarray, li
 
 def test_score_columns_without_pred_or_class_names_are_refused(tmp_path):
     path, _, _ = _scrambled_scores(tmp_path, named=False)
-    with pytest.raises(InputError, match="no 'pred' column, and its classes have names"):
+    with pytest.raises(InputError, match="no .pred. column, and its classes have names"):
         load_predictions_table(path)
 
 

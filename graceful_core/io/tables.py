@@ -372,17 +372,26 @@ def _wide_names(names: list[str], prefix: str, path: str) -> list[str] | None:
     return [found[j] for j in range(k)]
 
 
-def _names_classes(label_col, classes: list[str] | None) -> bool:
-    """True when the classes are known by name (labels spelled as names, or a named list from the other side).
+def has_class_names(classes) -> bool:
+    """True unless ``classes`` is ``"0".."K-1"`` (class indices, which need no names).
 
-    Numbered score columns are then only as right as the guess that column j is the j-th
-    name; with class indices everywhere, column j and label j are the same class by definition.
+    >>> has_class_names(["0", "1", "2"]), has_class_names(["cat", "dog"])
+    (False, True)
     """
-    if classes is not None and [str(c) for c in classes] != [str(j) for j in range(len(classes))]:
-        return True
-    if label_col is None or label_col[0] == "index":
-        return False
-    return _text_indices(label_col[1]) is None
+    return [str(c) for c in classes] != [str(j) for j in range(len(classes))]
+
+
+def unnamed_scores_problem(score_kind: str) -> str:
+    """Why a table with numbered scores, no ``pred`` and named classes is refused (in memory and streamed).
+
+    Score column j is class j of *some* list; without ``pred`` to check the argmax against, a
+    table whose columns follow another class order than its labels or the other side would
+    be read silently wrong.
+    """
+    prefix = SCORE_FORMS[score_kind]
+    return (f"has numbered class scores ({prefix}0, {prefix}1, ...) but no 'pred' column, and its classes have names, "
+            f"so which column is which class cannot be checked: add a 'pred' column, name the columns "
+            f"{prefix}<class name>, or store the class list as Parquet metadata 'graceful.classes'")
 
 
 def _named_score_columns(names: list[str], prefix: str) -> list[str]:
@@ -682,13 +691,6 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
             raise InputError(path, f"its score columns name the classes {named_classes[:5]} but its metadata "
                                    f"'graceful.classes' says {file_classes[:5]}: make them agree")
         file_classes = named_classes
-    if scores is not None and pred_col is None and file_classes is None and _names_classes(label_col, classes):
-        # Score column j is class j of *some* list; without 'pred' to check the argmax against, a table whose
-        # columns follow another class order than its labels (or the other side) would be read silently wrong.
-        raise InputError(path, f"has numbered class scores ({score_kind}) but no 'pred' column, and its classes "
-                               "have names, so which column is which class cannot be checked: add a 'pred' column, name the "
-                               f"columns {SCORE_FORMS[score_kind]}<class name>, or store the class list as Parquet "
-                               "metadata 'graceful.classes'")
     perm = None
     if classes is not None:
         classes = [str(c) for c in classes]
@@ -701,6 +703,8 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
         classes = file_classes if file_classes is not None else _derived_classes(present, k, path)
     if k is not None and k != len(classes):
         raise InputError(path, f"has {k} score columns but the other side has {len(classes)} classes")
+    if scores is not None and pred_col is None and file_classes is None and has_class_names(classes):
+        raise InputError(path, unnamed_scores_problem(score_kind))
 
     cls_for_file = file_classes if perm is not None else classes
     labels = None if label_col is None else _to_indices(*label_col, cls_for_file, "label", ids, path)
