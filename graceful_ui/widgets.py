@@ -273,7 +273,7 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
         st.download_button("Download report (JSON)", store.report_json(comp), file_name="graceful-report.json",
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
                            key="dl_json", width="stretch")
-        if comp.arrays is not None:  # a streamed comparison has no per-sample table
+        if not labelled or comp.arrays is not None:  # a streamed comparison has no per-sample table
             st.download_button("Download per-sample table (CSV)", store.samples_csv(comp),
                                file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
                                help="One row per image: label, both predictions and confidences, flip type")
