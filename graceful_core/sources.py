@@ -300,8 +300,14 @@ def compare_sources(
     if should_stream([old, new], stream):
         if reference is not None:
             raise InputError(os.fspath(reference), REFERENCE_NOT_STREAMED)
-        comp = _compare_streamed(old, new, dataset, progress=progress, old_name=old_name or Path(old).name,
-                                 new_name=new_name or Path(new).name, flip_ids_path=flip_ids_path, id_cap=id_cap)
+        try:
+            comp = _compare_streamed(old, new, dataset, progress=progress, old_name=old_name or Path(old).name,
+                                     new_name=new_name or Path(new).name, flip_ids_path=flip_ids_path, id_cap=id_cap)
+        except InputError as e:
+            if not e.problem.startswith("no true labels"):
+                raise
+            raise InputError(e.path, f"{e.problem}; a comparison without labels (prediction churn) is not streamed: "
+                                     "pass --stream never (stream=False) if the tables fit in memory") from None
         require_complete(comp.missing, allow_missing)
         return comp
     run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}

@@ -161,3 +161,11 @@ def test_churn_matches_brute_force(rows):
     c = churn_against_reference(o, n, r, reference_name="r")
     assert c.update_only == sum(x != y and x == z for x, y, z in zip(o, n, r))
     assert c.reference_only == sum(x == y and x != z for x, y, z in zip(o, n, r))
+
+
+def test_a_streamed_comparison_without_labels_says_how_to_get_one(unlabelled):
+    from graceful_core.errors import InputError
+
+    d = unlabelled
+    with pytest.raises(InputError, match=r"no true labels.*--stream never"):
+        graceful_core.compare(d / "old.parquet", d / "new.parquet", stream=True)
