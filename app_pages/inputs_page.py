@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from graceful_core.errors import InputError
-from graceful_core.summary import headline
+from graceful_core.summary import headline, unlabelled_headline
 from graceful_core.vocabulary import MANIFEST_SUFFIXES, METRICS, MODEL_SUFFIXES, file_size
 from graceful_ui.fmt import md
 from graceful_ui.inputs import (
@@ -39,7 +39,8 @@ ERRORS, REPLACING = "_upload_errors", "_upload_replacing"
 st.title("Choose inputs")
 spec, comp = page_comparison()
 if comp is not None:
-    st.info(f"**Now showing:** {md(spec.label)}  \n{headline(comp)}")
+    line = headline(comp) if getattr(comp, "has_labels", True) else unlabelled_headline(comp)
+    st.info(f"**Now showing:** {md(spec.label)}  \n{line}")
 
 st.subheader("Bundled sample")
 specs = bundled_specs()

@@ -34,7 +34,12 @@ from graceful_ui.widgets import VERDICT_COLOURS, metric_card, rates_table, requi
 MAX_SLICES = 3
 
 st.title("Overview")
-spec, comp = require_comparison()
+spec, comp = require_comparison(without_labels=True)
+if not getattr(comp, "has_labels", True):  # no labels: what can be known, in its own view
+    from graceful_ui.labelfree_view import unlabelled_overview
+
+    unlabelled_overview(spec, comp)
+    st.stop()
 
 s = comp.summary
 st.caption(f"{md(spec.label)} · {s.n_samples} labelled images · old = {md(comp.old_name)}, new = {md(comp.new_name)}")

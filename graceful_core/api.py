@@ -22,14 +22,17 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graceful_core.comparison import Comparison, ComparisonInputs, compare_predictions
-from graceful_core.errors import InputError
+from graceful_core.errors import InputError, nonfinite_where
 from graceful_core.types import ModelInfo, Predictions
 from graceful_core.vocabulary import StageProgress
+
+if TYPE_CHECKING:
+    from graceful_core.labelfree import UnlabelledComparison
 
 __all__ = ["compare", "Side", "DataSource", "side_of", "data_source", "predictions_of", "StageProgress"]
 
@@ -87,8 +90,11 @@ def side_of(value: Any, role: str, name: str | None = None) -> Side:
         whole = arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and bool(np.all(np.mod(arr, 1) == 0)))
         if arr.ndim == 2 and arr.dtype.kind in "fiu":
             arr = arr.astype(np.float32)
-            if arr.shape[1] < 1 or not np.isfinite(arr).all():
-                raise InputError(role, f"logits must be [N, K] finite numbers with K >= 1, got shape {list(arr.shape)}")
+            if arr.shape[1] < 1:
+                raise InputError(role, f"logits must be [N, K] with K >= 1, got shape {list(arr.shape)}")
+            if not np.isfinite(arr).all():
+                raise InputError(role, f"logits must be finite numbers, but there is {nonfinite_where(arr)}: fix or "
+                                       "drop those samples before comparing")
         elif arr.ndim == 1 and whole:
             arr = arr.astype(np.int64)
             if arr.size and arr.min() < 0:
@@ -113,6 +119,8 @@ class DataSource:
     labels: np.ndarray | None = None
     loader: Iterable | None = None
     path: str | None = None
+    reordered: bool = False
+    """True when the user's DataLoader was shuffled and is read in dataset order instead."""
 
 
 def _is_dataloader(x: Any) -> bool:
@@ -143,7 +151,8 @@ def data_source(data: Any, batch_size: int = 256) -> DataSource:
 
         return DataSource("path", dataset=load_dataset(data), path=os.fspath(data))
     if _is_dataloader(data):
-        return DataSource("loader", loader=data)
+        ordered = in_dataset_order(data)
+        return DataSource("loader", loader=ordered, reordered=ordered is not data)
     if isinstance(data, tuple):
         if len(data) != 2:
             raise InputError("data", f"a tuple must be (x, labels), got {len(data)} items")
@@ -160,6 +169,40 @@ def data_source(data: Any, batch_size: int = 256) -> DataSource:
         return DataSource("loader", loader=DataLoader(data, batch_size=batch_size, shuffle=False))
     raise InputError("data", f"expected a dataset path, a tuple (x, labels), a torch Dataset or a DataLoader; "
                              f"got {type(data).__name__}")
+
+
+def in_dataset_order(loader: Any) -> Any:
+    """``loader`` itself when it yields its dataset in index order, else a DataLoader that does.
+
+    Sample ids of a DataLoader are the positions of its samples; they are the dataset's
+    indices (``flips()`` and the reports name the right images) only when it is read in
+    order. A shuffled loader is therefore re-read unshuffled (same dataset, batch size,
+    collate function and workers): both models still see every sample once, so the counts
+    are those of the shuffled run. A loader with another sampler or a batch sampler of its
+    own is refused: its order is not the dataset's and cannot be recovered.
+
+    Raises
+    ------
+    InputError
+        A sampler other than sequential or random order (e.g. a subset or weighted one).
+    """
+    from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
+
+    if isinstance(loader.dataset, IterableDataset):
+        return loader  # no indices: positions are all there is
+    sampler = loader.sampler
+    if isinstance(sampler, SequentialSampler) and isinstance(loader.batch_sampler, BatchSampler) \
+            and not loader.drop_last:
+        return loader
+    if isinstance(sampler, RandomSampler | SequentialSampler) and not getattr(sampler, "replacement", False) \
+            and getattr(sampler, "_num_samples", None) in (None, len(loader.dataset)) \
+            and isinstance(loader.batch_sampler, BatchSampler):
+        return DataLoader(loader.dataset, batch_size=loader.batch_size or 1, shuffle=False,
+                          collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                          worker_init_fn=loader.worker_init_fn, timeout=loader.timeout)
+    raise InputError("data", f"the DataLoader's sampler ({type(sampler).__name__}) reads its dataset in an order graceful "
+                             "cannot map back to dataset indices, so flips could name the wrong samples: pass a "
+                             "DataLoader with shuffle=False (or the Dataset itself)")
 
 
 def _is_shuffled(loader: Any) -> bool:
@@ -260,11 +303,16 @@ def _loader_len(loader: Any) -> int:
         return 0
 
 
-def _class_names(classes: Sequence[str] | None, k: int, role: str) -> list[str]:
+def _class_names(classes: Sequence[str] | None, k: int, role: str, classes_from: str | None = None) -> list[str]:
+    """The class names for ``k`` logits; ``classes_from`` says where ``classes`` came from when not classes=."""
     if classes is None:
         return [str(i) for i in range(k)]
     names = [str(c) for c in classes]
     if len(names) != k:
+        if classes_from is not None:
+            raise InputError(role, f"gives {k} logits per sample but {classes_from} has {len(names)} classes "
+                                   f"({', '.join(names[:5])}{', …' if len(names) > 5 else ''}): the model must score "
+                                   "the same classes in the same order")
         raise InputError(role, f"has {k} classes but classes= lists {len(names)} names")
     if len(set(names)) != len(names):
         raise InputError("classes", "class names must be unique")
@@ -299,7 +347,7 @@ def _predictions(role: str, name: str, ids: np.ndarray, labels: np.ndarray, clas
         if logits.shape[1] != len(classes):
             raise InputError(role, f"has {logits.shape[1]} logits per sample but there are {len(classes)} classes")
         if not np.isfinite(logits).all():
-            raise InputError(role, "returns NaN or infinite logits")
+            raise InputError(role, f"returns NaN or infinite logits: {nonfinite_where(logits, ids)}")
         pred = argmax_lowest(logits)
     elif pred is not None:
         if pred.shape[0] != n:
@@ -358,8 +406,8 @@ def predictions_of(side: Side, src: DataSource, *, classes: Sequence[str] | None
 
 def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequence[str] | None, batch_size: int,
                            device: str, progress: StageProgress | None,
-                           ids: Sequence[str] | None = None) -> list[Predictions]:
-    if src.kind == "loader" and _is_shuffled(src.loader) and any(s.kind == "array" for s in sides):
+                           ids: Sequence[str] | None = None, classes_from: str | None = None) -> list[Predictions]:
+    if src.kind == "loader" and (src.reordered or _is_shuffled(src.loader)) and any(s.kind == "array" for s in sides):
         raise InputError("data", "a shuffled DataLoader cannot be aligned with an array of predictions: "
                                  "use shuffle=False")
     if src.kind == "tensors" and src.x is None and any(s.kind == "module" for s in sides):
@@ -376,10 +424,16 @@ def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequ
     elif classes is not None:
         k = len(classes)
     elif y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
-        k = max([int(y.max(initial=0))] + [int(s.value.max(initial=0)) for s in sides]) + 1
+        # The labels define the classes; a prediction beyond them is refused below, not a new class.
+        k = int(y.max(initial=0)) + 1
+        for s in sides:
+            if s.value.size and int(s.value.max()) >= k:
+                raise InputError(s.role, f"predicts class {int(s.value.max())} but the labels use classes 0..{k - 1}: "
+                                         "if that class exists, pass classes=[...] with every class name")
     else:
         raise InputError("classes", "the labels are class names: pass classes=[...] in the models' index order")
-    names = _class_names(classes, k, "classes" if classes is not None else sides[0].role)
+    names = _class_names(classes, k, sides[-1].role if classes_from else "classes" if classes is not None
+                         else sides[0].role, classes_from)
     labels = _label_indices(y, names)
     if ids is None:
         ids = [str(i) for i in range(n)]
@@ -449,8 +503,15 @@ def compare(
     flip_ids_path: str | os.PathLike | None = None,
     reference: Any = None,
     reference_name: str | None = None,
-) -> Comparison:
+    allow_missing: bool = False,
+) -> Comparison | UnlabelledComparison:
     """Compare an old and a new model on labelled samples; the same :class:`Comparison` as the CLI.
+
+    Without labels (two predictions tables without a ``label`` column and no dataset, or
+    two arrays and no ``data``) the result is an
+    :class:`~graceful_core.labelfree.UnlabelledComparison`: prediction churn, the old → new
+    transition matrix, churn per predicted class and churn slices, and no number that
+    needs labels (``to_report()["labels"]`` is False).
 
     Parameters
     ----------
@@ -484,7 +545,9 @@ def compare(
         Sample ids of in-memory data, in its order (default ``"0".."N-1"``); a dataset
         path has its own (file paths).
     progress : callable, optional
-        ``progress(stage, done, total)`` while models run.
+        ``progress(stage, done, total)`` while models run, and 0/1 then 1/1 around each
+        other long stage (embedding cross-test, clustering for the regression slices).
+        :class:`graceful_core.progress.StderrProgress` draws it on stderr.
     use_cache : bool
         Use the on-disk inference cache for model files.
     stream : bool or None
@@ -504,6 +567,9 @@ def compare(
         streamed comparison.
     reference_name : str, optional
         Its display name (default: the file name, the module class name, ``"reference"``).
+    allow_missing : bool
+        Two tables whose ids differ (or that lack images of the dataset) are an
+        InputError unless True; the comparison's ``missing`` then says what was left out.
 
     Returns
     -------
@@ -541,7 +607,10 @@ def compare(
                                dataset=src.dataset, device=device, batch_size=batch_size,
                                old_name=old_name and o.name, new_name=new_name and n.name,
                                stream=stream, flip_ids_path=flip_ids_path,
-                               reference=None if r is None else r.value, reference_name=reference_name and r.name)
+                               reference=None if r is None else r.value, reference_name=reference_name and r.name,
+                               allow_missing=allow_missing)
+    if src.kind == "none" and o.kind == "array" and n.kind == "array":
+        return _compare_arrays_without_labels(o, n, classes, ids, progress)
     if src.kind == "none":
         raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
     if src.kind == "path":
@@ -564,7 +633,37 @@ def compare(
         ref_p = rest[0] if rest else None
     inputs = ComparisonInputs(dataset=src.dataset) if src.kind == "path" else None
     return compare_predictions(old_p, new_p, old_name=o.name, new_name=n.name, old_head=_old_head(o, device),
-                               inputs=inputs, reference=ref_p, reference_name=None if r is None else r.name)
+                               inputs=inputs, reference=ref_p, reference_name=None if r is None else r.name,
+                               progress=progress)
+
+
+def _compare_arrays_without_labels(o: Side, n: Side, classes: Sequence[str] | None, ids: Sequence[str] | None,
+                                   progress: StageProgress | None) -> UnlabelledComparison:
+    """Two arrays (logits or predictions, one row per sample, same order) and no data: prediction churn."""
+    from graceful_core.labelfree import compare_unlabelled
+
+    a, b = o.value, n.value
+    if a.shape[0] != b.shape[0]:
+        raise InputError("new", f"has {b.shape[0]} rows but old has {a.shape[0]} (rows must be the same samples)")
+    ks = [x.shape[1] for x in (a, b) if x.ndim == 2]
+    if len(set(ks)) > 1:
+        raise InputError("new", f"gives {ks[1]} logits per sample but old gives {ks[0]}")
+    if ks:
+        k = ks[0]
+    elif classes is not None:
+        k = len(classes)
+    else:
+        raise InputError("classes", "two arrays of class predictions and no labels: pass classes=[...] (all class "
+                                    "names, in index order) so that the class count is known")
+    names = _class_names(classes, k, "classes")
+    if ids is None:
+        ids = [str(i) for i in range(a.shape[0])]
+    ids_arr = np.array([str(i) for i in ids], dtype=object)
+    if len(ids_arr) != a.shape[0] or len(set(ids_arr.tolist())) != len(ids_arr):
+        raise InputError("ids", f"need {a.shape[0]} unique ids, got {len(ids_arr)}")
+    sides = [_predictions(s.role, s.name, ids_arr, None, names, s.value if s.value.ndim == 2 else None,
+                          s.value if s.value.ndim == 1 else None, None) for s in (o, n)]
+    return compare_unlabelled(sides[0], sides[1], old_name=o.name, new_name=n.name, progress=progress)
 
 
 def _follows(side: Side) -> bool:

@@ -120,6 +120,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--max-slice-nfr", type=_rate, metavar="X",
                    help=f"gate: fail (exit 1) if a regression slice with adjusted p < {ALPHA:g} (a metadata value or a "
                         "cluster of the old embeddings: docs/metrics.md) has a negative flip rate above X")
+    c.add_argument("--max-churn", type=_rate, metavar="X",
+                   help="gate: fail (exit 1) if the prediction churn (share of images whose predicted class changes; "
+                        "needs no labels) exceeds X")
+    c.add_argument("--allow-missing", action="store_true",
+                   help="compare the ids both sides share when some rows have no match (otherwise an error, exit 2); "
+                        "the summary's first line and every gate then say they ran on a subset")
+    c.add_argument("--format", choices=("text", "github"), default="text", dest="output_format",
+                   help="text (default), or github: also one ::error:: annotation per failed gate and per "
+                        "significant slice over its gate (GitHub Actions)")
+    c.add_argument("--junit", metavar="FILE", help="write a JUnit XML report: one test case per gate")
+    c.add_argument("--quiet", action="store_true",
+                   help="no progress and no summary: only failed gates, annotations and errors")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
     _add_stream_option(c, "with --json, every flipped sample goes to <json stem>.flips.parquet next to the report")
     _add_run_options(c)
@@ -273,9 +285,19 @@ def _check_outputs(paths) -> None:
     for path in paths:
         if os.path.isdir(path):
             raise InputError(path, "is a folder: give a file name for the output")
+        _check_output_folders([path])
         parent = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(parent) and not os.access(parent, os.W_OK):
+        if not os.access(parent, os.W_OK):
             raise InputError(path, "its folder is not writable")
+
+
+def _check_output_folders(paths) -> None:
+    """Refuse output paths whose folder does not exist (nothing creates folders on the user's behalf)."""
+    for path in paths:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise InputError(path, f"its folder {parent} does not exist: create it first, or give a path in an "
+                                   "existing folder")
 
 
 def _write_outputs(outputs: dict[str, bytes]) -> None:
@@ -293,42 +315,37 @@ def _cmd_compare(args) -> int:
     from contextlib import ExitStack
 
     from graceful_core.cache import atomic_output
+    from graceful_core.ci import github_annotations, junit_xml
+    from graceful_core.labelfree import UnlabelledComparison
     from graceful_core.sources import compare_sources, should_stream
-    from graceful_core.summary import text_summary
+    from graceful_core.summary import text_summary, unlabelled_summary
 
     streamed = should_stream([args.old, args.new], _STREAM[args.stream])
     flip_file = flip_ids_file_for(args.json) if streamed and args.json else None
-    _check_outputs([p for p in (args.json, args.html, flip_file) if p])
+    _check_outputs([p for p in (args.json, args.html, flip_file, args.junit) if p])
     with ExitStack() as stack:
         # A streamed comparison writes every flip id to a file next to the JSON: to a temporary name first,
         # renamed into place only after the report itself is written (no output at all on failure).
         staged = stack.enter_context(atomic_output(flip_file)) if flip_file else None
-        comp = compare_sources(args.old, args.new, args.data, progress=StderrProgress(),
+        comp = compare_sources(args.old, args.new, args.data, progress=None if args.quiet else StderrProgress(),
                                use_cache=not args.no_cache, device=args.device, batch_size=args.batch_size,
-                               stream=streamed, flip_ids_path=staged, reference=args.reference)
+                               stream=streamed, flip_ids_path=staged, reference=args.reference,
+                               allow_missing=args.allow_missing)
+        unlabelled = isinstance(comp, UnlabelledComparison)
+        if unlabelled and args.html:
+            raise InputError(args.html, "the HTML report needs true labels; without them use --json (prediction "
+                                        "churn, transition matrix, churn slices)")
         report = comp.to_report()
         from graceful_core import label_review
 
-        verdicts = label_review.load_verdicts(comp) if comp.key else None
+        verdicts = label_review.load_verdicts(comp) if comp.key and not unlabelled else None
         if verdicts:  # only when someone gave one (the report of a comparison nobody reviewed is Comparison.to_report)
             report["flip_verdicts"] = label_review.verdicts_to_json(verdicts, label_review.counts_of(comp, verdicts))
         if flip_file:
             report["flip_ids_file"] = os.path.basename(flip_file)  # next to the JSON: named relative to it
-        gates = []
-        nfr = report["negative_flip_rate"]
-        btc = report["backward_trust_compatibility"]
-        if args.max_nfr is not None:
-            ok = nfr is not None and nfr <= args.max_nfr
-            gates.append(("max-nfr", ok, f"{METRICS['negative_flip_rate'].name} {nfr} {'<=' if ok else '>'} "
-                                         f"{args.max_nfr}"))
-        if args.min_btc is not None:
-            ok = btc is not None and btc >= args.min_btc
-            gates.append(("min-btc", ok, f"{METRICS['backward_trust_compatibility'].name} {btc} "
-                                         f"{'>=' if ok else '<'} {args.min_btc}"))
-        if args.max_slice_nfr is not None:
-            gates.append(_slice_gate(comp.regression_slices, args.max_slice_nfr))
+        gates = compare_gates(comp, report, args)
         if gates:
-            report["gates"] = [{"gate": g, "passed": ok, "detail": d} for g, ok, d in gates]
+            report["gates"] = [g.to_json() for g in gates]
         html_text = None
         if args.html:  # render everything before writing anything: no partial outputs
             from graceful_core.report_html import render_html_report
@@ -341,17 +358,79 @@ def _cmd_compare(args) -> int:
             outputs[args.json] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
         if html_text is not None:
             outputs[args.html] = html_text.encode("utf-8")
+        if args.junit:
+            outputs[args.junit] = junit_xml(gates, properties={"old": comp.old_name, "new": comp.new_name,
+                                                               "labels": str(not unlabelled).lower()}).encode()
         _write_outputs(outputs)
-    print(text_summary(comp))
-    for line in label_review.label_issue_lines(comp) + [label_review.verdict_line(comp, verdicts or {}) or ""]:
-        if line:
+    missing = comp.missing.sentence() if comp.missing is not None and comp.missing.any else None
+    if not args.quiet:
+        print(unlabelled_summary(comp) if unlabelled else text_summary(comp))
+        if not unlabelled:
+            for line in label_review.label_issue_lines(comp) + [label_review.verdict_line(comp, verdicts or {}) or ""]:
+                if line:
+                    print(line)
+        if flip_file:
+            print(f"every flipped sample: {flip_file}")
+    for g in gates:
+        if not (args.quiet and g.passed):
+            print(g.line())
+    if args.output_format == "github":
+        for line in github_annotations(gates, warnings=[missing] if missing else []):
             print(line)
-    if flip_file:
-        print(f"every flipped sample: {flip_file}")
-    failed = [d for _, ok, d in gates if not ok]
-    for g, ok, d in gates:
-        print(f"gate {g}: {'passed' if ok else 'FAILED'} ({d})")
-    return EXIT_GATE if failed else EXIT_OK
+    return EXIT_GATE if any(not g.passed for g in gates) else EXIT_OK
+
+
+def compare_gates(comp, report: dict, args) -> list:
+    """The gates set on the command line, evaluated on ``comp`` (:class:`graceful_core.ci.Gate` each).
+
+    A gate whose number does not exist (NFR or BTC without labels) fails and says why: a
+    gate that cannot be checked must not pass. On a subset (``--allow-missing``) every gate
+    says so.
+    """
+    from graceful_core.ci import Gate
+    from graceful_core.vocabulary import percent
+
+    labelled = report.get("labels", True)
+    gates = []
+
+    def number_gate(name: str, key: str, value, limit: float, upper: bool) -> Gate:
+        m = METRICS[key]
+        if value is None:
+            why = "no true labels" if not labelled else "undefined on this data"
+            return Gate(name, False, f"{m.name} cannot be checked: {why}")
+        ok = value <= limit if upper else value >= limit
+        sign = ("<=" if ok else ">") if upper else (">=" if ok else "<")
+        return Gate(name, ok, f"{m.name} {m.format(value)} {sign} {percent(limit)}")
+
+    if args.max_nfr is not None:
+        gates.append(number_gate("max-nfr", "negative_flip_rate", report.get("negative_flip_rate"), args.max_nfr, True))
+    if args.min_btc is not None:
+        gates.append(number_gate("min-btc", "backward_trust_compatibility",
+                                 report.get("backward_trust_compatibility"), args.min_btc, False))
+    if args.max_slice_nfr is not None:
+        if labelled:
+            name, ok, detail = _slice_gate(comp.regression_slices, args.max_slice_nfr)
+            gates.append(Gate(name, ok, detail, _failing_slices(comp.regression_slices, args.max_slice_nfr)))
+        else:
+            gates.append(Gate("max-slice-nfr", False, "slice NFR cannot be checked: no true labels "
+                                                      "(churn slices are in the JSON report)"))
+    if args.max_churn is not None:
+        gates.append(number_gate("max-churn", "prediction_churn", report.get("prediction_churn"), args.max_churn,
+                                 True))
+    missing = getattr(comp, "missing", None)
+    if missing is not None and missing.any:
+        gates = [Gate(g.name, g.passed, f"{g.detail}; on a subset: {missing.sentence()}", g.items) for g in gates]
+    return gates
+
+
+def _failing_slices(report, max_nfr: float) -> tuple[str, ...]:
+    """One line per significant slice over the slice gate (for one annotation each)."""
+    from graceful_core.metrics.slices import slices_exceeding
+    from graceful_core.summary import slice_line
+
+    if report is None:
+        return ()
+    return tuple(f"slice {slice_line(s)}" for s in slices_exceeding(report, max_nfr))
 
 
 #: The slice gate's message names at most this many failing slices.
@@ -365,17 +444,18 @@ def _slice_gate(report, max_nfr: float) -> tuple[str, bool, str]:
     """
     from graceful_core.metrics.slices import slices_exceeding
     from graceful_core.summary import slice_line
+    from graceful_core.vocabulary import percent
 
     if report is None:
         return "max-slice-nfr", True, "no slices to test: no metadata columns and no old embeddings"
     failing = slices_exceeding(report, max_nfr)
     if not failing:
-        return "max-slice-nfr", True, (f"no slice with adjusted p < {ALPHA:g} has NFR above {max_nfr} "
+        return "max-slice-nfr", True, (f"no slice with adjusted p < {ALPHA:g} has NFR above {percent(max_nfr)} "
                                        f"({len(report.slices)} slices tested)")
     shown = "; ".join(slice_line(s) for s in failing[:MAX_GATE_SLICES])
     more = f"; and {len(failing) - MAX_GATE_SLICES} more" if len(failing) > MAX_GATE_SLICES else ""
     return "max-slice-nfr", False, (f"{len(failing)} slice{'s' if len(failing) != 1 else ''} with adjusted p < "
-                                    f"{ALPHA:g} and NFR above {max_nfr}: {shown}{more}")
+                                    f"{ALPHA:g} and NFR above {percent(max_nfr)}: {shown}{more}")
 
 
 def _cmd_predict(args) -> int:
@@ -540,6 +620,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"compare": _cmd_compare, "predict": _cmd_predict, "train": _cmd_train, "matrix": _cmd_matrix,
                "export": _cmd_export, "app": _cmd_app, "mitigate": _cmd_mitigate}[args.command]
     try:
+        # Every output's folder must exist before any work is done (none is created).
+        _check_output_folders([p for p in (getattr(args, a, None) for a in ("out", "json", "html", "junit")) if p])
         if getattr(args, "device", None) is not None and getattr(args, "engine", "local") != "ray":
             from graceful_core.models.devices import require_device
 

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from graceful_core import cache
+from graceful_core.coverage import MissingRows
 from graceful_core.errors import InputError
 from graceful_core.io.metadata import SampleMetadata, combine
 from graceful_core.io.tables import join_predictions
@@ -58,6 +59,7 @@ from graceful_core.metrics.churn import ChurnFloor, churn_floor
 from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.label_issues import LabelIssues, label_issues_of_comparison, label_issues_to_json
+from graceful_core.metrics.prediction_churn import prediction_churn_from_matrix
 from graceful_core.metrics.retrieval import (
     CrossTest,
     RetrievalResult,
@@ -77,7 +79,7 @@ from graceful_core.metrics.slices import (
 from graceful_core.metrics.summary import FlipSummary, flip_summary
 from graceful_core.metrics.whatif import WhatIfReport, whatif_of_scores
 from graceful_core.types import Predictions
-from graceful_core.vocabulary import FLIP_TYPES
+from graceful_core.vocabulary import FLIP_TYPES, StageProgress
 
 if TYPE_CHECKING:
     from graceful_core.io.datasets import ImageDataset
@@ -379,6 +381,8 @@ class Comparison:
     label_issues: LabelIssues | None = field(default=None, repr=False)
     label_issues_reason: str | None = None
     mitigation_whatif: WhatIfReport | None = field(default=None, repr=False)
+    missing: MissingRows | None = None
+    """Rows left out of the comparison (with ``allow_missing`` only; :mod:`graceful_core.coverage`)."""
     summary: FlipSummary = field(init=False)
     per_class: GroupFlips = field(init=False, repr=False)
     transition_matrix: np.ndarray = field(init=False, repr=False)
@@ -522,6 +526,11 @@ class Comparison:
                                                           None if a is None else a.negative_flip_mask)
         if self.mitigation_whatif is not None:
             report["mitigation_whatif"] = self.mitigation_whatif.to_json()
+        # Prediction churn needs no labels: labelled reports carry it too (graceful_core.labelfree).
+        report["labels"] = True
+        report.update(prediction_churn_from_matrix(self.transition_matrix).to_json())
+        if self.missing is not None:
+            report["missing_rows"] = self.missing.to_json()
         report = json_clean(report)
         report.update(self.flip_ids.to_json())
         return report
@@ -795,6 +804,8 @@ def compare_predictions(
     inputs: ComparisonInputs | None = None,
     reference: Predictions | None = None,
     reference_name: str | None = None,
+    missing: MissingRows | None = None,
+    progress: StageProgress | None = None,
 ) -> Comparison:
     """Build the :class:`Comparison` of two models' predictions on the same samples.
 
@@ -822,6 +833,11 @@ def compare_predictions(
         A retrain of the old model (its architecture and data, another seed) on the same
         samples: the comparison then has its ``churn_floor``
         (:func:`~graceful_core.metrics.churn.churn_floor`, aligned by :func:`reference_predictions`).
+    missing : MissingRows, optional
+        The rows left out, kept on the result (the caller decided they may be).
+    progress : callable, optional
+        ``progress(stage, done, total)`` at the start and end of the embedding cross-test
+        and of the clustering (each takes seconds to a minute on 10,000 images).
 
     Raises
     ------
@@ -855,7 +871,11 @@ def compare_predictions(
     old_e, new_e = old_j.embedding, new_j.embedding
     compat = overlap = head_acc = None
     if with_compatibility and old_e is not None and new_e is not None:
+        if progress is not None:
+            progress(STAGE_CROSS_TEST, 0, 1)
         compat = _cross_test_cached(old_e, new_e, labels, key, old_j.ids)
+        if progress is not None:
+            progress(STAGE_CROSS_TEST, 1, 1)
         overlap = _embedding_overlap(old_e, new_e, key)
         if old_head is not None and old_e.shape[1] == new_e.shape[1]:
             head_acc = head_accuracy(old_head(new_e), labels)
@@ -887,7 +907,9 @@ def compare_predictions(
                                   arrays.ids[arrays.positive_flip_mask].tolist()),
         arrays=arrays,
         per_slice=None if slices is None else GroupFlips.from_arrays(labels, o, n, slices),
-        regression_slices=regression_slices(arrays, tuple(old.classes), key) if with_slices else None,
+        regression_slices=_with_stage(progress, STAGE_CLUSTERING,
+                                      lambda: regression_slices(arrays, tuple(old.classes), key))
+        if with_slices else None,
         compatibility=compat,
         old_head_on_new_accuracy=head_acc,
         embedding_overlap=overlap,
@@ -898,4 +920,19 @@ def compare_predictions(
         inputs=inputs,
         **label_issues_of_comparison(labels, old_j, new_j),
         mitigation_whatif=whatif,
+        missing=missing,
     )
+
+
+#: Progress stages of :func:`compare_predictions` besides inference.
+STAGE_CROSS_TEST, STAGE_CLUSTERING = "embedding cross-test", "regression slices (clustering)"
+
+
+def _with_stage(progress: StageProgress | None, stage: str, work: Callable[[], Any]) -> Any:
+    """``work()``, announced to ``progress`` as ``stage`` 0/1 before and 1/1 after."""
+    if progress is not None:
+        progress(stage, 0, 1)
+    out = work()
+    if progress is not None:
+        progress(stage, 1, 1)
+    return out

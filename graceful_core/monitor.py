@@ -10,7 +10,8 @@ is three lines::
     class FlipCallback(lightning.Callback):            # Lightning
         def __init__(self, old, val): self.monitor = FlipMonitor(old, val)
         def on_validation_epoch_end(self, trainer, model):
-            model.log_dict(self.monitor.update(model, step=trainer.current_epoch))
+            if not trainer.sanity_checking:  # the sanity check before training is not an epoch
+                model.log_dict(self.monitor.update(model, step=trainer.current_epoch, prefix="graceful/"))
 
 The numbers are the core's metric functions (:mod:`graceful_core.metrics.flips`,
 :mod:`~graceful_core.metrics.compatibility`, :func:`~graceful_core.metrics.retrieval.retrieval_metrics`),
@@ -110,19 +111,20 @@ class FlipMonitor:
         self._old_self_top1: float | None = None
         self.history: list[dict] = []
 
-    def _predictions(self, side: Side, classes: Sequence[str] | None) -> Predictions:
+    def _predictions(self, side: Side, classes: Sequence[str] | None, classes_from: str | None = None) -> Predictions:
         if self._src.kind == "path":
             return predictions_of(side, self._src, classes=classes, info=self.info, batch_size=self.batch_size,
                                   device=self.device)
         # In-memory data: run this side alone (the old side once, then each new model).
-        preds = _in_memory_predictions([side], self._src, classes, self.batch_size, self.device, None)
+        preds = _in_memory_predictions([side], self._src, classes, self.batch_size, self.device, None,
+                                       classes_from=classes_from)
         return preds[0]
 
     def _new_predictions(self, new_model: Any) -> Predictions:
         side = side_of(new_model, "new")
         if side.kind == "path" and self._src.kind != "path":
             raise InputError(side.value, "a model file or table needs a dataset path as data")
-        p = self._predictions(side, self.classes)
+        p = self._predictions(side, self.classes, classes_from="the old model")
         if list(p.classes) != self.classes:
             p = harmonise_classes(self._old, p)
         if p.pred.shape != self.old_pred.shape:
@@ -141,7 +143,7 @@ class FlipMonitor:
         cross = float(retrieval_metrics(new_emb, old_emb, self.labels, ks=(1,), compute_map=False).hit_at[1])
         return {"cross_top1": cross, "old_top1": self._old_self_top1}
 
-    def update(self, new_model: Any, step: int | None = None) -> dict:
+    def update(self, new_model: Any, step: int | None = None, *, prefix: str = "") -> dict:
         """Run ``new_model`` once over the samples and return (and record) its flip metrics.
 
         Parameters
@@ -151,6 +153,10 @@ class FlipMonitor:
             flag is restored, so the loop can go on), or its logits/predictions.
         step : int, optional
             Epoch or step, stored in the entry (default: the number of earlier updates).
+        prefix : str
+            Put before every returned key (``"graceful/"``: ``graceful/accuracy``), so a
+            logger's own metrics (Keras's ``accuracy``) are never overwritten;
+            :attr:`history` keeps the plain keys.
 
         Returns
         -------
@@ -181,7 +187,7 @@ class FlipMonitor:
         entry.update({short: entry[long] for short, long in METRIC_ALIASES.items()})
         entry.update(self._cross_top1(p.embedding))
         self.history.append(entry)
-        return dict(entry)
+        return {f"{prefix}{k}": v for k, v in entry.items()}
 
     def history_frame(self):
         """:attr:`history` as a pandas DataFrame (one row per update)."""

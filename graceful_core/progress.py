@@ -33,19 +33,23 @@ class StderrProgress:
         if stage != self._stage:
             self._stage, self._t0 = stage, time.perf_counter()
             if not self._tty:
-                what = f"on {total} images" if total else "(size not known yet)"
-                print(f"{stage}: running {what}...", file=self.stream, flush=True)
+                what = "" if total == 1 else f" on {total} images" if total else " (size not known yet)"
+                print(f"{stage}: running{what}...", file=self.stream, flush=True)
         if not total:  # not known (e.g. rows of a CSV table being streamed): a count, and no end
             if self._tty:
                 print(f"\r{stage}: {done}", end="", file=self.stream, flush=True)
             return
         frac = done / total
         if self._tty:
+            if total == 1:  # one step (a cross-test, a clustering): no bar to fill
+                print(f"\r{stage}: {'done' if done else 'running...'}", end="\n" if done else "", file=self.stream,
+                      flush=True)
+                return
             filled = int(round(frac * self.width))
             bar = "#" * filled + "-" * (self.width - filled)
             print(f"\r{stage}: [{bar}] {done}/{total}", end="", file=self.stream, flush=True)
             if done >= total:
                 print(f" ({time.perf_counter() - self._t0:.1f} s)", file=self.stream, flush=True)
         elif done >= total:
-            print(f"{stage}: {done}/{total} done in {time.perf_counter() - self._t0:.1f} s",
-                  file=self.stream, flush=True)
+            counted = "" if total == 1 else f" {done}/{total}"  # a stage of one step: no count to show
+            print(f"{stage}:{counted} done in {time.perf_counter() - self._t0:.1f} s", file=self.stream, flush=True)

@@ -25,11 +25,14 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from graceful_core.cache import cache_dir, make_key
 from graceful_core.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips, compare_predictions
+from graceful_core.coverage import MissingRows, require_complete
 from graceful_core.errors import InputError
 from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
@@ -38,6 +41,9 @@ from graceful_core.io.tables import is_glob, is_table_source, load_predictions_t
 from graceful_core.metrics.flips import group_rates
 from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed, estimated_rows
 from graceful_core.types import Predictions
+
+if TYPE_CHECKING:
+    from graceful_core.labelfree import UnlabelledComparison
 from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
     STREAM_ROWS_ENV,
@@ -239,7 +245,8 @@ def compare_sources(
     id_cap: int | None = None,
     reference: str | os.PathLike | None = None,
     reference_name: str | None = None,
-) -> Comparison:
+    allow_missing: bool = False,
+) -> Comparison | UnlabelledComparison:
     """Compare two sources (model files or tables) on an optional dataset.
 
     Parameters
@@ -272,6 +279,10 @@ def compare_sources(
         ``churn_floor`` (:mod:`graceful_core.metrics.churn`). In memory only.
     reference_name : str, optional
         Its display name (default: the file name).
+    allow_missing : bool
+        Compare the ids both sides (and the dataset) share when some rows have no match;
+        without it that is an InputError (:func:`graceful_core.coverage.require_complete`).
+        The comparison's ``missing`` says what was left out.
 
     Returns
     -------
@@ -279,7 +290,9 @@ def compare_sources(
         Complete and frozen, with its content key (:func:`comparison_key`) and, when the
         old model exports a classifier head, that head's accuracy on the new embeddings.
         A streamed one has ``arrays=None``, capped ``flip_ids`` and, when the tables have
-        embeddings, ``compatibility_reason`` instead of a cross-test.
+        embeddings, ``compatibility_reason`` instead of a cross-test. Without labels on
+        either side (no ``label`` column, no dataset): an
+        :class:`~graceful_core.labelfree.UnlabelledComparison` (prediction churn).
     """
     if dataset is None and data is not None:
         dataset = load_dataset(data)
@@ -288,8 +301,16 @@ def compare_sources(
     if should_stream([old, new], stream):
         if reference is not None:
             raise InputError(os.fspath(reference), REFERENCE_NOT_STREAMED)
-        return _compare_streamed(old, new, dataset, progress=progress, old_name=old_name or Path(old).name,
-                                 new_name=new_name or Path(new).name, flip_ids_path=flip_ids_path, id_cap=id_cap)
+        try:
+            comp = _compare_streamed(old, new, dataset, progress=progress, old_name=old_name or Path(old).name,
+                                     new_name=new_name or Path(new).name, flip_ids_path=flip_ids_path, id_cap=id_cap)
+        except InputError as e:
+            if not e.problem.startswith("no true labels"):
+                raise
+            raise InputError(e.path, f"{e.problem}; a comparison without labels (prediction churn) is not streamed: "
+                                     "pass --stream never (stream=False) if the tables fit in memory") from None
+        require_complete(comp.missing, allow_missing)
+        return comp
     run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
     if is_table(old) and not is_table(new):  # the model knows its classes: the table uses them
         new_p = predictions_for(new, dataset, **run)
@@ -300,6 +321,18 @@ def compare_sources(
     ref_p = None
     if reference is not None:  # a table follows the old side's classes, a model file has its own
         ref_p = predictions_for(reference, dataset, classes=list(old_p.classes) if is_table(reference) else None, **run)
+    missing = missing_rows_of(old_p, new_p, old_name or Path(old).name, new_name or Path(new).name,
+                              dataset if is_table(old) and is_table(new) else None)
+    require_complete(missing, allow_missing)
+    if old_p.labels is None and new_p.labels is None:
+        from graceful_core.labelfree import compare_unlabelled
+
+        return compare_unlabelled(
+            old_p, new_p, old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
+            key=comparison_key(old, new, dataset),
+            inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
+            reference=ref_p, reference_name=None if reference is None else reference_name or Path(reference).name,
+            missing=missing if missing.any else None, progress=progress)
     return compare_predictions(
         old_p, new_p,
         old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
@@ -308,7 +341,19 @@ def compare_sources(
         inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
         reference=ref_p,
         reference_name=None if reference is None else reference_name or Path(reference).name,
+        missing=missing if missing.any else None,
+        progress=progress,
     )
+
+
+def missing_rows_of(old: Predictions, new: Predictions, old_name: str, new_name: str,
+                    dataset: ImageDataset | None = None) -> MissingRows:
+    """Rows of each side (read, including those the dataset lacks) against the ids both share."""
+    ids_o = pd.Index(np.asarray(old.ids).astype(str))
+    shared = int(ids_o.isin(np.asarray(new.ids).astype(str)).sum())
+    return MissingRows(old_name, new_name, old_rows=len(old.ids) + int(old.extra.get("dropped_ids", 0)),
+                       new_rows=len(new.ids) + int(new.extra.get("dropped_ids", 0)), n_compared=shared,
+                       dataset_images=None if dataset is None else len(dataset))
 
 
 def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None, *,
@@ -340,6 +385,7 @@ def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: I
         # comparison does not hold: None here. Metadata-only slices could be tested from the per-slice sums
         # (r.slices: support and flips per slice value) when that analysis accepts counts.
         dropped_ids=r.dropped_ids,
+        missing=_streamed_missing(r, old_name, new_name, dataset),
         key=key,
         inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
     )
@@ -367,3 +413,10 @@ def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: Imag
         return table_sha256(p) if is_table(p) else file_sha256(p)
 
     return make_key("comparison", digest(old), digest(new), dataset.content_hash() if dataset else "")
+
+
+def _streamed_missing(r, old_name: str, new_name: str, dataset: ImageDataset | None) -> MissingRows | None:
+    """The rows a streamed comparison left out (None when none)."""
+    m = MissingRows(old_name, new_name, old_rows=int(r.n_old_rows), new_rows=int(r.n_new_rows),
+                    n_compared=int(r.counts.n_samples), dataset_images=None if dataset is None else len(dataset))
+    return m if m.any else None

@@ -170,9 +170,22 @@ def ratio(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
 
 
+#: The smallest p-value printed as a number; below it (an underflow to 0 included) ``'< 1e-300'``.
+P_FLOOR = 1e-300
+
+
 def p_value(p: float | None) -> str:
-    """A p-value with three significant digits; undefined -> ``'n/a'``."""
-    return NOT_AVAILABLE if is_undefined(p) else f"{float(p):.3g}"
+    """A p-value with three significant digits; undefined -> ``'n/a'``; below :data:`P_FLOOR` ``'< 1e-300'``.
+
+    An exact test on thousands of flips underflows to 0.0 in floating point: "p = 0" would
+    claim certainty, so such values print as the bound they are below.
+
+    >>> p_value(0.0), p_value(3e-301), p_value(2.5e-12)
+    ('< 1e-300', '< 1e-300', '2.5e-12')
+    """
+    if is_undefined(p):
+        return NOT_AVAILABLE
+    return f"< {P_FLOOR:.0e}" if float(p) < P_FLOOR else f"{float(p):.3g}"
 
 
 def count(n: int | None) -> str:
@@ -369,6 +382,11 @@ METRICS: Mapping[str, Metric] = dict([
        "Update against retrain, paired on the same images: an exact two-sided McNemar test on the images the old "
        "model got right that only the update, or only the retrain, breaks. Is the update's NFR different from "
        "the retrain's on these images?"),
+    # -- prediction churn: needs no labels (docs/metrics.md, "Comparisons without labels")
+    _m("prediction_churn", "Prediction churn", "prediction churn", "rate",
+       "Share of images whose predicted class changes between the old and the new model, right or wrong "
+       "(Milani Fard et al., NeurIPS 2016). Needs no labels; it bounds NFR + PFR from above. The interval is "
+       "the Wilson 95 % score interval."),
     # -- embeddings (BCT protocol; docs/metrics.md, "Embedding compatibility")
     _m("embedding_overlap", "Overlap", "embedding overlap", "rate",
        "Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "

@@ -28,6 +28,7 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob
+from graceful_core.labelfree import UnlabelledComparison
 from graceful_core.lineage import ModelSet, model_matrix_report
 from graceful_core.projection import ProjectionResult
 from graceful_core.sources import cached_flip_ids_path, compare_sources
@@ -47,10 +48,11 @@ def _ident(comp: Comparison) -> tuple:
     The content key is that of old, new and the data; a reference adds the churn floor
     (and its report keys), so it is part of the identity too.
     """
-    return (comp.key or id(comp), comp.old_name, comp.new_name, repr(comp.churn_floor))
+    floor = getattr(comp, "churn_floor", None) if getattr(comp, "has_labels", True) else getattr(comp, "reference", None)
+    return (comp.key or id(comp), comp.old_name, comp.new_name, repr(floor), getattr(comp, "has_labels", True))
 
 
-_HASH = {Comparison: _ident}
+_HASH = {Comparison: _ident, UnlabelledComparison: _ident}
 
 
 def _stat(path: str | None) -> tuple:
@@ -101,7 +103,9 @@ def _compute(spec: Spec, fp: tuple) -> Callable[[StageProgress], Comparison]:
                                new_name=Path(spec.display_name(spec.new)).name,
                                flip_ids_path=cached_flip_ids_path(repr(spec), repr(fp)),
                                reference=spec.reference,
-                               reference_name=spec.reference and Path(spec.display_name(spec.reference)).name)
+                               reference_name=spec.reference and Path(spec.display_name(spec.reference)).name,
+                               # the app cannot take a flag: it compares the shared ids and says so on every page
+                               allow_missing=True)
 
     return run
 

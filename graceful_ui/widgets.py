@@ -190,10 +190,19 @@ def page_comparison() -> tuple[Spec | None, Comparison | None]:
     return st.session_state.get(_ACTIVE, (None, None))
 
 
-def require_comparison() -> tuple[Spec, Comparison]:
-    """This run's (spec, comparison); stops the page when there is none (app.py showed why)."""
+def require_comparison(without_labels: bool = False) -> tuple[Spec, Comparison]:
+    """This run's (spec, comparison); stops the page when there is none (app.py showed why).
+
+    A comparison without labels stops the page with a note saying so, unless the page
+    draws one itself (``without_labels``: the Overview).
+    """
     spec, comp = page_comparison()
     if comp is None:
+        st.stop()
+    if not without_labels and not getattr(comp, "has_labels", True):
+        from graceful_ui.labelfree_view import needs_labels_note
+
+        needs_labels_note()
         st.stop()
     return spec, comp
 
@@ -232,15 +241,25 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
     with st.sidebar:
         if spec is None or comp is None:
             return
-        st.caption(f"**Comparing** {md(spec.label)}  \n{comp.n_samples} labelled images, {len(comp.classes)} classes  \n"
-                   "The address bar always links to this exact view: copy it to share.")
-        st.download_button("Download report (JSON)", partial(label_ui.report_json_bytes, comp),
+        labelled = getattr(comp, "has_labels", True)
+        st.caption(f"**Comparing** {md(spec.label)}  \n{comp.n_samples} {'labelled images' if labelled else 'images, no labels'}, "
+                   f"{len(comp.classes)} classes  \nThe address bar always links to this exact view: copy it to share.")
+        if comp.missing is not None and comp.missing.any:
+            st.warning(md(comp.missing.sentence()))
+        # Labelled comparisons' downloads carry the reviewers' verdicts, read when the button is pressed.
+        st.download_button("Download report (JSON)",
+                           partial(label_ui.report_json_bytes, comp) if labelled else store.report_json(comp),
                            file_name="graceful-report.json", on_click="ignore",
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
                            key="dl_json", width="stretch")
-        if comp.arrays is not None:  # a streamed comparison has no per-sample table
+        if not labelled:
+            st.download_button("Download per-sample table (CSV)", store.samples_csv(comp),
+                               file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
+                               help="One row per image: both predictions and confidences, whether the prediction changed")
+        elif comp.arrays is not None:  # a streamed comparison has no per-sample table
             st.download_button("Download per-sample table (CSV)", partial(label_ui.samples_csv_bytes, comp),
                                file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
                                on_click="ignore", help="One row per image: label, both predictions and "
                                "confidences, flip type, label quality and the reviewers' verdicts")
-        html_report_button(comp)
+        if labelled:  # the HTML report is about flips: it needs labels
+            html_report_button(comp)

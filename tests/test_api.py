@@ -212,7 +212,8 @@ def test_forward_returning_logits_and_embedding_gives_a_cross_test():
         ("nope.pt", np.zeros(4, int), (None, np.zeros(4, int)), "no such file"),
         (np.full((2, 2), np.nan), np.zeros(2, int), (None, np.zeros(2, int)), "finite"),
         (np.zeros(3, int), np.zeros(3, int), [1, 2], "expected a dataset path"),
-        (np.zeros(3, int), np.zeros(3, int), None, "give the samples"),
+        # no data and no labels: a comparison without labels, which needs the class count
+        (np.zeros(3, int), np.zeros(3, int), None, "pass classes="),
         (object(), np.zeros(3, int), (None, np.zeros(3, int)), "expected a model file"),
     ],
 )
@@ -313,10 +314,12 @@ def test_monitor_runs_the_old_model_once_and_the_new_one_once_per_update(sample)
     assert list(mon.history_frame()["nfr"]) == [h["nfr"] for h in mon.history]
 
 
-def test_monitor_refuses_a_shuffled_loader(sample):
+def test_monitor_reads_a_shuffled_loader_in_dataset_order(sample):
     loader = DataLoader(TensorDataset(sample["X"], sample["y"]), batch_size=100, shuffle=True)
-    with pytest.raises(InputError, match="shuffle=False"):
-        graceful_core.FlipMonitor(sample["old"], loader)
+    mon = graceful_core.FlipMonitor(sample["old"], loader)
+    assert np.array_equal(mon.labels, np.asarray(sample["y"]))  # the dataset's order, not the shuffled one
+    with pytest.raises(InputError, match="shuffle=False"):  # an array cannot follow a shuffled order
+        graceful_core.FlipMonitor(np.zeros(len(sample["y"]), int), loader)
 
 
 def test_monitor_on_a_dataset_path_with_a_model_file(sample):

@@ -76,9 +76,14 @@ def test_names_and_indices_give_identical_arrays(tmp_path):
     assert derived.classes == ["2", "10", "cat"] and derived.pred.tolist() == [0, 2, 2, 1]
 
 
-def test_integer_classes_without_scores_are_max_plus_one(tmp_path):
-    p = load_predictions_table(_csv(tmp_path / "t.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 4], "label": [3, 3]})))
-    assert p.classes == ["0", "1", "2", "3", "4"] and p.scores is None and p.score_kind is None
+def test_integer_classes_without_scores_are_max_label_plus_one(tmp_path):
+    # A prediction beyond every label is refused, not taken as evidence of more classes.
+    with pytest.raises(InputError, match="'pred' of id 'b' is 4, outside the classes 0..3"):
+        load_predictions_table(_csv(tmp_path / "t.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 4], "label": [3, 3]})))
+    p = load_predictions_table(_csv(tmp_path / "u.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 2], "label": [3, 3]})))
+    assert p.classes == ["0", "1", "2", "3"] and p.scores is None and p.score_kind is None
+    p = load_predictions_table(_csv(tmp_path / "v.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 4]})))
+    assert p.classes == ["0", "1", "2", "3", "4"]  # no labels: the predictions are all there is
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -128,7 +128,7 @@ def _both(old, new, data=None, **kw):
                                     "partial"])
 def test_streamed_and_in_memory_reports_are_equal(tmp_path, layout):
     old, new = _pair(tmp_path, layout)
-    s, m = _both(old, new)
+    s, m = _both(old, new, allow_missing=layout == "partial")  # rows only one side has: an error unless allowed
     assert s.arrays is None and m.arrays is not None
     rs, rm = s.to_report(), m.to_report()
     # regression slices need per-sample data: the in-memory report tests the old table's slice column,
@@ -207,8 +207,10 @@ def test_ids_not_in_both_count_rows_of_either_table_missing_from_the_other_or_th
     keep = np.r_[a, z]
     slices = np.where(np.arange(keep.size) % 3 == 0, "night", "day").astype(object)
     ds = _dataset(tmp_path, ids[keep], y[keep], slices)
-    s = compare_sources(old, new, dataset=ds, stream=True)
-    m = compare_sources(old, new, dataset=ds, stream=False)
+    s = compare_sources(old, new, dataset=ds, stream=True, allow_missing=True)
+    m = compare_sources(old, new, dataset=ds, stream=False, allow_missing=True)
+    with pytest.raises(InputError, match="7 rows of old.parquet"):  # not without the flag
+        compare_sources(old, new, dataset=ds, stream=False)
     expected = len(x) + len(yy) + len(z)  # X (old, not in the dataset), Y (new, not in it), Z (new only)
     assert s.dropped_ids == m.dropped_ids == expected
     assert s.n_samples == m.n_samples == len(a)
@@ -297,6 +299,7 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
 def test_cli_reports_are_equal_and_the_flip_file_is_next_to_the_json(tmp_path, capsys, layout):
     old, new = _pair(tmp_path, layout)
     out = tmp_path / "out"
+    out.mkdir()  # outputs go into existing folders only
     code, text, _ = _cli(capsys, "compare", old, new, "--json", out / "s.json", "--stream", "always")
     assert code == 0
     code_m, text_m, _ = _cli(capsys, "compare", old, new, "--json", out / "m.json", "--stream", "never")

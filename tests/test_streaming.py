@@ -436,8 +436,10 @@ def test_errors_match_the_in_memory_messages(tmp_path):
         df.to_csv(tmp_path / name, index=False)
         return str(tmp_path / name)
 
-    base = pd.DataFrame({"id": ids, "label": y, **{f"logit_{j}": ln[:, j] for j in range(K)}})
+    # 'pred' present: the old side names its classes, so numbered scores alone would be refused (last case)
+    base = pd.DataFrame({"id": ids, "label": y, "pred": np.argmax(ln, 1), **{f"logit_{j}": ln[:, j] for j in range(K)}})
     cases = {
+        "unnamed.csv": base.drop(columns=["pred"]),
         "disjoint.csv": base.assign(id=[f"other{i}" for i in range(40)]),
         "argmax.csv": base.assign(pred=np.where(np.arange(40) == 33, (np.argmax(ln, 1) + 1) % K, np.argmax(ln, 1))),
         "wide.csv": base.assign(logit_4=0.0),

@@ -63,6 +63,7 @@ def train(work: dict, out: Path, *extra: str) -> subprocess.CompletedProcess:
 def trained(work) -> tuple[Path, Path]:
     a, b = work["base"] / "a" / "new.pt", work["base"] / "b" / "new.pt"
     for out in (a, b):
+        out.parent.mkdir(exist_ok=True)  # outputs go into existing folders only
         r = train(work, out)
         assert r.returncode == 0, r.stderr
         assert f"wrote {out}" in r.stdout

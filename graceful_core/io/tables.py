@@ -372,6 +372,42 @@ def _wide_names(names: list[str], prefix: str, path: str) -> list[str] | None:
     return [found[j] for j in range(k)]
 
 
+def has_class_names(classes) -> bool:
+    """True unless ``classes`` is ``"0".."K-1"`` (class indices, which need no names).
+
+    >>> has_class_names(["0", "1", "2"]), has_class_names(["cat", "dog"])
+    (False, True)
+    """
+    return [str(c) for c in classes] != [str(j) for j in range(len(classes))]
+
+
+def unnamed_scores_problem(score_kind: str) -> str:
+    """Why a table with numbered scores, no ``pred`` and named classes is refused (in memory and streamed).
+
+    Score column j is class j of *some* list; without ``pred`` to check the argmax against, a
+    table whose columns follow another class order than its labels or the other side would
+    be read silently wrong.
+    """
+    prefix = SCORE_FORMS[score_kind]
+    return (f"has numbered class scores ({prefix}0, {prefix}1, ...) but no 'pred' column, and its classes have names, "
+            f"so which column is which class cannot be checked: add a 'pred' column, name the columns "
+            f"{prefix}<class name>, or store the class list as Parquet metadata 'graceful.classes'")
+
+
+def _named_score_columns(names: list[str], prefix: str) -> list[str]:
+    """Score columns named by class (``logit_cat``, ``logit_dog``), in table order; [] when there are none.
+
+    Numbered columns (``logit_0``) are not names: :func:`_wide_names` reads those.
+
+    >>> _named_score_columns(["id", "logit_cat", "logit_dog", "emb_0"], "logit_")
+    ['logit_cat', 'logit_dog']
+    """
+    cols = [c for c in names if c.startswith(prefix) and len(c) > len(prefix)]
+    if not cols or any(re.fullmatch(r"\d+", c[len(prefix):]) for c in cols):
+        return []
+    return cols
+
+
 def _wide_values(t: pa.Table, cols: list[str], path: str) -> np.ndarray:
     """Wide numeric columns as float32 ``[N, K]`` (column by column), not yet checked for NaN."""
     out = np.empty((t.num_rows, len(cols)), dtype=np.float32)
@@ -470,6 +506,31 @@ def _derived_classes(cols: list[tuple[str, object]], k: int | None, path: str) -
     if k is None:
         k = 1 + max(int(arr.max()) for _, arr in cols if len(arr)) if cols else 0
     return [str(j) for j in range(k)]
+
+
+def _check_pred_within_labels(label_col, pred_col, ids: np.ndarray, path: str) -> None:
+    """Class indices without a class list: a prediction beyond every label is refused, not a new class.
+
+    With neither scores nor ``graceful.classes`` the class count is ``1 + max label``; a
+    ``pred`` of 12 next to labels 0..9 is a broken prediction (labels out of range are
+    refused too), not evidence of classes 10, 11 and 12.
+    """
+    if label_col is None or pred_col is None:
+        return
+
+    def as_index(col) -> np.ndarray | None:  # CSV class indices arrive as text ("3")
+        return col[1] if col[0] == "index" else _text_indices(col[1])
+
+    labels, pred = as_index(label_col), as_index(pred_col)
+    if labels is None or pred is None or not len(labels):
+        return
+    k = 1 + int(labels.max())
+    bad = pred >= k
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise InputError(path, f"'pred' of id {ids[row]!r} is {int(pred[row])}, outside the classes 0..{k - 1} its "
+                               f"labels use: if class {int(pred[row])} exists, give the class list (class scores, or "
+                               "Parquet metadata 'graceful.classes'); otherwise fix the prediction")
 
 
 def _to_indices(kind: str, values, classes: list[str], name: str, ids: np.ndarray, path: str) -> np.ndarray:
@@ -607,8 +668,13 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
         raise InputError(path, "the table is empty (no rows)")
 
     scores, score_kind = None, None
+    named_classes = None  # class names spelled by the score columns themselves (logit_<class name>)
     for sk, prefix in SCORE_FORMS.items():
         scores = _matrix(t, sk, prefix, ids, path)
+        if scores is None:
+            named = _named_score_columns(t.column_names, prefix)
+            if named:
+                scores, named_classes = _wide_matrix(t, named, ids, path, sk), [c[len(prefix):] for c in named]
         if scores is not None:
             score_kind = sk
             break
@@ -620,6 +686,11 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
     k = None if scores is None else scores.shape[1]
 
     file_classes = _file_classes(t, path)
+    if named_classes is not None:
+        if file_classes is not None and file_classes != named_classes:
+            raise InputError(path, f"its score columns name the classes {named_classes[:5]} but its metadata "
+                                   f"'graceful.classes' says {file_classes[:5]}: make them agree")
+        file_classes = named_classes
     perm = None
     if classes is not None:
         classes = [str(c) for c in classes]
@@ -627,9 +698,13 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
             perm = _reorder_to(file_classes, classes, path)
     else:
         present = [c for c in (label_col, pred_col) if c is not None]
+        if file_classes is None and k is None:
+            _check_pred_within_labels(label_col, pred_col, ids, path)
         classes = file_classes if file_classes is not None else _derived_classes(present, k, path)
     if k is not None and k != len(classes):
         raise InputError(path, f"has {k} score columns but the other side has {len(classes)} classes")
+    if scores is not None and pred_col is None and file_classes is None and has_class_names(classes):
+        raise InputError(path, unnamed_scores_problem(score_kind))
 
     cls_for_file = file_classes if perm is not None else classes
     labels = None if label_col is None else _to_indices(*label_col, cls_for_file, "label", ids, path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graceful_core.errors import InputError
+from graceful_core.errors import InputError, nonfinite_where
 from graceful_core.types import ModelInfo
 
 __all__ = ["short_reason", "as_input_batch", "as_embeddings", "checked_logits", "checked_embedding"]
@@ -75,7 +75,8 @@ def checked_logits(logits: np.ndarray, n: int, info: ModelInfo, path: str, what:
         raise InputError(path, f"outputs {shape[1]} logits but graceful.json lists {k} classes")
     out = np.ascontiguousarray(logits, dtype=np.float32)
     if not np.isfinite(out).all():
-        raise InputError(path, f"{what} returns NaN or infinite logits")
+        raise InputError(path, f"{what} returns NaN or infinite logits: {nonfinite_where(out)} of the batch; check "
+                               "the model's weights and the images' preprocessing")
     return out
 
 
@@ -92,5 +93,5 @@ def checked_embedding(embedding: np.ndarray, n: int, path: str, what: str = "emb
         raise InputError(path, f"{what} returns shape {shape} for a batch of {n}; expected [{n}, D] embeddings")
     out = np.ascontiguousarray(embedding, dtype=np.float32)
     if not np.isfinite(out).all():
-        raise InputError(path, f"{what} returns NaN or infinite embedding values")
+        raise InputError(path, f"{what} returns NaN or infinite embedding values: {nonfinite_where(out)} of the batch")
     return out

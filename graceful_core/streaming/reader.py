@@ -229,6 +229,8 @@ def open_table(path: str | os.PathLike, classes: Sequence[str] | None = None, *,
         classes = _derive_classes(source, kind, files, has_label, has_pred, k)
     if k is not None and k != len(classes):
         raise InputError(source, f"has {k} score columns but the other side has {len(classes)} classes")
+    if score_kind is not None and not has_pred and file_cls is None and T.has_class_names(classes):
+        raise InputError(source, T.unnamed_scores_problem(score_kind))  # as in memory: which column is which class?
     layout = TableLayout(
         source=source, kind=kind, files=files, name=T.table_display_name(source), n_rows=total,
         score_kind=score_kind, score_list=score_list, score_wide=score_wide, k=k,

@@ -69,14 +69,18 @@ def save_torchscript(model: nn.Module, path: str | os.PathLike, info: ModelInfo)
     model : nn.Module
         Scriptable; ``embed`` and ``head`` must be ``@torch.jit.export`` methods to be kept.
     path : str or PathLike
-        Destination ``.pt`` file.
+        Destination ``.pt`` file (written atomically; the same weights and info give the same bytes).
     info : ModelInfo
         Preprocessing and class names written to ``graceful.json``.
     """
     text = info_json(info)
     with eval_mode(model):
         scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.script(model)
-        torch.jit.save(scripted, os.fspath(path), _extra_files={_INFO_FILE: text})
+        # Saved to memory, then written: torch names the archive's root folder after the file it writes to,
+        # and a temporary name (atomic writes) would make the same weights give a different file every time.
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf, _extra_files={_INFO_FILE: text})
+    atomic_write_bytes(path, buf.getvalue())
 
 
 class _ScriptedLogitsAndEmbedding(nn.Module):
@@ -118,7 +122,23 @@ def _exportable(model: nn.Module, info: ModelInfo) -> tuple[nn.Module, bool]:
     return GracefulOutputs(model, with_emb), with_emb
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo, *, opset: int = 17) -> None:
+def check_class_count(model: nn.Module, info: ModelInfo) -> None:
+    """InputError unless ``model`` returns one logit per class name of ``info`` (one forward of 2 zero images).
+
+    A file whose ``graceful.json`` names 9 classes for 10 logits would load nowhere (the
+    loaders refuse it) or, worse, label every prediction after the missing name wrongly.
+    """
+    from graceful_core.models.module import module_outputs
+
+    with eval_mode(model), torch.inference_mode():
+        logits, _ = module_outputs(model, torch.zeros((2, *info.input_size), dtype=torch.float32))
+    k = int(logits.shape[-1])
+    if k != len(info.classes):
+        raise InputError("info", f"classes lists {len(info.classes)} names but the model returns {k} logits per "
+                                 f"image: give exactly one class name per logit, in the order of the logits")
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo | dict, *, opset: int = 17) -> None:
     """Export ``model`` to ONNX with outputs ``logits`` (and ``embedding``) and ``graceful.json`` metadata.
 
     Parameters
@@ -135,7 +155,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo, *, o
     """
     import onnx
 
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"export_onnx(model, path, info): model must be a torch.nn.Module, got {type(model).__name__}")
+    info = info_from_mapping(info)
     text = info_json(info)
+    check_class_count(model, info)
     with eval_mode(model):
         wrapped, with_emb = _exportable(model, info)
         names = ["logits", "embedding"] if with_emb else ["logits"]
@@ -213,7 +237,7 @@ def save_pt2(module: nn.Module, info: ModelInfo | dict, path: str | os.PathLike)
         raise TypeError(f"save_pt2(module, info, path): module must be a torch.nn.Module, got {type(module).__name__}")
     info = info_from_mapping(info)
     text = info_json(info)
-
+    check_class_count(module, info)
     with eval_mode(module), quiet_torch_export():
         ep = _export_program(module, info)
     buf = io.BytesIO()

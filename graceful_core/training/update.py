@@ -151,7 +151,13 @@ def _load_old(old_path: str | os.PathLike, method: str = "plain",
 
     model = load_model(old_path, device=device)
     if not isinstance(model, TorchScriptModel):
-        raise InputError(old_path, "training needs the old model as a TorchScript file (.pt), not ONNX")
+        from graceful_core.models.onnx import OnnxModel
+
+        kind = "an ONNX model" if isinstance(model, OnnxModel) else "a torch.export .pt2 program" \
+            if type(model).__name__ == "Pt2Model" else f"a {type(model).__name__}"
+        raise InputError(old_path, f"training needs the old model as a TorchScript file (.pt), and this is {kind} "
+                                   "(its weights cannot be trained further here): give the old model's TorchScript "
+                                   "file, or train in your own loop with graceful_core.training.losses")
     size = tuple(model.info.input_size[1:])
     if INPUT_SIZES.get(arch) != size:
         fits = sorted(a for a, s in INPUT_SIZES.items() if s == size)

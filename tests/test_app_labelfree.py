@@ -1,0 +1,38 @@
+"""The app on a comparison without labels: the Overview shows churn and says what is missing; other pages say why they are empty."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.apptest import ROOT, goto, run_app
+
+PRED = ROOT / "sample_data" / "predictions"
+
+
+@pytest.fixture()
+def unlabelled_pair(tmp_path, monkeypatch):
+    paths = []
+    for name in ("old", "new"):
+        df = pd.read_csv(PRED / f"{name}.csv", dtype={"id": str})
+        out = tmp_path / f"{name}.csv"
+        df.drop(columns=["label"]).to_csv(out, index=False)
+        paths.append(out)
+    monkeypatch.setenv("GRACEFUL_APP_OLD", str(paths[0]))
+    monkeypatch.setenv("GRACEFUL_APP_NEW", str(paths[1]))
+    old = pd.read_csv(PRED / "old.csv", usecols=["id", "pred"], dtype={"id": str})
+    new = pd.read_csv(PRED / "new.csv", usecols=["id", "pred"], dtype={"id": str})
+    both = old.merge(new, on="id")
+    return int((both["pred_x"] != both["pred_y"]).sum()), len(both)
+
+
+def test_overview_without_labels_shows_churn_and_says_what_does_not_exist(unlabelled_pair):
+    changed, n = unlabelled_pair
+    at = run_app(sample=None)
+    assert any("without labels" in c.value for c in at.caption)
+    assert any(m.label == "Prediction churn" and m.value == f"{100 * changed / n:.2f} %" for m in at.metric)
+    warning = " ".join(w.value for w in at.warning)
+    assert "No true labels" in warning and "McNemar" in warning
+    assert not any(m.label.startswith("Negative flip rate") for m in at.metric)
+    at = goto(at, "flips_page.py")
+    assert any("compares predictions with true labels" in i.value for i in at.info)
