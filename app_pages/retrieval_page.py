@@ -12,6 +12,8 @@ from graceful_core.vocabulary import (
     RETRIEVAL_THUMB_PX,
     RIGHT_COLOUR,
     WRONG_COLOUR,
+    compatibility_advice,
+    compatibility_sentence,
     interval,
     percent,
 )
@@ -37,19 +39,13 @@ st.caption(f"{md(spec.label)} · each image is a query, searched by cosine simil
 if spec.id == "sample:new":
     st.info("The bundled old and new models were trained independently, so they are expected to be incompatible.")
 
-t = ct.scores["top1"]
 if ct.reason:
     st.warning(f"No cross-test: {ct.reason}")
 elif ct.n_queries == 0:
-    st.info(f"Cross-test undefined: {ct.verdict()}.")
-elif ct.compatible:
-    st.success(f"**Compatible:** you can search the old index with the new model. New queries on the old gallery "
-               f"reach top-1 {percent(t['new_old'])} > {percent(t['old_old'])} for old on old, so no re-indexing "
-               "(backfill) is needed.")
-else:
-    st.error(f"**Not compatible:** searching the old index with the new model gives top-1 {percent(t['new_old'])}, "
-             f"not better than {percent(t['old_old'])} today. Re-index (backfill) the gallery with the new model, "
-             "or train the new model to be compatible (BCT).")
+    st.info(f"Cross-test undefined: {md(compatibility_sentence(ct))}.")
+else:  # the CLI's and the HTML report's verdict, and what it means for the index
+    (st.success if ct.compatible else st.error)(f"**{md(compatibility_sentence(ct))}.** "
+                                                f"{compatibility_advice(ct.compatible)}")
 
 table = pd.DataFrame({"query → gallery": list(RETRIEVAL_PAIRS.values())})
 for score, key in RETRIEVAL_SCORES.items():

@@ -12,7 +12,7 @@ and a page switch (sidebar click until the target page's content is drawn), Over
 first visit on a server whose disk cache has no projection yet (UMAP fitted), then a new
 session on the same server (cached).
 
-Goals (issues 3, 9): warm < 3 s, page switch < 1 s, cold < 30 s on 2 cores; Embeddings first
+Goals: warm < 3 s, page switch < 1 s, cold < 30 s on 2 cores; Embeddings first
 draw < 20 s cold, instant when cached.
 Usage: python benchmarks/bench_app.py [--sample fashion|digits] [--repeat 5]
 """

@@ -9,7 +9,7 @@ system time (all threads; steadier than wall time when other jobs share the core
 Measured, for each variant asked for:
 
 1. ``read``: pyarrow's ``read_table`` of both tables (the columns compare needs), timed
-   after the imports — the reference of the issue's goal (compare within 3x of it);
+   after the imports — the reference of the goal (compare within 3x of it);
 2. ``iter``: pyarrow reading both tables batch by batch and dropping them (the floor of
    any streamed pass), timed after the imports;
 3. ``cli``: the real command, end to end: ``compare OLD NEW --json report.json`` in a

@@ -5,7 +5,7 @@ default epochs and architecture) of the sample's old model on its training image
 the page does, with and without the per-epoch flip monitor on its test images; prints
 the seconds of each (the page's plain baseline takes about as long again).
 
-Goal (issue 9): one training at the default epochs under 2 minutes on 2 cores.
+Goal: one training at the default epochs under 2 minutes on 2 cores.
 Usage: python benchmarks/bench_mitigate.py [--sample fashion|digits] [--no-monitor]
 """
 

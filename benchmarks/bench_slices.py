@@ -6,7 +6,7 @@ Gaussian blobs), a metadata table with `site` (8 values), `camera` (3) and a num
 Prints, per D, the median over repeats of: k-means clustering alone
 (:func:`embedding_clusters`, k by the default rule) and the whole
 :func:`find_regression_slices` call (candidates, clusters, tests, ranking), plus what was
-found first. Goal (issue 13): a few seconds on 2 cores at N = 10,000, D = 64..256.
+found first. Goal: a few seconds on 2 cores at N = 10,000, D = 64..256.
 
 Usage: python benchmarks/bench_slices.py [--n 10000] [--dims 64 128 256] [--repeat 3]
 """

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from graceful_core.views import top_k
-from graceful_core.vocabulary import FLIP_COLOURS, FLIP_MARKS, METRICS, MODEL_COLOURS, percent
+from graceful_core.vocabulary import EMBEDDING_COLOURINGS, FLIP_COLOURS, FLIP_MARKS, METRICS, MODEL_COLOURS, percent
 
 if TYPE_CHECKING:
     from graceful_core.comparison import GroupFlips
@@ -156,8 +156,8 @@ def top_k_bars(classes: Sequence[str], old_probs: np.ndarray, new_probs: np.ndar
 
 # --------------------------------------------------------------------------- embeddings
 #: The Embeddings page's colourings: widget label -> column of :func:`embedding_points`
-#: ("cluster" only where the comparison has clusters of the old embeddings).
-COLOUR_BY = {"model": "model", "class": "true class", "flip status": "flip", "cluster": "cluster"}
+#: (read off :data:`~graceful_core.vocabulary.EMBEDDING_COLOURINGS`).
+COLOUR_BY = {c.label: c.column for c in EMBEDDING_COLOURINGS}
 
 
 def embedding_points(proj: ProjectionResult, samples: pd.DataFrame,

@@ -45,6 +45,7 @@ from graceful_core.summary import (
     old_head_verdict,
     significance_verdict,
     slice_verdict,
+    worst_class_sentence,
 )
 from graceful_core.thumbnails import THUMB_PX, thumbnail_data_uri
 from graceful_core.views import busiest_submatrix, grid_page, negative_flip_order, slice_examples
@@ -302,8 +303,8 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
     Returns
     -------
     str
-        ``<!DOCTYPE html>...``: the one-line summary, the significance verdict, the
-        metric cards, the review, the transition matrix, per-class flips, the capped
+        ``<!DOCTYPE html>...``: the one-line summary, the class the update hurts most
+        (the CLI's and the app's sentence), the significance verdict, the metric cards, the review, the transition matrix, per-class flips, the capped
         negative-flip grid, the significant regression slices with example images, and
         the embedding cross-test with the embedding overlap.
     """
@@ -316,6 +317,7 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         "n_classes": len(comp.classes),
         "generated": _utc(time.time() if generated_at is None else generated_at),
         "headline": headline(comp),
+        "worst_class": worst_class_sentence(comp),
         "significance": significance_verdict(comp.summary),
         "cards": _cards(comp),
         "churn_floor": _churn_floor(comp),

@@ -22,6 +22,7 @@ from graceful_core.vocabulary import (
     CLI_LINES,
     METRICS,
     SLICES_TITLE,
+    compatibility_sentence,
     images,
     interval,
     negative_flips,
@@ -93,8 +94,8 @@ def old_head_verdict(c: Comparison) -> Verdict | None:
 def compatibility_verdict(ct: CrossTest) -> Verdict:
     """The BCT verdict of a cross-test: compatible (better), not compatible (worse), or no cross-test (same)."""
     if ct.reason is not None:
-        return Verdict("same", ct.verdict())
-    return Verdict("better" if ct.compatible else "worse", ct.verdict())
+        return Verdict("same", compatibility_sentence(ct))
+    return Verdict("better" if ct.compatible else "worse", compatibility_sentence(ct))
 
 
 def churn_verdict(cf: ChurnFloor) -> Verdict:
@@ -243,7 +244,7 @@ def text_summary(c: Comparison) -> str:
         lines.append(f"{METRICS['churn_floor'].name:<{width}}{churn_line(c.churn_floor)}")
         lines.append(f"{'':<{width}}{churn_verdict(c.churn_floor).text}")
     if c.compatibility is not None:
-        lines.append(f"{'embeddings':<{width}}{c.compatibility.verdict()}")
+        lines.append(f"{'embeddings':<{width}}{compatibility_sentence(c.compatibility)}")
     elif c.compatibility_reason is not None:
         lines.append(f"{'embeddings':<{width}}{c.compatibility_reason}")
     if c.embedding_overlap is not None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # only for annotations: the summary type imports nothing from here
+    from graceful_core.metrics.retrieval import CrossTest
     from graceful_core.metrics.summary import FlipSummary
 
 # --------------------------------------------------------------------------- constants
@@ -104,6 +105,60 @@ FLIP_COLOURS: Mapping[str, str] = {
 RIGHT_COLOUR, WRONG_COLOUR = FLIP_COLOURS["positive flip"], FLIP_COLOURS["negative flip"]
 #: Colours of the two models in scatter plots.
 MODEL_COLOURS: Mapping[str, str] = {"old": "#1f77b4", "new": "#ff7f0e"}
+
+
+@dataclass(frozen=True)
+class EmbeddingColouring:
+    """One way to colour the embedding maps: its link code, its widget label, the column it colours by."""
+
+    code: str
+    """The value of the ``colour`` URL parameter."""
+    label: str
+    """The choice's label in the app's "Colour by" widget."""
+    column: str
+    """The column of :func:`graceful_core.figures.embedding_points` that gives the colour."""
+
+
+#: The embedding maps' colourings, in the widget's order ("cluster" only where the comparison
+#: has clusters of the old embeddings).
+EMBEDDING_COLOURINGS = (
+    EmbeddingColouring("model", "model", "model"),
+    EmbeddingColouring("class", "class", "true class"),
+    EmbeddingColouring("flip", "flip status", "flip"),
+    EmbeddingColouring("cluster", "cluster", "cluster"),
+)
+
+
+# -- embedding compatibility: the BCT cross-test's verdict (docs/metrics.md, "Embedding compatibility")
+#: A cross-test that ran but has no verdict: no query has another image of its label.
+NO_VALID_QUERIES = "no valid queries: every label occurs only once"
+
+
+def compatibility_sentence(ct: CrossTest) -> str:
+    """The cross-test's verdict in one line: compatible or not, on top-1 (Hit@1).
+
+    Compatible means ``M(new, old) > M(old, old)`` (Shen et al., CVPR 2020); the reason
+    when there is no cross-test, :data:`NO_VALID_QUERIES` when no query counts.
+
+    >>> from types import SimpleNamespace as NS
+    >>> compatibility_sentence(NS(reason=None, compatible=False, scores={"top1": {"new_old": 0.31, "old_old": 0.9}}))
+    'not compatible: new queries on the old gallery reach top-1 31.0% <= old→old 90.0%'
+    """
+    if ct.reason is not None:
+        return ct.reason
+    t = ct.scores["top1"]
+    if is_undefined(t["new_old"]) or is_undefined(t["old_old"]):
+        return NO_VALID_QUERIES
+    rel = ">" if ct.compatible else "<="
+    word = "compatible" if ct.compatible else "not compatible"
+    return f"{word}: new queries on the old gallery reach top-1 {t['new_old']:.1%} {rel} old→old {t['old_old']:.1%}"
+
+
+def compatibility_advice(compatible: bool) -> str:
+    """What a compatible or an incompatible cross-test means for the index, in one sentence."""
+    if compatible:
+        return "You can search the old index with the new model: no re-indexing (backfill) is needed."
+    return "Re-index (backfill) the gallery with the new model, or train the new model to be compatible (BCT)."
 
 #: Significance level of the McNemar verdict.
 ALPHA = 0.05

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from graceful_core.vocabulary import FLIP_TYPES
+from graceful_core.vocabulary import EMBEDDING_COLOURINGS, FLIP_TYPES
 from graceful_ui.inputs import Spec, bundled_specs, resolve_spec
 
 FLIP_CODES = dict(zip(FLIP_TYPES, ("neg", "pos", "ok", "bad")))
@@ -33,7 +33,9 @@ DEFAULT_FLIPS = ["negative flip"]
 
 #: Embeddings view choices: URL code -> widget label.
 EMB_LAYOUTS = {"joint": "joint map", "side": "side by side"}
-EMB_COLOURS = {"model": "model", "class": "class", "flip": "flip status", "cluster": "cluster"}
+#: Embeddings colourings: URL code -> widget label (read off
+#: :data:`~graceful_core.vocabulary.EMBEDDING_COLOURINGS`).
+EMB_COLOURS = {c.code: c.label for c in EMBEDDING_COLOURINGS}
 
 
 def _defaults() -> dict:

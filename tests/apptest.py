@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,3 +57,17 @@ def pca_instead_of_umap(monkeypatch) -> None:
 
     monkeypatch.setattr(proj, "_umap", pca2)
     monkeypatch.setattr("graceful_core.lazy.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
+
+
+def grid_ids(at) -> list[str]:
+    """Sample ids of the grid cards (each card's text starts with the id in backticks)."""
+    return [m.value.split("`")[1] for m in at.markdown if m.value.startswith("`")]
+
+
+def shown_count(at) -> int | None:
+    """The Flips grid's "of **N** matching images" count; 0 for its "No image matches" note; None without either."""
+    for m in at.markdown:
+        hit = re.search(r"of \*\*(\d+)\*\* matching images", m.value)
+        if hit:
+            return int(hit.group(1))
+    return 0 if any("No image matches" in i.value for i in at.info) else None

@@ -27,6 +27,7 @@ from graceful_core.training.architectures import build_model
 from graceful_core.training.export import save_pt2, save_torchscript
 from graceful_core.training.trainer import tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
+from tests.helpers import assert_reports_equal, brute_force_hit1
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -52,22 +53,6 @@ def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
     return subprocess.run([sys.executable, "-m", "graceful_core", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
-
-
-def assert_reports_equal(a, b, path="") -> None:
-    """Equal keys and values; floats to 1e-6 (two programs summing in different orders)."""
-    if isinstance(a, dict):
-        assert set(a) == set(b), (path, sorted(set(a) ^ set(b)))
-        for k in a:
-            assert_reports_equal(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_reports_equal(x, y, f"{path}[{i}]")
-    elif isinstance(a, float):
-        assert b == pytest.approx(a, rel=1e-6, abs=1e-9), path
-    else:
-        assert a == b, path
 
 
 # ----------------------------------------------------------------- compare
@@ -265,17 +250,6 @@ class _Counting(nn.Module):
         return self.inner(x)
 
 
-def _brute_force_hit1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray) -> float:
-    q = query / np.linalg.norm(query, axis=1, keepdims=True)
-    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    s = q.astype(np.float64) @ g.T.astype(np.float64)
-    np.fill_diagonal(s, -np.inf)
-    counts = np.bincount(labels)
-    valid = counts[labels] >= 2
-    nearest = np.argmax(s, axis=1)
-    return float((labels[nearest] == labels)[valid].mean())
-
-
 def test_monitor_numbers_against_numpy(sample):
     X, y = sample["X"], sample["y"]
     mon = graceful_core.FlipMonitor(sample["old"], (X, y))
@@ -291,8 +265,8 @@ def test_monitor_numbers_against_numpy(sample):
     assert stats["pfr"] == pytest.approx(((o != yy) & (n == yy)).mean())
     assert stats["btc"] == pytest.approx(((o == yy) & (n == yy)).sum() / (o == yy).sum())
     assert stats["n_negative_flips"] == int(((o == yy) & (n != yy)).sum())
-    assert stats["cross_top1"] == pytest.approx(_brute_force_hit1(en, eo, yy), abs=1e-9)
-    assert stats["old_top1"] == pytest.approx(_brute_force_hit1(eo, eo, yy), abs=1e-9)
+    assert stats["cross_top1"] == pytest.approx(brute_force_hit1(en, eo, yy), abs=1e-9)
+    assert stats["old_top1"] == pytest.approx(brute_force_hit1(eo, eo, yy), abs=1e-9)
     assert mon.history == [stats]
     assert all(isinstance(v, (int, float)) for v in stats.values())  # loggable as it is
 

@@ -6,9 +6,7 @@ app (``compare_sources(...).to_report()``), and are formatted in the test itself
 
 from __future__ import annotations
 
-import re
-
-from tests.apptest import goto, run_app
+from tests.apptest import goto, grid_ids, run_app, shown_count
 
 
 def pct(x):
@@ -17,19 +15,6 @@ def pct(x):
 
 def metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
-
-
-def grid_ids(at) -> list[str]:
-    """Sample ids of the grid cards (each card's text starts with the id in backticks)."""
-    return [m.value.split("`")[1] for m in at.markdown if m.value.startswith("`")]
-
-
-def shown_count(at) -> int | None:
-    for m in at.markdown:
-        hit = re.search(r"of \*\*(\d+)\*\* matching images", m.value)
-        if hit:
-            return int(hit.group(1))
-    return 0 if any("No image matches" in i.value for i in at.info) else None
 
 
 # ---------------------------------------------------------------- overview

@@ -1,4 +1,4 @@
-"""The churn floor (issue 9, part 5) against independent computations: brute-force NumPy counts,
+"""The churn floor against independent computations: brute-force NumPy counts,
 scipy's binomial test and Wilson interval; the core, the API, the CLI, the HTML report and the app's specs."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from scipy.stats import binomtest
 
 from graceful_core.errors import InputError
 from graceful_core.metrics.churn import ChurnCounts, churn_floor
+from tests.helpers import predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["a", "b", "c"]
@@ -110,10 +111,7 @@ def test_empty_input_gives_nan_rates():
 
 # ------------------------------------------------------------------ the comparison
 def _preds(ids, pred, labels=None, classes=CLASSES, source="x.csv"):
-    from graceful_core.types import Predictions
-
-    return Predictions(ids=np.asarray(ids, dtype=object), pred=np.asarray(pred), classes=list(classes),
-                       labels=None if labels is None else np.asarray(labels), source=source)
+    return predictions(ids, pred, classes=classes, labels=labels, source=source)
 
 
 def test_compare_predictions_aligns_the_reference_by_id():

@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import binomtest
 
 from tests import bad_inputs as bad
+from tests.helpers import assert_reports_equal
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -121,21 +122,7 @@ def test_tables_give_the_same_report_as_models(model_report, cache_dir, tmp_path
         d["compatibility"] = {k: v for k, v in d["compatibility"].items() if k != "old_head_on_new_embeddings"}
         return d
 
-    def close(a, b, path="") -> None:
-        if isinstance(a, dict):
-            assert set(a) == set(b), path
-            for k in a:
-                close(a[k], b[k], f"{path}.{k}")
-        elif isinstance(a, list):
-            assert len(a) == len(b), path
-            for i, (x, y) in enumerate(zip(a, b)):
-                close(x, y, f"{path}[{i}]")
-        elif isinstance(a, float):
-            assert b == pytest.approx(a, rel=1e-5, abs=1e-6), path
-        else:
-            assert a == b, path
-
-    close(strip(model_report), strip(t))
+    assert_reports_equal(strip(model_report), strip(t), rel=1e-5, abs=1e-6)
     for side in ("old", "new"):
         assert t[side]["accuracy"] == pytest.approx(model_report[side]["accuracy"])
 

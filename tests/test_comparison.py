@@ -10,13 +10,11 @@ from scipy.stats import binomtest
 
 from graceful_core.comparison import compare_predictions
 from graceful_core.errors import InputError
-from graceful_core.types import Predictions
+from tests.helpers import predictions
 
 
 def _preds(ids, pred, classes, labels=None, scores=None, emb=None, source="x.csv"):
-    return Predictions(ids=np.asarray(ids, dtype=object), pred=np.asarray(pred, dtype=np.int64), classes=list(classes),
-                       labels=None if labels is None else np.asarray(labels, dtype=np.int64),
-                       scores=scores, score_kind=None if scores is None else "logits", embedding=emb, source=source)
+    return predictions(ids, pred, classes=classes, labels=labels, scores=scores, embedding=emb, source=source)
 
 
 def test_small_known_case():

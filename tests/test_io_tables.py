@@ -15,6 +15,7 @@ import pytest
 from graceful_core.errors import InputError
 from graceful_core.io.tables import join_predictions, load_predictions_table, write_predictions_table
 from graceful_core.types import Predictions
+from tests.helpers import predictions
 
 
 def _csv(path: Path, df: pd.DataFrame) -> Path:
@@ -256,11 +257,8 @@ def test_non_finite_score_found_beyond_the_first_block_of_rows(tmp_path):
 # --------------------------------------------------------------------------- joining
 def _preds(ids, labels=None, source="x.csv", slices=None) -> Predictions:
     n = len(ids)
-    extra = {} if slices is None else {"slices": np.asarray(slices, dtype=object)}
-    return Predictions(ids=np.asarray(ids, dtype=object), pred=np.arange(n, dtype=np.int64) % 3,
-                       classes=["a", "b", "c"], labels=None if labels is None else np.asarray(labels, dtype=np.int64),
-                       scores=np.arange(n * 3, dtype=np.float32).reshape(n, 3), score_kind="logits",
-                       source=source, extra=extra)
+    return predictions(ids, np.arange(n) % 3, classes=["a", "b", "c"], labels=labels,
+                       scores=np.arange(n * 3, dtype=np.float32).reshape(n, 3), source=source, slices=slices)
 
 
 def test_join_identical_ids():

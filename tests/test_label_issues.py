@@ -22,6 +22,7 @@ from graceful_core.metrics.label_issues import (
 )
 from graceful_core.metrics.significance import wilson_interval
 from graceful_core.types import Predictions
+from tests.helpers import predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 PRED = ROOT / "sample_data" / "fashion" / "predictions"
@@ -133,9 +134,8 @@ def _preds(n: int, scores: bool) -> tuple[Predictions, Predictions]:
     ids = np.array([f"s{i}" for i in range(n)], dtype=object)
     s_old = rng.normal(size=(n, 3)) + 3 * np.eye(3)[y]
     s_new = rng.normal(size=(n, 3)) + 3 * np.eye(3)[y]
-    mk = lambda s: Predictions(ids=ids, pred=s.argmax(1), classes=["a", "b", "c"], labels=y,  # noqa: E731
-                               scores=s if scores else None, score_kind="logits")
-    return mk(s_old), mk(s_new)
+    return tuple(predictions(ids, s.argmax(1), classes=["a", "b", "c"], labels=y, scores=s if scores else None,
+                             source="") for s in (s_old, s_new))
 
 
 def test_report_keys_and_the_samples_table():

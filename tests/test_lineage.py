@@ -23,6 +23,7 @@ import pytest
 
 from graceful_core.errors import InputError
 from graceful_core.types import Predictions
+from tests.helpers import brute_force_hit1, predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "sample_data" / "models"
@@ -111,17 +112,6 @@ def direct():
         labels = np.array([classes.index(i.split("/")[0]) for i in ids])
         out[m] = (logits.argmax(axis=1), emb)
     return np.array(ids), labels, out
-
-
-def brute_force_hit1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray) -> float:
-    """Leave-one-out cosine top-1 by a full N x N similarity matrix, own index excluded."""
-    qn = query / np.linalg.norm(query, axis=1, keepdims=True)
-    gn = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    sim = qn @ gn.T
-    np.fill_diagonal(sim, -np.inf)
-    nearest = sim.argmax(axis=1)  # ties: lowest index, as docs/metrics.md
-    valid = np.array([(labels == y).sum() > 1 for y in labels])
-    return float((labels[nearest] == labels)[valid].mean())
 
 
 # --------------------------------------------------------------------------- sample lineage
@@ -252,8 +242,8 @@ def test_same_file_twice_is_an_input_error(paths):
 # --------------------------------------------------------------------------- synthetic, by hand
 def _preds(pred, labels, emb=None, source="m") -> Predictions:
     n = len(pred)
-    return Predictions(ids=np.array([f"s{i}" for i in range(n)], dtype=object), pred=np.array(pred),
-                       classes=["a", "b"], labels=np.array(labels), embedding=emb, source=source)
+    return predictions([f"s{i}" for i in range(n)], pred, classes=["a", "b"], labels=labels, embedding=emb,
+                       source=source)
 
 
 def test_hand_computed_three_model_chain():

@@ -196,7 +196,8 @@ def test_onnx_to_pt2_is_refused_with_a_reason(tiny, tmp_path):
 
 
 def test_export_onnx_of_a_loaded_torchscript_model(tiny, batch, tmp_path):
-    """Used to fail with "Tried to trace ... not part of the active trace"."""
+    """A loaded TorchScript module exports: tracing it again must not raise torch's "Tried to trace ... not part of
+    the active trace"."""
     save_torchscript(tiny, tmp_path / "m.pt", INFO)
     loaded = load_model(tmp_path / "m.pt")
     export_onnx(loaded.module, tmp_path / "m.onnx", loaded.info)

@@ -16,13 +16,14 @@ import re
 import shutil
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.stats import binomtest
+
+from tests.helpers import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -60,36 +61,6 @@ def page(comp) -> str:
 # ------------------------------------------------------------------ helpers
 def pct2(x: float) -> str:
     return f"{100 * x:.2f} %"
-
-
-class Tags(HTMLParser):
-    """Every start tag with its attributes; text outside <script>/<style>."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        if tag in ("script", "style"):
-            self._skip += 1
-
-    def handle_endtag(self, tag):
-        if tag in ("script", "style"):
-            self._skip -= 1
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.text.append(data)
-
-
-def parse(doc: str) -> Tags:
-    p = Tags()
-    p.feed(doc)
-    p.close()
-    return p
 
 
 def plotly_traces(doc: str) -> list[dict]:

@@ -17,8 +17,7 @@ from graceful_core.io.metadata import SampleMetadata
 from graceful_core.report_html import render_html_report
 from graceful_core.types import Predictions
 from tests.apptest import check, goto, pca_instead_of_umap, run_app
-from tests.test_report_html import parse
-from tests.test_slices_report import planted_tables
+from tests.helpers import parse, planted_tables
 
 HOSTILE_VALUE = "<script>alert(1)</script>"
 
@@ -147,7 +146,7 @@ def planted_app(planted_files, monkeypatch):
 
 
 def _count(at) -> int | None:
-    from tests.test_app_pages import shown_count
+    from tests.apptest import shown_count
 
     return shown_count(at)
 

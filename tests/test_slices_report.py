@@ -25,37 +25,13 @@ from graceful_core.io.tables import load_predictions_table
 from graceful_core.metrics.slices import JSON_KEYS
 from graceful_core.sources import compare_sources
 from graceful_core.vocabulary import EXIT_GATE, EXIT_INPUT, EXIT_OK
+from tests.helpers import SITES, planted_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS, MODELS = ROOT / "sample_data" / "digits" / "test", ROOT / "sample_data" / "models"
 SAMPLE = ROOT / "sample_data"
 OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
 TEST_DATA = SAMPLE / "digits" / "test"
-SITES = ("north", "south", "harbour", "airport", "depot")
-
-
-def planted_tables(folder: Path, *, n: int = 3000, seed: int = 1, effect: bool = True) -> tuple[Path, Path, pd.DataFrame]:
-    """An old table with ``site`` and ``camera`` and a new one (other row order); with ``effect``
-    the new model flips 15 % of the old model's right answers at site "harbour" and 3 % elsewhere.
-
-    Returns the two paths and the joined truth (site, camera, negative flip) for the reference.
-    """
-    rng = np.random.default_rng(seed)
-    ids = np.array([f"img{i:05d}" for i in range(n)])
-    y = rng.integers(0, 5, n)
-    site = rng.choice(SITES, n, p=[0.3, 0.25, 0.15, 0.15, 0.15])
-    camera = rng.choice(["A", "B", "C"], n)
-    old = np.where(rng.random(n) < 0.9, y, (y + 1) % 5)
-    rate = np.where(site == "harbour", 0.15, 0.03) if effect else np.full(n, 0.04)
-    new = np.where((old == y) & (rng.random(n) < rate), (y + 2) % 5, old)
-    new = np.where((old != y) & (rng.random(n) < 0.5), y, new)
-    old_path, new_path = folder / "old.csv", folder / "new.csv"
-    pd.DataFrame({"id": ids, "label": y, "pred": old, "site": site, "camera": camera}).to_csv(old_path, index=False)
-    pd.DataFrame({"id": ids, "label": y, "pred": new}).sample(frac=1, random_state=0).to_csv(new_path, index=False)
-    truth = pd.DataFrame({"site": site, "camera": camera, "flip": (old == y) & (new != y)})
-    return old_path, new_path, truth
-
-
 def reference_slices(truth: pd.DataFrame, columns: tuple[str, ...]) -> dict[tuple[str, str], tuple[float, float, int, int]]:
     """(column, value) -> (Fisher p, BH-adjusted p, size, flips), from group-by counts and SciPy."""
     n, f = len(truth), int(truth["flip"].sum())

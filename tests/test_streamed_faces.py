@@ -26,6 +26,7 @@ from graceful_core.streaming import engine
 from graceful_core.types import Predictions
 from graceful_core.views import SORT_ORDERS, filter_samples, grid_page, sort_samples
 from graceful_core.vocabulary import FLIP_TYPES, STREAM_ROWS_ENV, STREAMED_GRID_NOTE, STREAMED_NO_CROSS_TEST
+from tests.helpers import predictions
 
 CLASSES = ["ant", "bee", "cat", "dog"]
 #: Report keys only a streamed comparison has (docs/metrics.md: the cap and the flip-id file).
@@ -57,10 +58,8 @@ def _arrays(n: int, seed: int, k: int = len(CLASSES), emb: int = 0):
 
 
 def _preds(ids, y, logits, *, labels=True, emb=None, slices=None) -> Predictions:
-    return Predictions(ids=np.asarray(ids, dtype=object), pred=np.argmax(logits, axis=1).astype(np.int64),
-                       classes=list(CLASSES), labels=np.asarray(y, dtype=np.int64) if labels else None,
-                       scores=np.asarray(logits, dtype=np.float32), score_kind="logits", embedding=emb,
-                       source="mem", extra={} if slices is None else {"slices": np.asarray(slices, dtype=object)})
+    return predictions(ids, np.argmax(logits, axis=1), classes=CLASSES, labels=y if labels else None,
+                       scores=np.asarray(logits, dtype=np.float32), embedding=emb, source="mem", slices=slices)
 
 
 def _rows(p: Predictions, idx) -> Predictions:
@@ -475,8 +474,7 @@ def test_matrix_cli_streams_and_refuses_tables_of_other_samples(tmp_path, capsys
 # --------------------------------------------------------------------------- the app
 def test_app_pages_through_a_streamed_comparisons_flip_file(tmp_path, monkeypatch):
     """`graceful app OLD NEW` on shards: the Flips grid pages through the flip-id file; per-sample pages say why not."""
-    from tests.apptest import check, goto, run_app
-    from tests.test_app_pages import grid_ids, shown_count
+    from tests.apptest import check, goto, grid_ids, run_app, shown_count
 
     old, new = _pair(tmp_path, "shards", n=150)
     for key, value in cli.app_environment(old, new, None).items():

@@ -25,6 +25,7 @@ from graceful_core.io.tables import load_predictions_table, write_predictions_ta
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.streaming import compare_tables_streamed, flip_page_count, read_flip_page
 from graceful_core.types import Predictions
+from tests.helpers import predictions
 
 K = 4
 CLASSES = ["ant", "bee", "cat", "dog"]  # natural order: CSV tables (no class list) read them alike
@@ -46,10 +47,8 @@ def _arrays(n: int, seed: int, k: int = K):
 
 
 def _preds(ids, y, logits, classes=CLASSES, slices=None, labels=True) -> Predictions:
-    extra = {} if slices is None else {"slices": np.asarray(slices, dtype=object)}
-    return Predictions(ids=np.asarray(ids, dtype=object), pred=np.argmax(logits, axis=1).astype(np.int64),
-                       classes=list(classes), labels=np.asarray(y, dtype=np.int64) if labels else None,
-                       scores=logits, score_kind="logits", source="mem", extra=extra)
+    return predictions(ids, classes=classes, labels=y if labels else None, scores=logits, source="mem",
+                       slices=slices)
 
 
 def _write(p: Predictions, path, shards: list[int] | None = None, order=None) -> str:

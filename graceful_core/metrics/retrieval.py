@@ -41,6 +41,7 @@ import numpy as np
 
 from graceful_core.jsonable import json_clean
 from graceful_core.metrics.significance import wilson_interval
+from graceful_core.vocabulary import compatibility_sentence
 
 if TYPE_CHECKING:  # imported where it is used: comparing predictions tables never loads torch
     import torch
@@ -522,16 +523,8 @@ class CrossTest:
         }
 
     def verdict(self) -> str:
-        """One line for humans: compatible or not, on top-1."""
-        if self.reason is not None:
-            return self.reason
-        t = self.scores["top1"]
-        if t["new_old"] is None or t["old_old"] is None or math.isnan(t["new_old"]) or math.isnan(t["old_old"]):
-            return "no valid queries: every label occurs only once"
-        rel = ">" if self.compatible else "<="
-        word = "compatible" if self.compatible else "not compatible"
-        return (f"{word}: new queries on the old gallery reach top-1 {t['new_old']:.1%} "
-                f"{rel} old→old {t['old_old']:.1%}")
+        """One line for humans: :func:`graceful_core.vocabulary.compatibility_sentence` of this cross-test."""
+        return compatibility_sentence(self)
 
 
 def cross_test(

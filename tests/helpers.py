@@ -1,0 +1,149 @@
+"""Builders and oracles shared by the tests: one definition each, imported, never copied.
+
+- :func:`predictions`: a :class:`~graceful_core.types.Predictions` from plain lists.
+- :func:`brute_force_hit1`: leave-one-out cosine Hit@1 from the full similarity matrix.
+- :func:`assert_reports_equal`: two JSON reports equal key for key, floats to a tolerance.
+- :func:`parse`: the tags and visible text of an HTML report.
+- :func:`planted_tables`: two predictions tables with a planted regression slice.
+
+The AppTest helpers (start the app, read a page) are in :mod:`tests.apptest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from graceful_core.types import Predictions
+
+
+# --------------------------------------------------------------------------- builders
+def predictions(ids: Sequence[Any], pred: Any = None, *, classes: Sequence[str], labels: Any = None,
+                scores: Any = None, score_kind: str = "logits", embedding: Any = None, source: str = "x.csv",
+                slices: Any = None, extra: Mapping[str, Any] | None = None) -> Predictions:
+    """A :class:`Predictions` from plain lists: ids as objects, class codes as int64.
+
+    ``pred`` None takes each row's argmax of ``scores`` (the lower class on ties).
+    ``score_kind`` applies only when there are ``scores``; ``slices`` becomes the
+    ``extra["slices"]`` column.
+
+    >>> p = predictions(["a", "b"], scores=[[0.1, 2.0], [3.0, 3.0]], classes=["x", "y"], labels=[1, 1])
+    >>> p.pred.tolist(), p.score_kind, p.ids.dtype
+    ([1, 0], 'logits', dtype('O'))
+    """
+    if pred is None:
+        pred = np.argmax(np.asarray(scores), axis=1)
+    more = dict(extra or {})
+    if slices is not None:
+        more["slices"] = np.asarray(slices, dtype=object)
+    return Predictions(ids=np.asarray(ids, dtype=object), pred=np.asarray(pred, dtype=np.int64), classes=list(classes),
+                       labels=None if labels is None else np.asarray(labels, dtype=np.int64), scores=scores,
+                       score_kind=None if scores is None else score_kind, embedding=embedding, source=source,
+                       extra=more)
+
+
+def planted_tables(folder: Path, *, n: int = 3000, seed: int = 1, effect: bool = True) -> tuple[Path, Path, pd.DataFrame]:
+    """An old table with ``site`` and ``camera`` and a new one (other row order); with ``effect``
+    the new model flips 15 % of the old model's right answers at site "harbour" and 3 % elsewhere.
+
+    Returns the two paths and the joined truth (site, camera, negative flip) for the reference.
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"img{i:05d}" for i in range(n)])
+    y = rng.integers(0, 5, n)
+    site = rng.choice(SITES, n, p=[0.3, 0.25, 0.15, 0.15, 0.15])
+    camera = rng.choice(["A", "B", "C"], n)
+    old = np.where(rng.random(n) < 0.9, y, (y + 1) % 5)
+    rate = np.where(site == "harbour", 0.15, 0.03) if effect else np.full(n, 0.04)
+    new = np.where((old == y) & (rng.random(n) < rate), (y + 2) % 5, old)
+    new = np.where((old != y) & (rng.random(n) < 0.5), y, new)
+    old_path, new_path = folder / "old.csv", folder / "new.csv"
+    pd.DataFrame({"id": ids, "label": y, "pred": old, "site": site, "camera": camera}).to_csv(old_path, index=False)
+    pd.DataFrame({"id": ids, "label": y, "pred": new}).sample(frac=1, random_state=0).to_csv(new_path, index=False)
+    truth = pd.DataFrame({"site": site, "camera": camera, "flip": (old == y) & (new != y)})
+    return old_path, new_path, truth
+
+
+#: The sites of :func:`planted_tables` ("harbour" is the planted slice).
+SITES = ("north", "south", "harbour", "airport", "depot")
+
+
+# --------------------------------------------------------------------------- oracles
+def brute_force_hit1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, block: int = 1000) -> float:
+    """Leave-one-out cosine Hit@1 from the full similarity matrix, in float64 row blocks.
+
+    Query i's own gallery row is excluded; its nearest neighbour is the first maximum
+    (ties: the lowest index, as ``docs/metrics.md``); only queries whose label occurs at
+    least twice count.
+
+    >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> brute_force_hit1(x, x, np.array([0, 0, 1, 1])), brute_force_hit1(x, x, np.array([0, 1, 0, 1]))
+    (1.0, 0.0)
+    """
+    q = np.asarray(query, dtype=np.float64)
+    g = np.asarray(gallery, dtype=np.float64)
+    q, g = q / np.linalg.norm(q, axis=1, keepdims=True), g / np.linalg.norm(g, axis=1, keepdims=True)
+    labels = np.asarray(labels)
+    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    valid = counts[codes] >= 2
+    hit = np.zeros(len(q), dtype=bool)
+    for s in range(0, len(q), block):
+        sim = q[s:s + block] @ g.T
+        rows = np.arange(sim.shape[0])
+        sim[rows, s + rows] = -np.inf
+        hit[s:s + block] = labels[np.argmax(sim, axis=1)] == labels[s:s + block]
+    return float(hit[valid].mean())
+
+
+def assert_reports_equal(a: Any, b: Any, path: str = "", *, rel: float = 1e-6, abs: float = 1e-9) -> None:
+    """Equal keys and values, recursively; floats to ``rel``/``abs`` (two programs summing in different orders)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), (path, sorted(set(a) ^ set(b)))
+        for k in a:
+            assert_reports_equal(a[k], b[k], f"{path}.{k}", rel=rel, abs=abs)
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_reports_equal(x, y, f"{path}[{i}]", rel=rel, abs=abs)
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=rel, abs=abs), path
+    else:
+        assert a == b, path
+
+
+# --------------------------------------------------------------------------- HTML
+class Tags(HTMLParser):
+    """Every start tag with its attributes; text outside <script>/<style>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def parse(doc: str) -> Tags:
+    """The tags and the visible text of an HTML document."""
+    p = Tags()
+    p.feed(doc)
+    p.close()
+    return p
