@@ -405,3 +405,23 @@ def test_validation_data_chooses_and_the_evaluation_set_reports(tmp_path, fashio
     held = _counts(y[e], po[e].argmax(1), settings(e)[k][2])  # reported on the evaluation images
     assert (rec["held_out"]["negative_flips"], rec["held_out"]["positive_flips"]) == held[:2]
     assert rec["held_out"]["n_samples"] == 300
+
+
+def test_a_choice_that_does_not_help_held_out_is_not_sold(tmp_path):
+    """On the digits pair the rule's mix breaks as many held-out images as the new model: both sentences say keep new."""
+    from graceful_core.remedies.build import mitigate_sources
+    from graceful_core.remedies.report import whatif_line
+
+    digits = ROOT / "sample_data" / "predictions"
+    res = mitigate_sources(digits / "old.csv", digits / "new.csv")
+    rec = res.report.recommended
+    held = rec.to_json()
+    assert held["held_out"]["negative_flips"] >= held["new_held_out"]["negative_flips"]  # the case under test
+    assert rec.sentence().startswith("Keep the new model as it is")
+    assert whatif_line(res.report).startswith("none helps")
+    # control: on Fashion the held-out flips drop, and the sentence recommends deploying the remedy
+    fashion = mitigate_sources(TABLES / "old.parquet", TABLES / "new.parquet")
+    frec = fashion.report.recommended
+    fj = frec.to_json()
+    assert fj["held_out"]["negative_flips"] < fj["new_held_out"]["negative_flips"]
+    assert frec.sentence().startswith("Deploy ")

@@ -409,6 +409,10 @@ class Recommendation:
         d_err = (p.error_rate - n.error_rate) * 100
         if p.method == "mixing" and p.params["w_new"] == 1.0:
             what = "Deploy the new model as it is: no remedy lowers the negative flips within the error allowance"
+        elif p.negative_flips >= n.negative_flips:
+            # The rule chose a setting, but held out it breaks no fewer images: say so rather than sell it.
+            what = (f"Keep the new model as it is: the rule's choice, {_describe(p)}, does not lower the negative "
+                    "flips on held-out images")
         else:
             what = f"Deploy {_describe(p)}"
         held = "held-out images" if self.folds_agree else (

@@ -37,6 +37,9 @@ def whatif_line(report: WhatIfReport) -> str:
     p, n = r.point, r.new
     if p.method == "mixing" and p.params["w_new"] == 1.0:
         return "none lowers the negative flips within the error allowance (see Mitigate)."
+    if p.negative_flips >= n.negative_flips:
+        return (f"none helps: the rule's choice, {p.label()} (chosen by {r.chosen_on}), leaves {p.negative_flips:,} "
+                f"negative flips against the new model's {n.negative_flips:,} on held-out images (see Mitigate).")
     return (f"{p.label()} (chosen by {r.chosen_on}) would leave {p.negative_flips:,} negative flips instead of "
             f"{n.negative_flips:,} on held-out images, error {(p.error_rate - n.error_rate) * 100:+.2f} points; "
             f"cost: {'both models at inference' if p.cost == 2 else 'none'} (see Mitigate).")
