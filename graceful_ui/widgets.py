@@ -14,6 +14,7 @@ from graceful_core.lineage import STAGE_PAIRS
 from graceful_core.metrics.summary import FlipSummary
 from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, StageProgress, card
 from graceful_ui import store
+from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, resolve_spec, user_message
 from graceful_ui.jobs import ComparisonCancelled, Job, JobState
@@ -258,11 +259,11 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
             return
         st.caption(f"**Comparing** {md(spec.label)}  \n{comp.n_samples} labelled images, {len(comp.classes)} classes  \n"
                    "The address bar always links to this exact view: copy it to share.")
-        st.download_button("Download report (JSON)", store.report_json(comp), file_name="graceful-report.json",
+        st.download_button("Download report (JSON)", store.report_json(comp), file_name=download_name(comp.old_name, comp.new_name, "report", "json"),
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
                            key="dl_json", width="stretch")
         if comp.arrays is not None:  # a streamed comparison has no per-sample table
             st.download_button("Download per-sample table (CSV)", store.samples_csv(comp),
-                               file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
+                               file_name=download_name(comp.old_name, comp.new_name, "samples", "csv"), mime="text/csv", key="dl_csv", width="stretch",
                                help="One row per image: label, both predictions and confidences, flip type")
         html_report_button(comp)
