@@ -176,8 +176,16 @@ def embedding_points(proj: ProjectionResult, samples: pd.DataFrame,
     return pd.concat(parts, ignore_index=True)
 
 
+#: Drawing order of the flip kinds in the embedding maps: later ones are drawn on top, so the
+#: negative flips (what the maps are looked at for) are never hidden under other points.
+FLIP_DRAW_ORDER = ("both correct", "both wrong", "positive flip", "negative flip")
+
+
 def _category_order(colour: str, df: pd.DataFrame, cluster_names: Mapping[int, str] | None) -> list[str]:
-    """Legend order: clusters by number, everything else sorted as text."""
+    """Legend and drawing order: flip kinds by :data:`FLIP_DRAW_ORDER`, clusters by number, the rest as text."""
+    if colour == "flip":
+        present = set(df[colour])
+        return [f for f in FLIP_DRAW_ORDER if f in present] + sorted(present - set(FLIP_DRAW_ORDER), key=str)
     if colour == "cluster" and cluster_names:
         present = set(df[colour])
         return [n for _, n in sorted(cluster_names.items()) if n in present]
@@ -205,9 +213,10 @@ def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour
 
     colour = COLOUR_BY[colour_by]
     df = embedding_points(proj, samples, cluster_names)
+    opts = dict(_cluster_colours(colour, df, cluster_names))
+    opts.setdefault("category_orders", {colour: _category_order(colour, df, cluster_names)})  # as side by side
     fig = px.scatter(df, x="x", y="y", color=colour, symbol="model", symbol_map={"old": "circle", "new": "x"},
-                     color_discrete_map=_colour_map(colour), custom_data=["id", "model"],
-                     **_cluster_colours(colour, df, cluster_names),
+                     color_discrete_map=_colour_map(colour), custom_data=["id", "model"], **opts,
                      hover_data={"x": False, "y": False, "id": True, "true class": True, "flip": True},
                      render_mode="svg" if len(df) <= 6000 else "webgl")
     if lines:
