@@ -6,7 +6,7 @@ column so narrow that metric cards cut their values ("88…") and the Flips matr
 cropped. The server cannot know the window's width, so a few lines of JavaScript in the
 page fold the sidebar once, on the first load of a browser tab narrower than
 :data:`COLLAPSE_BELOW_PX`; a user who opens it again keeps it open (the tab remembers,
-in ``sessionStorage``, that it was folded).
+in ``sessionStorage``, that it was folded). A metric card's label wraps instead of being cut.
 
 Back: Streamlit adds a browser-history entry for every change of the URL, and one user
 action can change it several times (a page switch, then the filters the new page
@@ -24,6 +24,12 @@ import streamlit as st
 COLLAPSE_BELOW_PX = 1100
 
 _SCRIPT = """
+<style>
+/* a metric card's label wraps onto a second line instead of ending in "…" on narrow columns */
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+}
+</style>
 <script>
 (() => {
   if (!window.__gracefulHistory) {
@@ -49,7 +55,7 @@ _SCRIPT = """
     const bar = document.querySelector('[data-testid="stSidebar"]');
     const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button')
       || document.querySelector('[data-testid="stSidebarCollapseButton"]');
-    if (bar && bar.getAttribute("aria-expanded") === "false") {
+    if (bar && (bar.getAttribute("data-collapsed") === "true" || bar.getAttribute("aria-expanded") === "false")) {
       window.sessionStorage.setItem(key, "1");
       return;
     }

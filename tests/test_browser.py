@@ -142,15 +142,22 @@ def cli_report(sample_spec, tmp_path_factory):
     return json.loads(out.read_text())
 
 
-def serve_app(tmp_path_factory, name: str):
-    """Generator for a module fixture: the app on a free port with its own cache; yields its URL."""
+def serve_app(tmp_path_factory, name: str, shared_cache: bool = False):
+    """Generator for a module fixture: the app on a free port with its own cache; yields its URL.
+
+    ``shared_cache``: the test run's cache instead (tests/conftest.py; shared by the xdist
+    workers), for servers whose tests only read results, so a heavy comparison is computed
+    once per run.
+    """
     _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (Debian package chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _need(False, "the playwright Python package is not installed")
     cache = tmp_path_factory.mktemp(name) / "cache"
-    cache.mkdir()
+    if shared_cache and os.environ.get("GRACEFUL_CACHE_DIR"):
+        cache = Path(os.environ["GRACEFUL_CACHE_DIR"])
+    cache.mkdir(exist_ok=True)
     port = free_port()
     proc = start_server(cache, port)
     yield f"http://127.0.0.1:{port}"
