@@ -130,8 +130,10 @@ def slot(col, role: str) -> None:
                       help="Unload this file.")
         else:
             shown = f"{label}: replace {loaded.name}" if loaded is not None else label
-            st.file_uploader(shown, type=[s.lstrip(".") for s in ROLE_SUFFIXES[check_as]], key=key,
-                             on_change=on_upload, args=(role,))
+            # any file is taken and checked here (check_upload): the browser's own refusal only says
+            # "files are not allowed", and its list of accepted types is cut on narrow slots
+            st.file_uploader(shown, key=key, on_change=on_upload, args=(role,),
+                             help="Accepted: " + ", ".join(ROLE_SUFFIXES[check_as]))
             if loaded is not None:
                 st.button(f"Keep {loaded.name}", key=f"keep_{role}", on_click=on_replace, args=(role, False))
         if role in errors:

@@ -392,3 +392,24 @@ def test_a_manifest_and_its_images_through_the_page(sample_spec, report):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Negative flip rate (NFR)"] == f"{100 * report['negative_flip_rate']:.2f} %"
     assert "manifest.csv" in at.caption[0].value
+
+
+@pytest.mark.parametrize(
+    "name, role, words",
+    [
+        ("old.pt", "dataset", "a model file or predictions table goes in the Old or New slot"),
+        ("new.onnx", "images", "a model file or predictions table goes in the Old or New slot"),
+        ("digits.zip", "model", "a dataset goes in the Dataset slot"),
+    ],
+)
+def test_a_file_dropped_on_the_wrong_slot_says_where_it_goes(name, role, words):
+    from graceful_ui.inputs import Upload, check_upload
+
+    with pytest.raises(InputError) as e:
+        check_upload(Upload(name, b"some bytes"), role)
+    assert e.value.message.startswith(f"{name}: expected ") and e.value.message.endswith(words)
+    # control: the same file on its own slot gets past the suffix check (to the loader's own words)
+    right = "dataset" if role == "model" else "model"
+    with pytest.raises(InputError) as ok:
+        check_upload(Upload(name, b"some bytes"), right)
+    assert "got a '" not in ok.value.message and words not in ok.value.message
