@@ -187,6 +187,7 @@ def active_comparison() -> tuple[Spec | None, Comparison | None]:
         kind, message = "warning", f"The comparison {md(spec.label)} was cancelled."
     except InputError as e:
         kind, message = "error", md(user_message(e, spec))
+        st.session_state[COMPARE_FAILURE] = user_message(e, spec)  # the upload page marks the file at fault
     except Exception as e:  # a core bug on odd input: say so instead of a traceback
         log.exception("comparison failed")
         kind, message = "error", f"{md(spec.label)}: could not be compared ({md(type(e).__name__)}: {md(e)})"
@@ -200,6 +201,9 @@ def active_comparison() -> tuple[Spec | None, Comparison | None]:
               args=(spec, fp), help="Compute this comparison again.")
     return spec, None
 
+
+#: Session key of the last failed comparison's message (plain text; read by the upload page).
+COMPARE_FAILURE = "_compare_failure"
 
 #: Session key of the (spec, comparison) that app.py resolved for the current run.
 _ACTIVE = "_active"
