@@ -346,14 +346,22 @@ def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
     return _axes_fit(fig)
 
 
+def _point_labels(fig: go.Figure, x: Sequence[Any], y: Sequence[float], text: Sequence[str]) -> None:
+    """Value labels above the points of a line, on a white box: readable where they cross a line or a bar."""
+    for xi, yi, t in zip(x, y, text):
+        fig.add_annotation(x=xi, y=yi, text=t, showarrow=False, yshift=14, bgcolor="rgba(255,255,255,0.9)",
+                           borderpad=1, font={"size": 11})
+
+
 def lineage_figure(ms: ModelSet) -> go.Figure:
     """Accuracy of each model (line) and NFR of each step (bars; the step into model k at k), in %."""
     names = list(ms.models)
     nfr = [s.negative_flip_rate for s in ms.lineage.steps]
     fig = go.Figure()
-    fig.add_scatter(x=names, y=[100 * a for a in ms.accuracy], mode="lines+markers+text",
-                    name=METRICS["accuracy"].name, text=[percent(a) for a in ms.accuracy], textposition="top center",
+    fig.add_scatter(x=names, y=[100 * a for a in ms.accuracy], mode="lines+markers",
+                    name=METRICS["accuracy"].name, text=[percent(a) for a in ms.accuracy],
                     hovertemplate="%{x}: accuracy %{text}<extra></extra>")
+    _point_labels(fig, names, [100 * a for a in ms.accuracy], [percent(a) for a in ms.accuracy])
     fig.add_bar(x=names[1:], y=[100 * x for x in nfr], name="NFR of the step (previous → this)", yaxis="y2",
                 text=[percent(x) for x in nfr], opacity=0.6,
                 hovertemplate="%{x}: NFR from the previous model %{text}<extra></extra>")
@@ -373,9 +381,9 @@ def regressions_figure(ms: ModelSet) -> go.Figure:
     fig.add_scatter(x=names, y=list(lin.ever_regressed_from_first), mode="lines+markers",
                     name=f"ever wrong since {names[0]}", line={"dash": "dot"},
                     hovertemplate="%{x}: %{y} images<extra></extra>")
-    fig.add_scatter(x=names, y=list(lin.regressions_from_first), mode="lines+markers+text",
-                    name=f"{names[0]} right, this model wrong", text=list(lin.regressions_from_first),
-                    textposition="top center", hovertemplate="%{x}: %{y} images<extra></extra>")
+    fig.add_scatter(x=names, y=list(lin.regressions_from_first), mode="lines+markers",
+                    name=f"{names[0]} right, this model wrong", hovertemplate="%{x}: %{y} images<extra></extra>")
+    _point_labels(fig, names, list(lin.regressions_from_first), [str(v) for v in lin.regressions_from_first])
     top = max([*lin.ever_regressed_from_first, 0])
     fig.update_layout(yaxis={"title": "images", **_count_axis(top)},
                       xaxis={"title": "lineage (v1 → latest)", "type": "category"}, height=380,

@@ -45,6 +45,7 @@ def free_port() -> int:
 def start_server(cache_dir: Path, port: int) -> subprocess.Popen:
     """The app (``python -m graceful_ui.serve``, as scripts/run.sh starts it) on ``port``; returns once healthy."""
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache_dir))
+    env.setdefault("GRACEFUL_WARM_UMAP", "0")  # many short-lived servers: no background UMAP compilation each
     log = open(cache_dir.parent / f"streamlit-{port}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "graceful_ui.serve", "--server.headless", "true", "--server.port", str(port),
