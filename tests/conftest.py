@@ -13,13 +13,13 @@ def _cache_dir(tmp_path_factory, request):
     """One disk cache per test run, never the user's (set GRACEFUL_CACHE_DIR to reuse one).
 
     Under pytest-xdist every worker of one run shares it (a folder named by the run's
-    ``testrun_uid`` next to the workers' own temporary folders), so a heavy result such as
+    ``testrunuid`` next to the workers' own temporary folders), so a heavy result such as
     the Fashion sample's comparison is computed once per run, not once per worker; cache
     writes are atomic (:func:`graceful_core.cache.atomic_output`), so workers can fill it
     side by side.
     """
     if not os.environ.get("GRACEFUL_CACHE_DIR"):
-        uid = getattr(request.config, "workerinput", {}).get("testrun_uid")
+        uid = getattr(request.config, "workerinput", {}).get("testrunuid")
         if uid:
             shared = tmp_path_factory.getbasetemp().parent / f"graceful-cache-{uid}"
             shared.mkdir(parents=True, exist_ok=True)
