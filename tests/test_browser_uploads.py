@@ -171,9 +171,12 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
 
 
 @pytest.fixture
-def fresh_page(server):
-    """A page of its own (a new browser session, nothing uploaded): the test does not depend on another's uploads."""
-    yield from browser_page(1400, 2000)
+def fresh_page(page):
+    """A page of its own (a new browser context and session, nothing uploaded) in the module's browser: the
+    test does not depend on another's uploads."""
+    ctx = page.context.browser.new_context(viewport={"width": 1400, "height": 2000})
+    yield ctx.new_page()
+    ctx.close()
 
 
 def test_a_page_switch_right_after_compare_does_not_lose_the_comparison(fresh_page, server, files, expected):
