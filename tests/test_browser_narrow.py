@@ -77,3 +77,35 @@ def test_back_goes_one_view_back(server):
         wait_ready(page)
         assert page.url == start
         no_exception(page, "after Back twice")
+
+
+def test_back_restores_each_view_with_its_filters(server, report):
+    """Overview → Flips → a matrix cell → Slices, then Back three times: each view as it was, filters included."""
+    from tests.test_browser import _click_centre
+
+    m, k = report["transition_matrix"], len(report["classes"])
+    a, b = max(((i, j) for i in range(k) for j in range(k) if i != j), key=lambda ij: m[ij[0]][ij[1]])
+    for page in browser_page(1400, 1800):
+        page.goto(server + "/overview?cmp=sample:new")
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=COLD_MS)
+        wait_ready(page, timeout=COLD_MS)
+        views = [page.url]
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Flips").first.click()
+        page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=WAIT_MS)
+        wait_ready(page)
+        views.append(page.url)
+        _click_centre(page, page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point").nth(a * k + b))
+        page.wait_for_function("() => location.href.includes('old=')", timeout=WAIT_MS)
+        wait_ready(page)
+        views.append(page.url)
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Slices").first.click()
+        page.wait_for_selector('[data-testid="stMain"] h1:has-text("Slices")', timeout=WAIT_MS)
+        wait_ready(page)
+        assert page.evaluate("history.length") == 1 + 4  # the blank start page and one entry per view
+        for want, title in zip(reversed(views), ("Flips", "Flips", "Overview")):
+            page.go_back()
+            page.wait_for_function(f"() => location.href === {want!r}", timeout=WAIT_MS)
+            page.wait_for_selector(f'[data-testid="stMain"] h1:has-text("{title}")', timeout=WAIT_MS)
+            wait_ready(page)
+            assert page.url == want
+        no_exception(page, "after Back three times")
