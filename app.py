@@ -13,11 +13,13 @@ Overview, so a link to ``/overview?cmp=...`` and a link to ``/?cmp=...`` open th
 
 import streamlit as st
 
+from graceful_ui.layout import browser_behaviour
 from graceful_ui.state import init_state, take_page_request, write_query_params
 from graceful_ui.widgets import active_comparison, set_page_comparison, sidebar
 
 st.set_page_config(page_title="graceful: model update regressions", page_icon=":material/compare_arrows:", layout="wide")
 init_state()
+browser_behaviour()
 
 PAGES = {
     "overview": st.Page("app_pages/overview_page.py", title="Overview", icon=":material/dashboard:", url_path="overview"),

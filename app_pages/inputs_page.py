@@ -20,7 +20,7 @@ from graceful_ui.inputs import (
     user_message,
 )
 from graceful_ui.uploads import clear_file, session_files, set_file
-from graceful_ui.widgets import open_comparison, page_comparison, start_comparison
+from graceful_ui.widgets import COMPARE_FAILURE, open_comparison, page_comparison, start_comparison
 
 log = logging.getLogger("graceful_ui")
 ss = st.session_state
@@ -35,6 +35,8 @@ SLOTS = {
 }
 #: Session keys: role -> the upload's error message; role -> True while its file is being replaced.
 ERRORS, REPLACING = "_upload_errors", "_upload_replacing"
+#: Session key: the roles whose file the last Compare failed on (their mark turns red until replaced).
+FAILED = "_compare_failed"
 
 st.title("Choose inputs")
 spec, comp = page_comparison()
@@ -81,6 +83,17 @@ st.markdown(
 )
 files = session_files()
 errors: dict[str, str] = ss.setdefault(ERRORS, {})
+
+
+def failed_roles(message: str) -> set[str]:
+    """The slots whose file a failure message names (it starts with the file's name, or names a member of it)."""
+    return {r for r, f in files.items()
+            if any(message.startswith(n) or f"{n}/" in message or f"{n}:" in message for n in (f.name, md(f.name)))}
+
+
+failure = ss.pop(COMPARE_FAILURE, None)
+if failure:  # a comparison of these files failed while it ran (on the Overview)
+    ss[FAILED] = failed_roles(failure)
 replacing: dict[str, bool] = ss.setdefault(REPLACING, {})
 
 
@@ -101,6 +114,7 @@ def on_upload(role: str) -> None:
     else:
         errors.pop(role, None)
         replacing.pop(role, None)
+        ss.get(FAILED, set()).discard(role)
         set_file(role, stored)
 
 
@@ -111,6 +125,7 @@ def on_replace(role: str, on: bool) -> None:
 
 def on_clear(role: str) -> None:
     clear_file(role)
+    ss.get(FAILED, set()).discard(role)
     errors.pop(role, None)
     replacing.pop(role, None)
 
@@ -122,8 +137,12 @@ def slot(col, role: str) -> None:
     with col.container(border=True):
         if loaded is not None and not replacing.get(role):
             st.markdown(f"**{label}**")
-            st.markdown(f":material/check_circle: **{md(loaded.name)}** · {file_size(loaded.size)}  \n"
+            failed = role in ss.get(FAILED, set())
+            mark = ":red[:material/error:]" if failed else ":material/check_circle:"
+            st.markdown(f"{mark} **{md(loaded.name)}** · {file_size(loaded.size)}  \n"
                         f"{loaded.kind}")  # the kind is graceful's words and counts, no user text
+            if failed:
+                st.markdown(":red[The last comparison failed on this file; replace it, or compare again.]")
             b1, b2, _ = st.columns([1, 1, 2])
             b1.button("Replace", key=f"replace_{role}", on_click=on_replace, args=(role, True), width="stretch",
                       help=f"Upload another file instead of {loaded.name}; the other files stay loaded.")
@@ -131,8 +150,10 @@ def slot(col, role: str) -> None:
                       help="Unload this file.")
         else:
             shown = f"{label}: replace {loaded.name}" if loaded is not None else label
-            st.file_uploader(shown, type=[s.lstrip(".") for s in ROLE_SUFFIXES[check_as]], key=key,
-                             on_change=on_upload, args=(role,))
+            # any file is taken and checked here (check_upload): the browser's own refusal only says
+            # "files are not allowed", and its list of accepted types is cut on narrow slots
+            st.file_uploader(shown, key=key, on_change=on_upload, args=(role,),
+                             help="Accepted: " + ", ".join(ROLE_SUFFIXES[check_as]))
             if loaded is not None:
                 st.button(f"Keep {loaded.name}", key=f"keep_{role}", on_click=on_replace, args=(role, False))
         if role in errors:
@@ -163,12 +184,14 @@ def on_compare() -> None:
                                    files.get("images") if is_manifest else None, files.get("reference"))
         start_comparison(new_spec)
     except InputError as e:
-        ss["_compare_error"] = user_message(e, new_spec)
+        ss["_compare_error"] = msg = user_message(e, new_spec)
+        ss[FAILED] = failed_roles(msg)
     except Exception as e:  # a core bug on odd input: report it, keep the previous comparison
         log.exception("upload comparison failed")
         ss["_compare_error"] = (f"{md(files['model_old'].name)} → {md(files['model_new'].name)}: could not be "
                                 f"compared ({type(e).__name__}: {e})")
     else:
+        ss.pop(FAILED, None)
         open_comparison(new_spec.id, page="overview")
 
 

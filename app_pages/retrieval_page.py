@@ -11,11 +11,13 @@ from graceful_core.vocabulary import (
     RETRIEVAL_SCORES,
     RETRIEVAL_THUMB_PX,
     RIGHT_COLOUR,
+    UPDATE_GAIN_UNIT,
     WRONG_COLOUR,
     compatibility_advice,
     compatibility_sentence,
     interval,
     percent,
+    update_gain_value,
 )
 from graceful_ui import store
 from graceful_ui.fmt import code, md
@@ -58,7 +60,8 @@ st.caption(f"Percentages are of the {ct.n_queries} queries whose label has at le
 
 c = st.columns(3)
 gain = METRICS["update_gain"]
-c[0].metric(gain.label, gain.format(ct.update_gain), help=gain.help)
+c[0].metric(gain.label, update_gain_value(ct.update_gain), help=gain.help)
+c[0].caption(UPDATE_GAIN_UNIT)
 if ct.retrieval_negative_flips is not None:
     for col, key, n, rate, ci in ((c[1], "retrieval_negative_flips", ct.retrieval_negative_flips,
                                    ct.negative_flip_rate, ct.negative_flip_rate_ci95),

@@ -4,7 +4,11 @@ Prints, for N random clustered embeddings of size D:
 
 * faiss-cpu exact inner-product search (IndexFlatIP, k=6 so self can be dropped);
 * graceful's Hit@1/Hit@5 alone (``compute_map=False``) and the full computation with
-  mAP (``retrieval_metrics`` defaults: exact mAP up to 10,000 queries, sampled beyond);
+  mAP (``retrieval_metrics`` defaults: exact mAP over every query);
+* with ``--cross``: the whole embedding part of a comparison, ``cross_test`` (four
+  pairs, each with exact mAP, plus the embedding overlap read off the same search) of
+  ``old = x`` and ``new = x + noise``, against faiss's three exact top-k searches
+  (old→old, new→new, new→old; goal <= 2x);
 * time ratios to faiss (goals: Hit@k <= 2x, full <= 4x) and peak memory (goal < 2 GiB);
 * UMAP time on ``--umap-points`` points (joint map of old+new): first call including
   numba compilation, and a second call in the same process.
@@ -48,6 +52,13 @@ def _data(n: int, dim: int, classes: int, noise: float, seed: int = 0):
     return x.astype(np.float32), y
 
 
+def _new_embedding(x):
+    """A "new model" embedding of the same samples: the old one plus noise (fixed seed)."""
+    import numpy as np
+
+    return (x + np.random.default_rng(2).normal(size=x.shape).astype(np.float32) * 0.5).astype(np.float32)
+
+
 def _worker(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
@@ -72,6 +83,27 @@ def _worker(args: argparse.Namespace) -> dict:
         match = y[nb5] == y[:, None]
         out["hit1"] = float(match[valid, 0].mean())
         out["hit5"] = float(match[valid].any(axis=1).mean())
+    elif args.worker == "faiss3":
+        import faiss
+
+        faiss.omp_set_num_threads(args.threads)
+        new = _new_embedding(x)
+        t = time.perf_counter()
+        on, nn = (a / np.linalg.norm(a, axis=1, keepdims=True) for a in (x, new))
+        for query, gallery in ((on, on), (nn, nn), (nn, on)):
+            index = faiss.IndexFlatIP(args.dim)
+            index.add(gallery)
+            index.search(query, 6)
+        out["seconds"] = time.perf_counter() - t
+    elif args.worker == "cross":
+        sys.path.insert(0, str(ROOT))
+        from graceful_core.metrics.retrieval import cross_test
+
+        new = _new_embedding(x)
+        t = time.perf_counter()
+        ct = cross_test(x, new, y)
+        out["seconds"] = time.perf_counter() - t
+        out["map"], out["map_queries"], out["overlap"] = ct.scores["map"], ct.map_queries, ct.embedding_overlap
     elif args.worker in ("hits", "full"):
         sys.path.insert(0, str(ROOT))
         from graceful_core.metrics.retrieval import retrieval_metrics
@@ -117,6 +149,7 @@ def main() -> None:
     ap.add_argument("--umap-points", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=2, help="rounds of (faiss, Hit@k, full); the best time is shown")
     ap.add_argument("--skip-umap", action="store_true")
+    ap.add_argument("--cross", action="store_true", help="only the cross-test against faiss's three searches")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -124,6 +157,19 @@ def main() -> None:
         return
     print(f"N={args.n:,} D={args.dim} classes={args.classes} noise={args.noise} threads={args.threads} "
           f"(best of {args.repeat}, interleaved, each in a fresh process)", flush=True)
+    if args.cross:
+        cross: dict[str, list[dict]] = {"faiss3": [], "cross": []}
+        for _ in range(args.repeat):
+            for name in cross:
+                cross[name].append(_run(name, args))
+        f3, c = (min(v, key=lambda r: r["seconds"]) for v in cross.values())
+        print(f"load average {os.getloadavg()}")
+        print(f"faiss: 3 searches k=6        {f3['seconds']:8.2f} s   peak {f3['peak_mib']:7.0f} MiB")
+        print(f"graceful cross_test (exact)  {c['seconds']:8.2f} s   peak {c['peak_mib']:7.0f} MiB   "
+              f"mAP old→old {c['map']['old_old']:.4f} new→old {c['map']['new_old']:.4f} over "
+              f"{c['map_queries']:,} queries, overlap {c['overlap']:.4f}")
+        print(f"ratio cross_test / faiss x3  {c['seconds'] / f3['seconds']:8.2f} x (goal <= 2)", flush=True)
+        return
     runs: dict[str, list[dict]] = {"faiss": [], "hits": [], "full": []}
     for _ in range(args.repeat):
         for name in runs:

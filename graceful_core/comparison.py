@@ -593,7 +593,7 @@ def _embedding_overlap(old_emb: np.ndarray, new_emb: np.ndarray, key: str) -> fl
 
 
 #: Cache kind of a comparison's embedding cross-test (:func:`_cross_test_cached`).
-CROSS_TEST_CACHE = "cross-test-v2"  # v2: mAP sampled beyond MAX_MAP_QUERIES
+CROSS_TEST_CACHE = "cross-test-v3"  # v3: exact mAP at every size, and the embedding overlap
 _RESULT_ARRAYS = ("valid", "top1_correct", "topk_indices", "average_precision")
 
 
@@ -614,7 +614,7 @@ def _cross_test_to_arrays(ct: CrossTest) -> dict[str, np.ndarray]:
     meta = {k: getattr(ct, k) for k in ("scores", "compatible", "update_gain", "retrieval_negative_flips",
                                         "retrieval_positive_flips", "negative_flip_rate", "negative_flip_rate_ci95",
                                         "positive_flip_rate", "positive_flip_rate_ci95", "per_class", "n_queries",
-                                        "map_queries", "map_ci95", "reason")}
+                                        "map_queries", "map_ci95", "reason", "embedding_overlap")}
     meta["results"] = {p: {"hit_at": {str(k): v for k, v in r.hit_at.items()}, "map": r.map,
                            "map_queries": r.map_queries, "map_ci95": r.map_ci95, "n_queries": r.n_queries}
                        for p, r in ct.results.items()}
@@ -876,7 +876,8 @@ def compare_predictions(
         compat = _cross_test_cached(old_e, new_e, labels, key, old_j.ids)
         if progress is not None:
             progress(STAGE_CROSS_TEST, 1, 1)
-        overlap = _embedding_overlap(old_e, new_e, key)
+        overlap = compat.embedding_overlap if compat.embedding_overlap is not None \
+            else _embedding_overlap(old_e, new_e, key)
         if old_head is not None and old_e.shape[1] == new_e.shape[1]:
             head_acc = head_accuracy(old_head(new_e), labels)
     arrays = SampleArrays(

@@ -176,8 +176,16 @@ def embedding_points(proj: ProjectionResult, samples: pd.DataFrame,
     return pd.concat(parts, ignore_index=True)
 
 
+#: Drawing order of the flip kinds in the embedding maps: later ones are drawn on top, so the
+#: negative flips (what the maps are looked at for) are never hidden under other points.
+FLIP_DRAW_ORDER = ("both correct", "both wrong", "positive flip", "negative flip")
+
+
 def _category_order(colour: str, df: pd.DataFrame, cluster_names: Mapping[int, str] | None) -> list[str]:
-    """Legend order: clusters by number, everything else sorted as text."""
+    """Legend and drawing order: flip kinds by :data:`FLIP_DRAW_ORDER`, clusters by number, the rest as text."""
+    if colour == "flip":
+        present = set(df[colour])
+        return [f for f in FLIP_DRAW_ORDER if f in present] + sorted(present - set(FLIP_DRAW_ORDER), key=str)
     if colour == "cluster" and cluster_names:
         present = set(df[colour])
         return [n for _, n in sorted(cluster_names.items()) if n in present]
@@ -205,9 +213,10 @@ def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour
 
     colour = COLOUR_BY[colour_by]
     df = embedding_points(proj, samples, cluster_names)
+    opts = dict(_cluster_colours(colour, df, cluster_names))
+    opts.setdefault("category_orders", {colour: _category_order(colour, df, cluster_names)})  # as side by side
     fig = px.scatter(df, x="x", y="y", color=colour, symbol="model", symbol_map={"old": "circle", "new": "x"},
-                     color_discrete_map=_colour_map(colour), custom_data=["id", "model"],
-                     **_cluster_colours(colour, df, cluster_names),
+                     color_discrete_map=_colour_map(colour), custom_data=["id", "model"], **opts,
                      hover_data={"x": False, "y": False, "id": True, "true class": True, "flip": True},
                      render_mode="svg" if len(df) <= 6000 else "webgl")
     if lines:
@@ -337,14 +346,22 @@ def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
     return _axes_fit(fig)
 
 
+def _point_labels(fig: go.Figure, x: Sequence[Any], y: Sequence[float], text: Sequence[str]) -> None:
+    """Value labels above the points of a line, on a white box: readable where they cross a line or a bar."""
+    for xi, yi, t in zip(x, y, text):
+        fig.add_annotation(x=xi, y=yi, text=t, showarrow=False, yshift=14, bgcolor="rgba(255,255,255,0.9)",
+                           borderpad=1, font={"size": 11})
+
+
 def lineage_figure(ms: ModelSet) -> go.Figure:
     """Accuracy of each model (line) and NFR of each step (bars; the step into model k at k), in %."""
     names = list(ms.models)
     nfr = [s.negative_flip_rate for s in ms.lineage.steps]
     fig = go.Figure()
-    fig.add_scatter(x=names, y=[100 * a for a in ms.accuracy], mode="lines+markers+text",
-                    name=METRICS["accuracy"].name, text=[percent(a) for a in ms.accuracy], textposition="top center",
+    fig.add_scatter(x=names, y=[100 * a for a in ms.accuracy], mode="lines+markers",
+                    name=METRICS["accuracy"].name, text=[percent(a) for a in ms.accuracy],
                     hovertemplate="%{x}: accuracy %{text}<extra></extra>")
+    _point_labels(fig, names, [100 * a for a in ms.accuracy], [percent(a) for a in ms.accuracy])
     fig.add_bar(x=names[1:], y=[100 * x for x in nfr], name="NFR of the step (previous → this)", yaxis="y2",
                 text=[percent(x) for x in nfr], opacity=0.6,
                 hovertemplate="%{x}: NFR from the previous model %{text}<extra></extra>")
@@ -364,9 +381,9 @@ def regressions_figure(ms: ModelSet) -> go.Figure:
     fig.add_scatter(x=names, y=list(lin.ever_regressed_from_first), mode="lines+markers",
                     name=f"ever wrong since {names[0]}", line={"dash": "dot"},
                     hovertemplate="%{x}: %{y} images<extra></extra>")
-    fig.add_scatter(x=names, y=list(lin.regressions_from_first), mode="lines+markers+text",
-                    name=f"{names[0]} right, this model wrong", text=list(lin.regressions_from_first),
-                    textposition="top center", hovertemplate="%{x}: %{y} images<extra></extra>")
+    fig.add_scatter(x=names, y=list(lin.regressions_from_first), mode="lines+markers",
+                    name=f"{names[0]} right, this model wrong", hovertemplate="%{x}: %{y} images<extra></extra>")
+    _point_labels(fig, names, list(lin.regressions_from_first), [str(v) for v in lin.regressions_from_first])
     top = max([*lin.ever_regressed_from_first, 0])
     fig.update_layout(yaxis={"title": "images", **_count_axis(top)},
                       xaxis={"title": "lineage (v1 → latest)", "type": "category"}, height=380,

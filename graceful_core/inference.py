@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -164,3 +164,108 @@ def _to_predictions(model: Model, dataset: ImageDataset, logits: np.ndarray, emb
         source=model.path,
         extra={"model_name": model.info.name, "slices": dataset.slices},
     )
+
+
+def predict_together(
+    models: Sequence[Model],
+    dataset: ImageDataset,
+    *,
+    batch_size: int = 256,
+    progress: Sequence[ProgressCallback | None] | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+) -> list[Predictions]:
+    """:func:`predict` for several models over the same images, decoding each image once.
+
+    Decoding dominates inference of small models on PNGs, so the images of a batch are
+    decoded once and every model still to run (not found in the cache) gets its own
+    preprocessing of them (models with the same input size, mean and std share it).
+    Each model's result, and its cache entry, are exactly what :func:`predict` gives.
+
+    Parameters
+    ----------
+    models : sequence of Model
+    dataset : ImageDataset
+    batch_size, use_cache, workers
+        As for :func:`predict`.
+    progress : sequence of callable, optional
+        One ``progress(done, total)`` (or None) per model.
+
+    Returns
+    -------
+    list of Predictions
+        One per model, in the order given.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    progress = list(progress) if progress is not None else [None] * len(models)
+    if len(progress) != len(models):
+        raise ValueError(f"one progress callback per model: {len(models)} models, {len(progress)} callbacks")
+    aligned = [align_classes(dataset, list(m.info.classes)) for m in models]  # a class mismatch fails first
+    n = len(dataset)
+    out: list[Predictions | None] = [None] * len(models)
+    keys = [prediction_cache_key(m, d) if use_cache else "" for m, d in zip(models, aligned)]
+    todo = []
+    for j, (m, d) in enumerate(zip(models, aligned)):
+        hit = cache.load_arrays(_CACHE_KIND, keys[j]) if use_cache else None
+        if hit is not None and _cache_entry_fits(hit, n, len(m.info.classes)):
+            if progress[j]:
+                progress[j](n, n)
+            out[j] = _to_predictions(m, d, hit["logits"], hit.get("embedding"))
+        else:
+            todo.append(j)
+    if len(todo) == 1:
+        j = todo[0]
+        out[j] = predict(models[j], dataset, batch_size=batch_size, progress=progress[j], use_cache=use_cache,
+                         workers=workers)
+    elif todo:
+        _run_together([models[j] for j in todo], [aligned[j] for j in todo], [keys[j] for j in todo],
+                      [progress[j] for j in todo], batch_size=batch_size, use_cache=use_cache, workers=workers,
+                      out=out, slots=todo)
+    return [p for p in out if p is not None]
+
+
+def _run_together(models: list[Model], datasets: list[ImageDataset], keys: list[str],
+                  progress: list[ProgressCallback | None], *, batch_size: int, use_cache: bool,
+                  workers: int | None, out: list[Predictions | None], slots: list[int]) -> None:
+    dataset = datasets[0]
+    n = len(dataset)
+    groups: dict[tuple, list[int]] = {}
+    for j, m in enumerate(models):
+        sig = (tuple(m.info.input_size), tuple(m.info.mean), tuple(m.info.std))
+        groups.setdefault(sig, []).append(j)
+    logits_parts: list[list[np.ndarray]] = [[] for _ in models]
+    emb_parts: list[list[np.ndarray]] = [[] for _ in models]
+    workers = workers if workers is not None else default_workers(dataset)
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        for cb in progress:
+            if cb:
+                cb(0, n)
+        for start in range(0, n, batch_size):
+            idx = range(start, min(n, start + batch_size))
+            images = list(pool.map(dataset.load_image, idx)) if pool is not None else [dataset.load_image(i) for i in idx]
+            for members in groups.values():
+                info = models[members[0]].info
+                batch = np.stack([preprocess(img, info) for img in images]).astype(np.float32, copy=False)
+                for j in members:
+                    logits, emb = models[j].run(batch)
+                    logits_parts[j].append(np.asarray(logits, dtype=np.float32))
+                    if emb is not None:
+                        emb_parts[j].append(np.asarray(emb, dtype=np.float32))
+            for cb in progress:
+                if cb:
+                    cb(idx.stop, n)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for j, m in enumerate(models):
+        k = len(m.info.classes)
+        logits = np.concatenate(logits_parts[j]) if logits_parts[j] else np.zeros((0, k), np.float32)
+        embedding = np.concatenate(emb_parts[j]) if emb_parts[j] else None
+        if use_cache:
+            arrays = {"logits": logits}
+            if embedding is not None:
+                arrays["embedding"] = embedding
+            cache.save_arrays(_CACHE_KIND, keys[j], arrays)
+        out[slots[j]] = _to_predictions(m, datasets[j], logits, embedding)

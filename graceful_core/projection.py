@@ -167,3 +167,21 @@ def separate_umap(
     if align:
         new_xy = procrustes_align(new_xy, old_xy)
     return ProjectionResult(old_xy=old_xy, new_xy=new_xy, indices=idx, subsampled=sub, aligned=align)
+
+
+def warm_up_umap(points: tuple[int, ...] = (300, 4_500), seed: int = 0) -> None:
+    """Fit throw-away UMAPs on random data so numba compiles UMAP's code now, not at the first map.
+
+    A fresh process spends most of its first :func:`joint_umap` in numba's compilation
+    (about a minute on a busy 2-core machine); a server calls this once in a background
+    thread at start. Both of UMAP's neighbour searches are compiled: the exact one (fewer
+    than 4,096 points, the app's 2,000-image sample) and the approximate one (NN-descent,
+    "Show all"). ``n_epochs`` is tiny: the layout code compiles the same for any count.
+    """
+    import umap
+
+    rng = np.random.default_rng(seed)
+    for n in points:
+        x = rng.normal(size=(int(n), 16)).astype(np.float32)
+        umap.UMAP(n_components=2, n_neighbors=15, metric="cosine", random_state=seed, n_jobs=1,
+                  n_epochs=5).fit_transform(x)

@@ -74,7 +74,8 @@ class BundledSample:
 
     @property
     def data_label(self) -> str:
-        """The test data's short name for labels (``fashion/test``, ``digits/test``)."""
+        """The test data's short name for labels, naming what is read (``fashion/test.csv``: the manifest with
+        its metadata columns, not the folder; ``digits/test``)."""
         return self.test_label or f"{self.test_data.parent.name}/{self.test_data.stem}"
 
     @property
@@ -137,7 +138,7 @@ def fashion_sample(root: Path) -> BundledSample:
     base = root / "fashion"
     return BundledSample(name="fashion", title="Fashion-MNIST", test_data=base / "test.csv",
                          train_data=base / "train", models_dir=base / "models", predictions_dir=base / "predictions",
-                         test_label="fashion/test", train_arch="large-cnn-28", train_epochs=FASHION_TRAIN_EPOCHS,
+                         test_label="fashion/test.csv", train_arch="large-cnn-28", train_epochs=FASHION_TRAIN_EPOCHS,
                          warm_start="new", warm_start_epochs=FASHION_WARM_START_EPOCHS,
                          lambda_note="The bundled new-pc was chosen among λ = 0.5, 1, 2 (α = 1, β = 5) on a validation "
                                      "split of the training set; none kept new's error within half a point, so it "

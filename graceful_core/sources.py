@@ -89,6 +89,23 @@ def predictions_for(
     return predict(model, dataset, progress=cb, use_cache=use_cache, batch_size=batch_size)
 
 
+def _predict_models_together(sources: Sequence[str | os.PathLike], dataset: ImageDataset, *,
+                             progress: StageProgress | None, use_cache: bool, device: str,
+                             batch_size: int) -> list[Predictions]:
+    """:func:`predictions_for` of several model files over one dataset, each image decoded once
+    (:func:`graceful_core.inference.predict_together`)."""
+    from graceful_core.inference import predict_together
+    from graceful_core.models.loader import load_model
+
+    for s in sources:
+        if not os.path.exists(s):
+            raise InputError(os.fspath(s), "no such file")
+    models = [load_model(os.fspath(s), device=device) for s in sources]
+    names = [Path(s).name for s in sources]
+    cbs = [(lambda done, total, name=name: progress(name, done, total)) if progress else None for name in names]
+    return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
+
+
 def stream_min_rows() -> int:
     """:data:`STREAM_MIN_ROWS`, or the whole number in ``$GRACEFUL_STREAM_ROWS``.
 
@@ -312,7 +329,9 @@ def compare_sources(
         require_complete(comp.missing, allow_missing)
         return comp
     run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
-    if is_table(old) and not is_table(new):  # the model knows its classes: the table uses them
+    if not is_table(old) and not is_table(new) and dataset is not None:  # two models: decode the images once
+        old_p, new_p = _predict_models_together([old, new], dataset, **run)
+    elif is_table(old) and not is_table(new):  # the model knows its classes: the table uses them
         new_p = predictions_for(new, dataset, **run)
         old_p = predictions_for(old, dataset, classes=list(new_p.classes), **run)
     else:

@@ -570,3 +570,17 @@ LABEL_FILTERS = ("all images", "label may be wrong", "ambiguous", "label looks f
 #: Title of the training-free remedies (Mitigate page section) and the label of their one line (Overview, HTML).
 WHATIF_TITLE = "Remedies without training"
 WHATIF_LINE_LABEL = "Remedy without training"
+
+#: What the update gain's number counts: a multiple of the full upgrade's retrieval gain.
+UPDATE_GAIN_UNIT = ("× the gain of re-indexing with the new model (1 = all of it, 0 = none, "
+                    "below 0 = worse than today)")
+
+
+def update_gain_value(value: float | None) -> str:
+    """The update gain with its unit sign, e.g. ``"0.412 ×"`` ("n/a" when undefined).
+
+    >>> update_gain_value(-17.9561), update_gain_value(None)
+    ('-17.956 ×', 'n/a')
+    """
+    text = METRICS["update_gain"].format(value)
+    return text if text == "n/a" else f"{text} ×"

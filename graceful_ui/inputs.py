@@ -323,7 +323,13 @@ def _safe_name(name: str) -> str:
 
 def _check_suffix(up: Upload | StoredFile, allowed: tuple[str, ...], what: str) -> None:
     if _suffix(up.name) not in allowed:
-        raise InputError(up.name, f"expected {what} ({', '.join(allowed)}), got a '{_suffix(up.name) or 'no suffix'}' file")
+        hint = ""
+        if _suffix(up.name) in MODEL_SUFFIXES + TABLE_SUFFIXES and not set(allowed) & set(MODEL_SUFFIXES):
+            hint = ": a model file or predictions table goes in the Old or New slot"
+        elif _suffix(up.name) in ZIP_SUFFIXES + MANIFEST_SUFFIXES:
+            hint = ": a dataset goes in the Dataset slot"
+        raise InputError(up.name, f"expected {what} ({', '.join(allowed)}), got a '{_suffix(up.name) or 'no suffix'}' "
+                                  f"file{hint}")
     if (up.size if isinstance(up, StoredFile) else len(up.data)) == 0:
         raise InputError(up.name, "the file is empty")
 

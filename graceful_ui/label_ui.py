@@ -33,6 +33,7 @@ from graceful_core.vocabulary import (
     probability,
 )
 from graceful_ui import store
+from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
@@ -77,7 +78,7 @@ def overview_block(comp: Comparison) -> None:
                     f"**{percent(c.negative_flip_rate_excluding_label_wrong)}**.")
         if c.label_wrong:
             st.download_button(f"Download corrected labels (CSV, {c.label_wrong})", partial(corrected_csv, comp),
-                               file_name="graceful-corrected-labels.csv", mime="text/csv", on_click="ignore",
+                               file_name=download_name(comp.old_name, comp.new_name, "corrected-labels", "csv"), mime="text/csv", on_click="ignore",
                                key="dl_corrected", help="id, given label, corrected label, note and author of every "
                                "image marked \"label wrong\", for the dataset's owners")
     else:

@@ -17,6 +17,7 @@ from graceful_core.labelfree import UnlabelledComparison, labels_missing_sentenc
 from graceful_core.summary import unlabelled_headline
 from graceful_core.views import busiest_submatrix
 from graceful_core.vocabulary import ALPHA, METRICS, interval, percent, probability
+from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 
 #: Churn slices listed on the Overview.
@@ -92,6 +93,6 @@ def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
         st.markdown(f"**Embeddings** (classes = the old model's predictions): {md(comp.compatibility.verdict())}")
 
     st.download_button("Download the changed predictions (CSV)", comp.changed().to_csv(index=False).encode(),
-                       file_name="graceful-changed-predictions.csv", mime="text/csv", key="dl_changed",
+                       file_name=download_name(comp.old_name, comp.new_name, "changed-predictions", "csv"), mime="text/csv", key="dl_changed",
                        help="One row per image whose predicted class changes: label a sample of them to measure "
                             "which changes are regressions.")

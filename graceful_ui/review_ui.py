@@ -19,6 +19,7 @@ from graceful_core import review as rv
 from graceful_core.comparison import Comparison
 from graceful_core.report_html import DEFAULT_MAX_FLIPS, render_html_report
 from graceful_core.verdicts import get_verdicts, verdict_signature
+from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 
 log = logging.getLogger("graceful_ui")
@@ -51,7 +52,7 @@ def html_report_bytes(comp: Comparison) -> bytes:
 def html_report_button(comp: Comparison) -> None:
     """Sidebar button "Download report (HTML)"; the file is rendered only when clicked."""
     st.download_button(
-        "Download report (HTML)", partial(html_report_bytes, comp), file_name="graceful-report.html",
+        "Download report (HTML)", partial(html_report_bytes, comp), file_name=download_name(comp.old_name, comp.new_name, "report", "html"),
         mime="text/html", key="dl_html", width="stretch", on_click="ignore",
         help="One self-contained HTML file (opens offline, prints to PDF): the overview, the matrix, "
              f"up to {DEFAULT_MAX_FLIPS} negative flips with thumbnails, the cross-test and the review notes",

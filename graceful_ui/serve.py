@@ -8,10 +8,14 @@ seconds for them (measured by ``benchmarks/bench_app.py``).
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
+#: Set to "0" to skip compiling UMAP in the background at start (the test suite's many short-lived servers).
+WARM_UMAP_ENV = "GRACEFUL_WARM_UMAP"
 
 
 def warm_imports() -> None:
@@ -25,9 +29,28 @@ def warm_imports() -> None:
     import graceful_ui.widgets  # noqa: F401
 
 
+def _warm_umap_in_background() -> None:
+    """Compile UMAP's numba code at low priority (Linux: per-thread nice 19), so the first Embeddings map
+    does not pay for it; a visitor's own work keeps the CPU first."""
+    import logging
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux: the thread runs at normal priority
+        pass
+    try:
+        from graceful_core.projection import warm_up_umap
+
+        warm_up_umap()
+    except Exception:  # a warm-up only: the first map compiles then, as without it
+        logging.getLogger("graceful_ui").exception("UMAP warm-up failed")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Warm the imports, then hand over to Streamlit's own command line."""
+    """Warm the imports (and, in the background, UMAP's compiled code), then hand over to Streamlit's command line."""
     warm_imports()
+    if os.environ.get(WARM_UMAP_ENV, "1") != "0":
+        threading.Thread(target=_warm_umap_in_background, name="umap-warm-up", daemon=True).start()
     from streamlit.web import cli as stcli
 
     sys.argv = ["streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]

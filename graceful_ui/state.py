@@ -45,11 +45,27 @@ def _defaults() -> dict:
             "emb_lines": False}
 
 
+def _url_params() -> dict[str, str | list[str]]:
+    """The URL's query parameters in the shape of :func:`link_params`."""
+    return {k: (st.query_params.get_all(k) if k in ("cls", "flip") else st.query_params[k]) for k in st.query_params}
+
+
 def init_state() -> None:
-    """Fill the session state: from the URL on the session's first run, else keep it."""
+    """Fill the session state: from the URL on the session's first run, else keep it.
+
+    Also from the URL when the browser changed it (Back, Forward): the URL then differs
+    from the one the previous run wrote, and the view it names is read in again, so Back
+    restores the filters of the view it goes back to, not only its page.
+    """
     ss = st.session_state
     if ss.get("_initialised"):
-        return
+        written = ss.get(_URL_WRITTEN)
+        if written is None or _url_params() == written or "cmp" not in st.query_params:
+            return
+        for k, v in _defaults().items():
+            if k != "cmp":
+                ss[k] = v
+        ss["emb_lines"] = False
     for k, v in _defaults().items():
         ss.setdefault(k, v)
     qp = st.query_params
@@ -130,12 +146,16 @@ def link_params() -> dict[str, str | list[str]]:
     return out
 
 
+#: Session key of the query parameters the last run wrote (:func:`init_state` compares the URL with them).
+_URL_WRITTEN = "_url_written"
+
+
 def write_query_params() -> None:
     """Mirror the state in the URL (only when it changed, to avoid needless reruns)."""
     want = link_params()
-    have = {k: (st.query_params.get_all(k) if k in ("cls", "flip") else st.query_params[k]) for k in st.query_params}
-    if have != want:
+    if _url_params() != want:
         st.query_params.from_dict(want)
+    st.session_state[_URL_WRITTEN] = want
 
 
 def current_spec() -> Spec | None:

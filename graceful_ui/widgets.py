@@ -13,6 +13,7 @@ from graceful_core.errors import InputError
 from graceful_core.metrics.summary import FlipSummary
 from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card
 from graceful_ui import label_ui, store
+from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 from graceful_ui.inputs import Spec, resolve_spec, user_message
 from graceful_ui.jobs import ComparisonCancelled, Job, JobState
@@ -162,6 +163,7 @@ def active_comparison() -> tuple[Spec | None, Comparison | None]:
         kind, message = "warning", f"The comparison {md(spec.label)} was cancelled."
     except InputError as e:
         kind, message = "error", md(user_message(e, spec))
+        st.session_state[COMPARE_FAILURE] = user_message(e, spec)  # the upload page marks the file at fault
     except Exception as e:  # a core bug on odd input: say so instead of a traceback
         log.exception("comparison failed")
         kind, message = "error", f"{md(spec.label)}: could not be compared ({md(type(e).__name__)}: {md(e)})"
@@ -175,6 +177,9 @@ def active_comparison() -> tuple[Spec | None, Comparison | None]:
               args=(spec, fp), help="Compute this comparison again.")
     return spec, None
 
+
+#: Session key of the last failed comparison's message (plain text; read by the upload page).
+COMPARE_FAILURE = "_compare_failure"
 
 #: Session key of the (spec, comparison) that app.py resolved for the current run.
 _ACTIVE = "_active"
@@ -249,16 +254,16 @@ def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
         # Labelled comparisons' downloads carry the reviewers' verdicts, read when the button is pressed.
         st.download_button("Download report (JSON)",
                            partial(label_ui.report_json_bytes, comp) if labelled else store.report_json(comp),
-                           file_name="graceful-report.json", on_click="ignore",
+                           file_name=download_name(comp.old_name, comp.new_name, "report", "json"), on_click="ignore",
                            mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
                            key="dl_json", width="stretch")
         if not labelled:
             st.download_button("Download per-sample table (CSV)", store.samples_csv(comp),
-                               file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
+                               file_name=download_name(comp.old_name, comp.new_name, "samples", "csv"), mime="text/csv", key="dl_csv", width="stretch",
                                help="One row per image: both predictions and confidences, whether the prediction changed")
         elif comp.arrays is not None:  # a streamed comparison has no per-sample table
             st.download_button("Download per-sample table (CSV)", partial(label_ui.samples_csv_bytes, comp),
-                               file_name="graceful-samples.csv", mime="text/csv", key="dl_csv", width="stretch",
+                               file_name=download_name(comp.old_name, comp.new_name, "samples", "csv"), mime="text/csv", key="dl_csv", width="stretch",
                                on_click="ignore", help="One row per image: label, both predictions and "
                                "confidences, flip type, label quality and the reviewers' verdicts")
         if labelled:  # the HTML report is about flips: it needs labels

@@ -9,10 +9,23 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _cache_dir(tmp_path_factory):
-    """One disk cache per test session, never the user's (set GRACEFUL_CACHE_DIR to reuse one)."""
+def _cache_dir(tmp_path_factory, request):
+    """One disk cache per test run, never the user's (set GRACEFUL_CACHE_DIR to reuse one).
+
+    Under pytest-xdist every worker of one run shares it (a folder named by the run's
+    ``testrunuid`` next to the workers' own temporary folders), so a heavy result such as
+    the Fashion sample's comparison is computed once per run, not once per worker; cache
+    writes are atomic (:func:`graceful_core.cache.atomic_output`), so workers can fill it
+    side by side.
+    """
     if not os.environ.get("GRACEFUL_CACHE_DIR"):
-        os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
+        uid = getattr(request.config, "workerinput", {}).get("testrunuid")
+        if uid:
+            shared = tmp_path_factory.getbasetemp().parent / f"graceful-cache-{uid}"
+            shared.mkdir(parents=True, exist_ok=True)
+            os.environ["GRACEFUL_CACHE_DIR"] = str(shared)
+        else:
+            os.environ["GRACEFUL_CACHE_DIR"] = str(tmp_path_factory.mktemp("graceful-cache"))
     yield
 
 

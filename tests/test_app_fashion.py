@@ -55,7 +55,7 @@ def test_app_opens_on_fashion_old_to_new(app, expected):
     head = app.subheader[0].value
     assert f"breaks {expected['neg']} images of {expected['n']}" in head
     captions = " ".join(c.value for c in app.caption).replace("\\", "")  # Markdown escapes
-    assert "old.pt → new.pt on fashion/test (Fashion-MNIST, bundled)" in captions
+    assert "old.pt → new.pt on fashion/test.csv (Fashion-MNIST, bundled)" in captions  # the manifest it reads
 
 
 def test_overview_names_the_class_where_the_update_hurts_most(app, expected):

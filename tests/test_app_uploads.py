@@ -392,3 +392,44 @@ def test_a_manifest_and_its_images_through_the_page(sample_spec, report):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Negative flip rate (NFR)"] == f"{100 * report['negative_flip_rate']:.2f} %"
     assert "manifest.csv" in at.caption[0].value
+
+
+@pytest.mark.parametrize(
+    "name, role, words",
+    [
+        ("old.pt", "dataset", "a model file or predictions table goes in the Old or New slot"),
+        ("new.onnx", "images", "a model file or predictions table goes in the Old or New slot"),
+        ("digits.zip", "model", "a dataset goes in the Dataset slot"),
+    ],
+)
+def test_a_file_dropped_on_the_wrong_slot_says_where_it_goes(name, role, words):
+    from graceful_ui.inputs import Upload, check_upload
+
+    with pytest.raises(InputError) as e:
+        check_upload(Upload(name, b"some bytes"), role)
+    assert e.value.message.startswith(f"{name}: expected ") and e.value.message.endswith(words)
+    # control: the same file on its own slot gets past the suffix check (to the loader's own words)
+    right = "dataset" if role == "model" else "model"
+    with pytest.raises(InputError) as ok:
+        check_upload(Upload(name, b"some bytes"), right)
+    assert "got a '" not in ok.value.message and words not in ok.value.message
+
+
+def test_a_dataset_that_fails_at_compare_loses_its_check_mark(sample_spec):
+    imgs = _images(sample_spec)
+    # no label column: the manifest is read, and fails, only at Compare (with its images)
+    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs]})
+    at = run_app(page="inputs_page.py")
+    old, new = _models(sample_spec)
+    at.file_uploader(key="up_old").upload(old.name, old.data)
+    at.file_uploader(key="up_new").upload(new.name, new.data)
+    at.file_uploader(key="up_data").upload("manifest.csv", manifest.to_csv(index=False).encode())
+    at.file_uploader(key="up_images").upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])).run()
+    assert not at.error and ":material/check_circle: **manifest.csv**" in _texts(at)  # control: checked so far
+    at.button(key="btn_compare").click().run()
+    assert at.title[0].value == "Overview" and at.error  # the comparison fails while it runs
+    assert "manifest.csv" in at.error[0].value
+    at.switch_page("app_pages/inputs_page.py").run()
+    text = _texts(at)
+    assert ":red[:material/error:] **manifest.csv**" in text and "last comparison failed on this file" in text, text
+    assert ":material/check_circle: **old.pt**" in text  # the models were not at fault

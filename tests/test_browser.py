@@ -45,6 +45,7 @@ def free_port() -> int:
 def start_server(cache_dir: Path, port: int) -> subprocess.Popen:
     """The app (``python -m graceful_ui.serve``, as scripts/run.sh starts it) on ``port``; returns once healthy."""
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache_dir))
+    env.setdefault("GRACEFUL_WARM_UMAP", "0")  # many short-lived servers: no background UMAP compilation each
     log = open(cache_dir.parent / f"streamlit-{port}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "graceful_ui.serve", "--server.headless", "true", "--server.port", str(port),
@@ -142,15 +143,22 @@ def cli_report(sample_spec, tmp_path_factory):
     return json.loads(out.read_text())
 
 
-def serve_app(tmp_path_factory, name: str):
-    """Generator for a module fixture: the app on a free port with its own cache; yields its URL."""
+def serve_app(tmp_path_factory, name: str, shared_cache: bool = False):
+    """Generator for a module fixture: the app on a free port with its own cache; yields its URL.
+
+    ``shared_cache``: the test run's cache instead (tests/conftest.py; shared by the xdist
+    workers), for servers whose tests only read results, so a heavy comparison is computed
+    once per run.
+    """
     _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (Debian package chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _need(False, "the playwright Python package is not installed")
     cache = tmp_path_factory.mktemp(name) / "cache"
-    cache.mkdir()
+    if shared_cache and os.environ.get("GRACEFUL_CACHE_DIR"):
+        cache = Path(os.environ["GRACEFUL_CACHE_DIR"])
+    cache.mkdir(exist_ok=True)
     port = free_port()
     proc = start_server(cache, port)
     yield f"http://127.0.0.1:{port}"

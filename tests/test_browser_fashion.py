@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from serve_app(tmp_path_factory, "app-fashion")
+    yield from serve_app(tmp_path_factory, "app-fashion", shared_cache=True)
 
 
 @pytest.fixture(scope="module")

@@ -170,14 +170,24 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
     no_exception(page, "overview of a pair opened from versions")
 
 
-def test_a_page_switch_right_after_compare_does_not_lose_the_comparison(page, server, files, expected):
+@pytest.fixture
+def fresh_page(page):
+    """A page of its own (a new browser context and session, nothing uploaded) in the module's browser: the
+    test does not depend on another's uploads."""
+    ctx = page.context.browser.new_context(viewport={"width": 1400, "height": 2000})
+    yield ctx.new_page()
+    ctx.close()
+
+
+def test_a_page_switch_right_after_compare_does_not_lose_the_comparison(fresh_page, server, files, expected):
     """Clicking another page right after Compare (the issue's "within about 0.3 s") still shows the comparison."""
-    sidebar_to(page, "Choose inputs", timeout=SLOW_MS)
+    page = fresh_page
+    page.goto(server + "/inputs?cmp=sample:new")
+    page.wait_for_selector('[data-testid="stFileUploader"]', timeout=SLOW_MS)
     wait_ready(page, timeout=SLOW_MS)
-    slot(page, NEW).get_by_role("button", name="Replace").click()
-    page.locator('[data-testid="stFileUploader"]', has_text=NEW).first.wait_for(timeout=WAIT_MS)
-    wait_ready(page)
+    upload(page, OLD, files / "old.pt", "TorchScript model")
     upload(page, NEW, files / "edge.pt", "TorchScript model")
+    upload(page, DATASET, files / "digits.zip", "540 images")
     before = page.url
     page.get_by_role("button", name="Compare the uploaded files").click()
     page.locator('[data-testid="stSidebarNav"] a', has_text="Flips").first.click()  # no wait in between

@@ -166,6 +166,41 @@ def test_map_sampling_path():
     assert est.hit_at == exact.hit_at  # Hit@k is always over every query
 
 
+def _reference_map(q, g, y):
+    """Exact mAP by brute force: the full float64 grid matrix, a lexsort per row."""
+    s = np.round((_unit(q) @ _unit(g).T) * 2.0**24)
+    n = len(y)
+    aps = []
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        rel = y[others[np.lexsort((others, -s[i, others]))]] == y[i]
+        if rel.any():
+            r = np.flatnonzero(rel) + 1
+            aps.append(np.mean(np.arange(1, r.size + 1) / r))
+    return float(np.mean(aps))
+
+
+def test_cross_test_map_is_exact_beyond_two_thousand_queries():
+    # 2,400 queries (the mAP used to be sampled beyond 2,000), quantised so exact ties
+    # between relevant and irrelevant items are frequent, and a duplicated block
+    old, y = clustered(2400, 6, 7, seed=21, noise=1.5, quantise=True)
+    new, _ = clustered(2400, 6, 7, seed=22, noise=1.5, quantise=True)
+    new = new + old
+    new[100:140] = new[200]
+    ct = cross_test(old, new, y, block_size=500)
+    emb = {"old": old, "new": new}
+    for pair in ("old_old", "new_new", "new_old", "old_new"):
+        q, g = pair.split("_")
+        assert ct.scores["map"][pair] == pytest.approx(_reference_map(emb[q], emb[g], y), abs=1e-12), pair
+    assert ct.map_queries == ct.n_queries == 2400 and ct.map_ci95 is None
+    assert ct.to_json()["map_ci95"] is None
+    # the overlap read off the same search equals the standalone search and a brute force
+    s = np.round((_unit(new) @ _unit(old).T) * 2.0**24)
+    expected = np.mean(np.argmax(s, axis=1) == np.arange(2400))  # argmax: ties to the lowest index
+    assert ct.embedding_overlap == pytest.approx(expected, abs=1e-12)
+    assert ct.embedding_overlap == nearest_neighbour_overlap(old, new)
+
+
 # ----------------------------------------------------------------------------- cross-test
 
 

@@ -20,10 +20,11 @@ normalised to the zero vector: all its scores are 0, so its neighbours are decid
 index alone.
 
 Nothing here holds an ``N x N`` matrix: queries are processed in blocks of rows with a
-torch matmul (memory ``O(block x N)``). The rank of each relevant item is found without
-sorting the gallery: the relevant items are sorted, and every gallery item is located
-among them by binary search (``torch.searchsorted``) on an exact integer sort key that
-encodes (score descending, index ascending).
+torch matmul (memory ``O(block x N)``). The average precision is exact for every query:
+each row's gallery is sorted once (NumPy's vectorised sort) on a unique int64 key that
+encodes (score descending, index ascending) and, in its lowest bit, relevance; the
+sorted row gives the top-k and the rank of every relevant item
+(:func:`_rank_and_average_precision`).
 
 How a model's classifier head fits in: a caller that wants the BCT "influence" check
 applies the old model's ``head`` to the *new* embeddings (``Model.head``, done by the
@@ -64,10 +65,6 @@ _GRID = float(2**24)
 
 _PAIRS = ("old_old", "new_new", "new_old", "old_new")
 
-#: mAP is exact up to this many valid queries and estimated (with its 95 % interval) from this many
-#: sampled queries beyond: each AP costs a full ranking, so the exact mAP of the four cross-test pairs
-#: took most of a minute on 10,000 images (the app's cold start), while Hit@k stays exact at every size.
-MAX_MAP_QUERIES = 2_000
 
 
 @dataclass(frozen=True)
@@ -239,36 +236,49 @@ def _topk_tie_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
     return idx.gather(1, order)
 
 
-def _average_precision_rows(key: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
-    """Exact AP of queries of one class against the whole gallery.
+def _rank_and_average_precision(grid: torch.Tensor, rows: np.ndarray, members: np.ndarray,
+                                k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k and AP of queries of one class, from one sort of each row.
 
     Parameters
     ----------
-    key : Tensor int64 [b, N]
-        :func:`_rank_keys` of b queries of the same class (self column = int64 max).
-    members : Tensor int64 [n_c]
-        Sorted gallery indices of the class (including the queries themselves).
+    grid : Tensor float64 [b, N]
+        ``round(2**24 · s)`` of the b queries against the whole gallery; overwritten.
+    rows : ndarray int64 [b]
+        The queries' indices (their own column is left out of the ranking).
+    members : ndarray int64 [P + 1]
+        Gallery indices of the class (the queries among them).
+    k : int
+        Neighbours to return (at most N - 1).
+
+    Returns
+    -------
+    topk : ndarray int64 [b, k]
+    ap : ndarray float64 [b]
 
     Notes
     -----
-    With the relevant items sorted by key, ``searchsorted`` gives for every gallery
-    column the number of relevant items ranked above it; relevant item i (0-based) gets
-    i, and the query itself (key forced to the maximum) gets P. A per-row histogram
-    ``h`` of these counts then gives ``rank(i) = Σ_{v ≤ i} h[v]`` (i + 1 relevant
-    items and ``Σ_{v≤i} h[v] − (i + 1)`` others at or above it), so
-    ``AP = (1/P) Σ_i (i + 1) / rank(i)``.
+    Each gallery column j gets the unique int64 key
+    ``2 · (−round(2**24 · s_j) · N + j) + [j not relevant]``: ascending key is the
+    ranking (score descending, index ascending), the index is ``(key >> 1) mod N`` and
+    relevance is the lowest bit. The query's own column gets the largest int64 and sorts
+    last. One NumPy sort per row then gives the k nearest and the positions ``pos_i`` of
+    the P relevant items, ``AP = (1/P) Σ_i (i + 1) / (pos_i + 1)``.
     """
     import torch
 
-    b, n = key.shape
-    p = members.numel() - 1
-    pos = key.index_select(1, members).sort(dim=1).values[:, :p].contiguous()
-    where = torch.searchsorted(pos, key)
-    hist = torch.zeros((b, p + 1), dtype=torch.int64)
-    hist.scatter_add_(1, where, torch.ones((1, 1), dtype=torch.int64).expand(b, n))
-    rank = torch.cumsum(hist[:, :p], dim=1).to(torch.float64)
-    hits = torch.arange(1, p + 1, dtype=torch.float64)
-    return (hits / rank).mean(dim=1)
+    b, n = grid.shape
+    p = members.size - 1
+    low = 2 * np.arange(n, dtype=np.float64) + 1.0
+    low[members] -= 1.0
+    # |key| < 2**25 · 2N, exact in float64 up to N = 2**27
+    key = grid.mul_(-2.0 * n).add_(torch.from_numpy(low)).to(torch.int64).numpy()
+    key[np.arange(b), rows] = np.iinfo(np.int64).max
+    key.sort(axis=1)
+    topk = (key[:, :k] >> 1) % n
+    pos = np.flatnonzero((key[:, :-1] & 1) == 0).reshape(b, p) % (n - 1)
+    ap = (np.arange(1, p + 1, dtype=np.float64) / (pos + 1)).mean(axis=1)
+    return topk, ap
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
@@ -288,7 +298,7 @@ def retrieval_metrics(
     *,
     ks: Sequence[int] = (1, 5),
     block_size: int = 1024,
-    max_map_queries: int = MAX_MAP_QUERIES,
+    max_map_queries: int | None = None,
     seed: int = 0,
     compute_map: bool = True,
 ) -> RetrievalResult:
@@ -320,9 +330,10 @@ def retrieval_metrics(
     block_size : int
         Queries per block (capped so a block holds at most 2**23 scores). Does not
         change the result.
-    max_map_queries : int
-        mAP is exact over all valid queries up to this many; beyond, it is estimated from
-        a uniform random sample (fixed ``seed``, without replacement) of this many valid
+    max_map_queries : int, optional
+        None (the default): mAP is exact, over every valid query. An int asks for a quick
+        estimate instead when there are more valid queries than that: the mean AP of a
+        uniform random sample (fixed ``seed``, without replacement) of this many valid
         queries, each AP still exact over the whole gallery. The 95 % interval is the
         normal approximation ``mean ± 1.96 · sd / sqrt(m) · sqrt(1 − m / |V|)`` (sd with
         ddof=1; finite-population correction for sampling without replacement).
@@ -355,7 +366,7 @@ def retrieval_metrics(
     ks = _check_ks(ks)
     if int(block_size) < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    if int(max_map_queries) < 2:
+    if max_map_queries is not None and int(max_map_queries) < 2:
         raise ValueError(f"max_map_queries must be >= 2, got {max_map_queries}")
     n = q.shape[0]
     _, codes = _label_codes(labels, n)
@@ -367,7 +378,7 @@ def retrieval_metrics(
     # Which queries get an AP.
     ap_mask = np.zeros(n, dtype=bool)
     if compute_map:
-        if n_valid > max_map_queries:
+        if max_map_queries is not None and n_valid > max_map_queries:
             rng = np.random.default_rng(seed)
             ap_mask[rng.choice(valid_idx, size=int(max_map_queries), replace=False)] = True
         else:
@@ -386,7 +397,8 @@ def retrieval_metrics(
         # Queries in class order (stable), so a block holds few classes.
         order = np.argsort(codes, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        members = {int(c): torch.from_numpy(order[bounds[c]:bounds[c + 1]].copy()) for c in np.flatnonzero(counts >= 2)}
+        members = {int(c): order[bounds[c]:bounds[c + 1]] for c in np.flatnonzero(counts >= 2)}
+        q_grid = q64 * _GRID  # scaling by a power of two is exact: q_grid @ g = 2**24 · s, bit for bit
         rows = max(1, min(int(block_size), _MAX_BLOCK_ELEMENTS // n))
         for start in range(0, n, rows):
             qi = order[start:start + rows]
@@ -403,15 +415,15 @@ def retrieval_metrics(
             if not slow.size:
                 continue
             s_t = torch.from_numpy(slow.copy())
-            key = _rank_keys(q64.index_select(0, s_t), g64_t, s_t)
-            if k_eff:
-                topk[slow, :k_eff] = torch.topk(key, k_eff, dim=1, largest=False, sorted=True).indices.numpy()
-            # rows are in class order, so each class is a contiguous run (a view, no copy)
+            grid = (q_grid.index_select(0, s_t) @ g64_t).round_()  # the grid scores, in units of 2**-24
+            # rows are in class order, so each class is a contiguous run
             slow_codes = codes[slow]
             cuts = np.flatnonzero(np.diff(slow_codes)) + 1
             for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [slow.size]])):
-                ap[slow[lo:hi]] = _average_precision_rows(key[lo:hi], members[int(slow_codes[lo])]).numpy()
-            del key
+                nb, ap[slow[lo:hi]] = _rank_and_average_precision(grid[lo:hi], slow[lo:hi],
+                                                                   members[int(slow_codes[lo])], k_eff)
+                topk[slow[lo:hi], :k_eff] = nb
+            del grid
 
     # Hit@k from the exact top-k lists.
     nb_labels = np.where(topk >= 0, codes[np.clip(topk, 0, None)], -1) if n else np.zeros((0, kmax), np.int64)
@@ -481,6 +493,9 @@ class CrossTest:
         Per pair ``[lo, hi]`` when mAP was estimated from a sample of queries, else None.
     reason : str or None
         Why no cross-test exists.
+    embedding_overlap : float or None
+        :func:`nearest_neighbour_overlap` of the two embeddings, read off the new→old
+        search (None when the sizes differ).
     results : dict of str to RetrievalResult
         The underlying results per pair (for the UI); not part of the JSON.
     """
@@ -502,6 +517,7 @@ class CrossTest:
     map_ci95: dict[str, list[float]] | None = None
     reason: str | None = None
     results: dict[str, RetrievalResult] = field(default_factory=dict, repr=False)
+    embedding_overlap: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``compatibility`` object of the JSON report (``docs/metrics.md``, "JSON report")."""
@@ -554,6 +570,9 @@ def cross_test(
     **kw
         Passed to :func:`retrieval_metrics` (``block_size``, ``max_map_queries``, ``seed``,
         ``compute_map``). ``ks`` is fixed to (1, 5).
+
+    One nearest-neighbour search per pair serves everything: the new→old search also gives
+    the embedding overlap (:func:`_overlap_from_top1`) and the retrieval flips.
 
     Returns
     -------
@@ -634,7 +653,28 @@ def cross_test(
         positive_flip_rate=pos.size / n_q if n_q else None, positive_flip_rate_ci95=_wilson(int(pos.size), n_q),
         per_class=per_class, negative_flip_indices=neg, positive_flip_indices=pos,
         n_queries=n_q, map_queries=oo.map_queries, map_ci95=map_ci, reason=None, results=results,
+        embedding_overlap=_overlap_from_top1(old, new, results["new_old"].topk_indices[:, 0]),
     )
+
+
+def _overlap_from_top1(old: np.ndarray, new: np.ndarray, top1: np.ndarray) -> float:
+    """:func:`nearest_neighbour_overlap` from each new query's nearest *other* old sample.
+
+    The nearest of all old samples is the sample itself iff its own grid score beats
+    the best other one, or equals it at a lower index (``top1`` = -1: there is no
+    other). Both scores are recomputed from the same row-wise float64 dot product, so
+    they are compared on the same footing.
+    """
+    n = old.shape[0]
+    if n == 0:
+        return math.nan
+    n64, o64 = _normalise(new).numpy(), _normalise(old).numpy()
+    idx = np.arange(n)
+    other = np.clip(top1, 0, None)
+    own = np.round(np.einsum("ij,ij->i", n64, o64) * _GRID)
+    best = np.round(np.einsum("ij,ij->i", n64, o64[other]) * _GRID)
+    same = (top1 < 0) | (own > best) | ((own == best) & (idx < other))
+    return float(same.mean())
 
 
 def head_accuracy(head_logits: Any, labels: Any) -> float:
