@@ -68,6 +68,12 @@ def init_state() -> None:
         ss["emb_lines"] = False
     for k, v in _defaults().items():
         ss.setdefault(k, v)
+    _read_view_from_url(ss)
+    ss["_initialised"] = True
+
+
+def _read_view_from_url(ss) -> None:
+    """Set the view's session keys from the URL's query parameters (each checked where it is used)."""
     qp = st.query_params
     if "cmp" in qp:
         spec = resolve_spec(qp["cmp"])
@@ -96,7 +102,6 @@ def init_state() -> None:
     ss["emb_lines"] = qp.get("lines") == "1" or bool(ss.get("emb_lines"))
     if qp.get("page"):
         request_page(qp["page"])
-    ss["_initialised"] = True
 
 
 #: Session key of the one pending page switch (see :func:`request_page`).
