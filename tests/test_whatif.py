@@ -405,3 +405,20 @@ def test_validation_data_chooses_and_the_evaluation_set_reports(tmp_path, fashio
     held = _counts(y[e], po[e].argmax(1), settings(e)[k][2])  # reported on the evaluation images
     assert (rec["held_out"]["negative_flips"], rec["held_out"]["positive_flips"]) == held[:2]
     assert rec["held_out"]["n_samples"] == 300
+
+
+def test_one_line_summary_names_the_halves_choices_when_they_differ_from_the_deployed_setting(fashion_report):
+    """The held-out counts pool each half's own choice: the line must not credit them to the deployed setting alone."""
+    from graceful_core.remedies.report import whatif_line
+
+    rec = fashion_report.to_json()["recommended"]
+    line = whatif_line(fashion_report.report)
+    held = rec["held_out"]["negative_flips"]
+    assert f"{held:,} negative flips instead of {rec['new_held_out']['negative_flips']:,}" in line
+    if rec["folds_agree"]:
+        assert "each half chose" not in line
+    else:
+        # the halves' settings, in words, as the Mitigate page's sentence names them
+        labels = [f.point.label() for f in fashion_report.report.recommended.folds]
+        assert len(labels) == 2 and "each half chose (" + "; ".join(labels) + ")" in line
+        assert "would leave" not in line

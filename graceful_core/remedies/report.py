@@ -37,8 +37,12 @@ def whatif_line(report: WhatIfReport) -> str:
     p, n = r.point, r.new
     if p.method == "mixing" and p.params["w_new"] == 1.0:
         return "none lowers the negative flips within the error allowance (see Mitigate)."
-    return (f"{p.label()} (chosen by {r.chosen_on}) would leave {p.negative_flips:,} negative flips instead of "
-            f"{n.negative_flips:,} on held-out images, error {(p.error_rate - n.error_rate) * 100:+.2f} points; "
+    # When the halves chose other settings than the deployed one, the held-out counts are theirs, not its.
+    held = "on held-out images" if r.folds_agree else (
+        "on held-out images, measuring the setting each half chose (" + "; ".join(f.point.label() for f in r.folds)
+        + ") on the other half")
+    return (f"{p.label()} (chosen by {r.chosen_on}): {p.negative_flips:,} negative flips instead of "
+            f"{n.negative_flips:,} {held}, error {(p.error_rate - n.error_rate) * 100:+.2f} points; "
             f"cost: {'both models at inference' if p.cost == 2 else 'none'} (see Mitigate).")
 
 
