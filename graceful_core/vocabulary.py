@@ -515,3 +515,5 @@ LABEL_FILTERS = ("all images", "label may be wrong", "ambiguous", "label looks f
 #: Title of the training-free remedies (Mitigate page section) and the label of their one line (Overview, HTML).
 WHATIF_TITLE = "Remedies without training"
 WHATIF_LINE_LABEL = "Remedy without training"
+#: Title of the training part of the Mitigate page (below the training-free remedies).
+TRAINING_TITLE = "Remedies with training"
