@@ -422,3 +422,11 @@ def test_one_line_summary_names_the_halves_choices_when_they_differ_from_the_dep
         labels = [f.point.label() for f in fashion_report.report.recommended.folds]
         assert len(labels) == 2 and "each half chose (" + "; ".join(labels) + ")" in line
         assert "would leave" not in line
+
+
+def test_one_line_summary_points_to_the_details_outside_the_app_too(fashion_report):
+    """The line is in the HTML report too, read without the app: it names the command as well as the page."""
+    from graceful_core.remedies.report import whatif_line
+
+    line = whatif_line(fashion_report.report)
+    assert "Mitigate page" in line and "graceful mitigate" in line

@@ -31,19 +31,23 @@ def whatif_text(report: WhatIfReport) -> str:
     return "\n".join(lines)
 
 
+#: Where the details are: the line is also in the HTML report, which a reader may open without the app.
+_SEE = "(details: the Mitigate page of the app, or graceful mitigate)"
+
+
 def whatif_line(report: WhatIfReport) -> str:
     """One line for the Overview and the HTML report (after ``WHATIF_LINE_LABEL``): what it would change."""
     r = report.recommended
     p, n = r.point, r.new
     if p.method == "mixing" and p.params["w_new"] == 1.0:
-        return "none lowers the negative flips within the error allowance (see Mitigate)."
+        return f"none lowers the negative flips within the error allowance {_SEE}."
     # When the halves chose other settings than the deployed one, the held-out counts are theirs, not its.
     held = "on held-out images" if r.folds_agree else (
         "on held-out images, measuring the setting each half chose (" + "; ".join(f.point.label() for f in r.folds)
         + ") on the other half")
     return (f"{p.label()} (chosen by {r.chosen_on}): {p.negative_flips:,} negative flips instead of "
             f"{n.negative_flips:,} {held}, error {(p.error_rate - n.error_rate) * 100:+.2f} points; "
-            f"cost: {'both models at inference' if p.cost == 2 else 'none'} (see Mitigate).")
+            f"cost: {'both models at inference' if p.cost == 2 else 'none'} {_SEE}.")
 
 
 #: Colours of the remedy curves (one per method).
