@@ -430,3 +430,16 @@ def test_one_line_summary_points_to_the_details_outside_the_app_too(fashion_repo
 
     line = whatif_line(fashion_report.report)
     assert "Mitigate page" in line and "graceful mitigate" in line
+
+
+def test_remedy_words_print_rates_like_the_rest_of_graceful(fashion_report):
+    """'8.10 %' as every other summary line prints a rate, not '8.10%'."""
+    import re
+
+    from graceful_core.remedies.report import whatif_text
+
+    rec = fashion_report.report.recommended
+    err = 100 * rec.point.errors / rec.point.n_samples
+    assert f"({err:.2f} %" in rec.sentence()
+    text = whatif_text(fashion_report.report)
+    assert not re.search(r"\d%", text + rec.sentence()), "a rate printed without the space before %"

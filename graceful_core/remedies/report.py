@@ -4,20 +4,21 @@ summary (Overview, HTML report) and the NFR-against-error figure (Mitigate page)
 from __future__ import annotations
 
 from graceful_core.metrics.whatif import WhatIfPoint, WhatIfReport
+from graceful_core.vocabulary import percent
 
 __all__ = ["whatif_text", "whatif_line", "whatif_figure", "METHOD_COLOURS"]
 
 
 def _row(p: WhatIfPoint) -> str:
     lo, hi = p.negative_flip_rate_ci95
-    return (f"  {p.label():<28} negative flips {p.negative_flips:>6,}  NFR {p.negative_flip_rate:6.2%} "
-            f"[{lo:.2%}, {hi:.2%}]  error {p.error_rate:6.2%}  models {p.cost}")
+    return (f"  {p.label():<28} negative flips {p.negative_flips:>6,}  NFR {percent(p.negative_flip_rate):>7} "
+            f"[{percent(lo)}, {percent(hi)}]  error {percent(p.error_rate):>7}  models {p.cost}")
 
 
 def whatif_text(report: WhatIfReport) -> str:
     """The mixing curve, the best gating and interpolation points, and the recommendation."""
     lines = [f"What-if remedies on {report.n_samples:,} images (new alone: {report.new_negative_flips:,} negative "
-             f"flips, error {report.new_errors / max(report.n_samples, 1):.2%})", "mixing (1 - w)·p_old + w·p_new:"]
+             f"flips, error {percent(report.new_errors / max(report.n_samples, 1))})", "mixing (1 - w)·p_old + w·p_new:"]
     lines += [_row(p) for p in report.mixing]
     best_g = sorted(report.gating, key=lambda p: (p.negative_flips, p.errors))[:3]
     lines.append(f"gating ({len(report.gating)} settings; the three with fewest negative flips):")
