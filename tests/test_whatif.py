@@ -443,3 +443,4 @@ def test_remedy_words_print_rates_like_the_rest_of_graceful(fashion_report):
     assert f"({err:.2f} %" in rec.sentence()
     text = whatif_text(fashion_report.report)
     assert not re.search(r"\d%", text + rec.sentence()), "a rate printed without the space before %"
+    assert ") (" not in rec.sentence(), "two parentheses in a row"

@@ -417,8 +417,8 @@ class Recommendation:
             + ") is measured on the other half")
         return (f"{what}: {p.negative_flips:,} negative flips instead of the new model's {n.negative_flips:,} "
                 f"on {p.n_samples:,} {held}, error {d_err:+.2f} points "
-                f"({percent(p.error_rate)} vs {percent(n.error_rate)}); cost: {_cost_words(p)} "
-                f"(chosen by {self.chosen_on}, never on these numbers).")
+                f"({percent(p.error_rate)} vs {percent(n.error_rate)}); cost: {_cost_words(p)}; "
+                f"chosen by {self.chosen_on}, never on these numbers.")
 
     def to_json(self) -> dict[str, Any]:
         """``{"method", <parameters>, "held_out", "new_held_out", "chosen_on", "cost_models", …}``."""
