@@ -9,7 +9,7 @@ from graceful_core.experiments import mitigation_headline
 from graceful_core.figures import epoch_curves, tradeoff_figure
 from graceful_core.samples import bundled_samples
 from graceful_core.training.update import WARM_START_LR, TrainParams
-from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, points, yes_no
+from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, TRAINING_TITLE, points, yes_no
 from graceful_ui.inputs import resolve_spec, sample_data_dir, spec_sample
 from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
 from graceful_ui.whatif_ui import whatif_section
@@ -33,6 +33,7 @@ MONITOR_DEFAULT = {"digits": True, "fashion": False}
 
 st.title("Mitigate")
 whatif_section()
+st.subheader(TRAINING_TITLE)
 st.caption("Train a new model against the old one and see what it changes: negative flips, error rate, backward "
            "trust and embedding compatibility, next to a plain retrained model with the same seed and epochs.")
 

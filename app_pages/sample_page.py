@@ -47,7 +47,7 @@ left, right = st.columns([1, 2])
 with left:
     png = store.image_png(comp, row["id"], LARGE_PX)
     if png is not None:
-        st.image(png, width=LARGE_PX, caption=f"{row['id']} (upscaled, no smoothing)")
+        st.image(png, width="content", caption=f"{row['id']} (upscaled, no smoothing)")
     else:
         st.info("No image for this sample (the comparison was made from tables without a dataset).")
     st.markdown(f"**True label:** {md(row['label'])}  \n{FLIP_BADGES.get(row['flip'], row['flip'])}")

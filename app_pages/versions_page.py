@@ -131,7 +131,9 @@ chosen = list(ss["w_versions"])
 
 bundled_data = None if sample is None else sample.test_data
 bundled_name = "" if sample is None else f"{sample.data_label} ({sample.title}, bundled)"
-if spec is not None and comp is not None and spec.data and comp.dataset is not None:
+#: Whether the dataset is the current comparison's (a comparison of tables without images has none).
+data_of_comparison = spec is not None and comp is not None and bool(spec.data) and comp.dataset is not None
+if data_of_comparison:
     data_path, dataset = spec.data, comp.dataset
     data_name = spec.display_name(spec.data)
     data_names = tuple(n for n in spec.names if n[0] not in (spec.old, spec.new))
@@ -143,7 +145,7 @@ else:
 bundled = bundled_data is not None and Path(data_path).resolve() == bundled_data.resolve()
 if bundled:
     data_name = bundled_name
-st.caption(f"Dataset: **{md(data_name)}** (the current comparison's)" if comp is not None
+st.caption(f"Dataset: **{md(data_name)}** (the current comparison's)" if data_of_comparison
            else f"Dataset: **{md(data_name)}**")
 if len(chosen) < 2:
     st.info("Pick at least two models.")

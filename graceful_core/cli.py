@@ -31,6 +31,7 @@ from graceful_core.vocabulary import (
     STREAM_ROWS_ENV,
     TABLE_SUFFIXES,
     TRAINING_METHODS,
+    WHATIF_LINE_LABEL,
 )
 
 
@@ -317,6 +318,7 @@ def _cmd_compare(args) -> int:
     from graceful_core.cache import atomic_output
     from graceful_core.ci import github_annotations, junit_xml
     from graceful_core.labelfree import UnlabelledComparison
+    from graceful_core.remedies.report import whatif_line
     from graceful_core.sources import compare_sources, should_stream
     from graceful_core.summary import text_summary, unlabelled_summary
 
@@ -369,6 +371,8 @@ def _cmd_compare(args) -> int:
             for line in label_review.label_issue_lines(comp) + [label_review.verdict_line(comp, verdicts or {}) or ""]:
                 if line:
                     print(line)
+            if comp.mitigation_whatif is not None:  # the same line as the Overview and the HTML report
+                print(f"{WHATIF_LINE_LABEL.lower()}: {whatif_line(comp.mitigation_whatif)}")
         if flip_file:
             print(f"every flipped sample: {flip_file}")
     for g in gates:

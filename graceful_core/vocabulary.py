@@ -584,3 +584,6 @@ def update_gain_value(value: float | None) -> str:
     """
     text = METRICS["update_gain"].format(value)
     return text if text == "n/a" else f"{text} ×"
+
+#: Title of the training part of the Mitigate page (below the training-free remedies).
+TRAINING_TITLE = "Remedies with training"

@@ -65,6 +65,10 @@ def whatif_section() -> None:
     if comp is None:
         st.info("Open a comparison (Inputs) to see what mixing or gating its two models would change.")
         return
+    if not getattr(comp, "has_labels", True):
+        st.info("No what-if remedies for a comparison without labels: each remedy is chosen and scored by its "
+                "negative flips and error rate, which need true labels.")
+        return
     report = comp.mitigation_whatif
     if report is None:
         st.info("No what-if remedies for this comparison: they need both models' class scores (logits or "

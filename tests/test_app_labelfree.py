@@ -36,3 +36,19 @@ def test_overview_without_labels_shows_churn_and_says_what_does_not_exist(unlabe
     assert not any(m.label.startswith("Negative flip rate") for m in at.metric)
     at = goto(at, "flips_page.py")
     assert any("compares predictions with true labels" in i.value for i in at.info)
+
+
+def test_mitigate_without_labels_says_why_there_are_no_remedies_and_keeps_training(unlabelled_pair):
+    at = goto(run_app(sample=None), "mitigate_page.py")
+    assert not at.exception
+    info = " ".join(i.value for i in at.info)
+    assert "without labels" in info and "negative flips" in info
+    assert not any(c.value.startswith("Each point: the remedy") for c in at.caption)
+    assert any(r.label == "Method" for r in at.radio), "the training form below still shows"
+
+
+def test_versions_does_not_call_the_bundled_dataset_the_comparisons_when_the_tables_have_no_images(unlabelled_pair):
+    at = goto(run_app(sample=None), "versions_page.py")
+    dataset = [c.value for c in at.caption if c.value.startswith("Dataset:")]
+    assert dataset and "bundled" in dataset[0], dataset
+    assert "the current comparison's" not in dataset[0]

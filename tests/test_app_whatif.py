@@ -24,12 +24,15 @@ def _own_cache(tmp_path, monkeypatch):
 def test_mitigate_opens_on_the_recommendation_and_the_overview_says_it():
     from graceful_core.remedies.build import mitigate_sources
     from graceful_core.remedies.report import whatif_line
-    from graceful_core.vocabulary import WHATIF_LINE_LABEL, WHATIF_TITLE
+    from graceful_core.vocabulary import TRAINING_TITLE, WHATIF_LINE_LABEL, WHATIF_TITLE
     from graceful_ui.fmt import md  # the page escapes Markdown in its sentences
 
     at = run_app(page="mitigate_page.py")
     assert at.title[0].value == "Mitigate"
     assert at.subheader[0].value == WHATIF_TITLE
+    # the training form is not under the heading "without training"
+    assert at.subheader[1].value == TRAINING_TITLE
+    assert any(r.label == "Method" for r in at.radio)
     want = mitigate_sources(PREDS / "old.csv", PREDS / "new.csv").report
     shown = " ".join(m.value for m in at.markdown)
     assert md(want.recommended.sentence()) in shown

@@ -425,3 +425,42 @@ def test_a_choice_that_does_not_help_held_out_is_not_sold(tmp_path):
     fj = frec.to_json()
     assert fj["held_out"]["negative_flips"] < fj["new_held_out"]["negative_flips"]
     assert frec.sentence().startswith("Deploy ")
+
+
+def test_one_line_summary_names_the_halves_choices_when_they_differ_from_the_deployed_setting(fashion_report):
+    """The held-out counts pool each half's own choice: the line must not credit them to the deployed setting alone."""
+    from graceful_core.remedies.report import whatif_line
+
+    rec = fashion_report.to_json()["recommended"]
+    line = whatif_line(fashion_report.report)
+    held = rec["held_out"]["negative_flips"]
+    assert f"{held:,} negative flips instead of {rec['new_held_out']['negative_flips']:,}" in line
+    if rec["folds_agree"]:
+        assert "each half chose" not in line
+    else:
+        # the halves' settings, in words, as the Mitigate page's sentence names them
+        labels = [f.point.label() for f in fashion_report.report.recommended.folds]
+        assert len(labels) == 2 and "each half chose (" + "; ".join(labels) + ")" in line
+        assert "would leave" not in line
+
+
+def test_one_line_summary_points_to_the_details_outside_the_app_too(fashion_report):
+    """The line is in the HTML report too, read without the app: it names the command as well as the page."""
+    from graceful_core.remedies.report import whatif_line
+
+    line = whatif_line(fashion_report.report)
+    assert "Mitigate page" in line and "graceful mitigate" in line
+
+
+def test_remedy_words_print_rates_like_the_rest_of_graceful(fashion_report):
+    """'8.10 %' as every other summary line prints a rate, not '8.10%'."""
+    import re
+
+    from graceful_core.remedies.report import whatif_text
+
+    rec = fashion_report.report.recommended
+    err = 100 * rec.point.errors / rec.point.n_samples
+    assert f"({err:.2f} %" in rec.sentence()
+    text = whatif_text(fashion_report.report)
+    assert not re.search(r"\d%", text + rec.sentence()), "a rate printed without the space before %"
+    assert ") (" not in rec.sentence(), "two parentheses in a row"

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from graceful_core.metrics.significance import wilson_interval
+from graceful_core.vocabulary import percent
 
 __all__ = ["MIXING_WEIGHTS", "GATING_OLD_THRESHOLDS", "GATING_NEW_THRESHOLDS", "INTERPOLATION_ALPHAS",
            "DEFAULT_MAX_ERROR_INCREASE", "REMEDY_METHODS", "WhatIfPoint", "Recommendation", "FoldChoice",
@@ -420,8 +421,8 @@ class Recommendation:
             + ") is measured on the other half")
         return (f"{what}: {p.negative_flips:,} negative flips instead of the new model's {n.negative_flips:,} "
                 f"on {p.n_samples:,} {held}, error {d_err:+.2f} points "
-                f"({p.error_rate:.2%} vs {n.error_rate:.2%}); cost: {_cost_words(p)} "
-                f"(chosen by {self.chosen_on}, never on these numbers).")
+                f"({percent(p.error_rate)} vs {percent(n.error_rate)}); cost: {_cost_words(p)}; "
+                f"chosen by {self.chosen_on}, never on these numbers.")
 
     def to_json(self) -> dict[str, Any]:
         """``{"method", <parameters>, "held_out", "new_held_out", "chosen_on", "cost_models", …}``."""

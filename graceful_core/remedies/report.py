@@ -4,20 +4,21 @@ summary (Overview, HTML report) and the NFR-against-error figure (Mitigate page)
 from __future__ import annotations
 
 from graceful_core.metrics.whatif import WhatIfPoint, WhatIfReport
+from graceful_core.vocabulary import percent
 
 __all__ = ["whatif_text", "whatif_line", "whatif_figure", "METHOD_COLOURS"]
 
 
 def _row(p: WhatIfPoint) -> str:
     lo, hi = p.negative_flip_rate_ci95
-    return (f"  {p.label():<28} negative flips {p.negative_flips:>6,}  NFR {p.negative_flip_rate:6.2%} "
-            f"[{lo:.2%}, {hi:.2%}]  error {p.error_rate:6.2%}  models {p.cost}")
+    return (f"  {p.label():<28} negative flips {p.negative_flips:>6,}  NFR {percent(p.negative_flip_rate):>7} "
+            f"[{percent(lo)}, {percent(hi)}]  error {percent(p.error_rate):>7}  models {p.cost}")
 
 
 def whatif_text(report: WhatIfReport) -> str:
     """The mixing curve, the best gating and interpolation points, and the recommendation."""
     lines = [f"What-if remedies on {report.n_samples:,} images (new alone: {report.new_negative_flips:,} negative "
-             f"flips, error {report.new_errors / max(report.n_samples, 1):.2%})", "mixing (1 - w)·p_old + w·p_new:"]
+             f"flips, error {percent(report.new_errors / max(report.n_samples, 1))})", "mixing (1 - w)·p_old + w·p_new:"]
     lines += [_row(p) for p in report.mixing]
     best_g = sorted(report.gating, key=lambda p: (p.negative_flips, p.errors))[:3]
     lines.append(f"gating ({len(report.gating)} settings; the three with fewest negative flips):")
@@ -31,18 +32,26 @@ def whatif_text(report: WhatIfReport) -> str:
     return "\n".join(lines)
 
 
+#: Where the details are: the line is also in the HTML report, which a reader may open without the app.
+_SEE = "(details: the Mitigate page of the app, or graceful mitigate)"
+
+
 def whatif_line(report: WhatIfReport) -> str:
     """One line for the Overview and the HTML report (after ``WHATIF_LINE_LABEL``): what it would change."""
     r = report.recommended
     p, n = r.point, r.new
     if p.method == "mixing" and p.params["w_new"] == 1.0:
-        return "none lowers the negative flips within the error allowance (see Mitigate)."
+        return f"none lowers the negative flips within the error allowance {_SEE}."
     if p.negative_flips >= n.negative_flips:
         return (f"none helps: the rule's choice, {p.label()} (chosen by {r.chosen_on}), leaves {p.negative_flips:,} "
-                f"negative flips against the new model's {n.negative_flips:,} on held-out images (see Mitigate).")
-    return (f"{p.label()} (chosen by {r.chosen_on}) would leave {p.negative_flips:,} negative flips instead of "
-            f"{n.negative_flips:,} on held-out images, error {(p.error_rate - n.error_rate) * 100:+.2f} points; "
-            f"cost: {'both models at inference' if p.cost == 2 else 'none'} (see Mitigate).")
+                f"negative flips against the new model's {n.negative_flips:,} on held-out images {_SEE}.")
+    # When the halves chose other settings than the deployed one, the held-out counts are theirs, not its.
+    held = "on held-out images" if r.folds_agree else (
+        "on held-out images, measuring the setting each half chose (" + "; ".join(f.point.label() for f in r.folds)
+        + ") on the other half")
+    return (f"{p.label()} (chosen by {r.chosen_on}): {p.negative_flips:,} negative flips instead of "
+            f"{n.negative_flips:,} {held}, error {(p.error_rate - n.error_rate) * 100:+.2f} points; "
+            f"cost: {'both models at inference' if p.cost == 2 else 'none'} {_SEE}.")
 
 
 #: Colours of the remedy curves (one per method).
