@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -285,7 +286,7 @@ def test_lasso_on_the_embedding_map_shows_the_selected_images(page, server):
     page.locator('[data-testid="stMain"] [data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)
     wait_ready(page)
     n_selected = int(page.get_by_text("images selected").first.inner_text().split()[0])
-    assert page.locator('[data-testid="stMain"] [data-testid="stImage"]').count() == min(n_selected, 24)
+    expect(page.locator('[data-testid="stMain"] [data-testid="stImage"]')).to_have_count(min(n_selected, 24), timeout=WAIT_MS)
     no_exception(page, "embeddings after a lasso")
     shot(page, "10-embeddings-lasso")
 

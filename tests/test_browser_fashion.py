@@ -9,6 +9,7 @@ models on the 10,000 test photos first (minutes on a busy 2-core machine).
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.test_app_fashion import FASHION, PREDS, expected  # noqa: F401  (the brute-force fixture)
 from tests.test_browser import WAIT_MS, browser_page, no_exception, serve_app, shot, wait_ready
@@ -48,7 +49,7 @@ def test_a_bare_url_opens_on_fashion_and_names_the_regression(page, server, expe
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Flips")', timeout=WAIT_MS)
     page.wait_for_selector('[data-testid="stMain"] [data-testid="stImage"] img', timeout=WAIT_MS)
     wait_ready(page)
-    assert page.locator('[data-testid="stMain"] [data-testid="stImage"]').count() == min(24, neg)
+    expect(page.locator('[data-testid="stMain"] [data-testid="stImage"]')).to_have_count(min(24, neg), timeout=WAIT_MS)
     size = page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.bounding_box()
     assert size["width"] >= 100  # 28×28 photos shown at least 4× (nearest neighbour)
     no_exception(page, "flips on Fashion-MNIST")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from tests.test_browser import (
     EXCEPTION,
@@ -91,7 +92,8 @@ def test_clicking_a_slice_filters_the_flips_grid(page, server, planted):
     page.wait_for_function("() => location.href.includes('slice=site%3Db')", timeout=WAIT_MS)
     wait_ready(page)
     page.get_by_role("button", name="Show its images in Flips").wait_for(timeout=WAIT_MS)
-    assert page.locator('[data-testid="stMain"] [data-testid="stImage"]').count() == 6  # its first flips
+    # its first flips: images render after the button, so wait for them rather than count at once
+    expect(page.locator('[data-testid="stMain"] [data-testid="stImage"]')).to_have_count(6, timeout=WAIT_MS)
     shot(page, "20-slices-selected")
     page.get_by_role("button", name="Show its images in Flips").click()
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Flips")', timeout=WAIT_MS)
