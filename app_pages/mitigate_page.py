@@ -294,6 +294,8 @@ if runs:
 exp = sample.experiment
 if exp is not None and exp.is_file():
     st.subheader(f"What the 5-seed experiment on {sample.title} found")
+    st.caption("Trained from scratch on the experiment's own photos (its write-up states the setting), not warm-started "
+               "like the form above: its numbers are not the form's.")
     try:
         st.info("\n\n".join(mitigation_headline(exp).sentences()))
     except InputError as e:

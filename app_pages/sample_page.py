@@ -59,7 +59,7 @@ with left:
                 f"**New** predicts **{md(row['new_pred'])}**{conf(row['new_conf'])}")
     if not is_undefined(row["confidence_drop"]):
         st.caption(f"p(true class): old {percent(row['old_p_true'], 1)}, new {percent(row['new_p_true'], 1)} "
-                   f"(drop {points(row['confidence_drop'])})")
+                   f"(change {points(-row['confidence_drop'])})")
 with right:
     try:
         with st.spinner("Loading both models' class probabilities (from the inference cache)..."):
