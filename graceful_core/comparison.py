@@ -69,11 +69,10 @@ from graceful_core.metrics.retrieval import (
 )
 from graceful_core.metrics.slices import (
     MIN_SAMPLES_TO_CLUSTER,
-    N_CENTRAL,
     Clustering,
     SliceReport,
+    clusters_in_embedding_order,
     describe_clusters,
-    embedding_clusters,
     find_regression_slices,
 )
 from graceful_core.metrics.summary import FlipSummary, flip_summary
@@ -720,18 +719,7 @@ def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: st
         return None
 
     def compute() -> dict[str, np.ndarray]:
-        # k-means depends on the order of its rows: fit in an order given by the embeddings themselves
-        # (lexicographic), so the same images give the same clusters whatever their row order or ids
-        # (a folder, a manifest, a table, a DataLoader); then map back.
-        emb = np.asarray(arrays.old_embedding)
-        order = np.lexsort(emb.T[::-1]) if emb.ndim == 2 and emb.shape[1] else np.arange(len(emb))
-        cl = embedding_clusters(emb[order], arrays.labels[order], classes)
-        assignment = np.empty(len(order), dtype=np.int64)
-        assignment[order] = np.asarray(cl.assignment)
-        central = np.full((cl.n_clusters, N_CENTRAL), -1, dtype=np.int64)
-        for c in cl.clusters:
-            central[c.cluster, :len(c.central_indices)] = order[np.asarray(c.central_indices, dtype=np.int64)]
-        return {"assignment": assignment, "central": central, "seed": np.array(cl.seed)}
+        return clusters_in_embedding_order(arrays.old_embedding, arrays.labels, classes)
 
     got = cache.cached_arrays(CLUSTERS_CACHE, row_key(key, arrays.ids), compute,
                               names=("assignment", "central", "seed"))

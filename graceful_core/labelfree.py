@@ -51,7 +51,13 @@ from graceful_core.metrics.prediction_churn import (
     churn_against_reference,
     prediction_churn,
 )
-from graceful_core.metrics.slices import MIN_SAMPLES_TO_CLUSTER, SliceReport, embedding_clusters, find_regression_slices
+from graceful_core.metrics.slices import (
+    MIN_SAMPLES_TO_CLUSTER,
+    SliceReport,
+    clusters_in_embedding_order,
+    describe_clusters,
+    find_regression_slices,
+)
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import ALPHA
 
@@ -213,18 +219,8 @@ def _churn_slices(changed: np.ndarray, old_pred: np.ndarray, classes: tuple[str,
     if old_embedding is not None and len(changed) >= MIN_SAMPLES_TO_CLUSTER:
         if progress is not None:
             progress("clustering the old embeddings", 0, 1)
-        emb = np.asarray(old_embedding)
-        order = np.lexsort(emb.T[::-1]) if emb.ndim == 2 and emb.shape[1] else np.arange(len(emb))
-        cl = embedding_clusters(emb[order], old_pred[order], classes)
-        from graceful_core.metrics.slices import describe_clusters
-
-        assignment = np.empty(len(order), dtype=np.int64)
-        assignment[order] = np.asarray(cl.assignment)
-        central = np.full((cl.n_clusters, max((len(c.central_indices) for c in cl.clusters), default=0)), -1,
-                          dtype=np.int64)
-        for c in cl.clusters:
-            central[c.cluster, :len(c.central_indices)] = order[np.asarray(c.central_indices, dtype=np.int64)]
-        clustering = describe_clusters(assignment, central, old_pred, classes, seed=cl.seed)
+        got = clusters_in_embedding_order(old_embedding, old_pred, classes)
+        clustering = describe_clusters(got["assignment"], got["central"], old_pred, classes, seed=int(got["seed"]))
         if progress is not None:
             progress("clustering the old embeddings", 1, 1)
     if metadata is None and clustering is None:

@@ -303,7 +303,7 @@ def test_the_clusters_are_cached_on_disk_under_the_comparisons_key(tmp_path, mon
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
     first = compare_sources(OLD_CSV, NEW_CSV).regression_slices
-    monkeypatch.setattr(comparison, "embedding_clusters", lambda *a, **k: pytest.fail("clustered again"))
+    monkeypatch.setattr(comparison, "clusters_in_embedding_order", lambda *a, **k: pytest.fail("clustered again"))
     again = compare_sources(OLD_CSV, NEW_CSV).regression_slices
     assert np.array_equal(first.clustering.assignment, again.clustering.assignment)
     assert [(c.title, c.central_indices) for c in first.clustering.clusters] == [

@@ -904,6 +904,31 @@ def embedding_clusters(
     return describe_clusters(renumber[raw], central, y, names, seed=int(seed))
 
 
+def clusters_in_embedding_order(embedding: Any, labels: Any, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """:func:`embedding_clusters` fitted with the rows in the lexicographic order of their embeddings, mapped back.
+
+    k-means depends on the order of its rows: fitting in an order given by the embeddings
+    themselves makes the same images give the same clusters whatever their row order or ids
+    (a folder, a manifest, a table, a DataLoader).
+
+    Returns
+    -------
+    dict
+        ``assignment`` (N,) each row's cluster, ``central`` (k, :data:`N_CENTRAL`) each
+        cluster's central rows padded with -1, ``seed``: what :func:`describe_clusters`
+        takes (and what a disk cache stores).
+    """
+    emb = np.asarray(embedding)
+    order = np.lexsort(emb.T[::-1]) if emb.ndim == 2 and emb.shape[1] else np.arange(len(emb))
+    cl = embedding_clusters(emb[order], np.asarray(labels)[order], class_names)
+    assignment = np.empty(len(order), dtype=np.int64)
+    assignment[order] = np.asarray(cl.assignment)
+    central = np.full((cl.n_clusters, N_CENTRAL), -1, dtype=np.int64)
+    for c in cl.clusters:
+        central[c.cluster, :len(c.central_indices)] = order[np.asarray(c.central_indices, dtype=np.int64)]
+    return {"assignment": assignment, "central": central, "seed": np.array(cl.seed)}
+
+
 def describe_clusters(assignment: Any, central: Any, labels: Any, class_names: Sequence[str], *,
                       seed: int = 0) -> Clustering:
     """A :class:`Clustering` from each sample's cluster and each cluster's central samples.
