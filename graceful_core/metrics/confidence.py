@@ -107,11 +107,12 @@ def _exp_shifted(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return m.astype(np.float64), chunk.sum(axis=1, dtype=np.float64)
 
 
-def softmax(scores: Any, kind: str = "logits") -> np.ndarray:
-    """Class probabilities ``[N, K]`` (float32) of class scores, in row chunks.
+def softmax(scores: Any, kind: str = "logits", dtype: Any = np.float32) -> np.ndarray:
+    """Class probabilities ``[N, K]`` of class scores, in row chunks (float32, or ``dtype``).
 
     For logits ``p_i(c) = exp(s_{i,c} - m_i) / Σ_k exp(s_{i,k} - m_i)`` with ``m_i = max_k s_{i,k}``
-    (stable); probabilities are returned as given.
+    (stable); probabilities are returned as given. ``dtype=np.float64`` computes in float64
+    too, which keeps distinct logits distinct after the softmax (the what-if remedies need it).
 
     Examples
     --------
@@ -122,10 +123,11 @@ def softmax(scores: Any, kind: str = "logits") -> np.ndarray:
         raise ValueError(f"kind must be 'logits' or 'probs', got {kind!r}")
     s = _check_scores(scores)
     if kind == "probs":
-        return np.asarray(s, dtype=np.float32)
-    out = np.empty(s.shape, dtype=np.float32)
+        return np.asarray(s, dtype=dtype)
+    out = np.empty(s.shape, dtype=dtype)
+    work = np.float32 if s.dtype == np.float32 and out.dtype == np.float32 else np.float64
     for rows in _row_chunks(*s.shape):
-        chunk = np.array(s[rows], dtype=np.float32 if s.dtype == np.float32 else np.float64)
+        chunk = np.array(s[rows], dtype=work)
         _raise_if_not_finite(chunk, "scores")
         _, total = _exp_shifted(chunk)
         out[rows] = chunk / total[:, None]

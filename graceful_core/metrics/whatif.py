@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graceful_core.metrics.confidence import softmax
 from graceful_core.metrics.significance import wilson_interval
 from graceful_core.vocabulary import percent
 
@@ -536,23 +537,13 @@ def recommend(
 
 # --------------------------------------------------------------------------- the whole report
 def probabilities64(scores: Any, kind: str | None) -> np.ndarray:
-    """Class probabilities in float64 (softmax of logits in row chunks; probabilities as given).
+    """Class probabilities in float64 (:func:`~graceful_core.metrics.confidence.softmax` of logits in float64;
+    probabilities as given; ``kind`` None means logits).
 
     float64 keeps distinct logits distinct after the softmax, so the mixing curve's ends
     equal the models' own argmax predictions.
     """
-    s = np.asarray(scores)
-    if kind == "probs":
-        return s.astype(np.float64)
-    out = np.empty(s.shape, np.float64)
-    step = _row_step(s.shape[1]) if s.ndim == 2 else 1
-    for a in range(0, s.shape[0], step):
-        c = out[a:a + step]
-        c[...] = s[a:a + step]
-        c -= c.max(axis=1, keepdims=True)
-        np.exp(c, out=c)
-        c /= c.sum(axis=1, keepdims=True)
-    return out
+    return softmax(scores, "probs" if kind == "probs" else "logits", dtype=np.float64)
 
 
 @dataclass(frozen=True)
