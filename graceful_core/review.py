@@ -64,11 +64,13 @@ BUSY_TIMEOUT_S = 30.0
 
 
 @contextmanager
-def _connect(db: str | os.PathLike | None):
+def connect(db: str | os.PathLike | None, extra_schema: str = ""):
     """A connection in autocommit mode with WAL journaling and a busy timeout.
 
     WAL lets readers proceed while one writer commits; the busy timeout makes a second
-    writer wait for the first one's transaction instead of failing at once.
+    writer wait for the first one's transaction instead of failing at once. The review's
+    tables exist on return, and those of ``extra_schema`` (``CREATE … IF NOT EXISTS``
+    statements of another record kept in the same file, e.g. the flip verdicts).
     """
     path = Path(db) if db is not None else default_db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,15 +78,15 @@ def _connect(db: str | os.PathLike | None):
     try:
         con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         con.execute("PRAGMA journal_mode=WAL")
-        con.executescript(_SCHEMA)
+        con.executescript(_SCHEMA + extra_schema)
         yield con
     finally:
         con.close()
 
 
-def _write(db, sql: str, params: tuple) -> None:
-    """Run one INSERT in its own ``BEGIN IMMEDIATE`` transaction (rolled back on error)."""
-    with _connect(db) as con:
+def write(db, sql: str, params: tuple, extra_schema: str = "") -> None:
+    """Run one INSERT in its own ``BEGIN IMMEDIATE`` transaction (rolled back on error); see :func:`connect`."""
+    with connect(db, extra_schema) as con:
         con.execute("BEGIN IMMEDIATE")
         try:
             con.execute(sql, params)
@@ -105,7 +107,7 @@ def set_status(key: str, status: str, *, author: str = "", db: str | os.PathLike
     _check_key(key)
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-    _write(db, "INSERT INTO status (key, status, author, at) VALUES (?, ?, ?, ?)", (key, status, author, time.time()))
+    write(db, "INSERT INTO status (key, status, author, at) VALUES (?, ?, ?, ?)", (key, status, author, time.time()))
 
 
 def add_note(key: str, text: str, *, author: str = "", db: str | os.PathLike | None = None) -> None:
@@ -122,7 +124,7 @@ def add_note(key: str, text: str, *, author: str = "", db: str | os.PathLike | N
         raise ValueError("an empty note")
     if len(text) > MAX_NOTE_CHARS:
         raise ValueError(f"a note of {len(text)} characters; at most {MAX_NOTE_CHARS} are kept")
-    _write(db, "INSERT INTO note (key, text, author, at) VALUES (?, ?, ?, ?)", (key, text, author, time.time()))
+    write(db, "INSERT INTO note (key, text, author, at) VALUES (?, ?, ?, ?)", (key, text, author, time.time()))
 
 
 def get_review(key: str, *, db: str | os.PathLike | None = None) -> Review:
@@ -133,7 +135,7 @@ def get_review(key: str, *, db: str | os.PathLike | None = None) -> Review:
     depend on the writers' clocks).
     """
     _check_key(key)
-    with _connect(db) as con:
+    with connect(db) as con:
         row = con.execute(
             "SELECT status, author, at FROM status WHERE key = ? ORDER BY rowid DESC LIMIT 1", (key,)
         ).fetchone()

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from graceful_core.metrics.significance import wilson_interval
-from graceful_core.review import MAX_NOTE_CHARS, _connect, _write
+from graceful_core.review import MAX_NOTE_CHARS, connect, write
 from graceful_core.vocabulary import FLIP_VERDICTS
 
 __all__ = ["FlipVerdict", "VerdictCounts", "set_verdict", "clear_verdict", "get_verdicts", "verdict_counts",
@@ -69,11 +69,6 @@ class FlipVerdict:
                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at))}
 
 
-def _ensure_schema(db: str | os.PathLike | None) -> None:
-    with _connect(db) as con:
-        con.executescript(_SCHEMA)
-
-
 def _check(key: object, sample_id: object) -> tuple[str, str]:
     if not isinstance(key, str) or not key:
         raise ValueError("a verdict needs the comparison's key (a non-empty string)")
@@ -102,25 +97,22 @@ def set_verdict(key: str, sample_id: str, verdict: str, *, note: str = "", corre
     if len(note) > MAX_NOTE_CHARS:
         raise ValueError(f"a note of {len(note)} characters; at most {MAX_NOTE_CHARS} are kept")
     corrected = (corrected_label or "").strip() if verdict == "label wrong" else ""
-    _ensure_schema(db)
-    _write(db, "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)", (key, sample_id, verdict, corrected, note, author, time.time()))
+    write(db, "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)", (key, sample_id, verdict, corrected, note, author, time.time()), _SCHEMA)
 
 
 def clear_verdict(key: str, sample_id: str, *, author: str = "", db: str | os.PathLike | None = None) -> None:
     """Withdraw the verdict on ``sample_id`` (an empty row: the history stays)."""
     _check(key, sample_id)
-    _ensure_schema(db)
-    _write(db, "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
-               "VALUES (?, ?, '', '', '', ?, ?)", (key, sample_id, author, time.time()))
+    write(db, "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
+              "VALUES (?, ?, '', '', '', ?, ?)", (key, sample_id, author, time.time()), _SCHEMA)
 
 
 def get_verdicts(key: str, *, db: str | os.PathLike | None = None) -> dict[str, FlipVerdict]:
     """Sample id -> its current verdict (the latest committed row; cleared ones left out)."""
     if not isinstance(key, str) or not key:
         raise ValueError("verdicts need the comparison's key (a non-empty string)")
-    _ensure_schema(db)
-    with _connect(db) as con:
+    with connect(db, _SCHEMA) as con:
         rows = con.execute("SELECT sample_id, verdict, corrected_label, note, author, at FROM flip_verdict "
                            "WHERE key = ? ORDER BY rowid", (key,)).fetchall()
     latest: dict[str, tuple] = {}
@@ -131,8 +123,7 @@ def get_verdicts(key: str, *, db: str | os.PathLike | None = None) -> dict[str, 
 
 def verdict_signature(key: str, *, db: str | os.PathLike | None = None) -> tuple[int, float]:
     """(rows, latest time) of the verdicts of ``key``: changes whenever a verdict is written."""
-    _ensure_schema(db)
-    with _connect(db) as con:
+    with connect(db, _SCHEMA) as con:
         n, at = con.execute("SELECT COUNT(*), MAX(at) FROM flip_verdict WHERE key = ?", (key,)).fetchone()
     return int(n), float(at or 0.0)
 
