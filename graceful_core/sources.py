@@ -400,7 +400,7 @@ def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: I
         per_slice=None if r.slices is None else per_slice_from_sums(r.slices),
         compatibility_reason=STREAMED_NO_CROSS_TEST if r.embeddings_skipped else None,
         label_issues_reason=STREAMED_NO_LABEL_ISSUES,
-        # regression_slices (issue 13) are computed from per-sample arrays and metadata, which a streamed
+        # regression_slices are computed from per-sample arrays and metadata, which a streamed
         # comparison does not hold: None here. Metadata-only slices could be tested from the per-slice sums
         # (r.slices: support and flips per slice value) when that analysis accepts counts.
         dropped_ids=r.dropped_ids,
