@@ -375,16 +375,21 @@ def test_a_pt2_upload_is_a_model_like_the_others(sample_spec, tmp_path):
     assert list(at.multiselect(key="w_versions").value) == ["old.pt (uploaded)", "new.pt2 (uploaded)"]
 
 
-def test_a_manifest_and_its_images_through_the_page(sample_spec, report):
-    imgs = _images(sample_spec)
-    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
-                             "label": [n.split("/")[0] for n, _ in imgs]})
+
+def _upload_models_and_manifest(sample_spec, manifest: pd.DataFrame, imgs):
+    """The Choose-inputs page with the sample's two models, ``manifest`` and a zip of its images uploaded."""
     at = run_app(page="inputs_page.py")
     old, new = _models(sample_spec)
     at.file_uploader(key="up_old").upload(old.name, old.data)
     at.file_uploader(key="up_new").upload(new.name, new.data)
     at.file_uploader(key="up_data").upload("manifest.csv", manifest.to_csv(index=False).encode())
-    at.file_uploader(key="up_images").upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])).run()
+    return at.file_uploader(key="up_images").upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])).run()
+
+def test_a_manifest_and_its_images_through_the_page(sample_spec, report):
+    imgs = _images(sample_spec)
+    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
+                             "label": [n.split("/")[0] for n, _ in imgs]})
+    at = _upload_models_and_manifest(sample_spec, manifest, imgs)
     text = _texts(at)
     assert not at.error and "**manifest.csv**" in text and f"zip of {len(imgs)} files" in text
     at.button(key="btn_compare").click().run()
@@ -419,12 +424,7 @@ def test_a_dataset_that_fails_at_compare_loses_its_check_mark(sample_spec):
     imgs = _images(sample_spec)
     # no label column: the manifest is read, and fails, only at Compare (with its images)
     manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs]})
-    at = run_app(page="inputs_page.py")
-    old, new = _models(sample_spec)
-    at.file_uploader(key="up_old").upload(old.name, old.data)
-    at.file_uploader(key="up_new").upload(new.name, new.data)
-    at.file_uploader(key="up_data").upload("manifest.csv", manifest.to_csv(index=False).encode())
-    at.file_uploader(key="up_images").upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])).run()
+    at = _upload_models_and_manifest(sample_spec, manifest, imgs)
     assert not at.error and ":material/check_circle: **manifest.csv**" in _texts(at)  # control: checked so far
     at.button(key="btn_compare").click().run()
     assert at.title[0].value == "Overview" and at.error  # the comparison fails while it runs
