@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graceful_core.jsonable import json_clean
 from graceful_core.metrics.confidence import softmax
 from graceful_core.metrics.significance import wilson_interval
 from graceful_core.vocabulary import percent
@@ -138,12 +139,8 @@ class WhatIfPoint:
         lo, hi = self.negative_flip_rate_ci95
         return {**({k: float(v) for k, v in self.params.items()} if with_params else {}),
                 "negative_flips": int(self.negative_flips), "positive_flips": int(self.positive_flips),
-                "negative_flip_rate": _num(self.negative_flip_rate), "negative_flip_rate_ci95": [_num(lo), _num(hi)],
-                "error_rate": _num(self.error_rate), "n_samples": int(self.n_samples), "cost_models": int(self.cost)}
-
-
-def _num(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+                "negative_flip_rate": json_clean(self.negative_flip_rate), "negative_flip_rate_ci95": [json_clean(lo), json_clean(hi)],
+                "error_rate": json_clean(self.error_rate), "n_samples": int(self.n_samples), "cost_models": int(self.cost)}
 
 
 def _check_probs(p: Any, name: str) -> np.ndarray:
@@ -361,7 +358,7 @@ class FoldChoice:
     def to_json(self) -> dict[str, Any]:
         return {"chosen_on": self.chosen_on, "reported_on": self.reported_on, "method": self.point.method,
                 **{k: float(v) for k, v in self.point.params.items()},
-                "held_out": self.point.to_json(), "new_error_rate": _num(self.new_error_rate),
+                "held_out": self.point.to_json(), "new_error_rate": json_clean(self.new_error_rate),
                 "new_negative_flips": int(self.new_negative_flips)}
 
 
@@ -435,7 +432,7 @@ class Recommendation:
                                "held_out": p.to_json(with_params=False),
                                "new_held_out": self.new.to_json(with_params=False),
                                "negative_flips_change": int(p.negative_flips - self.new.negative_flips),
-                               "error_rate_change": _num(p.error_rate - self.new.error_rate),
+                               "error_rate_change": json_clean(p.error_rate - self.new.error_rate),
                                "sentence": self.sentence()}
         if self.folds:
             out["folds"] = [f.to_json() for f in self.folds]
@@ -603,8 +600,8 @@ class WhatIfReport:
     def to_json(self) -> dict[str, Any]:
         n = self.n_samples
         return {"n_samples": n,
-                "old_error_rate": _num(self.old_errors / n if n else math.nan),
-                "new_error_rate": _num(self.new_errors / n if n else math.nan),
+                "old_error_rate": json_clean(self.old_errors / n if n else math.nan),
+                "new_error_rate": json_clean(self.new_errors / n if n else math.nan),
                 "new_negative_flips": int(self.new_negative_flips),
                 "mixing": [p.to_json() for p in self.mixing],
                 "gating": [p.to_json() for p in self.gating],
