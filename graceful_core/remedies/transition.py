@@ -83,13 +83,13 @@ def _program_module(model: Model) -> nn.Module:
     """A traceable module of a TorchScript or ``.pt2`` file (forward gives logits or (logits, embedding))."""
     from graceful_core.models.pt2 import Pt2Model
     from graceful_core.models.torchscript import TorchScriptModel
-    from graceful_core.training.export import _export_program, _FixedMode
+    from graceful_core.training.export import FixedMode, export_program
 
-    # An exported program's module cannot switch modes (the ONNX exporter tries): _FixedMode stops train() there.
+    # An exported program's module cannot switch modes (the ONNX exporter tries): FixedMode stops train() there.
     if isinstance(model, Pt2Model):
-        return _FixedMode(model.program.module())
+        return FixedMode(model.program.module())
     if isinstance(model, TorchScriptModel):
-        return _FixedMode(_export_program(model.module, model.info).module())
+        return FixedMode(export_program(model.module, model.info).module())
     raise InputError(model.path, "--export needs TorchScript (.pt) or torch.export (.pt2) model files "
                                  "(an ONNX model cannot be embedded in another model)")
 
@@ -118,9 +118,9 @@ def export_remedy(old: Model, new: Model, method: str, params: Mapping[str, floa
 
         module = interpolation_module(old, new, float(params["alpha"]))
         if not isinstance(module, torch.jit.ScriptModule):  # a .pt2 program's module: its mode is fixed
-            from graceful_core.training.export import _FixedMode
+            from graceful_core.training.export import FixedMode
 
-            module = _FixedMode(module)
+            module = FixedMode(module)
         info = dataclasses.replace(old.info, name=TRANSITION_NAME)
         what = f"the interpolated model (alpha {params['alpha']:g})"
     else:

@@ -179,14 +179,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo | dic
     atomic_write_bytes(path, proto.SerializeToString())
 
 
-class _FixedMode(nn.Module):
+class FixedMode(nn.Module):
     """Holds a module whose mode cannot change (``ExportedProgram.module()``): ``train()`` stops here."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
 
-    def train(self, mode: bool = True) -> _FixedMode:
+    def train(self, mode: bool = True) -> FixedMode:
         self.training = mode
         return self
 
@@ -194,7 +194,8 @@ class _FixedMode(nn.Module):
         return self.inner(x)
 
 
-def _export_program(model: nn.Module, info: ModelInfo):
+def export_program(model: nn.Module, info: ModelInfo):
+    """The ``torch.export`` program of ``model`` (a TorchScript model is converted first), batch dimension dynamic."""
     example = torch.zeros((2, *info.input_size), dtype=torch.float32)
     if isinstance(model, torch.jit.ScriptModule):
         from torch._export.converter import TS2EPConverter  # torch's TorchScript -> ExportedProgram converter
@@ -239,7 +240,7 @@ def save_pt2(module: nn.Module, info: ModelInfo | dict, path: str | os.PathLike)
     text = info_json(info)
     check_class_count(module, info)
     with eval_mode(module), quiet_torch_export():
-        ep = _export_program(module, info)
+        ep = export_program(module, info)
     buf = io.BytesIO()
     torch.export.save(ep, buf, extra_files={_INFO_FILE: text})
     atomic_write_bytes(path, buf.getvalue())
@@ -289,7 +290,7 @@ def convert_model_file(src: str | os.PathLike, to: str, out: str | os.PathLike) 
                 g.write(f.read())
         elif isinstance(model, Pt2Model):
             if to == "onnx":
-                export_onnx(_FixedMode(model.module), out, model.info)
+                export_onnx(FixedMode(model.module), out, model.info)
             else:
                 _resave_pt2(model.program, model.info, out)
         elif isinstance(model, TorchScriptModel):
