@@ -1,6 +1,6 @@
 """Mitigation experiment: do focal distillation and BCT reduce regressions on real data?
 
-    python scripts/experiment_mitigation.py --dataset fashion       # Fashion-MNIST, writes results/mitigation-fashion.*
+    python scripts/experiment_mitigation.py --dataset fashion       # Fashion-MNIST on 2,000 photos, results/mitigation-fashion-2000.*
     python scripts/experiment_mitigation.py [--sweep]               # digits (the first experiment), results/mitigation.*
     python scripts/experiment_mitigation.py --quick --out DIR [--subset 200]            # tests
     python scripts/experiment_mitigation.py --dataset fashion --quick --fashion-dir D --out DIR
@@ -91,21 +91,6 @@ FAMILIES: dict[str, dict] = {
     "focal, old-right only (α 0, β 6)": {"method": "focal-distillation", "alpha": 0.0, "beta": 6.0},
 }
 LAMBDAS = (0.1, 0.25, 0.5, 1.0)
-#: ``--field-settings``: the λ families at the settings of the reference implementations: focal distillation as
-#: the PCT reference code trains it (KL at temperature 100 times T², α 1, β 5) next to the T = 1 used so far, and
-#: logit difference inhibition toward the old model (ELODI's reference code: margin 0.5, p 2).
-FIELD_FAMILIES: dict[str, dict] = {
-    "focal (α 1, β 5)": FAMILIES["focal (α 1, β 5)"],
-    "focal, reference (α 1, β 5, T 100)": {"method": "focal-distillation", "alpha": 1.0, "beta": 5.0,
-                                          "temperature": 100.0},
-    "ldi (margin 0.5, p 2)": {"method": "ldi", "margin": 0.5, "p": 2.0},
-}
-#: ``--field-settings``: a λ grid reaching small λ (distillation trades flips for error at large λ).
-FIELD_LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0)
-#: ``--field-settings``: training images per class (20,000 in all) and seeds.
-FIELD_PER_CLASS, FIELD_SEEDS = 2000, 3
-
-
 def fashion_methods(lambdas: tuple[float, ...], families: dict[str, dict] = FAMILIES) -> dict[str, dict]:
     """plain, each family at each λ, BCT (λ 1): name -> train_model keyword arguments."""
     out = {"plain": {"method": "plain"}}
@@ -589,11 +574,7 @@ def markdown_fashion(config: dict, summary: dict, raw: dict, selection: dict, el
         f"- Per seed ({seeds} seeds): old = `{FASHION_OLD_ARCH}` ({config['epochs_old']} epochs); every new method = "
         f"`{FASHION_NEW_ARCH}` ({config['epochs']} epochs, Adam, cosine decay, batch {config['batch_size']}), **the same "
         "initialisation seed for every method** (paired), the seed's old model as teacher / frozen head.",
-        ("- Methods: plain (cross-entropy); focal distillation with the paper's α = 1, β = 5 (Yan et al., CVPR 2021) at "
-         "temperature 1 and at the PCT reference code's temperature 100 (KL times T²); logit difference inhibition "
-         "toward the old model (margin 0.5, p 2, as ELODI's reference code); each over λ ∈ "
-         if config.get("field_settings") else
-         "- Methods: plain (cross-entropy); distill (KL to the old model on every image, β = 0); focal distillation with "
+        ("- Methods: plain (cross-entropy); distill (KL to the old model on every image, β = 0); focal distillation with "
          "the paper's α = 1, β = 5 (Yan et al., CVPR 2021); the variant that distills only where the old model is right "
          "(α = 0, β = 6: the paper's weight there, none elsewhere); each over λ ∈ ")
         + f"{{{', '.join(f'{v:g}' for v in config['lambdas'])}}}; BCT (Shen et al., CVPR 2020, λ = 1).",
@@ -725,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["digits", "fashion"], default="digits")
-    parser.add_argument("--seeds", type=int, default=None, help="default 5 (--field-settings: 3)")
+    parser.add_argument("--seeds", type=int, default=None, help="default 5")
     parser.add_argument("--folds", type=int, default=5, help="digits: cross-validation folds")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of every new model (digits 30, fashion 12)")
     parser.add_argument("--epochs-old", type=int, default=None, help="epochs of the old model (digits 6, fashion 2)")
@@ -734,32 +715,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-fraction", type=float, default=1.0,
                         help="digits: train old and new models on this stratified share of each fold's training images")
     parser.add_argument("--per-class", type=int, default=None,
-                        help=f"fashion: training images per class (fixed subset; default {FashionSetup.per_class}, "
-                             f"--field-settings {FIELD_PER_CLASS})")
+                        help=f"fashion: training images per class (fixed subset; default {FashionSetup.per_class})")
     parser.add_argument("--lambdas", type=float, nargs="+", default=None,
-                        help=f"fashion: the λ grid (default {list(LAMBDAS)}, --field-settings {list(FIELD_LAMBDAS)})")
+                        help=f"fashion: the λ grid (default {list(LAMBDAS)})")
     parser.add_argument("--equal-error", type=float, default=0.005,
                         help="fashion: λ choice keeps the validation error within plain's + this (0.005 = half a point)")
     parser.add_argument("--fashion-dir", type=Path, default=None, help="fashion: folder of the IDX files")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "experiment_mitigation",
                         help="fashion: cache of finished trainings")
     parser.add_argument("--no-png", action="store_true", help="fashion: do not render the trade-off picture")
-    parser.add_argument("--field-settings", action="store_true",
-                        help=f"fashion: the reference implementations' settings: {FIELD_PER_CLASS * 10:,} training images "
-                             f"and {FIELD_SEEDS} seeds unless given, λ grid {list(FIELD_LAMBDAS)} unless given, focal "
-                             "distillation at T 1 and T 100 and LDI (default name mitigation-fashion-field)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets (for tests)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--name", default=None, help="output files <out>/<name>.md/.json (default mitigation[-fashion])")
     args = parser.parse_args(argv)
-    field = args.field_settings and args.dataset == "fashion"
     if args.seeds is None:
-        args.seeds = FIELD_SEEDS if field else 5
+        args.seeds = 5
     if args.per_class is None:
-        args.per_class = FIELD_PER_CLASS if field else FashionSetup.per_class
+        args.per_class = FashionSetup.per_class
     if args.lambdas is None:
-        args.lambdas = list(FIELD_LAMBDAS if field else LAMBDAS)
+        args.lambdas = list(LAMBDAS)
     if args.seeds < 2:
         parser.error("need --seeds >= 2")
     if args.dataset == "fashion":
@@ -823,14 +798,14 @@ def main_fashion(args: argparse.Namespace, argv: list[str]) -> int:
     if args.quick:
         setup = FashionSetup(per_class=min(args.per_class, 4), val_per_class=3, seeds=2, epochs=1, epochs_old=1)
         lambdas = lambdas[:2]
-    families = FIELD_FAMILIES if args.field_settings else FAMILIES
+    families = FAMILIES
     methods = fashion_methods(lambdas, families)
-    name = args.name or ("mitigation-fashion-field" if args.field_settings else "mitigation-fashion")
+    name = args.name or "mitigation-fashion-2000"
     config = {"dataset": "fashion", "seeds": setup.seeds, "per_class": setup.per_class,
               "val_per_class": setup.val_per_class, "epochs": setup.epochs, "epochs_old": setup.epochs_old,
               "batch_size": setup.batch_size, "lambdas": list(lambdas), "equal_error": args.equal_error,
               "methods": methods, "argv": argv, "jobs": args.jobs, "old_arch": FASHION_OLD_ARCH,
-              "new_arch": FASHION_NEW_ARCH, "field_settings": bool(args.field_settings)}
+              "new_arch": FASHION_NEW_ARCH}
     t0 = time.perf_counter()
     try:
         raw = run_fashion(src=src, setup=setup, methods=methods, jobs=max(1, args.jobs), cache=args.cache)

@@ -264,7 +264,8 @@ class Run:
     keyword arguments (``method``, ``epochs``, ``seed``, ``lam``, ...); ``old`` names the run
     whose model is the old model (distillation logits, or the frozen head for BCT); ``init``
     names the run whose weights the training starts from (a warm start, same architecture)
-    instead of a random initialisation.
+    instead of a random initialisation; ``refs`` names the reference runs of ELODI (the new
+    model is held to the mean of their logits).
     """
 
     name: str
@@ -273,10 +274,11 @@ class Run:
     train: dict = field(default_factory=dict)
     old: str | None = None
     init: str | None = None
+    refs: tuple[str, ...] = ()
 
     def depends_on(self) -> tuple[str, ...]:
-        """The runs that must be trained before this one (its old model, its initial weights)."""
-        return tuple(dict.fromkeys(n for n in (self.old, self.init) if n is not None))
+        """The runs that must be trained before this one (its old model, its initial weights, its references)."""
+        return tuple(dict.fromkeys(n for n in (self.old, self.init, *self.refs) if n is not None))
 
     def config(self) -> dict:
         return {"arch": self.arch, "data": self.data, "train": dict(sorted(self.train.items()))}
@@ -295,8 +297,9 @@ def run_keys(runs: dict[str, Run], data_keys: dict[str, str], fixed: dict[str, s
             r = runs[name]
             old = key(r.old) if r.old else ""
             init = ("init", key(r.init)) if r.init else ()  # absent for the other runs: their keys stay
+            refs = ("refs", *(key(n) for n in r.refs)) if r.refs else ()
             keys[name] = make_key("fashion-run-v1", torch.__version__, json.dumps(r.config(), sort_keys=True),
-                                  data_keys[r.data], old, *init)
+                                  data_keys[r.data], old, *init, *refs)
         return keys[name]
 
     for n in runs:
@@ -369,6 +372,8 @@ def train_run(task: dict) -> dict:
         kw["old_model"] = load_weights(task["old_arch"], Path(task["old_path"]))
     if task.get("init_path") is not None:
         kw["init_from"] = torch.load(task["init_path"], map_location="cpu", weights_only=True)
+    if task.get("ref_paths"):
+        kw["reference_models"] = [load_weights(a, Path(q)) for a, q in zip(task["ref_archs"], task["ref_paths"], strict=True)]
     model = train_model(task["arch"], X, y, num_classes=len(FASHION_CLASSES),
                         embedding_dim=None if kw.get("method") == "bct" else EMBEDDING_DIM, **kw)
     path = Path(task["path"])
@@ -414,6 +419,8 @@ def run_all(runs: dict[str, Run], keys: dict[str, str], cache: Path, make_task: 
                 else:
                     task |= {"old_arch": None, "old_path": None}
                 task["init_path"] = None if runs[n].init is None else str(paths[runs[n].init])
+                task["ref_paths"] = [str(paths[m]) for m in runs[n].refs]
+                task["ref_archs"] = [runs[m].arch for m in runs[n].refs]
                 todo.discard(n)
                 log(f"  {n}: queued ({runs[n].arch}, {runs[n].data}, {runs[n].train})")
                 if pool is None:

@@ -108,7 +108,7 @@ def test_quick_fashion_run_on_a_tiny_idx(tmp_path):
     args = ["--dataset", "fashion", "--quick", "--fashion-dir", str(src), "--jobs", "1", "--out", str(out),
             "--cache", str(tmp_path / "cache"), "--lambdas", "0.5", "1", "--no-png"]
     assert exp.main(args) == 0
-    payload = json.loads((out / "mitigation-fashion.json").read_text())
+    payload = json.loads((out / "mitigation-fashion-2000.json").read_text())
     assert payload["n_samples"] == 30 and payload["n_train"] == 40
     names = list(payload["summary"])
     assert names[0] == "plain" and names[-1] == "bct (λ 1)" and len(names) == 1 + 3 * 2 + 1
@@ -120,30 +120,9 @@ def test_quick_fashion_run_on_a_tiny_idx(tmp_path):
     for name, s in payload["summary"].items():
         assert ("vs_plain" in s) == (name != "plain")
     assert set(payload["selection"]) == set(exp.FAMILIES)
-    md = (out / "mitigation-fashion.md").read_text()
+    md = (out / "mitigation-fashion-2000.md").read_text()
     assert "Choice of λ on the validation split" in md and "nan" not in md.lower()
     # A second run reads every training from the cache and writes the same numbers.
     assert exp.main(args) == 0
-    again = json.loads((out / "mitigation-fashion.json").read_text())
+    again = json.loads((out / "mitigation-fashion-2000.json").read_text())
     assert again["per_seed"] == payload["per_seed"]
-
-
-def test_quick_fashion_run_at_the_field_settings(tmp_path):
-    """--field-settings: focal distillation at T 1 and at the PCT reference code's T 100, and LDI, each over the λ
-    grid, chosen on validation; its own output name. (Tiny budgets: a smoke test of the protocol, no result.)"""
-    src = tmp_path / "idx"
-    write_tiny_fashion(src, train_per_class=10, test_per_class=3)
-    out = tmp_path / "out"
-    args = ["--dataset", "fashion", "--field-settings", "--quick", "--fashion-dir", str(src), "--jobs", "1",
-            "--out", str(out), "--cache", str(tmp_path / "cache"), "--lambdas", "0.01", "1", "--no-png"]
-    assert exp.main(args) == 0
-    payload = json.loads((out / "mitigation-fashion-field.json").read_text())
-    assert payload["config"]["field_settings"] is True
-    assert set(payload["selection"]) == set(exp.FIELD_FAMILIES)
-    methods = payload["config"]["methods"]
-    assert methods["focal, reference (α 1, β 5, T 100) λ=0.01"] == {
-        "method": "focal-distillation", "alpha": 1.0, "beta": 5.0, "temperature": 100.0, "lam": 0.01}
-    assert methods["ldi (margin 0.5, p 2) λ=1"] == {"method": "ldi", "margin": 0.5, "p": 2.0, "lam": 1.0}
-    assert len(payload["summary"]) == 1 + 3 * 2 + 1
-    md = (out / "mitigation-fashion-field.md").read_text()
-    assert "temperature 100" in md and "nan" not in md.lower()
