@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from graceful_core.errors import InputError
-from graceful_core.experiments import mitigation_headline
+from graceful_core.experiments import experiment_sentences
 from graceful_core.figures import epoch_curves, tradeoff_figure
 from graceful_core.samples import bundled_samples
 from graceful_core.training.update import WARM_START_LR, TrainParams
@@ -78,6 +78,8 @@ with st.container(border=True):
     st.radio("Sample", list(titles), format_func=titles.get, key="w_mit_sample", on_change=_on_sample,
              horizontal=True, disabled=busy,
              help="The bundled sample to train on: its old model, its training images, its test images.")
+    if sample.training_note:
+        st.caption(sample.training_note)
     c1, c2, c3 = st.columns(3)
     old = c1.selectbox("Old (deployed) model", models, index=_index(models, f"{sample.old}.pt"),
                        format_func=lambda p: p.name, key="mit_old",
@@ -293,16 +295,17 @@ if runs:
 
 exp = sample.experiment
 if exp is not None and exp.is_file():
-    st.subheader(f"What the 5-seed experiment on {sample.title} found")
-    st.caption("Trained from scratch on the experiment's own photos (its write-up states the setting), not warm-started "
-               "like the form above: its numbers are not the form's.")
+    st.subheader(f"What the committed experiment on {sample.title} found, over several seeds")
+    st.caption("New models trained from scratch in the experiment's own setting, settings chosen on validation and "
+               "reported on test (the write-up below states the protocol): not the form above, so its numbers are "
+               "not the form's.")
     try:
-        st.info("\n\n".join(mitigation_headline(exp).sentences()))
+        st.info("\n\n".join(experiment_sentences(exp)))
     except InputError as e:
         st.warning(f"{exp.name}: {e.message}")
     if exp.with_suffix(".png").is_file():
-        st.image(str(exp.with_suffix(".png")), caption="NFR vs error rate per method (mean ± std over seeds), "
-                 f"results/{exp.with_suffix('.png').name}")
+        st.image(str(exp.with_suffix(".png")), caption="NFR vs error of every setting (test photos, mean over seeds; "
+                 f"stars: chosen on validation), results/{exp.with_suffix('.png').name}")
     with st.expander(f"The whole write-up (results/{exp.with_suffix('.md').name})"):
         text = exp.with_suffix(".md").read_text() if exp.with_suffix(".md").is_file() else ""
-        st.markdown(text.replace(f"![NFR vs error rate]({exp.with_suffix('.png').name})", ""))
+        st.markdown(text.replace(f"![NFR vs error]({exp.with_suffix('.png').name})", ""))

@@ -454,28 +454,48 @@ def outputs(model: torch.nn.Module, X: torch.Tensor, batch: int = 1000) -> tuple
 # --------------------------------------------------------------------------- the configuration
 @dataclass(frozen=True)
 class PCSetting:
-    """Focal distillation's weights (Yan et al. 2021): ``lam * (alpha + beta * 1[old right]) * KL``."""
+    """new-pc's training objective: focal distillation (Yan et al. 2021), ``lam * (alpha + beta * 1[old right]) *
+    KL`` at ``temperature`` (times T²), or logit difference inhibition toward old (``method="ldi"``, Zhao et al. 2022:
+    ``lam * mean(max(|z_new - z_old| - margin, 0)^p)``)."""
 
     alpha: float
     beta: float
     lam: float
+    method: str = "focal-distillation"
+    temperature: float = 1.0
+    margin: float = 0.5
+    p: float = 2.0
 
     @property
     def paper(self) -> bool:
-        """The paper's alpha = 1, beta = 5 (only lambda varies)."""
-        return (self.alpha, self.beta) == (1.0, 5.0)
+        """The paper's alpha = 1, beta = 5 at temperature 1 (only lambda varies)."""
+        return self.method == "focal-distillation" and (self.alpha, self.beta, self.temperature) == (1.0, 5.0, 1.0)
 
     @property
     def label(self) -> str:
         """Key of the validation run (the paper's weights keep the short form)."""
-        return f"new-pc lam={self.lam:g}" if self.paper else f"new-pc alpha={self.alpha:g} beta={self.beta:g} lam={self.lam:g}"
+        if self.method == "ldi":
+            return f"new-pc ldi margin={self.margin:g} p={self.p:g} lam={self.lam:g}"
+        t = "" if self.temperature == 1.0 else f" T={self.temperature:g}"
+        return f"new-pc lam={self.lam:g}" if self.paper else \
+            f"new-pc alpha={self.alpha:g} beta={self.beta:g}{t} lam={self.lam:g}"
 
     @property
     def run_name(self) -> str:
-        return f"new-pc-lam{self.lam:g}" if self.paper else f"new-pc-a{self.alpha:g}b{self.beta:g}-lam{self.lam:g}"
+        if self.method == "ldi":
+            return f"new-pc-ldi-m{self.margin:g}p{self.p:g}-lam{self.lam:g}"
+        t = "" if self.temperature == 1.0 else f"-T{self.temperature:g}"
+        return f"new-pc-lam{self.lam:g}" if self.paper else f"new-pc-a{self.alpha:g}b{self.beta:g}{t}-lam{self.lam:g}"
 
     def train(self) -> dict:
-        return {"method": "focal-distillation", "alpha": self.alpha, "beta": self.beta, "lam": self.lam}
+        """``train_model`` keyword arguments (the keys of temperature 1 focal distillation are those of old builds, so
+        their cache keys stay)."""
+        if self.method == "ldi":
+            return {"method": "ldi", "margin": self.margin, "p": self.p, "lam": self.lam}
+        if self.method != "focal-distillation":
+            raise ValueError(f"new-pc trains focal distillation or ldi, not {self.method!r}")
+        t = {} if self.temperature == 1.0 else {"temperature": self.temperature}
+        return {"method": "focal-distillation", "alpha": self.alpha, "beta": self.beta, "lam": self.lam} | t
 
 
 @dataclass(frozen=True)
@@ -723,7 +743,7 @@ def update_fashion_models(out: Path, src: Path, cache: Path, names: list[str], c
         if not p.exists():
             raise InputError(p, "missing: build the whole sample first (build_sample_data.py --only fashion)")
     selection, summary = json.loads(sel_path.read_text()), json.loads(sum_path.read_text())
-    pc = PCSetting(**{k: float(selection["new_pc"][k]) for k in ("alpha", "beta", "lam")})
+    pc = PCSetting(**{k: v for k, v in selection["new_pc"].items() if k in PCSetting.__dataclass_fields__})
     fin = final_runs(cfg, pc, float(selection["new_bct"]["lambda"]))
     unknown = sorted(set(names) - set(fin))
     if unknown:

@@ -105,5 +105,11 @@ def test_quick_run_writes_a_report_whose_endpoints_equal_the_baselines(tmp_path)
             assert r["candidates"][r["chosen"]]["mean"]["val"]["negative_flip_rate"] == best
         else:
             assert r["chosen"] is None
+    trained = {f.name for f in ef.families(ef.QUICK) if f.needs_training and fams[f.name]["chosen"] is not None}
+    if trained:
+        val_nfr = {n: fams[n]["candidates"][fams[n]["chosen"]]["mean"]["val"]["negative_flip_rate"] for n in trained}
+        assert val_nfr[payload["best_single_model"]["family"]] == min(val_nfr.values())
+    else:
+        assert payload["best_single_model"] is None
     md = (out / "mitigation-fashion.md").read_text()
     assert "## Verdicts" in md and "nan" not in md.lower() and md.count("chosen on validation") >= 1
