@@ -589,11 +589,31 @@ def model_matrix_report(
     if should_stream(sources, stream):
         return model_matrix_streamed(sources, names, dataset, progress=progress)
     preds: list[Predictions] = []
-    for s in sources:
+    if dataset is not None and not any(is_table(s) for s in sources):
+        preds = _run_models_together(sources, dataset, progress=progress, use_cache=use_cache, device=device,
+                                     batch_size=batch_size)
+    for s in sources[len(preds):]:
         classes = list(preds[0].classes) if preds and is_table(s) else None
         preds.append(predictions_for(s, dataset, classes=classes, progress=progress, use_cache=use_cache,
                                      device=device, batch_size=batch_size))
     return model_matrix(preds, list(names), progress=progress)
+
+
+def _run_models_together(sources: Sequence[str | os.PathLike], dataset: ImageDataset, *,
+                         progress: StageProgress | None, use_cache: bool, device: str,
+                         batch_size: int) -> list[Predictions]:
+    """Every model file over ``dataset``, each image decoded once for all the models not cached yet
+    (:func:`graceful_core.inference.predict_together`: the same outputs and cache entries as one by one)."""
+    from graceful_core.inference import predict_together
+    from graceful_core.models.loader import load_model
+
+    for s in sources:
+        if not os.path.exists(s):
+            raise InputError(os.fspath(s), "no such file")
+    models = [load_model(os.fspath(s), device=device) for s in sources]
+    cbs = [(lambda done, total, name=Path(s).name: progress(name, done, total)) if progress else None
+           for s in sources]
+    return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
 
 
 def _cell(x: float | None, w: int) -> str:
