@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from graceful_core.figures import COLOUR_BY, joint_embedding_figure, selected_ids, side_by_side_embedding_figure
+from graceful_core.projection_store import SAMPLED_POINTS
 from graceful_core.vocabulary import METRICS
 from graceful_ui import store
 from graceful_ui.fmt import md
@@ -15,9 +16,6 @@ from graceful_ui.widgets import require_comparison, require_per_sample
 
 ss = st.session_state
 MAX_SELECTED = 24
-#: Points (old and new together) of the first map of a large comparison: a fixed-seed sample of half as many
-#: images, drawn within seconds; "Show all" projects every image (slower once, then cached).
-SAMPLED_POINTS = 4_000
 
 st.title("Embeddings")
 spec, comp = require_comparison()
@@ -89,8 +87,8 @@ show_all = large and st.toggle(f"Show all {comp.n_samples:,} images", key="w_emb
                                help=f"The map shows a fixed random sample of {SAMPLED_POINTS // 2:,} images so that it "
                                "is drawn quickly. All images: one slower UMAP fit (about a minute on 2 cores for "
                                "10,000 images), then cached.")
-with st.spinner("Fitting UMAP... the first projection after a server start compiles numba code and can take "
-                "half a minute; later ones are fast and cached."):
+with st.spinner("Drawing the map... (the bundled pair's maps are precomputed; another pair's first UMAP fit takes "
+                "up to a minute or two on 2 cores, then it is cached)"):
     proj = store.projection(comp, kind, None if show_all or not large else SAMPLED_POINTS)
 if proj.subsampled:
     st.caption(f"A fixed random sample of {len(proj.indices):,} of the {comp.n_samples:,} images is shown"

@@ -22,8 +22,10 @@ from graceful_core import cache
 from graceful_core.comparison import Comparison, row_key
 from graceful_core.errors import InputError
 from graceful_core.projection import ProjectionResult, joint_umap, separate_umap
+from graceful_core.projection_store import precomputed_projection
 from graceful_core.sources import predictions_for
 from graceful_core.views import class_subset, nearest_neighbours, neighbour_candidates, probabilities_for
+from graceful_core.vocabulary import StageProgress
 
 __all__ = ["class_probabilities", "projection", "Neighbours", "neighbours", "PROJECTIONS",
            "MAX_PIXEL_CANDIDATES", "PIXEL_SIDE"]
@@ -74,13 +76,17 @@ def class_probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray
     return tuple(got[s] if bool(got[f"{s}_present"]) else None for s in ("old", "new"))  # type: ignore[return-value]
 
 
-def projection(comp: Comparison, kind: str, max_points: int | None = None) -> ProjectionResult:
+def projection(comp: Comparison, kind: str, max_points: int | None = None,
+               progress: StageProgress | None = None) -> ProjectionResult:
     """The 2-D UMAP layout of both embeddings: ``"joint"`` (one shared map) or ``"separate"``.
 
     :func:`graceful_core.projection.joint_umap` / :func:`~graceful_core.projection.separate_umap`
     with their defaults (fixed seed), cached on disk under the comparison's key.
     ``max_points`` (old and new points together) caps the layout at a fixed-seed subset of
     ``max_points // 2`` images (None: the projection's own default, 20,000 points).
+    Before fitting, a map precomputed for the same embeddings and settings (the bundled
+    sample's, :func:`graceful_core.projection_store.find_map`) is used. ``progress`` gets
+    the fit's stages (:func:`~graceful_core.projection.joint_umap`).
 
     Raises
     ------
@@ -95,7 +101,10 @@ def projection(comp: Comparison, kind: str, max_points: int | None = None) -> Pr
 
     def compute() -> dict[str, np.ndarray]:
         fn = joint_umap if kind == "joint" else separate_umap
-        res = fn(a.old_embedding, a.new_embedding, **({} if max_points is None else {"max_points": max_points}))
+        res = precomputed_projection(kind, a.old_embedding, a.new_embedding, max_points)
+        if res is None:
+            res = fn(a.old_embedding, a.new_embedding, progress=progress,
+                     **({} if max_points is None else {"max_points": max_points}))
         return {"old_xy": res.old_xy, "new_xy": res.new_xy, "indices": res.indices,
                 "flags": np.array([res.subsampled, res.aligned])}
 

@@ -51,7 +51,7 @@ from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions
 from graceful_core.metrics import flips as fm
 from graceful_core.metrics.counts import FlipCounts
-from graceful_core.metrics.retrieval import retrieval_metrics
+from graceful_core.metrics.hit_at_1 import hit_at_1_matrix
 from graceful_core.sources import is_table, predictions_for, should_stream
 from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
 from graceful_core.types import Predictions
@@ -215,6 +215,9 @@ def pairwise_comparisons(preds: Sequence[Predictions], names: Sequence[str]) -> 
     entry is a real comparison.
     """
     m = len(preds)
+    # the matrices read only counts of hard predictions: without class scores no pair spends a second or
+    # more on label issues and what-if curves that nothing here shows
+    preds = [replace(p, scores=None, score_kind=None) for p in preds]
     out: dict[tuple[int, int], Comparison] = {}
     for i in range(m):
         for j in range(m):
@@ -258,6 +261,8 @@ def cross_top1_matrix(
     m = len(embeddings)
     cross: list[list[float | None]] = [[None] * m for _ in range(m)]
     reasons: list[list[str | None]] = [[None] * m for _ in range(m)]
+    # retrieval_metrics' Hit@1, one GEMM per unordered pair
+    hits = hit_at_1_matrix(embeddings, labels, progress, STAGE_PAIRS)
     for q in range(m):
         for g in range(m):
             eq, eg = embeddings[q], embeddings[g]
@@ -266,10 +271,7 @@ def cross_top1_matrix(
             elif eq.shape[1] != eg.shape[1]:
                 reasons[q][g] = f"embedding sizes differ ({eq.shape[1]} vs {eg.shape[1]})"
             else:
-                r = retrieval_metrics(eq, eg, labels, ks=(1,), compute_map=False)
-                cross[q][g] = r.hit_at[1]
-            if progress:
-                progress(STAGE_PAIRS, q * m + g + 1, m * m)
+                cross[q][g] = hits[q, g]
     return cross, reasons
 
 
@@ -587,11 +589,31 @@ def model_matrix_report(
     if should_stream(sources, stream):
         return model_matrix_streamed(sources, names, dataset, progress=progress)
     preds: list[Predictions] = []
-    for s in sources:
+    if dataset is not None and not any(is_table(s) for s in sources):
+        preds = _run_models_together(sources, dataset, progress=progress, use_cache=use_cache, device=device,
+                                     batch_size=batch_size)
+    for s in sources[len(preds):]:
         classes = list(preds[0].classes) if preds and is_table(s) else None
         preds.append(predictions_for(s, dataset, classes=classes, progress=progress, use_cache=use_cache,
                                      device=device, batch_size=batch_size))
     return model_matrix(preds, list(names), progress=progress)
+
+
+def _run_models_together(sources: Sequence[str | os.PathLike], dataset: ImageDataset, *,
+                         progress: StageProgress | None, use_cache: bool, device: str,
+                         batch_size: int) -> list[Predictions]:
+    """Every model file over ``dataset``, each image decoded once for all the models not cached yet
+    (:func:`graceful_core.inference.predict_together`: the same outputs and cache entries as one by one)."""
+    from graceful_core.inference import predict_together
+    from graceful_core.models.loader import load_model
+
+    for s in sources:
+        if not os.path.exists(s):
+            raise InputError(os.fspath(s), "no such file")
+    models = [load_model(os.fspath(s), device=device) for s in sources]
+    cbs = [(lambda done, total, name=Path(s).name: progress(name, done, total)) if progress else None
+           for s in sources]
+    return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
 
 
 def _cell(x: float | None, w: int) -> str:

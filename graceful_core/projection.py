@@ -13,10 +13,13 @@ process compiles numba code (tens of seconds). The app gets its projections thro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from graceful_core.vocabulary import StageProgress
 
 __all__ = ["ProjectionResult", "joint_umap", "separate_umap", "procrustes_align"]
 
@@ -65,17 +68,47 @@ def _subset(n: int, per_sample_points: int, max_points: int, seed: int) -> tuple
     return np.sort(rng.choice(n, size=keep, replace=False)).astype(np.int64), True
 
 
-def _umap(x: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:
+#: Stages reported by the projections' ``progress``: the neighbour graph (and numba's compilation in a fresh
+#: process: no counts), then the layout's optimisation epochs (counts).
+STAGE_NEIGHBOURS = "finding neighbours"
+STAGE_LAYOUT = "laying out the map (epochs)"
+
+
+class _EpochsToProgress:
+    """A file for UMAP's tqdm bar (its only progress hook) that forwards "done/total" to ``progress``."""
+
+    def __init__(self, progress: StageProgress, stage: str) -> None:
+        self.progress, self.stage = progress, stage
+
+    def write(self, text: str) -> int:
+        found = re.findall(r"(\d+)/(\d+)", text)
+        if found:
+            done, total = map(int, found[-1])
+            self.progress(self.stage, done, total)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _umap(x: np.ndarray, seed: int, n_neighbors: int, progress: StageProgress | None = None,
+          label: str = "") -> np.ndarray:
     import umap  # heavy import (numba); only when a projection is asked for
 
     if x.shape[0] < 3:
         raise ValueError(f"UMAP needs at least 3 points, got {x.shape[0]}")
+    extra: dict[str, Any] = {}
+    if progress is not None:
+        progress(label + STAGE_NEIGHBOURS, 0, 0)
+        extra["tqdm_kwds"] = {"disable": False, "file": _EpochsToProgress(progress, label + STAGE_LAYOUT),
+                              "bar_format": "{n}/{total}", "mininterval": 0.25}
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=min(n_neighbors, x.shape[0] - 1),
         metric="cosine",
         random_state=seed,
         n_jobs=1,
+        **extra,
     )
     return reducer.fit_transform(x).astype(np.float32)
 
@@ -87,6 +120,7 @@ def joint_umap(
     seed: int = 0,
     max_points: int = 20_000,
     n_neighbors: int = 15,
+    progress: StageProgress | None = None,
 ) -> ProjectionResult:
     """One UMAP (cosine metric) fitted on ``vstack([old, new])``: a shared 2-D map.
 
@@ -101,6 +135,9 @@ def joint_umap(
         taken from both sides (``subsampled=True``).
     n_neighbors : int
         UMAP's neighbourhood size (capped at the number of points - 1).
+    progress : callable, optional
+        ``progress(stage, done, total)``: :data:`STAGE_NEIGHBOURS` (no counts), then
+        :data:`STAGE_LAYOUT` per optimisation epoch.
 
     Raises
     ------
@@ -117,7 +154,7 @@ def joint_umap(
             "a joint projection needs one shared space (use separate_umap)"
         )
     idx, sub = _subset(old.shape[0], 2, max_points, seed)
-    xy = _umap(np.vstack([old[idx], new[idx]]), seed, n_neighbors)
+    xy = _umap(np.vstack([old[idx], new[idx]]), seed, n_neighbors, progress)
     m = idx.size
     return ProjectionResult(old_xy=xy[:m], new_xy=xy[m:], indices=idx, subsampled=sub)
 
@@ -148,6 +185,7 @@ def separate_umap(
     max_points: int = 20_000,
     n_neighbors: int = 15,
     align: bool = True,
+    progress: StageProgress | None = None,
 ) -> ProjectionResult:
     """A UMAP per model (any embedding sizes), for a side-by-side layout.
 
@@ -155,15 +193,16 @@ def separate_umap(
     exceeds ``max_points``, as in :func:`joint_umap`). With ``align`` the new layout is
     Procrustes-aligned to the old one (:func:`procrustes_align`) so the two panels are
     oriented alike; UMAP layouts carry no meaningful orientation, so this changes nothing
-    but the view.
+    but the view. ``progress`` as in :func:`joint_umap`, its stages prefixed by the model
+    ("old model: ", "new model: ").
     """
     old = _embedding(old_emb, "old_emb")
     new = _embedding(new_emb, "new_emb")
     if old.shape[0] != new.shape[0]:
         raise ValueError(f"old_emb and new_emb must embed the same samples: {old.shape[0]} vs {new.shape[0]} rows")
     idx, sub = _subset(old.shape[0], 2, max_points, seed)
-    old_xy = _umap(old[idx], seed, n_neighbors)
-    new_xy = _umap(new[idx], seed, n_neighbors)
+    old_xy = _umap(old[idx], seed, n_neighbors, progress, "old model: ")
+    new_xy = _umap(new[idx], seed, n_neighbors, progress, "new model: ")
     if align:
         new_xy = procrustes_align(new_xy, old_xy)
     return ProjectionResult(old_xy=old_xy, new_xy=new_xy, indices=idx, subsampled=sub, aligned=align)

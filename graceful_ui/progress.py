@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from graceful_core.lineage import STAGE_PAIRS
+from graceful_core.projection import STAGE_LAYOUT
 from graceful_core.vocabulary import StageProgress
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def progress_bar(label: str = "Running the models") -> tuple[DeltaGenerator, Sta
         if total == 0:  # a stage without counts
             bar.progress(0.0, text=f"{label}: {stage}")
             return
-        units = "model pairs" if stage == STAGE_PAIRS else "images"
+        units = "model pairs" if stage == STAGE_PAIRS else "epochs" if stage.endswith(STAGE_LAYOUT) else "images"
         bar.progress(min(1.0, done / total), text=f"{label}: {stage}, {done} / {total} {units}")
 
     return bar, cb

@@ -194,8 +194,13 @@ def probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray | Non
 
 @st.cache_resource(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
 def projection(comp: Comparison, kind: str, max_points: int | None = None) -> ProjectionResult:
-    """The 2-D layout of both embeddings (:func:`graceful_core.lazy.projection`), at most ``max_points`` points."""
-    return lazy.projection(comp, kind, max_points)
+    """The 2-D layout of both embeddings (:func:`graceful_core.lazy.projection`), at most ``max_points`` points,
+    with a progress bar while UMAP is fitted."""
+    bar, cb = progress_bar("Fitting the map (UMAP)")
+    try:
+        return lazy.projection(comp, kind, max_points, progress=cb)
+    finally:
+        bar.empty()
 
 
 @st.cache_data(max_entries=512, show_spinner=False, hash_funcs=_HASH)

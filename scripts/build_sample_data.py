@@ -7,6 +7,9 @@
     python scripts/build_sample_data.py --only fashion --models new-ft
                                                           # only these Fashion models, in place, starting
                                                           # from the shipped models they depend on
+    python scripts/build_sample_data.py --only maps       # only the Fashion pair's precomputed embedding maps
+                                                          # (scripts/sample_maps.py; a full Fashion build
+                                                          # writes them too)
 
 Digits (``sample_data/digits``, ``sample_data/models``, ``sample_data/predictions``):
 
@@ -44,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import fashion_sample  # noqa: E402
+import sample_maps  # noqa: E402
 
 from graceful_core.errors import InputError  # noqa: E402
 from graceful_core.training.export import save_torchscript  # noqa: E402
@@ -240,7 +244,8 @@ def build_digits(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["digits", "fashion"], help="build one sample (default: both)")
+    parser.add_argument("--only", choices=["digits", "fashion", "maps"],
+                        help="build one sample, or only the Fashion pair's embedding maps (default: both samples)")
     parser.add_argument("--epochs-old", type=int, default=6, help="digits: epochs of old")
     parser.add_argument("--epochs-new", type=int, default=30, help="digits: epochs of new and its variants")
     parser.add_argument("--epochs-v3", type=int, default=40, help="digits: epochs of v3")
@@ -272,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         except InputError as e:
             print(f"error: {e.message}", file=sys.stderr)
             return 2
+    rebuilt_pair = not args.models or bool({"old", "new"} & set(args.models))
+    if args.only == "maps" or (args.only in (None, "fashion") and not args.quick and rebuilt_pair):
+        sample_maps.write_sample_maps(args.out, "fashion")  # after the models: the maps are fitted on their embeddings
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -50,7 +50,7 @@ def pca_instead_of_umap(monkeypatch) -> None:
 
     import graceful_core.projection as proj
 
-    def pca2(x, seed, n_neighbors):
+    def pca2(x, seed, n_neighbors, *_progress):
         x = x - x.mean(0)
         _, _, vt = np.linalg.svd(x, full_matrices=False)
         return (x @ vt[:2].T).astype(np.float32)

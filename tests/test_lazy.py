@@ -48,7 +48,7 @@ def test_lazy_results_are_cached_on_disk_under_the_content_key(comp, monkeypatch
 
     calls = []
 
-    def pca2(x, seed, n_neighbors):  # a fast stand-in for UMAP
+    def pca2(x, seed, n_neighbors, *_progress):  # a fast stand-in for UMAP
         calls.append(x.shape)
         x = x - x.mean(0)
         return (x @ np.linalg.svd(x, full_matrices=False)[2][:2].T).astype(np.float32)
