@@ -4,7 +4,7 @@ The Python API (imported on first use, so ``import graceful_core`` stays light):
 
 - :func:`compare` (:mod:`graceful_core.api`): compare two models (files, ``nn.Module``s or
   arrays) on a dataset path, ``(x, labels)``, a Dataset or a DataLoader; returns the
-  CLI's :class:`~graceful_core.comparison.Comparison`.
+  CLI's :class:`~graceful_core.results.comparison.Comparison`.
 - :func:`mitigate` (:func:`graceful_core.remedies.build.mitigate_sources`): what mixing,
   gating and weight interpolation of two model files (or tables) would change, the honest
   recommendation, and ``.export(path)`` to write it as one model file.

@@ -10,10 +10,10 @@ embedding are read), or an array: logits ``[N, K]`` or class predictions ``[N]``
 is a dataset path (folder, ``.zip``, manifest), a tuple ``(x, labels)`` (``x`` a tensor fed to
 the modules as it is, or None when both sides are arrays), a ``torch.utils.data.Dataset``
 or a ``DataLoader`` yielding ``(x, y)``. The result is the same
-:class:`~graceful_core.comparison.Comparison` the CLI builds: two paths go through
-:func:`graceful_core.sources.compare_sources` (exactly the CLI's path); anything else is
+:class:`~graceful_core.results.comparison.Comparison` the CLI builds: two paths go through
+:func:`graceful_core.comparing.sources.compare_sources` (exactly the CLI's path); anything else is
 turned into :class:`~graceful_core.types.Predictions` and compared by
-:func:`graceful_core.comparison.compare_predictions`, the one place metrics are computed.
+:func:`graceful_core.results.comparison.compare_predictions`, the one place metrics are computed.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graceful_core.comparison import Comparison, ComparisonInputs, compare_predictions
 from graceful_core.errors import InputError, nonfinite_where
+from graceful_core.results.comparison import Comparison, ComparisonInputs, compare_predictions
 from graceful_core.types import ModelInfo, Predictions
 from graceful_core.vocabulary import StageProgress
 
 if TYPE_CHECKING:
-    from graceful_core.labelfree import UnlabelledComparison
+    from graceful_core.comparing.labelfree import UnlabelledComparison
 
 __all__ = ["compare", "Side", "DataSource", "side_of", "data_source", "predictions_of", "StageProgress"]
 
@@ -373,10 +373,10 @@ def predictions_of(side: Side, src: DataSource, *, classes: Sequence[str] | None
     :class:`~graceful_core.models.module.ModuleModel` (preprocessing from ``info``); an
     array is taken in the dataset's row order.
     """
+    from graceful_core.comparing.sources import predictions_for
     from graceful_core.inference import predict
     from graceful_core.io.datasets import align_classes
     from graceful_core.models.module import ModuleModel
-    from graceful_core.sources import predictions_for
 
     ds = src.dataset
     cb = (lambda d, t: progress(side.name, d, t)) if progress else None
@@ -459,12 +459,12 @@ def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequ
 def _old_head(old: Side, device: str) -> Callable[[np.ndarray], np.ndarray] | None:
     """The old side's classifier ``head`` (embeddings -> logits) as a NumPy function, or None.
 
-    A model file's exported ``head`` (:func:`graceful_core.sources.old_head`) or a module's
-    ``head`` method; :func:`~graceful_core.comparison.compare_predictions` measures its
+    A model file's exported ``head`` (:func:`graceful_core.comparing.sources.old_head`) or a module's
+    ``head`` method; :func:`~graceful_core.results.comparison.compare_predictions` measures its
     accuracy on the new embeddings (the BCT influence check).
     """
     if old.kind == "path":
-        from graceful_core.sources import old_head
+        from graceful_core.comparing.sources import old_head
 
         return old_head(old.value)
     if old.kind != "module" or not hasattr(old.value, "head"):
@@ -509,7 +509,7 @@ def compare(
 
     Without labels (two predictions tables without a ``label`` column and no dataset, or
     two arrays and no ``data``) the result is an
-    :class:`~graceful_core.labelfree.UnlabelledComparison`: prediction churn, the old → new
+    :class:`~graceful_core.comparing.labelfree.UnlabelledComparison`: prediction churn, the old → new
     transition matrix, churn per predicted class and churn slices, and no number that
     needs labels (``to_report()["labels"]`` is False).
 
@@ -547,14 +547,14 @@ def compare(
     progress : callable, optional
         ``progress(stage, done, total)`` while models run, and 0/1 then 1/1 around each
         other long stage (embedding cross-test, clustering for the regression slices).
-        :class:`graceful_core.progress.StderrProgress` draws it on stderr.
+        :class:`graceful_core.cli.progress.StderrProgress` draws it on stderr.
     use_cache : bool
         Use the on-disk inference cache for model files.
     stream : bool or None
         Two predictions tables (files, folders or globs of Parquet shards) are compared
         streamed, in memory that does not grow with their rows: None (default) when a
         table has more than a million rows, True always, False never
-        (:func:`graceful_core.sources.should_stream`). A streamed comparison has no
+        (:func:`graceful_core.comparing.sources.should_stream`). A streamed comparison has no
         per-sample arrays (``samples()`` needs them) and no embedding cross-test.
     flip_ids_path : path, optional
         Streamed only: write every flipped sample to this Parquet file (the report keeps
@@ -601,7 +601,7 @@ def compare(
         raise InputError("stream", "only two predictions tables (paths) are compared streamed")
     if (o.kind == "path" and n.kind == "path" and (r is None or r.kind == "path")
             and src.kind in ("path", "none")):
-        from graceful_core.sources import compare_sources
+        from graceful_core.comparing.sources import compare_sources
 
         return compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
                                dataset=src.dataset, device=device, batch_size=batch_size,
@@ -640,7 +640,7 @@ def compare(
 def _compare_arrays_without_labels(o: Side, n: Side, classes: Sequence[str] | None, ids: Sequence[str] | None,
                                    progress: StageProgress | None) -> UnlabelledComparison:
     """Two arrays (logits or predictions, one row per sample, same order) and no data: prediction churn."""
-    from graceful_core.labelfree import compare_unlabelled
+    from graceful_core.comparing.labelfree import compare_unlabelled
 
     a, b = o.value, n.value
     if a.shape[0] != b.shape[0]:
@@ -668,6 +668,6 @@ def _compare_arrays_without_labels(o: Side, n: Side, classes: Sequence[str] | No
 
 def _follows(side: Side) -> bool:
     """True for a side without its own class list (a predictions table or an array)."""
-    from graceful_core.sources import is_table
+    from graceful_core.comparing.sources import is_table
 
     return side.kind == "array" or (side.kind == "path" and is_table(side.value))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from graceful_core.comparison import compare_predictions
 from graceful_core.errors import InputError
+from graceful_core.results.comparison import compare_predictions
 from tests.helpers import predictions
 
 
@@ -143,8 +143,8 @@ def test_summary_and_tables_equal_brute_force_loops():
 
 def test_a_comparison_from_counts_alone_reports_what_the_arrays_report():
     """The streamed path: counts accumulated piece by piece, flip ids, no per-sample arrays."""
-    from graceful_core.comparison import Comparison, FlipIds
     from graceful_core.metrics.counts import FlipCounts
+    from graceful_core.results.comparison import Comparison, FlipIds
 
     y, o, n, ids, classes, _, _ = _random_case(seed=5)
     full = compare_predictions(_preds(ids, o, classes, y), _preds(ids, n, classes), old_name="a", new_name="b")

@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import ttest_rel
 
 from graceful_core.errors import InputError
-from graceful_core.experiments import mitigation_headline
+from graceful_core.report.experiments import mitigation_headline
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "mitigation-fashion.json"
 

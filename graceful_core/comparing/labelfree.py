@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from graceful_core.coverage import MissingRows
 from graceful_core.io.tables import join_predictions
 from graceful_core.metrics.confidence import class_probabilities
 from graceful_core.metrics.prediction_churn import (
@@ -58,12 +57,13 @@ from graceful_core.metrics.slices import (
     describe_clusters,
     find_regression_slices,
 )
+from graceful_core.results.coverage import MissingRows
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import ALPHA
 
 if TYPE_CHECKING:
-    from graceful_core.comparison import ComparisonInputs
     from graceful_core.metrics.retrieval import CrossTest
+    from graceful_core.results.comparison import ComparisonInputs
 
 __all__ = ["NOT_WITHOUT_LABELS", "UnlabelledComparison", "compare_unlabelled", "labels_missing_sentence"]
 
@@ -180,7 +180,7 @@ class UnlabelledComparison:
 
     def to_report(self) -> dict[str, Any]:
         """The JSON report (``"labels": false``; keys in ``docs/metrics.md``)."""
-        from graceful_core.comparison import json_clean
+        from graceful_core.results.comparison import json_clean
 
         report: dict[str, Any] = {
             "labels": False,
@@ -254,7 +254,7 @@ def compare_unlabelled(
     InputError
         Different class sets, no shared ids; a reference with other classes or missing samples.
     """
-    from graceful_core.comparison import harmonise_classes, reference_predictions, sample_metadata
+    from graceful_core.results.comparison import harmonise_classes, reference_predictions, sample_metadata
 
     new = harmonise_classes(old, new)
     old_j, new_j = join_predictions(old, new)
@@ -270,7 +270,7 @@ def compare_unlabelled(
     compat = None
     if with_compatibility and old_j.embedding is not None and new_j.embedding is not None:
         from graceful_core.cache import make_key
-        from graceful_core.comparison import _cross_test_cached
+        from graceful_core.results.comparison import _cross_test_cached
 
         if progress is not None:
             progress("embedding cross-test", 0, 1)

@@ -1,8 +1,8 @@
 """One comparison of an old and a new model: everything a report needs, built once.
 
 :func:`compare_predictions` is the single place where a comparison is computed from two
-models' predictions; the CLI (:mod:`graceful_core.cli`), the app and the model sets all
-get theirs from it (files go through :func:`graceful_core.sources.compare_sources`). The
+models' predictions; the CLI (:mod:`graceful_core.cli.commands`), the app and the model sets all
+get theirs from it (files go through :func:`graceful_core.comparing.sources.compare_sources`). The
 result, :class:`Comparison`, is frozen and complete when it is returned:
 
 - ``counts``: the joint counts of (label, old prediction, new prediction)
@@ -49,7 +49,6 @@ import numpy as np
 import pandas as pd
 
 from graceful_core import cache
-from graceful_core.coverage import MissingRows
 from graceful_core.errors import InputError
 from graceful_core.io.metadata import SampleMetadata, combine
 from graceful_core.io.tables import join_predictions
@@ -77,6 +76,7 @@ from graceful_core.metrics.slices import (
 )
 from graceful_core.metrics.summary import FlipSummary, flip_summary
 from graceful_core.metrics.whatif import WhatIfReport, whatif_of_scores
+from graceful_core.results.coverage import MissingRows
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES, StageProgress
 
@@ -274,7 +274,7 @@ def _slice_report(slices: SliceReport | Sequence[SupportsJson], counts: FlipCoun
 @dataclass(frozen=True, eq=False)
 class ComparisonInputs:
     """Where a comparison's predictions came from, for the lazy results of
-    :mod:`graceful_core.lazy` (full class probabilities, thumbnails, pixel neighbours).
+    :mod:`graceful_core.explore.on_demand` (full class probabilities, thumbnails, pixel neighbours).
 
     Attributes
     ----------
@@ -295,7 +295,7 @@ class Comparison:
     """The comparison of ``old`` and ``new`` on the same labelled samples (frozen).
 
     Build it with :func:`compare_predictions` (or
-    :func:`graceful_core.sources.compare_sources` for files); a streamed path builds it
+    :func:`graceful_core.comparing.sources.compare_sources` for files); a streamed path builds it
     from accumulated ``counts`` and ``flip_ids`` with ``arrays=None``. ``summary``,
     ``per_class`` and ``transition_matrix`` are derived from ``counts`` on construction.
 
@@ -381,7 +381,7 @@ class Comparison:
     label_issues_reason: str | None = None
     mitigation_whatif: WhatIfReport | None = field(default=None, repr=False)
     missing: MissingRows | None = None
-    """Rows left out of the comparison (with ``allow_missing`` only; :mod:`graceful_core.coverage`)."""
+    """Rows left out of the comparison (with ``allow_missing`` only; :mod:`graceful_core.results.coverage`)."""
     summary: FlipSummary = field(init=False)
     per_class: GroupFlips = field(init=False, repr=False)
     transition_matrix: np.ndarray = field(init=False, repr=False)
@@ -525,7 +525,7 @@ class Comparison:
                                                           None if a is None else a.negative_flip_mask)
         if self.mitigation_whatif is not None:
             report["mitigation_whatif"] = self.mitigation_whatif.to_json()
-        # Prediction churn needs no labels: labelled reports carry it too (graceful_core.labelfree).
+        # Prediction churn needs no labels: labelled reports carry it too (graceful_core.comparing.labelfree).
         report["labels"] = True
         report.update(prediction_churn_from_matrix(self.transition_matrix).to_json())
         if self.missing is not None:
@@ -541,13 +541,13 @@ class Comparison:
     def to_html(self, path: str | os.PathLike, **kw: Any) -> None:
         """Write the self-contained HTML report to ``path`` atomically.
 
-        An alias of :func:`graceful_core.report_html.write_html_report` (keywords
+        An alias of :func:`graceful_core.report.html.write_html_report` (keywords
         ``max_flips``, ``review``, ``generated_at``), kept for the notebook's
         ``comp.to_html(path)``. A result does not import its renderer at import time: the
         renderer is loaded here, on the call (the one exception the import contract in
         ``pyproject.toml`` lists).
         """
-        from graceful_core.report_html import write_html_report
+        from graceful_core.report.html import write_html_report
 
         write_html_report(self, path, **kw)
 
