@@ -129,8 +129,8 @@ def _work(kind: str, old: str, new: str, out_dir: str, t0: float, c0: float) -> 
                 "aligned": r.aligned_rows, "joined": r.joined_rows,
                 "flip_file_mib": os.path.getsize(r.flip_ids_path) / 2**20}
     if kind == "memory":
+        from graceful_core.comparing.predictions import compare_predictions
         from graceful_core.io.tables import load_predictions_table
-        from graceful_core.results.comparison import compare_predictions
 
         o = load_predictions_table(old)
         n = load_predictions_table(new, classes=o.classes)

@@ -13,7 +13,7 @@ or a ``DataLoader`` yielding ``(x, y)``. The result is the same
 :class:`~graceful_core.results.comparison.Comparison` the CLI builds: two paths go through
 :func:`graceful_core.comparing.sources.compare_sources` (exactly the CLI's path); anything else is
 turned into :class:`~graceful_core.types.Predictions` and compared by
-:func:`graceful_core.results.comparison.compare_predictions`, the one place metrics are computed.
+:func:`graceful_core.comparing.predictions.compare_predictions`, the one place metrics are computed.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.errors import InputError, nonfinite_where
-from graceful_core.results.comparison import Comparison, ComparisonInputs, compare_predictions
+from graceful_core.results.comparison import Comparison, ComparisonInputs
 from graceful_core.types import ModelInfo, Predictions
 from graceful_core.vocabulary import StageProgress
 
@@ -460,7 +461,7 @@ def _old_head(old: Side, device: str) -> Callable[[np.ndarray], np.ndarray] | No
     """The old side's classifier ``head`` (embeddings -> logits) as a NumPy function, or None.
 
     A model file's exported ``head`` (:func:`graceful_core.comparing.sources.old_head`) or a module's
-    ``head`` method; :func:`~graceful_core.results.comparison.compare_predictions` measures its
+    ``head`` method; :func:`~graceful_core.comparing.predictions.compare_predictions` measures its
     accuracy on the new embeddings (the BCT influence check).
     """
     if old.kind == "path":

@@ -35,12 +35,12 @@ from graceful_core.api import (
     predictions_of,
     side_of,
 )
+from graceful_core.comparing.classes import harmonise_classes
 from graceful_core.errors import InputError
 from graceful_core.metrics import compatibility as cm
 from graceful_core.metrics import flips as fm
 from graceful_core.metrics.retrieval import retrieval_metrics
 from graceful_core.models.devices import require_device
-from graceful_core.results.comparison import harmonise_classes
 from graceful_core.types import ModelInfo, Predictions
 
 __all__ = ["FlipMonitor", "METRIC_ALIASES"]

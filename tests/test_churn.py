@@ -115,7 +115,7 @@ def _preds(ids, pred, labels=None, classes=CLASSES, source="x.csv"):
 
 
 def test_compare_predictions_aligns_the_reference_by_id():
-    from graceful_core.results.comparison import compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
 
     y, o, nw, r = _case(1)
     ids = np.array([f"s{i}" for i in range(len(y))], dtype=object)
@@ -138,7 +138,7 @@ def test_compare_predictions_aligns_the_reference_by_id():
 
 @pytest.mark.parametrize("what", ["missing id", "classes", "label"])
 def test_a_bad_reference_is_an_input_error_naming_its_file(what):
-    from graceful_core.results.comparison import compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
 
     y, o, nw, r = _case(2, n=50)
     ids = [f"s{i}" for i in range(50)]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.io.tables import join_predictions, load_predictions_table
 from graceful_core.metrics.confidence import softmax
 from graceful_core.metrics.label_issues import (
@@ -20,7 +21,6 @@ from graceful_core.metrics.label_issues import (
     negative_flip_rate_excluding,
 )
 from graceful_core.metrics.significance import wilson_interval
-from graceful_core.results.comparison import compare_predictions
 from graceful_core.types import Predictions
 from tests.helpers import predictions
 

@@ -228,7 +228,8 @@ class FakeDataset:
 
 
 def hostile_comparison(classes=(HOSTILE, "b<i>")):
-    from graceful_core.results.comparison import ComparisonInputs, compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
+    from graceful_core.results.comparison import ComparisonInputs
     from graceful_core.types import Predictions
 
     ids = np.array([f"{HOSTILE}-{i}" for i in range(4)], dtype=object)
@@ -437,6 +438,7 @@ def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, 
 
 def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
     """Class names, ids, model names and notes that are HTML stay text, in the page and in the charts."""
+    from graceful_core.report.html import write_html_report
     from graceful_core.review.store import Note, Review
 
     sync_api = _chromium()
@@ -444,7 +446,7 @@ def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
     rv = Review(key="k", status="rejected", status_by="<img src=x onerror=alert(3)>", status_at=FIXED_TIME,
                 notes=(Note(text="<script>alert(4)</script>", author="<b>a</b>", at=FIXED_TIME),))
     path = tmp_path / "hostile.html"
-    hostile_comparison(classes=names).to_html(path, review=rv, generated_at=FIXED_TIME)
+    write_html_report(hostile_comparison(classes=names), path, review=rv, generated_at=FIXED_TIME)
     dialogs, errors = [], []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

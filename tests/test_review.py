@@ -160,7 +160,7 @@ def test_app_review_survives_a_restart(app_cache):
 def test_downloaded_report_follows_the_review(tmp_path, monkeypatch):
     import numpy as np
 
-    from graceful_core.results.comparison import compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
     from graceful_core.types import Predictions
     from graceful_ui.review_ui import html_report_bytes
 

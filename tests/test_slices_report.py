@@ -299,7 +299,7 @@ def test_sample_metadata_checks_its_shape():
 
 def test_the_clusters_are_cached_on_disk_under_the_comparisons_key(tmp_path, monkeypatch):
     """A second comparison of the same files reads the clusters back: same clusters, no k-means."""
-    import graceful_core.results.comparison as comparison
+    import graceful_core.comparing.analyses as comparison
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
     first = compare_sources(OLD_CSV, NEW_CSV).regression_slices
@@ -317,8 +317,8 @@ def test_cached_clusters_follow_the_rows_when_the_same_data_comes_in_another_ord
     order: the clusters cached by one must not be read for the other's rows."""
     import shutil
 
+    from graceful_core.comparing.analyses import row_key
     from graceful_core.metrics.slices import embedding_clusters
-    from graceful_core.results.comparison import row_key
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
     shutil.copytree(DIGITS, tmp_path / "test")

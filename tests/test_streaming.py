@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.errors import InputError
 from graceful_core.io.tables import load_predictions_table, write_predictions_table
 from graceful_core.metrics.counts import FlipCounts
-from graceful_core.results.comparison import compare_predictions
 from graceful_core.streaming import compare_tables_streamed, flip_page_count, read_flip_page
 from graceful_core.types import Predictions
 from tests.helpers import predictions

@@ -7,9 +7,9 @@ import sqlite3
 import numpy as np
 import pytest
 
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.report import label_review
 from graceful_core.report.html import render_html_report
-from graceful_core.results.comparison import compare_predictions
 from graceful_core.review import store as review
 from graceful_core.review import verdicts
 from graceful_core.types import Predictions

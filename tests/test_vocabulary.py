@@ -83,8 +83,8 @@ def test_docs_name_every_key_of_the_json_report():
     """docs/metrics.md, the project's reference, lists every key a report can carry."""
     import numpy as np
 
+    from graceful_core.comparing.predictions import compare_predictions
     from graceful_core.metrics.churn import churn_floor
-    from graceful_core.results.comparison import compare_predictions
     from graceful_core.types import Predictions
 
     rng = np.random.default_rng(0)

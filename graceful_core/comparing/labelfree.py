@@ -180,7 +180,7 @@ class UnlabelledComparison:
 
     def to_report(self) -> dict[str, Any]:
         """The JSON report (``"labels": false``; keys in ``docs/metrics.md``)."""
-        from graceful_core.results.comparison import json_clean
+        from graceful_core.jsonable import json_clean
 
         report: dict[str, Any] = {
             "labels": False,
@@ -254,7 +254,8 @@ def compare_unlabelled(
     InputError
         Different class sets, no shared ids; a reference with other classes or missing samples.
     """
-    from graceful_core.results.comparison import harmonise_classes, reference_predictions, sample_metadata
+    from graceful_core.comparing.analyses import sample_metadata
+    from graceful_core.comparing.classes import harmonise_classes, reference_predictions
 
     new = harmonise_classes(old, new)
     old_j, new_j = join_predictions(old, new)
@@ -270,7 +271,7 @@ def compare_unlabelled(
     compat = None
     if with_compatibility and old_j.embedding is not None and new_j.embedding is not None:
         from graceful_core.cache import make_key
-        from graceful_core.results.comparison import _cross_test_cached
+        from graceful_core.comparing.analyses import _cross_test_cached
 
         if progress is not None:
             progress("embedding cross-test", 0, 1)

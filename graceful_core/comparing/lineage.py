@@ -6,7 +6,7 @@ The result is a frozen :class:`ModelSet`; :meth:`ModelSet.to_report` is the JSON
 - ``negative_flip_rate[i][j]``, ``backward_trust_compatibility[i][j]``,
   ``negative_flips[i][j]``: row i = the old model, column j = the new model; each entry
   is exactly the pairwise ``compare`` of i -> j
-  (:func:`graceful_core.results.comparison.compare_predictions`), so no metric is computed here
+  (:func:`graceful_core.comparing.predictions.compare_predictions`), so no metric is computed here
   a second way.
 - ``cross_top1[q][g]``: Hit@1 of queries embedded by model q searched against a gallery
   embedded by model g (leave-one-out, cosine; :func:`graceful_core.metrics.retrieval.
@@ -45,14 +45,17 @@ from typing import Any
 
 import numpy as np
 
+from graceful_core.comparing.classes import harmonise_classes
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.comparing.sources import is_table, predictions_for, should_stream
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions
+from graceful_core.jsonable import json_clean
 from graceful_core.metrics import flips as fm
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.retrieval import retrieval_metrics
-from graceful_core.results.comparison import Comparison, FlipIds, compare_predictions, harmonise_classes, json_clean
+from graceful_core.results.comparison import Comparison, FlipIds
 from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import METRICS, STREAMED_NO_CROSS_TEST, StageProgress, percent

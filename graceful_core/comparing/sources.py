@@ -8,7 +8,7 @@ used as it is.
 
 Two tables are compared in one of two ways, with the same numbers (:func:`should_stream`):
 
-- in memory (:func:`~graceful_core.results.comparison.compare_predictions`): both tables loaded,
+- in memory (:func:`~graceful_core.comparing.predictions.compare_predictions`): both tables loaded,
   the comparison keeps its per-sample arrays (the app's Sample, Embeddings and Retrieval
   views, the per-sample CSV) and runs the embedding cross-test;
 - streamed (:func:`graceful_core.streaming.compare_tables_streamed`) when a table has
@@ -31,13 +31,14 @@ import numpy as np
 import pandas as pd
 
 from graceful_core.cache import cache_dir, make_key
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.errors import InputError
 from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
 from graceful_core.metrics.flips import group_rates
-from graceful_core.results.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips, compare_predictions
+from graceful_core.results.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips
 from graceful_core.results.coverage import MissingRows, require_complete
 from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed, estimated_rows
 from graceful_core.types import Predictions

@@ -19,11 +19,12 @@ import numpy as np
 from PIL import Image
 
 from graceful_core import cache
+from graceful_core.comparing.analyses import row_key
 from graceful_core.comparing.sources import predictions_for
 from graceful_core.errors import InputError
 from graceful_core.explore.projection import ProjectionResult, joint_umap, separate_umap
 from graceful_core.explore.selection import class_subset, nearest_neighbours, neighbour_candidates, probabilities_for
-from graceful_core.results.comparison import Comparison, row_key
+from graceful_core.results.comparison import Comparison
 
 __all__ = ["class_probabilities", "projection", "Neighbours", "neighbours", "PROJECTIONS",
            "MAX_PIXEL_CANDIDATES", "PIXEL_SIDE"]

@@ -41,8 +41,8 @@ INTERPOLATION_NEEDS_FILES = "weight interpolation needs both model files (a pred
 
 
 def _joined(old: Predictions, new: Predictions) -> tuple[Predictions, Predictions]:
+    from graceful_core.comparing.classes import harmonise_classes
     from graceful_core.io.tables import join_predictions
-    from graceful_core.results.comparison import harmonise_classes
 
     for p in (old, new):
         if p.scores is None:

@@ -339,7 +339,7 @@ def write_html_report(comp: Comparison, path: str | os.PathLike, **kw: Any) -> N
     """Write the report of ``comp`` to ``path`` atomically (everything is rendered before the file is opened).
 
     Keywords as :func:`render_html_report` (``max_flips``, ``review``, ``generated_at``); a
-    failure leaves no partial file behind. :meth:`Comparison.to_html
-    <graceful_core.results.comparison.Comparison.to_html>` is the same call as a method.
+    failure leaves no partial file behind. This is how a notebook writes the report of its
+    comparison (a result holds values and never imports its renderer).
     """
     atomic_write_bytes(path, render_html_report(comp, **kw).encode("utf-8"))
