@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from graceful_core.comparing.labelfree import UnlabelledComparison
-from graceful_core.comparing.lineage import ModelSet, model_matrix_report
+from graceful_core.comparing.lineage import model_matrix_report
 from graceful_core.comparing.sources import cached_flip_ids_path, compare_sources
 from graceful_core.errors import InputError
 from graceful_core.explore import on_demand as lazy
@@ -34,6 +34,7 @@ from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob
 from graceful_core.results.comparison import Comparison
+from graceful_core.results.lineage import ModelSet
 from graceful_core.vocabulary import StageProgress
 from graceful_ui.inputs import Spec
 from graceful_ui.jobs import ComparisonJobs, Job

@@ -189,7 +189,8 @@ def test_regressions_from_first_equal_a_set_computation(matrix, direct):
 
 
 def test_matrix_text_names_every_model_and_the_chain(paths, matrix):
-    from graceful_core.comparing.lineage import matrix_text, model_matrix_report
+    from graceful_core.comparing.lineage import model_matrix_report
+    from graceful_core.report.lineage_text import matrix_text
 
     model_set = model_matrix_report(paths, DATA)
     assert model_set.to_report() == matrix  # the CLI's JSON is the model set's report

@@ -539,7 +539,7 @@ def _cmd_matrix(args) -> int:
                                     batch_size=args.batch_size, stream=_STREAM[args.stream])
     if args.json:
         _write_json(args.json, model_set.to_report())
-    from graceful_core.comparing.lineage import matrix_text
+    from graceful_core.report.lineage_text import matrix_text
 
     print(matrix_text(model_set))
     return EXIT_OK

@@ -21,10 +21,10 @@ from graceful_core.explore.selection import top_k
 from graceful_core.vocabulary import EMBEDDING_COLOURINGS, FLIP_COLOURS, FLIP_MARKS, METRICS, MODEL_COLOURS, percent
 
 if TYPE_CHECKING:
-    from graceful_core.comparing.lineage import ModelSet
     from graceful_core.explore.projection import ProjectionResult
     from graceful_core.metrics.slices import RegressionSlice
     from graceful_core.results.comparison import GroupFlips
+    from graceful_core.results.lineage import ModelSet
 
 NEG_COLOUR = FLIP_COLOURS["negative flip"]
 POS_COLOUR = FLIP_COLOURS["positive flip"]
