@@ -386,7 +386,7 @@ def test_train_update_with_a_monitor_set(sample, tmp_path):
 
 
 def test_info_dict_is_validated():
-    from graceful_core.api import _module_info
+    from graceful_core.comparing.in_memory import _module_info
 
     with pytest.raises(InputError, match="graceful.json"):
         _module_info(nn.Linear(2, 2), {"name": "x"}, "old")
