@@ -35,7 +35,7 @@ ROW_NAMES = {
     "graceful_core.training": "training",
     "graceful_core.report.html": "report",
     "graceful_core.report.figures": "report parts",
-    "graceful_core.monitor": "monitor",
+    "graceful_core.comparing.monitor": "monitor",
     "graceful_core.api": "building",
     "graceful_core.comparing.sources": "building",
     "graceful_core.results.comparison": "the result",
