@@ -19,14 +19,9 @@ import pandas as pd
 from graceful_core import cache
 from graceful_core.io.metadata import SampleMetadata, combine
 from graceful_core.metrics.retrieval import CrossTest, RetrievalResult, cross_test, nearest_neighbour_overlap
-from graceful_core.metrics.slices import (
-    MIN_SAMPLES_TO_CLUSTER,
-    Clustering,
-    SliceReport,
-    clusters_in_embedding_order,
-    describe_clusters,
-    find_regression_slices,
-)
+from graceful_core.metrics.slice_clusters import clusters_in_embedding_order
+from graceful_core.metrics.slice_types import MIN_SAMPLES_TO_CLUSTER
+from graceful_core.metrics.slices import Clustering, SliceReport, describe_clusters, find_regression_slices
 from graceful_core.results.comparison import SampleArrays
 from graceful_core.types import Predictions
 

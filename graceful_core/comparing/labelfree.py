@@ -50,13 +50,9 @@ from graceful_core.metrics.prediction_churn import (
     churn_against_reference,
     prediction_churn,
 )
-from graceful_core.metrics.slices import (
-    MIN_SAMPLES_TO_CLUSTER,
-    SliceReport,
-    clusters_in_embedding_order,
-    describe_clusters,
-    find_regression_slices,
-)
+from graceful_core.metrics.slice_clusters import clusters_in_embedding_order
+from graceful_core.metrics.slice_types import MIN_SAMPLES_TO_CLUSTER
+from graceful_core.metrics.slices import SliceReport, describe_clusters, find_regression_slices
 from graceful_core.results.coverage import MissingRows
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import ALPHA
