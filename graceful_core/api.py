@@ -35,8 +35,11 @@ from graceful_core.comparing.in_memory import (
     predictions_of,
     side_of,
 )
+from graceful_core.comparing.labelfree import compare_unlabelled
 from graceful_core.comparing.predictions import compare_predictions
+from graceful_core.comparing.sources import compare_sources, is_table
 from graceful_core.errors import InputError
+from graceful_core.models.devices import require_device
 from graceful_core.results.comparison import Comparison, ComparisonInputs
 from graceful_core.types import ModelInfo
 from graceful_core.vocabulary import StageProgress
@@ -152,8 +155,6 @@ def compare(
     >>> comp.summary.n_negative_flips, comp.summary.n_positive_flips
     (1, 1)
     """
-    from graceful_core.models.devices import require_device
-
     if batch_size < 1:
         raise InputError("batch_size", f"must be >= 1, got {batch_size}")
     device = require_device(device)
@@ -164,8 +165,6 @@ def compare(
         raise InputError("stream", "only two predictions tables (paths) are compared streamed")
     if (o.kind == "path" and n.kind == "path" and (r is None or r.kind == "path")
             and src.kind in ("path", "none")):
-        from graceful_core.comparing.sources import compare_sources
-
         return compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
                                dataset=src.dataset, device=device, batch_size=batch_size,
                                old_name=old_name and o.name, new_name=new_name and n.name,
@@ -203,8 +202,6 @@ def compare(
 def _compare_arrays_without_labels(o: Side, n: Side, classes: Sequence[str] | None, ids: Sequence[str] | None,
                                    progress: StageProgress | None) -> UnlabelledComparison:
     """Two arrays (logits or predictions, one row per sample, same order) and no data: prediction churn."""
-    from graceful_core.comparing.labelfree import compare_unlabelled
-
     a, b = o.value, n.value
     if a.shape[0] != b.shape[0]:
         raise InputError("new", f"has {b.shape[0]} rows but old has {a.shape[0]} (rows must be the same samples)")
@@ -231,6 +228,4 @@ def _compare_arrays_without_labels(o: Side, n: Side, classes: Sequence[str] | No
 
 def _follows(side: Side) -> bool:
     """True for a side without its own class list (a predictions table or an array)."""
-    from graceful_core.comparing.sources import is_table
-
     return side.kind == "array" or (side.kind == "path" and is_table(side.value))

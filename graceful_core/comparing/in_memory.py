@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from graceful_core.comparing.sources import old_head, predictions_for
 from graceful_core.errors import InputError, nonfinite_where
+from graceful_core.inference import predict
+from graceful_core.io.datasets import align_classes, load_dataset
+from graceful_core.io.tables import is_glob
+from graceful_core.metrics.confidence import argmax_lowest
+from graceful_core.models.devices import resolve_device
+from graceful_core.models.info import info_from_mapping
+from graceful_core.models.outputs import checked_embedding
 from graceful_core.types import ModelInfo, Predictions
 from graceful_core.vocabulary import StageProgress
 
@@ -65,8 +73,6 @@ def side_of(value: Any, role: str, name: str | None = None) -> Side:
         ``[N]`` whole-number predictions, or a value of another type (named by ``role``).
     """
     if isinstance(value, (str, os.PathLike)):
-        from graceful_core.io.tables import is_glob
-
         if not os.path.exists(value) and not is_glob(value):  # a glob of shards: its matches are checked when read
             raise InputError(os.fspath(value), "no such file")
         return Side(role, "path", os.fspath(value), name or Path(value).name)
@@ -134,8 +140,6 @@ def data_source(data: Any, batch_size: int = 256) -> DataSource:
     if data is None:
         return DataSource("none")
     if isinstance(data, (str, os.PathLike)):
-        from graceful_core.io.datasets import load_dataset
-
         return DataSource("path", dataset=load_dataset(data), path=os.fspath(data))
     if _is_dataloader(data):
         ordered = in_dataset_order(data)
@@ -200,8 +204,6 @@ def _is_shuffled(loader: Any) -> bool:
 
 # --------------------------------------------------------------------------- running
 def _module_info(module: Any, info: ModelInfo | dict | None, role: str) -> ModelInfo:
-    from graceful_core.models.info import info_from_mapping
-
     found = info if info is not None else getattr(module, "graceful_info", None)
     if found is None:
         raise InputError(role, "a module run on a dataset path needs its preprocessing and class names: pass "
@@ -237,7 +239,6 @@ def _input_device(module: Any, device: str):
     """Where a module's inputs go: ``auto`` = the module's own device; else the resolved device."""
     import torch
 
-    from graceful_core.models.devices import resolve_device
     from graceful_core.models.module import module_device
 
     if device == "auto":
@@ -324,9 +325,6 @@ def _label_indices(y: np.ndarray, names: list[str]) -> np.ndarray:
 def _predictions(role: str, name: str, ids: np.ndarray, labels: np.ndarray, classes: list[str],
                  logits: np.ndarray | None, pred: np.ndarray | None, emb: np.ndarray | None,
                  extra: dict | None = None) -> Predictions:
-    from graceful_core.metrics.confidence import argmax_lowest
-    from graceful_core.models.outputs import checked_embedding
-
     n = len(ids)
     if logits is not None:
         if logits.shape[0] != n:
@@ -360,9 +358,6 @@ def predictions_of(side: Side, src: DataSource, *, classes: Sequence[str] | None
     :class:`~graceful_core.models.module.ModuleModel` (preprocessing from ``info``); an
     array is taken in the dataset's row order.
     """
-    from graceful_core.comparing.sources import predictions_for
-    from graceful_core.inference import predict
-    from graceful_core.io.datasets import align_classes
     from graceful_core.models.module import ModuleModel
 
     ds = src.dataset
@@ -451,8 +446,6 @@ def _old_head(old: Side, device: str) -> Callable[[np.ndarray], np.ndarray] | No
     accuracy on the new embeddings (the BCT influence check).
     """
     if old.kind == "path":
-        from graceful_core.comparing.sources import old_head
-
         return old_head(old.value)
     if old.kind != "module" or not hasattr(old.value, "head"):
         return None

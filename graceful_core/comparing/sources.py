@@ -45,6 +45,8 @@ from graceful_core.types import Predictions
 
 if TYPE_CHECKING:
     from graceful_core.comparing.labelfree import UnlabelledComparison
+from graceful_core.comparing.labelfree import compare_unlabelled
+from graceful_core.inference import predict_together
 from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
     STREAM_ROWS_ENV,
@@ -95,7 +97,6 @@ def _predict_models_together(sources: Sequence[str | os.PathLike], dataset: Imag
                              batch_size: int) -> list[Predictions]:
     """:func:`predictions_for` of several model files over one dataset, each image decoded once
     (:func:`graceful_core.inference.predict_together`)."""
-    from graceful_core.inference import predict_together
     from graceful_core.models.loader import load_model
 
     for s in sources:
@@ -345,8 +346,6 @@ def compare_sources(
                               dataset if is_table(old) and is_table(new) else None)
     require_complete(missing, allow_missing)
     if old_p.labels is None and new_p.labels is None:
-        from graceful_core.comparing.labelfree import compare_unlabelled
-
         return compare_unlabelled(
             old_p, new_p, old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
             key=comparison_key(old, new, dataset),

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from graceful_core.comparing.labelfree import UnlabelledComparison
+from graceful_core.comparing.labelfree import UnlabelledComparison, labels_missing_sentence
 from graceful_core.metrics.churn import ChurnFloor
 from graceful_core.metrics.retrieval import CrossTest
 from graceful_core.metrics.slices import RegressionSlice, SliceReport
@@ -270,8 +270,6 @@ def unlabelled_headline(u: UnlabelledComparison) -> str:
 
 def unlabelled_summary(u: UnlabelledComparison) -> str:
     """The CLI's summary of a comparison without labels: what is known, and what does not exist."""
-    from graceful_core.comparing.labelfree import labels_missing_sentence
-
     m = METRICS["prediction_churn"]
     width = 22
     lines = [f"old: {u.old_name}   new: {u.new_name}   samples: {u.n_samples}   labels: none",
