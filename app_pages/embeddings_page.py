@@ -4,8 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from graceful_core.figures import COLOUR_BY, joint_embedding_figure, selected_ids, side_by_side_embedding_figure
-from graceful_core.projection_store import SAMPLED_POINTS
+from graceful_core.explore.projection_store import SAMPLED_POINTS
+from graceful_core.report.figures import COLOUR_BY, joint_embedding_figure, selected_ids, side_by_side_embedding_figure
 from graceful_core.vocabulary import METRICS
 from graceful_ui import store
 from graceful_ui.fmt import md

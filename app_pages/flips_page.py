@@ -4,8 +4,8 @@ restricted to one regression slice (chosen here or on the Slices page; ``?slice=
 import numpy as np
 import streamlit as st
 
-from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
-from graceful_core.views import SORT_ORDERS, busiest_submatrix
+from graceful_core.explore.selection import SORT_ORDERS, busiest_submatrix
+from graceful_core.report.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
 from graceful_core.vocabulary import (
     FLIP_MARKS,
     FLIP_TYPES,

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from graceful_core.errors import InputError
-from graceful_core.summary import headline, unlabelled_headline
+from graceful_core.report.sentences import headline, unlabelled_headline
 from graceful_core.vocabulary import MANIFEST_SUFFIXES, METRICS, MODEL_SUFFIXES, file_size
 from graceful_ui.fmt import md
 from graceful_ui.inputs import (

@@ -5,9 +5,9 @@ from pathlib import Path
 import streamlit as st
 
 from graceful_core.errors import InputError
-from graceful_core.experiments import experiment_sentences
-from graceful_core.figures import epoch_curves, tradeoff_figure
-from graceful_core.samples import bundled_samples
+from graceful_core.io.samples import bundled_samples
+from graceful_core.report.experiments import experiment_sentences
+from graceful_core.report.figures import epoch_curves, tradeoff_figure
 from graceful_core.training.update import WARM_START_LR, TrainParams
 from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, TRAINING_TITLE, points, yes_no
 from graceful_ui.inputs import resolve_spec, sample_data_dir, spec_sample

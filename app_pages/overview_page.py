@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from graceful_core.remedies.report import whatif_line
-from graceful_core.summary import (
+from graceful_core.report.remedies import whatif_line
+from graceful_core.report.sentences import (
     churn_verdict,
     classes_hurt,
     compatibility_verdict,

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from graceful_core.summary import old_head_verdict
-from graceful_core.views import page_bounds
+from graceful_core.explore.selection import page_bounds
+from graceful_core.report.sentences import old_head_verdict
 from graceful_core.vocabulary import (
     METRICS,
     RETRIEVAL_PAIRS,

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from graceful_core.figures import top_k_bars
-from graceful_core.views import default_sample
+from graceful_core.explore.selection import default_sample
+from graceful_core.report.figures import top_k_bars
 from graceful_core.vocabulary import SAMPLE_IMAGE_PX, is_undefined, percent, points, probability
 from graceful_ui import store
 from graceful_ui.fmt import md

@@ -3,9 +3,9 @@ update's negative flips concentrate; a click on one filters the Flips grid to it
 
 import streamlit as st
 
-from graceful_core.figures import selected_slice, slice_bars
-from graceful_core.summary import slice_numbers, slice_verdict
-from graceful_core.views import slice_examples
+from graceful_core.explore.selection import slice_examples
+from graceful_core.report.figures import selected_slice, slice_bars
+from graceful_core.report.sentences import slice_numbers, slice_verdict
 from graceful_core.vocabulary import METRICS, PCT_DIGITS, SLICE_KINDS, SLICES_HELP, interval, negative_flips
 from graceful_ui import store
 from graceful_ui.fmt import md

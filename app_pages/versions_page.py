@@ -2,8 +2,8 @@
 
 Pairwise NFR / BTC / cross-test Hit@1 heatmaps (click a cell to open that pair), the
 chain's accuracy, NFR and regressions from v1, and a graph of which model can search
-which model's index. The model set is :func:`graceful_core.lineage.model_matrix_report`'s,
-its figures are :mod:`graceful_core.figures`'.
+which model's index. The model set is :func:`graceful_core.comparing.lineage.model_matrix_report`'s,
+its figures are :mod:`graceful_core.report.figures`'.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from graceful_core import figures
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
-from graceful_core.samples import bundled_samples, sample_of_classes
+from graceful_core.io.samples import bundled_samples, sample_of_classes
+from graceful_core.report import figures
 from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, percent
 from graceful_ui import store
 from graceful_ui.fmt import md

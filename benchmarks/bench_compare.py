@@ -13,7 +13,7 @@ Measured, for each variant asked for:
 2. ``iter``: pyarrow reading both tables batch by batch and dropping them (the floor of
    any streamed pass), timed after the imports;
 3. ``cli``: the real command, end to end: ``compare OLD NEW --json report.json`` in a
-   fresh interpreter (``graceful_core.cli.main``, what ``python -m graceful_core`` runs) (start-up, imports, the content key of both
+   fresh interpreter (``graceful_core.cli.commands.main``, what ``python -m graceful_core`` runs) (start-up, imports, the content key of both
    tables, every check, the joint counts, the flip-confidence split, the JSON report and
    every flip id in ``report.flips.parquet``); tables above a million rows are streamed;
 4. ``stream`` (with ``--api``): the engine alone (``compare_tables_streamed``), after the imports;
@@ -88,7 +88,7 @@ def _child(kind: str, old: str, new: str, out_dir: str) -> dict:
 
 def _cli_child(out_dir: str, argv: list[str]) -> int:
     """``python -m graceful_core ARGV`` (the same ``main``), then this process's peak to ``out_dir/peak``."""
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     code = main(argv)
     with open(os.path.join(out_dir, "peak"), "w") as f:
@@ -129,7 +129,7 @@ def _work(kind: str, old: str, new: str, out_dir: str, t0: float, c0: float) -> 
                 "aligned": r.aligned_rows, "joined": r.joined_rows,
                 "flip_file_mib": os.path.getsize(r.flip_ids_path) / 2**20}
     if kind == "memory":
-        from graceful_core.comparison import compare_predictions
+        from graceful_core.comparing.predictions import compare_predictions
         from graceful_core.io.tables import load_predictions_table
 
         o = load_predictions_table(old)

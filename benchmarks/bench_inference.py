@@ -101,7 +101,7 @@ def main() -> None:
                     help="instead: the test digits upscaled to PX x PX colour JPEGs and a (random-weight) "
                     "conv net sized for them, to see the overhead where the model is not nearly free")
     args = ap.parse_args()
-    from graceful_core.samples import digits_sample, fashion_sample
+    from graceful_core.io.samples import digits_sample, fashion_sample
 
     sample = (fashion_sample if args.sample == "fashion" else digits_sample)(ROOT / "sample_data")
     args.data = args.data or str(sample.test_data)

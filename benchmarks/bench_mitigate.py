@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-from graceful_core.samples import digits_sample, fashion_sample  # noqa: E402
+from graceful_core.io.samples import digits_sample, fashion_sample  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -115,7 +115,7 @@ def _worker(args: argparse.Namespace) -> dict:
         out["map"], out["map_queries"], out["map_ci95"] = r.map, r.map_queries, r.map_ci95
     elif args.worker == "umap":
         sys.path.insert(0, str(ROOT))
-        from graceful_core.projection import joint_umap
+        from graceful_core.explore.projection import joint_umap
 
         m = args.umap_points // 2
         old, new = x[:m], x[:m] + np.random.default_rng(1).normal(size=x[:m].shape).astype(np.float32) * 0.1

@@ -8,7 +8,7 @@ Reads the four bundled predictions tables (``sample_data/fashion/predictions``: 
 - the same matrix now: :func:`graceful_core.metrics.hit_at_1.hit_at_1_matrix` (Hit@1 alone, one GEMM per
   unordered pair) -- every value must be equal;
 - a bare floor: the float32 GEMMs alone (one per unordered pair of same-sized embeddings);
-- :func:`graceful_core.lineage.model_matrix` as the page calls it after inference (counts + cross-tests).
+- :func:`graceful_core.comparing.lineage.model_matrix` as the page calls it after inference (counts + cross-tests).
 
 Usage: ``python benchmarks/bench_versions.py``. Say the load (``uptime``) with the figures.
 """
@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from graceful_core.comparing.lineage import align_model_set, model_matrix  # noqa: E402
+from graceful_core.comparing.sources import predictions_for  # noqa: E402
 from graceful_core.io.datasets import load_dataset  # noqa: E402
-from graceful_core.lineage import align_model_set, model_matrix  # noqa: E402
 from graceful_core.metrics.hit_at_1 import hit_at_1_matrix  # noqa: E402
 from graceful_core.metrics.retrieval import retrieval_metrics  # noqa: E402
-from graceful_core.sources import predictions_for  # noqa: E402
 
 CHAIN = ("old", "new", "v3", "edge")
 FASHION = ROOT / "sample_data" / "fashion"

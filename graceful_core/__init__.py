@@ -4,11 +4,11 @@ The Python API (imported on first use, so ``import graceful_core`` stays light):
 
 - :func:`compare` (:mod:`graceful_core.api`): compare two models (files, ``nn.Module``s or
   arrays) on a dataset path, ``(x, labels)``, a Dataset or a DataLoader; returns the
-  CLI's :class:`~graceful_core.comparison.Comparison`.
+  CLI's :class:`~graceful_core.results.comparison.Comparison`.
 - :func:`mitigate` (:func:`graceful_core.remedies.build.mitigate_sources`): what mixing,
   gating and weight interpolation of two model files (or tables) would change, the honest
   recommendation, and ``.export(path)`` to write it as one model file.
-- :class:`FlipMonitor` (:mod:`graceful_core.monitor`): NFR, error rate and compatibility of
+- :class:`FlipMonitor` (:mod:`graceful_core.comparing.monitor`): NFR, error rate and compatibility of
   a model in training against the deployed one, one pass per call.
 """
 
@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
 
         return mitigate_sources
     if name == "FlipMonitor":
-        from graceful_core.monitor import FlipMonitor
+        from graceful_core.comparing.monitor import FlipMonitor
 
         return FlipMonitor
     raise AttributeError(f"module 'graceful_core' has no attribute {name!r}")

@@ -1,7 +1,7 @@
-"""``python -m graceful_core``: the command line (see :mod:`graceful_core.cli`)."""
+"""``python -m graceful_core``: the command line (see :mod:`graceful_core.cli.commands`)."""
 
 import sys
 
-from graceful_core.cli import main
+from graceful_core.cli.commands import main
 
 sys.exit(main())

@@ -81,9 +81,8 @@ def ray_session(num_cpus: int | None = None) -> Iterator[str | None]:
         yield os.environ.get("RAY_ADDRESS")
         return
     address = os.environ.get("RAY_ADDRESS") or None
-    import graceful_core
-
-    runtime_env = {"py_modules": [os.path.dirname(graceful_core.__file__)],
+    # the package folder (this module sits at its top), shipped to the workers
+    runtime_env = {"py_modules": [os.path.dirname(os.path.abspath(__file__))],
                    "env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)

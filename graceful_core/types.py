@@ -11,6 +11,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from graceful_core.metrics.confidence import softmax
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -97,6 +99,5 @@ class Predictions:
         """Class probabilities ``[N, K]`` (:func:`graceful_core.metrics.confidence.softmax` of logits), or None."""
         if self.scores is None:
             return None
-        from graceful_core.metrics.confidence import softmax
 
         return softmax(self.scores, self.score_kind or "logits")

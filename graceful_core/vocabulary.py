@@ -116,7 +116,7 @@ class EmbeddingColouring:
     label: str
     """The choice's label in the app's "Colour by" widget."""
     column: str
-    """The column of :func:`graceful_core.figures.embedding_points` that gives the colour."""
+    """The column of :func:`graceful_core.report.figures.embedding_points` that gives the colour."""
 
 
 #: The embedding maps' colourings, in the widget's order ("cluster" only where the comparison
@@ -176,7 +176,7 @@ SAMPLE_IMAGE_PX = 280
 
 # --------------------------------------------------------------------------- comparisons at scale
 #: Two predictions tables are compared streamed when either has more rows than this
-#: (:func:`graceful_core.sources.should_stream`); :data:`STREAM_ROWS_ENV` replaces it.
+#: (:func:`graceful_core.comparing.sources.should_stream`); :data:`STREAM_ROWS_ENV` replaces it.
 STREAM_MIN_ROWS = 1_000_000
 #: Environment variable with another threshold (``0``: stream every pair of tables).
 STREAM_ROWS_ENV = "GRACEFUL_STREAM_ROWS"

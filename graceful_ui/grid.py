@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from graceful_core.comparison import Comparison
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import FLIP_MARKS, GRID_THUMB_PX, is_undefined, probability
 from graceful_ui import store
 from graceful_ui.fmt import code, md

@@ -21,8 +21,8 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.safezip import safe_extract
+from graceful_core.io.samples import BundledSample, bundled_samples, sample_of_path
 from graceful_core.io.tables import load_predictions_table
-from graceful_core.samples import BundledSample, bundled_samples, sample_of_path
 from graceful_core.vocabulary import MANIFEST_SUFFIXES, MODEL_SUFFIXES, TABLE_SUFFIXES, ZIP_SUFFIXES
 
 
@@ -93,7 +93,7 @@ def sample_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "sample_data"
 
 
-#: Set by ``graceful app OLD NEW --data DATA`` (:func:`graceful_core.cli.app_environment`).
+#: Set by ``graceful app OLD NEW --data DATA`` (:func:`graceful_core.cli.commands.app_environment`).
 CLI_ENV_OLD, CLI_ENV_NEW, CLI_ENV_DATA = "GRACEFUL_APP_OLD", "GRACEFUL_APP_NEW", "GRACEFUL_APP_DATA"
 
 
@@ -128,7 +128,7 @@ def _sample_label(sample: BundledSample) -> str:
 def bundled_specs(root: Path | None = None) -> list[Spec]:
     """Every bundled pair that exists on disk: Fashion-MNIST's first (old.pt → new.pt, the default), then digits'.
 
-    Per sample (:func:`graceful_core.samples.bundled_samples`): its old model against each
+    Per sample (:func:`graceful_core.io.samples.bundled_samples`): its old model against each
     other model of its models folder, run on its test data (new first), then its old
     predictions table against the other tables. The pair given to ``graceful app OLD NEW``
     (:func:`cli_spec`), if any, comes before all of them.

@@ -2,7 +2,7 @@
 Flips grid's label filter, badges and verdict pop-overs, the Sample page's "why the label looks
 wrong" and verdict form, and the downloads that carry the verdicts.
 
-Verdicts are read from the review store (:mod:`graceful_core.verdicts`) on every run of a
+Verdicts are read from the review store (:mod:`graceful_core.review.verdicts`) on every run of a
 page, so a verdict saved in one browser shows in every other that opens the same
 comparison at its next interaction; they are written in widget callbacks, one row each.
 """
@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from graceful_core import label_review as lr
-from graceful_core import verdicts as vd
-from graceful_core.comparison import Comparison
-from graceful_core.views import LABEL_QUALITY_ORDER, nearest_neighbours
+from graceful_core.explore.selection import LABEL_QUALITY_ORDER, nearest_neighbours
+from graceful_core.report import label_review as lr
+from graceful_core.results.comparison import Comparison
+from graceful_core.review import verdicts as vd
 from graceful_core.vocabulary import (
     AMBIGUOUS_MARK,
     FLIP_VERDICT_COLOURS,
@@ -87,7 +87,7 @@ def overview_block(comp: Comparison) -> None:
 
 
 def corrected_csv(comp: Comparison) -> bytes:
-    """:func:`graceful_core.verdicts.corrected_labels_csv` with the given and suggested labels."""
+    """:func:`graceful_core.review.verdicts.corrected_labels_csv` with the given and suggested labels."""
     v = verdicts_of(comp)
     a = comp.require_arrays()
     names = np.asarray(comp.classes, dtype=object)

@@ -1,4 +1,4 @@
-"""The Overview of a comparison without true labels (:class:`graceful_core.labelfree.UnlabelledComparison`).
+"""The Overview of a comparison without true labels (:class:`graceful_core.comparing.labelfree.UnlabelledComparison`).
 
 It says first that there are no labels and which numbers therefore do not exist, then
 shows what does: prediction churn with its interval, the old → new transition matrix,
@@ -12,10 +12,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from graceful_core.figures import MAX_CLASSES, transition_heatmap
-from graceful_core.labelfree import UnlabelledComparison, labels_missing_sentence
-from graceful_core.summary import unlabelled_headline
-from graceful_core.views import busiest_submatrix
+from graceful_core.comparing.labelfree import UnlabelledComparison, labels_missing_sentence
+from graceful_core.explore.selection import busiest_submatrix
+from graceful_core.report.figures import MAX_CLASSES, transition_heatmap
+from graceful_core.report.sentences import unlabelled_headline
 from graceful_core.vocabulary import ALPHA, METRICS, interval, percent, probability
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md

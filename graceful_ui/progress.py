@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from graceful_core.lineage import STAGE_PAIRS
-from graceful_core.projection import STAGE_LAYOUT
+from graceful_core.comparing.lineage import STAGE_PAIRS
+from graceful_core.explore.projection import STAGE_LAYOUT
 from graceful_core.vocabulary import StageProgress
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Review state in the app (status + notes) and the sidebar's HTML-report download.
 
 The review of a comparison lives in the cache folder's SQLite file
-(:mod:`graceful_core.review`), keyed by the comparison's content key, so every session
+(:mod:`graceful_core.review.store`), keyed by the comparison's content key, so every session
 that opens the same two models on the same data sees the same status and notes, also
 after a server restart. Widgets are keyed by that content key too, so switching the
 comparison never shows one comparison's status on another.
@@ -15,10 +15,10 @@ from functools import partial
 
 import streamlit as st
 
-from graceful_core import review as rv
-from graceful_core.comparison import Comparison
-from graceful_core.report_html import DEFAULT_MAX_FLIPS, render_html_report
-from graceful_core.verdicts import get_verdicts, verdict_signature
+from graceful_core.report.html import DEFAULT_MAX_FLIPS, render_html_report
+from graceful_core.results.comparison import Comparison
+from graceful_core.review import store as rv
+from graceful_core.review.verdicts import get_verdicts, verdict_signature
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 

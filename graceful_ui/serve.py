@@ -23,9 +23,9 @@ def warm_imports() -> None:
     import plotly.graph_objects  # noqa: F401
     import torch  # noqa: F401
 
-    import graceful_core.comparison  # noqa: F401
+    import graceful_core.comparing.sources  # noqa: F401
     import graceful_core.models.loader  # noqa: F401
-    import graceful_core.sources  # noqa: F401
+    import graceful_core.results.comparison  # noqa: F401
     import graceful_ui.widgets  # noqa: F401
 
 
@@ -39,7 +39,7 @@ def _warm_umap_in_background() -> None:
     except (AttributeError, OSError):  # not Linux: the thread runs at normal priority
         pass
     try:
-        from graceful_core.projection import warm_up_umap
+        from graceful_core.explore.projection import warm_up_umap
 
         warm_up_umap()
     except Exception:  # a warm-up only: the first map compiles then, as without it

@@ -22,17 +22,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from graceful_core import lazy, views
-from graceful_core.comparison import Comparison
+from graceful_core.comparing.labelfree import UnlabelledComparison
+from graceful_core.comparing.lineage import model_matrix_report
+from graceful_core.comparing.sources import cached_flip_ids_path, compare_sources
 from graceful_core.errors import InputError
+from graceful_core.explore import on_demand as lazy
+from graceful_core.explore import selection as views
+from graceful_core.explore.projection import ProjectionResult
+from graceful_core.explore.thumbnails import thumbnail_png
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob
-from graceful_core.labelfree import UnlabelledComparison
-from graceful_core.lineage import ModelSet, model_matrix_report
-from graceful_core.projection import ProjectionResult
-from graceful_core.sources import cached_flip_ids_path, compare_sources
-from graceful_core.thumbnails import thumbnail_png
+from graceful_core.results.comparison import Comparison
+from graceful_core.results.lineage import ModelSet
 from graceful_core.vocabulary import StageProgress
 from graceful_ui.inputs import Spec
 from graceful_ui.jobs import ComparisonJobs, Job
@@ -179,7 +181,7 @@ def samples_table(comp: Comparison) -> pd.DataFrame:
 @st.cache_data(max_entries=64, show_spinner=False, hash_funcs=_HASH)
 def grid_page(comp: Comparison, classes: tuple[str, ...], flip_types: tuple[str, ...], cell: tuple[str, str] | None,
               order: str, page: int, per_page: int, rows: np.ndarray | None = None) -> views.GridPage:
-    """One page of the Flips grid (:func:`graceful_core.views.grid_page`: from the per-sample table, or
+    """One page of the Flips grid (:func:`graceful_core.explore.selection.grid_page`: from the per-sample table, or
     read from the flip-id file of a streamed comparison); ``rows``: a regression slice's samples."""
     return views.grid_page(comp, classes=classes, flip_types=flip_types, old_pred=cell[0] if cell else None,
                            new_pred=cell[1] if cell else None, order=order, page=page, per_page=per_page,
@@ -188,13 +190,13 @@ def grid_page(comp: Comparison, classes: tuple[str, ...], flip_types: tuple[str,
 
 @st.cache_resource(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
 def probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Both models' class probabilities (:func:`graceful_core.lazy.class_probabilities`)."""
+    """Both models' class probabilities (:func:`graceful_core.explore.on_demand.class_probabilities`)."""
     return lazy.class_probabilities(comp)
 
 
 @st.cache_resource(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
 def projection(comp: Comparison, kind: str, max_points: int | None = None) -> ProjectionResult:
-    """The 2-D layout of both embeddings (:func:`graceful_core.lazy.projection`), at most ``max_points`` points,
+    """The 2-D layout of both embeddings (:func:`graceful_core.explore.on_demand.projection`), at most ``max_points`` points,
     with a progress bar while UMAP is fitted."""
     bar, cb = progress_bar("Fitting the map (UMAP)")
     try:
@@ -205,7 +207,7 @@ def projection(comp: Comparison, kind: str, max_points: int | None = None) -> Pr
 
 @st.cache_data(max_entries=512, show_spinner=False, hash_funcs=_HASH)
 def neighbours(comp: Comparison, row: int, k: int = 6) -> lazy.Neighbours:
-    """Same-class nearest neighbours of one sample (:func:`graceful_core.lazy.neighbours`)."""
+    """Same-class nearest neighbours of one sample (:func:`graceful_core.explore.on_demand.neighbours`)."""
     return lazy.neighbours(comp, row, k)
 
 

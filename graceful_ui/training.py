@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from graceful_core.cache import atomic_write_bytes, cache_dir
-from graceful_core.comparison import Comparison
+from graceful_core.comparing.sources import compare_sources
 from graceful_core.errors import InputError
 from graceful_core.jsonable import json_clean
-from graceful_core.sources import compare_sources
+from graceful_core.results.comparison import Comparison
 from graceful_core.training.trainer import TrainingCancelled
 from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainedUpdate, TrainParams, train_update_cached
 from graceful_ui.inputs import trained_spec
@@ -192,7 +192,7 @@ class TrainingJob:
     For each request the job trains the requested update and its paired plain baseline
     (:func:`baseline_params`; reused from the cache when it exists), compares both with
     the old model on the evaluation data
-    (:func:`graceful_core.sources.compare_sources`) and records the run
+    (:func:`graceful_core.comparing.sources.compare_sources`) and records the run
     (:func:`record_run`). :meth:`cancel` stops it before the next batch; no model file
     is written for the interrupted training.
     """

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from graceful_core.comparison import Comparison
+from graceful_core.comparing.sources import is_table
 from graceful_core.errors import InputError
-from graceful_core.remedies.report import whatif_figure
-from graceful_core.sources import is_table
+from graceful_core.report.remedies import whatif_figure
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import WHATIF_TITLE
 from graceful_ui.fmt import md
 from graceful_ui.widgets import page_comparison
@@ -35,7 +35,7 @@ def model_files_of(comp: Comparison) -> tuple[str, str] | None:
         return None
     if not is_table(inputs.old) and not is_table(inputs.new):
         return inputs.old, inputs.new
-    from graceful_core.samples import bundled_samples, sample_of_path
+    from graceful_core.io.samples import bundled_samples, sample_of_path
     from graceful_ui.inputs import sample_data_dir
 
     sample = sample_of_path(inputs.old, bundled_samples(sample_data_dir()))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
 from graceful_core.metrics.summary import FlipSummary
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card
 from graceful_ui import label_ui, store
 from graceful_ui.downloads import download_name
@@ -28,7 +28,7 @@ VERDICT_COLOURS = {"better": "green", "worse": "red", "same": "orange"}
 
 
 def verdict_markdown(verdict) -> str:
-    """A :class:`~graceful_core.summary.Verdict` as a coloured Markdown span (core words only: no user text)."""
+    """A :class:`~graceful_core.report.sentences.Verdict` as a coloured Markdown span (core words only: no user text)."""
     return f":{VERDICT_COLOURS[verdict.kind]}-background[{verdict.text}]"
 
 

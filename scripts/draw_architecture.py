@@ -32,16 +32,15 @@ ROW_NAMES = {
     "app_pages": "pages",
     "graceful_ui": "UI helpers",
     "graceful_core.cli": "commands",
+    "graceful_core.remedies": "remedies",
     "graceful_core.training": "training",
-    "graceful_core.report_html": "report",
-    "graceful_core.figures": "report parts",
-    "graceful_core.monitor": "monitor",
-    "graceful_core.api": "building",
-    "graceful_core.sources": "building",
-    "graceful_core.comparison": "the result",
+    "graceful_core.report": "report",
+    "graceful_core.api": "Python API, page data",
+    "graceful_core.comparing": "building a result",
+    "graceful_core.results": "results",
     "graceful_core.inference": "running models",
     "graceful_core.io": "files in",
-    "graceful_core.types": "data types",
+    "graceful_core.review": "reviews, data types",
     "graceful_core.metrics": "metrics",
     "graceful_core.vocabulary": "words, errors, cache",
 }
@@ -50,13 +49,13 @@ ROW_NAMES = {
 #: One comparison from the files to a pixel, as docs/architecture.md tells it (numbered in this order).
 PATH = [
     ("app_pages", "graceful_ui"),  # 1 a page asks the UI's cache for the comparison
-    ("graceful_ui", "graceful_core.sources"),  # 2 which builds it from the chosen files
-    ("graceful_core.sources", "graceful_core.io"),  # 3 the dataset (or the predictions tables) is read
-    ("graceful_core.sources", "graceful_core.models"),  # 4 each model is loaded from its file
-    ("graceful_core.sources", "graceful_core.inference"),  # 5 and runs over the images
-    ("graceful_core.sources", "graceful_core.comparison"),  # 6 the two predictions become the result
-    ("graceful_core.comparison", "graceful_core.metrics"),  # 7 whose numbers are the metrics
-    ("app_pages", "graceful_core.figures"),  # 8 and the page draws it with the shared figures
+    ("graceful_ui", "graceful_core.comparing"),  # 2 which builds it from the chosen files
+    ("graceful_core.comparing", "graceful_core.io"),  # 3 the dataset (or the predictions tables) is read
+    ("graceful_core.comparing", "graceful_core.models"),  # 4 each model is loaded from its file
+    ("graceful_core.comparing", "graceful_core.inference"),  # 5 and runs over the images
+    ("graceful_core.comparing", "graceful_core.results"),  # 6 the two predictions become the frozen result
+    ("graceful_core.comparing", "graceful_core.metrics"),  # 7 whose numbers are the metrics
+    ("app_pages", "graceful_core.report"),  # 8 and the page says it with the report's words and figures
 ]
 
 

@@ -57,10 +57,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import fashion_sample as fs  # noqa: E402
 from fashion_sample import Run  # noqa: E402
 
-from graceful_core.experiments import outcome_of, remedy_sentence  # noqa: E402
 from graceful_core.metrics import error_rate, negative_flip_rate  # noqa: E402
 from graceful_core.metrics.confidence import argmax_lowest  # noqa: E402
 from graceful_core.metrics.counts import FlipCounts  # noqa: E402
+from graceful_core.report.experiments import outcome_of, remedy_sentence  # noqa: E402
 from graceful_core.training.losses import PCT_REFERENCE  # noqa: E402
 
 
@@ -340,7 +340,7 @@ def _diff(d: dict) -> str:
 
 
 def verdict(fam: Family, res: dict, equal_error: float) -> str:
-    """One plain sentence from the numbers (graceful_core.experiments words every face's remedy sentence)."""
+    """One plain sentence from the numbers (graceful_core.report.experiments words every face's remedy sentence)."""
     return remedy_sentence(outcome_of(fam.name, _jsonable(res)), equal_error)
 
 

@@ -909,7 +909,7 @@ def model_summary(r: Run, preds) -> dict:
 
 def pair_summary(pred_dir: Path, a: str, b: str) -> dict:
     """``summary.json``'s numbers of the pair ``a -> b``: graceful's compare on the two predictions tables."""
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     rep = compare_sources(str(pred_dir / f"{a}.parquet"), str(pred_dir / f"{b}.parquet")).to_report()
     c = rep.get("compatibility") or {}

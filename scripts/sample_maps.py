@@ -5,11 +5,11 @@
 
 The pair is compared exactly as the app compares it (``compare_sources`` on the model files
 and the test manifest), and each map the Embeddings page asks for first (joint and side by
-side, the fixed-seed sample of :data:`graceful_core.projection_store.SAMPLED_POINTS` points
+side, the fixed-seed sample of :data:`graceful_core.explore.projection_store.SAMPLED_POINTS` points
 and all images) is fitted with the projection's defaults and written to
-``sample_data/<sample>/maps/`` (:func:`graceful_core.projection_store.write_map`). Maps of
+``sample_data/<sample>/maps/`` (:func:`graceful_core.explore.projection_store.write_map`). Maps of
 embeddings that are no longer the sample's are removed. The app finds them by content
-(:func:`graceful_core.projection_store.find_map`); without them it fits UMAP as for any pair.
+(:func:`graceful_core.explore.projection_store.find_map`); without them it fits UMAP as for any pair.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graceful_core.projection import joint_umap, separate_umap  # noqa: E402
-from graceful_core.projection_store import MAPS_DIR, SAMPLED_POINTS, projection_settings, write_map  # noqa: E402
-from graceful_core.samples import bundled_samples  # noqa: E402
-from graceful_core.sources import compare_sources  # noqa: E402
+from graceful_core.comparing.sources import compare_sources  # noqa: E402
+from graceful_core.explore.projection import joint_umap, separate_umap  # noqa: E402
+from graceful_core.explore.projection_store import MAPS_DIR, SAMPLED_POINTS, projection_settings, write_map  # noqa: E402
+from graceful_core.io.samples import bundled_samples  # noqa: E402
 
 
 def write_sample_maps(sample_root: Path, name: str = "fashion") -> list[Path]:

@@ -48,7 +48,7 @@ def pca_instead_of_umap(monkeypatch) -> None:
     """Make the Embeddings page fast: a 2-D PCA stands in for UMAP, and the stand-in is never stored on disk."""
     import numpy as np
 
-    import graceful_core.projection as proj
+    import graceful_core.explore.projection as proj
 
     def pca2(x, seed, n_neighbors, *_progress):
         x = x - x.mean(0)
@@ -56,7 +56,7 @@ def pca_instead_of_umap(monkeypatch) -> None:
         return (x @ vt[:2].T).astype(np.float32)
 
     monkeypatch.setattr(proj, "_umap", pca2)
-    monkeypatch.setattr("graceful_core.lazy.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
+    monkeypatch.setattr("graceful_core.explore.on_demand.PROJECTION_DISK_CACHE", False)  # never persist the stand-in
 
 
 def grid_ids(at) -> list[str]:

@@ -59,6 +59,6 @@ def sample_spec():
 @pytest.fixture(scope="session")
 def report(sample_spec):
     """The core's JSON report of the bundled comparison, computed independently of the app."""
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     return compare_sources(sample_spec.old, sample_spec.new, sample_spec.data).to_report()

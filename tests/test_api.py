@@ -338,7 +338,7 @@ def test_monitor_on_a_new_model_whose_classes_come_in_reverse_order(sample, tmp_
 
 
 def test_monitor_names_its_numbers_as_the_json_report_does(sample):
-    from graceful_core.monitor import METRIC_ALIASES
+    from graceful_core.comparing.monitor import METRIC_ALIASES
 
     X, y = sample["X"], sample["y"]
     stats = graceful_core.FlipMonitor(sample["old"], (X, y)).update(sample["new"])
@@ -386,7 +386,7 @@ def test_train_update_with_a_monitor_set(sample, tmp_path):
 
 
 def test_info_dict_is_validated():
-    from graceful_core.api import _module_info
+    from graceful_core.comparing.in_memory import _module_info
 
     with pytest.raises(InputError, match="graceful.json"):
         _module_info(nn.Linear(2, 2), {"name": "x"}, "old")
@@ -394,7 +394,7 @@ def test_info_dict_is_validated():
     assert _module_info(nn.Linear(2, 2), good, "old") == ModelInfo("x", (1, 2, 2), (0.0,), (1.0,), ("a", "b"))
 
 
-@pytest.mark.parametrize("module", ["graceful_core.api", "graceful_core.monitor", "graceful_core.models.pt2",
+@pytest.mark.parametrize("module", ["graceful_core.api", "graceful_core.comparing.monitor", "graceful_core.models.pt2",
                                     "graceful_core.models.devices"])
 def test_docstring_examples_run(module):
     import doctest

@@ -20,7 +20,7 @@ def _fast_projection(monkeypatch):
 
 @pytest.fixture(scope="session")
 def comparison(sample_spec):
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     comp = compare_sources(sample_spec.old, sample_spec.new, sample_spec.data)
     if comp.arrays.old_embedding is None or comp.arrays.new_embedding is None:
@@ -115,7 +115,7 @@ def test_a_link_opens_the_embeddings_view_it_names(comparison):
 
 
 def test_selected_points_give_unique_ids_in_order():
-    from graceful_core.figures import selected_ids
+    from graceful_core.report.figures import selected_ids
 
     pts = [{"customdata": ["b", "old"]}, {"customdata": ["a", "new"]}, {"customdata": ["b", "new"]}, {"x": 1}]
     assert selected_ids(pts) == ["b", "a"]

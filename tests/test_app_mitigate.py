@@ -49,7 +49,7 @@ def wait_for_job(at, timeout: float = 240.0):
 
 
 def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(_own_cache):
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     at = open_page()
     at.radio(key="mit_method").set_value("focal-distillation").run()
@@ -178,7 +178,7 @@ def test_a_training_queued_behind_another_session_says_so_then_runs(_own_cache):
 def test_fashion_trains_from_the_bundled_new_model_by_default(_own_cache):
     """On Fashion-MNIST (2,000 training photos) the default run starts from new.pt at the warm-start learning rate
     for 2 epochs (update and baseline); unticked, it trains from scratch for the sample's full budget."""
-    from graceful_core.samples import FASHION_TRAIN_EPOCHS
+    from graceful_core.io.samples import FASHION_TRAIN_EPOCHS
     from graceful_core.training.update import WARM_START_LR, TrainParams
 
     at = open_page()

@@ -76,7 +76,7 @@ def test_downloads_are_the_report_and_the_sample_table(report, sample_spec):
 
     import pandas as pd
 
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
     from graceful_ui import store
 
     at = run_app()

@@ -199,7 +199,7 @@ def _upload_three(at, sample_spec, zip_name: str = "digits.zip"):
 
 
 def test_uploads_stay_loaded_across_pages_and_one_can_be_replaced(sample_spec, onnx_new):
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
     from graceful_ui.inputs import resolve_spec
     from tests.apptest import goto
 

@@ -1,4 +1,4 @@
-"""AppTest of the Versions page: the numbers shown equal graceful_core.lineage's report.
+"""AppTest of the Versions page: the numbers shown equal graceful_core.comparing.lineage's report.
 
 The expected report is computed here with ``model_matrix_report`` on the bundled files and
 formatted in the test (``f"{100 * x:.2f} %"``), independently of the page's formatting.
@@ -18,7 +18,7 @@ CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
 
 
 def _report(models: list[str]) -> dict:
-    from graceful_core.lineage import model_matrix_report
+    from graceful_core.comparing.lineage import model_matrix_report
 
     if not DATA.is_dir() or not all((MODELS / m).is_file() for m in models):
         pytest.skip("bundled sample models/digits are missing")
@@ -99,7 +99,7 @@ def test_one_model_asks_for_two():
 
 
 def test_pair_link_opens_any_two_bundled_models_on_the_overview():
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
     from graceful_ui.inputs import pair_spec, resolve_spec
 
     spec = resolve_spec("pair:new:v3")

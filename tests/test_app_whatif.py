@@ -23,7 +23,7 @@ def _own_cache(tmp_path, monkeypatch):
 
 def test_mitigate_opens_on_the_recommendation_and_the_overview_says_it():
     from graceful_core.remedies.build import mitigate_sources
-    from graceful_core.remedies.report import whatif_line
+    from graceful_core.report.remedies import whatif_line
     from graceful_core.vocabulary import TRAINING_TITLE, WHATIF_LINE_LABEL, WHATIF_TITLE
     from graceful_ui.fmt import md  # the page escapes Markdown in its sentences
 

@@ -57,7 +57,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def expected(files):
     """The core's comparisons of the uploaded files, run directly (not through the app)."""
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     out = {new: compare_sources(files / "old.pt", files / new, files / "digits.zip").summary
            for new in ("new.onnx", "edge.pt")}

@@ -32,7 +32,7 @@ CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
 def report(tmp_path_factory):
     import os
 
-    from graceful_core.lineage import model_matrix_report
+    from graceful_core.comparing.lineage import model_matrix_report
 
     if not all((MODELS / m).is_file() for m in CHAIN) or not DATA.is_dir():
         pytest.skip("bundled sample models/digits are missing")

@@ -115,7 +115,7 @@ def _preds(ids, pred, labels=None, classes=CLASSES, source="x.csv"):
 
 
 def test_compare_predictions_aligns_the_reference_by_id():
-    from graceful_core.comparison import compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
 
     y, o, nw, r = _case(1)
     ids = np.array([f"s{i}" for i in range(len(y))], dtype=object)
@@ -138,7 +138,7 @@ def test_compare_predictions_aligns_the_reference_by_id():
 
 @pytest.mark.parametrize("what", ["missing id", "classes", "label"])
 def test_a_bad_reference_is_an_input_error_naming_its_file(what):
-    from graceful_core.comparison import compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
 
     y, o, nw, r = _case(2, n=50)
     ids = [f"s{i}" for i in range(50)]
@@ -184,7 +184,7 @@ def _write_tables(folder: Path, seed: int = 5, n: int = 300) -> tuple[Path, Path
 
 def test_compare_sources_and_api_on_tables(tmp_path):
     import graceful_core
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     old, new, ref, arrays = _write_tables(tmp_path)
     ref_nf, _upd, b, c = _brute(*arrays)
@@ -276,8 +276,8 @@ def test_uploaded_reference_joins_the_spec_and_its_id(tmp_path):
 
 
 def test_app_overview_shows_floor_and_verdict_with_the_vocabulary_help(tmp_path):
-    from graceful_core.sources import compare_sources
-    from graceful_core.summary import churn_verdict
+    from graceful_core.comparing.sources import compare_sources
+    from graceful_core.report.sentences import churn_verdict
     from graceful_core.vocabulary import METRICS
     from graceful_ui.inputs import Upload, spec_from_uploads
     from tests.apptest import run_app
@@ -301,7 +301,7 @@ FASHION = ROOT / "sample_data" / "fashion" / "predictions"
 
 @pytest.mark.skipif(not (FASHION / "old-reseed.parquet").is_file(), reason="the Fashion-MNIST predictions are not built")
 def test_fashion_churn_floor_equals_numpy_on_the_sample_tables():
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     t = {k: pd.read_parquet(FASHION / f"{k}.parquet", columns=["id", "label", "pred"]).set_index("id")
          for k in ("old", "new", "old-reseed")}

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graceful_core.ci import Gate, github_annotations, junit_xml
-from graceful_core.cli import main
+from graceful_core.cli.commands import main
+from graceful_core.report.ci import Gate, github_annotations, junit_xml
 
 #: A GitHub Actions workflow command: ::error title=T::message (properties and message %-escaped).
 COMMAND = re.compile(r"^::(error|warning|notice)(?: ([^:]*))?::(.*)$")
@@ -133,7 +133,7 @@ def test_progress_of_the_long_stages_reaches_the_api_callback():
 
 
 def test_stderr_progress_is_a_bar_on_a_terminal_and_lines_in_a_log():
-    from graceful_core.progress import StderrProgress
+    from graceful_core.cli.progress import StderrProgress
 
     class Tty(io.StringIO):
         def isatty(self):

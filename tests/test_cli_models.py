@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from graceful_core.cli import APP_ENV, app_command, app_environment, build_parser, default_prog
+from graceful_core.cli.commands import APP_ENV, app_command, app_environment, build_parser, default_prog
 from graceful_core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,8 +146,8 @@ def test_prog_reads_well_for_both_ways_of_calling():
 
 
 def test_installed_command_help(tmp_path):
-    """What the console script `graceful = graceful_core.cli:main` runs, under that name."""
-    code = "import sys; sys.argv[0] = '/venv/bin/graceful'; from graceful_core.cli import main; sys.exit(main())"
+    """What the console script `graceful = graceful_core.cli.commands:main` runs, under that name."""
+    code = "import sys; sys.argv[0] = '/venv/bin/graceful'; from graceful_core.cli.commands import main; sys.exit(main())"
     r = subprocess.run([sys.executable, "-c", code, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
     assert r.stdout.startswith("usage: graceful ")
@@ -171,7 +171,7 @@ def test_pyproject_declares_the_console_script():
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["graceful"] == "graceful_core.cli:main"
+    assert project["scripts"]["graceful"] == "graceful_core.cli.commands:main"
 
 
 # ----------------------------------------------------------------- app
@@ -230,7 +230,7 @@ def test_app_opens_on_the_given_pair(needs_sample, monkeypatch, tmp_path):
     assert at.session_state["cmp"].startswith("cli:")
     captions = " ".join(c.value for c in at.caption)
     assert "old.pt2 → new.pt2" in captions and "command line" in captions
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     nfr = compare_sources(OLD, NEW, TEST_DATA).to_report()["negative_flip_rate"]  # the TorchScript originals
     metrics = {m.label: m.value for m in at.metric}

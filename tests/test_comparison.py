@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from graceful_core.comparison import compare_predictions
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.errors import InputError
+from graceful_core.report.html import write_html_report
 from tests.helpers import predictions
 
 
@@ -143,8 +144,8 @@ def test_summary_and_tables_equal_brute_force_loops():
 
 def test_a_comparison_from_counts_alone_reports_what_the_arrays_report():
     """The streamed path: counts accumulated piece by piece, flip ids, no per-sample arrays."""
-    from graceful_core.comparison import Comparison, FlipIds
     from graceful_core.metrics.counts import FlipCounts
+    from graceful_core.results.comparison import Comparison, FlipIds
 
     y, o, n, ids, classes, _, _ = _random_case(seed=5)
     full = compare_predictions(_preds(ids, o, classes, y), _preds(ids, n, classes), old_name="a", new_name="b")
@@ -218,14 +219,14 @@ def test_optional_analyses_add_their_keys_and_nothing_else_changes():
     assert "churn_floor" not in plain and "regression_slices" not in plain
 
 
-def test_to_html_writes_the_report_atomically(tmp_path):
+def test_write_html_report_writes_the_report_atomically(tmp_path):
     y, o, n, ids, classes, _, _ = _random_case(seed=17, n=40)
     c = compare_predictions(_preds(ids, o, classes, y), _preds(ids, n, classes), old_name="v1", new_name="v2")
     out = tmp_path / "r.html"
-    c.to_html(out, max_flips=3)
+    write_html_report(c, out, max_flips=3)
     doc = out.read_text(encoding="utf-8")
     assert doc.startswith("<!DOCTYPE html>") and "v1 → v2" in doc
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
     with pytest.raises(ValueError):
-        c.to_html(tmp_path / "bad.html", max_flips=-1)
+        write_html_report(c, tmp_path / "bad.html", max_flips=-1)
     assert not (tmp_path / "bad.html").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graceful_core import cache
-from graceful_core.comparison import CROSS_TEST_CACHE, _cross_test_cached
+from graceful_core.comparing.analyses import CROSS_TEST_CACHE, _cross_test_cached
 from graceful_core.metrics.retrieval import cross_test
 
 

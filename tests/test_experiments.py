@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from graceful_core.errors import InputError
-from graceful_core.experiments import (
+from graceful_core.report.experiments import (
     SIGNIFICANCE,
     distillation_headline,
     experiment_sentences,

@@ -151,7 +151,7 @@ def test_the_metrics_alias_says_the_words_layers_sentence():
     from types import SimpleNamespace
 
     from graceful_core.metrics.retrieval import cross_test
-    from graceful_core.summary import compatibility_verdict
+    from graceful_core.report.sentences import compatibility_verdict
     from graceful_core.vocabulary import NO_VALID_QUERIES, compatibility_sentence
 
     rng = np.random.default_rng(0)
@@ -173,8 +173,8 @@ def test_the_metrics_alias_says_the_words_layers_sentence():
 
 # ------------------------------------------------------------------ embedding colourings
 def test_one_table_of_embedding_colourings_feeds_the_figures_and_the_links():
-    from graceful_core.figures import COLOUR_BY, embedding_points
-    from graceful_core.projection import ProjectionResult
+    from graceful_core.explore.projection import ProjectionResult
+    from graceful_core.report.figures import COLOUR_BY, embedding_points
     from graceful_core.vocabulary import EMBEDDING_COLOURINGS
     from graceful_ui.state import EMB_COLOURS
 

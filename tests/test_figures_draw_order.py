@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from graceful_core.figures import joint_embedding_figure, side_by_side_embedding_figure
-from graceful_core.projection import ProjectionResult
+from graceful_core.explore.projection import ProjectionResult
+from graceful_core.report.figures import joint_embedding_figure, side_by_side_embedding_figure
 
 
 def _inputs():

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import graceful_core
-from graceful_core.cli import main
+from graceful_core.cli.commands import main
 from graceful_core.errors import InputError
 from graceful_core.io.tables import load_predictions_table
 
@@ -264,7 +264,7 @@ def test_an_underflowing_mcnemar_p_prints_as_a_bound_not_zero():
     from graceful_core.metrics.counts import FlipCounts
     from graceful_core.metrics.significance import mcnemar_p_value
     from graceful_core.metrics.summary import flip_summary
-    from graceful_core.summary import significance_verdict
+    from graceful_core.report.sentences import significance_verdict
 
     assert mcnemar_p_value(3000, 0) == 0.0  # the premise: it does underflow
     y = np.zeros(3000, int)

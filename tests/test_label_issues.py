@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graceful_core.comparison import compare_predictions
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.io.tables import join_predictions, load_predictions_table
 from graceful_core.metrics.confidence import softmax
 from graceful_core.metrics.label_issues import (
@@ -162,7 +162,7 @@ def test_without_scores_there_is_no_key_and_with_too_few_images_a_reason():
 
 
 def test_the_grid_sorts_by_label_quality_lowest_first():
-    from graceful_core.views import LABEL_QUALITY_ORDER, grid_page
+    from graceful_core.explore.selection import LABEL_QUALITY_ORDER, grid_page
 
     old, new = _preds(60, scores=True)
     comp = compare_predictions(old, new, with_slices=False)

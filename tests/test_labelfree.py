@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from scipy.stats import binomtest, norm
 
 import graceful_core
-from graceful_core.cli import main
-from graceful_core.labelfree import UnlabelledComparison
+from graceful_core.cli.commands import main
+from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.metrics.prediction_churn import churn_against_reference, prediction_churn
 
 ROOT = Path(__file__).resolve().parents[1]

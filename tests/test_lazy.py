@@ -18,7 +18,7 @@ DATA = ROOT / "sample_data" / "digits" / "test"
 def comp():
     if not (PRED / "old.csv").is_file() or not DATA.is_dir():
         pytest.skip("bundled sample tables are missing")
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     return compare_sources(PRED / "old.csv", PRED / "new.csv", DATA)
 
@@ -32,7 +32,7 @@ def _softmax_of_table(path: Path, ids: list[str], classes: tuple[str, ...]) -> n
 
 
 def test_class_probabilities_are_the_tables_softmax_in_the_comparisons_order(comp):
-    from graceful_core import lazy
+    from graceful_core.explore import on_demand as lazy
 
     old, new = lazy.class_probabilities(comp)
     ids = [str(i) for i in comp.arrays.ids]
@@ -44,7 +44,8 @@ def test_class_probabilities_are_the_tables_softmax_in_the_comparisons_order(com
 
 
 def test_lazy_results_are_cached_on_disk_under_the_content_key(comp, monkeypatch, tmp_path):
-    from graceful_core import lazy, projection
+    from graceful_core.explore import on_demand as lazy
+    from graceful_core.explore import projection
 
     calls = []
 
@@ -66,7 +67,7 @@ def test_lazy_results_are_cached_on_disk_under_the_content_key(comp, monkeypatch
 
 
 def test_neighbours_are_the_nearest_of_the_class(comp):
-    from graceful_core import lazy
+    from graceful_core.explore import on_demand as lazy
 
     a = comp.arrays
     row = int(np.flatnonzero(a.negative_flip_mask)[0])
@@ -86,7 +87,7 @@ def test_pixel_neighbours_without_embeddings(comp):
 
     from PIL import Image
 
-    from graceful_core import lazy
+    from graceful_core.explore import on_demand as lazy
 
     a = comp.arrays
     no_emb = dataclasses.replace(comp, arrays=dataclasses.replace(a, old_embedding=None, new_embedding=None),

@@ -1,4 +1,4 @@
-"""Model sets (graceful_core.lineage): matrices vs independent computations.
+"""Model sets (graceful_core.comparing.lineage): matrices vs independent computations.
 
 * every NFR/BTC/flip-count/accuracy/cross-test entry equals the pairwise
   ``python -m graceful_core compare Mi Mj --json`` report (a subprocess with its own cache);
@@ -189,7 +189,8 @@ def test_regressions_from_first_equal_a_set_computation(matrix, direct):
 
 
 def test_matrix_text_names_every_model_and_the_chain(paths, matrix):
-    from graceful_core.lineage import matrix_text, model_matrix_report
+    from graceful_core.comparing.lineage import model_matrix_report
+    from graceful_core.report.lineage_text import matrix_text
 
     model_set = model_matrix_report(paths, DATA)
     assert model_set.to_report() == matrix  # the CLI's JSON is the model set's report
@@ -233,7 +234,7 @@ def test_cli_table_not_from_the_dataset_exits_2(paths, tmp_path):
 
 
 def test_same_file_twice_is_an_input_error(paths):
-    from graceful_core.lineage import model_matrix_report
+    from graceful_core.comparing.lineage import model_matrix_report
 
     with pytest.raises(InputError, match="named twice"):
         model_matrix_report([paths[0], paths[0]], DATA)
@@ -247,7 +248,7 @@ def _preds(pred, labels, emb=None, source="m") -> Predictions:
 
 
 def test_hand_computed_three_model_chain():
-    from graceful_core.lineage import model_matrix
+    from graceful_core.comparing.lineage import model_matrix
 
     y = [0, 0, 1, 1, 0, 1]
     v1 = [0, 0, 1, 0, 1, 1]  # right: 0,1,2,5 (4 of 6)
@@ -277,7 +278,7 @@ def test_hand_computed_three_model_chain():
 
 
 def test_ever_regressed_grows_when_a_later_model_fixes_a_regression():
-    from graceful_core.lineage import model_matrix
+    from graceful_core.comparing.lineage import model_matrix
 
     y = [0, 1, 0]
     r = model_matrix([_preds([0, 1, 0], y), _preds([1, 1, 0], y), _preds([0, 1, 1], y)], ["a", "b", "c"])
@@ -286,7 +287,7 @@ def test_ever_regressed_grows_when_a_later_model_fixes_a_regression():
 
 
 def test_cross_top1_none_where_sizes_differ_and_sharing_by_hand():
-    from graceful_core.lineage import model_matrix
+    from graceful_core.comparing.lineage import model_matrix
 
     y = np.array([0, 0, 1, 1])
     # bad: every row's nearest other row has the other label -> self top-1 = 0 (checked by hand)
@@ -313,7 +314,7 @@ def test_cross_top1_none_where_sizes_differ_and_sharing_by_hand():
 
 
 def test_fewer_than_two_models_is_an_input_error():
-    from graceful_core.lineage import model_matrix, model_matrix_report
+    from graceful_core.comparing.lineage import model_matrix, model_matrix_report
 
     with pytest.raises(InputError, match="at least 2"):
         model_matrix([_preds([0], [0])], ["a"])

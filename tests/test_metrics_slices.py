@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import false_discovery_control, fisher_exact
 
+from graceful_core.metrics import slice_candidates, slice_clusters, slice_types
 from graceful_core.metrics import slices as sl
 from graceful_core.metrics.significance import wilson_interval
 from graceful_core.metrics.slices import (
@@ -61,9 +62,9 @@ def _fisher(fs: int, ns: int, fr: int, nr: int) -> float:
 
 
 def test_module_examples_run():
-    result = doctest.testmod(sl, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 10
-    assert result.failed == 0
+    results = [doctest.testmod(m, optionflags=doctest.ELLIPSIS) for m in (sl, slice_types, slice_candidates, slice_clusters)]
+    assert sum(r.attempted for r in results) >= 10
+    assert sum(r.failed for r in results) == 0
 
 
 # ------------------------------------------------------------- acceptance: a planted site
@@ -537,7 +538,7 @@ def test_clusters_are_deterministic():
 
 
 def test_fit_on_a_subset_assigns_every_sample(monkeypatch):
-    monkeypatch.setattr(sl, "MAX_FIT_SAMPLES", 50)
+    monkeypatch.setattr(slice_clusters, "MAX_FIT_SAMPLES", 50)
     e, labels, blob, classes = _blobs(seed=4)
     a = embedding_clusters(e, labels, classes, n_clusters=3, seed=1)
     b = embedding_clusters(e, labels, classes, n_clusters=3, seed=1)

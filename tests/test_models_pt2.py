@@ -158,7 +158,7 @@ def sample_models():
 
 def test_sample_models_converted_to_every_format_give_identical_flips(sample_models, tmp_path):
     """The acceptance check: the same models as TorchScript, ONNX and .pt2 flip the same images."""
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     old, new, data = sample_models
     files = {"pt": (old, new)}

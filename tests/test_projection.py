@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graceful_core.projection import joint_umap, procrustes_align, separate_umap
+from graceful_core.explore.projection import joint_umap, procrustes_align, separate_umap
 
 
 def _clustered(n, d, k, seed):

@@ -69,7 +69,7 @@ def test_ray_predict_equals_local_predict_and_compare_reads_the_shards(tmp_path)
 
 def test_cli_predict_engine_ray_calls_the_ray_engine(tmp_path, monkeypatch, capsys):
     import graceful_core.distributed as dist
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     seen = {}
 

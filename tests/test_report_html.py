@@ -41,7 +41,7 @@ HOSTILE = "</script><img src=x onerror=alert(1)>"
 def comp():
     if not (OLD.exists() and NEW.exists() and TEST_DATA.is_dir()):
         pytest.skip("bundled sample data is missing")
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     return compare_sources(OLD, NEW, TEST_DATA)
 
@@ -53,7 +53,7 @@ def report(comp) -> dict:
 
 @pytest.fixture(scope="module")
 def page(comp) -> str:
-    from graceful_core.report_html import render_html_report
+    from graceful_core.report.html import render_html_report
 
     return render_html_report(comp, generated_at=FIXED_TIME)
 
@@ -144,7 +144,7 @@ def test_compatibility_table_matches_the_json_report(page, report):
 
 # ------------------------------------------------------------------ cap and size
 def test_cap_is_stated(comp, report):
-    from graceful_core.report_html import render_html_report
+    from graceful_core.report.html import render_html_report
 
     nf = report["n_negative_flips"]
     assert nf >= 2, "the sample pair should have a few negative flips"
@@ -162,8 +162,8 @@ def test_cap_is_stated(comp, report):
 
 
 def test_size_limit_and_growth_with_the_cap_only(comp, report, tmp_path):
-    from graceful_core.report_html import render_html_report
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
+    from graceful_core.report.html import render_html_report
 
     nf = report["n_negative_flips"]
     sizes = {cap: len(render_html_report(comp, max_flips=cap, generated_at=FIXED_TIME).encode())
@@ -228,7 +228,8 @@ class FakeDataset:
 
 
 def hostile_comparison(classes=(HOSTILE, "b<i>")):
-    from graceful_core.comparison import ComparisonInputs, compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
+    from graceful_core.results.comparison import ComparisonInputs
     from graceful_core.types import Predictions
 
     ids = np.array([f"{HOSTILE}-{i}" for i in range(4)], dtype=object)
@@ -239,8 +240,8 @@ def hostile_comparison(classes=(HOSTILE, "b<i>")):
 
 
 def test_user_strings_are_escaped():
-    from graceful_core.report_html import render_html_report
-    from graceful_core.review import Note, Review
+    from graceful_core.report.html import render_html_report
+    from graceful_core.review.store import Note, Review
 
     rv = Review(key="k", status="rejected", status_by="<b>eve</b>", status_at=FIXED_TIME,
                 notes=(Note(text=f"note {HOSTILE}", author="a&b", at=FIXED_TIME + 60),))
@@ -260,7 +261,7 @@ def test_user_strings_are_escaped():
 
 
 def test_thumbnail_data_uri_scales_and_stays_small():
-    from graceful_core.report_html import thumbnail_data_uri
+    from graceful_core.report.html import thumbnail_data_uri
 
     tiny = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8), mode="L")
     img = Image.open(__import__("io").BytesIO(base64.b64decode(thumbnail_data_uri(tiny).split(",", 1)[1])))
@@ -277,7 +278,7 @@ def test_thumbnail_data_uri_scales_and_stays_small():
 
 
 def test_bad_cap_is_refused(comp):
-    from graceful_core.report_html import render_html_report
+    from graceful_core.report.html import render_html_report
 
     for bad in (-1, 2.5, True, "60"):
         with pytest.raises(ValueError, match="max_flips"):
@@ -437,14 +438,15 @@ def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, 
 
 def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
     """Class names, ids, model names and notes that are HTML stay text, in the page and in the charts."""
-    from graceful_core.review import Note, Review
+    from graceful_core.report.html import write_html_report
+    from graceful_core.review.store import Note, Review
 
     sync_api = _chromium()
     names = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
     rv = Review(key="k", status="rejected", status_by="<img src=x onerror=alert(3)>", status_at=FIXED_TIME,
                 notes=(Note(text="<script>alert(4)</script>", author="<b>a</b>", at=FIXED_TIME),))
     path = tmp_path / "hostile.html"
-    hostile_comparison(classes=names).to_html(path, review=rv, generated_at=FIXED_TIME)
+    write_html_report(hostile_comparison(classes=names), path, review=rv, generated_at=FIXED_TIME)
     dialogs, errors = [], []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

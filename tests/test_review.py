@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from graceful_core import review
+from graceful_core.review import store as review
 from tests.apptest import ROOT, run_app
 
 
@@ -70,12 +70,12 @@ def test_survives_a_new_process(tmp_path):
     db = tmp_path / "r.sqlite"
     review.set_status("k", "rejected", author="ana", db=db)
     review.add_note("k", "breaks class 3", db=db)
-    code = ("import sys; from graceful_core import review; r = review.get_review('k', db=sys.argv[1]); "
+    code = ("import sys; from graceful_core.review import store as review; r = review.get_review('k', db=sys.argv[1]); "
             "print(r.status, '|', r.status_by, '|', ';'.join(n.text for n in r.notes))")
     out = subprocess.run([sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
     assert out == "rejected | ana | breaks class 3"
-    subprocess.run([sys.executable, "-c", "import sys; from graceful_core import review; "
+    subprocess.run([sys.executable, "-c", "import sys; from graceful_core.review import store as review; "
                     "review.add_note('k', 'from another process', db=sys.argv[1])", str(db)],
                    cwd=ROOT, check=True, timeout=60)
     assert [n.text for n in review.get_review("k", db=db).notes] == ["breaks class 3", "from another process"]
@@ -160,7 +160,7 @@ def test_app_review_survives_a_restart(app_cache):
 def test_downloaded_report_follows_the_review(tmp_path, monkeypatch):
     import numpy as np
 
-    from graceful_core.comparison import compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
     from graceful_core.types import Predictions
     from graceful_ui.review_ui import html_report_bytes
 

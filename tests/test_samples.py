@@ -1,4 +1,4 @@
-"""Bundled samples (graceful_core.samples), their app specs (graceful_ui.inputs) and the worst class (summary)."""
+"""Bundled samples (graceful_core.io.samples), their app specs (graceful_ui.inputs) and the worst class (summary)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graceful_core.comparison import Comparison, FlipIds
+from graceful_core.io.samples import bundled_samples, sample_of_path
 from graceful_core.metrics.counts import FlipCounts
-from graceful_core.samples import bundled_samples, sample_of_path
-from graceful_core.summary import classes_hurt, text_summary, worst_class_sentence
+from graceful_core.report.sentences import classes_hurt, text_summary, worst_class_sentence
+from graceful_core.results.comparison import Comparison, FlipIds
 
 
 def _touch(path: Path) -> Path:
@@ -112,7 +112,7 @@ def test_worst_class_sentence_and_cli_line():
 def test_a_comparison_finds_its_sample_by_class_names(tmp_path):
     import json
 
-    from graceful_core.samples import sample_of_classes
+    from graceful_core.io.samples import sample_of_classes
 
     _layout(tmp_path)
     (tmp_path / "fashion" / "test" / "classes.json").write_text(json.dumps({"shirt": "Shirt"}))

@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 from scipy.stats import false_discovery_control, fisher_exact
 
-from graceful_core.comparison import ComparisonInputs, compare_predictions
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.io.metadata import SampleMetadata
-from graceful_core.report_html import render_html_report
+from graceful_core.report.html import render_html_report
+from graceful_core.results.comparison import ComparisonInputs
 from graceful_core.types import Predictions
 from tests.apptest import check, goto, pca_instead_of_umap, run_app
 from tests.helpers import parse, planted_tables

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 from scipy.stats import false_discovery_control, fisher_exact
 
-from graceful_core.cli import main
+from graceful_core.cli.commands import main
+from graceful_core.comparing.sources import compare_sources
 from graceful_core.io.datasets import load_dataset
 from graceful_core.io.metadata import SampleMetadata
 from graceful_core.io.tables import load_predictions_table
 from graceful_core.metrics.slices import JSON_KEYS
-from graceful_core.sources import compare_sources
 from graceful_core.vocabulary import EXIT_GATE, EXIT_INPUT, EXIT_OK
 from tests.helpers import SITES, planted_tables
 
@@ -273,7 +273,7 @@ def test_the_slice_column_keeps_its_per_slice_table_and_is_one_metadata_column(t
 
 def test_a_dataset_that_drops_table_rows_realigns_the_tables_metadata(tmp_path):
     """attach_dataset_labels keeps the table rows the dataset has: its metadata and slices follow."""
-    from graceful_core.sources import attach_dataset_labels
+    from graceful_core.comparing.sources import attach_dataset_labels
 
     ds = load_dataset(TEST_DATA)
     ids = ds.ids[:5] + ["not-in-the-dataset"]
@@ -299,7 +299,7 @@ def test_sample_metadata_checks_its_shape():
 
 def test_the_clusters_are_cached_on_disk_under_the_comparisons_key(tmp_path, monkeypatch):
     """A second comparison of the same files reads the clusters back: same clusters, no k-means."""
-    import graceful_core.comparison as comparison
+    import graceful_core.comparing.analyses as comparison
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
     first = compare_sources(OLD_CSV, NEW_CSV).regression_slices
@@ -317,7 +317,7 @@ def test_cached_clusters_follow_the_rows_when_the_same_data_comes_in_another_ord
     order: the clusters cached by one must not be read for the other's rows."""
     import shutil
 
-    from graceful_core.comparison import row_key
+    from graceful_core.comparing.analyses import row_key
     from graceful_core.metrics.slices import embedding_clusters
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))

@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from graceful_core import cli
+from graceful_core.cli import commands as cli
+from graceful_core.comparing.sources import compare_sources, should_stream
 from graceful_core.errors import InputError
+from graceful_core.explore.selection import SORT_ORDERS, filter_samples, grid_page, sort_samples
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.tables import write_predictions_table
-from graceful_core.sources import compare_sources, should_stream
 from graceful_core.streaming import engine
 from graceful_core.types import Predictions
-from graceful_core.views import SORT_ORDERS, filter_samples, grid_page, sort_samples
 from graceful_core.vocabulary import FLIP_TYPES, STREAM_ROWS_ENV, STREAMED_GRID_NOTE, STREAMED_NO_CROSS_TEST
 from tests.helpers import predictions
 
@@ -414,7 +414,7 @@ def test_grid_of_a_streamed_comparison_without_its_file_lists_the_capped_ids(tmp
 
 
 def test_html_report_of_a_streamed_comparison_lists_the_negative_flips_of_the_file(tmp_path):
-    from graceful_core.report_html import render_html_report
+    from graceful_core.report.html import render_html_report
 
     old, new = _pair(tmp_path, "shuffled", n=200)
     s = compare_sources(old, new, stream=True, flip_ids_path=tmp_path / "f.parquet")
@@ -449,7 +449,7 @@ def _model_set_tables(tmp_path, n=160, m=4):
 
 
 def test_matrix_of_shards_streamed_equals_the_in_memory_model_set(tmp_path):
-    from graceful_core.lineage import model_matrix_report
+    from graceful_core.comparing.lineage import model_matrix_report
 
     paths = _model_set_tables(tmp_path)
     s = model_matrix_report(paths, stream=True).to_report()

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graceful_core.comparison import compare_predictions
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.errors import InputError
 from graceful_core.io.tables import load_predictions_table, write_predictions_table
 from graceful_core.metrics.counts import FlipCounts

@@ -11,10 +11,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from graceful_core.cli import main
+from graceful_core.cli.commands import main
+from graceful_core.comparing.sources import comparison_key, is_table
 from graceful_core.errors import InputError
 from graceful_core.io.tables import is_table_source, table_display_name, table_files, table_sha256
-from graceful_core.sources import comparison_key, is_table
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_CSV = ROOT / "sample_data" / "predictions" / "old.csv"
@@ -82,7 +82,7 @@ def test_cli_compare_reads_shards_like_the_single_table(tmp_path):
 
 
 def test_streamed_compare_of_shards_equals_the_in_memory_report(tmp_path):
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
     from graceful_core.streaming import compare_tables_streamed
 
     old = _shard(OLD_CSV, tmp_path / "old", [1, 2, 3, 250])

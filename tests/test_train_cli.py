@@ -151,7 +151,7 @@ def _onnx_model(path: Path) -> Path:
 
 
 def _expect_exit_2(capsys, argv: list[str], out: Path, names: str) -> str:
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err
@@ -214,7 +214,7 @@ def test_wrong_out_suffix(work, tmp_path, capsys, in_cache):
 
 
 def test_bad_epochs_value(work, tmp_path, capsys, in_cache):
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     out = tmp_path / "new.pt"
     code = main([str(a) for a in _argv(work, OLD, out)[:-4] + ["--epochs", "0", "--out", out]])
@@ -235,7 +235,7 @@ def _same_weights(a: Path, b: Path) -> bool:
 def test_ldi_trains_and_a_margin_no_difference_reaches_is_plain_training(work, tmp_path, capsys, in_cache):
     """LDI with margin 0.5 moves the weights away from plain training (same seed); with a margin of 1e6 its term and
     gradient are exactly zero, so it gives plain training's weights bit for bit (the control)."""
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     def run(name, *extra):
         out = tmp_path / f"{name}.pt"
@@ -251,7 +251,7 @@ def test_ldi_trains_and_a_margin_no_difference_reaches_is_plain_training(work, t
 
 
 def test_elodi_takes_three_reference_models_and_refuses_two(work, tmp_path, capsys, in_cache):
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     refs = [SAMPLE / "models" / f"{n}.pt" for n in ("new", "new-pc", "new-bct")]
     out = tmp_path / "elodi.pt"

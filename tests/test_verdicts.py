@@ -7,9 +7,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from graceful_core import label_review, review, verdicts
-from graceful_core.comparison import compare_predictions
-from graceful_core.report_html import render_html_report
+from graceful_core.comparing.predictions import compare_predictions
+from graceful_core.report import label_review
+from graceful_core.report.html import render_html_report
+from graceful_core.review import store as review
+from graceful_core.review import verdicts
 from graceful_core.types import Predictions
 
 
@@ -147,7 +149,7 @@ def test_cli_json_summary_and_html_carry_label_issues_and_verdicts(tmp_path):
 
     import pandas as pd
 
-    from graceful_core.sources import comparison_key
+    from graceful_core.comparing.sources import comparison_key
     from tests.apptest import ROOT
 
     rng = np.random.default_rng(1)

@@ -1,4 +1,4 @@
-"""graceful_core.views against hand-computed cases and brute-force Python loops."""
+"""graceful_core.explore.selection against hand-computed cases and brute-force Python loops."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graceful_core.types import Predictions
-from graceful_core.views import (
+from graceful_core.explore.selection import (
     SORT_ORDERS,
     filter_samples,
     nearest_neighbours,
@@ -20,6 +19,7 @@ from graceful_core.views import (
     sort_samples,
     top_k,
 )
+from graceful_core.types import Predictions
 
 
 def _table() -> pd.DataFrame:
@@ -151,7 +151,7 @@ def test_nearest_neighbours_edge_cases():
 
 
 def test_busiest_classes_by_off_diagonal_traffic():
-    from graceful_core.views import busiest_classes
+    from graceful_core.explore.selection import busiest_classes
 
     m = np.array([[9, 1, 0, 0],
                   [0, 9, 0, 0],
@@ -170,7 +170,7 @@ def test_busiest_classes_by_off_diagonal_traffic():
 def test_default_sample_is_the_most_confident_negative_flip():
     import pandas as pd
 
-    from graceful_core.views import default_sample
+    from graceful_core.explore.selection import default_sample
 
     s = pd.DataFrame({"id": ["a", "b", "c", "d"], "flip": ["both right", "negative flip", "negative flip", "positive flip"],
                       "confidence_drop": [0.9, 0.2, 0.7, np.nan]})
@@ -180,7 +180,7 @@ def test_default_sample_is_the_most_confident_negative_flip():
 
 
 def test_neighbour_candidates_are_the_same_class_and_capped():
-    from graceful_core.views import neighbour_candidates
+    from graceful_core.explore.selection import neighbour_candidates
 
     labels = np.array([0, 1, 0, 0, 1, 0, 0])
     c, sub = neighbour_candidates(labels, 2, 10)

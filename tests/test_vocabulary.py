@@ -19,7 +19,7 @@ VOCABULARY = ROOT / "graceful_core" / "vocabulary.py"
 def _sources() -> dict[Path, str]:
     """Every file of the faces and the core: Python, templates."""
     files = [*ROOT.glob("graceful_core/**/*.py"), *ROOT.glob("graceful_ui/**/*.py"), *ROOT.glob("app_pages/*.py"),
-             ROOT / "app.py", *ROOT.glob("graceful_core/templates/*")]
+             ROOT / "app.py", *ROOT.glob("graceful_core/report/templates/*")]
     return {p: p.read_text(encoding="utf-8") for p in files if p.is_file()}
 
 
@@ -83,7 +83,7 @@ def test_docs_name_every_key_of_the_json_report():
     """docs/metrics.md, the project's reference, lists every key a report can carry."""
     import numpy as np
 
-    from graceful_core.comparison import compare_predictions
+    from graceful_core.comparing.predictions import compare_predictions
     from graceful_core.metrics.churn import churn_floor
     from graceful_core.types import Predictions
 

@@ -315,7 +315,7 @@ def test_old_to_new_ft_interpolation_on_the_sample(tmp_path):
 
 def test_python_api_and_cli_agree(tmp_path):
     import graceful_core
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     out = tmp_path / "w.json"
     assert main([
@@ -328,13 +328,13 @@ def test_python_api_and_cli_agree(tmp_path):
 
 
 def test_compare_report_carries_mixing_and_gating(fashion_report):
-    from graceful_core.sources import compare_sources
+    from graceful_core.comparing.sources import compare_sources
 
     comp = compare_sources(TABLES / "old.parquet", TABLES / "new.parquet")
     rep = comp.to_report()
     w = rep["mitigation_whatif"]
-    from graceful_core.remedies.report import whatif_line
-    from graceful_core.report_html import render_html_report
+    from graceful_core.report.html import render_html_report
+    from graceful_core.report.remedies import whatif_line
 
     assert whatif_line(fashion_report.report) in render_html_report(comp, max_flips=0)
     mine = fashion_report.to_json()
@@ -343,7 +343,7 @@ def test_compare_report_carries_mixing_and_gating(fashion_report):
 
 
 def test_cli_export_refuses_tables_without_writing(tmp_path, capsys):
-    from graceful_core.cli import main
+    from graceful_core.cli.commands import main
 
     code = main(["mitigate", str(TABLES / "old.parquet"), str(TABLES / "new.parquet"),
                  "--json", str(tmp_path / "w.json"), "--export", str(tmp_path / "t.pt2")])
@@ -410,7 +410,7 @@ def test_validation_data_chooses_and_the_evaluation_set_reports(tmp_path, fashio
 def test_a_choice_that_does_not_help_held_out_is_not_sold(tmp_path):
     """On the digits pair the rule's mix breaks as many held-out images as the new model: both sentences say keep new."""
     from graceful_core.remedies.build import mitigate_sources
-    from graceful_core.remedies.report import whatif_line
+    from graceful_core.report.remedies import whatif_line
 
     digits = ROOT / "sample_data" / "predictions"
     res = mitigate_sources(digits / "old.csv", digits / "new.csv")
@@ -429,7 +429,7 @@ def test_a_choice_that_does_not_help_held_out_is_not_sold(tmp_path):
 
 def test_one_line_summary_names_the_halves_choices_when_they_differ_from_the_deployed_setting(fashion_report):
     """The held-out counts pool each half's own choice: the line must not credit them to the deployed setting alone."""
-    from graceful_core.remedies.report import whatif_line
+    from graceful_core.report.remedies import whatif_line
 
     rec = fashion_report.to_json()["recommended"]
     line = whatif_line(fashion_report.report)
@@ -446,7 +446,7 @@ def test_one_line_summary_names_the_halves_choices_when_they_differ_from_the_dep
 
 def test_one_line_summary_points_to_the_details_outside_the_app_too(fashion_report):
     """The line is in the HTML report too, read without the app: it names the command as well as the page."""
-    from graceful_core.remedies.report import whatif_line
+    from graceful_core.report.remedies import whatif_line
 
     line = whatif_line(fashion_report.report)
     assert "Mitigate page" in line and "graceful mitigate" in line
@@ -456,7 +456,7 @@ def test_remedy_words_print_rates_like_the_rest_of_graceful(fashion_report):
     """'8.10 %' as every other summary line prints a rate, not '8.10%'."""
     import re
 
-    from graceful_core.remedies.report import whatif_text
+    from graceful_core.report.remedies import whatif_text
 
     rec = fashion_report.report.recommended
     err = 100 * rec.point.errors / rec.point.n_samples

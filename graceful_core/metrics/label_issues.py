@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from graceful_core.metrics.confidence import softmax
 from graceful_core.metrics.significance import wilson_interval
 
 __all__ = ["LabelIssues", "find_label_issues", "ambiguous_pairs", "AMBIGUITY_MIN_P", "METHOD",
@@ -223,8 +224,6 @@ def label_issues_of_comparison(labels: np.ndarray, old: Any, new: Any) -> dict[s
     without embeddings); when confident learning cannot run (a class with too few
     samples), the reason is given instead.
     """
-    from graceful_core.metrics.confidence import softmax
-
     if old.scores is None or new.scores is None:
         return {}
     try:

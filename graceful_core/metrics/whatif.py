@@ -56,6 +56,7 @@ import pandas as pd
 
 from graceful_core.jsonable import json_clean
 from graceful_core.metrics.confidence import softmax
+from graceful_core.metrics.flips import as_label_array
 from graceful_core.metrics.significance import wilson_interval
 from graceful_core.vocabulary import percent
 
@@ -151,8 +152,6 @@ def _check_probs(p: Any, name: str) -> np.ndarray:
 
 
 def _check_inputs(y: Any, p_old: Any, p_new: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from graceful_core.metrics.flips import as_label_array
-
     yy = as_label_array(y, "y_true")
     po, pn = _check_probs(p_old, "p_old"), _check_probs(p_new, "p_new")
     if po.shape != pn.shape or po.shape[0] != yy.shape[0]:

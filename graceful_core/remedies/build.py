@@ -41,7 +41,7 @@ INTERPOLATION_NEEDS_FILES = "weight interpolation needs both model files (a pred
 
 
 def _joined(old: Predictions, new: Predictions) -> tuple[Predictions, Predictions]:
-    from graceful_core.comparison import harmonise_classes
+    from graceful_core.comparing.classes import harmonise_classes
     from graceful_core.io.tables import join_predictions
 
     for p in (old, new):
@@ -94,9 +94,9 @@ class MitigationResult:
 
     def export(self, path: str | os.PathLike) -> str:
         """Write the recommended point as one model file (``.pt2`` or ``.onnx``); returns what was written."""
+        from graceful_core.comparing.sources import is_table
         from graceful_core.models.loader import load_model
         from graceful_core.remedies.transition import export_remedy
-        from graceful_core.sources import is_table
 
         for src in (self.old, self.new):
             if is_table(src):
@@ -107,10 +107,10 @@ class MitigationResult:
 
 def _interpolation(old: str, new: str, new_j: Predictions, dataset, run_kw: dict,
                    progress: StageProgress | None) -> tuple[np.ndarray | None, str | None]:
+    from graceful_core.comparing.sources import is_table
     from graceful_core.inference import predict
     from graceful_core.models.loader import load_model
     from graceful_core.remedies.interpolation import interpolation_predictions
-    from graceful_core.sources import is_table
 
     if is_table(old) or is_table(new):
         return None, INTERPOLATION_NEEDS_FILES
@@ -125,7 +125,7 @@ def _interpolation(old: str, new: str, new_j: Predictions, dataset, run_kw: dict
 
 
 def _side_predictions(old: str, new: str, dataset, run_kw: dict) -> tuple[Predictions, Predictions]:
-    from graceful_core.sources import is_table, predictions_for
+    from graceful_core.comparing.sources import is_table, predictions_for
 
     if is_table(old) and not is_table(new):
         new_p = predictions_for(new, dataset, **run_kw)
@@ -170,8 +170,8 @@ def mitigate_sources(
     ...                      "sample_data/fashion/predictions/new.parquet")  # doctest: +SKIP
     >>> r.report.recommended.sentence()  # doctest: +SKIP
     """
+    from graceful_core.comparing.sources import is_table
     from graceful_core.io.datasets import load_dataset
-    from graceful_core.sources import is_table
 
     old, new = os.fspath(old), os.fspath(new)
     if not 0.0 <= max_error_increase < 1.0:

@@ -5,7 +5,7 @@
   memory that does not grow with the number of rows.
 - :func:`read_flip_page` / :func:`flip_page_count`: one sorted page of the flip-id file.
 - :func:`estimated_rows`: a table's rows from its Parquet footers (estimated for CSV), to
-  decide whether to stream (:func:`graceful_core.sources.should_stream`).
+  decide whether to stream (:func:`graceful_core.comparing.sources.should_stream`).
 """
 
 from graceful_core.streaming.engine import (

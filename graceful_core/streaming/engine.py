@@ -570,7 +570,7 @@ def compare_tables_streamed(
 
     Same inputs and checks as loading both tables with
     :func:`graceful_core.io.tables.load_predictions_table` and comparing them with
-    :func:`graceful_core.comparison.compare_predictions` (ids joined, labels from the old
+    :func:`graceful_core.comparing.predictions.compare_predictions` (ids joined, labels from the old
     table, else the new one, else the dataset), minus the embedding cross-test.
 
     Parameters

@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from graceful_core import cache
+from graceful_core.comparing.monitor import FlipMonitor
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, align_classes, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.models.devices import resolve_device
-from graceful_core.monitor import FlipMonitor
 from graceful_core.training.architectures import ARCHITECTURES, INPUT_SIZES
 from graceful_core.training.export import save_torchscript
 from graceful_core.training.losses import ELODI_MIN_MODELS

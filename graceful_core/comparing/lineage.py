@@ -1,12 +1,12 @@
 """Model sets: pairwise matrices over N >= 2 models (a lineage v1 -> v2 -> ... plus variants).
 
-The result is a frozen :class:`ModelSet`; :meth:`ModelSet.to_report` is the JSON of
-``python -m graceful_core matrix --json``. Row/column conventions (``docs/metrics.md``):
+The result is a frozen :class:`~graceful_core.results.lineage.ModelSet` (its JSON, ``to_report``, is that of
+``python -m graceful_core matrix --json``); row/column conventions (``docs/metrics.md``):
 
 - ``negative_flip_rate[i][j]``, ``backward_trust_compatibility[i][j]``,
   ``negative_flips[i][j]``: row i = the old model, column j = the new model; each entry
   is exactly the pairwise ``compare`` of i -> j
-  (:func:`graceful_core.comparison.compare_predictions`), so no metric is computed here
+  (:func:`graceful_core.comparing.predictions.compare_predictions`), so no metric is computed here
   a second way.
 - ``cross_top1[q][g]``: Hit@1 of queries embedded by model q searched against a gallery
   embedded by model g (leave-one-out, cosine; :func:`graceful_core.metrics.retrieval.
@@ -25,7 +25,7 @@ The result is a frozen :class:`ModelSet`; :meth:`ModelSet.to_report` is the JSON
 Inference per model is cached on disk (:mod:`graceful_core.inference`), so adding a
 model to a set costs one model's run.
 
-A set of predictions tables too large to hold in memory (:func:`graceful_core.sources.
+A set of predictions tables too large to hold in memory (:func:`graceful_core.comparing.sources.
 should_stream`) is built from each pair's sums instead (:func:`model_matrix_streamed`):
 one streamed pass per unordered pair (:func:`graceful_core.streaming.compare_tables_streamed`),
 so memory is one pair's, whatever the number of rows; the lineage's "ever regressed"
@@ -39,124 +39,30 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from graceful_core.comparison import Comparison, FlipIds, compare_predictions, harmonise_classes, json_clean
+from graceful_core.comparing.classes import harmonise_classes
+from graceful_core.comparing.predictions import compare_predictions
+from graceful_core.comparing.sources import is_table, predictions_for, should_stream
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions
 from graceful_core.metrics import flips as fm
 from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.hit_at_1 import hit_at_1_matrix
-from graceful_core.sources import is_table, predictions_for, should_stream
+from graceful_core.results.comparison import Comparison, FlipIds
+from graceful_core.results.lineage import IndexShare, Lineage, LineageStep, ModelSet
 from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
 from graceful_core.types import Predictions
-from graceful_core.vocabulary import METRICS, STREAMED_NO_CROSS_TEST, StageProgress, percent
+from graceful_core.vocabulary import STREAMED_NO_CROSS_TEST, StageProgress
 
 #: The progress stage of the cross-tests: ``progress(STAGE_PAIRS, done, total)`` counts ordered
 #: model pairs; before it, each model's file name is a stage counting images.
 STAGE_PAIRS = "cross-tests"
 MIN_MODELS = 2
-
-
-# --------------------------------------------------------------------------- the result
-@dataclass(frozen=True)
-class LineageStep:
-    """One step v_k -> v_{k+1} of the chain."""
-
-    old: str
-    new: str
-    old_accuracy: float
-    new_accuracy: float
-    negative_flip_rate: float
-    negative_flips: int
-    positive_flips: int
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """The models in the given order as a chain v1 -> v2 -> ... (see :func:`lineage_series`)."""
-
-    steps: tuple[LineageStep, ...]
-    regressions_from_first: tuple[int, ...]
-    """#{i: v1 right, v_k wrong} per model k (0 for v1)."""
-    ever_regressed_from_first: tuple[int, ...]
-    """#{i: v1 right and some v_2..v_k wrong} per model k."""
-    regressed_from_first_ids: tuple[str, ...]
-    """Sorted ids v1 got right that the last model gets wrong."""
-
-
-@dataclass(frozen=True)
-class IndexShare:
-    """Queries of ``query`` search ``gallery``'s index better than ``gallery`` does itself."""
-
-    query: str
-    gallery: str
-    cross_top1: float
-    gallery_self_top1: float
-
-
-@dataclass(frozen=True)
-class ModelSet:
-    """Pairwise matrices over models that ran on the same labelled samples (frozen).
-
-    Matrices are tuples of rows; ``[i][j]`` is row i, column j (row = old model, column =
-    new model; for ``cross_top1``, row = query model, column = gallery model). Undefined
-    rates are nan (None in the JSON); cross-test entries are None where no cross-test
-    exists (``cross_top1_reason`` says why).
-    """
-
-    models: tuple[str, ...]
-    n_samples: int
-    classes: tuple[str, ...]
-    accuracy: tuple[float, ...]
-    negative_flip_rate: tuple[tuple[float, ...], ...]
-    backward_trust_compatibility: tuple[tuple[float, ...], ...]
-    negative_flips: tuple[tuple[int, ...], ...]
-    cross_top1: tuple[tuple[float | None, ...], ...]
-    cross_top1_reason: tuple[tuple[str | None, ...], ...]
-    embedding_dims: tuple[int | None, ...]
-    can_share_index: tuple[IndexShare, ...]
-    lineage: Lineage
-    ids_not_in_all: int = 0
-    ids_cap: int | None = None
-    """Streamed model sets keep at most this many ``lineage.regressed_from_first_ids`` (None: all)."""
-
-    @property
-    def self_top1(self) -> tuple[float | None, ...]:
-        """Each model's self-test Hit@1 (the diagonal of ``cross_top1``)."""
-        return tuple(self.cross_top1[i][i] for i in range(len(self.models)))
-
-    def to_report(self) -> dict[str, Any]:
-        """The JSON of ``python -m graceful_core matrix --json`` (nan -> None)."""
-        lin = self.lineage
-        report = {
-            "models": list(self.models),
-            "n_samples": self.n_samples,
-            "classes": list(self.classes),
-            "accuracy": list(self.accuracy),
-            "negative_flip_rate": self.negative_flip_rate,
-            "backward_trust_compatibility": self.backward_trust_compatibility,
-            "negative_flips": self.negative_flips,
-            "cross_top1": self.cross_top1,
-            "cross_top1_reason": self.cross_top1_reason,
-            "self_top1": list(self.self_top1),
-            "embedding_dims": list(self.embedding_dims),
-            "can_share_index": [vars(s) for s in self.can_share_index],
-            "lineage": {"steps": [vars(s) for s in lin.steps],
-                        "regressions_from_first": list(lin.regressions_from_first),
-                        "ever_regressed_from_first": list(lin.ever_regressed_from_first),
-                        "regressed_from_first_ids": list(lin.regressed_from_first_ids)},
-        }
-        if self.ids_not_in_all:
-            report["ids_not_in_all"] = self.ids_not_in_all
-        if self.ids_cap is not None:
-            report["lineage"]["regressed_from_first_ids_cap"] = self.ids_cap
-        return json_clean(report)
 
 
 # --------------------------------------------------------------------------- alignment
@@ -567,7 +473,7 @@ def model_matrix_report(
     stream : bool or None
         Predictions tables only: build the set from each pair's streamed sums
         (:func:`model_matrix_streamed`): True always, False never, None when a table has
-        more rows than :func:`graceful_core.sources.stream_min_rows`.
+        more rows than :func:`graceful_core.comparing.sources.stream_min_rows`.
 
     Raises
     ------
@@ -614,39 +520,3 @@ def _run_models_together(sources: Sequence[str | os.PathLike], dataset: ImageDat
     cbs = [(lambda done, total, name=Path(s).name: progress(name, done, total)) if progress else None
            for s in sources]
     return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
-
-
-def _cell(x: float | None, w: int) -> str:
-    return percent(x).replace(" %", "%").rjust(w)
-
-
-def matrix_text(ms: ModelSet) -> str:
-    """A terminal rendering: accuracy, NFR, BTC and cross-test matrices, index sharing, chain."""
-    names = ms.models
-    w = max(9, *(len(n) for n in names)) + 1
-    lines = [f"{ms.n_samples} samples, {len(names)} models", f"{METRICS['accuracy'].name}:"]
-    lines += [f"  {n:<{w}}{_cell(a, w)}" for n, a in zip(names, ms.accuracy)]
-    for rows, title in ((ms.negative_flip_rate, f"{METRICS['negative_flip_rate'].name} (row = old, column = new)"),
-                        (ms.backward_trust_compatibility,
-                         f"{METRICS['backward_trust_compatibility'].name} (row = old, column = new)"),
-                        (ms.cross_top1, f"{METRICS['cross_test_hit_at_1'].name} (row = query model, "
-                                        "column = gallery model)")):
-        reasons = {r for row in ms.cross_top1_reason for r in row}
-        if rows is ms.cross_top1 and all(x is None for row in rows for x in row) and len(reasons) == 1:
-            lines.append(f"{title}: none, {reasons.pop()}")  # e.g. a streamed model set
-            continue
-        lines.append(title + ":")
-        lines.append(" " * (w + 2) + "".join(n.rjust(w) for n in names))
-        for n, row in zip(names, rows):
-            lines.append(f"  {n:<{w}}" + "".join(_cell(x, w) for x in row))
-    share = ms.can_share_index
-    lines.append("can share an index (queries of the first search the second's gallery better than it "
-                 "searches itself): " + (", ".join(f"{s.query} -> {s.gallery}" for s in share) or "none"))
-    lin = ms.lineage
-    chain = " -> ".join(names)
-    lines.append(f"lineage {chain}:")
-    for st, reg, ever in zip(lin.steps, lin.regressions_from_first[1:], lin.ever_regressed_from_first[1:]):
-        lines.append(f"  {st.old} -> {st.new}: accuracy {_cell(st.new_accuracy, 0)}, "
-                     f"NFR {_cell(st.negative_flip_rate, 0)} ({st.negative_flips} flips); "
-                     f"{names[0]} right but {st.new} wrong: {reg} (ever wrong since {names[0]}: {ever})")
-    return "\n".join(lines)

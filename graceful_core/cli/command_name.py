@@ -1,6 +1,6 @@
 """The name the command line goes by in help texts and hints: ``graceful`` or ``python -m graceful_core``.
 
-Its own module so that every command's module (:mod:`graceful_core.cli`, the training
+Its own module so that every command's module (:mod:`graceful_core.cli.commands`, the training
 command) can name the command without importing the command line.
 """
 

@@ -1,6 +1,6 @@
 """Results of a comparison that are computed only when a view asks for them.
 
-A :class:`~graceful_core.comparison.Comparison` holds everything its reports need.
+A :class:`~graceful_core.results.comparison.Comparison` holds everything its reports need.
 Some views need more, and it costs more than the report: both models' full class
 probabilities per sample (the Sample page's top-5), the 2-D projections of the
 embeddings (UMAP: seconds to a minute), and same-class nearest neighbours (by embedding,
@@ -19,12 +19,13 @@ import numpy as np
 from PIL import Image
 
 from graceful_core import cache
-from graceful_core.comparison import Comparison, row_key
+from graceful_core.comparing.analyses import row_key
+from graceful_core.comparing.sources import predictions_for
 from graceful_core.errors import InputError
-from graceful_core.projection import ProjectionResult, joint_umap, separate_umap
-from graceful_core.projection_store import precomputed_projection
-from graceful_core.sources import predictions_for
-from graceful_core.views import class_subset, nearest_neighbours, neighbour_candidates, probabilities_for
+from graceful_core.explore.projection import ProjectionResult, joint_umap, separate_umap
+from graceful_core.explore.projection_store import precomputed_projection
+from graceful_core.explore.selection import class_subset, nearest_neighbours, neighbour_candidates, probabilities_for
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import StageProgress
 
 __all__ = ["class_probabilities", "projection", "Neighbours", "neighbours", "PROJECTIONS",
@@ -80,13 +81,13 @@ def projection(comp: Comparison, kind: str, max_points: int | None = None,
                progress: StageProgress | None = None) -> ProjectionResult:
     """The 2-D UMAP layout of both embeddings: ``"joint"`` (one shared map) or ``"separate"``.
 
-    :func:`graceful_core.projection.joint_umap` / :func:`~graceful_core.projection.separate_umap`
+    :func:`graceful_core.explore.projection.joint_umap` / :func:`~graceful_core.explore.projection.separate_umap`
     with their defaults (fixed seed), cached on disk under the comparison's key.
     ``max_points`` (old and new points together) caps the layout at a fixed-seed subset of
     ``max_points // 2`` images (None: the projection's own default, 20,000 points).
     Before fitting, a map precomputed for the same embeddings and settings (the bundled
-    sample's, :func:`graceful_core.projection_store.find_map`) is used. ``progress`` gets
-    the fit's stages (:func:`~graceful_core.projection.joint_umap`).
+    sample's, :func:`graceful_core.explore.projection_store.find_map`) is used. ``progress`` gets
+    the fit's stages (:func:`~graceful_core.explore.projection.joint_umap`).
 
     Raises
     ------
@@ -156,7 +157,7 @@ def _pixel_rows(comp: Comparison, rows: np.ndarray) -> np.ndarray:
 
 
 def _class_pixels(comp: Comparison, cls: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The class's searched rows (:func:`graceful_core.views.class_subset`) and their pixel features.
+    """The class's searched rows (:func:`graceful_core.explore.selection.class_subset`) and their pixel features.
 
     Cached on disk under the comparison's key, per class.
     """
@@ -180,7 +181,7 @@ def neighbours(comp: Comparison, row: int, k: int = 6) -> Neighbours:
     With embeddings: cosine similarity of the old model's embeddings over the whole
     class. Without: Euclidean distance of grey 16x16 thumbnails over the class (at most
     :data:`MAX_PIXEL_CANDIDATES`, a fixed-seed subset beyond), whose pixel features are
-    cached on disk per class (:func:`graceful_core.views.nearest_neighbours`).
+    cached on disk per class (:func:`graceful_core.explore.selection.nearest_neighbours`).
     """
     a = comp.require_arrays()
     if a.old_embedding is not None:

@@ -1,6 +1,6 @@
 """One self-contained HTML report of a comparison, rendered from a Jinja2 template.
 
-The template (``graceful_core/templates/report.html.j2``) is rendered with autoescape
+The template (``graceful_core/report/templates/report.html.j2``) is rendered with autoescape
 on, so every user-controlled string (model names, sample ids, class names, review
 notes and authors) is escaped by the template engine; only markup built here (Plotly's
 figure divs, the inlined plotly.js, the stylesheet) is passed as :class:`markupsafe.Markup`.
@@ -33,12 +33,13 @@ import plotly.io as pio
 from markupsafe import Markup
 
 from graceful_core.cache import atomic_write_bytes
-from graceful_core.comparison import Comparison
 from graceful_core.errors import InputError
-from graceful_core.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
-from graceful_core.label_review import html_context as label_review_context
-from graceful_core.remedies.report import whatif_line
-from graceful_core.summary import (
+from graceful_core.explore.selection import busiest_submatrix, grid_page, negative_flip_order, slice_examples
+from graceful_core.explore.thumbnails import THUMB_PX, thumbnail_data_uri
+from graceful_core.report.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
+from graceful_core.report.label_review import html_context as label_review_context
+from graceful_core.report.remedies import whatif_line
+from graceful_core.report.sentences import (
     churn_verdict,
     compatibility_verdict,
     headline,
@@ -47,8 +48,7 @@ from graceful_core.summary import (
     slice_verdict,
     worst_class_sentence,
 )
-from graceful_core.thumbnails import THUMB_PX, thumbnail_data_uri
-from graceful_core.views import busiest_submatrix, grid_page, negative_flip_order, slice_examples
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import (
     FLIP_MARKS,
     FLIP_TYPES,
@@ -93,7 +93,7 @@ _PRINT_JS = (
 @cache
 def _environment() -> jinja2.Environment:
     """The template environment: templates from the package, autoescape always on."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("graceful_core", "templates"), autoescape=True,
+    return jinja2.Environment(loader=jinja2.PackageLoader("graceful_core.report", "templates"), autoescape=True,
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
@@ -102,7 +102,7 @@ def _static() -> dict[str, Markup]:
     """The stylesheet and plotly.js, read once (trusted: shipped with the package and Plotly)."""
     from plotly.offline import get_plotlyjs
 
-    css = resources.files("graceful_core").joinpath("templates/report.css").read_text(encoding="utf-8")
+    css = resources.files("graceful_core.report").joinpath("templates/report.css").read_text(encoding="utf-8")
     return {"css": Markup(css), "plotly_js": Markup(get_plotlyjs()), "print_js": Markup(_PRINT_JS)}
 
 
@@ -161,7 +161,7 @@ def _flip_tiles(comp: Comparison, cap: int) -> dict[str, Any]:
     """The capped grid of negative flips, largest confidence drop first.
 
     A streamed comparison (no per-sample arrays) reads them from its flip-id file
-    (:func:`graceful_core.views.grid_page`); without the file only the first ids are known.
+    (:func:`graceful_core.explore.selection.grid_page`); without the file only the first ids are known.
     """
     a = comp.arrays
     ds = comp.dataset
@@ -209,7 +209,7 @@ def _slice_tile(comp: Comparison, row: int, pos: dict[str, int]) -> dict[str, An
 def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | None:
     """The significant regression slices (at most ``cap``), each with its numbers and example images.
 
-    Examples (:func:`graceful_core.views.slice_examples`): an embedding cluster's central
+    Examples (:func:`graceful_core.explore.selection.slice_examples`): an embedding cluster's central
     images (nearest the centre first); a metadata slice's negative flips, largest
     confidence drop first.
     """
@@ -292,11 +292,11 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
         The comparison; thumbnails need its dataset (else the grid lists ids only).
     max_flips : int
         Cap on the negative flips shown as thumbnails, largest confidence drop first.
-    review : graceful_core.review.Review, optional
+    review : graceful_core.review.store.Review, optional
         Review status and notes to include.
     generated_at : float, optional
         POSIX time stated as the generation time (default: now).
-    verdicts : dict of str to graceful_core.verdicts.FlipVerdict, optional
+    verdicts : dict of str to graceful_core.review.verdicts.FlipVerdict, optional
         The reviewers' verdicts on flipped images (counted and listed); None leaves the
         verdicts out (label issues are shown either way).
 
@@ -339,7 +339,7 @@ def write_html_report(comp: Comparison, path: str | os.PathLike, **kw: Any) -> N
     """Write the report of ``comp`` to ``path`` atomically (everything is rendered before the file is opened).
 
     Keywords as :func:`render_html_report` (``max_flips``, ``review``, ``generated_at``); a
-    failure leaves no partial file behind. :meth:`Comparison.to_html
-    <graceful_core.comparison.Comparison.to_html>` is the same call as a method.
+    failure leaves no partial file behind. This is how a notebook writes the report of its
+    comparison (a result holds values and never imports its renderer).
     """
     atomic_write_bytes(path, render_html_report(comp, **kw).encode("utf-8"))

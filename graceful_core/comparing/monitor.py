@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from graceful_core.api import (
+from graceful_core.comparing.classes import harmonise_classes
+from graceful_core.comparing.in_memory import (
     DataSource,
     Side,
     _in_memory_predictions,
@@ -35,7 +36,6 @@ from graceful_core.api import (
     predictions_of,
     side_of,
 )
-from graceful_core.comparison import harmonise_classes
 from graceful_core.errors import InputError
 from graceful_core.metrics import compatibility as cm
 from graceful_core.metrics import flips as fm

@@ -3,7 +3,7 @@
 A UMAP fit of the bundled Fashion-MNIST pair takes tens of seconds to minutes on two
 cores (plus numba's compilation in a fresh process), so the sample build writes the maps
 of its default pair next to the sample (``sample_data/<sample>/maps/*.npz``), and
-:func:`graceful_core.lazy.projection` looks here first. A map is only reused for the
+:func:`graceful_core.explore.on_demand.projection` looks here first. A map is only reused for the
 embeddings it was fitted on:
 
 - the file name carries the UMAP settings (kind, seed, neighbours, point cap: see
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from graceful_core.cache import atomic_output
-from graceful_core.projection import ProjectionResult
+from graceful_core.explore.projection import ProjectionResult
 
 __all__ = ["SAMPLED_POINTS", "MAPS_DIR", "SKETCH_RTOL", "settings_key", "content_key", "sketch", "sketches_match", "map_dirs",
            "find_map", "write_map", "projection_settings", "precomputed_projection"]
@@ -172,12 +172,12 @@ def write_map(directory: Path, settings: str, old: np.ndarray, new: np.ndarray, 
 
 
 def projection_settings(kind: str, old: np.ndarray, new: np.ndarray, max_points: int | None = None) -> str:
-    """:func:`settings_key` of :func:`~graceful_core.projection.joint_umap` (``"joint"``) or
-    :func:`~graceful_core.projection.separate_umap` (``"separate"``) called with their defaults
+    """:func:`settings_key` of :func:`~graceful_core.explore.projection.joint_umap` (``"joint"``) or
+    :func:`~graceful_core.explore.projection.separate_umap` (``"separate"``) called with their defaults
     except ``max_points`` (None: the default)."""
     import inspect
 
-    from graceful_core.projection import joint_umap, separate_umap
+    from graceful_core.explore.projection import joint_umap, separate_umap
 
     defaults = {k: p.default for k, p in inspect.signature(joint_umap if kind == "joint" else separate_umap)
                 .parameters.items() if p.default is not inspect.Parameter.empty}

@@ -42,8 +42,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from graceful_core.coverage import MissingRows
+from graceful_core.cache import make_key
+from graceful_core.comparing.analyses import _cross_test_cached, sample_metadata
+from graceful_core.comparing.classes import harmonise_classes, reference_predictions
 from graceful_core.io.tables import join_predictions
+from graceful_core.jsonable import json_clean
 from graceful_core.metrics.confidence import class_probabilities
 from graceful_core.metrics.prediction_churn import (
     ChurnAgainstReference,
@@ -51,19 +54,16 @@ from graceful_core.metrics.prediction_churn import (
     churn_against_reference,
     prediction_churn,
 )
-from graceful_core.metrics.slices import (
-    MIN_SAMPLES_TO_CLUSTER,
-    SliceReport,
-    clusters_in_embedding_order,
-    describe_clusters,
-    find_regression_slices,
-)
+from graceful_core.metrics.slice_clusters import clusters_in_embedding_order
+from graceful_core.metrics.slice_types import MIN_SAMPLES_TO_CLUSTER
+from graceful_core.metrics.slices import SliceReport, describe_clusters, find_regression_slices
+from graceful_core.results.coverage import MissingRows
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import ALPHA
 
 if TYPE_CHECKING:
-    from graceful_core.comparison import ComparisonInputs
     from graceful_core.metrics.retrieval import CrossTest
+    from graceful_core.results.comparison import ComparisonInputs
 
 __all__ = ["NOT_WITHOUT_LABELS", "UnlabelledComparison", "compare_unlabelled", "labels_missing_sentence"]
 
@@ -180,8 +180,6 @@ class UnlabelledComparison:
 
     def to_report(self) -> dict[str, Any]:
         """The JSON report (``"labels": false``; keys in ``docs/metrics.md``)."""
-        from graceful_core.comparison import json_clean
-
         report: dict[str, Any] = {
             "labels": False,
             "not_available_without_labels": sorted(NOT_WITHOUT_LABELS),
@@ -254,8 +252,6 @@ def compare_unlabelled(
     InputError
         Different class sets, no shared ids; a reference with other classes or missing samples.
     """
-    from graceful_core.comparison import harmonise_classes, reference_predictions, sample_metadata
-
     new = harmonise_classes(old, new)
     old_j, new_j = join_predictions(old, new)
     o = np.asarray(old_j.pred, dtype=np.int64)
@@ -269,9 +265,6 @@ def compare_unlabelled(
         (new_conf,) = class_probabilities(new_j.scores, new_j.score_kind, n)
     compat = None
     if with_compatibility and old_j.embedding is not None and new_j.embedding is not None:
-        from graceful_core.cache import make_key
-        from graceful_core.comparison import _cross_test_cached
-
         if progress is not None:
             progress("embedding cross-test", 0, 1)
         # classes = the old model's predictions: cached apart from the labelled cross-test of the same files

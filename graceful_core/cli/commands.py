@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from graceful_core.cache import atomic_write_bytes
-from graceful_core.command_name import default_prog
+from graceful_core.cli.command_name import default_prog
+from graceful_core.cli.progress import StderrProgress
 from graceful_core.errors import InputError
-from graceful_core.progress import StderrProgress
 from graceful_core.vocabulary import (
     ALPHA,
     EXIT_GATE,
@@ -316,11 +316,11 @@ def _cmd_compare(args) -> int:
     from contextlib import ExitStack
 
     from graceful_core.cache import atomic_output
-    from graceful_core.ci import github_annotations, junit_xml
-    from graceful_core.labelfree import UnlabelledComparison
-    from graceful_core.remedies.report import whatif_line
-    from graceful_core.sources import compare_sources, should_stream
-    from graceful_core.summary import text_summary, unlabelled_summary
+    from graceful_core.comparing.labelfree import UnlabelledComparison
+    from graceful_core.comparing.sources import compare_sources, should_stream
+    from graceful_core.report.ci import github_annotations, junit_xml
+    from graceful_core.report.remedies import whatif_line
+    from graceful_core.report.sentences import text_summary, unlabelled_summary
 
     streamed = should_stream([args.old, args.new], _STREAM[args.stream])
     flip_file = flip_ids_file_for(args.json) if streamed and args.json else None
@@ -338,7 +338,7 @@ def _cmd_compare(args) -> int:
             raise InputError(args.html, "the HTML report needs true labels; without them use --json (prediction "
                                         "churn, transition matrix, churn slices)")
         report = comp.to_report()
-        from graceful_core import label_review
+        from graceful_core.report import label_review
 
         verdicts = label_review.load_verdicts(comp) if comp.key and not unlabelled else None
         if verdicts:  # only when someone gave one (the report of a comparison nobody reviewed is Comparison.to_report)
@@ -350,8 +350,8 @@ def _cmd_compare(args) -> int:
             report["gates"] = [g.to_json() for g in gates]
         html_text = None
         if args.html:  # render everything before writing anything: no partial outputs
-            from graceful_core.report_html import render_html_report
-            from graceful_core.review import get_review
+            from graceful_core.report.html import render_html_report
+            from graceful_core.review.store import get_review
 
             html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None,
                                            verdicts=verdicts)
@@ -385,13 +385,13 @@ def _cmd_compare(args) -> int:
 
 
 def compare_gates(comp, report: dict, args) -> list:
-    """The gates set on the command line, evaluated on ``comp`` (:class:`graceful_core.ci.Gate` each).
+    """The gates set on the command line, evaluated on ``comp`` (:class:`graceful_core.report.ci.Gate` each).
 
     A gate whose number does not exist (NFR or BTC without labels) fails and says why: a
     gate that cannot be checked must not pass. On a subset (``--allow-missing``) every gate
     says so.
     """
-    from graceful_core.ci import Gate
+    from graceful_core.report.ci import Gate
     from graceful_core.vocabulary import percent
 
     labelled = report.get("labels", True)
@@ -430,7 +430,7 @@ def compare_gates(comp, report: dict, args) -> list:
 def _failing_slices(report, max_nfr: float) -> tuple[str, ...]:
     """One line per significant slice over the slice gate (for one annotation each)."""
     from graceful_core.metrics.slices import slices_exceeding
-    from graceful_core.summary import slice_line
+    from graceful_core.report.sentences import slice_line
 
     if report is None:
         return ()
@@ -447,7 +447,7 @@ def _slice_gate(report, max_nfr: float) -> tuple[str, bool, str]:
     Without candidate slices (``report`` None) the gate passes and says there was nothing to test.
     """
     from graceful_core.metrics.slices import slices_exceeding
-    from graceful_core.summary import slice_line
+    from graceful_core.report.sentences import slice_line
     from graceful_core.vocabulary import percent
 
     if report is None:
@@ -506,14 +506,14 @@ def _bar(stage: str, done: int, total: int) -> None:
 
 
 def _cmd_train(args) -> int:
-    from graceful_core.training.cli_train import run_train
+    from graceful_core.cli.train import run_train
 
     return run_train(args, progress=_bar)
 
 
 def _cmd_mitigate(args) -> int:
     from graceful_core.remedies.build import mitigate_sources
-    from graceful_core.remedies.report import whatif_text
+    from graceful_core.report.remedies import whatif_text
 
     _check_outputs([p for p in (args.json, args.export) if p])
     result = mitigate_sources(args.old, args.new, args.data, validation=args.validation,
@@ -529,7 +529,7 @@ def _cmd_mitigate(args) -> int:
 
 
 def _cmd_matrix(args) -> int:
-    from graceful_core.lineage import STAGE_PAIRS, model_matrix_report
+    from graceful_core.comparing.lineage import STAGE_PAIRS, model_matrix_report
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage != STAGE_PAIRS:  # the stderr bar counts images; the cross-tests take seconds
@@ -539,7 +539,7 @@ def _cmd_matrix(args) -> int:
                                     batch_size=args.batch_size, stream=_STREAM[args.stream])
     if args.json:
         _write_json(args.json, model_set.to_report())
-    from graceful_core.lineage import matrix_text
+    from graceful_core.report.lineage_text import matrix_text
 
     print(matrix_text(model_set))
     return EXIT_OK
@@ -571,7 +571,7 @@ def app_environment(old: str | None, new: str | None, data: str | None) -> dict[
         Only one of OLD/NEW, a file or folder that does not exist, or a model file without
         ``--data``.
     """
-    from graceful_core.sources import is_table
+    from graceful_core.comparing.sources import is_table
 
     if (old is None) != (new is None):
         raise InputError(None, "give both OLD and NEW, or neither (the dashboard then opens on the bundled sample)")

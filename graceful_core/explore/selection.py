@@ -1,7 +1,7 @@
 """Small pure helpers behind the app's views: filtering, paging, top-k, neighbours.
 
 Nothing here computes a regression metric (those live in :mod:`graceful_core.metrics`
-and :class:`graceful_core.comparison.Comparison`); these functions only select, order
+and :class:`graceful_core.results.comparison.Comparison`); these functions only select, order
 and align what the comparison already holds, so that the app's pages stay free of
 logic and the logic stays testable without a browser. No Streamlit import.
 """
@@ -21,7 +21,7 @@ from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES, STREAMED_GRID_NOTE, STREAMED_NO_FLIP_FILE
 
 if TYPE_CHECKING:
-    from graceful_core.comparison import Comparison
+    from graceful_core.results.comparison import Comparison
 
 #: Sort orders of the image grid.
 SORT_ORDERS = ("confidence drop (largest first)", "confidence drop (smallest first)", "id")
@@ -43,7 +43,7 @@ def filter_samples(
     Parameters
     ----------
     samples : pd.DataFrame
-        :meth:`graceful_core.comparison.Comparison.samples` (columns ``label``,
+        :meth:`graceful_core.results.comparison.Comparison.samples` (columns ``label``,
         ``old_pred``, ``new_pred``, ``flip``, ...).
     classes : sequence of str, optional
         Keep rows whose true ``label`` is one of these (None or empty: all classes).
@@ -53,7 +53,7 @@ def filter_samples(
         Keep rows with exactly this old / new prediction (a transition-matrix cell).
     rows : array of int, optional
         Keep rows whose index (the sample's row in the comparison, as
-        :meth:`~graceful_core.comparison.Comparison.samples` numbers them) is one of these:
+        :meth:`~graceful_core.results.comparison.Comparison.samples` numbers them) is one of these:
         a regression slice's ``indices``.
 
     Returns
@@ -115,7 +115,7 @@ def page_bounds(n_items: int, page: int, per_page: int) -> tuple[int, int, int]:
     return start, min(n_items, start + per_page), n_pages
 
 
-#: Columns of a grid page (those of :meth:`graceful_core.comparison.Comparison.samples`).
+#: Columns of a grid page (those of :meth:`graceful_core.results.comparison.Comparison.samples`).
 GRID_COLUMNS = ("id", "label", "old_pred", "new_pred", "old_conf", "new_conf", "old_p_true", "new_p_true", "flip",
                 "confidence_drop")
 
@@ -363,7 +363,7 @@ def busiest_submatrix(matrix: np.ndarray, classes: Sequence[str], n: int) -> tup
 def default_sample(samples: pd.DataFrame) -> str:
     """The sample to show first: the most confident negative flip, else the largest confidence drop.
 
-    ``samples`` is :meth:`graceful_core.comparison.Comparison.samples` (columns ``id``,
+    ``samples`` is :meth:`graceful_core.results.comparison.Comparison.samples` (columns ``id``,
     ``flip``, ``confidence_drop``); NaN drops sort last.
     """
     if samples.empty:

@@ -1,6 +1,6 @@
 """A reviewer's verdict on each flipped image, kept with the comparison's review.
 
-Verdicts live in the review's SQLite file (:mod:`graceful_core.review`: the cache
+Verdicts live in the review's SQLite file (:mod:`graceful_core.review.store`: the cache
 folder's ``reviews.sqlite``, WAL journal, busy timeout), keyed by the comparison's
 content key and the sample id, so everyone who opens the same comparison sees them.
 Each verdict is a row appended in its own ``BEGIN IMMEDIATE`` transaction, never a
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from graceful_core.metrics.significance import wilson_interval
-from graceful_core.review import MAX_NOTE_CHARS, connect, write
+from graceful_core.review.store import MAX_NOTE_CHARS, connect, write
 from graceful_core.vocabulary import FLIP_VERDICTS
 
 __all__ = ["FlipVerdict", "VerdictCounts", "set_verdict", "clear_verdict", "get_verdicts", "verdict_counts",
@@ -82,7 +82,7 @@ def set_verdict(key: str, sample_id: str, verdict: str, *, note: str = "", corre
     """Record ``verdict`` (one of :data:`FLIP_VERDICTS`) on image ``sample_id`` of comparison ``key``.
 
     One appended row in its own transaction. ``note`` is stripped and at most
-    :data:`~graceful_core.review.MAX_NOTE_CHARS` long; ``corrected_label`` is kept only
+    :data:`~graceful_core.review.store.MAX_NOTE_CHARS` long; ``corrected_label`` is kept only
     with "label wrong".
 
     Raises

@@ -8,7 +8,7 @@ close together. :func:`separate_umap` fits each model alone for a side-by-side l
 orthogonal Procrustes fit of one layout to the other). UMAP runs with
 ``random_state=seed`` and ``n_jobs=1``, which makes it deterministic. The first call in a
 process compiles numba code (tens of seconds). The app gets its projections through
-:func:`graceful_core.lazy.projection`, cached on disk per comparison.
+:func:`graceful_core.explore.on_demand.projection`, cached on disk per comparison.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from graceful_core.command_name import default_prog
+from graceful_core.cli.command_name import default_prog
 from graceful_core.errors import InputError
 from graceful_core.training.update import TrainParams, train_update
 from graceful_core.vocabulary import EXIT_OK, StageProgress

@@ -1,6 +1,6 @@
 """Plain-words verdicts and summaries shared by the CLI, the app and the HTML report.
 
-The sentences are built here once, from a :class:`~graceful_core.comparison.Comparison`,
+The sentences are built here once, from a :class:`~graceful_core.results.comparison.Comparison`,
 with the metric words and formats of :mod:`graceful_core.vocabulary`.
 """
 
@@ -11,12 +11,12 @@ from typing import Literal
 
 import numpy as np
 
-from graceful_core.comparison import Comparison
-from graceful_core.labelfree import UnlabelledComparison
+from graceful_core.comparing.labelfree import UnlabelledComparison, labels_missing_sentence
 from graceful_core.metrics.churn import ChurnFloor
 from graceful_core.metrics.retrieval import CrossTest
 from graceful_core.metrics.slices import RegressionSlice, SliceReport
 from graceful_core.metrics.summary import FlipSummary
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import (
     ALPHA,
     CLI_LINES,
@@ -178,7 +178,7 @@ def classes_hurt(c: Comparison) -> tuple[ClassHurt, ...]:
     Examples
     --------
     >>> import numpy as np
-    >>> from graceful_core.comparison import Comparison, FlipIds
+    >>> from graceful_core.results.comparison import Comparison, FlipIds
     >>> from graceful_core.metrics.counts import FlipCounts
     >>> y = np.array([0, 0, 1, 1, 1, 2]); old = np.array([0, 0, 1, 1, 1, 2]); new = np.array([1, 0, 0, 2, 1, 2])
     >>> counts = FlipCounts.from_predictions(y, old, new, 3)
@@ -270,8 +270,6 @@ def unlabelled_headline(u: UnlabelledComparison) -> str:
 
 def unlabelled_summary(u: UnlabelledComparison) -> str:
     """The CLI's summary of a comparison without labels: what is known, and what does not exist."""
-    from graceful_core.labelfree import labels_missing_sentence
-
     m = METRICS["prediction_churn"]
     width = 22
     lines = [f"old: {u.old_name}   new: {u.new_name}   samples: {u.n_samples}   labels: none",

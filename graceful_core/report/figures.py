@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from graceful_core.views import top_k
+from graceful_core.explore.selection import top_k
 from graceful_core.vocabulary import EMBEDDING_COLOURINGS, FLIP_COLOURS, FLIP_MARKS, METRICS, MODEL_COLOURS, percent
 
 if TYPE_CHECKING:
-    from graceful_core.comparison import GroupFlips
-    from graceful_core.lineage import ModelSet
+    from graceful_core.explore.projection import ProjectionResult
     from graceful_core.metrics.slices import RegressionSlice
-    from graceful_core.projection import ProjectionResult
+    from graceful_core.results.comparison import GroupFlips
+    from graceful_core.results.lineage import ModelSet
 
 NEG_COLOUR = FLIP_COLOURS["negative flip"]
 POS_COLOUR = FLIP_COLOURS["positive flip"]
@@ -138,7 +138,7 @@ def per_class_flip_bars(per_class: GroupFlips | pd.DataFrame) -> go.Figure:
 def top_k_bars(classes: Sequence[str], old_probs: np.ndarray, new_probs: np.ndarray, k: int = 5) -> go.Figure:
     """Both models' top-k class probabilities for one sample, side by side.
 
-    Each panel shows that model's ``k`` most probable classes (:func:`graceful_core.views.top_k`:
+    Each panel shows that model's ``k`` most probable classes (:func:`graceful_core.explore.selection.top_k`:
     ties to the lower class index), the most probable on top; the y axes are categorical.
     """
     from plotly.subplots import make_subplots

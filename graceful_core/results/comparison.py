@@ -1,9 +1,9 @@
-"""One comparison of an old and a new model: everything a report needs, built once.
+"""One comparison of an old and a new model: everything a report needs, as frozen values.
 
-:func:`compare_predictions` is the single place where a comparison is computed from two
-models' predictions; the CLI (:mod:`graceful_core.cli`), the app and the model sets all
-get theirs from it (files go through :func:`graceful_core.sources.compare_sources`). The
-result, :class:`Comparison`, is frozen and complete when it is returned:
+:func:`graceful_core.comparing.predictions.compare_predictions` is the single place where
+a comparison is computed from two models' predictions; the CLI, the app and the model sets
+all get theirs from it (files go through :func:`graceful_core.comparing.sources.compare_sources`).
+The result, :class:`Comparison`, is frozen and complete when it is returned:
 
 - ``counts``: the joint counts of (label, old prediction, new prediction)
   (:class:`~graceful_core.metrics.counts.FlipCounts`); the ``summary``
@@ -18,29 +18,15 @@ result, :class:`Comparison`, is frozen and complete when it is returned:
   and clusters of the old embeddings where the negative flips concentrate).
 
 :meth:`Comparison.to_report` is the JSON report (its keys are listed in
-``docs/metrics.md``, "JSON report"); :meth:`~Comparison.to_dict` is the same,
-:meth:`~Comparison.to_html` writes the HTML report, and :meth:`~Comparison.samples`,
-:meth:`~Comparison.flips` and ``per_class.to_frame()`` are pandas views.
-
-Examples
---------
->>> import numpy as np
->>> from graceful_core.types import Predictions
->>> ids = np.array(["a", "b", "c", "d"], dtype=object)
->>> old = Predictions(ids=ids, pred=np.array([0, 1, 0, 0]), classes=["cat", "dog"], labels=np.array([0, 1, 1, 0]))
->>> new = Predictions(ids=ids, pred=np.array([1, 1, 1, 0]), classes=["cat", "dog"])
->>> comp = compare_predictions(old, new, old_name="v1", new_name="v2")
->>> comp.summary.n_negative_flips, comp.flip_ids.negative, comp.flip_ids.positive
-(1, ('a',), ('c',))
->>> comp.to_report()["negative_flip_rate"]
-0.25
+``docs/metrics.md``, "JSON report"); :meth:`~Comparison.to_dict` is the same;
+:meth:`~Comparison.samples`, :meth:`~Comparison.flips` and ``per_class.to_frame()`` are
+pandas views. A result holds values and never imports its renderer: the HTML report is
+:func:`graceful_core.report.html.write_html_report(comp, path) <graceful_core.report.html.write_html_report>`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,43 +34,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from graceful_core import cache
-from graceful_core.coverage import MissingRows
-from graceful_core.errors import InputError
-from graceful_core.io.metadata import SampleMetadata, combine
-from graceful_core.io.tables import join_predictions
+from graceful_core.io.metadata import SampleMetadata
 from graceful_core.jsonable import json_clean
 from graceful_core.metrics import flips as fm
-from graceful_core.metrics.churn import ChurnFloor, churn_floor
-from graceful_core.metrics.confidence import class_probabilities, flip_confidence_split_from_true_probs
+from graceful_core.metrics.churn import ChurnFloor
 from graceful_core.metrics.counts import FlipCounts
-from graceful_core.metrics.label_issues import LabelIssues, label_issues_of_comparison, label_issues_to_json
+from graceful_core.metrics.label_issues import LabelIssues, label_issues_to_json
 from graceful_core.metrics.prediction_churn import prediction_churn_from_matrix
-from graceful_core.metrics.retrieval import (
-    CrossTest,
-    RetrievalResult,
-    cross_test,
-    head_accuracy,
-    nearest_neighbour_overlap,
-)
-from graceful_core.metrics.slices import (
-    MIN_SAMPLES_TO_CLUSTER,
-    Clustering,
-    SliceReport,
-    clusters_in_embedding_order,
-    describe_clusters,
-    find_regression_slices,
-)
+from graceful_core.metrics.retrieval import CrossTest
+from graceful_core.metrics.slices import SliceReport
 from graceful_core.metrics.summary import FlipSummary, flip_summary
-from graceful_core.metrics.whatif import WhatIfReport, whatif_of_scores
-from graceful_core.types import Predictions
-from graceful_core.vocabulary import FLIP_TYPES, StageProgress
+from graceful_core.metrics.whatif import WhatIfReport
+from graceful_core.results.coverage import MissingRows
+from graceful_core.vocabulary import FLIP_TYPES
 
 if TYPE_CHECKING:
     from graceful_core.io.datasets import ImageDataset
 
-__all__ = ["Comparison", "ComparisonInputs", "FlipIds", "GroupFlips", "SampleArrays", "ChurnFloor",
-           "compare_predictions", "FLIP_TYPES", "json_clean"]
+__all__ = ["Comparison", "ComparisonInputs", "FlipIds", "GroupFlips", "SampleArrays", "ChurnFloor"]
 
 
 def _read_only(a: np.ndarray | None) -> np.ndarray | None:
@@ -274,7 +241,7 @@ def _slice_report(slices: SliceReport | Sequence[SupportsJson], counts: FlipCoun
 @dataclass(frozen=True, eq=False)
 class ComparisonInputs:
     """Where a comparison's predictions came from, for the lazy results of
-    :mod:`graceful_core.lazy` (full class probabilities, thumbnails, pixel neighbours).
+    :mod:`graceful_core.explore.on_demand` (full class probabilities, thumbnails, pixel neighbours).
 
     Attributes
     ----------
@@ -295,7 +262,7 @@ class Comparison:
     """The comparison of ``old`` and ``new`` on the same labelled samples (frozen).
 
     Build it with :func:`compare_predictions` (or
-    :func:`graceful_core.sources.compare_sources` for files); a streamed path builds it
+    :func:`graceful_core.comparing.sources.compare_sources` for files); a streamed path builds it
     from accumulated ``counts`` and ``flip_ids`` with ``arrays=None``. ``summary``,
     ``per_class`` and ``transition_matrix`` are derived from ``counts`` on construction.
 
@@ -381,7 +348,7 @@ class Comparison:
     label_issues_reason: str | None = None
     mitigation_whatif: WhatIfReport | None = field(default=None, repr=False)
     missing: MissingRows | None = None
-    """Rows left out of the comparison (with ``allow_missing`` only; :mod:`graceful_core.coverage`)."""
+    """Rows left out of the comparison (with ``allow_missing`` only; :mod:`graceful_core.results.coverage`)."""
     summary: FlipSummary = field(init=False)
     per_class: GroupFlips = field(init=False, repr=False)
     transition_matrix: np.ndarray = field(init=False, repr=False)
@@ -525,7 +492,7 @@ class Comparison:
                                                           None if a is None else a.negative_flip_mask)
         if self.mitigation_whatif is not None:
             report["mitigation_whatif"] = self.mitigation_whatif.to_json()
-        # Prediction churn needs no labels: labelled reports carry it too (graceful_core.labelfree).
+        # Prediction churn needs no labels: labelled reports carry it too (graceful_core.comparing.labelfree).
         report["labels"] = True
         report.update(prediction_churn_from_matrix(self.transition_matrix).to_json())
         if self.missing is not None:
@@ -538,390 +505,4 @@ class Comparison:
         """The JSON report as a dict: the same keys as the CLI's ``--json`` (:meth:`to_report`)."""
         return self.to_report()
 
-    def to_html(self, path: str | os.PathLike, **kw: Any) -> None:
-        """Write the self-contained HTML report to ``path`` atomically.
 
-        An alias of :func:`graceful_core.report_html.write_html_report` (keywords
-        ``max_flips``, ``review``, ``generated_at``), kept for the notebook's
-        ``comp.to_html(path)``. A result does not import its renderer at import time: the
-        renderer is loaded here, on the call (the one exception the import contract in
-        ``pyproject.toml`` lists).
-        """
-        from graceful_core.report_html import write_html_report
-
-        write_html_report(self, path, **kw)
-
-
-# --------------------------------------------------------------------------- building
-def harmonise_classes(old: Predictions, new: Predictions) -> Predictions:
-    """Map ``new``'s class indices onto ``old``'s class list (same names, any order)."""
-    if list(new.classes) == list(old.classes):
-        return new
-    if set(new.classes) != set(old.classes):
-        only_new = sorted(set(new.classes) - set(old.classes))
-        only_old = sorted(set(old.classes) - set(new.classes))
-        raise InputError(
-            new.source,
-            f"class names differ from the old model's: only in new {only_new[:5]}, only in old {only_old[:5]}",
-        )
-    pos = {c: i for i, c in enumerate(old.classes)}
-    perm = np.array([pos[c] for c in new.classes], dtype=np.int64)
-    inv = np.argsort(perm)
-    return Predictions(
-        ids=new.ids,
-        pred=perm[new.pred],
-        classes=list(old.classes),
-        labels=None if new.labels is None else perm[new.labels],
-        scores=None if new.scores is None else new.scores[:, inv],
-        score_kind=new.score_kind,
-        embedding=new.embedding,
-        source=new.source,
-        extra=new.extra,
-    )
-
-
-def _embedding_overlap(old_emb: np.ndarray, new_emb: np.ndarray, key: str) -> float | None:
-    """:func:`nearest_neighbour_overlap`, None when the sizes differ; cached on disk under ``key``."""
-    if old_emb.shape[1] != new_emb.shape[1] or old_emb.shape[0] == 0:
-        return None
-
-    def compute() -> dict[str, np.ndarray]:
-        return {"overlap": np.array(nearest_neighbour_overlap(old_emb, new_emb))}
-
-    return float(cache.cached_arrays("embedding-overlap", key, compute, names=("overlap",))["overlap"])
-
-
-#: Cache kind of a comparison's embedding cross-test (:func:`_cross_test_cached`).
-CROSS_TEST_CACHE = "cross-test-v3"  # v3: exact mAP at every size, and the embedding overlap
-_RESULT_ARRAYS = ("valid", "top1_correct", "topk_indices", "average_precision")
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, np.integer | np.bool_):
-        return x.item()
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
-
-
-def _cross_test_to_arrays(ct: CrossTest) -> dict[str, np.ndarray]:
-    """A :class:`CrossTest` as arrays for the disk cache: its scalars as one JSON string, its arrays as they are."""
-    import json
-
-    meta = {k: getattr(ct, k) for k in ("scores", "compatible", "update_gain", "retrieval_negative_flips",
-                                        "retrieval_positive_flips", "negative_flip_rate", "negative_flip_rate_ci95",
-                                        "positive_flip_rate", "positive_flip_rate_ci95", "per_class", "n_queries",
-                                        "map_queries", "map_ci95", "reason", "embedding_overlap")}
-    meta["results"] = {p: {"hit_at": {str(k): v for k, v in r.hit_at.items()}, "map": r.map,
-                           "map_queries": r.map_queries, "map_ci95": r.map_ci95, "n_queries": r.n_queries}
-                       for p, r in ct.results.items()}
-    out = {"meta": np.array(json.dumps(meta, default=_json_default)),
-           "negative_flip_indices": np.asarray(ct.negative_flip_indices),
-           "positive_flip_indices": np.asarray(ct.positive_flip_indices)}
-    for p, r in ct.results.items():
-        for a in _RESULT_ARRAYS:
-            if getattr(r, a) is not None:
-                out[f"{p}.{a}"] = np.asarray(getattr(r, a))
-    return out
-
-
-def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
-    """The inverse of :func:`_cross_test_to_arrays`."""
-    import json
-
-    meta = json.loads(str(d["meta"]))
-    results = {}
-    for p, r in meta.pop("results").items():
-        results[p] = RetrievalResult(
-            hit_at={int(k): v for k, v in r["hit_at"].items()}, map=r["map"], map_queries=r["map_queries"],
-            map_ci95=None if r["map_ci95"] is None else tuple(r["map_ci95"]), n_queries=r["n_queries"],
-            **{a: d.get(f"{p}.{a}") for a in _RESULT_ARRAYS})
-    for k in ("negative_flip_rate_ci95", "positive_flip_rate_ci95"):
-        if meta[k] is not None:
-            meta[k] = tuple(meta[k])
-    return CrossTest(**meta, negative_flip_indices=d["negative_flip_indices"],
-                     positive_flip_indices=d["positive_flip_indices"], results=results)
-
-
-def _cross_test_cached(old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str,
-                       ids: Sequence[Any] = ()) -> CrossTest:
-    """:func:`~graceful_core.metrics.retrieval.cross_test`, cached on disk under the comparison's ``key``.
-
-    On 10,000 images the exact mAP of the four retrieval pairs takes most of a minute; a
-    restarted server or a second ``compare`` of the same inputs reads it back instead.
-    The entry holds row indices, so its key includes the order of ``ids`` (the content
-    key does not: a folder and a manifest of the same images list them differently).
-    """
-    if not key:
-        return cross_test(old_emb, new_emb, labels)
-    key = row_key(key, ids)
-    got = cache.cached_arrays(CROSS_TEST_CACHE, key, lambda: _cross_test_to_arrays(cross_test(old_emb, new_emb, labels)),
-                              names=("meta", "negative_flip_indices", "positive_flip_indices"))
-    try:
-        ct = _cross_test_from_arrays(got)
-    except (ValueError, KeyError, TypeError):  # a foreign or damaged entry: never trust it
-        return cross_test(old_emb, new_emb, labels)
-    if any(r.valid is not None and r.valid.shape != (len(labels),) for r in ct.results.values()):
-        return cross_test(old_emb, new_emb, labels)
-    return ct
-
-
-def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMetadata | None:
-    """The metadata of the compared samples: the dataset's columns, then the old table's.
-
-    ``old`` is the old side after the join (its rows are the compared samples, its
-    ``extra["metadata"]`` the old predictions table's extra columns, already aligned).
-    The dataset's metadata (a manifest's extra columns, or a folder's ``slice``) are
-    aligned by id (samples the dataset lacks get missing values). A column of the same
-    name in both keeps the dataset's (``docs/formats.md``, "Metadata columns").
-    """
-    from_ds = None
-    meta = getattr(dataset, "metadata", None)  # duck-typed datasets (tests, the API) may have none
-    if meta is not None:
-        rows = pd.Index(np.asarray(dataset.ids, dtype=object)).get_indexer(np.asarray(old.ids).astype(str))
-        from_ds = meta.take(rows)
-    return combine([from_ds, old.extra.get("metadata")])
-
-
-#: Disk-cache kind of the clusters of the old embeddings (bump the version when the rule changes).
-CLUSTERS_CACHE = "slice-clusters-v3"
-
-
-def row_key(key: str, ids: Sequence[str] | np.ndarray) -> str:
-    """``key`` extended by the samples' order: the disk key of any per-row result.
-
-    The comparison's content key does not depend on the order of the rows (a folder lists
-    its images by class, a manifest of the same images in its own order); a result stored
-    row by row (cluster assignment, projections, probabilities) is only valid for the
-    order it was computed in. Empty when ``key`` is empty (no caching).
-
-    >>> row_key("", ["a", "b"])
-    ''
-    >>> row_key("k", ["a", "b"]) == row_key("k", ["b", "a"])
-    False
-    """
-    if not key:
-        return ""
-    h = hashlib.sha256()
-    for sid in ids:
-        h.update(str(sid).encode("utf-8", "surrogatepass") + b"\x00")
-    return cache.make_key(key, "rows", h.hexdigest())
-
-
-def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: str = "") -> Clustering | None:
-    """The k-means clusters of the old embeddings (:func:`~graceful_core.metrics.slices.embedding_clusters`),
-    cached on disk under the comparison's content ``key`` (each sample's cluster and each
-    cluster's central samples; descriptions are rebuilt from the labels); None without
-    old embeddings or below 20 samples."""
-    if arrays.old_embedding is None or len(arrays) < MIN_SAMPLES_TO_CLUSTER:
-        return None
-
-    def compute() -> dict[str, np.ndarray]:
-        return clusters_in_embedding_order(arrays.old_embedding, arrays.labels, classes)
-
-    got = cache.cached_arrays(CLUSTERS_CACHE, row_key(key, arrays.ids), compute,
-                              names=("assignment", "central", "seed"))
-    if got["assignment"].shape != (len(arrays),):  # a foreign entry: never trust it
-        got = compute()
-    return describe_clusters(got["assignment"], got["central"], arrays.labels, classes, seed=int(got["seed"]))
-
-
-def regression_slices(arrays: SampleArrays, classes: Sequence[str], key: str = "") -> SliceReport | None:
-    """Where the negative flips concentrate: every candidate slice tested, or None without one.
-
-    Candidates are the values of the samples' metadata columns and the k-means clusters
-    of the old model's embeddings (:func:`~graceful_core.metrics.slices.find_regression_slices`:
-    one-sided Fisher exact test per slice, Benjamini–Hochberg over all slices;
-    ``docs/metrics.md``, "Regression slices"). None when there is no candidate (no
-    usable metadata column and no old embeddings of at least 20 samples). The clusters
-    are cached on disk under ``key`` (:func:`old_embedding_clusters`).
-    """
-    meta = None if arrays.metadata is None else arrays.metadata.to_frame()
-    clustering = old_embedding_clusters(arrays, classes, key)
-    if meta is None and clustering is None:
-        return None
-    rep = find_regression_slices(arrays.negative_flip_mask, arrays.labels, classes, metadata=meta,
-                                 clustering=clustering)
-    return rep if rep.slices else None
-
-
-def reference_predictions(reference: Predictions, old: Predictions, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The reference model's predictions on the compared samples, as indices into ``old``'s classes.
-
-    ``ids`` and ``labels`` are the compared samples (after the join of old and new). The
-    reference must have the same class names (any order), a prediction for every compared
-    sample (rows outside them are not used) and, if it carries labels, the same ones.
-
-    Raises
-    ------
-    InputError
-        Naming the reference's file: other class names, compared samples it lacks, or a
-        label that disagrees.
-    """
-    ref = harmonise_classes(old, reference)
-    src = reference.source or "reference"
-    index = pd.Index(np.asarray(ref.ids).astype(str))
-    if not index.is_unique:
-        raise InputError(src, "sample ids must be unique in the reference")
-    rows = index.get_indexer(np.asarray(ids).astype(str))
-    missing = np.flatnonzero(rows < 0)
-    if missing.size:
-        raise InputError(src, f"the reference lacks {missing.size} of the {len(ids)} compared samples (e.g. id "
-                              f"{str(ids[missing[0]])!r}): run it on the same samples as the old and new models")
-    if ref.labels is not None:
-        bad = np.flatnonzero(np.asarray(ref.labels)[rows] != labels)
-        if bad.size:
-            i = bad[0]
-            raise InputError(src, f"label of id {str(ids[i])!r} is {old.classes[int(ref.labels[rows[i]])]!r} but the "
-                                  f"compared models' data say {old.classes[int(labels[i])]!r}")
-    return np.asarray(ref.pred, dtype=np.int64)[rows]
-
-
-def compare_predictions(
-    old: Predictions,
-    new: Predictions,
-    *,
-    old_name: str | None = None,
-    new_name: str | None = None,
-    with_compatibility: bool = True,
-    with_slices: bool = True,
-    old_head: Callable[[np.ndarray], np.ndarray] | None = None,
-    key: str = "",
-    inputs: ComparisonInputs | None = None,
-    reference: Predictions | None = None,
-    reference_name: str | None = None,
-    missing: MissingRows | None = None,
-    progress: StageProgress | None = None,
-) -> Comparison:
-    """Build the :class:`Comparison` of two models' predictions on the same samples.
-
-    Parameters
-    ----------
-    old, new : Predictions
-        Outputs of the deployed and the proposed model. They are joined on ``id``
-        (inner join, in ``old``'s order); class names must be the same set.
-    old_name, new_name : str, optional
-        Display names (default: the model name or the source file).
-    with_compatibility : bool
-        Run the embedding cross-test and the embedding overlap when both sides have
-        embeddings.
-    with_slices : bool
-        Look for regression slices (:func:`regression_slices`) in the samples' metadata
-        (the dataset's, then ``old``'s table columns) and the old embeddings.
-    old_head : callable, optional
-        The old model's classifier head (embeddings -> logits); with comparable
-        embeddings, its accuracy on the new embeddings is measured.
-    key : str
-        Content identity of the inputs; the embedding overlap is cached on disk under it.
-    inputs : ComparisonInputs, optional
-        Where the predictions came from (kept for the lazy results).
-    reference, reference_name : Predictions and str, optional
-        A retrain of the old model (its architecture and data, another seed) on the same
-        samples: the comparison then has its ``churn_floor``
-        (:func:`~graceful_core.metrics.churn.churn_floor`, aligned by :func:`reference_predictions`).
-    missing : MissingRows, optional
-        The rows left out, kept on the result (the caller decided they may be).
-    progress : callable, optional
-        ``progress(stage, done, total)`` at the start and end of the embedding cross-test
-        and of the clustering (each takes seconds to a minute on 10,000 images).
-
-    Raises
-    ------
-    InputError
-        Different class sets, no shared ids, disagreeing labels, or no labels at all; a
-        reference with other classes, missing compared samples or other labels (naming
-        the reference's file).
-    """
-    new = harmonise_classes(old, new)
-    old_j, new_j = join_predictions(old, new)
-    labels = old_j.labels if old_j.labels is not None else new_j.labels
-    if labels is None:
-        raise InputError(
-            new.source or old.source,
-            "no true labels: give --data DATA, or a 'label' column in one of the tables",
-        )
-    labels = np.asarray(labels, dtype=np.int64)
-    o = np.asarray(old_j.pred, dtype=np.int64)
-    n = np.asarray(new_j.pred, dtype=np.int64)
-    old_conf = old_p = new_conf = new_p = None
-    if old_j.scores is not None:
-        old_conf, old_p = class_probabilities(old_j.scores, old_j.score_kind, o, labels)
-    if new_j.scores is not None:
-        new_conf, new_p = class_probabilities(new_j.scores, new_j.score_kind, n, labels)
-    split = (flip_confidence_split_from_true_probs(labels, o, n, old_p, new_p)
-             if old_p is not None and new_p is not None else {})
-    counts = FlipCounts.from_predictions(labels, o, n, len(old.classes), **split)
-    slices = old_j.extra.get("slices")
-    if slices is None:
-        slices = new_j.extra.get("slices")
-    old_e, new_e = old_j.embedding, new_j.embedding
-    compat = overlap = head_acc = None
-    if with_compatibility and old_e is not None and new_e is not None:
-        if progress is not None:
-            progress(STAGE_CROSS_TEST, 0, 1)
-        compat = _cross_test_cached(old_e, new_e, labels, key, old_j.ids)
-        if progress is not None:
-            progress(STAGE_CROSS_TEST, 1, 1)
-        overlap = compat.embedding_overlap if compat.embedding_overlap is not None \
-            else _embedding_overlap(old_e, new_e, key)
-        if old_head is not None and old_e.shape[1] == new_e.shape[1]:
-            head_acc = head_accuracy(old_head(new_e), labels)
-    arrays = SampleArrays(
-        ids=np.asarray(old_j.ids), labels=labels, old_pred=o, new_pred=n,
-        old_conf=old_conf, new_conf=new_conf, old_p_true=old_p, new_p_true=new_p,
-        slices=None if slices is None else np.asarray(slices),
-        old_embedding=old_e, new_embedding=new_e,
-        metadata=sample_metadata(old_j, None if inputs is None else inputs.dataset),
-    )
-    churn = None
-    if reference is not None:
-        r = reference_predictions(reference, old, arrays.ids, labels)
-        churn = churn_floor(labels, o, n, r, reference_name=reference_name or reference.extra.get("model_name")
-                            or reference.source or "reference")
-    whatif = None
-    if old_j.scores is not None and new_j.scores is not None:
-        try:
-            whatif = whatif_of_scores(labels, arrays.ids, old_j.scores, old_j.score_kind, new_j.scores,
-                                      new_j.score_kind, o, n)
-        except ValueError:  # too few samples to cross-fit: the report has no what-if object
-            whatif = None
-    return Comparison(
-        old_name=old_name or old.extra.get("model_name") or old.source,
-        new_name=new_name or new.extra.get("model_name") or new.source,
-        classes=tuple(old.classes),
-        counts=counts,
-        flip_ids=FlipIds.complete(arrays.ids[arrays.negative_flip_mask].tolist(),
-                                  arrays.ids[arrays.positive_flip_mask].tolist()),
-        arrays=arrays,
-        per_slice=None if slices is None else GroupFlips.from_arrays(labels, o, n, slices),
-        regression_slices=_with_stage(progress, STAGE_CLUSTERING,
-                                      lambda: regression_slices(arrays, tuple(old.classes), key))
-        if with_slices else None,
-        compatibility=compat,
-        old_head_on_new_accuracy=head_acc,
-        embedding_overlap=overlap,
-        churn_floor=churn,
-        # rows of either side not compared: missing from the other side (the join) or from the dataset
-        dropped_ids=int(old_j.extra.get("dropped_ids", 0)) + int(new.extra.get("dropped_ids", 0)),
-        key=key,
-        inputs=inputs,
-        **label_issues_of_comparison(labels, old_j, new_j),
-        mitigation_whatif=whatif,
-        missing=missing,
-    )
-
-
-#: Progress stages of :func:`compare_predictions` besides inference.
-STAGE_CROSS_TEST, STAGE_CLUSTERING = "embedding cross-test", "regression slices (clustering)"
-
-
-def _with_stage(progress: StageProgress | None, stage: str, work: Callable[[], Any]) -> Any:
-    """``work()``, announced to ``progress`` as ``stage`` 0/1 before and 1/1 after."""
-    if progress is not None:
-        progress(stage, 0, 1)
-    out = work()
-    if progress is not None:
-        progress(stage, 1, 1)
-    return out

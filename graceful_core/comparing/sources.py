@@ -8,7 +8,7 @@ used as it is.
 
 Two tables are compared in one of two ways, with the same numbers (:func:`should_stream`):
 
-- in memory (:func:`~graceful_core.comparison.compare_predictions`): both tables loaded,
+- in memory (:func:`~graceful_core.comparing.predictions.compare_predictions`): both tables loaded,
   the comparison keeps its per-sample arrays (the app's Sample, Embeddings and Retrieval
   views, the per-sample CSV) and runs the embedding cross-test;
 - streamed (:func:`graceful_core.streaming.compare_tables_streamed`) when a table has
@@ -31,19 +31,22 @@ import numpy as np
 import pandas as pd
 
 from graceful_core.cache import cache_dir, make_key
-from graceful_core.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips, compare_predictions
-from graceful_core.coverage import MissingRows, require_complete
+from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.errors import InputError
 from graceful_core.inference import predict
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
 from graceful_core.metrics.flips import group_rates
+from graceful_core.results.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips
+from graceful_core.results.coverage import MissingRows, require_complete
 from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed, estimated_rows
 from graceful_core.types import Predictions
 
 if TYPE_CHECKING:
-    from graceful_core.labelfree import UnlabelledComparison
+    from graceful_core.comparing.labelfree import UnlabelledComparison
+from graceful_core.comparing.labelfree import compare_unlabelled
+from graceful_core.inference import predict_together
 from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
     STREAM_ROWS_ENV,
@@ -94,7 +97,6 @@ def _predict_models_together(sources: Sequence[str | os.PathLike], dataset: Imag
                              batch_size: int) -> list[Predictions]:
     """:func:`predictions_for` of several model files over one dataset, each image decoded once
     (:func:`graceful_core.inference.predict_together`)."""
-    from graceful_core.inference import predict_together
     from graceful_core.models.loader import load_model
 
     for s in sources:
@@ -298,7 +300,7 @@ def compare_sources(
         Its display name (default: the file name).
     allow_missing : bool
         Compare the ids both sides (and the dataset) share when some rows have no match;
-        without it that is an InputError (:func:`graceful_core.coverage.require_complete`).
+        without it that is an InputError (:func:`graceful_core.results.coverage.require_complete`).
         The comparison's ``missing`` says what was left out.
 
     Returns
@@ -309,7 +311,7 @@ def compare_sources(
         A streamed one has ``arrays=None``, capped ``flip_ids`` and, when the tables have
         embeddings, ``compatibility_reason`` instead of a cross-test. Without labels on
         either side (no ``label`` column, no dataset): an
-        :class:`~graceful_core.labelfree.UnlabelledComparison` (prediction churn).
+        :class:`~graceful_core.comparing.labelfree.UnlabelledComparison` (prediction churn).
     """
     if dataset is None and data is not None:
         dataset = load_dataset(data)
@@ -344,8 +346,6 @@ def compare_sources(
                               dataset if is_table(old) and is_table(new) else None)
     require_complete(missing, allow_missing)
     if old_p.labels is None and new_p.labels is None:
-        from graceful_core.labelfree import compare_unlabelled
-
         return compare_unlabelled(
             old_p, new_p, old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
             key=comparison_key(old, new, dataset),

@@ -1,7 +1,7 @@
 """Words and report parts about label issues and flip verdicts (CLI, HTML report, JSON).
 
 The numbers come from :mod:`graceful_core.metrics.label_issues` (on the comparison) and
-:mod:`graceful_core.verdicts` (the review store); this module only phrases them: the
+:mod:`graceful_core.review.verdicts` (the review store); this module only phrases them: the
 headline's second number, the CLI lines, the HTML report's section and the JSON
 report's ``flip_verdicts``.
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from graceful_core import verdicts as vd
-from graceful_core.comparison import Comparison
 from graceful_core.metrics.label_issues import negative_flip_rate_excluding
+from graceful_core.results.comparison import Comparison
+from graceful_core.review import verdicts as vd
 from graceful_core.vocabulary import FLIP_VERDICTS, METRICS, images, interval, percent
 
 __all__ = ["headline_excluding_flagged", "label_issue_lines", "verdict_line", "flip_verdicts_report",
@@ -62,7 +62,7 @@ def load_verdicts(comp: Comparison, db: str | os.PathLike | None = None) -> dict
 
 
 def counts_of(comp: Comparison, verdicts: dict[str, vd.FlipVerdict]) -> vd.VerdictCounts:
-    """:func:`graceful_core.verdicts.verdict_counts` over the comparison's negative flips."""
+    """:func:`graceful_core.review.verdicts.verdict_counts` over the comparison's negative flips."""
     return vd.verdict_counts(verdicts, comp.flip_ids.negative, comp.n_samples)
 
 

@@ -1,0 +1,1 @@
+"""The ``graceful`` command: every subcommand, training's included (:mod:`.commands` holds ``main``)."""
