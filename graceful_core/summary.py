@@ -19,9 +19,7 @@ from graceful_core.metrics.slices import RegressionSlice, SliceReport
 from graceful_core.metrics.summary import FlipSummary
 from graceful_core.vocabulary import (
     ALPHA,
-    CLI_LINES,
     METRICS,
-    SLICES_TITLE,
     compatibility_sentence,
     images,
     interval,
@@ -225,42 +223,6 @@ def headline(c: Comparison) -> str:
     )
 
 
-def text_summary(c: Comparison) -> str:
-    """The CLI's human summary (several lines), in the vocabulary's words."""
-    s = c.summary
-    width = max(len(METRICS[k].name) for k in CLI_LINES) + 2
-    lines = [f"old: {c.old_name}   new: {c.new_name}   samples: {s.n_samples}", headline(c)]
-    if c.missing is not None and c.missing.any:  # a subset: said first, before any number
-        lines.insert(0, f"WARNING: {c.missing.sentence()}")
-    worst = worst_class_sentence(c)
-    if worst is not None:
-        lines.append(worst)
-    for key in CLI_LINES:
-        m = METRICS[key]
-        caption = m.caption(s) if m.caption is not None else ""
-        lines.append(f"{m.name:<{width}}{m.format(m.value_of(s)):>9}   {caption}")
-    lines.append(f"{'significance':<{width}}{significance_verdict(s).text}")
-    if c.churn_floor is not None:
-        lines.append(f"{METRICS['churn_floor'].name:<{width}}{churn_line(c.churn_floor)}")
-        lines.append(f"{'':<{width}}{churn_verdict(c.churn_floor).text}")
-    if c.compatibility is not None:
-        lines.append(f"{'embeddings':<{width}}{compatibility_sentence(c.compatibility)}")
-    elif c.compatibility_reason is not None:
-        lines.append(f"{'embeddings':<{width}}{c.compatibility_reason}")
-    if c.embedding_overlap is not None:
-        m = METRICS["embedding_overlap"]
-        lines.append(f"{m.name:<{width}}{m.format(c.embedding_overlap):>9}   of the new embeddings' nearest old "
-                     "embeddings are the same image")
-    if c.regression_slices is not None:
-        v = slice_verdict(c.regression_slices)
-        lines.append(f"{SLICES_TITLE.lower():<{width}}{v.text}")
-        sig = c.regression_slices.significant()
-        lines.extend(f"  {slice_line(s)}" for s in sig[:MAX_SLICE_LINES])
-        if len(sig) > MAX_SLICE_LINES:
-            lines.append(f"  … and {len(sig) - MAX_SLICE_LINES} more (all in the JSON report's regression_slices)")
-    return "\n".join(lines)
-
-
 def unlabelled_headline(u: UnlabelledComparison) -> str:
     """One line for a comparison without labels: how many predictions change."""
     ch = u.churn
@@ -298,7 +260,7 @@ def unlabelled_summary(u: UnlabelledComparison) -> str:
                      f"{r.reference_name}; the update alone changes {r.update_only}, the retrain alone "
                      f"{r.reference_only} (McNemar p {_p_text(r.p_value)})")
     if u.compatibility is not None:
-        lines.append(f"{'embeddings':<{width}}{u.compatibility.verdict()} (classes: the old model's predictions)")
+        lines.append(f"{'embeddings':<{width}}{compatibility_sentence(u.compatibility)} (classes: the old model's predictions)")
     sig = u.significant_churn_slices()
     if u.churn_slices is not None:
         lines.append(f"{'churn slices':<{width}}{len(sig)} of {len(u.churn_slices.slices)} slices change "

@@ -9,8 +9,9 @@ import pytest
 
 from graceful_core.comparison import Comparison, FlipIds
 from graceful_core.metrics.counts import FlipCounts
+from graceful_core.report_text import text_summary
 from graceful_core.samples import bundled_samples, sample_of_path
-from graceful_core.summary import classes_hurt, text_summary, worst_class_sentence
+from graceful_core.summary import classes_hurt, worst_class_sentence
 
 
 def _touch(path: Path) -> Path:
