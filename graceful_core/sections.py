@@ -100,7 +100,9 @@ class Row:
     name: str = ""
     """The long name (a metric's ``name``, for the CLI's aligned lines); empty when it is the label."""
     brief: bool = False
-    """True for the rows a short face (the CLI summary) shows; the others are "more"."""
+    """True for the rows a short face (the CLI summary) shows."""
+    more: bool = False
+    """True for the rows a face may fold away ("More metrics")."""
     cells: tuple[str, ...] = ()
     """The row as table cells (a slice's size, flips, NFR, … or a retrieval score per pair)."""
 
@@ -170,7 +172,8 @@ def _cards(c: Comparison) -> Section:
     rows = []
     for key in SUMMARY_CARDS + MORE_CARDS:
         label, value, caption, help_text = card(key, s)
-        rows.append(Row(key, label, value, caption, help_text, name=METRICS[key].name, brief=key in CLI_LINES))
+        rows.append(Row(key, label, value, caption, help_text, name=METRICS[key].name, brief=key in CLI_LINES,
+                        more=key in MORE_CARDS))
     return Section("cards", "Summary", (), "info", rows=tuple(rows),
                    values={"new_accuracy_delta": points(s.new_accuracy - s.old_accuracy)})
 
@@ -185,7 +188,10 @@ def _churn_floor(c: Comparison) -> Section | None:
               "ci": interval(cf.negative_flip_rate_ci95), "flips": images(cf.n_negative_flips),
               "n_samples": str(cf.n_samples), "nfr": nfr.format(cf.update_negative_flip_rate),
               "excess": points(cf.excess)}
-    return Section("churn_floor", m.label, (churn_line(cf),), v.kind, verdict=v, notes=(m.help,), values=values)
+    why = (f"The update's NFR {values['nfr']} − the churn floor {values['value']} = {values['excess']}. The churn "
+           f"floor is the NFR of {cf.reference_name} (the old model retrained with another seed) against the old "
+           f"model. {METRICS['churn_p_value'].help}")
+    return Section("churn_floor", m.label, (churn_line(cf),), v.kind, verdict=v, notes=(m.help, why), values=values)
 
 
 def _slices(c: Comparison) -> Section | None:
