@@ -317,9 +317,8 @@ def _cmd_compare(args) -> int:
     from graceful_core.cache import atomic_output
     from graceful_core.ci import github_annotations, junit_xml
     from graceful_core.labelfree import UnlabelledComparison
-    from graceful_core.report_text import text_summary
+    from graceful_core.report_text import text_summary, unlabelled_summary
     from graceful_core.sources import compare_sources, should_stream
-    from graceful_core.summary import unlabelled_summary
 
     streamed = should_stream([args.old, args.new], _STREAM[args.stream])
     flip_file = flip_ids_file_for(args.json) if streamed and args.json else None

@@ -10,16 +10,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from graceful_core.comparison import Comparison
-from graceful_core.sections import SECTION_KEYS, Section, build_sections, section_of
+from graceful_core.labelfree import UnlabelledComparison
+from graceful_core.sections import (
+    SECTION_KEYS,
+    UNLABELLED_KEYS,
+    Section,
+    build_sections,
+    build_unlabelled_sections,
+    section_of,
+)
 from graceful_core.summary import MAX_SLICE_LINES
 from graceful_core.vocabulary import METRICS
 
-__all__ = ["TEXT_ORDER", "text_summary"]
+__all__ = ["TEXT_ORDER", "UNLABELLED_TEXT_ORDER", "text_summary", "unlabelled_summary"]
 
 #: The order of the sections in the CLI summary (every key of :data:`~graceful_core.sections.SECTION_KEYS`).
 TEXT_ORDER = ("headline", "worst_class", "cards", "significance", "churn_floor", "compatibility", "slices", "flips",
               "remedy")
-assert sorted(TEXT_ORDER) == sorted(SECTION_KEYS)
+#: The order of the sections in the CLI summary of a comparison without labels.
+UNLABELLED_TEXT_ORDER = ("headline", "churn", "most_changed", "confidence", "churn_floor", "compatibility",
+                         "churn_slices")
+assert sorted(TEXT_ORDER) == sorted(SECTION_KEYS) and sorted(UNLABELLED_TEXT_ORDER) == sorted(UNLABELLED_KEYS)
+#: Width of the label column of the summary without labels.
+UNLABELLED_WIDTH = 22
 
 
 def _lines(sec: Section, width: int, head: str) -> list[str]:
@@ -74,4 +87,34 @@ def text_summary(c: Comparison, sections: tuple[Section, ...] | None = None,
         if sec is None:
             continue
         lines.extend(_lines(sec, width, head))
+    return "\n".join(lines)
+
+
+def _unlabelled_lines(sec: Section, head: str) -> list[str]:
+    """One section of a comparison without labels as lines."""
+    w = UNLABELLED_WIDTH
+    if sec.key == "headline":
+        return [f"WARNING: {n}" for n in sec.notes] + [head, *sec.sentences]
+    if sec.key == "churn":
+        r = sec.rows[0]
+        return [f"{r.name:<{w}}{r.value:>9}   {r.caption}"]
+    label = {"most_changed": "most changed", "confidence": "changed predictions", "churn_floor": "churn floor",
+             "compatibility": "embeddings", "churn_slices": "churn slices"}.get(sec.key)
+    if label is None:
+        raise ValueError(f"the CLI summary has no way to draw the section {sec.key!r}")
+    lines = [f"{label:<{w}}{sec.lead}"]
+    if sec.key == "churn_slices":
+        lines.extend(f"  {r.label}: {r.value}" for r in sec.rows[:MAX_SLICE_LINES])
+    return lines
+
+
+def unlabelled_summary(u: UnlabelledComparison, sections: tuple[Section, ...] | None = None) -> str:
+    """The CLI's summary of a comparison without labels: what is known, and what does not exist."""
+    sections = build_unlabelled_sections(u) if sections is None else sections
+    head = f"old: {u.old_name}   new: {u.new_name}   samples: {u.n_samples}   labels: none"
+    lines: list[str] = []
+    for key in UNLABELLED_TEXT_ORDER:
+        sec = section_of(sections, key)
+        if sec is not None:
+            lines.extend(_unlabelled_lines(sec, head))
     return "\n".join(lines)

@@ -33,8 +33,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
+from graceful_core.labelfree import UnlabelledComparison, labels_missing_sentence
 from graceful_core.remedies.report import whatif_line
 from graceful_core.summary import (
+    MAX_SLICE_LINES,
     Verdict,
     churn_line,
     churn_verdict,
@@ -42,12 +46,15 @@ from graceful_core.summary import (
     compatibility_verdict,
     headline,
     old_head_verdict,
+    p_text,
     significance_verdict,
     slice_numbers,
     slice_verdict,
+    unlabelled_headline,
     worst_class_sentence,
 )
 from graceful_core.vocabulary import (
+    ALPHA,
     CLI_LINES,
     FLIP_MARKS,
     METRICS,
@@ -57,25 +64,33 @@ from graceful_core.vocabulary import (
     SUMMARY_CARDS,
     WHATIF_LINE_LABEL,
     card,
+    compatibility_sentence,
     images,
     interval,
+    p_value,
+    percent,
     points,
+    probability,
 )
 
 if TYPE_CHECKING:
     from graceful_core.comparison import Comparison
 
-__all__ = ["SECTION_KEYS", "LEAD_KEYS", "NO_EMBEDDINGS", "Row", "Section", "build_sections", "lead_and_body",
-           "section_of"]
+__all__ = ["SECTION_KEYS", "LEAD_KEYS", "UNLABELLED_KEYS", "NO_EMBEDDINGS", "Row", "Section", "build_sections",
+           "build_unlabelled_sections", "lead_and_body", "section_of"]
 
 SectionKey = Literal["headline", "worst_class", "significance", "remedy", "cards", "churn_floor", "slices",
-                     "flips", "compatibility"]
+                     "flips", "compatibility", "churn", "confidence", "most_changed", "churn_slices"]
 #: Every section a comparison can have, in the order every face shows them.
 SECTION_KEYS: tuple[SectionKey, ...] = ("headline", "worst_class", "significance", "remedy", "cards", "churn_floor",
                                         "slices", "flips", "compatibility")
 #: The sections read first (the verdicts and the numbers); a face may put its own material (review, label
 #: issues, figures, per-class tables) between these and the rest (:func:`lead_and_body`).
 LEAD_KEYS: tuple[SectionKey, ...] = SECTION_KEYS[:SECTION_KEYS.index("churn_floor") + 1]
+
+#: The sections of a comparison without labels, in the order every face shows them.
+UNLABELLED_KEYS: tuple[SectionKey, ...] = ("headline", "churn", "confidence", "churn_floor", "most_changed",
+                                           "churn_slices", "compatibility")
 
 Severity = Literal["better", "worse", "same", "info"]
 
@@ -257,3 +272,84 @@ def section_of(sections: tuple[Section, ...], key: SectionKey) -> Section | None
 def lead_and_body(sections: tuple[Section, ...]) -> tuple[tuple[Section, ...], tuple[Section, ...]]:
     """``sections`` split into the lead (keys in :data:`LEAD_KEYS`) and the rest, each in order."""
     return (tuple(s for s in sections if s.key in LEAD_KEYS), tuple(s for s in sections if s.key not in LEAD_KEYS))
+
+
+# --------------------------------------------------------------------------- without labels
+#: Classes named in the "most changed" sentence of a comparison without labels.
+MOST_CHANGED_CLASSES = 3
+
+
+def _u_headline(u: UnlabelledComparison) -> Section:
+    warning = u.missing.sentence() if u.missing is not None and u.missing.any else None
+    return Section("headline", "Headline", (unlabelled_headline(u), labels_missing_sentence()), "info",
+                   notes=() if warning is None else (warning,))
+
+
+def _u_churn(u: UnlabelledComparison) -> Section:
+    ch, m = u.churn, METRICS["prediction_churn"]
+    words = f"{ch.n_changed} of {ch.n_samples} images change their predicted class · 95 % CI {interval(ch.ci95)}"
+    return Section("churn", m.label, (words,), "info",
+                   rows=(Row("prediction_churn", m.label, m.format(ch.rate), words, m.help, m.name, brief=True),))
+
+
+def _u_confidence(u: UnlabelledComparison) -> Section | None:
+    conf = u.changed_confidence()
+    if conf["old_changed"] is None or conf["new_changed"] is None:
+        return None
+    words = (f"mean top probability old {conf['old_changed']:.2f} → new {conf['new_changed']:.2f} (unchanged: "
+             f"{conf['old_unchanged'] or 0:.2f} → {conf['new_unchanged'] or 0:.2f})")
+    rows = tuple(Row(f"{side}_confidence_changed", f"{side.capitalize()} model's confidence on changed",
+                     probability(conf[f"{side}_changed"]), f"on unchanged images: {probability(conf[f'{side}_unchanged'])}",
+                     f"Mean top probability of the {side} model on the images whose prediction changes.", brief=True)
+                 for side in ("old", "new"))
+    return Section("confidence", "Changed predictions", (words,), "info", rows=rows)
+
+
+def _u_churn_floor(u: UnlabelledComparison) -> Section | None:
+    r = u.reference
+    if r is None:
+        return None
+    words = (f"{percent(r.reference_churn)} of predictions change with {r.reference_name}; the update alone changes "
+             f"{r.update_only}, the retrain alone {r.reference_only} (McNemar p {p_text(r.p_value)})")
+    return Section("churn_floor", "Churn floor", (words,), "info", values={"reference_name": r.reference_name})
+
+
+def _u_most_changed(u: UnlabelledComparison) -> Section:
+    per = u.churn.per_class
+    order = [int(j) for j in np.argsort(-per["changed"], kind="stable") if per["changed"][j] > 0]
+    rows = tuple(Row(str(u.classes[j]), str(u.classes[j]), f"{per['changed'][j]} of {per['support'][j]}, "
+                     f"{percent(per['churn'][j])}") for j in order)
+    words = (", ".join(f"{r.label} ({r.value})" for r in rows[:MOST_CHANGED_CLASSES]) + " (by the old prediction)"
+             if rows else "no image changes its predicted class")
+    return Section("most_changed", "Churn per class", (words,), "info", rows=rows, figure="churn_matrix")
+
+
+def _u_churn_slices(u: UnlabelledComparison) -> Section | None:
+    if u.churn_slices is None:
+        return None
+    sig = u.significant_churn_slices()
+    words = (f"{len(sig)} of {len(u.churn_slices.slices)} slices change significantly more predictions than the rest "
+             f"(adjusted p < {ALPHA:g})")
+    rows = tuple(Row(sl.title, sl.title, f"{sl.negative_flips} of {sl.size} changed ({percent(sl.negative_flip_rate)}, "
+                     f"rest {percent(sl.rest_negative_flip_rate)}), adjusted p {p_value(sl.p_adjusted)}") for sl in sig)
+    return Section("churn_slices", "Churn slices", (words,), "worse" if sig else "same", rows=rows,
+                   values={"max_lines": str(MAX_SLICE_LINES)})
+
+
+def _u_compatibility(u: UnlabelledComparison) -> Section | None:
+    if u.compatibility is None:
+        return None
+    words = f"{compatibility_sentence(u.compatibility)} (classes: the old model's predictions)"
+    return Section("compatibility", "Embeddings", (words,), "info")
+
+
+def build_unlabelled_sections(u: UnlabelledComparison) -> tuple[Section, ...]:
+    """The sections of a comparison without labels, in the order of :data:`UNLABELLED_KEYS`.
+
+    Left out when they do not apply: the changed predictions' confidence without class scores,
+    the churn floor without a reference, churn slices when none were searched, the embeddings
+    without a cross-test.
+    """
+    built = (_u_headline(u), _u_churn(u), _u_confidence(u), _u_churn_floor(u), _u_most_changed(u),
+             _u_churn_slices(u), _u_compatibility(u))
+    return tuple(s for s in built if s is not None)

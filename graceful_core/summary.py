@@ -48,7 +48,7 @@ class Verdict:
         return f"{self.words} ({self.detail})" if self.detail else self.words
 
 
-def _p_text(p: float) -> str:
+def p_text(p: float) -> str:
     """``"= 0.031"`` (two significant digits) or ``"< 1e-300"`` (an underflowing p-value is not 0)."""
     text = p_value(p)
     return text if text.startswith("<") else f"= {p:.2g}"
@@ -57,7 +57,7 @@ def _p_text(p: float) -> str:
 def significance_verdict(s: FlipSummary) -> Verdict:
     """Verdict of the exact McNemar test at :data:`~graceful_core.vocabulary.ALPHA`."""
     p, nf, pf = s.mcnemar_p_value, s.n_negative_flips, s.n_positive_flips
-    detail = f"McNemar p {_p_text(p)}"
+    detail = f"McNemar p {p_text(p)}"
     if p < ALPHA and pf > nf:
         return Verdict("better", "new is significantly better", detail)
     if p < ALPHA and nf > pf:
@@ -103,7 +103,7 @@ def churn_verdict(cf: ChurnFloor) -> Verdict:
     significantly fewer ("below"), else "same"; the detail gives both counts and the p-value.
     """
     detail = (f"{cf.update_only_flips} images only the update breaks vs {cf.reference_only_flips} only "
-              f"{cf.reference_name} breaks, McNemar p {_p_text(cf.p_value)}")
+              f"{cf.reference_name} breaks, McNemar p {p_text(cf.p_value)}")
     if cf.verdict == "above":
         return Verdict("worse", f"the update breaks significantly more images than retraining alone "
                                 f"({METRICS['churn_excess'].format(cf.excess)} of all images above the floor)", detail)
@@ -228,44 +228,3 @@ def unlabelled_headline(u: UnlabelledComparison) -> str:
     ch = u.churn
     return (f"The update changes the predicted class of {images(ch.n_changed)} of {ch.n_samples} "
             f"({percent(ch.rate)}); without labels, which of these are regressions is unknown.")
-
-
-def unlabelled_summary(u: UnlabelledComparison) -> str:
-    """The CLI's summary of a comparison without labels: what is known, and what does not exist."""
-    from graceful_core.labelfree import labels_missing_sentence
-
-    m = METRICS["prediction_churn"]
-    width = 22
-    lines = [f"old: {u.old_name}   new: {u.new_name}   samples: {u.n_samples}   labels: none",
-             labels_missing_sentence()]
-    if u.missing is not None and u.missing.any:
-        lines.insert(0, f"WARNING: {u.missing.sentence()}")
-    ch = u.churn
-    lines.append(f"{m.name:<{width}}{m.format(ch.rate):>9}   {ch.n_changed} of {ch.n_samples} images change their "
-                 f"predicted class · 95 % CI {interval(ch.ci95)}")
-    per = ch.per_class
-    order = [int(j) for j in np.argsort(-per["changed"], kind="stable") if per["changed"][j] > 0][:3]
-    if order:
-        lines.append(f"{'most changed':<{width}}" + ", ".join(
-            f"{u.classes[j]} ({per['changed'][j]} of {per['support'][j]}, {percent(per['churn'][j])})"
-            for j in order) + " (by the old prediction)")
-    conf = u.changed_confidence()
-    if conf["old_changed"] is not None and conf["new_changed"] is not None:
-        lines.append(f"{'changed predictions':<{width}}mean top probability old {conf['old_changed']:.2f} → new "
-                     f"{conf['new_changed']:.2f} (unchanged: {conf['old_unchanged'] or 0:.2f} → "
-                     f"{conf['new_unchanged'] or 0:.2f})")
-    if u.reference is not None:
-        r = u.reference
-        lines.append(f"{'churn floor':<{width}}{percent(r.reference_churn)} of predictions change with "
-                     f"{r.reference_name}; the update alone changes {r.update_only}, the retrain alone "
-                     f"{r.reference_only} (McNemar p {_p_text(r.p_value)})")
-    if u.compatibility is not None:
-        lines.append(f"{'embeddings':<{width}}{compatibility_sentence(u.compatibility)} (classes: the old model's predictions)")
-    sig = u.significant_churn_slices()
-    if u.churn_slices is not None:
-        lines.append(f"{'churn slices':<{width}}{len(sig)} of {len(u.churn_slices.slices)} slices change "
-                     f"significantly more predictions than the rest (adjusted p < {ALPHA:g})")
-        for sl in sig[:MAX_SLICE_LINES]:
-            lines.append(f"  {sl.title}: {sl.negative_flips} of {sl.size} changed ({percent(sl.negative_flip_rate)}"
-                         f", rest {percent(sl.rest_negative_flip_rate)}), adjusted p {p_value(sl.p_adjusted)}")
-    return "\n".join(lines)

@@ -3,7 +3,7 @@ section of :func:`graceful_core.sections.build_sections` that applies, and a fac
 fewer is caught missing exactly that one.
 
 What a face must show of a section (:func:`evidence`): its lead (the verdict with its number, else its
-first sentence) and, for the metric cards, every short card's value with its name. The comparisons are
+first sentence) or, for metric cards, every short card's value. The comparisons are
 the bundled digits pair, from its predictions tables with a third table as the churn floor's
 reference (all nine sections) and from its models (the app's ``sample:new``, which has no reference).
 """
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(not all(p.exists() for p in (OLD, NEW, REF, MODE
 
 def evidence(sec: Section) -> list[str]:
     """The strings a face drawing ``sec`` must contain (a sentence's final full stop aside)."""
-    if sec.key == "cards":
+    if not sec.sentences and sec.verdict is None:  # the cards: their numbers, however a face words them
         return [r.value for r in sec.rows if r.brief]
     return [sec.lead.rstrip(".")]
 
@@ -149,3 +149,46 @@ def test_a_section_left_out_of_the_overview_is_caught(app_sections, monkeypatch)
     monkeypatch.setattr(sections_module, "build_sections",
                         lambda c: tuple(s for s in build(c) if s.key != "significance"))
     assert missing(app_sections, app_text(run_app(page="overview_page.py"))) == ["significance"]
+
+
+# ---------------------------------------------------------------- without labels
+@pytest.fixture()
+def unlabelled_tables(tmp_path):
+    """The digits tables (and the third one as the churn floor's reference) without their label column."""
+    import pandas as pd
+
+    paths = {}
+    for name, src in (("old", OLD), ("new", NEW), ("ref", REF)):
+        paths[name] = tmp_path / f"{name}.csv"
+        pd.read_csv(src, dtype={"id": str}).drop(columns=["label"]).to_csv(paths[name], index=False)
+    return paths
+
+
+def test_every_face_of_a_comparison_without_labels_carries_every_section(unlabelled_tables, monkeypatch):
+    from graceful_core.report_text import UNLABELLED_TEXT_ORDER, unlabelled_summary
+    from graceful_core.sections import UNLABELLED_KEYS, build_unlabelled_sections
+
+    p = unlabelled_tables
+    with_ref = build_unlabelled_sections(graceful_core.compare(p["old"], p["new"], reference=p["ref"]))
+    assert tuple(s.key for s in with_ref) == UNLABELLED_KEYS
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["compare", str(p["old"]), str(p["new"]), "--reference", str(p["ref"])]) == 0
+    assert missing(with_ref, out.getvalue()) == []
+    u = graceful_core.compare(p["old"], p["new"])
+    for key in UNLABELLED_TEXT_ORDER:
+        sections = build_unlabelled_sections(u if key != "churn_floor" else graceful_core.compare(
+            p["old"], p["new"], reference=p["ref"]))
+        if any(s.key == key for s in sections):
+            fewer = tuple(s for s in sections if s.key != key)
+            assert missing(sections, unlabelled_summary(u, fewer)) == [key]
+
+    # the app opens the pair without a reference: every section but the churn floor
+    monkeypatch.setenv("GRACEFUL_APP_OLD", str(p["old"]))
+    monkeypatch.setenv("GRACEFUL_APP_NEW", str(p["new"]))
+    sections = build_unlabelled_sections(u)
+    assert [s.key for s in sections] == [k for k in UNLABELLED_KEYS if k != "churn_floor"]
+    text = app_text(run_app(sample=None))
+    assert missing(sections, text) == []
+    at = [text.index(evidence(s)[0]) for s in sections]
+    assert at == sorted(at), "the Overview draws the sections in their fixed order"
