@@ -39,7 +39,7 @@ def _lines(sec: Section, width: int, head: str) -> list[str]:
     """One section as lines; ``width`` is the aligned label column's, ``head`` names the two models."""
     key, v = sec.key, sec.values
     if key == "headline":  # a subset is said first, before any number
-        return [f"WARNING: {n}" for n in sec.notes] + [head, *sec.sentences]
+        return [f"WARNING: {w}" for w in sec.warnings] + [head, *sec.sentences]
     if key == "worst_class":
         return list(sec.sentences)
     if key == "cards":
@@ -93,8 +93,8 @@ def text_summary(c: Comparison, sections: tuple[Section, ...] | None = None,
 def _unlabelled_lines(sec: Section, head: str) -> list[str]:
     """One section of a comparison without labels as lines."""
     w = UNLABELLED_WIDTH
-    if sec.key == "headline":
-        return [f"WARNING: {n}" for n in sec.notes] + [head, *sec.sentences]
+    if sec.key == "headline":  # a subset first, then that there are no labels, before any number
+        return [f"WARNING: {w}" for w in sec.warnings] + [head, *sec.notes, *sec.sentences]
     if sec.key == "churn":
         r = sec.rows[0]
         return [f"{r.name:<{w}}{r.value:>9}   {r.caption}"]

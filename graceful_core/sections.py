@@ -142,6 +142,8 @@ class Section:
     """Column labels of the rows' cells."""
     notes: tuple[str, ...] = ()
     """Smaller print: help, caveats, what was left out."""
+    warnings: tuple[str, ...] = ()
+    """What a face says before anything else (e.g. that only a subset of the rows was compared)."""
     values: Mapping[str, str] = field(default_factory=dict)
     """Formatted numbers and names a rich face places in its own layout (e.g. the churn floor's interval)."""
     more: tuple[Verdict, ...] = ()
@@ -159,8 +161,7 @@ class Section:
 
 def _headline(c: Comparison) -> Section:
     warning = c.missing.sentence() if c.missing is not None and c.missing.any else None
-    return Section("headline", "Headline", (headline(c),), "info",
-                   notes=() if warning is None else (warning,))
+    return Section("headline", "Headline", (headline(c),), "info", warnings=() if warning is None else (warning,))
 
 
 def _worst_class(c: Comparison) -> Section | None:
@@ -281,8 +282,8 @@ MOST_CHANGED_CLASSES = 3
 
 def _u_headline(u: UnlabelledComparison) -> Section:
     warning = u.missing.sentence() if u.missing is not None and u.missing.any else None
-    return Section("headline", "Headline", (unlabelled_headline(u), labels_missing_sentence()), "info",
-                   notes=() if warning is None else (warning,))
+    return Section("headline", "Headline", (unlabelled_headline(u),), "info", notes=(labels_missing_sentence(),),
+                   warnings=() if warning is None else (warning,))
 
 
 def _u_churn(u: UnlabelledComparison) -> Section:

@@ -43,10 +43,10 @@ def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
     cards: list = []  # the churn card and the two confidence cards share one row
 
     def draw_headline(sec: Section) -> None:
-        for note in sec.notes:
-            st.error(md(note), icon=":material/warning:")
+        for w in sec.warnings:
+            st.error(md(w), icon=":material/warning:")
         st.subheader(sec.sentences[0])
-        unlabelled_note()
+        st.warning(sec.notes[0], icon=":material/label_off:")  # what does not exist without labels
 
     def card_row(sec: Section) -> None:
         if not cards:
