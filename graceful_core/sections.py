@@ -312,7 +312,8 @@ def _u_churn_floor(u: UnlabelledComparison) -> Section | None:
         return None
     words = (f"{percent(r.reference_churn)} of predictions change with {r.reference_name}; the update alone changes "
              f"{r.update_only}, the retrain alone {r.reference_only} (McNemar p {p_text(r.p_value)})")
-    return Section("churn_floor", "Churn floor", (words,), "info", values={"reference_name": r.reference_name})
+    return Section("churn_floor", METRICS["churn_floor"].label, (words,), "info",
+                   values={"reference_name": r.reference_name})
 
 
 def _u_most_changed(u: UnlabelledComparison) -> Section:
