@@ -15,8 +15,8 @@ import streamlit as st
 from graceful_core.comparing.labelfree import UnlabelledComparison, labels_missing_sentence
 from graceful_core.explore.selection import busiest_submatrix
 from graceful_core.report.figures import MAX_CLASSES, transition_heatmap
-from graceful_core.report.sentences import unlabelled_headline
-from graceful_core.vocabulary import ALPHA, METRICS, interval, percent, probability
+from graceful_core.report.sections import Section, build_unlabelled_sections
+from graceful_core.vocabulary import METRICS, percent
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 
@@ -37,60 +37,60 @@ def needs_labels_note() -> None:
 
 
 def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
-    """The whole Overview of a comparison without labels."""
-    ch = comp.churn
+    """The whole Overview of a comparison without labels: its sections (:mod:`graceful_core.report.sections`) in order."""
     st.caption(f"{md(spec.label)} · {comp.n_samples} images **without labels** · old = {md(comp.old_name)}, "
                f"new = {md(comp.new_name)}")
-    if comp.missing is not None and comp.missing.any:
-        st.error(md(comp.missing.sentence()), icon=":material/warning:")
-    st.subheader(unlabelled_headline(comp))
-    unlabelled_note()
+    cards: list = []  # the churn card and the two confidence cards share one row
 
-    m = METRICS["prediction_churn"]
-    conf = comp.changed_confidence()
-    cols = st.columns(3)
-    with cols[0].container(border=True):
-        st.metric(m.label, m.format(ch.rate), help=m.help)
-        st.caption(f"{ch.n_changed} of {ch.n_samples} images · 95 % CI {interval(ch.ci95)}")
-    with cols[1].container(border=True):
-        st.metric("Old model's confidence on changed", probability(conf["old_changed"]),
-                  help="Mean top probability of the old model on the images whose prediction changes.")
-        st.caption(f"on unchanged images: {probability(conf['old_unchanged'])}")
-    with cols[2].container(border=True):
-        st.metric("New model's confidence on changed", probability(conf["new_changed"]),
-                  help="Mean top probability of the new model on the images whose prediction changes.")
-        st.caption(f"on unchanged images: {probability(conf['new_unchanged'])}")
+    def draw_headline(sec: Section) -> None:
+        for w in sec.warnings:
+            st.error(md(w), icon=":material/warning:")
+        st.subheader(sec.sentences[0])
+        st.warning(sec.notes[0], icon=":material/label_off:")  # what does not exist without labels
 
-    if comp.reference is not None:
-        r = comp.reference
+    def card_row(sec: Section) -> None:
+        if not cards:
+            cards.extend(st.columns(3))
+        for row in sec.rows:
+            with cards.pop(0).container(border=True):
+                st.metric(row.label, row.value, help=row.help)
+                st.caption(row.caption)
+        if sec.key == "confidence":  # under the cards: the two models' confidence in one line
+            st.caption(md(sec.sentences[0]))
+
+    def draw_churn_floor(sec: Section) -> None:
         with st.container(border=True):
-            st.markdown(f"**Churn floor:** {percent(r.reference_churn)} of predictions change between the old model "
-                        f"and {md(r.reference_name)} (a retrain). The update alone changes {r.update_only}, the retrain "
-                        f"alone {r.reference_only} (exact McNemar p {METRICS['churn_p_value'].format(r.p_value)}).")
+            st.markdown(f"**{sec.title}:** {md(sec.sentences[0])}")
 
-    left, right = st.columns(2)
-    with left:
-        sub, names = busiest_submatrix(ch.transition_matrix, comp.classes, MAX_CLASSES)
-        st.plotly_chart(transition_heatmap(sub, names, title="Old → new predictions (row = old, column = new)"),
-                        key="chart_churn_matrix")
-        if len(names) < len(comp.classes):
-            st.caption(f"{len(names)} of {len(comp.classes)} classes: those with the most changed predictions.")
-    with right:
-        st.markdown("**Churn per class** (by the old model's prediction)")
-        table = pd.DataFrame(comp.churn.per_class_json(comp.classes)).rename(
-            columns={"class": "Old prediction", "support": "Images", "changed": "Changed", "churn": m.label})
-        table[m.label] = table[m.label].map(percent)
-        st.dataframe(table.sort_values("Changed", ascending=False), hide_index=True, width="stretch")
+    def draw_most_changed(sec: Section) -> None:
+        left, right = st.columns(2)
+        with left:
+            sub, names = busiest_submatrix(comp.churn.transition_matrix, comp.classes, MAX_CLASSES)
+            st.plotly_chart(transition_heatmap(sub, names, title="Old → new predictions (row = old, column = new)"),
+                            key="chart_churn_matrix")
+            if len(names) < len(comp.classes):
+                st.caption(f"{len(names)} of {len(comp.classes)} classes: those with the most changed predictions.")
+        with right:
+            m = METRICS["prediction_churn"]
+            st.markdown(f"**{sec.title}** (by the old model's prediction)")
+            st.caption(md(sec.sentences[0]))
+            table = pd.DataFrame(comp.churn.per_class_json(comp.classes)).rename(
+                columns={"class": "Old prediction", "support": "Images", "changed": "Changed", "churn": m.label})
+            table[m.label] = table[m.label].map(percent)
+            st.dataframe(table.sort_values("Changed", ascending=False), hide_index=True, width="stretch")
 
-    if comp.churn_slices is not None:
-        sig = comp.significant_churn_slices()
-        st.markdown(f"**Churn slices:** {len(sig)} of {len(comp.churn_slices.slices)} slices change significantly "
-                    f"more predictions than the rest (Fisher, Benjamini–Hochberg adjusted p < {ALPHA:g}).")
-        for s in sig[:MAX_CHURN_SLICES]:
-            st.markdown(f"- {md(s.title)}: {s.negative_flips} of {s.size} changed ({percent(s.negative_flip_rate)}; "
-                        f"rest {percent(s.rest_negative_flip_rate)})")
-    if comp.compatibility is not None:
-        st.markdown(f"**Embeddings** (classes = the old model's predictions): {md(comp.compatibility.verdict())}")
+    def draw_churn_slices(sec: Section) -> None:
+        st.markdown(f"**{sec.title}:** {sec.sentences[0]}.")
+        for row in sec.rows[:MAX_CHURN_SLICES]:
+            st.markdown(f"- {md(row.label)}: {row.value}")
+
+    def draw_compatibility(sec: Section) -> None:
+        st.markdown(f"**{sec.title}:** {md(sec.sentences[0])}")
+
+    draw = {"headline": draw_headline, "churn": card_row, "confidence": card_row, "churn_floor": draw_churn_floor,
+            "most_changed": draw_most_changed, "churn_slices": draw_churn_slices, "compatibility": draw_compatibility}
+    for sec in build_unlabelled_sections(comp):
+        draw[sec.key](sec)
 
     st.download_button("Download the changed predictions (CSV)", comp.changed().to_csv(index=False).encode(),
                        file_name=download_name(comp.old_name, comp.new_name, "changed-predictions", "csv"), mime="text/csv", key="dl_changed",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graceful_core import projection_store as ps
+from graceful_core.explore import projection_store as ps
 from graceful_core.explore.projection import ProjectionResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_a_damaged_map_file_is_ignored(tmp_path):
 
 def test_lazy_projection_uses_a_precomputed_map_before_fitting(tmp_path, monkeypatch):
     import graceful_core.explore.projection as proj
-    from graceful_core import lazy
+    from graceful_core.explore import on_demand as lazy
     from graceful_core.results.comparison import compare_predictions
     from graceful_core.types import Predictions
 

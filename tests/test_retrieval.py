@@ -14,6 +14,7 @@ from graceful_core.metrics.retrieval import (
     nearest_neighbour_overlap,
     retrieval_metrics,
 )
+from graceful_core.vocabulary import compatibility_sentence
 
 # ----------------------------------------------------------------------------- reference
 
@@ -264,7 +265,7 @@ def test_unequal_dims_give_reason_and_no_cross_test():
         assert j[m]["new_old"] is None and j[m]["old_new"] is None
         assert j[m]["old_old"] is not None and j[m]["new_new"] is not None
     assert j["compatible"] is False and j["update_gain"] is None and j["retrieval_negative_flips"] is None
-    assert "differ" in ct.verdict()
+    assert "differ" in compatibility_sentence(ct)
 
 
 def test_json_is_plain():

@@ -9,7 +9,8 @@ import pytest
 
 from graceful_core.io.samples import bundled_samples, sample_of_path
 from graceful_core.metrics.counts import FlipCounts
-from graceful_core.report.sentences import classes_hurt, text_summary, worst_class_sentence
+from graceful_core.report.sentences import classes_hurt, worst_class_sentence
+from graceful_core.report.text import text_summary
 from graceful_core.results.comparison import Comparison, FlipIds
 
 

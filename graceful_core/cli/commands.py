@@ -31,7 +31,6 @@ from graceful_core.vocabulary import (
     STREAM_ROWS_ENV,
     TABLE_SUFFIXES,
     TRAINING_METHODS,
-    WHATIF_LINE_LABEL,
 )
 
 
@@ -319,8 +318,7 @@ def _cmd_compare(args) -> int:
     from graceful_core.comparing.labelfree import UnlabelledComparison
     from graceful_core.comparing.sources import compare_sources, should_stream
     from graceful_core.report.ci import github_annotations, junit_xml
-    from graceful_core.report.remedies import whatif_line
-    from graceful_core.report.sentences import text_summary, unlabelled_summary
+    from graceful_core.report.text import text_summary, unlabelled_summary
 
     streamed = should_stream([args.old, args.new], _STREAM[args.stream])
     flip_file = flip_ids_file_for(args.json) if streamed and args.json else None
@@ -366,13 +364,11 @@ def _cmd_compare(args) -> int:
         _write_outputs(outputs)
     missing = comp.missing.sentence() if comp.missing is not None and comp.missing.any else None
     if not args.quiet:
-        print(unlabelled_summary(comp) if unlabelled else text_summary(comp))
-        if not unlabelled:
-            for line in label_review.label_issue_lines(comp) + [label_review.verdict_line(comp, verdicts or {}) or ""]:
-                if line:
-                    print(line)
-            if comp.mitigation_whatif is not None:  # the same line as the Overview and the HTML report
-                print(f"{WHATIF_LINE_LABEL.lower()}: {whatif_line(comp.mitigation_whatif)}")
+        if unlabelled:
+            print(unlabelled_summary(comp))
+        else:  # the label issues and the flip verdicts come before the remedy
+            print(text_summary(comp, extra_lines=label_review.label_issue_lines(comp)
+                               + [label_review.verdict_line(comp, verdicts or {}) or ""]))
         if flip_file:
             print(f"every flipped sample: {flip_file}")
     for g in gates:

@@ -42,7 +42,6 @@ import numpy as np
 
 from graceful_core.jsonable import json_clean
 from graceful_core.metrics.significance import wilson_interval
-from graceful_core.vocabulary import compatibility_sentence
 
 if TYPE_CHECKING:  # imported where it is used: comparing predictions tables never loads torch
     import torch
@@ -537,10 +536,6 @@ class CrossTest:
             "map_ci95": self.map_ci95,
             "reason": self.reason,
         }
-
-    def verdict(self) -> str:
-        """One line for humans: :func:`graceful_core.vocabulary.compatibility_sentence` of this cross-test."""
-        return compatibility_sentence(self)
 
 
 def cross_test(

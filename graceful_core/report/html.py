@@ -38,33 +38,16 @@ from graceful_core.explore.selection import busiest_submatrix, grid_page, negati
 from graceful_core.explore.thumbnails import THUMB_PX, thumbnail_data_uri
 from graceful_core.report.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
 from graceful_core.report.label_review import html_context as label_review_context
-from graceful_core.report.remedies import whatif_line
-from graceful_core.report.sentences import (
-    churn_verdict,
-    compatibility_verdict,
-    headline,
-    old_head_verdict,
-    significance_verdict,
-    slice_verdict,
-    worst_class_sentence,
-)
+from graceful_core.report.sections import build_sections, lead_and_body
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import (
     FLIP_MARKS,
     FLIP_TYPES,
     METRICS,
-    MORE_CARDS,
     RETRIEVAL_PAIRS,
     RETRIEVAL_SCORES,
     SLICE_KINDS,
-    SLICES_HELP,
-    SLICES_TITLE,
-    SUMMARY_CARDS,
-    WHATIF_LINE_LABEL,
-    card,
     count,
-    images,
-    interval,
     is_undefined,
     negative_flips,
     percent,
@@ -117,11 +100,6 @@ def _utc(t: float | None) -> str:
 
 
 # ------------------------------------------------------------------ sections
-def _cards(comp: Comparison) -> list[dict[str, str]]:
-    keys = SUMMARY_CARDS + MORE_CARDS
-    return [dict(zip(("label", "value", "caption", "help"), card(k, comp.summary))) for k in keys]
-
-
 def _review(review) -> dict[str, Any] | None:
     if review is None:
         return None
@@ -228,12 +206,8 @@ def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | 
             what = f"the {len(rows)} images nearest the cluster's centre"
         else:
             what = f"{len(rows)} of its {negative_flips(s.negative_flips)} ({FLIP_MARKS['negative flip']})"
-        nfr = f"{cols[2].format(s.negative_flip_rate)} ({interval(s.negative_flip_rate_ci95)})"
         items.append({
             "title": s.title, "kind": SLICE_KINDS[s.kind],
-            "cells": [cols[0].format(s.size), cols[1].format(s.negative_flips), nfr,
-                      cols[3].format(s.rest_negative_flip_rate), cols[4].format(s.p_value),
-                      cols[5].format(s.p_adjusted)],
             "examples": what, "tiles": [_slice_tile(comp, r, pos) for r in rows],
         })
     closest = None
@@ -242,8 +216,7 @@ def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | 
         closest = {"title": top.title, "p_adjusted": cols[5].format(top.p_adjusted),
                    "nfr": cols[2].format(top.negative_flip_rate), "rest": cols[3].format(top.rest_negative_flip_rate)}
     return {
-        "title": SLICES_TITLE, "help": SLICES_HELP, "verdict": slice_verdict(rep),
-        "header": [c.label for c in cols], "help_of": {c.label: c.help for c in cols},
+        "help_of": {c.label: c.help for c in cols},
         "entries": items, "shown": len(items), "total": len(sig), "capped": len(sig) > cap, "closest": closest,
         "skipped": [f"{c} ({why})" for c, why in rep.skipped_columns],
     }
@@ -256,34 +229,17 @@ def _compat(comp: Comparison) -> dict[str, Any] | None:
     pairs = ("old_old", "new_new", "new_old")
     rows = [[METRICS[m].label] + [METRICS[m].format(ct.scores[key][p]) for p in pairs]
             for key, m in RETRIEVAL_SCORES.items()]
-    overlap = None
-    if comp.embedding_overlap is not None:
-        m = METRICS["embedding_overlap"]
-        overlap = {"label": m.name[0].upper() + m.name[1:], "value": m.format(comp.embedding_overlap),
-                   "help": m.help}
     return {
-        "verdict": compatibility_verdict(ct), "header": [RETRIEVAL_PAIRS[p] for p in pairs], "rows": rows,
+        "header": [RETRIEVAL_PAIRS[p] for p in pairs], "rows": rows,
         "reason": ct.reason, "gain_label": METRICS["update_gain"].label,
         "gain": METRICS["update_gain"].format(ct.update_gain),
         "flips_label": METRICS["retrieval_negative_flips"].label, "flips": count(ct.retrieval_negative_flips),
-        "overlap": overlap, "head": old_head_verdict(comp),
     }
-
-
-def _churn_floor(comp: Comparison) -> dict[str, str] | None:
-    cf = comp.churn_floor
-    if cf is None:
-        return None
-    m = METRICS["churn_floor"]
-    return {"reference_name": cf.reference_name, "value": m.format(cf.negative_flip_rate),
-            "ci": interval(cf.negative_flip_rate_ci95), "flips": images(cf.n_negative_flips),
-            "nfr": METRICS["negative_flip_rate"].format(cf.update_negative_flip_rate),
-            "label": m.label, "help": m.help, "verdict": churn_verdict(cf)}
 
 
 # ------------------------------------------------------------------ public
 def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, review=None,
-                       generated_at: float | None = None, verdicts=None) -> str:
+                       generated_at: float | None = None, verdicts=None, sections=None) -> str:
     """The report as one self-contained HTML string (see the module docstring).
 
     Parameters
@@ -299,6 +255,9 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
     verdicts : dict of str to graceful_core.review.verdicts.FlipVerdict, optional
         The reviewers' verdicts on flipped images (counted and listed); None leaves the
         verdicts out (label issues are shown either way).
+    sections : tuple of graceful_core.report.sections.Section, optional
+        What the report says, in order (default: :func:`graceful_core.report.sections.build_sections`
+        of ``comp``); every one is drawn.
 
     Returns
     -------
@@ -310,27 +269,21 @@ def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, 
     """
     if isinstance(max_flips, bool) or not isinstance(max_flips, (int, np.integer)) or max_flips < 0:
         raise ValueError(f"max_flips must be a non-negative integer, got {max_flips!r}")
+    lead, body = lead_and_body(build_sections(comp) if sections is None else tuple(sections))
     context = {
         **_static(),
         "title": f"{comp.old_name} → {comp.new_name}",
         "n_samples": comp.n_samples,
         "n_classes": len(comp.classes),
         "generated": _utc(time.time() if generated_at is None else generated_at),
-        "headline": headline(comp),
-        "worst_class": worst_class_sentence(comp),
-        "significance": significance_verdict(comp.summary),
-        "cards": _cards(comp),
-        "churn_floor": _churn_floor(comp),
+        "lead": lead,
+        "body": body,
         "review": _review(review),
         **_figures(comp),
-        "negative_marks": FLIP_MARKS["negative flip"],
         "flips": _flip_tiles(comp, int(max_flips)),
         "slices": _slices(comp),
         "compat": _compat(comp),
-        "compat_reason": comp.compatibility_reason,
         "label_review": label_review_context(comp, verdicts),
-        "remedy_line": None if comp.mitigation_whatif is None else whatif_line(comp.mitigation_whatif),
-        "remedy_label": WHATIF_LINE_LABEL,
     }
     return _environment().get_template("report.html.j2").render(context)
 

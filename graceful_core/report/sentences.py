@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from graceful_core.comparing.labelfree import UnlabelledComparison, labels_missing_sentence
+from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.metrics.churn import ChurnFloor
 from graceful_core.metrics.retrieval import CrossTest
 from graceful_core.metrics.slices import RegressionSlice, SliceReport
@@ -19,9 +19,7 @@ from graceful_core.metrics.summary import FlipSummary
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import (
     ALPHA,
-    CLI_LINES,
     METRICS,
-    SLICES_TITLE,
     compatibility_sentence,
     images,
     interval,
@@ -50,7 +48,7 @@ class Verdict:
         return f"{self.words} ({self.detail})" if self.detail else self.words
 
 
-def _p_text(p: float) -> str:
+def p_text(p: float) -> str:
     """``"= 0.031"`` (two significant digits) or ``"< 1e-300"`` (an underflowing p-value is not 0)."""
     text = p_value(p)
     return text if text.startswith("<") else f"= {p:.2g}"
@@ -59,7 +57,7 @@ def _p_text(p: float) -> str:
 def significance_verdict(s: FlipSummary) -> Verdict:
     """Verdict of the exact McNemar test at :data:`~graceful_core.vocabulary.ALPHA`."""
     p, nf, pf = s.mcnemar_p_value, s.n_negative_flips, s.n_positive_flips
-    detail = f"McNemar p {_p_text(p)}"
+    detail = f"McNemar p {p_text(p)}"
     if p < ALPHA and pf > nf:
         return Verdict("better", "new is significantly better", detail)
     if p < ALPHA and nf > pf:
@@ -105,7 +103,7 @@ def churn_verdict(cf: ChurnFloor) -> Verdict:
     significantly fewer ("below"), else "same"; the detail gives both counts and the p-value.
     """
     detail = (f"{cf.update_only_flips} images only the update breaks vs {cf.reference_only_flips} only "
-              f"{cf.reference_name} breaks, McNemar p {_p_text(cf.p_value)}")
+              f"{cf.reference_name} breaks, McNemar p {p_text(cf.p_value)}")
     if cf.verdict == "above":
         return Verdict("worse", f"the update breaks significantly more images than retraining alone "
                                 f"({METRICS['churn_excess'].format(cf.excess)} of all images above the floor)", detail)
@@ -225,83 +223,8 @@ def headline(c: Comparison) -> str:
     )
 
 
-def text_summary(c: Comparison) -> str:
-    """The CLI's human summary (several lines), in the vocabulary's words."""
-    s = c.summary
-    width = max(len(METRICS[k].name) for k in CLI_LINES) + 2
-    lines = [f"old: {c.old_name}   new: {c.new_name}   samples: {s.n_samples}", headline(c)]
-    if c.missing is not None and c.missing.any:  # a subset: said first, before any number
-        lines.insert(0, f"WARNING: {c.missing.sentence()}")
-    worst = worst_class_sentence(c)
-    if worst is not None:
-        lines.append(worst)
-    for key in CLI_LINES:
-        m = METRICS[key]
-        caption = m.caption(s) if m.caption is not None else ""
-        lines.append(f"{m.name:<{width}}{m.format(m.value_of(s)):>9}   {caption}")
-    lines.append(f"{'significance':<{width}}{significance_verdict(s).text}")
-    if c.churn_floor is not None:
-        lines.append(f"{METRICS['churn_floor'].name:<{width}}{churn_line(c.churn_floor)}")
-        lines.append(f"{'':<{width}}{churn_verdict(c.churn_floor).text}")
-    if c.compatibility is not None:
-        lines.append(f"{'embeddings':<{width}}{compatibility_sentence(c.compatibility)}")
-    elif c.compatibility_reason is not None:
-        lines.append(f"{'embeddings':<{width}}{c.compatibility_reason}")
-    if c.embedding_overlap is not None:
-        m = METRICS["embedding_overlap"]
-        lines.append(f"{m.name:<{width}}{m.format(c.embedding_overlap):>9}   of the new embeddings' nearest old "
-                     "embeddings are the same image")
-    if c.regression_slices is not None:
-        v = slice_verdict(c.regression_slices)
-        lines.append(f"{SLICES_TITLE.lower():<{width}}{v.text}")
-        sig = c.regression_slices.significant()
-        lines.extend(f"  {slice_line(s)}" for s in sig[:MAX_SLICE_LINES])
-        if len(sig) > MAX_SLICE_LINES:
-            lines.append(f"  … and {len(sig) - MAX_SLICE_LINES} more (all in the JSON report's regression_slices)")
-    return "\n".join(lines)
-
-
 def unlabelled_headline(u: UnlabelledComparison) -> str:
     """One line for a comparison without labels: how many predictions change."""
     ch = u.churn
     return (f"The update changes the predicted class of {images(ch.n_changed)} of {ch.n_samples} "
             f"({percent(ch.rate)}); without labels, which of these are regressions is unknown.")
-
-
-def unlabelled_summary(u: UnlabelledComparison) -> str:
-    """The CLI's summary of a comparison without labels: what is known, and what does not exist."""
-    m = METRICS["prediction_churn"]
-    width = 22
-    lines = [f"old: {u.old_name}   new: {u.new_name}   samples: {u.n_samples}   labels: none",
-             labels_missing_sentence()]
-    if u.missing is not None and u.missing.any:
-        lines.insert(0, f"WARNING: {u.missing.sentence()}")
-    ch = u.churn
-    lines.append(f"{m.name:<{width}}{m.format(ch.rate):>9}   {ch.n_changed} of {ch.n_samples} images change their "
-                 f"predicted class · 95 % CI {interval(ch.ci95)}")
-    per = ch.per_class
-    order = [int(j) for j in np.argsort(-per["changed"], kind="stable") if per["changed"][j] > 0][:3]
-    if order:
-        lines.append(f"{'most changed':<{width}}" + ", ".join(
-            f"{u.classes[j]} ({per['changed'][j]} of {per['support'][j]}, {percent(per['churn'][j])})"
-            for j in order) + " (by the old prediction)")
-    conf = u.changed_confidence()
-    if conf["old_changed"] is not None and conf["new_changed"] is not None:
-        lines.append(f"{'changed predictions':<{width}}mean top probability old {conf['old_changed']:.2f} → new "
-                     f"{conf['new_changed']:.2f} (unchanged: {conf['old_unchanged'] or 0:.2f} → "
-                     f"{conf['new_unchanged'] or 0:.2f})")
-    if u.reference is not None:
-        r = u.reference
-        lines.append(f"{'churn floor':<{width}}{percent(r.reference_churn)} of predictions change with "
-                     f"{r.reference_name}; the update alone changes {r.update_only}, the retrain alone "
-                     f"{r.reference_only} (McNemar p {_p_text(r.p_value)})")
-    if u.compatibility is not None:
-        lines.append(f"{'embeddings':<{width}}{u.compatibility.verdict()} (classes: the old model's predictions)")
-    sig = u.significant_churn_slices()
-    if u.churn_slices is not None:
-        lines.append(f"{'churn slices':<{width}}{len(sig)} of {len(u.churn_slices.slices)} slices change "
-                     f"significantly more predictions than the rest (adjusted p < {ALPHA:g})")
-        for sl in sig[:MAX_SLICE_LINES]:
-            lines.append(f"  {sl.title}: {sl.negative_flips} of {sl.size} changed ({percent(sl.negative_flip_rate)}"
-                         f", rest {percent(sl.rest_negative_flip_rate)}), adjusted p {p_value(sl.p_adjusted)}")
-    return "\n".join(lines)
