@@ -77,7 +77,7 @@ def _umap(x: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:
         random_state=seed,
         n_jobs=1,
     )
-    return reducer.fit_transform(x).astype(np.float32)
+    return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
 def joint_umap(

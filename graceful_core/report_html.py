@@ -270,7 +270,7 @@ def _compat(comp: Comparison) -> dict[str, Any] | None:
     }
 
 
-def _churn_floor(comp: Comparison) -> dict[str, str] | None:
+def _churn_floor(comp: Comparison) -> dict[str, Any] | None:
     cf = comp.churn_floor
     if cf is None:
         return None
