@@ -191,7 +191,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo | dic
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # pyright: ignore[reportPrivateImportUsage]
             torch.onnx.export(
                 # torch annotates f as a path only; the TorchScript-based exporter (dynamo=False) writes to a file object
-                wrapped, (dummy,), buf, dynamo=False,  # pyright: ignore[reportArgumentType] input_names=["x"], output_names=names,
+                wrapped, (dummy,), buf,  # pyright: ignore[reportArgumentType]
+                dynamo=False, input_names=["x"], output_names=names,
                 dynamic_axes={n: {0: "N"} for n in ["x", *names]}, opset_version=opset,
             )
     proto = onnx.load_from_string(buf.getvalue())
