@@ -56,12 +56,12 @@ def _keep_lines() -> None:
 
 layouts = list(EMB_LAYOUTS.values()) if same_dim else [EMB_LAYOUTS["side"]]
 # the widgets show the kept choices (Streamlit drops widget state when the page is left)
-ss["w_emb_layout"] = EMB_LAYOUTS.get(ss.get("emb_layout"), layouts[0])
+ss["w_emb_layout"] = EMB_LAYOUTS.get(ss.get("emb_layout", ""), layouts[0])
 if ss["w_emb_layout"] not in layouts:
     ss["w_emb_layout"] = layouts[0]
 clustering = comp.regression_slices.clustering if comp.regression_slices is not None else None
 colours = [c for c in COLOUR_BY if c != "cluster" or clustering is not None]
-ss["w_emb_colour"] = EMB_COLOURS.get(ss.get("emb_colour"), "model")
+ss["w_emb_colour"] = EMB_COLOURS.get(ss.get("emb_colour", ""), "model")
 if ss["w_emb_colour"] not in colours:  # e.g. a link asking for clusters on a comparison without them
     ss["w_emb_colour"] = "model"
 ss["w_emb_lines"] = bool(ss.get("emb_lines"))

@@ -19,6 +19,7 @@ from graceful_ui.inputs import (
     spec_from_files,
     user_message,
 )
+from graceful_ui.store import labelled
 from graceful_ui.uploads import clear_file, session_files, set_file
 from graceful_ui.widgets import COMPARE_FAILURE, open_comparison, page_comparison, start_comparison
 
@@ -40,8 +41,8 @@ FAILED = "_compare_failed"
 
 st.title("Choose inputs")
 spec, comp = page_comparison()
-if comp is not None:
-    line = headline(comp) if getattr(comp, "has_labels", True) else unlabelled_headline(comp)
+if spec is not None and comp is not None:  # app.py sets both or neither
+    line = headline(comp) if labelled(comp) else unlabelled_headline(comp)
     st.info(f"**Now showing:** {md(spec.label)}  \n{line}")
 
 st.subheader("Bundled sample")

@@ -1,6 +1,7 @@
 """Mitigate: train an update that regresses less (focal distillation) or stays compatible (BCT), and compare."""
 
 from pathlib import Path
+from typing import Literal
 
 import streamlit as st
 
@@ -226,8 +227,9 @@ if current is not None:
         st.warning(f"{' and '.join(worse).capitalize()} make{'s' if len(worse) == 1 else ''} more errors than the old "
                    f"model ({_value(m, 'new_error_rate')} and {_value(b, 'new_error_rate')} against "
                    f"{_value(m, 'old_error_rate')}): {why}")
-    cards = (("negative_flip_rate", "inverse"), ("new_error_rate", "inverse"),
-             ("backward_trust_compatibility", "normal"), ("hit1_new_old", "normal"))
+    cards: tuple[tuple[str, Literal["normal", "inverse"]], ...] = (
+        ("negative_flip_rate", "inverse"), ("new_error_rate", "inverse"),
+        ("backward_trust_compatibility", "normal"), ("hit1_new_old", "normal"))
     # two cards a row: four side by side truncate their numbers at 800 px with the sidebar open
     for col, (key, colour) in zip([*st.columns(2), *st.columns(2)], cards):
         metric = METRICS[RUN_METRICS[key]]
@@ -290,7 +292,7 @@ if runs:
     st.plotly_chart(tradeoff_figure(runs, TRAINING_METHODS, labels), key="mit_plot", on_select=on_plot,
                     selection_mode="points")
     o1, o2 = st.columns([4, 1])
-    pick = o1.selectbox("Run", list(labels), format_func=labels.get, key="mit_pick", label_visibility="collapsed")
+    pick = o1.selectbox("Run", list(labels), format_func=labels.__getitem__, key="mit_pick", label_visibility="collapsed")
     o2.button("Open on Overview", on_click=open_run, args=(pick,), key="mit_open", width="stretch")
 
 exp = sample.experiment

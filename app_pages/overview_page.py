@@ -8,6 +8,7 @@ from graceful_ui.fmt import md
 from graceful_ui.label_ui import overview_block
 from graceful_ui.review_ui import review_section
 from graceful_ui.state import request_page
+from graceful_ui.store import labelled
 from graceful_ui.widgets import VERDICT_COLOURS, rates_table, require_comparison, verdict_markdown
 
 #: Significant regression slices listed on the Overview (all of them on the Slices page).
@@ -15,7 +16,7 @@ MAX_SLICES = 3
 
 st.title("Overview")
 spec, comp = require_comparison(without_labels=True)
-if not getattr(comp, "has_labels", True):  # no labels: what can be known, in its own view
+if not labelled(comp):  # no labels: what can be known, in its own view
     from graceful_ui.labelfree_view import unlabelled_overview
 
     unlabelled_overview(spec, comp)

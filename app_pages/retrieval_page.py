@@ -81,7 +81,7 @@ if ct.reason or "new_old" not in ct.results or comp.dataset is None:
 st.markdown("#### Retrieval negative flips")
 st.caption("Each row: the query, then its top-5 results under old→old and under new→old; "
            "green frame = same label as the query, red = a different label.")
-ids, labels = [str(i) for i in comp.arrays.ids.tolist()], comp.arrays.labels
+ids, labels = [str(i) for i in comp.require_arrays().ids.tolist()], comp.require_arrays().labels
 flips = ct.negative_flip_indices
 if len(flips) == 0:
     st.success("No query loses its top-1 hit under the cross-test.")

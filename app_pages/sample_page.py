@@ -41,7 +41,7 @@ if len(ids) <= MAX_SELECT:
 else:
     st.text_input("Sample id", key="w_sample", on_change=on_pick)
 
-row_idx = comp.arrays.row_of[ss["sample"]]
+row_idx = comp.require_arrays().row_of[ss["sample"]]
 row = samples.iloc[row_idx].to_dict()
 left, right = st.columns([1, 2])
 with left:

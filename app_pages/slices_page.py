@@ -37,7 +37,7 @@ def on_bars() -> None:
 
 def on_table() -> None:
     picked = ss["w_slice_table"].selection.rows
-    if picked:
+    if picked and rep is not None:  # rep is set: the page stopped above otherwise
         ss["slice"] = rep.slices[picked[0]].key
 
 
@@ -81,7 +81,8 @@ if chosen is not None:
 table = rep.to_frame()
 m = {k: METRICS[k] for k in ("slice_size", "n_negative_flips", "slice_negative_flip_rate", "rest_negative_flip_rate",
                             "slice_p_adjusted")}
-top = float(max(table["negative_flip_rate"].max(), table["rest_negative_flip_rate"].max(), 1e-9)) * 100
+top = float(max(table["negative_flip_rate"].to_numpy().max(), table["rest_negative_flip_rate"].to_numpy().max(),
+                1e-9)) * 100
 view = table.assign(
     negative_flip_rate=100 * table["negative_flip_rate"],
     rest_negative_flip_rate=100 * table["rest_negative_flip_rate"],
@@ -89,7 +90,7 @@ view = table.assign(
 )[["title", "size", "negative_flips", "negative_flip_rate", "ci", "rest_negative_flip_rate", "p_adjusted"]]
 
 
-def _bar(metric, colour: str) -> st.column_config.ProgressColumn:
+def _bar(metric, colour: str):  # a column config (streamlit does not export its type)
     return st.column_config.ProgressColumn(metric.label, help=metric.help, format=f"%.{PCT_DIGITS}f %%",
                                            min_value=0.0, max_value=top, width=115, color=colour)
 

@@ -12,10 +12,15 @@ The Python API (imported on first use, so ``import graceful_core`` stays light):
   a model in training against the deployed one, one pass per call.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graceful_core.errors import InputError
 from graceful_core.types import Model, ModelInfo, Predictions
+
+if TYPE_CHECKING:  # the names of __all__ that __getattr__ below loads on first use
+    from graceful_core.api import compare
+    from graceful_core.monitor import FlipMonitor
+    from graceful_core.remedies.build import mitigate_sources as mitigate
 
 __all__ = ["InputError", "Model", "ModelInfo", "Predictions", "compare", "FlipMonitor", "mitigate"]
 __version__ = "0.2.0"

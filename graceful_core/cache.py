@@ -97,7 +97,7 @@ def save_arrays(kind: str, key: str, arrays: dict[str, np.ndarray], root: Path |
         if arr.dtype == object:
             arr = arr.astype(str)
         payload[name] = arr
-    np.savez(buf, **payload)
+    np.savez(buf, allow_pickle=False, **payload)  # object arrays were turned into str above
     path = _entry_path(kind, key, root)
     atomic_write_bytes(path, buf.getvalue())
     return path

@@ -27,11 +27,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from graceful_core.errors import InputError
+
+if TYPE_CHECKING:  # ray is optional and heavy: imported where a Ray run starts
+    from ray import ObjectRef
 
 __all__ = ["RayPredictResult", "predict_ray", "ray_session"]
 
@@ -98,7 +102,7 @@ def ray_session(num_cpus: int | None = None) -> Iterator[str | None]:
 class _Predictor:
     """Ray Data actor: loads the model once, predicts batches of (id, file, label) rows."""
 
-    def __init__(self, model_ref: list, suffix: str, classes: list[str], device: str,
+    def __init__(self, model_ref: list[ObjectRef[bytes]], suffix: str, classes: list[str], device: str,
                  display_root: tuple[str, str] | None) -> None:
         import ray
 

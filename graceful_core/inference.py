@@ -209,8 +209,9 @@ def predict_together(
     for j, (m, d) in enumerate(zip(models, aligned)):
         hit = cache.load_arrays(_CACHE_KIND, keys[j]) if use_cache else None
         if hit is not None and _cache_entry_fits(hit, n, len(m.info.classes)):
-            if progress[j]:
-                progress[j](n, n)
+            report = progress[j]
+            if report:
+                report(n, n)
             out[j] = _to_predictions(m, d, hit["logits"], hit.get("embedding"))
         else:
             todo.append(j)

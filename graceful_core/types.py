@@ -42,19 +42,23 @@ class Model(Protocol):
     @property
     def has_embedding(self) -> bool:
         """True when the model exposes embeddings (``embed`` method / ``embedding`` output)."""
+        ...
 
     @property
     def has_head(self) -> bool:
         """True when the model exposes its classifier ``head(embedding) -> logits``."""
+        ...
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Run a float32 batch ``[N, C, H, W]`` (already normalised).
 
         Returns ``(logits [N, K] float32, embedding [N, D] float32 or None)``.
         """
+        ...
 
     def head(self, embedding: np.ndarray) -> np.ndarray:
         """Apply the classifier head to embeddings ``[N, D]``; logits ``[N, K]``."""
+        ...
 
 
 @dataclass

@@ -214,12 +214,12 @@ def is_undefined(x: object) -> bool:
 
 def percent(x: float | None, digits: int = PCT_DIGITS) -> str:
     """A rate as a percentage: ``0.1234 -> '12.34 %'``; undefined -> ``'n/a'``."""
-    return NOT_AVAILABLE if is_undefined(x) else f"{100 * float(x):.{digits}f} %"
+    return NOT_AVAILABLE if x is None or is_undefined(x) else f"{100 * float(x):.{digits}f} %"
 
 
 def ratio(x: float | None, digits: int = 3) -> str:
     """A plain ratio with ``digits`` decimals (significant digits below 0.001); undefined -> ``'n/a'``."""
-    if is_undefined(x):
+    if x is None or is_undefined(x):
         return NOT_AVAILABLE
     x = float(x)
     return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
@@ -238,7 +238,7 @@ def p_value(p: float | None) -> str:
     >>> p_value(0.0), p_value(3e-301), p_value(2.5e-12)
     ('< 1e-300', '< 1e-300', '2.5e-12')
     """
-    if is_undefined(p):
+    if p is None or is_undefined(p):
         return NOT_AVAILABLE
     return f"< {P_FLOOR:.0e}" if float(p) < P_FLOOR else f"{float(p):.3g}"
 
@@ -258,12 +258,12 @@ def interval(ci: tuple[float, float] | None) -> str:
 
 def points(delta: float | None) -> str:
     """A difference of two rates in percentage points: ``0.0123 -> '+1.23 pp'``."""
-    return NOT_AVAILABLE if is_undefined(delta) else f"{100 * float(delta):+.2f} pp"
+    return NOT_AVAILABLE if delta is None or is_undefined(delta) else f"{100 * float(delta):+.2f} pp"
 
 
 def probability(p: float | None) -> str:
     """A model's probability for one class, two decimals: ``0.934 -> '0.93'``; undefined -> ``'n/a'``."""
-    return NOT_AVAILABLE if is_undefined(p) else f"{float(p):.2f}"
+    return NOT_AVAILABLE if p is None or is_undefined(p) else f"{float(p):.2f}"
 
 
 def yes_no(x: bool | None) -> str:

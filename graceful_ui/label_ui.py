@@ -141,7 +141,7 @@ def sort_orders(comp: Comparison, base: tuple[str, ...]) -> tuple[str, ...]:
 def _save(comp_key: str, sample_id: str, keys: tuple[str, str, str]) -> None:
     ss = st.session_state
     k_verdict, k_note, k_corrected = keys
-    choice = ss.get(k_verdict)
+    choice = ss.get(k_verdict) or ""  # no choice: set_verdict refuses it with its own message
     try:
         if choice == NO_VERDICT:
             vd.clear_verdict(comp_key, sample_id, author=ss.get("review_author", "").strip())

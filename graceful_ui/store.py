@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,18 @@ from graceful_core.vocabulary import StageProgress
 from graceful_ui.inputs import Spec
 from graceful_ui.jobs import ComparisonJobs, Job
 from graceful_ui.progress import progress_bar
+
+if TYPE_CHECKING:  # typing.TypeIs from Python 3.13; annotations only
+    from typing_extensions import TypeIs
+
+#: What a spec's job gives: a comparison, or a label-free one when the dataset has no labels.
+AnyComparison = Comparison | UnlabelledComparison
+
+
+def labelled(comp: AnyComparison) -> TypeIs[Comparison]:
+    """True for a comparison with labels; False for a :class:`UnlabelledComparison` (``has_labels`` False)."""
+    return getattr(comp, "has_labels", True)
+
 
 #: Comparisons kept in memory (least recently used ones are dropped first).
 MAX_COMPARISONS = 6
@@ -97,8 +110,8 @@ def _jobs() -> ComparisonJobs:
     return ComparisonJobs(max_finished=MAX_COMPARISONS)
 
 
-def _compute(spec: Spec, fp: tuple) -> Callable[[StageProgress], Comparison]:
-    def run(progress: StageProgress) -> Comparison:
+def _compute(spec: Spec, fp: tuple) -> Callable[[StageProgress], AnyComparison]:
+    def run(progress: StageProgress) -> AnyComparison:
         # large tables are streamed: every flipped sample then goes to a file in the cache (the grid's pages)
         return compare_sources(spec.old, spec.new, spec.data, progress=progress,
                                old_name=Path(spec.display_name(spec.old)).name,
@@ -112,7 +125,7 @@ def _compute(spec: Spec, fp: tuple) -> Callable[[StageProgress], Comparison]:
     return run
 
 
-def comparison_job(spec: Spec, fp: tuple | None = None) -> Job[Comparison]:
+def comparison_job(spec: Spec, fp: tuple | None = None) -> Job[AnyComparison]:
     """The server's job computing ``spec`` (started in a background thread if it is new).
 
     One job per (spec, file fingerprint) and server: every session asking for the same
@@ -133,7 +146,7 @@ def forget_comparison(spec: Spec, fp: tuple) -> None:
     _jobs().discard((spec, fp))
 
 
-def load_comparison(spec: Spec, fp: tuple | None = None) -> Comparison:
+def load_comparison(spec: Spec, fp: tuple | None = None) -> AnyComparison:
     """The comparison of ``spec``, computed once per (spec, file fingerprint) and server (blocking).
 
     When no job has it yet, it is computed in the calling thread; otherwise this waits for
@@ -161,13 +174,13 @@ def load_comparison(spec: Spec, fp: tuple | None = None) -> Comparison:
 
 
 @st.cache_data(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
-def report_json(comp: Comparison) -> bytes:
+def report_json(comp: AnyComparison) -> bytes:
     """The CLI's JSON report (:meth:`Comparison.to_report`), serialised."""
     return json.dumps(comp.to_report(), indent=2).encode()
 
 
 @st.cache_data(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
-def samples_csv(comp: Comparison) -> bytes:
+def samples_csv(comp: AnyComparison) -> bytes:
     """The per-sample table as CSV."""
     return comp.samples().to_csv(index=False).encode()
 

@@ -268,6 +268,8 @@ class TrainingJob:
         self._set(stage="comparing")
         spec = trained_spec(done.path, req.old, req.eval_data)
         comp = compare_sources(req.old, done.path, req.eval_data)
+        if not isinstance(comp, Comparison):  # a run's numbers are flips and errors: they need true labels
+            raise InputError(req.eval_data, "has no labels: a trained model is measured on labelled images")
         history = clean_history(done.history)
         if not history:  # a model reused from the cache: keep the history of its earlier run, if any
             earlier = [r for r in load_runs(self.root) if (r["spec_id"], r["eval_data"]) == (spec.id, req.eval_data)]

@@ -21,6 +21,7 @@ from graceful_core.report.remedies import whatif_figure
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import WHATIF_TITLE
 from graceful_ui.fmt import md
+from graceful_ui.store import labelled
 from graceful_ui.widgets import page_comparison
 
 __all__ = ["whatif_section", "model_files_of"]
@@ -42,9 +43,9 @@ def model_files_of(comp: Comparison) -> tuple[str, str] | None:
     if sample is None:
         return None
     by_stem = {p.stem: p for p in sample.models() if p.suffix in (".pt", ".pt2")}
-    files = [str(by_stem[Path(p).stem]) if is_table(p) and Path(p).stem in by_stem else (None if is_table(p) else p)
-             for p in (inputs.old, inputs.new)]
-    return (files[0], files[1]) if all(files) else None
+    old, new = (str(by_stem[Path(p).stem]) if is_table(p) and Path(p).stem in by_stem else (None if is_table(p) else p)
+                for p in (inputs.old, inputs.new))
+    return (old, new) if old and new else None
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -65,7 +66,7 @@ def whatif_section() -> None:
     if comp is None:
         st.info("Open a comparison (Inputs) to see what mixing or gating its two models would change.")
         return
-    if not getattr(comp, "has_labels", True):
+    if not labelled(comp):
         st.info("No what-if remedies for a comparison without labels: each remedy is chosen and scored by its "
                 "negative flips and error rate, which need true labels.")
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
+from typing import Literal, overload
 
 import streamlit as st
 
@@ -40,7 +41,7 @@ def _fingerprint(spec: Spec) -> tuple:
     return fps[spec.id]
 
 
-def start_comparison(spec: Spec) -> Job[Comparison]:
+def start_comparison(spec: Spec) -> Job[store.AnyComparison]:
     """Start computing ``spec`` on the server (or join the job that does) without waiting."""
     return store.comparison_job(spec, _fingerprint(spec))
 
@@ -65,7 +66,7 @@ def _progress_text(spec: Spec, state: JobState) -> tuple[float, str]:
     return fraction, f"Running {state.stage}: {state.done} / {state.total} images"
 
 
-def _wait(spec: Spec, job: Job[Comparison]) -> None:
+def _wait(spec: Spec, job: Job[store.AnyComparison]) -> None:
     """Draw the job's progress (and a Cancel button) until it finishes.
 
     Only the waiting belongs to this script run: when the user switches pages, Streamlit
@@ -86,7 +87,7 @@ def _wait(spec: Spec, job: Job[Comparison]) -> None:
     box.empty()
 
 
-def compute(spec: Spec) -> Comparison:
+def compute(spec: Spec) -> store.AnyComparison:
     """The comparison of ``spec``, computed by the server; shows its progress while it runs.
 
     Raises
@@ -139,7 +140,7 @@ def _retry(spec: Spec, fp: tuple) -> None:
     store.forget_comparison(spec, fp)
 
 
-def active_comparison() -> tuple[Spec | None, Comparison | None]:
+def active_comparison() -> tuple[Spec | None, store.AnyComparison | None]:
     """The selected spec and its comparison (waiting for it with a progress bar while it runs).
 
     When it fails or is cancelled, the comparison shown before (if this session opened it
@@ -185,26 +186,30 @@ COMPARE_FAILURE = "_compare_failure"
 _ACTIVE = "_active"
 
 
-def set_page_comparison(spec: Spec | None, comp: Comparison | None) -> None:
+def set_page_comparison(spec: Spec | None, comp: store.AnyComparison | None) -> None:
     """Hand this run's comparison from app.py to the page it runs."""
     st.session_state[_ACTIVE] = (spec, comp)
 
 
-def page_comparison() -> tuple[Spec | None, Comparison | None]:
+def page_comparison() -> tuple[Spec | None, store.AnyComparison | None]:
     """This run's (spec, comparison), set by app.py; Nones when there is none."""
     return st.session_state.get(_ACTIVE, (None, None))
 
 
-def require_comparison(without_labels: bool = False) -> tuple[Spec, Comparison]:
+@overload
+def require_comparison(without_labels: Literal[False] = False) -> tuple[Spec, Comparison]: ...
+@overload
+def require_comparison(without_labels: Literal[True]) -> tuple[Spec, store.AnyComparison]: ...
+def require_comparison(without_labels: bool = False) -> tuple[Spec, store.AnyComparison]:
     """This run's (spec, comparison); stops the page when there is none (app.py showed why).
 
     A comparison without labels stops the page with a note saying so, unless the page
     draws one itself (``without_labels``: the Overview).
     """
     spec, comp = page_comparison()
-    if comp is None:
+    if spec is None or comp is None:  # app.py sets both or neither
         st.stop()
-    if not without_labels and not getattr(comp, "has_labels", True):
+    if not without_labels and not store.labelled(comp):
         from graceful_ui.labelfree_view import needs_labels_note
 
         needs_labels_note()
@@ -219,7 +224,8 @@ def require_per_sample(comp: Comparison) -> None:
         st.stop()
 
 
-def metric_card(col, key: str, summary: FlipSummary, delta: str | None = None, delta_color: str = "normal") -> None:
+def metric_card(col, key: str, summary: FlipSummary, delta: str | None = None,
+                delta_color: Literal["normal", "inverse", "off"] = "normal") -> None:
     """One metric of the summary as a bordered card: the vocabulary's label, value, caption and help."""
     label, value, caption, help_text = card(key, summary)
     with col.container(border=True):
@@ -241,12 +247,12 @@ def rates_table(df) -> None:
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
 
 
-def sidebar(spec: Spec | None, comp: Comparison | None) -> None:
+def sidebar(spec: Spec | None, comp: store.AnyComparison | None) -> None:
     """Current comparison and downloads (JSON report, per-sample CSV, HTML report) in the sidebar."""
     with st.sidebar:
         if spec is None or comp is None:
             return
-        labelled = getattr(comp, "has_labels", True)
+        labelled = store.labelled(comp)
         st.caption(f"**Comparing** {md(spec.label)}  \n{comp.n_samples} {'labelled images' if labelled else 'images, no labels'}, "
                    f"{len(comp.classes)} classes  \nThe address bar always links to this exact view: copy it to share.")
         if comp.missing is not None and comp.missing.any:

@@ -170,7 +170,7 @@ class UnlabelledComparison:
     def changed(self) -> pd.DataFrame:
         """The samples whose prediction changed (rows of :meth:`samples`), sorted by id: the ones to label first."""
         df = self.samples()
-        return df[df["changed"]].sort_values("id", kind="stable").reset_index(drop=True)
+        return df.loc[df["changed"]].sort_values("id", kind="stable").reset_index(drop=True)
 
     def changed_confidence(self) -> dict[str, float | None]:
         """Mean top probability of each model on changed and on unchanged predictions (None without scores)."""
@@ -259,17 +259,18 @@ def compare_unlabelled(
     classes = tuple(str(c) for c in old.classes)
     churn = prediction_churn(o, n, len(classes))
     old_conf = new_conf = None
+    # scores without a kind are logits, as Predictions.probabilities reads them
     if old_j.scores is not None:
-        (old_conf,) = class_probabilities(old_j.scores, old_j.score_kind, o)
+        (old_conf,) = class_probabilities(old_j.scores, old_j.score_kind or "logits", o)
     if new_j.scores is not None:
-        (new_conf,) = class_probabilities(new_j.scores, new_j.score_kind, n)
+        (new_conf,) = class_probabilities(new_j.scores, new_j.score_kind or "logits", n)
     compat = None
     if with_compatibility and old_j.embedding is not None and new_j.embedding is not None:
         if progress is not None:
             progress("embedding cross-test", 0, 1)
         # classes = the old model's predictions: cached apart from the labelled cross-test of the same files
         compat = _cross_test_cached(old_j.embedding, new_j.embedding, o, make_key(key, "by-old-prediction")
-                                    if key else "", old_j.ids)
+                                    if key else "", old_j.ids.tolist())
         if progress is not None:
             progress("embedding cross-test", 1, 1)
     slices = None

@@ -21,6 +21,7 @@ Two tables are compared in one of two ways, with the same numbers (:func:`should
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -104,7 +105,7 @@ def _predict_models_together(sources: Sequence[str | os.PathLike], dataset: Imag
             raise InputError(os.fspath(s), "no such file")
     models = [load_model(os.fspath(s), device=device) for s in sources]
     names = [Path(s).name for s in sources]
-    cbs = [(lambda done, total, name=name: progress(name, done, total)) if progress else None for name in names]
+    cbs = [functools.partial(progress, name) if progress else None for name in names]
     return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
 
 

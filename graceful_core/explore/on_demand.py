@@ -61,11 +61,12 @@ def class_probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray
     inputs = comp.inputs
     if inputs is None or inputs.old is None or inputs.new is None:
         raise ValueError("this comparison does not know its input files, so its probabilities cannot be reloaded")
+    sources = (("old", inputs.old), ("new", inputs.new))
 
     def compute() -> dict[str, np.ndarray]:
         ids = np.asarray(a.ids).astype(str)
         out: dict[str, np.ndarray] = {}
-        for side, src in (("old", inputs.old), ("new", inputs.new)):
+        for side, src in sources:
             probs = probabilities_for(predictions_for(src, inputs.dataset, classes=list(comp.classes)), ids,
                                       comp.classes)
             out[side] = np.zeros((0, len(comp.classes)), np.float32) if probs is None else probs
@@ -74,7 +75,8 @@ def class_probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray
 
     got = cache.cached_arrays("class-probabilities", row_key(comp.key, a.ids), compute,
                               names=("old", "new", "old_present", "new_present"))
-    return tuple(got[s] if bool(got[f"{s}_present"]) else None for s in ("old", "new"))  # type: ignore[return-value]
+    old, new = (got[s] if bool(got[f"{s}_present"]) else None for s in ("old", "new"))
+    return old, new
 
 
 def projection(comp: Comparison, kind: str, max_points: int | None = None,
@@ -144,8 +146,10 @@ def _pixel_rows(comp: Comparison, rows: np.ndarray) -> np.ndarray:
     a = comp.require_arrays()
     ds = comp.dataset
     feats = np.zeros((len(rows), PIXEL_SIDE * PIXEL_SIDE), dtype=np.float32)
+    if ds is None:  # no images to read: every row stays zeros
+        return feats
     for k, r in enumerate(rows):
-        j = None if ds is None else ds.row_of(str(a.ids[r]))
+        j = ds.row_of(str(a.ids[r]))
         if j is None:
             continue
         try:

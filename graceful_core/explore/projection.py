@@ -110,7 +110,7 @@ def _umap(x: np.ndarray, seed: int, n_neighbors: int, progress: StageProgress | 
         n_jobs=1,
         **extra,
     )
-    return reducer.fit_transform(x).astype(np.float32)
+    return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
 def joint_umap(

@@ -75,7 +75,7 @@ def filter_samples(
         keep &= (samples["new_pred"].astype(str) == str(new_pred)).to_numpy()
     if rows is not None:
         keep &= samples.index.isin(np.asarray(rows))
-    return samples[keep]
+    return samples.loc[keep]
 
 
 def sort_samples(samples: pd.DataFrame, order: str) -> pd.DataFrame:
@@ -224,7 +224,7 @@ def grid_page(
 def _grid_frame(records: list[dict]) -> pd.DataFrame:
     """Rows of the flip-id file as grid rows: :data:`GRID_COLUMNS` (``slice`` when present)."""
     kinds = {"negative": FLIP_TYPES[0], "positive": FLIP_TYPES[1]}
-    cols = {c: [r.get(c, np.nan) for r in records] for c in GRID_COLUMNS}
+    cols: dict[str, list | np.ndarray] = {c: [r.get(c, np.nan) for r in records] for c in GRID_COLUMNS}
     cols["flip"] = [kinds[r["flip"]] for r in records]
     for c in ("old_p_true", "new_p_true", "confidence_drop", "old_conf", "new_conf"):
         cols[c] = np.array([np.nan if v is None else v for v in cols[c]], dtype=np.float64)
@@ -261,7 +261,8 @@ def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 5) -> list[tuple[s
     return [(str(classes[i]), float(p[i])) for i in order]
 
 
-def probabilities_for(preds: Predictions, ids: Sequence[str], classes: Sequence[str]) -> np.ndarray | None:
+def probabilities_for(preds: Predictions, ids: Sequence[str] | np.ndarray,
+                      classes: Sequence[str]) -> np.ndarray | None:
     """Class probabilities of ``preds`` re-aligned to the given sample ids and class order.
 
     Rows follow ``ids`` (matched on the string id), columns follow ``classes``
@@ -368,7 +369,7 @@ def default_sample(samples: pd.DataFrame) -> str:
     """
     if samples.empty:
         raise ValueError("no samples")
-    flips = samples[samples["flip"] == "negative flip"]
+    flips = samples.loc[samples["flip"] == "negative flip"]
     pool = flips if len(flips) else samples
     return str(pool.sort_values("confidence_drop", ascending=False, na_position="last", kind="stable")["id"].iloc[0])
 

@@ -284,7 +284,7 @@ def _read_slices_file(path: str, shown: str, ids: list[str]) -> list[str]:
     if missing:
         raise InputError(shown, f"missing column(s) {missing}: a slice file needs 'id' and 'slice'")
     sid = df["id"].astype(str)
-    dup = sid[sid.duplicated()]
+    dup = sid.loc[sid.duplicated()]
     if len(dup):
         raise InputError(shown, f"id {dup.iloc[0]!r} appears more than once")
     known = set(ids)
@@ -445,7 +445,7 @@ def _read_manifest_frame(path: str):
     except Exception as e:  # noqa: BLE001 - any parser failure means "not a readable table"
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(path, f"not a readable {suffix.lstrip('.')} table ({msg})") from None
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = pd.Index([str(c).strip() for c in df.columns])
     extra = [c for c in df.columns if c not in _MANIFEST_COLUMNS]
     meta = (SampleMetadata.from_frame(df[extra], skip_reserved=False)
             if extra and not df.columns.duplicated().any() else None)

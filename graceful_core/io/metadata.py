@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,8 @@ def typed_text_column(values: Sequence[str]) -> np.ndarray:
     cells = [None if v is None or not str(v).strip() else str(v) for v in values]
     present = [v for v in cells if v is not None]
     if present:
-        nums = pd.to_numeric(pd.Series(present, dtype=object), errors="coerce")
+        # cast: to_numeric returns a Series for a Series; pandas annotates it with the union over all input kinds
+        nums = cast(pd.Series, pd.to_numeric(pd.Series(present, dtype=object), errors="coerce"))
         if not nums.isna().any():
             out = np.array([np.nan if v is None else float(v) for v in cells], dtype=np.float64)
             if len(present) == len(cells) and np.isfinite(out).all() and (out == np.round(out)).all():
@@ -147,10 +148,10 @@ class SampleMetadata:
     def from_frame(cls, df: pd.DataFrame, *, skip_reserved: bool = True) -> SampleMetadata | None:
         """The usable columns of ``df`` (reserved names and columns of lists left out), or None if none."""
         names, cols = [], []
-        for name in df.columns:
+        for name, column in df.items():
             if skip_reserved and is_reserved_column(str(name)):
                 continue
-            a = _column_array(df[name])
+            a = _column_array(column)
             if a is not None:
                 names.append(str(name))
                 cols.append(a)

@@ -13,6 +13,7 @@ written from it:
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +24,33 @@ from graceful_core.models.devices import resolve_device
 from graceful_core.models.outputs import as_input_batch, checked_embedding, checked_logits, short_reason
 from graceful_core.types import ModelInfo
 
-__all__ = ["eval_mode", "GracefulOutputs", "module_outputs", "module_has_embedding", "ModuleModel", "module_device", "module_label"]
+if TYPE_CHECKING:  # typing.TypeIs from Python 3.13; annotations only (never evaluated here)
+    from typing_extensions import TypeIs
+
+__all__ = ["eval_mode", "GracefulOutputs", "module_outputs", "module_has_embedding", "ModuleModel", "module_device", "module_label",
+           "Embeds", "HasHead", "has_embed_method", "has_head_method"]
+
+
+class Embeds(Protocol):
+    """A module with ``embed(x) -> embedding [N, D]`` (the contract above)."""
+
+    def embed(self, x: torch.Tensor, /) -> torch.Tensor: ...
+
+
+class HasHead(Protocol):
+    """A module with ``head(embedding) -> logits [N, K]`` (the contract above)."""
+
+    def head(self, embedding: torch.Tensor, /) -> torch.Tensor: ...
+
+
+def has_embed_method(module: object) -> TypeIs[Embeds]:
+    """True when ``module`` has ``embed``: a method, a scripted method or a submodule (the contract's test)."""
+    return hasattr(module, "embed")
+
+
+def has_head_method(module: object) -> TypeIs[HasHead]:
+    """True when ``module`` has ``head``: a method, a scripted method or a submodule (the contract's test)."""
+    return hasattr(module, "head")
 
 
 @contextlib.contextmanager
@@ -70,9 +97,9 @@ def module_outputs(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, to
     """
     label = module_label(module)
     try:
-        if hasattr(module, "embed"):
+        if has_embed_method(module):
             e = module.embed(x)
-            logits = module.head(e) if hasattr(module, "head") else _split(module(x), label)[0]
+            logits = module.head(e) if has_head_method(module) else _split(module(x), label)[0]
             return logits, e
         return _split(module(x), label)
     except InputError:
@@ -152,7 +179,7 @@ class ModuleModel:
     @property
     def has_head(self) -> bool:
         """True when the module has ``head(e)``."""
-        return hasattr(self.module, "head")
+        return has_head_method(self.module)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits ``[N, K]`` and embeddings ``[N, D]`` (or None) of a normalised batch ``[N, C, H, W]``."""
@@ -164,7 +191,7 @@ class ModuleModel:
 
     def head(self, embedding: np.ndarray) -> np.ndarray:
         """Apply ``module.head`` to embeddings ``[N, D]``; logits ``[N, K]``."""
-        if not self.has_head:
+        if not has_head_method(self.module):
             raise NotImplementedError(f"{self.path}: the module has no head(e) method")
         with eval_mode(self.module), torch.inference_mode():
             e = torch.from_numpy(np.ascontiguousarray(embedding, dtype=np.float32)).to(self.device)

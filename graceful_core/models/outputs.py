@@ -7,6 +7,8 @@ problems are :class:`~graceful_core.errors.InputError` naming it; a wrongly shap
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from graceful_core.errors import InputError, nonfinite_where
@@ -59,8 +61,10 @@ def as_embeddings(embedding: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def checked_logits(logits: np.ndarray, n: int, info: ModelInfo, path: str, what: str = "forward") -> np.ndarray:
+def checked_logits(logits: Any, n: int, info: ModelInfo, path: str, what: str = "forward") -> np.ndarray:
     """Check that ``logits`` is ``[n, K]`` with ``K == len(info.classes)``; return it as float32.
+
+    ``logits`` is whatever the model returned (an array, a list, another runtime's value): checked here.
 
     Raises
     ------
@@ -80,8 +84,9 @@ def checked_logits(logits: np.ndarray, n: int, info: ModelInfo, path: str, what:
     return out
 
 
-def checked_embedding(embedding: np.ndarray, n: int, path: str, what: str = "embed") -> np.ndarray:
-    """Check that ``embedding`` is ``[n, D]`` with ``D >= 1``; return it as float32.
+def checked_embedding(embedding: Any, n: int, path: str, what: str = "embed") -> np.ndarray:
+    """Check that ``embedding`` is ``[n, D]`` with ``D >= 1``; return it as float32 (``embedding``: as for
+    :func:`checked_logits`, whatever the model returned).
 
     Raises
     ------

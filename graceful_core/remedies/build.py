@@ -11,6 +11,7 @@ gating only); the comparison report uses it for ``mitigation_whatif``.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,7 @@ def _interpolation(old: str, new: str, new_j: Predictions, dataset, run_kw: dict
 
     def run(model, alpha: float):
         stage = f"interpolated weights, alpha {alpha:g}"
-        cb = (lambda d, t: progress(stage, d, t)) if progress else None
+        cb = functools.partial(progress, stage) if progress else None
         return predict(model, dataset, progress=cb, use_cache=False, batch_size=run_kw.get("batch_size", 256))
 
     return interpolation_predictions(om, np.asarray(new_j.scores, np.float32), nm, run, INTERPOLATION_ALPHAS)
@@ -183,7 +184,7 @@ def mitigate_sources(
     if interpolation:
         rows, reason = (None, INTERPOLATION_NEEDS_FILES) if dataset is None or is_table(old) or is_table(new) \
             else _interpolation(old, new, new_j, dataset, run_kw, progress)
-        if rows is not None and not np.array_equal(np.asarray(old_j.ids), np.asarray(dataset.ids, dtype=object)):
+        if rows is not None and dataset is not None and not np.array_equal(np.asarray(old_j.ids), np.asarray(dataset.ids, dtype=object)):
             rows, reason = None, "the evaluation rows are not the dataset's (ids missing on a side)"
     else:
         reason = "not asked for"

@@ -54,6 +54,10 @@ class TransitionModule(nn.Module):
         (identity when both models normalise alike).
     """
 
+    # buffers (register_buffer below), declared so their type is known
+    old_shift: torch.Tensor
+    old_scale: torch.Tensor
+
     def __init__(self, old: nn.Module, new: nn.Module, method: str, params: Mapping[str, float],
                  old_shift: torch.Tensor, old_scale: torch.Tensor) -> None:
         super().__init__()

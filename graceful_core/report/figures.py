@@ -122,7 +122,7 @@ def per_class_flip_bars(per_class: GroupFlips | pd.DataFrame) -> go.Figure:
                 marker_color=NEG_COLOUR)
     fig.add_bar(x=x, y=df["positive_flips"], name=f"positive flips ({FLIP_MARKS['positive flip']})",
                 marker_color=POS_COLOUR)
-    top = float(max(df["negative_flips"].max(), df["positive_flips"].max())) if len(df) else 0.0
+    top = float(max(df["negative_flips"].to_numpy().max(), df["positive_flips"].to_numpy().max())) if len(df) else 0.0
     fig.update_layout(
         barmode="group",
         title="Flips per true class",
@@ -244,7 +244,7 @@ def side_by_side_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame,
     values = _category_order(colour, df, cluster_names)
     palette = px.colors.qualitative.D3 + px.colors.qualitative.Alphabet
     for col, model in ((1, "old"), (2, "new")):
-        sub = df[df["model"] == model]
+        sub = df.loc[df["model"] == model]
         for i, v in enumerate(values):
             part = sub[sub[colour] == v]
             fig.add_scatter(x=part["x"], y=part["y"], mode="markers", name=str(v), legendgroup=str(v),

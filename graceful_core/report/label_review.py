@@ -103,7 +103,7 @@ def html_context(comp: Comparison, verdicts: dict[str, vd.FlipVerdict] | None) -
         for sid in sorted(verdicts)[:MAX_REPORT_VERDICTS]:
             v = verdicts[sid]
             r = None if a is None else a.row_of.get(sid)
-            rows.append({"id": sid, "verdict": v.verdict, "label": "" if r is None else names[a.labels[r]],
+            rows.append({"id": sid, "verdict": v.verdict, "label": "" if a is None or r is None else names[a.labels[r]],
                          "corrected": v.corrected_label, "note": v.note, "author": v.author})
         out["verdicts"] = {"sentence": c.sentence(), "counts": [(k, c.by_verdict.get(k, 0)) for k in FLIP_VERDICTS],
                            "nfr": percent(c.negative_flip_rate_excluding_label_wrong), "ci": interval(c.ci95),

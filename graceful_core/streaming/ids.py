@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -79,7 +80,7 @@ class DuplicateFinder:
         for group, parts in self._parts.items():
             if not parts:
                 continue
-            files: dict[int, object] = {}
+            files: dict[int, BinaryIO] = {}
             try:
                 for h in parts:
                     bucket = (h >> np.uint64(56)).astype(np.uint8)
@@ -87,9 +88,9 @@ class DuplicateFinder:
                     hs = h[order]
                     ends = np.cumsum(np.bincount(bucket, minlength=_N_BUCKETS))
                     start = 0
-                    for b in np.flatnonzero(np.diff(ends, prepend=0)):
+                    for b in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
                         end = int(ends[b])
-                        f = files.get(b) or files.setdefault(b, open(self._bucket_file(group, int(b)), "ab"))
+                        f = files.get(b) or files.setdefault(b, open(self._bucket_file(group, b), "ab"))
                         f.write(hs[start:end].tobytes())
                         start = end
                     self.spilled_bytes += h.nbytes

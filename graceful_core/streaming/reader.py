@@ -19,10 +19,11 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as pc  # most functions made at import, unseen by the checker: ignored where used
 
 from graceful_core.errors import InputError
 from graceful_core.io import tables as T
@@ -143,7 +144,9 @@ def _schema_of(path: str, kind: str) -> tuple[list[str], dict, int | None, pa.Sc
 def _classes_meta(meta: dict, path: str) -> tuple[str, ...] | None:
     if T.CLASSES_KEY not in meta:
         return None
-    return tuple(T._file_classes(pa.schema([], metadata={T.CLASSES_KEY: meta[T.CLASSES_KEY]}).empty_table(), path))
+    classes = T._file_classes(pa.schema([], metadata={T.CLASSES_KEY: meta[T.CLASSES_KEY]}).empty_table(), path)
+    assert classes is not None  # the metadata holds the key: a list of names, or InputError above
+    return tuple(classes)
 
 
 def _first_list_width(layout_files: Sequence[str], column: str, kind: str) -> int | None:
@@ -152,7 +155,8 @@ def _first_list_width(layout_files: Sequence[str], column: str, kind: str) -> in
         col = piece.batch.column(0)
         valid = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
         if valid.size:
-            return int(pc.list_value_length(col.slice(int(valid[0]), 1))[0].as_py())
+            first = col.slice(int(valid[0]), 1)
+            return int(pc.list_value_length(first)[0].as_py())  # pyright: ignore[reportAttributeAccessIssue]
     return None
 
 
@@ -235,7 +239,8 @@ def open_table(path: str | os.PathLike, classes: Sequence[str] | None = None, *,
         source=source, kind=kind, files=files, name=T.table_display_name(source), n_rows=total,
         score_kind=score_kind, score_list=score_list, score_wide=score_wide, k=k,
         has_label=has_label, has_pred=has_pred, has_slice="slice" in names, has_embedding=has_embedding,
-        classes=tuple(classes), file_classes=tuple(file_cls if perm is not None else classes), perm=perm,
+        classes=tuple(classes), perm=perm,
+        file_classes=tuple(classes if perm is None or file_cls is None else file_cls),
     )
     if dataset is not None:
         DatasetIndex(dataset).labels_for(layout)  # the class check, before any row is read
@@ -278,23 +283,27 @@ def _derive_classes(source: str, kind: str, files: tuple[str, ...], has_label: b
     cols = [c for c, ok in (("label", has_label), ("pred", has_pred)) if ok]
     if not cols:
         return [str(j) for j in range(k or 0)]
-    found: dict[str, tuple[str, object]] = {}
+    # column -> (kind, its distinct values so far: an int64 array for "index", Arrow strings for "name")
+    found: dict[str, tuple[str, Any]] = {}
     for piece in _raw_pieces(files, kind, ["id", *cols], 1 << 20, None):
         t = pa.Table.from_batches([piece.batch])
         ids = _IdView(_batch_ids(piece))
         for c in cols:
             got = T._class_column(t, c, ids, piece.file)
+            assert got is not None  # cols lists only columns the table has
             kind_c, values = got
-            uniq = np.unique(values) if kind_c == "index" else pc.unique(values)
             prev = found.get(c)
-            if prev is None:
-                found[c] = (kind_c, uniq)
-            elif prev[0] != kind_c:
+            if prev is not None and prev[0] != kind_c:
                 raise InputError(source, f"'{c}' mixes class indices and class names across shards: use one kind")
-            elif kind_c == "index":
-                found[c] = (kind_c, np.union1d(prev[1], uniq))
+            if kind_c == "index":
+                uniq = np.unique(np.asarray(values, dtype=np.int64))
+                found[c] = (kind_c, uniq if prev is None else np.union1d(prev[1], uniq))
             else:
-                found[c] = (kind_c, pc.unique(pa.concat_arrays([prev[1], uniq.cast(prev[1].type)])))
+                uniq_names = pc.unique(values)  # pyright: ignore[reportAttributeAccessIssue]
+                if prev is not None:
+                    both = pa.concat_arrays([prev[1], uniq_names.cast(prev[1].type)])
+                    uniq_names = pc.unique(both)  # pyright: ignore[reportAttributeAccessIssue]
+                found[c] = (kind_c, uniq_names)
             if len(found[c][1]) > 1_000_000:
                 raise InputError(source, f"'{c}' holds more than a million distinct values: not class names")
     if not found:  # no rows
@@ -463,9 +472,9 @@ def text_column_modes(layout: TableLayout, batch_rows: int = 1 << 20) -> dict[st
             col = piece.batch.column(piece.batch.schema.get_field_index(c))
             if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) or modes[c].first_bad:
                 continue
-            idx = pc.index_in(col.cast(pa.string()), value_set=value_set)
-            missing = pc.and_(pc.is_null(idx), pc.is_valid(col))
-            if pc.any(missing).as_py():
+            idx = pc.index_in(col.cast(pa.string()), value_set=value_set)  # pyright: ignore[reportAttributeAccessIssue]
+            missing = pc.and_(pc.is_null(idx), pc.is_valid(col))  # pyright: ignore[reportAttributeAccessIssue]
+            if pc.any(missing).as_py():  # pyright: ignore[reportAttributeAccessIssue]
                 row = int(pc.index(missing, True).as_py())
                 modes[c] = _ModeState("index", (piece.file, _batch_ids(piece)[row].as_py(), col[row].as_py()))
     return modes
@@ -493,10 +502,11 @@ class DatasetIndex:
 
     def positions(self, ids: pa.Array, table_row: int) -> np.ndarray:
         """Index of each id in the dataset, -1 where absent."""
-        if self._ids_arrow is None:
-            self._ids_arrow = pa.array(self.dataset.ids, type=pa.string())
+        ids_arrow = self._ids_arrow
+        if ids_arrow is None:
+            ids_arrow = self._ids_arrow = pa.array(self.dataset.ids, type=pa.string())
         n = len(ids)
-        if table_row + n <= len(self._ids_arrow) and self._ids_arrow.slice(table_row, n).equals(ids):
+        if table_row + n <= len(ids_arrow) and ids_arrow.slice(table_row, n).equals(ids):
             return np.arange(table_row, table_row + n, dtype=np.int64)  # the table is in the dataset's order
         if self._index is None:
             import pandas as pd
@@ -546,7 +556,8 @@ class Decoder:
         earlier names as the same indices); otherwise :func:`text_column_modes` decided first.
         """
         state = self._modes[name]
-        idx = pc.index_in(values.cast(pa.string()), value_set=self._value_set)
+        text = values.cast(pa.string())
+        idx = pc.index_in(text, value_set=self._value_set)  # pyright: ignore[reportAttributeAccessIssue]
         if idx.null_count == 0 and state.mode != "index":
             state.mode = "name"
             return idx.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -556,6 +567,7 @@ class Decoder:
             row = T._first_bad_row(idx.is_null().to_numpy(zero_copy_only=False))
             first_bad = (file, ids[row], values[row].as_py())
         if as_index is None or (state.mode == "name" and not _index_compatible(cls)):
+            assert first_bad is not None  # set above, or by the batch that switched the column to indices
             f, bad_id, bad_value = first_bad
             shown = cls if len(cls) <= 20 else cls[:20] + ["..."]
             raise InputError(f, f"'{name}' of id {bad_id!r} is {bad_value!r}, not one of the classes {shown}")
@@ -601,7 +613,7 @@ class Decoder:
         if lay.has_slice:
             slices = pc.fill_null(pc.cast(t.column("slice"), pa.string()), "(none)").combine_chunks()
         in_ds = None
-        if self.dataset is not None:
+        if self.dataset is not None and self._ds_labels is not None:  # both or neither
             pos = self.dataset.positions(ids_arr, piece.table_row)
             in_ds = pos >= 0
             ds_labels = self._ds_labels[np.where(in_ds, pos, 0)]
@@ -633,8 +645,10 @@ class Decoder:
         if scores is None:
             return None
         y = np.asarray(labels, dtype=np.int64)
-        if self.layout.perm is not None:  # comparison index -> the file's score column
+        if self._inv_perm is not None:  # comparison index -> the file's score column (perm given)
             y = self._inv_perm[y]
         if scores.shape[0] == 0:
             return np.zeros(0, dtype=np.float64)
-        return class_probabilities(scores, self.layout.score_kind, y)[0]
+        kind = self.layout.score_kind
+        assert kind is not None  # open_table sets it whenever the table has scores
+        return class_probabilities(scores, kind, y)[0]

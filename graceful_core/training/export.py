@@ -22,6 +22,7 @@ import io
 import json
 import os
 import warnings
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -30,7 +31,15 @@ from graceful_core.cache import atomic_output, atomic_write_bytes
 from graceful_core.errors import InputError
 from graceful_core.models.info import info_from_mapping  # noqa: F401  (re-exported: it lived here)
 from graceful_core.models.loader import load_model
-from graceful_core.models.module import GracefulOutputs, eval_mode, module_has_embedding
+from graceful_core.models.module import (
+    Embeds,
+    GracefulOutputs,
+    HasHead,
+    eval_mode,
+    has_embed_method,
+    has_head_method,
+    module_has_embedding,
+)
 from graceful_core.models.onnx import OnnxModel
 from graceful_core.models.outputs import short_reason
 from graceful_core.models.pt2 import Pt2Model, quiet_torch_export
@@ -83,10 +92,20 @@ def save_torchscript(model: nn.Module, path: str | os.PathLike, info: ModelInfo)
     atomic_write_bytes(path, buf.getvalue())
 
 
+class _EmbedsWithHead(Embeds, HasHead, Protocol):
+    """A module with ``embed(x)`` and ``head(e)``."""
+
+
+class _CallableEmbeds(Embeds, Protocol):
+    """A module with ``forward(x)`` (called) and ``embed(x)``."""
+
+    def __call__(self, x: torch.Tensor, /) -> torch.Tensor: ...
+
+
 class _ScriptedLogitsAndEmbedding(nn.Module):
     """Scriptable ``(head(embed(x)), embed(x))`` for a TorchScript module with both methods."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: _EmbedsWithHead) -> None:
         super().__init__()
         self.model = model
 
@@ -98,7 +117,7 @@ class _ScriptedLogitsAndEmbedding(nn.Module):
 class _ScriptedForwardAndEmbedding(nn.Module):
     """Scriptable ``(forward(x), embed(x))`` for a TorchScript module with ``embed`` only."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: _CallableEmbeds) -> None:
         super().__init__()
         self.model = model
 
@@ -115,9 +134,10 @@ def _exportable(model: nn.Module, info: ModelInfo) -> tuple[nn.Module, bool]:
     example = torch.zeros((2, *info.input_size), dtype=torch.float32)
     with_emb = module_has_embedding(model, example)
     if isinstance(model, torch.jit.ScriptModule):
-        if hasattr(model, "embed"):
-            cls = _ScriptedLogitsAndEmbedding if hasattr(model, "head") else _ScriptedForwardAndEmbedding
-            return torch.jit.script(cls(model)), True
+        if has_embed_method(model):
+            wrapper = (_ScriptedLogitsAndEmbedding(model) if has_head_method(model)
+                       else _ScriptedForwardAndEmbedding(model))
+            return torch.jit.script(wrapper), True
         return model, with_emb
     return GracefulOutputs(model, with_emb), with_emb
 
@@ -167,9 +187,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo | dic
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "legacy TorchScript-based ONNX export"
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # a .pt2 program's input checks
+            # a .pt2 program's input checks; torch.jit re-exports TracerWarning without listing it in __all__
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # pyright: ignore[reportPrivateImportUsage]
             torch.onnx.export(
-                wrapped, (dummy,), buf, dynamo=False, input_names=["x"], output_names=names,
+                # torch annotates f as a path only; the TorchScript-based exporter (dynamo=False) writes to a file object
+                wrapped, (dummy,), buf,  # pyright: ignore[reportArgumentType]
+                dynamo=False, input_names=["x"], output_names=names,
                 dynamic_axes={n: {0: "N"} for n in ["x", *names]}, opset_version=opset,
             )
     proto = onnx.load_from_string(buf.getvalue())

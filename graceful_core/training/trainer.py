@@ -25,7 +25,7 @@ import math
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from graceful_core.training.losses import (
 from graceful_core.transforms import preprocess
 from graceful_core.types import ModelInfo
 from graceful_core.vocabulary import TRAINING_METHODS as METHODS
+
+if TYPE_CHECKING:
+    from graceful_core.models.module import HasHead
 
 __all__ = ["METHODS", "TrainingCancelled", "tensors_from_dataset", "old_logits_of", "load_init_weights", "train_model"]
 
@@ -123,7 +126,7 @@ def old_logits_of(old_model: Any, X: torch.Tensor, *, batch_size: int = 512) -> 
 class _MethodHead(nn.Module):
     """An ``nn.Module`` whose forward is ``model.head`` (works for scripted models too)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: HasHead) -> None:
         super().__init__()
         self.model = model
 
@@ -330,12 +333,17 @@ def train_model(
                 idx = order[start : start + batch_size]
                 xb, yb = X[idx], y[idx]
                 if method == "bct":
+                    assert criterion is not None  # invariant: the "bct" branch above built it
                     emb = model.embed(xb)
                     logits = model.head(emb)
                     loss = criterion(emb, logits, yb)
-                else:
+                elif criterion is None:
                     logits = model(xb)
-                    loss = F.cross_entropy(logits, yb) if criterion is None else criterion(logits, old_logits[idx], yb)
+                    loss = F.cross_entropy(logits, yb)
+                else:
+                    assert old_logits is not None  # invariant: every distilling branch above set it
+                    logits = model(xb)
+                    loss = criterion(logits, old_logits[idx], yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

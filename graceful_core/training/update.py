@@ -297,15 +297,17 @@ def train_update(
         elif progress:
             progress("training (epochs)", 0, params.epochs)
 
-    epoch_end = None
+    epoch_end: Callable[[torch.nn.Module, int], dict | None] | None = None
     if monitor is not None:
         val = _dataset_for(monitor, info)
         flips = FlipMonitor(old, tensors_from_dataset(val, info), classes=list(info.classes), device=device)
 
-        def epoch_end(model, epoch: int) -> dict:
+        def monitor_epoch(model, epoch: int) -> dict:
             stats = flips.update(model, step=epoch)
             return {k: stats[k] for k in ("error_rate", "nfr", "pfr", "btc", "n_negative_flips", "cross_top1")
                     if k in stats}
+
+        epoch_end = monitor_epoch
 
     if progress:
         progress("training (epochs)", 0, params.epochs)
