@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv, lint (ruff), check the import contracts (lint-imports, pyproject.toml), and run the whole test suite (unit, property, doctests, app and real-browser tests).
+# Set up .venv, lint (ruff), check the import contracts (lint-imports, pyproject.toml), type-check (basedpyright:
+# no error beyond the ones recorded in .basedpyright/baseline.json), and run the whole test suite (unit, property, doctests, app and real-browser tests).
 # The browser tests need Debian's chromium at /usr/bin/chromium; as root this script installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,5 @@ fi
 mkdir -p test-artifacts
 .venv/bin/ruff check .
 .venv/bin/lint-imports
+.venv/bin/basedpyright
 exec .venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 "$@"
