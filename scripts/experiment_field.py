@@ -440,32 +440,50 @@ def markdown(setup: FieldSetup, data: dict, res: dict, config: dict, png: str | 
     return "\n".join(lines)
 
 
-def figure(setup: FieldSetup, res: dict):
-    """NFR (%) against error (%) of every setting, means over seeds on test; chosen settings starred."""
-    import plotly.graph_objects as go
+#: One colour per method (the picture's legend and its stars).
+COLOURS = {FD: "#1f77b4", LDI: "#ff7f0e", ELODI: "#2ca02c", MIX: "#d62728", GATE: "#9467bd", BCWI: "#8c564b"}
 
-    fig = go.Figure()
-    for name, key in (("plain new", "plain"), ("fine-tuned old (BCWI's baseline)", "fine-tuned")):
-        m = res["baselines"][key]["mean"]["test"]
-        fig.add_trace(go.Scatter(x=[m["error_rate"] * 100], y=[m["negative_flip_rate"] * 100], mode="markers+text",
-                                 text=[name], textposition="top right", marker={"size": 13, "symbol": "square"},
-                                 name=name))
-    for f in families(setup):
-        r = res["families"][f.name]
-        xs = [c["mean"]["test"]["error_rate"] * 100 for c in r["candidates"]]
-        ys = [c["mean"]["test"]["negative_flip_rate"] * 100 for c in r["candidates"]]
-        tr = fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers" if f.name == GATE else "lines+markers", name=f.name,
-                                      marker={"size": 6 if f.name == GATE else 8}))
-        del tr
-        if r["chosen"] is not None:
-            fig.add_trace(go.Scatter(x=[xs[r["chosen"]]], y=[ys[r["chosen"]]], mode="markers", showlegend=False,
-                                     marker={"size": 18, "symbol": "star", "line": {"width": 1, "color": "black"}},
-                                     name=f"{f.name}: chosen"))
-    fig.update_layout(width=1000, height=640, template="plotly_white",
-                      title="Fashion-MNIST, the sample's update: negative flip rate vs error (test, mean of seeds; "
-                            "★ chosen on validation)",
-                      xaxis_title="error rate (%)", yaxis_title="negative flip rate (%)", legend={"orientation": "h",
-                                                                                                  "y": -0.15})
+
+def figure(setup: FieldSetup, res: dict):
+    """NFR (%) against error (%) of every setting, means over seeds on test; chosen settings starred. Left: all
+    methods; right: the same, zoomed on the plain new model and the trained remedies around it."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.08,
+                        subplot_titles=("every method", "zoom: the trained remedies around plain"))
+    pl = res["baselines"]["plain"]["mean"]["test"]
+    for col in (1, 2):
+        for name, key, colour in (("plain new", "plain", "black"), ("fine-tuned old (BCWI's baseline)", "fine-tuned",
+                                                                     COLOURS[BCWI])):
+            m = res["baselines"][key]["mean"]["test"]
+            if col == 2 and key != "plain":
+                continue
+            fig.add_trace(go.Scatter(x=[m["error_rate"] * 100], y=[m["negative_flip_rate"] * 100],
+                                     mode="markers+text", text=[name], textposition="top right", showlegend=False,
+                                     marker={"size": 13, "symbol": "square", "color": colour}, name=name), 1, col)
+        for f in families(setup):
+            r = res["families"][f.name]
+            xs = [c["mean"]["test"]["error_rate"] * 100 for c in r["candidates"]]
+            ys = [c["mean"]["test"]["negative_flip_rate"] * 100 for c in r["candidates"]]
+            colour = COLOURS[f.name]
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers" if f.name == GATE else "lines+markers", name=f.name,
+                                     legendgroup=f.name, showlegend=col == 1,
+                                     line={"color": colour}, marker={"size": 6 if f.name == GATE else 8,
+                                                                     "color": colour}), 1, col)
+            if r["chosen"] is not None:
+                fig.add_trace(go.Scatter(x=[xs[r["chosen"]]], y=[ys[r["chosen"]]], mode="markers", showlegend=False,
+                                         legendgroup=f.name, name=f"{f.name}: chosen",
+                                         marker={"size": 18, "symbol": "star", "color": colour,
+                                                 "line": {"width": 1, "color": "black"}}), 1, col)
+    x0, y0 = pl["error_rate"] * 100, pl["negative_flip_rate"] * 100
+    fig.update_xaxes(title_text="error rate (%)")
+    fig.update_yaxes(title_text="negative flip rate (%)", col=1)
+    fig.update_xaxes(range=[x0 - 0.5, x0 + 0.7], col=2)
+    fig.update_yaxes(range=[y0 - 0.6, y0 + 0.25], col=2)
+    fig.update_layout(width=1200, height=640, template="plotly_white",
+                      title="Fashion-MNIST, the sample's update: negative flip rate vs error (test photos, mean of "
+                            "seeds; ★ chosen on validation)", legend={"orientation": "h", "y": -0.18})
     return fig
 
 
@@ -513,11 +531,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="the log of the training run (its per-run times go into the write-up)")
     parser.add_argument("--train-only", action="store_true", help="train (fill the cache) and stop")
     parser.add_argument("--quick", action="store_true", help="tiny budgets (tests)")
+    parser.add_argument("--redraw", action="store_true", help="only redraw <out>/<name>.png from <out>/<name>.json")
     parser.add_argument("--no-png", action="store_true", help="do not render the picture")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--name", default="mitigation-fashion")
     args = parser.parse_args(argv)
     setup = QUICK if args.quick else FieldSetup()
+    if args.redraw:
+        from experiment_mitigation import write_png
+
+        payload = json.loads((args.out / f"{args.name}.json").read_text())
+        return 0 if write_png(figure(setup, payload), args.out / f"{args.name}.png") else 2
     t0 = time.perf_counter()
     try:
         data, paths = train_all(setup, str(args.fashion_dir), args.cache, max(1, args.jobs))
