@@ -83,19 +83,23 @@ def test_new_is_clearly_better_yet_breaks_hundreds_of_upper_body_images(tables):
     assert len(set(top4) & UPPER_BODY) >= 3, per_class
 
 
-def test_new_pc_cuts_negative_flips_at_a_cost_in_error_that_validation_chose(tables):
-    """new-pc halves the negative flips; it does NOT stay within 1 point of new's error (the goal):
-    no focal-distillation setting tried stayed within half a point on validation, and the rule then takes the
-    lowest validation error (sample_data/README.md)."""
+def test_new_pc_is_the_experiments_choice_and_its_numbers_are_the_readmes(tables):
+    """new-pc is trained as the remedy experiment chose on validation (the trained single model with the lowest
+    validation NFR, results/mitigation-fashion.json); its test flips and error, counted here by brute force,
+    are the ones sample_data/README.md states against the goal (NFR at most 0.85 x new's at error at most
+    new's + 0.5 points)."""
     old, new, pc = tables["old"], tables["new"], tables["new-pc"]
-    assert _neg(old, pc).sum() <= 0.6 * _neg(old, new).sum()
-    assert _acc(old) < _acc(pc) < _acc(new)
+    experiment = json.loads((ROOT / "results" / "mitigation-fashion.json").read_text())
     selection = json.loads((FASHION / "models" / "selection.json").read_text())
-    val = selection["validation_metrics_vs_old"]
-    grid = [k for k in val if k.startswith("new-pc")]
-    chosen = f"new-pc lam={selection['new_pc']['lam']:g}"
-    assert min(grid, key=lambda k: val[k]["error_rate"]) == chosen  # the lowest validation error ...
-    assert all(val[k]["error_rate"] > val["new"]["error_rate"] + 0.005 for k in grid)  # ... as none qualified
+    best = experiment["best_single_model"]["train"]
+    assert {k: selection["new_pc"][k] for k in best if k != "method"} == {k: v for k, v in best.items() if k != "method"}
+    assert selection["new_pc"]["method"] == best["method"] == "focal-distillation"
+    n_pc, n_new = int(_neg(old, pc).sum()), int(_neg(old, new).sum())
+    err_pc, err_new = 1 - _acc(pc), 1 - _acc(new)
+    readme = (ROOT / "sample_data" / "README.md").read_text()
+    assert f"breaks **{n_pc}**" in readme and f"{err_pc * 100:.2f} %" in readme
+    goal_met = n_pc <= 0.85 * n_new and err_pc <= err_new + 0.005
+    assert ("meets the goal" in readme) == goal_met
 
 
 def test_new_bct_is_index_compatible_with_old_and_new_is_not(tables):
