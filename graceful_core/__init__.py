@@ -19,7 +19,7 @@ from graceful_core.types import Model, ModelInfo, Predictions
 
 if TYPE_CHECKING:  # the names of __all__ that __getattr__ below loads on first use
     from graceful_core.api import compare
-    from graceful_core.monitor import FlipMonitor
+    from graceful_core.comparing.monitor import FlipMonitor
     from graceful_core.remedies.build import mitigate_sources as mitigate
 
 __all__ = ["InputError", "Model", "ModelInfo", "Predictions", "compare", "FlipMonitor", "mitigate"]
