@@ -52,8 +52,8 @@ def test_a_damaged_map_file_is_ignored(tmp_path):
 
 def test_lazy_projection_uses_a_precomputed_map_before_fitting(tmp_path, monkeypatch):
     import graceful_core.explore.projection as proj
-    from graceful_core.explore import on_demand as lazy
     from graceful_core.comparing.predictions import compare_predictions
+    from graceful_core.explore import on_demand as lazy
     from graceful_core.types import Predictions
 
     old, new = _emb(3, n=40), _emb(4, n=40)
