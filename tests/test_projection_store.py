@@ -98,3 +98,10 @@ def test_the_committed_fashion_maps_belong_to_the_bundled_pair():
             got = ps.precomputed_projection(kind, emb["old"], emb["new"], cap, [maps])
             assert got is not None, (kind, cap)
             assert len(got.indices) == (cap // 2 if cap else len(ids))
+
+
+def test_the_default_map_folder_is_the_repositorys_sample_data(monkeypatch):
+    """Without $GRACEFUL_SAMPLE_DATA the maps come from the repository's sample_data (the committed Fashion maps)."""
+    monkeypatch.delenv("GRACEFUL_SAMPLE_DATA", raising=False)
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    assert root / "fashion" / ps.MAPS_DIR in ps.map_dirs()

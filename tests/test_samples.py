@@ -121,3 +121,12 @@ def test_a_comparison_finds_its_sample_by_class_names(tmp_path):
     assert sample_of_classes(["Shirt"], samples).name == "fashion"
     assert sample_of_classes(["0"], samples).name == "digits"  # the class folder of digits/test
     assert sample_of_classes(["cat"], samples) is None
+
+
+def test_each_bundled_sample_names_a_committed_experiment():
+    """The Mitigate page shows the experiment only if its file is there: the path must be the repository's results/."""
+    from graceful_core.io.samples import RESULTS
+
+    assert Path(__file__).resolve().parents[1] / "results" == RESULTS
+    for s in bundled_samples(Path(__file__).resolve().parents[1] / "sample_data"):
+        assert s.experiment is not None and s.experiment.is_file(), s.name

@@ -101,7 +101,7 @@ def map_dirs() -> list[Path]:
     """Folders searched for maps: ``<sample data>/*/maps``, where the sample data is
     ``$GRACEFUL_SAMPLE_DATA`` or the repository's ``sample_data`` (as the app's)."""
     env = os.environ.get("GRACEFUL_SAMPLE_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parent.parent / "sample_data"
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "sample_data"
     if not root.is_dir():
         return []
     return sorted(p for p in root.glob(f"*/{MAPS_DIR}") if p.is_dir())

@@ -139,7 +139,7 @@ FASHION_TRAINING_NOTE = (
     "A choice by 2-fold cross-fitting picks plain. With 2,000 photos, training does not cure this update: the "
     "what-if remedies above do, at no training cost.")
 #: The committed experiment results (``results/``, next to ``sample_data/`` in the repository).
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def fashion_sample(root: Path) -> BundledSample:
