@@ -57,23 +57,27 @@ class RemedyOutcome:
 
     @property
     def fewer_flips(self) -> bool:
-        return self.flips_p is not None and self.flips_p < SIGNIFICANCE and self.flips_only is not None \
-            and self.flips_only[1] < self.flips_only[0]
+        return _shift(self.flips_only, self.flips_p) < 0
 
     @property
     def more_flips(self) -> bool:
-        return self.flips_p is not None and self.flips_p < SIGNIFICANCE and self.flips_only is not None \
-            and self.flips_only[1] > self.flips_only[0]
+        return _shift(self.flips_only, self.flips_p) > 0
 
     @property
     def costs_error(self) -> bool:
-        return self.errors_p is not None and self.errors_p < SIGNIFICANCE and self.errors_only is not None \
-            and self.errors_only[1] > self.errors_only[0]
+        return _shift(self.errors_only, self.errors_p) > 0
 
     @property
     def lowers_error(self) -> bool:
-        return self.errors_p is not None and self.errors_p < SIGNIFICANCE and self.errors_only is not None \
-            and self.errors_only[1] < self.errors_only[0]
+        return _shift(self.errors_only, self.errors_p) < 0
+
+
+def _shift(only: tuple[int, int] | None, p: float | None) -> int:
+    """−1 / +1 when the remedy's side of a McNemar test (images only the baseline / only the remedy gets wrong)
+    is significantly smaller / larger at :data:`SIGNIFICANCE`, else 0."""
+    if only is None or p is None or p >= SIGNIFICANCE:
+        return 0
+    return (only[1] > only[0]) - (only[1] < only[0])
 
 
 def remedy_sentence(r: RemedyOutcome, equal_error: float) -> str:
