@@ -17,22 +17,31 @@ from graceful_ui.layout import browser_behaviour
 from graceful_ui.state import init_state, take_page_request, write_query_params
 from graceful_ui.widgets import active_comparison, set_page_comparison, sidebar
 
-st.set_page_config(page_title="graceful: model update regressions", page_icon=":material/compare_arrows:", layout="wide")
+st.set_page_config(
+    page_title="graceful: model update regressions", page_icon=":material/compare_arrows:", layout="wide"
+)
 init_state()
 browser_behaviour()
 
 PAGES = {
-    "overview": st.Page("app_pages/overview_page.py", title="Overview", icon=":material/dashboard:", url_path="overview"),
-    "inputs": st.Page("app_pages/inputs_page.py", title="Choose inputs", icon=":material/upload_file:", url_path="inputs"),
+    "overview": st.Page(
+        "app_pages/overview_page.py", title="Overview", icon=":material/dashboard:", url_path="overview"
+    ),
+    "inputs": st.Page(
+        "app_pages/inputs_page.py", title="Choose inputs", icon=":material/upload_file:", url_path="inputs"
+    ),
     "flips": st.Page("app_pages/flips_page.py", title="Flips", icon=":material/swap_horiz:", url_path="flips"),
     "slices": st.Page("app_pages/slices_page.py", title="Slices", icon=":material/category:", url_path="slices"),
     "sample": st.Page("app_pages/sample_page.py", title="Sample", icon=":material/image_search:", url_path="sample"),
-    "embeddings": st.Page("app_pages/embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
-                          url_path="embeddings"),
-    "retrieval": st.Page("app_pages/retrieval_page.py", title="Retrieval", icon=":material/manage_search:",
-                         url_path="retrieval"),
-    "versions": st.Page("app_pages/versions_page.py", title="Versions", icon=":material/account_tree:",
-                        url_path="versions"),
+    "embeddings": st.Page(
+        "app_pages/embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"
+    ),
+    "retrieval": st.Page(
+        "app_pages/retrieval_page.py", title="Retrieval", icon=":material/manage_search:", url_path="retrieval"
+    ),
+    "versions": st.Page(
+        "app_pages/versions_page.py", title="Versions", icon=":material/account_tree:", url_path="versions"
+    ),
     "mitigate": st.Page("app_pages/mitigate_page.py", title="Mitigate", icon=":material/healing:", url_path="mitigate"),
 }
 HOME = st.Page(lambda: None, title="graceful", url_path="home", default=True, visibility="hidden")

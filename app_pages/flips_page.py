@@ -101,18 +101,35 @@ if rep is not None:
     keys = [""] + [sl.key for sl in rep.slices]
     titles = {sl.key: sl.title + (" (significant)" if sl.is_significant else "") for sl in rep.slices}
     ss["w_slice"] = chosen.key if chosen else ""
-    f4.selectbox("Slice", keys, key="w_slice", on_change=on_slice, format_func=lambda k: titles.get(k, "all images"),
-                 help="A regression slice (a metadata value or a cluster of the old embeddings): see the Slices page.")
+    f4.selectbox(
+        "Slice",
+        keys,
+        key="w_slice",
+        on_change=on_slice,
+        format_func=lambda k: titles.get(k, "all images"),
+        help="A regression slice (a metadata value or a cluster of the old embeddings): see the Slices page.",
+    )
 else:
     f1, f2, f3 = st.columns([3, 3, 2])
 f1.multiselect("True class", list(comp.classes), key="w_classes", on_change=on_filter, placeholder="all classes")
-f2.multiselect("Flip type", list(FLIP_TYPES), key="w_flips", on_change=on_filter, placeholder="all images",
-               help=f"negative flip: {FLIP_MARKS['negative flip']}; positive flip: {FLIP_MARKS['positive flip']}")
+f2.multiselect(
+    "Flip type",
+    list(FLIP_TYPES),
+    key="w_flips",
+    on_change=on_filter,
+    placeholder="all images",
+    help=f"negative flip: {FLIP_MARKS['negative flip']}; positive flip: {FLIP_MARKS['positive flip']}",
+)
 orders = sort_orders(comp, SORT_ORDERS)  # + label quality when there are label issues
 ss["w_sort"] = ss.get("sort") if ss.get("sort") in orders else SORT_ORDERS[0]  # survives page switches
-order = f3.selectbox("Sort by", orders, key="w_sort", on_change=on_sort,
-                     help="Confidence drop = p(true class) under old − under new; largest first shows the "
-                     "most confident regressions first.")
+order = f3.selectbox(
+    "Sort by",
+    orders,
+    key="w_sort",
+    on_change=on_sort,
+    help="Confidence drop = p(true class) under old − under new; largest first shows the "
+    "most confident regressions first.",
+)
 cell = ss.get("cell")
 if cell and not (cell[0] in comp.classes and cell[1] in comp.classes):  # e.g. a hand-edited link
     cell = ss["cell"] = None
@@ -122,20 +139,31 @@ if cell:
     c2.button("Clear cell filter", on_click=clear_cell, key="btn_clear_cell")
 if chosen is not None:
     c1, c2 = st.columns([5, 1])
-    c1.info(f"Slice: **{md(chosen.title)}** · {images(chosen.size)}, {negative_flips(chosen.negative_flips)} "
-            f"(NFR {METRICS['slice_negative_flip_rate'].format(chosen.negative_flip_rate)})")
+    c1.info(
+        f"Slice: **{md(chosen.title)}** · {images(chosen.size)}, {negative_flips(chosen.negative_flips)} "
+        f"(NFR {METRICS['slice_negative_flip_rate'].format(chosen.negative_flip_rate)})"
+    )
     c2.button("Clear slice filter", on_click=clear_slice, key="btn_clear_slice")
 
 rows = chosen.indices if chosen is not None else None
 if comp.label_issues is not None:  # filter by label quality (docs/metrics.md, "Label issues")
     ss["w_label"] = ss.get("label_filter") if ss.get("label_filter") in LABEL_FILTERS else LABEL_FILTERS[0]
-    st.columns([1, 3])[0].selectbox("Label", LABEL_FILTERS, key="w_label", on_change=on_label_filter,
-                                    help=LABEL_ISSUE_HELP)
+    st.columns([1, 3])[0].selectbox(
+        "Label", LABEL_FILTERS, key="w_label", on_change=on_label_filter, help=LABEL_ISSUE_HELP
+    )
     kept = label_filter_rows(comp, ss["w_label"])
     if kept is not None:
         rows = kept if rows is None else np.intersect1d(rows, kept)
-grid = store.grid_page(comp, tuple(ss["w_classes"]), tuple(ss["w_flips"]), tuple(cell) if cell else None, order,
-                       ss.get("grid_page", 1), PER_PAGE, rows=rows)
+grid = store.grid_page(
+    comp,
+    tuple(ss["w_classes"]),
+    tuple(ss["w_flips"]),
+    tuple(cell) if cell else None,
+    order,
+    ss.get("grid_page", 1),
+    PER_PAGE,
+    rows=rows,
+)
 ss["grid_page"] = page_no = grid.page
 if grid.note:
     st.caption(grid.note)
@@ -145,8 +173,12 @@ else:
     start, stop = grid.start, grid.start + len(grid.rows)
     st.markdown(f"Showing **{start + 1}–{stop}** of **{grid.n_matching}** matching images (of {comp.n_samples}).")
     flash()
-    image_grid(comp, grid.rows, on_inspect=inspect if comp.arrays is not None else None,  # streamed: no Sample page
-               card_extra=grid_card_extra(comp, verdicts_of(comp)))
+    image_grid(
+        comp,
+        grid.rows,
+        on_inspect=inspect if comp.arrays is not None else None,  # streamed: no Sample page
+        card_extra=grid_card_extra(comp, verdicts_of(comp)),
+    )
     if grid.n_pages > 1:
         ss["w_page"] = page_no
         st.pagination(grid.n_pages, key="w_page", on_change=on_page)

@@ -51,7 +51,7 @@ if specs:
     ids = [s.id for s in specs]
     current = ss.get("cmp") or ""
     with_ref = current.endswith(RESEED_MARK)
-    base = current[:-len(RESEED_MARK)] if with_ref else current
+    base = current[: -len(RESEED_MARK)] if with_ref else current
     ss["w_bundled"] = base if base in ids else None
     ss["w_reference"] = with_ref
 
@@ -61,14 +61,23 @@ if specs:
             ref = ss.get("w_reference") and bundled_reference(chosen)
             open_comparison(chosen.id + (RESEED_MARK if ref else ""))
 
-    st.radio("Bundled pair", ids, format_func=lambda i: next(s.label for s in specs if s.id == i), key="w_bundled",
-             on_change=open_bundled)
+    st.radio(
+        "Bundled pair",
+        ids,
+        format_func=lambda i: next(s.label for s in specs if s.id == i),
+        key="w_bundled",
+        on_change=open_bundled,
+    )
     chosen = next((s for s in specs if s.id == ss["w_bundled"]), None)
     reference = None if chosen is None else bundled_reference(chosen)
     if reference is not None:
         ref_name = Path(reference).name
-        st.checkbox(f"Measure the churn floor against {ref_name} (the old model retrained with another seed)",
-                    key="w_reference", on_change=open_bundled, help=METRICS["churn_floor"].help)
+        st.checkbox(
+            f"Measure the churn floor against {ref_name} (the old model retrained with another seed)",
+            key="w_reference",
+            on_change=open_bundled,
+            help=METRICS["churn_floor"].help,
+        )
 else:
     st.warning("No bundled sample data found (sample_data/ is missing); upload your own files below.")
 
@@ -88,8 +97,11 @@ errors: dict[str, str] = ss.setdefault(ERRORS, {})
 
 def failed_roles(message: str) -> set[str]:
     """The slots whose file a failure message names (it starts with the file's name, or names a member of it)."""
-    return {r for r, f in files.items()
-            if any(message.startswith(n) or f"{n}/" in message or f"{n}:" in message for n in (f.name, md(f.name)))}
+    return {
+        r
+        for r, f in files.items()
+        if any(message.startswith(n) or f"{n}/" in message or f"{n}:" in message for n in (f.name, md(f.name)))
+    }
 
 
 failure = ss.pop(COMPARE_FAILURE, None)
@@ -140,21 +152,34 @@ def slot(col, role: str) -> None:
             st.markdown(f"**{label}**")
             failed = role in ss.get(FAILED, set())
             mark = ":red[:material/error:]" if failed else ":material/check_circle:"
-            st.markdown(f"{mark} **{md(loaded.name)}** · {file_size(loaded.size)}  \n"
-                        f"{loaded.kind}")  # the kind is graceful's words and counts, no user text
+            st.markdown(
+                f"{mark} **{md(loaded.name)}** · {file_size(loaded.size)}  \n{loaded.kind}"
+            )  # the kind is graceful's words and counts, no user text
             if failed:
                 st.markdown(":red[The last comparison failed on this file; replace it, or compare again.]")
             b1, b2, _ = st.columns([1, 1, 2])
-            b1.button("Replace", key=f"replace_{role}", on_click=on_replace, args=(role, True), width="stretch",
-                      help=f"Upload another file instead of {loaded.name}; the other files stay loaded.")
-            b2.button("Clear", key=f"clear_{role}", on_click=on_clear, args=(role,), width="stretch",
-                      help="Unload this file.")
+            b1.button(
+                "Replace",
+                key=f"replace_{role}",
+                on_click=on_replace,
+                args=(role, True),
+                width="stretch",
+                help=f"Upload another file instead of {loaded.name}; the other files stay loaded.",
+            )
+            b2.button(
+                "Clear", key=f"clear_{role}", on_click=on_clear, args=(role,), width="stretch", help="Unload this file."
+            )
         else:
             shown = f"{label}: replace {loaded.name}" if loaded is not None else label
             # any file is taken and checked here (check_upload): the browser's own refusal only says
             # "files are not allowed", and its list of accepted types is cut on narrow slots
-            st.file_uploader(shown, key=key, on_change=on_upload, args=(role,),
-                             help="Accepted: " + ", ".join(ROLE_SUFFIXES[check_as]))
+            st.file_uploader(
+                shown,
+                key=key,
+                on_change=on_upload,
+                args=(role,),
+                help="Accepted: " + ", ".join(ROLE_SUFFIXES[check_as]),
+            )
             if loaded is not None:
                 st.button(f"Keep {loaded.name}", key=f"keep_{role}", on_click=on_replace, args=(role, False))
         if role in errors:
@@ -181,27 +206,38 @@ def on_compare() -> None:
     is_manifest = dataset is not None and dataset.suffix in MANIFEST_SUFFIXES
     new_spec = None
     try:
-        new_spec = spec_from_files(files["model_old"], files["model_new"], dataset,
-                                   files.get("images") if is_manifest else None, files.get("reference"))
+        new_spec = spec_from_files(
+            files["model_old"],
+            files["model_new"],
+            dataset,
+            files.get("images") if is_manifest else None,
+            files.get("reference"),
+        )
         start_comparison(new_spec)
     except InputError as e:
         ss["_compare_error"] = msg = user_message(e, new_spec)
         ss[FAILED] = failed_roles(msg)
     except Exception as e:  # a core bug on odd input: report it, keep the previous comparison
         log.exception("upload comparison failed")
-        ss["_compare_error"] = (f"{md(files['model_old'].name)} → {md(files['model_new'].name)}: could not be "
-                                f"compared ({type(e).__name__}: {e})")
+        ss["_compare_error"] = (
+            f"{md(files['model_old'].name)} → {md(files['model_new'].name)}: could not be "
+            f"compared ({type(e).__name__}: {e})"
+        )
     else:
         ss.pop(FAILED, None)
         open_comparison(new_spec.id, page="overview")
 
 
 ready = "model_old" in files and "model_new" in files
-needs_data = ready and "dataset" not in files and any(files[r].suffix in MODEL_SUFFIXES
-                                                      for r in ("model_old", "model_new", "reference") if r in files)
+needs_data = (
+    ready
+    and "dataset" not in files
+    and any(files[r].suffix in MODEL_SUFFIXES for r in ("model_old", "model_new", "reference") if r in files)
+)
 ok = not errors and not needs_data
-st.button("Compare the uploaded files", type="primary", disabled=not (ready and ok), key="btn_compare",
-          on_click=on_compare)
+st.button(
+    "Compare the uploaded files", type="primary", disabled=not (ready and ok), key="btn_compare", on_click=on_compare
+)
 compare_error = ss.pop("_compare_error", None)
 if compare_error:
     st.error(compare_error, icon=":material/block:")

@@ -41,11 +41,22 @@ def draw_worst_class(sec: Section) -> None:
     def show_worst() -> None:
         """The Flips grid on the worst class's negative flips."""
         ss = st.session_state
-        ss["classes"], ss["flips"], ss["cell"], ss["slice"], ss["grid_page"] = [worst_name], [FLIP_TYPES[0]], None, None, 1
+        ss["classes"], ss["flips"], ss["cell"], ss["slice"], ss["grid_page"] = (
+            [worst_name],
+            [FLIP_TYPES[0]],
+            None,
+            None,
+            1,
+        )
         request_page("flips")
 
-    st.button(f"Show the {worst_name} images that break", on_click=show_worst, key="ov_worst",
-              icon=":material/arrow_forward:", help="Opens the Flips grid on this class's negative flips.")
+    st.button(
+        f"Show the {worst_name} images that break",
+        on_click=show_worst,
+        key="ov_worst",
+        icon=":material/arrow_forward:",
+        help="Opens the Flips grid on this class's negative flips.",
+    )
 
 
 def draw_significance(sec: Section) -> None:
@@ -68,7 +79,7 @@ def draw_cards(sec: Section) -> None:
     """The main cards in rows of four; the others under "More metrics" (drawn after the churn floor)."""
     main = [r for r in sec.rows if not r.more]
     for start in range(0, len(main), 4):
-        for col, row in zip(st.columns(4), main[start:start + 4]):
+        for col, row in zip(st.columns(4), main[start : start + 4]):
             row_card(col, row, delta=sec.values["new_accuracy_delta"] if row.key == "new_accuracy" else None)
 
 
@@ -96,7 +107,9 @@ def draw_slices(sec: Section) -> None:
     for row in sec.rows[:MAX_SLICES]:
         st.markdown(f"- **{md(row.label)}**: {row.value}")
     if "slices" in pages:
-        st.page_link(pages["slices"], label="See every slice, its images and its flips", icon=":material/arrow_forward:")
+        st.page_link(
+            pages["slices"], label="See every slice, its images and its flips", icon=":material/arrow_forward:"
+        )
 
 
 def draw_flips(sec: Section) -> None:
@@ -117,13 +130,24 @@ def draw_compatibility(sec: Section) -> None:
     for v in sec.more:
         st.markdown(verdict_markdown(v))
     if "retrieval" in pages:
-        st.page_link(pages["retrieval"], label="See the retrieval cross-test and retrieval flips",
-                     icon=":material/arrow_forward:")
+        st.page_link(
+            pages["retrieval"],
+            label="See the retrieval cross-test and retrieval flips",
+            icon=":material/arrow_forward:",
+        )
 
 
-DRAW = {"headline": draw_headline, "worst_class": draw_worst_class, "significance": draw_significance,
-        "remedy": draw_remedy, "cards": draw_cards, "churn_floor": draw_churn_floor, "slices": draw_slices,
-        "flips": draw_flips, "compatibility": draw_compatibility}
+DRAW = {
+    "headline": draw_headline,
+    "worst_class": draw_worst_class,
+    "significance": draw_significance,
+    "remedy": draw_remedy,
+    "cards": draw_cards,
+    "churn_floor": draw_churn_floor,
+    "slices": draw_slices,
+    "flips": draw_flips,
+    "compatibility": draw_compatibility,
+}
 
 lead, body = lead_and_body(build_sections(comp))
 for sec in lead:

@@ -32,12 +32,16 @@ spec, comp = require_comparison()
 require_per_sample(comp)
 ct = comp.compatibility
 if ct is None:
-    st.info("The cross-test needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "
-            "output, or an embedding column in the tables).")
+    st.info(
+        "The cross-test needs embeddings from both models (a TorchScript `embed` method, an ONNX `embedding` "
+        "output, or an embedding column in the tables)."
+    )
     st.stop()
 
-st.caption(f"{md(spec.label)} · each image is a query, searched by cosine similarity against all other images "
-           "(leave-one-out); a hit is a result with the query's label (BCT protocol, Shen et al. CVPR 2020)")
+st.caption(
+    f"{md(spec.label)} · each image is a query, searched by cosine similarity against all other images "
+    "(leave-one-out); a hit is a result with the query's label (BCT protocol, Shen et al. CVPR 2020)"
+)
 if spec.id == "sample:new":
     st.info("The bundled old and new models were trained independently, so they are expected to be incompatible.")
 
@@ -46,27 +50,49 @@ if ct.reason:
 elif ct.n_queries == 0:
     st.info(f"Cross-test undefined: {md(compatibility_sentence(ct))}.")
 else:  # the CLI's and the HTML report's verdict, and what it means for the index
-    (st.success if ct.compatible else st.error)(f"**{md(compatibility_sentence(ct))}.** "
-                                                f"{compatibility_advice(ct.compatible)}")
+    (st.success if ct.compatible else st.error)(
+        f"**{md(compatibility_sentence(ct))}.** {compatibility_advice(ct.compatible)}"
+    )
 
 table = pd.DataFrame({"query → gallery": list(RETRIEVAL_PAIRS.values())})
 for score, key in RETRIEVAL_SCORES.items():
     m = METRICS[key]
     table[m.label] = [m.format(ct.scores[score][p]) for p in RETRIEVAL_PAIRS]
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    METRICS[k].label: st.column_config.TextColumn(help=METRICS[k].help) for k in RETRIEVAL_SCORES.values()})
-st.caption(f"Percentages are of the {ct.n_queries} queries whose label has at least one other image"
-           + (f"; mAP estimated from {ct.map_queries} queries" if ct.map_ci95 else "") + ".")
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        METRICS[k].label: st.column_config.TextColumn(help=METRICS[k].help) for k in RETRIEVAL_SCORES.values()
+    },
+)
+st.caption(
+    f"Percentages are of the {ct.n_queries} queries whose label has at least one other image"
+    + (f"; mAP estimated from {ct.map_queries} queries" if ct.map_ci95 else "")
+    + "."
+)
 
 c = st.columns(3)
 gain = METRICS["update_gain"]
 c[0].metric(gain.label, update_gain_value(ct.update_gain), help=gain.help)
 c[0].caption(UPDATE_GAIN_UNIT)
 if ct.retrieval_negative_flips is not None:
-    for col, key, n, rate, ci in ((c[1], "retrieval_negative_flips", ct.retrieval_negative_flips,
-                                   ct.negative_flip_rate, ct.negative_flip_rate_ci95),
-                                  (c[2], "retrieval_positive_flips", ct.retrieval_positive_flips,
-                                   ct.positive_flip_rate, ct.positive_flip_rate_ci95)):
+    for col, key, n, rate, ci in (
+        (
+            c[1],
+            "retrieval_negative_flips",
+            ct.retrieval_negative_flips,
+            ct.negative_flip_rate,
+            ct.negative_flip_rate_ci95,
+        ),
+        (
+            c[2],
+            "retrieval_positive_flips",
+            ct.retrieval_positive_flips,
+            ct.positive_flip_rate,
+            ct.positive_flip_rate_ci95,
+        ),
+    ):
         m = METRICS[key]
         col.metric(m.label, m.format(n), help=m.help)
         col.caption(f"{percent(rate)} of {ct.n_queries} queries · 95 % CI {interval(ci)}")
@@ -79,8 +105,10 @@ if ct.reason or "new_old" not in ct.results or comp.dataset is None:
     st.stop()
 
 st.markdown("#### Retrieval negative flips")
-st.caption("Each row: the query, then its top-5 results under old→old and under new→old; "
-           "green frame = same label as the query, red = a different label.")
+st.caption(
+    "Each row: the query, then its top-5 results under old→old and under new→old; "
+    "green frame = same label as the query, red = a different label."
+)
 ids, labels = [str(i) for i in comp.require_arrays().ids.tolist()], comp.require_arrays().labels
 flips = ct.negative_flip_indices
 if len(flips) == 0:

@@ -55,11 +55,15 @@ with left:
     def conf(x):
         return "" if is_undefined(x) else f" (p = {probability(x)} for its prediction)"
 
-    st.markdown(f"**Old** predicts **{md(row['old_pred'])}**{conf(row['old_conf'])}  \n"
-                f"**New** predicts **{md(row['new_pred'])}**{conf(row['new_conf'])}")
+    st.markdown(
+        f"**Old** predicts **{md(row['old_pred'])}**{conf(row['old_conf'])}  \n"
+        f"**New** predicts **{md(row['new_pred'])}**{conf(row['new_conf'])}"
+    )
     if not is_undefined(row["confidence_drop"]):
-        st.caption(f"p(true class): old {percent(row['old_p_true'], 1)}, new {percent(row['new_p_true'], 1)} "
-                   f"(change {points(-row['confidence_drop'])})")
+        st.caption(
+            f"p(true class): old {percent(row['old_p_true'], 1)}, new {percent(row['new_p_true'], 1)} "
+            f"(change {points(-row['confidence_drop'])})"
+        )
 with right:
     try:
         with st.spinner("Loading both models' class probabilities (from the inference cache)..."):

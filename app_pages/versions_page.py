@@ -39,23 +39,34 @@ DEFAULT_CHAIN = ("old", "new", "v3", "edge")
 #: The matrices in the order drawn: key of the model set -> (title, metric, (row, column), chart key).
 MATRICES = {
     "negative_flip_rate": ("Negative flip rate", "negative_flip_rate", ("old", "new"), "chart_v_nfr"),
-    "backward_trust_compatibility": ("Backward trust compatibility", "backward_trust_compatibility", ("old", "new"),
-                                     "chart_v_btc"),
+    "backward_trust_compatibility": (
+        "Backward trust compatibility",
+        "backward_trust_compatibility",
+        ("old", "new"),
+        "chart_v_btc",
+    ),
     "cross_top1": ("Cross-test Hit@1", "hit_at_1", ("query", "gallery"), "chart_v_cross"),
 }
-HELP_GRAPH = ("An arrow A → B means A's queries, searched against B's existing index, find an image of the "
-              "right class more often than B's own queries do: cross-test Hit@1 M(A, B) > self-test M(B, B), "
-              "BCT's compatibility criterion.")
+HELP_GRAPH = (
+    "An arrow A → B means A's queries, searched against B's existing index, find an image of the "
+    "right class more often than B's own queries do: cross-test Hit@1 M(A, B) > self-test M(B, B), "
+    "BCT's compatibility criterion."
+)
 
 st.title("Versions")
 spec, comp = page_comparison()
 #: The bundled sample whose models are offered: the current comparison's, else the default (Fashion-MNIST first).
 _samples = bundled_samples(sample_data_dir())
 #: (an uploaded comparison: the sample with the same classes, e.g. digits models uploaded with a zip of digits)
-sample = (spec_sample(spec) or (sample_of_classes(comp.classes, _samples) if comp is not None else None)
-          or (_samples[0] if _samples else None))
-st.caption("Compare a whole set of models on one dataset: every pair's negative flips, trust and embedding "
-           "compatibility. The order you pick the models in is the lineage order (v1 first).")
+sample = (
+    spec_sample(spec)
+    or (sample_of_classes(comp.classes, _samples) if comp is not None else None)
+    or (_samples[0] if _samples else None)
+)
+st.caption(
+    "Compare a whole set of models on one dataset: every pair's negative flips, trust and embedding "
+    "compatibility. The order you pick the models in is the lineage order (v1 first)."
+)
 
 
 # ------------------------------------------------------------------------ inputs
@@ -123,10 +134,15 @@ def on_models() -> None:
 
 
 ss["w_versions"] = [m for m in ss["versions_models"] if m in options]
-st.multiselect("Models, in lineage order (v1 first)", list(options), key="w_versions", on_change=on_models,
-               help="Pick at least two. The order of selection is the lineage order used by the chain charts; "
-               "variants (e.g. new-pc.pt, new-bct.pt) can be added anywhere. Models you uploaded on Choose inputs "
-               "are offered too.")
+st.multiselect(
+    "Models, in lineage order (v1 first)",
+    list(options),
+    key="w_versions",
+    on_change=on_models,
+    help="Pick at least two. The order of selection is the lineage order used by the chain charts; "
+    "variants (e.g. new-pc.pt, new-bct.pt) can be added anywhere. Models you uploaded on Choose inputs "
+    "are offered too.",
+)
 chosen = list(ss["w_versions"])
 
 bundled_data = None if sample is None else sample.test_data
@@ -145,15 +161,19 @@ else:
 bundled = bundled_data is not None and Path(data_path).resolve() == bundled_data.resolve()
 if bundled:
     data_name = bundled_name
-st.caption(f"Dataset: **{md(data_name)}** (the current comparison's)" if data_of_comparison
-           else f"Dataset: **{md(data_name)}**")
+st.caption(
+    f"Dataset: **{md(data_name)}** (the current comparison's)"
+    if data_of_comparison
+    else f"Dataset: **{md(data_name)}**"
+)
 if len(chosen) < 2:
     st.info("Pick at least two models.")
     st.stop()
 
 try:
-    ms = store.model_set([options[m].path for m in chosen],
-                         dataset if dataset is not None else load_dataset(data_path), names=chosen)
+    ms = store.model_set(
+        [options[m].path for m in chosen], dataset if dataset is not None else load_dataset(data_path), names=chosen
+    )
 except InputError as e:
     st.error(user_message(e, spec) if spec is not None else e.message)
     st.stop()
@@ -168,8 +188,9 @@ def pair_to_open(old: str, new: str):
     a, b = options[old], options[new]
     if bundled and old in bundled_models() and new in bundled_models():
         return pair_spec(Path(a.path).stem, Path(b.path).stem, sample=sample.name)
-    return pair_spec_of_files(server_file(a.path, a.name), server_file(b.path, b.name), data_path, data_name,
-                              data_names)
+    return pair_spec_of_files(
+        server_file(a.path, a.name), server_file(b.path, b.name), data_path, data_name, data_names
+    )
 
 
 def _on_cell(chart_key: str, query_gallery: bool) -> None:
@@ -189,14 +210,22 @@ def _on_cell(chart_key: str, query_gallery: bool) -> None:
         open_comparison(target.id, page="overview")
 
 
-st.markdown(f"**{k} models** on **{ms.n_samples} images** · click an off-diagonal cell to open that pair on the "
-            "Overview")
+st.markdown(
+    f"**{k} models** on **{ms.n_samples} images** · click an off-diagonal cell to open that pair on the Overview"
+)
 for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(3), MATRICES.items()):
     with col:
-        st.subheader(title, help=f"{METRICS[metric].help} Here row = {rt} model, column = {ct} model"
-                     + ("; the diagonal is each model's self-test." if key == "cross_top1" else "."))
-        st.plotly_chart(figures.model_set_heatmap(ms, key), key=chart, selection_mode="points",
-                        on_select=lambda c=chart, q=(key == "cross_top1"): _on_cell(c, q))
+        st.subheader(
+            title,
+            help=f"{METRICS[metric].help} Here row = {rt} model, column = {ct} model"
+            + ("; the diagonal is each model's self-test." if key == "cross_top1" else "."),
+        )
+        st.plotly_chart(
+            figures.model_set_heatmap(ms, key),
+            key=chart,
+            selection_mode="points",
+            on_select=lambda c=chart, q=(key == "cross_top1"): _on_cell(c, q),
+        )
         if key == "cross_top1":
             missing = {r for row in ms.cross_top1_reason for r in row if r}
             if missing:
@@ -206,22 +235,32 @@ reg, ever = METRICS["regressions_from_first"], METRICS["ever_regressed_from_firs
 acc, self_test = METRICS["accuracy"], METRICS["self_test_hit_at_1"]
 reg_col, ever_col = f"{names[0]} right, this wrong", f"ever wrong since {names[0]}"
 st.subheader("Per model", help=f"Accuracy: {acc.help} Self-test: {self_test.help} Regressions: {reg.help}")
-table = pd.DataFrame({
-    "model": names,
-    "accuracy": [acc.format(a) for a in ms.accuracy],
-    "self-test Hit@1": [self_test.format(s) for s in ms.self_top1],
-    "embedding size": ["none" if d is None else str(d) for d in ms.embedding_dims],
-    reg_col: [reg.format(x) for x in ms.lineage.regressions_from_first],
-    ever_col: [ever.format(x) for x in ms.lineage.ever_regressed_from_first],
-})
-st.dataframe(table, hide_index=True, width="stretch", key="table_v_models", column_config={
-    "accuracy": st.column_config.TextColumn(help=acc.help),
-    "self-test Hit@1": st.column_config.TextColumn(help=self_test.help),
-    reg_col: st.column_config.TextColumn(help=reg.help),
-    ever_col: st.column_config.TextColumn(help=ever.help)})
+table = pd.DataFrame(
+    {
+        "model": names,
+        "accuracy": [acc.format(a) for a in ms.accuracy],
+        "self-test Hit@1": [self_test.format(s) for s in ms.self_top1],
+        "embedding size": ["none" if d is None else str(d) for d in ms.embedding_dims],
+        reg_col: [reg.format(x) for x in ms.lineage.regressions_from_first],
+        ever_col: [ever.format(x) for x in ms.lineage.ever_regressed_from_first],
+    }
+)
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    key="table_v_models",
+    column_config={
+        "accuracy": st.column_config.TextColumn(help=acc.help),
+        "self-test Hit@1": st.column_config.TextColumn(help=self_test.help),
+        reg_col: st.column_config.TextColumn(help=reg.help),
+        ever_col: st.column_config.TextColumn(help=ever.help),
+    },
+)
 
-st.subheader("Lineage", help="The chosen order as a chain of releases v1 → v2 → …: "
-             + METRICS["negative_flip_rate"].help)
+st.subheader(
+    "Lineage", help="The chosen order as a chain of releases v1 → v2 → …: " + METRICS["negative_flip_rate"].help
+)
 l1, l2 = st.columns(2)
 with l1:
     st.plotly_chart(figures.lineage_figure(ms), key="chart_v_lineage")
@@ -229,8 +268,10 @@ with l1:
 with l2:
     st.plotly_chart(figures.regressions_figure(ms), key="chart_v_regressions")
     last = ms.lineage.regressions_from_first[-1]
-    st.caption(f"Regressions from {names[0]}: {last} image{'s' if last != 1 else ''} that {names[0]} got right "
-               f"are wrong under {names[-1]}. The dotted line counts images wrong in at least one version so far.")
+    st.caption(
+        f"Regressions from {names[0]}: {last} image{'s' if last != 1 else ''} that {names[0]} got right "
+        f"are wrong under {names[-1]}. The dotted line counts images wrong in at least one version so far."
+    )
 
 st.subheader("Compatibility graph", help=HELP_GRAPH)
 g1, g2 = st.columns([3, 2])
@@ -238,14 +279,23 @@ with g1:
     st.plotly_chart(figures.compatibility_graph(ms), key="chart_v_graph")
 with g2:
     if ms.can_share_index:
-        st.markdown("An arrow **A → B** means you can ship A and keep searching B's existing index: A's queries "
-                    "find an image of the right class in B's gallery more often than B's own queries do. "
-                    "No re-indexing (backfill) is needed for these switches:")
-        st.markdown("\n".join(f"- **{s.query} → {s.gallery}**: {percent(s.cross_top1)} vs "
-                              f"{percent(s.gallery_self_top1)} for {s.gallery} itself" for s in ms.can_share_index))
+        st.markdown(
+            "An arrow **A → B** means you can ship A and keep searching B's existing index: A's queries "
+            "find an image of the right class in B's gallery more often than B's own queries do. "
+            "No re-indexing (backfill) is needed for these switches:"
+        )
+        st.markdown(
+            "\n".join(
+                f"- **{s.query} → {s.gallery}**: {percent(s.cross_top1)} vs "
+                f"{percent(s.gallery_self_top1)} for {s.gallery} itself"
+                for s in ms.can_share_index
+            )
+        )
     else:
-        st.markdown("No model can search another model's index as well as that model searches it itself: "
-                    "every switch between these models needs the gallery re-indexed (backfilled).")
+        st.markdown(
+            "No model can search another model's index as well as that model searches it itself: "
+            "every switch between these models needs the gallery re-indexed (backfilled)."
+        )
 
 with st.expander("Numbers as tables"):
     for key, (title, metric, (rt, ct), _) in MATRICES.items():

@@ -124,12 +124,18 @@ def main() -> None:
     med = statistics.median
     print(f"cold first render (empty cache, fresh server):      {cold:6.2f} s   (goal < 30 s)")
     print(f"warm first render (fresh server, disk cache filled): {warm_new:6.2f} s   (goal < 3 s)")
-    print(f"warm first render (same server, new session):        {med(warm_same):6.2f} s median of {len(warm_same)}"
-          f" (min {min(warm_same):.2f}, max {max(warm_same):.2f})")
-    print(f"page switch Overview -> Flips (charts + grid):      {med(flips):6.2f} s median of {len(flips)}"
-          f" (max {max(flips):.2f})   (goal < 1 s)")
-    print(f"page switch Flips -> Overview (metrics):             {med(overview):6.2f} s median of {len(overview)}"
-          f" (max {max(overview):.2f})   (goal < 1 s)")
+    print(
+        f"warm first render (same server, new session):        {med(warm_same):6.2f} s median of {len(warm_same)}"
+        f" (min {min(warm_same):.2f}, max {max(warm_same):.2f})"
+    )
+    print(
+        f"page switch Overview -> Flips (charts + grid):      {med(flips):6.2f} s median of {len(flips)}"
+        f" (max {max(flips):.2f})   (goal < 1 s)"
+    )
+    print(
+        f"page switch Flips -> Overview (metrics):             {med(overview):6.2f} s median of {len(overview)}"
+        f" (max {max(overview):.2f})   (goal < 1 s)"
+    )
     print(f"Embeddings first draw (no projection cached yet):    {emb_cold:6.2f} s   (goal < 20 s)")
     print(f"Embeddings again (new session, projection cached):   {med(emb_warm):6.2f} s median of {len(emb_warm)}")
 

@@ -119,15 +119,22 @@ def _work(kind: str, old: str, new: str, out_dir: str, t0: float, c0: float) -> 
                     rows += b.num_rows
         return {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "rows": rows}
     if kind == "stream":
-        r = compare_tables_streamed(old, new, flip_ids_path=os.path.join(out_dir, "flips.parquet"),
-                                    spill_dir=out_dir)
+        r = compare_tables_streamed(old, new, flip_ids_path=os.path.join(out_dir, "flips.parquet"), spill_dir=out_dir)
         dt, cpu = time.perf_counter() - t0, _cpu() - c0
         c = r.counts
-        return {"seconds": dt, "cpu": cpu, "n": c.n_samples, "nfr": c.negative_flips / c.n_samples,
-                "transition": c.transition.tolist(), "per_class": c.per_class.tolist(),
-                "near": c.negative_flips_near_boundary, "confident": c.negative_flips_confident,
-                "aligned": r.aligned_rows, "joined": r.joined_rows,
-                "flip_file_mib": os.path.getsize(r.flip_ids_path) / 2**20}
+        return {
+            "seconds": dt,
+            "cpu": cpu,
+            "n": c.n_samples,
+            "nfr": c.negative_flips / c.n_samples,
+            "transition": c.transition.tolist(),
+            "per_class": c.per_class.tolist(),
+            "near": c.negative_flips_near_boundary,
+            "confident": c.negative_flips_confident,
+            "aligned": r.aligned_rows,
+            "joined": r.joined_rows,
+            "flip_file_mib": os.path.getsize(r.flip_ids_path) / 2**20,
+        }
     if kind == "memory":
         from graceful_core.comparing.predictions import compare_predictions
         from graceful_core.io.tables import load_predictions_table
@@ -136,7 +143,12 @@ def _work(kind: str, old: str, new: str, out_dir: str, t0: float, c0: float) -> 
         n = load_predictions_table(new, classes=o.classes)
         c = compare_predictions(o, n)
         rep = c.to_report()
-        return {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "n": rep["n_samples"], "nfr": rep["negative_flip_rate"]}
+        return {
+            "seconds": time.perf_counter() - t0,
+            "cpu": _cpu() - c0,
+            "n": rep["n_samples"],
+            "nfr": rep["negative_flip_rate"],
+        }
     raise ValueError(kind)
 
 
@@ -148,20 +160,37 @@ def _cli_result(out_dir: str) -> dict:
     rep = json.loads(Path(out_dir, "report.json").read_text())
     n = rep["n_samples"]
     flips = os.path.join(out_dir, rep["flip_ids_file"]) if rep.get("flip_ids_file") else None
-    return {"n": n, "nfr": rep["negative_flip_rate"], "transition": rep["transition_matrix"],
-            "support": [r["support"] for r in rep["per_class"]],
-            "neg": [r["negative_flips"] for r in rep["per_class"]],
-            "pos": [r["positive_flips"] for r in rep["per_class"]],
-            "old_correct": round(rep["old"]["accuracy"] * n), "new_correct": round(rep["new"]["accuracy"] * n),
-            "near": rep["negative_flips_near_boundary"], "confident": rep["negative_flips_confident"],
-            "flip_file_mib": os.path.getsize(flips) / 2**20 if flips else 0.0, "capped": "flip_ids_cap" in rep}
+    return {
+        "n": n,
+        "nfr": rep["negative_flip_rate"],
+        "transition": rep["transition_matrix"],
+        "support": [r["support"] for r in rep["per_class"]],
+        "neg": [r["negative_flips"] for r in rep["per_class"]],
+        "pos": [r["positive_flips"] for r in rep["per_class"]],
+        "old_correct": round(rep["old"]["accuracy"] * n),
+        "new_correct": round(rep["new"]["accuracy"] * n),
+        "near": rep["negative_flips_near_boundary"],
+        "confident": rep["negative_flips_confident"],
+        "flip_file_mib": os.path.getsize(flips) / 2**20 if flips else 0.0,
+        "capped": "flip_ids_cap" in rep,
+    }
 
 
 def _run_child(kind: str, old: str, new: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="graceful-bench-") as out_dir:
         if kind == "cli":  # the command itself, end to end, in a fresh interpreter
-            cmd = [sys.executable, __file__, "--cli-child", out_dir, "compare", old, new, "--json",
-                   os.path.join(out_dir, "report.json"), "--no-cache"]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--cli-child",
+                out_dir,
+                "compare",
+                old,
+                new,
+                "--json",
+                os.path.join(out_dir, "report.json"),
+                "--no-cache",
+            ]
             env = dict(os.environ, PYTHONPATH=ROOT, GRACEFUL_CACHE_DIR=os.path.join(out_dir, "cache"), TMPDIR=out_dir)
         else:
             cmd = [sys.executable, __file__, "--child", kind, old, new, out_dir]
@@ -198,7 +227,9 @@ def main() -> None:
     ap.add_argument("--budget-gib", type=float, default=2.5, help="peak memory goal of the compare command")
     ap.add_argument("--in-memory", action="store_true", help="also measure the in-memory path")
     ap.add_argument("--api", action="store_true", help="also measure the streaming engine alone (no CLI)")
-    ap.add_argument("--no-read", action="store_true", help="skip pyarrow's read_table (needs the whole tables in memory)")
+    ap.add_argument(
+        "--no-read", action="store_true", help="skip pyarrow's read_table (needs the whole tables in memory)"
+    )
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     if len(sys.argv) > 2 and sys.argv[1] == "--cli-child":
         sys.exit(_cli_child(sys.argv[2], sys.argv[3:]))
@@ -217,13 +248,22 @@ def main() -> None:
     ok = True
     for v in variants:
         old, new = _inputs(p, v)
-        print(f"\n== {v}: {Path(old).name} vs {Path(new).name if v != 'shards' else 'new_shards/part-*.parquet'}", flush=True)
+        print(
+            f"\n== {v}: {Path(old).name} vs {Path(new).name if v != 'shards' else 'new_shards/part-*.parquet'}",
+            flush=True,
+        )
         base = None
         if not args.no_read:
             base = _best("read", old, new, args.runs)
-            print(f"  pyarrow read_table of both     : {base['seconds']:7.2f} s (cpu {base['cpu']:6.2f} s)   peak {base['peak_mib']:7,.0f} MiB", flush=True)
+            print(
+                f"  pyarrow read_table of both     : {base['seconds']:7.2f} s (cpu {base['cpu']:6.2f} s)   peak {base['peak_mib']:7,.0f} MiB",
+                flush=True,
+            )
         it = _best("iter", old, new, args.runs)
-        print(f"  pyarrow iter_batches of both   : {it['seconds']:7.2f} s (cpu {it['cpu']:6.2f} s)   peak {it['peak_mib']:7,.0f} MiB", flush=True)
+        print(
+            f"  pyarrow iter_batches of both   : {it['seconds']:7.2f} s (cpu {it['cpu']:6.2f} s)   peak {it['peak_mib']:7,.0f} MiB",
+            flush=True,
+        )
         runs = []
         for _ in range(args.runs):  # each run printed: the machine is shared, wall times vary
             r = _run_child("cli", old, new)
@@ -234,10 +274,14 @@ def main() -> None:
             print(line, flush=True)
         s = min(runs, key=lambda r: r["seconds"])
         if base:
-            print(f"    best: {s['seconds'] / base['seconds']:.2f}x read_table's time (goal <= 3x), "
-                  f"cpu {s['cpu'] / base['cpu']:.2f}x; {s['seconds'] / it['seconds']:.2f}x iter_batches")
-        print(f"    samples {s['n']:,}, NFR {s['nfr']:.5f}, streamed: {s['capped']}, "
-              f"flip-id file {s['flip_file_mib']:.0f} MiB")
+            print(
+                f"    best: {s['seconds'] / base['seconds']:.2f}x read_table's time (goal <= 3x), "
+                f"cpu {s['cpu'] / base['cpu']:.2f}x; {s['seconds'] / it['seconds']:.2f}x iter_batches"
+            )
+        print(
+            f"    samples {s['n']:,}, NFR {s['nfr']:.5f}, streamed: {s['capped']}, "
+            f"flip-id file {s['flip_file_mib']:.0f} MiB"
+        )
         peak = max(r["peak_mib"] for r in runs)
         within = peak <= args.budget_gib * 1024
         print(f"    peak memory {peak / 1024:.2f} GiB: {'within' if within else 'ABOVE'} {args.budget_gib} GiB")
@@ -249,18 +293,29 @@ def main() -> None:
             k = np.arange(joint.shape[0])
             support, old_ok = joint.sum(axis=(1, 2)), joint[k, k, :].sum(axis=1)
             new_ok, both = joint[k, :, k].sum(axis=1), joint[k, k, k]
-            same = (s["transition"] == joint.sum(axis=0).tolist() and s["support"] == support.tolist()
-                    and s["neg"] == (old_ok - both).tolist() and s["pos"] == (new_ok - both).tolist()
-                    and (s["old_correct"], s["new_correct"]) == (int(old_ok.sum()), int(new_ok.sum())))
-            split = (s["near"], s["confident"]) == (ref["negative_flips_near_boundary"], ref["negative_flips_confident"])
-            print(f"    counts equal to the NumPy reference: {same}; flip-confidence split "
-                  f"{(s['near'], s['confident'])} vs reference {(ref['negative_flips_near_boundary'], ref['negative_flips_confident'])}: "
-                  f"{'equal' if split else 'DIFFERENT'}")
+            same = (
+                s["transition"] == joint.sum(axis=0).tolist()
+                and s["support"] == support.tolist()
+                and s["neg"] == (old_ok - both).tolist()
+                and s["pos"] == (new_ok - both).tolist()
+                and (s["old_correct"], s["new_correct"]) == (int(old_ok.sum()), int(new_ok.sum()))
+            )
+            split = (s["near"], s["confident"]) == (
+                ref["negative_flips_near_boundary"],
+                ref["negative_flips_confident"],
+            )
+            print(
+                f"    counts equal to the NumPy reference: {same}; flip-confidence split "
+                f"{(s['near'], s['confident'])} vs reference {(ref['negative_flips_near_boundary'], ref['negative_flips_confident'])}: "
+                f"{'equal' if split else 'DIFFERENT'}"
+            )
             ok &= same
         if args.api:
             e = _best("stream", old, new, args.runs)
-            print(f"  engine alone (after imports) : {e['seconds']:7.2f} s (cpu {e['cpu']:6.2f} s)   peak "
-                  f"{e['peak_mib']:7,.0f} MiB (aligned {e['aligned']:,}, joined {e['joined']:,})")
+            print(
+                f"  engine alone (after imports) : {e['seconds']:7.2f} s (cpu {e['cpu']:6.2f} s)   peak "
+                f"{e['peak_mib']:7,.0f} MiB (aligned {e['aligned']:,}, joined {e['joined']:,})"
+            )
         if args.in_memory:
             m = _best("memory", old, new, args.runs)
             line = f"  in-memory compare (old path)   : {m['seconds']:7.2f} s (cpu {m['cpu']:6.2f} s)   peak {m['peak_mib']:7,.0f} MiB"

@@ -50,7 +50,7 @@ def _baseline(old: str, new: str, batch: int = 256) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     outs = [[], []]
     for start in range(0, len(files), batch):
-        imgs = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f in files[start:start + batch]]
+        imgs = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f in files[start : start + batch]]
         x = np.stack(imgs)[:, None]
         for j, m in enumerate(models):
             info = m.info
@@ -90,8 +90,21 @@ def main() -> None:
         b = _child([sys.executable, __file__, "--baseline-child", "--old", args.old, "--new", args.new], env)
         base.append(json.loads(b["stdout"]))
         with tempfile.TemporaryDirectory() as tmp:
-            c = _child([sys.executable, "-m", "graceful_core", "compare", args.old, args.new, "--data", str(DATA),
-                        "--json", os.path.join(tmp, "report.json")], {**env, "GRACEFUL_CACHE_DIR": os.path.join(tmp, "c")})
+            c = _child(
+                [
+                    sys.executable,
+                    "-m",
+                    "graceful_core",
+                    "compare",
+                    args.old,
+                    args.new,
+                    "--data",
+                    str(DATA),
+                    "--json",
+                    os.path.join(tmp, "report.json"),
+                ],
+                {**env, "GRACEFUL_CACHE_DIR": os.path.join(tmp, "c")},
+            )
             cold.append(c)
     bw, bc = statistics.median(x["wall"] for x in base), statistics.median(x["cpu"] for x in base)
     cw, cc = statistics.median(x["wall"] for x in cold), statistics.median(x["cpu"] for x in cold)

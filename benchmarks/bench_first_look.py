@@ -85,8 +85,9 @@ def main() -> None:
             page.goto(url)
             page.wait_for_selector(NFR, timeout=300_000)
             wait_ready(page, timeout=300_000, settle_ms=300)
-            rows.append(("Embeddings first map (click -> map drawn)", click_and_wait(page, "Embeddings", MAP),
-                         "<= 10 s"))
+            rows.append(
+                ("Embeddings first map (click -> map drawn)", click_and_wait(page, "Embeddings", MAP), "<= 10 s")
+            )
             page.wait_for_timeout(300)
             t0 = time.perf_counter()
             page.get_by_text("Show all 10,000 images").click()
@@ -95,16 +96,27 @@ def main() -> None:
             wait_ready(page, timeout=900_000, settle_ms=300)
             rows.append(('"Show all 10,000" (toggle -> full map drawn)', time.perf_counter() - t0 - 0.3, "<= 30 s"))
             versions = VERSIONS
-            rows.append(("Versions first draw (click -> heatmaps drawn)",
-                         click_and_wait(page, "Versions", versions), "<= 15 s"))
+            rows.append(
+                ("Versions first draw (click -> heatmaps drawn)", click_and_wait(page, "Versions", versions), "<= 15 s")
+            )
             switches: dict[str, list[float]] = {}
             for _ in range(args.repeat):
-                for link, sel in (("Overview", NFR), ("Flips", FLIPS), ("Overview", NFR),
-                                  ("Embeddings", MAP), ("Versions", versions)):
+                for link, sel in (
+                    ("Overview", NFR),
+                    ("Flips", FLIPS),
+                    ("Overview", NFR),
+                    ("Embeddings", MAP),
+                    ("Versions", versions),
+                ):
                     switches.setdefault(f"-> {link}", []).append(click_and_wait(page, link, sel, 120_000, False))
             for name, vals in switches.items():
-                rows.append((f"warm page switch {name} (median of {len(vals)}, max {max(vals):.2f})",
-                             statistics.median(vals), "<= 1 s"))
+                rows.append(
+                    (
+                        f"warm page switch {name} (median of {len(vals)}, max {max(vals):.2f})",
+                        statistics.median(vals),
+                        "<= 1 s",
+                    )
+                )
             page.close()
         finally:
             stop_server(proc)

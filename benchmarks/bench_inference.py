@@ -82,8 +82,13 @@ def make_larger_case(data: str, px: int) -> tuple[str, list[str]]:
             return self.head(self.embed(x))
 
     torch.manual_seed(0)
-    info = ModelInfo(name="bench-conv", input_size=(3, px, px), mean=(0.5,) * 3, std=(0.25,) * 3,
-                     classes=tuple(str(k) for k in range(10)))
+    info = ModelInfo(
+        name="bench-conv",
+        input_size=(3, px, px),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        classes=tuple(str(k) for k in range(10)),
+    )
     model_path = root.parent / f"{root.name}-conv.pt"
     save_torchscript(Net().eval(), model_path, info)
     return str(root), [str(model_path)]
@@ -91,15 +96,24 @@ def make_larger_case(data: str, px: int) -> tuple[str, list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sample", choices=("fashion", "digits"), default="fashion",
-                    help="the bundled sample whose test images and old/new models are measured (default: fashion)")
+    ap.add_argument(
+        "--sample",
+        choices=("fashion", "digits"),
+        default="fashion",
+        help="the bundled sample whose test images and old/new models are measured (default: fashion)",
+    )
     ap.add_argument("--data", help="a dataset folder or manifest instead of the sample's test data")
     ap.add_argument("--models", nargs="+", help="model files instead of the sample's old and new models")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--larger", type=int, default=0, metavar="PX",
-                    help="instead: the test digits upscaled to PX x PX colour JPEGs and a (random-weight) "
-                    "conv net sized for them, to see the overhead where the model is not nearly free")
+    ap.add_argument(
+        "--larger",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="instead: the test digits upscaled to PX x PX colour JPEGs and a (random-weight) "
+        "conv net sized for them, to see the overhead where the model is not nearly free",
+    )
     args = ap.parse_args()
     from graceful_core.io.samples import digits_sample, fashion_sample
 
@@ -140,8 +154,10 @@ def main() -> None:
         subprocess.run(cmd, check=True, capture_output=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
-        print(f"whole CLI compare, second run (warm cache, incl. Python start-up and imports): "
-              f"{time.perf_counter() - t0:.2f} s")
+        print(
+            f"whole CLI compare, second run (warm cache, incl. Python start-up and imports): "
+            f"{time.perf_counter() - t0:.2f} s"
+        )
 
 
 if __name__ == "__main__":

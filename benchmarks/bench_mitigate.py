@@ -37,16 +37,20 @@ def main() -> None:
     old = s.old_model()
     params = TrainParams(method="focal-distillation", arch=s.train_arch, epochs=s.train_epochs, seed=0)
     n_train = sum(1 for _ in s.train_data.rglob("*.png"))
-    print(f"sample {s.name}: old {old.name}, {n_train} training images, {params.arch}, {params.epochs} epochs, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    for monitor in ([None] if args.no_monitor else [None, s.test_folder]):
+    print(
+        f"sample {s.name}: old {old.name}, {n_train} training images, {params.arch}, {params.epochs} epochs, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    for monitor in [None] if args.no_monitor else [None, s.test_folder]:
         with tempfile.TemporaryDirectory() as tmp:
             t0, c0 = time.perf_counter(), time.process_time()
             train_update(old, s.train_data, Path(tmp) / "m.pt", params, monitor=monitor)
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         what = "without monitor" if monitor is None else f"with the per-epoch monitor on {s.data_label}"
-        print(f"one training, {what}: {dt:6.1f} s wall, {cpu:6.1f} s CPU (all threads; on 2 idle cores "
-              f"wall is about CPU / 2), load average now {os.getloadavg()[0]:.1f}   (goal < 120 s wall)")
+        print(
+            f"one training, {what}: {dt:6.1f} s wall, {cpu:6.1f} s CPU (all threads; on 2 idle cores "
+            f"wall is about CPU / 2), load average now {os.getloadavg()[0]:.1f}   (goal < 120 s wall)"
+        )
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def run(tmp: Path, repeat: int) -> None:
 
     print(f"sample model 'new' ({len(dataset)} test images), medians of {repeat}:")
     for label, path in files.items():
+
         def load(path=path):
             clear_model_cache()
             load_model(path)
@@ -71,8 +72,10 @@ def run(tmp: Path, repeat: int) -> None:
         t_load = median_time(load, repeat)
         model = load_model(path)
         t_run = median_time(lambda model=model: predict(model, dataset, use_cache=False), repeat)
-        print(f"  {label:18s} load {1000 * t_load:7.1f} ms   inference {1000 * t_run:7.1f} ms   "
-              f"({path.stat().st_size / 1024:.0f} KiB)")
+        print(
+            f"  {label:18s} load {1000 * t_load:7.1f} ms   inference {1000 * t_run:7.1f} ms   "
+            f"({path.stat().st_size / 1024:.0f} KiB)"
+        )
     t_check = median_time(lambda: check_pt2_archive(files["torch.export .pt2"]), repeat)
     print(f"  .pt2 archive check alone: {1000 * t_check:.1f} ms")
 
@@ -82,8 +85,10 @@ def run(tmp: Path, repeat: int) -> None:
     monitor = graceful_core.FlipMonitor(old.module, (X, y))
     t_init = time.perf_counter() - t0
     t_update = median_time(lambda: monitor.update(new.module), repeat)
-    print(f"FlipMonitor: constructor (old pass) {1000 * t_init:.1f} ms; update (new pass, metrics, "
-          f"cross-test Hit@1) {1000 * t_update:.1f} ms")
+    print(
+        f"FlipMonitor: constructor (old pass) {1000 * t_init:.1f} ms; update (new pass, metrics, "
+        f"cross-test Hit@1) {1000 * t_update:.1f} ms"
+    )
     loader = DataLoader(TensorDataset(X, y), batch_size=256)
     t_cmp = median_time(lambda: graceful_core.compare(old.module, new.module, loader), max(1, repeat // 2))
     print(f"compare(two modules, DataLoader): {1000 * t_cmp:.1f} ms (incl. the full cross-test: top-1, top-5, mAP)")

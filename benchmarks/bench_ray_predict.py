@@ -90,8 +90,10 @@ def main() -> None:
         t_down = time.perf_counter() - t2
         total = time.perf_counter() - t0
         print(f"  Ray start (ray.init)         : {t_init:7.2f} s")
-        print(f"  Ray Data run ({r.actors} actor(s))     : {t_run:7.2f} s  ({len(ds) / t_run:8.0f} img/s), "
-              f"{len(r.files)} shards")
+        print(
+            f"  Ray Data run ({r.actors} actor(s))     : {t_run:7.2f} s  ({len(ds) / t_run:8.0f} img/s), "
+            f"{len(r.files)} shards"
+        )
         print(f"  Ray shutdown                 : {t_down:7.2f} s")
         print(f"  overhead: run {t_run / t_local:.2f}x predict; with start and shutdown {total / t_local:.2f}x")
         got = load_predictions_table(r.out_dir)

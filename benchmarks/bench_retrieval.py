@@ -130,8 +130,26 @@ def _worker(args: argparse.Namespace) -> dict:
 
 
 def _run(name: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--n", str(args.n), "--dim", str(args.dim),
-           "--classes", str(args.classes), "--repeat", "1", "--noise", str(args.noise), "--threads", str(args.threads), "--umap-points", str(args.umap_points)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--n",
+        str(args.n),
+        "--dim",
+        str(args.dim),
+        "--classes",
+        str(args.classes),
+        "--repeat",
+        "1",
+        "--noise",
+        str(args.noise),
+        "--threads",
+        str(args.threads),
+        "--umap-points",
+        str(args.umap_points),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if p.returncode != 0:
@@ -155,8 +173,11 @@ def main() -> None:
     if args.worker:
         print(json.dumps(_worker(args)))
         return
-    print(f"N={args.n:,} D={args.dim} classes={args.classes} noise={args.noise} threads={args.threads} "
-          f"(best of {args.repeat}, interleaved, each in a fresh process)", flush=True)
+    print(
+        f"N={args.n:,} D={args.dim} classes={args.classes} noise={args.noise} threads={args.threads} "
+        f"(best of {args.repeat}, interleaved, each in a fresh process)",
+        flush=True,
+    )
     if args.cross:
         cross: dict[str, list[dict]] = {"faiss3": [], "cross": []}
         for _ in range(args.repeat):
@@ -165,9 +186,11 @@ def main() -> None:
         f3, c = (min(v, key=lambda r: r["seconds"]) for v in cross.values())
         print(f"load average {os.getloadavg()}")
         print(f"faiss: 3 searches k=6        {f3['seconds']:8.2f} s   peak {f3['peak_mib']:7.0f} MiB")
-        print(f"graceful cross_test (exact)  {c['seconds']:8.2f} s   peak {c['peak_mib']:7.0f} MiB   "
-              f"mAP old→old {c['map']['old_old']:.4f} new→old {c['map']['new_old']:.4f} over "
-              f"{c['map_queries']:,} queries, overlap {c['overlap']:.4f}")
+        print(
+            f"graceful cross_test (exact)  {c['seconds']:8.2f} s   peak {c['peak_mib']:7.0f} MiB   "
+            f"mAP old→old {c['map']['old_old']:.4f} new→old {c['map']['new_old']:.4f} over "
+            f"{c['map_queries']:,} queries, overlap {c['overlap']:.4f}"
+        )
         print(f"ratio cross_test / faiss x3  {c['seconds'] / f3['seconds']:8.2f} x (goal <= 2)", flush=True)
         return
     runs: dict[str, list[dict]] = {"faiss": [], "hits": [], "full": []}
@@ -177,22 +200,34 @@ def main() -> None:
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
     times = {k: " ".join(f"{r['seconds']:.1f}" for r in v) for k, v in runs.items()}
     f, h, a = best["faiss"], best["hits"], best["full"]
-    print(f"faiss IndexFlatIP k=6        {f['seconds']:8.2f} s   peak {f['peak_mib']:7.0f} MiB "
-          f"(data {f['baseline_mib']:.0f})   Hit@1 {f['hit1']:.4f} Hit@5 {f['hit5']:.4f}   runs {times['faiss']}", flush=True)
-    print(f"graceful Hit@1/Hit@5         {h['seconds']:8.2f} s   peak {h['peak_mib']:7.0f} MiB "
-          f"(data {h['baseline_mib']:.0f})   Hit@1 {h['hit1']:.4f} Hit@5 {h['hit5']:.4f}   runs {times['hits']}", flush=True)
+    print(
+        f"faiss IndexFlatIP k=6        {f['seconds']:8.2f} s   peak {f['peak_mib']:7.0f} MiB "
+        f"(data {f['baseline_mib']:.0f})   Hit@1 {f['hit1']:.4f} Hit@5 {f['hit5']:.4f}   runs {times['faiss']}",
+        flush=True,
+    )
+    print(
+        f"graceful Hit@1/Hit@5         {h['seconds']:8.2f} s   peak {h['peak_mib']:7.0f} MiB "
+        f"(data {h['baseline_mib']:.0f})   Hit@1 {h['hit1']:.4f} Hit@5 {h['hit5']:.4f}   runs {times['hits']}",
+        flush=True,
+    )
     ci = a["map_ci95"]
-    print(f"graceful Hit@k + mAP         {a['seconds']:8.2f} s   peak {a['peak_mib']:7.0f} MiB "
-          f"(data {a['baseline_mib']:.0f})   mAP {a['map']:.4f} over {a['map_queries']:,} queries"
-          f"{'' if ci is None else f' (95% CI {ci[0]:.4f}-{ci[1]:.4f})'}   runs {times['full']}", flush=True)
+    print(
+        f"graceful Hit@k + mAP         {a['seconds']:8.2f} s   peak {a['peak_mib']:7.0f} MiB "
+        f"(data {a['baseline_mib']:.0f})   mAP {a['map']:.4f} over {a['map_queries']:,} queries"
+        f"{'' if ci is None else f' (95% CI {ci[0]:.4f}-{ci[1]:.4f})'}   runs {times['full']}",
+        flush=True,
+    )
     print(f"ratio Hit@k / faiss          {h['seconds'] / f['seconds']:8.2f} x (goal <= 2)")
     print(f"ratio full / faiss           {a['seconds'] / f['seconds']:8.2f} x (goal <= 4)")
     peak = max(r["peak_mib"] for k in ("hits", "full") for r in runs[k])
     print(f"peak memory (graceful)       {peak:8.0f} MiB (goal < 2048)", flush=True)
     if not args.skip_umap:
         u = _run("umap", args)
-        print(f"UMAP {args.umap_points:,} points        first {u['first_seconds']:.1f} s (incl. numba JIT), "
-              f"second {u['second_seconds']:.1f} s, peak {u['peak_mib']:.0f} MiB", flush=True)
+        print(
+            f"UMAP {args.umap_points:,} points        first {u['first_seconds']:.1f} s (incl. numba JIT), "
+            f"second {u['second_seconds']:.1f} s, peak {u['peak_mib']:.0f} MiB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

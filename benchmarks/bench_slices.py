@@ -38,13 +38,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, n)
     site = rng.choice([f"site-{i}" for i in range(8)], n)
-    meta = pd.DataFrame({"site": site, "camera": rng.choice(["A", "B", "C"], n),
-                         "brightness": rng.gamma(2.0, 40.0, n)})
+    meta = pd.DataFrame({"site": site, "camera": rng.choice(["A", "B", "C"], n), "brightness": rng.gamma(2.0, 40.0, n)})
     flips = rng.random(n) < np.where(site == "site-3", 0.10, 0.02)
-    print(f"N = {n:,}, k = {default_n_clusters(n, 10)} (default rule), {os.cpu_count()} CPUs, "
-          f"median of {args.repeat}")
-    find_regression_slices(np.zeros(200, bool), np.zeros(200, int), ["x"],  # warm-up: scipy/sklearn imports
-                           metadata=meta.iloc[:200], embeddings=rng.normal(size=(200, 8)))
+    print(f"N = {n:,}, k = {default_n_clusters(n, 10)} (default rule), {os.cpu_count()} CPUs, median of {args.repeat}")
+    find_regression_slices(
+        np.zeros(200, bool),
+        np.zeros(200, int),
+        ["x"],  # warm-up: scipy/sklearn imports
+        metadata=meta.iloc[:200],
+        embeddings=rng.normal(size=(200, 8)),
+    )
     for d in args.dims:
         centres = rng.normal(size=(30, d))
         emb = (centres[rng.integers(0, 30, n)] + rng.normal(scale=1.5, size=(n, d))).astype(np.float32)
@@ -57,9 +60,11 @@ def main() -> None:
             rep = find_regression_slices(flips, labels, [str(c) for c in range(10)], metadata=meta, embeddings=emb)
             t_all.append(time.perf_counter() - t0)
         top = rep.slices[0]
-        print(f"D = {d:4d}: clustering {statistics.median(t_cluster):.2f} s, whole call "
-              f"{statistics.median(t_all):.2f} s ({len(rep.slices)} slices); first: {top.title}, "
-              f"p_adj {top.p_adjusted:.1e}")
+        print(
+            f"D = {d:4d}: clustering {statistics.median(t_cluster):.2f} s, whole call "
+            f"{statistics.median(t_all):.2f} s ({len(rep.slices)} slices); first: {top.title}, "
+            f"p_adj {top.p_adjusted:.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,12 +51,17 @@ def main() -> None:
     aligned, labels, _ = align_model_set(preds)
     embs = [p.embedding for p in aligned]
     print("embedding sizes:", [None if e is None else e.shape for e in embs])
-    pairs = [(q, g) for q in range(4) for g in range(4)
-             if embs[q] is not None and embs[g] is not None and embs[q].shape[1] == embs[g].shape[1]]
+    pairs = [
+        (q, g)
+        for q in range(4)
+        for g in range(4)
+        if embs[q] is not None and embs[g] is not None and embs[q].shape[1] == embs[g].shape[1]
+    ]
 
     t0 = time.perf_counter()
-    before = {(q, g): retrieval_metrics(embs[q], embs[g], labels, ks=(1,), compute_map=False).hit_at[1]
-              for q, g in pairs}
+    before = {
+        (q, g): retrieval_metrics(embs[q], embs[g], labels, ks=(1,), compute_map=False).hit_at[1] for q, g in pairs
+    }
     t_before = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -50,8 +50,9 @@ def main() -> None:
     y = np.where(rng.random(n) < 0.9, lo.argmax(axis=1), rng.integers(0, k, n))
     ids = np.arange(n).astype(str)
     print(f"N = {n:,}, K = {k}, {os.cpu_count()} CPUs, median of {args.repeat}")
-    t_soft, (po, pn) = _median_time(lambda: (wi.probabilities64(lo, "logits"), wi.probabilities64(ln, "logits")),
-                                    args.repeat)
+    t_soft, (po, pn) = _median_time(
+        lambda: (wi.probabilities64(lo, "logits"), wi.probabilities64(ln, "logits")), args.repeat
+    )
     t_base, _ = _median_time(lambda: po.argmax(axis=1), args.repeat)
     t_mix, _ = _median_time(lambda: wi.mixing_predictions(po, pn), args.repeat)
     t_naive, _ = _median_time(lambda: [(po + w * (pn - po)).argmax(axis=1) for w in wi.MIXING_WEIGHTS], 1)
@@ -65,13 +66,17 @@ def main() -> None:
     total = t_soft + t_all
     print(f"baseline: one argmax pass over [N, K]        {t_base:8.3f} s")
     print(f"softmax of both sides (float64)              {t_soft:8.3f} s")
-    print(f"mixing curve, {len(wi.MIXING_WEIGHTS)} points                    {t_mix:8.3f} s  "
-          f"({t_mix / t_base:.1f}x the baseline)")
+    print(
+        f"mixing curve, {len(wi.MIXING_WEIGHTS)} points                    {t_mix:8.3f} s  "
+        f"({t_mix / t_base:.1f}x the baseline)"
+    )
     print(f"  the same curve mixed over all classes      {t_naive:8.3f} s  ({t_naive / t_base:.1f}x; once)")
     print(f"gating grid, {len(grid)} points                     {t_gate:8.3f} s  ({t_gate / t_base:.1f}x)")
     print(f"whole report (curves, scores, cross-fitting) {t_all:8.3f} s  ({t_all / t_base:.1f}x)")
-    print(f"softmax + whole report                       {total:8.3f} s  ({total / t_base:.1f}x the baseline); "
-          f"goal < 2 s: {'met' if total < 2 else 'MISSED'}")
+    print(
+        f"softmax + whole report                       {total:8.3f} s  ({total / t_base:.1f}x the baseline); "
+        f"goal < 2 s: {'met' if total < 2 else 'MISSED'}"
+    )
     print("recommended:", rep.recommended.point.label())
 
 

@@ -44,9 +44,15 @@ VARIANTS = ("same", "shuffled", "shards")
 
 def paths(folder: str, n: int) -> dict[str, str]:
     d = os.path.join(folder, str(n))
-    return {"dir": d, "old": os.path.join(d, "old.parquet"), "new": os.path.join(d, "new.parquet"),
-            "new_shuffled": os.path.join(d, "new_shuffled.parquet"), "old_shards": os.path.join(d, "old_shards"),
-            "new_shards": os.path.join(d, "new_shards"), "reference": os.path.join(d, "reference.json")}
+    return {
+        "dir": d,
+        "old": os.path.join(d, "old.parquet"),
+        "new": os.path.join(d, "new.parquet"),
+        "new_shuffled": os.path.join(d, "new_shuffled.parquet"),
+        "old_shards": os.path.join(d, "old_shards"),
+        "new_shards": os.path.join(d, "new_shards"),
+        "reference": os.path.join(d, "reference.json"),
+    }
 
 
 def _chunk(seed: int, c: int, start: int, stop: int):
@@ -116,8 +122,14 @@ def make(n: int, folder: str, variants=VARIANTS, seed: int = 0, log=print) -> di
     if not have_base or want_shards:
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, 10**9])
-        shard_w = [_ShardWriter(p["old_shards"] + ".tmp", _uneven_cuts(n, rng)),
-                   _ShardWriter(p["new_shards"] + ".tmp", _uneven_cuts(n, rng))] if want_shards else None
+        shard_w = (
+            [
+                _ShardWriter(p["old_shards"] + ".tmp", _uneven_cuts(n, rng)),
+                _ShardWriter(p["new_shards"] + ".tmp", _uneven_cuts(n, rng)),
+            ]
+            if want_shards
+            else None
+        )
         writers = None
         joint = np.zeros(K**3, dtype=np.int64)
         near = confident = 0
@@ -144,8 +156,14 @@ def make(n: int, folder: str, variants=VARIANTS, seed: int = 0, log=print) -> di
             for w, k in zip(writers, ("old", "new")):
                 w.close()
                 os.replace(p[k] + ".tmp", p[k])
-            ref = {"rows": n, "classes": CLASSES, "joint": joint.reshape(K, K, K).tolist(),
-                   "negative_flips_near_boundary": near, "negative_flips_confident": confident, "seed": seed}
+            ref = {
+                "rows": n,
+                "classes": CLASSES,
+                "joint": joint.reshape(K, K, K).tolist(),
+                "negative_flips_near_boundary": near,
+                "negative_flips_confident": confident,
+                "seed": seed,
+            }
             with open(p["reference"], "w") as f:
                 json.dump(ref, f)
         if shard_w:
@@ -161,8 +179,10 @@ def make(n: int, folder: str, variants=VARIANTS, seed: int = 0, log=print) -> di
         spill = os.path.join(p["dir"], "duckdb-tmp")
         con = duckdb.connect(config={"memory_limit": "2GB", "temp_directory": spill, "preserve_insertion_order": False})
         src, dst = p["new"].replace("'", "''"), (p["new_shuffled"] + ".tmp").replace("'", "''")
-        con.sql(f"COPY (SELECT * FROM read_parquet('{src}') ORDER BY hash(id)) TO '{dst}' "
-                f"(FORMAT parquet, ROW_GROUP_SIZE {CHUNK})")
+        con.sql(
+            f"COPY (SELECT * FROM read_parquet('{src}') ORDER BY hash(id)) TO '{dst}' "
+            f"(FORMAT parquet, ROW_GROUP_SIZE {CHUNK})"
+        )
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
         # DuckDB does not keep the schema metadata: put the class list back (a rewrite, batch by batch)

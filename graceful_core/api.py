@@ -163,14 +163,24 @@ def compare(
     src = data_source(data, batch_size)
     if stream and not (o.kind == "path" and n.kind == "path"):
         raise InputError("stream", "only two predictions tables (paths) are compared streamed")
-    if (o.kind == "path" and n.kind == "path" and (r is None or r.kind == "path")
-            and src.kind in ("path", "none")):
-        return compare_sources(o.value, n.value, src.path, progress=progress, use_cache=use_cache,
-                               dataset=src.dataset, device=device, batch_size=batch_size,
-                               old_name=old_name and o.name, new_name=new_name and n.name,
-                               stream=stream, flip_ids_path=flip_ids_path,
-                               reference=None if r is None else r.value, reference_name=reference_name and r.name,
-                               allow_missing=allow_missing)
+    if o.kind == "path" and n.kind == "path" and (r is None or r.kind == "path") and src.kind in ("path", "none"):
+        return compare_sources(
+            o.value,
+            n.value,
+            src.path,
+            progress=progress,
+            use_cache=use_cache,
+            dataset=src.dataset,
+            device=device,
+            batch_size=batch_size,
+            old_name=old_name and o.name,
+            new_name=new_name and n.name,
+            stream=stream,
+            flip_ids_path=flip_ids_path,
+            reference=None if r is None else r.value,
+            reference_name=reference_name and r.name,
+            allow_missing=allow_missing,
+        )
     if src.kind == "none" and o.kind == "array" and n.kind == "array":
         return _compare_arrays_without_labels(o, n, classes, ids, progress)
     if src.kind == "none":
@@ -183,24 +193,39 @@ def compare(
         p1 = predictions_of(first, src, classes=classes, **run)
         p2 = predictions_of(second, src, classes=classes or p1.classes, **run)
         old_p, new_p = (p2, p1) if new_first else (p1, p2)
-        ref_p = None if r is None else predictions_of(r, src, classes=(classes or old_p.classes) if _follows(r) else
-                                                      classes, **run)
+        ref_p = (
+            None
+            if r is None
+            else predictions_of(r, src, classes=(classes or old_p.classes) if _follows(r) else classes, **run)
+        )
     else:
         sides = [o, n] + ([r] if r is not None else [])
         if any(s.kind == "path" for s in sides):
             side = next(s for s in sides if s.kind == "path")
-            raise InputError(side.value, "a model file or table needs a dataset path as data (its images or ids); "
-                                         "with in-memory data, give modules or arrays")
+            raise InputError(
+                side.value,
+                "a model file or table needs a dataset path as data (its images or ids); "
+                "with in-memory data, give modules or arrays",
+            )
         old_p, new_p, *rest = _in_memory_predictions(sides, src, classes, batch_size, device, progress, ids)
         ref_p = rest[0] if rest else None
     inputs = ComparisonInputs(dataset=src.dataset) if src.kind == "path" else None
-    return compare_predictions(old_p, new_p, old_name=o.name, new_name=n.name, old_head=_old_head(o, device),
-                               inputs=inputs, reference=ref_p, reference_name=None if r is None else r.name,
-                               progress=progress)
+    return compare_predictions(
+        old_p,
+        new_p,
+        old_name=o.name,
+        new_name=n.name,
+        old_head=_old_head(o, device),
+        inputs=inputs,
+        reference=ref_p,
+        reference_name=None if r is None else r.name,
+        progress=progress,
+    )
 
 
-def _compare_arrays_without_labels(o: Side, n: Side, classes: Sequence[str] | None, ids: Sequence[str] | None,
-                                   progress: StageProgress | None) -> UnlabelledComparison:
+def _compare_arrays_without_labels(
+    o: Side, n: Side, classes: Sequence[str] | None, ids: Sequence[str] | None, progress: StageProgress | None
+) -> UnlabelledComparison:
     """Two arrays (logits or predictions, one row per sample, same order) and no data: prediction churn."""
     a, b = o.value, n.value
     if a.shape[0] != b.shape[0]:
@@ -213,16 +238,30 @@ def _compare_arrays_without_labels(o: Side, n: Side, classes: Sequence[str] | No
     elif classes is not None:
         k = len(classes)
     else:
-        raise InputError("classes", "two arrays of class predictions and no labels: pass classes=[...] (all class "
-                                    "names, in index order) so that the class count is known")
+        raise InputError(
+            "classes",
+            "two arrays of class predictions and no labels: pass classes=[...] (all class "
+            "names, in index order) so that the class count is known",
+        )
     names = _class_names(classes, k, "classes")
     if ids is None:
         ids = [str(i) for i in range(a.shape[0])]
     ids_arr = np.array([str(i) for i in ids], dtype=object)
     if len(ids_arr) != a.shape[0] or len(set(ids_arr.tolist())) != len(ids_arr):
         raise InputError("ids", f"need {a.shape[0]} unique ids, got {len(ids_arr)}")
-    sides = [_predictions(s.role, s.name, ids_arr, None, names, s.value if s.value.ndim == 2 else None,
-                          s.value if s.value.ndim == 1 else None, None) for s in (o, n)]
+    sides = [
+        _predictions(
+            s.role,
+            s.name,
+            ids_arr,
+            None,
+            names,
+            s.value if s.value.ndim == 2 else None,
+            s.value if s.value.ndim == 1 else None,
+            None,
+        )
+        for s in (o, n)
+    ]
     return compare_unlabelled(sides[0], sides[1], old_name=o.name, new_name=n.name, progress=progress)
 
 

@@ -117,8 +117,14 @@ def load_arrays(kind: str, key: str, root: Path | None = None) -> dict[str, np.n
         return None
 
 
-def cached_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]], *,
-                  names: Collection[str] = (), root: Path | None = None) -> dict[str, np.ndarray]:
+def cached_arrays(
+    kind: str,
+    key: str,
+    compute: Callable[[], dict[str, np.ndarray]],
+    *,
+    names: Collection[str] = (),
+    root: Path | None = None,
+) -> dict[str, np.ndarray]:
     """The arrays stored under ``kind/make_key(kind, key)``, or ``compute()`` stored there.
 
     The lazy results of a comparison (its embedding overlap, 2-D projections, class

@@ -86,13 +86,20 @@ def ray_session(num_cpus: int | None = None) -> Iterator[str | None]:
         return
     address = os.environ.get("RAY_ADDRESS") or None
     # the package folder (this module sits at its top), shipped to the workers
-    runtime_env = {"py_modules": [os.path.dirname(os.path.abspath(__file__))],
-                   "env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
+    runtime_env = {
+        "py_modules": [os.path.dirname(os.path.abspath(__file__))],
+        "env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"},
+    }
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
-        ray.init(num_cpus=(num_cpus or os.cpu_count() or 1) + 1, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=LOCAL_OBJECT_STORE, runtime_env=runtime_env)
+        ray.init(
+            num_cpus=(num_cpus or os.cpu_count() or 1) + 1,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=LOCAL_OBJECT_STORE,
+            runtime_env=runtime_env,
+        )
     try:
         yield address
     finally:
@@ -102,8 +109,14 @@ def ray_session(num_cpus: int | None = None) -> Iterator[str | None]:
 class _Predictor:
     """Ray Data actor: loads the model once, predicts batches of (id, file, label) rows."""
 
-    def __init__(self, model_ref: list[ObjectRef[bytes]], suffix: str, classes: list[str], device: str,
-                 display_root: tuple[str, str] | None) -> None:
+    def __init__(
+        self,
+        model_ref: list[ObjectRef[bytes]],
+        suffix: str,
+        classes: list[str],
+        device: str,
+        display_root: tuple[str, str] | None,
+    ) -> None:
         import ray
 
         from graceful_core.models.loader import load_model
@@ -127,14 +140,19 @@ class _Predictor:
         from graceful_core.types import Predictions
 
         files = batch.column("file").to_pylist()
-        x = np.stack([preprocess(open_image(f, name=_shown(f, self.display_root)), self.model.info)
-                      for f in files]).astype(np.float32, copy=False)
+        x = np.stack(
+            [preprocess(open_image(f, name=_shown(f, self.display_root)), self.model.info) for f in files]
+        ).astype(np.float32, copy=False)
         logits, emb = self.model.run(x)
         logits = np.asarray(logits, dtype=np.float32)
         preds = Predictions(
-            ids=np.asarray(batch.column("id").to_pylist(), dtype=object), pred=argmax_lowest(logits),
-            classes=self.classes, labels=batch.column("label").to_numpy().astype(np.int64), scores=logits,
-            score_kind="logits", embedding=None if emb is None else np.asarray(emb, dtype=np.float32),
+            ids=np.asarray(batch.column("id").to_pylist(), dtype=object),
+            pred=argmax_lowest(logits),
+            classes=self.classes,
+            labels=batch.column("label").to_numpy().astype(np.int64),
+            scores=logits,
+            score_kind="logits",
+            embedding=None if emb is None else np.asarray(emb, dtype=np.float32),
         )
         return predictions_to_arrow(preds, wide=False)
 
@@ -238,9 +256,13 @@ def predict_ray(
         raise InputError(os.fspath(data), "no images found")
     with open(model_path, "rb") as f:
         model_bytes = f.read()
-    listing = pa.table({"id": pa.array(dataset.ids, type=pa.string()),
-                        "file": pa.array(dataset.files, type=pa.string()),
-                        "label": pa.array(np.asarray(dataset.labels, dtype=np.int64))})
+    listing = pa.table(
+        {
+            "id": pa.array(dataset.ids, type=pa.string()),
+            "file": pa.array(dataset.files, type=pa.string()),
+            "label": pa.array(np.asarray(dataset.labels, dtype=np.int64)),
+        }
+    )
     parent = os.path.dirname(os.path.abspath(out_dir))
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=parent)
     try:
@@ -254,14 +276,24 @@ def predict_ray(
             ctx = ray.data.DataContext.get_current()
             ctx.execution_options.preserve_order = True  # shards in the dataset's order: compare aligns them
             # blocks: at most rows_per_shard rows each, and enough of them (4 per actor) to keep every actor busy
-            n_blocks = max(math.ceil(len(dataset) / rows_per_shard), min(4 * actors, math.ceil(len(dataset) / batch_size)))
+            n_blocks = max(
+                math.ceil(len(dataset) / rows_per_shard), min(4 * actors, math.ceil(len(dataset) / batch_size))
+            )
             ds = ray.data.from_arrow(listing).repartition(n_blocks)
             out = ds.map_batches(
                 _Predictor,
-                fn_constructor_args=([ray.put(model_bytes)], Path(model_path).suffix, classes, device,
-                                     dataset.display_root),
-                batch_size=batch_size, batch_format="pyarrow", concurrency=actors,
-                num_cpus=1, num_gpus=1 if cuda else 0,
+                fn_constructor_args=(
+                    [ray.put(model_bytes)],
+                    Path(model_path).suffix,
+                    classes,
+                    device,
+                    dataset.display_root,
+                ),
+                batch_size=batch_size,
+                batch_format="pyarrow",
+                concurrency=actors,
+                num_cpus=1,
+                num_gpus=1 if cuda else 0,
             )
             try:
                 out.write_parquet(tmp)

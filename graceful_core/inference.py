@@ -38,8 +38,9 @@ def prediction_cache_key(model: Model, dataset: ImageDataset) -> str:
     alike), so the ids in row order are part of the key.
     """
     order = hashlib.sha256("\x00".join(map(str, dataset.ids)).encode()).hexdigest()
-    return cache.make_key("predict", file_sha256(model.path), dataset.content_hash(), order,
-                          ",".join(model.info.classes))
+    return cache.make_key(
+        "predict", file_sha256(model.path), dataset.content_hash(), order, ",".join(model.info.classes)
+    )
 
 
 #: Mean file size from which decoding in threads pays off (Pillow releases the GIL while
@@ -152,7 +153,9 @@ def _cache_entry_fits(arrays: dict[str, np.ndarray], n: int, k: int) -> bool:
     return emb is None or (emb.ndim == 2 and emb.shape[0] == n and emb.dtype == np.float32)
 
 
-def _to_predictions(model: Model, dataset: ImageDataset, logits: np.ndarray, embedding: np.ndarray | None) -> Predictions:
+def _to_predictions(
+    model: Model, dataset: ImageDataset, logits: np.ndarray, embedding: np.ndarray | None
+) -> Predictions:
     return Predictions(
         ids=np.asarray(dataset.ids, dtype=object),
         pred=argmax_lowest(logits),
@@ -217,18 +220,36 @@ def predict_together(
             todo.append(j)
     if len(todo) == 1:
         j = todo[0]
-        out[j] = predict(models[j], dataset, batch_size=batch_size, progress=progress[j], use_cache=use_cache,
-                         workers=workers)
+        out[j] = predict(
+            models[j], dataset, batch_size=batch_size, progress=progress[j], use_cache=use_cache, workers=workers
+        )
     elif todo:
-        _run_together([models[j] for j in todo], [aligned[j] for j in todo], [keys[j] for j in todo],
-                      [progress[j] for j in todo], batch_size=batch_size, use_cache=use_cache, workers=workers,
-                      out=out, slots=todo)
+        _run_together(
+            [models[j] for j in todo],
+            [aligned[j] for j in todo],
+            [keys[j] for j in todo],
+            [progress[j] for j in todo],
+            batch_size=batch_size,
+            use_cache=use_cache,
+            workers=workers,
+            out=out,
+            slots=todo,
+        )
     return [p for p in out if p is not None]
 
 
-def _run_together(models: list[Model], datasets: list[ImageDataset], keys: list[str],
-                  progress: list[ProgressCallback | None], *, batch_size: int, use_cache: bool,
-                  workers: int | None, out: list[Predictions | None], slots: list[int]) -> None:
+def _run_together(
+    models: list[Model],
+    datasets: list[ImageDataset],
+    keys: list[str],
+    progress: list[ProgressCallback | None],
+    *,
+    batch_size: int,
+    use_cache: bool,
+    workers: int | None,
+    out: list[Predictions | None],
+    slots: list[int],
+) -> None:
     dataset = datasets[0]
     n = len(dataset)
     groups: dict[tuple, list[int]] = {}
@@ -245,7 +266,9 @@ def _run_together(models: list[Model], datasets: list[ImageDataset], keys: list[
                 cb(0, n)
         for start in range(0, n, batch_size):
             idx = range(start, min(n, start + batch_size))
-            images = list(pool.map(dataset.load_image, idx)) if pool is not None else [dataset.load_image(i) for i in idx]
+            images = (
+                list(pool.map(dataset.load_image, idx)) if pool is not None else [dataset.load_image(i) for i in idx]
+            )
             for members in groups.values():
                 info = models[members[0]].info
                 batch = np.stack([preprocess(img, info) for img in images]).astype(np.float32, copy=False)

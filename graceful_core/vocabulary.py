@@ -59,17 +59,17 @@ TRAINING_METHODS = ("plain", "distill", "focal-distillation", "bct", "ldi", "elo
 METHOD_HELP: Mapping[str, str] = {
     "plain": "Cross-entropy only: the ordinary retrained model, and the baseline of every other method.",
     "distill": "Cross-entropy + λ · KL to the old model's outputs on every image (β = 0): copies the old "
-               "model's errors too.",
+    "model's errors too.",
     "focal-distillation": "Cross-entropy + λ · (α + β · 1[old right]) · KL to the old model: stay close to it "
-                          "where it was right (Yan et al., *Positive-Congruent Training*, CVPR 2021).",
+    "where it was right (Yan et al., *Positive-Congruent Training*, CVPR 2021).",
     "bct": "Cross-entropy + λ · cross-entropy through the old model's frozen classifier: new embeddings stay "
-           "searchable against the old gallery (Shen et al., *Backward-Compatible Representation Learning*, "
-           "CVPR 2020).",
+    "searchable against the old gallery (Shen et al., *Backward-Compatible Representation Learning*, "
+    "CVPR 2020).",
     "ldi": "Cross-entropy + λ · mean over classes of max(|new logit − old logit| − margin, 0)^p: logit "
-           "differences beyond a margin are inhibited (logit difference inhibition, Zhao et al., *ELODI*, 2022).",
+    "differences beyond a margin are inhibited (logit difference inhibition, Zhao et al., *ELODI*, 2022).",
     "elodi": "The same inhibition toward the mean logits of k ≥ 3 reference models of the new architecture "
-             "trained with other seeds, instead of the old model (Zhao et al., *ELODI: Ensemble Logit Difference "
-             "Inhibition for Positive-Congruent Training*, 2022).",
+    "trained with other seeds, instead of the old model (Zhao et al., *ELODI: Ensemble Logit Difference "
+    "Inhibition for Positive-Congruent Training*, 2022).",
 }
 
 #: Exit status of the command line: report written and every gate passed.
@@ -160,6 +160,7 @@ def compatibility_advice(compatible: bool) -> str:
         return "You can search the old index with the new model: no re-indexing (backfill) is needed."
     return "Re-index (backfill) the gallery with the new model, or train the new model to be compatible (BCT)."
 
+
 #: Significance level of the McNemar verdict.
 ALPHA = 0.05
 
@@ -183,19 +184,27 @@ STREAM_ROWS_ENV = "GRACEFUL_STREAM_ROWS"
 #: ``compare --stream`` / ``matrix --stream``: by size, always, never.
 STREAM_CHOICES = ("auto", "always", "never")
 #: Why a streamed comparison has no embedding cross-test (the report's ``compatibility.reason``).
-STREAMED_NO_CROSS_TEST = ("streamed comparison: embeddings are not read (the cross-test needs every embedding in "
-                          "memory); for the cross-test compare in memory (compare --stream never; memory grows "
-                          "with the rows)")
+STREAMED_NO_CROSS_TEST = (
+    "streamed comparison: embeddings are not read (the cross-test needs every embedding in "
+    "memory); for the cross-test compare in memory (compare --stream never; memory grows "
+    "with the rows)"
+)
 #: What a view that needs per-sample data says about a streamed comparison (Markdown).
-STREAMED_NO_SAMPLES = ("This comparison was **streamed** ({n} images): it holds the counts and the flipped images' "
-                       "ids, not per-sample data in memory, so this view is not available for it. The **Overview** "
-                       "and **Flips** pages show everything it holds.")
+STREAMED_NO_SAMPLES = (
+    "This comparison was **streamed** ({n} images): it holds the counts and the flipped images' "
+    "ids, not per-sample data in memory, so this view is not available for it. The **Overview** "
+    "and **Flips** pages show everything it holds."
+)
 #: The Flips grid of a streamed comparison: which images it lists.
-STREAMED_GRID_NOTE = ("Streamed comparison: the grid lists the flipped images only, read page by page from the "
-                      "flip-id file; images both models got right (or both wrong) are counted, not listed.")
+STREAMED_GRID_NOTE = (
+    "Streamed comparison: the grid lists the flipped images only, read page by page from the "
+    "flip-id file; images both models got right (or both wrong) are counted, not listed."
+)
 #: The Flips grid of a streamed comparison without a flip-id file.
-STREAMED_NO_FLIP_FILE = ("Streamed comparison without a flip-id file: only the first {cap} ids of each kind of flip "
-                         "are known, without their classes.")
+STREAMED_NO_FLIP_FILE = (
+    "Streamed comparison without a flip-id file: only the first {cap} ids of each kind of flip "
+    "are known, without their classes."
+)
 
 # --------------------------------------------------------------------------- formats
 PCT_DIGITS = 2
@@ -357,8 +366,9 @@ class Metric:
         return getattr(summary, self.key)
 
 
-def _m(key: str, label: str, name: str, unit: Unit, help: str,
-       caption: Callable[[FlipSummary], str] | None = None) -> tuple[str, Metric]:
+def _m(
+    key: str, label: str, name: str, unit: Unit, help: str, caption: Callable[[FlipSummary], str] | None = None
+) -> tuple[str, Metric]:
     return key, Metric(key, label, name, unit, help, caption)
 
 
@@ -366,137 +376,338 @@ def _of_all(s: FlipSummary) -> str:
     return f"of all {s.n_samples} images"
 
 
-METRICS: Mapping[str, Metric] = dict([
-    _m("old_accuracy", "Old accuracy", "old accuracy", "rate",
-       "Share of images the old model classifies correctly.", _of_all),
-    _m("new_accuracy", "New accuracy", "new accuracy", "rate",
-       "Share of images the new model classifies correctly. The delta is new − old in percentage points.",
-       _of_all),
-    _m("old_error_rate", "Old error rate", "old error rate", "rate",
-       "Share of images the old model gets wrong (1 − accuracy).", _of_all),
-    _m("new_error_rate", "New error rate", "new error rate", "rate",
-       "Share of images the new model gets wrong (1 − accuracy).", _of_all),
-    _m("negative_flip_rate", "Negative flip rate (NFR)", "negative flip rate (NFR)", "rate",
-       "Images the old model got right and the new one gets wrong, over all images (Yan et al., CVPR 2021). "
-       "The interval is the Wilson 95 % score interval.",
-       lambda s: f"of all {s.n_samples} images: {s.n_negative_flips} go {FLIP_MARKS['negative flip']} · "
-                 f"95 % CI {interval(s.negative_flip_rate_ci95)}"),
-    _m("positive_flip_rate", "Positive flip rate (PFR)", "positive flip rate (PFR)", "rate",
-       "Images the old model got wrong and the new one gets right, over all images. "
-       "New error rate − old error rate = NFR − PFR.",
-       lambda s: f"of all {s.n_samples} images: {s.n_positive_flips} go {FLIP_MARKS['positive flip']} · "
-                 f"95 % CI {interval(s.positive_flip_rate_ci95)}"),
-    _m("relative_negative_flip_rate", "Relative NFR", "relative NFR", "ratio",
-       "Positive-congruent training (Yan et al., CVPR 2021). n/a when the new model makes no error or the old "
-       "model gets nothing right.",
-       lambda s: "NFR ÷ (old accuracy × new error rate); below 1 means fewer flips than independent errors "
-                 "would give"),
-    _m("backward_trust_compatibility", "Backward trust (BTC)", "backward trust compatibility (BTC)", "rate",
-       "Backward trust compatibility: Bansal et al. AAAI 2019; Srivastava et al. KDD 2020. Trust users built on "
-       "the old model's right answers.",
-       lambda s: f"of the {s.n_old_correct} images the old model got right, still right · 95 % CI "
-                 f"{interval(s.backward_trust_compatibility_ci95)}"),
-    _m("backward_error_compatibility", "Backward error (BEC)", "backward error compatibility (BEC)", "rate",
-       "Backward error compatibility: share of the new model's errors that are not new. n/a when the new model "
-       "makes no error.",
-       lambda s: "of the images the new model gets wrong, ones the old model got wrong too (= 1 − NFI)"),
-    _m("mcnemar_p_value", "McNemar p-value", "McNemar p-value", "p",
-       "Paired test: is the new model really better or worse on these images, or is the difference noise? "
-       f"Significant below {ALPHA:g}.",
-       lambda s: f"exact two-sided test on {s.n_negative_flips} negative vs {s.n_positive_flips} positive flips"),
-    _m("old_error_persistence", "Old-error persistence", "old-error persistence", "rate",
-       "What Microsoft's BackwardCompatibilityML calls its error compatibility score. n/a when the old model "
-       "makes no error.",
-       lambda s: "of the images the old model got wrong, still wrong under the new model"),
-    _m("negative_flip_impact", "Negative flip impact (NFI)", "negative flip impact (NFI)", "rate",
-       "NFR ÷ new error rate.",
-       lambda s: "of the images the new model gets wrong, regressions (old got them right)"),
-    _m("negative_flips_near_boundary", "Negative flips near the boundary", "negative flips near the boundary",
-       "count",
-       "Flips where the old model was barely right or the new one barely wrong. n/a without class scores.",
-       lambda s: f"of {s.n_negative_flips} negative flips: p(true class) dropped by less than 0.1"),
-    _m("negative_flips_confident", "Confident negative flips", "confident negative flips", "count",
-       "Flips where the new model is confidently wrong where the old one was right. n/a without class scores.",
-       lambda s: f"of {s.n_negative_flips} negative flips: p(true class) dropped by 0.5 or more"),
-    _m("n_negative_flips", "Negative flips", "negative flips", "count",
-       f"Images that go {FLIP_MARKS['negative flip']}: the old model got them right, the new one gets them wrong.",
-       _of_all),
-    _m("n_positive_flips", "Positive flips", "positive flips", "count",
-       f"Images that go {FLIP_MARKS['positive flip']}: the old model got them wrong, the new one gets them right.",
-       _of_all),
-    # -- churn floor (docs/metrics.md, "Churn floor")
-    _m("churn_floor", "Churn floor", "churn floor", "rate",
-       "NFR of a retrain of the old model alone (same architecture and data, another seed) against the old "
-       "model: how many images retraining noise breaks anyway (Bansal et al. AAAI 2019; Yan et al. CVPR 2021). "
-       "The interval is the Wilson 95 % score interval. The update regresses beyond it when an exact McNemar "
-       f"test on the images only one of the two breaks is significant (p < {ALPHA:g})."),
-    _m("churn_excess", "NFR above the churn floor", "NFR above the churn floor", "rate",
-       "The update's NFR minus the churn floor: (images only the update breaks − images only the retrain "
-       "breaks) ÷ all images."),
-    _m("churn_p_value", "Churn p-value", "churn p-value", "p",
-       "Update against retrain, paired on the same images: an exact two-sided McNemar test on the images the old "
-       "model got right that only the update, or only the retrain, breaks. Is the update's NFR different from "
-       "the retrain's on these images?"),
-    # -- prediction churn: needs no labels (docs/metrics.md, "Comparisons without labels")
-    _m("prediction_churn", "Prediction churn", "prediction churn", "rate",
-       "Share of images whose predicted class changes between the old and the new model, right or wrong "
-       "(Milani Fard et al., NeurIPS 2016). Needs no labels; it bounds NFR + PFR from above. The interval is "
-       "the Wilson 95 % score interval."),
-    # -- embeddings (BCT protocol; docs/metrics.md, "Embedding compatibility")
-    _m("embedding_overlap", "Overlap", "embedding overlap", "rate",
-       "Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "
-       "n/a when the embedding sizes differ."),
-    _m("hit_at_1", "top-1", "Hit@1", "rate",
-       "Share of queries whose nearest other image (cosine similarity, leave-one-out) has the query's label."),
-    _m("hit_at_5", "top-5", "Hit@5", "rate",
-       "Share of queries with an image of their label among their 5 nearest other images."),
-    _m("map", "mAP", "mean average precision", "rate",
-       "Mean over queries of the average precision over the whole ranked gallery (same label = relevant)."),
-    _m("cross_test_hit_at_1", "Cross-test Hit@1 (new→old)", "cross-test Hit@1", "rate",
-       "New-model queries against the old model's gallery, top-1 (Shen et al., CVPR 2020); compatible when "
-       "above old→old."),
-    _m("self_test_hit_at_1", "Self-test Hit@1", "self-test Hit@1", "rate",
-       "Hit@1 of the model's own queries against its own gallery (leave-one-out)."),
-    _m("update_gain", "Update gain", "update gain", "ratio",
-       "(top-1 new→old − old→old) ÷ (top-1 new→new − old→old): the share of the full upgrade's gain you get "
-       "without re-indexing. n/a without a cross-test or when new→new equals old→old."),
-    _m("retrieval_negative_flips", "Retrieval negative flips", "retrieval negative flips", "count",
-       "Queries whose top-1 result had their label under old→old and not under new→old: images that would "
-       "suddenly go missing from search."),
-    _m("retrieval_positive_flips", "Retrieval positive flips", "retrieval positive flips", "count",
-       "Queries wrong at top-1 under old→old and right under new→old."),
-    _m("accuracy", "Accuracy", "accuracy", "rate", "Share of all images the model classifies correctly."),
-    # -- regression slices (docs/metrics.md, "Regression slices")
-    _m("slice_size", "Images", "images", "count", "Images in the slice."),
-    _m("slice_negative_flip_rate", "Slice NFR", "slice NFR", "rate",
-       "Negative flips of the slice over all its images; the interval is the Wilson 95 % score interval."),
-    _m("rest_negative_flip_rate", "Rest NFR", "NFR of the rest", "rate",
-       "Negative flips over all images outside the slice."),
-    _m("slice_p_value", "p (Fisher)", "Fisher p", "p",
-       "One-sided Fisher exact test: does the slice hold more negative flips than a random set of its size "
-       "would?"),
-    _m("slice_p_adjusted", "Adjusted p (BH)", "adjusted p", "p",
-       f"The Fisher p adjusted by Benjamini–Hochberg over all slices tested for this comparison; the slice is "
-       f"significantly worse than the rest below {ALPHA:g}."),
-    # -- model sets (lineage v1 -> v2 -> ...)
-    _m("regressions_from_first", "Regressions from v1", "regressions from v1", "count",
-       "Images the first model of the chain got right that this model gets wrong (the negative flips of "
-       "v1 → this model)."),
-    _m("ever_regressed_from_first", "Ever wrong since v1", "ever wrong since v1", "count",
-       "Images the first model got right that at least one model of the chain up to this one got wrong: "
-       "regressions users may have seen at some point, even if a later version fixed them."),
-])
+METRICS: Mapping[str, Metric] = dict(
+    [
+        _m(
+            "old_accuracy",
+            "Old accuracy",
+            "old accuracy",
+            "rate",
+            "Share of images the old model classifies correctly.",
+            _of_all,
+        ),
+        _m(
+            "new_accuracy",
+            "New accuracy",
+            "new accuracy",
+            "rate",
+            "Share of images the new model classifies correctly. The delta is new − old in percentage points.",
+            _of_all,
+        ),
+        _m(
+            "old_error_rate",
+            "Old error rate",
+            "old error rate",
+            "rate",
+            "Share of images the old model gets wrong (1 − accuracy).",
+            _of_all,
+        ),
+        _m(
+            "new_error_rate",
+            "New error rate",
+            "new error rate",
+            "rate",
+            "Share of images the new model gets wrong (1 − accuracy).",
+            _of_all,
+        ),
+        _m(
+            "negative_flip_rate",
+            "Negative flip rate (NFR)",
+            "negative flip rate (NFR)",
+            "rate",
+            "Images the old model got right and the new one gets wrong, over all images (Yan et al., CVPR 2021). "
+            "The interval is the Wilson 95 % score interval.",
+            lambda s: (
+                f"of all {s.n_samples} images: {s.n_negative_flips} go {FLIP_MARKS['negative flip']} · "
+                f"95 % CI {interval(s.negative_flip_rate_ci95)}"
+            ),
+        ),
+        _m(
+            "positive_flip_rate",
+            "Positive flip rate (PFR)",
+            "positive flip rate (PFR)",
+            "rate",
+            "Images the old model got wrong and the new one gets right, over all images. "
+            "New error rate − old error rate = NFR − PFR.",
+            lambda s: (
+                f"of all {s.n_samples} images: {s.n_positive_flips} go {FLIP_MARKS['positive flip']} · "
+                f"95 % CI {interval(s.positive_flip_rate_ci95)}"
+            ),
+        ),
+        _m(
+            "relative_negative_flip_rate",
+            "Relative NFR",
+            "relative NFR",
+            "ratio",
+            "Positive-congruent training (Yan et al., CVPR 2021). n/a when the new model makes no error or the old "
+            "model gets nothing right.",
+            lambda s: (
+                "NFR ÷ (old accuracy × new error rate); below 1 means fewer flips than independent errors would give"
+            ),
+        ),
+        _m(
+            "backward_trust_compatibility",
+            "Backward trust (BTC)",
+            "backward trust compatibility (BTC)",
+            "rate",
+            "Backward trust compatibility: Bansal et al. AAAI 2019; Srivastava et al. KDD 2020. Trust users built on "
+            "the old model's right answers.",
+            lambda s: (
+                f"of the {s.n_old_correct} images the old model got right, still right · 95 % CI "
+                f"{interval(s.backward_trust_compatibility_ci95)}"
+            ),
+        ),
+        _m(
+            "backward_error_compatibility",
+            "Backward error (BEC)",
+            "backward error compatibility (BEC)",
+            "rate",
+            "Backward error compatibility: share of the new model's errors that are not new. n/a when the new model "
+            "makes no error.",
+            lambda s: "of the images the new model gets wrong, ones the old model got wrong too (= 1 − NFI)",
+        ),
+        _m(
+            "mcnemar_p_value",
+            "McNemar p-value",
+            "McNemar p-value",
+            "p",
+            "Paired test: is the new model really better or worse on these images, or is the difference noise? "
+            f"Significant below {ALPHA:g}.",
+            lambda s: f"exact two-sided test on {s.n_negative_flips} negative vs {s.n_positive_flips} positive flips",
+        ),
+        _m(
+            "old_error_persistence",
+            "Old-error persistence",
+            "old-error persistence",
+            "rate",
+            "What Microsoft's BackwardCompatibilityML calls its error compatibility score. n/a when the old model "
+            "makes no error.",
+            lambda s: "of the images the old model got wrong, still wrong under the new model",
+        ),
+        _m(
+            "negative_flip_impact",
+            "Negative flip impact (NFI)",
+            "negative flip impact (NFI)",
+            "rate",
+            "NFR ÷ new error rate.",
+            lambda s: "of the images the new model gets wrong, regressions (old got them right)",
+        ),
+        _m(
+            "negative_flips_near_boundary",
+            "Negative flips near the boundary",
+            "negative flips near the boundary",
+            "count",
+            "Flips where the old model was barely right or the new one barely wrong. n/a without class scores.",
+            lambda s: f"of {s.n_negative_flips} negative flips: p(true class) dropped by less than 0.1",
+        ),
+        _m(
+            "negative_flips_confident",
+            "Confident negative flips",
+            "confident negative flips",
+            "count",
+            "Flips where the new model is confidently wrong where the old one was right. n/a without class scores.",
+            lambda s: f"of {s.n_negative_flips} negative flips: p(true class) dropped by 0.5 or more",
+        ),
+        _m(
+            "n_negative_flips",
+            "Negative flips",
+            "negative flips",
+            "count",
+            f"Images that go {FLIP_MARKS['negative flip']}: the old model got them right, the new one gets them wrong.",
+            _of_all,
+        ),
+        _m(
+            "n_positive_flips",
+            "Positive flips",
+            "positive flips",
+            "count",
+            f"Images that go {FLIP_MARKS['positive flip']}: the old model got them wrong, the new one gets them right.",
+            _of_all,
+        ),
+        # -- churn floor (docs/metrics.md, "Churn floor")
+        _m(
+            "churn_floor",
+            "Churn floor",
+            "churn floor",
+            "rate",
+            "NFR of a retrain of the old model alone (same architecture and data, another seed) against the old "
+            "model: how many images retraining noise breaks anyway (Bansal et al. AAAI 2019; Yan et al. CVPR 2021). "
+            "The interval is the Wilson 95 % score interval. The update regresses beyond it when an exact McNemar "
+            f"test on the images only one of the two breaks is significant (p < {ALPHA:g}).",
+        ),
+        _m(
+            "churn_excess",
+            "NFR above the churn floor",
+            "NFR above the churn floor",
+            "rate",
+            "The update's NFR minus the churn floor: (images only the update breaks − images only the retrain "
+            "breaks) ÷ all images.",
+        ),
+        _m(
+            "churn_p_value",
+            "Churn p-value",
+            "churn p-value",
+            "p",
+            "Update against retrain, paired on the same images: an exact two-sided McNemar test on the images the old "
+            "model got right that only the update, or only the retrain, breaks. Is the update's NFR different from "
+            "the retrain's on these images?",
+        ),
+        # -- prediction churn: needs no labels (docs/metrics.md, "Comparisons without labels")
+        _m(
+            "prediction_churn",
+            "Prediction churn",
+            "prediction churn",
+            "rate",
+            "Share of images whose predicted class changes between the old and the new model, right or wrong "
+            "(Milani Fard et al., NeurIPS 2016). Needs no labels; it bounds NFR + PFR from above. The interval is "
+            "the Wilson 95 % score interval.",
+        ),
+        # -- embeddings (BCT protocol; docs/metrics.md, "Embedding compatibility")
+        _m(
+            "embedding_overlap",
+            "Overlap",
+            "embedding overlap",
+            "rate",
+            "Share of images whose new embedding's nearest neighbour among all old embeddings is the same image. "
+            "n/a when the embedding sizes differ.",
+        ),
+        _m(
+            "hit_at_1",
+            "top-1",
+            "Hit@1",
+            "rate",
+            "Share of queries whose nearest other image (cosine similarity, leave-one-out) has the query's label.",
+        ),
+        _m(
+            "hit_at_5",
+            "top-5",
+            "Hit@5",
+            "rate",
+            "Share of queries with an image of their label among their 5 nearest other images.",
+        ),
+        _m(
+            "map",
+            "mAP",
+            "mean average precision",
+            "rate",
+            "Mean over queries of the average precision over the whole ranked gallery (same label = relevant).",
+        ),
+        _m(
+            "cross_test_hit_at_1",
+            "Cross-test Hit@1 (new→old)",
+            "cross-test Hit@1",
+            "rate",
+            "New-model queries against the old model's gallery, top-1 (Shen et al., CVPR 2020); compatible when "
+            "above old→old.",
+        ),
+        _m(
+            "self_test_hit_at_1",
+            "Self-test Hit@1",
+            "self-test Hit@1",
+            "rate",
+            "Hit@1 of the model's own queries against its own gallery (leave-one-out).",
+        ),
+        _m(
+            "update_gain",
+            "Update gain",
+            "update gain",
+            "ratio",
+            "(top-1 new→old − old→old) ÷ (top-1 new→new − old→old): the share of the full upgrade's gain you get "
+            "without re-indexing. n/a without a cross-test or when new→new equals old→old.",
+        ),
+        _m(
+            "retrieval_negative_flips",
+            "Retrieval negative flips",
+            "retrieval negative flips",
+            "count",
+            "Queries whose top-1 result had their label under old→old and not under new→old: images that would "
+            "suddenly go missing from search.",
+        ),
+        _m(
+            "retrieval_positive_flips",
+            "Retrieval positive flips",
+            "retrieval positive flips",
+            "count",
+            "Queries wrong at top-1 under old→old and right under new→old.",
+        ),
+        _m("accuracy", "Accuracy", "accuracy", "rate", "Share of all images the model classifies correctly."),
+        # -- regression slices (docs/metrics.md, "Regression slices")
+        _m("slice_size", "Images", "images", "count", "Images in the slice."),
+        _m(
+            "slice_negative_flip_rate",
+            "Slice NFR",
+            "slice NFR",
+            "rate",
+            "Negative flips of the slice over all its images; the interval is the Wilson 95 % score interval.",
+        ),
+        _m(
+            "rest_negative_flip_rate",
+            "Rest NFR",
+            "NFR of the rest",
+            "rate",
+            "Negative flips over all images outside the slice.",
+        ),
+        _m(
+            "slice_p_value",
+            "p (Fisher)",
+            "Fisher p",
+            "p",
+            "One-sided Fisher exact test: does the slice hold more negative flips than a random set of its size would?",
+        ),
+        _m(
+            "slice_p_adjusted",
+            "Adjusted p (BH)",
+            "adjusted p",
+            "p",
+            f"The Fisher p adjusted by Benjamini–Hochberg over all slices tested for this comparison; the slice is "
+            f"significantly worse than the rest below {ALPHA:g}.",
+        ),
+        # -- model sets (lineage v1 -> v2 -> ...)
+        _m(
+            "regressions_from_first",
+            "Regressions from v1",
+            "regressions from v1",
+            "count",
+            "Images the first model of the chain got right that this model gets wrong (the negative flips of "
+            "v1 → this model).",
+        ),
+        _m(
+            "ever_regressed_from_first",
+            "Ever wrong since v1",
+            "ever wrong since v1",
+            "count",
+            "Images the first model got right that at least one model of the chain up to this one got wrong: "
+            "regressions users may have seen at some point, even if a later version fixed them.",
+        ),
+    ]
+)
 
 #: The Overview's cards, in order (first row, second row), and the HTML report's.
-SUMMARY_CARDS = ("old_accuracy", "new_accuracy", "negative_flip_rate", "positive_flip_rate",
-                 "relative_negative_flip_rate", "backward_trust_compatibility", "backward_error_compatibility",
-                 "mcnemar_p_value")
+SUMMARY_CARDS = (
+    "old_accuracy",
+    "new_accuracy",
+    "negative_flip_rate",
+    "positive_flip_rate",
+    "relative_negative_flip_rate",
+    "backward_trust_compatibility",
+    "backward_error_compatibility",
+    "mcnemar_p_value",
+)
 #: The cards under "More metrics".
-MORE_CARDS = ("old_error_persistence", "negative_flip_impact", "negative_flips_near_boundary",
-              "negative_flips_confident")
+MORE_CARDS = (
+    "old_error_persistence",
+    "negative_flip_impact",
+    "negative_flips_near_boundary",
+    "negative_flips_confident",
+)
 #: The CLI summary's lines.
-CLI_LINES = ("negative_flip_rate", "positive_flip_rate", "relative_negative_flip_rate",
-             "backward_trust_compatibility", "backward_error_compatibility")
+CLI_LINES = (
+    "negative_flip_rate",
+    "positive_flip_rate",
+    "relative_negative_flip_rate",
+    "backward_trust_compatibility",
+    "backward_error_compatibility",
+)
 
 #: Columns of a per-class or per-slice table: column -> (label, unit).
 GROUP_COLUMNS: Mapping[str, tuple[str, Unit | None]] = {
@@ -514,9 +725,11 @@ GROUP_COLUMNS: Mapping[str, tuple[str, Unit | None]] = {
 #: Regression slices: the section's title, what it is, and the columns of its table
 #: (JSON key -> metric of :data:`METRICS`, or a plain label).
 SLICES_TITLE = "Regression slices"
-SLICES_HELP = ("Groups of images (a value of a metadata column, or a cluster of the old model's embeddings) "
-               "tested for more negative flips than the rest of the images: a one-sided Fisher exact test per "
-               "slice, Benjamini–Hochberg adjusted over all slices of the comparison.")
+SLICES_HELP = (
+    "Groups of images (a value of a metadata column, or a cluster of the old model's embeddings) "
+    "tested for more negative flips than the rest of the images: a one-sided Fisher exact test per "
+    "slice, Benjamini–Hochberg adjusted over all slices of the comparison."
+)
 SLICE_KINDS: Mapping[str, str] = {"metadata": "metadata", "embedding": "embedding cluster"}
 SLICE_COLUMNS: Mapping[str, str] = {
     "size": "slice_size",
@@ -549,21 +762,29 @@ def card(key: str, summary: FlipSummary) -> tuple[str, str, str, str]:
 #: A reviewer's verdict on one flipped image (the review store keeps the latest per image).
 FLIP_VERDICTS = ("real regression", "label wrong", "ambiguous", "acceptable")
 #: Streamlit background colour of each verdict's badge.
-FLIP_VERDICT_COLOURS: Mapping[str, str] = {"real regression": "red", "label wrong": "violet", "ambiguous": "orange",
-                                           "acceptable": "gray"}
+FLIP_VERDICT_COLOURS: Mapping[str, str] = {
+    "real regression": "red",
+    "label wrong": "violet",
+    "ambiguous": "orange",
+    "acceptable": "gray",
+}
 #: Badge of a sample whose label looks wrong (the Flips grid, the Sample page).
 LABEL_ISSUE_MARK = "label may be wrong"
 #: Badge of a sample both models split between the same two classes.
 AMBIGUOUS_MARK = "ambiguous image"
 #: What "label may be wrong" means, in one sentence (help texts of the faces).
-LABEL_ISSUE_HELP = ("Flagged by confident learning (Northcutt et al., JAIR 2021; the cleanlab library) on the mean "
-                    "of both models' class probabilities: both models put clearly more probability on another "
-                    "class than images of the given class usually get. Label quality = the mean probability of "
-                    "the given label (0 = the models are sure it is wrong).")
+LABEL_ISSUE_HELP = (
+    "Flagged by confident learning (Northcutt et al., JAIR 2021; the cleanlab library) on the mean "
+    "of both models' class probabilities: both models put clearly more probability on another "
+    "class than images of the given class usually get. Label quality = the mean probability of "
+    "the given label (0 = the models are sure it is wrong)."
+)
 #: Why a streamed comparison has no label issues (the report's ``label_issues.reason``).
-STREAMED_NO_LABEL_ISSUES = ("streamed comparison: confident learning sets each class's threshold from every "
-                            "sample's class probabilities, which a streamed comparison does not keep (it counts "
-                            "batch by batch); compare in memory (compare --stream never) for label issues")
+STREAMED_NO_LABEL_ISSUES = (
+    "streamed comparison: confident learning sets each class's threshold from every "
+    "sample's class probabilities, which a streamed comparison does not keep (it counts "
+    "batch by batch); compare in memory (compare --stream never) for label issues"
+)
 #: Filters of the Flips grid by label quality.
 LABEL_FILTERS = ("all images", "label may be wrong", "ambiguous", "label looks fine")
 # --------------------------------------------------------------------------- what-if remedies
@@ -572,8 +793,7 @@ WHATIF_TITLE = "Remedies without training"
 WHATIF_LINE_LABEL = "Remedy without training"
 
 #: What the update gain's number counts: a multiple of the full upgrade's retrieval gain.
-UPDATE_GAIN_UNIT = ("× the gain of re-indexing with the new model (1 = all of it, 0 = none, "
-                    "below 0 = worse than today)")
+UPDATE_GAIN_UNIT = "× the gain of re-indexing with the new model (1 = all of it, 0 = none, below 0 = worse than today)"
 
 
 def update_gain_value(value: float | None) -> str:
@@ -584,6 +804,7 @@ def update_gain_value(value: float | None) -> str:
     """
     text = METRICS["update_gain"].format(value)
     return text if text == "n/a" else f"{text} ×"
+
 
 #: Title of the training part of the Mitigate page (below the training-free remedies).
 TRAINING_TITLE = "Remedies with training"

@@ -40,8 +40,16 @@ def card_markdown(row: dict) -> str:
     )
 
 
-def image_grid(comp: Comparison, rows: pd.DataFrame, *, on_inspect=None, key: str = "grid",
-               size: int = THUMB_PX, columns: int = COLUMNS, card_extra=None) -> None:
+def image_grid(
+    comp: Comparison,
+    rows: pd.DataFrame,
+    *,
+    on_inspect=None,
+    key: str = "grid",
+    size: int = THUMB_PX,
+    columns: int = COLUMNS,
+    card_extra=None,
+) -> None:
     """Draw ``rows`` of the per-sample table as cards, ``columns`` per line.
 
     Images are upscaled with nearest-neighbour to ``size`` px (no smoothing).
@@ -51,7 +59,7 @@ def image_grid(comp: Comparison, rows: pd.DataFrame, *, on_inspect=None, key: st
     records = rows.to_dict("records")
     for start in range(0, len(records), columns):
         cols = st.columns(columns)
-        for col, row in zip(cols, records[start:start + columns]):
+        for col, row in zip(cols, records[start : start + columns]):
             with col.container(border=True):
                 png = store.image_png(comp, row["id"], size)
                 if png is not None:
@@ -60,5 +68,6 @@ def image_grid(comp: Comparison, rows: pd.DataFrame, *, on_inspect=None, key: st
                 if card_extra is not None:
                     card_extra(row)
                 if on_inspect is not None:
-                    st.button("Inspect", key=f"{key}-{row['id']}", on_click=on_inspect, args=(row["id"],),
-                              width="stretch")
+                    st.button(
+                        "Inspect", key=f"{key}-{row['id']}", on_click=on_inspect, args=(row["id"],), width="stretch"
+                    )

@@ -48,7 +48,7 @@ class Spec:
             if path == server:
                 return shown
             if path.startswith(server.rstrip("/") + "/"):
-                return shown + path[len(server.rstrip("/")):]
+                return shown + path[len(server.rstrip("/")) :]
         return path
 
 
@@ -122,7 +122,11 @@ def _id_prefixes(sample: BundledSample) -> tuple[str, str, str]:
 
 def _sample_label(sample: BundledSample) -> str:
     """``digits/test (bundled)``, ``fashion/test (Fashion-MNIST, bundled)``."""
-    return f"{sample.data_label} (bundled)" if sample.name == "digits" else f"{sample.data_label} ({sample.title}, bundled)"
+    return (
+        f"{sample.data_label} (bundled)"
+        if sample.name == "digits"
+        else f"{sample.data_label} ({sample.title}, bundled)"
+    )
 
 
 def bundled_specs(root: Path | None = None) -> list[Spec]:
@@ -148,14 +152,28 @@ def _sample_specs(sample: BundledSample) -> list[Spec]:
     if old is not None:
         for p in sample.models():
             if p != old:
-                out.append(Spec(id=f"{model_p}:{p.stem}", label=f"{old.name} → {p.name} on {on}",
-                                old=str(old), new=str(p), data=str(data)))
+                out.append(
+                    Spec(
+                        id=f"{model_p}:{p.stem}",
+                        label=f"{old.name} → {p.name} on {on}",
+                        old=str(old),
+                        new=str(p),
+                        data=str(data),
+                    )
+                )
     tables = sample.tables()
     for o in (t for t in tables if t.stem == sample.old):
         for p in tables:
             if p.stem != sample.old:
-                out.append(Spec(id=f"{table_p}:{p.stem}", label=f"tables {o.name} → {p.name} on {on}",
-                                old=str(o), new=str(p), data=str(data)))
+                out.append(
+                    Spec(
+                        id=f"{table_p}:{p.stem}",
+                        label=f"tables {o.name} → {p.name} on {on}",
+                        old=str(o),
+                        new=str(p),
+                        data=str(data),
+                    )
+                )
     return out
 
 
@@ -194,8 +212,13 @@ def pair_spec(old_stem: str, new_stem: str, root: Path | None = None, sample: st
     if old_stem == s.old and new_stem != s.old:
         return next((x for x in _sample_specs(s) if x.id == f"{model_p}:{new_stem}"), None)
     o, n = files[old_stem], files[new_stem]
-    return Spec(id=f"{pair_p}:{old_stem}:{new_stem}", label=f"{o.name} → {n.name} on {_sample_label(s)}",
-                old=str(o), new=str(n), data=str(s.test_data))
+    return Spec(
+        id=f"{pair_p}:{old_stem}:{new_stem}",
+        label=f"{o.name} → {n.name} on {_sample_label(s)}",
+        old=str(o),
+        new=str(n),
+        data=str(s.test_data),
+    )
 
 
 def _pair_of_id(spec_id: str) -> Spec | None:
@@ -203,7 +226,7 @@ def _pair_of_id(spec_id: str) -> Spec | None:
     head, _, rest = spec_id.partition(":")
     if rest.count(":") != 1:
         return None
-    name = "digits" if head == "pair" else head[:-len("-pair")] if head.endswith("-pair") else None
+    name = "digits" if head == "pair" else head[: -len("-pair")] if head.endswith("-pair") else None
     if name is None:
         return None
     return pair_spec(*rest.split(":"), sample=name)
@@ -221,14 +244,14 @@ def resolve_spec(spec_id: str | None) -> Spec | None:
     if not spec_id:
         return None
     if spec_id.endswith(RESEED_MARK):  # a bundled pair with its old model's reseed as reference
-        base = resolve_spec(spec_id[:-len(RESEED_MARK)])
+        base = resolve_spec(spec_id[: -len(RESEED_MARK)])
         ref = None if base is None else bundled_reference(base)
         return None if ref is None else with_reference(base, ref)
     for s in bundled_specs():
         if s.id == spec_id:
             return s
     if spec_id.startswith(TRAINED_PREFIX):
-        return _trained_spec(spec_id[len(TRAINED_PREFIX):])
+        return _trained_spec(spec_id[len(TRAINED_PREFIX) :])
     if spec_id.count(":") == 2:
         return _pair_of_id(spec_id)
     if spec_id.startswith("upload:"):
@@ -270,8 +293,9 @@ def bundled_reference(spec: Spec) -> str | None:
 
 def with_reference(spec: Spec, reference: str) -> Spec:
     """``spec`` with ``reference`` (a bundled reseed, :func:`bundled_reference`): id + :data:`RESEED_MARK`."""
-    return replace(spec, id=spec.id + RESEED_MARK, label=f"{spec.label} · reference {Path(reference).name}",
-                   reference=reference)
+    return replace(
+        spec, id=spec.id + RESEED_MARK, label=f"{spec.label} · reference {Path(reference).name}", reference=reference
+    )
 
 
 TRAINED_PREFIX = "trained:"
@@ -289,8 +313,13 @@ def trained_spec(model: str | os.PathLike, old: str, data: str) -> Spec:
     ``<stem>.spec.json`` next to the model, so :func:`resolve_spec` finds them from a link.
     """
     model = Path(model)
-    spec = Spec(id=f"{TRAINED_PREFIX}{model.stem}", label=f"{Path(old).name} → {model.name} on "
-                f"{Path(data).parent.name}/{Path(data).name} (trained)", old=str(old), new=str(model), data=str(data))
+    spec = Spec(
+        id=f"{TRAINED_PREFIX}{model.stem}",
+        label=f"{Path(old).name} → {model.name} on {Path(data).parent.name}/{Path(data).name} (trained)",
+        old=str(old),
+        new=str(model),
+        data=str(data),
+    )
     side = model.with_suffix(".spec.json")
     want = json.dumps({"old": spec.old, "data": spec.data, "label": spec.label}).encode()
     if not side.is_file() or side.read_bytes() != want:
@@ -306,8 +335,9 @@ def _trained_spec(stem: str) -> Spec | None:
         return None
     try:
         d = json.loads(side.read_text())
-        return Spec(id=f"{TRAINED_PREFIX}{stem}", label=str(d["label"]), old=str(d["old"]), new=str(model),
-                    data=str(d["data"]))
+        return Spec(
+            id=f"{TRAINED_PREFIX}{stem}", label=str(d["label"]), old=str(d["old"]), new=str(model), data=str(d["data"])
+        )
     except (ValueError, KeyError, TypeError, OSError):
         return None
 
@@ -328,21 +358,27 @@ def _check_suffix(up: Upload | StoredFile, allowed: tuple[str, ...], what: str) 
             hint = ": a model file or predictions table goes in the Old or New slot"
         elif _suffix(up.name) in ZIP_SUFFIXES + MANIFEST_SUFFIXES:
             hint = ": a dataset goes in the Dataset slot"
-        raise InputError(up.name, f"expected {what} ({', '.join(allowed)}), got a '{_suffix(up.name) or 'no suffix'}' "
-                                  f"file{hint}")
+        raise InputError(
+            up.name, f"expected {what} ({', '.join(allowed)}), got a '{_suffix(up.name) or 'no suffix'}' file{hint}"
+        )
     if (up.size if isinstance(up, StoredFile) else len(up.data)) == 0:
         raise InputError(up.name, "the file is empty")
 
 
 #: What each kind of upload may be, in words (errors and the upload page's labels).
-ROLE_WHAT = {"model": "a model file or a predictions table", "dataset": "a .zip of class folders or a manifest",
-             "images": "a .zip of images"}
+ROLE_WHAT = {
+    "model": "a model file or a predictions table",
+    "dataset": "a .zip of class folders or a manifest",
+    "images": "a .zip of images",
+}
 #: The suffixes each kind of upload accepts.
-ROLE_SUFFIXES = {"model": MODEL_SUFFIXES + TABLE_SUFFIXES, "dataset": ZIP_SUFFIXES + MANIFEST_SUFFIXES,
-                 "images": ZIP_SUFFIXES}
+ROLE_SUFFIXES = {
+    "model": MODEL_SUFFIXES + TABLE_SUFFIXES,
+    "dataset": ZIP_SUFFIXES + MANIFEST_SUFFIXES,
+    "images": ZIP_SUFFIXES,
+}
 #: A loaded model's format in words, by the core's model class.
-MODEL_FORMATS = {"TorchScriptModel": "TorchScript model", "Pt2Model": "torch.export model",
-                 "OnnxModel": "ONNX model"}
+MODEL_FORMATS = {"TorchScriptModel": "TorchScript model", "Pt2Model": "torch.export model", "OnnxModel": "ONNX model"}
 
 
 def store_file(up: Upload) -> StoredFile:
@@ -370,8 +406,13 @@ def _extract_zip(up: Upload | StoredFile, zpath: Path, dest: Path) -> None:
         raise InputError(up.name, e.problem) from None
 
 
-def _check_set(old: Upload | StoredFile, new: Upload | StoredFile, dataset: Upload | StoredFile | None,
-               images: Upload | StoredFile | None, reference: Upload | StoredFile | None = None) -> None:
+def _check_set(
+    old: Upload | StoredFile,
+    new: Upload | StoredFile,
+    dataset: Upload | StoredFile | None,
+    images: Upload | StoredFile | None,
+    reference: Upload | StoredFile | None = None,
+) -> None:
     """The checks of a set of inputs that need no file opened (kinds, emptiness, what goes with what)."""
     sides = [u for u in (old, new, reference) if u is not None]
     for up in sides:
@@ -388,8 +429,13 @@ def _check_set(old: Upload | StoredFile, new: Upload | StoredFile, dataset: Uplo
         _check_suffix(images, ROLE_SUFFIXES["images"], ROLE_WHAT["images"])
 
 
-def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
-                      images: Upload | None = None, reference: Upload | None = None) -> Spec:
+def spec_from_uploads(
+    old: Upload,
+    new: Upload,
+    dataset: Upload | None = None,
+    images: Upload | None = None,
+    reference: Upload | None = None,
+) -> Spec:
     """Store uploaded files and return the :class:`Spec` that compares them.
 
     Parameters
@@ -415,8 +461,13 @@ def spec_from_uploads(old: Upload, new: Upload, dataset: Upload | None = None,
     return spec_from_files(*stored)
 
 
-def spec_from_files(old: StoredFile, new: StoredFile, dataset: StoredFile | None = None,
-                    images: StoredFile | None = None, reference: StoredFile | None = None) -> Spec:
+def spec_from_files(
+    old: StoredFile,
+    new: StoredFile,
+    dataset: StoredFile | None = None,
+    images: StoredFile | None = None,
+    reference: StoredFile | None = None,
+) -> Spec:
     """The :class:`Spec` comparing stored files (:func:`store_file`), saved so its id resolves.
 
     The id is ``upload:<token>``, the token a hash of the four files' contents and names:
@@ -458,17 +509,29 @@ def spec_from_files(old: StoredFile, new: StoredFile, dataset: StoredFile | None
         names.append((str(root / "data"), images.name))
     if reference is not None:
         names.append((reference.path, reference.name))
-    spec = Spec(id=f"upload:{token}", label=f"{old.name} → {new.name}" + (f" on {dataset.name}" if dataset else "")
-                + (f" · reference {reference.name}" if reference is not None else ""),
-                old=old.path, new=new.path, data=data_p, names=tuple(names),
-                reference=None if reference is None else reference.path)
+    spec = Spec(
+        id=f"upload:{token}",
+        label=f"{old.name} → {new.name}"
+        + (f" on {dataset.name}" if dataset else "")
+        + (f" · reference {reference.name}" if reference is not None else ""),
+        old=old.path,
+        new=new.path,
+        data=data_p,
+        names=tuple(names),
+        reference=None if reference is None else reference.path,
+    )
     if not spec_file.is_file():
         atomic_write_bytes(spec_file, json.dumps(asdict(spec)).encode())
     return spec
 
 
-def pair_spec_of_files(old: StoredFile, new: StoredFile, data: str | None, data_name: str | None = None,
-                       data_names: tuple[tuple[str, str], ...] = ()) -> Spec:
+def pair_spec_of_files(
+    old: StoredFile,
+    new: StoredFile,
+    data: str | None,
+    data_name: str | None = None,
+    data_names: tuple[tuple[str, str], ...] = (),
+) -> Spec:
     """The :class:`Spec` comparing two model files already on the server on a dataset path, saved so it resolves.
 
     For pairs that are not two bundled models on the bundled data (the Versions page opens
@@ -484,8 +547,14 @@ def pair_spec_of_files(old: StoredFile, new: StoredFile, data: str | None, data_
     h.update((data or "").encode())
     token = h.hexdigest()[:20]
     label = f"{old.name} → {new.name}" + (f" on {data_name or Path(data).name}" if data else "")
-    spec = Spec(id=f"upload:{token}", label=label, old=old.path, new=new.path, data=data,
-                names=((old.path, old.name), (new.path, new.name), *data_names))
+    spec = Spec(
+        id=f"upload:{token}",
+        label=label,
+        old=old.path,
+        new=new.path,
+        data=data,
+        names=((old.path, old.name), (new.path, new.name), *data_names),
+    )
     spec_file = uploads_dir() / token / "spec.json"
     if not spec_file.is_file():
         atomic_write_bytes(spec_file, json.dumps(asdict(spec)).encode())
@@ -537,8 +606,9 @@ def check_upload(up: Upload, role: str) -> StoredFile:
             kind = f"{fmt}, {len(model.info.classes)} classes" + (", with embeddings" if model.has_embedding else "")
         elif role == "model":
             preds = load_predictions_table(path)
-            kind = (f"predictions table, {len(preds.ids)} rows, {len(preds.classes)} classes"
-                    + (", with labels" if preds.labels is not None else ", no labels"))
+            kind = f"predictions table, {len(preds.ids)} rows, {len(preds.classes)} classes" + (
+                ", with labels" if preds.labels is not None else ", no labels"
+            )
         elif role == "dataset":
             ds = load_dataset(path)
             kind = f"zip of class folders: {len(ds)} images, {len(ds.classes)} classes"

@@ -102,8 +102,14 @@ class Job(Generic[T]):
                 error = RuntimeError("the computation was stopped")
             self._error = error
             with self._lock:
-                self._state = JobState(status, self._state.stages, self._state.stage, self._state.done,
-                                       self._state.total, self._cancel.is_set())
+                self._state = JobState(
+                    status,
+                    self._state.stages,
+                    self._state.stage,
+                    self._state.done,
+                    self._state.total,
+                    self._cancel.is_set(),
+                )
             self._finished.set()
 
     def start(self) -> Job[T]:

@@ -74,16 +74,26 @@ def overview_block(comp: Comparison) -> None:
     v = verdicts_of(comp)
     c = lr.counts_of(comp, v)
     if c.reviewed or v:
-        st.markdown(f"**Flip verdicts:** {md(c.sentence())}. NFR counting only what is not \"label wrong\": "
-                    f"**{percent(c.negative_flip_rate_excluding_label_wrong)}**.")
+        st.markdown(
+            f'**Flip verdicts:** {md(c.sentence())}. NFR counting only what is not "label wrong": '
+            f"**{percent(c.negative_flip_rate_excluding_label_wrong)}**."
+        )
         if c.label_wrong:
-            st.download_button(f"Download corrected labels (CSV, {c.label_wrong})", partial(corrected_csv, comp),
-                               file_name=download_name(comp.old_name, comp.new_name, "corrected-labels", "csv"), mime="text/csv", on_click="ignore",
-                               key="dl_corrected", help="id, given label, corrected label, note and author of every "
-                               "image marked \"label wrong\", for the dataset's owners")
+            st.download_button(
+                f"Download corrected labels (CSV, {c.label_wrong})",
+                partial(corrected_csv, comp),
+                file_name=download_name(comp.old_name, comp.new_name, "corrected-labels", "csv"),
+                mime="text/csv",
+                on_click="ignore",
+                key="dl_corrected",
+                help="id, given label, corrected label, note and author of every "
+                'image marked "label wrong", for the dataset\'s owners',
+            )
     else:
-        st.caption(f"Flip verdicts: none yet on the {c.n_negative_flips} negative flips. Mark images in the Flips grid "
-                   "or on the Sample page: real regression, label wrong, ambiguous or acceptable.")
+        st.caption(
+            f"Flip verdicts: none yet on the {c.n_negative_flips} negative flips. Mark images in the Flips grid "
+            "or on the Sample page: real regression, label wrong, ambiguous or acceptable."
+        )
 
 
 def corrected_csv(comp: Comparison) -> bytes:
@@ -128,8 +138,11 @@ def label_filter_rows(comp: Comparison, choice: str) -> np.ndarray | None:
     li = comp.label_issues
     if li is None or choice == LABEL_FILTERS[0]:
         return None
-    mask = {LABEL_FILTERS[1]: li.flagged, LABEL_FILTERS[2]: li.ambiguous,
-            LABEL_FILTERS[3]: ~li.flagged & ~li.ambiguous}[choice]
+    mask = {
+        LABEL_FILTERS[1]: li.flagged,
+        LABEL_FILTERS[2]: li.ambiguous,
+        LABEL_FILTERS[3]: ~li.flagged & ~li.ambiguous,
+    }[choice]
     return np.flatnonzero(mask)
 
 
@@ -147,9 +160,14 @@ def _save(comp_key: str, sample_id: str, keys: tuple[str, str, str]) -> None:
             vd.clear_verdict(comp_key, sample_id, author=ss.get("review_author", "").strip())
             ss["_verdict_flash"] = ("success", f"Verdict on {sample_id} withdrawn.")
         else:
-            vd.set_verdict(comp_key, sample_id, choice, note=ss.get(k_note, ""),
-                           corrected_label=ss.get(k_corrected, "") or "",
-                           author=ss.get("review_author", "").strip())
+            vd.set_verdict(
+                comp_key,
+                sample_id,
+                choice,
+                note=ss.get(k_note, ""),
+                corrected_label=ss.get(k_corrected, "") or "",
+                author=ss.get("review_author", "").strip(),
+            )
             ss["_verdict_flash"] = ("success", f"Verdict saved on {sample_id}: {choice}.")
     except ValueError as e:
         ss["_verdict_flash"] = ("warning", f"Verdict not saved: {e}.")
@@ -158,8 +176,9 @@ def _save(comp_key: str, sample_id: str, keys: tuple[str, str, str]) -> None:
         ss["_verdict_flash"] = ("error", f"The verdict could not be saved ({type(e).__name__}: {e}).")
 
 
-def verdict_form(comp: Comparison, sample_id: str, current: vd.FlipVerdict | None, *, prefix: str,
-                 suggested: str | None = None) -> None:
+def verdict_form(
+    comp: Comparison, sample_id: str, current: vd.FlipVerdict | None, *, prefix: str, suggested: str | None = None
+) -> None:
     """Verdict select, note, corrected label (for "label wrong") and a Save button for one image.
 
     The widgets' keys carry the stored verdict's time, so when anyone saves a new verdict
@@ -173,14 +192,22 @@ def verdict_form(comp: Comparison, sample_id: str, current: vd.FlipVerdict | Non
     if ss.get(keys[0]) == "label wrong":
         classes = list(comp.classes)
         default = current.corrected_label if current is not None and current.corrected_label else suggested
-        st.selectbox("Corrected label", classes, key=keys[2], index=classes.index(default) if default in classes else 0,
-                     help="Goes to the corrected-labels CSV (Overview); default: the class both models prefer.")
-    st.text_input("Note (optional)", key=keys[1], value="" if current is None else current.note,
-                  max_chars=vd.MAX_NOTE_CHARS)
+        st.selectbox(
+            "Corrected label",
+            classes,
+            key=keys[2],
+            index=classes.index(default) if default in classes else 0,
+            help="Goes to the corrected-labels CSV (Overview); default: the class both models prefer.",
+        )
+    st.text_input(
+        "Note (optional)", key=keys[1], value="" if current is None else current.note, max_chars=vd.MAX_NOTE_CHARS
+    )
     st.button("Save verdict", key=f"{prefix}_save", on_click=_save, args=(comp.key, sample_id, keys), type="primary")
     if current is not None:
-        st.caption(f"Saved {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(current.at))}"
-                   + (f" by {md(current.author)}" if current.author else ""))
+        st.caption(
+            f"Saved {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(current.at))}"
+            + (f" by {md(current.author)}" if current.author else "")
+        )
 
 
 def flash() -> None:
@@ -212,8 +239,12 @@ def grid_card_extra(comp: Comparison, v: dict[str, vd.FlipVerdict]):
         if li is not None and r is not None:
             st.caption(f"label quality {probability(li.quality[r])}")
         if comp.key and row.get("flip") in ("negative flip", "positive flip"):
-            with st.popover(":material/rate_review:", width="stretch", help="Your verdict on this flip: real "
-                            "regression, label wrong, ambiguous or acceptable (shared with everyone)"):
+            with st.popover(
+                ":material/rate_review:",
+                width="stretch",
+                help="Your verdict on this flip: real "
+                "regression, label wrong, ambiguous or acceptable (shared with everyone)",
+            ):
                 suggested = None if li is None or r is None else str(names[li.suggested[r]])
                 verdict_form(comp, sid, v.get(sid), prefix=f"vg-{comp.key[:12]}-{sid}", suggested=suggested)
 
@@ -246,35 +277,52 @@ def why_label(comp: Comparison, row: int, samples: pd.DataFrame, old_probs, new_
     top = [int(c) for c in li.likely[row]]
     verdict_words = []
     if li.flagged[row]:
-        verdict_words.append(f":violet-background[{LABEL_ISSUE_MARK}]: both models prefer **{md(names[top[0]])}** "
-                             f"to the given **{md(names[given])}**.")
+        verdict_words.append(
+            f":violet-background[{LABEL_ISSUE_MARK}]: both models prefer **{md(names[top[0]])}** "
+            f"to the given **{md(names[given])}**."
+        )
     if li.ambiguous[row]:
-        verdict_words.append(f":orange-background[{AMBIGUOUS_MARK}]: both models split between "
-                             f"**{md(names[top[0]])}** and **{md(names[top[1]])}**.")
+        verdict_words.append(
+            f":orange-background[{AMBIGUOUS_MARK}]: both models split between "
+            f"**{md(names[top[0]])}** and **{md(names[top[1]])}**."
+        )
     if not verdict_words and top[0] != given:
-        verdict_words.append(f"Not flagged: on average the two models prefer **{md(names[top[0]])}**, but not "
-                             "clearly enough against what images of the given class usually get; they disagree "
-                             "with each other more than with the label.")
+        verdict_words.append(
+            f"Not flagged: on average the two models prefer **{md(names[top[0]])}**, but not "
+            "clearly enough against what images of the given class usually get; they disagree "
+            "with each other more than with the label."
+        )
     elif not verdict_words:
-        verdict_words.append("The label looks fine: both models prefer it on average, it is not flagged by "
-                             "confident learning and the image is not ambiguous.")
+        verdict_words.append(
+            "The label looks fine: both models prefer it on average, it is not flagged by "
+            "confident learning and the image is not ambiguous."
+        )
     st.markdown("  \n".join(verdict_words), help=LABEL_ISSUE_HELP)
     rows = []
     for c in dict.fromkeys([given, *top]):
         p_old = None if old_probs is None else float(old_probs[row, c])
         p_new = None if new_probs is None else float(new_probs[row, c])
-        rows.append({"class": str(names[c]) + (" (given label)" if c == given else ""),
-                     "old model": probability(p_old), "new model": probability(p_new),
-                     "mean": probability(None if p_old is None or p_new is None else (p_old + p_new) / 2)})
+        rows.append(
+            {
+                "class": str(names[c]) + (" (given label)" if c == given else ""),
+                "old model": probability(p_old),
+                "new model": probability(p_new),
+                "mean": probability(None if p_old is None or p_new is None else (p_old + p_new) / 2),
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    st.caption(f"Label quality {probability(li.quality[row])} (the mean probability of the given label; the "
-               f"median over all images is {probability(float(np.median(li.quality)))}).")
+    st.caption(
+        f"Label quality {probability(li.quality[row])} (the mean probability of the given label; the "
+        f"median over all images is {probability(float(np.median(li.quality)))})."
+    )
     if a.old_embedding is None or comp.dataset is None:
         st.caption("No images of the preferred classes to compare with (needs embeddings and a dataset).")
         return
     for c in [t for t in top if t != given][:2]:
-        st.caption(f"Images labelled **{md(names[c])}** nearest to this one (cosine similarity of the old "
-                   "model's embeddings): does this image look like them?")
+        st.caption(
+            f"Images labelled **{md(names[c])}** nearest to this one (cosine similarity of the old "
+            "model's embeddings): does this image look like them?"
+        )
         nb = _class_neighbours(comp, row, c, N_CLASS_NEIGHBOURS)
         image_grid(comp, samples.iloc[nb], on_inspect=on_inspect, key=f"cls{c}")
 

@@ -32,14 +32,18 @@ def unlabelled_note() -> None:
 def needs_labels_note() -> None:
     """A page that only exists with labels: say so and point to the Overview."""
     unlabelled_note()
-    st.info("This page compares predictions with true labels, so it has nothing to show for this comparison. "
-            "The **Overview** shows what changes between the two models without labels.")
+    st.info(
+        "This page compares predictions with true labels, so it has nothing to show for this comparison. "
+        "The **Overview** shows what changes between the two models without labels."
+    )
 
 
 def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
     """The whole Overview of a comparison without labels: its sections (:mod:`graceful_core.report.sections`) in order."""
-    st.caption(f"{md(spec.label)} · {comp.n_samples} images **without labels** · old = {md(comp.old_name)}, "
-               f"new = {md(comp.new_name)}")
+    st.caption(
+        f"{md(spec.label)} · {comp.n_samples} images **without labels** · old = {md(comp.old_name)}, "
+        f"new = {md(comp.new_name)}"
+    )
     cards: list = []  # the churn card and the two confidence cards share one row
 
     def draw_headline(sec: Section) -> None:
@@ -66,8 +70,10 @@ def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
         left, right = st.columns(2)
         with left:
             sub, names = busiest_submatrix(comp.churn.transition_matrix, comp.classes, MAX_CLASSES)
-            st.plotly_chart(transition_heatmap(sub, names, title="Old → new predictions (row = old, column = new)"),
-                            key="chart_churn_matrix")
+            st.plotly_chart(
+                transition_heatmap(sub, names, title="Old → new predictions (row = old, column = new)"),
+                key="chart_churn_matrix",
+            )
             if len(names) < len(comp.classes):
                 st.caption(f"{len(names)} of {len(comp.classes)} classes: those with the most changed predictions.")
         with right:
@@ -75,7 +81,8 @@ def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
             st.markdown(f"**{sec.title}** (by the old model's prediction)")
             st.caption(md(sec.sentences[0]))
             table = pd.DataFrame(comp.churn.per_class_json(comp.classes)).rename(
-                columns={"class": "Old prediction", "support": "Images", "changed": "Changed", "churn": m.label})
+                columns={"class": "Old prediction", "support": "Images", "changed": "Changed", "churn": m.label}
+            )
             table[m.label] = table[m.label].map(percent)
             st.dataframe(table.sort_values("Changed", ascending=False), hide_index=True, width="stretch")
 
@@ -87,12 +94,24 @@ def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
     def draw_compatibility(sec: Section) -> None:
         st.markdown(f"**{sec.title}:** {md(sec.sentences[0])}")
 
-    draw = {"headline": draw_headline, "churn": card_row, "confidence": card_row, "churn_floor": draw_churn_floor,
-            "most_changed": draw_most_changed, "churn_slices": draw_churn_slices, "compatibility": draw_compatibility}
+    draw = {
+        "headline": draw_headline,
+        "churn": card_row,
+        "confidence": card_row,
+        "churn_floor": draw_churn_floor,
+        "most_changed": draw_most_changed,
+        "churn_slices": draw_churn_slices,
+        "compatibility": draw_compatibility,
+    }
     for sec in build_unlabelled_sections(comp):
         draw[sec.key](sec)
 
-    st.download_button("Download the changed predictions (CSV)", comp.changed().to_csv(index=False).encode(),
-                       file_name=download_name(comp.old_name, comp.new_name, "changed-predictions", "csv"), mime="text/csv", key="dl_changed",
-                       help="One row per image whose predicted class changes: label a sample of them to measure "
-                            "which changes are regressions.")
+    st.download_button(
+        "Download the changed predictions (CSV)",
+        comp.changed().to_csv(index=False).encode(),
+        file_name=download_name(comp.old_name, comp.new_name, "changed-predictions", "csv"),
+        mime="text/csv",
+        key="dl_changed",
+        help="One row per image whose predicted class changes: label a sample of them to measure "
+        "which changes are regressions.",
+    )

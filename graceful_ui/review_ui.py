@@ -30,9 +30,11 @@ def _review_signature(r: rv.Review) -> tuple:
     return (r.status, r.status_by, r.status_at, len(r.notes), r.notes[-1].at if r.notes else None)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False,
-                   hash_funcs={Comparison: lambda c: (c.key or id(c), c.old_name, c.new_name,
-                                                     repr(c.churn_floor))})
+@st.cache_resource(
+    max_entries=16,
+    show_spinner=False,
+    hash_funcs={Comparison: lambda c: (c.key or id(c), c.old_name, c.new_name, repr(c.churn_floor))},
+)
 def _html(comp: Comparison, signature: tuple | None) -> bytes:
     r = rv.get_review(comp.key) if comp.key else None
     verdicts = get_verdicts(comp.key) if comp.key else None
@@ -52,10 +54,15 @@ def html_report_bytes(comp: Comparison) -> bytes:
 def html_report_button(comp: Comparison) -> None:
     """Sidebar button "Download report (HTML)"; the file is rendered only when clicked."""
     st.download_button(
-        "Download report (HTML)", partial(html_report_bytes, comp), file_name=download_name(comp.old_name, comp.new_name, "report", "html"),
-        mime="text/html", key="dl_html", width="stretch", on_click="ignore",
+        "Download report (HTML)",
+        partial(html_report_bytes, comp),
+        file_name=download_name(comp.old_name, comp.new_name, "report", "html"),
+        mime="text/html",
+        key="dl_html",
+        width="stretch",
+        on_click="ignore",
         help="One self-contained HTML file (opens offline, prints to PDF): the overview, the matrix, "
-             f"up to {DEFAULT_MAX_FLIPS} negative flips with thumbnails, the cross-test and the review notes",
+        f"up to {DEFAULT_MAX_FLIPS} negative flips with thumbnails, the cross-test and the review notes",
     )
 
 
@@ -100,21 +107,34 @@ def review_section(comp: Comparison) -> None:
     if not comp.key:
         st.info("This comparison has no content key, so a review cannot be saved for it.")
         return
-    st.caption("Saved on this server (in the cache folder) for these two models on this data, shared with "
-               "everyone who opens the same comparison, and included in the HTML report.")
+    st.caption(
+        "Saved on this server (in the cache folder) for these two models on this data, shared with "
+        "everyone who opens the same comparison, and included in the HTML report."
+    )
     r = rv.get_review(comp.key)
     k = comp.key[:16]
     status_key, note_key = f"review_status_{k}", f"review_note_{k}"
     left, right = st.columns([1, 2])
     with left:
-        st.selectbox("Review status", rv.STATUSES, index=rv.STATUSES.index(r.status), key=status_key,
-                     on_change=_on_status, args=(comp.key, status_key),
-                     help="needs review → approved or rejected; every change is kept with its time")
+        st.selectbox(
+            "Review status",
+            rv.STATUSES,
+            index=rv.STATUSES.index(r.status),
+            key=status_key,
+            on_change=_on_status,
+            args=(comp.key, status_key),
+            help="needs review → approved or rejected; every change is kept with its time",
+        )
         st.caption(f"Set {_utc(r.status_at)}" + (f" by {_md_escape(r.status_by)}" if r.status_by else ""))
         st.text_input("Your name (optional)", key="review_author", max_chars=80)
     with right:
-        st.text_area("Note", key=note_key, max_chars=rv.MAX_NOTE_CHARS, height=100,
-                     placeholder="e.g. the flips in class 8 are all smudged scans")
+        st.text_area(
+            "Note",
+            key=note_key,
+            max_chars=rv.MAX_NOTE_CHARS,
+            height=100,
+            placeholder="e.g. the flips in class 8 are all smudged scans",
+        )
         st.button("Add note", key=f"review_add_{k}", on_click=_on_add_note, args=(comp.key, note_key))
     flash = st.session_state.pop("_review_flash", None)
     if flash:

@@ -40,9 +40,19 @@ EMB_COLOURS = {c.code: c.label for c in EMBEDDING_COLOURINGS}
 
 def _defaults() -> dict:
     specs = bundled_specs()
-    return {"cmp": specs[0].id if specs else None, "classes": [], "flips": list(DEFAULT_FLIPS), "cell": None,
-            "sample": None, "grid_page": 1, "sort": None, "slice": None, "emb_layout": None, "emb_colour": None,
-            "emb_lines": False}
+    return {
+        "cmp": specs[0].id if specs else None,
+        "classes": [],
+        "flips": list(DEFAULT_FLIPS),
+        "cell": None,
+        "sample": None,
+        "grid_page": 1,
+        "sort": None,
+        "slice": None,
+        "emb_layout": None,
+        "emb_colour": None,
+        "emb_lines": False,
+    }
 
 
 def _url_params() -> dict[str, str | list[str]]:

@@ -63,7 +63,9 @@ def _ident(comp: Comparison) -> tuple:
     The content key is that of old, new and the data; a reference adds the churn floor
     (and its report keys), so it is part of the identity too.
     """
-    floor = getattr(comp, "churn_floor", None) if getattr(comp, "has_labels", True) else getattr(comp, "reference", None)
+    floor = (
+        getattr(comp, "churn_floor", None) if getattr(comp, "has_labels", True) else getattr(comp, "reference", None)
+    )
     return (comp.key or id(comp), comp.old_name, comp.new_name, repr(floor), getattr(comp, "has_labels", True))
 
 
@@ -113,14 +115,19 @@ def _jobs() -> ComparisonJobs:
 def _compute(spec: Spec, fp: tuple) -> Callable[[StageProgress], AnyComparison]:
     def run(progress: StageProgress) -> AnyComparison:
         # large tables are streamed: every flipped sample then goes to a file in the cache (the grid's pages)
-        return compare_sources(spec.old, spec.new, spec.data, progress=progress,
-                               old_name=Path(spec.display_name(spec.old)).name,
-                               new_name=Path(spec.display_name(spec.new)).name,
-                               flip_ids_path=cached_flip_ids_path(repr(spec), repr(fp)),
-                               reference=spec.reference,
-                               reference_name=spec.reference and Path(spec.display_name(spec.reference)).name,
-                               # the app cannot take a flag: it compares the shared ids and says so on every page
-                               allow_missing=True)
+        return compare_sources(
+            spec.old,
+            spec.new,
+            spec.data,
+            progress=progress,
+            old_name=Path(spec.display_name(spec.old)).name,
+            new_name=Path(spec.display_name(spec.new)).name,
+            flip_ids_path=cached_flip_ids_path(repr(spec), repr(fp)),
+            reference=spec.reference,
+            reference_name=spec.reference and Path(spec.display_name(spec.reference)).name,
+            # the app cannot take a flag: it compares the shared ids and says so on every page
+            allow_missing=True,
+        )
 
     return run
 
@@ -192,13 +199,30 @@ def samples_table(comp: Comparison) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=64, show_spinner=False, hash_funcs=_HASH)
-def grid_page(comp: Comparison, classes: tuple[str, ...], flip_types: tuple[str, ...], cell: tuple[str, str] | None,
-              order: str, page: int, per_page: int, rows: np.ndarray | None = None) -> views.GridPage:
+def grid_page(
+    comp: Comparison,
+    classes: tuple[str, ...],
+    flip_types: tuple[str, ...],
+    cell: tuple[str, str] | None,
+    order: str,
+    page: int,
+    per_page: int,
+    rows: np.ndarray | None = None,
+) -> views.GridPage:
     """One page of the Flips grid (:func:`graceful_core.explore.selection.grid_page`: from the per-sample table, or
     read from the flip-id file of a streamed comparison); ``rows``: a regression slice's samples."""
-    return views.grid_page(comp, classes=classes, flip_types=flip_types, old_pred=cell[0] if cell else None,
-                           new_pred=cell[1] if cell else None, order=order, page=page, per_page=per_page,
-                           samples=samples_table(comp) if comp.arrays is not None else None, rows=rows)
+    return views.grid_page(
+        comp,
+        classes=classes,
+        flip_types=flip_types,
+        old_pred=cell[0] if cell else None,
+        new_pred=cell[1] if cell else None,
+        order=order,
+        page=page,
+        per_page=per_page,
+        samples=samples_table(comp) if comp.arrays is not None else None,
+        rows=rows,
+    )
 
 
 @st.cache_resource(max_entries=2 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
@@ -234,14 +258,20 @@ def _dataset_ident(ds: ImageDataset) -> str:
     return ds.content_hash()
 
 
-@st.cache_resource(max_entries=8, show_spinner="Comparing the set of models (or waiting for another session that "
-                                             "is computing the same set)...",
-                   hash_funcs={ImageDataset: _dataset_ident})
+@st.cache_resource(
+    max_entries=8,
+    show_spinner="Comparing the set of models (or waiting for another session that is computing the same set)...",
+    hash_funcs={ImageDataset: _dataset_ident},
+)
 def _model_set(model_key: tuple, dataset: ImageDataset) -> ModelSet:
     bar, cb = progress_bar("Running the models")
     try:
-        return model_matrix_report([p for p, _sha, _name in model_key], dataset=dataset, progress=cb,
-                                   names=[name for _p, _sha, name in model_key])
+        return model_matrix_report(
+            [p for p, _sha, _name in model_key],
+            dataset=dataset,
+            progress=cb,
+            names=[name for _p, _sha, name in model_key],
+        )
     finally:
         bar.empty()
 

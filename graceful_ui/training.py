@@ -39,12 +39,21 @@ MAX_RUNS = 200
 #: λ values of the sweep button.
 SWEEP_LAMBDAS = (0.1, 0.25, 0.5, 1.0, 2.0)
 #: Metric keys of a run record (``None`` where undefined, ``docs/metrics.md``).
-METRIC_KEYS = ("negative_flip_rate", "new_error_rate", "old_error_rate", "backward_trust_compatibility",
-               "n_negative_flips", "n_positive_flips", "hit1_new_old", "hit1_old_old", "hit1_new_new", "compatible")
+METRIC_KEYS = (
+    "negative_flip_rate",
+    "new_error_rate",
+    "old_error_rate",
+    "backward_trust_compatibility",
+    "n_negative_flips",
+    "n_positive_flips",
+    "hit1_new_old",
+    "hit1_old_old",
+    "hit1_new_new",
+    "compatible",
+)
 #: Keys of a run record's per-epoch ``history`` entries (the trainer's and the flip monitor's numbers of
 #: :func:`graceful_core.training.update.train_update`; ``None`` where undefined or not measured).
-HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "error_rate", "nfr", "pfr", "btc", "n_negative_flips",
-                "cross_top1")
+HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "error_rate", "nfr", "pfr", "btc", "n_negative_flips", "cross_top1")
 
 _INDEX_LOCK = threading.Lock()
 
@@ -84,8 +93,10 @@ def run_metrics(comp: Comparison) -> dict:
     et al., CVPR 2020) and ``hit1_old_old`` the old self-test; None without a cross-test.
     """
     s = comp.summary
-    out = {k: json_clean(getattr(s, k)) for k in ("negative_flip_rate", "new_error_rate", "old_error_rate",
-                                              "backward_trust_compatibility")}
+    out = {
+        k: json_clean(getattr(s, k))
+        for k in ("negative_flip_rate", "new_error_rate", "old_error_rate", "backward_trust_compatibility")
+    }
     out["n_negative_flips"], out["n_positive_flips"] = s.n_negative_flips, s.n_positive_flips
     top1 = comp.compatibility.scores["top1"] if comp.compatibility is not None else {}
     out["hit1_new_old"] = json_clean(top1.get("new_old"))
@@ -143,8 +154,11 @@ def _valid_run(r: object) -> bool:
 def record_run(record: dict, root: Path | None = None) -> None:
     """Add ``record`` to the index (replacing an earlier record of the same model and evaluation data)."""
     with _INDEX_LOCK:
-        runs = [r for r in load_runs(root)
-                if (r.get("spec_id"), r.get("eval_data")) != (record["spec_id"], record["eval_data"])]
+        runs = [
+            r
+            for r in load_runs(root)
+            if (r.get("spec_id"), r.get("eval_data")) != (record["spec_id"], record["eval_data"])
+        ]
         runs.append(record)
         atomic_write_bytes(runs_path(root), json.dumps(runs[-MAX_RUNS:], indent=1, allow_nan=False).encode())
 
@@ -260,9 +274,15 @@ class TrainingJob:
 
     def _train(self, req: TrainRequest, params: TrainParams, label: str):
         self._set(what=label, stage="preparing images", epoch=0, epochs=params.epochs, images=0, polls=0)
-        return train_update_cached(req.old, req.train_data, params, progress=self._progress,
-                                   should_stop=self._should_stop, monitor=req.eval_data if req.monitor else None,
-                                   init_from=req.init_from)
+        return train_update_cached(
+            req.old,
+            req.train_data,
+            params,
+            progress=self._progress,
+            should_stop=self._should_stop,
+            monitor=req.eval_data if req.monitor else None,
+            init_from=req.init_from,
+        )
 
     def _evaluate(self, req: TrainRequest, done: TrainedUpdate, params: TrainParams) -> dict:
         self._set(stage="comparing")
@@ -274,10 +294,19 @@ class TrainingJob:
         if not history:  # a model reused from the cache: keep the history of its earlier run, if any
             earlier = [r for r in load_runs(self.root) if (r["spec_id"], r["eval_data"]) == (spec.id, req.eval_data)]
             history = (earlier[-1].get("history") or []) if earlier else []
-        record = {"spec_id": spec.id, "model": str(done.path), "old": req.old, "train_data": req.train_data,
-                  "eval_data": req.eval_data, "params": asdict(params), "seconds": round(done.seconds, 2),
-                  "created": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": run_metrics(comp), "history": history,
-                  "init_from": req.init_from}
+        record = {
+            "spec_id": spec.id,
+            "model": str(done.path),
+            "old": req.old,
+            "train_data": req.train_data,
+            "eval_data": req.eval_data,
+            "params": asdict(params),
+            "seconds": round(done.seconds, 2),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "metrics": run_metrics(comp),
+            "history": history,
+            "init_from": req.init_from,
+        }
         record_run(record, self.root)
         return record
 
@@ -321,9 +350,11 @@ def describe(params: TrainParams) -> str:
         return f"plain ({run})"
     extra = ""
     if params.method == "focal-distillation":
-        extra = f", α {params.alpha:g}, β {params.beta:g}" + (f", T {params.temperature:g}"
-                                                               if params.temperature != TrainParams.temperature else "")
+        extra = f", α {params.alpha:g}, β {params.beta:g}" + (
+            f", T {params.temperature:g}" if params.temperature != TrainParams.temperature else ""
+        )
     elif params.method in ("ldi", "elodi"):
-        extra = f", margin {params.margin:g}, p {params.p:g}" + (f", k {params.n_references}"
-                                                                 if params.method == "elodi" else "")
+        extra = f", margin {params.margin:g}, p {params.p:g}" + (
+            f", k {params.n_references}" if params.method == "elodi" else ""
+        )
     return f"{params.method} λ {params.lam:g}{extra} ({run})"

@@ -43,8 +43,10 @@ def model_files_of(comp: Comparison) -> tuple[str, str] | None:
     if sample is None:
         return None
     by_stem = {p.stem: p for p in sample.models() if p.suffix in (".pt", ".pt2")}
-    old, new = (str(by_stem[Path(p).stem]) if is_table(p) and Path(p).stem in by_stem else (None if is_table(p) else p)
-                for p in (inputs.old, inputs.new))
+    old, new = (
+        str(by_stem[Path(p).stem]) if is_table(p) and Path(p).stem in by_stem else (None if is_table(p) else p)
+        for p in (inputs.old, inputs.new)
+    )
     return (old, new) if old and new else None
 
 
@@ -67,41 +69,56 @@ def whatif_section() -> None:
         st.info("Open a comparison (Inputs) to see what mixing or gating its two models would change.")
         return
     if not labelled(comp):
-        st.info("No what-if remedies for a comparison without labels: each remedy is chosen and scored by its "
-                "negative flips and error rate, which need true labels.")
+        st.info(
+            "No what-if remedies for a comparison without labels: each remedy is chosen and scored by its "
+            "negative flips and error rate, which need true labels."
+        )
         return
     report = comp.mitigation_whatif
     if report is None:
-        st.info("No what-if remedies for this comparison: they need both models' class scores (logits or "
-                "probabilities) and per-image results (not a streamed comparison).")
+        st.info(
+            "No what-if remedies for this comparison: they need both models' class scores (logits or "
+            "probabilities) and per-image results (not a streamed comparison)."
+        )
         return
     rec = report.recommended
     st.markdown(f"**{md(rec.sentence())}**")
     st.plotly_chart(whatif_figure(report), key="chart_whatif")
-    st.caption(f"Each point: the remedy on all {report.n_samples:,} images of {md(comp.old_name)} → "
-               f"{md(comp.new_name)}. Mixing averages the two models' class probabilities; gating keeps the old "
-               "answer where the old model is confident and the new one is not. The recommended setting was "
-               "chosen on one half of the images and measured on the other (both ways); the sentence gives those "
-               "held-out numbers. Weight interpolation needs two model files of one architecture: "
-               "`graceful mitigate OLD NEW --data DATA` adds it.")
+    st.caption(
+        f"Each point: the remedy on all {report.n_samples:,} images of {md(comp.old_name)} → "
+        f"{md(comp.new_name)}. Mixing averages the two models' class probabilities; gating keeps the old "
+        "answer where the old model is confident and the new one is not. The recommended setting was "
+        "chosen on one half of the images and measured on the other (both ways); the sentence gives those "
+        "held-out numbers. Weight interpolation needs two model files of one architecture: "
+        "`graceful mitigate OLD NEW --data DATA` adds it."
+    )
     files = model_files_of(comp)
     if files is None:
-        st.caption("Download: the comparison was made from predictions tables, which cannot be deployed; run "
-                   "`graceful mitigate OLD NEW --data DATA --export transition.pt2` on the model files.")
+        st.caption(
+            "Download: the comparison was made from predictions tables, which cannot be deployed; run "
+            "`graceful mitigate OLD NEW --data DATA --export transition.pt2` on the model files."
+        )
         return
     params = tuple(sorted((k, float(v)) for k, v in rec.params.items()))
     key = (files, rec.method, params)
     ready = st.session_state.setdefault(_EXPORTS, {})
     if key not in ready and st.button(
-            "Prepare the model file", key="whatif_prepare",
-            help="Export the recommended setting as one torch.export .pt2 file (a few seconds)."):
+        "Prepare the model file",
+        key="whatif_prepare",
+        help="Export the recommended setting as one torch.export .pt2 file (a few seconds).",
+    ):
         try:
             with st.spinner("Exporting the recommended setting…"):
                 ready[key] = _export_bytes(files[0], files[1], rec.method, params)
         except InputError as e:
             st.error(e.message)
     if key in ready:
-        st.download_button("Download this model", ready[key], file_name="transition.pt2",
-                           mime="application/octet-stream", key="whatif_download",
-                           help="One .pt2 file: graceful predict on it gives the recommended setting's predictions "
-                                "(for mixing and gating it runs both models; its embedding is the new model's).")
+        st.download_button(
+            "Download this model",
+            ready[key],
+            file_name="transition.pt2",
+            mime="application/octet-stream",
+            key="whatif_download",
+            help="One .pt2 file: graceful predict on it gives the recommended setting's predictions "
+            "(for mixing and gating it runs both models; its embedding is the new model's).",
+        )

@@ -78,8 +78,13 @@ def _wait(spec: Spec, job: Job[store.AnyComparison]) -> None:
         st.markdown(f"**Comparing** {md(spec.label)}")
         fraction, text = _progress_text(spec, job.state())
         bar = st.progress(fraction, text=text)
-        st.button("Cancel", key="cmp_cancel", on_click=_cancel, args=(spec, _fingerprint(spec)),
-                  help="Stops the comparison after the current batch of images (for every session waiting for it).")
+        st.button(
+            "Cancel",
+            key="cmp_cancel",
+            on_click=_cancel,
+            args=(spec, _fingerprint(spec)),
+            help="Stops the comparison after the current batch of images (for every session waiting for it).",
+        )
         st.caption("You can switch pages meanwhile: the comparison goes on, and every page shows it when it is ready.")
     while not job.wait(0.25):
         fraction, text = _progress_text(spec, job.state())
@@ -152,8 +157,9 @@ def active_comparison() -> tuple[Spec | None, store.AnyComparison | None]:
         (st.error if flash[0] == "error" else st.warning)(flash[1])
     bad = st.session_state.pop("_bad_link", None)
     if bad:
-        st.warning(f"The link names a comparison this server does not know ({md(bad)}); "
-                   "showing the selected one instead.")
+        st.warning(
+            f"The link names a comparison this server does not know ({md(bad)}); showing the selected one instead."
+        )
     spec = current_spec()
     if spec is None:
         st.info("No comparison selected. Go to **Choose inputs** to pick the bundled sample or upload your own.")
@@ -174,8 +180,13 @@ def active_comparison() -> tuple[Spec | None, store.AnyComparison | None]:
         fp = _fingerprint(spec)
     except InputError:
         return spec, None
-    st.button("Compare again" if kind == "warning" else "Try again", key="cmp_retry", on_click=_retry,
-              args=(spec, fp), help="Compute this comparison again.")
+    st.button(
+        "Compare again" if kind == "warning" else "Try again",
+        key="cmp_retry",
+        on_click=_retry,
+        args=(spec, fp),
+        help="Compute this comparison again.",
+    )
     return spec, None
 
 
@@ -224,8 +235,13 @@ def require_per_sample(comp: Comparison) -> None:
         st.stop()
 
 
-def metric_card(col, key: str, summary: FlipSummary, delta: str | None = None,
-                delta_color: Literal["normal", "inverse", "off"] = "normal") -> None:
+def metric_card(
+    col,
+    key: str,
+    summary: FlipSummary,
+    delta: str | None = None,
+    delta_color: Literal["normal", "inverse", "off"] = "normal",
+) -> None:
     """One metric of the summary as a bordered card: the vocabulary's label, value, caption and help."""
     label, value, caption, help_text = card(key, summary)
     with col.container(border=True):
@@ -253,24 +269,44 @@ def sidebar(spec: Spec | None, comp: store.AnyComparison | None) -> None:
         if spec is None or comp is None:
             return
         labelled = store.labelled(comp)
-        st.caption(f"**Comparing** {md(spec.label)}  \n{comp.n_samples} {'labelled images' if labelled else 'images, no labels'}, "
-                   f"{len(comp.classes)} classes  \nThe address bar always links to this exact view: copy it to share.")
+        st.caption(
+            f"**Comparing** {md(spec.label)}  \n{comp.n_samples} {'labelled images' if labelled else 'images, no labels'}, "
+            f"{len(comp.classes)} classes  \nThe address bar always links to this exact view: copy it to share."
+        )
         if comp.missing is not None and comp.missing.any:
             st.warning(md(comp.missing.sentence()))
         # Labelled comparisons' downloads carry the reviewers' verdicts, read when the button is pressed.
-        st.download_button("Download report (JSON)",
-                           partial(label_ui.report_json_bytes, comp) if labelled else store.report_json(comp),
-                           file_name=download_name(comp.old_name, comp.new_name, "report", "json"), on_click="ignore",
-                           mime="application/json", help="The same JSON as `python -m graceful_core compare ... --json`",
-                           key="dl_json", width="stretch")
+        st.download_button(
+            "Download report (JSON)",
+            partial(label_ui.report_json_bytes, comp) if labelled else store.report_json(comp),
+            file_name=download_name(comp.old_name, comp.new_name, "report", "json"),
+            on_click="ignore",
+            mime="application/json",
+            help="The same JSON as `python -m graceful_core compare ... --json`",
+            key="dl_json",
+            width="stretch",
+        )
         if not labelled:
-            st.download_button("Download per-sample table (CSV)", store.samples_csv(comp),
-                               file_name=download_name(comp.old_name, comp.new_name, "samples", "csv"), mime="text/csv", key="dl_csv", width="stretch",
-                               help="One row per image: both predictions and confidences, whether the prediction changed")
+            st.download_button(
+                "Download per-sample table (CSV)",
+                store.samples_csv(comp),
+                file_name=download_name(comp.old_name, comp.new_name, "samples", "csv"),
+                mime="text/csv",
+                key="dl_csv",
+                width="stretch",
+                help="One row per image: both predictions and confidences, whether the prediction changed",
+            )
         elif comp.arrays is not None:  # a streamed comparison has no per-sample table
-            st.download_button("Download per-sample table (CSV)", partial(label_ui.samples_csv_bytes, comp),
-                               file_name=download_name(comp.old_name, comp.new_name, "samples", "csv"), mime="text/csv", key="dl_csv", width="stretch",
-                               on_click="ignore", help="One row per image: label, both predictions and "
-                               "confidences, flip type, label quality and the reviewers' verdicts")
+            st.download_button(
+                "Download per-sample table (CSV)",
+                partial(label_ui.samples_csv_bytes, comp),
+                file_name=download_name(comp.old_name, comp.new_name, "samples", "csv"),
+                mime="text/csv",
+                key="dl_csv",
+                width="stretch",
+                on_click="ignore",
+                help="One row per image: label, both predictions and "
+                "confidences, flip type, label quality and the reviewers' verdicts",
+            )
         if labelled:  # the HTML report is about flips: it needs labels
             html_report_button(comp)

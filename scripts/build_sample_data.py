@@ -79,9 +79,7 @@ def write_pngs() -> dict[str, int]:
 
     digits = load_digits()
     index = np.arange(len(digits.target))
-    train_idx, test_idx = train_test_split(
-        index, test_size=TEST_SIZE, stratify=digits.target, random_state=SPLIT_SEED
-    )
+    train_idx, test_idx = train_test_split(index, test_size=TEST_SIZE, stratify=digits.target, random_state=SPLIT_SEED)
     if DIGITS.exists():
         shutil.rmtree(DIGITS)
     counts = {}
@@ -197,7 +195,9 @@ def build_digits(args: argparse.Namespace) -> None:
         save_torchscript(model, MODELS / f"{name}.pt", model_info(name, mean, std))
         pred, emb = outputs(model, X_te)
         results[name] = {"arch": arch, "test_accuracy": float(np.mean(pred == y_np)), "pred": pred, "emb": emb}
-        print(f"{name:8s} {arch:13s} test accuracy {results[name]['test_accuracy']:.4f} ({time.perf_counter() - t:.1f} s)")
+        print(
+            f"{name:8s} {arch:13s} test accuracy {results[name]['test_accuracy']:.4f} ({time.perf_counter() - t:.1f} s)"
+        )
         return model
 
     fit("old", "small-cnn", epochs=args.epochs_old, seed=1)
@@ -205,18 +205,45 @@ def build_digits(args: argparse.Namespace) -> None:
     # Mitigated versions of "new": same architecture, budget and seed; the old model is
     # used as shipped (the TorchScript file), as a user of graceful would.
     old_ts = torch.jit.load(str(MODELS / "old.pt"))
-    fit("new-pc", "large-cnn", epochs=args.epochs_new, seed=NEW_SEED, method="focal-distillation",
-        old_model=old_ts, **PC_PARAMS)
-    fit("new-bct", "large-cnn", epochs=args.epochs_new, seed=NEW_SEED, method="bct",
-        old_model=torch.jit.load(str(MODELS / "old.pt")), **BCT_PARAMS)
+    fit(
+        "new-pc",
+        "large-cnn",
+        epochs=args.epochs_new,
+        seed=NEW_SEED,
+        method="focal-distillation",
+        old_model=old_ts,
+        **PC_PARAMS,
+    )
+    fit(
+        "new-bct",
+        "large-cnn",
+        epochs=args.epochs_new,
+        seed=NEW_SEED,
+        method="bct",
+        old_model=torch.jit.load(str(MODELS / "old.pt")),
+        **BCT_PARAMS,
+    )
     # The next generation and a small model that shares its embedding space.
     fit("v3", "large-cnn-v3", epochs=args.epochs_v3, seed=4)
-    fit("edge", "edge-cnn", epochs=args.epochs_new, seed=5, method="bct",
-        old_model=torch.jit.load(str(MODELS / "v3.pt")), **BCT_PARAMS)
+    fit(
+        "edge",
+        "edge-cnn",
+        epochs=args.epochs_new,
+        seed=5,
+        method="bct",
+        old_model=torch.jit.load(str(MODELS / "v3.pt")),
+        **BCT_PARAMS,
+    )
 
     old = results["old"]
-    summary = {"split_seed": SPLIT_SEED, "mean": mean, "std": std, "pc_params": PC_PARAMS,
-               "bct_params": BCT_PARAMS, "models": {}}
+    summary = {
+        "split_seed": SPLIT_SEED,
+        "mean": mean,
+        "std": std,
+        "pc_params": PC_PARAMS,
+        "bct_params": BCT_PARAMS,
+        "models": {},
+    }
     old_self = loo_cosine_top1(old["emb"], old["emb"], y_np)
     v3 = results["v3"]
     for name, r in results.items():
@@ -225,8 +252,10 @@ def build_digits(args: argparse.Namespace) -> None:
             entry["cross_test_top1_vs_v3"] = loo_cosine_top1(r["emb"], v3["emb"], y_np)
             entry["v3_self_test_top1"] = loo_cosine_top1(v3["emb"], v3["emb"], y_np)
             entry["self_test_top1"] = loo_cosine_top1(r["emb"], r["emb"], y_np)
-            print(f"edge -> v3 gallery: cross-test top-1 {entry['cross_test_top1_vs_v3']:.4f} "
-                  f"(v3 self-test {entry['v3_self_test_top1']:.4f}, edge self-test {entry['self_test_top1']:.4f})")
+            print(
+                f"edge -> v3 gallery: cross-test top-1 {entry['cross_test_top1_vs_v3']:.4f} "
+                f"(v3 self-test {entry['v3_self_test_top1']:.4f}, edge self-test {entry['self_test_top1']:.4f})"
+            )
         elif name in ("new", "new-pc", "new-bct"):
             entry.update(flip_stats(old["pred"], r["pred"], y_np))
             entry["cross_test_top1_vs_old"] = loo_cosine_top1(r["emb"], old["emb"], y_np)
@@ -244,24 +273,43 @@ def build_digits(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["digits", "fashion", "maps"],
-                        help="build one sample, or only the Fashion pair's embedding maps (default: both samples)")
+    parser.add_argument(
+        "--only",
+        choices=["digits", "fashion", "maps"],
+        help="build one sample, or only the Fashion pair's embedding maps (default: both samples)",
+    )
     parser.add_argument("--epochs-old", type=int, default=6, help="digits: epochs of old")
     parser.add_argument("--epochs-new", type=int, default=30, help="digits: epochs of new and its variants")
     parser.add_argument("--epochs-v3", type=int, default=40, help="digits: epochs of v3")
-    parser.add_argument("--tables-only", action="store_true",
-                        help="digits: only (re)write sample_data/predictions/ from the existing models")
-    parser.add_argument("--fashion-dir", type=Path, default=fashion_sample.FASHION_SRC,
-                        help="folder with the four Fashion-MNIST IDX files (default: Debian's)")
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="digits: only (re)write sample_data/predictions/ from the existing models",
+    )
+    parser.add_argument(
+        "--fashion-dir",
+        type=Path,
+        default=fashion_sample.FASHION_SRC,
+        help="folder with the four Fashion-MNIST IDX files (default: Debian's)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="fashion: output folder (default: sample_data)")
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "build_sample_data",
-                        help="fashion: cache of trained weights (default: .cache/build_sample_data)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / ".cache" / "build_sample_data",
+        help="fashion: cache of trained weights (default: .cache/build_sample_data)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="fashion: training processes (one thread each)")
-    parser.add_argument("--models", nargs="+", metavar="NAME",
-                        help="fashion: (re)build only these final models of the existing sample, in place (their "
-                             "files, tables and summary entries), from the shipped models they depend on")
-    parser.add_argument("--quick", action="store_true",
-                        help="fashion: tiny budgets and splits, for tests on a small IDX file")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME",
+        help="fashion: (re)build only these final models of the existing sample, in place (their "
+        "files, tables and summary entries), from the shipped models they depend on",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fashion: tiny budgets and splits, for tests on a small IDX file"
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.only in (None, "digits"):
@@ -270,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = fashion_sample.QUICK if args.quick else fashion_sample.FashionConfig()
         try:
             if args.models:
-                fashion_sample.update_fashion_models(args.out, args.fashion_dir, args.cache, args.models, cfg,
-                                                     jobs=max(1, args.jobs))
+                fashion_sample.update_fashion_models(
+                    args.out, args.fashion_dir, args.cache, args.models, cfg, jobs=max(1, args.jobs)
+                )
             else:
                 fashion_sample.build_fashion(args.out, args.fashion_dir, args.cache, cfg, jobs=max(1, args.jobs))
         except InputError as e:

@@ -91,8 +91,17 @@ class FieldSetup:
     alphas: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-QUICK = FieldSetup(val_per_class=3, epochs_old=1, epochs_new=1, epochs_ft=1, seeds=(3, 13), ensemble_extra=(33, 43),
-                   fd_lambdas=(0.01,), ldi_lambdas=(0.03,), elodi_lambdas=(0.1,))
+QUICK = FieldSetup(
+    val_per_class=3,
+    epochs_old=1,
+    epochs_new=1,
+    epochs_ft=1,
+    seeds=(3, 13),
+    ensemble_extra=(33, 43),
+    fd_lambdas=(0.01,),
+    ldi_lambdas=(0.03,),
+    elodi_lambdas=(0.1,),
+)
 OLD_ARCH, NEW_ARCH = "small-cnn-28", "large-cnn-28"
 FD = "focal distillation (T 100, α 1, β 5)"
 LDI = "LDI toward old (margin 0.5, p 2)"
@@ -117,11 +126,19 @@ def field_runs(setup: FieldSetup) -> dict[str, Run]:
         base = {"epochs": setup.epochs_new, "seed": s, "batch_size": bs}
         for fam, (kw, grid) in FAMILIES.items():
             for lam in getattr(setup, grid):
-                extra = {"refs": tuple(f"plain s{o}" for o in plain_seeds if o != s)} if kw["method"] == "elodi" else {
-                    "old": "old"}
+                extra = (
+                    {"refs": tuple(f"plain s{o}" for o in plain_seeds if o != s)}
+                    if kw["method"] == "elodi"
+                    else {"old": "old"}
+                )
                 runs[f"{fam} λ={lam:g} s{s}"] = Run("new-m", NEW_ARCH, data, base | kw | {"lam": lam}, **extra)
-        runs[f"ft s{s}"] = Run("new-ft", OLD_ARCH, data, {"epochs": setup.epochs_ft, "seed": s, "batch_size": bs,
-                                                          "lr": setup.lr_ft}, init="old")
+        runs[f"ft s{s}"] = Run(
+            "new-ft",
+            OLD_ARCH,
+            data,
+            {"epochs": setup.epochs_ft, "seed": s, "batch_size": bs, "lr": setup.lr_ft},
+            init="old",
+        )
     return runs
 
 
@@ -139,11 +156,16 @@ def train_all(setup: FieldSetup, src: str, cache: Path, jobs: int, log=print) ->
 
     log(f"field experiment: {len(runs)} runs, {jobs} processes, {len(fit_idx):,} training images")
     paths = fs.run_all(runs, keys, cache, make_task, jobs, log)
-    data = {"X_val": fs.to_tensor(d.train_images[val_idx], mean, std), "y_val": d.train_labels[val_idx],
-            "X_test": fs.to_tensor(d.test_images, mean, std), "y_test": d.test_labels, "n_fit": len(fit_idx),
-            "runs": runs, "keys": keys}
+    data = {
+        "X_val": fs.to_tensor(d.train_images[val_idx], mean, std),
+        "y_val": d.train_labels[val_idx],
+        "X_test": fs.to_tensor(d.test_images, mean, std),
+        "y_test": d.test_labels,
+        "n_fit": len(fit_idx),
+        "runs": runs,
+        "keys": keys,
+    }
     return data, paths
-
 
 
 # --------------------------------------------------------------------------- predictions of every setting
@@ -225,15 +247,20 @@ def predictions(setup: FieldSetup, data: dict, paths: dict[str, Path], log=print
 
 
 GATING_GRID: tuple[tuple[float, float], ...] = tuple(
-    (t, g) for t in (0.5, 0.7, 0.8, 0.9, 0.95, 0.99) for g in (0.5, 0.7, 0.9, 0.99, 1.0))
+    (t, g) for t in (0.5, 0.7, 0.8, 0.9, 0.95, 0.99) for g in (0.5, 0.7, 0.9, 0.99, 1.0)
+)
 
 
 # --------------------------------------------------------------------------- numbers
 def pair_numbers(y: np.ndarray, old: np.ndarray, new: np.ndarray) -> dict:
     """Error rate, NFR and flip counts of one prediction vector against old's (graceful_core.metrics)."""
     c = FlipCounts.from_predictions(y, old, new, 10)
-    return {"error_rate": error_rate(y, new), "negative_flip_rate": negative_flip_rate(y, old, new),
-            "negative_flips": int(c.negative_flips), "positive_flips": int(c.positive_flips)}
+    return {
+        "error_rate": error_rate(y, new),
+        "negative_flip_rate": negative_flip_rate(y, old, new),
+        "negative_flips": int(c.negative_flips),
+        "positive_flips": int(c.positive_flips),
+    }
 
 
 def t_summary(diffs: list[float]) -> dict:
@@ -265,8 +292,14 @@ def paired_mcnemar(y: np.ndarray, old: np.ndarray, base: list[np.ndarray], meth:
     def p(k: int, n: int) -> float:
         return 1.0 if n == 0 else float(stats.binomtest(k, n, 0.5).pvalue)
 
-    return {"flips_only_baseline": nf_b, "flips_only_method": nf_m, "flips_p": p(nf_m, nf_b + nf_m),
-            "errors_only_baseline": er_b, "errors_only_method": er_m, "errors_p": p(er_m, er_b + er_m)}
+    return {
+        "flips_only_baseline": nf_b,
+        "flips_only_method": nf_m,
+        "flips_p": p(nf_m, nf_b + nf_m),
+        "errors_only_baseline": er_b,
+        "errors_only_method": er_m,
+        "errors_p": p(er_m, er_b + er_m),
+    }
 
 
 def analyse(setup: FieldSetup, data: dict, preds: dict, equal_error: float) -> dict:
@@ -289,36 +322,67 @@ def analyse(setup: FieldSetup, data: dict, preds: dict, equal_error: float) -> d
         for st in fam.settings:
             nums = numbers(lambda s, st=st, name=fam.name: (name, st, s))
             nums["setting"] = list(st) if isinstance(st, tuple) else st
-            nums["qualifies"] = bool(nums["mean"]["val"]["error_rate"] <= base["mean"]["val"]["error_rate"] + equal_error + 1e-12)
+            nums["qualifies"] = bool(
+                nums["mean"]["val"]["error_rate"] <= base["mean"]["val"]["error_rate"] + equal_error + 1e-12
+            )
             cands.append(nums)
         ok = [i for i, c in enumerate(cands) if c["qualifies"]]
-        chosen = min(ok, key=lambda i: (cands[i]["mean"]["val"]["negative_flip_rate"],
-                                        cands[i]["mean"]["val"]["error_rate"], i)) if ok else None
-        res: dict = {"param": fam.param, "baseline": fam.baseline, "models_at_inference": fam.models_at_inference,
-                     "needs_training": fam.needs_training, "candidates": cands, "chosen": chosen}
+        chosen = (
+            min(
+                ok,
+                key=lambda i: (cands[i]["mean"]["val"]["negative_flip_rate"], cands[i]["mean"]["val"]["error_rate"], i),
+            )
+            if ok
+            else None
+        )
+        res: dict = {
+            "param": fam.param,
+            "baseline": fam.baseline,
+            "models_at_inference": fam.models_at_inference,
+            "needs_training": fam.needs_training,
+            "candidates": cands,
+            "chosen": chosen,
+        }
         if chosen is not None:
             c, st = cands[chosen], fam.settings[chosen]
             tb, tc = base["per_seed"]["test"], c["per_seed"]["test"]
             res["vs_baseline"] = {
                 "error_rate": t_summary([m["error_rate"] - b["error_rate"] for m, b in zip(tc, tb, strict=True)]),
-                "negative_flip_rate": t_summary([m["negative_flip_rate"] - b["negative_flip_rate"]
-                                                 for m, b in zip(tc, tb, strict=True)]),
-                "relative_nfr_change": t_summary([m["negative_flip_rate"] / b["negative_flip_rate"] - 1.0
-                                                  for m, b in zip(tc, tb, strict=True)])
-                if all(b["negative_flip_rate"] > 0 for b in tb) else None,
-                "per_image": paired_mcnemar(y["test"], old["test"], [preds[(fam.baseline, None, s)]["test"] for s in seeds],
-                                            [preds[(fam.name, st, s)]["test"] for s in seeds]),
+                "negative_flip_rate": t_summary(
+                    [m["negative_flip_rate"] - b["negative_flip_rate"] for m, b in zip(tc, tb, strict=True)]
+                ),
+                "relative_nfr_change": t_summary(
+                    [m["negative_flip_rate"] / b["negative_flip_rate"] - 1.0 for m, b in zip(tc, tb, strict=True)]
+                )
+                if all(b["negative_flip_rate"] > 0 for b in tb)
+                else None,
+                "per_image": paired_mcnemar(
+                    y["test"],
+                    old["test"],
+                    [preds[(fam.baseline, None, s)]["test"] for s in seeds],
+                    [preds[(fam.name, st, s)]["test"] for s in seeds],
+                ),
             }
         out["families"][fam.name] = res
     # The sample's new-pc: among the trained single-model remedies (baseline plain), the chosen setting with the
     # lowest mean validation NFR (validation again; the test numbers above play no part).
     trained = [f for f in families(setup) if f.needs_training and out["families"][f.name]["chosen"] is not None]
-    best = min(trained, key=lambda f: out["families"][f.name]["candidates"][out["families"][f.name]["chosen"]]["mean"]
-               ["val"]["negative_flip_rate"], default=None)
-    out["best_single_model"] = None if best is None else {
-        "family": best.name, "train": FAMILIES[best.name][0] | {"lam": best.settings[out["families"][best.name]["chosen"]]}}
+    best = min(
+        trained,
+        key=lambda f: out["families"][f.name]["candidates"][out["families"][f.name]["chosen"]]["mean"]["val"][
+            "negative_flip_rate"
+        ],
+        default=None,
+    )
+    out["best_single_model"] = (
+        None
+        if best is None
+        else {
+            "family": best.name,
+            "train": FAMILIES[best.name][0] | {"lam": best.settings[out["families"][best.name]["chosen"]]},
+        }
+    )
     return out
-
 
 
 # --------------------------------------------------------------------------- words, table, picture
@@ -383,12 +447,15 @@ def markdown(setup: FieldSetup, data: dict, res: dict, config: dict, png: str | 
         "",
         *[f"- {verdict(f, res['families'][f.name], config['equal_error'])}" for f in fams],
         "",
-        ("The trained single-model remedy with the lowest validation NFR among the chosen settings, "
-         f"**{res['best_single_model']['family']}, λ {res['best_single_model']['train']['lam']:g}**, is the one the "
-         "sample ships as `new-pc.pt` (trained on all 60,000 training images with new.pt's seed; "
-         "sample_data/README.md has its test numbers)."
-         if res["best_single_model"] else "No trained single-model remedy kept the error within the margin on "
-         "validation: the sample's `new-pc.pt` is not re-chosen from this experiment."),
+        (
+            "The trained single-model remedy with the lowest validation NFR among the chosen settings, "
+            f"**{res['best_single_model']['family']}, λ {res['best_single_model']['train']['lam']:g}**, is the one the "
+            "sample ships as `new-pc.pt` (trained on all 60,000 training images with new.pt's seed; "
+            "sample_data/README.md has its test numbers)."
+            if res["best_single_model"]
+            else "No trained single-model remedy kept the error within the margin on "
+            "validation: the sample's `new-pc.pt` is not re-chosen from this experiment."
+        ),
         "",
         "## The chosen settings on the test images",
         "",
@@ -409,25 +476,43 @@ def markdown(setup: FieldSetup, data: dict, res: dict, config: dict, png: str | 
         lines.append(
             f"| {f.name} | {_setting(f, f.settings[r['chosen']])} | {f.models_at_inference} | {_pct(c['error_rate'])} | "
             f"{_diff(v['error_rate'])} | {_pct(c['negative_flip_rate'])} | {_diff(v['negative_flip_rate'])} | "
-            + (f"{rel['mean'] * 100:+.0f} % [{rel['ci95'][0] * 100:+.0f}, {rel['ci95'][1] * 100:+.0f}] | " if rel else
-               "n/a (a baseline without flips) | ") +
-            f"{pi['flips_only_baseline']} / {pi['flips_only_method']} ({_p(pi['flips_p'])}) | "
-            f"{pi['errors_only_baseline']} / {pi['errors_only_method']} ({_p(pi['errors_p'])}) |")
+            + (
+                f"{rel['mean'] * 100:+.0f} % [{rel['ci95'][0] * 100:+.0f}, {rel['ci95'][1] * 100:+.0f}] | "
+                if rel
+                else "n/a (a baseline without flips) | "
+            )
+            + f"{pi['flips_only_baseline']} / {pi['flips_only_method']} ({_p(pi['flips_p'])}) | "
+            f"{pi['errors_only_baseline']} / {pi['errors_only_method']} ({_p(pi['errors_p'])}) |"
+        )
     if png:
-        lines += ["", "## NFR against error, every setting", "", f"![NFR vs error]({png})", "",
-                  "Means over the seeds on the test images; one line per method along its grid; stars: the settings "
-                  "chosen on validation; gating's grid as points.", ""]
+        lines += [
+            "",
+            "## NFR against error, every setting",
+            "",
+            f"![NFR vs error]({png})",
+            "",
+            "Means over the seeds on the test images; one line per method along its grid; stars: the settings "
+            "chosen on validation; gating's grid as points.",
+            "",
+        ]
     lines += ["", "## Every setting (validation chooses, test reports)", ""]
     for f in fams:
         r = res["families"][f.name]
-        lines += [f"### {f.name}", "", f"| {f.param} | validation error % | validation NFR % | qualifies | test error % "
-                  "| test NFR % | test negative flips (mean) |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {f.name}",
+            "",
+            f"| {f.param} | validation error % | validation NFR % | qualifies | test error % "
+            "| test NFR % | test negative flips (mean) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for i, (st, c) in enumerate(zip(f.settings, r["candidates"], strict=True)):
             mv, mt = c["mean"]["val"], c["mean"]["test"]
             name = _setting(f, st).split(" = ")[1] + (" **(chosen)**" if i == r["chosen"] else "")
-            lines.append(f"| {name} | {_pct(mv['error_rate'])} | {_pct(mv['negative_flip_rate'])} | "
-                         f"{'yes' if c['qualifies'] else 'no'} | {_pct(mt['error_rate'])} | "
-                         f"{_pct(mt['negative_flip_rate'])} | {mt['negative_flips']:.1f} |")
+            lines.append(
+                f"| {name} | {_pct(mv['error_rate'])} | {_pct(mv['negative_flip_rate'])} | "
+                f"{'yes' if c['qualifies'] else 'no'} | {_pct(mt['error_rate'])} | "
+                f"{_pct(mt['negative_flip_rate'])} | {mt['negative_flips']:.1f} |"
+            )
         lines.append("")
     lines += [
         "## Published anchors (to compare with, not to copy)",
@@ -450,45 +535,93 @@ def figure(setup: FieldSetup, res: dict):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.08,
-                        subplot_titles=("every method", "zoom: the trained remedies around plain"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.58, 0.42],
+        horizontal_spacing=0.08,
+        subplot_titles=("every method", "zoom: the trained remedies around plain"),
+    )
     pl = res["baselines"]["plain"]["mean"]["test"]
     for col in (1, 2):
-        for name, key, colour in (("plain new", "plain", "black"), ("fine-tuned old (BCWI's baseline)", "fine-tuned",
-                                                                     COLOURS[BCWI])):
+        for name, key, colour in (
+            ("plain new", "plain", "black"),
+            ("fine-tuned old (BCWI's baseline)", "fine-tuned", COLOURS[BCWI]),
+        ):
             m = res["baselines"][key]["mean"]["test"]
             if col == 2 and key != "plain":
                 continue
-            fig.add_trace(go.Scatter(x=[m["error_rate"] * 100], y=[m["negative_flip_rate"] * 100],
-                                     mode="markers+text", text=[name], textposition="top right", showlegend=False,
-                                     marker={"size": 13, "symbol": "square", "color": colour}, name=name), 1, col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[m["error_rate"] * 100],
+                    y=[m["negative_flip_rate"] * 100],
+                    mode="markers+text",
+                    text=[name],
+                    textposition="top right",
+                    showlegend=False,
+                    marker={"size": 13, "symbol": "square", "color": colour},
+                    name=name,
+                ),
+                1,
+                col,
+            )
         for f in families(setup):
             r = res["families"][f.name]
             xs = [c["mean"]["test"]["error_rate"] * 100 for c in r["candidates"]]
             ys = [c["mean"]["test"]["negative_flip_rate"] * 100 for c in r["candidates"]]
             colour = COLOURS[f.name]
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers" if f.name == GATE else "lines+markers", name=f.name,
-                                     legendgroup=f.name, showlegend=col == 1,
-                                     line={"color": colour}, marker={"size": 6 if f.name == GATE else 8,
-                                                                     "color": colour}), 1, col)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="markers" if f.name == GATE else "lines+markers",
+                    name=f.name,
+                    legendgroup=f.name,
+                    showlegend=col == 1,
+                    line={"color": colour},
+                    marker={"size": 6 if f.name == GATE else 8, "color": colour},
+                ),
+                1,
+                col,
+            )
             if r["chosen"] is not None:
-                fig.add_trace(go.Scatter(x=[xs[r["chosen"]]], y=[ys[r["chosen"]]], mode="markers", showlegend=False,
-                                         legendgroup=f.name, name=f"{f.name}: chosen",
-                                         marker={"size": 18, "symbol": "star", "color": colour,
-                                                 "line": {"width": 1, "color": "black"}}), 1, col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=[xs[r["chosen"]]],
+                        y=[ys[r["chosen"]]],
+                        mode="markers",
+                        showlegend=False,
+                        legendgroup=f.name,
+                        name=f"{f.name}: chosen",
+                        marker={"size": 18, "symbol": "star", "color": colour, "line": {"width": 1, "color": "black"}},
+                    ),
+                    1,
+                    col,
+                )
     x0, y0 = pl["error_rate"] * 100, pl["negative_flip_rate"] * 100
     fig.update_xaxes(title_text="error rate (%)")
     fig.update_yaxes(title_text="negative flip rate (%)", col=1)
     fig.update_xaxes(range=[x0 - 0.5, x0 + 0.7], col=2)
     fig.update_yaxes(range=[y0 - 0.6, y0 + 0.25], col=2)
-    fig.update_layout(width=1200, height=640, template="plotly_white",
-                      title="Fashion-MNIST, the sample's update: negative flip rate vs error (test photos, mean of "
-                            "seeds; ★ chosen on validation)", legend={"orientation": "h", "y": -0.18})
+    fig.update_layout(
+        width=1200,
+        height=640,
+        template="plotly_white",
+        title="Fashion-MNIST, the sample's update: negative flip rate vs error (test photos, mean of "
+        "seeds; ★ chosen on validation)",
+        legend={"orientation": "h", "y": -0.18},
+    )
     return fig
 
 
-def report(setup: FieldSetup, data: dict, paths: dict[str, Path], args: argparse.Namespace, argv: list[str],
-           train_seconds: float) -> int:
+def report(
+    setup: FieldSetup,
+    data: dict,
+    paths: dict[str, Path],
+    args: argparse.Namespace,
+    argv: list[str],
+    train_seconds: float,
+) -> int:
     """Predict, analyse, write ``<out>/<name>.{md,json,png}``."""
     from experiment_mitigation import _write_json, write_png
 
@@ -500,17 +633,31 @@ def report(setup: FieldSetup, data: dict, paths: dict[str, Path], args: argparse
     cpu = 0.0
     if args.train_log is not None and args.train_log.is_file():
         cpu = sum(float(m) for m in re.findall(r": done in (\d+) s", args.train_log.read_text()))
-    config = {"argv": argv, "jobs": args.jobs, "n_test": len(data["y_test"]), "n_validation": len(data["y_val"]), "equal_error": args.equal_error, "seeds": list(setup.seeds),
-              "ensemble_extra": list(setup.ensemble_extra), "setup": {k: v for k, v in vars(setup).items()},
-              "train_cpu_minutes": cpu / 60, "train_wall_seconds": train_seconds,
-              "analysis_seconds": time.perf_counter() - t0, "families": {k: v[0] for k, v in FAMILIES.items()}}
+    config = {
+        "argv": argv,
+        "jobs": args.jobs,
+        "n_test": len(data["y_test"]),
+        "n_validation": len(data["y_val"]),
+        "equal_error": args.equal_error,
+        "seeds": list(setup.seeds),
+        "ensemble_extra": list(setup.ensemble_extra),
+        "setup": {k: v for k, v in vars(setup).items()},
+        "train_cpu_minutes": cpu / 60,
+        "train_wall_seconds": train_seconds,
+        "analysis_seconds": time.perf_counter() - t0,
+        "families": {k: v[0] for k, v in FAMILIES.items()},
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     png = None
     if not args.no_png and write_png(figure(setup, res), args.out / f"{args.name}.png"):
         png = f"{args.name}.png"
     (args.out / f"{args.name}.md").write_text(markdown(setup, data, res, config, png))
-    payload = {"config": config, "baselines": res["baselines"], "families": res["families"],
-               "best_single_model": res["best_single_model"]}
+    payload = {
+        "config": config,
+        "baselines": res["baselines"],
+        "families": res["families"],
+        "best_single_model": res["best_single_model"],
+    }
     _write_json(args.out / f"{args.name}.json", payload)
     for f in families(setup):
         print(verdict(f, res["families"][f.name], args.equal_error))
@@ -522,13 +669,25 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fashion-dir", type=Path, default=fs.FASHION_SRC, help="folder of the IDX files")
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "build_sample_data",
-                        help="trained weights, by content hash (default: the sample build's cache)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / ".cache" / "build_sample_data",
+        help="trained weights, by content hash (default: the sample build's cache)",
+    )
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="training processes")
-    parser.add_argument("--equal-error", type=float, default=0.005,
-                        help="a setting qualifies when its validation error is at most the baseline's + this")
-    parser.add_argument("--train-log", type=Path, default=None,
-                        help="the log of the training run (its per-run times go into the write-up)")
+    parser.add_argument(
+        "--equal-error",
+        type=float,
+        default=0.005,
+        help="a setting qualifies when its validation error is at most the baseline's + this",
+    )
+    parser.add_argument(
+        "--train-log",
+        type=Path,
+        default=None,
+        help="the log of the training run (its per-run times go into the write-up)",
+    )
     parser.add_argument("--train-only", action="store_true", help="train (fill the cache) and stop")
     parser.add_argument("--quick", action="store_true", help="tiny budgets (tests)")
     parser.add_argument("--redraw", action="store_true", help="only redraw <out>/<name>.png from <out>/<name>.json")

@@ -91,6 +91,8 @@ FAMILIES: dict[str, dict] = {
     "focal, old-right only (α 0, β 6)": {"method": "focal-distillation", "alpha": 0.0, "beta": 6.0},
 }
 LAMBDAS = (0.1, 0.25, 0.5, 1.0)
+
+
 def fashion_methods(lambdas: tuple[float, ...], families: dict[str, dict] = FAMILIES) -> dict[str, dict]:
     """plain, each family at each λ, BCT (λ 1): name -> train_model keyword arguments."""
     out = {"plain": {"method": "plain"}}
@@ -128,8 +130,12 @@ def retrieval_hits(y: np.ndarray, old: Outputs, new: Outputs) -> dict:
     """Hit@1 of new→old (cross-test), new→new and old→old, with the number of valid queries."""
     ct = cross_test(old.embedding, new.embedding, y, compute_map=False)
     t = ct.scores["top1"]
-    return {"cross_test_hit1": t["new_old"], "self_test_hit1": t["new_new"], "old_self_test_hit1": t["old_old"],
-            "n_queries": ct.n_queries}
+    return {
+        "cross_test_hit1": t["new_old"],
+        "self_test_hit1": t["new_new"],
+        "old_self_test_hit1": t["old_old"],
+        "n_queries": ct.n_queries,
+    }
 
 
 def _finite(x) -> float | None:
@@ -143,9 +149,17 @@ def _mean_std(values: list) -> tuple[float | None, float | None]:
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
-KEYS = ["error_rate", "negative_flip_rate", "negative_flips", "relative_negative_flip_rate",
-        "backward_trust_compatibility", "nfr_reduction_vs_plain", "cross_test_hit1", "self_test_hit1",
-        "old_error_rate"]
+KEYS = [
+    "error_rate",
+    "negative_flip_rate",
+    "negative_flips",
+    "relative_negative_flip_rate",
+    "backward_trust_compatibility",
+    "nfr_reduction_vs_plain",
+    "cross_test_hit1",
+    "self_test_hit1",
+    "old_error_rate",
+]
 #: Metrics whose paired difference to plain is tested across seeds.
 PAIRED_KEYS = ["error_rate", "negative_flip_rate", "cross_test_hit1"]
 
@@ -160,8 +174,7 @@ def paired_test(diffs: list[float]) -> dict:
     from scipy import stats
 
     d = np.asarray(diffs, dtype=np.float64)
-    out = {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-           "t_p": None, "wilcoxon_p": None}
+    out = {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "t_p": None, "wilcoxon_p": None}
     if len(d) >= 2 and np.any(d != 0):
         if d.std(ddof=1) > 1e-9:  # equal differences (up to rounding) have no t statistic
             out["t_p"] = _finite(float(stats.ttest_1samp(d, 0.0).pvalue))
@@ -174,15 +187,19 @@ def summarise(per_seed: dict[str, list[dict]]) -> dict[str, dict]:
     plain = per_seed["plain"]
     for rows in per_seed.values():
         for r, p in zip(rows, plain):
-            r["nfr_reduction_vs_plain"] = (1.0 - r["negative_flip_rate"] / p["negative_flip_rate"]
-                                           if p["negative_flip_rate"] else None)
+            r["nfr_reduction_vs_plain"] = (
+                1.0 - r["negative_flip_rate"] / p["negative_flip_rate"] if p["negative_flip_rate"] else None
+            )
     out = {}
     for m, rows in per_seed.items():
         s = {k: dict(zip(("mean", "std"), _mean_std([r.get(k) for r in rows]))) for k in KEYS}
         s["compatible_seeds"] = int(sum(bool(r["compatible"]) for r in rows))
         if m != "plain":
-            s["vs_plain"] = {k: paired_test([r[k] - p[k] for r, p in zip(rows, plain)])
-                             for k in PAIRED_KEYS if all(r.get(k) is not None for r in rows + plain)}
+            s["vs_plain"] = {
+                k: paired_test([r[k] - p[k] for r, p in zip(rows, plain)])
+                for k in PAIRED_KEYS
+                if all(r.get(k) is not None for r in rows + plain)
+            }
         out[m] = s
     return out
 
@@ -235,8 +252,9 @@ def run_fold(task: dict) -> dict:
     if task.get("train_fraction", 1.0) < 1.0:  # a stratified, seeded share of the training folds
         from sklearn.model_selection import train_test_split
 
-        tr, _ = train_test_split(tr, train_size=task["train_fraction"], stratify=labels[tr],
-                                 random_state=1000 * task["seed"] + task["fold"])
+        tr, _ = train_test_split(
+            tr, train_size=task["train_fraction"], stratify=labels[tr], random_state=1000 * task["seed"] + task["fold"]
+        )
         tr = np.sort(tr)
     info = fold_info(images[tr])
     X_tr, y_tr = tensors_from_dataset(_ArrayImages(images[tr], labels[tr]), info)
@@ -254,8 +272,17 @@ def run_fold(task: dict) -> dict:
     return out
 
 
-def run_digits(*, seeds: int, folds: int, epochs: int, epochs_old: int, subset: int | None, methods: dict[str, dict],
-               jobs: int, train_fraction: float = 1.0) -> dict:
+def run_digits(
+    *,
+    seeds: int,
+    folds: int,
+    epochs: int,
+    epochs_old: int,
+    subset: int | None,
+    methods: dict[str, dict],
+    jobs: int,
+    train_fraction: float = 1.0,
+) -> dict:
     """The digits protocol (module docstring): per-seed rows of every method."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -265,9 +292,20 @@ def run_digits(*, seeds: int, folds: int, epochs: int, epochs_old: int, subset: 
     for seed in range(seeds):
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         for fold, (tr, te) in enumerate(skf.split(np.zeros(n), labels)):
-            tasks.append({"seed": seed, "fold": fold, "images": images, "labels": labels, "train_idx": tr,
-                          "test_idx": te, "epochs": epochs, "epochs_old": epochs_old, "methods": methods,
-                          "train_fraction": train_fraction})
+            tasks.append(
+                {
+                    "seed": seed,
+                    "fold": fold,
+                    "images": images,
+                    "labels": labels,
+                    "train_idx": tr,
+                    "test_idx": te,
+                    "epochs": epochs,
+                    "epochs_old": epochs_old,
+                    "methods": methods,
+                    "train_fraction": train_fraction,
+                }
+            )
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             results = list(pool.map(run_fold, tasks))
@@ -287,8 +325,11 @@ def run_digits(*, seeds: int, folds: int, epochs: int, epochs_old: int, subset: 
             for m in methods:
                 logits[m][te] = r["outputs"][m].logits
                 h = retrieval_hits(y_te, old, r["outputs"][m])
-                for key, value in ((f"{m}|x", h["cross_test_hit1"]), (f"{m}|self", h["self_test_hit1"]),
-                                   *((("old", h["old_self_test_hit1"]),) if m == next(iter(methods)) else ())):
+                for key, value in (
+                    (f"{m}|x", h["cross_test_hit1"]),
+                    (f"{m}|self", h["self_test_hit1"]),
+                    *((("old", h["old_self_test_hit1"]),) if m == next(iter(methods)) else ()),
+                ):
                     if h["n_queries"]:
                         hits[key][0] += value * h["n_queries"]
                         hits[key][1] += h["n_queries"]
@@ -332,10 +373,15 @@ def _fashion_arrays(src: str, setup: FashionSetup) -> dict:
         mean, std = fs.normalisation(d.train_images[sub])
         _DATA.clear()
         _DATA[key] = {
-            "X": fs.to_tensor(d.train_images[sub], mean, std), "y": torch.from_numpy(d.train_labels[sub]),
-            "X_val": fs.to_tensor(d.train_images[val], mean, std), "y_val": d.train_labels[val],
-            "X_test": fs.to_tensor(d.test_images, mean, std), "y_test": d.test_labels,
-            "n_train": len(sub), "mean": mean, "std": std,
+            "X": fs.to_tensor(d.train_images[sub], mean, std),
+            "y": torch.from_numpy(d.train_labels[sub]),
+            "X_val": fs.to_tensor(d.train_images[val], mean, std),
+            "y_val": d.train_labels[val],
+            "X_test": fs.to_tensor(d.test_images, mean, std),
+            "y_test": d.test_labels,
+            "n_train": len(sub),
+            "mean": mean,
+            "std": std,
             "fingerprint": fs.data_key(d.train_images, d.train_labels, sub, mean, std)
             + fs.data_key(d.train_images, d.train_labels, val, mean, std)
             + fs.data_key(d.test_images, d.test_labels, np.arange(len(d.test_labels)), mean, std),
@@ -362,16 +408,31 @@ def fashion_task(task: dict) -> dict:
             kw["old_model"] = old
         elif method != "plain":
             kw["old_logits"] = old_logits_of(old, data["X"])
-    model = train_model(task["arch"], data["X"], data["y"], method=method, epochs=task["epochs"], seed=task["seed"],
-                        batch_size=setup.batch_size, num_classes=10,
-                        embedding_dim=None if method == "bct" else 64, **kw)
+    model = train_model(
+        task["arch"],
+        data["X"],
+        data["y"],
+        method=method,
+        epochs=task["epochs"],
+        seed=task["seed"],
+        batch_size=setup.batch_size,
+        num_classes=10,
+        embedding_dim=None if method == "bct" else 64,
+        **kw,
+    )
     val, test = _outputs(model, data["X_val"]), _outputs(model, data["X_test"])
     path = Path(task["path"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     cpu = time.process_time() - c0
-    np.savez(tmp, val_logits=val.logits, val_emb=val.embedding, test_logits=test.logits, test_emb=test.embedding,
-             cpu_seconds=np.float64(cpu))
+    np.savez(
+        tmp,
+        val_logits=val.logits,
+        val_emb=val.embedding,
+        test_logits=test.logits,
+        test_emb=test.embedding,
+        cpu_seconds=np.float64(cpu),
+    )
     os.replace(tmp, path)
     if task["weights"] is not None:
         wtmp = Path(task["weights"]).with_name(f".{Path(task['weights']).stem}.{os.getpid()}.tmp")
@@ -380,14 +441,14 @@ def fashion_task(task: dict) -> dict:
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": cpu}
 
 
-def run_fashion(*, src: str, setup: FashionSetup, methods: dict[str, dict], jobs: int, cache: Path,
-                log=print) -> dict:
+def run_fashion(*, src: str, setup: FashionSetup, methods: dict[str, dict], jobs: int, cache: Path, log=print) -> dict:
     """The Fashion-MNIST protocol (module docstring): per-seed rows on validation and test."""
     from graceful_core.cache import make_key
 
     data = _fashion_arrays(src, setup)
-    base = make_key("mitigation-fashion-v1", torch.__version__, data["fingerprint"],
-                    json.dumps({"batch_size": setup.batch_size}))
+    base = make_key(
+        "mitigation-fashion-v1", torch.__version__, data["fingerprint"], json.dumps({"batch_size": setup.batch_size})
+    )
     tasks: dict[tuple[int, str], dict] = {}
     for seed in range(setup.seeds):
         old_kw = {"arch": FASHION_OLD_ARCH, "epochs": setup.epochs_old, "seed": 1000 * seed + 1, "kw": {}}
@@ -395,13 +456,19 @@ def run_fashion(*, src: str, setup: FashionSetup, methods: dict[str, dict], jobs
         tasks[(seed, "old")] = old_kw | {"key": old_key, "old": None}
         for m, kw in methods.items():
             new_kw = {"arch": FASHION_NEW_ARCH, "epochs": setup.epochs, "seed": 1000 * seed + 2, "kw": kw}
-            tasks[(seed, m)] = new_kw | {"key": make_key(base, old_key, json.dumps(new_kw, sort_keys=True)),
-                                         "old": (seed, "old")}
+            tasks[(seed, m)] = new_kw | {
+                "key": make_key(base, old_key, json.dumps(new_kw, sort_keys=True)),
+                "old": (seed, "old"),
+            }
     cache.mkdir(parents=True, exist_ok=True)
     for t in tasks.values():
         t["path"] = str(cache / f"{t['key'][:24]}.npz")
         t["weights"] = str(cache / f"{t['key'][:24]}.pt") if t["old"] is None else None
-    done = {k for k, t in tasks.items() if Path(t["path"]).is_file() and (t["weights"] is None or Path(t["weights"]).is_file())}
+    done = {
+        k
+        for k, t in tasks.items()
+        if Path(t["path"]).is_file() and (t["weights"] is None or Path(t["weights"]).is_file())
+    }
     todo = [k for k in tasks if k not in done]
     log(f"fashion: {len(tasks)} trainings ({len(done)} cached), {jobs} processes, {data['n_train']} training images")
     t0 = time.perf_counter()
@@ -414,9 +481,17 @@ def run_fashion(*, src: str, setup: FashionSetup, methods: dict[str, dict], jobs
             for k in ready:
                 t = tasks[k]
                 todo.remove(k)
-                job = {"src": src, "setup": setup, "arch": t["arch"], "epochs": t["epochs"], "seed": t["seed"],
-                       "kw": t["kw"], "path": t["path"], "weights": t["weights"],
-                       "old_weights": None if t["old"] is None else tasks[t["old"]]["weights"]}
+                job = {
+                    "src": src,
+                    "setup": setup,
+                    "arch": t["arch"],
+                    "epochs": t["epochs"],
+                    "seed": t["seed"],
+                    "kw": t["kw"],
+                    "path": t["path"],
+                    "weights": t["weights"],
+                    "old_weights": None if t["old"] is None else tasks[t["old"]]["weights"],
+                }
                 if pool is None:
                     fashion_task(job)
                     done.add(k)
@@ -453,17 +528,29 @@ def run_fashion(*, src: str, setup: FashionSetup, methods: dict[str, dict], jobs
         old_test, old_val = load((seed, "old"), "test"), load((seed, "old"), "val")
         for m in methods:
             new_test = load((seed, m), "test")
-            row = flip_metrics(data["y_test"], old_test, new_test, 10) | retrieval_hits(data["y_test"], old_test, new_test)
+            row = flip_metrics(data["y_test"], old_test, new_test, 10) | retrieval_hits(
+                data["y_test"], old_test, new_test
+            )
             row["compatible"] = bool(row["cross_test_hit1"] > row["old_self_test_hit1"])
             per_seed[m].append(row)
             val_rows[m].append(flip_metrics(data["y_val"], old_val, load((seed, m), "val"), 10))
         old_self.append(per_seed["plain"][-1]["old_self_test_hit1"])
-    return {"n_samples": len(data["y_test"]), "n_train": data["n_train"], "per_seed": per_seed,
-            "validation_per_seed": val_rows, "old_self_test_hit1": old_self, "cpu_seconds": cpu_seconds}
+    return {
+        "n_samples": len(data["y_test"]),
+        "n_train": data["n_train"],
+        "per_seed": per_seed,
+        "validation_per_seed": val_rows,
+        "old_self_test_hit1": old_self,
+        "cpu_seconds": cpu_seconds,
+    }
 
 
-def select_on_validation(val_rows: dict[str, list[dict]], lambdas: tuple[float, ...], equal_error: float,
-                         families: dict[str, dict] = FAMILIES) -> dict:
+def select_on_validation(
+    val_rows: dict[str, list[dict]],
+    lambdas: tuple[float, ...],
+    equal_error: float,
+    families: dict[str, dict] = FAMILIES,
+) -> dict:
     """Per family, the λ with the lowest mean validation NFR among those whose mean validation error
     is at most plain's + ``equal_error``; None when no λ qualifies."""
     plain_er = float(np.mean([r["error_rate"] for r in val_rows["plain"]]))
@@ -472,13 +559,25 @@ def select_on_validation(val_rows: dict[str, list[dict]], lambdas: tuple[float, 
         cands = []
         for lam in lambdas:
             rows = val_rows[f"{fam} λ={lam:g}"]
-            er, nfr = float(np.mean([r["error_rate"] for r in rows])), float(np.mean([r["negative_flip_rate"] for r in rows]))
-            cands.append({"lambda": lam, "val_error_rate": er, "val_negative_flip_rate": nfr,
-                          "qualifies": er <= plain_er + equal_error})
+            er, nfr = (
+                float(np.mean([r["error_rate"] for r in rows])),
+                float(np.mean([r["negative_flip_rate"] for r in rows])),
+            )
+            cands.append(
+                {
+                    "lambda": lam,
+                    "val_error_rate": er,
+                    "val_negative_flip_rate": nfr,
+                    "qualifies": er <= plain_er + equal_error,
+                }
+            )
         ok = [c for c in cands if c["qualifies"]]
         best = min(ok, key=lambda c: (c["val_negative_flip_rate"], c["lambda"])) if ok else None
-        out[fam] = {"chosen": None if best is None else f"{fam} λ={best['lambda']:g}", "candidates": cands,
-                    "plain_val_error_rate": plain_er}
+        out[fam] = {
+            "chosen": None if best is None else f"{fam} λ={best['lambda']:g}",
+            "candidates": cands,
+            "plain_val_error_rate": plain_er,
+        }
     return out
 
 
@@ -536,8 +635,12 @@ def markdown_digits(config: dict, summary: dict, raw: dict, elapsed: float) -> s
         f"fold: old = `{OLD_ARCH}` ({config['epochs_old']} epochs); every new method = `{NEW_ARCH}` ({config['epochs']} epochs, "
         "Adam, cosine decay, batch 64), **same initialisation seed for all methods** (paired), trained on the same folds. "
         "Held-out folds are concatenated into out-of-fold predictions for all images."
-        + (f" **Low-data regime**: old and new models train on a stratified {config['train_fraction']:.0%} of each "
-           "fold's training images." if config.get("train_fraction", 1.0) < 1.0 else ""),
+        + (
+            f" **Low-data regime**: old and new models train on a stratified {config['train_fraction']:.0%} of each "
+            "fold's training images."
+            if config.get("train_fraction", 1.0) < 1.0
+            else ""
+        ),
         "- Every metric is graceful_core's (`graceful_core.metrics`, `FlipCounts`, `retrieval.cross_test`). Cross-test "
         "Hit@1 within each held-out fold, pooled over folds weighted by queries. "
         f"Old self-test Hit@1: {o_mean * 100:.2f} ± {o_std * 100:.2f} %. Compatible = cross-test > old self-test.",
@@ -574,9 +677,11 @@ def markdown_fashion(config: dict, summary: dict, raw: dict, selection: dict, el
         f"- Per seed ({seeds} seeds): old = `{FASHION_OLD_ARCH}` ({config['epochs_old']} epochs); every new method = "
         f"`{FASHION_NEW_ARCH}` ({config['epochs']} epochs, Adam, cosine decay, batch {config['batch_size']}), **the same "
         "initialisation seed for every method** (paired), the seed's old model as teacher / frozen head.",
-        ("- Methods: plain (cross-entropy); distill (KL to the old model on every image, β = 0); focal distillation with "
-         "the paper's α = 1, β = 5 (Yan et al., CVPR 2021); the variant that distills only where the old model is right "
-         "(α = 0, β = 6: the paper's weight there, none elsewhere); each over λ ∈ ")
+        (
+            "- Methods: plain (cross-entropy); distill (KL to the old model on every image, β = 0); focal distillation with "
+            "the paper's α = 1, β = 5 (Yan et al., CVPR 2021); the variant that distills only where the old model is right "
+            "(α = 0, β = 6: the paper's weight there, none elsewhere); each over λ ∈ "
+        )
         + f"{{{', '.join(f'{v:g}' for v in config['lambdas'])}}}; BCT (Shen et al., CVPR 2020, λ = 1).",
         "- Metrics: graceful_core's (`graceful_core.metrics`: error rate, NFR, relative NFR, BTC; `FlipCounts`: negative "
         "flips; `retrieval.cross_test`: leave-one-out cosine Hit@1 of new queries on the old model's gallery over the "
@@ -586,7 +691,7 @@ def markdown_fashion(config: dict, summary: dict, raw: dict, selection: dict, el
         "in percentage points), two-sided paired t test (t p) and Wilcoxon signed-rank test (W p; with "
         f"{seeds} seeds its smallest possible value is 2/2^{seeds} = {2 / 2**seeds:.4g}).",
         f"- **Choice on validation** (never on test): per family, the λ with the lowest mean validation NFR among those "
-        f"whose mean validation error is at most plain's + {config['equal_error'] * 100:g} points (\"equal error\"). "
+        f'whose mean validation error is at most plain\'s + {config["equal_error"] * 100:g} points ("equal error"). '
         "Chosen rows are in bold.",
         "",
         "## Results (test set)",
@@ -601,13 +706,21 @@ def markdown_fashion(config: dict, summary: dict, raw: dict, selection: dict, el
     for fam, sel in selection.items():
         for c in sel["candidates"]:
             mark = " (chosen)" if sel["chosen"] == f"{fam} λ={c['lambda']:g}" else ""
-            lines.append(f"| {fam} | {c['lambda']:g}{mark} | {c['val_error_rate'] * 100:.2f} | "
-                         f"{c['val_negative_flip_rate'] * 100:.2f} | {'yes' if c['qualifies'] else 'no'} |")
+            lines.append(
+                f"| {fam} | {c['lambda']:g}{mark} | {c['val_error_rate'] * 100:.2f} | "
+                f"{c['val_negative_flip_rate'] * 100:.2f} | {'yes' if c['qualifies'] else 'no'} |"
+            )
     plain_val = next(iter(selection.values()))["plain_val_error_rate"] if selection else float("nan")
     lines += ["", f"Plain's validation error: {plain_val * 100:.2f} %.", ""]
     if png:
-        lines += ["## NFR vs error rate", "", f"![NFR vs error rate]({png})", "",
-                  "Mean over seeds with ± 1 std bars; the λ families are lines (λ grows along each line).", ""]
+        lines += [
+            "## NFR vs error rate",
+            "",
+            f"![NFR vs error rate]({png})",
+            "",
+            "Mean over seeds with ± 1 std bars; the λ families are lines (λ grows along each line).",
+            "",
+        ]
     lines += ["## What works and what does not", "", *verdicts(summary, selection, o_mean), ""]
     return "\n".join(lines)
 
@@ -636,10 +749,12 @@ def verdicts(summary: dict, selection: dict, old_self: float) -> list[str]:
     bct = next((m for m in summary if m.startswith("bct")), None)
     if bct:
         s = summary[bct]
-        out.append(f"- {bct}: cross-test Hit@1 {s['cross_test_hit1']['mean'] * 100:.2f} % vs old self-test "
-                   f"{old_self * 100:.2f} % (compatible in {s['compatible_seeds']} of the seeds; plain: "
-                   f"{p['cross_test_hit1']['mean'] * 100:.2f} %); error rate {s['vs_plain']['error_rate']['mean'] * 100:+.2f} "
-                   f"points, NFR {s['vs_plain']['negative_flip_rate']['mean'] * 100:+.2f} points vs plain.")
+        out.append(
+            f"- {bct}: cross-test Hit@1 {s['cross_test_hit1']['mean'] * 100:.2f} % vs old self-test "
+            f"{old_self * 100:.2f} % (compatible in {s['compatible_seeds']} of the seeds; plain: "
+            f"{p['cross_test_hit1']['mean'] * 100:.2f} %); error rate {s['vs_plain']['error_rate']['mean'] * 100:+.2f} "
+            f"points, NFR {s['vs_plain']['negative_flip_rate']['mean'] * 100:+.2f} points vs plain."
+        )
     return out
 
 
@@ -652,27 +767,54 @@ def tradeoff_figure(summary: dict, selection: dict, lambdas: tuple[float, ...], 
 
     def point(name: str) -> tuple[float, float, float, float]:
         s = summary[name]
-        return (s["error_rate"]["mean"] * 100, s["negative_flip_rate"]["mean"] * 100,
-                s["error_rate"]["std"] * 100, s["negative_flip_rate"]["std"] * 100)
+        return (
+            s["error_rate"]["mean"] * 100,
+            s["negative_flip_rate"]["mean"] * 100,
+            s["error_rate"]["std"] * 100,
+            s["negative_flip_rate"]["std"] * 100,
+        )
 
     for m, symbol in (("plain", "circle"), *((m, "diamond") for m in summary if m.startswith("bct"))):
         x, y, ex, ey = point(m)
-        fig.add_trace(go.Scatter(x=[x], y=[y], error_x={"type": "data", "array": [ex]},
-                                 error_y={"type": "data", "array": [ey]}, mode="markers+text", text=[m],
-                                 textposition="top right", marker={"size": 12, "symbol": symbol}, name=m))
+        fig.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[y],
+                error_x={"type": "data", "array": [ex]},
+                error_y={"type": "data", "array": [ey]},
+                mode="markers+text",
+                text=[m],
+                textposition="top right",
+                marker={"size": 12, "symbol": symbol},
+                name=m,
+            )
+        )
     for fam in families:
         names = [f"{fam} λ={lam:g}" for lam in lambdas if f"{fam} λ={lam:g}" in summary]
         pts = [point(n) for n in names]
         chosen = selection.get(fam, {}).get("chosen")
-        fig.add_trace(go.Scatter(
-            x=[p[0] for p in pts], y=[p[1] for p in pts], error_x={"type": "data", "array": [p[2] for p in pts]},
-            error_y={"type": "data", "array": [p[3] for p in pts]}, mode="lines+markers+text",
-            text=[f"λ {n.split('=')[-1]}" + (" ✓" if n == chosen else "") for n in names], textposition="bottom right",
-            marker={"size": [14 if n == chosen else 9 for n in names]}, name=fam))
-    fig.update_layout(width=1000, height=640, template="plotly_white",
-                      title="Fashion-MNIST: negative flip rate vs error rate (mean ± std over seeds; ✓ chosen on validation)",
-                      xaxis_title="error rate of the new model on test (%)", yaxis_title="negative flip rate NFR (%)",
-                      legend={"orientation": "h", "y": -0.15})
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0] for p in pts],
+                y=[p[1] for p in pts],
+                error_x={"type": "data", "array": [p[2] for p in pts]},
+                error_y={"type": "data", "array": [p[3] for p in pts]},
+                mode="lines+markers+text",
+                text=[f"λ {n.split('=')[-1]}" + (" ✓" if n == chosen else "") for n in names],
+                textposition="bottom right",
+                marker={"size": [14 if n == chosen else 9 for n in names]},
+                name=fam,
+            )
+        )
+    fig.update_layout(
+        width=1000,
+        height=640,
+        template="plotly_white",
+        title="Fashion-MNIST: negative flip rate vs error rate (mean ± std over seeds; ✓ chosen on validation)",
+        xaxis_title="error rate of the new model on test (%)",
+        yaxis_title="negative flip rate NFR (%)",
+        legend={"orientation": "h", "y": -0.15},
+    )
     return fig
 
 
@@ -712,22 +854,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs-old", type=int, default=None, help="epochs of the old model (digits 6, fashion 2)")
     parser.add_argument("--subset", type=int, default=None, help="digits: stratified subset of the 1,797 images")
     parser.add_argument("--sweep", action="store_true", help="digits: also run the lambda variants in SWEEP")
-    parser.add_argument("--train-fraction", type=float, default=1.0,
-                        help="digits: train old and new models on this stratified share of each fold's training images")
-    parser.add_argument("--per-class", type=int, default=None,
-                        help=f"fashion: training images per class (fixed subset; default {FashionSetup.per_class})")
-    parser.add_argument("--lambdas", type=float, nargs="+", default=None,
-                        help=f"fashion: the λ grid (default {list(LAMBDAS)})")
-    parser.add_argument("--equal-error", type=float, default=0.005,
-                        help="fashion: λ choice keeps the validation error within plain's + this (0.005 = half a point)")
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        help="digits: train old and new models on this stratified share of each fold's training images",
+    )
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        help=f"fashion: training images per class (fixed subset; default {FashionSetup.per_class})",
+    )
+    parser.add_argument(
+        "--lambdas", type=float, nargs="+", default=None, help=f"fashion: the λ grid (default {list(LAMBDAS)})"
+    )
+    parser.add_argument(
+        "--equal-error",
+        type=float,
+        default=0.005,
+        help="fashion: λ choice keeps the validation error within plain's + this (0.005 = half a point)",
+    )
     parser.add_argument("--fashion-dir", type=Path, default=None, help="fashion: folder of the IDX files")
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "experiment_mitigation",
-                        help="fashion: cache of finished trainings")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / ".cache" / "experiment_mitigation",
+        help="fashion: cache of finished trainings",
+    )
     parser.add_argument("--no-png", action="store_true", help="fashion: do not render the trade-off picture")
     parser.add_argument("--quick", action="store_true", help="tiny budgets (for tests)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
-    parser.add_argument("--name", default=None, help="output files <out>/<name>.md/.json (default mitigation[-fashion])")
+    parser.add_argument(
+        "--name", default=None, help="output files <out>/<name>.md/.json (default mitigation[-fashion])"
+    )
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = 5
@@ -750,19 +911,45 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--train-fraction must be in (0, 1]")
     name = args.name or "mitigation"
     methods = {**METHODS, **(SWEEP if args.sweep else {})}
-    config = {"dataset": "digits", "seeds": args.seeds, "folds": args.folds, "epochs": args.epochs,
-              "epochs_old": args.epochs_old, "subset": args.subset, "train_fraction": args.train_fraction,
-              "methods": methods, "argv": argv, "old_arch": OLD_ARCH, "new_arch": NEW_ARCH}
+    config = {
+        "dataset": "digits",
+        "seeds": args.seeds,
+        "folds": args.folds,
+        "epochs": args.epochs,
+        "epochs_old": args.epochs_old,
+        "subset": args.subset,
+        "train_fraction": args.train_fraction,
+        "methods": methods,
+        "argv": argv,
+        "old_arch": OLD_ARCH,
+        "new_arch": NEW_ARCH,
+    }
     t0 = time.perf_counter()
-    raw = run_digits(seeds=args.seeds, folds=args.folds, epochs=args.epochs, epochs_old=args.epochs_old,
-                     subset=args.subset, methods=methods, jobs=args.jobs, train_fraction=args.train_fraction)
+    raw = run_digits(
+        seeds=args.seeds,
+        folds=args.folds,
+        epochs=args.epochs,
+        epochs_old=args.epochs_old,
+        subset=args.subset,
+        methods=methods,
+        jobs=args.jobs,
+        train_fraction=args.train_fraction,
+    )
     elapsed = time.perf_counter() - t0
     summary = summarise(raw["per_seed"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.md").write_text(markdown_digits(config, summary, raw, elapsed))
-    _write_json(args.out / f"{name}.json", {"config": config, "summary": summary, "per_seed": raw["per_seed"],
-                                            "old_self_test_hit1": raw["old_self_test_hit1"],
-                                            "n_samples": raw["n_samples"], "seconds": elapsed})
+    _write_json(
+        args.out / f"{name}.json",
+        {
+            "config": config,
+            "summary": summary,
+            "per_seed": raw["per_seed"],
+            "old_self_test_hit1": raw["old_self_test_hit1"],
+            "n_samples": raw["n_samples"],
+            "seconds": elapsed,
+        },
+    )
     _print(summary)
     print(f"done in {elapsed:.1f} s; wrote {args.out / (name + '.md')}")
     return 0
@@ -786,14 +973,21 @@ def _write_json(path: Path, payload: dict) -> None:
 
 def _print(summary: dict) -> None:
     for m, s in summary.items():
-        print(f"{m:40s} ER {_fmt(s['error_rate'], 100)}  NFR {_fmt(s['negative_flip_rate'], 100)}  "
-              f"cross-test {_fmt(s['cross_test_hit1'], 100)}", flush=True)
+        print(
+            f"{m:40s} ER {_fmt(s['error_rate'], 100)}  NFR {_fmt(s['negative_flip_rate'], 100)}  "
+            f"cross-test {_fmt(s['cross_test_hit1'], 100)}",
+            flush=True,
+        )
 
 
 def main_fashion(args: argparse.Namespace, argv: list[str]) -> int:
     src = str(args.fashion_dir or fs.FASHION_SRC)
-    setup = FashionSetup(per_class=args.per_class, seeds=args.seeds, epochs=args.epochs or FashionSetup.epochs,
-                         epochs_old=args.epochs_old or FashionSetup.epochs_old)
+    setup = FashionSetup(
+        per_class=args.per_class,
+        seeds=args.seeds,
+        epochs=args.epochs or FashionSetup.epochs,
+        epochs_old=args.epochs_old or FashionSetup.epochs_old,
+    )
     lambdas = tuple(sorted(set(args.lambdas)))
     if args.quick:
         setup = FashionSetup(per_class=min(args.per_class, 4), val_per_class=3, seeds=2, epochs=1, epochs_old=1)
@@ -801,11 +995,22 @@ def main_fashion(args: argparse.Namespace, argv: list[str]) -> int:
     families = FAMILIES
     methods = fashion_methods(lambdas, families)
     name = args.name or "mitigation-fashion-2000"
-    config = {"dataset": "fashion", "seeds": setup.seeds, "per_class": setup.per_class,
-              "val_per_class": setup.val_per_class, "epochs": setup.epochs, "epochs_old": setup.epochs_old,
-              "batch_size": setup.batch_size, "lambdas": list(lambdas), "equal_error": args.equal_error,
-              "methods": methods, "argv": argv, "jobs": args.jobs, "old_arch": FASHION_OLD_ARCH,
-              "new_arch": FASHION_NEW_ARCH}
+    config = {
+        "dataset": "fashion",
+        "seeds": setup.seeds,
+        "per_class": setup.per_class,
+        "val_per_class": setup.val_per_class,
+        "epochs": setup.epochs,
+        "epochs_old": setup.epochs_old,
+        "batch_size": setup.batch_size,
+        "lambdas": list(lambdas),
+        "equal_error": args.equal_error,
+        "methods": methods,
+        "argv": argv,
+        "jobs": args.jobs,
+        "old_arch": FASHION_OLD_ARCH,
+        "new_arch": FASHION_NEW_ARCH,
+    }
     t0 = time.perf_counter()
     try:
         raw = run_fashion(src=src, setup=setup, methods=methods, jobs=max(1, args.jobs), cache=args.cache)
@@ -820,10 +1025,21 @@ def main_fashion(args: argparse.Namespace, argv: list[str]) -> int:
     if not args.no_png and write_png(tradeoff_figure(summary, selection, lambdas, families), args.out / f"{name}.png"):
         png = f"{name}.png"
     (args.out / f"{name}.md").write_text(markdown_fashion(config, summary, raw, selection, elapsed, png))
-    _write_json(args.out / f"{name}.json", {
-        "config": config, "summary": summary, "selection": selection, "per_seed": raw["per_seed"],
-        "validation_per_seed": raw["validation_per_seed"], "old_self_test_hit1": raw["old_self_test_hit1"],
-        "n_samples": raw["n_samples"], "n_train": raw["n_train"], "seconds": elapsed, "cpu_seconds": raw["cpu_seconds"]})
+    _write_json(
+        args.out / f"{name}.json",
+        {
+            "config": config,
+            "summary": summary,
+            "selection": selection,
+            "per_seed": raw["per_seed"],
+            "validation_per_seed": raw["validation_per_seed"],
+            "old_self_test_hit1": raw["old_self_test_hit1"],
+            "n_samples": raw["n_samples"],
+            "n_train": raw["n_train"],
+            "seconds": elapsed,
+            "cpu_seconds": raw["cpu_seconds"],
+        },
+    )
     _print(summary)
     print(f"done in {elapsed:.1f} s; wrote {args.out / (name + '.md')}" + (f" and {png}" if png else ""))
     return 0

@@ -67,8 +67,18 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 #: Class names in label order (Xiao et al. 2017, README of zalandoresearch/fashion-mnist).
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 #: The four upper-body garments that look alike at 28x28.
 UPPER_BODY = ("T-shirt/top", "Pullover", "Coat", "Shirt")
 IMAGE_SIZE = (28, 28)
@@ -233,8 +243,12 @@ def pixel_metadata(images: np.ndarray) -> dict[str, np.ndarray]:
     coverage = n_ink / float(images.shape[1] * images.shape[2])
     total = np.where(ink, images, 0).sum(axis=(1, 2), dtype=np.int64)
     brightness = np.divide(total, n_ink, out=np.zeros(len(images)), where=n_ink > 0)
-    return {"coverage": coverage, "brightness_value": brightness,
-            "ink_coverage": _bin(coverage, INK_BINS), "brightness": _bin(brightness, BRIGHTNESS_BINS)}
+    return {
+        "coverage": coverage,
+        "brightness_value": brightness,
+        "ink_coverage": _bin(coverage, INK_BINS),
+        "brightness": _bin(brightness, BRIGHTNESS_BINS),
+    }
 
 
 def write_manifest(path: Path, folder: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -244,13 +258,15 @@ def write_manifest(path: Path, folder: str, images: np.ndarray, labels: np.ndarr
 
     meta = pixel_metadata(images)
     ids = [sample_id(i, int(y)) for i, y in enumerate(labels)]
-    df = pd.DataFrame({
-        "id": ids,
-        "path": [f"{folder}/{i}" for i in ids],
-        "label": [FASHION_CLASSES[int(y)] for y in labels],
-        "ink_coverage": meta["ink_coverage"],
-        "brightness": meta["brightness"],
-    })
+    df = pd.DataFrame(
+        {
+            "id": ids,
+            "path": [f"{folder}/{i}" for i in ids],
+            "label": [FASHION_CLASSES[int(y)] for y in labels],
+            "ink_coverage": meta["ink_coverage"],
+            "brightness": meta["brightness"],
+        }
+    )
     df.to_csv(path, index=False, lineterminator="\n")
 
 
@@ -298,8 +314,15 @@ def run_keys(runs: dict[str, Run], data_keys: dict[str, str], fixed: dict[str, s
             old = key(r.old) if r.old else ""
             init = ("init", key(r.init)) if r.init else ()  # absent for the other runs: their keys stay
             refs = ("refs", *(key(n) for n in r.refs)) if r.refs else ()
-            keys[name] = make_key("fashion-run-v1", torch.__version__, json.dumps(r.config(), sort_keys=True),
-                                  data_keys[r.data], old, *init, *refs)
+            keys[name] = make_key(
+                "fashion-run-v1",
+                torch.__version__,
+                json.dumps(r.config(), sort_keys=True),
+                data_keys[r.data],
+                old,
+                *init,
+                *refs,
+            )
         return keys[name]
 
     for n in runs:
@@ -373,9 +396,17 @@ def train_run(task: dict) -> dict:
     if task.get("init_path") is not None:
         kw["init_from"] = torch.load(task["init_path"], map_location="cpu", weights_only=True)
     if task.get("ref_paths"):
-        kw["reference_models"] = [load_weights(a, Path(q)) for a, q in zip(task["ref_archs"], task["ref_paths"], strict=True)]
-    model = train_model(task["arch"], X, y, num_classes=len(FASHION_CLASSES),
-                        embedding_dim=None if kw.get("method") == "bct" else EMBEDDING_DIM, **kw)
+        kw["reference_models"] = [
+            load_weights(a, Path(q)) for a, q in zip(task["ref_archs"], task["ref_paths"], strict=True)
+        ]
+    model = train_model(
+        task["arch"],
+        X,
+        y,
+        num_classes=len(FASHION_CLASSES),
+        embedding_dim=None if kw.get("method") == "bct" else EMBEDDING_DIM,
+        **kw,
+    )
     path = Path(task["path"])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(model.state_dict(), tmp)
@@ -391,8 +422,14 @@ def _cost(r: Run) -> float:
     return _ARCH_COST.get(r.arch, 1.0) * r.train.get("epochs", 1) * (1 if r.data == "fit" else 1.2)
 
 
-def run_all(runs: dict[str, Run], keys: dict[str, str], cache: Path, make_task: Callable[[Run], dict],
-            jobs: int, log: Callable[[str], None] = print) -> dict[str, Path]:
+def run_all(
+    runs: dict[str, Run],
+    keys: dict[str, str],
+    cache: Path,
+    make_task: Callable[[Run], dict],
+    jobs: int,
+    log: Callable[[str], None] = print,
+) -> dict[str, Path]:
     """Train every run whose weights are not cached, old models first, ``jobs`` processes at a time.
 
     Returns the weights file of every run. Each training is deterministic by itself, so
@@ -408,8 +445,10 @@ def run_all(runs: dict[str, Run], keys: dict[str, str], cache: Path, make_task: 
     try:
         while todo or running:
             waiting = todo | set(running.values())
-            ready = sorted((n for n in todo if not waiting.intersection(runs[n].depends_on())),
-                           key=lambda n: (not any(n in runs[m].depends_on() for m in todo), -_cost(runs[n]), n))
+            ready = sorted(
+                (n for n in todo if not waiting.intersection(runs[n].depends_on())),
+                key=lambda n: (not any(n in runs[m].depends_on() for m in todo), -_cost(runs[n]), n),
+            )
             if not ready and not running:
                 raise RuntimeError(f"runs waiting for an old model that is never trained: {sorted(todo)}")
             for n in ready:
@@ -477,8 +516,11 @@ class PCSetting:
         if self.method == "ldi":
             return f"new-pc ldi margin={self.margin:g} p={self.p:g} lam={self.lam:g}"
         t = "" if self.temperature == 1.0 else f" T={self.temperature:g}"
-        return f"new-pc lam={self.lam:g}" if self.paper else \
-            f"new-pc alpha={self.alpha:g} beta={self.beta:g}{t} lam={self.lam:g}"
+        return (
+            f"new-pc lam={self.lam:g}"
+            if self.paper
+            else f"new-pc alpha={self.alpha:g} beta={self.beta:g}{t} lam={self.lam:g}"
+        )
 
     @property
     def run_name(self) -> str:
@@ -535,8 +577,16 @@ class FashionConfig:
     lr_ft: float = 1e-3
 
 
-QUICK = FashionConfig(val_per_class=4, app_train_per_class=2, epochs_old=1, epochs_new=1, epochs_v3=1, epochs_ft=1,
-                      pc_grid=(PCSetting(1.0, 5.0, 0.5), PCSetting(0.0, 6.0, 1.0)), bct_lambdas=(1.0, 2.0))
+QUICK = FashionConfig(
+    val_per_class=4,
+    app_train_per_class=2,
+    epochs_old=1,
+    epochs_new=1,
+    epochs_v3=1,
+    epochs_ft=1,
+    pc_grid=(PCSetting(1.0, 5.0, 0.5), PCSetting(0.0, 6.0, 1.0)),
+    bct_lambdas=(1.0, 2.0),
+)
 
 
 def selection_runs(cfg: FashionConfig, bct_lambdas: tuple[float, ...] | None = None) -> dict[str, Run]:
@@ -548,12 +598,21 @@ def selection_runs(cfg: FashionConfig, bct_lambdas: tuple[float, ...] | None = N
         "new": Run("new", cfg.new_arch, "fit", {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs}),
     }
     for pc in cfg.pc_grid:
-        runs[pc.label] = Run(pc.run_name, cfg.new_arch, "fit",
-                             {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs} | pc.train(), old="old")
+        runs[pc.label] = Run(
+            pc.run_name,
+            cfg.new_arch,
+            "fit",
+            {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs} | pc.train(),
+            old="old",
+        )
     for lam in cfg.bct_lambdas if bct_lambdas is None else bct_lambdas:
         runs[f"new-bct lam={lam:g}"] = Run(
-            f"new-bct-lam{lam:g}", cfg.new_arch, "fit",
-            {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs, "method": "bct", "lam": lam}, old="old")
+            f"new-bct-lam{lam:g}",
+            cfg.new_arch,
+            "fit",
+            {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs, "method": "bct", "lam": lam},
+            old="old",
+        )
     return runs
 
 
@@ -563,17 +622,36 @@ def final_runs(cfg: FashionConfig, pc: PCSetting, bct_lambda: float) -> dict[str
     new = {"epochs": cfg.epochs_new, "seed": cfg.seed_new, "batch_size": bs}
     return {
         "old": Run("old", cfg.old_arch, "full", {"epochs": cfg.epochs_old, "seed": cfg.seed_old, "batch_size": bs}),
-        "old-reseed": Run("old-reseed", cfg.old_arch, "full",
-                          {"epochs": cfg.epochs_old, "seed": cfg.seed_old_reseed, "batch_size": bs}),
+        "old-reseed": Run(
+            "old-reseed",
+            cfg.old_arch,
+            "full",
+            {"epochs": cfg.epochs_old, "seed": cfg.seed_old_reseed, "batch_size": bs},
+        ),
         "new": Run("new", cfg.new_arch, "full", new),
         "new-pc": Run("new-pc", cfg.new_arch, "full", new | pc.train(), old="old"),
         "new-bct": Run("new-bct", cfg.new_arch, "full", new | {"method": "bct", "lam": bct_lambda}, old="old"),
         "v3": Run("v3", cfg.v3_arch, "full", {"epochs": cfg.epochs_v3, "seed": cfg.seed_v3, "batch_size": bs}),
-        "edge": Run("edge", cfg.edge_arch, "full",
-                    {"epochs": cfg.epochs_new, "seed": cfg.seed_edge, "batch_size": bs, "method": "bct",
-                     "lam": cfg.edge_bct_lambda}, old="v3"),
-        "new-ft": Run("new-ft", cfg.old_arch, "full",
-                      {"epochs": cfg.epochs_ft, "seed": cfg.seed_ft, "batch_size": bs, "lr": cfg.lr_ft}, init="old"),
+        "edge": Run(
+            "edge",
+            cfg.edge_arch,
+            "full",
+            {
+                "epochs": cfg.epochs_new,
+                "seed": cfg.seed_edge,
+                "batch_size": bs,
+                "method": "bct",
+                "lam": cfg.edge_bct_lambda,
+            },
+            old="v3",
+        ),
+        "new-ft": Run(
+            "new-ft",
+            cfg.old_arch,
+            "full",
+            {"epochs": cfg.epochs_ft, "seed": cfg.seed_ft, "batch_size": bs, "lr": cfg.lr_ft},
+            init="old",
+        ),
     }
 
 
@@ -590,11 +668,15 @@ def pair_metrics(y: np.ndarray, old_logits, old_emb, new_logits, new_emb) -> dic
     ct = cross_test(old_emb, new_emb, y, compute_map=False)
     t = ct.scores["top1"]
     return {
-        "old_error_rate": error_rate(y, o), "error_rate": error_rate(y, n),
-        "negative_flips": counts.negative_flips, "positive_flips": counts.positive_flips,
+        "old_error_rate": error_rate(y, o),
+        "error_rate": error_rate(y, n),
+        "negative_flips": counts.negative_flips,
+        "positive_flips": counts.positive_flips,
         "negative_flip_rate": negative_flip_rate(y, o, n),
         "backward_trust_compatibility": backward_trust_compatibility(y, o, n),
-        "cross_test_hit1": t["new_old"], "old_self_test_hit1": t["old_old"], "self_test_hit1": t["new_new"],
+        "cross_test_hit1": t["new_old"],
+        "old_self_test_hit1": t["old_old"],
+        "self_test_hit1": t["new_new"],
         "compatible": bool(ct.compatible),
     }
 
@@ -603,19 +685,25 @@ def choose_pc(cfg: FashionConfig, val: dict[str, dict]) -> tuple[PCSetting, str]
     """The setting with the fewest validation negative flips among those whose validation error is at most
     ``new``'s + ``pc_max_error_increase`` (ties: the earlier in the grid); else the one with the lowest error."""
     base = val["new"]["error_rate"]
-    rule = (f"fewest validation negative flips among the grid whose validation error is at most new's + "
-            f"{cfg.pc_max_error_increase * 100:g} points")
+    rule = (
+        f"fewest validation negative flips among the grid whose validation error is at most new's + "
+        f"{cfg.pc_max_error_increase * 100:g} points"
+    )
     ok = [pc for pc in cfg.pc_grid if val[pc.label]["error_rate"] <= base + cfg.pc_max_error_increase]
     if not ok:
-        return min(cfg.pc_grid, key=lambda pc: val[pc.label]["error_rate"]), rule + " (none qualified: the lowest error)"
+        return min(
+            cfg.pc_grid, key=lambda pc: val[pc.label]["error_rate"]
+        ), rule + " (none qualified: the lowest error)"
     return min(ok, key=lambda pc: val[pc.label]["negative_flips"]), rule
 
 
 def choose_bct_lambda(cfg: FashionConfig, val: dict[str, dict]) -> tuple[float | None, str]:
     """The first lambda of ``cfg.bct_lambdas`` (tried in order) whose validation cross-test Hit@1 exceeds
     old's self-test; None when none of those tried so far is (the build then tries the next one)."""
-    rule = (f"the first lambda of {list(cfg.bct_lambdas)}, tried in this order, whose model is compatible with old "
-            "on the validation split (cross-test Hit@1 above old's self-test)")
+    rule = (
+        f"the first lambda of {list(cfg.bct_lambdas)}, tried in this order, whose model is compatible with old "
+        "on the validation split (cross-test Hit@1 above old's self-test)"
+    )
     for lam in cfg.bct_lambdas:
         r = val.get(f"new-bct lam={lam:g}")
         if r is not None and r["compatible"]:
@@ -632,8 +720,15 @@ def _round(x):
     return x
 
 
-def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = FashionConfig(), *, jobs: int = 2,
-                  log: Callable[[str], None] = print) -> dict:
+def build_fashion(
+    out: Path,
+    src: Path,
+    cache: Path,
+    cfg: FashionConfig = FashionConfig(),
+    *,
+    jobs: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Write the whole Fashion-MNIST sample under ``out/fashion`` (module docstring); returns the summary."""
     torch.set_num_threads(THREADS)
     torch.use_deterministic_algorithms(True)
@@ -667,10 +762,13 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
         sel = selection_runs(cfg, cfg.bct_lambdas[:tried])
         combined = {f"sel:{k}": replace(r, old=None if r.old is None else f"sel:{r.old}") for k, r in sel.items()}
         if tried == 1:
-            combined |= {f"fin:{k}": replace(r, old=None if r.old is None else f"fin:{r.old}")
-                         for k, r in independent.items()}
-        log(f"fashion: {len(combined)} training runs (validation runs"
-            f"{' + independent final models' if tried == 1 else ''}), {jobs} processes")
+            combined |= {
+                f"fin:{k}": replace(r, old=None if r.old is None else f"fin:{r.old}") for k, r in independent.items()
+            }
+        log(
+            f"fashion: {len(combined)} training runs (validation runs"
+            f"{' + independent final models' if tried == 1 else ''}), {jobs} processes"
+        )
         paths = run_all(combined, run_keys(combined, dkeys), cache, make_task, jobs, log)
         for k in sel:
             if k not in val_out:
@@ -694,8 +792,12 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
     models_dir = root / "models"
     export_models(models_dir, fin, fin_paths, mean, std)
     selection = {
-        "validation": {"per_class": cfg.val_per_class, "images": len(val_idx), "seed": cfg.split_seed,
-                       "fit_images": len(fit_idx)},
+        "validation": {
+            "per_class": cfg.val_per_class,
+            "images": len(val_idx),
+            "seed": cfg.split_seed,
+            "fit_images": len(fit_idx),
+        },
         "runs": {k: {"arch": r.arch, "train": r.train, **({"old": r.old} if r.old else {})} for k, r in sel.items()},
         "validation_metrics_vs_old": _round(val),
         "old_validation_error_rate": _round(val["new"]["old_error_rate"]),
@@ -713,13 +815,26 @@ def build_fashion(out: Path, src: Path, cache: Path, cfg: FashionConfig = Fashio
 
 def new_ft_selection(cfg: FashionConfig) -> dict:
     """``selection.json``'s entry of new-ft: its setting was fixed, not chosen (nothing to validate)."""
-    return {"rule": "fixed before any run (no selection): old's architecture and weights, trained further on all "
-                    "training images with a new seed and half the from-scratch learning rate",
-            "init": "old", "epochs": cfg.epochs_ft, "seed": cfg.seed_ft, "lr": cfg.lr_ft}
+    return {
+        "rule": "fixed before any run (no selection): old's architecture and weights, trained further on all "
+        "training images with a new seed and half the from-scratch learning rate",
+        "init": "old",
+        "epochs": cfg.epochs_ft,
+        "seed": cfg.seed_ft,
+        "lr": cfg.lr_ft,
+    }
 
 
-def update_fashion_models(out: Path, src: Path, cache: Path, names: list[str], cfg: FashionConfig = FashionConfig(),
-                          *, jobs: int = 2, log: Callable[[str], None] = print) -> dict:
+def update_fashion_models(
+    out: Path,
+    src: Path,
+    cache: Path,
+    names: list[str],
+    cfg: FashionConfig = FashionConfig(),
+    *,
+    jobs: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict:
     """(Re)build only the final models ``names`` of an existing sample under ``out/fashion``, in place.
 
     Trains what is not cached (the models and the runs they depend on, keyed as in the full build; the
@@ -761,8 +876,11 @@ def update_fashion_models(out: Path, src: Path, cache: Path, names: list[str], c
     data = load_fashion(src)
     mean, std = normalisation(data.train_images)
     if (round(mean, 6), round(std, 6)) != (round(summary["mean"], 6), round(summary["std"], 6)):
-        raise InputError(src, f"pixel mean/std {mean:.6f}/{std:.6f} differ from the sample's "
-                              f"{summary['mean']}/{summary['std']}: not the same training images")
+        raise InputError(
+            src,
+            f"pixel mean/std {mean:.6f}/{std:.6f} differ from the sample's "
+            f"{summary['mean']}/{summary['std']}: not the same training images",
+        )
     fit_idx, _ = validation_split(data.train_labels, cfg.val_per_class, cfg.split_seed)
     index = {"fit": fit_idx, "full": np.arange(len(data.train_labels))}
     dkeys = {k: data_key(data.train_images, data.train_labels, v, mean, std) for k, v in index.items()}
@@ -855,12 +973,27 @@ def export_models(models_dir: Path, fin: dict[str, Run], paths: dict[str, Path],
             save_torchscript(model, path, info)  # archive folder = file stem
 
 
-PAIRS = (("old", "new"), ("old", "new-pc"), ("old", "new-bct"), ("old", "old-reseed"), ("new", "v3"), ("v3", "edge"),
-         ("old", "new-ft"))
+PAIRS = (
+    ("old", "new"),
+    ("old", "new-pc"),
+    ("old", "new-bct"),
+    ("old", "old-reseed"),
+    ("new", "v3"),
+    ("v3", "edge"),
+    ("old", "new-ft"),
+)
 
 
-def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], X_test: torch.Tensor, mean: float,
-                      std: float, cfg: FashionConfig, log: Callable[[str], None] = print) -> dict:
+def write_predictions(
+    root: Path,
+    fin: dict[str, Run],
+    paths: dict[str, Path],
+    X_test: torch.Tensor,
+    mean: float,
+    std: float,
+    cfg: FashionConfig,
+    log: Callable[[str], None] = print,
+) -> dict:
     """``predictions/<name>.parquet`` for every model on ``test/`` (graceful's predict), the check of each
     exported format against its PyTorch module on ``X_test`` (the IDX test images, :func:`to_tensor`, in file
     order), and the test numbers of :data:`PAIRS` (graceful's compare on the tables)."""
@@ -887,12 +1020,20 @@ def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], X
         logits, _ = outputs(load_weights(fin[name].arch, paths[name]), X)
         same = bool(np.array_equal(logits.argmax(1), preds[name].pred))
         diff = float(np.max(np.abs(logits - preds[name].scores)))
-        log(f"fashion: {model_file(root / 'models', name).name} vs its PyTorch module on {len(dataset)} test images: "
-            f"same predictions {same}, max |logit diff| {diff:.2e}")
+        log(
+            f"fashion: {model_file(root / 'models', name).name} vs its PyTorch module on {len(dataset)} test images: "
+            f"same predictions {same}, max |logit diff| {diff:.2e}"
+        )
         if not same or diff > 1e-3:
             raise RuntimeError(f"{name}{FORMATS[name]} and its PyTorch module disagree on the test images")
-    summary: dict = {"mean": mean, "std": std, "config": asdict(cfg), "test_images": len(dataset), "models": {},
-                     "pairs": {}}
+    summary: dict = {
+        "mean": mean,
+        "std": std,
+        "config": asdict(cfg),
+        "test_images": len(dataset),
+        "models": {},
+        "pairs": {},
+    }
     for name, r in fin.items():
         summary["models"][name] = model_summary(r, preds[name])
     for a, b in PAIRS:
@@ -903,8 +1044,13 @@ def write_predictions(root: Path, fin: dict[str, Run], paths: dict[str, Path], X
 
 def model_summary(r: Run, preds) -> dict:
     """``summary.json``'s entry of one final model: architecture, training, old / initial run, test accuracy."""
-    return {"arch": r.arch, "train": r.train, **({"old": r.old} if r.old else {}),
-            **({"init": r.init} if r.init else {}), "test_accuracy": float(np.mean(preds.pred == preds.labels))}
+    return {
+        "arch": r.arch,
+        "train": r.train,
+        **({"old": r.old} if r.old else {}),
+        **({"init": r.init} if r.init else {}),
+        "test_accuracy": float(np.mean(preds.pred == preds.labels)),
+    }
 
 
 def pair_summary(pred_dir: Path, a: str, b: str) -> dict:
@@ -914,8 +1060,10 @@ def pair_summary(pred_dir: Path, a: str, b: str) -> dict:
     rep = compare_sources(str(pred_dir / f"{a}.parquet"), str(pred_dir / f"{b}.parquet")).to_report()
     c = rep.get("compatibility") or {}
     return {
-        "old_accuracy": rep["old"]["accuracy"], "new_accuracy": rep["new"]["accuracy"],
-        "negative_flips": rep["n_negative_flips"], "positive_flips": rep["n_positive_flips"],
+        "old_accuracy": rep["old"]["accuracy"],
+        "new_accuracy": rep["new"]["accuracy"],
+        "negative_flips": rep["n_negative_flips"],
+        "positive_flips": rep["n_positive_flips"],
         "negative_flip_rate": rep["negative_flip_rate"],
         "backward_trust_compatibility": rep["backward_trust_compatibility"],
         "cross_test_top1_new_old": (c.get("top1") or {}).get("new_old"),

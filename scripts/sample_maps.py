@@ -37,8 +37,9 @@ def write_sample_maps(sample_root: Path, name: str = "fashion") -> list[Path]:
     if new is None:
         raise SystemExit(f"error: sample {name!r} has no model {sample.new!r}")
     old = sample.old_model()
-    comp = compare_sources(str(old), str(new), str(sample.test_data), old_name=old.name, new_name=new.name,
-                           allow_missing=True)
+    comp = compare_sources(
+        str(old), str(new), str(sample.test_data), old_name=old.name, new_name=new.name, allow_missing=True
+    )
     a = comp.require_arrays()
     if a.old_embedding is None or a.new_embedding is None:
         raise SystemExit(f"error: {old.name} or {new.name} has no embeddings")
@@ -51,8 +52,9 @@ def write_sample_maps(sample_root: Path, name: str = "fashion") -> list[Path]:
             res = fn(a.old_embedding, a.new_embedding, **({} if cap is None else {"max_points": cap}))
             settings = projection_settings(kind, a.old_embedding, a.new_embedding, cap)
             written.append(write_map(out, settings, a.old_embedding, a.new_embedding, res))
-            print(f"{written[-1].relative_to(sample_root)}: {len(res.indices)} images, "
-                  f"{time.perf_counter() - t0:.1f} s")
+            print(
+                f"{written[-1].relative_to(sample_root)}: {len(res.indices)} images, {time.perf_counter() - t0:.1f} s"
+            )
     for stale in set(out.glob("*.npz")) - set(written):
         stale.unlink()
         print(f"removed {stale.relative_to(sample_root)} (embeddings no longer the sample's)")

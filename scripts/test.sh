@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up .venv, lint (ruff), check the import contracts (lint-imports, pyproject.toml), type-check (basedpyright:
+# Set up .venv, lint and check the formatting (ruff), check the import contracts (lint-imports, pyproject.toml), type-check (basedpyright:
 # no error beyond the ones recorded in .basedpyright/baseline.json), and run the whole test suite (unit, property, doctests, app and real-browser tests).
 # The browser tests need Debian's chromium at /usr/bin/chromium; as root this script installs it.
 set -euo pipefail
@@ -10,6 +10,7 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
 fi
 mkdir -p test-artifacts
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/lint-imports
 .venv/bin/basedpyright
 exec .venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 "$@"

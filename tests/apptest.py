@@ -21,8 +21,9 @@ def check(at):
 DIGITS = "sample:new"
 
 
-def run_app(query: dict | None = None, page: str | None = None, *, sample: str | None = DIGITS,
-            timeout: float = TIMEOUT):
+def run_app(
+    query: dict | None = None, page: str | None = None, *, sample: str | None = DIGITS, timeout: float = TIMEOUT
+):
     """A fresh session of the app, opened with ``query`` as the link's parameters, on ``page``.
 
     Without a ``cmp`` in ``query`` the link opens ``sample`` (default: the digits pair, for

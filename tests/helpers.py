@@ -24,9 +24,19 @@ from graceful_core.types import Predictions
 
 
 # --------------------------------------------------------------------------- builders
-def predictions(ids: Sequence[Any], pred: Any = None, *, classes: Sequence[str], labels: Any = None,
-                scores: Any = None, score_kind: str = "logits", embedding: Any = None, source: str = "x.csv",
-                slices: Any = None, extra: Mapping[str, Any] | None = None) -> Predictions:
+def predictions(
+    ids: Sequence[Any],
+    pred: Any = None,
+    *,
+    classes: Sequence[str],
+    labels: Any = None,
+    scores: Any = None,
+    score_kind: str = "logits",
+    embedding: Any = None,
+    source: str = "x.csv",
+    slices: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Predictions:
     """A :class:`Predictions` from plain lists: ids as objects, class codes as int64.
 
     ``pred`` None takes each row's argmax of ``scores`` (the lower class on ties).
@@ -42,13 +52,22 @@ def predictions(ids: Sequence[Any], pred: Any = None, *, classes: Sequence[str],
     more = dict(extra or {})
     if slices is not None:
         more["slices"] = np.asarray(slices, dtype=object)
-    return Predictions(ids=np.asarray(ids, dtype=object), pred=np.asarray(pred, dtype=np.int64), classes=list(classes),
-                       labels=None if labels is None else np.asarray(labels, dtype=np.int64), scores=scores,
-                       score_kind=None if scores is None else score_kind, embedding=embedding, source=source,
-                       extra=more)
+    return Predictions(
+        ids=np.asarray(ids, dtype=object),
+        pred=np.asarray(pred, dtype=np.int64),
+        classes=list(classes),
+        labels=None if labels is None else np.asarray(labels, dtype=np.int64),
+        scores=scores,
+        score_kind=None if scores is None else score_kind,
+        embedding=embedding,
+        source=source,
+        extra=more,
+    )
 
 
-def planted_tables(folder: Path, *, n: int = 3000, seed: int = 1, effect: bool = True) -> tuple[Path, Path, pd.DataFrame]:
+def planted_tables(
+    folder: Path, *, n: int = 3000, seed: int = 1, effect: bool = True
+) -> tuple[Path, Path, pd.DataFrame]:
     """An old table with ``site`` and ``camera`` and a new one (other row order); with ``effect``
     the new model flips 15 % of the old model's right answers at site "harbour" and 3 % elsewhere.
 
@@ -94,10 +113,10 @@ def brute_force_hit1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray,
     valid = counts[codes] >= 2
     hit = np.zeros(len(q), dtype=bool)
     for s in range(0, len(q), block):
-        sim = q[s:s + block] @ g.T
+        sim = q[s : s + block] @ g.T
         rows = np.arange(sim.shape[0])
         sim[rows, s + rows] = -np.inf
-        hit[s:s + block] = labels[np.argmax(sim, axis=1)] == labels[s:s + block]
+        hit[s : s + block] = labels[np.argmax(sim, axis=1)] == labels[s : s + block]
     return float(hit[valid].mean())
 
 

@@ -51,8 +51,14 @@ def sample():
 
 def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run([sys.executable, "-m", "graceful_core", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "graceful_core", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # ----------------------------------------------------------------- compare
@@ -64,8 +70,10 @@ def test_three_lines_in_a_notebook_equal_the_cli_on_exported_files(sample, tmp_p
     comp = graceful_core.compare(sample["old"], sample["new"], loader)
     report = comp.to_dict()
 
-    for fmt, save in (("pt2", lambda m, p: save_pt2(m, sample["info"], p)),
-                      ("pt", lambda m, p: save_torchscript(m, p, sample["info"]))):
+    for fmt, save in (
+        ("pt2", lambda m, p: save_pt2(m, sample["info"], p)),
+        ("pt", lambda m, p: save_torchscript(m, p, sample["info"])),
+    ):
         paths = [tmp_path / f"old.{fmt}", tmp_path / f"new.{fmt}"]
         save(sample["old"], paths[0])
         save(sample["new"], paths[1])
@@ -75,24 +83,37 @@ def test_three_lines_in_a_notebook_equal_the_cli_on_exported_files(sample, tmp_p
         cli = json.loads(out.read_text())
         # The DataLoader has no file names: its samples are "0".."N-1" in the dataset's order.
         by_index = {str(i): sid for i, sid in enumerate(ds.ids)}
-        mapped = dict(report, old=cli["old"], new=cli["new"],
-                      negative_flips=sorted(by_index[i] for i in report["negative_flips"]),
-                      positive_flips=sorted(by_index[i] for i in report["positive_flips"]))
+        mapped = dict(
+            report,
+            old=cli["old"],
+            new=cli["new"],
+            negative_flips=sorted(by_index[i] for i in report["negative_flips"]),
+            positive_flips=sorted(by_index[i] for i in report["positive_flips"]),
+        )
         # The what-if's cross-fitting halves are a hash of the ids, which differ here: the curves must agree,
         # the recommendation is made on other halves.
-        mapped["mitigation_whatif"] = dict(report["mitigation_whatif"],
-                                           recommended=cli["mitigation_whatif"]["recommended"])
+        mapped["mitigation_whatif"] = dict(
+            report["mitigation_whatif"], recommended=cli["mitigation_whatif"]["recommended"]
+        )
         if fmt == "pt2":  # a .pt2 file has no head(e): no "old head on new embeddings" entry
-            mapped["compatibility"] = {k: v for k, v in report["compatibility"].items()
-                                       if k != "old_head_on_new_embeddings"}
+            mapped["compatibility"] = {
+                k: v for k, v in report["compatibility"].items() if k != "old_head_on_new_embeddings"
+            }
         assert_reports_equal(mapped, cli)
     assert report["negative_flips"] and report["compatibility"]["old_head_on_new_embeddings"]
 
 
 def test_compare_with_ids_and_names_is_the_cli_report_exactly(sample, tmp_path):
     X, y, ds = sample["X"], sample["y"], sample["dataset"]
-    comp = graceful_core.compare(sample["old"], sample["new"], (X, y), ids=ds.ids, old_name="old.pt",
-                                 new_name="new.pt", classes=sample["info"].classes)
+    comp = graceful_core.compare(
+        sample["old"],
+        sample["new"],
+        (X, y),
+        ids=ds.ids,
+        old_name="old.pt",
+        new_name="new.pt",
+        classes=sample["info"].classes,
+    )
     cli = graceful_core.compare(OLD_PT, NEW_PT, TEST_DATA).to_dict()
     assert_reports_equal(comp.to_dict(), cli)
 
@@ -120,8 +141,17 @@ def test_modules_on_a_dataset_path_need_info_and_then_match_the_files(sample):
     cli = graceful_core.compare(OLD_PT, NEW_PT, TEST_DATA)
     assert comp.to_dict()["negative_flips"] == cli.to_dict()["negative_flips"]
     assert comp.dataset is not None and len(comp.dataset) == len(sample["dataset"])
-    info_dict = json.loads(json.dumps({"name": "m", "input_size": [1, 8, 8], "mean": list(sample["info"].mean),
-                                       "std": list(sample["info"].std), "classes": list(sample["info"].classes)}))
+    info_dict = json.loads(
+        json.dumps(
+            {
+                "name": "m",
+                "input_size": [1, 8, 8],
+                "mean": list(sample["info"].mean),
+                "std": list(sample["info"].std),
+                "classes": list(sample["info"].classes),
+            }
+        )
+    )
     sample["old"].graceful_info = info_dict
     try:
         again = graceful_core.compare(sample["old"], NEW_PT, TEST_DATA)
@@ -132,8 +162,8 @@ def test_modules_on_a_dataset_path_need_info_and_then_match_the_files(sample):
 
 def test_arrays_of_predictions_hand_case():
     y = np.array([0, 1, 2, 2, 1, 0])
-    old = np.array([0, 1, 2, 0, 0, 0])      # right on 0, 1, 2, 5
-    new = np.array([0, 2, 2, 2, 1, 1])      # right on 0, 2, 3, 4
+    old = np.array([0, 1, 2, 0, 0, 0])  # right on 0, 1, 2, 5
+    new = np.array([0, 2, 2, 2, 1, 1])  # right on 0, 2, 3, 4
     comp = graceful_core.compare(old, new, (None, y), classes=["cat", "dog", "owl"])
     r = comp.to_dict()
     assert r["negative_flips"] == ["1", "5"] and r["positive_flips"] == ["3", "4"]
@@ -350,12 +380,20 @@ def test_monitor_names_its_numbers_as_the_json_report_does(sample):
     assert stats["backward_trust_compatibility"] == pytest.approx(((o == yy) & (n == yy)).sum() / (o == yy).sum())
     # The JSON report of the same pair uses the same keys for the same numbers.
     report = graceful_core.compare(sample["old"], sample["new"], (X, y)).to_dict()
-    for key in ("negative_flip_rate", "positive_flip_rate", "backward_trust_compatibility", "n_negative_flips",
-                "n_positive_flips"):
+    for key in (
+        "negative_flip_rate",
+        "positive_flip_rate",
+        "backward_trust_compatibility",
+        "n_negative_flips",
+        "n_positive_flips",
+    ):
         assert stats[key] == pytest.approx(report[key]), key
     # The short names stay as aliases of the long ones (loggers and run records written before keep working).
-    assert METRIC_ALIASES == {"nfr": "negative_flip_rate", "pfr": "positive_flip_rate",
-                              "btc": "backward_trust_compatibility"}
+    assert METRIC_ALIASES == {
+        "nfr": "negative_flip_rate",
+        "pfr": "positive_flip_rate",
+        "btc": "backward_trust_compatibility",
+    }
     for short, long in METRIC_ALIASES.items():
         assert stats[short] == stats[long]
 
@@ -376,8 +414,13 @@ def test_trainer_reports_nfr_per_epoch_and_trains_the_same_weights(sample):
 def test_train_update_with_a_monitor_set(sample, tmp_path):
     from graceful_core.training.update import TrainParams, train_update
 
-    result = train_update(OLD_PT, SAMPLE / "digits" / "train", tmp_path / "n.pt",
-                          TrainParams(method="plain", arch="edge-cnn", epochs=2, seed=0), monitor=TEST_DATA)
+    result = train_update(
+        OLD_PT,
+        SAMPLE / "digits" / "train",
+        tmp_path / "n.pt",
+        TrainParams(method="plain", arch="edge-cnn", epochs=2, seed=0),
+        monitor=TEST_DATA,
+    )
     assert len(result.history) == 2
     last = result.history[-1]
     comp = graceful_core.compare(OLD_PT, tmp_path / "n.pt", TEST_DATA)
@@ -394,8 +437,15 @@ def test_info_dict_is_validated():
     assert _module_info(nn.Linear(2, 2), good, "old") == ModelInfo("x", (1, 2, 2), (0.0,), (1.0,), ("a", "b"))
 
 
-@pytest.mark.parametrize("module", ["graceful_core.api", "graceful_core.comparing.monitor", "graceful_core.models.pt2",
-                                    "graceful_core.models.devices"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "graceful_core.api",
+        "graceful_core.comparing.monitor",
+        "graceful_core.models.pt2",
+        "graceful_core.models.devices",
+    ],
+)
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -42,13 +42,18 @@ def test_retrieval_table_and_verdict_equal_the_report(comparison):
     assert at.title[0].value == "Retrieval"
     table = at.dataframe[0].value
     for pair, row in zip(("old_old", "new_new", "new_old", "old_new"), table.itertuples(index=False)):
-        assert (row[1], row[2], row[3]) == (pct(report["top1"][pair]), pct(report["top5"][pair]),
-                                            pct(report["map"][pair])), pair
+        assert (row[1], row[2], row[3]) == (
+            pct(report["top1"][pair]),
+            pct(report["top5"][pair]),
+            pct(report["map"][pair]),
+        ), pair
     # the verdict in the CLI's and the HTML report's words, rebuilt from the JSON report's numbers
     t = report["top1"]
     words, rel = ("compatible", ">") if report["compatible"] else ("not compatible", "<=")
-    sentence = (f"{words}: new queries on the old gallery reach top-1 {100 * t['new_old']:.1f}% {rel} "
-                f"old→old {100 * t['old_old']:.1f}%")
+    sentence = (
+        f"{words}: new queries on the old gallery reach top-1 {100 * t['new_old']:.1f}% {rel} "
+        f"old→old {100 * t['old_old']:.1f}%"
+    )
     boxes = at.success if report["compatible"] else at.error
     assert any(b.value.replace("\\", "").startswith(f"**{sentence}.** ") for b in boxes), [b.value for b in boxes]
     shown = {m.label: m.value for m in at.metric}

@@ -23,9 +23,14 @@ PREDS = FASHION / "predictions"
 COLD_S = 900
 
 pytestmark = pytest.mark.skipif(
-    not ((FASHION / "models" / "old.pt").is_file() and (FASHION / "models" / "new.pt").is_file()
-         and (PREDS / "old.parquet").is_file() and (PREDS / "new.parquet").is_file()),
-    reason="the Fashion-MNIST sample's models or predictions are missing")
+    not (
+        (FASHION / "models" / "old.pt").is_file()
+        and (FASHION / "models" / "new.pt").is_file()
+        and (PREDS / "old.parquet").is_file()
+        and (PREDS / "new.parquet").is_file()
+    ),
+    reason="the Fashion-MNIST sample's models or predictions are missing",
+)
 
 
 @pytest.fixture(scope="module")

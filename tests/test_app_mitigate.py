@@ -84,10 +84,14 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
         "Negative flips": (str(b.n_negative_flips), str(s.n_negative_flips)),
         "New error rate": (pct(b.new_error_rate), pct(s.new_error_rate)),
         "Backward trust (BTC)": (pct(b.backward_trust_compatibility), pct(s.backward_trust_compatibility)),
-        "Cross-test Hit@1 (new→old)": (pct(before.compatibility.scores["top1"]["new_old"]),
-                                       pct(after.compatibility.scores["top1"]["new_old"])),
-        "Self-test Hit@1 (old→old)": (pct(before.compatibility.scores["top1"]["old_old"]),
-                                      pct(after.compatibility.scores["top1"]["old_old"])),
+        "Cross-test Hit@1 (new→old)": (
+            pct(before.compatibility.scores["top1"]["new_old"]),
+            pct(after.compatibility.scores["top1"]["new_old"]),
+        ),
+        "Self-test Hit@1 (old→old)": (
+            pct(before.compatibility.scores["top1"]["old_old"]),
+            pct(after.compatibility.scores["top1"]["old_old"]),
+        ),
     }
     for name, (want_b, want_a) in expect.items():
         i = rows.index(name)
@@ -111,8 +115,10 @@ def test_training_shows_the_core_numbers_for_the_trained_model_and_its_baseline(
     at.selectbox(key="mit_pick").set_value(f"trained:{trained[0].stem}")
     check(at.button(key="mit_open").click().run())
     assert at.title[0].value == "Overview"
-    assert at.query_params.get("cmp") == [f"trained:{trained[0].stem}"] or \
-        at.query_params.get("cmp") == f"trained:{trained[0].stem}"
+    assert (
+        at.query_params.get("cmp") == [f"trained:{trained[0].stem}"]
+        or at.query_params.get("cmp") == f"trained:{trained[0].stem}"
+    )
     overview = {m.label: m.value for m in at.metric}
     assert overview["Negative flip rate (NFR)"] == pct(s.negative_flip_rate)
 
@@ -218,25 +224,45 @@ def test_a_model_worse_than_old_is_shown_with_the_reason(_own_cache):
     train = ROOT / "sample_data" / "digits" / "train"
 
     def record(name, method, new_err, base_id=None):
-        r = {"spec_id": f"trained:{name}", "model": str(files[name]), "old": str(OLD), "train_data": str(train),
-             "eval_data": str(TEST_DATA), "params": {**TrainParams(method=method, epochs=2).__dict__},
-             "seconds": 1.0, "created": "2026-01-01 00:00:00", "history": [], "init_from": None,
-             "metrics": {"negative_flip_rate": 0.05, "new_error_rate": new_err, "old_error_rate": 0.1,
-                         "backward_trust_compatibility": 0.9, "n_negative_flips": 27, "n_positive_flips": 3,
-                         "hit1_new_old": None, "hit1_old_old": None, "hit1_new_new": None, "compatible": None}}
+        r = {
+            "spec_id": f"trained:{name}",
+            "model": str(files[name]),
+            "old": str(OLD),
+            "train_data": str(train),
+            "eval_data": str(TEST_DATA),
+            "params": {**TrainParams(method=method, epochs=2).__dict__},
+            "seconds": 1.0,
+            "created": "2026-01-01 00:00:00",
+            "history": [],
+            "init_from": None,
+            "metrics": {
+                "negative_flip_rate": 0.05,
+                "new_error_rate": new_err,
+                "old_error_rate": 0.1,
+                "backward_trust_compatibility": 0.9,
+                "n_negative_flips": 27,
+                "n_positive_flips": 3,
+                "hit1_new_old": None,
+                "hit1_old_old": None,
+                "hit1_new_new": None,
+                "compatible": None,
+            },
+        }
         if base_id:
             r["baseline_id"] = base_id
         return r
 
     index = _own_cache / "mitigation-runs.json"
-    index.write_text(json.dumps([record("plain", "plain", 0.12), record("fd", "focal-distillation", 0.15,
-                                                                        "trained:plain")]))
+    index.write_text(
+        json.dumps([record("plain", "plain", 0.12), record("fd", "focal-distillation", 0.15, "trained:plain")])
+    )
     at = open_page()
     warnings = [w.value for w in at.warning if "more errors than the old model" in w.value]
     assert len(warnings) == 1, [w.value for w in at.warning]
     assert "from scratch" in warnings[0] and "15.00 %" in warnings[0] and "10.00 %" in warnings[0]
     assert "1,257 photos" in warnings[0]
-    index.write_text(json.dumps([record("plain", "plain", 0.08), record("fd", "focal-distillation", 0.09,
-                                                                        "trained:plain")]))
+    index.write_text(
+        json.dumps([record("plain", "plain", 0.08), record("fd", "focal-distillation", 0.09, "trained:plain")])
+    )
     at = open_page()
     assert not [w.value for w in at.warning if "more errors than the old model" in w.value]

@@ -209,8 +209,9 @@ def test_hostile_link_values_are_shown_literally_or_dropped(sample_spec):
     from graceful_ui.fmt import md
 
     assert "](" not in md("![x](http://evil.example/b.png)").replace("\\](", "")
-    at = run_app({"cmp": sample_spec.id, "old": "zzz", "new": "[x](http://evil.example)", "p": "²"},
-                 page="flips_page.py")
+    at = run_app(
+        {"cmp": sample_spec.id, "old": "zzz", "new": "[x](http://evil.example)", "p": "²"}, page="flips_page.py"
+    )
     texts = [m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption]
     assert not any("](http" in t for t in texts)
     assert shown_count(at) is not None  # the grid is drawn, without the bogus cell filter

@@ -55,8 +55,15 @@ def test_zip_of_class_folders_gives_the_same_comparison(sample_spec, report):
     old, new = _models(sample_spec)
     spec = spec_from_uploads(old, new, Upload("digits.zip", _zip(_images(sample_spec))))
     got = store.load_comparison(spec).to_report()
-    for k in ("n_samples", "negative_flip_rate", "positive_flip_rate", "negative_flips", "positive_flips",
-              "transition_matrix", "mcnemar_p_value"):
+    for k in (
+        "n_samples",
+        "negative_flip_rate",
+        "positive_flip_rate",
+        "negative_flips",
+        "positive_flips",
+        "transition_matrix",
+        "mcnemar_p_value",
+    ):
         assert got[k] == report[k], k
     # the id goes in the URL and resolves back to the same files
     assert resolve_spec(spec.id) == spec
@@ -67,11 +74,20 @@ def test_manifest_with_a_zip_of_images(sample_spec, report):
     from graceful_ui.inputs import Upload, spec_from_uploads
 
     imgs = _images(sample_spec)
-    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
-                             "label": [n.split("/")[0] for n, _ in imgs]})
+    manifest = pd.DataFrame(
+        {
+            "id": [n for n, _ in imgs],
+            "path": [f"imgs/{n}" for n, _ in imgs],
+            "label": [n.split("/")[0] for n, _ in imgs],
+        }
+    )
     old, new = _models(sample_spec)
-    spec = spec_from_uploads(old, new, Upload("manifest.csv", manifest.to_csv(index=False).encode()),
-                             Upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])))
+    spec = spec_from_uploads(
+        old,
+        new,
+        Upload("manifest.csv", manifest.to_csv(index=False).encode()),
+        Upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])),
+    )
     got = store.load_comparison(spec).to_report()
     assert got["n_samples"] == report["n_samples"]
     assert got["negative_flips"] == report["negative_flips"]
@@ -83,14 +99,41 @@ def test_manifest_with_a_zip_of_images(sample_spec, report):
         ({"old": ("notes.txt", b"x"), "new": ("new.pt", b"x")}, "notes.txt", "expected a model file"),
         ({"old": ("old.pt", b""), "new": ("new.pt", b"x")}, "old.pt", "empty"),
         ({"old": ("old.pt", b"x"), "new": ("new.pt", b"x")}, "old.pt", "needs a dataset"),
-        ({"old": ("a.csv", b"x"), "new": ("b.csv", b"x"), "dataset": ("m.csv", b"id,path,label\n")}, "m.csv",
-         "zip of its images"),
-        ({"old": ("a.csv", b"x"), "new": ("b.csv", b"x"), "dataset": ("m.csv", b"id,path,label\n"),
-          "images": ("imgs.zip", _zip([("../../evil.png", b"x")]))}, "imgs.zip", "unsafe path"),
-        ({"old": ("a.csv", b"x"), "new": ("b.csv", b"x"), "dataset": ("m.csv", b"id,path,label\n"),
-          "images": ("imgs.zip", b"not a zip")}, "imgs.zip", "not a valid zip"),
-        ({"old": ("a.csv", b"x"), "new": ("b.csv", b"x"), "dataset": ("m.csv", b"id,path,label\n"),
-          "images": ("imgs.zip", _zip_with_symlink())}, "imgs.zip", "symbolic link"),
+        (
+            {"old": ("a.csv", b"x"), "new": ("b.csv", b"x"), "dataset": ("m.csv", b"id,path,label\n")},
+            "m.csv",
+            "zip of its images",
+        ),
+        (
+            {
+                "old": ("a.csv", b"x"),
+                "new": ("b.csv", b"x"),
+                "dataset": ("m.csv", b"id,path,label\n"),
+                "images": ("imgs.zip", _zip([("../../evil.png", b"x")])),
+            },
+            "imgs.zip",
+            "unsafe path",
+        ),
+        (
+            {
+                "old": ("a.csv", b"x"),
+                "new": ("b.csv", b"x"),
+                "dataset": ("m.csv", b"id,path,label\n"),
+                "images": ("imgs.zip", b"not a zip"),
+            },
+            "imgs.zip",
+            "not a valid zip",
+        ),
+        (
+            {
+                "old": ("a.csv", b"x"),
+                "new": ("b.csv", b"x"),
+                "dataset": ("m.csv", b"id,path,label\n"),
+                "images": ("imgs.zip", _zip_with_symlink()),
+            },
+            "imgs.zip",
+            "symbolic link",
+        ),
     ],
 )
 def test_bad_upload_combinations_name_the_file(kwargs, name, words):
@@ -162,8 +205,13 @@ def test_a_pq_manifest_works_in_the_upload_page_as_in_the_cli(sample_spec, repor
     assert ".pq" in vocabulary.MANIFEST_SUFFIXES
     assert inputs.MANIFEST_SUFFIXES is vocabulary.MANIFEST_SUFFIXES is datasets.MANIFEST_SUFFIXES
     imgs = _images(sample_spec)
-    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
-                             "label": [n.split("/")[0] for n, _ in imgs]})
+    manifest = pd.DataFrame(
+        {
+            "id": [n for n, _ in imgs],
+            "path": [f"imgs/{n}" for n, _ in imgs],
+            "label": [n.split("/")[0] for n, _ in imgs],
+        }
+    )
     buf = io.BytesIO()
     manifest.to_parquet(buf, index=False)
     pq = Upload("manifest.pq", buf.getvalue())
@@ -211,8 +259,13 @@ def test_uploads_stay_loaded_across_pages_and_one_can_be_replaced(sample_spec, o
         goto(at, page)
     text = _texts(at)
     assert len(at.get("file_uploader")) == 2
-    for shown in ("**old.pt**", "**new.pt**", "**digits.zip**", "TorchScript model, 10 classes",
-                  "zip of class folders: 540 images, 10 classes"):
+    for shown in (
+        "**old.pt**",
+        "**new.pt**",
+        "**digits.zip**",
+        "TorchScript model, 10 classes",
+        "zip of class folders: 540 images, 10 classes",
+    ):
         assert shown in text, shown
 
     at.button(key="replace_model_new").click().run()
@@ -311,8 +364,10 @@ def test_a_failing_comparison_says_why_and_the_previous_one_comes_back(sample_sp
     at.button(key="btn_compare").click().run()
     assert not at.exception
     shown = [e.value.replace("\\", "") for e in at.error]  # file names are Markdown-escaped (shown literally)
-    assert shown == ["new.pt: a problem only the comparison finds  \nShowing the previous comparison again: "
-                     "old.pt → new.pt on digits/test (bundled)."]
+    assert shown == [
+        "new.pt: a problem only the comparison finds  \nShowing the previous comparison again: "
+        "old.pt → new.pt on digits/test (bundled)."
+    ]
     assert at.title[0].value == "Overview" and at.session_state["cmp"] == sample_spec.id
     nfr = {m.label: m.value for m in at.metric}["Negative flip rate (NFR)"]
     assert nfr == f"{100 * report['negative_flip_rate']:.2f} %"
@@ -375,7 +430,6 @@ def test_a_pt2_upload_is_a_model_like_the_others(sample_spec, tmp_path):
     assert list(at.multiselect(key="w_versions").value) == ["old.pt (uploaded)", "new.pt2 (uploaded)"]
 
 
-
 def _upload_models_and_manifest(sample_spec, manifest: pd.DataFrame, imgs):
     """The Choose-inputs page with the sample's two models, ``manifest`` and a zip of its images uploaded."""
     at = run_app(page="inputs_page.py")
@@ -385,10 +439,16 @@ def _upload_models_and_manifest(sample_spec, manifest: pd.DataFrame, imgs):
     at.file_uploader(key="up_data").upload("manifest.csv", manifest.to_csv(index=False).encode())
     return at.file_uploader(key="up_images").upload("images.zip", _zip([(f"imgs/{n}", b) for n, b in imgs])).run()
 
+
 def test_a_manifest_and_its_images_through_the_page(sample_spec, report):
     imgs = _images(sample_spec)
-    manifest = pd.DataFrame({"id": [n for n, _ in imgs], "path": [f"imgs/{n}" for n, _ in imgs],
-                             "label": [n.split("/")[0] for n, _ in imgs]})
+    manifest = pd.DataFrame(
+        {
+            "id": [n for n, _ in imgs],
+            "path": [f"imgs/{n}" for n, _ in imgs],
+            "label": [n.split("/")[0] for n, _ in imgs],
+        }
+    )
     at = _upload_models_and_manifest(sample_spec, manifest, imgs)
     text = _texts(at)
     assert not at.error and "**manifest.csv**" in text and f"zip of {len(imgs)} files" in text

@@ -59,8 +59,11 @@ def test_default_chain_numbers_equal_the_core_report(report):
     assert list(models["self-test Hit@1"]) == [pct(a) for a in report["self_top1"]]
     assert list(models["old.pt right, this wrong"]) == [str(x) for x in report["lineage"]["regressions_from_first"]]
     assert list(models["ever wrong since old.pt"]) == [str(x) for x in report["lineage"]["ever_regressed_from_first"]]
-    for first_col, key in ((NFR_COL, "negative_flip_rate"), (BTC_COL, "backward_trust_compatibility"),
-                           (CROSS_COL, "cross_top1")):
+    for first_col, key in (
+        (NFR_COL, "negative_flip_rate"),
+        (BTC_COL, "backward_trust_compatibility"),
+        (CROSS_COL, "cross_top1"),
+    ):
         df = tables[first_col]
         assert list(df[first_col]) == CHAIN
         for i, row in enumerate(report[key]):

@@ -24,8 +24,15 @@ from playwright.sync_api import expect
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 EXCEPTION = '[data-testid="stException"]'
 WAIT_MS = 60_000
 
@@ -49,9 +56,24 @@ def start_server(cache_dir: Path, port: int) -> subprocess.Popen:
     env.setdefault("GRACEFUL_WARM_UMAP", "0")  # many short-lived servers: no background UMAP compilation each
     log = open(cache_dir.parent / f"streamlit-{port}.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graceful_ui.serve", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "graceful_ui.serve",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -86,8 +108,10 @@ def metric_value(page, label: str) -> str:
     return card.locator('[data-testid="stMetricValue"]').inner_text(timeout=WAIT_MS).strip()
 
 
-READY_JS = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-            " && !!document.querySelector('[data-testid=\"stMain\"] h1')")
+READY_JS = (
+    "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+    " && !!document.querySelector('[data-testid=\"stMain\"] h1')"
+)
 
 
 def wait_ready(page, timeout: int = WAIT_MS, settle_ms: int = 1000) -> None:
@@ -138,9 +162,25 @@ def no_exception(page, where: str) -> None:
 def cli_report(sample_spec, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "report.json"
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path_factory.mktemp("cli-cache")))
-    subprocess.run([sys.executable, "-m", "graceful_core", "compare", sample_spec.old, sample_spec.new,
-                    "--data", sample_spec.data, "--json", str(out)], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graceful_core",
+            "compare",
+            sample_spec.old,
+            sample_spec.new,
+            "--data",
+            sample_spec.data,
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return json.loads(out.read_text())
 
 
@@ -197,9 +237,17 @@ def test_overview_nfr_equals_the_cli_json(page, server, cli_report):
     shot(page, "01-overview")
 
 
-@pytest.mark.parametrize("title, name", [("Choose inputs", "02-inputs"), ("Flips", "03-flips"),
-                                         ("Sample", "04-sample"), ("Embeddings", "04b-embeddings"),
-                                         ("Retrieval", "04c-retrieval"), ("Overview", "05-overview-again")])
+@pytest.mark.parametrize(
+    "title, name",
+    [
+        ("Choose inputs", "02-inputs"),
+        ("Flips", "03-flips"),
+        ("Sample", "04-sample"),
+        ("Embeddings", "04b-embeddings"),
+        ("Retrieval", "04c-retrieval"),
+        ("Overview", "05-overview-again"),
+    ],
+)
 def test_every_page_via_the_sidebar(page, server, title, name):
     if "localhost" not in page.url and "127.0.0.1" not in page.url:
         page.goto(server + "/?cmp=sample:new")
@@ -286,7 +334,9 @@ def test_lasso_on_the_embedding_map_shows_the_selected_images(page, server):
     page.locator('[data-testid="stMain"] [data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)
     wait_ready(page)
     n_selected = int(page.get_by_text("images selected").first.inner_text().split()[0])
-    expect(page.locator('[data-testid="stMain"] [data-testid="stImage"]')).to_have_count(min(n_selected, 24), timeout=WAIT_MS)
+    expect(page.locator('[data-testid="stMain"] [data-testid="stImage"]')).to_have_count(
+        min(n_selected, 24), timeout=WAIT_MS
+    )
     no_exception(page, "embeddings after a lasso")
     shot(page, "10-embeddings-lasso")
 
@@ -344,8 +394,9 @@ def test_hostile_class_names_show_as_text_in_the_app(page, server, tmp_path):
     page.wait_for_selector('[data-testid="stFileUploader"]', timeout=WAIT_MS)
     wait_ready(page)
     for label, name in (("Old (deployed)", "old.csv"), ("New (proposed)", "new.csv")):  # a loaded file leaves its slot
-        page.locator('[data-testid="stFileUploader"]', has_text=label).first.locator('input[type="file"]') \
-            .set_input_files(str(tmp_path / name))
+        page.locator('[data-testid="stFileUploader"]', has_text=label).first.locator(
+            'input[type="file"]'
+        ).set_input_files(str(tmp_path / name))
         page.get_by_text(f"{name} ·").first.wait_for(timeout=WAIT_MS)  # the slot shows the loaded file
         wait_ready(page)
     page.get_by_role("button", name="Compare the uploaded files").click()
@@ -362,10 +413,13 @@ def test_hostile_class_names_show_as_text_in_the_app(page, server, tmp_path):
             page.wait_for_selector('[data-testid="stDataFrame"] [role="gridcell"]', state="attached", timeout=WAIT_MS)
         no_exception(page, f"{title} with hostile class names")
         text = page.evaluate("document.body.innerText")
-        ticks = page.evaluate("Array.from(document.querySelectorAll('.xtick text, .ytick text'))"
-                              ".map(t => t.textContent)")
-        cells = page.evaluate("Array.from(document.querySelectorAll('[data-testid=\"stDataFrame\"] [role=\"gridcell\"]'))"
-                              ".map(c => c.textContent)")
+        ticks = page.evaluate(
+            "Array.from(document.querySelectorAll('.xtick text, .ytick text')).map(t => t.textContent)"
+        )
+        cells = page.evaluate(
+            'Array.from(document.querySelectorAll(\'[data-testid="stDataFrame"] [role="gridcell"]\'))'
+            ".map(c => c.textContent)"
+        )
         shown = "\n".join([text, *ticks, *cells])
         for name in HOSTILE_CLASSES[:2]:
             assert name in shown, (title, name)

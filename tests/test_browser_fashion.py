@@ -18,7 +18,8 @@ COLD_MS = 600_000
 
 pytestmark = pytest.mark.skipif(
     not ((FASHION / "models" / "old.pt").is_file() and (PREDS / "old.parquet").is_file()),
-    reason="the Fashion-MNIST sample's models or predictions are missing")
+    reason="the Fashion-MNIST sample's models or predictions are missing",
+)
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,9 @@ def test_metric_card_values_fit_their_boxes(server, width):
         assert len(cards) >= 12, cards
         cut = [c for c in cards if not c["fits"]]
         assert not cut, f"metric values cut at {width} px: {cut}"
-        assert all(c["text"] and "…" not in c["text"] for c in cards), [c for c in cards if not c["text"] or "…" in c["text"]]
+        assert all(c["text"] and "…" not in c["text"] for c in cards), [
+            c for c in cards if not c["text"] or "…" in c["text"]
+        ]
         no_exception(page, f"overview at {width} px")
         shot(page, f"40-overview-{width}px")
 

@@ -42,16 +42,26 @@ def planted_inputs(folder: Path) -> dict:
     (folder / "images").symlink_to(TEST_DATA, target_is_directory=True)
     rng = np.random.default_rng(4)
     site = rng.choice(["a", "b", HOSTILE_SITE], len(ds))
-    pd.DataFrame({"id": ds.ids, "path": [f"images/{i}" for i in ds.ids], "label": [ds.classes[i] for i in ds.labels],
-                  "site": site}).to_csv(folder / "manifest.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": ds.ids,
+            "path": [f"images/{i}" for i in ds.ids],
+            "label": [ds.classes[i] for i in ds.labels],
+            "site": site,
+        }
+    ).to_csv(folder / "manifest.csv", index=False)
     old = pd.read_csv(OLD_CSV, dtype={"id": str, "label": str, "pred": str})
     at_b = old["id"].map(dict(zip(ds.ids, site))) == "b"
     hit = (old["pred"] == old["label"]) & at_b & (rng.random(len(old)) < 0.3)
     new = old[["id", "label", "pred"]].copy()
     new.loc[hit, "pred"] = ((new.loc[hit, "pred"].astype(int) + 1) % 10).astype(str)
     new.to_csv(folder / "new.csv", index=False)
-    return {"old": str(OLD_CSV), "new": str(folder / "new.csv"), "data": str(folder / "manifest.csv"),
-            "b_flips": int(hit.sum())}
+    return {
+        "old": str(OLD_CSV),
+        "new": str(folder / "new.csv"),
+        "data": str(folder / "manifest.csv"),
+        "b_flips": int(hit.sum()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +126,10 @@ def test_a_hostile_site_name_is_text_on_the_slices_page(page, server):
     page.goto(server + "/slices")
     page.wait_for_selector('[data-testid="stDataFrame"] [role="gridcell"]', state="attached", timeout=120_000)
     wait_ready(page)
-    cells = page.evaluate("Array.from(document.querySelectorAll('[data-testid=\"stDataFrame\"] [role=\"gridcell\"]'))"
-                          ".map(c => c.textContent)")
+    cells = page.evaluate(
+        'Array.from(document.querySelectorAll(\'[data-testid="stDataFrame"] [role="gridcell"]\'))'
+        ".map(c => c.textContent)"
+    )
     ticks = page.evaluate("Array.from(document.querySelectorAll('.ytick text')).map(t => t.textContent)")
     assert f"site = {HOSTILE_SITE}" in cells + ticks
     assert page.locator(EXCEPTION).count() == 0 and dialogs == []

@@ -59,8 +59,10 @@ def expected(files):
     """The core's comparisons of the uploaded files, run directly (not through the app)."""
     from graceful_core.comparing.sources import compare_sources
 
-    out = {new: compare_sources(files / "old.pt", files / new, files / "digits.zip").summary
-           for new in ("new.onnx", "edge.pt")}
+    out = {
+        new: compare_sources(files / "old.pt", files / new, files / "digits.zip").summary
+        for new in ("new.onnx", "edge.pt")
+    }
     out["new.onnx→old.pt"] = compare_sources(files / "new.onnx", files / "old.pt", files / "digits.zip").summary
     return out
 
@@ -82,8 +84,9 @@ def slot(page, label: str):
 
 def upload(page, label: str, path: Path, kind: str) -> None:
     """Upload ``path`` into the slot ``label`` and wait until the slot shows it loaded (``kind`` in words)."""
-    page.locator('[data-testid="stFileUploader"]', has_text=label).first.locator('input[type="file"]') \
-        .set_input_files(str(path))
+    page.locator('[data-testid="stFileUploader"]', has_text=label).first.locator('input[type="file"]').set_input_files(
+        str(path)
+    )
     box = slot(page, label)
     box.get_by_text(path.name, exact=False).first.wait_for(timeout=WAIT_MS)
     box.get_by_text(kind, exact=False).first.wait_for(timeout=WAIT_MS)
@@ -129,8 +132,9 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
 
     # Compare: the app goes to the new comparison's Overview
     page.get_by_role("button", name="Compare the uploaded files").click()
-    page.wait_for_function("() => location.pathname.endsWith('/overview') && location.href.includes('cmp=upload')",
-                           timeout=SLOW_MS)
+    page.wait_for_function(
+        "() => location.pathname.endsWith('/overview') && location.href.includes('cmp=upload')", timeout=SLOW_MS
+    )
     page.wait_for_selector('[data-testid="stMetric"]', timeout=SLOW_MS)
     wait_ready(page, timeout=SLOW_MS)
     s = expected["new.onnx"]
@@ -146,8 +150,9 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
     wait_ready(page, timeout=SLOW_MS)
     chosen = page.locator('[data-testid="stMultiSelect"]').first.inner_text()
     assert "old.pt (uploaded)" in chosen and "new.onnx (uploaded)" in chosen, chosen
-    ticks = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot .xtick text'))"
-                          ".map(t => t.textContent)")
+    ticks = page.evaluate(
+        "Array.from(document.querySelectorAll('.js-plotly-plot .xtick text')).map(t => t.textContent)"
+    )
     assert "new.onnx (uploaded)" in ticks and "old.pt (uploaded)" in ticks, ticks
     assert page.get_by_text("digits.zip").count() >= 1  # the comparison's dataset
     # the picker offers every model uploaded in this session (also the replaced new.pt) next to the bundled ones
@@ -192,8 +197,11 @@ def test_a_page_switch_right_after_compare_does_not_lose_the_comparison(fresh_pa
     page.get_by_role("button", name="Compare the uploaded files").click()
     page.locator('[data-testid="stSidebarNav"] a', has_text="Flips").first.click()  # no wait in between
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Flips")', timeout=SLOW_MS)
-    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').innerText"
-                           ".includes('old.pt → edge.pt on digits.zip')", timeout=SLOW_MS)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stSidebar\"]').innerText"
+        ".includes('old.pt → edge.pt on digits.zip')",
+        timeout=SLOW_MS,
+    )
     wait_ready(page, timeout=SLOW_MS)
     assert "cmp=upload" in page.url and page.url != before
     sidebar_to(page, "Overview")

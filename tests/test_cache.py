@@ -53,8 +53,9 @@ def test_pickled_payload_is_never_loaded():
     # An .npz holding an object array needs pickle to load; the cache refuses it.
     path = cache.cache_dir() / "k" / "evil.npz"
     path.parent.mkdir(parents=True)
-    np.savez(path, __format__=np.array(cache.CACHE_FORMAT), __key__=np.array("evil"),
-             a=np.array([{"x": 1}], dtype=object))
+    np.savez(
+        path, __format__=np.array(cache.CACHE_FORMAT), __key__=np.array("evil"), a=np.array([{"x": 1}], dtype=object)
+    )
     assert cache.load_arrays("k", "evil") is None
 
 

@@ -76,7 +76,7 @@ def test_verdict_above_within_below_by_hand():
     cf = churn_floor(y, o, new, ref)
     assert (cf.update_only_flips, cf.reference_only_flips) == (18, 0)
     assert cf.verdict == "above" and cf.regresses_beyond_churn
-    assert cf.p_value == pytest.approx(2 * 0.5 ** 18)  # binomtest(0, 18, 0.5), two-sided
+    assert cf.p_value == pytest.approx(2 * 0.5**18)  # binomtest(0, 18, 0.5), two-sided
     swapped = churn_floor(y, o, ref, new)
     assert swapped.verdict == "below" and not swapped.regresses_beyond_churn
     same = churn_floor(y, o, ref, ref)
@@ -95,8 +95,9 @@ def test_samples_the_old_model_gets_wrong_never_count():
 def test_counts_merge_by_addition_and_validate():
     y, o, nw, r = _case(3)
     whole = ChurnCounts.from_predictions(y, o, nw, r)
-    parts = ChurnCounts.from_predictions(y[:150], o[:150], nw[:150], r[:150]) + \
-        ChurnCounts.from_predictions(y[150:], o[150:], nw[150:], r[150:])
+    parts = ChurnCounts.from_predictions(y[:150], o[:150], nw[:150], r[:150]) + ChurnCounts.from_predictions(
+        y[150:], o[150:], nw[150:], r[150:]
+    )
     assert np.array_equal(whole.table, parts.table) and whole.n_samples == len(y)
     with pytest.raises(ValueError):
         churn_floor(y, o, nw, r[:-1])
@@ -123,8 +124,7 @@ def test_compare_predictions_aligns_the_reference_by_id():
     # the reference in another row order, with other class order and one extra row
     ref_classes = ["c", "a", "b"]
     to_ref = np.array([1, 2, 0])  # index in CLASSES -> index in ref_classes
-    ref = _preds(np.append(ids[perm], "extra"), np.append(to_ref[r[perm]], 0), classes=ref_classes,
-                 source="old2.csv")
+    ref = _preds(np.append(ids[perm], "extra"), np.append(to_ref[r[perm]], 0), classes=ref_classes, source="old2.csv")
     comp = compare_predictions(_preds(ids, o, y), _preds(ids, nw), reference=ref, reference_name="old2.csv")
     ref_nf, upd_nf, b, c = _brute(y, o, nw, r)
     cf = comp.churn_floor
@@ -142,14 +142,17 @@ def test_a_bad_reference_is_an_input_error_naming_its_file(what):
 
     y, o, nw, r = _case(2, n=50)
     ids = [f"s{i}" for i in range(50)]
-    ref = {"missing id": _preds(ids[:-1], r[:-1], source="old2.csv"),
-           "classes": _preds(ids, r, classes=["a", "b", "z"], source="old2.csv"),
-           "label": _preds(ids, r, labels=(y + 1) % 3, source="old2.csv")}[what]
+    ref = {
+        "missing id": _preds(ids[:-1], r[:-1], source="old2.csv"),
+        "classes": _preds(ids, r, classes=["a", "b", "z"], source="old2.csv"),
+        "label": _preds(ids, r, labels=(y + 1) % 3, source="old2.csv"),
+    }[what]
     with pytest.raises(InputError) as e:
         compare_predictions(_preds(ids, o, y), _preds(ids, nw), reference=ref)
     assert e.value.path == "old2.csv"
-    assert {"missing id": "lacks 1 of the 50", "classes": "class names differ",
-            "label": "label of id"}[what] in e.value.problem
+    assert {"missing id": "lacks 1 of the 50", "classes": "class names differ", "label": "label of id"}[
+        what
+    ] in e.value.problem
 
 
 def test_api_compare_takes_a_reference_array():
@@ -159,8 +162,11 @@ def test_api_compare_takes_a_reference_array():
     comp = graceful_core.compare(o, nw, (None, y), reference=r, reference_name="seed 2")
     ref_nf, _upd, b, c = _brute(y, o, nw, r)
     assert comp.churn_floor.reference_name == "seed 2"
-    assert (comp.churn_floor.n_negative_flips, comp.churn_floor.update_only_flips,
-            comp.churn_floor.reference_only_flips) == (ref_nf, b, c)
+    assert (
+        comp.churn_floor.n_negative_flips,
+        comp.churn_floor.update_only_flips,
+        comp.churn_floor.reference_only_flips,
+    ) == (ref_nf, b, c)
     with pytest.raises(InputError) as e:
         graceful_core.compare(o, nw, (None, y), reference=r[:-1])
     assert e.value.path == "reference"
@@ -198,8 +204,14 @@ def test_compare_sources_and_api_on_tables(tmp_path):
 
 def _cli(*args, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run([sys.executable, "-m", "graceful_core", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "graceful_core", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_compare_reference_json_keys_text_and_html(tmp_path):
@@ -283,8 +295,9 @@ def test_app_overview_shows_floor_and_verdict_with_the_vocabulary_help(tmp_path)
     from tests.apptest import run_app
 
     old, new, ref, arrays = _write_tables(tmp_path, seed=7)
-    spec = spec_from_uploads(*(Upload(p.name, p.read_bytes()) for p in (old, new)),
-                             reference=Upload(ref.name, ref.read_bytes()))
+    spec = spec_from_uploads(
+        *(Upload(p.name, p.read_bytes()) for p in (old, new)), reference=Upload(ref.name, ref.read_bytes())
+    )
     ref_nf, *_ = _brute(*arrays)
     at = run_app({"cmp": spec.id})
     shown = {m.label: m for m in at.metric}
@@ -299,19 +312,24 @@ def test_app_overview_shows_floor_and_verdict_with_the_vocabulary_help(tmp_path)
 FASHION = ROOT / "sample_data" / "fashion" / "predictions"
 
 
-@pytest.mark.skipif(not (FASHION / "old-reseed.parquet").is_file(), reason="the Fashion-MNIST predictions are not built")
+@pytest.mark.skipif(
+    not (FASHION / "old-reseed.parquet").is_file(), reason="the Fashion-MNIST predictions are not built"
+)
 def test_fashion_churn_floor_equals_numpy_on_the_sample_tables():
     from graceful_core.comparing.sources import compare_sources
 
-    t = {k: pd.read_parquet(FASHION / f"{k}.parquet", columns=["id", "label", "pred"]).set_index("id")
-         for k in ("old", "new", "old-reseed")}
+    t = {
+        k: pd.read_parquet(FASHION / f"{k}.parquet", columns=["id", "label", "pred"]).set_index("id")
+        for k in ("old", "new", "old-reseed")
+    }
     ids = t["old"].index
     y, o = t["old"]["label"].to_numpy(), t["old"]["pred"].to_numpy()
     n, r = t["new"]["pred"].reindex(ids).to_numpy(), t["old-reseed"]["pred"].reindex(ids).to_numpy()
     ok = o == y
     b, c = int((ok & (n != y) & (r == y)).sum()), int((ok & (n == y) & (r != y)).sum())
-    cf = compare_sources(FASHION / "old.parquet", FASHION / "new.parquet",
-                         reference=FASHION / "old-reseed.parquet").churn_floor
+    cf = compare_sources(
+        FASHION / "old.parquet", FASHION / "new.parquet", reference=FASHION / "old-reseed.parquet"
+    ).churn_floor
     assert cf.n_samples == len(ids) == 10_000
     assert cf.n_negative_flips == int((ok & (r != y)).sum()) > 0
     assert (cf.update_only_flips, cf.reference_only_flips) == (b, c)

@@ -51,8 +51,21 @@ def _site_tables(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_github_annotations_one_per_failed_gate_and_per_slice_over_its_gate(tmp_path, capsys):
     old, new = _site_tables(tmp_path)
-    rc = main(["compare", str(old), str(new), "--max-nfr", "0.05", "--min-btc", "0.5", "--max-slice-nfr", "0.1",
-               "--format", "github"])
+    rc = main(
+        [
+            "compare",
+            str(old),
+            str(new),
+            "--max-nfr",
+            "0.05",
+            "--min-btc",
+            "0.5",
+            "--max-slice-nfr",
+            "0.1",
+            "--format",
+            "github",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 1
     got = parse_annotations(out)
@@ -74,8 +87,21 @@ def test_annotations_escape_what_github_decodes():
 
 def test_junit_xml_one_testcase_per_gate(tmp_path, capsys):
     old, new = _site_tables(tmp_path)
-    rc = main(["compare", str(old), str(new), "--max-nfr", "0.05", "--min-btc", "0.5", "--max-churn", "0.5",
-               "--junit", str(tmp_path / "gates.xml")])
+    rc = main(
+        [
+            "compare",
+            str(old),
+            str(new),
+            "--max-nfr",
+            "0.05",
+            "--min-btc",
+            "0.5",
+            "--max-churn",
+            "0.5",
+            "--junit",
+            str(tmp_path / "gates.xml"),
+        ]
+    )
     assert rc == 1
     root = ET.parse(tmp_path / "gates.xml").getroot()
     assert root.tag == "testsuites"

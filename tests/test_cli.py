@@ -27,7 +27,11 @@ def run_cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
     return subprocess.run(
         [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -55,8 +59,13 @@ def _independent_metrics() -> dict:
     nf, pf = int((oc & ~nc).sum()), int((~oc & nc).sum())
     er_o, er_n = 1 - oc.mean(), 1 - nc.mean()
     return {
-        "n": N, "nf": nf, "pf": pf, "er_o": er_o, "er_n": er_n,
-        "nfr": nf / N, "pfr": pf / N,
+        "n": N,
+        "nf": nf,
+        "pf": pf,
+        "er_o": er_o,
+        "er_n": er_n,
+        "nfr": nf / N,
+        "pfr": pf / N,
         "btc": (oc & nc).sum() / oc.sum(),
         "bec": (~oc & ~nc).sum() / (~nc).sum() if (~nc).sum() else None,
         "rel": (nf / N) / ((1 - er_o) * er_n) if er_n else None,
@@ -86,10 +95,23 @@ def test_compare_models_matches_independent_computation(model_report):
 def test_report_has_design_keys(model_report):
     r = model_report
     for key in [
-        "n_samples", "classes", "negative_flip_rate", "positive_flip_rate", "relative_negative_flip_rate",
-        "negative_flip_impact", "backward_trust_compatibility", "backward_error_compatibility",
-        "old_error_persistence", "mcnemar_p_value", "negative_flip_rate_ci95", "negative_flips_near_boundary",
-        "negative_flips_confident", "negative_flips", "positive_flips", "transition_matrix", "per_class",
+        "n_samples",
+        "classes",
+        "negative_flip_rate",
+        "positive_flip_rate",
+        "relative_negative_flip_rate",
+        "negative_flip_impact",
+        "backward_trust_compatibility",
+        "backward_error_compatibility",
+        "old_error_persistence",
+        "mcnemar_p_value",
+        "negative_flip_rate_ci95",
+        "negative_flips_near_boundary",
+        "negative_flips_confident",
+        "negative_flips",
+        "positive_flips",
+        "transition_matrix",
+        "per_class",
     ]:
         assert key in r, key
     assert set(r["old"]) >= {"accuracy", "error_rate"} and set(r["new"]) >= {"accuracy", "error_rate"}
@@ -155,8 +177,9 @@ def test_predict_writes_a_table_compare_accepts(cache_dir, tmp_path, model_repor
 
 
 def test_help_is_useful():
-    r = subprocess.run([sys.executable, "-m", "graceful_core", "compare", "--help"], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "graceful_core", "compare", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.returncode == 0
     for word in ("--max-nfr", "--min-btc", "--json", "--data", "OLD", "NEW"):
         assert word in r.stdout

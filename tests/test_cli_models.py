@@ -26,8 +26,14 @@ OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / 
 
 def run_cli(*args, cache: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     full = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache), **(env or {}))
-    return subprocess.run([sys.executable, "-m", "graceful_core", *map(str, args)], cwd=ROOT, env=full,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "graceful_core", *map(str, args)],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,16 @@ def test_export_to_pt2_and_onnx_keeps_the_flips(needs_sample, cache, tmp_path):
             assert r.returncode == 0, r.stderr
             assert "with its embedding" in r.stdout and out.is_file()
         report = tmp_path / f"{to}.json"
-        r = run_cli("compare", tmp_path / f"old.{to}", tmp_path / f"new.{to}", "--data", TEST_DATA, "--json", report,
-                    cache=cache)
+        r = run_cli(
+            "compare",
+            tmp_path / f"old.{to}",
+            tmp_path / f"new.{to}",
+            "--data",
+            TEST_DATA,
+            "--json",
+            report,
+            cache=cache,
+        )
         assert r.returncode == 0, r.stderr
         outs[to] = json.loads(report.read_text())
     ref = tmp_path / "pt.json"
@@ -115,8 +129,21 @@ def test_device_cuda_without_cuda_exits_2_with_one_line(needs_sample, cache, tmp
 def test_device_cpu_and_a_batch_size_give_the_same_report(needs_sample, cache, tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     assert run_cli("compare", OLD, NEW, "--data", TEST_DATA, "--json", a, "--no-cache", cache=cache).returncode == 0
-    r = run_cli("compare", OLD, NEW, "--data", TEST_DATA, "--json", b, "--no-cache", "--device", "cpu",
-                "--batch-size", "7", cache=cache)
+    r = run_cli(
+        "compare",
+        OLD,
+        NEW,
+        "--data",
+        TEST_DATA,
+        "--json",
+        b,
+        "--no-cache",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "7",
+        cache=cache,
+    )
     assert r.returncode == 0, r.stderr
     ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
     assert ra["negative_flips"] == rb["negative_flips"] and ra["transition_matrix"] == rb["transition_matrix"]
@@ -147,14 +174,17 @@ def test_prog_reads_well_for_both_ways_of_calling():
 
 def test_installed_command_help(tmp_path):
     """What the console script `graceful = graceful_core.cli.commands:main` runs, under that name."""
-    code = "import sys; sys.argv[0] = '/venv/bin/graceful'; from graceful_core.cli.commands import main; sys.exit(main())"
+    code = (
+        "import sys; sys.argv[0] = '/venv/bin/graceful'; from graceful_core.cli.commands import main; sys.exit(main())"
+    )
     r = subprocess.run([sys.executable, "-c", code, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
     assert r.stdout.startswith("usage: graceful ")
     for command in ("compare", "predict", "train", "matrix", "export", "app"):
         assert command in r.stdout
-    r = subprocess.run([sys.executable, "-m", "graceful_core", "--help"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "graceful_core", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.startswith("usage: python -m graceful_core ")
 
 
@@ -177,14 +207,19 @@ def test_pyproject_declares_the_console_script():
 # ----------------------------------------------------------------- app
 def test_app_environment(needs_sample, tmp_path):
     env = app_environment(str(OLD), str(NEW), str(TEST_DATA))
-    assert env == {APP_ENV["old"]: str(OLD.resolve()), APP_ENV["new"]: str(NEW.resolve()),
-                   APP_ENV["data"]: str(TEST_DATA.resolve())}
+    assert env == {
+        APP_ENV["old"]: str(OLD.resolve()),
+        APP_ENV["new"]: str(NEW.resolve()),
+        APP_ENV["data"]: str(TEST_DATA.resolve()),
+    }
     assert app_environment(None, None, None) == {}
     assert APP_ENV["data"] not in app_environment(str(OLD_CSV), str(NEW_CSV), None)
-    for args, fragment in [((str(OLD), None, None), "both OLD and NEW"),
-                           ((str(OLD), str(NEW), None), "needs a dataset"),
-                           ((str(OLD), str(tmp_path / "nope.pt"), str(TEST_DATA)), "no such file"),
-                           ((None, None, str(TEST_DATA)), "--data needs OLD and NEW")]:
+    for args, fragment in [
+        ((str(OLD), None, None), "both OLD and NEW"),
+        ((str(OLD), str(NEW), None), "needs a dataset"),
+        ((str(OLD), str(tmp_path / "nope.pt"), str(TEST_DATA)), "no such file"),
+        ((None, None, str(TEST_DATA)), "--data needs OLD and NEW"),
+    ]:
         with pytest.raises(InputError, match=fragment):
             app_environment(*args)
 
@@ -213,8 +248,9 @@ def test_cli_spec_is_the_apps_default(needs_sample, monkeypatch, tmp_path):
     assert "(command line)" in spec.label
     assert bundled_specs()[0] == spec and resolve_spec(spec.id) == spec
     # an explicit sample folder lists only its pairs: Fashion-MNIST's first when it is there, then digits'
-    assert "sample:new" in [s.id for s in bundled_specs(SAMPLE)] and all(not s.id.startswith("cli:")
-                                                                         for s in bundled_specs(SAMPLE))
+    assert "sample:new" in [s.id for s in bundled_specs(SAMPLE)] and all(
+        not s.id.startswith("cli:") for s in bundled_specs(SAMPLE)
+    )
 
 
 def test_app_opens_on_the_given_pair(needs_sample, monkeypatch, tmp_path):
@@ -247,10 +283,28 @@ def test_app_subcommand_starts_the_server(needs_sample, cache, tmp_path):
     """Start `graceful app OLD NEW --data DATA`, wait for the health check, stop it."""
     port = _free_port()
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    proc = subprocess.Popen([sys.executable, "-m", "graceful_core", "app", str(OLD), str(NEW), "--data", str(TEST_DATA),
-                             "--port", str(port), "--address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "graceful_core",
+            "app",
+            str(OLD),
+            str(NEW),
+            "--data",
+            str(TEST_DATA),
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         body = None
         deadline = time.monotonic() + 120

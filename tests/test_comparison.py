@@ -79,8 +79,9 @@ def test_confidence_split_with_scores():
     y = [0, 0, 1]
     old_logits = np.log(np.array([[0.55, 0.45], [0.99, 0.01], [0.2, 0.8]], dtype=np.float32))
     new_logits = np.log(np.array([[0.49, 0.51], [0.05, 0.95], [0.2, 0.8]], dtype=np.float32))
-    c = compare_predictions(_preds(ids, [0, 0, 1], "xy", y, scores=old_logits),
-                            _preds(ids, [1, 1, 1], "xy", scores=new_logits))
+    c = compare_predictions(
+        _preds(ids, [0, 0, 1], "xy", y, scores=old_logits), _preds(ids, [1, 1, 1], "xy", scores=new_logits)
+    )
     s = c.summary
     assert s.n_negative_flips == 2
     assert s.negative_flips_near_boundary == 1  # drop 0.06 < 0.1
@@ -114,7 +115,14 @@ def test_the_comparison_is_frozen_and_its_arrays_read_only():
         c.old_name = "x"
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.summary.negative_flip_rate = 0.0
-    for arr in (c.arrays.labels, c.arrays.old_pred, c.transition_matrix, c.per_class.negative_flips, c.counts.transition, c.counts.per_class):
+    for arr in (
+        c.arrays.labels,
+        c.arrays.old_pred,
+        c.transition_matrix,
+        c.per_class.negative_flips,
+        c.counts.transition,
+        c.counts.per_class,
+    ):
         with pytest.raises(ValueError):
             arr[0] = 1
     assert isinstance(c.classes, tuple)
@@ -128,8 +136,13 @@ def test_summary_and_tables_equal_brute_force_loops():
     pf = sum(1 for a, b, t in zip(o, n, y) if a != t and b == t)
     both = sum(1 for a, b, t in zip(o, n, y) if a == t and b == t)
     old_ok, new_ok = both + nf, both + pf
-    assert (s.n_samples, s.n_negative_flips, s.n_positive_flips, s.n_old_correct, s.n_new_correct) == \
-        (N, nf, pf, old_ok, new_ok)
+    assert (s.n_samples, s.n_negative_flips, s.n_positive_flips, s.n_old_correct, s.n_new_correct) == (
+        N,
+        nf,
+        pf,
+        old_ok,
+        new_ok,
+    )
     assert s.relative_negative_flip_rate == pytest.approx((nf / N) / ((old_ok / N) * (1 - new_ok / N)))
     assert s.backward_error_compatibility == pytest.approx((N - old_ok - pf) / (N - new_ok))
     assert s.mcnemar_p_value == pytest.approx(binomtest(min(nf, pf), nf + pf, 0.5).pvalue, rel=1e-9)
@@ -149,8 +162,10 @@ def test_a_comparison_from_counts_alone_reports_what_the_arrays_report():
 
     y, o, n, ids, classes, _, _ = _random_case(seed=5)
     full = compare_predictions(_preds(ids, o, classes, y), _preds(ids, n, classes), old_name="a", new_name="b")
-    pieces = [FlipCounts.from_predictions(y[i:i + 64], o[i:i + 64], n[i:i + 64], len(classes))
-              for i in range(0, len(y), 64)]
+    pieces = [
+        FlipCounts.from_predictions(y[i : i + 64], o[i : i + 64], n[i : i + 64], len(classes))
+        for i in range(0, len(y), 64)
+    ]
     counts = sum(pieces[1:], pieces[0])
     streamed = Comparison(old_name="a", new_name="b", classes=classes, counts=counts, flip_ids=full.flip_ids)
     assert streamed.arrays is None and streamed.summary == full.summary
@@ -158,9 +173,20 @@ def test_a_comparison_from_counts_alone_reports_what_the_arrays_report():
     assert streamed.flips()["id"].tolist() == list(full.flip_ids.negative)
     with pytest.raises(ValueError, match="per-sample arrays"):
         streamed.samples()
-    capped = Comparison(old_name="a", new_name="b", classes=classes, counts=counts,
-                        flip_ids=FlipIds(full.flip_ids.negative[:2], (), full.summary.n_negative_flips,
-                                         full.summary.n_positive_flips, cap=2, parquet="flips.parquet"))
+    capped = Comparison(
+        old_name="a",
+        new_name="b",
+        classes=classes,
+        counts=counts,
+        flip_ids=FlipIds(
+            full.flip_ids.negative[:2],
+            (),
+            full.summary.n_negative_flips,
+            full.summary.n_positive_flips,
+            cap=2,
+            parquet="flips.parquet",
+        ),
+    )
     rep = capped.to_report()
     assert rep["negative_flips"] == list(full.flip_ids.negative[:2]) and rep["flip_ids_cap"] == 2
     assert rep["n_negative_flips"] == full.summary.n_negative_flips
@@ -213,8 +239,9 @@ def test_optional_analyses_add_their_keys_and_nothing_else_changes():
     rep, plain = more.to_report(), base.to_report()
     assert rep["churn_floor"] == 0.0 and rep["churn_floor_ci95"][0] == 0.0 and rep["churn_floor_reference"] == "old2.pt"
     churn_keys = set(cf.to_json())
-    assert rep["regression_slices"] == [{"kind": "metadata", "column": "site", "value": "a", "size": 10,
-                                         "p_value": None}]  # cleaned like every other number
+    assert rep["regression_slices"] == [
+        {"kind": "metadata", "column": "site", "value": "a", "size": 10, "p_value": None}
+    ]  # cleaned like every other number
     assert {k: v for k, v in rep.items() if k not in churn_keys | {"churn_floor", "regression_slices"}} == plain
     assert "churn_floor" not in plain and "regression_slices" not in plain
 

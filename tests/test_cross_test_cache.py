@@ -50,6 +50,9 @@ def test_a_damaged_entry_is_computed_again(tmp_path, monkeypatch):
     import hashlib
 
     entry = cache.make_key(CROSS_TEST_CACHE, cache.make_key("k2", "rows", hashlib.sha256(b"").hexdigest()))
-    cache.save_arrays(CROSS_TEST_CACHE, entry, {"meta": np.array("{not json"), "negative_flip_indices": np.zeros(0),
-                                                "positive_flip_indices": np.zeros(0)})
+    cache.save_arrays(
+        CROSS_TEST_CACHE,
+        entry,
+        {"meta": np.array("{not json"), "negative_flip_indices": np.zeros(0), "positive_flip_indices": np.zeros(0)},
+    )
     _same(cross_test(old, new, labels), _cross_test_cached(old, new, labels, "k2"))

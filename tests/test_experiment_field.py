@@ -39,7 +39,9 @@ def test_pair_numbers_equal_a_brute_force_count():
     nf = sum(1 for a, b, t in zip(old, new, y, strict=True) if a == t and b != t)
     pf = sum(1 for a, b, t in zip(old, new, y, strict=True) if a != t and b == t)
     assert got["negative_flips"] == nf and got["positive_flips"] == pf
-    assert got["negative_flip_rate"] == pytest.approx(nf / 500) and got["error_rate"] == pytest.approx(np.mean(new != y))
+    assert got["negative_flip_rate"] == pytest.approx(nf / 500) and got["error_rate"] == pytest.approx(
+        np.mean(new != y)
+    )
 
 
 def test_paired_mcnemar_counts_discordant_images_over_seeds():
@@ -75,16 +77,34 @@ def test_every_run_of_the_protocol_and_its_dependencies():
         assert runs[f"{ef.FD} λ={setup.fd_lambdas[0]:g} s{s}"].train["temperature"] == 100.0
         assert runs[f"ft s{s}"].init == "old" and runs[f"ft s{s}"].arch == runs["old"].arch
     # The first seed's plain run is the sample build's selection-time new model (same cache key).
-    assert runs[f"plain s{setup.seeds[0]}"].config() == {"arch": "large-cnn-28", "data": "fit",
-                                                         "train": {"batch_size": 64, "epochs": 12, "seed": 3}}
+    assert runs[f"plain s{setup.seeds[0]}"].config() == {
+        "arch": "large-cnn-28",
+        "data": "fit",
+        "train": {"batch_size": 64, "epochs": 12, "seed": 3},
+    }
 
 
 def test_quick_run_writes_a_report_whose_endpoints_equal_the_baselines(tmp_path):
     src = tmp_path / "idx"
     write_tiny_fashion(src, train_per_class=10, test_per_class=3)
     out = tmp_path / "out"
-    assert ef.main(["--quick", "--no-png", "--fashion-dir", str(src), "--jobs", "1", "--cache", str(tmp_path / "c"),
-                    "--out", str(out)]) == 0
+    assert (
+        ef.main(
+            [
+                "--quick",
+                "--no-png",
+                "--fashion-dir",
+                str(src),
+                "--jobs",
+                "1",
+                "--cache",
+                str(tmp_path / "c"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     payload = json.loads((out / "mitigation-fashion.json").read_text())
     fams = payload["families"]
     assert set(fams) == {f.name for f in ef.families(ef.QUICK)}

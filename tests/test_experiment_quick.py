@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("experiment_mitigation", ROOT / "scripts" / "experiment_mitigation.py")
+    spec = importlib.util.spec_from_file_location(
+        "experiment_mitigation", ROOT / "scripts" / "experiment_mitigation.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
@@ -59,8 +61,10 @@ def test_retrieval_hits_brute_force():
         for i in range(12):
             if labels[i] == 3:
                 continue
-            cos = [query[i] @ gallery[j] / (np.linalg.norm(query[i]) * np.linalg.norm(gallery[j])) if j != i else -np.inf
-                   for j in range(12)]
+            cos = [
+                query[i] @ gallery[j] / (np.linalg.norm(query[i]) * np.linalg.norm(gallery[j])) if j != i else -np.inf
+                for j in range(12)
+            ]
             hits += labels[int(np.argmax(cos))] == labels[i]
         return hits / 11
 
@@ -105,8 +109,23 @@ def test_quick_fashion_run_on_a_tiny_idx(tmp_path):
     src = tmp_path / "idx"
     write_tiny_fashion(src, train_per_class=10, test_per_class=3)
     out = tmp_path / "out"
-    args = ["--dataset", "fashion", "--quick", "--fashion-dir", str(src), "--jobs", "1", "--out", str(out),
-            "--cache", str(tmp_path / "cache"), "--lambdas", "0.5", "1", "--no-png"]
+    args = [
+        "--dataset",
+        "fashion",
+        "--quick",
+        "--fashion-dir",
+        str(src),
+        "--jobs",
+        "1",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--lambdas",
+        "0.5",
+        "1",
+        "--no-png",
+    ]
     assert exp.main(args) == 0
     payload = json.loads((out / "mitigation-fashion-2000.json").read_text())
     assert payload["n_samples"] == 30 and payload["n_train"] == 40

@@ -39,7 +39,9 @@ def test_headline_equals_the_per_seed_rows():
         rows = fam["candidates"][fam["chosen"]]["per_seed"]["test"]
         for key, got in (("error_rate", r.error_change), ("negative_flip_rate", r.nfr_change)):
             d = np.array([m[key] - b[key] for m, b in zip(rows, base, strict=True)])
-            lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d)) if d.std() > 0 else (d[0], d[0])
+            lo, hi = (
+                stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d)) if d.std() > 0 else (d[0], d[0])
+            )
             assert got == pytest.approx((d.mean(), lo, hi), abs=1e-12)
         # The per-image counts are at least the per-seed difference in negative flips (discordant pairs).
         nf_b, nf_m = r.flips_only
@@ -74,8 +76,9 @@ def test_the_distillation_experiments_keep_their_headline():
     h = distillation_headline(LEGACY)
     assert h.seeds == len(plain_nfr) >= 5
     assert h.plain_negative_flip_rate == pytest.approx(plain_nfr.mean())
-    assert h.distill_nfr_change == pytest.approx((min(v.mean() for v in d_nfr.values()),
-                                                  max(v.mean() for v in d_nfr.values())))
+    assert h.distill_nfr_change == pytest.approx(
+        (min(v.mean() for v in d_nfr.values()), max(v.mean() for v in d_nfr.values()))
+    )
     n_sig = sum(stats.ttest_rel([r["negative_flip_rate"] for r in rows[m]], plain_nfr).pvalue < 0.05 for m in distill)
     assert h.distill_significant == (n_sig, len(distill))
     assert experiment_sentences(LEGACY) == h.sentences()

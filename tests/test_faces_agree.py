@@ -30,7 +30,8 @@ TEST_DATA = SAMPLE / "digits" / "test"
 OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
 
 pytestmark = pytest.mark.skipif(
-    not all(p.exists() for p in (OLD, NEW, TEST_DATA, OLD_CSV, NEW_CSV)), reason="bundled sample data is missing")
+    not all(p.exists() for p in (OLD, NEW, TEST_DATA, OLD_CSV, NEW_CSV)), reason="bundled sample data is missing"
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +53,33 @@ def faces(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("faces")
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(out / "cache"))
     html, report = out / "report.html", out / "report.json"
-    r = subprocess.run([sys.executable, "-m", "graceful_core", "compare", str(OLD), str(NEW), "--data",
-                        str(TEST_DATA), "--html", str(html), "--json", str(report)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graceful_core",
+            "compare",
+            str(OLD),
+            str(NEW),
+            "--data",
+            str(TEST_DATA),
+            "--html",
+            str(html),
+            "--json",
+            str(report),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
-    return {"cli": r.stdout, "html": html.read_text(encoding="utf-8"),
-            "json": json.loads(report.read_text(encoding="utf-8"))}
+    return {
+        "cli": r.stdout,
+        "html": html.read_text(encoding="utf-8"),
+        "json": json.loads(report.read_text(encoding="utf-8")),
+    }
 
 
 class _Paragraphs(HTMLParser):
@@ -121,8 +143,10 @@ def _compatibility_from_json(report: dict) -> str:
     c = report["compatibility"]
     t = c["top1"]
     words, rel = ("compatible", ">") if c["compatible"] else ("not compatible", "<=")
-    return (f"{words}: new queries on the old gallery reach top-1 {100 * t['new_old']:.1f}% {rel} "
-            f"old→old {100 * t['old_old']:.1f}%")
+    return (
+        f"{words}: new queries on the old gallery reach top-1 {100 * t['new_old']:.1f}% {rel} "
+        f"old→old {100 * t['old_old']:.1f}%"
+    )
 
 
 def test_cli_and_html_word_the_compatibility_verdict_alike(faces):
@@ -163,10 +187,14 @@ def test_the_metrics_alias_says_the_words_layers_sentence():
             assert ct.compatible is compatible
         t = ct.scores["top1"]
         words, rel = ("compatible", ">") if ct.compatible else ("not compatible", "<=")
-        expected = (f"{words}: new queries on the old gallery reach top-1 {100 * t['new_old']:.1f}% {rel} "
-                    f"old→old {100 * t['old_old']:.1f}%")
+        expected = (
+            f"{words}: new queries on the old gallery reach top-1 {100 * t['new_old']:.1f}% {rel} "
+            f"old→old {100 * t['old_old']:.1f}%"
+        )
         assert compatibility_sentence(ct) == compatibility_verdict(ct).words == expected
-    undefined = SimpleNamespace(reason=None, compatible=False, scores={"top1": {"new_old": float("nan"), "old_old": 0.5}})
+    undefined = SimpleNamespace(
+        reason=None, compatible=False, scores={"top1": {"new_old": float("nan"), "old_old": 0.5}}
+    )
     assert compatibility_sentence(undefined) == NO_VALID_QUERIES
     assert compatibility_sentence(SimpleNamespace(reason="embedding sizes differ")) == "embedding sizes differ"
 
@@ -180,8 +208,9 @@ def test_one_table_of_embedding_colourings_feeds_the_figures_and_the_links():
 
     assert list(COLOUR_BY) == list(EMB_COLOURS.values()) == [c.label for c in EMBEDDING_COLOURINGS]
     assert [EMB_COLOURS[c.code] for c in EMBEDDING_COLOURINGS] == [c.label for c in EMBEDDING_COLOURINGS]
-    samples = pd.DataFrame({"id": ["a", "b"], "label": ["cat", "dog"], "flip": ["negative flip", "both correct"],
-                            "cluster": [0, 1]})
+    samples = pd.DataFrame(
+        {"id": ["a", "b"], "label": ["cat", "dog"], "flip": ["negative flip", "both correct"], "cluster": [0, 1]}
+    )
     xy = np.zeros((2, 2), dtype=np.float32)
     proj = ProjectionResult(old_xy=xy, new_xy=xy, indices=np.arange(2), subsampled=False, aligned=False)
     columns = set(embedding_points(proj, samples).columns)

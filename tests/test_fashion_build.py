@@ -38,8 +38,11 @@ build = _load("build_sample_data")
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,19 @@ def tiny(tmp_path_factory):
     """The tiny IDX files and one quick build of them (cache A)."""
     base = tmp_path_factory.mktemp("fashion")
     arrays = write_tiny_fashion(base / "idx", train_per_class=10, test_per_class=3)
-    argv = ["--only", "fashion", "--quick", "--fashion-dir", str(base / "idx"), "--out", str(base / "out"),
-            "--cache", str(base / "cache"), "--jobs", "1"]
+    argv = [
+        "--only",
+        "fashion",
+        "--quick",
+        "--fashion-dir",
+        str(base / "idx"),
+        "--out",
+        str(base / "out"),
+        "--cache",
+        str(base / "cache"),
+        "--jobs",
+        "1",
+    ]
     assert build.main(argv) == 0
     return {"base": base, "arrays": arrays, "out": base / "out" / "fashion", "argv": argv}
 
@@ -82,7 +96,9 @@ def test_the_loader_reads_readable_names_and_path_ids(tiny):
 def test_training_subset_is_the_first_images_of_each_class(tiny):
     a = tiny["arrays"]
     got = sorted(int(p.stem) for p in (tiny["out"] / "train").glob("*/*.png"))
-    expected = sorted(i for k in range(10) for i in np.flatnonzero(a["train_labels"] == k)[: fs.QUICK.app_train_per_class])
+    expected = sorted(
+        i for k in range(10) for i in np.flatnonzero(a["train_labels"] == k)[: fs.QUICK.app_train_per_class]
+    )
     assert got == expected
     assert load_dataset(tiny["out"] / "train").classes == CLASSES
 
@@ -100,10 +116,12 @@ def test_manifest_joins_the_folder_and_its_metadata_is_the_pixels(tiny):
         assert row.path == f"test/{row.id}" and row.label == CLASSES[a["test_labels"][i]]
         ink = [v for v in px.ravel() if v > 32]  # brute force over the 784 pixels
         share, mean = len(ink) / 784, (sum(ink) / len(ink) if ink else 0.0)
-        assert row.ink_coverage == ("low (< 35 % of pixels)" if share < 0.35 else
-                                    "medium (35-55 %)" if share < 0.55 else "high (>= 55 %)")
-        assert row.brightness == ("dark (mean < 140)" if mean < 140 else
-                                  "medium (140-180)" if mean < 180 else "bright (mean >= 180)")
+        assert row.ink_coverage == (
+            "low (< 35 % of pixels)" if share < 0.35 else "medium (35-55 %)" if share < 0.55 else "high (>= 55 %)"
+        )
+        assert row.brightness == (
+            "dark (mean < 140)" if mean < 140 else "medium (140-180)" if mean < 180 else "bright (mean >= 180)"
+        )
 
 
 def test_idx_tensors_are_what_preprocess_makes_of_the_pngs(tiny):
@@ -130,7 +148,10 @@ def test_models_tables_and_numbers_are_written(tiny):
     summary = json.loads((models / "summary.json").read_text())
     assert set(summary["pairs"]) == {f"{a} -> {b}" for a, b in fs.PAIRS}
     selection = json.loads((models / "selection.json").read_text())
-    assert fs.PCSetting(selection["new_pc"]["alpha"], selection["new_pc"]["beta"], selection["new_pc"]["lam"]) in fs.QUICK.pc_grid
+    assert (
+        fs.PCSetting(selection["new_pc"]["alpha"], selection["new_pc"]["beta"], selection["new_pc"]["lam"])
+        in fs.QUICK.pc_grid
+    )
     assert selection["validation"]["images"] == 10 * fs.QUICK.val_per_class
 
 
@@ -180,15 +201,21 @@ def test_weights_in_the_cache_load_with_weights_only(tiny):
 
 
 def test_selection_rules():
-    grid = (fs.PCSetting(1.0, 5.0, 0.5), fs.PCSetting(1.0, 5.0, 1.0), fs.PCSetting(1.0, 5.0, 2.0),
-            fs.PCSetting(0.0, 6.0, 1.0))
+    grid = (
+        fs.PCSetting(1.0, 5.0, 0.5),
+        fs.PCSetting(1.0, 5.0, 1.0),
+        fs.PCSetting(1.0, 5.0, 2.0),
+        fs.PCSetting(0.0, 6.0, 1.0),
+    )
     cfg = fs.FashionConfig(pc_grid=grid, bct_lambdas=(1.0, 2.0), pc_max_error_increase=0.005)
-    val = {"new": {"error_rate": 0.080},
-           "new-pc lam=0.5": {"error_rate": 0.081, "negative_flips": 150},
-           "new-pc lam=1": {"error_rate": 0.084, "negative_flips": 120},
-           "new-pc lam=2": {"error_rate": 0.086, "negative_flips": 90},  # too costly
-           "new-pc alpha=0 beta=6 lam=1": {"error_rate": 0.0855, "negative_flips": 100},  # too costly
-           "new-bct lam=1": {"compatible": False}}
+    val = {
+        "new": {"error_rate": 0.080},
+        "new-pc lam=0.5": {"error_rate": 0.081, "negative_flips": 150},
+        "new-pc lam=1": {"error_rate": 0.084, "negative_flips": 120},
+        "new-pc lam=2": {"error_rate": 0.086, "negative_flips": 90},  # too costly
+        "new-pc alpha=0 beta=6 lam=1": {"error_rate": 0.0855, "negative_flips": 100},  # too costly
+        "new-bct lam=1": {"compatible": False},
+    }
     assert fs.choose_pc(cfg, val)[0] == fs.PCSetting(1.0, 5.0, 1.0)
     val["new-pc alpha=0 beta=6 lam=1"]["error_rate"] = 0.085  # now within half a point
     assert fs.choose_pc(cfg, val)[0] == fs.PCSetting(0.0, 6.0, 1.0)
@@ -208,8 +235,21 @@ def test_missing_files_name_the_apt_command(tmp_path):
         fs.load_fashion(tmp_path)
     assert "apt-get install dataset-fashion-mnist" in e.value.problem
     assert e.value.path.endswith("t10k-labels-idx1-ubyte.gz")
-    assert build.main(["--only", "fashion", "--fashion-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
-                       "--cache", str(tmp_path / "c")]) == 2
+    assert (
+        build.main(
+            [
+                "--only",
+                "fashion",
+                "--fashion-dir",
+                str(tmp_path / "nowhere"),
+                "--out",
+                str(tmp_path / "o"),
+                "--cache",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_wrong_shapes_are_refused(tmp_path):

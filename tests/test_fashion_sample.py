@@ -92,7 +92,9 @@ def test_new_pc_is_the_experiments_choice_and_its_numbers_are_the_readmes(tables
     experiment = json.loads((ROOT / "results" / "mitigation-fashion.json").read_text())
     selection = json.loads((FASHION / "models" / "selection.json").read_text())
     best = experiment["best_single_model"]["train"]
-    assert {k: selection["new_pc"][k] for k in best if k != "method"} == {k: v for k, v in best.items() if k != "method"}
+    assert {k: selection["new_pc"][k] for k in best if k != "method"} == {
+        k: v for k, v in best.items() if k != "method"
+    }
     assert selection["new_pc"]["method"] == best["method"] == "focal-distillation"
     n_pc, n_new = int(_neg(old, pc).sum()), int(_neg(old, new).sum())
     err_pc, err_new = 1 - _acc(pc), 1 - _acc(new)
@@ -156,8 +158,14 @@ def first_images():
 
     ds = load_dataset(FASHION / "test")
     keep = np.argsort(np.array(ds.ids, dtype=object))[:300]
-    return ImageDataset(name="first", ids=[ds.ids[i] for i in keep], labels=ds.labels[keep], classes=ds.classes,
-                        files=[ds.files[i] for i in keep], source=ds.source)
+    return ImageDataset(
+        name="first",
+        ids=[ds.ids[i] for i in keep],
+        labels=ds.labels[keep],
+        classes=ds.classes,
+        files=[ds.files[i] for i in keep],
+        source=ds.source,
+    )
 
 
 def test_model_files_give_their_tables(tables, first_images):

@@ -13,6 +13,7 @@ from graceful_core.metrics.retrieval import retrieval_metrics
 
 def brute_force_hit_at_1(q: np.ndarray, g: np.ndarray, y: np.ndarray) -> float:
     """The definition, written out: float64 cosine on the 2**-24 grid, own index out, lowest index among ties."""
+
     def unit(a):
         a = np.asarray(a, np.float32).astype(np.float64)
         n = np.linalg.norm(a, axis=1, keepdims=True)

@@ -21,8 +21,6 @@ TEST = ROOT / "sample_data" / "digits" / "test"
 OLD = ROOT / "sample_data" / "models" / "old.pt"
 
 
-
-
 def test_reordered_manifest_gets_its_own_rows_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
     files = sorted(TEST.glob("0/*.png"))[:3] + sorted(TEST.glob("1/*.png"))[:3]
@@ -63,12 +61,15 @@ class _Broken(torch.nn.Module):
         return self.head(self.embed(x))
 
 
-@pytest.mark.parametrize("logits, emb, words", [(float("nan"), 0.0, "NaN or infinite logits"),
-                                                (0.0, float("inf"), "NaN or infinite embedding")])
+@pytest.mark.parametrize(
+    "logits, emb, words",
+    [(float("nan"), 0.0, "NaN or infinite logits"), (0.0, float("inf"), "NaN or infinite embedding")],
+)
 def test_nan_or_inf_outputs_are_an_input_error_naming_the_model(tmp_path, monkeypatch, logits, emb, words):
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
-    info = ModelInfo(name="broken", input_size=(1, 8, 8), mean=(0.0,), std=(1.0,),
-                     classes=tuple(str(k) for k in range(10)))
+    info = ModelInfo(
+        name="broken", input_size=(1, 8, 8), mean=(0.0,), std=(1.0,), classes=tuple(str(k) for k in range(10))
+    )
     path = tmp_path / "broken.pt"
     save_torchscript(_Broken(logits, emb), path, info)
     with pytest.raises(InputError) as e:

@@ -42,8 +42,12 @@ def test_two_models_decode_each_image_once_and_match_predict(tmp_path, monkeypat
 
     monkeypatch.setattr(ds, "load_image", counting)
     seen = {0: [], 1: []}
-    got = predict_together([old, new], ds, batch_size=97,
-                           progress=[lambda d, t: seen[0].append((d, t)), lambda d, t: seen[1].append((d, t))])
+    got = predict_together(
+        [old, new],
+        ds,
+        batch_size=97,
+        progress=[lambda d, t: seen[0].append((d, t)), lambda d, t: seen[1].append((d, t))],
+    )
     assert sorted(decoded) == list(range(len(ds)))  # every image exactly once, for both models
     assert seen[0][-1] == seen[1][-1] == (len(ds), len(ds))
     monkeypatch.setattr(ds, "load_image", real)

@@ -32,8 +32,9 @@ def folder(tmp_path) -> Path:
     _png(root / "ankle-boot" / "00003.png", 3)
     _png(root / "bag" / "00004.png", 4)
     # File order, not alphabetical: "T-shirt/top" first, as in the source's label order.
-    (root / CLASSES_FILE).write_text(json.dumps({"t-shirt-top": "T-shirt/top", "trouser": "Trouser",
-                                                 "bag": "Bag", "ankle-boot": "Ankle boot"}))
+    (root / CLASSES_FILE).write_text(
+        json.dumps({"t-shirt-top": "T-shirt/top", "trouser": "Trouser", "bag": "Bag", "ankle-boot": "Ankle boot"})
+    )
     return root
 
 
@@ -42,8 +43,12 @@ def test_class_names_come_from_the_file_in_its_order_and_ids_stay_paths(folder):
     # "Trouser" has no folder: left out; the others keep the file's order.
     assert ds.classes == ["T-shirt/top", "Bag", "Ankle boot"]
     got = {i: ds.classes[k] for i, k in zip(ds.ids, ds.labels)}
-    assert got == {"t-shirt-top/00000.png": "T-shirt/top", "t-shirt-top/00007.png": "T-shirt/top",
-                   "ankle-boot/00003.png": "Ankle boot", "bag/00004.png": "Bag"}
+    assert got == {
+        "t-shirt-top/00000.png": "T-shirt/top",
+        "t-shirt-top/00007.png": "T-shirt/top",
+        "ankle-boot/00003.png": "Ankle boot",
+        "bag/00004.png": "Bag",
+    }
 
 
 def test_without_the_file_folder_names_are_the_classes(folder):

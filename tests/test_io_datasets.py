@@ -222,8 +222,14 @@ def _manifest(root: Path, suffix: str, **cols) -> Path:
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_manifest_layout(manifest_dir, suffix):
-    m = _manifest(manifest_dir, suffix, id=["007", "b", "c", "d"], path=[f"pics/{k}.png" for k in range(4)],
-                  label=["dog", "cat", "dog", "cat"], slice=["s1", "s2", "", "s1"])
+    m = _manifest(
+        manifest_dir,
+        suffix,
+        id=["007", "b", "c", "d"],
+        path=[f"pics/{k}.png" for k in range(4)],
+        label=["dog", "cat", "dog", "cat"],
+        slice=["s1", "s2", "", "s1"],
+    )
     ds = load_dataset(m)
     assert ds.ids == ["007", "b", "c", "d"]  # strings kept as written, manifest order
     assert ds.classes == ["cat", "dog"]
@@ -234,8 +240,9 @@ def test_manifest_layout(manifest_dir, suffix):
 
 
 def test_manifest_labels_that_look_like_numbers_stay_names(manifest_dir):
-    m = _manifest(manifest_dir, ".csv", id=list("abcd"), path=[f"pics/{k}.png" for k in range(4)],
-                  label=["10", "2", "2", "01"])
+    m = _manifest(
+        manifest_dir, ".csv", id=list("abcd"), path=[f"pics/{k}.png" for k in range(4)], label=["10", "2", "2", "01"]
+    )
     ds = load_dataset(m)
     assert ds.classes == ["01", "2", "10"] and _expected_labels(ds) == ["10", "2", "2", "01"]
 

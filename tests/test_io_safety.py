@@ -34,8 +34,18 @@ def _zip(path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]], compres
 
 
 # --------------------------------------------------------------------------- zip
-@pytest.mark.parametrize("member", ["../evil.png", "digits/../../evil.png", "/tmp/evil.png", "C:\\evil.png",
-                                    "C:/evil.png", "\\\\server\\share\\evil.png", "..\\evil.png"])
+@pytest.mark.parametrize(
+    "member",
+    [
+        "../evil.png",
+        "digits/../../evil.png",
+        "/tmp/evil.png",
+        "C:\\evil.png",
+        "C:/evil.png",
+        "\\\\server\\share\\evil.png",
+        "..\\evil.png",
+    ],
+)
 def test_unsafe_member_paths_are_rejected_naming_zip_and_member(tmp_path, member):
     z = bad.zip_with_member(tmp_path / "bad.zip", member)
     with pytest.raises(InputError) as e:
@@ -124,8 +134,8 @@ def test_header_that_understates_the_size_aborts_extraction(tmp_path):
     z = _zip(tmp_path / "liar.zip", [("d/0/a.png", data)])
     raw = bytearray(z.read_bytes())
     local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
-    raw[local + 22: local + 26] = struct.pack("<I", 100)  # declared uncompressed size
-    raw[central + 24: central + 28] = struct.pack("<I", 100)
+    raw[local + 22 : local + 26] = struct.pack("<I", 100)  # declared uncompressed size
+    raw[central + 24 : central + 28] = struct.pack("<I", 100)
     z.write_bytes(bytes(raw))
     dest = tmp_path / "out"
     with pytest.raises(InputError) as e:

@@ -40,13 +40,18 @@ def _random_preds(n: int = 30, k: int = 4, d: int = 3, seed: int = 0, classes=No
 
 # --------------------------------------------------------------------------- reading
 def test_hand_made_csv_argmax_with_ties_to_lowest(tmp_path):
-    f = _csv(tmp_path / "m.csv", pd.DataFrame({
-        "id": ["007", "b", "c"],
-        "label": [0, 2, 1],
-        "logit_0": [1.0, 0.5, 3.0],
-        "logit_1": [2.0, 0.5, 3.0],  # row b: tie 0/1 -> 0 ; row c: tie 0/1 (3.0) beats 2 -> 0
-        "logit_2": [0.0, 0.1, -1.0],
-    }))
+    f = _csv(
+        tmp_path / "m.csv",
+        pd.DataFrame(
+            {
+                "id": ["007", "b", "c"],
+                "label": [0, 2, 1],
+                "logit_0": [1.0, 0.5, 3.0],
+                "logit_1": [2.0, 0.5, 3.0],  # row b: tie 0/1 -> 0 ; row c: tie 0/1 (3.0) beats 2 -> 0
+                "logit_2": [0.0, 0.1, -1.0],
+            }
+        ),
+    )
     p = load_predictions_table(f)
     assert list(p.ids) == ["007", "b", "c"]  # ids stay strings ("007", not 7)
     assert p.pred.tolist() == [1, 0, 0] and p.pred.dtype == np.int64
@@ -57,9 +62,18 @@ def test_hand_made_csv_argmax_with_ties_to_lowest(tmp_path):
 
 
 def test_probs_and_embedding_wide_columns(tmp_path):
-    f = _csv(tmp_path / "p.csv", pd.DataFrame({
-        "id": ["a", "b"], "prob_0": [0.2, 0.9], "prob_1": [0.8, 0.1], "emb_0": [1.5, 2.5], "emb_1": [0.0, -1.0],
-    }))
+    f = _csv(
+        tmp_path / "p.csv",
+        pd.DataFrame(
+            {
+                "id": ["a", "b"],
+                "prob_0": [0.2, 0.9],
+                "prob_1": [0.8, 0.1],
+                "emb_0": [1.5, 2.5],
+                "emb_1": [0.0, -1.0],
+            }
+        ),
+    )
     p = load_predictions_table(f)
     assert p.score_kind == "probs" and p.pred.tolist() == [1, 0] and p.labels is None
     assert p.embedding.tolist() == [[1.5, 0.0], [2.5, -1.0]] and p.embedding.dtype == np.float32
@@ -80,8 +94,12 @@ def test_names_and_indices_give_identical_arrays(tmp_path):
 def test_integer_classes_without_scores_are_max_label_plus_one(tmp_path):
     # A prediction beyond every label is refused, not taken as evidence of more classes.
     with pytest.raises(InputError, match="'pred' of id 'b' is 4, outside the classes 0..3"):
-        load_predictions_table(_csv(tmp_path / "t.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 4], "label": [3, 3]})))
-    p = load_predictions_table(_csv(tmp_path / "u.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 2], "label": [3, 3]})))
+        load_predictions_table(
+            _csv(tmp_path / "t.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 4], "label": [3, 3]}))
+        )
+    p = load_predictions_table(
+        _csv(tmp_path / "u.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 2], "label": [3, 3]}))
+    )
     assert p.classes == ["0", "1", "2", "3"] and p.scores is None and p.score_kind is None
     p = load_predictions_table(_csv(tmp_path / "v.csv", pd.DataFrame({"id": ["a", "b"], "pred": [0, 4]})))
     assert p.classes == ["0", "1", "2", "3", "4"]  # no labels: the predictions are all there is
@@ -126,9 +144,14 @@ def test_parquet_wide_form_is_accepted(tmp_path):
 
 
 def test_file_class_order_is_mapped_onto_the_requested_order(tmp_path):
-    t = pa.table({"id": ["a", "b"], "label": ["cat", "ant"],
-                  "logits": pa.array([[0.0, 9.0, 1.0], [5.0, 0.0, 1.0]], type=pa.list_(pa.float32()))},
-                 metadata={b"graceful.classes": json.dumps(["cat", "dog", "ant"]).encode()})
+    t = pa.table(
+        {
+            "id": ["a", "b"],
+            "label": ["cat", "ant"],
+            "logits": pa.array([[0.0, 9.0, 1.0], [5.0, 0.0, 1.0]], type=pa.list_(pa.float32())),
+        },
+        metadata={b"graceful.classes": json.dumps(["cat", "dog", "ant"]).encode()},
+    )
     pq.write_table(t, tmp_path / "o.parquet")
     p = load_predictions_table(tmp_path / "o.parquet", classes=["ant", "cat", "dog"])
     assert p.classes == ["ant", "cat", "dog"]
@@ -194,8 +217,12 @@ def test_list_column_with_offsets_and_chunks(tmp_path):
     """Flatten must respect slicing and multiple chunks (values checked against the input lists)."""
     rows = [[float(i), float(-i), 0.5] for i in range(10)]
     arr = pa.array(rows, type=pa.list_(pa.float32()))
-    t = pa.Table.from_batches([pa.record_batch({"id": [str(i) for i in range(2, 5)], "logits": arr.slice(2, 3)}),
-                               pa.record_batch({"id": [str(i) for i in range(7, 10)], "logits": arr.slice(7, 3)})])
+    t = pa.Table.from_batches(
+        [
+            pa.record_batch({"id": [str(i) for i in range(2, 5)], "logits": arr.slice(2, 3)}),
+            pa.record_batch({"id": [str(i) for i in range(7, 10)], "logits": arr.slice(7, 3)}),
+        ]
+    )
     pq.write_table(t, tmp_path / "c.parquet", row_group_size=3)
     p = load_predictions_table(tmp_path / "c.parquet")
     assert p.scores.tolist() == [rows[i] for i in (2, 3, 4, 7, 8, 9)]
@@ -204,6 +231,7 @@ def test_list_column_with_offsets_and_chunks(tmp_path):
 def test_same_ids_in_two_tables_share_one_array_and_other_ids_are_checked_afresh(tmp_path):
     """Tables with byte-identical ids share one read-only array; any other id column gets
     its own full check (same bytes split differently, a duplicate, another order)."""
+
     def table(name, ids):
         path = tmp_path / name
         pq.write_table(pa.table({"id": ids, "pred": [0] * len(ids)}), path)
@@ -226,7 +254,9 @@ def test_id_fingerprint_ignores_buffer_offsets():
     whole = pa.array(["zz", "ab", "c", "d", "yy"])
     assert _string_fingerprint(whole.slice(1, 3)) == _string_fingerprint(pa.array(["ab", "c", "d"]))
     assert _string_fingerprint(pa.array(["ab", "c"])) != _string_fingerprint(pa.array(["a", "bc"]))
-    assert _string_fingerprint(pa.array(["ab", "c"], type=pa.large_string())) == _string_fingerprint(pa.array(["ab", "c"]))
+    assert _string_fingerprint(pa.array(["ab", "c"], type=pa.large_string())) == _string_fingerprint(
+        pa.array(["ab", "c"])
+    )
 
 
 @pytest.mark.parametrize("threaded_from", [1, 10**9])
@@ -257,8 +287,15 @@ def test_non_finite_score_found_beyond_the_first_block_of_rows(tmp_path):
 # --------------------------------------------------------------------------- joining
 def _preds(ids, labels=None, source="x.csv", slices=None) -> Predictions:
     n = len(ids)
-    return predictions(ids, np.arange(n) % 3, classes=["a", "b", "c"], labels=labels,
-                       scores=np.arange(n * 3, dtype=np.float32).reshape(n, 3), source=source, slices=slices)
+    return predictions(
+        ids,
+        np.arange(n) % 3,
+        classes=["a", "b", "c"],
+        labels=labels,
+        scores=np.arange(n * 3, dtype=np.float32).reshape(n, 3),
+        source=source,
+        slices=slices,
+    )
 
 
 def test_join_identical_ids():

@@ -99,8 +99,7 @@ def test_ambiguous_by_brute_force():
     for i in range(400):
         top_o = sorted(range(4), key=lambda c: -po[i, c])[:2]
         top_n = sorted(range(4), key=lambda c: -pn[i, c])[:2]
-        want = (set(top_o) == set(top_n) and po[i, top_o[1]] >= AMBIGUITY_MIN_P
-                and pn[i, top_n[1]] >= AMBIGUITY_MIN_P)
+        want = set(top_o) == set(top_n) and po[i, top_o[1]] >= AMBIGUITY_MIN_P and pn[i, top_n[1]] >= AMBIGUITY_MIN_P
         assert got[i] == want, i
     assert 0 < got.sum() < 400  # the case exercises both answers
 
@@ -134,16 +133,24 @@ def _preds(n: int, scores: bool) -> tuple[Predictions, Predictions]:
     ids = np.array([f"s{i}" for i in range(n)], dtype=object)
     s_old = rng.normal(size=(n, 3)) + 3 * np.eye(3)[y]
     s_new = rng.normal(size=(n, 3)) + 3 * np.eye(3)[y]
-    return tuple(predictions(ids, s.argmax(1), classes=["a", "b", "c"], labels=y, scores=s if scores else None,
-                             source="") for s in (s_old, s_new))
+    return tuple(
+        predictions(ids, s.argmax(1), classes=["a", "b", "c"], labels=y, scores=s if scores else None, source="")
+        for s in (s_old, s_new)
+    )
 
 
 def test_report_keys_and_the_samples_table():
     old, new = _preds(60, scores=True)
     comp = compare_predictions(old, new, with_slices=False)
     li = comp.to_report()["label_issues"]
-    assert set(li) >= {"method", "n_flagged", "flagged", "negative_flips_flagged",
-                       "negative_flip_rate_excluding_flagged", "negative_flip_rate_excluding_flagged_ci95"}
+    assert set(li) >= {
+        "method",
+        "n_flagged",
+        "flagged",
+        "negative_flips_flagged",
+        "negative_flip_rate_excluding_flagged",
+        "negative_flip_rate_excluding_flagged_ci95",
+    }
     assert "cleanlab" in li["method"] and li["n_flagged"] == len(li["flagged"])
     df = comp.samples()
     assert df["label_issue"].sum() == li["n_flagged"]

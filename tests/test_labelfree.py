@@ -50,8 +50,22 @@ def run(unlabelled):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = main(["compare", str(d / "old.parquet"), str(d / "new.parquet"), "--json", str(d / "r.json"),
-                   "--max-churn", "0.05", "--format", "github", "--junit", str(d / "j.xml"), "--no-cache"])
+        rc = main(
+            [
+                "compare",
+                str(d / "old.parquet"),
+                str(d / "new.parquet"),
+                "--json",
+                str(d / "r.json"),
+                "--max-churn",
+                "0.05",
+                "--format",
+                "github",
+                "--junit",
+                str(d / "j.xml"),
+                "--no-cache",
+            ]
+        )
     return rc, json.loads((d / "r.json").read_text()), out.getvalue()
 
 
@@ -85,8 +99,15 @@ def test_churn_equals_an_independent_numpy_count(run):
 def test_the_report_says_there_are_no_labels_and_leaves_out_what_needs_them(run):
     rc, rep, out = run
     assert rep["labels"] is False
-    for key in ("negative_flip_rate", "accuracy", "backward_trust_compatibility", "mcnemar_p_value",
-                "negative_flips", "per_class", "regression_slices"):
+    for key in (
+        "negative_flip_rate",
+        "accuracy",
+        "backward_trust_compatibility",
+        "mcnemar_p_value",
+        "negative_flips",
+        "per_class",
+        "regression_slices",
+    ):
         assert key not in rep and key not in rep["old"]
     assert set(rep["not_available_without_labels"]) >= {"accuracy", "negative_flip_rate", "mcnemar_p_value"}
     assert "labels: none" in out.splitlines()[0] and "No true labels" in out.splitlines()[1]
@@ -100,8 +121,13 @@ def test_the_report_says_there_are_no_labels_and_leaves_out_what_needs_them(run)
 def test_max_churn_gates(run, unlabelled, capsys):
     rc, rep, out = run
     assert rc == 1
-    assert rep["gates"] == [{"gate": "max-churn", "passed": False,
-                             "detail": f"prediction churn {100 * rep['prediction_churn']:.2f} % > 5.00 %"}]
+    assert rep["gates"] == [
+        {
+            "gate": "max-churn",
+            "passed": False,
+            "detail": f"prediction churn {100 * rep['prediction_churn']:.2f} % > 5.00 %",
+        }
+    ]
     d = unlabelled
     assert main(["compare", str(d / "old.parquet"), str(d / "new.parquet"), "--max-churn", "0.10", "--quiet"]) == 0
     assert capsys.readouterr().out == ""  # --quiet: a passing run prints nothing
@@ -111,7 +137,9 @@ def test_a_gate_that_needs_labels_fails_and_says_why(unlabelled, capsys):
     d = unlabelled
     rc = main(["compare", str(d / "old.parquet"), str(d / "new.parquet"), "--max-nfr", "0.5", "--quiet"])
     assert rc == 1
-    assert "gate max-nfr: FAILED (negative flip rate (NFR) cannot be checked: no true labels)" in capsys.readouterr().out
+    assert (
+        "gate max-nfr: FAILED (negative flip rate (NFR) cannot be checked: no true labels)" in capsys.readouterr().out
+    )
 
 
 def test_churn_floor_without_labels(unlabelled):
@@ -127,8 +155,9 @@ def test_churn_floor_without_labels(unlabelled):
 
 
 def test_labelled_reports_carry_the_churn_keys_too():
-    rep = graceful_core.compare(ROOT / "sample_data/predictions/old.csv",
-                                ROOT / "sample_data/predictions/new.csv").to_report()
+    rep = graceful_core.compare(
+        ROOT / "sample_data/predictions/old.csv", ROOT / "sample_data/predictions/new.csv"
+    ).to_report()
     old = pd.read_csv(ROOT / "sample_data/predictions/old.csv", usecols=["id", "pred"], dtype={"id": str})
     new = pd.read_csv(ROOT / "sample_data/predictions/new.csv", usecols=["id", "pred"], dtype={"id": str})
     both = old.merge(new, on="id")

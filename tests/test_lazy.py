@@ -90,8 +90,7 @@ def test_pixel_neighbours_without_embeddings(comp):
     from graceful_core.explore import on_demand as lazy
 
     a = comp.arrays
-    no_emb = dataclasses.replace(comp, arrays=dataclasses.replace(a, old_embedding=None, new_embedding=None),
-                                 key="")
+    no_emb = dataclasses.replace(comp, arrays=dataclasses.replace(a, old_embedding=None, new_embedding=None), key="")
     row = 0
     nb = lazy.neighbours(no_emb, row, k=4)
     same = np.flatnonzero(a.labels == a.labels[row])

@@ -38,8 +38,15 @@ def _need_samples() -> None:
 
 def cli(*args: str, cache: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run([sys.executable, "-m", "graceful_core", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "graceful_core", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=check,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +109,13 @@ def direct():
         extra = {"graceful.json": ""}
         net = torch.jit.load(str(MODELS / f"{m}.pt"), map_location="cpu", _extra_files=extra)
         meta = json.loads(extra["graceful.json"])
-        info = ModelInfo(name=meta["name"], input_size=tuple(meta["input_size"]), mean=tuple(meta["mean"]),
-                         std=tuple(meta["std"]), classes=tuple(meta["classes"]))
+        info = ModelInfo(
+            name=meta["name"],
+            input_size=tuple(meta["input_size"]),
+            mean=tuple(meta["mean"]),
+            std=tuple(meta["std"]),
+            classes=tuple(meta["classes"]),
+        )
         x = torch.from_numpy(np.stack([preprocess(im, info) for im in images]))
         with torch.no_grad():
             emb = net.embed(x).numpy().astype(np.float64)
@@ -125,8 +137,9 @@ def test_matrix_entries_equal_pairwise_compare_reports(matrix, pair_reports):
         assert r["n_samples"] == n
         # i -> j, straight from the report
         assert matrix["negative_flip_rate"][i][j] == pytest.approx(r["negative_flip_rate"], **exact), (i, j)
-        assert matrix["backward_trust_compatibility"][i][j] == pytest.approx(r["backward_trust_compatibility"],
-                                                                            **exact), (i, j)
+        assert matrix["backward_trust_compatibility"][i][j] == pytest.approx(
+            r["backward_trust_compatibility"], **exact
+        ), (i, j)
         assert matrix["negative_flips"][i][j] == len(r["negative_flips"]), (i, j)
         # j -> i: its negative flips are i -> j's positive flips
         assert matrix["negative_flip_rate"][j][i] == pytest.approx(r["positive_flip_rate"], **exact), (j, i)
@@ -181,11 +194,12 @@ def test_regressions_from_first_equal_a_set_computation(matrix, direct):
     wrong = {m: set(ids[out[m][0] != labels]) for m in CHAIN}
     lin = matrix["lineage"]
     assert lin["regressions_from_first"] == [len(right[CHAIN[0]] & wrong[m]) for m in CHAIN]
-    ever = [len(right[CHAIN[0]] & set().union(*(wrong[m] for m in CHAIN[1:k + 1]))) for k in range(len(CHAIN))]
+    ever = [len(right[CHAIN[0]] & set().union(*(wrong[m] for m in CHAIN[1 : k + 1]))) for k in range(len(CHAIN))]
     assert lin["ever_regressed_from_first"] == ever
     assert lin["regressed_from_first_ids"] == sorted(right[CHAIN[0]] & wrong[CHAIN[-1]])
     assert [matrix["accuracy"][k] for k in range(len(CHAIN))] == pytest.approx(
-        [float(np.mean(out[m][0] == labels)) for m in CHAIN], abs=1e-15)
+        [float(np.mean(out[m][0] == labels)) for m in CHAIN], abs=1e-15
+    )
 
 
 def test_matrix_text_names_every_model_and_the_chain(paths, matrix):
@@ -202,8 +216,9 @@ def test_matrix_text_names_every_model_and_the_chain(paths, matrix):
 
 # --------------------------------------------------------------------------- bad sets (CLI)
 def test_cli_one_model_exits_2_with_one_line(paths, tmp_path):
-    r = cli("matrix", paths[0], "--data", str(DATA), "--json", str(tmp_path / "m.json"),
-            cache=tmp_path / "c", check=False)
+    r = cli(
+        "matrix", paths[0], "--data", str(DATA), "--json", str(tmp_path / "m.json"), cache=tmp_path / "c", check=False
+    )
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error: ") and "at least 2 models" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -243,8 +258,9 @@ def test_same_file_twice_is_an_input_error(paths):
 # --------------------------------------------------------------------------- synthetic, by hand
 def _preds(pred, labels, emb=None, source="m") -> Predictions:
     n = len(pred)
-    return predictions([f"s{i}" for i in range(n)], pred, classes=["a", "b"], labels=labels, embedding=emb,
-                       source=source)
+    return predictions(
+        [f"s{i}" for i in range(n)], pred, classes=["a", "b"], labels=labels, embedding=emb, source=source
+    )
 
 
 def test_hand_computed_three_model_chain():
@@ -271,10 +287,15 @@ def test_hand_computed_three_model_chain():
     assert r.can_share_index == ()
     rep = r.to_report()  # the JSON of `matrix --json`: same numbers, lists, None for undefined
     assert rep["negative_flips"] == [[0, 1, 3], [2, 0, 2], [2, 0, 0]] and rep["can_share_index"] == []
-    assert rep["lineage"]["steps"][0] == {"old": "v1", "new": "v2", "old_accuracy": pytest.approx(4 / 6),
-                                          "new_accuracy": pytest.approx(5 / 6),
-                                          "negative_flip_rate": pytest.approx(1 / 6), "negative_flips": 1,
-                                          "positive_flips": 2}
+    assert rep["lineage"]["steps"][0] == {
+        "old": "v1",
+        "new": "v2",
+        "old_accuracy": pytest.approx(4 / 6),
+        "new_accuracy": pytest.approx(5 / 6),
+        "negative_flip_rate": pytest.approx(1 / 6),
+        "negative_flips": 1,
+        "positive_flips": 2,
+    }
 
 
 def test_ever_regressed_grows_when_a_later_model_fixes_a_regression():
@@ -306,9 +327,12 @@ def test_cross_top1_none_where_sizes_differ_and_sharing_by_hand():
     assert c[0][3] is None and c[3][1] is None and "sizes differ" in r.cross_top1_reason[3][1]
     assert c[3][3] is not None  # a model always has a self-test
     names = list(embs)
-    expected = {(names[q], names[g_]) for q, g_ in itertools.product(range(3), repeat=2)
-                if q != g_ and brute_force_hit1(embs[names[q]], embs[names[g_]], y)
-                > brute_force_hit1(embs[names[g_]], embs[names[g_]], y)}
+    expected = {
+        (names[q], names[g_])
+        for q, g_ in itertools.product(range(3), repeat=2)
+        if q != g_
+        and brute_force_hit1(embs[names[q]], embs[names[g_]], y) > brute_force_hit1(embs[names[g_]], embs[names[g_]], y)
+    }
     assert ("good", "bad") in expected
     assert {(s.query, s.gallery) for s in r.can_share_index} == expected
 

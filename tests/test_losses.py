@@ -49,8 +49,14 @@ def _hand_focal(alpha, beta, lam, t, kind):
 
 @pytest.mark.parametrize(
     "alpha,beta,lam,t,kind",
-    [(1.0, 5.0, 1.0, 1.0, "kl"), (1.0, 5.0, 0.5, 2.0, "kl"), (0.5, 2.0, 1.5, 3.0, "kl"), (1.0, 0.0, 1.0, 1.0, "kl"),
-     (1.0, 5.0, 1.0, 1.0, "l2"), (0.0, 1.0, 2.0, 1.0, "l2")],
+    [
+        (1.0, 5.0, 1.0, 1.0, "kl"),
+        (1.0, 5.0, 0.5, 2.0, "kl"),
+        (0.5, 2.0, 1.5, 3.0, "kl"),
+        (1.0, 0.0, 1.0, 1.0, "kl"),
+        (1.0, 5.0, 1.0, 1.0, "l2"),
+        (0.0, 1.0, 2.0, 1.0, "l2"),
+    ],
 )
 def test_focal_distillation_equals_hand_formula(alpha, beta, lam, t, kind):
     loss = FocalDistillationLoss(alpha=alpha, beta=beta, lam=lam, temperature=t, kind=kind)
@@ -73,10 +79,16 @@ def test_weights_are_alpha_plus_beta_where_old_is_right():
 def test_plain_distillation_kl_matches_torch_kl_div():
     new, old, y = torch.tensor(NEW), torch.tensor(OLD), torch.tensor(Y)
     t = 2.0
-    kl = nn.functional.kl_div(
-        nn.functional.log_softmax(new / t, 1), nn.functional.log_softmax(old / t, 1), log_target=True,
-        reduction="batchmean",
-    ) * t * t
+    kl = (
+        nn.functional.kl_div(
+            nn.functional.log_softmax(new / t, 1),
+            nn.functional.log_softmax(old / t, 1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        * t
+        * t
+    )
     expected = nn.functional.cross_entropy(new, y) + kl
     got = FocalDistillationLoss(alpha=1.0, beta=0.0, temperature=t)(new, old, y)
     assert float(got) == pytest.approx(float(expected), rel=1e-5)
@@ -184,8 +196,9 @@ def _hand_ldi(new, ref, y, margin, p, lam) -> float:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("margin,p,lam", [(0.5, 2.0, 1.0), (0.0, 2.0, 0.3), (1.5, 1.0, 2.0), (0.25, 3.0, 0.7),
-                                          (100.0, 2.0, 1.0)])
+@pytest.mark.parametrize(
+    "margin,p,lam", [(0.5, 2.0, 1.0), (0.0, 2.0, 0.3), (1.5, 1.0, 2.0), (0.25, 3.0, 0.7), (100.0, 2.0, 1.0)]
+)
 def test_ldi_equals_hand_computation_on_random_logits(seed, margin, p, lam):
     new, ref, y = _random_batch(seed)
     got = LogitDifferenceInhibitionLoss(margin=margin, p=p, lam=lam)(_t(new), _t(ref), _t(y))
@@ -249,8 +262,13 @@ def test_the_reference_codes_kl_mode_is_mean_weight_times_mean_divergence_not_th
     new, old, y = _random_batch(6, n=9, scale=3.0)
     N, O, Y_ = _t(new), _t(old), _t(y)
     t = 100.0
-    sample_loss = nn.functional.kl_div(nn.functional.log_softmax(N / t, 1), nn.functional.softmax(O / t, 1),
-                                       reduction="none").sum(1) * t * t  # the reference's [N]
+    sample_loss = (
+        nn.functional.kl_div(
+            nn.functional.log_softmax(N / t, 1), nn.functional.softmax(O / t, 1), reduction="none"
+        ).sum(1)
+        * t
+        * t
+    )  # the reference's [N]
     weights = (O.argmax(1) == Y_).int()[:, None] * 5.0 + 1.0  # its [N, 1]
     reference = float((sample_loss * weights).mean())
     assert (sample_loss * weights).shape == (9, 9)

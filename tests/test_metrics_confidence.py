@@ -23,7 +23,9 @@ def test_argmax_ties_go_to_lowest_index():
 
 
 @settings(max_examples=100, deadline=None)
-@given(hnp.arrays(np.int8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6), elements=st.integers(-2, 2)))
+@given(
+    hnp.arrays(np.int8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6), elements=st.integers(-2, 2))
+)
 def test_argmax_matches_first_maximum_loop(scores):
     expected = [min(j for j, v in enumerate(row) if v == max(row)) for row in scores.tolist()]
     assert cf.argmax_lowest(scores).tolist() == expected
@@ -165,6 +167,10 @@ def test_split_against_loop(size, data):
             near += d < 0.1
             confident += d >= 0.5
     out = cf.flip_confidence_split_from_true_probs(
-        np.array(y, dtype=np.int64), np.array(o, dtype=np.int64), np.array(n, dtype=np.int64), np.array(po), np.array(pn)
+        np.array(y, dtype=np.int64),
+        np.array(o, dtype=np.int64),
+        np.array(n, dtype=np.int64),
+        np.array(po),
+        np.array(pn),
     )
     assert out == {"negative_flips_near_boundary": near, "negative_flips_confident": confident}

@@ -12,8 +12,7 @@ from graceful_core.metrics.counts import FlipCounts
 @st.composite
 def predictions(draw):
     k = draw(st.integers(1, 5))
-    rows = draw(st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1), st.integers(0, k - 1)),
-                         max_size=60))
+    rows = draw(st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1), st.integers(0, k - 1)), max_size=60))
     arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
     return k, arr[:, 0], arr[:, 1], arr[:, 2]
 

@@ -299,7 +299,9 @@ def test_identities(triple):
 def test_per_slice_against_brute_force(triple, data):
     k, y, o, n = triple
     s = data.draw(st.lists(st.sampled_from(["x", "y", "z"]), min_size=len(y), max_size=len(y)))
-    d = fm.per_slice_flips(np.array(y, dtype=np.int64), np.array(o, dtype=np.int64), np.array(n, dtype=np.int64), np.array(s))
+    d = fm.per_slice_flips(
+        np.array(y, dtype=np.int64), np.array(o, dtype=np.int64), np.array(n, dtype=np.int64), np.array(s)
+    )
     names = sorted(set(s))
     assert list(d["slice"]) == names
     for j, name in enumerate(names):

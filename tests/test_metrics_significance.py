@@ -37,8 +37,23 @@ def test_mcnemar_hand_values():
 
 @pytest.mark.parametrize(
     "b, c",
-    [(0, 0), (0, 1), (1, 0), (0, 20), (3, 17), (10, 10), (50, 80), (123, 100), (400, 1000), (2000, 2100),
-     (0, 10_000), (49_000, 51_000), (4_990_000, 5_010_000), (5_000_000, 5_000_000), (3_000_000, 7_000_000)],
+    [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (0, 20),
+        (3, 17),
+        (10, 10),
+        (50, 80),
+        (123, 100),
+        (400, 1000),
+        (2000, 2100),
+        (0, 10_000),
+        (49_000, 51_000),
+        (4_990_000, 5_010_000),
+        (5_000_000, 5_000_000),
+        (3_000_000, 7_000_000),
+    ],
 )
 def test_mcnemar_matches_scipy_binomtest(b, c):
     expected = 1.0 if b + c == 0 else binomtest(min(b, c), b + c, 0.5).pvalue
@@ -107,7 +122,9 @@ def test_wilson_edges():
     assert wilson_interval(5, 100, 0.99)[0] < wilson_interval(5, 100, 0.95)[0]
 
 
-@pytest.mark.parametrize("k, n, conf", [(5, 4, 0.95), (-1, 4, 0.95), (1, -1, 0.95), (1, 4, 1.0), (1, 4, 0.0), (1.0, 4, 0.95)])
+@pytest.mark.parametrize(
+    "k, n, conf", [(5, 4, 0.95), (-1, 4, 0.95), (1, -1, 0.95), (1, 4, 1.0), (1, 4, 0.0), (1.0, 4, 0.95)]
+)
 def test_wilson_rejects_bad_input(k, n, conf):
     with pytest.raises(ValueError):
         wilson_interval(k, n, conf)

@@ -62,7 +62,9 @@ def _fisher(fs: int, ns: int, fr: int, nr: int) -> float:
 
 
 def test_module_examples_run():
-    results = [doctest.testmod(m, optionflags=doctest.ELLIPSIS) for m in (sl, slice_types, slice_candidates, slice_clusters)]
+    results = [
+        doctest.testmod(m, optionflags=doctest.ELLIPSIS) for m in (sl, slice_types, slice_candidates, slice_clusters)
+    ]
     assert sum(r.attempted for r in results) >= 10
     assert sum(r.failed for r in results) == 0
 
@@ -141,8 +143,20 @@ def test_no_planted_site_gives_no_significant_slice():
 # ------------------------------------------------------------------ p-values
 @pytest.mark.parametrize(
     "fs, ns, fr, nr",
-    [(3, 10, 2, 90), (0, 10, 5, 90), (5, 5, 0, 95), (1, 1, 4, 99), (0, 1, 5, 99), (10, 400, 30, 9600),
-     (7, 50, 7, 50), (2, 3, 0, 0), (0, 20, 0, 80), (20, 20, 80, 80), (40, 1000, 60, 9000), (1, 2, 1, 2)],
+    [
+        (3, 10, 2, 90),
+        (0, 10, 5, 90),
+        (5, 5, 0, 95),
+        (1, 1, 4, 99),
+        (0, 1, 5, 99),
+        (10, 400, 30, 9600),
+        (7, 50, 7, 50),
+        (2, 3, 0, 0),
+        (0, 20, 0, 80),
+        (20, 20, 80, 80),
+        (40, 1000, 60, 9000),
+        (1, 2, 1, 2),
+    ],
 )
 def test_p_value_equals_scipy_fisher_exact(fs, ns, fr, nr):
     assert slice_p_value(fs, ns, fr, nr) == pytest.approx(_fisher(fs, ns, fr, nr), rel=1e-12, abs=0)
@@ -189,11 +203,13 @@ def test_under_the_null_a_slice_is_called_significant_in_about_five_percent_of_t
     """Flips uniform at random: P(any adjusted p < 0.05) is the family-wise rate under the complete null."""
     rng = np.random.default_rng(2024)
     n = 1500
-    meta = pd.DataFrame({
-        "site": rng.choice(list("abcde"), size=n, p=[0.4, 0.25, 0.15, 0.12, 0.08]),
-        "camera": rng.choice(["x", "y", "z"], size=n),
-        "lux": rng.gamma(2.0, 50.0, size=n),
-    })
+    meta = pd.DataFrame(
+        {
+            "site": rng.choice(list("abcde"), size=n, p=[0.4, 0.25, 0.15, 0.12, 0.08]),
+            "camera": rng.choice(["x", "y", "z"], size=n),
+            "lux": rng.gamma(2.0, 50.0, size=n),
+        }
+    )
     cands = list(metadata_candidates(meta).candidates)
     emb = rng.normal(size=(n, 8)) + 3 * np.eye(8)[rng.integers(0, 8, n)]
     clustering = embedding_clusters(emb, np.zeros(n, int), ["x"], n_clusters=6, seed=0)
@@ -374,11 +390,19 @@ def test_gate():
 # -------------------------------------------------------------- metadata rules
 def test_reserved_columns_are_not_slices():
     n = 12
-    meta = pd.DataFrame({
-        "id": [str(i) for i in range(n)], "path": ["p"] * n, "label": ["a", "b"] * 6, "pred": ["a"] * n,
-        "logit_0": np.arange(n, dtype=float), "emb_3": np.ones(n), "Prob_1": np.ones(n), "probs": [0.1] * n,
-        "site": ["s", "t"] * 6,
-    })
+    meta = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(n)],
+            "path": ["p"] * n,
+            "label": ["a", "b"] * 6,
+            "pred": ["a"] * n,
+            "logit_0": np.arange(n, dtype=float),
+            "emb_3": np.ones(n),
+            "Prob_1": np.ones(n),
+            "probs": [0.1] * n,
+            "site": ["s", "t"] * 6,
+        }
+    )
     cs = metadata_candidates(meta)
     assert {c.column for c in cs.candidates} == {"site"}
     assert cs.skipped_columns == ()
@@ -397,32 +421,48 @@ def test_categorical_limit_and_partition():
 
 
 def test_missing_values_form_their_own_slice():
-    meta = pd.DataFrame({
-        "cam": ["a", None, "b", "", "  ", "a", np.nan],
-        "lux": [1.0, np.nan, 2.0, np.inf, 1.0, 2.0, 3.0],
-    }, index=[10, 11, 12, 13, 14, 15, 16])  # a non-default index: rows are positions
+    meta = pd.DataFrame(
+        {
+            "cam": ["a", None, "b", "", "  ", "a", np.nan],
+            "lux": [1.0, np.nan, 2.0, np.inf, 1.0, 2.0, 3.0],
+        },
+        index=[10, 11, 12, 13, 14, 15, 16],
+    )  # a non-default index: rows are positions
     got = {(c.column, c.value): c.indices.tolist() for c in metadata_candidates(meta).candidates}
     assert got == {
-        ("cam", "a"): [0, 5], ("cam", "b"): [2], ("cam", MISSING): [1, 3, 4, 6],
-        ("lux", "1"): [0, 4], ("lux", "2"): [2, 5], ("lux", "3"): [6], ("lux", MISSING): [1, 3],
+        ("cam", "a"): [0, 5],
+        ("cam", "b"): [2],
+        ("cam", MISSING): [1, 3, 4, 6],
+        ("lux", "1"): [0, 4],
+        ("lux", "2"): [2, 5],
+        ("lux", "3"): [6],
+        ("lux", MISSING): [1, 3],
     }
     values = [c.value for c in metadata_candidates(meta).candidates if c.column == "cam"]
     assert values[-1] == MISSING
 
 
 def test_numbers_few_distinct_are_categories_and_text_numbers_are_numbers():
-    meta = pd.DataFrame({
-        "zoom": [1, 2, 2, 3, 1, 1],
-        "gain": [0.5, 0.25, 0.5, 0.5, 0.25, 0.5],
-        "text": ["3", "3.0", " 4 ", "4", "10", "3"],  # a CSV read as text
-        "flag": [True, False, True, True, False, True],
-    })
+    meta = pd.DataFrame(
+        {
+            "zoom": [1, 2, 2, 3, 1, 1],
+            "gain": [0.5, 0.25, 0.5, 0.5, 0.25, 0.5],
+            "text": ["3", "3.0", " 4 ", "4", "10", "3"],  # a CSV read as text
+            "flag": [True, False, True, True, False, True],
+        }
+    )
     got = {(c.column, c.value): c.indices.tolist() for c in metadata_candidates(meta).candidates}
     assert got == {
-        ("zoom", "1"): [0, 4, 5], ("zoom", "2"): [1, 2], ("zoom", "3"): [3],
-        ("gain", "0.25"): [1, 4], ("gain", "0.5"): [0, 2, 3, 5],
-        ("text", "3"): [0, 1, 5], ("text", "4"): [2, 3], ("text", "10"): [4],
-        ("flag", "False"): [1, 4], ("flag", "True"): [0, 2, 3, 5],
+        ("zoom", "1"): [0, 4, 5],
+        ("zoom", "2"): [1, 2],
+        ("zoom", "3"): [3],
+        ("gain", "0.25"): [1, 4],
+        ("gain", "0.5"): [0, 2, 3, 5],
+        ("text", "3"): [0, 1, 5],
+        ("text", "4"): [2, 3],
+        ("text", "10"): [4],
+        ("flag", "False"): [1, 4],
+        ("flag", "True"): [0, 2, 3, 5],
     }
 
 
@@ -461,15 +501,22 @@ def test_edges_get_more_digits_when_needed():
 
 
 def test_skipped_columns_say_why():
-    meta = pd.DataFrame({
-        "const": ["x"] * 4, "const_num": [1.5] * 4, "empty": [None] * 4,
-        "lists": [[1], [2], [1], [2]], "when": pd.to_datetime(["2024-01-01"] * 4),
-        "const_and_missing": ["x", "x", None, "x"],
-    })
+    meta = pd.DataFrame(
+        {
+            "const": ["x"] * 4,
+            "const_num": [1.5] * 4,
+            "empty": [None] * 4,
+            "lists": [[1], [2], [1], [2]],
+            "when": pd.to_datetime(["2024-01-01"] * 4),
+            "const_and_missing": ["x", "x", None, "x"],
+        }
+    )
     cs = metadata_candidates(meta)
     assert dict(cs.skipped_columns) == {
-        "const": "one value for all samples", "const_num": "one value for all samples",
-        "empty": "no values", "lists": "not scalar values (lists or arrays)",
+        "const": "one value for all samples",
+        "const_num": "one value for all samples",
+        "empty": "no values",
+        "lists": "not scalar values (lists or arrays)",
         "when": "unsupported type datetime64[us]",
     }
     assert [(c.column, c.value) for c in cs.candidates] == [("const_and_missing", "x"), ("const_and_missing", MISSING)]
@@ -531,8 +578,9 @@ def test_clusters_are_deterministic():
     b = embedding_clusters(e.copy(), labels.copy(), list("abcde"), seed=3)
     assert a.n_clusters == b.n_clusters == default_n_clusters(600, 5) == 8
     np.testing.assert_array_equal(a.assignment, b.assignment)
-    assert [(c.size, c.dominant_classes, c.central_indices) for c in a.clusters] == \
-        [(c.size, c.dominant_classes, c.central_indices) for c in b.clusters]
+    assert [(c.size, c.dominant_classes, c.central_indices) for c in a.clusters] == [
+        (c.size, c.dominant_classes, c.central_indices) for c in b.clusters
+    ]
     sizes = [c.size for c in a.clusters]
     assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 600
 
@@ -557,8 +605,18 @@ def test_identical_points_give_fewer_clusters_not_an_error():
 
 
 def test_default_n_clusters_rule():
-    cases = {(19, 1): 0, (20, 1): 2, (39, 10): 2, (100, 10): 5, (540, 1): 7, (540, 10): 10,
-             (1000, 100): 50, (10_000, 10): 32, (40_000, 10): 50, (10**7, 10): 50}
+    cases = {
+        (19, 1): 0,
+        (20, 1): 2,
+        (39, 10): 2,
+        (100, 10): 5,
+        (540, 1): 7,
+        (540, 10): 10,
+        (1000, 100): 50,
+        (10_000, 10): 32,
+        (40_000, 10): 50,
+        (10**7, 10): 50,
+    }
     for (n, k), want in cases.items():
         assert default_n_clusters(n, k) == want, (n, k)
 

@@ -125,14 +125,19 @@ def test_torchscript_and_onnx_of_the_same_weights_agree(tiny, batch, tmp_path):
     np.testing.assert_allclose(ts_emb, ox_emb, atol=1e-5)
 
 
-def _hand_onnx(path: Path, *, output: str = "logits", input_name: str = "pixels", meta: str | None = None) -> np.ndarray:
+def _hand_onnx(
+    path: Path, *, output: str = "logits", input_name: str = "pixels", meta: str | None = None
+) -> np.ndarray:
     """A one-MatMul ONNX model ``flatten(x) @ W`` over [N, 1, 2, 2] inputs; returns W."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
     graph = helper.make_graph(
-        [helper.make_node("Flatten", [input_name], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "W"], [output])],
+        [
+            helper.make_node("Flatten", [input_name], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "W"], [output]),
+        ],
         "hand",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 1, 2, 2])],
         [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", 3])],
@@ -350,8 +355,12 @@ def _save_with_json(module: nn.Module, path: Path, text: str | None) -> Path:
         (None, "missing or empty"),
         ("", "missing or empty"),
         ("{not json", "not valid JSON"),
-        (json.dumps({"name": "m", "input_size": [1, 8, 8], "mean": [0.1, 0.2], "std": [1.0], "classes": ["a", "b", "c"]}),
-         "'mean' has 2 values"),
+        (
+            json.dumps(
+                {"name": "m", "input_size": [1, 8, 8], "mean": [0.1, 0.2], "std": [1.0], "classes": ["a", "b", "c"]}
+            ),
+            "'mean' has 2 values",
+        ),
     ],
     ids=["absent", "empty", "bad-json", "two-means"],
 )
@@ -425,8 +434,14 @@ def test_forward_failing_on_the_declared_input_size(tiny, tmp_path):
 
 
 # ----------------------------------------------------------------- graceful.json
-GOOD = {"name": "m", "input_size": [3, 32, 24], "mean": [0.1, 0.2, 0.3], "std": [1, 2.5, 0.5],
-        "classes": ["cat", "dog"], "extra_key": "ignored"}
+GOOD = {
+    "name": "m",
+    "input_size": [3, 32, 24],
+    "mean": [0.1, 0.2, 0.3],
+    "std": [1, 2.5, 0.5],
+    "classes": ["cat", "dog"],
+    "extra_key": "ignored",
+}
 
 
 def test_parse_model_info_valid():
@@ -504,11 +519,18 @@ def test_onnx_sparse_constant_with_external_data_is_refused(tmp_path):
     indices = helper.make_tensor("i", TensorProto.INT64, [4], vals=[0, 1, 2, 3])
     sparse = helper.make_sparse_tensor(values, indices, [4])
     const = helper.make_node("Constant", [], ["logits"], sparse_value=sparse)
-    graph = helper.make_graph([const], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4])])
+    graph = helper.make_graph(
+        [const],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4])],
+    )
     proto = helper.make_model(graph)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = "graceful.json", info_json(ModelInfo("m", (1, 8, 8), (0.5,), (0.25,), ("a", "b", "c", "d")))
+    entry.key, entry.value = (
+        "graceful.json",
+        info_json(ModelInfo("m", (1, 8, 8), (0.5,), (0.25,), ("a", "b", "c", "d"))),
+    )
     path = tmp_path / "sparse.onnx"
     onnx.save(proto, os.fspath(path))
     expect_input_error(path, "external data")

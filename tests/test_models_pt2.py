@@ -234,8 +234,9 @@ def test_training_mode_export_is_refused(tmp_path):
         def forward(self, x):
             return self.lin(self.drop(x.flatten(1)))
 
-    ep = torch.export.export(Drop().train(), (torch.zeros(2, 1, 8, 8),),
-                             dynamic_shapes=({0: torch.export.Dim("N", min=1)},))
+    ep = torch.export.export(
+        Drop().train(), (torch.zeros(2, 1, 8, 8),), dynamic_shapes=({0: torch.export.Dim("N", min=1)},)
+    )
     path = tmp_path / "train.pt2"
     torch.export.save(ep, os.fspath(path), extra_files={"graceful.json": json.dumps(_info_dict())})
     with pytest.raises(InputError, match="training mode"):
@@ -347,7 +348,9 @@ def test_a_valid_pt2_has_pickles_and_each_one_is_checked(base_pt2, tmp_path, no_
 def test_payload_in_sample_inputs_is_live_in_torch(base_pt2, tmp_path):
     """Control: torch.export.load falls back to weights_only=False on the sample inputs and runs the payload."""
     marker = tmp_path / "PWNED"
-    evil = _rewrite(base_pt2, tmp_path / "evil.pt2", {"data/sample_inputs/model.pt": _torch_saved(((_Payload(marker),), {}))})
+    evil = _rewrite(
+        base_pt2, tmp_path / "evil.pt2", {"data/sample_inputs/model.pt": _torch_saved(((_Payload(marker),), {}))}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -362,8 +365,14 @@ def _with_pickled_weight(base: Path, dst: Path, marker: Path) -> Path:
     fqn = next(iter(cfg["config"]))
     cfg["config"][fqn]["use_pickle"] = True
     name = cfg["config"][fqn]["path_name"]
-    return _rewrite(base, dst, {"data/weights/model_weights_config.json": json.dumps(cfg).encode(),
-                                f"data/weights/{name}": _torch_saved(_Payload(marker))})
+    return _rewrite(
+        base,
+        dst,
+        {
+            "data/weights/model_weights_config.json": json.dumps(cfg).encode(),
+            f"data/weights/{name}": _torch_saved(_Payload(marker)),
+        },
+    )
 
 
 def test_pickled_weight_is_refused(base_pt2, tmp_path, no_export_load):
@@ -387,10 +396,14 @@ def test_pickled_weight_is_live_in_torch(base_pt2, tmp_path):
 def test_object_constants_are_refused(base_pt2, tmp_path, no_export_load, prefix):
     marker = tmp_path / "PWNED"
     cfg = {"config": {"c": {"path_name": f"{prefix}0", "is_param": False, "use_pickle": True, "tensor_meta": None}}}
-    evil = _rewrite(base_pt2, tmp_path / "evil.pt2", {
-        "data/constants/model_constants_config.json": json.dumps(cfg).encode(),
-        f"data/constants/{prefix}0": pickle.dumps(_Payload(marker), protocol=2),
-    })
+    evil = _rewrite(
+        base_pt2,
+        tmp_path / "evil.pt2",
+        {
+            "data/constants/model_constants_config.json": json.dumps(cfg).encode(),
+            f"data/constants/{prefix}0": pickle.dumps(_Payload(marker), protocol=2),
+        },
+    )
     _expect_refused(evil, marker)
 
 
@@ -487,7 +500,9 @@ def test_weight_entry_pointing_past_its_bytes_is_refused(base_pt2, tmp_path, no_
     cfg = json.loads(_read(base_pt2, "data/weights/model_weights_config.json"))
     entry = next(iter(cfg["config"].values()))
     entry["tensor_meta"]["sizes"][0]["as_int"] = 10**6
-    evil = _rewrite(base_pt2, tmp_path / "evil.pt2", {"data/weights/model_weights_config.json": json.dumps(cfg).encode()})
+    evil = _rewrite(
+        base_pt2, tmp_path / "evil.pt2", {"data/weights/model_weights_config.json": json.dumps(cfg).encode()}
+    )
     _expect_refused(evil, tmp_path / "none", "needs more bytes")
 
 
@@ -515,6 +530,7 @@ def test_pickle_problem_refuses_callables(protocol, tmp_path):
 
 def test_pickle_problem_cannot_be_fooled_by_stack_tricks():
     """Allowed names pushed and popped, then a forbidden pair on the stack: STACK_GLOBAL is refused."""
+
     def s(text: str) -> bytes:
         b = text.encode()
         return b"\x8c" + bytes([len(b)]) + b  # SHORT_BINUNICODE

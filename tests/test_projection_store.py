@@ -60,8 +60,10 @@ def test_lazy_projection_uses_a_precomputed_map_before_fitting(tmp_path, monkeyp
     labels = np.arange(40) % 2
     classes = ["a", "b"]
     ids = [f"s{i}" for i in range(40)]
-    comp = compare_predictions(Predictions(ids=ids, pred=labels, classes=classes, labels=labels, embedding=old),
-                               Predictions(ids=ids, pred=labels, classes=classes, labels=labels, embedding=new))
+    comp = compare_predictions(
+        Predictions(ids=ids, pred=labels, classes=classes, labels=labels, embedding=old),
+        Predictions(ids=ids, pred=labels, classes=classes, labels=labels, embedding=new),
+    )
     sample = tmp_path / "sample" / ps.MAPS_DIR
     sample.mkdir(parents=True)
     ps.write_map(sample, ps.projection_settings("joint", old, new), old, new, _map(40))
@@ -89,8 +91,9 @@ def test_the_committed_fashion_maps_belong_to_the_bundled_pair():
     ids = list(load_dataset(ROOT / "sample_data" / "fashion" / "test.csv").ids)
     emb = {}
     for side in ("old", "new"):
-        t = pq.read_table(ROOT / "sample_data" / "fashion" / "predictions" / f"{side}.parquet",
-                          columns=["id", "embedding"]).to_pydict()
+        t = pq.read_table(
+            ROOT / "sample_data" / "fashion" / "predictions" / f"{side}.parquet", columns=["id", "embedding"]
+        ).to_pydict()
         row = {sid: i for i, sid in enumerate(t["id"])}
         emb[side] = np.asarray([t["embedding"][row[sid]] for sid in ids], dtype=np.float32)
     for kind in ("joint", "separate"):

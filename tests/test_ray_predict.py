@@ -75,8 +75,9 @@ def test_cli_predict_engine_ray_calls_the_ray_engine(tmp_path, monkeypatch, caps
 
     def fake(model, data, out, *, device="cpu", actors=None, batch_size=256):
         seen.update(model=model, data=data, out=out, device=device, actors=actors, batch_size=batch_size)
-        return dist.RayPredictResult(out_dir=out, files=(f"{out}/part-000000.parquet",), n_rows=540, actors=3,
-                                     address=None)
+        return dist.RayPredictResult(
+            out_dir=out, files=(f"{out}/part-000000.parquet",), n_rows=540, actors=3, address=None
+        )
 
     monkeypatch.setattr(dist, "predict_ray", fake)
     out = str(tmp_path / "dir")
@@ -84,8 +85,25 @@ def test_cli_predict_engine_ray_calls_the_ray_engine(tmp_path, monkeypatch, caps
     assert seen == {"model": str(MODEL), "data": str(DATA), "out": out, "device": "cpu", "actors": 3, "batch_size": 256}
     assert "wrote 540 predictions of new.pt" in capsys.readouterr().out
     # The device is the Ray workers': asking for CUDA is passed on, not checked on this (GPU-less) machine.
-    assert main(["predict", str(MODEL), "--data", str(DATA), "--out", out, "--engine", "ray", "--device", "cuda",
-                 "--batch-size", "64"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(MODEL),
+                "--data",
+                str(DATA),
+                "--out",
+                out,
+                "--engine",
+                "ray",
+                "--device",
+                "cuda",
+                "--batch-size",
+                "64",
+            ]
+        )
+        == 0
+    )
     assert seen["device"] == "cuda" and seen["batch_size"] == 64
     assert main(["predict", str(MODEL), "--data", str(DATA), "--out", out, "--engine", "ray", "--workers", "0"]) == 2
 

@@ -31,8 +31,15 @@ OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
 TEST_DATA = SAMPLE / "digits" / "test"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 FIXED_TIME = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 
@@ -94,9 +101,15 @@ def without_plotly_js(doc: str) -> str:
 # ------------------------------------------------------------------ numbers
 def test_overview_numbers_match_the_json_report(page, report):
     text = " ".join(parse(page).text)
-    for value in (report["old"]["accuracy"], report["new"]["accuracy"], report["negative_flip_rate"],
-                  report["positive_flip_rate"], report["backward_trust_compatibility"],
-                  report["backward_error_compatibility"], *report["negative_flip_rate_ci95"]):
+    for value in (
+        report["old"]["accuracy"],
+        report["new"]["accuracy"],
+        report["negative_flip_rate"],
+        report["positive_flip_rate"],
+        report["backward_trust_compatibility"],
+        report["backward_error_compatibility"],
+        *report["negative_flip_rate_ci95"],
+    ):
         assert pct2(value) in text, pct2(value)
     assert f"{report['relative_negative_flip_rate']:.3f}" in text
     assert f"{report['mcnemar_p_value']:.3g}" in text
@@ -166,8 +179,7 @@ def test_size_limit_and_growth_with_the_cap_only(comp, report, tmp_path):
     from graceful_core.report.html import render_html_report
 
     nf = report["n_negative_flips"]
-    sizes = {cap: len(render_html_report(comp, max_flips=cap, generated_at=FIXED_TIME).encode())
-             for cap in (0, 1, nf)}
+    sizes = {cap: len(render_html_report(comp, max_flips=cap, generated_at=FIXED_TIME).encode()) for cap in (0, 1, nf)}
     assert sizes[nf] < 5_000_000
     assert sizes[0] < sizes[1] < sizes[nf]
     # each extra thumbnail costs at least its data URI
@@ -207,8 +219,8 @@ def test_every_image_is_a_data_uri_and_nothing_links_out(page):
 
 
 def test_print_stylesheet(page):
-    css = page[page.index("<style>"):page.index("</style>")]
-    media = css[css.index("@media print"):]
+    css = page[page.index("<style>") : page.index("</style>")]
+    media = css[css.index("@media print") :]
     assert ".modebar" in media and "display:none" in media
     for sel in (".card", ".tile", "tr", ".plot"):
         assert re.search(re.escape(sel) + r"\{[^}]*break-inside:avoid", css), sel
@@ -235,16 +247,27 @@ def hostile_comparison(classes=(HOSTILE, "b<i>")):
     ids = np.array([f"{HOSTILE}-{i}" for i in range(4)], dtype=object)
     old = Predictions(ids=ids, pred=np.array([0, 0, 1, 0]), classes=list(classes), labels=np.array([0, 0, 1, 1]))
     new = Predictions(ids=ids, pred=np.array([1, 1, 1, 1]), classes=list(classes))
-    return compare_predictions(old, new, old_name=f"old{HOSTILE}", new_name="new&'\"", key="k",
-                               inputs=ComparisonInputs(dataset=FakeDataset(ids)))
+    return compare_predictions(
+        old,
+        new,
+        old_name=f"old{HOSTILE}",
+        new_name="new&'\"",
+        key="k",
+        inputs=ComparisonInputs(dataset=FakeDataset(ids)),
+    )
 
 
 def test_user_strings_are_escaped():
     from graceful_core.report.html import render_html_report
     from graceful_core.review.store import Note, Review
 
-    rv = Review(key="k", status="rejected", status_by="<b>eve</b>", status_at=FIXED_TIME,
-                notes=(Note(text=f"note {HOSTILE}", author="a&b", at=FIXED_TIME + 60),))
+    rv = Review(
+        key="k",
+        status="rejected",
+        status_by="<b>eve</b>",
+        status_at=FIXED_TIME,
+        notes=(Note(text=f"note {HOSTILE}", author="a&b", at=FIXED_TIME + 60),),
+    )
     doc = render_html_report(hostile_comparison(), review=rv, generated_at=FIXED_TIME)
     assert HOSTILE not in doc and "<b>eve</b>" not in doc and "b<i>" not in doc
     assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in doc
@@ -305,16 +328,16 @@ def test_opens_offline_in_chromium(page, tmp_path):
             pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             pg.on("pageerror", lambda e: errors.append(str(e)))
             pg.goto(url, wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                                 timeout=30_000)
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
             pg.wait_for_timeout(300)
             ARTIFACTS.mkdir(exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / "report_html.png"), full_page=True)
             assert pg.locator(".grid img").count() >= 1
             assert pg.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
             pg.emulate_media(media="print")
-            displays = pg.evaluate("Array.from(document.querySelectorAll('.modebar-container'))"
-                                   ".map(e => getComputedStyle(e).display)")
+            displays = pg.evaluate(
+                "Array.from(document.querySelectorAll('.modebar-container')).map(e => getComputedStyle(e).display)"
+            )
             assert displays and set(displays) == {"none"}  # no interactive chrome on paper
             widths = "Array.from(document.querySelectorAll('.js-plotly-plot .main-svg')).map(s => s.clientWidth)"
             assert min(pg.evaluate(widths)) > 900  # screen width
@@ -339,8 +362,14 @@ def test_opens_offline_in_chromium(page, tmp_path):
 # ------------------------------------------------------------------ command line
 def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run([sys.executable, "-m", "graceful_core", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "graceful_core", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_writes_the_html_report(tmp_path, report):
@@ -389,8 +418,12 @@ BOXES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map
 
 
 def _inside(b, svg, tol=1.0) -> bool:
-    return b["x0"] >= svg["x0"] - tol and b["x1"] <= svg["x1"] + tol and b["y0"] >= svg["y0"] - tol \
+    return (
+        b["x0"] >= svg["x0"] - tol
+        and b["x1"] <= svg["x1"] + tol
+        and b["y0"] >= svg["y0"] - tol
         and b["y1"] <= svg["y1"] + tol
+    )
 
 
 def _overlap(a, b) -> bool:
@@ -408,8 +441,7 @@ def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, 
         try:
             pg = browser.new_page(viewport={"width": width, "height": 900})
             pg.goto(path.as_uri(), wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                                 timeout=30_000)
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
             pg.wait_for_timeout(300)
             ARTIFACTS.mkdir(exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / f"report_html_{width}.png"), full_page=True)
@@ -418,6 +450,7 @@ def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, 
             browser.close()
     heat, bars = figures[0], figures[1]
     k = len(report["classes"])
+
     # the heatmap names every row (top to bottom) and column (left to right); the bars name every class
     # and tick whole numbers only
     def order(ticks, key):
@@ -443,8 +476,13 @@ def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
 
     sync_api = _chromium()
     names = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
-    rv = Review(key="k", status="rejected", status_by="<img src=x onerror=alert(3)>", status_at=FIXED_TIME,
-                notes=(Note(text="<script>alert(4)</script>", author="<b>a</b>", at=FIXED_TIME),))
+    rv = Review(
+        key="k",
+        status="rejected",
+        status_by="<img src=x onerror=alert(3)>",
+        status_at=FIXED_TIME,
+        notes=(Note(text="<script>alert(4)</script>", author="<b>a</b>", at=FIXED_TIME),),
+    )
     path = tmp_path / "hostile.html"
     write_html_report(hostile_comparison(classes=names), path, review=rv, generated_at=FIXED_TIME)
     dialogs, errors = [], []
@@ -455,12 +493,12 @@ def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
             pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             pg.on("pageerror", lambda e: errors.append(str(e)))
             pg.goto(path.as_uri(), wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                                 timeout=30_000)
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
             pg.wait_for_timeout(500)
             text = pg.evaluate("document.body.innerText")
-            ticks = pg.evaluate("Array.from(document.querySelectorAll('.xtick text, .ytick text'))"
-                                ".map(t => t.textContent)")
+            ticks = pg.evaluate(
+                "Array.from(document.querySelectorAll('.xtick text, .ytick text')).map(t => t.textContent)"
+            )
             n_scripts = pg.evaluate("document.scripts.length")
             n_plots = pg.evaluate("document.querySelectorAll('.js-plotly-plot').length")
             fake_imgs = pg.evaluate("Array.from(document.images).filter(i => i.getAttribute('src') === 'x').length")

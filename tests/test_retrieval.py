@@ -251,7 +251,10 @@ def test_cross_test_flips_against_brute_force():
     assert sum(c["queries"] for c in ct.per_class) == 150
     # Wilson interval, textbook form: (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
     z, n, p = 1.959963984540054, 150, neg.size / 150
-    c, h = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    c, h = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+    )
     assert ct.negative_flip_rate_ci95 == pytest.approx((c - h, c + h))
 
 

@@ -70,14 +70,26 @@ def test_survives_a_new_process(tmp_path):
     db = tmp_path / "r.sqlite"
     review.set_status("k", "rejected", author="ana", db=db)
     review.add_note("k", "breaks class 3", db=db)
-    code = ("import sys; from graceful_core.review import store as review; r = review.get_review('k', db=sys.argv[1]); "
-            "print(r.status, '|', r.status_by, '|', ';'.join(n.text for n in r.notes))")
-    out = subprocess.run([sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, check=True).stdout.strip()
+    code = (
+        "import sys; from graceful_core.review import store as review; r = review.get_review('k', db=sys.argv[1]); "
+        "print(r.status, '|', r.status_by, '|', ';'.join(n.text for n in r.notes))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
     assert out == "rejected | ana | breaks class 3"
-    subprocess.run([sys.executable, "-c", "import sys; from graceful_core.review import store as review; "
-                    "review.add_note('k', 'from another process', db=sys.argv[1])", str(db)],
-                   cwd=ROOT, check=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from graceful_core.review import store as review; "
+            "review.add_note('k', 'from another process', db=sys.argv[1])",
+            str(db),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
     assert [n.text for n in review.get_review("k", db=db).notes] == ["breaks class 3", "from another process"]
 
 
@@ -88,7 +100,11 @@ def test_latest_status_wins_and_history_is_kept(tmp_path):
     assert review.get_review("k", db=db).status == "approved"
     with sqlite3.connect(db) as con:
         assert [r[0] for r in con.execute("SELECT status FROM status ORDER BY rowid")] == [
-            "approved", "rejected", "needs review", "approved"]
+            "approved",
+            "rejected",
+            "needs review",
+            "approved",
+        ]
 
 
 def test_bad_key_and_long_note(tmp_path):
@@ -166,10 +182,13 @@ def test_downloaded_report_follows_the_review(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path))
     ids = np.array(["x", "y", "z"], dtype=object)
-    comp = compare_predictions(Predictions(ids=ids, pred=np.array([0, 1, 0]), classes=["a", "b"],
-                                           labels=np.array([0, 1, 1])),
-                               Predictions(ids=ids, pred=np.array([1, 1, 1]), classes=["a", "b"]),
-                               old_name="old", new_name="new", key="cmp-key")
+    comp = compare_predictions(
+        Predictions(ids=ids, pred=np.array([0, 1, 0]), classes=["a", "b"], labels=np.array([0, 1, 1])),
+        Predictions(ids=ids, pred=np.array([1, 1, 1]), classes=["a", "b"]),
+        old_name="old",
+        new_name="new",
+        key="cmp-key",
+    )
     first = html_report_bytes(comp)
     assert b"Status: <b>needs review</b>" in first and b"No notes." in first
     assert html_report_bytes(comp) is first  # unchanged review: rendered once

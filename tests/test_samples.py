@@ -39,8 +39,10 @@ def _layout(root: Path, fashion: bool = True, digits: bool = True) -> None:
             _touch(root / "predictions" / name)
 
 
-@pytest.mark.parametrize("fashion, digits, names", [(True, True, ["fashion", "digits"]), (False, True, ["digits"]),
-                                                    (True, False, ["fashion"]), (False, False, [])])
+@pytest.mark.parametrize(
+    "fashion, digits, names",
+    [(True, True, ["fashion", "digits"]), (False, True, ["digits"]), (True, False, ["fashion"]), (False, False, [])],
+)
 def test_fashion_comes_first_and_only_present_samples_are_listed(tmp_path, fashion, digits, names):
     _layout(tmp_path, fashion, digits)
     assert [s.name for s in bundled_samples(tmp_path)] == names
@@ -50,7 +52,9 @@ def test_models_list_old_then_new_then_the_rest(tmp_path):
     _layout(tmp_path)
     fashion = bundled_samples(tmp_path)[0]
     assert [p.name for p in fashion.models()] == ["old.pt", "new.pt", "edge.pt2", "v3.onnx"]
-    assert fashion.test_data == tmp_path / "fashion" / "test.csv" and fashion.test_folder == tmp_path / "fashion" / "test"
+    assert (
+        fashion.test_data == tmp_path / "fashion" / "test.csv" and fashion.test_folder == tmp_path / "fashion" / "test"
+    )
     assert sample_of_path(tmp_path / "fashion" / "models" / "v3.onnx", bundled_samples(tmp_path)) == fashion
     assert sample_of_path(tmp_path / "models" / "v3.pt", bundled_samples(tmp_path)).name == "digits"
     assert sample_of_path(tmp_path / "elsewhere.pt", bundled_samples(tmp_path)) is None
@@ -66,8 +70,15 @@ def test_specs_open_on_fashion_and_keep_the_digits_ids(tmp_path, monkeypatch):
     assert ids[0] == "fashion:new"
     assert specs[0].old == str(tmp_path / "fashion" / "models" / "old.pt")
     assert specs[0].data == str(tmp_path / "fashion" / "test.csv")
-    assert ids == ["fashion:new", "fashion:edge", "fashion:v3", "fashion-table:new", "sample:new", "sample:v3",
-                   "table:new"]
+    assert ids == [
+        "fashion:new",
+        "fashion:edge",
+        "fashion:v3",
+        "fashion-table:new",
+        "sample:new",
+        "sample:v3",
+        "table:new",
+    ]
     assert pair_spec("old", "v3").id == "sample:v3"
     assert pair_spec("new", "v3").id == "pair:new:v3"
     fp = resolve_spec("fashion-pair:new:v3")
@@ -104,8 +115,10 @@ def test_worst_class_sentence_and_cli_line():
     new = [1, 1, 2, 0, 0, 1, 2]
     comp = _comparison(y, old, new, ["shirt", "coat", "bag"])
     text = worst_class_sentence(comp)
-    assert text == ("The update hurts shirt most: 3 of its 4 images break (NFR 75.00 %, 75 % of all negative flips). "
-                    "Next: coat (1).")
+    assert text == (
+        "The update hurts shirt most: 3 of its 4 images break (NFR 75.00 %, 75 % of all negative flips). "
+        "Next: coat (1)."
+    )
     assert text in text_summary(comp).splitlines()
     assert worst_class_sentence(_comparison([0, 1], [0, 1], [0, 1], ["a", "b"])) is None
 

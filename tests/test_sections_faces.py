@@ -31,8 +31,9 @@ MODELS = ROOT / "sample_data" / "models"
 DIGITS = ROOT / "sample_data" / "digits" / "test"
 OLD, NEW, REF = PRED / "old.csv", PRED / "new.csv", PRED / "new-pc.csv"
 
-pytestmark = pytest.mark.skipif(not all(p.exists() for p in (OLD, NEW, REF, MODELS / "old.pt", DIGITS)),
-                                reason="bundled sample data is missing")
+pytestmark = pytest.mark.skipif(
+    not all(p.exists() for p in (OLD, NEW, REF, MODELS / "old.pt", DIGITS)), reason="bundled sample data is missing"
+)
 
 
 def evidence(sec: Section) -> list[str]:
@@ -146,8 +147,9 @@ def test_a_section_left_out_of_the_overview_is_caught(app_sections, monkeypatch)
     import graceful_core.report.sections as sections_module
 
     build = sections_module.build_sections
-    monkeypatch.setattr(sections_module, "build_sections",
-                        lambda c: tuple(s for s in build(c) if s.key != "significance"))
+    monkeypatch.setattr(
+        sections_module, "build_sections", lambda c: tuple(s for s in build(c) if s.key != "significance")
+    )
     assert missing(app_sections, app_text(run_app(page="overview_page.py"))) == ["significance"]
 
 
@@ -177,8 +179,9 @@ def test_every_face_of_a_comparison_without_labels_carries_every_section(unlabel
     assert missing(with_ref, out.getvalue()) == []
     u = graceful_core.compare(p["old"], p["new"])
     for key in UNLABELLED_TEXT_ORDER:
-        sections = build_unlabelled_sections(u if key != "churn_floor" else graceful_core.compare(
-            p["old"], p["new"], reference=p["ref"]))
+        sections = build_unlabelled_sections(
+            u if key != "churn_floor" else graceful_core.compare(p["old"], p["new"], reference=p["ref"])
+        )
         if any(s.key == key for s in sections):
             fewer = tuple(s for s in sections if s.key != key)
             assert missing(sections, unlabelled_summary(u, fewer)) == [key]

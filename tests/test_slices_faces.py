@@ -42,8 +42,9 @@ def _hostile_site_comparison():
     new_pred = y.copy()
     new_pred[:10] = 1 - y[:10]
     new_pred[50] = 1 - y[50]
-    old = Predictions(ids=ids, pred=y.copy(), classes=["a", "b"], labels=y,
-                      extra={"metadata": SampleMetadata(("site",), (site,))})
+    old = Predictions(
+        ids=ids, pred=y.copy(), classes=["a", "b"], labels=y, extra={"metadata": SampleMetadata(("site",), (site,))}
+    )
     new = Predictions(ids=ids, pred=new_pred, classes=["a", "b"])
     return compare_predictions(old, new, inputs=ComparisonInputs(dataset=FakeDataset(ids)))
 
@@ -51,7 +52,7 @@ def _hostile_site_comparison():
 def _section(doc: str) -> str:
     """The report's regression-slice section (up to the next h2)."""
     start = doc.index("<h2>Regression slices</h2>")
-    return doc[start:doc.index("<h2>", start + 5)]
+    return doc[start : doc.index("<h2>", start + 5)]
 
 
 def test_the_report_lists_a_significant_slice_with_its_flips_and_its_value_as_text():
@@ -110,8 +111,9 @@ def test_the_report_says_when_no_slice_is_significant():
     new_pred = y.copy()
     new_pred[[3, 30]] = 1
     site = np.array(["a", "b"] * 20, dtype=object)
-    old = Predictions(ids=ids, pred=y.copy(), classes=["a", "b"], labels=y,
-                      extra={"metadata": SampleMetadata(("site",), (site,))})
+    old = Predictions(
+        ids=ids, pred=y.copy(), classes=["a", "b"], labels=y, extra={"metadata": SampleMetadata(("site",), (site,))}
+    )
     comp = compare_predictions(old, Predictions(ids=ids, pred=new_pred, classes=["a", "b"]))
     text = " ".join(parse(_section(render_html_report(comp, generated_at=0))).text)
     assert "no slice has significantly more negative flips than the rest (2 slices tested" in text
@@ -131,8 +133,13 @@ def planted_files(tmp_path_factory):
     """Planted tables (site "harbour" regresses) and the counts to expect."""
     old, new, truth = planted_tables(tmp_path_factory.mktemp("app-planted"))
     harbour = truth[truth["site"] == "harbour"]
-    return {"old": old, "new": new, "harbour_flips": int(harbour["flip"].sum()), "harbour_size": len(harbour),
-            "flips": int(truth["flip"].sum())}
+    return {
+        "old": old,
+        "new": new,
+        "harbour_flips": int(harbour["flip"].sum()),
+        "harbour_size": len(harbour),
+        "flips": int(truth["flip"].sum()),
+    }
 
 
 @pytest.fixture()
@@ -160,7 +167,8 @@ def test_the_slices_page_lists_every_slice_most_significant_first(planted_app):
     table = at.dataframe[0].value
     assert len(table) == 8 and table["title"].iloc[0] == "site = harbour"
     assert set(table["title"]) == {f"site = {s}" for s in ("north", "south", "harbour", "airport", "depot")} | {
-        f"camera = {c}" for c in "ABC"}
+        f"camera = {c}" for c in "ABC"
+    }
     assert table["negative_flips"].iloc[0] == planted_app["harbour_flips"]
     assert len(at.get("plotly_chart")) == 1
 
@@ -200,8 +208,10 @@ def test_the_bundled_sample_has_cluster_slices(report):
     assert at.title[0].value == "Slices"
     # the bundled models export embeddings and no metadata: the clusters are the candidates
     titles = list(at.dataframe[0].value["title"])
-    assert titles == [f"cluster {s['value']}" + titles[i][len(f"cluster {s['value']}"):]
-                      for i, s in enumerate(report["regression_slices"])]
+    assert titles == [
+        f"cluster {s['value']}" + titles[i][len(f"cluster {s['value']}") :]
+        for i, s in enumerate(report["regression_slices"])
+    ]
     assert all(t.startswith("cluster ") for t in titles)
 
 

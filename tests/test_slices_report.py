@@ -32,7 +32,11 @@ DIGITS, MODELS = ROOT / "sample_data" / "digits" / "test", ROOT / "sample_data" 
 SAMPLE = ROOT / "sample_data"
 OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
 TEST_DATA = SAMPLE / "digits" / "test"
-def reference_slices(truth: pd.DataFrame, columns: tuple[str, ...]) -> dict[tuple[str, str], tuple[float, float, int, int]]:
+
+
+def reference_slices(
+    truth: pd.DataFrame, columns: tuple[str, ...]
+) -> dict[tuple[str, str], tuple[float, float, int, int]]:
     """(column, value) -> (Fisher p, BH-adjusted p, size, flips), from group-by counts and SciPy."""
     n, f = len(truth), int(truth["flip"].sum())
     rows = []
@@ -47,8 +51,14 @@ def reference_slices(truth: pd.DataFrame, columns: tuple[str, ...]) -> dict[tupl
 
 def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run([sys.executable, "-m", "graceful_core", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "graceful_core", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +69,19 @@ def planted(tmp_path_factory):
 # --------------------------------------------------------------------------- metadata
 def test_a_tables_extra_columns_are_typed_metadata_and_follow_the_join(tmp_path):
     ids = ["a", "b", "c", "d"]
-    pd.DataFrame({"id": ids, "label": [0, 1, 0, 1], "pred": [0, 1, 1, 1], "logit_0": [1.0, 0.0, 0.0, 0.0],
-                  "logit_1": [0.0, 1.0, 2.0, 1.0], "site": ["x", "y", None, "x"], "lux": [1, 2, 3, 4],
-                  "gain": [0.5, None, 1.5, 2.0], "emb_0": [1.0, 2.0, 3.0, 4.0]}).to_csv(tmp_path / "o.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": ids,
+            "label": [0, 1, 0, 1],
+            "pred": [0, 1, 1, 1],
+            "logit_0": [1.0, 0.0, 0.0, 0.0],
+            "logit_1": [0.0, 1.0, 2.0, 1.0],
+            "site": ["x", "y", None, "x"],
+            "lux": [1, 2, 3, 4],
+            "gain": [0.5, None, 1.5, 2.0],
+            "emb_0": [1.0, 2.0, 3.0, 4.0],
+        }
+    ).to_csv(tmp_path / "o.csv", index=False)
     p = load_predictions_table(tmp_path / "o.csv")
     meta = p.extra["metadata"]
     assert meta.names == ("site", "lux", "gain")  # id, label, pred, scores and embedding are not metadata
@@ -81,9 +101,18 @@ def test_a_parquet_tables_metadata_keep_their_types_and_list_columns_are_left_ou
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    t = pa.table({"id": ["a", "b", "c"], "pred": [0, 1, 1], "label": [0, 1, 0],
-                  "night": [True, False, True], "cam": pa.array(["A", "B", "A"]).dictionary_encode(),
-                  "tags": [[1, 2], [3], []], "embedding": [[0.1, 0.2]] * 3, "iso": pa.array([100, None, 400])})
+    t = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "pred": [0, 1, 1],
+            "label": [0, 1, 0],
+            "night": [True, False, True],
+            "cam": pa.array(["A", "B", "A"]).dictionary_encode(),
+            "tags": [[1, 2], [3], []],
+            "embedding": [[0.1, 0.2]] * 3,
+            "iso": pa.array([100, None, 400]),
+        }
+    )
     pq.write_table(t, tmp_path / "o.parquet")
     meta = load_predictions_table(tmp_path / "o.parquet").extra["metadata"]
     assert meta.names == ("night", "cam", "iso")
@@ -97,8 +126,14 @@ def _manifest(folder: Path, extra: dict, suffix: str = ".csv", n: int = 120) -> 
     ds = load_dataset(TEST_DATA)
     if not (folder / "images").exists():
         (folder / "images").symlink_to(TEST_DATA, target_is_directory=True)
-    rows = pd.DataFrame({"id": ds.ids[:n], "path": [f"images/{i}" for i in ds.ids[:n]],
-                         "label": [ds.classes[i] for i in ds.labels[:n]], **{k: v[:n] for k, v in extra.items()}})
+    rows = pd.DataFrame(
+        {
+            "id": ds.ids[:n],
+            "path": [f"images/{i}" for i in ds.ids[:n]],
+            "label": [ds.classes[i] for i in ds.labels[:n]],
+            **{k: v[:n] for k, v in extra.items()},
+        }
+    )
     out = folder / f"manifest{suffix}"
     (rows.to_csv(out, index=False) if suffix == ".csv" else rows.to_parquet(out))
     return out
@@ -117,8 +152,9 @@ def test_a_manifests_extra_columns_are_typed_metadata(tmp_path):
 
 
 def test_a_parquet_manifest_keeps_its_types_and_a_folder_slices_file_is_a_slice_column(tmp_path):
-    ds = load_dataset(_manifest(tmp_path, {"night": [i % 2 == 0 for i in range(20)], "iso": list(range(20))},
-                                ".parquet", n=20))
+    ds = load_dataset(
+        _manifest(tmp_path, {"night": [i % 2 == 0 for i in range(20)], "iso": list(range(20))}, ".parquet", n=20)
+    )
     assert ds.metadata.names == ("night", "iso")
     assert ds.metadata.column("night").dtype == bool and ds.metadata.column("iso").tolist() == list(range(20))
     # a folder with slices.csv: one metadata column "slice"; unlisted images are "(none)" as before
@@ -131,7 +167,10 @@ def test_a_parquet_manifest_keeps_its_types_and_a_folder_slices_file_is_a_slice_
     (root / "slices.csv").write_text(f"id,slice\n0/{first},dark\n")
     ds = load_dataset(root)
     assert ds.metadata.names == ("slice",)
-    assert ds.metadata.column("slice").tolist().count("dark") == 1 and set(ds.metadata.column("slice")) == {"dark", "(none)"}
+    assert ds.metadata.column("slice").tolist().count("dark") == 1 and set(ds.metadata.column("slice")) == {
+        "dark",
+        "(none)",
+    }
 
 
 # --------------------------------------------------------------------------- the acceptance
@@ -200,14 +239,19 @@ def test_without_an_effect_no_slice_is_significant_and_the_gate_passes(tmp_path,
 def test_without_candidates_there_is_no_slice_key_and_the_gate_says_so(tmp_path, capsys):
     ids = [f"s{i}" for i in range(30)]
     pd.DataFrame({"id": ids, "label": [i % 3 for i in range(30)], "pred": [i % 3 for i in range(30)]}).to_csv(
-        tmp_path / "o.csv", index=False)
-    pd.DataFrame({"id": ids, "pred": [(i % 3) * (i % 4 != 0) for i in range(30)]}).to_csv(tmp_path / "n.csv", index=False)
+        tmp_path / "o.csv", index=False
+    )
+    pd.DataFrame({"id": ids, "pred": [(i % 3) * (i % 4 != 0) for i in range(30)]}).to_csv(
+        tmp_path / "n.csv", index=False
+    )
     comp = compare_sources(tmp_path / "o.csv", tmp_path / "n.csv")
     assert comp.regression_slices is None and "regression_slices" not in comp.to_report()
     assert "cluster" not in comp.samples().columns
     out = tmp_path / "r.json"
-    assert main(["compare", str(tmp_path / "o.csv"), str(tmp_path / "n.csv"), "--max-slice-nfr", "0",
-                 "--json", str(out)]) == EXIT_OK
+    assert (
+        main(["compare", str(tmp_path / "o.csv"), str(tmp_path / "n.csv"), "--max-slice-nfr", "0", "--json", str(out)])
+        == EXIT_OK
+    )
     gate = json.loads(out.read_text())["gates"][0]
     assert gate["passed"] and "no slices to test" in gate["detail"]
     assert "regression slices" not in capsys.readouterr().out
@@ -259,10 +303,12 @@ def test_a_manifests_column_is_tested_with_the_clusters_and_wins_over_the_tables
 def test_the_slice_column_keeps_its_per_slice_table_and_is_one_metadata_column(tmp_path):
     ids = [f"s{i}" for i in range(40)]
     y = [i % 2 for i in range(40)]
-    pd.DataFrame({"id": ids, "label": y, "pred": y, "slice": ["a"] * 20 + ["b"] * 20}).to_csv(tmp_path / "o.csv",
-                                                                                          index=False)
-    pd.DataFrame({"id": ids, "pred": [1 - v if i < 6 else v for i, v in enumerate(y)]}).to_csv(tmp_path / "n.csv",
-                                                                                              index=False)
+    pd.DataFrame({"id": ids, "label": y, "pred": y, "slice": ["a"] * 20 + ["b"] * 20}).to_csv(
+        tmp_path / "o.csv", index=False
+    )
+    pd.DataFrame({"id": ids, "pred": [1 - v if i < 6 else v for i, v in enumerate(y)]}).to_csv(
+        tmp_path / "n.csv", index=False
+    )
     rep = compare_sources(tmp_path / "o.csv", tmp_path / "n.csv").to_report()
     assert [r["slice"] for r in rep["per_slice"]] == ["a", "b"] and rep["per_slice"][0]["negative_flips"] == 6
     assert {(s["column"], s["value"]) for s in rep["regression_slices"]} == {("slice", "a"), ("slice", "b")}
@@ -279,8 +325,7 @@ def test_a_dataset_that_drops_table_rows_realigns_the_tables_metadata(tmp_path):
     ids = ds.ids[:5] + ["not-in-the-dataset"]
     p = load_predictions_table(OLD_CSV)
     rows = [p.ids.tolist().index(i) for i in ds.ids[:5]]
-    df = pd.DataFrame({"id": ids, "pred": list(p.pred[rows]) + [0], "cam": list("ABCDEZ"),
-                       "slice": list("pqpqpz")})
+    df = pd.DataFrame({"id": ids, "pred": list(p.pred[rows]) + [0], "cam": list("ABCDEZ"), "slice": list("pqpqpz")})
     df.to_csv(tmp_path / "t.csv", index=False)
     got = attach_dataset_labels(load_predictions_table(tmp_path / "t.csv", classes=list(ds.classes)), ds)
     assert got.extra["metadata"].column("cam").tolist() == list("ABCDE")
@@ -307,7 +352,8 @@ def test_the_clusters_are_cached_on_disk_under_the_comparisons_key(tmp_path, mon
     again = compare_sources(OLD_CSV, NEW_CSV).regression_slices
     assert np.array_equal(first.clustering.assignment, again.clustering.assignment)
     assert [(c.title, c.central_indices) for c in first.clustering.clusters] == [
-        (c.title, c.central_indices) for c in again.clustering.clusters]
+        (c.title, c.central_indices) for c in again.clustering.clusters
+    ]
     assert first.to_json() == again.to_json()
     assert (tmp_path / "cache" / comparison.CLUSTERS_CACHE).is_dir()
 
@@ -324,14 +370,19 @@ def test_cached_clusters_follow_the_rows_when_the_same_data_comes_in_another_ord
     shutil.copytree(DIGITS, tmp_path / "test")
     folder = load_dataset(tmp_path / "test")
     order = np.random.default_rng(0).permutation(len(folder))
-    pd.DataFrame({"id": [folder.ids[i] for i in order], "path": [f"test/{folder.ids[i]}" for i in order],
-                  "label": [folder.classes[folder.labels[i]] for i in order]}).to_csv(tmp_path / "m.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": [folder.ids[i] for i in order],
+            "path": [f"test/{folder.ids[i]}" for i in order],
+            "label": [folder.classes[folder.labels[i]] for i in order],
+        }
+    ).to_csv(tmp_path / "m.csv", index=False)
     first = compare_sources(str(MODELS / "old.pt"), str(MODELS / "new.pt"), str(tmp_path / "test"))
     second = compare_sources(str(MODELS / "old.pt"), str(MODELS / "new.pt"), str(tmp_path / "m.csv"))
     assert first.key == second.key  # same content ...
     assert row_key(first.key, first.arrays.ids) != row_key(second.key, second.arrays.ids)  # ... other rows
     for comp in (first, second):  # each row's cluster is that of its own embedding (fit again, rows sorted by
-        a = comp.arrays           # their embedding vectors, lexicographically)
+        a = comp.arrays  # their embedding vectors, lexicographically)
         by_id = np.array(sorted(range(len(a.ids)), key=lambda i: tuple(a.old_embedding[i])))
         want = np.empty(len(a.ids), dtype=np.int64)
         want[by_id] = embedding_clusters(a.old_embedding[by_id], a.labels[by_id], comp.classes).assignment
@@ -340,5 +391,6 @@ def test_cached_clusters_follow_the_rows_when_the_same_data_comes_in_another_ord
     # ... and the same images get the same clusters and slices in either order
     by_sid = lambda c: dict(zip(map(str, c.arrays.ids), c.regression_slices.clustering.assignment))  # noqa: E731
     assert by_sid(first) == by_sid(second)
-    assert [(s.key, s.negative_flips, s.size) for s in first.regression_slices.slices] == \
-        [(s.key, s.negative_flips, s.size) for s in second.regression_slices.slices]
+    assert [(s.key, s.negative_flips, s.size) for s in first.regression_slices.slices] == [
+        (s.key, s.negative_flips, s.size) for s in second.regression_slices.slices
+    ]

@@ -58,16 +58,31 @@ def _arrays(n: int, seed: int, k: int = len(CLASSES), emb: int = 0):
 
 
 def _preds(ids, y, logits, *, labels=True, emb=None, slices=None) -> Predictions:
-    return predictions(ids, np.argmax(logits, axis=1), classes=CLASSES, labels=y if labels else None,
-                       scores=np.asarray(logits, dtype=np.float32), embedding=emb, source="mem", slices=slices)
+    return predictions(
+        ids,
+        np.argmax(logits, axis=1),
+        classes=CLASSES,
+        labels=y if labels else None,
+        scores=np.asarray(logits, dtype=np.float32),
+        embedding=emb,
+        source="mem",
+        slices=slices,
+    )
 
 
 def _rows(p: Predictions, idx) -> Predictions:
     idx = np.asarray(idx)
-    return Predictions(ids=p.ids[idx], pred=p.pred[idx], classes=p.classes,
-                       labels=None if p.labels is None else p.labels[idx], scores=p.scores[idx],
-                       score_kind=p.score_kind, embedding=None if p.embedding is None else p.embedding[idx],
-                       source=p.source, extra={k: np.asarray(v)[idx] for k, v in p.extra.items()})
+    return Predictions(
+        ids=p.ids[idx],
+        pred=p.pred[idx],
+        classes=p.classes,
+        labels=None if p.labels is None else p.labels[idx],
+        scores=p.scores[idx],
+        score_kind=p.score_kind,
+        embedding=None if p.embedding is None else p.embedding[idx],
+        source=p.source,
+        extra={k: np.asarray(v)[idx] for k, v in p.extra.items()},
+    )
 
 
 def _write(p: Predictions, path, shards=None) -> str:
@@ -100,15 +115,21 @@ def _pair(tmp_path, layout: str, n: int = 150, seed: int = 0, emb: int = 0) -> t
     if layout == "csv":  # no class list in a CSV: names sort naturally, as CLASSES
         return _write(old, tmp_path / "old.csv"), _write(_rows(new, perm), tmp_path / "new.csv")
     if layout == "shuffled-unlabelled":  # the new table's scores go to the join (no labels of its own)
-        return (_write(old, tmp_path / "old.parquet"),
-                _write(_rows(_preds(ids, y, ln, labels=False), perm), tmp_path / "new.parquet"))
+        return (
+            _write(old, tmp_path / "old.parquet"),
+            _write(_rows(_preds(ids, y, ln, labels=False), perm), tmp_path / "new.parquet"),
+        )
     if layout == "slices":  # the old table's own slice column: the per-slice table from the per-slice sums
         sl = np.where(np.arange(n) % 4 == 0, "rain", np.where(np.arange(n) % 4 == 1, "fog", "clear"))
-        return (_write(_preds(ids, y, lo, slices=sl), tmp_path / "old.parquet"),
-                _write(_rows(new, perm), tmp_path / "new.parquet"))
+        return (
+            _write(_preds(ids, y, lo, slices=sl), tmp_path / "old.parquet"),
+            _write(_rows(new, perm), tmp_path / "new.parquet"),
+        )
     if layout == "partial":  # each table lacks some ids of the other
-        return (_write(_rows(old, np.arange(0, 130)), tmp_path / "old.parquet"),
-                _write(_rows(new, perm[perm >= 12]), tmp_path / "new.parquet"))
+        return (
+            _write(_rows(old, np.arange(0, 130)), tmp_path / "old.parquet"),
+            _write(_rows(new, perm[perm >= 12]), tmp_path / "new.parquet"),
+        )
     raise ValueError(layout)
 
 
@@ -123,8 +144,7 @@ def _both(old, new, data=None, **kw):
 
 
 # --------------------------------------------------------------------------- compare_sources
-@pytest.mark.parametrize("layout", ["same", "shuffled", "shuffled-unlabelled", "shards", "csv", "slices",
-                                    "partial"])
+@pytest.mark.parametrize("layout", ["same", "shuffled", "shuffled-unlabelled", "shards", "csv", "slices", "partial"])
 def test_streamed_and_in_memory_reports_are_equal(tmp_path, layout):
     old, new = _pair(tmp_path, layout)
     s, m = _both(old, new, allow_missing=layout == "partial")  # rows only one side has: an error unless allowed
@@ -178,8 +198,9 @@ def test_embeddings_are_not_read_when_streamed_and_the_report_says_why(tmp_path)
     assert rs["compatibility"] == {"reason": STREAMED_NO_CROSS_TEST} and "top1" in rm["compatibility"]
     assert rs["embedding_overlap"] is None and rm["embedding_overlap"] is not None
     assert "regression_slices" not in rs and "regression_slices" in rm  # the old embeddings' clusters
-    assert _without(rs, STREAMED_ONLY | {"compatibility", "embedding_overlap"}) == \
-        _without(rm, {"compatibility", "embedding_overlap", "regression_slices"})
+    assert _without(rs, STREAMED_ONLY | {"compatibility", "embedding_overlap"}) == _without(
+        rm, {"compatibility", "embedding_overlap", "regression_slices"}
+    )
     # tables without embeddings: no compatibility key on either path
     (tmp_path / "plain").mkdir()
     o2, n2 = _pair(tmp_path / "plain", "same")
@@ -193,8 +214,15 @@ def _dataset(tmp_path, ids, labels, slices=None) -> ImageDataset:
         f.parent.mkdir(exist_ok=True)
         f.write_bytes(i.encode())
         files.append(str(f))
-    return ImageDataset(name="ds", ids=list(ids), labels=labels, classes=CLASSES, files=files,
-                        slices=slices, source=str(tmp_path / "images"))
+    return ImageDataset(
+        name="ds",
+        ids=list(ids),
+        labels=labels,
+        classes=CLASSES,
+        files=files,
+        slices=slices,
+        source=str(tmp_path / "images"),
+    )
 
 
 def test_ids_not_in_both_count_rows_of_either_table_missing_from_the_other_or_the_dataset(tmp_path):
@@ -228,8 +256,9 @@ def _shift(path, tmp_path, mutate) -> str:
     return out
 
 
-@pytest.mark.parametrize("problem", ["duplicate id in a later batch", "label conflict in a later batch",
-                                     "NaN in the last row"])
+@pytest.mark.parametrize(
+    "problem", ["duplicate id in a later batch", "label conflict in a later batch", "NaN in the last row"]
+)
 def test_errors_found_while_streaming_keep_the_in_memory_message(tmp_path, problem):
     old, new = _pair(tmp_path, "same")
 
@@ -317,16 +346,18 @@ def test_cli_writes_no_flip_file_when_the_comparison_fails(tmp_path, capsys):
     bad = _shift(new, tmp_path, lambda df: df.__setitem__("id", df["id"].where(df.index != 140, df.loc[0, "id"])))
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = _cli(capsys, "compare", old, bad, "--json", out / "r.json", "--html", out / "r.html",
-                        "--stream", "always")
+    code, _, err = _cli(
+        capsys, "compare", old, bad, "--json", out / "r.json", "--html", out / "r.html", "--stream", "always"
+    )
     assert code == 2 and err.splitlines()[-1].startswith("error: ") and "duplicate id" in err
     assert os.listdir(out) == []
 
 
 def test_cli_gate_failure_still_writes_the_report_and_its_flip_file(tmp_path, capsys):
     old, new = _pair(tmp_path, "same")
-    code, text, _ = _cli(capsys, "compare", old, new, "--json", tmp_path / "r.json", "--max-nfr", "0",
-                         "--stream", "always")
+    code, text, _ = _cli(
+        capsys, "compare", old, new, "--json", tmp_path / "r.json", "--max-nfr", "0", "--stream", "always"
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert code == 1 and report["n_negative_flips"] > 0 and (tmp_path / "r.flips.parquet").is_file()
     assert "gate max-nfr: FAILED" in text
@@ -338,9 +369,14 @@ def test_cli_auto_streams_through_the_environment_in_a_real_process(tmp_path):
 
     old, new = _pair(tmp_path, "shards")
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path / "c"), **{STREAM_ROWS_ENV: "100"})
-    r = subprocess.run([sys.executable, "-m", "graceful_core", "compare", old, new, "--json", str(tmp_path / "r.json")],
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "graceful_core", "compare", old, new, "--json", str(tmp_path / "r.json")],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "r.json").read_text())["flip_ids_file"] == "r.flips.parquet"
 
@@ -374,8 +410,10 @@ def grid_pair(tmp_path_factory):
         mp.setattr(engine, "DEFAULT_BATCH_ROWS", 7)
         mp.setenv("GRACEFUL_CACHE_DIR", str(tmp / "cache"))
         old, new = _pair(tmp, "shuffled", n=300)
-        return (compare_sources(old, new, stream=True, flip_ids_path=tmp / "f.parquet"),
-                compare_sources(old, new, stream=False))
+        return (
+            compare_sources(old, new, stream=True, flip_ids_path=tmp / "f.parquet"),
+            compare_sources(old, new, stream=False),
+        )
 
 
 @pytest.mark.parametrize("order", SORT_ORDERS)
@@ -391,7 +429,7 @@ def test_grid_pages_of_a_streamed_comparison_equal_the_per_sample_tables(grid_pa
     for page in range(1, n_pages + 2):  # one past the end: clamped to the last page
         g = grid_page(s, order=order, page=page, per_page=per_page, **filters)
         start = (min(page, n_pages) - 1) * per_page
-        want = ref.iloc[start:start + per_page]
+        want = ref.iloc[start : start + per_page]
         assert g.n_matching == len(ref) and g.n_pages == n_pages and g.start == start and g.note == STREAMED_GRID_NOTE
         assert g.rows["id"].tolist() == want["id"].tolist(), (page, order, filters)
         for c in ("label", "old_pred", "new_pred", "flip"):

@@ -47,17 +47,22 @@ def _arrays(n: int, seed: int, k: int = K):
 
 
 def _preds(ids, y, logits, classes=CLASSES, slices=None, labels=True) -> Predictions:
-    return predictions(ids, classes=classes, labels=y if labels else None, scores=logits, source="mem",
-                       slices=slices)
+    return predictions(ids, classes=classes, labels=y if labels else None, scores=logits, source="mem", slices=slices)
 
 
 def _write(p: Predictions, path, shards: list[int] | None = None, order=None) -> str:
     """Write ``p`` (rows in ``order``) as one file, or as Parquet shards of the given sizes in a folder."""
     if order is not None:
-        p = Predictions(ids=p.ids[order], pred=p.pred[order], classes=p.classes,
-                        labels=None if p.labels is None else p.labels[order], scores=p.scores[order],
-                        score_kind=p.score_kind, source=p.source,
-                        extra={k: np.asarray(v)[order] for k, v in p.extra.items()})
+        p = Predictions(
+            ids=p.ids[order],
+            pred=p.pred[order],
+            classes=p.classes,
+            labels=None if p.labels is None else p.labels[order],
+            scores=p.scores[order],
+            score_kind=p.score_kind,
+            source=p.source,
+            extra={k: np.asarray(v)[order] for k, v in p.extra.items()},
+        )
     path = str(path)
     if shards is None:
         write_predictions_table(p, path)
@@ -66,10 +71,16 @@ def _write(p: Predictions, path, shards: list[int] | None = None, order=None) ->
     start = 0
     for j, size in enumerate(shards):
         idx = np.arange(start, start + size)
-        part = Predictions(ids=p.ids[idx], pred=p.pred[idx], classes=p.classes,
-                           labels=None if p.labels is None else p.labels[idx], scores=p.scores[idx],
-                           score_kind=p.score_kind, source=p.source,
-                           extra={k: np.asarray(v)[idx] for k, v in p.extra.items()})
+        part = Predictions(
+            ids=p.ids[idx],
+            pred=p.pred[idx],
+            classes=p.classes,
+            labels=None if p.labels is None else p.labels[idx],
+            scores=p.scores[idx],
+            score_kind=p.score_kind,
+            source=p.source,
+            extra={k: np.asarray(v)[idx] for k, v in p.extra.items()},
+        )
         write_predictions_table(part, os.path.join(path, f"part-{j}.parquet"))
         start += size
     assert start == len(p.ids)
@@ -97,7 +108,9 @@ def _in_memory(old_path, new_path):
 def _marginals(joint):
     """FlipCounts' two arrays from the brute-force joint counts C[y, o, n]."""
     k = np.arange(joint.shape[0])
-    per_class = np.stack([joint.sum(axis=(1, 2)), joint[k, k, :].sum(axis=1), joint[k, :, k].sum(axis=1), joint[k, k, k]])
+    per_class = np.stack(
+        [joint.sum(axis=(1, 2)), joint[k, k, :].sum(axis=1), joint[k, :, k].sum(axis=1), joint[k, k, k]]
+    )
     return joint.sum(axis=0), per_class
 
 
@@ -230,7 +243,10 @@ def test_pred_only_tables_have_no_confidence_split(tmp_path):
     df.assign(pred=[1, 1, 1, 0]).iloc[::-1].to_csv(tmp_path / "new.csv", index=False)
     r = compare_tables_streamed(tmp_path / "old.csv", tmp_path / "new.csv", batch_rows=2)
     assert r.counts.negative_flips_near_boundary is None and r.counts.negative_flips_confident is None
-    assert r.negative_flips.first == ("a",) and r.positive_flips.first == ("c", "d")  # old right on a, b; new on b, c, d
+    assert r.negative_flips.first == ("a",) and r.positive_flips.first == (
+        "c",
+        "d",
+    )  # old right on a, b; new on b, c, d
     assert r.classes == ("0", "1")
 
 
@@ -254,9 +270,15 @@ def test_dataset_labels_and_rows_outside_the_dataset(tmp_path):
 
     ids, y, lo, ln = _arrays(50, seed=11)
     ds_rows = np.arange(5, 50)  # the dataset lacks the first five ids
-    ds = ImageDataset(name="d", ids=list(ids[ds_rows]), labels=y[ds_rows], classes=CLASSES,
-                      files=[f"/nowhere/{i}.png" for i in ds_rows], slices=np.array(["a", "b"] * 25)[ds_rows],
-                      source="d.csv")
+    ds = ImageDataset(
+        name="d",
+        ids=list(ids[ds_rows]),
+        labels=y[ds_rows],
+        classes=CLASSES,
+        files=[f"/nowhere/{i}.png" for i in ds_rows],
+        slices=np.array(["a", "b"] * 25)[ds_rows],
+        source="d.csv",
+    )
     old = _write(_preds(ids, y, lo, labels=False), tmp_path / "old.parquet")
     new = _write(_preds(ids, y, ln, labels=False), tmp_path / "new.parquet", order=np.arange(50)[::-1])
     keep = np.zeros(50, dtype=bool)
@@ -270,7 +292,10 @@ def test_dataset_labels_and_rows_outside_the_dataset(tmp_path):
     bad = _write(_preds(ids, bad_y, ln), tmp_path / "bad.parquet")
     with pytest.raises(InputError) as e:
         compare_tables_streamed(old, bad, dataset=ds, batch_rows=4)
-    assert e.value.path == bad and f"label of id {ids[40]!r} is {CLASSES[bad_y[40]]!r} but the dataset says" in e.value.problem
+    assert (
+        e.value.path == bad
+        and f"label of id {ids[40]!r} is {CLASSES[bad_y[40]]!r} but the dataset says" in e.value.problem
+    )
 
 
 def test_flip_id_file_and_pages(tmp_path):
@@ -291,9 +316,15 @@ def test_flip_id_file_and_pages(tmp_path):
     assert row["label"] == ref.loc[neg[0], "label"] and row["new_pred"] == ref.loc[neg[0], "new_pred"]
     assert row["old_p_true"] == pytest.approx(ref.loc[neg[0], "old_p_true"], abs=0)
     # pages sorted by confidence drop: the in-memory order, page by page
-    expect = ref[ref["flip"] == "negative flip"].reset_index().sort_values(["confidence_drop", "id"], ascending=[False, True])
-    pages = [read_flip_page(out, flip="negative", offset=o, limit=7, order_by="confidence_drop", descending=True)
-             for o in range(0, len(neg), 7)]
+    expect = (
+        ref[ref["flip"] == "negative flip"]
+        .reset_index()
+        .sort_values(["confidence_drop", "id"], ascending=[False, True])
+    )
+    pages = [
+        read_flip_page(out, flip="negative", offset=o, limit=7, order_by="confidence_drop", descending=True)
+        for o in range(0, len(neg), 7)
+    ]
     assert [i for p in pages for i in p.column("id").to_pylist()] == expect["id"].tolist()
     assert flip_page_count(out, flip="negative") == len(neg) and flip_page_count(out, flip=None) == len(neg) + len(pos)
     assert flip_page_count(out, flip="negative", label="dog") == int((expect["label"] == "dog").sum())
@@ -316,9 +347,14 @@ def test_text_labels_switch_to_indices_in_a_later_batch(tmp_path):
     df.to_csv(tmp_path / "new.csv", index=False)
     r = compare_tables_streamed(old, tmp_path / "new.csv", batch_rows=4)
     ref = _in_memory(old, str(tmp_path / "new.csv"))
-    assert r.counts == FlipCounts.from_predictions(ref.arrays.labels, ref.arrays.old_pred, ref.arrays.new_pred, 3,
-                                                   negative_flips_near_boundary=r.counts.negative_flips_near_boundary,
-                                                   negative_flips_confident=r.counts.negative_flips_confident)
+    assert r.counts == FlipCounts.from_predictions(
+        ref.arrays.labels,
+        ref.arrays.old_pred,
+        ref.arrays.new_pred,
+        3,
+        negative_flips_near_boundary=r.counts.negative_flips_near_boundary,
+        negative_flips_confident=r.counts.negative_flips_confident,
+    )
     assert r.counts.negative_flips == 0 and r.counts.positive_flips == 0  # same predictions: the labels agree
 
 
@@ -343,8 +379,11 @@ def test_duplicate_id_in_a_later_batch(tmp_path, shuffled):
     dup_ids = ids.copy()
     dup_ids[37] = ids[2]
     old = _write(_preds(dup_ids, y, lo), tmp_path / "dupold.parquet")
-    new = _write(_preds(dup_ids, y, ln), tmp_path / "dupnew.parquet",
-                 order=np.random.default_rng(0).permutation(40) if shuffled else None)
+    new = _write(
+        _preds(dup_ids, y, ln),
+        tmp_path / "dupnew.parquet",
+        order=np.random.default_rng(0).permutation(40) if shuffled else None,
+    )
     mem, st_ = _both_errors(old, new, batch_rows=5)
     assert st_.message == mem.message and st_.path == old and f"duplicate id {ids[2]!r}" in st_.problem
     # only in the new table
@@ -402,8 +441,11 @@ def test_label_conflict_in_a_later_batch(tmp_path, shuffled):
     ids, y, lo, ln, old = _pair(tmp_path)
     y2 = y.copy()
     y2[36] = (y2[36] + 1) % K
-    new = _write(_preds(ids, y2, ln), tmp_path / "new.parquet",
-                 order=np.random.default_rng(1).permutation(40) if shuffled else None)
+    new = _write(
+        _preds(ids, y2, ln),
+        tmp_path / "new.parquet",
+        order=np.random.default_rng(1).permutation(40) if shuffled else None,
+    )
     mem, st_ = _both_errors(old, new, batch_rows=5)
     assert st_.message == mem.message and st_.path == new
     assert f"label of id {ids[36]!r} is {CLASSES[y2[36]]!r} here but {CLASSES[y[36]]!r} in old.parquet" in st_.problem
@@ -412,8 +454,10 @@ def test_label_conflict_in_a_later_batch(tmp_path, shuffled):
 def _raw_parquet(path, ids, y, logits) -> str:
     """A table written with pyarrow directly (any values, no ``pred`` column)."""
     col = pa.FixedSizeListArray.from_arrays(pa.array(logits.astype(np.float32).reshape(-1)), logits.shape[1])
-    t = pa.table({"id": list(ids), "label": [CLASSES[j] for j in y], "logits": col.cast(pa.list_(pa.float32()))},
-                 metadata={b"graceful.classes": json.dumps(CLASSES).encode()})
+    t = pa.table(
+        {"id": list(ids), "label": [CLASSES[j] for j in y], "logits": col.cast(pa.list_(pa.float32()))},
+        metadata={b"graceful.classes": json.dumps(CLASSES).encode()},
+    )
     pq.write_table(t, path)
     return str(path)
 
@@ -485,8 +529,15 @@ def test_shard_errors_name_the_shard(tmp_path):
 
 # --------------------------------------------------------------------------- property
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(1, 40), seed=st.integers(0, 10_000), batch=st.integers(1, 9),
-       shuffle=st.booleans(), drop_old=st.integers(0, 3), drop_new=st.integers(0, 3), csv=st.booleans())
+@given(
+    n=st.integers(1, 40),
+    seed=st.integers(0, 10_000),
+    batch=st.integers(1, 9),
+    shuffle=st.booleans(),
+    drop_old=st.integers(0, 3),
+    drop_new=st.integers(0, 3),
+    csv=st.booleans(),
+)
 def test_property_streamed_equals_in_memory(tmp_path_factory, n, seed, batch, shuffle, drop_old, drop_new, csv):
     d = tmp_path_factory.mktemp("prop")
     ids, y, lo, ln = _arrays(n + 6, seed=seed)
@@ -498,7 +549,7 @@ def test_property_streamed_equals_in_memory(tmp_path_factory, n, seed, batch, sh
     old = _write(_preds(ids[o_rows], y[o_rows], lo[o_rows]), d / f"old{suffix}")
     new = _write(_preds(ids[n_rows], y[n_rows], ln[n_rows]), d / "new.parquet")
     keep = np.zeros(n + 6, dtype=bool)
-    keep[drop_old: n + 6 - drop_new] = True
+    keep[drop_old : n + 6 - drop_new] = True
     try:
         r = compare_tables_streamed(old, new, batch_rows=batch, id_cap=5)
     except InputError as e:  # e.g. a short CSV whose names miss a class: both paths refuse it alike

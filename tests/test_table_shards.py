@@ -23,8 +23,10 @@ NEW_CSV = ROOT / "sample_data" / "predictions" / "new.csv"
 
 def _shard(csv_path: Path, folder: Path, cuts: list[int]) -> Path:
     """The CSV table as Parquet shards cut at the given rows (natural order: part-2 before part-10)."""
-    t = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(
-        column_types={"id": "string", "label": "string", "pred": "string"}))
+    t = pacsv.read_csv(
+        csv_path,
+        convert_options=pacsv.ConvertOptions(column_types={"id": "string", "label": "string", "pred": "string"}),
+    )
     folder.mkdir()
     bounds = [0, *cuts, t.num_rows]
     for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
@@ -37,12 +39,18 @@ def test_table_files_kinds_order_and_errors(tmp_path):
     (folder / "_SUCCESS").write_text("")
     (folder / ".part-x.parquet.crc").write_text("")
     kind, files = table_files(folder)
-    assert kind == "parquet" and [Path(f).name for f in files] == ["part-0.parquet", "part-5.parquet",
-                                                                    "part-10.parquet", "part-15.parquet"]
+    assert kind == "parquet" and [Path(f).name for f in files] == [
+        "part-0.parquet",
+        "part-5.parquet",
+        "part-10.parquet",
+        "part-15.parquet",
+    ]
     kind, files = table_files(str(folder / "part-*.parquet"))
     assert [Path(f).name for f in files][-1] == "part-15.parquet"
     assert table_files(OLD_CSV) == ("csv", (str(OLD_CSV),))
-    assert is_table_source(folder) and is_table_source(str(folder / "*.parquet")) and not is_table_source(ROOT / "app.py")
+    assert (
+        is_table_source(folder) and is_table_source(str(folder / "*.parquet")) and not is_table_source(ROOT / "app.py")
+    )
     assert is_table(folder) and not is_table(tmp_path)  # a folder without Parquet files is no table
     assert table_display_name(folder) == "old" and table_display_name(str(folder / "part-*.parquet")) == "old"
     with pytest.raises(InputError, match="no file matches this pattern"):
@@ -90,7 +98,9 @@ def test_streamed_compare_of_shards_equals_the_in_memory_report(tmp_path):
     rep = compare_sources(OLD_CSV, NEW_CSV).to_report()
     r = compare_tables_streamed(old, str(new / "*.parquet"), batch_rows=64)
     assert r.n_samples == rep["n_samples"] and r.counts.negative_flips == rep["n_negative_flips"]
-    assert list(r.negative_flips.first) == rep["negative_flips"] and list(r.positive_flips.first) == rep["positive_flips"]
+    assert (
+        list(r.negative_flips.first) == rep["negative_flips"] and list(r.positive_flips.first) == rep["positive_flips"]
+    )
     assert r.transition_matrix.tolist() == rep["transition_matrix"]
     assert r.counts.negative_flips_confident == rep["negative_flips_confident"]
     assert [int(x) for x in r.counts.support_per_class] == [c["support"] for c in rep["per_class"]]

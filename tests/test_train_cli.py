@@ -31,8 +31,14 @@ EPOCHS = 2
 
 def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run([sys.executable, "-m", "graceful_core", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "graceful_core", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def subset(src: Path, dst: Path, per_class: int) -> Path:
@@ -49,14 +55,34 @@ def work(tmp_path_factory) -> dict:
     if not OLD.is_file():
         pytest.skip("bundled sample model sample_data/models/old.pt is missing")
     base = tmp_path_factory.mktemp("train-cli")
-    return {"base": base, "cache": base / "cache",
-            "train": subset(SAMPLE / "digits" / "train", base / "train", PER_CLASS),
-            "test": subset(SAMPLE / "digits" / "test", base / "test", PER_CLASS)}
+    return {
+        "base": base,
+        "cache": base / "cache",
+        "train": subset(SAMPLE / "digits" / "train", base / "train", PER_CLASS),
+        "test": subset(SAMPLE / "digits" / "test", base / "test", PER_CLASS),
+    }
 
 
 def train(work: dict, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run_cli("train", "--old", OLD, "--data", work["train"], "--method", "focal-distillation", "--lambda", "0.5",
-                   "--epochs", EPOCHS, "--seed", "3", *extra, "--out", out, cache=work["cache"])
+    return run_cli(
+        "train",
+        "--old",
+        OLD,
+        "--data",
+        work["train"],
+        "--method",
+        "focal-distillation",
+        "--lambda",
+        "0.5",
+        "--epochs",
+        EPOCHS,
+        "--seed",
+        "3",
+        *extra,
+        "--out",
+        out,
+        cache=work["cache"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +143,24 @@ def test_same_seed_gives_identical_weights_and_logits(work, trained):
 
 def test_another_seed_gives_other_weights(work, trained):
     out = work["base"] / "seed4.pt"
-    r = run_cli("train", "--old", OLD, "--data", work["train"], "--method", "focal-distillation", "--lambda", "0.5",
-                "--epochs", EPOCHS, "--seed", "4", "--out", out, cache=work["cache"])
+    r = run_cli(
+        "train",
+        "--old",
+        OLD,
+        "--data",
+        work["train"],
+        "--method",
+        "focal-distillation",
+        "--lambda",
+        "0.5",
+        "--epochs",
+        EPOCHS,
+        "--seed",
+        "4",
+        "--out",
+        out,
+        cache=work["cache"],
+    )
     assert r.returncode == 0, r.stderr
     x, _ = images_and_labels(work["test"], 0.305604, 0.375962)
     assert not np.array_equal(logits_of(out, x), logits_of(trained[0], x))
@@ -134,8 +176,13 @@ def _no_head_model(path: Path) -> Path:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc(x.flatten(1))
 
-    meta = {"name": "nohead", "input_size": [1, 8, 8], "mean": [0.3], "std": [0.37],
-            "classes": [str(i) for i in range(10)]}
+    meta = {
+        "name": "nohead",
+        "input_size": [1, 8, 8],
+        "mean": [0.3],
+        "std": [0.37],
+        "classes": [str(i) for i in range(10)],
+    }
     torch.jit.save(torch.jit.script(LogitsOnly()), str(path), _extra_files={"graceful.json": json.dumps(meta)})
     return path
 
@@ -260,10 +307,18 @@ def test_elodi_takes_three_reference_models_and_refuses_two(work, tmp_path, caps
     assert out.is_file()
     capsys.readouterr()
     out2 = tmp_path / "elodi2.pt"
-    line = _expect_exit_2(capsys, [*_argv(work, OLD, out2, method="elodi")[:-2], "--reference-models", *refs[:2],
-                                   "--out", out2], out2, str(refs[0]))
+    line = _expect_exit_2(
+        capsys,
+        [*_argv(work, OLD, out2, method="elodi")[:-2], "--reference-models", *refs[:2], "--out", out2],
+        out2,
+        str(refs[0]),
+    )
     assert "at least 3 reference models" in line
     out3 = tmp_path / "ldi.pt"
-    line = _expect_exit_2(capsys, [*_argv(work, OLD, out3, method="ldi")[:-2], "--reference-models", *refs,
-                                   "--out", out3], out3, "--reference-models")
+    line = _expect_exit_2(
+        capsys,
+        [*_argv(work, OLD, out3, method="ldi")[:-2], "--reference-models", *refs, "--out", out3],
+        out3,
+        "--reference-models",
+    )
     assert "elodi only" in line

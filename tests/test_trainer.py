@@ -112,7 +112,11 @@ def test_cancellation_and_progress(data):
     with pytest.raises(TrainingCancelled):
         # 120 samples / batch 64 = 2 batches per epoch: stop at the 5th poll (epoch 3)
         train_model(
-            "small-cnn", X, y, epochs=10, seed=0,
+            "small-cnn",
+            X,
+            y,
+            epochs=10,
+            seed=0,
             progress=lambda done, total, info: calls.append((done, total, info)),
             should_stop=lambda: next(polls) >= 4,
         )
@@ -153,9 +157,19 @@ def test_a_second_training_waits_for_the_first_says_so_and_gets_the_same_weights
     events, result = [], {}
     trainer._TRAIN_LOCK.acquire()  # as if another session were training
     try:
-        worker = threading.Thread(target=lambda: result.update(
-            model=train_model("small-cnn", X, y, epochs=1, seed=3, on_wait=events.append,
-                              progress=lambda *a: events.append("epoch"))))
+        worker = threading.Thread(
+            target=lambda: result.update(
+                model=train_model(
+                    "small-cnn",
+                    X,
+                    y,
+                    epochs=1,
+                    seed=3,
+                    on_wait=events.append,
+                    progress=lambda *a: events.append("epoch"),
+                )
+            )
+        )
         worker.start()
         deadline = time.monotonic() + 30
         while not events and time.monotonic() < deadline:
@@ -176,8 +190,9 @@ def test_cancel_while_queued_stops_without_training(data):
     trainer._TRAIN_LOCK.acquire()
     try:
         with pytest.raises(TrainingCancelled, match="waiting for another training"):
-            train_model("small-cnn", X, y, epochs=1, seed=0, should_stop=lambda: True,
-                        progress=lambda *a: epochs.append(a))
+            train_model(
+                "small-cnn", X, y, epochs=1, seed=0, should_stop=lambda: True, progress=lambda *a: epochs.append(a)
+            )
     finally:
         trainer._TRAIN_LOCK.release()
     assert epochs == []
@@ -212,8 +227,7 @@ def test_a_warm_start_refuses_weights_of_another_architecture_by_name(data):
     with pytest.raises(ValueError, match="does not fit the architecture.*missing: .*unexpected: "):
         train_model("small-cnn", X, y, init_from=other, epochs=1, embedding_dim=16)
     with pytest.raises(ValueError, match="different shape: classifier.weight"):
-        train_model("small-cnn", X, y, init_from=build_model("small-cnn", embedding_dim=8), epochs=1,
-                    embedding_dim=16)
+        train_model("small-cnn", X, y, init_from=build_model("small-cnn", embedding_dim=8), epochs=1, embedding_dim=16)
     with pytest.raises(ValueError, match="module or a state dict"):
         train_model("small-cnn", X, y, init_from=3, epochs=1, embedding_dim=16)
 

@@ -24,8 +24,14 @@ def _record(cache: Path, stem: str, eval_data: str = "/data/test", nfr: float = 
     model = cache / "models" / f"{stem}.pt"
     model.parent.mkdir(parents=True, exist_ok=True)
     model.write_bytes(b"PK")
-    return {"spec_id": f"trained:{stem}", "model": str(model), "old": "/m/old.pt", "eval_data": eval_data,
-            "params": {"method": "plain"}, "metrics": {"negative_flip_rate": nfr}}
+    return {
+        "spec_id": f"trained:{stem}",
+        "model": str(model),
+        "old": "/m/old.pt",
+        "eval_data": eval_data,
+        "params": {"method": "plain"},
+        "metrics": {"negative_flip_rate": nfr},
+    }
 
 
 def test_run_index_replaces_a_run_of_the_same_model_and_data(cache):
@@ -35,7 +41,10 @@ def test_run_index_replaces_a_run_of_the_same_model_and_data(cache):
     tr.record_run(_record(cache, "a", eval_data="/data/other"))
     runs = tr.load_runs()
     assert [(Path(r["model"]).stem, r["eval_data"]) for r in runs] == [
-        ("b", "/data/test"), ("a", "/data/test"), ("a", "/data/other")]
+        ("b", "/data/test"),
+        ("a", "/data/test"),
+        ("a", "/data/other"),
+    ]
     assert runs[1]["metrics"]["negative_flip_rate"] == 0.2
     assert len(tr.runs_for(runs, "/m/old.pt", "/data/test")) == 2
     assert tr.runs_for(runs, "/m/other.pt", "/data/test") == []
@@ -67,11 +76,15 @@ def test_canonical_params_ignore_what_the_method_ignores():
     assert TrainParams(method="bct", lam=0.3, alpha=4).canonical() == TrainParams(method="bct", lam=0.3)
     fd = TrainParams(method="focal-distillation", lam=0.3, alpha=2, beta=9)
     assert fd.canonical() == fd
-    assert TrainParams(method="ldi", lam=0.3, alpha=2, temperature=100, margin=0.2, n_references=5).canonical() == \
-        TrainParams(method="ldi", lam=0.3, margin=0.2)
-    assert TrainParams(method="elodi", beta=0, p=1.0, n_references=4).canonical() == \
-        TrainParams(method="elodi", p=1.0, n_references=4)
-    assert TrainParams(method="focal-distillation", margin=3.0, p=1.0).canonical() == TrainParams(method="focal-distillation")
+    assert TrainParams(
+        method="ldi", lam=0.3, alpha=2, temperature=100, margin=0.2, n_references=5
+    ).canonical() == TrainParams(method="ldi", lam=0.3, margin=0.2)
+    assert TrainParams(method="elodi", beta=0, p=1.0, n_references=4).canonical() == TrainParams(
+        method="elodi", p=1.0, n_references=4
+    )
+    assert TrainParams(method="focal-distillation", margin=3.0, p=1.0).canonical() == TrainParams(
+        method="focal-distillation"
+    )
     # the other methods' cache keys do not see the LDI fields (their files keep their names)
     assert "margin" not in TrainParams(method="bct").key_fields() and "margin" in TrainParams(method="ldi").key_fields()
     with pytest.raises(ValueError, match="margin"):
@@ -114,8 +127,10 @@ def test_trained_spec_round_trips_through_resolve_spec_and_rejects_odd_ids(cache
 
 def test_describe_names_the_parameters():
     assert tr.describe(TrainParams(method="plain", epochs=5, seed=2)) == "plain (5 epochs, seed 2)"
-    assert tr.describe(TrainParams(method="focal-distillation", lam=0.5, alpha=1, beta=5, epochs=30)) == \
-        "focal-distillation λ 0.5, α 1, β 5 (30 epochs, seed 0)"
+    assert (
+        tr.describe(TrainParams(method="focal-distillation", lam=0.5, alpha=1, beta=5, epochs=30))
+        == "focal-distillation λ 0.5, α 1, β 5 (30 epochs, seed 0)"
+    )
     assert tr.describe(TrainParams(method="bct", lam=2)) == "bct λ 2 (30 epochs, seed 0)"
 
 

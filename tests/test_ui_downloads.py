@@ -9,7 +9,9 @@ from graceful_ui.downloads import download_name
 
 def test_names_carry_both_models_and_the_kind():
     assert download_name("old.pt", "new-bct.pt", "report", "html") == "graceful-old-vs-new-bct-report.html"
-    assert download_name("v1.onnx", "v2.onnx", "samples", "csv") != download_name("v1.onnx", "v3.onnx", "samples", "csv")
+    assert download_name("v1.onnx", "v2.onnx", "samples", "csv") != download_name(
+        "v1.onnx", "v3.onnx", "samples", "csv"
+    )
 
 
 def test_hostile_or_empty_names_give_a_plain_file_name():

@@ -17,8 +17,7 @@ from graceful_core.types import Predictions
 
 def _writer(db: str, who: str, n: int) -> None:
     for i in range(n):
-        verdicts.set_verdict("shared", f"{who}-{i}", verdicts.FLIP_VERDICTS[i % 4], note=f"by {who}", author=who,
-                             db=db)
+        verdicts.set_verdict("shared", f"{who}-{i}", verdicts.FLIP_VERDICTS[i % 4], note=f"by {who}", author=who, db=db)
         verdicts.set_verdict("shared", "both", "real regression" if who == "a" else "label wrong", author=who, db=db)
 
 
@@ -37,8 +36,9 @@ def test_two_sessions_writing_at_once_keep_every_verdict(tmp_path):
     assert {k: v.verdict for k, v in got.items() if k != "both"} == want
     with sqlite3.connect(db) as con:  # independently of get_verdicts: every write is a row
         assert con.execute("SELECT COUNT(*) FROM flip_verdict WHERE key = 'shared'").fetchone()[0] == 240
-        last = con.execute("SELECT verdict FROM flip_verdict WHERE sample_id = 'both' ORDER BY rowid DESC "
-                           "LIMIT 1").fetchone()[0]
+        last = con.execute(
+            "SELECT verdict FROM flip_verdict WHERE sample_id = 'both' ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()[0]
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert got["both"].verdict == last  # the image both marked: the last committed write is the verdict
     assert [n.text for n in review.get_review("shared", db=db).notes] == ["the review itself"]
@@ -80,8 +80,13 @@ def _comp(key: str):
 def test_counts_nfr_json_html_and_corrected_labels(tmp_path, monkeypatch):
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path))
     comp = _comp("k-html")
-    for sid, v in (("s00", "label wrong"), ("s01", "label wrong"), ("s02", "real regression"),
-                   ("s03", "ambiguous"), ("s20", "label wrong")):  # s20 is no flip: it still leaves the rate
+    for sid, v in (
+        ("s00", "label wrong"),
+        ("s01", "label wrong"),
+        ("s02", "real regression"),
+        ("s03", "ambiguous"),
+        ("s20", "label wrong"),
+    ):  # s20 is no flip: it still leaves the rate
         verdicts.set_verdict(comp.key, sid, v, note=f"<i>why {sid}</i>")
     got = label_review.load_verdicts(comp)
     c = label_review.counts_of(comp, got)
@@ -90,7 +95,11 @@ def test_counts_nfr_json_html_and_corrected_labels(tmp_path, monkeypatch):
     assert c.negative_flip_rate_excluding_label_wrong == pytest.approx((6 - 2) / (40 - 3))
     rep = label_review.flip_verdicts_report(comp)
     assert json.loads(json.dumps(rep))["counts"]["by_verdict"] == {
-        "real regression": 1, "label wrong": 2, "ambiguous": 1, "acceptable": 0}
+        "real regression": 1,
+        "label wrong": 2,
+        "ambiguous": 1,
+        "acceptable": 0,
+    }
     assert [v["id"] for v in rep["verdicts"]] == ["s00", "s01", "s02", "s03", "s20"]
     html = render_html_report(comp, verdicts=got)
     assert "of 6 negative flips: 4 reviewed: 1 real regression, 2 label wrong, 1 ambiguous" in html
@@ -135,7 +144,9 @@ def test_two_app_sessions_mark_flips_and_a_third_sees_both(tmp_path, monkeypatch
         assert any(s.value == f"Verdict saved on {sid}: {verdict}." for s in at.success), [s.value for s in at.success]
     got = verdicts.get_verdicts(comp.key, db=tmp_path / "reviews.sqlite")
     assert {k: (v.verdict, v.note) for k, v in got.items()} == {
-        neg[0]: ("label wrong", f"note on {neg[0]}"), neg[1]: ("real regression", f"note on {neg[1]}")}
+        neg[0]: ("label wrong", f"note on {neg[0]}"),
+        neg[1]: ("real regression", f"note on {neg[1]}"),
+    }
     c = run_app()  # a third session, on the Overview
     text = " ".join(m.value for m in c.markdown).replace("\\", "")  # the page escapes Markdown
     assert f"of {len(neg)} negative flips: 2 reviewed: 1 real regression, 1 label wrong" in text, text
@@ -160,17 +171,46 @@ def test_cli_json_summary_and_html_carry_label_issues_and_verdicts(tmp_path):
         logits = rng.normal(size=(n, 3)) + 3 * np.eye(3)[y]
         logits[8] = [6.0, 0.0, 0.0]  # s008 is labelled cat; both models are sure it is an ant
         p = tmp_path / f"{side}.parquet"
-        pd.DataFrame({"id": [f"s{i:03d}" for i in range(n)], "label": [classes[k] for k in y],
-                      "pred": [classes[k] for k in logits.argmax(1)], "logits": list(logits)}).to_parquet(p)
+        pd.DataFrame(
+            {
+                "id": [f"s{i:03d}" for i in range(n)],
+                "label": [classes[k] for k in y],
+                "pred": [classes[k] for k in logits.argmax(1)],
+                "logits": list(logits),
+            }
+        ).to_parquet(p)
         paths.append(p)
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path / "cache"))
 
     def cli():
-        subprocess.run([sys.executable, "-m", "graceful_core", "compare", *map(str, paths), "--json",
-                        str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300, check=True)
-        out = subprocess.run([sys.executable, "-m", "graceful_core", "compare", *map(str, paths)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300, check=True).stdout
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "graceful_core",
+                "compare",
+                *map(str, paths),
+                "--json",
+                str(tmp_path / "r.json"),
+                "--html",
+                str(tmp_path / "r.html"),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "graceful_core", "compare", *map(str, paths)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
         return json.loads((tmp_path / "r.json").read_text()), (tmp_path / "r.html").read_text(), out
 
     rep, html, out = cli()

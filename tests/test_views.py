@@ -23,21 +23,26 @@ from graceful_core.types import Predictions
 
 
 def _table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": ["a", "b", "c", "d", "e", "f"],
-        "label": ["cat", "dog", "cat", "dog", "cat", "bird"],
-        "old_pred": ["cat", "dog", "dog", "cat", "cat", "bird"],
-        "new_pred": ["dog", "dog", "cat", "cat", "bird", "bird"],
-        "flip": ["negative flip", "both correct", "positive flip", "both wrong", "negative flip", "both correct"],
-        "confidence_drop": [0.5, np.nan, -0.2, 0.1, 0.5, 0.0],
-    })
+    return pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "label": ["cat", "dog", "cat", "dog", "cat", "bird"],
+            "old_pred": ["cat", "dog", "dog", "cat", "cat", "bird"],
+            "new_pred": ["dog", "dog", "cat", "cat", "bird", "bird"],
+            "flip": ["negative flip", "both correct", "positive flip", "both wrong", "negative flip", "both correct"],
+            "confidence_drop": [0.5, np.nan, -0.2, 0.1, 0.5, 0.0],
+        }
+    )
 
 
 def test_filter_by_class_and_flip_type():
     df = _table()
     assert filter_samples(df, classes=["cat"])["id"].tolist() == ["a", "c", "e"]
     assert filter_samples(df, flip_types=["negative flip"])["id"].tolist() == ["a", "e"]
-    assert filter_samples(df, classes=["cat", "bird"], flip_types=["both correct", "positive flip"])["id"].tolist() == ["c", "f"]
+    assert filter_samples(df, classes=["cat", "bird"], flip_types=["both correct", "positive flip"])["id"].tolist() == [
+        "c",
+        "f",
+    ]
     assert filter_samples(df, classes=[], flip_types=None)["id"].tolist() == list("abcdef")
 
 
@@ -97,12 +102,19 @@ def test_top_k_orders_by_probability_and_breaks_ties_by_class_index():
 
 def test_probabilities_for_realigns_rows_and_columns():
     logits = np.array([[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]], dtype=np.float32)
-    preds = Predictions(ids=np.array(["x", "y"], dtype=object), pred=np.array([2, 0]), classes=["c0", "c1", "c2"],
-                        scores=logits, score_kind="logits")
+    preds = Predictions(
+        ids=np.array(["x", "y"], dtype=object),
+        pred=np.array([2, 0]),
+        classes=["c0", "c1", "c2"],
+        scores=logits,
+        score_kind="logits",
+    )
     got = probabilities_for(preds, ["y", "x"], ["c2", "c0", "c1"])
     # hand softmax, rows y then x, columns c2, c0, c1
-    ex = [[math.exp(0) / (math.exp(3) + 2), math.exp(3) / (math.exp(3) + 2), math.exp(0) / (math.exp(3) + 2)],
-          [math.exp(2) / (1 + math.e + math.exp(2)), 1 / (1 + math.e + math.exp(2)), math.e / (1 + math.e + math.exp(2))]]
+    ex = [
+        [math.exp(0) / (math.exp(3) + 2), math.exp(3) / (math.exp(3) + 2), math.exp(0) / (math.exp(3) + 2)],
+        [math.exp(2) / (1 + math.e + math.exp(2)), 1 / (1 + math.e + math.exp(2)), math.e / (1 + math.e + math.exp(2))],
+    ]
     np.testing.assert_allclose(got, ex, rtol=1e-6)
     no_scores = Predictions(ids=preds.ids, pred=preds.pred, classes=preds.classes)
     assert probabilities_for(no_scores, ["x"], preds.classes) is None
@@ -153,10 +165,7 @@ def test_nearest_neighbours_edge_cases():
 def test_busiest_classes_by_off_diagonal_traffic():
     from graceful_core.explore.selection import busiest_classes
 
-    m = np.array([[9, 1, 0, 0],
-                  [0, 9, 0, 0],
-                  [3, 0, 9, 2],
-                  [0, 0, 0, 9]])
+    m = np.array([[9, 1, 0, 0], [0, 9, 0, 0], [3, 0, 9, 2], [0, 0, 0, 9]])
     # activity: c0 = 1 + 3 = 4, c1 = 0 + 1 = 1, c2 = 5 + 0 = 5, c3 = 0 + 2 = 2
     assert busiest_classes(m, 2).tolist() == [0, 2]
     assert busiest_classes(m, 3).tolist() == [0, 2, 3]
@@ -172,8 +181,13 @@ def test_default_sample_is_the_most_confident_negative_flip():
 
     from graceful_core.explore.selection import default_sample
 
-    s = pd.DataFrame({"id": ["a", "b", "c", "d"], "flip": ["both right", "negative flip", "negative flip", "positive flip"],
-                      "confidence_drop": [0.9, 0.2, 0.7, np.nan]})
+    s = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "flip": ["both right", "negative flip", "negative flip", "positive flip"],
+            "confidence_drop": [0.9, 0.2, 0.7, np.nan],
+        }
+    )
     assert default_sample(s) == "c"
     no_flips = s.assign(flip="both right")
     assert default_sample(no_flips) == "a"  # the largest drop, NaN last

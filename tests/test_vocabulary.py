@@ -18,8 +18,13 @@ VOCABULARY = ROOT / "graceful_core" / "vocabulary.py"
 
 def _sources() -> dict[Path, str]:
     """Every file of the faces and the core: Python, templates."""
-    files = [*ROOT.glob("graceful_core/**/*.py"), *ROOT.glob("graceful_ui/**/*.py"), *ROOT.glob("app_pages/*.py"),
-             ROOT / "app.py", *ROOT.glob("graceful_core/report/templates/*")]
+    files = [
+        *ROOT.glob("graceful_core/**/*.py"),
+        *ROOT.glob("graceful_ui/**/*.py"),
+        *ROOT.glob("app_pages/*.py"),
+        ROOT / "app.py",
+        *ROOT.glob("graceful_core/report/templates/*"),
+    ]
     return {p: p.read_text(encoding="utf-8") for p in files if p.is_file()}
 
 
@@ -32,20 +37,23 @@ def test_each_metric_help_text_and_long_label_is_written_once():
     for m in v.METRICS.values():
         # a 30-character piece as written in vocabulary.py (texts are split over literals and f-strings)
         own = sources[VOCABULARY]
-        piece = next(m.help[i:i + 30] for i in range(0, max(1, len(m.help) - 29)) if m.help[i:i + 30] in own)
+        piece = next(m.help[i : i + 30] for i in range(0, max(1, len(m.help) - 29)) if m.help[i : i + 30] in own)
         assert _where(piece, sources) == ["graceful_core/vocabulary.py"], (m.key, piece)
         if len(m.label) >= 10:  # short labels ("top-1", "mAP") are also ordinary words elsewhere
             assert _where(f'"{m.label}"', sources) == ["graceful_core/vocabulary.py"], m.label
 
 
-@pytest.mark.parametrize("pattern, what", [
-    (r'"\.pq"', "the Parquet suffixes"),
-    (r'"\.onnx"\)', "the model suffixes"),
-    (r'=\s*\(\s*"plain",\s*"distill"', "the training methods"),
-    (r"Callable\[\[str, int, int\], None\]", "the progress-callback type"),
-    (r"EXIT_\w+\s*=\s*\d", "the exit codes"),
-    (r'"negative flip", "positive flip", "both correct"', "the flip types"),
-])
+@pytest.mark.parametrize(
+    "pattern, what",
+    [
+        (r'"\.pq"', "the Parquet suffixes"),
+        (r'"\.onnx"\)', "the model suffixes"),
+        (r'=\s*\(\s*"plain",\s*"distill"', "the training methods"),
+        (r"Callable\[\[str, int, int\], None\]", "the progress-callback type"),
+        (r"EXIT_\w+\s*=\s*\d", "the exit codes"),
+        (r'"negative flip", "positive flip", "both correct"', "the flip types"),
+    ],
+)
 def test_each_shared_constant_is_defined_once(pattern, what):
     hits = [str(p.relative_to(ROOT)) for p, s in _sources().items() if re.search(pattern, s)]
     assert hits == ["graceful_core/vocabulary.py"], (what, hits)
@@ -57,8 +65,15 @@ def test_every_card_is_a_summary_number_and_a_report_key():
         assert key in fields and v.METRICS[key].caption is not None, key
 
 
-@pytest.mark.parametrize("x, pct, rat", [(0.1234, "12.34 %", "0.123"), (0.0, "0.00 %", "0.000"),
-                                         (0.00012345, "0.01 %", "0.000123"), (1.0, "100.00 %", "1.000")])
+@pytest.mark.parametrize(
+    "x, pct, rat",
+    [
+        (0.1234, "12.34 %", "0.123"),
+        (0.0, "0.00 %", "0.000"),
+        (0.00012345, "0.01 %", "0.000123"),
+        (1.0, "100.00 %", "1.000"),
+    ],
+)
 def test_formats_by_hand(x, pct, rat):
     assert v.percent(x) == pct and v.ratio(x) == rat
     assert v.METRICS["negative_flip_rate"].format(x) == pct
@@ -93,12 +108,21 @@ def test_docs_name_every_key_of_the_json_report():
     y = rng.integers(0, 3, n)
     emb = rng.normal(size=(n, 4)).astype(np.float32)
     logits = rng.normal(size=(n, 3)).astype(np.float32)
-    old = Predictions(ids=ids, pred=logits.argmax(1), classes=list("abc"), labels=y, scores=logits,
-                      score_kind="logits", embedding=emb, extra={"slices": np.array(["p", "q"] * (n // 2))})
+    old = Predictions(
+        ids=ids,
+        pred=logits.argmax(1),
+        classes=list("abc"),
+        labels=y,
+        scores=logits,
+        score_kind="logits",
+        embedding=emb,
+        extra={"slices": np.array(["p", "q"] * (n // 2))},
+    )
     new = Predictions(ids=ids, pred=y, classes=list("abc"), embedding=emb[::-1].copy())
     comp = compare_predictions(old, new, old_head=lambda e: e[:, :3])
-    comp = dataclasses.replace(comp, churn_floor=churn_floor(y, old.pred, new.pred, y[::-1], reference_name="o2"),
-                               regression_slices=())
+    comp = dataclasses.replace(
+        comp, churn_floor=churn_floor(y, old.pred, new.pred, y[::-1], reference_name="o2"), regression_slices=()
+    )
     rep = comp.to_report()
     docs = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
     keys = set(rep) | set(rep["old"]) | set(rep["compatibility"]) | set(rep["per_class"][0]) | set(rep["per_slice"][0])

@@ -111,9 +111,11 @@ def test_ties_go_to_the_lowest_class():
 def test_recommendation_is_brute_force_cross_fitting(fashion, fashion_report):
     ids, y, po, pn = fashion
     o, n = po.argmax(axis=1), pn.argmax(axis=1)
-    settings = ([("mixing", {"w_new": w}, ((1 - w) * po + w * pn).argmax(axis=1)) for w in wi.MIXING_WEIGHTS]
-                + [("gating", {"t": t, "s": s}, np.where((po.max(1) >= t) & (pn.max(1) <= s), o, n))
-                   for t in wi.GATING_OLD_THRESHOLDS for s in wi.GATING_NEW_THRESHOLDS])
+    settings = [("mixing", {"w_new": w}, ((1 - w) * po + w * pn).argmax(axis=1)) for w in wi.MIXING_WEIGHTS] + [
+        ("gating", {"t": t, "s": s}, np.where((po.max(1) >= t) & (pn.max(1) <= s), o, n))
+        for t in wi.GATING_OLD_THRESHOLDS
+        for s in wi.GATING_NEW_THRESHOLDS
+    ]
     folds = wi.id_folds(ids)
     assert 0.4 < folds.mean() < 0.6
     rec = fashion_report.to_json()["recommended"]
@@ -122,8 +124,10 @@ def test_recommendation_is_brute_force_cross_fitting(fashion, fashion_report):
     for way, (choose, report) in zip(rec["folds"], ((0, 1), (1, 0))):
         c, r = folds == choose, folds == report
         bound = (n[c] != y[c]).mean() + 0.001
-        best = min((s for s in settings if (s[2][c] != y[c]).mean() <= bound + 1e-12),
-                   key=lambda s: (_counts(y[c], o[c], s[2][c])[0], (s[2][c] != y[c]).mean()))
+        best = min(
+            (s for s in settings if (s[2][c] != y[c]).mean() <= bound + 1e-12),
+            key=lambda s: (_counts(y[c], o[c], s[2][c])[0], (s[2][c] != y[c]).mean()),
+        )
         assert way["method"] == best[0] and all(way[k] == v for k, v in best[1].items())
         held = _counts(y[r], o[r], best[2][r])
         assert (way["held_out"]["negative_flips"], way["held_out"]["positive_flips"]) == held[:2]
@@ -135,9 +139,11 @@ def test_recommendation_is_brute_force_cross_fitting(fashion, fashion_report):
 
 
 def test_the_rule_picks_the_lowest_nfr_within_the_error_allowance():
-    pts = [wi.WhatIfPoint("mixing", {"w_new": 1.0}, 100, 10, 5, 20),
-           wi.WhatIfPoint("mixing", {"w_new": 0.5}, 100, 4, 5, 21),   # 1 point worse: outside 0.1 points
-           wi.WhatIfPoint("gating", {"t": 0.9, "s": 0.9}, 100, 7, 5, 20)]
+    pts = [
+        wi.WhatIfPoint("mixing", {"w_new": 1.0}, 100, 10, 5, 20),
+        wi.WhatIfPoint("mixing", {"w_new": 0.5}, 100, 4, 5, 21),  # 1 point worse: outside 0.1 points
+        wi.WhatIfPoint("gating", {"t": 0.9, "s": 0.9}, 100, 7, 5, 20),
+    ]
     assert wi.choose_point(pts, 0.20, 0.001) == 2
     assert wi.choose_point(pts, 0.20, 0.01) == 1  # allow 1 point: the mix qualifies (at the bound exactly)
 
@@ -176,7 +182,7 @@ def _subset(tmp_path: Path, per_class: int = 20, skip: int = 0, name: str = "sub
     out = tmp_path / name
     for d in sorted(p for p in (FASHION / "test").iterdir() if p.is_dir()):
         (out / d.name).mkdir(parents=True)
-        for f in sorted(d.glob("*.png"))[skip:skip + per_class]:
+        for f in sorted(d.glob("*.png"))[skip : skip + per_class]:
             shutil.copy(f, out / d.name / f.name)
     shutil.copy(FASHION / "test" / "classes.json", out / "classes.json")
     return out
@@ -292,8 +298,7 @@ def test_old_to_new_ft_interpolation_on_the_sample(tmp_path):
     from graceful_core.remedies.build import mitigate_sources
 
     folder = _subset(tmp_path, 10)
-    result = mitigate_sources(FASHION / "models" / "old.pt", FASHION / "models" / "new-ft.pt", folder,
-                              use_cache=False)
+    result = mitigate_sources(FASHION / "models" / "old.pt", FASHION / "models" / "new-ft.pt", folder, use_cache=False)
     rows = result.to_json()["interpolation"]
     assert rows is not None, result.report.interpolation_reason
     old, new = load_model(FASHION / "models" / "old.pt"), load_model(FASHION / "models" / "new-ft.pt")
@@ -307,8 +312,7 @@ def test_old_to_new_ft_interpolation_on_the_sample(tmp_path):
         old_pred = module(x).argmax(1).numpy()
         for r in rows[1::3]:
             a = r["alpha"]
-            module.load_state_dict({k: (1 - a) * so[k] + a * sn[k] if so[k].is_floating_point() else so[k]
-                                    for k in so})
+            module.load_state_dict({k: (1 - a) * so[k] + a * sn[k] if so[k].is_floating_point() else so[k] for k in so})
             pred = module(x).argmax(1).numpy()
             assert (r["negative_flips"], r["positive_flips"]) == _counts(y, old_pred, pred)[:2], a
 
@@ -318,9 +322,20 @@ def test_python_api_and_cli_agree(tmp_path):
     from graceful_core.cli.commands import main
 
     out = tmp_path / "w.json"
-    assert main([
-        "mitigate", str(TABLES / "old.parquet"), str(TABLES / "new.parquet"), "--json", str(out),
-        "--max-error-increase", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "mitigate",
+                str(TABLES / "old.parquet"),
+                str(TABLES / "new.parquet"),
+                "--json",
+                str(out),
+                "--max-error-increase",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     cli = json.loads(out.read_text())
     api = graceful_core.mitigate(TABLES / "old.parquet", TABLES / "new.parquet", max_error_increase=0.005).to_json()
     assert cli == api and cli["recommended"]["max_error_increase"] == 0.005
@@ -345,8 +360,17 @@ def test_compare_report_carries_mixing_and_gating(fashion_report):
 def test_cli_export_refuses_tables_without_writing(tmp_path, capsys):
     from graceful_core.cli.commands import main
 
-    code = main(["mitigate", str(TABLES / "old.parquet"), str(TABLES / "new.parquet"),
-                 "--json", str(tmp_path / "w.json"), "--export", str(tmp_path / "t.pt2")])
+    code = main(
+        [
+            "mitigate",
+            str(TABLES / "old.parquet"),
+            str(TABLES / "new.parquet"),
+            "--json",
+            str(tmp_path / "w.json"),
+            "--export",
+            str(tmp_path / "t.pt2"),
+        ]
+    )
     assert code == 2 and "needs model files" in capsys.readouterr().err
     assert not (tmp_path / "w.json").exists() and not (tmp_path / "t.pt2").exists()
 
@@ -380,8 +404,14 @@ def test_validation_data_chooses_and_the_evaluation_set_reports(tmp_path, fashio
     ids, y, po, pn = fashion
     evaluation = _subset(tmp_path, 30, name="evaluation")
     validation = _subset(tmp_path, 30, skip=30, name="validation")
-    r = mitigate_sources(FASHION / "models" / "old.pt", FASHION / "models" / "new.pt", evaluation,
-                         validation=validation, interpolation=False, use_cache=False).to_json()
+    r = mitigate_sources(
+        FASHION / "models" / "old.pt",
+        FASHION / "models" / "new.pt",
+        evaluation,
+        validation=validation,
+        interpolation=False,
+        use_cache=False,
+    ).to_json()
     rec = r["recommended"]
     assert rec["chosen_on"] == "validation" and "folds" not in rec
     rows = {i: k for k, i in enumerate(ids)}  # the validation images' probabilities, from the tables
@@ -394,9 +424,11 @@ def test_validation_data_chooses_and_the_evaluation_set_reports(tmp_path, fashio
     def settings(ix):
         a, b = po[ix], pn[ix]
         o, n = a.argmax(1), b.argmax(1)
-        return ([("mixing", {"w_new": w}, ((1 - w) * a + w * b).argmax(1)) for w in wi.MIXING_WEIGHTS]
-                + [("gating", {"t": t, "s": s}, np.where((a.max(1) >= t) & (b.max(1) <= s), o, n))
-                   for t in wi.GATING_OLD_THRESHOLDS for s in wi.GATING_NEW_THRESHOLDS])
+        return [("mixing", {"w_new": w}, ((1 - w) * a + w * b).argmax(1)) for w in wi.MIXING_WEIGHTS] + [
+            ("gating", {"t": t, "s": s}, np.where((a.max(1) >= t) & (b.max(1) <= s), o, n))
+            for t in wi.GATING_OLD_THRESHOLDS
+            for s in wi.GATING_NEW_THRESHOLDS
+        ]
 
     bound = (pn[v].argmax(1) != y[v]).mean() + 0.001 + 1e-12
     ok = [(k, m) for k, m in enumerate(settings(v)) if (m[2] != y[v]).mean() <= bound]

@@ -48,21 +48,30 @@ def _add_run_options(parser: argparse.ArgumentParser, batch_size: bool = True) -
     """``--device`` (and ``--batch-size``): where and in what batches models run."""
     from graceful_core.models.devices import DEVICES
 
-    parser.add_argument("--device", default="auto", metavar="|".join(DEVICES),
-                        help="where models run: auto (CUDA when available, else CPU; ONNX on onnxruntime's CUDA "
-                             "provider when present), cpu, or cuda (exit 2 where there is none). Default: auto")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="|".join(DEVICES),
+        help="where models run: auto (CUDA when available, else CPU; ONNX on onnxruntime's CUDA "
+        "provider when present), cpu, or cuda (exit 2 where there is none). Default: auto",
+    )
     if batch_size:
-        parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
-                            help="images per forward pass (default: 256)")
+        parser.add_argument(
+            "--batch-size", type=_positive_int, default=256, metavar="N", help="images per forward pass (default: 256)"
+        )
 
 
 def _add_stream_option(parser: argparse.ArgumentParser, more: str) -> None:
     """``--stream auto|always|never``: compare predictions tables streamed (memory independent of their rows)."""
-    parser.add_argument("--stream", choices=STREAM_CHOICES, default=STREAM_CHOICES[0],
-                        help=f"compare predictions tables streamed, in memory that does not grow with their rows "
-                             f"(no per-sample data, no embedding cross-test): auto when a table has more than "
-                             f"{STREAM_MIN_ROWS:,} rows (${STREAM_ROWS_ENV} to change), always, or never; {more}. "
-                             f"Default: auto")
+    parser.add_argument(
+        "--stream",
+        choices=STREAM_CHOICES,
+        default=STREAM_CHOICES[0],
+        help=f"compare predictions tables streamed, in memory that does not grow with their rows "
+        f"(no per-sample data, no embedding cross-test): auto when a table has more than "
+        f"{STREAM_MIN_ROWS:,} rows (${STREAM_ROWS_ENV} to change), always, or never; {more}. "
+        f"Default: auto",
+    )
 
 
 #: ``--stream`` choice -> the ``stream`` argument of the core.
@@ -108,30 +117,54 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     c.add_argument("old", metavar="OLD", help="deployed model file or predictions table")
     c.add_argument("new", metavar="NEW", help="proposed model file or predictions table")
-    c.add_argument("--data", metavar="DATA", help="dataset: class-per-subfolder folder, .zip of one, or CSV/Parquet manifest")
-    c.add_argument("--reference", metavar="OLD2",
-                   help="a retrain of the old model (its architecture and data, another seed; model file or table, "
-                        "as OLD): the report adds the churn floor, the NFR of OLD2 against OLD, and whether NEW "
-                        "breaks significantly more images than that retrain (docs/metrics.md, section Churn floor)")
+    c.add_argument(
+        "--data", metavar="DATA", help="dataset: class-per-subfolder folder, .zip of one, or CSV/Parquet manifest"
+    )
+    c.add_argument(
+        "--reference",
+        metavar="OLD2",
+        help="a retrain of the old model (its architecture and data, another seed; model file or table, "
+        "as OLD): the report adds the churn floor, the NFR of OLD2 against OLD, and whether NEW "
+        "breaks significantly more images than that retrain (docs/metrics.md, section Churn floor)",
+    )
     c.add_argument("--json", metavar="FILE", help="write the full report as JSON (keys: docs/metrics.md)")
     c.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     c.add_argument("--max-nfr", type=_rate, metavar="X", help="gate: fail (exit 1) if the negative flip rate exceeds X")
-    c.add_argument("--min-btc", type=_rate, metavar="X", help="gate: fail (exit 1) if backward trust compatibility is below X")
-    c.add_argument("--max-slice-nfr", type=_rate, metavar="X",
-                   help=f"gate: fail (exit 1) if a regression slice with adjusted p < {ALPHA:g} (a metadata value or a "
-                        "cluster of the old embeddings: docs/metrics.md) has a negative flip rate above X")
-    c.add_argument("--max-churn", type=_rate, metavar="X",
-                   help="gate: fail (exit 1) if the prediction churn (share of images whose predicted class changes; "
-                        "needs no labels) exceeds X")
-    c.add_argument("--allow-missing", action="store_true",
-                   help="compare the ids both sides share when some rows have no match (otherwise an error, exit 2); "
-                        "the summary's first line and every gate then say they ran on a subset")
-    c.add_argument("--format", choices=("text", "github"), default="text", dest="output_format",
-                   help="text (default), or github: also one ::error:: annotation per failed gate and per "
-                        "significant slice over its gate (GitHub Actions)")
+    c.add_argument(
+        "--min-btc", type=_rate, metavar="X", help="gate: fail (exit 1) if backward trust compatibility is below X"
+    )
+    c.add_argument(
+        "--max-slice-nfr",
+        type=_rate,
+        metavar="X",
+        help=f"gate: fail (exit 1) if a regression slice with adjusted p < {ALPHA:g} (a metadata value or a "
+        "cluster of the old embeddings: docs/metrics.md) has a negative flip rate above X",
+    )
+    c.add_argument(
+        "--max-churn",
+        type=_rate,
+        metavar="X",
+        help="gate: fail (exit 1) if the prediction churn (share of images whose predicted class changes; "
+        "needs no labels) exceeds X",
+    )
+    c.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="compare the ids both sides share when some rows have no match (otherwise an error, exit 2); "
+        "the summary's first line and every gate then say they ran on a subset",
+    )
+    c.add_argument(
+        "--format",
+        choices=("text", "github"),
+        default="text",
+        dest="output_format",
+        help="text (default), or github: also one ::error:: annotation per failed gate and per "
+        "significant slice over its gate (GitHub Actions)",
+    )
     c.add_argument("--junit", metavar="FILE", help="write a JUnit XML report: one test case per gate")
-    c.add_argument("--quiet", action="store_true",
-                   help="no progress and no summary: only failed gates, annotations and errors")
+    c.add_argument(
+        "--quiet", action="store_true", help="no progress and no summary: only failed gates, annotations and errors"
+    )
     c.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
     _add_stream_option(c, "with --json, every flipped sample goes to <json stem>.flips.parquet next to the report")
     _add_run_options(c)
@@ -144,12 +177,20 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     pr.add_argument("model", metavar="MODEL", help="model file (torch.export .pt2, TorchScript .pt or ONNX)")
     pr.add_argument("--data", required=True, metavar="DATA", help="dataset")
-    pr.add_argument("--out", required=True, metavar="TABLE",
-                    help=f"output table ({', '.join(TABLE_SUFFIXES)}; with --engine ray: a new folder for Parquet shards)")
+    pr.add_argument(
+        "--out",
+        required=True,
+        metavar="TABLE",
+        help=f"output table ({', '.join(TABLE_SUFFIXES)}; with --engine ray: a new folder for Parquet shards)",
+    )
     pr.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
-    pr.add_argument("--engine", choices=["local", "ray"], default="local",
-                    help="local: this process (default); ray: Ray Data actors on the cluster at $RAY_ADDRESS, "
-                         "else on a Ray started on this machine")
+    pr.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: Ray Data actors on the cluster at $RAY_ADDRESS, "
+        "else on a Ray started on this machine",
+    )
     pr.add_argument("--workers", type=int, metavar="N", help="--engine ray: actors (default: CPUs - 1, or GPUs)")
     _add_run_options(pr)
 
@@ -173,26 +214,59 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--arch", default="large-cnn", help="architecture of the new model (default: large-cnn)")
     t.add_argument("--lambda", dest="lam", type=float, default=1.0, metavar="X", help="weight of the extra loss")
     t.add_argument("--alpha", type=float, default=1.0, metavar="A", help="focal distillation: base weight")
-    t.add_argument("--beta", type=float, default=5.0, metavar="B", help="focal distillation: extra weight where old is right")
-    t.add_argument("--temperature", type=float, default=1.0, metavar="T",
-                   help="focal distillation: KL at temperature T times T² (default 1; the PCT reference code uses 100)")
-    t.add_argument("--margin", type=float, default=0.5, metavar="M",
-                   help="ldi / elodi: logit differences up to M are free (default 0.5, as ELODI's reference code)")
-    t.add_argument("--p", dest="power", type=float, default=2.0, metavar="P",
-                   help="ldi / elodi: power of the excess difference (default 2)")
-    t.add_argument("--reference-models", nargs="+", metavar="MODEL",
-                   help="elodi: k >= 3 reference models (TorchScript, other seeds); without it, --references plain "
-                        "models of --arch are trained first (seeds S+1..S+k, cached)")
-    t.add_argument("--references", type=int, default=3, metavar="K",
-                   help="elodi: how many reference models to train when --reference-models is not given (default 3)")
-    t.add_argument("--init-from", metavar="MODEL",
-                   help="start from this TorchScript model's weights (same --arch) instead of a random initialisation")
+    t.add_argument(
+        "--beta", type=float, default=5.0, metavar="B", help="focal distillation: extra weight where old is right"
+    )
+    t.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="focal distillation: KL at temperature T times T² (default 1; the PCT reference code uses 100)",
+    )
+    t.add_argument(
+        "--margin",
+        type=float,
+        default=0.5,
+        metavar="M",
+        help="ldi / elodi: logit differences up to M are free (default 0.5, as ELODI's reference code)",
+    )
+    t.add_argument(
+        "--p",
+        dest="power",
+        type=float,
+        default=2.0,
+        metavar="P",
+        help="ldi / elodi: power of the excess difference (default 2)",
+    )
+    t.add_argument(
+        "--reference-models",
+        nargs="+",
+        metavar="MODEL",
+        help="elodi: k >= 3 reference models (TorchScript, other seeds); without it, --references plain "
+        "models of --arch are trained first (seeds S+1..S+k, cached)",
+    )
+    t.add_argument(
+        "--references",
+        type=int,
+        default=3,
+        metavar="K",
+        help="elodi: how many reference models to train when --reference-models is not given (default 3)",
+    )
+    t.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from this TorchScript model's weights (same --arch) instead of a random initialisation",
+    )
     t.add_argument("--epochs", type=int, default=None, metavar="E", help="training epochs (default: the trainer's)")
     t.add_argument("--seed", type=int, default=0, metavar="S")
     t.add_argument("--out", required=True, metavar="NEW.pt", help="output TorchScript model file")
-    t.add_argument("--monitor", metavar="DATA",
-                   help="after every epoch, print the new model's error rate and NFR against OLD on DATA "
-                        "(a validation set: never choose settings on the test split)")
+    t.add_argument(
+        "--monitor",
+        metavar="DATA",
+        help="after every epoch, print the new model's error rate and NFR against OLD on DATA "
+        "(a validation set: never choose settings on the test split)",
+    )
     _add_run_options(t, batch_size=False)
 
 
@@ -211,26 +285,37 @@ def _add_mitigate_parser(sub) -> None:
         "mitigate",
         help="what mixing, gating and weight interpolation of OLD and NEW would change, and which to deploy",
         description="Score the remedies that need no training (mixing the two models' class probabilities, "
-                    "gating on their confidences, interpolating the weights of two models of one architecture) "
-                    "on DATA, recommend one (chosen on --validation, else by 2-fold cross-fitting on DATA: the "
-                    "reported numbers are never the ones it was chosen on), and optionally write it as one "
-                    "model file. JSON keys: docs/metrics.md, section What-if remedies.",
+        "gating on their confidences, interpolating the weights of two models of one architecture) "
+        "on DATA, recommend one (chosen on --validation, else by 2-fold cross-fitting on DATA: the "
+        "reported numbers are never the ones it was chosen on), and optionally write it as one "
+        "model file. JSON keys: docs/metrics.md, section What-if remedies.",
         epilog="Example: %(prog)s sample_data/fashion/models/old.pt sample_data/fashion/models/new.pt "
-               "--data sample_data/fashion/test --json whatif.json --export transition.pt2",
+        "--data sample_data/fashion/test --json whatif.json --export transition.pt2",
     )
     m.add_argument("old", metavar="OLD", help="deployed model file or predictions table with class scores")
     m.add_argument("new", metavar="NEW", help="proposed model file or predictions table with class scores")
     m.add_argument("--data", metavar="DATA", help="the evaluation dataset (needed for model files)")
-    m.add_argument("--validation", metavar="DATA",
-                   help="a labelled dataset to choose the recommended point on (model files only); "
-                        "default: 2-fold cross-fitting on --data, split by a hash of the sample id")
-    m.add_argument("--max-error-increase", type=_points, default=0.1, metavar="X",
-                   help="the recommendation: lowest NFR whose error is at most the new model's + X percentage "
-                        "points on the choosing data (default: 0.1)")
+    m.add_argument(
+        "--validation",
+        metavar="DATA",
+        help="a labelled dataset to choose the recommended point on (model files only); "
+        "default: 2-fold cross-fitting on --data, split by a hash of the sample id",
+    )
+    m.add_argument(
+        "--max-error-increase",
+        type=_points,
+        default=0.1,
+        metavar="X",
+        help="the recommendation: lowest NFR whose error is at most the new model's + X percentage "
+        "points on the choosing data (default: 0.1)",
+    )
     m.add_argument("--json", metavar="OUT", help="write every point and the recommendation as JSON")
-    m.add_argument("--export", metavar="FILE",
-                   help="write the recommended remedy as one model file (.pt2 or .onnx; needs model files): "
-                        "graceful predict on it gives the recommended point's predictions")
+    m.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write the recommended remedy as one model file (.pt2 or .onnx; needs model files): "
+        "graceful predict on it gives the recommended point's predictions",
+    )
     m.add_argument("--no-cache", action="store_true", help="do not read or write the inference cache")
     _add_run_options(m)
 
@@ -255,9 +340,9 @@ def _add_export_parser(sub) -> None:
         "export",
         help="convert a model file to ONNX or torch.export .pt2 (embeddings and graceful.json kept)",
         description="Convert MODEL (TorchScript .pt or torch.export .pt2) to ONNX or .pt2 with the same outputs "
-                    "(logits and, when the model has one, the embedding) and the same graceful.json. "
-                    "ONNX to .pt2 is not supported; in Python, "
-                    "graceful_core.training.export.save_pt2(module, info, path) exports an nn.Module.",
+        "(logits and, when the model has one, the embedding) and the same graceful.json. "
+        "ONNX to .pt2 is not supported; in Python, "
+        "graceful_core.training.export.save_pt2(module, info, path) exports an nn.Module.",
         epilog="Example: %(prog)s sample_data/models/new.pt --to pt2 --out new.pt2",
     )
     e.add_argument("model", metavar="MODEL", help="model file (TorchScript .pt or torch.export .pt2)")
@@ -270,7 +355,7 @@ def _add_app_parser(sub) -> None:
         "app",
         help="open the dashboard (on OLD and NEW when given)",
         description="Start the dashboard (python -m graceful_ui.serve). With OLD and NEW it opens on their "
-                    "comparison (model files need --data); without, on the bundled sample.",
+        "comparison (model files need --data); without, on the bundled sample.",
         epilog="Example: %(prog)s old.pt2 new.pt2 --data test_images/ --port 8502",
     )
     a.add_argument("old", metavar="OLD", nargs="?", help="deployed model file or predictions table")
@@ -296,8 +381,9 @@ def _check_output_folders(paths) -> None:
     for path in paths:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
-            raise InputError(path, f"its folder {parent} does not exist: create it first, or give a path in an "
-                                   "existing folder")
+            raise InputError(
+                path, f"its folder {parent} does not exist: create it first, or give a path in an existing folder"
+            )
 
 
 def _write_outputs(outputs: dict[str, bytes]) -> None:
@@ -327,14 +413,26 @@ def _cmd_compare(args) -> int:
         # A streamed comparison writes every flip id to a file next to the JSON: to a temporary name first,
         # renamed into place only after the report itself is written (no output at all on failure).
         staged = stack.enter_context(atomic_output(flip_file)) if flip_file else None
-        comp = compare_sources(args.old, args.new, args.data, progress=None if args.quiet else StderrProgress(),
-                               use_cache=not args.no_cache, device=args.device, batch_size=args.batch_size,
-                               stream=streamed, flip_ids_path=staged, reference=args.reference,
-                               allow_missing=args.allow_missing)
+        comp = compare_sources(
+            args.old,
+            args.new,
+            args.data,
+            progress=None if args.quiet else StderrProgress(),
+            use_cache=not args.no_cache,
+            device=args.device,
+            batch_size=args.batch_size,
+            stream=streamed,
+            flip_ids_path=staged,
+            reference=args.reference,
+            allow_missing=args.allow_missing,
+        )
         unlabelled = isinstance(comp, UnlabelledComparison)
         if unlabelled and args.html:
-            raise InputError(args.html, "the HTML report needs true labels; without them use --json (prediction "
-                                        "churn, transition matrix, churn slices)")
+            raise InputError(
+                args.html,
+                "the HTML report needs true labels; without them use --json (prediction "
+                "churn, transition matrix, churn slices)",
+            )
         report = comp.to_report()
         from graceful_core.report import label_review
 
@@ -351,24 +449,29 @@ def _cmd_compare(args) -> int:
             from graceful_core.report.html import render_html_report
             from graceful_core.review.store import get_review
 
-            html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None,
-                                           verdicts=verdicts)
+            html_text = render_html_report(comp, review=get_review(comp.key) if comp.key else None, verdicts=verdicts)
         outputs = {}
         if args.json:
             outputs[args.json] = (json.dumps(report, indent=2, allow_nan=False) + "\n").encode()
         if html_text is not None:
             outputs[args.html] = html_text.encode("utf-8")
         if args.junit:
-            outputs[args.junit] = junit_xml(gates, properties={"old": comp.old_name, "new": comp.new_name,
-                                                               "labels": str(not unlabelled).lower()}).encode()
+            outputs[args.junit] = junit_xml(
+                gates, properties={"old": comp.old_name, "new": comp.new_name, "labels": str(not unlabelled).lower()}
+            ).encode()
         _write_outputs(outputs)
     missing = comp.missing.sentence() if comp.missing is not None and comp.missing.any else None
     if not args.quiet:
         if unlabelled:
             print(unlabelled_summary(comp))
         else:  # the label issues and the flip verdicts come before the remedy
-            print(text_summary(comp, extra_lines=label_review.label_issue_lines(comp)
-                               + [label_review.verdict_line(comp, verdicts or {}) or ""]))
+            print(
+                text_summary(
+                    comp,
+                    extra_lines=label_review.label_issue_lines(comp)
+                    + [label_review.verdict_line(comp, verdicts or {}) or ""],
+                )
+            )
         if flip_file:
             print(f"every flipped sample: {flip_file}")
     for g in gates:
@@ -405,18 +508,29 @@ def compare_gates(comp, report: dict, args) -> list:
     if args.max_nfr is not None:
         gates.append(number_gate("max-nfr", "negative_flip_rate", report.get("negative_flip_rate"), args.max_nfr, True))
     if args.min_btc is not None:
-        gates.append(number_gate("min-btc", "backward_trust_compatibility",
-                                 report.get("backward_trust_compatibility"), args.min_btc, False))
+        gates.append(
+            number_gate(
+                "min-btc",
+                "backward_trust_compatibility",
+                report.get("backward_trust_compatibility"),
+                args.min_btc,
+                False,
+            )
+        )
     if args.max_slice_nfr is not None:
         if labelled:
             name, ok, detail = _slice_gate(comp.regression_slices, args.max_slice_nfr)
             gates.append(Gate(name, ok, detail, _failing_slices(comp.regression_slices, args.max_slice_nfr)))
         else:
-            gates.append(Gate("max-slice-nfr", False, "slice NFR cannot be checked: no true labels "
-                                                      "(churn slices are in the JSON report)"))
+            gates.append(
+                Gate(
+                    "max-slice-nfr",
+                    False,
+                    "slice NFR cannot be checked: no true labels (churn slices are in the JSON report)",
+                )
+            )
     if args.max_churn is not None:
-        gates.append(number_gate("max-churn", "prediction_churn", report.get("prediction_churn"), args.max_churn,
-                                 True))
+        gates.append(number_gate("max-churn", "prediction_churn", report.get("prediction_churn"), args.max_churn, True))
     missing = getattr(comp, "missing", None)
     if missing is not None and missing.any:
         gates = [Gate(g.name, g.passed, f"{g.detail}; on a subset: {missing.sentence()}", g.items) for g in gates]
@@ -450,12 +564,24 @@ def _slice_gate(report, max_nfr: float) -> tuple[str, bool, str]:
         return "max-slice-nfr", True, "no slices to test: no metadata columns and no old embeddings"
     failing = slices_exceeding(report, max_nfr)
     if not failing:
-        return "max-slice-nfr", True, (f"no slice with adjusted p < {ALPHA:g} has NFR above {percent(max_nfr)} "
-                                       f"({len(report.slices)} slices tested)")
+        return (
+            "max-slice-nfr",
+            True,
+            (
+                f"no slice with adjusted p < {ALPHA:g} has NFR above {percent(max_nfr)} "
+                f"({len(report.slices)} slices tested)"
+            ),
+        )
     shown = "; ".join(slice_line(s) for s in failing[:MAX_GATE_SLICES])
     more = f"; and {len(failing) - MAX_GATE_SLICES} more" if len(failing) > MAX_GATE_SLICES else ""
-    return "max-slice-nfr", False, (f"{len(failing)} slice{'s' if len(failing) != 1 else ''} with adjusted p < "
-                                    f"{ALPHA:g} and NFR above {percent(max_nfr)}: {shown}{more}")
+    return (
+        "max-slice-nfr",
+        False,
+        (
+            f"{len(failing)} slice{'s' if len(failing) != 1 else ''} with adjusted p < "
+            f"{ALPHA:g} and NFR above {percent(max_nfr)}: {shown}{more}"
+        ),
+    )
 
 
 def _cmd_predict(args) -> int:
@@ -472,8 +598,9 @@ def _cmd_predict(args) -> int:
     model = load_model(args.model, device=args.device)
     dataset = load_dataset(args.data)
     name = os.path.basename(args.model)
-    preds = predict(model, dataset, progress=lambda d, t: _bar(name, d, t), use_cache=not args.no_cache,
-                    batch_size=args.batch_size)
+    preds = predict(
+        model, dataset, progress=lambda d, t: _bar(name, d, t), use_cache=not args.no_cache, batch_size=args.batch_size
+    )
     write_predictions_table(preds, args.out)
     print(f"wrote {len(preds)} predictions of {name} to {args.out}")
     return EXIT_OK
@@ -489,8 +616,10 @@ def _cmd_predict_ray(args) -> int:
     device = "cuda" if args.device == "cuda" else "cpu"
     r = predict_ray(args.model, args.data, args.out, device=device, actors=args.workers, batch_size=args.batch_size)
     where = f"Ray at {r.address}" if r.address else "a local Ray"
-    print(f"wrote {r.n_rows} predictions of {os.path.basename(args.model)} to {r.out_dir} "
-          f"({len(r.files)} Parquet shards, {r.actors} actors on {where})")
+    print(
+        f"wrote {r.n_rows} predictions of {os.path.basename(args.model)} to {r.out_dir} "
+        f"({len(r.files)} Parquet shards, {r.actors} actors on {where})"
+    )
     return EXIT_OK
 
 
@@ -512,9 +641,17 @@ def _cmd_mitigate(args) -> int:
     from graceful_core.report.remedies import whatif_text
 
     _check_outputs([p for p in (args.json, args.export) if p])
-    result = mitigate_sources(args.old, args.new, args.data, validation=args.validation,
-                              max_error_increase=args.max_error_increase / 100.0, progress=StderrProgress(),
-                              use_cache=not args.no_cache, device=args.device, batch_size=args.batch_size)
+    result = mitigate_sources(
+        args.old,
+        args.new,
+        args.data,
+        validation=args.validation,
+        max_error_increase=args.max_error_increase / 100.0,
+        progress=StderrProgress(),
+        use_cache=not args.no_cache,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
     written = result.export(args.export) if args.export else None  # before the JSON: no JSON for a failed export
     if args.json:
         _write_json(args.json, result.to_json())
@@ -531,8 +668,14 @@ def _cmd_matrix(args) -> int:
         if stage != STAGE_PAIRS:  # the stderr bar counts images; the cross-tests take seconds
             _bar(stage, done, total)
 
-    model_set = model_matrix_report(args.models, args.data, progress=progress, device=args.device,
-                                    batch_size=args.batch_size, stream=_STREAM[args.stream])
+    model_set = model_matrix_report(
+        args.models,
+        args.data,
+        progress=progress,
+        device=args.device,
+        batch_size=args.batch_size,
+        stream=_STREAM[args.stream],
+    )
     if args.json:
         _write_json(args.json, model_set.to_report())
     from graceful_core.report.lineage_text import matrix_text
@@ -594,7 +737,15 @@ def app_environment(old: str | None, new: str | None, data: str | None) -> dict[
 
 def app_command(args) -> list[str]:
     """The server command line ``graceful app`` runs (``python -m graceful_ui.serve`` with its options)."""
-    cmd = [sys.executable, "-m", "graceful_ui.serve", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "graceful_ui.serve",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     if args.port:
         cmd += ["--server.port", str(args.port)]
     if args.address:
@@ -617,8 +768,15 @@ def _cmd_app(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"compare": _cmd_compare, "predict": _cmd_predict, "train": _cmd_train, "matrix": _cmd_matrix,
-               "export": _cmd_export, "app": _cmd_app, "mitigate": _cmd_mitigate}[args.command]
+    handler = {
+        "compare": _cmd_compare,
+        "predict": _cmd_predict,
+        "train": _cmd_train,
+        "matrix": _cmd_matrix,
+        "export": _cmd_export,
+        "app": _cmd_app,
+        "mitigate": _cmd_mitigate,
+    }[args.command]
     try:
         # Every output's folder must exist before any work is done (none is created).
         _check_output_folders([p for p in (getattr(args, a, None) for a in ("out", "json", "html", "junit")) if p])
@@ -641,6 +799,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # an unforeseen failure: still one line, unless debugging
         if os.environ.get("GRACEFUL_DEBUG"):
             raise
-        print(f"error: unexpected {type(e).__name__}: {' '.join(str(e).split())[:300]} "
-              "(set GRACEFUL_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+            "(set GRACEFUL_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INPUT

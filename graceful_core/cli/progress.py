@@ -42,8 +42,12 @@ class StderrProgress:
         frac = done / total
         if self._tty:
             if total == 1:  # one step (a cross-test, a clustering): no bar to fill
-                print(f"\r{stage}: {'done' if done else 'running...'}", end="\n" if done else "", file=self.stream,
-                      flush=True)
+                print(
+                    f"\r{stage}: {'done' if done else 'running...'}",
+                    end="\n" if done else "",
+                    file=self.stream,
+                    flush=True,
+                )
                 return
             filled = int(round(frac * self.width))
             bar = "#" * filled + "-" * (self.width - filled)

@@ -15,8 +15,9 @@ def epoch_table(history: list[dict]) -> str:
     lines = ["epoch  error rate     NFR  neg. flips"]
     for h in history:
         if "nfr" in h:
-            lines.append(f"{h['epoch']:>5}  {100 * h['error_rate']:>9.2f}%  {100 * h['nfr']:>5.2f}%  "
-                         f"{h['n_negative_flips']:>10}")
+            lines.append(
+                f"{h['epoch']:>5}  {100 * h['error_rate']:>9.2f}%  {100 * h['nfr']:>5.2f}%  {h['n_negative_flips']:>10}"
+            )
     return "\n".join(lines)
 
 
@@ -25,11 +26,23 @@ def run_train(args: argparse.Namespace, progress: StageProgress | None = None) -
     if not str(args.out).lower().endswith(".pt"):
         raise InputError(args.out, "output must be a TorchScript file ending in .pt")
     params = TrainParams(
-        method=args.method, arch=args.arch, lam=args.lam, alpha=args.alpha, beta=args.beta,
-        epochs=args.epochs if args.epochs is not None else TrainParams.epochs, seed=args.seed,
-        **{k: v for k, v in (("temperature", getattr(args, "temperature", None)),
-                             ("margin", getattr(args, "margin", None)), ("p", getattr(args, "power", None)),
-                             ("n_references", getattr(args, "references", None))) if v is not None},
+        method=args.method,
+        arch=args.arch,
+        lam=args.lam,
+        alpha=args.alpha,
+        beta=args.beta,
+        epochs=args.epochs if args.epochs is not None else TrainParams.epochs,
+        seed=args.seed,
+        **{
+            k: v
+            for k, v in (
+                ("temperature", getattr(args, "temperature", None)),
+                ("margin", getattr(args, "margin", None)),
+                ("p", getattr(args, "power", None)),
+                ("n_references", getattr(args, "references", None)),
+            )
+            if v is not None
+        },
     )
     references = getattr(args, "reference_models", None)
     if references and params.method != "elodi":
@@ -39,14 +52,24 @@ def run_train(args: argparse.Namespace, progress: StageProgress | None = None) -
     except ValueError as e:
         raise InputError(None, str(e)) from None
     monitor = getattr(args, "monitor", None)
-    result = train_update(args.old, args.data, args.out, params, progress=progress, monitor=monitor,
-                          device=getattr(args, "device", "cpu"), reference_models=references,
-                          init_from=getattr(args, "init_from", None))
+    result = train_update(
+        args.old,
+        args.data,
+        args.out,
+        params,
+        progress=progress,
+        monitor=monitor,
+        device=getattr(args, "device", "cpu"),
+        reference_models=references,
+        init_from=getattr(args, "init_from", None),
+    )
     if monitor is not None:
         print(epoch_table(result.history))
     last = result.history[-1] if result.history else {}
     acc = f", final train accuracy {last['train_accuracy']:.4f}" if "train_accuracy" in last else ""
-    print(f"trained {params.method} ({params.arch}, {params.epochs} epochs, seed {params.seed}) "
-          f"in {result.seconds:.1f} s{acc}; wrote {args.out}")
+    print(
+        f"trained {params.method} ({params.arch}, {params.epochs} epochs, seed {params.seed}) "
+        f"in {result.seconds:.1f} s{acc}; wrote {args.out}"
+    )
     print(f"next: {default_prog()} compare {args.old} {args.out} --data <test data>")
     return EXIT_OK

@@ -59,16 +59,41 @@ def _cross_test_to_arrays(ct: CrossTest) -> dict[str, np.ndarray]:
     """A :class:`CrossTest` as arrays for the disk cache: its scalars as one JSON string, its arrays as they are."""
     import json
 
-    meta = {k: getattr(ct, k) for k in ("scores", "compatible", "update_gain", "retrieval_negative_flips",
-                                        "retrieval_positive_flips", "negative_flip_rate", "negative_flip_rate_ci95",
-                                        "positive_flip_rate", "positive_flip_rate_ci95", "per_class", "n_queries",
-                                        "map_queries", "map_ci95", "reason", "embedding_overlap")}
-    meta["results"] = {p: {"hit_at": {str(k): v for k, v in r.hit_at.items()}, "map": r.map,
-                           "map_queries": r.map_queries, "map_ci95": r.map_ci95, "n_queries": r.n_queries}
-                       for p, r in ct.results.items()}
-    out = {"meta": np.array(json.dumps(meta, default=_json_default)),
-           "negative_flip_indices": np.asarray(ct.negative_flip_indices),
-           "positive_flip_indices": np.asarray(ct.positive_flip_indices)}
+    meta = {
+        k: getattr(ct, k)
+        for k in (
+            "scores",
+            "compatible",
+            "update_gain",
+            "retrieval_negative_flips",
+            "retrieval_positive_flips",
+            "negative_flip_rate",
+            "negative_flip_rate_ci95",
+            "positive_flip_rate",
+            "positive_flip_rate_ci95",
+            "per_class",
+            "n_queries",
+            "map_queries",
+            "map_ci95",
+            "reason",
+            "embedding_overlap",
+        )
+    }
+    meta["results"] = {
+        p: {
+            "hit_at": {str(k): v for k, v in r.hit_at.items()},
+            "map": r.map,
+            "map_queries": r.map_queries,
+            "map_ci95": r.map_ci95,
+            "n_queries": r.n_queries,
+        }
+        for p, r in ct.results.items()
+    }
+    out = {
+        "meta": np.array(json.dumps(meta, default=_json_default)),
+        "negative_flip_indices": np.asarray(ct.negative_flip_indices),
+        "positive_flip_indices": np.asarray(ct.positive_flip_indices),
+    }
     for p, r in ct.results.items():
         for a in _RESULT_ARRAYS:
             if getattr(r, a) is not None:
@@ -84,18 +109,27 @@ def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
     results = {}
     for p, r in meta.pop("results").items():
         results[p] = RetrievalResult(
-            hit_at={int(k): v for k, v in r["hit_at"].items()}, map=r["map"], map_queries=r["map_queries"],
-            map_ci95=None if r["map_ci95"] is None else tuple(r["map_ci95"]), n_queries=r["n_queries"],
-            **{a: d.get(f"{p}.{a}") for a in _RESULT_ARRAYS})
+            hit_at={int(k): v for k, v in r["hit_at"].items()},
+            map=r["map"],
+            map_queries=r["map_queries"],
+            map_ci95=None if r["map_ci95"] is None else tuple(r["map_ci95"]),
+            n_queries=r["n_queries"],
+            **{a: d.get(f"{p}.{a}") for a in _RESULT_ARRAYS},
+        )
     for k in ("negative_flip_rate_ci95", "positive_flip_rate_ci95"):
         if meta[k] is not None:
             meta[k] = tuple(meta[k])
-    return CrossTest(**meta, negative_flip_indices=d["negative_flip_indices"],
-                     positive_flip_indices=d["positive_flip_indices"], results=results)
+    return CrossTest(
+        **meta,
+        negative_flip_indices=d["negative_flip_indices"],
+        positive_flip_indices=d["positive_flip_indices"],
+        results=results,
+    )
 
 
-def _cross_test_cached(old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str,
-                       ids: Sequence[Any] = ()) -> CrossTest:
+def _cross_test_cached(
+    old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str, ids: Sequence[Any] = ()
+) -> CrossTest:
     """:func:`~graceful_core.metrics.retrieval.cross_test`, cached on disk under the comparison's ``key``.
 
     On 10,000 images the exact mAP of the four retrieval pairs takes most of a minute; a
@@ -106,8 +140,12 @@ def _cross_test_cached(old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndar
     if not key:
         return cross_test(old_emb, new_emb, labels)
     key = row_key(key, ids)
-    got = cache.cached_arrays(CROSS_TEST_CACHE, key, lambda: _cross_test_to_arrays(cross_test(old_emb, new_emb, labels)),
-                              names=("meta", "negative_flip_indices", "positive_flip_indices"))
+    got = cache.cached_arrays(
+        CROSS_TEST_CACHE,
+        key,
+        lambda: _cross_test_to_arrays(cross_test(old_emb, new_emb, labels)),
+        names=("meta", "negative_flip_indices", "positive_flip_indices"),
+    )
     try:
         ct = _cross_test_from_arrays(got)
     except (ValueError, KeyError, TypeError):  # a foreign or damaged entry: never trust it
@@ -170,8 +208,9 @@ def old_embedding_clusters(arrays: SampleArrays, classes: Sequence[str], key: st
     def compute() -> dict[str, np.ndarray]:
         return clusters_in_embedding_order(arrays.old_embedding, arrays.labels, classes)
 
-    got = cache.cached_arrays(CLUSTERS_CACHE, row_key(key, arrays.ids), compute,
-                              names=("assignment", "central", "seed"))
+    got = cache.cached_arrays(
+        CLUSTERS_CACHE, row_key(key, arrays.ids), compute, names=("assignment", "central", "seed")
+    )
     if got["assignment"].shape != (len(arrays),):  # a foreign entry: never trust it
         got = compute()
     return describe_clusters(got["assignment"], got["central"], arrays.labels, classes, seed=int(got["seed"]))
@@ -191,6 +230,7 @@ def regression_slices(arrays: SampleArrays, classes: Sequence[str], key: str = "
     clustering = old_embedding_clusters(arrays, classes, key)
     if meta is None and clustering is None:
         return None
-    rep = find_regression_slices(arrays.negative_flip_mask, arrays.labels, classes, metadata=meta,
-                                 clustering=clustering)
+    rep = find_regression_slices(
+        arrays.negative_flip_mask, arrays.labels, classes, metadata=meta, clustering=clustering
+    )
     return rep if rep.slices else None

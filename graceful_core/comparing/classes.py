@@ -62,12 +62,18 @@ def reference_predictions(reference: Predictions, old: Predictions, ids: np.ndar
     rows = index.get_indexer(np.asarray(ids).astype(str))
     missing = np.flatnonzero(rows < 0)
     if missing.size:
-        raise InputError(src, f"the reference lacks {missing.size} of the {len(ids)} compared samples (e.g. id "
-                              f"{str(ids[missing[0]])!r}): run it on the same samples as the old and new models")
+        raise InputError(
+            src,
+            f"the reference lacks {missing.size} of the {len(ids)} compared samples (e.g. id "
+            f"{str(ids[missing[0]])!r}): run it on the same samples as the old and new models",
+        )
     if ref.labels is not None:
         bad = np.flatnonzero(np.asarray(ref.labels)[rows] != labels)
         if bad.size:
             i = bad[0]
-            raise InputError(src, f"label of id {str(ids[i])!r} is {old.classes[int(ref.labels[rows[i]])]!r} but the "
-                                  f"compared models' data say {old.classes[int(labels[i])]!r}")
+            raise InputError(
+                src,
+                f"label of id {str(ids[i])!r} is {old.classes[int(ref.labels[rows[i]])]!r} but the "
+                f"compared models' data say {old.classes[int(labels[i])]!r}",
+            )
     return np.asarray(ref.pred, dtype=np.int64)[rows]

@@ -86,18 +86,27 @@ def side_of(value: Any, role: str, name: str | None = None) -> Side:
             if arr.shape[1] < 1:
                 raise InputError(role, f"logits must be [N, K] with K >= 1, got shape {list(arr.shape)}")
             if not np.isfinite(arr).all():
-                raise InputError(role, f"logits must be finite numbers, but there is {nonfinite_where(arr)}: fix or "
-                                       "drop those samples before comparing")
+                raise InputError(
+                    role,
+                    f"logits must be finite numbers, but there is {nonfinite_where(arr)}: fix or "
+                    "drop those samples before comparing",
+                )
         elif arr.ndim == 1 and whole:
             arr = arr.astype(np.int64)
             if arr.size and arr.min() < 0:
                 raise InputError(role, "class predictions must be indices >= 0")
         else:
-            raise InputError(role, f"expected logits [N, K] or class predictions [N], got an array of shape "
-                                   f"{list(arr.shape)} and dtype {arr.dtype}")
+            raise InputError(
+                role,
+                f"expected logits [N, K] or class predictions [N], got an array of shape "
+                f"{list(arr.shape)} and dtype {arr.dtype}",
+            )
         return Side(role, "array", arr, name or role)
-    raise InputError(role, f"expected a model file or table path, a torch.nn.Module, or an array of logits or "
-                           f"predictions; got {type(value).__name__}")
+    raise InputError(
+        role,
+        f"expected a model file or table path, a torch.nn.Module, or an array of logits or "
+        f"predictions; got {type(value).__name__}",
+    )
 
 
 @dataclass(frozen=True)
@@ -158,8 +167,10 @@ def data_source(data: Any, batch_size: int = 256) -> DataSource:
         from torch.utils.data import DataLoader
 
         return DataSource("loader", loader=DataLoader(data, batch_size=batch_size, shuffle=False))
-    raise InputError("data", f"expected a dataset path, a tuple (x, labels), a torch Dataset or a DataLoader; "
-                             f"got {type(data).__name__}")
+    raise InputError(
+        "data",
+        f"expected a dataset path, a tuple (x, labels), a torch Dataset or a DataLoader; got {type(data).__name__}",
+    )
 
 
 def in_dataset_order(loader: Any) -> Any:
@@ -182,18 +193,34 @@ def in_dataset_order(loader: Any) -> Any:
     if isinstance(loader.dataset, IterableDataset):
         return loader  # no indices: positions are all there is
     sampler = loader.sampler
-    if isinstance(sampler, SequentialSampler) and isinstance(loader.batch_sampler, BatchSampler) \
-            and not loader.drop_last:
+    if (
+        isinstance(sampler, SequentialSampler)
+        and isinstance(loader.batch_sampler, BatchSampler)
+        and not loader.drop_last
+    ):
         return loader
-    if isinstance(sampler, RandomSampler | SequentialSampler) and not getattr(sampler, "replacement", False) \
-            and getattr(sampler, "_num_samples", None) in (None, len(loader.dataset)) \
-            and isinstance(loader.batch_sampler, BatchSampler):
-        return DataLoader(loader.dataset, batch_size=loader.batch_size or 1, shuffle=False,
-                          collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
-                          worker_init_fn=loader.worker_init_fn, timeout=loader.timeout)
-    raise InputError("data", f"the DataLoader's sampler ({type(sampler).__name__}) reads its dataset in an order graceful "
-                             "cannot map back to dataset indices, so flips could name the wrong samples: pass a "
-                             "DataLoader with shuffle=False (or the Dataset itself)")
+    if (
+        isinstance(sampler, RandomSampler | SequentialSampler)
+        and not getattr(sampler, "replacement", False)
+        and getattr(sampler, "_num_samples", None) in (None, len(loader.dataset))
+        and isinstance(loader.batch_sampler, BatchSampler)
+    ):
+        return DataLoader(
+            loader.dataset,
+            batch_size=loader.batch_size or 1,
+            shuffle=False,
+            collate_fn=loader.collate_fn,
+            num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory,
+            worker_init_fn=loader.worker_init_fn,
+            timeout=loader.timeout,
+        )
+    raise InputError(
+        "data",
+        f"the DataLoader's sampler ({type(sampler).__name__}) reads its dataset in an order graceful "
+        "cannot map back to dataset indices, so flips could name the wrong samples: pass a "
+        "DataLoader with shuffle=False (or the Dataset itself)",
+    )
 
 
 def _is_shuffled(loader: Any) -> bool:
@@ -206,9 +233,12 @@ def _is_shuffled(loader: Any) -> bool:
 def _module_info(module: Any, info: ModelInfo | dict | None, role: str) -> ModelInfo:
     found = info if info is not None else getattr(module, "graceful_info", None)
     if found is None:
-        raise InputError(role, "a module run on a dataset path needs its preprocessing and class names: pass "
-                               "info=ModelInfo(...) (or a dict of the graceful.json fields), or set "
-                               "module.graceful_info")
+        raise InputError(
+            role,
+            "a module run on a dataset path needs its preprocessing and class names: pass "
+            "info=ModelInfo(...) (or a dict of the graceful.json fields), or set "
+            "module.graceful_info",
+        )
     return info_from_mapping(found, role)
 
 
@@ -247,8 +277,9 @@ def _input_device(module: Any, device: str):
     return torch.device(resolve_device(device))
 
 
-def _run_in_memory(sides: Sequence[Side], src: DataSource, batch_size: int, device: str,
-                   progress: StageProgress | None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], np.ndarray]:
+def _run_in_memory(
+    sides: Sequence[Side], src: DataSource, batch_size: int, device: str, progress: StageProgress | None
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], np.ndarray]:
     """One pass over in-memory data, running every module side on each batch.
 
     Returns ``{role: (logits [N, K], embedding or None)}`` for module sides and the labels.
@@ -298,9 +329,12 @@ def _class_names(classes: Sequence[str] | None, k: int, role: str, classes_from:
     names = [str(c) for c in classes]
     if len(names) != k:
         if classes_from is not None:
-            raise InputError(role, f"gives {k} logits per sample but {classes_from} has {len(names)} classes "
-                                   f"({', '.join(names[:5])}{', …' if len(names) > 5 else ''}): the model must score "
-                                   "the same classes in the same order")
+            raise InputError(
+                role,
+                f"gives {k} logits per sample but {classes_from} has {len(names)} classes "
+                f"({', '.join(names[:5])}{', …' if len(names) > 5 else ''}): the model must score "
+                "the same classes in the same order",
+            )
         raise InputError(role, f"has {k} classes but classes= lists {len(names)} names")
     if len(set(names)) != len(names):
         raise InputError("classes", "class names must be unique")
@@ -317,14 +351,23 @@ def _label_indices(y: np.ndarray, names: list[str]) -> np.ndarray:
             raise InputError("data", f"label {bad[0]!r:.40} is not among the classes {names[:10]}")
         out = np.array([pos[str(v)] for v in y], dtype=np.int64)
     if out.size and (out.min() < 0 or out.max() >= len(names)):
-        raise InputError("data", f"labels must be class indices in [0, {len(names)}), got range "
-                                 f"[{int(out.min())}, {int(out.max())}]")
+        raise InputError(
+            "data", f"labels must be class indices in [0, {len(names)}), got range [{int(out.min())}, {int(out.max())}]"
+        )
     return out
 
 
-def _predictions(role: str, name: str, ids: np.ndarray, labels: np.ndarray, classes: list[str],
-                 logits: np.ndarray | None, pred: np.ndarray | None, emb: np.ndarray | None,
-                 extra: dict | None = None) -> Predictions:
+def _predictions(
+    role: str,
+    name: str,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    logits: np.ndarray | None,
+    pred: np.ndarray | None,
+    emb: np.ndarray | None,
+    extra: dict | None = None,
+) -> Predictions:
     n = len(ids)
     if logits is not None:
         if logits.shape[0] != n:
@@ -342,16 +385,29 @@ def _predictions(role: str, name: str, ids: np.ndarray, labels: np.ndarray, clas
     if emb is not None:
         emb = checked_embedding(emb, n, role, "embedding")
     return Predictions(
-        ids=ids, pred=np.asarray(pred, dtype=np.int64), classes=list(classes), labels=labels,
+        ids=ids,
+        pred=np.asarray(pred, dtype=np.int64),
+        classes=list(classes),
+        labels=labels,
         scores=None if logits is None else np.ascontiguousarray(logits, dtype=np.float32),
-        score_kind=None if logits is None else "logits", embedding=emb, source=role,
+        score_kind=None if logits is None else "logits",
+        embedding=emb,
+        source=role,
         extra={"model_name": name, **(extra or {})},
     )
 
 
-def predictions_of(side: Side, src: DataSource, *, classes: Sequence[str] | None = None,
-                   info: ModelInfo | dict | None = None, batch_size: int = 256, device: str = "auto",
-                   progress: StageProgress | None = None, use_cache: bool = True) -> Predictions:
+def predictions_of(
+    side: Side,
+    src: DataSource,
+    *,
+    classes: Sequence[str] | None = None,
+    info: ModelInfo | dict | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    progress: StageProgress | None = None,
+    use_cache: bool = True,
+) -> Predictions:
     """Predictions of one side on a dataset path (``src.kind == "path"``).
 
     A path runs as on the command line; a module through
@@ -363,8 +419,15 @@ def predictions_of(side: Side, src: DataSource, *, classes: Sequence[str] | None
     ds = src.dataset
     cb = (lambda d, t: progress(side.name, d, t)) if progress else None
     if side.kind == "path":
-        return predictions_for(side.value, ds, classes=list(classes) if classes else None, progress=progress,
-                               use_cache=use_cache, device=device, batch_size=batch_size)
+        return predictions_for(
+            side.value,
+            ds,
+            classes=list(classes) if classes else None,
+            progress=progress,
+            use_cache=use_cache,
+            device=device,
+            batch_size=batch_size,
+        )
     if side.kind == "module":
         model = ModuleModel(side.value, _module_info(side.value, info, side.role), device=device)
         p = predict(model, ds, batch_size=batch_size, progress=cb, use_cache=False)
@@ -375,29 +438,53 @@ def predictions_of(side: Side, src: DataSource, *, classes: Sequence[str] | None
     names = list(classes) if classes is not None else list(ds.classes)
     k = arr.shape[1] if arr.ndim == 2 else None
     if k is not None and k != len(names):
-        raise InputError(side.role, f"has {k} logits per sample but the dataset {ds.source} has {len(names)} classes "
-                                    "(pass classes= in the model's order)")
+        raise InputError(
+            side.role,
+            f"has {k} logits per sample but the dataset {ds.source} has {len(names)} classes "
+            "(pass classes= in the model's order)",
+        )
     ds = align_classes(ds, names)
     if arr.shape[0] != len(ds):
-        raise InputError(side.role, f"has {arr.shape[0]} rows but the dataset {ds.source} has {len(ds)} images "
-                                    "(rows must follow the dataset's order)")
-    return _predictions(side.role, side.name, np.asarray(ds.ids, dtype=object), np.asarray(ds.labels), names,
-                        arr if arr.ndim == 2 else None, arr if arr.ndim == 1 else None, None,
-                        {"slices": ds.slices})
+        raise InputError(
+            side.role,
+            f"has {arr.shape[0]} rows but the dataset {ds.source} has {len(ds)} images "
+            "(rows must follow the dataset's order)",
+        )
+    return _predictions(
+        side.role,
+        side.name,
+        np.asarray(ds.ids, dtype=object),
+        np.asarray(ds.labels),
+        names,
+        arr if arr.ndim == 2 else None,
+        arr if arr.ndim == 1 else None,
+        None,
+        {"slices": ds.slices},
+    )
 
 
-def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequence[str] | None, batch_size: int,
-                           device: str, progress: StageProgress | None,
-                           ids: Sequence[str] | None = None, classes_from: str | None = None) -> list[Predictions]:
+def _in_memory_predictions(
+    sides: Sequence[Side],
+    src: DataSource,
+    classes: Sequence[str] | None,
+    batch_size: int,
+    device: str,
+    progress: StageProgress | None,
+    ids: Sequence[str] | None = None,
+    classes_from: str | None = None,
+) -> list[Predictions]:
     if src.kind == "loader" and (src.reordered or _is_shuffled(src.loader)) and any(s.kind == "array" for s in sides):
-        raise InputError("data", "a shuffled DataLoader cannot be aligned with an array of predictions: "
-                                 "use shuffle=False")
+        raise InputError(
+            "data", "a shuffled DataLoader cannot be aligned with an array of predictions: use shuffle=False"
+        )
     if src.kind == "tensors" and src.x is None and any(s.kind == "module" for s in sides):
         raise InputError("data", "x is None, but a module needs inputs: give data=(x, labels) with a tensor x")
     outs, y = _run_in_memory(sides, src, batch_size, device, progress)
     n = len(y)
-    ks = [outs[s.role][0].shape[1] if s.kind == "module" else (s.value.shape[1] if s.value.ndim == 2 else None)
-          for s in sides]
+    ks = [
+        outs[s.role][0].shape[1] if s.kind == "module" else (s.value.shape[1] if s.value.ndim == 2 else None)
+        for s in sides
+    ]
     known = [k for k in ks if k is not None]
     if known and len(set(known)) > 1:
         raise InputError(sides[1].role, f"gives {known[-1]} logits per sample but {sides[0].role} gives {known[0]}")
@@ -410,12 +497,19 @@ def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequ
         k = int(y.max(initial=0)) + 1
         for s in sides:
             if s.value.size and int(s.value.max()) >= k:
-                raise InputError(s.role, f"predicts class {int(s.value.max())} but the labels use classes 0..{k - 1}: "
-                                         "if that class exists, pass classes=[...] with every class name")
+                raise InputError(
+                    s.role,
+                    f"predicts class {int(s.value.max())} but the labels use classes 0..{k - 1}: "
+                    "if that class exists, pass classes=[...] with every class name",
+                )
     else:
         raise InputError("classes", "the labels are class names: pass classes=[...] in the models' index order")
-    names = _class_names(classes, k, sides[-1].role if classes_from else "classes" if classes is not None
-                         else sides[0].role, classes_from)
+    names = _class_names(
+        classes,
+        k,
+        sides[-1].role if classes_from else "classes" if classes is not None else sides[0].role,
+        classes_from,
+    )
     labels = _label_indices(y, names)
     if ids is None:
         ids = [str(i) for i in range(n)]
@@ -433,8 +527,11 @@ def _in_memory_predictions(sides: Sequence[Side], src: DataSource, classes: Sequ
             a = s.value
             if a.shape[0] != n:
                 raise InputError(s.role, f"has {a.shape[0]} rows but the data has {n} samples")
-            preds.append(_predictions(s.role, s.name, ids, labels, names, a if a.ndim == 2 else None,
-                                      a if a.ndim == 1 else None, None))
+            preds.append(
+                _predictions(
+                    s.role, s.name, ids, labels, names, a if a.ndim == 2 else None, a if a.ndim == 1 else None, None
+                )
+            )
     return preds
 
 

@@ -80,14 +80,20 @@ NOT_WITHOUT_LABELS = {
 
 def labels_missing_sentence() -> str:
     """The statement every face shows first for a comparison without labels."""
-    return ("No true labels: every number below compares the two models' predictions with each other. "
-            "Not available without labels: " + "; ".join(NOT_WITHOUT_LABELS.values()) + ".")
+    return (
+        "No true labels: every number below compares the two models' predictions with each other. "
+        "Not available without labels: " + "; ".join(NOT_WITHOUT_LABELS.values()) + "."
+    )
 
 
 #: Slice-report keys renamed for churn slices ("negative flip" -> "changed prediction").
-_SLICE_KEYS = {"negative_flips": "changed_predictions", "negative_flip_rate": "prediction_churn",
-               "negative_flip_rate_ci95": "prediction_churn_ci95", "rest_negative_flips": "rest_changed_predictions",
-               "rest_negative_flip_rate": "rest_prediction_churn"}
+_SLICE_KEYS = {
+    "negative_flips": "changed_predictions",
+    "negative_flip_rate": "prediction_churn",
+    "negative_flip_rate_ci95": "prediction_churn_ci95",
+    "rest_negative_flips": "rest_changed_predictions",
+    "rest_negative_flip_rate": "rest_prediction_churn",
+}
 
 
 def churn_slice_json(slice_json: dict[str, Any]) -> dict[str, Any]:
@@ -161,11 +167,16 @@ class UnlabelledComparison:
         """Per sample: ``id``, ``old_pred``, ``new_pred`` (class names), ``old_conf``, ``new_conf``, ``changed``."""
         names = np.asarray(self.classes, dtype=object)
         nan = np.nan
-        return pd.DataFrame({"id": np.asarray(self.ids).astype(str), "old_pred": names[self.old_pred],
-                             "new_pred": names[self.new_pred],
-                             "old_conf": self.old_conf if self.old_conf is not None else nan,
-                             "new_conf": self.new_conf if self.new_conf is not None else nan,
-                             "changed": self.changed_mask})
+        return pd.DataFrame(
+            {
+                "id": np.asarray(self.ids).astype(str),
+                "old_pred": names[self.old_pred],
+                "new_pred": names[self.new_pred],
+                "old_conf": self.old_conf if self.old_conf is not None else nan,
+                "new_conf": self.new_conf if self.new_conf is not None else nan,
+                "changed": self.changed_mask,
+            }
+        )
 
     def changed(self) -> pd.DataFrame:
         """The samples whose prediction changed (rows of :meth:`samples`), sorted by id: the ones to label first."""
@@ -175,8 +186,12 @@ class UnlabelledComparison:
     def changed_confidence(self) -> dict[str, float | None]:
         """Mean top probability of each model on changed and on unchanged predictions (None without scores)."""
         m = self.changed_mask
-        return {"old_changed": _mean(self.old_conf, m), "new_changed": _mean(self.new_conf, m),
-                "old_unchanged": _mean(self.old_conf, ~m), "new_unchanged": _mean(self.new_conf, ~m)}
+        return {
+            "old_changed": _mean(self.old_conf, m),
+            "new_changed": _mean(self.new_conf, m),
+            "old_unchanged": _mean(self.old_conf, ~m),
+            "new_unchanged": _mean(self.new_conf, ~m),
+        }
 
     def to_report(self) -> dict[str, Any]:
         """The JSON report (``"labels": false``; keys in ``docs/metrics.md``)."""
@@ -211,8 +226,14 @@ class UnlabelledComparison:
         return () if self.churn_slices is None else self.churn_slices.significant(alpha)
 
 
-def _churn_slices(changed: np.ndarray, old_pred: np.ndarray, classes: tuple[str, ...], metadata: pd.DataFrame | None,
-                  old_embedding: np.ndarray | None, progress) -> SliceReport | None:
+def _churn_slices(
+    changed: np.ndarray,
+    old_pred: np.ndarray,
+    classes: tuple[str, ...],
+    metadata: pd.DataFrame | None,
+    old_embedding: np.ndarray | None,
+    progress,
+) -> SliceReport | None:
     clustering = None
     if old_embedding is not None and len(changed) >= MIN_SAMPLES_TO_CLUSTER:
         if progress is not None:
@@ -269,28 +290,43 @@ def compare_unlabelled(
         if progress is not None:
             progress("embedding cross-test", 0, 1)
         # classes = the old model's predictions: cached apart from the labelled cross-test of the same files
-        compat = _cross_test_cached(old_j.embedding, new_j.embedding, o, make_key(key, "by-old-prediction")
-                                    if key else "", old_j.ids.tolist())
+        compat = _cross_test_cached(
+            old_j.embedding, new_j.embedding, o, make_key(key, "by-old-prediction") if key else "", old_j.ids.tolist()
+        )
         if progress is not None:
             progress("embedding cross-test", 1, 1)
     slices = None
     if with_slices:
         meta = sample_metadata(old_j, None if inputs is None else inputs.dataset)
-        slices = _churn_slices(o != n, o, classes, None if meta is None else meta.to_frame(), old_j.embedding,
-                               progress)
+        slices = _churn_slices(o != n, o, classes, None if meta is None else meta.to_frame(), old_j.embedding, progress)
     ref = None
     if reference is not None:
         import dataclasses
 
         # labels of the reference alone cannot be checked against anything: its predictions are what count
-        r = reference_predictions(dataclasses.replace(reference, labels=None), old, np.asarray(old_j.ids),
-                                  np.zeros(len(o), dtype=np.int64))
-        ref = churn_against_reference(o, n, r, reference_name=reference_name or reference.extra.get("model_name")
-                                      or reference.source or "reference")
+        r = reference_predictions(
+            dataclasses.replace(reference, labels=None), old, np.asarray(old_j.ids), np.zeros(len(o), dtype=np.int64)
+        )
+        ref = churn_against_reference(
+            o,
+            n,
+            r,
+            reference_name=reference_name or reference.extra.get("model_name") or reference.source or "reference",
+        )
     return UnlabelledComparison(
         old_name=old_name or old.extra.get("model_name") or old.source,
         new_name=new_name or new.extra.get("model_name") or new.source,
-        classes=classes, ids=np.asarray(old_j.ids), old_pred=o, new_pred=n, churn=churn,
-        old_conf=old_conf, new_conf=new_conf, churn_slices=slices, compatibility=compat, reference=ref,
-        missing=missing, key=key, inputs=inputs,
+        classes=classes,
+        ids=np.asarray(old_j.ids),
+        old_pred=o,
+        new_pred=n,
+        churn=churn,
+        old_conf=old_conf,
+        new_conf=new_conf,
+        churn_slices=slices,
+        compatibility=compat,
+        reference=ref,
+        missing=missing,
+        key=key,
+        inputs=inputs,
     )

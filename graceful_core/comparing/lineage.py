@@ -127,8 +127,9 @@ def pairwise_comparisons(preds: Sequence[Predictions], names: Sequence[str]) -> 
     out: dict[tuple[int, int], Comparison] = {}
     for i in range(m):
         for j in range(m):
-            out[i, j] = compare_predictions(preds[i], preds[j], old_name=names[i], new_name=names[j],
-                                            with_compatibility=False, with_slices=False)
+            out[i, j] = compare_predictions(
+                preds[i], preds[j], old_name=names[i], new_name=names[j], with_compatibility=False, with_slices=False
+            )
     return out
 
 
@@ -148,8 +149,7 @@ def flip_matrices(comps: dict[tuple[int, int], Comparison], m: int) -> dict[str,
         btc[i, j] = s.backward_trust_compatibility
         nflips[i, j] = s.n_negative_flips
     acc = np.array([comps[i, i].summary.old_accuracy for i in range(m)], dtype=np.float64)
-    return {"accuracy": acc, "negative_flip_rate": nfr, "backward_trust_compatibility": btc,
-            "negative_flips": nflips}
+    return {"accuracy": acc, "negative_flip_rate": nfr, "backward_trust_compatibility": btc, "negative_flips": nflips}
 
 
 def cross_top1_matrix(
@@ -194,7 +194,9 @@ def index_sharing(cross: Sequence[Sequence[float | None]], names: Sequence[str])
 
 
 def lineage_series(
-    preds: Sequence[Predictions], labels: np.ndarray, names: Sequence[str],
+    preds: Sequence[Predictions],
+    labels: np.ndarray,
+    names: Sequence[str],
     comps: dict[tuple[int, int], Comparison],
 ) -> Lineage:
     """Metrics along the chain v1 -> v2 -> ... (the given order).
@@ -209,8 +211,17 @@ def lineage_series(
     steps = []
     for i in range(m - 1):
         s = comps[i, i + 1].summary
-        steps.append(LineageStep(names[i], names[i + 1], s.old_accuracy, s.new_accuracy, s.negative_flip_rate,
-                                 s.n_negative_flips, s.n_positive_flips))
+        steps.append(
+            LineageStep(
+                names[i],
+                names[i + 1],
+                s.old_accuracy,
+                s.new_accuracy,
+                s.negative_flip_rate,
+                s.n_negative_flips,
+                s.n_positive_flips,
+            )
+        )
     first = preds[0].pred
     ever = np.zeros(labels.shape[0], dtype=bool)
     from_first, ever_counts = [], []
@@ -224,8 +235,7 @@ def lineage_series(
 # --------------------------------------------------------------------------- public API
 
 
-def model_matrix(preds: Sequence[Predictions], names: Sequence[str],
-                 progress: StageProgress | None = None) -> ModelSet:
+def model_matrix(preds: Sequence[Predictions], names: Sequence[str], progress: StageProgress | None = None) -> ModelSet:
     """Pairwise matrices over models that ran on the same labelled samples.
 
     Parameters
@@ -248,8 +258,9 @@ def model_matrix(preds: Sequence[Predictions], names: Sequence[str],
         Fewer than 2 models, or predictions that do not share labelled samples.
     """
     if len(preds) < MIN_MODELS:
-        raise InputError(preds[0].source if preds else None,
-                         f"a model set needs at least {MIN_MODELS} models, got {len(preds)}")
+        raise InputError(
+            preds[0].source if preds else None, f"a model set needs at least {MIN_MODELS} models, got {len(preds)}"
+        )
     if len(names) != len(preds):
         raise ValueError(f"{len(names)} names for {len(preds)} models")
     if len(set(names)) != len(names):
@@ -313,13 +324,21 @@ def _ever_regressed(flip_files: dict[int, str], m: int, work: str) -> list[int]:
     """
     import duckdb
 
-    con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": os.path.join(work, "duckdb"),
-                                 "preserve_insertion_order": False})
+    con = duckdb.connect(
+        config={
+            "memory_limit": "1GB",
+            "temp_directory": os.path.join(work, "duckdb"),
+            "preserve_insertion_order": False,
+        }
+    )
     con.execute("SET enable_progress_bar = false")
     try:
-        parts = " UNION ALL ".join(f"SELECT id, {j} AS j FROM read_parquet(?) WHERE flip = 'negative'"
-                                   for j in sorted(flip_files))
-        sql = f"SELECT first_j, count(*) FROM (SELECT id, min(j) AS first_j FROM ({parts}) GROUP BY id) GROUP BY first_j"
+        parts = " UNION ALL ".join(
+            f"SELECT id, {j} AS j FROM read_parquet(?) WHERE flip = 'negative'" for j in sorted(flip_files)
+        )
+        sql = (
+            f"SELECT first_j, count(*) FROM (SELECT id, min(j) AS first_j FROM ({parts}) GROUP BY id) GROUP BY first_j"
+        )
         first = dict(con.execute(sql, [flip_files[j] for j in sorted(flip_files)]).fetchall())
     finally:
         con.close()
@@ -355,8 +374,9 @@ def model_matrix_streamed(
     """
     m = len(sources)
     if m < MIN_MODELS:
-        raise InputError(os.fspath(sources[0]) if sources else None,
-                         f"a model set needs at least {MIN_MODELS} models, got {m}")
+        raise InputError(
+            os.fspath(sources[0]) if sources else None, f"a model set needs at least {MIN_MODELS} models, got {m}"
+        )
     work = tempfile.mkdtemp(prefix="graceful-matrix-")
     extra = {} if batch_rows is None else {"batch_rows": batch_rows}
     try:
@@ -368,27 +388,46 @@ def model_matrix_streamed(
             for j in range(i + 1, m):
                 path = os.path.join(work, f"flips-{j}.parquet") if i == 0 else None
                 r = compare_tables_streamed(
-                    sources[i], sources[j], dataset=dataset, classes=None if classes is None else list(classes),
-                    old_name=names[i], new_name=names[j], flip_ids_path=path,
-                    id_cap=DEFAULT_ID_CAP if (i, j) == (0, m - 1) else 0, spill_dir=work, progress=progress, **extra)
+                    sources[i],
+                    sources[j],
+                    dataset=dataset,
+                    classes=None if classes is None else list(classes),
+                    old_name=names[i],
+                    new_name=names[j],
+                    flip_ids_path=path,
+                    id_cap=DEFAULT_ID_CAP if (i, j) == (0, m - 1) else 0,
+                    spill_dir=work,
+                    progress=progress,
+                    **extra,
+                )
                 classes = r.classes if classes is None else classes
                 n = r.n_samples if n is None else n
                 if not r.n_samples == r.n_old_in_dataset == r.n_new_in_dataset == n:
                     where = " within the dataset" if dataset is not None else ""
-                    raise InputError(os.fspath(sources[j]), f"holds other samples than {names[i]}{where} "
-                                     f"({r.n_new_in_dataset:,} and {r.n_old_in_dataset:,} rows, {r.n_samples:,} shared): "
-                                     "a streamed model set compares tables of the same samples (--stream never "
-                                     "compares those all models share, in memory)")
+                    raise InputError(
+                        os.fspath(sources[j]),
+                        f"holds other samples than {names[i]}{where} "
+                        f"({r.n_new_in_dataset:,} and {r.n_old_in_dataset:,} rows, {r.n_samples:,} shared): "
+                        "a streamed model set compares tables of the same samples (--stream never "
+                        "compares those all models share, in memory)",
+                    )
                 if path is not None:
                     flip_files[j] = path
                 pairs[i, j] = r
         comps: dict[tuple[int, int], Comparison] = {}
         for (i, j), r in pairs.items():
             neg, pos = r.negative_flips, r.positive_flips
-            comps[i, j] = _pair_comparison(names, i, j, r.counts, classes,
-                                           FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap))
-            comps[j, i] = _pair_comparison(names, j, i, reversed_counts(r.counts), classes,
-                                           FlipIds(pos.first, neg.first, pos.count, neg.count, cap=neg.cap))
+            comps[i, j] = _pair_comparison(
+                names, i, j, r.counts, classes, FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap)
+            )
+            comps[j, i] = _pair_comparison(
+                names,
+                j,
+                i,
+                reversed_counts(r.counts),
+                classes,
+                FlipIds(pos.first, neg.first, pos.count, neg.count, cap=neg.cap),
+            )
         for i in range(m):
             c, side = (pairs[i, i + 1].counts, "old") if i + 1 < m else (pairs[i - 1, i].counts, "new")
             comps[i, i] = _pair_comparison(names, i, i, self_counts(c, side), classes, FlipIds((), (), 0, 0))
@@ -399,23 +438,41 @@ def model_matrix_streamed(
     steps = []
     for i in range(m - 1):
         sm = comps[i, i + 1].summary
-        steps.append(LineageStep(names[i], names[i + 1], sm.old_accuracy, sm.new_accuracy, sm.negative_flip_rate,
-                                 sm.n_negative_flips, sm.n_positive_flips))
-    lineage = Lineage(tuple(steps), tuple(comps[0, k].summary.n_negative_flips for k in range(m)), tuple(ever),
-                      comps[0, m - 1].flip_ids.negative)
+        steps.append(
+            LineageStep(
+                names[i],
+                names[i + 1],
+                sm.old_accuracy,
+                sm.new_accuracy,
+                sm.negative_flip_rate,
+                sm.n_negative_flips,
+                sm.n_positive_flips,
+            )
+        )
+    lineage = Lineage(
+        tuple(steps),
+        tuple(comps[0, k].summary.n_negative_flips for k in range(m)),
+        tuple(ever),
+        comps[0, m - 1].flip_ids.negative,
+    )
 
     def rows(a: np.ndarray, kind: type) -> tuple:
         return tuple(tuple(kind(x) for x in row) for row in a)
 
     return ModelSet(
-        models=tuple(names), n_samples=int(n), classes=tuple(classes),
+        models=tuple(names),
+        n_samples=int(n),
+        classes=tuple(classes),
         accuracy=tuple(float(a) for a in mats["accuracy"]),
         negative_flip_rate=rows(mats["negative_flip_rate"], float),
         backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
         negative_flips=rows(mats["negative_flips"], int),
         cross_top1=tuple((None,) * m for _ in range(m)),
         cross_top1_reason=tuple((STREAMED_NO_CROSS_TEST,) * m for _ in range(m)),
-        embedding_dims=(None,) * m, can_share_index=(), lineage=lineage, ids_not_in_all=0,
+        embedding_dims=(None,) * m,
+        can_share_index=(),
+        lineage=lineage,
+        ids_not_in_all=0,
         ids_cap=DEFAULT_ID_CAP,
     )
 
@@ -483,8 +540,10 @@ def model_matrix_report(
         ``names`` are not one per source, or not all different.
     """
     if len(sources) < MIN_MODELS:
-        raise InputError(os.fspath(sources[0]) if sources else None,
-                         f"a model set needs at least {MIN_MODELS} models, got {len(sources)}")
+        raise InputError(
+            os.fspath(sources[0]) if sources else None,
+            f"a model set needs at least {MIN_MODELS} models, got {len(sources)}",
+        )
     file_names = display_names(sources)
     if names is None:
         names = file_names
@@ -496,18 +555,34 @@ def model_matrix_report(
         return model_matrix_streamed(sources, names, dataset, progress=progress)
     preds: list[Predictions] = []
     if dataset is not None and not any(is_table(s) for s in sources):
-        preds = _run_models_together(sources, dataset, progress=progress, use_cache=use_cache, device=device,
-                                     batch_size=batch_size)
-    for s in sources[len(preds):]:
+        preds = _run_models_together(
+            sources, dataset, progress=progress, use_cache=use_cache, device=device, batch_size=batch_size
+        )
+    for s in sources[len(preds) :]:
         classes = list(preds[0].classes) if preds and is_table(s) else None
-        preds.append(predictions_for(s, dataset, classes=classes, progress=progress, use_cache=use_cache,
-                                     device=device, batch_size=batch_size))
+        preds.append(
+            predictions_for(
+                s,
+                dataset,
+                classes=classes,
+                progress=progress,
+                use_cache=use_cache,
+                device=device,
+                batch_size=batch_size,
+            )
+        )
     return model_matrix(preds, list(names), progress=progress)
 
 
-def _run_models_together(sources: Sequence[str | os.PathLike], dataset: ImageDataset, *,
-                         progress: StageProgress | None, use_cache: bool, device: str,
-                         batch_size: int) -> list[Predictions]:
+def _run_models_together(
+    sources: Sequence[str | os.PathLike],
+    dataset: ImageDataset,
+    *,
+    progress: StageProgress | None,
+    use_cache: bool,
+    device: str,
+    batch_size: int,
+) -> list[Predictions]:
     """Every model file over ``dataset``, each image decoded once for all the models not cached yet
     (:func:`graceful_core.inference.predict_together`: the same outputs and cache entries as one by one)."""
     from graceful_core.inference import predict_together
@@ -517,6 +592,5 @@ def _run_models_together(sources: Sequence[str | os.PathLike], dataset: ImageDat
         if not os.path.exists(s):
             raise InputError(os.fspath(s), "no such file")
     models = [load_model(os.fspath(s), device=device) for s in sources]
-    cbs = [(lambda done, total, name=Path(s).name: progress(name, done, total)) if progress else None
-           for s in sources]
+    cbs = [(lambda done, total, name=Path(s).name: progress(name, done, total)) if progress else None for s in sources]
     return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)

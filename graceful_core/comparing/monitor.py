@@ -91,8 +91,16 @@ class FlipMonitor:
     True
     """
 
-    def __init__(self, old: Any, data: Any, *, classes: Sequence[str] | None = None, batch_size: int = 256,
-                 device: str = "auto", info: ModelInfo | dict | None = None) -> None:
+    def __init__(
+        self,
+        old: Any,
+        data: Any,
+        *,
+        classes: Sequence[str] | None = None,
+        batch_size: int = 256,
+        device: str = "auto",
+        info: ModelInfo | dict | None = None,
+    ) -> None:
         self.device = require_device(device)
         self.batch_size = int(batch_size)
         self.info = info
@@ -113,11 +121,13 @@ class FlipMonitor:
 
     def _predictions(self, side: Side, classes: Sequence[str] | None, classes_from: str | None = None) -> Predictions:
         if self._src.kind == "path":
-            return predictions_of(side, self._src, classes=classes, info=self.info, batch_size=self.batch_size,
-                                  device=self.device)
+            return predictions_of(
+                side, self._src, classes=classes, info=self.info, batch_size=self.batch_size, device=self.device
+            )
         # In-memory data: run this side alone (the old side once, then each new model).
-        preds = _in_memory_predictions([side], self._src, classes, self.batch_size, self.device, None,
-                                       classes_from=classes_from)
+        preds = _in_memory_predictions(
+            [side], self._src, classes, self.batch_size, self.device, None, classes_from=classes_from
+        )
         return preds[0]
 
     def _new_predictions(self, new_model: Any) -> Predictions:
@@ -128,7 +138,9 @@ class FlipMonitor:
         if list(p.classes) != self.classes:
             p = harmonise_classes(self._old, p)
         if p.pred.shape != self.old_pred.shape:
-            raise InputError("new", f"gives {p.pred.shape[0]} predictions but the old model gave {self.old_pred.shape[0]}")
+            raise InputError(
+                "new", f"gives {p.pred.shape[0]} predictions but the old model gave {self.old_pred.shape[0]}"
+            )
         if not np.array_equal(np.asarray(p.ids, dtype=object), np.asarray(self._old.ids, dtype=object)):
             raise InputError("new", "its samples are not the old model's (different ids or order)")
         return p
@@ -138,8 +150,9 @@ class FlipMonitor:
         if old_emb is None or new_emb is None or old_emb.shape[1] != new_emb.shape[1]:
             return {}
         if self._old_self_top1 is None:
-            self._old_self_top1 = float(retrieval_metrics(old_emb, old_emb, self.labels, ks=(1,),
-                                                          compute_map=False).hit_at[1])
+            self._old_self_top1 = float(
+                retrieval_metrics(old_emb, old_emb, self.labels, ks=(1,), compute_map=False).hit_at[1]
+            )
         cross = float(retrieval_metrics(new_emb, old_emb, self.labels, ks=(1,), compute_map=False).hit_at[1])
         return {"cross_top1": cross, "old_top1": self._old_self_top1}
 

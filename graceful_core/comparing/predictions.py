@@ -112,8 +112,11 @@ def compare_predictions(
         old_conf, old_p = class_probabilities(old_j.scores, old_j.score_kind, o, labels)
     if new_j.scores is not None:
         new_conf, new_p = class_probabilities(new_j.scores, new_j.score_kind, n, labels)
-    split = (flip_confidence_split_from_true_probs(labels, o, n, old_p, new_p)
-             if old_p is not None and new_p is not None else {})
+    split = (
+        flip_confidence_split_from_true_probs(labels, o, n, old_p, new_p)
+        if old_p is not None and new_p is not None
+        else {}
+    )
     counts = FlipCounts.from_predictions(labels, o, n, len(old.classes), **split)
     slices = old_j.extra.get("slices")
     if slices is None:
@@ -126,27 +129,41 @@ def compare_predictions(
         compat = _cross_test_cached(old_e, new_e, labels, key, old_j.ids)
         if progress is not None:
             progress(STAGE_CROSS_TEST, 1, 1)
-        overlap = compat.embedding_overlap if compat.embedding_overlap is not None \
-            else _embedding_overlap(old_e, new_e, key)
+        overlap = (
+            compat.embedding_overlap if compat.embedding_overlap is not None else _embedding_overlap(old_e, new_e, key)
+        )
         if old_head is not None and old_e.shape[1] == new_e.shape[1]:
             head_acc = head_accuracy(old_head(new_e), labels)
     arrays = SampleArrays(
-        ids=np.asarray(old_j.ids), labels=labels, old_pred=o, new_pred=n,
-        old_conf=old_conf, new_conf=new_conf, old_p_true=old_p, new_p_true=new_p,
+        ids=np.asarray(old_j.ids),
+        labels=labels,
+        old_pred=o,
+        new_pred=n,
+        old_conf=old_conf,
+        new_conf=new_conf,
+        old_p_true=old_p,
+        new_p_true=new_p,
         slices=None if slices is None else np.asarray(slices),
-        old_embedding=old_e, new_embedding=new_e,
+        old_embedding=old_e,
+        new_embedding=new_e,
         metadata=sample_metadata(old_j, None if inputs is None else inputs.dataset),
     )
     churn = None
     if reference is not None:
         r = reference_predictions(reference, old, arrays.ids, labels)
-        churn = churn_floor(labels, o, n, r, reference_name=reference_name or reference.extra.get("model_name")
-                            or reference.source or "reference")
+        churn = churn_floor(
+            labels,
+            o,
+            n,
+            r,
+            reference_name=reference_name or reference.extra.get("model_name") or reference.source or "reference",
+        )
     whatif = None
     if old_j.scores is not None and new_j.scores is not None:
         try:
-            whatif = whatif_of_scores(labels, arrays.ids, old_j.scores, old_j.score_kind, new_j.scores,
-                                      new_j.score_kind, o, n)
+            whatif = whatif_of_scores(
+                labels, arrays.ids, old_j.scores, old_j.score_kind, new_j.scores, new_j.score_kind, o, n
+            )
         except ValueError:  # too few samples to cross-fit: the report has no what-if object
             whatif = None
     return Comparison(
@@ -154,13 +171,16 @@ def compare_predictions(
         new_name=new_name or new.extra.get("model_name") or new.source,
         classes=tuple(old.classes),
         counts=counts,
-        flip_ids=FlipIds.complete(arrays.ids[arrays.negative_flip_mask].tolist(),
-                                  arrays.ids[arrays.positive_flip_mask].tolist()),
+        flip_ids=FlipIds.complete(
+            arrays.ids[arrays.negative_flip_mask].tolist(), arrays.ids[arrays.positive_flip_mask].tolist()
+        ),
         arrays=arrays,
         per_slice=None if slices is None else GroupFlips.from_arrays(labels, o, n, slices),
-        regression_slices=_with_stage(progress, STAGE_CLUSTERING,
-                                      lambda: regression_slices(arrays, tuple(old.classes), key))
-        if with_slices else None,
+        regression_slices=_with_stage(
+            progress, STAGE_CLUSTERING, lambda: regression_slices(arrays, tuple(old.classes), key)
+        )
+        if with_slices
+        else None,
         compatibility=compat,
         old_head_on_new_accuracy=head_acc,
         embedding_overlap=overlap,

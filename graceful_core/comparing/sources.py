@@ -93,9 +93,15 @@ def predictions_for(
     return predict(model, dataset, progress=cb, use_cache=use_cache, batch_size=batch_size)
 
 
-def _predict_models_together(sources: Sequence[str | os.PathLike], dataset: ImageDataset, *,
-                             progress: StageProgress | None, use_cache: bool, device: str,
-                             batch_size: int) -> list[Predictions]:
+def _predict_models_together(
+    sources: Sequence[str | os.PathLike],
+    dataset: ImageDataset,
+    *,
+    progress: StageProgress | None,
+    use_cache: bool,
+    device: str,
+    batch_size: int,
+) -> list[Predictions]:
     """:func:`predictions_for` of several model files over one dataset, each image decoded once
     (:func:`graceful_core.inference.predict_together`)."""
     from graceful_core.models.loader import load_model
@@ -159,8 +165,11 @@ def should_stream(sources: Sequence[str | os.PathLike], stream: bool | None = No
     models = [os.fspath(s) for s in sources if not is_table(s)]
     if models:
         if stream:
-            raise InputError(models[0], "only predictions tables are streamed: write this model's predictions "
-                                        "first (`predict MODEL --data DATA --out TABLE`), or compare in memory")
+            raise InputError(
+                models[0],
+                "only predictions tables are streamed: write this model's predictions "
+                "first (`predict MODEL --data DATA --out TABLE`), or compare in memory",
+            )
         return False
     if stream:
         return True
@@ -176,9 +185,11 @@ def should_stream(sources: Sequence[str | os.PathLike], stream: bool | None = No
 
 
 #: Why a streamed comparison takes no reference (the churn floor's paired test needs per-sample predictions).
-REFERENCE_NOT_STREAMED = ("a reference (churn floor) needs the comparison in memory: its test pairs the three models' "
-                          "predictions sample by sample, which a streamed comparison does not keep; compare with "
-                          "--stream never (memory grows with the rows), or leave out --reference")
+REFERENCE_NOT_STREAMED = (
+    "a reference (churn floor) needs the comparison in memory: its test pairs the three models' "
+    "predictions sample by sample, which a streamed comparison does not keep; compare with "
+    "--stream never (memory grows with the rows), or leave out --reference"
+)
 
 
 def cached_flip_ids_path(*parts: str) -> str:
@@ -322,13 +333,24 @@ def compare_sources(
         if reference is not None:
             raise InputError(os.fspath(reference), REFERENCE_NOT_STREAMED)
         try:
-            comp = _compare_streamed(old, new, dataset, progress=progress, old_name=old_name or Path(old).name,
-                                     new_name=new_name or Path(new).name, flip_ids_path=flip_ids_path, id_cap=id_cap)
+            comp = _compare_streamed(
+                old,
+                new,
+                dataset,
+                progress=progress,
+                old_name=old_name or Path(old).name,
+                new_name=new_name or Path(new).name,
+                flip_ids_path=flip_ids_path,
+                id_cap=id_cap,
+            )
         except InputError as e:
             if not e.problem.startswith("no true labels"):
                 raise
-            raise InputError(e.path, f"{e.problem}; a comparison without labels (prediction churn) is not streamed: "
-                                     "pass --stream never (stream=False) if the tables fit in memory") from None
+            raise InputError(
+                e.path,
+                f"{e.problem}; a comparison without labels (prediction churn) is not streamed: "
+                "pass --stream never (stream=False) if the tables fit in memory",
+            ) from None
         require_complete(comp.missing, allow_missing)
         return comp
     run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
@@ -343,19 +365,32 @@ def compare_sources(
     ref_p = None
     if reference is not None:  # a table follows the old side's classes, a model file has its own
         ref_p = predictions_for(reference, dataset, classes=list(old_p.classes) if is_table(reference) else None, **run)
-    missing = missing_rows_of(old_p, new_p, old_name or Path(old).name, new_name or Path(new).name,
-                              dataset if is_table(old) and is_table(new) else None)
+    missing = missing_rows_of(
+        old_p,
+        new_p,
+        old_name or Path(old).name,
+        new_name or Path(new).name,
+        dataset if is_table(old) and is_table(new) else None,
+    )
     require_complete(missing, allow_missing)
     if old_p.labels is None and new_p.labels is None:
         return compare_unlabelled(
-            old_p, new_p, old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
+            old_p,
+            new_p,
+            old_name=old_name or Path(old).name,
+            new_name=new_name or Path(new).name,
             key=comparison_key(old, new, dataset),
             inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
-            reference=ref_p, reference_name=None if reference is None else reference_name or Path(reference).name,
-            missing=missing if missing.any else None, progress=progress)
+            reference=ref_p,
+            reference_name=None if reference is None else reference_name or Path(reference).name,
+            missing=missing if missing.any else None,
+            progress=progress,
+        )
     return compare_predictions(
-        old_p, new_p,
-        old_name=old_name or Path(old).name, new_name=new_name or Path(new).name,
+        old_p,
+        new_p,
+        old_name=old_name or Path(old).name,
+        new_name=new_name or Path(new).name,
         old_head=old_head(old),
         key=comparison_key(old, new, dataset),
         inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
@@ -366,19 +401,33 @@ def compare_sources(
     )
 
 
-def missing_rows_of(old: Predictions, new: Predictions, old_name: str, new_name: str,
-                    dataset: ImageDataset | None = None) -> MissingRows:
+def missing_rows_of(
+    old: Predictions, new: Predictions, old_name: str, new_name: str, dataset: ImageDataset | None = None
+) -> MissingRows:
     """Rows of each side (read, including those the dataset lacks) against the ids both share."""
     ids_o = pd.Index(np.asarray(old.ids).astype(str))
     shared = int(ids_o.isin(np.asarray(new.ids).astype(str)).sum())
-    return MissingRows(old_name, new_name, old_rows=len(old.ids) + int(old.extra.get("dropped_ids", 0)),
-                       new_rows=len(new.ids) + int(new.extra.get("dropped_ids", 0)), n_compared=shared,
-                       dataset_images=None if dataset is None else len(dataset))
+    return MissingRows(
+        old_name,
+        new_name,
+        old_rows=len(old.ids) + int(old.extra.get("dropped_ids", 0)),
+        new_rows=len(new.ids) + int(new.extra.get("dropped_ids", 0)),
+        n_compared=shared,
+        dataset_images=None if dataset is None else len(dataset),
+    )
 
 
-def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None, *,
-                      progress: StageProgress | None, old_name: str, new_name: str,
-                      flip_ids_path: str | os.PathLike | None, id_cap: int | None) -> Comparison:
+def _compare_streamed(
+    old: str | os.PathLike,
+    new: str | os.PathLike,
+    dataset: ImageDataset | None,
+    *,
+    progress: StageProgress | None,
+    old_name: str,
+    new_name: str,
+    flip_ids_path: str | os.PathLike | None,
+    id_cap: int | None,
+) -> Comparison:
     """Two tables compared streamed, as the same frozen :class:`Comparison` (no per-sample arrays).
 
     The content key (SHA-256 of every shard) is computed in a second thread while the
@@ -389,13 +438,23 @@ def _compare_streamed(old: str | os.PathLike, new: str | os.PathLike, dataset: I
             raise InputError(os.fspath(p), "no such file")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graceful-key") as pool:
         key = pool.submit(comparison_key, old, new, dataset)
-        r = compare_tables_streamed(old, new, dataset=dataset, old_name=old_name, new_name=new_name,
-                                    flip_ids_path=flip_ids_path, id_cap=DEFAULT_ID_CAP if id_cap is None else id_cap,
-                                    progress=progress)
+        r = compare_tables_streamed(
+            old,
+            new,
+            dataset=dataset,
+            old_name=old_name,
+            new_name=new_name,
+            flip_ids_path=flip_ids_path,
+            id_cap=DEFAULT_ID_CAP if id_cap is None else id_cap,
+            progress=progress,
+        )
         key = key.result()
     neg, pos = r.negative_flips, r.positive_flips
     return Comparison(
-        old_name=r.old_name, new_name=r.new_name, classes=r.classes, counts=r.counts,
+        old_name=r.old_name,
+        new_name=r.new_name,
+        classes=r.classes,
+        counts=r.counts,
         flip_ids=FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap, parquet=r.flip_ids_path),
         arrays=None,
         per_slice=None if r.slices is None else per_slice_from_sums(r.slices),
@@ -429,6 +488,7 @@ def old_head(old: str | os.PathLike):
 
 def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: ImageDataset | None) -> str:
     """Content identity of a comparison: SHA-256 of both files and of the dataset's content."""
+
     def digest(p: str | os.PathLike) -> str:  # a table may be shards: the digest of all of them
         return table_sha256(p) if is_table(p) else file_sha256(p)
 
@@ -437,6 +497,12 @@ def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: Imag
 
 def _streamed_missing(r, old_name: str, new_name: str, dataset: ImageDataset | None) -> MissingRows | None:
     """The rows a streamed comparison left out (None when none)."""
-    m = MissingRows(old_name, new_name, old_rows=int(r.n_old_rows), new_rows=int(r.n_new_rows),
-                    n_compared=int(r.counts.n_samples), dataset_images=None if dataset is None else len(dataset))
+    m = MissingRows(
+        old_name,
+        new_name,
+        old_rows=int(r.n_old_rows),
+        new_rows=int(r.n_new_rows),
+        n_compared=int(r.counts.n_samples),
+        dataset_images=None if dataset is None else len(dataset),
+    )
     return m if m.any else None

@@ -28,8 +28,15 @@ from graceful_core.explore.selection import class_subset, nearest_neighbours, ne
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import StageProgress
 
-__all__ = ["class_probabilities", "projection", "Neighbours", "neighbours", "PROJECTIONS",
-           "MAX_PIXEL_CANDIDATES", "PIXEL_SIDE"]
+__all__ = [
+    "class_probabilities",
+    "projection",
+    "Neighbours",
+    "neighbours",
+    "PROJECTIONS",
+    "MAX_PIXEL_CANDIDATES",
+    "PIXEL_SIDE",
+]
 
 #: The projections of :func:`projection`.
 PROJECTIONS = ("joint", "separate")
@@ -67,20 +74,23 @@ def class_probabilities(comp: Comparison) -> tuple[np.ndarray | None, np.ndarray
         ids = np.asarray(a.ids).astype(str)
         out: dict[str, np.ndarray] = {}
         for side, src in sources:
-            probs = probabilities_for(predictions_for(src, inputs.dataset, classes=list(comp.classes)), ids,
-                                      comp.classes)
+            probs = probabilities_for(
+                predictions_for(src, inputs.dataset, classes=list(comp.classes)), ids, comp.classes
+            )
             out[side] = np.zeros((0, len(comp.classes)), np.float32) if probs is None else probs
             out[f"{side}_present"] = np.array(probs is not None)
         return out
 
-    got = cache.cached_arrays("class-probabilities", row_key(comp.key, a.ids), compute,
-                              names=("old", "new", "old_present", "new_present"))
+    got = cache.cached_arrays(
+        "class-probabilities", row_key(comp.key, a.ids), compute, names=("old", "new", "old_present", "new_present")
+    )
     old, new = (got[s] if bool(got[f"{s}_present"]) else None for s in ("old", "new"))
     return old, new
 
 
-def projection(comp: Comparison, kind: str, max_points: int | None = None,
-               progress: StageProgress | None = None) -> ProjectionResult:
+def projection(
+    comp: Comparison, kind: str, max_points: int | None = None, progress: StageProgress | None = None
+) -> ProjectionResult:
     """The 2-D UMAP layout of both embeddings: ``"joint"`` (one shared map) or ``"separate"``.
 
     :func:`graceful_core.explore.projection.joint_umap` / :func:`~graceful_core.explore.projection.separate_umap`
@@ -106,17 +116,30 @@ def projection(comp: Comparison, kind: str, max_points: int | None = None,
         fn = joint_umap if kind == "joint" else separate_umap
         res = precomputed_projection(kind, a.old_embedding, a.new_embedding, max_points)
         if res is None:
-            res = fn(a.old_embedding, a.new_embedding, progress=progress,
-                     **({} if max_points is None else {"max_points": max_points}))
-        return {"old_xy": res.old_xy, "new_xy": res.new_xy, "indices": res.indices,
-                "flags": np.array([res.subsampled, res.aligned])}
+            res = fn(
+                a.old_embedding,
+                a.new_embedding,
+                progress=progress,
+                **({} if max_points is None else {"max_points": max_points}),
+            )
+        return {
+            "old_xy": res.old_xy,
+            "new_xy": res.new_xy,
+            "indices": res.indices,
+            "flags": np.array([res.subsampled, res.aligned]),
+        }
 
     key = row_key(comp.key, a.ids) if PROJECTION_DISK_CACHE else ""
     if key and max_points is not None:
         key = f"{key}-max{int(max_points)}"
     got = cache.cached_arrays(f"projection-{kind}", key, compute, names=("old_xy", "new_xy", "indices", "flags"))
-    return ProjectionResult(old_xy=got["old_xy"], new_xy=got["new_xy"], indices=got["indices"],
-                            subsampled=bool(got["flags"][0]), aligned=bool(got["flags"][1]))
+    return ProjectionResult(
+        old_xy=got["old_xy"],
+        new_xy=got["new_xy"],
+        indices=got["indices"],
+        subsampled=bool(got["flags"][0]),
+        aligned=bool(got["flags"][1]),
+    )
 
 
 @dataclass(frozen=True)
@@ -171,8 +194,11 @@ def _class_pixels(comp: Comparison, cls: int) -> tuple[np.ndarray, np.ndarray, b
     def compute() -> dict[str, np.ndarray]:
         return {"features": _pixel_rows(comp, rows), "rows": rows}
 
-    key = (cache.make_key(row_key(comp.key, a.ids), f"class={cls};limit={MAX_PIXEL_CANDIDATES};side={PIXEL_SIDE}")
-           if comp.key else "")
+    key = (
+        cache.make_key(row_key(comp.key, a.ids), f"class={cls};limit={MAX_PIXEL_CANDIDATES};side={PIXEL_SIDE}")
+        if comp.key
+        else ""
+    )
     got = cache.cached_arrays("pixel-features", key, compute, names=("features", "rows"))
     if not np.array_equal(got["rows"], rows):  # an entry for other rows: never trust it
         got = compute()
@@ -190,7 +216,11 @@ def neighbours(comp: Comparison, row: int, k: int = 6) -> Neighbours:
     a = comp.require_arrays()
     if a.old_embedding is not None:
         cand, sub = neighbour_candidates(a.labels, row, len(a))
-        feats, how, metric = np.asarray(a.old_embedding)[cand], "cosine similarity of the old model's embeddings", "cosine"
+        feats, how, metric = (
+            np.asarray(a.old_embedding)[cand],
+            "cosine similarity of the old model's embeddings",
+            "cosine",
+        )
     else:
         rows, class_feats, sub = _class_pixels(comp, int(a.labels[row]))
         cand = np.union1d(rows, [row])

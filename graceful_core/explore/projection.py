@@ -91,8 +91,9 @@ class _EpochsToProgress:
         pass
 
 
-def _umap(x: np.ndarray, seed: int, n_neighbors: int, progress: StageProgress | None = None,
-          label: str = "") -> np.ndarray:
+def _umap(
+    x: np.ndarray, seed: int, n_neighbors: int, progress: StageProgress | None = None, label: str = ""
+) -> np.ndarray:
     import umap  # heavy import (numba); only when a projection is asked for
 
     if x.shape[0] < 3:
@@ -100,8 +101,12 @@ def _umap(x: np.ndarray, seed: int, n_neighbors: int, progress: StageProgress | 
     extra: dict[str, Any] = {}
     if progress is not None:
         progress(label + STAGE_NEIGHBOURS, 0, 0)
-        extra["tqdm_kwds"] = {"disable": False, "file": _EpochsToProgress(progress, label + STAGE_LAYOUT),
-                              "bar_format": "{n}/{total}", "mininterval": 0.25}
+        extra["tqdm_kwds"] = {
+            "disable": False,
+            "file": _EpochsToProgress(progress, label + STAGE_LAYOUT),
+            "bar_format": "{n}/{total}",
+            "mininterval": 0.25,
+        }
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=min(n_neighbors, x.shape[0] - 1),
@@ -172,7 +177,7 @@ def procrustes_align(moving: np.ndarray, target: np.ndarray) -> np.ndarray:
         raise ValueError(f"procrustes_align needs equal shapes, got {a.shape} and {b.shape}")
     a0, b0 = a - a.mean(0), b - b.mean(0)
     u, sig, vt = np.linalg.svd(a0.T @ b0)
-    norm = float((a0 ** 2).sum())
+    norm = float((a0**2).sum())
     scale = sig.sum() / norm if norm > 0 else 1.0
     return (scale * a0 @ (u @ vt) + b.mean(0)).astype(np.float32)
 
@@ -222,5 +227,6 @@ def warm_up_umap(points: tuple[int, ...] = (300, 4_500), seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for n in points:
         x = rng.normal(size=(int(n), 16)).astype(np.float32)
-        umap.UMAP(n_components=2, n_neighbors=15, metric="cosine", random_state=seed, n_jobs=1,
-                  n_epochs=5).fit_transform(x)
+        umap.UMAP(
+            n_components=2, n_neighbors=15, metric="cosine", random_state=seed, n_jobs=1, n_epochs=5
+        ).fit_transform(x)

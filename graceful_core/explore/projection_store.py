@@ -42,8 +42,20 @@ import numpy as np
 from graceful_core.cache import atomic_output
 from graceful_core.explore.projection import ProjectionResult
 
-__all__ = ["SAMPLED_POINTS", "MAPS_DIR", "SKETCH_RTOL", "settings_key", "content_key", "sketch", "sketches_match", "map_dirs",
-           "find_map", "write_map", "projection_settings", "precomputed_projection"]
+__all__ = [
+    "SAMPLED_POINTS",
+    "MAPS_DIR",
+    "SKETCH_RTOL",
+    "settings_key",
+    "content_key",
+    "sketch",
+    "sketches_match",
+    "map_dirs",
+    "find_map",
+    "write_map",
+    "projection_settings",
+    "precomputed_projection",
+]
 
 #: Points (old and new together) of the Embeddings page's first map of a large comparison: a fixed-seed
 #: sample of half as many images, drawn within seconds; "Show all" projects every image. The sample build
@@ -66,8 +78,10 @@ def settings_key(kind: str, *, seed: int, max_points: int, n_neighbors: int, n: 
     >>> settings_key("joint", seed=0, max_points=4000, n_neighbors=15, n=10, d_old=4, d_new=4)[:6]
     'joint-'
     """
-    text = f"{MAP_FORMAT}|{kind}|seed={seed}|max_points={max_points}|n_neighbors={n_neighbors}|metric=cosine|" \
-           f"n={n}|d={d_old},{d_new}"
+    text = (
+        f"{MAP_FORMAT}|{kind}|seed={seed}|max_points={max_points}|n_neighbors={n_neighbors}|metric=cosine|"
+        f"n={n}|d={d_old},{d_new}"
+    )
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
@@ -119,17 +133,24 @@ def _load(path: Path, n: int) -> tuple[ProjectionResult, np.ndarray, np.ndarray]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     m = idx.shape[0]
-    if (old_xy.shape != (m, 2) or new_xy.shape != (m, 2) or flags.shape != (2,) or m == 0
-            or idx.min() < 0 or idx.max() >= n or np.any(np.diff(idx) <= 0)
-            or not (np.isfinite(old_xy).all() and np.isfinite(new_xy).all())):
+    if (
+        old_xy.shape != (m, 2)
+        or new_xy.shape != (m, 2)
+        or flags.shape != (2,)
+        or m == 0
+        or idx.min() < 0
+        or idx.max() >= n
+        or np.any(np.diff(idx) <= 0)
+        or not (np.isfinite(old_xy).all() and np.isfinite(new_xy).all())
+    ):
         return None
-    res = ProjectionResult(old_xy=old_xy, new_xy=new_xy, indices=idx, subsampled=bool(flags[0]),
-                           aligned=bool(flags[1]))
+    res = ProjectionResult(old_xy=old_xy, new_xy=new_xy, indices=idx, subsampled=bool(flags[0]), aligned=bool(flags[1]))
     return res, s_old, s_new
 
 
-def find_map(settings: str, old: np.ndarray, new: np.ndarray,
-             dirs: Iterable[Path] | None = None) -> ProjectionResult | None:
+def find_map(
+    settings: str, old: np.ndarray, new: np.ndarray, dirs: Iterable[Path] | None = None
+) -> ProjectionResult | None:
     """The stored map of these embeddings under ``settings`` (:func:`settings_key`), or None.
 
     Looks for the exact content hash first, then compares sketches of the maps stored
@@ -165,9 +186,15 @@ def write_map(directory: Path, settings: str, old: np.ndarray, new: np.ndarray, 
     path = Path(directory) / f"{settings}-{content_key(old, new)}.npz"
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(
-            f, format=np.array(MAP_FORMAT), old_xy=np.asarray(res.old_xy, np.float32),
-            new_xy=np.asarray(res.new_xy, np.float32), indices=np.asarray(res.indices, np.int32),
-            flags=np.array([res.subsampled, res.aligned]), sketch_old=sketch(old), sketch_new=sketch(new))
+            f,
+            format=np.array(MAP_FORMAT),
+            old_xy=np.asarray(res.old_xy, np.float32),
+            new_xy=np.asarray(res.new_xy, np.float32),
+            indices=np.asarray(res.indices, np.int32),
+            flags=np.array([res.subsampled, res.aligned]),
+            sketch_old=sketch(old),
+            sketch_new=sketch(new),
+        )
     return path
 
 
@@ -179,15 +206,25 @@ def projection_settings(kind: str, old: np.ndarray, new: np.ndarray, max_points:
 
     from graceful_core.explore.projection import joint_umap, separate_umap
 
-    defaults = {k: p.default for k, p in inspect.signature(joint_umap if kind == "joint" else separate_umap)
-                .parameters.items() if p.default is not inspect.Parameter.empty}
-    return settings_key(kind, seed=int(defaults["seed"]), n_neighbors=int(defaults["n_neighbors"]),
-                        max_points=int(defaults["max_points"] if max_points is None else max_points),
-                        n=int(old.shape[0]), d_old=int(old.shape[1]), d_new=int(new.shape[1]))
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(joint_umap if kind == "joint" else separate_umap).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    return settings_key(
+        kind,
+        seed=int(defaults["seed"]),
+        n_neighbors=int(defaults["n_neighbors"]),
+        max_points=int(defaults["max_points"] if max_points is None else max_points),
+        n=int(old.shape[0]),
+        d_old=int(old.shape[1]),
+        d_new=int(new.shape[1]),
+    )
 
 
-def precomputed_projection(kind: str, old: np.ndarray, new: np.ndarray, max_points: int | None = None,
-                           dirs: Iterable[Path] | None = None) -> ProjectionResult | None:
+def precomputed_projection(
+    kind: str, old: np.ndarray, new: np.ndarray, max_points: int | None = None, dirs: Iterable[Path] | None = None
+) -> ProjectionResult | None:
     """The stored map of what ``projection``'s ``kind`` would fit on ``old``/``new``, or None."""
     if kind not in ("joint", "separate"):
         return None

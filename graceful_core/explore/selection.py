@@ -116,8 +116,18 @@ def page_bounds(n_items: int, page: int, per_page: int) -> tuple[int, int, int]:
 
 
 #: Columns of a grid page (those of :meth:`graceful_core.results.comparison.Comparison.samples`).
-GRID_COLUMNS = ("id", "label", "old_pred", "new_pred", "old_conf", "new_conf", "old_p_true", "new_p_true", "flip",
-                "confidence_drop")
+GRID_COLUMNS = (
+    "id",
+    "label",
+    "old_pred",
+    "new_pred",
+    "old_conf",
+    "new_conf",
+    "old_p_true",
+    "new_p_true",
+    "flip",
+    "confidence_drop",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,8 +206,12 @@ def grid_page(
         raise ValueError("a streamed comparison has no label issues to sort by")
     if comp.arrays is not None:
         table = comp.samples() if samples is None else samples
-        kept = sort_samples(filter_samples(table, classes=classes, flip_types=flip_types, old_pred=old_pred,
-                                           new_pred=new_pred, rows=rows), order)
+        kept = sort_samples(
+            filter_samples(
+                table, classes=classes, flip_types=flip_types, old_pred=old_pred, new_pred=new_pred, rows=rows
+            ),
+            order,
+        )
         start, stop, n_pages = page_bounds(len(kept), page, per_page)
         return GridPage(kept.iloc[start:stop], len(kept), start // per_page + 1, n_pages, start)
     kinds = {FLIP_TYPES[0]: "negative", FLIP_TYPES[1]: "positive"}
@@ -215,8 +229,13 @@ def grid_page(
 
     has_drop = "old_p_true" in pq.read_schema(path).names  # both sides had class scores
     by = "confidence_drop" if order != SORT_ORDERS[2] and has_drop else "id"
-    t = read_flip_page(path, offset=start, limit=stop - start, order_by=by, descending=order == SORT_ORDERS[0],
-                       **filters) if stop > start else None
+    t = (
+        read_flip_page(
+            path, offset=start, limit=stop - start, order_by=by, descending=order == SORT_ORDERS[0], **filters
+        )
+        if stop > start
+        else None
+    )
     records = [] if t is None else t.to_pylist()
     return GridPage(_grid_frame(records), n, start // per_page + 1, n_pages, start, STREAMED_GRID_NOTE)
 
@@ -242,8 +261,16 @@ def _grid_frame(records: list[dict]) -> pd.DataFrame:
 def _capped_page(comp: Comparison, wanted: list[str], filtered: bool, page: int, per_page: int) -> GridPage:
     """A streamed comparison without its flip-id file: the capped id lists, by id (no classes known)."""
     note = STREAMED_NO_FLIP_FILE.format(cap=comp.flip_ids.cap)
-    ids = [] if filtered else [(i, k) for k, lst in (("negative", comp.flip_ids.negative),
-                                                      ("positive", comp.flip_ids.positive)) if k in wanted for i in lst]
+    ids = (
+        []
+        if filtered
+        else [
+            (i, k)
+            for k, lst in (("negative", comp.flip_ids.negative), ("positive", comp.flip_ids.positive))
+            if k in wanted
+            for i in lst
+        ]
+    )
     ids.sort()
     start, stop, n_pages = page_bounds(len(ids), page, per_page)
     records = [{"id": i, "flip": k, "label": "", "old_pred": "", "new_pred": ""} for i, k in ids[start:stop]]
@@ -261,8 +288,7 @@ def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 5) -> list[tuple[s
     return [(str(classes[i]), float(p[i])) for i in order]
 
 
-def probabilities_for(preds: Predictions, ids: Sequence[str] | np.ndarray,
-                      classes: Sequence[str]) -> np.ndarray | None:
+def probabilities_for(preds: Predictions, ids: Sequence[str] | np.ndarray, classes: Sequence[str]) -> np.ndarray | None:
     """Class probabilities of ``preds`` re-aligned to the given sample ids and class order.
 
     Rows follow ``ids`` (matched on the string id), columns follow ``classes``

@@ -141,7 +141,9 @@ class ImageDataset:
         self.files = [os.fspath(f) for f in self.files]
         n = len(self.ids)
         if self.labels.shape[0] != n or len(self.files) != n:
-            raise ValueError(f"ids ({n}), labels ({self.labels.shape[0]}) and files ({len(self.files)}) differ in length")
+            raise ValueError(
+                f"ids ({n}), labels ({self.labels.shape[0]}) and files ({len(self.files)}) differ in length"
+            )
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
             raise ValueError("labels must index into classes")
         if self.slices is not None:
@@ -224,8 +226,12 @@ def _content_hash(ds: ImageDataset) -> str:
 
 
 def _from_samples(
-    name: str, samples: list[tuple[str, str, str]], source: str, display_root: tuple[str, str] | None,
-    slices: list[str] | None = None, metadata: SampleMetadata | None = None,
+    name: str,
+    samples: list[tuple[str, str, str]],
+    source: str,
+    display_root: tuple[str, str] | None,
+    slices: list[str] | None = None,
+    metadata: SampleMetadata | None = None,
     class_order: list[str] | None = None,
 ) -> ImageDataset:
     """Build a dataset from ``(id, class name, absolute file)`` triples.
@@ -279,7 +285,9 @@ def _read_slices_file(path: str, shown: str, ids: list[str]) -> list[str]:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise InputError(shown, f"not a readable CSV file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise InputError(
+            shown, f"not a readable CSV file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     missing = [c for c in ("id", "slice") if c not in df.columns]
     if missing:
         raise InputError(shown, f"missing column(s) {missing}: a slice file needs 'id' and 'slice'")
@@ -313,7 +321,9 @@ def _read_classes_file(path: str, shown: str, folders: set[str]) -> dict[str, st
         with open(path, encoding="utf-8") as f:
             mapping = json.load(f, object_pairs_hook=_Pairs)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(shown, f"not a readable JSON file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise InputError(
+            shown, f"not a readable JSON file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     if not isinstance(mapping, _Pairs):
         raise InputError(shown, 'expected a JSON object {"<class folder>": "<class name>", ...}')
     out: dict[str, str] = {}
@@ -334,8 +344,12 @@ def _read_classes_file(path: str, shown: str, folders: set[str]) -> dict[str, st
     return out
 
 
-def load_folder(root: str | os.PathLike, source: str | None = None,
-                display_root: tuple[str, str] | None = None, name: str | None = None) -> ImageDataset:
+def load_folder(
+    root: str | os.PathLike,
+    source: str | None = None,
+    display_root: tuple[str, str] | None = None,
+    name: str | None = None,
+) -> ImageDataset:
     """A dataset from a folder in the class-per-subfolder layout (see module docs).
 
     ``source`` (default: ``root``) is the path errors name; ``display_root`` maps files
@@ -434,8 +448,11 @@ def _read_manifest_frame(path: str):
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
             df.columns = [str(c).strip() for c in df.columns]
             extra = [c for c in df.columns if c not in _MANIFEST_COLUMNS]
-            meta = (SampleMetadata(tuple(extra), tuple(typed_text_column(df[c].tolist()) for c in extra))
-                    if extra and not df.columns.duplicated().any() else None)
+            meta = (
+                SampleMetadata(tuple(extra), tuple(typed_text_column(df[c].tolist()) for c in extra))
+                if extra and not df.columns.duplicated().any()
+                else None
+            )
             return df, meta
         import pyarrow.parquet as pq
 
@@ -447,8 +464,11 @@ def _read_manifest_frame(path: str):
         raise InputError(path, f"not a readable {suffix.lstrip('.')} table ({msg})") from None
     df.columns = pd.Index([str(c).strip() for c in df.columns])
     extra = [c for c in df.columns if c not in _MANIFEST_COLUMNS]
-    meta = (SampleMetadata.from_frame(df[extra], skip_reserved=False)
-            if extra and not df.columns.duplicated().any() else None)
+    meta = (
+        SampleMetadata.from_frame(df[extra], skip_reserved=False)
+        if extra and not df.columns.duplicated().any()
+        else None
+    )
     for c in df.columns:
         df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     return df, meta

@@ -81,7 +81,9 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise InputError(name, "not an IDX file: the header declares 0 dimensions")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise InputError(name, f"truncated: the header needs {header} bytes for {ndim} dimensions, the file has {len(data)}")
+        raise InputError(
+            name, f"truncated: the header needs {header} bytes for {ndim} dimensions, the file has {len(data)}"
+        )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_TYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

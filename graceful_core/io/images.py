@@ -51,7 +51,8 @@ def check_pixel_count(size: tuple[int, int], name: str | os.PathLike | None, lim
         raise InputError(name, f"not a readable image (declares an empty size {w}x{h})")
     if w * h > limit:
         raise InputError(
-            name, f"image declares {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (decompression-bomb guard)"
+            name,
+            f"image declares {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (decompression-bomb guard)",
         )
 
 
@@ -90,7 +91,9 @@ def to_l_or_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(source: str | os.PathLike | bytes | bytearray | memoryview, name: str | os.PathLike | None = None) -> Image.Image:
+def open_image(
+    source: str | os.PathLike | bytes | bytearray | memoryview, name: str | os.PathLike | None = None
+) -> Image.Image:
     """Decode one image fully, in mode "L" or "RGB", refusing decompression bombs.
 
     Parameters

@@ -43,6 +43,7 @@ from graceful_core.vocabulary import RESERVED_COLUMNS, is_reserved_column
 
 __all__ = ["SampleMetadata", "RESERVED_COLUMNS", "is_reserved_column", "typed_text_column"]
 
+
 def _column_array(s: pd.Series) -> np.ndarray | None:
     """One metadata column as a NumPy array: numbers as int64/float64 (NaN where missing),
     booleans as bool (object with None where missing), datetimes as datetime64, anything
@@ -162,10 +163,18 @@ class SampleMetadata:
         """The metadata columns of a predictions table read by pyarrow (see the module docs), or None."""
         import pyarrow as pa
 
-        keep = [f.name for f in table.schema if not is_reserved_column(f.name)
-                and not (pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
-                         or pa.types.is_fixed_size_list(f.type) or pa.types.is_struct(f.type)
-                         or pa.types.is_map(f.type))]
+        keep = [
+            f.name
+            for f in table.schema
+            if not is_reserved_column(f.name)
+            and not (
+                pa.types.is_list(f.type)
+                or pa.types.is_large_list(f.type)
+                or pa.types.is_fixed_size_list(f.type)
+                or pa.types.is_struct(f.type)
+                or pa.types.is_map(f.type)
+            )
+        ]
         if not keep:
             return None
         return cls.from_frame(table.select(keep).to_pandas())
@@ -208,8 +217,12 @@ class SampleMetadata:
 
     def to_frame(self) -> pd.DataFrame:
         """A new DataFrame with one column per name (text columns keep None for missing)."""
-        return pd.DataFrame({n: pd.Series(c, dtype=c.dtype if c.dtype.kind != "O" else object)
-                             for n, c in zip(self.names, self.columns)})
+        return pd.DataFrame(
+            {
+                n: pd.Series(c, dtype=c.dtype if c.dtype.kind != "O" else object)
+                for n, c in zip(self.names, self.columns)
+            }
+        )
 
     def column(self, name: str) -> np.ndarray:
         """The read-only array of one column; KeyError if there is none of that name."""

@@ -74,8 +74,9 @@ def member_problem(info: zipfile.ZipInfo) -> str | None:
         return "is not a regular file or folder"
     if info.flag_bits & 0x1:
         return "is encrypted"
-    if info.file_size > RATIO_MIN_BYTES and (info.compress_size <= 0
-                                             or info.file_size / info.compress_size > MAX_RATIO):
+    if info.file_size > RATIO_MIN_BYTES and (
+        info.compress_size <= 0 or info.file_size / info.compress_size > MAX_RATIO
+    ):
         ratio = "infinite" if info.compress_size <= 0 else f"{info.file_size / info.compress_size:.0f}"
         return f"declares {info.file_size:,} bytes at a compression ratio of {ratio} (limit {MAX_RATIO}; zip bomb?)"
     return None
@@ -112,7 +113,8 @@ def check_infos(path: str | os.PathLike, infos: list[zipfile.ZipInfo]) -> None:
         total += info.file_size
         if total > MAX_TOTAL_BYTES:
             raise InputError(
-                path, f"the zip declares more than {MAX_TOTAL_BYTES:,} bytes uncompressed (at member {info.filename!r}; zip bomb?)"
+                path,
+                f"the zip declares more than {MAX_TOTAL_BYTES:,} bytes uncompressed (at member {info.filename!r}; zip bomb?)",
             )
 
 
@@ -143,8 +145,9 @@ def check_zip(path: str | os.PathLike) -> list[zipfile.ZipInfo]:
     return infos
 
 
-def read_member(zf: zipfile.ZipFile, name: str | zipfile.ZipInfo, max_bytes: int,
-                zip_path: str | os.PathLike | None = None) -> bytes:
+def read_member(
+    zf: zipfile.ZipFile, name: str | zipfile.ZipInfo, max_bytes: int, zip_path: str | os.PathLike | None = None
+) -> bytes:
     """Read one member's bytes, refusing more than ``max_bytes`` whatever its header says.
 
     Raises
@@ -183,7 +186,10 @@ def _copy_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, zip_pat
             while chunk := src.read(CHUNK):
                 written += len(chunk)
                 if written > info.file_size:
-                    raise InputError(zip_path, f"member {info.filename!r} expands beyond its declared size of {info.file_size:,} bytes")
+                    raise InputError(
+                        zip_path,
+                        f"member {info.filename!r} expands beyond its declared size of {info.file_size:,} bytes",
+                    )
                 out.write(chunk)
     except InputError:
         raise

@@ -137,7 +137,8 @@ FASHION_TRAINING_NOTE = (
     "scripts/check_warm_start.py): the plain warm start breaks 209 test photos at 8.01 % error (new.pt: 205 at "
     "7.88 %); every remedy tried breaks more: focal distillation λ 1 (T 1) 279, at T 100 λ 0.01 232, LDI λ 0.1 246. "
     "A choice by 2-fold cross-fitting picks plain. With 2,000 photos, training does not cure this update: the "
-    "what-if remedies above do, at no training cost.")
+    "what-if remedies above do, at no training cost."
+)
 #: The committed experiment results (``results/``, next to ``sample_data/`` in the repository).
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 
@@ -145,24 +146,39 @@ RESULTS = Path(__file__).resolve().parents[2] / "results"
 def fashion_sample(root: Path) -> BundledSample:
     """The Fashion-MNIST sample under ``root`` (``root/fashion/...``)."""
     base = root / "fashion"
-    return BundledSample(name="fashion", title="Fashion-MNIST", test_data=base / "test.csv",
-                         train_data=base / "train", models_dir=base / "models", predictions_dir=base / "predictions",
-                         test_label="fashion/test.csv", train_arch="large-cnn-28", train_epochs=FASHION_TRAIN_EPOCHS,
-                         warm_start="new", warm_start_epochs=FASHION_WARM_START_EPOCHS,
-                         lambda_note="The bundled new-pc (focal distillation at T 100, α = 1, β = 5, λ = 0.01, trained "
-                                     "from scratch on 60,000 photos) is the remedy experiment's choice on a validation "
-                                     "split (results/mitigation-fashion.md); λ's scale depends on T.",
-                         training_note=FASHION_TRAINING_NOTE, experiment=RESULTS / "mitigation-fashion.json")
+    return BundledSample(
+        name="fashion",
+        title="Fashion-MNIST",
+        test_data=base / "test.csv",
+        train_data=base / "train",
+        models_dir=base / "models",
+        predictions_dir=base / "predictions",
+        test_label="fashion/test.csv",
+        train_arch="large-cnn-28",
+        train_epochs=FASHION_TRAIN_EPOCHS,
+        warm_start="new",
+        warm_start_epochs=FASHION_WARM_START_EPOCHS,
+        lambda_note="The bundled new-pc (focal distillation at T 100, α = 1, β = 5, λ = 0.01, trained "
+        "from scratch on 60,000 photos) is the remedy experiment's choice on a validation "
+        "split (results/mitigation-fashion.md); λ's scale depends on T.",
+        training_note=FASHION_TRAINING_NOTE,
+        experiment=RESULTS / "mitigation-fashion.json",
+    )
 
 
 def digits_sample(root: Path) -> BundledSample:
     """The 8×8 digits sample under ``root`` (``root/digits/test``, ``root/models``, ``root/predictions``)."""
-    return BundledSample(name="digits", title="digits", test_data=root / "digits" / "test",
-                         train_data=root / "digits" / "train", models_dir=root / "models",
-                         predictions_dir=root / "predictions", test_label="digits/test",
-                         lambda_note="On digits, focal distillation with λ = 1 costs accuracy; the bundled new-pc "
-                                     "uses λ = 0.5.",
-                         experiment=RESULTS / "mitigation.json")
+    return BundledSample(
+        name="digits",
+        title="digits",
+        test_data=root / "digits" / "test",
+        train_data=root / "digits" / "train",
+        models_dir=root / "models",
+        predictions_dir=root / "predictions",
+        test_label="digits/test",
+        lambda_note="On digits, focal distillation with λ = 1 costs accuracy; the bundled new-pc uses λ = 0.5.",
+        experiment=RESULTS / "mitigation.json",
+    )
 
 
 def bundled_samples(root: Path) -> list[BundledSample]:

@@ -191,8 +191,9 @@ def _read_parquet(path: str, id_only: bool = False) -> pa.Table:
     try:
         meta = pq.read_metadata(path)
         if meta.num_rows > MAX_TABLE_ROWS:
-            raise InputError(path, f"declares {meta.num_rows:,} rows, more than graceful reads "
-                                   f"({MAX_TABLE_ROWS:,}); split the table")
+            raise InputError(
+                path, f"declares {meta.num_rows:,} rows, more than graceful reads ({MAX_TABLE_ROWS:,}); split the table"
+            )
         names = meta.schema.to_arrow_schema().names
         # pre_buffer=False: no whole-column read-ahead buffers (faster and ~30 % less peak
         # memory on a local file)
@@ -226,7 +227,7 @@ def _string_fingerprint(arr: pa.Array) -> str:
     h = hashlib.sha256(b"%d:" % len(arr))
     h.update((offsets.astype(np.int64) - int(offsets[0])).tobytes())  # boundaries, relative to the first value
     if data_buf is not None:
-        h.update(memoryview(data_buf)[int(offsets[0]):int(offsets[-1])])
+        h.update(memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])])
     return h.hexdigest()
 
 
@@ -317,7 +318,7 @@ def _numeric_matrix_check(m: np.ndarray, ids: np.ndarray, path: str, what: str) 
     """
     step = max(1, (1 << 18) // max(1, m.shape[1]))
     for start in range(0, m.shape[0], step):
-        finite = np.isfinite(m[start:start + step])
+        finite = np.isfinite(m[start : start + step])
         if not finite.all():
             row = start + _first_bad_row(~finite.all(axis=1))
             raise InputError(path, f"NaN, missing or infinite {what} value for id {ids[row]!r}")
@@ -345,7 +346,9 @@ def _list_column_values(col: pa.ChunkedArray | pa.Array, ids, path: str, name: s
         k = (int(lengths[0]) if n else 0) if k is None else k
         if n and (lengths != k).any():
             row = _first_bad_row(lengths != k)
-            raise InputError(path, f"ragged '{name}' column: id {ids[row]!r} has {int(lengths[row])} values, the first row {k}")
+            raise InputError(
+                path, f"ragged '{name}' column: id {ids[row]!r} has {int(lengths[row])} values, the first row {k}"
+            )
     values = arr.flatten()
     if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
         raise InputError(path, f"'{name}' holds {values.type} values, not numbers")
@@ -389,9 +392,11 @@ def unnamed_scores_problem(score_kind: str) -> str:
     be read silently wrong.
     """
     prefix = SCORE_FORMS[score_kind]
-    return (f"has numbered class scores ({prefix}0, {prefix}1, ...) but no 'pred' column, and its classes have names, "
-            f"so which column is which class cannot be checked: add a 'pred' column, name the columns "
-            f"{prefix}<class name>, or store the class list as Parquet metadata 'graceful.classes'")
+    return (
+        f"has numbered class scores ({prefix}0, {prefix}1, ...) but no 'pred' column, and its classes have names, "
+        f"so which column is which class cannot be checked: add a 'pred' column, name the columns "
+        f"{prefix}<class name>, or store the class list as Parquet metadata 'graceful.classes'"
+    )
 
 
 def _named_score_columns(names: list[str], prefix: str) -> list[str]:
@@ -403,7 +408,7 @@ def _named_score_columns(names: list[str], prefix: str) -> list[str]:
     ['logit_cat', 'logit_dog']
     """
     cols = [c for c in names if c.startswith(prefix) and len(c) > len(prefix)]
-    if not cols or any(re.fullmatch(r"\d+", c[len(prefix):]) for c in cols):
+    if not cols or any(re.fullmatch(r"\d+", c[len(prefix) :]) for c in cols):
         return []
     return cols
 
@@ -528,9 +533,12 @@ def _check_pred_within_labels(label_col, pred_col, ids: np.ndarray, path: str) -
     bad = pred >= k
     if bad.any():
         row = _first_bad_row(bad)
-        raise InputError(path, f"'pred' of id {ids[row]!r} is {int(pred[row])}, outside the classes 0..{k - 1} its "
-                               f"labels use: if class {int(pred[row])} exists, give the class list (class scores, or "
-                               "Parquet metadata 'graceful.classes'); otherwise fix the prediction")
+        raise InputError(
+            path,
+            f"'pred' of id {ids[row]!r} is {int(pred[row])}, outside the classes 0..{k - 1} its "
+            f"labels use: if class {int(pred[row])} exists, give the class list (class scores, or "
+            "Parquet metadata 'graceful.classes'); otherwise fix the prediction",
+        )
 
 
 def _to_indices(kind: str, values, classes: list[str], name: str, ids: np.ndarray, path: str) -> np.ndarray:
@@ -540,7 +548,9 @@ def _to_indices(kind: str, values, classes: list[str], name: str, ids: np.ndarra
         bad = (values < 0) | (values >= k)
         if bad.any():
             row = _first_bad_row(bad)
-            raise InputError(path, f"'{name}' of id {ids[row]!r} is {int(values[row])}, outside the {k} classes 0..{k - 1}")
+            raise InputError(
+                path, f"'{name}' of id {ids[row]!r} is {int(values[row])}, outside the {k} classes 0..{k - 1}"
+            )
         return values
     idx = pc.index_in(values, value_set=pa.array(classes, type=values.type))
     if idx.null_count:  # CSV class indices arrive as text ("3", or "3.0" from pandas)
@@ -550,7 +560,9 @@ def _to_indices(kind: str, values, classes: list[str], name: str, ids: np.ndarra
     if idx.null_count:
         row = _first_bad_row(idx.is_null().to_numpy(zero_copy_only=False))
         shown = classes if k <= 20 else classes[:20] + ["..."]
-        raise InputError(path, f"'{name}' of id {ids[row]!r} is {values[row].as_py()!r}, not one of the classes {shown}")
+        raise InputError(
+            path, f"'{name}' of id {ids[row]!r} is {values[row].as_py()!r}, not one of the classes {shown}"
+        )
     return idx.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -573,7 +585,8 @@ def _reorder_to(file_classes: list[str], classes: list[str], path: str) -> np.nd
         only_here = [c for c in file_classes if c not in set(classes)]
         only_there = [c for c in classes if c not in set(file_classes)]
         raise InputError(
-            path, f"class names differ from the other side's: only in this table {only_here[:5]}, only in the other {only_there[:5]}"
+            path,
+            f"class names differ from the other side's: only in this table {only_here[:5]}, only in the other {only_there[:5]}",
         )
     pos = {c: j for j, c in enumerate(classes)}
     return np.array([pos[c] for c in file_classes], dtype=np.int64)
@@ -635,11 +648,15 @@ def _concat_shards(tables: list[pa.Table], files: tuple[str, ...]) -> pa.Table:
     first = tables[0].column_names
     for t, f in zip(tables[1:], files[1:]):
         if sorted(t.column_names) != sorted(first):
-            raise InputError(f, f"its columns {t.column_names[:12]} differ from those of {Path(files[0]).name} {first[:12]}")
+            raise InputError(
+                f, f"its columns {t.column_names[:12]} differ from those of {Path(files[0]).name} {first[:12]}"
+            )
     classes = [tuple(_file_classes(t, f) or ()) for t, f in zip(tables, files)]
     for c, f in zip(classes[1:], files[1:]):
         if c != classes[0]:
-            raise InputError(f, f"its class list (metadata 'graceful.classes') differs from that of {Path(files[0]).name}")
+            raise InputError(
+                f, f"its class list (metadata 'graceful.classes') differs from that of {Path(files[0]).name}"
+            )
     meta = tables[0].schema.metadata
     tables = [t.select(first).replace_schema_metadata(None) for t in tables]
     try:
@@ -674,7 +691,7 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
         if scores is None:
             named = _named_score_columns(t.column_names, prefix)
             if named:
-                scores, named_classes = _wide_matrix(t, named, ids, path, sk), [c[len(prefix):] for c in named]
+                scores, named_classes = _wide_matrix(t, named, ids, path, sk), [c[len(prefix) :] for c in named]
         if scores is not None:
             score_kind = sk
             break
@@ -688,8 +705,11 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
     file_classes = _file_classes(t, path)
     if named_classes is not None:
         if file_classes is not None and file_classes != named_classes:
-            raise InputError(path, f"its score columns name the classes {named_classes[:5]} but its metadata "
-                                   f"'graceful.classes' says {file_classes[:5]}: make them agree")
+            raise InputError(
+                path,
+                f"its score columns name the classes {named_classes[:5]} but its metadata "
+                f"'graceful.classes' says {file_classes[:5]}: make them agree",
+            )
         file_classes = named_classes
     perm = None
     if classes is not None:
@@ -727,7 +747,9 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
     extra: dict = {"model_name": table_display_name(path)}
     if "slice" in t.column_names:
         sl = t.column("slice")
-        extra["slices"] = np.asarray(pc.fill_null(pc.cast(sl, pa.string()), "(none)").to_numpy(zero_copy_only=False), dtype=object)
+        extra["slices"] = np.asarray(
+            pc.fill_null(pc.cast(sl, pa.string()), "(none)").to_numpy(zero_copy_only=False), dtype=object
+        )
     extra["metadata"] = SampleMetadata.from_arrow(t)  # the other columns of scalars (docs/formats.md)
     return Predictions(
         ids=ids,

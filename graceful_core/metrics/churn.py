@@ -103,8 +103,9 @@ class ChurnCounts:
     def against_old(self, side: Literal["new", "reference"]) -> CorrectnessCounts:
         """The 2x2 correctness table of OLD against NEW or against the reference."""
         t = self.table.sum(axis=2 if side == "new" else 1)  # [old right?, side right?]
-        return CorrectnessCounts(both_correct=int(t[1, 1]), negative_flips=int(t[1, 0]),
-                                 positive_flips=int(t[0, 1]), both_wrong=int(t[0, 0]))
+        return CorrectnessCounts(
+            both_correct=int(t[1, 1]), negative_flips=int(t[1, 0]), positive_flips=int(t[0, 1]), both_wrong=int(t[0, 0])
+        )
 
     @property
     def update_only_flips(self) -> int:
@@ -210,8 +211,9 @@ def churn_floor_from_counts(counts: ChurnCounts, reference_name: str) -> ChurnFl
     )
 
 
-def churn_floor(y_true: Any, old_pred: Any, new_pred: Any, reference_pred: Any, *,
-                reference_name: str = "reference") -> ChurnFloor:
+def churn_floor(
+    y_true: Any, old_pred: Any, new_pred: Any, reference_pred: Any, *, reference_name: str = "reference"
+) -> ChurnFloor:
     """The churn floor of a reference retrain OLD2, and whether the update NEW regresses beyond it.
 
     .. math::
@@ -250,5 +252,6 @@ def churn_floor(y_true: Any, old_pred: Any, new_pred: Any, reference_pred: Any, 
     >>> cf.negative_flip_rate, cf.update_negative_flip_rate, cf.excess
     (0.25, 0.5, 0.25)
     """
-    return churn_floor_from_counts(ChurnCounts.from_predictions(y_true, old_pred, new_pred, reference_pred),
-                                   reference_name)
+    return churn_floor_from_counts(
+        ChurnCounts.from_predictions(y_true, old_pred, new_pred, reference_pred), reference_name
+    )

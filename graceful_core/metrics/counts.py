@@ -111,20 +111,26 @@ class FlipCounts:
             _check_range(arr, name, k)
         transition = np.bincount(o * k + n, minlength=k * k).reshape(k, k)
         old_ok, new_ok = o == y, n == y
-        per_class = np.stack([
-            np.bincount(y, minlength=k),
-            np.bincount(y[old_ok], minlength=k),
-            np.bincount(y[new_ok], minlength=k),
-            np.bincount(y[old_ok & new_ok], minlength=k),
-        ])
+        per_class = np.stack(
+            [
+                np.bincount(y, minlength=k),
+                np.bincount(y[old_ok], minlength=k),
+                np.bincount(y[new_ok], minlength=k),
+                np.bincount(y[old_ok & new_ok], minlength=k),
+            ]
+        )
         return cls(transition, per_class, negative_flips_near_boundary, negative_flips_confident)
 
     @classmethod
     def zeros(cls, n_classes: int, *, with_confidence: bool = False) -> FlipCounts:
         """Empty counts for K classes (the identity of ``+``)."""
         z = 0 if with_confidence else None
-        return cls(np.zeros((n_classes, n_classes), dtype=np.int64),
-                   np.zeros((len(PER_CLASS_ROWS), n_classes), dtype=np.int64), z, z)
+        return cls(
+            np.zeros((n_classes, n_classes), dtype=np.int64),
+            np.zeros((len(PER_CLASS_ROWS), n_classes), dtype=np.int64),
+            z,
+            z,
+        )
 
     def __add__(self, other: FlipCounts) -> FlipCounts:
         """Merge the counts of two disjoint sets of samples (exact)."""

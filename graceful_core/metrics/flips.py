@@ -83,9 +83,7 @@ def as_label_array(values: Any, name: str) -> np.ndarray:
     raise ValueError(f"{name} must contain integer class indices, got dtype {arr.dtype}")
 
 
-def validate_predictions(
-    y_true: Any, old_pred: Any, new_pred: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validate_predictions(y_true: Any, old_pred: Any, new_pred: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check and convert the three class-index arrays shared by all flip metrics.
 
     Returns
@@ -118,9 +116,7 @@ def _validate_pair(y_true: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
 def _check_range(arr: np.ndarray, name: str, n_classes: int) -> None:
     """Raise ValueError unless every entry of ``arr`` lies in ``[0, n_classes)``."""
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
-        raise ValueError(
-            f"{name} has class indices outside [0, {n_classes}): min {arr.min()}, max {arr.max()}"
-        )
+        raise ValueError(f"{name} has class indices outside [0, {n_classes}): min {arr.min()}, max {arr.max()}")
 
 
 def _check_n_classes(n_classes: Any) -> int:
@@ -424,8 +420,11 @@ def transition_matrix(
 
 
 def group_rates(
-    support: np.ndarray, negative_flips: np.ndarray, positive_flips: np.ndarray,
-    old_correct: np.ndarray, new_correct: np.ndarray,
+    support: np.ndarray,
+    negative_flips: np.ndarray,
+    positive_flips: np.ndarray,
+    old_correct: np.ndarray,
+    new_correct: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """The per-group table from per-group counts: rates are counts over the group's support.
 
@@ -475,8 +474,13 @@ def per_class_from_counts(counts: Any) -> dict[str, np.ndarray]:
     >>> t["support"].tolist(), t["negative_flips"].tolist(), t["negative_flip_rate"].tolist()
     ([2, 2], [1, 0], [0.5, 0.0])
     """
-    return group_rates(counts.support_per_class, counts.negative_flips_per_class, counts.positive_flips_per_class,
-                       counts.old_correct_per_class, counts.new_correct_per_class)
+    return group_rates(
+        counts.support_per_class,
+        counts.negative_flips_per_class,
+        counts.positive_flips_per_class,
+        counts.old_correct_per_class,
+        counts.new_correct_per_class,
+    )
 
 
 def per_class_flips(y_true: Any, old_pred: Any, new_pred: Any, n_classes: int) -> dict[str, np.ndarray]:

@@ -89,8 +89,9 @@ def _label_codes(labels: Any, n: int) -> np.ndarray:
     return np.unique(y, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
-def _hits(a: PreparedEmbedding, b: PreparedEmbedding, codes: np.ndarray,
-          both: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _hits(
+    a: PreparedEmbedding, b: PreparedEmbedding, codes: np.ndarray, both: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Per sample, whether its nearest other sample has its label: queries embedded by ``a`` against a gallery
     embedded by ``b`` and, with ``both``, queries by ``b`` against ``a`` read off the same scores (transposed).
 
@@ -119,7 +120,7 @@ def _hits(a: PreparedEmbedding, b: PreparedEmbedding, codes: np.ndarray,
         for c in np.flatnonzero(counts):
             lo, hi = int(bounds[c]), int(bounds[c + 1])
             for start in range(lo, hi, per_block):
-                rows = order[start:min(hi, start + per_block)]
+                rows = order[start : min(hi, start + per_block)]
                 s = (a.f32.index_select(0, torch.from_numpy(rows)) @ b32_t).numpy()
                 s[np.arange(rows.size), position[rows]] = -np.inf
                 other = np.full(rows.size, -np.inf, dtype=np.float32)
@@ -182,8 +183,9 @@ def _check_pair(q: PreparedEmbedding, g: PreparedEmbedding) -> None:
         raise ValueError(f"embedding sizes differ: query {q.shape[1]}, gallery {g.shape[1]}")
 
 
-def hit_at_1_matrix(embeddings: Sequence[Any | None], labels: Any, progress: StageProgress | None = None,
-                    stage: str = "cross-tests") -> dict[tuple[int, int], float]:
+def hit_at_1_matrix(
+    embeddings: Sequence[Any | None], labels: Any, progress: StageProgress | None = None, stage: str = "cross-tests"
+) -> dict[tuple[int, int], float]:
     """Leave-one-out Hit@1 of every (query model q, gallery model g) whose embeddings share a size.
 
     ``{(q, g): leave_one_out_hit_at_1(embeddings[q], embeddings[g], labels)}``; pairs with a

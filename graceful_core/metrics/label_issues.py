@@ -36,16 +36,25 @@ import numpy as np
 from graceful_core.metrics.confidence import softmax
 from graceful_core.metrics.significance import wilson_interval
 
-__all__ = ["LabelIssues", "find_label_issues", "ambiguous_pairs", "AMBIGUITY_MIN_P", "METHOD",
-           "label_issues_of_comparison", "label_issues_to_json",
-           "negative_flip_rate_excluding"]
+__all__ = [
+    "LabelIssues",
+    "find_label_issues",
+    "ambiguous_pairs",
+    "AMBIGUITY_MIN_P",
+    "METHOD",
+    "label_issues_of_comparison",
+    "label_issues_to_json",
+    "negative_flip_rate_excluding",
+]
 
 #: Each of the two classes of an ambiguous image gets at least this probability from both models.
 AMBIGUITY_MIN_P = 0.2
 #: The method, as stated in the JSON report's ``label_issues.method``.
-METHOD = ("confident learning (Northcutt et al., JAIR 2021) with cleanlab 2.x on the mean of both models' class "
-          "probabilities: flag = cleanlab.filter.find_label_issues(filter_by='prune_by_noise_rate'), "
-          "label quality = cleanlab.rank.get_label_quality_scores(method='self_confidence')")
+METHOD = (
+    "confident learning (Northcutt et al., JAIR 2021) with cleanlab 2.x on the mean of both models' class "
+    "probabilities: flag = cleanlab.filter.find_label_issues(filter_by='prune_by_noise_rate'), "
+    "label quality = cleanlab.rank.get_label_quality_scores(method='self_confidence')"
+)
 #: Fewer labelled samples per class than this and confident learning is not run (its per-class
 #: thresholds would rest on a handful of images).
 MIN_PER_CLASS = 5
@@ -180,8 +189,10 @@ def find_label_issues(labels: Any, old_probs: Any, new_probs: Any) -> LabelIssue
     support = np.bincount(y, minlength=k)
     thin = [int(c) for c in np.flatnonzero((support > 0) & (support < MIN_PER_CLASS))]
     if thin:
-        raise ValueError(f"class index {thin[0]} has {int(support[thin[0]])} labelled samples; confident learning "
-                         f"needs at least {MIN_PER_CLASS} of every labelled class")
+        raise ValueError(
+            f"class index {thin[0]} has {int(support[thin[0]])} labelled samples; confident learning "
+            f"needs at least {MIN_PER_CLASS} of every labelled class"
+        )
     p = (po + pn) / 2.0
     from cleanlab.filter import find_label_issues as cl_find
     from cleanlab.rank import get_label_quality_scores
@@ -192,8 +203,13 @@ def find_label_issues(labels: Any, old_probs: Any, new_probs: Any) -> LabelIssue
         flagged = cl_find(y, p, filter_by="prune_by_noise_rate", n_jobs=1) if n else np.zeros(0, bool)
         quality = get_label_quality_scores(y, p, method="self_confidence") if n else np.zeros(0)
     likely = np.argsort(-p, axis=1, kind="stable")[:, :2].astype(np.int64)
-    return LabelIssues(method=METHOD, quality=np.asarray(quality, dtype=np.float64),
-                       flagged=np.asarray(flagged, dtype=bool), ambiguous=ambiguous_pairs(po, pn), likely=likely)
+    return LabelIssues(
+        method=METHOD,
+        quality=np.asarray(quality, dtype=np.float64),
+        flagged=np.asarray(flagged, dtype=bool),
+        ambiguous=ambiguous_pairs(po, pn),
+        likely=likely,
+    )
 
 
 def negative_flip_rate_excluding(negative_flip: Any, excluded: Any) -> tuple[float, tuple[float, float], int, int]:
@@ -233,8 +249,9 @@ def label_issues_of_comparison(labels: np.ndarray, old: Any, new: Any) -> dict[s
     return {"label_issues": li}
 
 
-def label_issues_to_json(li: LabelIssues | None, reason: str | None, ids: Any = None,
-                         negative_flip: Any = None) -> dict[str, Any]:
+def label_issues_to_json(
+    li: LabelIssues | None, reason: str | None, ids: Any = None, negative_flip: Any = None
+) -> dict[str, Any]:
     """The JSON report's ``label_issues`` object (``docs/metrics.md``, "Label issues").
 
     ``{"reason": ...}`` without results; else ``method``, ``n_flagged``, ``flagged`` (every

@@ -36,8 +36,13 @@ import numpy as np
 from graceful_core.metrics.flips import as_label_array
 from graceful_core.metrics.significance import mcnemar_p_value, wilson_interval
 
-__all__ = ["ChurnAgainstReference", "PredictionChurn", "churn_against_reference", "prediction_churn",
-           "prediction_churn_from_matrix"]
+__all__ = [
+    "ChurnAgainstReference",
+    "PredictionChurn",
+    "churn_against_reference",
+    "prediction_churn",
+    "prediction_churn_from_matrix",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,16 +74,25 @@ class PredictionChurn:
     def to_json(self) -> dict[str, Any]:
         """``prediction_churn``, ``prediction_churn_ci95``, ``n_changed_predictions``, ``churn_transition_matrix``."""
         rate = None if np.isnan(self.rate) else float(self.rate)
-        return {"prediction_churn": rate, "prediction_churn_ci95": [float(x) for x in self.ci95] if rate is not None
-                else [None, None], "n_changed_predictions": int(self.n_changed),
-                "churn_transition_matrix": self.transition_matrix.tolist()}
+        return {
+            "prediction_churn": rate,
+            "prediction_churn_ci95": [float(x) for x in self.ci95] if rate is not None else [None, None],
+            "n_changed_predictions": int(self.n_changed),
+            "churn_transition_matrix": self.transition_matrix.tolist(),
+        }
 
     def per_class_json(self, classes: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
         """One object per old predicted class: ``class``, ``support``, ``changed``, ``churn`` (None for nan)."""
         pc = self.per_class
-        return [{"class": str(c), "support": int(pc["support"][j]), "changed": int(pc["changed"][j]),
-                 "churn": None if np.isnan(pc["churn"][j]) else float(pc["churn"][j])}
-                for j, c in enumerate(classes)]
+        return [
+            {
+                "class": str(c),
+                "support": int(pc["support"][j]),
+                "changed": int(pc["changed"][j]),
+                "churn": None if np.isnan(pc["churn"][j]) else float(pc["churn"][j]),
+            }
+            for j, c in enumerate(classes)
+        ]
 
 
 def prediction_churn_from_matrix(matrix: Any) -> PredictionChurn:
@@ -144,14 +158,19 @@ class ChurnAgainstReference:
     p_value: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"reference": self.reference_name, "reference_prediction_churn": self.reference_churn,
-                "reference_prediction_churn_ci95": list(self.reference_churn_ci95),
-                "changed_by_update_only": self.update_only, "changed_by_reference_only": self.reference_only,
-                "p_value": self.p_value}
+        return {
+            "reference": self.reference_name,
+            "reference_prediction_churn": self.reference_churn,
+            "reference_prediction_churn_ci95": list(self.reference_churn_ci95),
+            "changed_by_update_only": self.update_only,
+            "changed_by_reference_only": self.reference_only,
+            "p_value": self.p_value,
+        }
 
 
-def churn_against_reference(old_pred: Any, new_pred: Any, reference_pred: Any, *,
-                            reference_name: str) -> ChurnAgainstReference:
+def churn_against_reference(
+    old_pred: Any, new_pred: Any, reference_pred: Any, *, reference_name: str
+) -> ChurnAgainstReference:
     """The label-free churn floor: OLD2's churn against OLD, and whether NEW changes more predictions.
 
     >>> c = churn_against_reference([0, 0, 1, 1], [1, 0, 0, 1], [0, 0, 1, 0], reference_name="r")
@@ -167,6 +186,12 @@ def churn_against_reference(old_pred: Any, new_pred: Any, reference_pred: Any, *
     k, total = int(ref_changes.sum()), int(o.shape[0])
     b = int((new_changes & ~ref_changes).sum())
     c = int((~new_changes & ref_changes).sum())
-    return ChurnAgainstReference(reference_name, total, k / total if total else float("nan"),
-                                 wilson_interval(k, total) if total else (float("nan"), float("nan")),
-                                 b, c, mcnemar_p_value(b, c))
+    return ChurnAgainstReference(
+        reference_name,
+        total,
+        k / total if total else float("nan"),
+        wilson_interval(k, total) if total else (float("nan"), float("nan")),
+        b,
+        c,
+        mcnemar_p_value(b, c),
+    )

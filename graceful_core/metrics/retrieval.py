@@ -65,7 +65,6 @@ _GRID = float(2**24)
 _PAIRS = ("old_old", "new_new", "new_old", "old_new")
 
 
-
 @dataclass(frozen=True)
 class RetrievalResult:
     """Leave-one-out retrieval scores of one (query model, gallery model) pair.
@@ -235,8 +234,9 @@ def _topk_tie_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
     return idx.gather(1, order)
 
 
-def _rank_and_average_precision(grid: torch.Tensor, rows: np.ndarray, members: np.ndarray,
-                                k: int) -> tuple[np.ndarray, np.ndarray]:
+def _rank_and_average_precision(
+    grid: torch.Tensor, rows: np.ndarray, members: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k and AP of queries of one class, from one sort of each row.
 
     Parameters
@@ -396,11 +396,11 @@ def retrieval_metrics(
         # Queries in class order (stable), so a block holds few classes.
         order = np.argsort(codes, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        members = {int(c): order[bounds[c]:bounds[c + 1]] for c in np.flatnonzero(counts >= 2)}
+        members = {int(c): order[bounds[c] : bounds[c + 1]] for c in np.flatnonzero(counts >= 2)}
         q_grid = q64 * _GRID  # scaling by a power of two is exact: q_grid @ g = 2**24 · s, bit for bit
         rows = max(1, min(int(block_size), _MAX_BLOCK_ELEMENTS // n))
         for start in range(0, n, rows):
-            qi = order[start:start + rows]
+            qi = order[start : start + rows]
             need_ap = ap_mask[qi]
             fast = qi[~need_ap]
             if fast.size and k_eff:
@@ -408,7 +408,9 @@ def retrieval_metrics(
                 if fp32_exact:
                     nb = _topk_fast(q32.index_select(0, f_t), g32_t, q64.index_select(0, f_t), g64, f_t, k_eff)
                 else:  # reduced-precision float32 matmul (e.g. bf16): the error bound does not hold
-                    nb = torch.topk(_rank_keys(q64.index_select(0, f_t), g64_t, f_t), k_eff, dim=1, largest=False).indices
+                    nb = torch.topk(
+                        _rank_keys(q64.index_select(0, f_t), g64_t, f_t), k_eff, dim=1, largest=False
+                    ).indices
                 topk[fast, :k_eff] = nb.numpy()
             slow = qi[need_ap]
             if not slow.size:
@@ -419,8 +421,9 @@ def retrieval_metrics(
             slow_codes = codes[slow]
             cuts = np.flatnonzero(np.diff(slow_codes)) + 1
             for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [slow.size]])):
-                nb, ap[slow[lo:hi]] = _rank_and_average_precision(grid[lo:hi], slow[lo:hi],
-                                                                   members[int(slow_codes[lo])], k_eff)
+                nb, ap[slow[lo:hi]] = _rank_and_average_precision(
+                    grid[lo:hi], slow[lo:hi], members[int(slow_codes[lo])], k_eff
+                )
                 topk[slow[lo:hi], :k_eff] = nb
             del grid
 
@@ -529,7 +532,8 @@ class CrossTest:
             "retrieval_negative_flips": self.retrieval_negative_flips,
             "retrieval_positive_flips": self.retrieval_positive_flips,
             "retrieval_negative_flip_rate": json_clean(self.negative_flip_rate),
-            "retrieval_negative_flip_rate_ci95": None if self.negative_flip_rate_ci95 is None
+            "retrieval_negative_flip_rate_ci95": None
+            if self.negative_flip_rate_ci95 is None
             else list(self.negative_flip_rate_ci95),
             "n_queries": self.n_queries,
             "map_queries": self.map_queries,
@@ -596,8 +600,7 @@ def cross_test(
     emb = {"old": old, "new": new}
     same_dim = old.shape[1] == new.shape[1]
     pairs = _PAIRS if same_dim else ("old_old", "new_new")
-    results = {p: retrieval_metrics(emb[p.split("_")[0]], emb[p.split("_")[1]], codes, ks=(1, 5), **kw)
-               for p in pairs}
+    results = {p: retrieval_metrics(emb[p.split("_")[0]], emb[p.split("_")[1]], codes, ks=(1, 5), **kw) for p in pairs}
     scores = {
         "top1": {p: (results[p].hit_at[1] if p in results else None) for p in _PAIRS},
         "top5": {p: (results[p].hit_at[5] if p in results else None) for p in _PAIRS},
@@ -608,17 +611,27 @@ def cross_test(
     map_ci = None
     if oo.map_ci95 is not None:
         map_ci = {p: list(r.map_ci95) for p, r in results.items() if r.map_ci95 is not None}
-    names = [str(class_names[int(u)]) if class_names is not None else (u.item() if hasattr(u, "item") else u)
-             for u in uniq]
+    names = [
+        str(class_names[int(u)]) if class_names is not None else (u.item() if hasattr(u, "item") else u) for u in uniq
+    ]
     empty = np.zeros(0, dtype=np.int64)
     if not same_dim:
         return CrossTest(
-            scores=scores, compatible=False, update_gain=None,
-            retrieval_negative_flips=None, retrieval_positive_flips=None,
-            negative_flip_rate=None, negative_flip_rate_ci95=None,
-            positive_flip_rate=None, positive_flip_rate_ci95=None,
-            per_class=[], negative_flip_indices=empty, positive_flip_indices=empty,
-            n_queries=n_q, map_queries=oo.map_queries, map_ci95=map_ci,
+            scores=scores,
+            compatible=False,
+            update_gain=None,
+            retrieval_negative_flips=None,
+            retrieval_positive_flips=None,
+            negative_flip_rate=None,
+            negative_flip_rate_ci95=None,
+            positive_flip_rate=None,
+            positive_flip_rate_ci95=None,
+            per_class=[],
+            negative_flip_indices=empty,
+            positive_flip_indices=empty,
+            n_queries=n_q,
+            map_queries=oo.map_queries,
+            map_ci95=map_ci,
             reason=f"embedding sizes differ: old {old.shape[1]}, new {new.shape[1]}; no cross-test possible",
             results=results,
         )
@@ -636,18 +649,33 @@ def cross_test(
         in_c = codes == c
         qc = int((in_c & oo.valid).sum())
         nf = int(in_c[neg].sum())
-        per_class.append({
-            "class": name, "queries": qc, "negative_flips": nf,
-            "positive_flips": int(in_c[pos].sum()),
-            "negative_flip_rate": nf / qc if qc else None,
-        })
+        per_class.append(
+            {
+                "class": name,
+                "queries": qc,
+                "negative_flips": nf,
+                "positive_flips": int(in_c[pos].sum()),
+                "negative_flip_rate": nf / qc if qc else None,
+            }
+        )
     return CrossTest(
-        scores=scores, compatible=compatible, update_gain=gain,
-        retrieval_negative_flips=int(neg.size), retrieval_positive_flips=int(pos.size),
-        negative_flip_rate=neg.size / n_q if n_q else None, negative_flip_rate_ci95=_wilson(int(neg.size), n_q),
-        positive_flip_rate=pos.size / n_q if n_q else None, positive_flip_rate_ci95=_wilson(int(pos.size), n_q),
-        per_class=per_class, negative_flip_indices=neg, positive_flip_indices=pos,
-        n_queries=n_q, map_queries=oo.map_queries, map_ci95=map_ci, reason=None, results=results,
+        scores=scores,
+        compatible=compatible,
+        update_gain=gain,
+        retrieval_negative_flips=int(neg.size),
+        retrieval_positive_flips=int(pos.size),
+        negative_flip_rate=neg.size / n_q if n_q else None,
+        negative_flip_rate_ci95=_wilson(int(neg.size), n_q),
+        positive_flip_rate=pos.size / n_q if n_q else None,
+        positive_flip_rate_ci95=_wilson(int(pos.size), n_q),
+        per_class=per_class,
+        negative_flip_indices=neg,
+        positive_flip_indices=pos,
+        n_queries=n_q,
+        map_queries=oo.map_queries,
+        map_ci95=map_ci,
+        reason=None,
+        results=results,
         embedding_overlap=_overlap_from_top1(old, new, results["new_old"].topk_indices[:, 0]),
     )
 

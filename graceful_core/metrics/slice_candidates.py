@@ -43,7 +43,7 @@ def _groups(codes: np.ndarray, n_values: int) -> list[np.ndarray]:
     """Sorted positions of each code ``0..n_values-1`` (code -1 ignored)."""
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(n_values + 1))
-    return [order[bounds[j]:bounds[j + 1]] for j in range(n_values)]
+    return [order[bounds[j] : bounds[j + 1]] for j in range(n_values)]
 
 
 def _column_codes(s: pd.Series) -> tuple[np.ndarray | None, np.ndarray, list[str]] | str:
@@ -73,7 +73,9 @@ def _column_codes(s: pd.Series) -> tuple[np.ndarray | None, np.ndarray, list[str
     filled = ~blank
     # text that spells numbers is numbers (a CSV read as text: "3" and "3.0" are 3)
     if filled.any() and all(isinstance(u, str) for u in uniques):
-        parsed = pd.to_numeric(pd.Series([t.strip() for t in texts]), errors="coerce").to_numpy(dtype=np.float64, copy=True)
+        parsed = pd.to_numeric(pd.Series([t.strip() for t in texts]), errors="coerce").to_numpy(
+            dtype=np.float64, copy=True
+        )
         if not np.isnan(parsed[filled]).any():
             parsed[blank] = np.nan
             v = np.full(n, np.nan)
@@ -178,8 +180,11 @@ def metadata_candidates(
     """
     if not isinstance(metadata, pd.DataFrame):
         raise ValueError(f"metadata must be a pandas DataFrame, got {type(metadata).__name__}")
-    for v, name, low in ((max_categories, "max_categories", 1), (max_numeric_categories, "max_numeric_categories", 1),
-                         (n_bins, "n_bins", 2)):
+    for v, name, low in (
+        (max_categories, "max_categories", 1),
+        (max_numeric_categories, "max_numeric_categories", 1),
+        (n_bins, "n_bins", 2),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     if metadata.columns.duplicated().any():
@@ -191,8 +196,9 @@ def metadata_candidates(
         col = str(name)
         if is_reserved_column(col):
             continue
-        got, reason = _column_slices(col, metadata[name].reset_index(drop=True), int(max_categories),
-                                     int(max_numeric_categories), int(n_bins))
+        got, reason = _column_slices(
+            col, metadata[name].reset_index(drop=True), int(max_categories), int(max_numeric_categories), int(n_bins)
+        )
         cands.extend(got)
         if reason is not None:
             skipped.append((col, reason))

@@ -62,8 +62,8 @@ def _nearest_centre(z: np.ndarray, centres: np.ndarray, chunk: int = 65_536) -> 
     c_sq = (centres * centres).sum(axis=1)
     out = np.empty(z.shape[0], dtype=np.int64)
     for start in range(0, z.shape[0], chunk):
-        block = z[start:start + chunk]
-        out[start:start + chunk] = np.argmin(c_sq[None, :] - 2.0 * (block @ centres.T), axis=1)
+        block = z[start : start + chunk]
+        out[start : start + chunk] = np.argmin(c_sq[None, :] - 2.0 * (block @ centres.T), axis=1)
     return out
 
 
@@ -173,7 +173,7 @@ def embedding_clusters(
         members = np.flatnonzero(raw == old)
         d2 = ((z[members] - centres[old]) ** 2).sum(axis=1)
         near = members[np.lexsort((members, d2))[:N_CENTRAL]]
-        central[new, :near.size] = near
+        central[new, : near.size] = near
     return describe_clusters(renumber[raw], central, y, names, seed=int(seed))
 
 
@@ -198,12 +198,13 @@ def clusters_in_embedding_order(embedding: Any, labels: Any, class_names: Sequen
     assignment[order] = np.asarray(cl.assignment)
     central = np.full((cl.n_clusters, N_CENTRAL), -1, dtype=np.int64)
     for c in cl.clusters:
-        central[c.cluster, :len(c.central_indices)] = order[np.asarray(c.central_indices, dtype=np.int64)]
+        central[c.cluster, : len(c.central_indices)] = order[np.asarray(c.central_indices, dtype=np.int64)]
     return {"assignment": assignment, "central": central, "seed": np.array(cl.seed)}
 
 
-def describe_clusters(assignment: Any, central: Any, labels: Any, class_names: Sequence[str], *,
-                      seed: int = 0) -> Clustering:
+def describe_clusters(
+    assignment: Any, central: Any, labels: Any, class_names: Sequence[str], *, seed: int = 0
+) -> Clustering:
     """A :class:`Clustering` from each sample's cluster and each cluster's central samples.
 
     Parameters
@@ -244,9 +245,12 @@ def describe_clusters(assignment: Any, central: Any, labels: Any, class_names: S
         by_share = sorted(range(len(names)), key=lambda c: (-counts[c], c))
         shares = [(names[c], counts[c] / sizes[j]) for c in by_share[:3]]
         dominant = [shares[0]] + [sh for sh in shares[1:] if sh[1] >= MIN_CLASS_SHARE]
-        clusters.append(EmbeddingCluster(
-            cluster=j, size=int(sizes[j]),
-            dominant_classes=tuple((nm, float(sh)) for nm, sh in dominant),
-            central_indices=tuple(int(i) for i in cen[j] if i >= 0),
-        ))
+        clusters.append(
+            EmbeddingCluster(
+                cluster=j,
+                size=int(sizes[j]),
+                dominant_classes=tuple((nm, float(sh)) for nm, sh in dominant),
+                central_indices=tuple(int(i) for i in cen[j] if i >= 0),
+            )
+        )
     return Clustering(a, tuple(clusters), int(seed))

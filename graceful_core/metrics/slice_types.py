@@ -49,8 +49,16 @@ _BIN_LABEL = re.compile(r"^\[[^,\[\]()]+, [^,\[\]()]+[)\]]$")
 
 #: The keys of one entry of the JSON report's ``regression_slices`` list, in order.
 JSON_KEYS = (
-    "kind", "column", "value", "size", "negative_flips", "negative_flip_rate",
-    "negative_flip_rate_ci95", "rest_negative_flip_rate", "p_value", "p_adjusted",
+    "kind",
+    "column",
+    "value",
+    "size",
+    "negative_flips",
+    "negative_flip_rate",
+    "negative_flip_rate_ci95",
+    "rest_negative_flip_rate",
+    "p_value",
+    "p_adjusted",
 )
 
 
@@ -155,7 +163,7 @@ class Clustering:
         order = np.argsort(self.assignment, kind="stable")
         bounds = np.searchsorted(self.assignment[order], np.arange(self.n_clusters + 1))
         return tuple(
-            SliceCandidate("embedding", None, c.cluster, order[bounds[c.cluster]:bounds[c.cluster + 1]])
+            SliceCandidate("embedding", None, c.cluster, order[bounds[c.cluster] : bounds[c.cluster + 1]])
             for c in self.clusters
         )
 
@@ -282,12 +290,44 @@ class SliceReport:
     def to_frame(self) -> pd.DataFrame:
         """One row per slice, in rank order: ``key``, ``title``, the JSON fields (the interval as
         ``ci_low``, ``ci_high``), ``rest_size``, ``excess`` and ``significant`` (adjusted p < ALPHA)."""
-        cols = ("key", "title", "kind", "column", "value", "size", "negative_flips", "negative_flip_rate",
-                "ci_low", "ci_high", "rest_size", "rest_negative_flip_rate", "p_value", "p_adjusted", "excess",
-                "significant")
-        rows = [(s.key, s.title, s.kind, s.column, str(s.value), s.size, s.negative_flips, s.negative_flip_rate,
-                 *s.negative_flip_rate_ci95, s.rest_size, s.rest_negative_flip_rate, s.p_value, s.p_adjusted,
-                 s.excess, s.is_significant) for s in self.slices]
+        cols = (
+            "key",
+            "title",
+            "kind",
+            "column",
+            "value",
+            "size",
+            "negative_flips",
+            "negative_flip_rate",
+            "ci_low",
+            "ci_high",
+            "rest_size",
+            "rest_negative_flip_rate",
+            "p_value",
+            "p_adjusted",
+            "excess",
+            "significant",
+        )
+        rows = [
+            (
+                s.key,
+                s.title,
+                s.kind,
+                s.column,
+                str(s.value),
+                s.size,
+                s.negative_flips,
+                s.negative_flip_rate,
+                *s.negative_flip_rate_ci95,
+                s.rest_size,
+                s.rest_negative_flip_rate,
+                s.p_value,
+                s.p_adjusted,
+                s.excess,
+                s.is_significant,
+            )
+            for s in self.slices
+        ]
         return pd.DataFrame.from_records(rows, columns=cols)
 
     def by_key(self, key: str | None) -> RegressionSlice | None:

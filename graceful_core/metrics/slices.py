@@ -136,8 +136,12 @@ def slice_p_value(slice_flips: int, slice_size: int, rest_flips: int, rest_size:
     >>> slice_p_value(0, 10, 5, 90)
     1.0
     """
-    for v, name in ((slice_flips, "slice_flips"), (slice_size, "slice_size"),
-                    (rest_flips, "rest_flips"), (rest_size, "rest_size")):
+    for v, name in (
+        (slice_flips, "slice_flips"),
+        (slice_size, "slice_size"),
+        (rest_flips, "rest_flips"),
+        (rest_size, "rest_size"),
+    ):
         if isinstance(v, bool) or not hasattr(v, "__index__") or int(v) < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
     fs, ns, fr, nr = int(slice_flips), int(slice_size), int(rest_flips), int(rest_size)
@@ -248,15 +252,29 @@ def rank_slices(
         nr, fr = n_total - ns, f_total - fs
         rest_rate = fr / nr if nr else float("nan")
         excess = fs - ns * rest_rate if nr else float("nan")
-        out.append(RegressionSlice(
-            kind=c.kind, column=c.column, value=c.value, size=ns, negative_flips=fs,
-            negative_flip_rate=fs / ns, negative_flip_rate_ci95=wilson_interval(fs, ns),
-            rest_size=nr, rest_negative_flips=fr, rest_negative_flip_rate=rest_rate,
-            p_value=p, p_adjusted=min(1.0, float(pa)), excess=excess, indices=c.indices,
-            cluster=by_number.get(c.value) if c.kind == "embedding" else None,
-        ))
-    order = sorted(range(len(out)), key=lambda i: (
-        out[i].p_adjusted, -out[i].excess if not math.isnan(out[i].excess) else math.inf, i))
+        out.append(
+            RegressionSlice(
+                kind=c.kind,
+                column=c.column,
+                value=c.value,
+                size=ns,
+                negative_flips=fs,
+                negative_flip_rate=fs / ns,
+                negative_flip_rate_ci95=wilson_interval(fs, ns),
+                rest_size=nr,
+                rest_negative_flips=fr,
+                rest_negative_flip_rate=rest_rate,
+                p_value=p,
+                p_adjusted=min(1.0, float(pa)),
+                excess=excess,
+                indices=c.indices,
+                cluster=by_number.get(c.value) if c.kind == "embedding" else None,
+            )
+        )
+    order = sorted(
+        range(len(out)),
+        key=lambda i: (out[i].p_adjusted, -out[i].excess if not math.isnan(out[i].excess) else math.inf, i),
+    )
     return tuple(out[i] for i in order)
 
 
@@ -371,8 +389,9 @@ def find_regression_slices(
             raise ValueError(f"metadata must be a pandas DataFrame, got {type(metadata).__name__}")
         if len(metadata) != n:
             raise ValueError(f"metadata has {len(metadata)} rows for {n} samples")
-        cs = metadata_candidates(metadata, max_categories=max_categories,
-                                 max_numeric_categories=max_numeric_categories, n_bins=n_bins)
+        cs = metadata_candidates(
+            metadata, max_categories=max_categories, max_numeric_categories=max_numeric_categories, n_bins=n_bins
+        )
         cands.extend(cs.candidates)
         skipped = cs.skipped_columns
     if clustering is not None:
@@ -389,5 +408,10 @@ def find_regression_slices(
         else:
             cands.extend(clustering.candidates())
     slices = rank_slices(m, cands, clustering.clusters if clustering is not None else ())
-    return SliceReport(slices=slices, n_samples=n, negative_flips=int(np.count_nonzero(m)),
-                       clustering=clustering, skipped_columns=skipped)
+    return SliceReport(
+        slices=slices,
+        n_samples=n,
+        negative_flips=int(np.count_nonzero(m)),
+        clustering=clustering,
+        skipped_columns=skipped,
+    )

@@ -60,12 +60,34 @@ from graceful_core.metrics.flips import as_label_array
 from graceful_core.metrics.significance import wilson_interval
 from graceful_core.vocabulary import percent
 
-__all__ = ["MIXING_WEIGHTS", "GATING_OLD_THRESHOLDS", "GATING_NEW_THRESHOLDS", "INTERPOLATION_ALPHAS",
-           "DEFAULT_MAX_ERROR_INCREASE", "REMEDY_METHODS", "WhatIfPoint", "Recommendation", "FoldChoice",
-           "mixing_predictions", "gating_predictions", "score_points", "mixing_points", "gating_points",
-           "id_folds", "choose_point", "recommend", "remedy_cost", "probabilities64", "Candidates",
-           "candidate_predictions", "remedy_settings", "WhatIfReport", "whatif_report", "whatif_of_scores",
-           "NOT_IN_COMPARE"]
+__all__ = [
+    "MIXING_WEIGHTS",
+    "GATING_OLD_THRESHOLDS",
+    "GATING_NEW_THRESHOLDS",
+    "INTERPOLATION_ALPHAS",
+    "DEFAULT_MAX_ERROR_INCREASE",
+    "REMEDY_METHODS",
+    "WhatIfPoint",
+    "Recommendation",
+    "FoldChoice",
+    "mixing_predictions",
+    "gating_predictions",
+    "score_points",
+    "mixing_points",
+    "gating_points",
+    "id_folds",
+    "choose_point",
+    "recommend",
+    "remedy_cost",
+    "probabilities64",
+    "Candidates",
+    "candidate_predictions",
+    "remedy_settings",
+    "WhatIfReport",
+    "whatif_report",
+    "whatif_of_scores",
+    "NOT_IN_COMPARE",
+]
 
 #: ``w_new`` of the mixing curve: 0, 0.05, …, 1.
 MIXING_WEIGHTS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
@@ -138,10 +160,16 @@ class WhatIfPoint:
     def to_json(self, with_params: bool = True) -> dict[str, Any]:
         """The JSON row: the parameters (unless ``with_params`` is False), then the counts and rates (``docs/metrics.md``)."""
         lo, hi = self.negative_flip_rate_ci95
-        return {**({k: float(v) for k, v in self.params.items()} if with_params else {}),
-                "negative_flips": int(self.negative_flips), "positive_flips": int(self.positive_flips),
-                "negative_flip_rate": json_clean(self.negative_flip_rate), "negative_flip_rate_ci95": [json_clean(lo), json_clean(hi)],
-                "error_rate": json_clean(self.error_rate), "n_samples": int(self.n_samples), "cost_models": int(self.cost)}
+        return {
+            **({k: float(v) for k, v in self.params.items()} if with_params else {}),
+            "negative_flips": int(self.negative_flips),
+            "positive_flips": int(self.positive_flips),
+            "negative_flip_rate": json_clean(self.negative_flip_rate),
+            "negative_flip_rate_ci95": [json_clean(lo), json_clean(hi)],
+            "error_rate": json_clean(self.error_rate),
+            "n_samples": int(self.n_samples),
+            "cost_models": int(self.cost),
+        }
 
 
 def _check_probs(p: Any, name: str) -> np.ndarray:
@@ -155,8 +183,9 @@ def _check_inputs(y: Any, p_old: Any, p_new: Any) -> tuple[np.ndarray, np.ndarra
     yy = as_label_array(y, "y_true")
     po, pn = _check_probs(p_old, "p_old"), _check_probs(p_new, "p_new")
     if po.shape != pn.shape or po.shape[0] != yy.shape[0]:
-        raise ValueError(f"y_true {yy.shape}, p_old {po.shape} and p_new {pn.shape} must describe the same samples "
-                         "and classes")
+        raise ValueError(
+            f"y_true {yy.shape}, p_old {po.shape} and p_new {pn.shape} must describe the same samples and classes"
+        )
     return yy, po, pn
 
 
@@ -174,12 +203,12 @@ def _top2(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     i1, i2, v2 = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, p.dtype)
     step = _row_step(k)
     for a in range(0, n, step):
-        q = p[a:a + step].copy()
+        q = p[a : a + step].copy()
         r = np.arange(q.shape[0])
         j = q.argmax(axis=1)
         q[r, j] = -np.inf
-        i1[a:a + step], i2[a:a + step] = j, q.argmax(axis=1)
-        v2[a:a + step] = q[r, i2[a:a + step]]
+        i1[a : a + step], i2[a : a + step] = j, q.argmax(axis=1)
+        v2[a : a + step] = q[r, i2[a : a + step]]
     return i1, i2, v2
 
 
@@ -261,8 +290,9 @@ def _gating_grid() -> list[tuple[float, float]]:
     return [(t, s) for t in GATING_OLD_THRESHOLDS for s in GATING_NEW_THRESHOLDS]
 
 
-def score_points(y: Any, old_pred: Any, preds: np.ndarray, folds: np.ndarray | None = None,
-                 n_folds: int = 1) -> np.ndarray:
+def score_points(
+    y: Any, old_pred: Any, preds: np.ndarray, folds: np.ndarray | None = None, n_folds: int = 1
+) -> np.ndarray:
     """Counts ``[C, F, 4]`` (n, negative flips, positive flips, errors) of ``C`` prediction rows per fold.
 
     ``folds`` assigns each sample to ``0 … n_folds − 1`` (None: one fold, every sample).
@@ -285,12 +315,14 @@ def score_points(y: Any, old_pred: Any, preds: np.ndarray, folds: np.ndarray | N
 
 
 def _points(method: str, params: Sequence[Mapping[str, float]], counts: np.ndarray) -> tuple[WhatIfPoint, ...]:
-    return tuple(WhatIfPoint(method, dict(p), int(c[0]), int(c[1]), int(c[2]), int(c[3]))
-                 for p, c in zip(params, counts))
+    return tuple(
+        WhatIfPoint(method, dict(p), int(c[0]), int(c[1]), int(c[2]), int(c[3])) for p, c in zip(params, counts)
+    )
 
 
-def mixing_points(y: Any, p_old: Any, p_new: Any, weights: Sequence[float] = MIXING_WEIGHTS,
-                  old_pred: Any = None) -> tuple[WhatIfPoint, ...]:
+def mixing_points(
+    y: Any, p_old: Any, p_new: Any, weights: Sequence[float] = MIXING_WEIGHTS, old_pred: Any = None
+) -> tuple[WhatIfPoint, ...]:
     """The mixing curve on all samples (``old_pred`` defaults to ``argmax p_old``)."""
     yy, po, pn = _check_inputs(y, p_old, p_new)
     o = po.argmax(axis=1) if old_pred is None else np.asarray(old_pred)
@@ -298,8 +330,9 @@ def mixing_points(y: Any, p_old: Any, p_new: Any, weights: Sequence[float] = MIX
     return _points("mixing", [{"w_new": float(w)} for w in weights], counts)
 
 
-def gating_points(y: Any, p_old: Any, p_new: Any, grid: Sequence[tuple[float, float]] | None = None,
-                  old_pred: Any = None) -> tuple[WhatIfPoint, ...]:
+def gating_points(
+    y: Any, p_old: Any, p_new: Any, grid: Sequence[tuple[float, float]] | None = None, old_pred: Any = None
+) -> tuple[WhatIfPoint, ...]:
     """The gating grid on all samples (default grid: :data:`GATING_OLD_THRESHOLDS` × :data:`GATING_NEW_THRESHOLDS`)."""
     yy, po, pn = _check_inputs(y, p_old, p_new)
     grid = _gating_grid() if grid is None else list(grid)
@@ -322,8 +355,9 @@ def id_folds(ids: Any, n_folds: int = 2) -> np.ndarray:
     return (pd.util.hash_array(s) % np.uint64(n_folds)).astype(np.int64)
 
 
-def choose_point(points: Sequence[WhatIfPoint], new_error_rate: float,
-                 max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE) -> int:
+def choose_point(
+    points: Sequence[WhatIfPoint], new_error_rate: float, max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE
+) -> int:
     """Index of the point with the lowest NFR among those with error ≤ ``new_error_rate + max_error_increase``.
 
     Ties go to the lower error rate, then the lower cost, then the earlier point. The
@@ -338,8 +372,9 @@ def choose_point(points: Sequence[WhatIfPoint], new_error_rate: float,
     ok = [i for i, p in enumerate(points) if p.n_samples and p.error_rate <= bound]
     if not ok:
         raise ValueError(f"no point has an error rate at most {bound:.4f}")
-    return min(ok, key=lambda i: (points[i].negative_flips / points[i].n_samples, points[i].error_rate,
-                                  points[i].cost, i))
+    return min(
+        ok, key=lambda i: (points[i].negative_flips / points[i].n_samples, points[i].error_rate, points[i].cost, i)
+    )
 
 
 @dataclass(frozen=True)
@@ -355,10 +390,15 @@ class FoldChoice:
     new_negative_flips: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"chosen_on": self.chosen_on, "reported_on": self.reported_on, "method": self.point.method,
-                **{k: float(v) for k, v in self.point.params.items()},
-                "held_out": self.point.to_json(), "new_error_rate": json_clean(self.new_error_rate),
-                "new_negative_flips": int(self.new_negative_flips)}
+        return {
+            "chosen_on": self.chosen_on,
+            "reported_on": self.reported_on,
+            "method": self.point.method,
+            **{k: float(v) for k, v in self.point.params.items()},
+            "held_out": self.point.to_json(),
+            "new_error_rate": json_clean(self.new_error_rate),
+            "new_negative_flips": int(self.new_negative_flips),
+        }
 
 
 @dataclass(frozen=True)
@@ -398,8 +438,9 @@ class Recommendation:
     @property
     def folds_agree(self) -> bool:
         """True when every cross-fitting way chose the deployed setting (always True after a validation choice)."""
-        return all(f.point.method == self.point.method and dict(f.point.params) == dict(self.point.params)
-                   for f in self.folds)
+        return all(
+            f.point.method == self.point.method and dict(f.point.params) == dict(self.point.params) for f in self.folds
+        )
 
     def sentence(self) -> str:
         """One sentence: what to deploy, what it changes against the new model (held out) and what it costs."""
@@ -409,30 +450,45 @@ class Recommendation:
             what = "Deploy the new model as it is: no remedy lowers the negative flips within the error allowance"
         elif p.negative_flips >= n.negative_flips:
             # The rule chose a setting, but held out it breaks no fewer images: say so rather than sell it.
-            what = (f"Keep the new model as it is: the rule's choice, {_describe(p)}, does not lower the negative "
-                    "flips on held-out images")
+            what = (
+                f"Keep the new model as it is: the rule's choice, {_describe(p)}, does not lower the negative "
+                "flips on held-out images"
+            )
         else:
             what = f"Deploy {_describe(p)}"
-        held = "held-out images" if self.folds_agree else (
-            "held-out images when each half's choice (" + "; ".join(f.point.label() for f in self.folds)
-            + ") is measured on the other half")
-        return (f"{what}: {p.negative_flips:,} negative flips instead of the new model's {n.negative_flips:,} "
-                f"on {p.n_samples:,} {held}, error {d_err:+.2f} points "
-                f"({percent(p.error_rate)} vs {percent(n.error_rate)}); cost: {_cost_words(p)}; "
-                f"chosen by {self.chosen_on}, never on these numbers.")
+        held = (
+            "held-out images"
+            if self.folds_agree
+            else (
+                "held-out images when each half's choice ("
+                + "; ".join(f.point.label() for f in self.folds)
+                + ") is measured on the other half"
+            )
+        )
+        return (
+            f"{what}: {p.negative_flips:,} negative flips instead of the new model's {n.negative_flips:,} "
+            f"on {p.n_samples:,} {held}, error {d_err:+.2f} points "
+            f"({percent(p.error_rate)} vs {percent(n.error_rate)}); cost: {_cost_words(p)}; "
+            f"chosen by {self.chosen_on}, never on these numbers."
+        )
 
     def to_json(self) -> dict[str, Any]:
         """``{"method", <parameters>, "held_out", "new_held_out", "chosen_on", "cost_models", …}``."""
         p = self.point
-        out: dict[str, Any] = {"method": p.method, **{k: float(v) for k, v in p.params.items()},
-                               "cost_models": int(p.cost), "cost": _cost_words(p), "chosen_on": self.chosen_on,
-                               "max_error_increase": float(self.max_error_increase),
-                               # the pooled held-out counts may come from other settings (folds): no parameters
-                               "held_out": p.to_json(with_params=False),
-                               "new_held_out": self.new.to_json(with_params=False),
-                               "negative_flips_change": int(p.negative_flips - self.new.negative_flips),
-                               "error_rate_change": json_clean(p.error_rate - self.new.error_rate),
-                               "sentence": self.sentence()}
+        out: dict[str, Any] = {
+            "method": p.method,
+            **{k: float(v) for k, v in p.params.items()},
+            "cost_models": int(p.cost),
+            "cost": _cost_words(p),
+            "chosen_on": self.chosen_on,
+            "max_error_increase": float(self.max_error_increase),
+            # the pooled held-out counts may come from other settings (folds): no parameters
+            "held_out": p.to_json(with_params=False),
+            "new_held_out": self.new.to_json(with_params=False),
+            "negative_flips_change": int(p.negative_flips - self.new.negative_flips),
+            "error_rate_change": json_clean(p.error_rate - self.new.error_rate),
+            "sentence": self.sentence(),
+        }
         if self.folds:
             out["folds"] = [f.to_json() for f in self.folds]
             out["folds_agree"] = self.folds_agree
@@ -442,10 +498,14 @@ class Recommendation:
 def _describe(p: WhatIfPoint) -> str:
     if p.method == "mixing":
         w = p.params["w_new"]
-        return "the old model alone" if w == 0.0 else f"the mix {1 - w:.2f}·old + {w:.2f}·new of the class probabilities"
+        return (
+            "the old model alone" if w == 0.0 else f"the mix {1 - w:.2f}·old + {w:.2f}·new of the class probabilities"
+        )
     if p.method == "gating":
-        return (f"gating (old's answer where old's top probability ≥ {p.params['t']:g} and new's ≤ "
-                f"{p.params['s']:g}, else new's)")
+        return (
+            f"gating (old's answer where old's top probability ≥ {p.params['t']:g} and new's ≤ "
+            f"{p.params['s']:g}, else new's)"
+        )
     return f"the interpolated weights {1 - p.params['alpha']:.1f}·old + {p.params['alpha']:.1f}·new"
 
 
@@ -462,8 +522,13 @@ def _params_of(method: str, n: int, params: Sequence[Mapping[str, float]]) -> li
 
 
 def recommend(
-    y: Any, old_pred: Any, new_pred: Any, candidates: Mapping[str, tuple[np.ndarray, Sequence[Mapping[str, float]]]],
-    ids: Any = None, *, max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
+    y: Any,
+    old_pred: Any,
+    new_pred: Any,
+    candidates: Mapping[str, tuple[np.ndarray, Sequence[Mapping[str, float]]]],
+    ids: Any = None,
+    *,
+    max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
     validation: tuple[Any, Any, Any, Mapping[str, np.ndarray]] | None = None,
     fold_counts: np.ndarray | None = None,
 ) -> Recommendation:
@@ -509,13 +574,16 @@ def recommend(
         i = choose_point(points(vc), vnew[3] / vnew[0], max_error_increase)
         ec = score_points(y, old_pred, preds[i][None])[0, 0]
         enew = score_points(y, old_pred, np.asarray(new_pred)[None])[0, 0]
-        return Recommendation(WhatIfPoint(*settings[i], *map(int, ec)), "validation", new_point(enew), (), max_error_increase)
+        return Recommendation(
+            WhatIfPoint(*settings[i], *map(int, ec)), "validation", new_point(enew), (), max_error_increase
+        )
     if ids is None:
         raise ValueError("recommend needs the sample ids for cross-fitting when there is no validation set")
     folds = id_folds(ids, 2)
     if np.bincount(folds, minlength=2).min() == 0:
-        raise ValueError(f"cannot cross-fit on {len(folds)} samples: one half of the id split is empty "
-                         "(give a validation set)")
+        raise ValueError(
+            f"cannot cross-fit on {len(folds)} samples: one half of the id split is empty (give a validation set)"
+        )
     c = score_points(y, old_pred, preds, folds, 2) if fold_counts is None else fold_counts  # [C, 2, 4]
     cnew = score_points(y, old_pred, np.asarray(new_pred)[None], folds, 2)[0]  # [2, 4]
     ways, pooled = [], np.zeros(4, np.int64)
@@ -523,8 +591,15 @@ def recommend(
         i = choose_point(points(c[:, choose]), cnew[choose, 3] / max(cnew[choose, 0], 1), max_error_increase)
         held = c[i, report]
         pooled += held
-        ways.append(FoldChoice(f"half {choose}", f"half {report}", WhatIfPoint(*settings[i], *map(int, held)),
-                               float(cnew[report, 3] / max(cnew[report, 0], 1)), int(cnew[report, 1])))
+        ways.append(
+            FoldChoice(
+                f"half {choose}",
+                f"half {report}",
+                WhatIfPoint(*settings[i], *map(int, held)),
+                float(cnew[report, 3] / max(cnew[report, 0], 1)),
+                int(cnew[report, 1]),
+            )
+        )
     whole = c.sum(axis=1)
     j = choose_point(points(whole), float(cnew[:, 3].sum() / max(cnew[:, 0].sum(), 1)), max_error_increase)
     point = WhatIfPoint(*settings[j], *map(int, pooled))
@@ -553,8 +628,9 @@ class Candidates:
     """``method -> predictions [C, N]``."""
 
 
-def candidate_predictions(y: Any, p_old: Any, p_new: Any, old_pred: Any = None, new_pred: Any = None,
-                          interpolation: np.ndarray | None = None) -> Candidates:
+def candidate_predictions(
+    y: Any, p_old: Any, p_new: Any, old_pred: Any = None, new_pred: Any = None, interpolation: np.ndarray | None = None
+) -> Candidates:
     """Mixing and gating rows from the probabilities (plus interpolation rows computed by running models)."""
     yy, po, pn = _check_inputs(y, p_old, p_new)
     rows = {"mixing": mixing_predictions(po, pn), "gating": gating_predictions(po, pn, _gating_grid())}
@@ -598,21 +674,28 @@ class WhatIfReport:
 
     def to_json(self) -> dict[str, Any]:
         n = self.n_samples
-        return {"n_samples": n,
-                "old_error_rate": json_clean(self.old_errors / n if n else math.nan),
-                "new_error_rate": json_clean(self.new_errors / n if n else math.nan),
-                "new_negative_flips": int(self.new_negative_flips),
-                "mixing": [p.to_json() for p in self.mixing],
-                "gating": [p.to_json() for p in self.gating],
-                "interpolation": None if self.interpolation is None else [p.to_json() for p in self.interpolation],
-                "interpolation_reason": self.interpolation_reason,
-                "recommended": self.recommended.to_json()}
+        return {
+            "n_samples": n,
+            "old_error_rate": json_clean(self.old_errors / n if n else math.nan),
+            "new_error_rate": json_clean(self.new_errors / n if n else math.nan),
+            "new_negative_flips": int(self.new_negative_flips),
+            "mixing": [p.to_json() for p in self.mixing],
+            "gating": [p.to_json() for p in self.gating],
+            "interpolation": None if self.interpolation is None else [p.to_json() for p in self.interpolation],
+            "interpolation_reason": self.interpolation_reason,
+            "recommended": self.recommended.to_json(),
+        }
 
 
-def whatif_report(evaluation: Candidates, ids: Any, *, validation: Candidates | None = None,
-                  interpolation_alphas: Sequence[float] = INTERPOLATION_ALPHAS,
-                  interpolation_reason: str | None = None,
-                  max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE) -> WhatIfReport:
+def whatif_report(
+    evaluation: Candidates,
+    ids: Any,
+    *,
+    validation: Candidates | None = None,
+    interpolation_alphas: Sequence[float] = INTERPOLATION_ALPHAS,
+    interpolation_reason: str | None = None,
+    max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
+) -> WhatIfReport:
     """Score every point on the evaluation set and recommend one (:func:`recommend`).
 
     Examples
@@ -632,8 +715,11 @@ def whatif_report(evaluation: Candidates, ids: Any, *, validation: Candidates | 
             raise ValueError(f"the validation set lacks the rows of {', '.join(missing)}")
     settings = {m: remedy_settings(m, interpolation_alphas) for m in methods}
     cands = {m: (e.rows[m], settings[m]) for m in methods}
-    val = None if validation is None else (validation.y, validation.old_pred, validation.new_pred,
-                                           {m: validation.rows[m] for m in methods})
+    val = (
+        None
+        if validation is None
+        else (validation.y, validation.old_pred, validation.new_pred, {m: validation.rows[m] for m in methods})
+    )
     fold_counts = None
     if validation is None and ids is not None:  # one counting pass gives both the folds and the whole set
         fold_counts = score_points(e.y, e.old_pred, np.concatenate([e.rows[m] for m in methods]), id_folds(ids, 2), 2)
@@ -641,25 +727,49 @@ def whatif_report(evaluation: Candidates, ids: Any, *, validation: Candidates | 
     else:
         whole = np.concatenate([score_points(e.y, e.old_pred, e.rows[m])[:, 0] for m in methods])
     bounds = np.cumsum([0] + [len(e.rows[m]) for m in methods])
-    scored = {m: _points(m, settings[m], whole[bounds[i]:bounds[i + 1]]) for i, m in enumerate(methods)}
-    rec = recommend(e.y, e.old_pred, e.new_pred, cands, ids, max_error_increase=max_error_increase, validation=val,
-                    fold_counts=fold_counts)
+    scored = {m: _points(m, settings[m], whole[bounds[i] : bounds[i + 1]]) for i, m in enumerate(methods)}
+    rec = recommend(
+        e.y,
+        e.old_pred,
+        e.new_pred,
+        cands,
+        ids,
+        max_error_increase=max_error_increase,
+        validation=val,
+        fold_counts=fold_counts,
+    )
     new_c = score_points(e.y, e.old_pred, e.new_pred[None])[0, 0]
     return WhatIfReport(
-        n_samples=int(e.y.shape[0]), mixing=scored["mixing"], gating=scored["gating"],
+        n_samples=int(e.y.shape[0]),
+        mixing=scored["mixing"],
+        gating=scored["gating"],
         interpolation=scored.get("interpolation"),
         interpolation_reason=None if "interpolation" in scored else interpolation_reason,
-        recommended=rec, old_errors=int(np.count_nonzero(e.old_pred != e.y)), new_errors=int(new_c[3]),
-        new_negative_flips=int(new_c[1]))
+        recommended=rec,
+        old_errors=int(np.count_nonzero(e.old_pred != e.y)),
+        new_errors=int(new_c[3]),
+        new_negative_flips=int(new_c[1]),
+    )
 
 
 #: ``interpolation_reason`` of the what-if object in a comparison report.
-NOT_IN_COMPARE = "a comparison scores mixing and gating only: run graceful mitigate on the model files for interpolation"
+NOT_IN_COMPARE = (
+    "a comparison scores mixing and gating only: run graceful mitigate on the model files for interpolation"
+)
 
 
-def whatif_of_scores(labels: Any, ids: Any, old_scores: Any, old_kind: str | None, new_scores: Any,
-                     new_kind: str | None, old_pred: Any, new_pred: Any) -> WhatIfReport:
+def whatif_of_scores(
+    labels: Any,
+    ids: Any,
+    old_scores: Any,
+    old_kind: str | None,
+    new_scores: Any,
+    new_kind: str | None,
+    old_pred: Any,
+    new_pred: Any,
+) -> WhatIfReport:
     """Mixing and gating of two models' class scores (logits or probabilities), recommended by cross-fitting."""
-    cands = candidate_predictions(labels, probabilities64(old_scores, old_kind), probabilities64(new_scores, new_kind),
-                                  old_pred, new_pred)
+    cands = candidate_predictions(
+        labels, probabilities64(old_scores, old_kind), probabilities64(new_scores, new_kind), old_pred, new_pred
+    )
     return whatif_report(cands, ids, interpolation_reason=NOT_IN_COMPARE)

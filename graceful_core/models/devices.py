@@ -83,8 +83,11 @@ def resolve_device(device: str = "auto") -> str:
         return "cuda" if _torch_cuda_available() else "cpu"
     if d.startswith("cuda"):
         if not _torch_cuda_available():
-            raise InputError(None, f"--device {d}: CUDA is not available here (torch.cuda.is_available() is False); "
-                                   "use --device cpu or auto")
+            raise InputError(
+                None,
+                f"--device {d}: CUDA is not available here (torch.cuda.is_available() is False); "
+                "use --device cpu or auto",
+            )
         _check_cuda_index(d)
     return d
 
@@ -107,8 +110,11 @@ def onnx_providers(device: str = "auto") -> list[str]:
     if d == "auto":
         return [_ORT_CUDA, _ORT_CPU] if has_cuda else [_ORT_CPU]
     if not has_cuda:
-        raise InputError(None, f"--device {d}: onnxruntime has no CUDAExecutionProvider here "
-                               "(install onnxruntime-gpu on a CUDA machine); use --device cpu or auto")
+        raise InputError(
+            None,
+            f"--device {d}: onnxruntime has no CUDAExecutionProvider here "
+            "(install onnxruntime-gpu on a CUDA machine); use --device cpu or auto",
+        )
     return [_ORT_CUDA, _ORT_CPU]
 
 
@@ -125,6 +131,9 @@ def require_device(device: str) -> str:
     """
     d = validate_device(device)
     if d.startswith("cuda") and not _torch_cuda_available() and _ORT_CUDA not in _ort_providers():
-        raise InputError(None, f"--device {d}: no CUDA device is available here (torch.cuda.is_available() is False "
-                               "and onnxruntime has no CUDAExecutionProvider); use --device cpu or auto")
+        raise InputError(
+            None,
+            f"--device {d}: no CUDA device is available here (torch.cuda.is_available() is False "
+            "and onnxruntime has no CUDAExecutionProvider); use --device cpu or auto",
+        )
     return d

@@ -36,8 +36,9 @@ from graceful_core.types import Model
 __all__ = ["load_model", "sniff_model_format", "clear_model_cache", "NOT_A_MODEL", "CACHE_SIZE"]
 
 #: The problem reported for files that are neither torch.export, TorchScript nor ONNX.
-NOT_A_MODEL = ("not a model file: expected a torch.export archive (.pt2), a TorchScript archive (.pt) "
-               "or an ONNX model (.onnx)")
+NOT_A_MODEL = (
+    "not a model file: expected a torch.export archive (.pt2), a TorchScript archive (.pt) or an ONNX model (.onnx)"
+)
 #: How many loaded models the in-process cache keeps.
 CACHE_SIZE = 8
 

@@ -27,8 +27,19 @@ from graceful_core.types import ModelInfo
 if TYPE_CHECKING:  # typing.TypeIs from Python 3.13; annotations only (never evaluated here)
     from typing_extensions import TypeIs
 
-__all__ = ["eval_mode", "GracefulOutputs", "module_outputs", "module_has_embedding", "ModuleModel", "module_device", "module_label",
-           "Embeds", "HasHead", "has_embed_method", "has_head_method"]
+__all__ = [
+    "eval_mode",
+    "GracefulOutputs",
+    "module_outputs",
+    "module_has_embedding",
+    "ModuleModel",
+    "module_device",
+    "module_label",
+    "Embeds",
+    "HasHead",
+    "has_embed_method",
+    "has_head_method",
+]
 
 
 class Embeds(Protocol):
@@ -83,7 +94,9 @@ def _split(out, label: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         return out, None
     if isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out):
         return out[0], out[1]
-    raise InputError(label, f"forward returns {type(out).__name__}; expected logits [N, K] or a tuple (logits, embedding)")
+    raise InputError(
+        label, f"forward returns {type(out).__name__}; expected logits [N, K] or a tuple (logits, embedding)"
+    )
 
 
 def module_outputs(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -133,7 +133,9 @@ class OnnxModel:
         self.path = os.fspath(path)
         self.providers = onnx_providers(device)
         if has_external_data(self.path):
-            raise InputError(self.path, "keeps weights in external data files: graceful needs a self-contained ONNX file")
+            raise InputError(
+                self.path, "keeps weights in external data files: graceful needs a self-contained ONNX file"
+            )
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; they become InputError below
         try:
@@ -172,7 +174,8 @@ class OnnxModel:
         want = list(self.info.input_size)
         if len(dims) != 4 or any(d is not None and d != w for d, w in zip(dims[1:], want)):
             raise InputError(
-                self.path, f"input '{x.name}' has shape {list(x.shape)} but graceful.json says [N, {', '.join(map(str, want))}]"
+                self.path,
+                f"input '{x.name}' has shape {list(x.shape)} but graceful.json says [N, {', '.join(map(str, want))}]",
             )
         k = len(self.info.classes)
         ldims = _static_dims(outputs[_LOGITS].shape)

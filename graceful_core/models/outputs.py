@@ -41,9 +41,7 @@ def as_input_batch(x: np.ndarray, info: ModelInfo) -> np.ndarray:
     """
     arr = np.asarray(x)
     if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(info.input_size):
-        raise ValueError(
-            f"expected a batch [N, {', '.join(map(str, info.input_size))}], got shape {list(arr.shape)}"
-        )
+        raise ValueError(f"expected a batch [N, {', '.join(map(str, info.input_size))}], got shape {list(arr.shape)}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -79,8 +77,11 @@ def checked_logits(logits: Any, n: int, info: ModelInfo, path: str, what: str = 
         raise InputError(path, f"outputs {shape[1]} logits but graceful.json lists {k} classes")
     out = np.ascontiguousarray(logits, dtype=np.float32)
     if not np.isfinite(out).all():
-        raise InputError(path, f"{what} returns NaN or infinite logits: {nonfinite_where(out)} of the batch; check "
-                               "the model's weights and the images' preprocessing")
+        raise InputError(
+            path,
+            f"{what} returns NaN or infinite logits: {nonfinite_where(out)} of the batch; check "
+            "the model's weights and the images' preprocessing",
+        )
     return out
 
 

@@ -82,8 +82,14 @@ MAX_PICKLE_BYTES = 64 << 20
 
 #: Fixed members below the archive folder (torch's writer adds the ``.data`` ones).
 _FIXED = {
-    "archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id",
-    ".format_version", ".storage_alignment", "version",
+    "archive_format",
+    "archive_version",
+    "byteorder",
+    ".data/version",
+    ".data/serialization_id",
+    ".format_version",
+    ".storage_alignment",
+    "version",
 }
 _WEIGHTS_CONFIG = f"data/weights/{_MODEL}_weights_config.json"
 _CONSTANTS_CONFIG = f"data/constants/{_MODEL}_constants_config.json"
@@ -96,53 +102,192 @@ _EXTRA = re.compile(r"^extra/[A-Za-z0-9_.-]+$")
 #: The only globals a plain-tensor pickle (``torch.save`` of tensors in tuples/dicts) needs.
 PICKLE_GLOBALS = frozenset(
     {("torch._utils", "_rebuild_tensor_v2"), ("collections", "OrderedDict")}
-    | {("torch", f"{t}Storage") for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short",
-                                           "Char", "Byte", "Bool")}
+    | {
+        ("torch", f"{t}Storage")
+        for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
+    }
 )
 #: Opcodes of such a pickle: containers, numbers, strings, memo, persistent ids (tensor
 #: storages) and REDUCE (which can only call the globals above). No BUILD, INST, OBJ,
 #: NEWOBJ, EXT (copyreg), or buffers.
-_PICKLE_OPCODES = frozenset({
-    "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "DUP",
-    "GLOBAL", "STACK_GLOBAL", "REDUCE", "PERSID", "BINPERSID",
-    "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "GET", "BINGET", "LONG_BINGET",
-    "NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4",
-    "FLOAT", "BINFLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
-    "SHORT_BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
-    "TUPLE", "EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "LIST", "EMPTY_LIST", "APPEND", "APPENDS",
-    "DICT", "EMPTY_DICT", "SETITEM", "SETITEMS",
-})
-_STRING_OPS = frozenset({"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-                         "BINUNICODE8"})
+_PICKLE_OPCODES = frozenset(
+    {
+        "PROTO",
+        "FRAME",
+        "STOP",
+        "MARK",
+        "POP",
+        "POP_MARK",
+        "DUP",
+        "GLOBAL",
+        "STACK_GLOBAL",
+        "REDUCE",
+        "PERSID",
+        "BINPERSID",
+        "PUT",
+        "BINPUT",
+        "LONG_BINPUT",
+        "MEMOIZE",
+        "GET",
+        "BINGET",
+        "LONG_BINGET",
+        "NONE",
+        "NEWTRUE",
+        "NEWFALSE",
+        "INT",
+        "BININT",
+        "BININT1",
+        "BININT2",
+        "LONG",
+        "LONG1",
+        "LONG4",
+        "FLOAT",
+        "BINFLOAT",
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+        "UNICODE",
+        "BINUNICODE",
+        "SHORT_BINUNICODE",
+        "BINUNICODE8",
+        "BINBYTES",
+        "SHORT_BINBYTES",
+        "BINBYTES8",
+        "TUPLE",
+        "EMPTY_TUPLE",
+        "TUPLE1",
+        "TUPLE2",
+        "TUPLE3",
+        "LIST",
+        "EMPTY_LIST",
+        "APPEND",
+        "APPENDS",
+        "DICT",
+        "EMPTY_DICT",
+        "SETITEM",
+        "SETITEMS",
+    }
+)
+_STRING_OPS = frozenset(
+    {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
+)
 _MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
 #: Members of a ``torch.save`` zip holding only tensors, below its folder.
-_TORCH_SAVE_FIXED = {"data.pkl", "version", ".format_version", ".storage_alignment", "byteorder",
-                     ".data/version", ".data/serialization_id"}
+_TORCH_SAVE_FIXED = {
+    "data.pkl",
+    "version",
+    ".format_version",
+    ".storage_alignment",
+    "byteorder",
+    ".data/version",
+    ".data/serialization_id",
+}
 _TORCH_SAVE_DATA = re.compile(r"^data/\d+$")
 
 #: Node targets besides ATen operators: torch's symbolic-shape operators (``_SYM_OPS``).
-SYM_TARGETS = frozenset({
-    "_operator.add", "_operator.and_", "_operator.eq", "_operator.floordiv", "_operator.ge", "_operator.gt",
-    "_operator.le", "_operator.lshift", "_operator.lt", "_operator.mod", "_operator.mul", "_operator.ne",
-    "_operator.neg", "_operator.or_", "_operator.pos", "_operator.pow", "_operator.rshift", "_operator.sub",
-    "_operator.truediv", "math.trunc", "torch._sym_sqrt", "torch.sym_float", "torch.sym_int", "torch.sym_ite",
-    "torch.sym_max", "torch.sym_min", "torch.sym_not",
-})
+SYM_TARGETS = frozenset(
+    {
+        "_operator.add",
+        "_operator.and_",
+        "_operator.eq",
+        "_operator.floordiv",
+        "_operator.ge",
+        "_operator.gt",
+        "_operator.le",
+        "_operator.lshift",
+        "_operator.lt",
+        "_operator.mod",
+        "_operator.mul",
+        "_operator.ne",
+        "_operator.neg",
+        "_operator.or_",
+        "_operator.pos",
+        "_operator.pow",
+        "_operator.rshift",
+        "_operator.sub",
+        "_operator.truediv",
+        "math.trunc",
+        "torch._sym_sqrt",
+        "torch.sym_float",
+        "torch.sym_int",
+        "torch.sym_ite",
+        "torch.sym_max",
+        "torch.sym_min",
+        "torch.sym_not",
+    }
+)
 _ATEN_TARGET = re.compile(r"^torch\.ops\.aten\.([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
 #: ATen operators a model file may not use: they read files or print.
 DENIED_ATEN = frozenset({"from_file", "_print"})
 
 #: Names a symbolic-shape expression may call or mention (sympy's and torch's shape functions).
-_SYM_FUNCS = frozenset({
-    "Symbol", "Integer", "Float", "Rational", "Max", "Min", "Mod", "Abs", "Eq", "Ne", "Lt", "Le", "Gt", "Ge",
-    "And", "Or", "Not", "floor", "ceiling", "true", "false", "oo", "zoo", "nan",
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv",
-    "LShift", "RShift", "FloatTrueDiv", "IntTrueDiv", "IsNonOverlappingAndDenseIndicator", "TruncToFloat",
-    "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat", "Identity",
-})
-_SYM_KEYWORDS = frozenset({"positive", "negative", "nonnegative", "nonpositive", "integer", "real", "finite",
-                           "zero", "nonzero", "even", "odd", "prime", "composite", "rational", "commutative"})
+_SYM_FUNCS = frozenset(
+    {
+        "Symbol",
+        "Integer",
+        "Float",
+        "Rational",
+        "Max",
+        "Min",
+        "Mod",
+        "Abs",
+        "Eq",
+        "Ne",
+        "Lt",
+        "Le",
+        "Gt",
+        "Ge",
+        "And",
+        "Or",
+        "Not",
+        "floor",
+        "ceiling",
+        "true",
+        "false",
+        "oo",
+        "zoo",
+        "nan",
+        "FloorDiv",
+        "ModularIndexing",
+        "Where",
+        "PythonMod",
+        "CleanDiv",
+        "CeilToInt",
+        "FloorToInt",
+        "CeilDiv",
+        "LShift",
+        "RShift",
+        "FloatTrueDiv",
+        "IntTrueDiv",
+        "IsNonOverlappingAndDenseIndicator",
+        "TruncToFloat",
+        "TruncToInt",
+        "RoundToInt",
+        "RoundDecimal",
+        "ToFloat",
+        "Identity",
+    }
+)
+_SYM_KEYWORDS = frozenset(
+    {
+        "positive",
+        "negative",
+        "nonnegative",
+        "nonpositive",
+        "integer",
+        "real",
+        "finite",
+        "zero",
+        "nonzero",
+        "even",
+        "odd",
+        "prime",
+        "composite",
+        "rational",
+        "commutative",
+    }
+)
 _SYMBOL_NAME = re.compile(r"^[a-z]{1,8}\d{1,9}$")
 _MAX_EXPR = 4096
 _MAX_INT = 1 << 64
@@ -261,12 +406,18 @@ def _expr_node_problem(node: ast.AST, call_func: bool = False) -> str | None:
             return "a call of something that is not a shape function"
         args = list(node.args)
         if node.func.id == "Symbol":
-            if not args or not isinstance(args[0], ast.Constant) or not isinstance(args[0].value, str) \
-                    or not _SYMBOL_NAME.match(args[0].value):
+            if (
+                not args
+                or not isinstance(args[0], ast.Constant)
+                or not isinstance(args[0].value, str)
+                or not _SYMBOL_NAME.match(args[0].value)
+            ):
                 return "a Symbol whose name is not a shape symbol"
             args = args[1:]
         for kw in node.keywords:
-            if kw.arg not in _SYM_KEYWORDS or not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool)):
+            if kw.arg not in _SYM_KEYWORDS or not (
+                isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool)
+            ):
                 return f"keyword {kw.arg!r:.40}"
         for a in args:
             if (p := _expr_node_problem(a)) is not None:
@@ -279,8 +430,9 @@ def _expr_node_problem(node: ast.AST, call_func: bool = False) -> str | None:
                 e = e.operand
             if not (isinstance(e, ast.Constant) and isinstance(e.value, int) and abs(e.value) <= _MAX_POW):
                 return "a power whose exponent is not a small integer"
-        elif not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.BitAnd,
-                                      ast.BitOr)):
+        elif not isinstance(
+            node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.BitAnd, ast.BitOr)
+        ):
             return f"operator {type(node.op).__name__}"
         return _expr_node_problem(node.left) or _expr_node_problem(node.right)
     if isinstance(node, ast.UnaryOp):
@@ -378,8 +530,11 @@ def _guard_node_problem(node: ast.AST) -> str | None:
             return f"operator {type(node.op).__name__}"
         return _guard_node_problem(node.left) or _guard_node_problem(node.right)
     if isinstance(node, ast.UnaryOp):
-        return _guard_node_problem(node.operand) if isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)) \
+        return (
+            _guard_node_problem(node.operand)
+            if isinstance(node.op, (ast.USub, ast.UAdd, ast.Not))
             else f"operator {type(node.op).__name__}"
+        )
     if isinstance(node, ast.Compare):
         if not all(isinstance(o, (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for o in node.ops):
             return "a comparison that is not arithmetic"
@@ -488,8 +643,10 @@ def _config_problem(config: Any, kind: str, members: dict[str, int]) -> str | No
         if not isinstance(meta, dict):
             return f"its {kind} config entry {fqn!r:.60} is not an object"
         if meta.get("use_pickle"):
-            return (f"its {kind} entry {fqn!r:.60} is pickled (a tensor subclass or Python object, which "
-                    "torch unpickles with weights_only=False): graceful loads plain tensors only")
+            return (
+                f"its {kind} entry {fqn!r:.60} is pickled (a tensor subclass or Python object, which "
+                "torch unpickles with weights_only=False): graceful loads plain tensors only"
+            )
         name = f"data/{kind}/{meta.get('path_name')}"
         if not pattern.match(name) or name not in members:
             return f"its {kind} entry {fqn!r:.60} points at {meta.get('path_name')!r:.60}, not a tensor in the archive"
@@ -502,8 +659,9 @@ def _config_problem(config: Any, kind: str, members: dict[str, int]) -> str | No
         except (KeyError, TypeError, IndexError):
             return f"its {kind} entry {fqn!r:.60} has no readable tensor description"
         ints = [*sizes, *strides, offset]
-        if len(sizes) != len(strides) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _MAX_INT
-                                                 for v in ints):
+        if len(sizes) != len(strides) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _MAX_INT for v in ints
+        ):
             return f"its {kind} entry {fqn!r:.60} has an invalid shape"
         numel = int(np.prod(sizes, dtype=object)) if sizes else 1
         extent = 0 if numel == 0 else offset + 1 + sum((s - 1) * st for s, st in zip(sizes, strides))
@@ -567,8 +725,13 @@ def check_pt2_archive(path: str | os.PathLike) -> tuple[bytes, str]:
             rest = i.filename.split("/", 1)[1]
             if i.is_dir():
                 continue
-            known = (rest in _FIXED or rest in (_WEIGHTS_CONFIG, _CONSTANTS_CONFIG, _PROGRAM, _SAMPLE_INPUTS)
-                     or _WEIGHT.match(rest) or _CONSTANT.match(rest) or _EXTRA.match(rest))
+            known = (
+                rest in _FIXED
+                or rest in (_WEIGHTS_CONFIG, _CONSTANTS_CONFIG, _PROGRAM, _SAMPLE_INPUTS)
+                or _WEIGHT.match(rest)
+                or _CONSTANT.match(rest)
+                or _EXTRA.match(rest)
+            )
             if not known:
                 what = "compiled code (AOTInductor)" if rest.startswith("data/aotinductor/") else "an unknown member"
                 raise bad(f"{i.filename!r} is {what}; graceful loads only exported programs with raw tensors")
@@ -630,8 +793,10 @@ def _training_mode_problem(ep) -> str | None:
         if op in _DROPOUT_OPS and len(node.args) > 2 and node.args[2] is True:
             return "was exported in training mode (dropout is on): call model.eval() before torch.export.export"
         if op in _BATCH_NORM_OPS and len(node.args) > 5 and node.args[5] is True:
-            return ("was exported in training mode (batch norm uses batch statistics): "
-                    "call model.eval() before torch.export.export")
+            return (
+                "was exported in training mode (batch norm uses batch statistics): "
+                "call model.eval() before torch.export.export"
+            )
     return None
 
 
@@ -693,10 +858,14 @@ class Pt2Model:
     def _check_signature(self, ep) -> None:
         sig = ep.graph_signature
         if len(sig.user_inputs) != 1:
-            raise InputError(self.path, f"the exported forward takes {len(sig.user_inputs)} inputs; expected one, x [N, C, H, W]")
+            raise InputError(
+                self.path, f"the exported forward takes {len(sig.user_inputs)} inputs; expected one, x [N, C, H, W]"
+            )
         n_out = len(sig.user_outputs)
         if n_out not in (1, 2):
-            raise InputError(self.path, f"the exported forward returns {n_out} tensors; expected logits or (logits, embedding)")
+            raise InputError(
+                self.path, f"the exported forward returns {n_out} tensors; expected logits or (logits, embedding)"
+            )
         self._has_embedding = n_out == 2
         name = sig.user_inputs[0]
         node = next((n for n in ep.graph.nodes if n.op == "placeholder" and n.name == name), None)
@@ -705,13 +874,19 @@ class Pt2Model:
         if len(shape) != 4:
             raise InputError(self.path, f"the exported input has shape {shape}; expected [N, C, H, W]")
         if isinstance(shape[0], int):
-            raise InputError(self.path, f"the exported batch dimension is fixed at {shape[0]}: export with "
-                                        "dynamic_shapes=({0: torch.export.Dim('N')},) (see docs/models.md)")
+            raise InputError(
+                self.path,
+                f"the exported batch dimension is fixed at {shape[0]}: export with "
+                "dynamic_shapes=({0: torch.export.Dim('N')},) (see docs/models.md)",
+            )
         want = list(self.info.input_size)
         got = [d if isinstance(d, int) else None for d in shape[1:]]
         if any(g is not None and g != w for g, w in zip(got, want)):
-            raise InputError(self.path, f"the exported input has shape [N, {', '.join(str(g) for g in got)}] but "
-                                        f"graceful.json says [N, {', '.join(map(str, want))}]")
+            raise InputError(
+                self.path,
+                f"the exported input has shape [N, {', '.join(str(g) for g in got)}] but "
+                f"graceful.json says [N, {', '.join(map(str, want))}]",
+            )
 
     @property
     def has_embedding(self) -> bool:
@@ -739,7 +914,9 @@ class Pt2Model:
             try:
                 out = self.module(torch.from_numpy(batch).to(self.device))
             except Exception as e:
-                raise InputError(self.path, f"forward failed on a batch of shape {list(batch.shape)} ({short_reason(e)})") from None
+                raise InputError(
+                    self.path, f"forward failed on a batch of shape {list(batch.shape)} ({short_reason(e)})"
+                ) from None
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
         if not all(isinstance(t, torch.Tensor) for t in outs):
             raise InputError(self.path, "forward returns something other than tensors")

@@ -31,12 +31,13 @@ from graceful_core.metrics.whatif import (
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import StageProgress
 
-__all__ = ["MitigationResult", "mitigate_sources", "whatif_from_predictions", "NO_SCORES",
-           "INTERPOLATION_NEEDS_FILES"]
+__all__ = ["MitigationResult", "mitigate_sources", "whatif_from_predictions", "NO_SCORES", "INTERPOLATION_NEEDS_FILES"]
 
 #: Why there are no remedies: a side without class scores.
-NO_SCORES = ("has no class scores (logits or probs): the what-if remedies mix the two models' class probabilities; "
-             "give a model file or a predictions table with a logits/probs column")
+NO_SCORES = (
+    "has no class scores (logits or probs): the what-if remedies mix the two models' class probabilities; "
+    "give a model file or a predictions table with a logits/probs column"
+)
 #: ``interpolation_reason`` when a side is a predictions table.
 INTERPOLATION_NEEDS_FILES = "weight interpolation needs both model files (a predictions table has no weights)"
 
@@ -56,15 +57,23 @@ def _joined(old: Predictions, new: Predictions) -> tuple[Predictions, Prediction
 
 def _candidates(old_j: Predictions, new_j: Predictions, interpolation: np.ndarray | None = None) -> Candidates:
     labels = old_j.labels if old_j.labels is not None else new_j.labels
-    return candidate_predictions(labels, probabilities64(old_j.scores, old_j.score_kind),
-                                 probabilities64(new_j.scores, new_j.score_kind), old_j.pred, new_j.pred,
-                                 interpolation)
+    return candidate_predictions(
+        labels,
+        probabilities64(old_j.scores, old_j.score_kind),
+        probabilities64(new_j.scores, new_j.score_kind),
+        old_j.pred,
+        new_j.pred,
+        interpolation,
+    )
 
 
-def whatif_from_predictions(old: Predictions, new: Predictions, *,
-                            max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
-                            interpolation_reason: str = "not computed here: run graceful mitigate on the model files"
-                            ) -> WhatIfReport:
+def whatif_from_predictions(
+    old: Predictions,
+    new: Predictions,
+    *,
+    max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
+    interpolation_reason: str = "not computed here: run graceful mitigate on the model files",
+) -> WhatIfReport:
     """Mixing and gating of two models' predictions with class scores, recommended by cross-fitting.
 
     Raises
@@ -73,8 +82,12 @@ def whatif_from_predictions(old: Predictions, new: Predictions, *,
         A side without class scores, no shared ids, or no labels.
     """
     old_j, new_j = _joined(old, new)
-    return whatif_report(_candidates(old_j, new_j), old_j.ids, interpolation_reason=interpolation_reason,
-                         max_error_increase=max_error_increase)
+    return whatif_report(
+        _candidates(old_j, new_j),
+        old_j.ids,
+        interpolation_reason=interpolation_reason,
+        max_error_increase=max_error_increase,
+    )
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,9 @@ class MitigationResult:
         return export_remedy(load_model(self.old), load_model(self.new), rec.method, rec.params, path)
 
 
-def _interpolation(old: str, new: str, new_j: Predictions, dataset, run_kw: dict,
-                   progress: StageProgress | None) -> tuple[np.ndarray | None, str | None]:
+def _interpolation(
+    old: str, new: str, new_j: Predictions, dataset, run_kw: dict, progress: StageProgress | None
+) -> tuple[np.ndarray | None, str | None]:
     from graceful_core.comparing.sources import is_table
     from graceful_core.inference import predict
     from graceful_core.models.loader import load_model
@@ -138,10 +152,17 @@ def _side_predictions(old: str, new: str, dataset, run_kw: dict) -> tuple[Predic
 
 
 def mitigate_sources(
-    old: str | os.PathLike, new: str | os.PathLike, data: str | os.PathLike | None = None, *,
-    validation: str | os.PathLike | None = None, max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
-    interpolation: bool = True, progress: StageProgress | None = None, use_cache: bool = True,
-    device: str = "auto", batch_size: int = 256,
+    old: str | os.PathLike,
+    new: str | os.PathLike,
+    data: str | os.PathLike | None = None,
+    *,
+    validation: str | os.PathLike | None = None,
+    max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
+    interpolation: bool = True,
+    progress: StageProgress | None = None,
+    use_cache: bool = True,
+    device: str = "auto",
+    batch_size: int = 256,
 ) -> MitigationResult:
     """What each training-free remedy would change for ``old`` → ``new`` on ``data``, and the recommendation.
 
@@ -176,15 +197,24 @@ def mitigate_sources(
 
     old, new = os.fspath(old), os.fspath(new)
     if not 0.0 <= max_error_increase < 1.0:
-        raise InputError(None, f"--max-error-increase must be between 0 and 100 points, got {max_error_increase * 100:g}")
+        raise InputError(
+            None, f"--max-error-increase must be between 0 and 100 points, got {max_error_increase * 100:g}"
+        )
     dataset = load_dataset(data) if data is not None else None
     run_kw = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
     old_j, new_j = _joined(*_side_predictions(old, new, dataset, run_kw))
     rows = reason = None
     if interpolation:
-        rows, reason = (None, INTERPOLATION_NEEDS_FILES) if dataset is None or is_table(old) or is_table(new) \
+        rows, reason = (
+            (None, INTERPOLATION_NEEDS_FILES)
+            if dataset is None or is_table(old) or is_table(new)
             else _interpolation(old, new, new_j, dataset, run_kw, progress)
-        if rows is not None and dataset is not None and not np.array_equal(np.asarray(old_j.ids), np.asarray(dataset.ids, dtype=object)):
+        )
+        if (
+            rows is not None
+            and dataset is not None
+            and not np.array_equal(np.asarray(old_j.ids), np.asarray(dataset.ids, dtype=object))
+        ):
             rows, reason = None, "the evaluation rows are not the dataset's (ids missing on a side)"
     else:
         reason = "not asked for"
@@ -192,8 +222,11 @@ def mitigate_sources(
     val = None
     if validation is not None:
         if is_table(old) or is_table(new):
-            raise InputError(os.fspath(validation), "--validation needs model files (the models run on it); "
-                                                    "with predictions tables the choice is cross-fitted")
+            raise InputError(
+                os.fspath(validation),
+                "--validation needs model files (the models run on it); "
+                "with predictions tables the choice is cross-fitted",
+            )
         vds = load_dataset(validation)
         vo, vn = _joined(*_side_predictions(old, new, vds, run_kw))
         vrows = None
@@ -203,9 +236,15 @@ def mitigate_sources(
                 raise InputError(os.fspath(validation), f"interpolation failed on the validation set ({vreason})")
         val = _candidates(vo, vn, vrows)
     try:
-        report = whatif_report(evaluation, old_j.ids, validation=val, interpolation_reason=reason,
-                               max_error_increase=max_error_increase)
+        report = whatif_report(
+            evaluation, old_j.ids, validation=val, interpolation_reason=reason, max_error_increase=max_error_increase
+        )
     except ValueError as e:
         raise InputError(os.fspath(data) if data is not None else new, str(e)) from None
-    return MitigationResult(report, old, new, None if data is None else os.fspath(data),
-                            None if validation is None else os.fspath(validation))
+    return MitigationResult(
+        report,
+        old,
+        new,
+        None if data is None else os.fspath(data),
+        None if validation is None else os.fspath(validation),
+    )

@@ -25,8 +25,13 @@ from torch import nn
 from graceful_core.models.module import ModuleModel
 from graceful_core.types import Model, Predictions
 
-__all__ = ["interpolation_problem", "interpolated_state", "interpolation_module", "interpolation_predictions",
-           "ALPHA_ONE_TOLERANCE"]
+__all__ = [
+    "interpolation_problem",
+    "interpolated_state",
+    "interpolation_module",
+    "interpolation_predictions",
+    "ALPHA_ONE_TOLERANCE",
+]
 
 #: ``α = 1`` in the old code must give the new model's logits within this (absolute and relative) tolerance.
 ALPHA_ONE_TOLERANCE = 1e-4
@@ -59,23 +64,30 @@ def interpolation_problem(old: Model, new: Model) -> str | None:
     so, sn = _state(old), _state(new)
     if so is None or sn is None:
         which = old if so is None else new
-        return (f"{which.path}: weight interpolation needs TorchScript (.pt) or torch.export (.pt2) files, "
-                f"whose weights graceful can read")
+        return (
+            f"{which.path}: weight interpolation needs TorchScript (.pt) or torch.export (.pt2) files, "
+            f"whose weights graceful can read"
+        )
     if old.info.input_size != new.info.input_size or old.info.classes != new.info.classes:
         return "the models take other input sizes or classes"
     if so.keys() != sn.keys():
         only = sorted(set(so) ^ set(sn))
-        return (f"the models have different parameter names ({len(only)} not in both, e.g. {only[0]!r}): "
-                "they are not one architecture")
+        return (
+            f"the models have different parameter names ({len(only)} not in both, e.g. {only[0]!r}): "
+            "they are not one architecture"
+        )
     for k in so:
         if so[k].shape != sn[k].shape or so[k].dtype != sn[k].dtype:
-            return (f"parameter {k!r} has shape {list(so[k].shape)} in old and {list(sn[k].shape)} in new: "
-                    "they are not one architecture")
+            return (
+                f"parameter {k!r} has shape {list(so[k].shape)} in old and {list(sn[k].shape)} in new: "
+                "they are not one architecture"
+            )
     return None
 
 
-def interpolated_state(old_state: dict[str, torch.Tensor], new_state: dict[str, torch.Tensor],
-                       alpha: float) -> dict[str, torch.Tensor]:
+def interpolated_state(
+    old_state: dict[str, torch.Tensor], new_state: dict[str, torch.Tensor], alpha: float
+) -> dict[str, torch.Tensor]:
     """``(1 − α)·θ_old + α·θ_new`` for every floating-point tensor; other tensors are old's.
 
     >>> a, b = {"w": torch.tensor([0.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([1.0, 4.0]), "n": torch.tensor(9)}
@@ -103,7 +115,10 @@ def interpolation_module(old: Model, new: Model, alpha: float) -> nn.Module:
 
 
 def interpolation_predictions(
-    old: Model, new_logits: np.ndarray, new: Model, run: Callable[[Model, float], Predictions],
+    old: Model,
+    new_logits: np.ndarray,
+    new: Model,
+    run: Callable[[Model, float], Predictions],
     alphas: Sequence[float],
 ) -> tuple[np.ndarray | None, str | None]:
     """Predictions ``[A, N]`` of the interpolated models (one ``run`` per ``α``), or ``(None, reason)``.
@@ -126,9 +141,12 @@ def interpolation_predictions(
         preds = run(ModuleModel(module, old.info, device="cpu"), float(alphas[i]))
         if done == 0 and float(alphas[i]) == 1.0:
             got = np.asarray(preds.scores, np.float32)
-            if got.shape != new_logits.shape or not np.allclose(got, new_logits, rtol=ALPHA_ONE_TOLERANCE,
-                                                                atol=ALPHA_ONE_TOLERANCE):
-                return None, ("the old model's code with the new model's weights does not give the new model's "
-                              "logits: the two files share parameter names and shapes but not the architecture")
+            if got.shape != new_logits.shape or not np.allclose(
+                got, new_logits, rtol=ALPHA_ONE_TOLERANCE, atol=ALPHA_ONE_TOLERANCE
+            ):
+                return None, (
+                    "the old model's code with the new model's weights does not give the new model's "
+                    "logits: the two files share parameter names and shapes but not the architecture"
+                )
         out[i] = preds.pred
     return out, None

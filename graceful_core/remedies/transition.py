@@ -58,8 +58,15 @@ class TransitionModule(nn.Module):
     old_shift: torch.Tensor
     old_scale: torch.Tensor
 
-    def __init__(self, old: nn.Module, new: nn.Module, method: str, params: Mapping[str, float],
-                 old_shift: torch.Tensor, old_scale: torch.Tensor) -> None:
+    def __init__(
+        self,
+        old: nn.Module,
+        new: nn.Module,
+        method: str,
+        params: Mapping[str, float],
+        old_shift: torch.Tensor,
+        old_scale: torch.Tensor,
+    ) -> None:
         super().__init__()
         if method not in ("mixing", "gating"):
             raise ValueError(f"method must be mixing or gating, got {method!r}")
@@ -94,8 +101,11 @@ def _program_module(model: Model) -> nn.Module:
         return FixedMode(model.program.module())
     if isinstance(model, TorchScriptModel):
         return FixedMode(export_program(model.module, model.info).module())
-    raise InputError(model.path, "--export needs TorchScript (.pt) or torch.export (.pt2) model files "
-                                 "(an ONNX model cannot be embedded in another model)")
+    raise InputError(
+        model.path,
+        "--export needs TorchScript (.pt) or torch.export (.pt2) model files "
+        "(an ONNX model cannot be embedded in another model)",
+    )
 
 
 def export_remedy(old: Model, new: Model, method: str, params: Mapping[str, float], out: str | os.PathLike) -> str:
@@ -131,10 +141,14 @@ def export_remedy(old: Model, new: Model, method: str, params: Mapping[str, floa
         mo, so = torch.tensor(old.info.mean), torch.tensor(old.info.std)
         mn, sn = torch.tensor(new.info.mean), torch.tensor(new.info.std)
         with quiet_torch_export():
-            module = TransitionModule(_program_module(old), _program_module(new), method, params,
-                                      old_shift=(mn - mo) / so, old_scale=sn / so)
-        what = ("both models, mixing their probabilities (w_new " f"{params['w_new']:g})" if method == "mixing"
-                else f"both models, gated (t {params['t']:g}, s {params['s']:g})")
+            module = TransitionModule(
+                _program_module(old), _program_module(new), method, params, old_shift=(mn - mo) / so, old_scale=sn / so
+            )
+        what = (
+            f"both models, mixing their probabilities (w_new {params['w_new']:g})"
+            if method == "mixing"
+            else f"both models, gated (t {params['t']:g}, s {params['s']:g})"
+        )
     try:
         if suffix == ".pt2":
             save_pt2(module, info, out)

@@ -80,8 +80,9 @@ def junit_xml(gates: Sequence[Gate], suite: str = "graceful compare", properties
     """
     n_fail = sum(not g.passed for g in gates)
     root = ET.Element("testsuites", name="graceful", tests=str(len(gates)), failures=str(n_fail), errors="0")
-    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(gates)), failures=str(n_fail), errors="0",
-                       skipped="0")
+    ts = ET.SubElement(
+        root, "testsuite", name=suite, tests=str(len(gates)), failures=str(n_fail), errors="0", skipped="0"
+    )
     if properties:
         props = ET.SubElement(ts, "properties")
         for k, v in properties.items():

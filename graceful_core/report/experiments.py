@@ -27,8 +27,16 @@ from typing import Any
 
 from graceful_core.errors import InputError
 
-__all__ = ["RemedyOutcome", "MitigationHeadline", "mitigation_headline", "remedy_sentence", "SIGNIFICANCE",
-           "DistillationHeadline", "distillation_headline", "experiment_sentences"]
+__all__ = [
+    "RemedyOutcome",
+    "MitigationHeadline",
+    "mitigation_headline",
+    "remedy_sentence",
+    "SIGNIFICANCE",
+    "DistillationHeadline",
+    "distillation_headline",
+    "experiment_sentences",
+]
 
 #: The level of the per-image McNemar tests behind the words "fewer", "more", "costs".
 SIGNIFICANCE = 0.05
@@ -89,13 +97,17 @@ def remedy_sentence(r: RemedyOutcome, equal_error: float) -> str:
     '**mixing** (w_new = 0.6, chosen on validation; 2 models at inference): fewer negative flips (-33 % NFR, error +0.10 points, not significantly different) against plain on the test images.'
     """
     if r.setting is None:
-        return (f"**{r.name}**: no setting kept the validation error within the baseline's + "
-                f"{equal_error * 100:g} points; nothing to recommend.")
+        return (
+            f"**{r.name}**: no setting kept the validation error within the baseline's + "
+            f"{equal_error * 100:g} points; nothing to recommend."
+        )
     rel = f"{r.relative_nfr_change * 100:+.0f} % NFR, " if r.relative_nfr_change is not None else ""
     d_er = (r.error_change or (0.0, 0.0, 0.0))[0] * 100
     if r.fewer_flips and not r.costs_error:
-        head = (f"fewer negative flips ({rel}error {d_er:+.2f} points, "
-                f"{'lower' if r.lowers_error else 'not significantly different'})")
+        head = (
+            f"fewer negative flips ({rel}error {d_er:+.2f} points, "
+            f"{'lower' if r.lowers_error else 'not significantly different'})"
+        )
     elif r.fewer_flips:
         head = f"fewer negative flips ({rel}error {d_er:+.2f} points) but significantly more errors"
     elif r.more_flips:
@@ -103,8 +115,10 @@ def remedy_sentence(r: RemedyOutcome, equal_error: float) -> str:
     else:
         head = f"no significant change in negative flips ({rel}error {d_er:+.2f} points)"
     models = f"{r.models_at_inference} model{'' if r.models_at_inference == '1' else 's'}"
-    return f"**{r.name}** ({r.setting}, chosen on validation; {models} at inference): {head} against {r.baseline} " \
-           "on the test images."
+    return (
+        f"**{r.name}** ({r.setting}, chosen on validation; {models} at inference): {head} against {r.baseline} "
+        "on the test images."
+    )
 
 
 def _setting_words(param: str, setting: Any) -> str:
@@ -117,8 +131,21 @@ def outcome_of(name: str, fam: dict) -> RemedyOutcome:
     """A :class:`RemedyOutcome` from one family of the experiment's JSON (``families[name]``)."""
     chosen = fam["chosen"]
     if chosen is None:
-        return RemedyOutcome(name, None, fam["baseline"], fam["models_at_inference"], None, None, None, None, None,
-                             None, None, None, None)
+        return RemedyOutcome(
+            name,
+            None,
+            fam["baseline"],
+            fam["models_at_inference"],
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
     c = fam["candidates"][chosen]
     v = fam["vs_baseline"]
     pi = v["per_image"]
@@ -128,12 +155,19 @@ def outcome_of(name: str, fam: dict) -> RemedyOutcome:
 
     rel = v.get("relative_nfr_change")
     return RemedyOutcome(
-        name=name, setting=_setting_words(fam["param"], c["setting"]), baseline=fam["baseline"],
-        models_at_inference=fam["models_at_inference"], error_rate=float(c["mean"]["test"]["error_rate"]),
-        negative_flip_rate=float(c["mean"]["test"]["negative_flip_rate"]), error_change=trio(v["error_rate"]),
-        nfr_change=trio(v["negative_flip_rate"]), relative_nfr_change=None if rel is None else float(rel["mean"]),
-        flips_only=(int(pi["flips_only_baseline"]), int(pi["flips_only_method"])), flips_p=float(pi["flips_p"]),
-        errors_only=(int(pi["errors_only_baseline"]), int(pi["errors_only_method"])), errors_p=float(pi["errors_p"]),
+        name=name,
+        setting=_setting_words(fam["param"], c["setting"]),
+        baseline=fam["baseline"],
+        models_at_inference=fam["models_at_inference"],
+        error_rate=float(c["mean"]["test"]["error_rate"]),
+        negative_flip_rate=float(c["mean"]["test"]["negative_flip_rate"]),
+        error_change=trio(v["error_rate"]),
+        nfr_change=trio(v["negative_flip_rate"]),
+        relative_nfr_change=None if rel is None else float(rel["mean"]),
+        flips_only=(int(pi["flips_only_baseline"]), int(pi["flips_only_method"])),
+        flips_p=float(pi["flips_p"]),
+        errors_only=(int(pi["errors_only_baseline"]), int(pi["errors_only_method"])),
+        errors_p=float(pi["errors_p"]),
     )
 
 
@@ -150,9 +184,10 @@ class MitigationHeadline:
 
     def sentences(self) -> list[str]:
         """The headline in plain words: the plain update, then one sentence per remedy."""
-        return [f"Plain retraining: NFR {self.plain_negative_flip_rate * 100:.2f} %, error rate "
-                f"{self.plain_error_rate * 100:.2f} % (mean of {self.seeds} seeds, {self.n_test:,} test images)."] + [
-            remedy_sentence(r, self.equal_error) for r in self.remedies]
+        return [
+            f"Plain retraining: NFR {self.plain_negative_flip_rate * 100:.2f} %, error rate "
+            f"{self.plain_error_rate * 100:.2f} % (mean of {self.seeds} seeds, {self.n_test:,} test images)."
+        ] + [remedy_sentence(r, self.equal_error) for r in self.remedies]
 
 
 def mitigation_headline(path: str | os.PathLike) -> MitigationHeadline:
@@ -170,10 +205,14 @@ def mitigation_headline(path: str | os.PathLike) -> MitigationHeadline:
         remedies = tuple(outcome_of(name, fam) for name, fam in run["families"].items())
         seeds = len(plain["per_seed"]["test"])
         n_test = int(run["config"]["n_test"])
-        return MitigationHeadline(seeds=seeds, n_test=n_test,
-                                  plain_error_rate=float(plain["mean"]["test"]["error_rate"]),
-                                  plain_negative_flip_rate=float(plain["mean"]["test"]["negative_flip_rate"]),
-                                  equal_error=float(run["config"]["equal_error"]), remedies=remedies)
+        return MitigationHeadline(
+            seeds=seeds,
+            n_test=n_test,
+            plain_error_rate=float(plain["mean"]["test"]["error_rate"]),
+            plain_negative_flip_rate=float(plain["mean"]["test"]["negative_flip_rate"]),
+            equal_error=float(run["config"]["equal_error"]),
+            remedies=remedies,
+        )
     except FileNotFoundError:
         raise InputError(os.fspath(path), "no such file") from None
     except (json.JSONDecodeError, KeyError, TypeError, IndexError, ValueError) as e:
@@ -229,19 +268,25 @@ class DistillationHeadline:
             f"{self.plain_error_rate * 100:.2f} % ({self.seeds} seeds, {self.n_test:,} test images).",
         ]
         if n:
-            out.append(f"Distillation (plain and focal, every λ) changes NFR by {lo * 100:+.1f} to {hi * 100:+.1f} "
-                       f"points (paired t p < 0.05 in {sig} of {n} settings) and the error rate by "
-                       f"{elo * 100:+.1f} to {ehi * 100:+.1f} points.")
+            out.append(
+                f"Distillation (plain and focal, every λ) changes NFR by {lo * 100:+.1f} to {hi * 100:+.1f} "
+                f"points (paired t p < 0.05 in {sig} of {n} settings) and the error rate by "
+                f"{elo * 100:+.1f} to {ehi * 100:+.1f} points."
+            )
         if self.equal_error_found is not None:
-            out.append("A setting kept the error rate of plain training on validation."
-                       if self.equal_error_found else
-                       "No setting kept the error rate of plain training on validation: lower NFR at equal error "
-                       "(Yan et al. 2021) is not reproduced here.")
+            out.append(
+                "A setting kept the error rate of plain training on validation."
+                if self.equal_error_found
+                else "No setting kept the error rate of plain training on validation: lower NFR at equal error "
+                "(Yan et al. 2021) is not reproduced here."
+            )
         if self.bct_cross_test is not None and self.old_self_test is not None:
             verdict = "compatible" if self.bct_cross_test > self.old_self_test else "not compatible"
             plain = f" (plain: {self.plain_cross_test * 100:.1f} %)" if self.plain_cross_test is not None else ""
-            out.append(f"BCT: cross-test Hit@1 {self.bct_cross_test * 100:.1f} %{plain} vs the old model's "
-                       f"self-test {self.old_self_test * 100:.1f} %: {verdict}.")
+            out.append(
+                f"BCT: cross-test Hit@1 {self.bct_cross_test * 100:.1f} %{plain} vs the old model's "
+                f"self-test {self.old_self_test * 100:.1f} %: {verdict}."
+            )
         return out
 
 
@@ -293,8 +338,11 @@ def distillation_headline(path: str | os.PathLike) -> DistillationHeadline:
         distill_nfr_change=(min(nfr), max(nfr)) if nfr else (0.0, 0.0),
         distill_error_change=(min(err), max(err)) if err else (0.0, 0.0),
         distill_significant=(sig, len(distill)),
-        equal_error_found=(None if not run.get("selection") else
-                           any((v or {}).get("chosen") is not None for v in run["selection"].values())),
+        equal_error_found=(
+            None
+            if not run.get("selection")
+            else any((v or {}).get("chosen") is not None for v in run["selection"].values())
+        ),
         bct_cross_test=None if bct is None else float(bct["cross_test_hit1"]["mean"]),
         old_self_test=float(sum(old_self) / len(old_self)) if old_self else None,
         plain_cross_test=float(plain["cross_test_hit1"]["mean"]) if "cross_test_hit1" in plain else None,

@@ -49,8 +49,9 @@ def _count_axis(max_count: float) -> dict[str, Any]:
     return axis
 
 
-def add_clickable_cells(fig: go.Figure, x: Sequence[str], y: Sequence[str], *, customdata: Sequence[Any],
-                        hovertemplate: str, size: int) -> go.Figure:
+def add_clickable_cells(
+    fig: go.Figure, x: Sequence[str], y: Sequence[str], *, customdata: Sequence[Any], hovertemplate: str, size: int
+) -> go.Figure:
     """Make every cell of a heatmap clickable: a nearly invisible square marker on each.
 
     ``x`` and ``y`` are the heatmap's column and row labels; markers go row by row (the
@@ -58,15 +59,22 @@ def add_clickable_cells(fig: go.Figure, x: Sequence[str], y: Sequence[str], *, c
     which the app reads from the selection event.
     """
     k_x, k_y = len(x), len(y)
-    fig.add_scatter(x=list(x) * k_y, y=[r for r in y for _ in range(k_x)], mode="markers",
-                    marker={"symbol": "square", "size": size, "opacity": 0.01}, customdata=list(customdata),
-                    showlegend=False, hovertemplate=hovertemplate)
+    fig.add_scatter(
+        x=list(x) * k_y,
+        y=[r for r in y for _ in range(k_x)],
+        mode="markers",
+        marker={"symbol": "square", "size": size, "opacity": 0.01},
+        customdata=list(customdata),
+        showlegend=False,
+        hovertemplate=hovertemplate,
+    )
     fig.update_xaxes(range=[-0.5, k_x - 0.5]).update_yaxes(range=[k_y - 0.5, -0.5], autorange=False)
     return fig
 
 
-def transition_heatmap(matrix: np.ndarray, classes: Sequence[str], *, title: str | None = None,
-                       clickable: bool = False) -> go.Figure:
+def transition_heatmap(
+    matrix: np.ndarray, classes: Sequence[str], *, title: str | None = None, clickable: bool = False
+) -> go.Figure:
     """Old -> new prediction counts; row = old prediction, column = new prediction.
 
     The diagonal (unchanged predictions) dwarfs everything else, so colour uses
@@ -92,16 +100,24 @@ def transition_heatmap(matrix: np.ndarray, classes: Sequence[str], *, title: str
         title=title or "Old → new predictions (row = old prediction, column = new prediction)",
         yaxis={"autorange": "reversed", "type": "category"},
         # tilted when the column labels would not fit side by side (e.g. "new: T-shirt/top" x 10)
-        xaxis={"type": "category",
-               "tickangle": -45 if len(classes) > 12 or len(x) * max((len(s) for s in x), default=0) > 80 else 0},
+        xaxis={
+            "type": "category",
+            "tickangle": -45 if len(classes) > 12 or len(x) * max((len(s) for s in x), default=0) > 80 else 0,
+        },
         margin=MARGIN,
         height=460,
     )
     if clickable:
         k = len(classes)
         cd = [[str(a), str(b), int(m[i, j])] for i, a in enumerate(classes) for j, b in enumerate(classes)]
-        add_clickable_cells(fig, x, y, customdata=cd, size=max(4, 340 // max(k, 1)),
-                            hovertemplate="%{y} → %{x}<br>%{customdata[2]} samples<extra></extra>")
+        add_clickable_cells(
+            fig,
+            x,
+            y,
+            customdata=cd,
+            size=max(4, 340 // max(k, 1)),
+            hovertemplate="%{y} → %{x}<br>%{customdata[2]} samples<extra></extra>",
+        )
     return _axes_fit(fig)
 
 
@@ -118,10 +134,12 @@ def per_class_flip_bars(per_class: GroupFlips | pd.DataFrame) -> go.Figure:
         raise ValueError(f"per_class lacks the columns {sorted(missing)}")
     x = df["class"].astype(str)
     fig = go.Figure()
-    fig.add_bar(x=x, y=df["negative_flips"], name=f"negative flips ({FLIP_MARKS['negative flip']})",
-                marker_color=NEG_COLOUR)
-    fig.add_bar(x=x, y=df["positive_flips"], name=f"positive flips ({FLIP_MARKS['positive flip']})",
-                marker_color=POS_COLOUR)
+    fig.add_bar(
+        x=x, y=df["negative_flips"], name=f"negative flips ({FLIP_MARKS['negative flip']})", marker_color=NEG_COLOUR
+    )
+    fig.add_bar(
+        x=x, y=df["positive_flips"], name=f"positive flips ({FLIP_MARKS['positive flip']})", marker_color=POS_COLOUR
+    )
     top = float(max(df["negative_flips"].to_numpy().max(), df["positive_flips"].to_numpy().max())) if len(df) else 0.0
     fig.update_layout(
         barmode="group",
@@ -146,8 +164,16 @@ def top_k_bars(classes: Sequence[str], old_probs: np.ndarray, new_probs: np.ndar
     fig = make_subplots(rows=1, cols=2, subplot_titles=("old model", "new model"))
     for col, probs in ((1, old_probs), (2, new_probs)):
         top = top_k(probs, classes, k)[::-1]
-        fig.add_bar(x=[p for _, p in top], y=[c for c, _ in top], orientation="h", row=1, col=col,
-                    showlegend=False, text=[percent(p, 1) for _, p in top], textposition="auto")
+        fig.add_bar(
+            x=[p for _, p in top],
+            y=[c for c, _ in top],
+            orientation="h",
+            row=1,
+            col=col,
+            showlegend=False,
+            text=[percent(p, 1) for _, p in top],
+            textposition="auto",
+        )
     fig.update_xaxes(range=[0, 1], title_text="probability")
     fig.update_yaxes(type="category")
     fig.update_layout(height=300, margin=MARGIN)
@@ -160,15 +186,24 @@ def top_k_bars(classes: Sequence[str], old_probs: np.ndarray, new_probs: np.ndar
 COLOUR_BY = {c.label: c.column for c in EMBEDDING_COLOURINGS}
 
 
-def embedding_points(proj: ProjectionResult, samples: pd.DataFrame,
-                     cluster_names: Mapping[int, str] | None = None) -> pd.DataFrame:
+def embedding_points(
+    proj: ProjectionResult, samples: pd.DataFrame, cluster_names: Mapping[int, str] | None = None
+) -> pd.DataFrame:
     """One row per (sample, model) point of a projection: x, y, model, id, true class, flip, and
     ``cluster`` (the old embeddings' cluster, named by ``cluster_names``) when ``samples`` has one."""
     rows = samples.iloc[proj.indices]
     parts = []
     for model, xy in (("old", proj.old_xy), ("new", proj.new_xy)):
-        part = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "model": model, "id": rows["id"].to_numpy(),
-                             "true class": rows["label"].astype(str).to_numpy(), "flip": rows["flip"].to_numpy()})
+        part = pd.DataFrame(
+            {
+                "x": xy[:, 0],
+                "y": xy[:, 1],
+                "model": model,
+                "id": rows["id"].to_numpy(),
+                "true class": rows["label"].astype(str).to_numpy(),
+                "flip": rows["flip"].to_numpy(),
+            }
+        )
         if "cluster" in rows.columns:
             names = cluster_names or {}
             part["cluster"] = [names.get(int(c), str(c)) for c in rows["cluster"].to_numpy()]
@@ -202,12 +237,19 @@ def _cluster_colours(colour: str, df: pd.DataFrame, cluster_names: Mapping[int, 
         return {}
     import plotly.express as px
 
-    return {"category_orders": {colour: _category_order(colour, df, cluster_names)},
-            "color_discrete_sequence": px.colors.qualitative.D3 + px.colors.qualitative.Alphabet}
+    return {
+        "category_orders": {colour: _category_order(colour, df, cluster_names)},
+        "color_discrete_sequence": px.colors.qualitative.D3 + px.colors.qualitative.Alphabet,
+    }
 
 
-def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str, lines: bool,
-                           cluster_names: Mapping[int, str] | None = None) -> go.Figure:
+def joint_embedding_figure(
+    proj: ProjectionResult,
+    samples: pd.DataFrame,
+    colour_by: str,
+    lines: bool,
+    cluster_names: Mapping[int, str] | None = None,
+) -> go.Figure:
     """Old (circles) and new (crosses) points in one shared map; optional old→new segments."""
     import plotly.express as px
 
@@ -215,24 +257,47 @@ def joint_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour
     df = embedding_points(proj, samples, cluster_names)
     opts = dict(_cluster_colours(colour, df, cluster_names))
     opts.setdefault("category_orders", {colour: _category_order(colour, df, cluster_names)})  # as side by side
-    fig = px.scatter(df, x="x", y="y", color=colour, symbol="model", symbol_map={"old": "circle", "new": "x"},
-                     color_discrete_map=_colour_map(colour), custom_data=["id", "model"], **opts,
-                     hover_data={"x": False, "y": False, "id": True, "true class": True, "flip": True},
-                     render_mode="svg" if len(df) <= 6000 else "webgl")
+    fig = px.scatter(
+        df,
+        x="x",
+        y="y",
+        color=colour,
+        symbol="model",
+        symbol_map={"old": "circle", "new": "x"},
+        color_discrete_map=_colour_map(colour),
+        custom_data=["id", "model"],
+        **opts,
+        hover_data={"x": False, "y": False, "id": True, "true class": True, "flip": True},
+        render_mode="svg" if len(df) <= 6000 else "webgl",
+    )
     if lines:
         m = len(proj.indices)
         xs = np.column_stack([proj.old_xy[:, 0], proj.new_xy[:, 0], np.full(m, np.nan)]).ravel()
         ys = np.column_stack([proj.old_xy[:, 1], proj.new_xy[:, 1], np.full(m, np.nan)]).ravel()
-        fig.add_scatter(x=xs, y=ys, mode="lines", line={"width": 0.6, "color": "rgba(120,120,120,0.45)"},
-                        hoverinfo="skip", name="old → new", showlegend=True)
+        fig.add_scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            line={"width": 0.6, "color": "rgba(120,120,120,0.45)"},
+            hoverinfo="skip",
+            name="old → new",
+            showlegend=True,
+        )
     fig.update_traces(marker={"size": 6, "opacity": 0.8}, selector={"mode": "markers"})
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
-                      xaxis={"visible": False}, yaxis={"visible": False}, legend={"title": None})
+    fig.update_layout(
+        height=560,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        dragmode="lasso",
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        legend={"title": None},
+    )
     return fig
 
 
-def side_by_side_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame, colour_by: str,
-                                  cluster_names: Mapping[int, str] | None = None) -> go.Figure:
+def side_by_side_embedding_figure(
+    proj: ProjectionResult, samples: pd.DataFrame, colour_by: str, cluster_names: Mapping[int, str] | None = None
+) -> go.Figure:
     """Each model's own layout; the new one Procrustes-aligned to the old one for orientation."""
     import plotly.express as px
     from plotly.subplots import make_subplots
@@ -247,11 +312,19 @@ def side_by_side_embedding_figure(proj: ProjectionResult, samples: pd.DataFrame,
         sub = df.loc[df["model"] == model]
         for i, v in enumerate(values):
             part = sub[sub[colour] == v]
-            fig.add_scatter(x=part["x"], y=part["y"], mode="markers", name=str(v), legendgroup=str(v),
-                            showlegend=col == 1,
-                            marker={"size": 6, "color": cmap.get(v, palette[i % len(palette)]), "opacity": 0.8},
-                            customdata=part[["id", "model"]].to_numpy(),
-                            hovertemplate="%{customdata[0]}<extra>" + str(v) + "</extra>", row=1, col=col)
+            fig.add_scatter(
+                x=part["x"],
+                y=part["y"],
+                mode="markers",
+                name=str(v),
+                legendgroup=str(v),
+                showlegend=col == 1,
+                marker={"size": 6, "color": cmap.get(v, palette[i % len(palette)]), "opacity": 0.8},
+                customdata=part[["id", "model"]].to_numpy(),
+                hovertemplate="%{customdata[0]}<extra>" + str(v) + "</extra>",
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(visible=False).update_yaxes(visible=False)
     fig.update_layout(height=480, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
     return fig
@@ -278,22 +351,40 @@ def slice_bars(slices: Sequence[RegressionSlice], *, selected: str | None = None
     rest = [100 * s.rest_negative_flip_rate if not math.isnan(s.rest_negative_flip_rate) else None for s in slices]
     cd = [[s.key, s.title] for s in slices]
     p_raw, p_adj = METRICS["slice_p_value"], METRICS["slice_p_adjusted"]
-    hover = [f"{percent(s.negative_flip_rate)} of {s.size} images (rest {percent(s.rest_negative_flip_rate)})"
-             f"<br>{p_raw.label} {p_raw.format(s.p_value)} · {p_adj.label} {p_adj.format(s.p_adjusted)}"
-             for s in slices]
+    hover = [
+        f"{percent(s.negative_flip_rate)} of {s.size} images (rest {percent(s.rest_negative_flip_rate)})"
+        f"<br>{p_raw.label} {p_raw.format(s.p_value)} · {p_adj.label} {p_adj.format(s.p_adjusted)}"
+        for s in slices
+    ]
     fig = go.Figure()
-    fig.add_bar(x=pct, y=y, orientation="h", name=METRICS["slice_negative_flip_rate"].label,
-                marker={"color": [NEG_COLOUR if s.is_significant else SLICE_GREY for s in slices],
-                        "line": {"color": ["#222" if s.key == selected else "rgba(0,0,0,0)" for s in slices],
-                                 "width": 2}},
-                error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "color": "#555",
-                         "thickness": 1},
-                customdata=cd, hovertext=hover, hovertemplate="%{customdata[1]}<br>%{hovertext}<extra></extra>")
-    fig.add_scatter(x=rest, y=y, mode="markers", name=METRICS["rest_negative_flip_rate"].label,
-                    marker={"symbol": "line-ns", "size": 18, "line": {"width": 3, "color": "#222"}},
-                    customdata=cd, hovertemplate="%{customdata[1]}<br>rest: %{x:.2f} %<extra></extra>")
+    fig.add_bar(
+        x=pct,
+        y=y,
+        orientation="h",
+        name=METRICS["slice_negative_flip_rate"].label,
+        marker={
+            "color": [NEG_COLOUR if s.is_significant else SLICE_GREY for s in slices],
+            "line": {"color": ["#222" if s.key == selected else "rgba(0,0,0,0)" for s in slices], "width": 2},
+        },
+        error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "color": "#555", "thickness": 1},
+        customdata=cd,
+        hovertext=hover,
+        hovertemplate="%{customdata[1]}<br>%{hovertext}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=rest,
+        y=y,
+        mode="markers",
+        name=METRICS["rest_negative_flip_rate"].label,
+        marker={"symbol": "line-ns", "size": 18, "line": {"width": 3, "color": "#222"}},
+        customdata=cd,
+        hovertemplate="%{customdata[1]}<br>rest: %{x:.2f} %<extra></extra>",
+    )
     fig.update_layout(
-        barmode="overlay", height=max(220, 60 + 28 * n), margin=MARGIN, dragmode=False,
+        barmode="overlay",
+        height=max(220, 60 + 28 * n),
+        margin=MARGIN,
+        dragmode=False,
         xaxis={"title": {"text": f"{METRICS['negative_flip_rate'].name} (%)"}, "rangemode": "tozero"},
         yaxis={"tickmode": "array", "tickvals": y, "ticktext": [s.title for s in slices], "autorange": "reversed"},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
@@ -314,10 +405,8 @@ def selected_slice(points: Sequence[Mapping[str, Any]]) -> str | None:
 #: The model-set matrices: key -> (row axis, column axis, colour scale, hover words).
 MODEL_SET_MATRICES: Mapping[str, tuple[str, str, str, str]] = {
     "negative_flip_rate": ("old model (row)", "new model (column)", "Reds", "old %{y} → new %{x}<br>NFR"),
-    "backward_trust_compatibility": ("old model (row)", "new model (column)", "Greens",
-                                     "old %{y} → new %{x}<br>BTC"),
-    "cross_top1": ("query model (row)", "gallery model (column)", "Blues",
-                   "queries by %{y}, gallery by %{x}<br>Hit@1"),
+    "backward_trust_compatibility": ("old model (row)", "new model (column)", "Greens", "old %{y} → new %{x}<br>BTC"),
+    "cross_top1": ("query model (row)", "gallery model (column)", "Blues", "queries by %{y}, gallery by %{x}<br>Hit@1"),
 }
 
 
@@ -333,13 +422,28 @@ def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
     k = len(names)
     z = np.array([[np.nan if x is None else float(x) for x in r] for r in rows], dtype=float)
     text = [[percent(x) for x in r] for r in rows]
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale=colours,
-                               showscale=False, hoverinfo="skip"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            text=text,
+            texttemplate="%{text}",
+            colorscale=colours,
+            showscale=False,
+            hoverinfo="skip",
+        )
+    )
     # markers no larger than a cell (55 px a row): a larger one covers its neighbour's centre, and a click there
     # selects the wrong pair (with 2 models, 150 px markers made every off-diagonal click open a diagonal cell)
-    add_clickable_cells(fig, names, names, size=max(8, min(40, 300 // k)),
-                        customdata=[[a, b, text[i][j]] for i, a in enumerate(names) for j, b in enumerate(names)],
-                        hovertemplate=hover + "<br>%{customdata[2]}<extra></extra>")
+    add_clickable_cells(
+        fig,
+        names,
+        names,
+        size=max(8, min(40, 300 // k)),
+        customdata=[[a, b, text[i][j]] for i, a in enumerate(names) for j, b in enumerate(names)],
+        hovertemplate=hover + "<br>%{customdata[2]}<extra></extra>",
+    )
     fig.update_xaxes(title=col_title, type="category", side="top")
     fig.update_yaxes(title=row_title, type="category")
     fig.update_layout(height=140 + 55 * k, margin=MARGIN)
@@ -349,8 +453,16 @@ def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
 def _point_labels(fig: go.Figure, x: Sequence[Any], y: Sequence[float], text: Sequence[str]) -> None:
     """Value labels above the points of a line, on a white box: readable where they cross a line or a bar."""
     for xi, yi, t in zip(x, y, text):
-        fig.add_annotation(x=xi, y=yi, text=t, showarrow=False, yshift=14, bgcolor="rgba(255,255,255,0.9)",
-                           borderpad=1, font={"size": 11})
+        fig.add_annotation(
+            x=xi,
+            y=yi,
+            text=t,
+            showarrow=False,
+            yshift=14,
+            bgcolor="rgba(255,255,255,0.9)",
+            borderpad=1,
+            font={"size": 11},
+        )
 
 
 def lineage_figure(ms: ModelSet) -> go.Figure:
@@ -358,18 +470,38 @@ def lineage_figure(ms: ModelSet) -> go.Figure:
     names = list(ms.models)
     nfr = [s.negative_flip_rate for s in ms.lineage.steps]
     fig = go.Figure()
-    fig.add_scatter(x=names, y=[100 * a for a in ms.accuracy], mode="lines+markers",
-                    name=METRICS["accuracy"].name, text=[percent(a) for a in ms.accuracy],
-                    hovertemplate="%{x}: accuracy %{text}<extra></extra>")
+    fig.add_scatter(
+        x=names,
+        y=[100 * a for a in ms.accuracy],
+        mode="lines+markers",
+        name=METRICS["accuracy"].name,
+        text=[percent(a) for a in ms.accuracy],
+        hovertemplate="%{x}: accuracy %{text}<extra></extra>",
+    )
     _point_labels(fig, names, [100 * a for a in ms.accuracy], [percent(a) for a in ms.accuracy])
-    fig.add_bar(x=names[1:], y=[100 * x for x in nfr], name="NFR of the step (previous → this)", yaxis="y2",
-                text=[percent(x) for x in nfr], opacity=0.6,
-                hovertemplate="%{x}: NFR from the previous model %{text}<extra></extra>")
-    fig.update_layout(yaxis={"title": "accuracy (%)"},
-                      yaxis2={"title": "NFR of the step (%)", "overlaying": "y", "side": "right",
-                              "rangemode": "tozero", "automargin": True},
-                      xaxis={"title": "lineage (v1 → latest)", "type": "category"}, height=380,
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, margin=MARGIN)
+    fig.add_bar(
+        x=names[1:],
+        y=[100 * x for x in nfr],
+        name="NFR of the step (previous → this)",
+        yaxis="y2",
+        text=[percent(x) for x in nfr],
+        opacity=0.6,
+        hovertemplate="%{x}: NFR from the previous model %{text}<extra></extra>",
+    )
+    fig.update_layout(
+        yaxis={"title": "accuracy (%)"},
+        yaxis2={
+            "title": "NFR of the step (%)",
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "automargin": True,
+        },
+        xaxis={"title": "lineage (v1 → latest)", "type": "category"},
+        height=380,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        margin=MARGIN,
+    )
     return _axes_fit(fig)
 
 
@@ -378,16 +510,30 @@ def regressions_figure(ms: ModelSet) -> go.Figure:
     names = list(ms.models)
     lin = ms.lineage
     fig = go.Figure()
-    fig.add_scatter(x=names, y=list(lin.ever_regressed_from_first), mode="lines+markers",
-                    name=f"ever wrong since {names[0]}", line={"dash": "dot"},
-                    hovertemplate="%{x}: %{y} images<extra></extra>")
-    fig.add_scatter(x=names, y=list(lin.regressions_from_first), mode="lines+markers",
-                    name=f"{names[0]} right, this model wrong", hovertemplate="%{x}: %{y} images<extra></extra>")
+    fig.add_scatter(
+        x=names,
+        y=list(lin.ever_regressed_from_first),
+        mode="lines+markers",
+        name=f"ever wrong since {names[0]}",
+        line={"dash": "dot"},
+        hovertemplate="%{x}: %{y} images<extra></extra>",
+    )
+    fig.add_scatter(
+        x=names,
+        y=list(lin.regressions_from_first),
+        mode="lines+markers",
+        name=f"{names[0]} right, this model wrong",
+        hovertemplate="%{x}: %{y} images<extra></extra>",
+    )
     _point_labels(fig, names, list(lin.regressions_from_first), [str(v) for v in lin.regressions_from_first])
     top = max([*lin.ever_regressed_from_first, 0])
-    fig.update_layout(yaxis={"title": "images", **_count_axis(top)},
-                      xaxis={"title": "lineage (v1 → latest)", "type": "category"}, height=380,
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0}, margin=MARGIN)
+    fig.update_layout(
+        yaxis={"title": "images", **_count_axis(top)},
+        xaxis={"title": "lineage (v1 → latest)", "type": "category"},
+        height=380,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        margin=MARGIN,
+    )
     return _axes_fit(fig)
 
 
@@ -400,15 +546,40 @@ def compatibility_graph(ms: ModelSet) -> go.Figure:
     fig = go.Figure()
     for e in ms.can_share_index:
         (x0, y0), (x1, y1) = pos[e.query], pos[e.gallery]
-        fig.add_scatter(x=[x0, x1], y=[y0, y1], mode="lines", line={"width": 2, "color": COMPATIBLE_COLOUR},
-                        showlegend=False, hoverinfo="skip")
-        fig.add_annotation(x=x0 + 0.85 * (x1 - x0), y=y0 + 0.85 * (y1 - y0), ax=x0, ay=y0, xref="x", yref="y",
-                           axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1.5,
-                           arrowcolor=COMPATIBLE_COLOUR, text="")
-    fig.add_scatter(x=[pos[nm][0] for nm in names], y=[pos[nm][1] for nm in names], mode="markers+text",
-                    text=names, textposition="top center", marker={"size": 26, "color": MODEL_COLOURS["old"]},
-                    customdata=[percent(s) for s in ms.self_top1], showlegend=False,
-                    hovertemplate="%{text}: self-test Hit@1 %{customdata}<extra></extra>")
+        fig.add_scatter(
+            x=[x0, x1],
+            y=[y0, y1],
+            mode="lines",
+            line={"width": 2, "color": COMPATIBLE_COLOUR},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+        fig.add_annotation(
+            x=x0 + 0.85 * (x1 - x0),
+            y=y0 + 0.85 * (y1 - y0),
+            ax=x0,
+            ay=y0,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=3,
+            arrowsize=1.5,
+            arrowcolor=COMPATIBLE_COLOUR,
+            text="",
+        )
+    fig.add_scatter(
+        x=[pos[nm][0] for nm in names],
+        y=[pos[nm][1] for nm in names],
+        mode="markers+text",
+        text=names,
+        textposition="top center",
+        marker={"size": 26, "color": MODEL_COLOURS["old"]},
+        customdata=[percent(s) for s in ms.self_top1],
+        showlegend=False,
+        hovertemplate="%{text}: self-test Hit@1 %{customdata}<extra></extra>",
+    )
     fig.update_xaxes(visible=False, range=[-1.5, 1.5])
     fig.update_yaxes(visible=False, range=[-1.4, 1.5], scaleanchor="x")
     fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10})
@@ -416,8 +587,9 @@ def compatibility_graph(ms: ModelSet) -> go.Figure:
 
 
 # --------------------------------------------------------------------------- training runs
-def tradeoff_figure(runs: Sequence[Mapping[str, Any]], methods: Sequence[str],
-                    describe: Mapping[str, str]) -> go.Figure:
+def tradeoff_figure(
+    runs: Sequence[Mapping[str, Any]], methods: Sequence[str], describe: Mapping[str, str]
+) -> go.Figure:
     """NFR against the new error rate, one point per trained run, one trace per method.
 
     ``runs`` are run records (``spec_id``, ``params.method``, ``metrics``); ``describe``
@@ -431,12 +603,18 @@ def tradeoff_figure(runs: Sequence[Mapping[str, Any]], methods: Sequence[str],
         fig.add_scatter(
             x=[100 * (r["metrics"]["new_error_rate"] or 0) for r in pts],
             y=[100 * (r["metrics"]["negative_flip_rate"] or 0) for r in pts],
-            mode="markers", name=meth, marker={"size": 11},
+            mode="markers",
+            name=meth,
+            marker={"size": 11},
             customdata=[[r["spec_id"], describe[r["spec_id"]]] for r in pts],
             hovertemplate="%{customdata[1]}<br>error %{x:.2f} %<br>NFR %{y:.2f} %<extra></extra>",
         )
-    fig.update_layout(xaxis_title=f"{METRICS['new_error_rate'].name} (%)",
-                      yaxis_title=f"{METRICS['negative_flip_rate'].name} (%)", height=380, margin=MARGIN)
+    fig.update_layout(
+        xaxis_title=f"{METRICS['new_error_rate'].name} (%)",
+        yaxis_title=f"{METRICS['negative_flip_rate'].name} (%)",
+        height=380,
+        margin=MARGIN,
+    )
     return _axes_fit(fig)
 
 
@@ -457,20 +635,26 @@ def epoch_curves(series: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> g
 
     palette = qualitative.Plotly
     panels = (("nfr", METRICS["negative_flip_rate"].name), ("error_rate", METRICS["new_error_rate"].name))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{title} (%)" for _, title in panels],
-                        horizontal_spacing=0.12)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{title} (%)" for _, title in panels], horizontal_spacing=0.12)
     last_epoch = 1
     for i, (name, history) in enumerate(series):
         epochs = [int(h["epoch"]) for h in history]
         last_epoch = max([last_epoch, *epochs])
         for col, (key, title) in enumerate(panels, start=1):
             ys = [None if h.get(key) is None else 100 * float(h[key]) for h in history]
-            fig.add_scatter(x=epochs, y=ys, mode="lines+markers" if len(epochs) <= 40 else "lines", name=name,
-                            legendgroup=name, showlegend=col == 1, row=1, col=col,
-                            line={"dash": EPOCH_DASHES[i % len(EPOCH_DASHES)],
-                                  "color": palette[i % len(palette)]},
-                            marker={"size": 5},
-                            hovertemplate=f"{name}<br>epoch %{{x}}: {title} %{{y:.2f}} %<extra></extra>")
+            fig.add_scatter(
+                x=epochs,
+                y=ys,
+                mode="lines+markers" if len(epochs) <= 40 else "lines",
+                name=name,
+                legendgroup=name,
+                showlegend=col == 1,
+                row=1,
+                col=col,
+                line={"dash": EPOCH_DASHES[i % len(EPOCH_DASHES)], "color": palette[i % len(palette)]},
+                marker={"size": 5},
+                hovertemplate=f"{name}<br>epoch %{{x}}: {title} %{{y:.2f}} %<extra></extra>",
+            )
     fig.update_xaxes(title="epoch", tickformat=",d", dtick=1 if last_epoch <= 12 else None)
     fig.update_yaxes(rangemode="tozero")
     fig.update_layout(height=360, margin=MARGIN, legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})

@@ -53,8 +53,14 @@ from graceful_core.vocabulary import (
     percent,
 )
 
-__all__ = ["render_html_report", "DEFAULT_MAX_FLIPS", "MAX_CLASSES", "PRINT_PLOT_WIDTH", "THUMB_PX",
-           "thumbnail_data_uri"]
+__all__ = [
+    "render_html_report",
+    "DEFAULT_MAX_FLIPS",
+    "MAX_CLASSES",
+    "PRINT_PLOT_WIDTH",
+    "THUMB_PX",
+    "thumbnail_data_uri",
+]
 
 #: Default cap on the negative flips shown as thumbnails.
 DEFAULT_MAX_FLIPS = 60
@@ -76,8 +82,12 @@ _PRINT_JS = (
 @cache
 def _environment() -> jinja2.Environment:
     """The template environment: templates from the package, autoescape always on."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("graceful_core.report", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("graceful_core.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
 
 
 @cache
@@ -91,8 +101,9 @@ def _static() -> dict[str, Markup]:
 
 def _fig_div(fig) -> Markup:
     fig.update_layout(template="plotly_white")  # a white page: no grey plot background
-    return Markup(pio.to_html(fig, full_html=False, include_plotlyjs=False,
-                              config={"displaylogo": False, "responsive": True}))
+    return Markup(
+        pio.to_html(fig, full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+    )
 
 
 def _utc(t: float | None) -> str:
@@ -103,18 +114,26 @@ def _utc(t: float | None) -> str:
 def _review(review) -> dict[str, Any] | None:
     if review is None:
         return None
-    return {"status": review.status, "status_by": review.status_by, "status_at": _utc(review.status_at),
-            "notes": [{"at": _utc(n.at), "author": n.author, "text": n.text} for n in review.notes]}
+    return {
+        "status": review.status,
+        "status_by": review.status_by,
+        "status_at": _utc(review.status_at),
+        "notes": [{"at": _utc(n.at), "author": n.author, "text": n.text} for n in review.notes],
+    }
 
 
 def _figures(comp: Comparison) -> dict[str, Any]:
     """Transition matrix and per-class bars, at most :data:`MAX_CLASSES` classes each."""
     sub, names = busiest_submatrix(comp.transition_matrix, comp.classes, MAX_CLASSES)
-    out: dict[str, Any] = {"matrix_figure": _fig_div(transition_heatmap(sub, names)), "matrix_note": "",
-                           "bars_note": ""}
+    out: dict[str, Any] = {
+        "matrix_figure": _fig_div(transition_heatmap(sub, names)),
+        "matrix_note": "",
+        "bars_note": "",
+    }
     if len(names) < len(comp.classes):
-        out["matrix_note"] = (f"The matrix shows {len(names)} of {len(comp.classes)} classes: those with the most "
-                              "changed predictions.")
+        out["matrix_note"] = (
+            f"The matrix shows {len(names)} of {len(comp.classes)} classes: those with the most changed predictions."
+        )
     pc = comp.per_class.to_frame()
     if len(pc) > MAX_CLASSES:
         busy = (pc["negative_flips"] + pc["positive_flips"]).to_numpy()
@@ -150,13 +169,27 @@ def _flip_tiles(comp: Comparison, cap: int) -> dict[str, Any]:
         tiles = []
         for r in rows:
             src, unreadable = _thumbnail(ds, pos, str(r["id"]))
-            tiles.append({"id": str(r["id"]), "src": src, "unreadable": unreadable, "true": r["label"],
-                          "old": r["old_pred"], "new": r["new_pred"],
-                          "old_conf": "" if is_undefined(r["old_conf"]) else f" ({percent(float(r['old_conf']), 0)})",
-                          "new_conf": ""})
+            tiles.append(
+                {
+                    "id": str(r["id"]),
+                    "src": src,
+                    "unreadable": unreadable,
+                    "true": r["label"],
+                    "old": r["old_pred"],
+                    "new": r["new_pred"],
+                    "old_conf": "" if is_undefined(r["old_conf"]) else f" ({percent(float(r['old_conf']), 0)})",
+                    "new_conf": "",
+                }
+            )
         ordered = bool(rows) and not all(is_undefined(r["confidence_drop"]) for r in rows)
-        return {"shown": len(tiles), "total": total, "capped": total > cap, "cap": cap, "ordered": ordered,
-                "tiles": tiles}
+        return {
+            "shown": len(tiles),
+            "total": total,
+            "capped": total > cap,
+            "cap": cap,
+            "ordered": ordered,
+            "tiles": tiles,
+        }
     idx = negative_flip_order(comp)
     total = int(idx.size)
     shown = idx[:cap]
@@ -164,14 +197,26 @@ def _flip_tiles(comp: Comparison, cap: int) -> dict[str, Any]:
     for i in shown:
         sid = str(a.ids[i])
         src, unreadable = _thumbnail(ds, pos, sid)
-        tiles.append({
-            "id": sid, "src": src, "unreadable": unreadable,
-            "true": comp.classes[a.labels[i]], "old": comp.classes[a.old_pred[i]], "new": comp.classes[a.new_pred[i]],
-            "old_conf": "" if a.old_conf is None else f" ({percent(float(a.old_conf[i]), 0)})",
-            "new_conf": "" if a.new_conf is None else f" ({percent(float(a.new_conf[i]), 0)})",
-        })
-    return {"shown": int(shown.size), "total": total, "capped": total > cap, "cap": cap,
-            "ordered": a.old_p_true is not None and a.new_p_true is not None, "tiles": tiles}
+        tiles.append(
+            {
+                "id": sid,
+                "src": src,
+                "unreadable": unreadable,
+                "true": comp.classes[a.labels[i]],
+                "old": comp.classes[a.old_pred[i]],
+                "new": comp.classes[a.new_pred[i]],
+                "old_conf": "" if a.old_conf is None else f" ({percent(float(a.old_conf[i]), 0)})",
+                "new_conf": "" if a.new_conf is None else f" ({percent(float(a.new_conf[i]), 0)})",
+            }
+        )
+    return {
+        "shown": int(shown.size),
+        "total": total,
+        "capped": total > cap,
+        "cap": cap,
+        "ordered": a.old_p_true is not None and a.new_p_true is not None,
+        "tiles": tiles,
+    }
 
 
 def _slice_tile(comp: Comparison, row: int, pos: dict[str, int]) -> dict[str, Any]:
@@ -179,9 +224,15 @@ def _slice_tile(comp: Comparison, row: int, pos: dict[str, int]) -> dict[str, An
     a = comp.require_arrays()
     sid = str(a.ids[row])
     src, unreadable = _thumbnail(comp.dataset, pos, sid)
-    return {"id": sid, "src": src, "unreadable": unreadable, "true": comp.classes[a.labels[row]],
-            "old": comp.classes[a.old_pred[row]], "new": comp.classes[a.new_pred[row]],
-            "flip": bool(a.negative_flip_mask[row])}
+    return {
+        "id": sid,
+        "src": src,
+        "unreadable": unreadable,
+        "true": comp.classes[a.labels[row]],
+        "old": comp.classes[a.old_pred[row]],
+        "new": comp.classes[a.new_pred[row]],
+        "flip": bool(a.negative_flip_mask[row]),
+    }
 
 
 def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | None:
@@ -197,8 +248,17 @@ def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | 
     sig = rep.significant()
     ds = comp.dataset
     pos = {str(sid): i for i, sid in enumerate(ds.ids)} if ds is not None else {}
-    cols = [METRICS[k] for k in ("slice_size", "n_negative_flips", "slice_negative_flip_rate",
-                                 "rest_negative_flip_rate", "slice_p_value", "slice_p_adjusted")]
+    cols = [
+        METRICS[k]
+        for k in (
+            "slice_size",
+            "n_negative_flips",
+            "slice_negative_flip_rate",
+            "rest_negative_flip_rate",
+            "slice_p_value",
+            "slice_p_adjusted",
+        )
+    ]
     items = []
     for s in sig[:cap]:
         rows = slice_examples(comp, s).tolist()
@@ -206,18 +266,30 @@ def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | 
             what = f"the {len(rows)} images nearest the cluster's centre"
         else:
             what = f"{len(rows)} of its {negative_flips(s.negative_flips)} ({FLIP_MARKS['negative flip']})"
-        items.append({
-            "title": s.title, "kind": SLICE_KINDS[s.kind],
-            "examples": what, "tiles": [_slice_tile(comp, r, pos) for r in rows],
-        })
+        items.append(
+            {
+                "title": s.title,
+                "kind": SLICE_KINDS[s.kind],
+                "examples": what,
+                "tiles": [_slice_tile(comp, r, pos) for r in rows],
+            }
+        )
     closest = None
     if not sig and rep.slices:
         top = rep.slices[0]
-        closest = {"title": top.title, "p_adjusted": cols[5].format(top.p_adjusted),
-                   "nfr": cols[2].format(top.negative_flip_rate), "rest": cols[3].format(top.rest_negative_flip_rate)}
+        closest = {
+            "title": top.title,
+            "p_adjusted": cols[5].format(top.p_adjusted),
+            "nfr": cols[2].format(top.negative_flip_rate),
+            "rest": cols[3].format(top.rest_negative_flip_rate),
+        }
     return {
         "help_of": {c.label: c.help for c in cols},
-        "entries": items, "shown": len(items), "total": len(sig), "capped": len(sig) > cap, "closest": closest,
+        "entries": items,
+        "shown": len(items),
+        "total": len(sig),
+        "capped": len(sig) > cap,
+        "closest": closest,
         "skipped": [f"{c} ({why})" for c, why in rep.skipped_columns],
     }
 
@@ -227,19 +299,31 @@ def _compat(comp: Comparison) -> dict[str, Any] | None:
     if ct is None:
         return None
     pairs = ("old_old", "new_new", "new_old")
-    rows = [[METRICS[m].label] + [METRICS[m].format(ct.scores[key][p]) for p in pairs]
-            for key, m in RETRIEVAL_SCORES.items()]
+    rows = [
+        [METRICS[m].label] + [METRICS[m].format(ct.scores[key][p]) for p in pairs]
+        for key, m in RETRIEVAL_SCORES.items()
+    ]
     return {
-        "header": [RETRIEVAL_PAIRS[p] for p in pairs], "rows": rows,
-        "reason": ct.reason, "gain_label": METRICS["update_gain"].label,
+        "header": [RETRIEVAL_PAIRS[p] for p in pairs],
+        "rows": rows,
+        "reason": ct.reason,
+        "gain_label": METRICS["update_gain"].label,
         "gain": METRICS["update_gain"].format(ct.update_gain),
-        "flips_label": METRICS["retrieval_negative_flips"].label, "flips": count(ct.retrieval_negative_flips),
+        "flips_label": METRICS["retrieval_negative_flips"].label,
+        "flips": count(ct.retrieval_negative_flips),
     }
 
 
 # ------------------------------------------------------------------ public
-def render_html_report(comp: Comparison, *, max_flips: int = DEFAULT_MAX_FLIPS, review=None,
-                       generated_at: float | None = None, verdicts=None, sections=None) -> str:
+def render_html_report(
+    comp: Comparison,
+    *,
+    max_flips: int = DEFAULT_MAX_FLIPS,
+    review=None,
+    generated_at: float | None = None,
+    verdicts=None,
+    sections=None,
+) -> str:
     """The report as one self-contained HTML string (see the module docstring).
 
     Parameters

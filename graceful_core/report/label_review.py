@@ -18,8 +18,17 @@ from graceful_core.results.comparison import Comparison
 from graceful_core.review import verdicts as vd
 from graceful_core.vocabulary import FLIP_VERDICTS, METRICS, images, interval, percent
 
-__all__ = ["headline_excluding_flagged", "label_issue_lines", "verdict_line", "flip_verdicts_report",
-           "load_verdicts", "counts_of", "verdicts_to_json", "html_context", "MAX_REPORT_VERDICTS"]
+__all__ = [
+    "headline_excluding_flagged",
+    "label_issue_lines",
+    "verdict_line",
+    "flip_verdicts_report",
+    "load_verdicts",
+    "counts_of",
+    "verdicts_to_json",
+    "html_context",
+    "MAX_REPORT_VERDICTS",
+]
 
 #: The HTML report lists at most this many verdicts one by one (all are counted).
 MAX_REPORT_VERDICTS = 300
@@ -38,8 +47,10 @@ def headline_excluding_flagged(comp: Comparison) -> str | None:
     rate, ci, _, _ = negative_flip_rate_excluding(nf, li.flagged)
     fmt = METRICS["negative_flip_rate"].format
     n_amb = int((nf & li.ambiguous).sum())
-    text = (f"{fmt(comp.summary.negative_flip_rate)} of images break; {fmt(rate)} (95 % CI {interval(ci)}) if the "
-            f"{images(li.n_flagged)} whose label looks wrong are left out")
+    text = (
+        f"{fmt(comp.summary.negative_flip_rate)} of images break; {fmt(rate)} (95 % CI {interval(ci)}) if the "
+        f"{images(li.n_flagged)} whose label looks wrong are left out"
+    )
     n_flagged_nf = int((nf & li.flagged).sum())
     text += f" ({n_flagged_nf} of them break)."
     if n_amb:
@@ -52,8 +63,11 @@ def label_issue_lines(comp: Comparison) -> list[str]:
     if comp.label_issues is None:
         return [f"label issues: {comp.label_issues_reason}"] if comp.label_issues_reason else []
     li = comp.label_issues
-    return [f"label issues: {images(li.n_flagged)} flagged \"label may be wrong\", {li.n_ambiguous} ambiguous "
-            "(confident learning on both models' probabilities)", f"  {headline_excluding_flagged(comp)}"]
+    return [
+        f'label issues: {images(li.n_flagged)} flagged "label may be wrong", {li.n_ambiguous} ambiguous '
+        "(confident learning on both models' probabilities)",
+        f"  {headline_excluding_flagged(comp)}",
+    ]
 
 
 def load_verdicts(comp: Comparison, db: str | os.PathLike | None = None) -> dict[str, vd.FlipVerdict]:
@@ -72,8 +86,10 @@ def verdict_line(comp: Comparison, verdicts: dict[str, vd.FlipVerdict]) -> str |
     if not verdicts:
         return None
     c = counts_of(comp, verdicts)
-    return (f"{c.sentence()}; NFR without the images marked \"label wrong\": "
-            f"{percent(c.negative_flip_rate_excluding_label_wrong)} (95 % CI {interval(c.ci95)})")
+    return (
+        f'{c.sentence()}; NFR without the images marked "label wrong": '
+        f"{percent(c.negative_flip_rate_excluding_label_wrong)} (95 % CI {interval(c.ci95)})"
+    )
 
 
 verdicts_to_json = vd.verdicts_to_json
@@ -92,9 +108,13 @@ def flip_verdicts_report(comp: Comparison, db: str | os.PathLike | None = None) 
 def html_context(comp: Comparison, verdicts: dict[str, vd.FlipVerdict] | None) -> dict[str, Any]:
     """The HTML report's "Label issues and verdicts" section (``label_review`` in the template)."""
     li = comp.label_issues
-    out: dict[str, Any] = {"headline": headline_excluding_flagged(comp), "reason": comp.label_issues_reason,
-                           "n_flagged": None if li is None else li.n_flagged,
-                           "n_ambiguous": None if li is None else li.n_ambiguous, "verdicts": None}
+    out: dict[str, Any] = {
+        "headline": headline_excluding_flagged(comp),
+        "reason": comp.label_issues_reason,
+        "n_flagged": None if li is None else li.n_flagged,
+        "n_ambiguous": None if li is None else li.n_ambiguous,
+        "verdicts": None,
+    }
     if verdicts is not None:
         c = counts_of(comp, verdicts)
         names = np.asarray(comp.classes, dtype=object)
@@ -103,9 +123,23 @@ def html_context(comp: Comparison, verdicts: dict[str, vd.FlipVerdict] | None) -
         for sid in sorted(verdicts)[:MAX_REPORT_VERDICTS]:
             v = verdicts[sid]
             r = None if a is None else a.row_of.get(sid)
-            rows.append({"id": sid, "verdict": v.verdict, "label": "" if a is None or r is None else names[a.labels[r]],
-                         "corrected": v.corrected_label, "note": v.note, "author": v.author})
-        out["verdicts"] = {"sentence": c.sentence(), "counts": [(k, c.by_verdict.get(k, 0)) for k in FLIP_VERDICTS],
-                           "nfr": percent(c.negative_flip_rate_excluding_label_wrong), "ci": interval(c.ci95),
-                           "rows": rows, "total": len(verdicts), "capped": len(verdicts) > MAX_REPORT_VERDICTS}
+            rows.append(
+                {
+                    "id": sid,
+                    "verdict": v.verdict,
+                    "label": "" if a is None or r is None else names[a.labels[r]],
+                    "corrected": v.corrected_label,
+                    "note": v.note,
+                    "author": v.author,
+                }
+            )
+        out["verdicts"] = {
+            "sentence": c.sentence(),
+            "counts": [(k, c.by_verdict.get(k, 0)) for k in FLIP_VERDICTS],
+            "nfr": percent(c.negative_flip_rate_excluding_label_wrong),
+            "ci": interval(c.ci95),
+            "rows": rows,
+            "total": len(verdicts),
+            "capped": len(verdicts) > MAX_REPORT_VERDICTS,
+        }
     return out

@@ -76,21 +76,60 @@ from graceful_core.vocabulary import (
 if TYPE_CHECKING:
     from graceful_core.results.comparison import Comparison
 
-__all__ = ["SECTION_KEYS", "LEAD_KEYS", "UNLABELLED_KEYS", "NO_EMBEDDINGS", "Row", "Section", "build_sections",
-           "build_unlabelled_sections", "lead_and_body", "section_of"]
+__all__ = [
+    "SECTION_KEYS",
+    "LEAD_KEYS",
+    "UNLABELLED_KEYS",
+    "NO_EMBEDDINGS",
+    "Row",
+    "Section",
+    "build_sections",
+    "build_unlabelled_sections",
+    "lead_and_body",
+    "section_of",
+]
 
-SectionKey = Literal["headline", "worst_class", "significance", "remedy", "cards", "churn_floor", "slices",
-                     "flips", "compatibility", "churn", "confidence", "most_changed", "churn_slices"]
+SectionKey = Literal[
+    "headline",
+    "worst_class",
+    "significance",
+    "remedy",
+    "cards",
+    "churn_floor",
+    "slices",
+    "flips",
+    "compatibility",
+    "churn",
+    "confidence",
+    "most_changed",
+    "churn_slices",
+]
 #: Every section a comparison can have, in the order every face shows them.
-SECTION_KEYS: tuple[SectionKey, ...] = ("headline", "worst_class", "significance", "remedy", "cards", "churn_floor",
-                                        "slices", "flips", "compatibility")
+SECTION_KEYS: tuple[SectionKey, ...] = (
+    "headline",
+    "worst_class",
+    "significance",
+    "remedy",
+    "cards",
+    "churn_floor",
+    "slices",
+    "flips",
+    "compatibility",
+)
 #: The sections read first (the verdicts and the numbers); a face may put its own material (review, label
 #: issues, figures, per-class tables) between these and the rest (:func:`lead_and_body`).
-LEAD_KEYS: tuple[SectionKey, ...] = SECTION_KEYS[:SECTION_KEYS.index("churn_floor") + 1]
+LEAD_KEYS: tuple[SectionKey, ...] = SECTION_KEYS[: SECTION_KEYS.index("churn_floor") + 1]
 
 #: The sections of a comparison without labels, in the order every face shows them.
-UNLABELLED_KEYS: tuple[SectionKey, ...] = ("headline", "churn", "confidence", "churn_floor", "most_changed",
-                                           "churn_slices", "compatibility")
+UNLABELLED_KEYS: tuple[SectionKey, ...] = (
+    "headline",
+    "churn",
+    "confidence",
+    "churn_floor",
+    "most_changed",
+    "churn_slices",
+    "compatibility",
+)
 
 Severity = Literal["better", "worse", "same", "info"]
 
@@ -168,8 +207,9 @@ def _worst_class(c: Comparison) -> Section | None:
     worst = worst_class_sentence(c)
     if worst is None:
         return None
-    return Section("worst_class", "Where the update hurts most", (worst,), "worse",
-                   values={"class": classes_hurt(c)[0].name})
+    return Section(
+        "worst_class", "Where the update hurts most", (worst,), "worse", values={"class": classes_hurt(c)[0].name}
+    )
 
 
 def _significance(c: Comparison) -> Section:
@@ -188,10 +228,26 @@ def _cards(c: Comparison) -> Section:
     rows = []
     for key in SUMMARY_CARDS + MORE_CARDS:
         label, value, caption, help_text = card(key, s)
-        rows.append(Row(key, label, value, caption, help_text, name=METRICS[key].name, brief=key in CLI_LINES,
-                        more=key in MORE_CARDS))
-    return Section("cards", "Summary", (), "info", rows=tuple(rows),
-                   values={"new_accuracy_delta": points(s.new_accuracy - s.old_accuracy)})
+        rows.append(
+            Row(
+                key,
+                label,
+                value,
+                caption,
+                help_text,
+                name=METRICS[key].name,
+                brief=key in CLI_LINES,
+                more=key in MORE_CARDS,
+            )
+        )
+    return Section(
+        "cards",
+        "Summary",
+        (),
+        "info",
+        rows=tuple(rows),
+        values={"new_accuracy_delta": points(s.new_accuracy - s.old_accuracy)},
+    )
 
 
 def _churn_floor(c: Comparison) -> Section | None:
@@ -200,13 +256,20 @@ def _churn_floor(c: Comparison) -> Section | None:
         return None
     m, nfr = METRICS["churn_floor"], METRICS["negative_flip_rate"]
     v = churn_verdict(cf)
-    values = {"reference_name": cf.reference_name, "value": m.format(cf.negative_flip_rate),
-              "ci": interval(cf.negative_flip_rate_ci95), "flips": images(cf.n_negative_flips),
-              "n_samples": str(cf.n_samples), "nfr": nfr.format(cf.update_negative_flip_rate),
-              "excess": points(cf.excess)}
-    why = (f"The update's NFR {values['nfr']} − the churn floor {values['value']} = {values['excess']}. The churn "
-           f"floor is the NFR of {cf.reference_name} (the old model retrained with another seed) against the old "
-           f"model. {METRICS['churn_p_value'].help}")
+    values = {
+        "reference_name": cf.reference_name,
+        "value": m.format(cf.negative_flip_rate),
+        "ci": interval(cf.negative_flip_rate_ci95),
+        "flips": images(cf.n_negative_flips),
+        "n_samples": str(cf.n_samples),
+        "nfr": nfr.format(cf.update_negative_flip_rate),
+        "excess": points(cf.excess),
+    }
+    why = (
+        f"The update's NFR {values['nfr']} − the churn floor {values['value']} = {values['excess']}. The churn "
+        f"floor is the NFR of {cf.reference_name} (the old model retrained with another seed) against the old "
+        f"model. {METRICS['churn_p_value'].help}"
+    )
     return Section("churn_floor", m.label, (churn_line(cf),), v.kind, verdict=v, notes=(m.help, why), values=values)
 
 
@@ -215,24 +278,56 @@ def _slices(c: Comparison) -> Section | None:
     if rep is None:
         return None
     v = slice_verdict(rep)
-    cols = [METRICS[k] for k in ("slice_size", "n_negative_flips", "slice_negative_flip_rate",
-                                 "rest_negative_flip_rate", "slice_p_value", "slice_p_adjusted")]
+    cols = [
+        METRICS[k]
+        for k in (
+            "slice_size",
+            "n_negative_flips",
+            "slice_negative_flip_rate",
+            "rest_negative_flip_rate",
+            "slice_p_value",
+            "slice_p_adjusted",
+        )
+    ]
     rows = tuple(
-        Row(s.title, s.title, slice_numbers(s),
-            cells=(cols[0].format(s.size), cols[1].format(s.negative_flips),
-                   f"{cols[2].format(s.negative_flip_rate)} ({interval(s.negative_flip_rate_ci95)})",
-                   cols[3].format(s.rest_negative_flip_rate), cols[4].format(s.p_value), cols[5].format(s.p_adjusted)))
-        for s in rep.significant())
-    return Section("slices", SLICES_TITLE, (v.text,), v.kind, verdict=v, rows=rows,
-                   header=tuple(col.label for col in cols), notes=(SLICES_HELP,))
+        Row(
+            s.title,
+            s.title,
+            slice_numbers(s),
+            cells=(
+                cols[0].format(s.size),
+                cols[1].format(s.negative_flips),
+                f"{cols[2].format(s.negative_flip_rate)} ({interval(s.negative_flip_rate_ci95)})",
+                cols[3].format(s.rest_negative_flip_rate),
+                cols[4].format(s.p_value),
+                cols[5].format(s.p_adjusted),
+            ),
+        )
+        for s in rep.significant()
+    )
+    return Section(
+        "slices",
+        SLICES_TITLE,
+        (v.text,),
+        v.kind,
+        verdict=v,
+        rows=rows,
+        header=tuple(col.label for col in cols),
+        notes=(SLICES_HELP,),
+    )
 
 
 def _flips(c: Comparison) -> Section:
     n = c.summary.n_negative_flips
     marks = FLIP_MARKS["negative flip"]
-    return Section("flips", f"Negative flips ({marks})",
-                   (f"{images(n)} of {c.n_samples} go {marks}.",), "worse" if n else "same",
-                   values={"total": str(n)}, figure="flip_grid")
+    return Section(
+        "flips",
+        f"Negative flips ({marks})",
+        (f"{images(n)} of {c.n_samples} go {marks}.",),
+        "worse" if n else "same",
+        values={"total": str(n)},
+        figure="flip_grid",
+    )
 
 
 def _compatibility(c: Comparison) -> Section:
@@ -240,16 +335,29 @@ def _compatibility(c: Comparison) -> Section:
     overlap: dict[str, str] = {}
     if c.embedding_overlap is not None:
         m = METRICS["embedding_overlap"]
-        overlap = {"overlap_name": m.name, "overlap_label": m.name[0].upper() + m.name[1:],
-                   "overlap": m.format(c.embedding_overlap), "overlap_help": m.help}
+        overlap = {
+            "overlap_name": m.name,
+            "overlap_label": m.name[0].upper() + m.name[1:],
+            "overlap": m.format(c.embedding_overlap),
+            "overlap_help": m.help,
+        }
     if ct is None:
         reason = c.compatibility_reason or NO_EMBEDDINGS
-        return Section("compatibility", "Embedding compatibility", (reason,), "same",
-                       values={"reason": reason, **overlap})
+        return Section(
+            "compatibility", "Embedding compatibility", (reason,), "same", values={"reason": reason, **overlap}
+        )
     v = compatibility_verdict(ct)
     head = old_head_verdict(c)
-    return Section("compatibility", "Embedding compatibility (BCT cross-test)", (v.text,), v.kind, verdict=v,
-                   values=overlap, more=() if head is None else (head,), figure="retrieval")
+    return Section(
+        "compatibility",
+        "Embedding compatibility (BCT cross-test)",
+        (v.text,),
+        v.kind,
+        verdict=v,
+        values=overlap,
+        more=() if head is None else (head,),
+        figure="retrieval",
+    )
 
 
 def build_sections(c: Comparison) -> tuple[Section, ...]:
@@ -260,8 +368,17 @@ def build_sections(c: Comparison) -> tuple[Section, ...]:
     without a reference model, the regression slices when none were searched. The headline,
     significance, cards, flips and compatibility (or why there is no cross-test) are always there.
     """
-    built = (_headline(c), _worst_class(c), _significance(c), _remedy(c), _cards(c), _churn_floor(c), _slices(c),
-             _flips(c), _compatibility(c))
+    built = (
+        _headline(c),
+        _worst_class(c),
+        _significance(c),
+        _remedy(c),
+        _cards(c),
+        _churn_floor(c),
+        _slices(c),
+        _flips(c),
+        _compatibility(c),
+    )
     return tuple(s for s in built if s is not None)
 
 
@@ -282,27 +399,47 @@ MOST_CHANGED_CLASSES = 3
 
 def _u_headline(u: UnlabelledComparison) -> Section:
     warning = u.missing.sentence() if u.missing is not None and u.missing.any else None
-    return Section("headline", "Headline", (unlabelled_headline(u),), "info", notes=(labels_missing_sentence(),),
-                   warnings=() if warning is None else (warning,))
+    return Section(
+        "headline",
+        "Headline",
+        (unlabelled_headline(u),),
+        "info",
+        notes=(labels_missing_sentence(),),
+        warnings=() if warning is None else (warning,),
+    )
 
 
 def _u_churn(u: UnlabelledComparison) -> Section:
     ch, m = u.churn, METRICS["prediction_churn"]
     words = f"{ch.n_changed} of {ch.n_samples} images change their predicted class · 95 % CI {interval(ch.ci95)}"
-    return Section("churn", m.label, (words,), "info",
-                   rows=(Row("prediction_churn", m.label, m.format(ch.rate), words, m.help, m.name, brief=True),))
+    return Section(
+        "churn",
+        m.label,
+        (words,),
+        "info",
+        rows=(Row("prediction_churn", m.label, m.format(ch.rate), words, m.help, m.name, brief=True),),
+    )
 
 
 def _u_confidence(u: UnlabelledComparison) -> Section | None:
     conf = u.changed_confidence()
     if conf["old_changed"] is None or conf["new_changed"] is None:
         return None
-    words = (f"mean top probability old {conf['old_changed']:.2f} → new {conf['new_changed']:.2f} (unchanged: "
-             f"{conf['old_unchanged'] or 0:.2f} → {conf['new_unchanged'] or 0:.2f})")
-    rows = tuple(Row(f"{side}_confidence_changed", f"{side.capitalize()} model's confidence on changed",
-                     probability(conf[f"{side}_changed"]), f"on unchanged images: {probability(conf[f'{side}_unchanged'])}",
-                     f"Mean top probability of the {side} model on the images whose prediction changes.", brief=True)
-                 for side in ("old", "new"))
+    words = (
+        f"mean top probability old {conf['old_changed']:.2f} → new {conf['new_changed']:.2f} (unchanged: "
+        f"{conf['old_unchanged'] or 0:.2f} → {conf['new_unchanged'] or 0:.2f})"
+    )
+    rows = tuple(
+        Row(
+            f"{side}_confidence_changed",
+            f"{side.capitalize()} model's confidence on changed",
+            probability(conf[f"{side}_changed"]),
+            f"on unchanged images: {probability(conf[f'{side}_unchanged'])}",
+            f"Mean top probability of the {side} model on the images whose prediction changes.",
+            brief=True,
+        )
+        for side in ("old", "new")
+    )
     return Section("confidence", "Changed predictions", (words,), "info", rows=rows)
 
 
@@ -310,19 +447,31 @@ def _u_churn_floor(u: UnlabelledComparison) -> Section | None:
     r = u.reference
     if r is None:
         return None
-    words = (f"{percent(r.reference_churn)} of predictions change with {r.reference_name}; the update alone changes "
-             f"{r.update_only}, the retrain alone {r.reference_only} (McNemar p {p_text(r.p_value)})")
-    return Section("churn_floor", METRICS["churn_floor"].label, (words,), "info",
-                   values={"reference_name": r.reference_name})
+    words = (
+        f"{percent(r.reference_churn)} of predictions change with {r.reference_name}; the update alone changes "
+        f"{r.update_only}, the retrain alone {r.reference_only} (McNemar p {p_text(r.p_value)})"
+    )
+    return Section(
+        "churn_floor", METRICS["churn_floor"].label, (words,), "info", values={"reference_name": r.reference_name}
+    )
 
 
 def _u_most_changed(u: UnlabelledComparison) -> Section:
     per = u.churn.per_class
     order = [int(j) for j in np.argsort(-per["changed"], kind="stable") if per["changed"][j] > 0]
-    rows = tuple(Row(str(u.classes[j]), str(u.classes[j]), f"{per['changed'][j]} of {per['support'][j]}, "
-                     f"{percent(per['churn'][j])}") for j in order)
-    words = (", ".join(f"{r.label} ({r.value})" for r in rows[:MOST_CHANGED_CLASSES]) + " (by the old prediction)"
-             if rows else "no image changes its predicted class")
+    rows = tuple(
+        Row(
+            str(u.classes[j]),
+            str(u.classes[j]),
+            f"{per['changed'][j]} of {per['support'][j]}, {percent(per['churn'][j])}",
+        )
+        for j in order
+    )
+    words = (
+        ", ".join(f"{r.label} ({r.value})" for r in rows[:MOST_CHANGED_CLASSES]) + " (by the old prediction)"
+        if rows
+        else "no image changes its predicted class"
+    )
     return Section("most_changed", "Churn per class", (words,), "info", rows=rows, figure="churn_matrix")
 
 
@@ -330,12 +479,27 @@ def _u_churn_slices(u: UnlabelledComparison) -> Section | None:
     if u.churn_slices is None:
         return None
     sig = u.significant_churn_slices()
-    words = (f"{len(sig)} of {len(u.churn_slices.slices)} slices change significantly more predictions than the rest "
-             f"(adjusted p < {ALPHA:g})")
-    rows = tuple(Row(sl.title, sl.title, f"{sl.negative_flips} of {sl.size} changed ({percent(sl.negative_flip_rate)}, "
-                     f"rest {percent(sl.rest_negative_flip_rate)}), adjusted p {p_value(sl.p_adjusted)}") for sl in sig)
-    return Section("churn_slices", "Churn slices", (words,), "worse" if sig else "same", rows=rows,
-                   values={"max_lines": str(MAX_SLICE_LINES)})
+    words = (
+        f"{len(sig)} of {len(u.churn_slices.slices)} slices change significantly more predictions than the rest "
+        f"(adjusted p < {ALPHA:g})"
+    )
+    rows = tuple(
+        Row(
+            sl.title,
+            sl.title,
+            f"{sl.negative_flips} of {sl.size} changed ({percent(sl.negative_flip_rate)}, "
+            f"rest {percent(sl.rest_negative_flip_rate)}), adjusted p {p_value(sl.p_adjusted)}",
+        )
+        for sl in sig
+    )
+    return Section(
+        "churn_slices",
+        "Churn slices",
+        (words,),
+        "worse" if sig else "same",
+        rows=rows,
+        values={"max_lines": str(MAX_SLICE_LINES)},
+    )
 
 
 def _u_compatibility(u: UnlabelledComparison) -> Section | None:
@@ -352,6 +516,13 @@ def build_unlabelled_sections(u: UnlabelledComparison) -> tuple[Section, ...]:
     the churn floor without a reference, churn slices when none were searched, the embeddings
     without a cross-test.
     """
-    built = (_u_headline(u), _u_churn(u), _u_confidence(u), _u_churn_floor(u), _u_most_changed(u),
-             _u_churn_slices(u), _u_compatibility(u))
+    built = (
+        _u_headline(u),
+        _u_churn(u),
+        _u_confidence(u),
+        _u_churn_floor(u),
+        _u_most_changed(u),
+        _u_churn_slices(u),
+        _u_compatibility(u),
+    )
     return tuple(s for s in built if s is not None)

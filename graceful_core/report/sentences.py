@@ -80,13 +80,19 @@ def old_head_verdict(c: Comparison) -> Verdict | None:
     if acc is None:
         return None
     own = c.summary.old_accuracy
-    head = (f"Old classifier head on new embeddings: {percent(acc)} of all {c.n_samples} images right "
-            f"(the old model itself: {percent(own)}).")
+    head = (
+        f"Old classifier head on new embeddings: {percent(acc)} of all {c.n_samples} images right "
+        f"(the old model itself: {percent(own)})."
+    )
     if acc >= own - OLD_HEAD_TOLERANCE:
-        return Verdict("better", head + " Classifiers and other post-processing built on the old embedding keep "
-                                        "working.")
-    return Verdict("worse", head + " Anything built on the old embedding (classifiers, thresholds, clusters) "
-                                   "breaks with the new model and must be rebuilt.")
+        return Verdict(
+            "better", head + " Classifiers and other post-processing built on the old embedding keep working."
+        )
+    return Verdict(
+        "worse",
+        head + " Anything built on the old embedding (classifiers, thresholds, clusters) "
+        "breaks with the new model and must be rebuilt.",
+    )
 
 
 def compatibility_verdict(ct: CrossTest) -> Verdict:
@@ -102,11 +108,17 @@ def churn_verdict(cf: ChurnFloor) -> Verdict:
     "worse" when it breaks significantly more (:attr:`ChurnFloor.verdict` "above"), "better" when
     significantly fewer ("below"), else "same"; the detail gives both counts and the p-value.
     """
-    detail = (f"{cf.update_only_flips} images only the update breaks vs {cf.reference_only_flips} only "
-              f"{cf.reference_name} breaks, McNemar p {p_text(cf.p_value)}")
+    detail = (
+        f"{cf.update_only_flips} images only the update breaks vs {cf.reference_only_flips} only "
+        f"{cf.reference_name} breaks, McNemar p {p_text(cf.p_value)}"
+    )
     if cf.verdict == "above":
-        return Verdict("worse", f"the update breaks significantly more images than retraining alone "
-                                f"({METRICS['churn_excess'].format(cf.excess)} of all images above the floor)", detail)
+        return Verdict(
+            "worse",
+            f"the update breaks significantly more images than retraining alone "
+            f"({METRICS['churn_excess'].format(cf.excess)} of all images above the floor)",
+            detail,
+        )
     if cf.verdict == "below":
         return Verdict("better", "the update breaks significantly fewer images than retraining alone", detail)
     return Verdict("same", "the update's regressions are within retraining noise", detail)
@@ -114,10 +126,12 @@ def churn_verdict(cf: ChurnFloor) -> Verdict:
 
 def churn_line(cf: ChurnFloor) -> str:
     """The churn floor in one line: its value, the reference's flips, the interval."""
-    return (f"{METRICS['churn_floor'].format(cf.negative_flip_rate)} ({negative_flips(cf.n_negative_flips)} of "
-            f"{images(cf.n_samples)} when {cf.reference_name} replaces the old model; 95 % CI "
-            f"{interval(cf.negative_flip_rate_ci95)}) against the update's NFR "
-            f"{METRICS['negative_flip_rate'].format(cf.update_negative_flip_rate)}")
+    return (
+        f"{METRICS['churn_floor'].format(cf.negative_flip_rate)} ({negative_flips(cf.n_negative_flips)} of "
+        f"{images(cf.n_samples)} when {cf.reference_name} replaces the old model; 95 % CI "
+        f"{interval(cf.negative_flip_rate_ci95)}) against the update's NFR "
+        f"{METRICS['negative_flip_rate'].format(cf.update_negative_flip_rate)}"
+    )
 
 
 def slice_verdict(report: SliceReport) -> Verdict:
@@ -129,17 +143,20 @@ def slice_verdict(report: SliceReport) -> Verdict:
     detail = f"{m} slice{'s' if m != 1 else ''} tested, Benjamini–Hochberg adjusted p < {ALPHA:g}"
     if sig:
         verb = "has" if len(sig) == 1 else "have"
-        return Verdict("worse", f"{len(sig)} of {m} slices {verb} significantly more negative flips than the rest",
-                       detail)
+        return Verdict(
+            "worse", f"{len(sig)} of {m} slices {verb} significantly more negative flips than the rest", detail
+        )
     return Verdict("same", "no slice has significantly more negative flips than the rest", detail)
 
 
 def slice_numbers(s: RegressionSlice) -> str:
     """A slice's numbers in one line: NFR with interval against the rest, size, p and adjusted p."""
     nfr, rest = METRICS["slice_negative_flip_rate"], METRICS["rest_negative_flip_rate"]
-    return (f"NFR {nfr.format(s.negative_flip_rate)} (95 % CI {interval(s.negative_flip_rate_ci95)}) vs "
-            f"{rest.format(s.rest_negative_flip_rate)} in the rest · {negative_flips(s.negative_flips)} in {images(s.size)} · "
-            f"p {METRICS['slice_p_value'].format(s.p_value)}, adjusted p {METRICS['slice_p_adjusted'].format(s.p_adjusted)}")
+    return (
+        f"NFR {nfr.format(s.negative_flip_rate)} (95 % CI {interval(s.negative_flip_rate_ci95)}) vs "
+        f"{rest.format(s.rest_negative_flip_rate)} in the rest · {negative_flips(s.negative_flips)} in {images(s.size)} · "
+        f"p {METRICS['slice_p_value'].format(s.p_value)}, adjusted p {METRICS['slice_p_adjusted'].format(s.p_adjusted)}"
+    )
 
 
 def slice_line(s: RegressionSlice) -> str:
@@ -186,9 +203,17 @@ def classes_hurt(c: Comparison) -> tuple[ClassHurt, ...]:
     """
     pc = c.per_class
     total = int(np.sum(pc.negative_flips))
-    rows = [ClassHurt(str(pc.groups[i]), int(pc.negative_flips[i]), int(pc.support[i]),
-                      float(pc.negative_flip_rate[i]), pc.negative_flips[i] / total if total else 0.0)
-            for i in range(len(pc)) if pc.negative_flips[i] > 0]
+    rows = [
+        ClassHurt(
+            str(pc.groups[i]),
+            int(pc.negative_flips[i]),
+            int(pc.support[i]),
+            float(pc.negative_flip_rate[i]),
+            pc.negative_flips[i] / total if total else 0.0,
+        )
+        for i in range(len(pc))
+        if pc.negative_flips[i] > 0
+    ]
     return tuple(sorted(rows, key=lambda h: (-h.negative_flips, -h.negative_flip_rate, h.name)))
 
 
@@ -206,9 +231,11 @@ def worst_class_sentence(c: Comparison, more: int = MORE_HURT_CLASSES) -> str | 
     if not hurt:
         return None
     w = hurt[0]
-    text = (f"The update hurts {w.name} most: {w.negative_flips} of its {images(w.support)} break "
-            f"(NFR {percent(w.negative_flip_rate)}, {100 * w.share:.0f} % of all negative flips).")
-    rest = hurt[1:1 + more]
+    text = (
+        f"The update hurts {w.name} most: {w.negative_flips} of its {images(w.support)} break "
+        f"(NFR {percent(w.negative_flip_rate)}, {100 * w.share:.0f} % of all negative flips)."
+    )
+    rest = hurt[1 : 1 + more]
     if rest:
         text += " Next: " + ", ".join(f"{h.name} ({h.negative_flips})" for h in rest) + "."
     return text
@@ -226,5 +253,7 @@ def headline(c: Comparison) -> str:
 def unlabelled_headline(u: UnlabelledComparison) -> str:
     """One line for a comparison without labels: how many predictions change."""
     ch = u.churn
-    return (f"The update changes the predicted class of {images(ch.n_changed)} of {ch.n_samples} "
-            f"({percent(ch.rate)}); without labels, which of these are regressions is unknown.")
+    return (
+        f"The update changes the predicted class of {images(ch.n_changed)} of {ch.n_samples} "
+        f"({percent(ch.rate)}); without labels, which of these are regressions is unknown."
+    )

@@ -25,11 +25,27 @@ from graceful_core.vocabulary import METRICS
 __all__ = ["TEXT_ORDER", "UNLABELLED_TEXT_ORDER", "text_summary", "unlabelled_summary"]
 
 #: The order of the sections in the CLI summary (every key of :data:`~graceful_core.report.sections.SECTION_KEYS`).
-TEXT_ORDER = ("headline", "worst_class", "cards", "significance", "churn_floor", "compatibility", "slices", "flips",
-              "remedy")
+TEXT_ORDER = (
+    "headline",
+    "worst_class",
+    "cards",
+    "significance",
+    "churn_floor",
+    "compatibility",
+    "slices",
+    "flips",
+    "remedy",
+)
 #: The order of the sections in the CLI summary of a comparison without labels.
-UNLABELLED_TEXT_ORDER = ("headline", "churn", "most_changed", "confidence", "churn_floor", "compatibility",
-                         "churn_slices")
+UNLABELLED_TEXT_ORDER = (
+    "headline",
+    "churn",
+    "most_changed",
+    "confidence",
+    "churn_floor",
+    "compatibility",
+    "churn_slices",
+)
 assert sorted(TEXT_ORDER) == sorted(SECTION_KEYS) and sorted(UNLABELLED_TEXT_ORDER) == sorted(UNLABELLED_KEYS)
 #: Width of the label column of the summary without labels.
 UNLABELLED_WIDTH = 22
@@ -51,8 +67,10 @@ def _lines(sec: Section, width: int, head: str) -> list[str]:
     if key == "compatibility":
         lines = [f"{'embeddings':<{width}}{sec.sentences[0]}"]
         if "overlap" in v:
-            lines.append(f"{v['overlap_name']:<{width}}{v['overlap']:>9}   of the new embeddings' nearest old "
-                         "embeddings are the same image")
+            lines.append(
+                f"{v['overlap_name']:<{width}}{v['overlap']:>9}   of the new embeddings' nearest old "
+                "embeddings are the same image"
+            )
         return lines
     if key == "slices":
         lines = [f"{sec.title.lower():<{width}}{sec.lead}"]
@@ -61,15 +79,16 @@ def _lines(sec: Section, width: int, head: str) -> list[str]:
             lines.append(f"  … and {len(sec.rows) - MAX_SLICE_LINES} more (all in the JSON report's regression_slices)")
         return lines
     if key == "flips":
-        return [f"{'negative flips':<{width}}{sec.lead.rstrip('.')} (ids: the JSON report; images: the HTML report or "
-                "the app)"]
+        return [
+            f"{'negative flips':<{width}}{sec.lead.rstrip('.')} (ids: the JSON report; images: the HTML report or "
+            "the app)"
+        ]
     if key == "remedy":
         return [f"{sec.title.lower()}: {sec.lead}"]
     raise ValueError(f"the CLI summary has no way to draw the section {key!r}")
 
 
-def text_summary(c: Comparison, sections: tuple[Section, ...] | None = None,
-                 extra_lines: Iterable[str] = ()) -> str:
+def text_summary(c: Comparison, sections: tuple[Section, ...] | None = None, extra_lines: Iterable[str] = ()) -> str:
     """The CLI's human summary of ``c``: every section of ``sections`` (default :func:`build_sections`).
 
     ``extra_lines`` (the label issues and the flip verdicts) come before the remedy.
@@ -98,8 +117,13 @@ def _unlabelled_lines(sec: Section, head: str) -> list[str]:
     if sec.key == "churn":
         r = sec.rows[0]
         return [f"{r.name:<{w}}{r.value:>9}   {r.caption}"]
-    label = {"most_changed": "most changed", "confidence": "changed predictions", "churn_floor": "churn floor",
-             "compatibility": "embeddings", "churn_slices": "churn slices"}.get(sec.key)
+    label = {
+        "most_changed": "most changed",
+        "confidence": "changed predictions",
+        "churn_floor": "churn floor",
+        "compatibility": "embeddings",
+        "churn_slices": "churn slices",
+    }.get(sec.key)
     if label is None:
         raise ValueError(f"the CLI summary has no way to draw the section {sec.key!r}")
     lines = [f"{label:<{w}}{sec.lead}"]

@@ -123,8 +123,15 @@ class GroupFlips:
     old_accuracy: np.ndarray
     new_accuracy: np.ndarray
 
-    COLUMNS = ("support", "negative_flips", "positive_flips", "negative_flip_rate", "positive_flip_rate",
-               "old_accuracy", "new_accuracy")
+    COLUMNS = (
+        "support",
+        "negative_flips",
+        "positive_flips",
+        "negative_flip_rate",
+        "positive_flip_rate",
+        "old_accuracy",
+        "new_accuracy",
+    )
 
     @classmethod
     def _of(cls, group: str, groups: Sequence[Any], table: dict[str, np.ndarray]) -> GroupFlips:
@@ -154,8 +161,10 @@ class GroupFlips:
     def to_json(self, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """One object per group with the group column and ``columns`` (default: all), JSON-ready."""
         cols = self.COLUMNS if columns is None else tuple(columns)
-        return [{self.group: self.groups[i], **{c: getattr(self, c)[i].item() for c in cols}}
-                for i in range(len(self.groups))]
+        return [
+            {self.group: self.groups[i], **{c: getattr(self, c)[i].item() for c in cols}}
+            for i in range(len(self.groups))
+        ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,8 +196,19 @@ class SampleArrays:
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        for name in ("ids", "labels", "old_pred", "new_pred", "old_conf", "new_conf", "old_p_true", "new_p_true",
-                     "slices", "old_embedding", "new_embedding"):
+        for name in (
+            "ids",
+            "labels",
+            "old_pred",
+            "new_pred",
+            "old_conf",
+            "new_conf",
+            "old_p_true",
+            "new_p_true",
+            "slices",
+            "old_embedding",
+            "new_embedding",
+        ):
             a = getattr(self, name)
             if a is not None and len(a) != n:
                 raise ValueError(f"{name} has {len(a)} rows, labels {n}")
@@ -234,8 +254,11 @@ def _slice_report(slices: SliceReport | Sequence[SupportsJson], counts: FlipCoun
     """``slices`` as a :class:`SliceReport` (a plain sequence of slices becomes one without clusters)."""
     if isinstance(slices, SliceReport):
         return slices
-    return SliceReport(slices=tuple(slices), n_samples=counts.n_samples,  # type: ignore[arg-type]
-                       negative_flips=counts.negative_flips)
+    return SliceReport(
+        slices=tuple(slices),
+        n_samples=counts.n_samples,  # type: ignore[arg-type]
+        negative_flips=counts.negative_flips,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -465,8 +488,7 @@ class Comparison:
             "negative_flips": None,  # the id lists go in after cleaning (strings: nothing to clean)
             "positive_flips": None,
             "transition_matrix": self.transition_matrix.tolist(),
-            "per_class": self.per_class.to_json(("support", "negative_flips", "positive_flips",
-                                                 "negative_flip_rate")),
+            "per_class": self.per_class.to_json(("support", "negative_flips", "positive_flips", "negative_flip_rate")),
         }
         if self.per_slice is not None:
             report["per_slice"] = self.per_slice.to_json()
@@ -476,7 +498,9 @@ class Comparison:
             report["compatibility"] = self.compatibility.to_json()
             if self.old_head_on_new_accuracy is not None:
                 report["compatibility"]["old_head_on_new_embeddings"] = {
-                    "accuracy": self.old_head_on_new_accuracy, "old_model_accuracy": s.old_accuracy}
+                    "accuracy": self.old_head_on_new_accuracy,
+                    "old_model_accuracy": s.old_accuracy,
+                }
         elif self.compatibility_reason is not None:
             report["compatibility"] = {"reason": self.compatibility_reason}
         report["embedding_overlap"] = self.embedding_overlap
@@ -487,9 +511,12 @@ class Comparison:
             report["regression_slices"] = self.regression_slices.to_json()
         if self.label_issues is not None or self.label_issues_reason is not None:
             a = self.arrays
-            report["label_issues"] = label_issues_to_json(self.label_issues, self.label_issues_reason,
-                                                          None if a is None else a.ids,
-                                                          None if a is None else a.negative_flip_mask)
+            report["label_issues"] = label_issues_to_json(
+                self.label_issues,
+                self.label_issues_reason,
+                None if a is None else a.ids,
+                None if a is None else a.negative_flip_mask,
+            )
         if self.mitigation_whatif is not None:
             report["mitigation_whatif"] = self.mitigation_whatif.to_json()
         # Prediction churn needs no labels: labelled reports carry it too (graceful_core.comparing.labelfree).
@@ -504,5 +531,3 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         """The JSON report as a dict: the same keys as the CLI's ``--json`` (:meth:`to_report`)."""
         return self.to_report()
-
-

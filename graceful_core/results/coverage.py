@@ -72,19 +72,27 @@ class MissingRows:
     def sentence(self) -> str:
         """One line: how many were compared and which side lost how many rows."""
         parts = []
-        for n, src, other in ((self.old_not_compared, self.old_source, self.new_source),
-                              (self.new_not_compared, self.new_source, self.old_source)):
+        for n, src, other in (
+            (self.old_not_compared, self.old_source, self.new_source),
+            (self.new_not_compared, self.new_source, self.old_source),
+        ):
             if n:
                 parts.append(f"{_rows(n)} of {src} {'has' if n == 1 else 'have'} no match (in {other} or the dataset)")
         if self.dataset_not_compared:
-            parts.append(f"{self.dataset_not_compared:,} of the dataset's {self.dataset_images:,} images are in "
-                         "no table")
+            parts.append(
+                f"{self.dataset_not_compared:,} of the dataset's {self.dataset_images:,} images are in no table"
+            )
         return f"compared {self.n_compared:,} samples only: " + "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         """The report's ``missing_rows`` object."""
-        out = {"old_rows": self.old_rows, "new_rows": self.new_rows, "n_compared": self.n_compared,
-               "old_rows_not_compared": self.old_not_compared, "new_rows_not_compared": self.new_not_compared}
+        out = {
+            "old_rows": self.old_rows,
+            "new_rows": self.new_rows,
+            "n_compared": self.n_compared,
+            "old_rows_not_compared": self.old_not_compared,
+            "new_rows_not_compared": self.new_not_compared,
+        }
         if self.dataset_images is not None:
             out["dataset_images"] = self.dataset_images
             out["dataset_images_not_compared"] = self.dataset_not_compared
@@ -103,8 +111,11 @@ def require_complete(missing: MissingRows | None, allow_missing: bool) -> None:
     if missing is None or not missing.any or allow_missing:
         return
     where = missing.new_source if missing.old_not_compared else missing.old_source
-    raise InputError(where, f"{missing.sentence()}: give both sides the same ids, or pass --allow-missing "
-                            "(allow_missing=True) to compare the shared ones")
+    raise InputError(
+        where,
+        f"{missing.sentence()}: give both sides the same ids, or pass --allow-missing "
+        "(allow_missing=True) to compare the shared ones",
+    )
 
 
 def name_of(source: Any) -> str:

@@ -98,10 +98,12 @@ class ModelSet:
             "self_top1": list(self.self_top1),
             "embedding_dims": list(self.embedding_dims),
             "can_share_index": [vars(s) for s in self.can_share_index],
-            "lineage": {"steps": [vars(s) for s in lin.steps],
-                        "regressions_from_first": list(lin.regressions_from_first),
-                        "ever_regressed_from_first": list(lin.ever_regressed_from_first),
-                        "regressed_from_first_ids": list(lin.regressed_from_first_ids)},
+            "lineage": {
+                "steps": [vars(s) for s in lin.steps],
+                "regressions_from_first": list(lin.regressions_from_first),
+                "ever_regressed_from_first": list(lin.ever_regressed_from_first),
+                "regressed_from_first_ids": list(lin.regressed_from_first_ids),
+            },
         }
         if self.ids_not_in_all:
             report["ids_not_in_all"] = self.ids_not_in_all

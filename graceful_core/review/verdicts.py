@@ -40,8 +40,18 @@ from graceful_core.metrics.significance import wilson_interval
 from graceful_core.review.store import MAX_NOTE_CHARS, connect, write
 from graceful_core.vocabulary import FLIP_VERDICTS
 
-__all__ = ["FlipVerdict", "VerdictCounts", "set_verdict", "clear_verdict", "get_verdicts", "verdict_counts",
-           "verdicts_to_json", "corrected_labels_csv", "verdict_signature", "FLIP_VERDICTS"]
+__all__ = [
+    "FlipVerdict",
+    "VerdictCounts",
+    "set_verdict",
+    "clear_verdict",
+    "get_verdicts",
+    "verdict_counts",
+    "verdicts_to_json",
+    "corrected_labels_csv",
+    "verdict_signature",
+    "FLIP_VERDICTS",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS flip_verdict (
@@ -64,9 +74,14 @@ class FlipVerdict:
     at: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.sample_id, "verdict": self.verdict, "corrected_label": self.corrected_label or None,
-                "note": self.note, "author": self.author,
-                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at))}
+        return {
+            "id": self.sample_id,
+            "verdict": self.verdict,
+            "corrected_label": self.corrected_label or None,
+            "note": self.note,
+            "author": self.author,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
+        }
 
 
 def _check(key: object, sample_id: object) -> tuple[str, str]:
@@ -77,8 +92,16 @@ def _check(key: object, sample_id: object) -> tuple[str, str]:
     return key, sample_id
 
 
-def set_verdict(key: str, sample_id: str, verdict: str, *, note: str = "", corrected_label: str = "",
-                author: str = "", db: str | os.PathLike | None = None) -> None:
+def set_verdict(
+    key: str,
+    sample_id: str,
+    verdict: str,
+    *,
+    note: str = "",
+    corrected_label: str = "",
+    author: str = "",
+    db: str | os.PathLike | None = None,
+) -> None:
     """Record ``verdict`` (one of :data:`FLIP_VERDICTS`) on image ``sample_id`` of comparison ``key``.
 
     One appended row in its own transaction. ``note`` is stripped and at most
@@ -97,15 +120,25 @@ def set_verdict(key: str, sample_id: str, verdict: str, *, note: str = "", corre
     if len(note) > MAX_NOTE_CHARS:
         raise ValueError(f"a note of {len(note)} characters; at most {MAX_NOTE_CHARS} are kept")
     corrected = (corrected_label or "").strip() if verdict == "label wrong" else ""
-    write(db, "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?)", (key, sample_id, verdict, corrected, note, author, time.time()), _SCHEMA)
+    write(
+        db,
+        "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (key, sample_id, verdict, corrected, note, author, time.time()),
+        _SCHEMA,
+    )
 
 
 def clear_verdict(key: str, sample_id: str, *, author: str = "", db: str | os.PathLike | None = None) -> None:
     """Withdraw the verdict on ``sample_id`` (an empty row: the history stays)."""
     _check(key, sample_id)
-    write(db, "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
-              "VALUES (?, ?, '', '', '', ?, ?)", (key, sample_id, author, time.time()), _SCHEMA)
+    write(
+        db,
+        "INSERT INTO flip_verdict (key, sample_id, verdict, corrected_label, note, author, at) "
+        "VALUES (?, ?, '', '', '', ?, ?)",
+        (key, sample_id, author, time.time()),
+        _SCHEMA,
+    )
 
 
 def get_verdicts(key: str, *, db: str | os.PathLike | None = None) -> dict[str, FlipVerdict]:
@@ -113,8 +146,11 @@ def get_verdicts(key: str, *, db: str | os.PathLike | None = None) -> dict[str, 
     if not isinstance(key, str) or not key:
         raise ValueError("verdicts need the comparison's key (a non-empty string)")
     with connect(db, _SCHEMA) as con:
-        rows = con.execute("SELECT sample_id, verdict, corrected_label, note, author, at FROM flip_verdict "
-                           "WHERE key = ? ORDER BY rowid", (key,)).fetchall()
+        rows = con.execute(
+            "SELECT sample_id, verdict, corrected_label, note, author, at FROM flip_verdict "
+            "WHERE key = ? ORDER BY rowid",
+            (key,),
+        ).fetchall()
     latest: dict[str, tuple] = {}
     for r in rows:  # rowid order = commit order (writes are serialised), so the last row wins
         latest[r[0]] = r
@@ -150,10 +186,13 @@ class VerdictCounts:
         return f"of {self.n_negative_flips} negative flips: {self.reviewed} reviewed" + (f": {parts}" if parts else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"n_negative_flips": self.n_negative_flips, "reviewed": self.reviewed,
-                "by_verdict": {v: self.by_verdict.get(v, 0) for v in FLIP_VERDICTS},
-                "negative_flip_rate_excluding_label_wrong": self.negative_flip_rate_excluding_label_wrong,
-                "negative_flip_rate_excluding_label_wrong_ci95": list(self.ci95)}
+        return {
+            "n_negative_flips": self.n_negative_flips,
+            "reviewed": self.reviewed,
+            "by_verdict": {v: self.by_verdict.get(v, 0) for v in FLIP_VERDICTS},
+            "negative_flip_rate_excluding_label_wrong": self.negative_flip_rate_excluding_label_wrong,
+            "negative_flip_rate_excluding_label_wrong_ci95": list(self.ci95),
+        }
 
 
 def verdict_counts(verdicts: dict[str, FlipVerdict], negative_flip_ids: Any, n_samples: int) -> VerdictCounts:
@@ -173,8 +212,15 @@ def verdict_counts(verdicts: dict[str, FlipVerdict], negative_flip_ids: Any, n_s
     wrong = sum(1 for v in verdicts.values() if v.verdict == "label wrong")
     nf_kept, n_kept = len(neg) - by.get("label wrong", 0), n_samples - wrong
     rate = nf_kept / n_kept if n_kept > 0 else float("nan")
-    return VerdictCounts(len(neg), len(on_neg), dict(by), n_samples, wrong, rate, wilson_interval(nf_kept, n_kept)
-                         if n_kept > 0 else (float("nan"), float("nan")))
+    return VerdictCounts(
+        len(neg),
+        len(on_neg),
+        dict(by),
+        n_samples,
+        wrong,
+        rate,
+        wilson_interval(nf_kept, n_kept) if n_kept > 0 else (float("nan"), float("nan")),
+    )
 
 
 def verdicts_to_json(verdicts: dict[str, FlipVerdict], counts: VerdictCounts | None = None) -> dict[str, Any]:
@@ -185,8 +231,9 @@ def verdicts_to_json(verdicts: dict[str, FlipVerdict], counts: VerdictCounts | N
     return out
 
 
-def corrected_labels_csv(verdicts: dict[str, FlipVerdict], given: dict[str, str],
-                         suggested: dict[str, str] | None = None) -> bytes:
+def corrected_labels_csv(
+    verdicts: dict[str, FlipVerdict], given: dict[str, str], suggested: dict[str, str] | None = None
+) -> bytes:
     """CSV for the dataset's owners: ``id, given_label, corrected_label, note, author`` of every "label wrong".
 
     ``given`` maps ids to their current labels; the corrected label is the reviewer's, else

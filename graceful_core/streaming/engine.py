@@ -166,15 +166,21 @@ class _FlipWriter:
         self.schema = pa.schema(fields, metadata={b"graceful.classes": json.dumps(list(classes)).encode()})
         self.classes = pa.array(list(classes), type=pa.string())
         # dictionary encoding only where values repeat (trying it on ids and probabilities triples the time)
-        self.writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=["flip", "label", "old_pred", "new_pred", "slice"])
+        self.writer = pq.ParquetWriter(
+            self.tmp, self.schema, use_dictionary=["flip", "label", "old_pred", "new_pred", "slice"]
+        )
 
     def write(self, ids: pa.Array, negative: np.ndarray, y, o, n, p_old, p_new, slices) -> None:
         def names(idx):
             return pa.DictionaryArray.from_arrays(pa.array(idx, type=pa.int32()), self.classes)
 
-        cols = {"id": ids.cast(pa.string()),
-                "flip": pa.array(np.where(negative, FLIP_KINDS[0], FLIP_KINDS[1]).astype(object), type=pa.string()),
-                "label": names(y), "old_pred": names(o), "new_pred": names(n)}
+        cols = {
+            "id": ids.cast(pa.string()),
+            "flip": pa.array(np.where(negative, FLIP_KINDS[0], FLIP_KINDS[1]).astype(object), type=pa.string()),
+            "label": names(y),
+            "old_pred": names(o),
+            "new_pred": names(n),
+        }
         if "old_p_true" in self.schema.names:
             cols.update(old_p_true=pa.array(p_old), new_p_true=pa.array(p_new))
         if "slice" in self.schema.names:
@@ -216,8 +222,9 @@ class _SpillWriter:
 
         if self.writer is None:
             # a temporary file read once: no compression, statistics or dictionaries but for slices
-            self.writer = pq.ParquetWriter(self.path, self.schema, compression="none", use_dictionary=["slice"],
-                                           write_statistics=False)
+            self.writer = pq.ParquetWriter(
+                self.path, self.schema, compression="none", use_dictionary=["slice"], write_statistics=False
+            )
         cols = {"id": r.ids.cast(pa.string()), "pred": pa.array(r.pred.astype(np.int32))}
         names = self.schema.names
         if "label" in names:
@@ -226,7 +233,9 @@ class _SpillWriter:
             cols["p_true"] = pa.array(p_true)
         if "scores" in names:
             m = np.ascontiguousarray(r.scores, dtype=np.float32)
-            cols["scores"] = pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), m.shape[1]).cast(pa.list_(pa.float32()))
+            cols["scores"] = pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), m.shape[1]).cast(
+                pa.list_(pa.float32())
+            )
         if "slice" in names:
             cols["slice"] = r.slices.cast(pa.string())
         self.writer.write_table(pa.table(cols, schema=self.schema))
@@ -299,9 +308,19 @@ def _paired(it_o: Iterator[Piece], it_n: Iterator[Piece]) -> Iterator[tuple[Piec
 class _Pass:
     """One pass over both tables: read side by side, spill what does not align, join it, sum."""
 
-    def __init__(self, lo: TableLayout, ln: TableLayout, dataset: ImageDataset | None,
-                 work: str, flip_ids_path: str | None, id_cap: int, batch_rows: int,
-                 memory_limit: str, progress: StageProgress | None, names: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        lo: TableLayout,
+        ln: TableLayout,
+        dataset: ImageDataset | None,
+        work: str,
+        flip_ids_path: str | None,
+        id_cap: int,
+        batch_rows: int,
+        memory_limit: str,
+        progress: StageProgress | None,
+        names: tuple[str, str],
+    ) -> None:
         self.lo, self.ln = lo, ln
         self.dataset = dataset
         ds = DatasetIndex(dataset) if dataset is not None else None
@@ -314,8 +333,11 @@ class _Pass:
         self.k = len(lo.classes)
         self.with_conf = lo.score_kind is not None and ln.score_kind is not None
         self.has_labels = {"old": dataset is not None or lo.has_label, "new": dataset is not None or ln.has_label}
-        self.slice_side = "old" if (dataset is not None and dataset.slices is not None) or lo.has_slice else (
-            "new" if ln.has_slice else None)
+        self.slice_side = (
+            "old"
+            if (dataset is not None and dataset.slices is not None) or lo.has_slice
+            else ("new" if ln.has_slice else None)
+        )
         self.counts = FlipCounts.zeros(self.k, with_confidence=self.with_conf)
         self.slices = SliceSums.empty() if self.slice_side else None
         self.neg, self.pos = SmallestIds(id_cap), SmallestIds(id_cap)
@@ -327,16 +349,27 @@ class _Pass:
         for side in ("old", "new"):
             own = self.has_labels[side]
             self.spill[side] = _SpillWriter(
-                os.path.join(work, f"{side}.parquet"), labels=own, p_true=self.with_conf and own,
-                scores=self.with_conf and not own, slices=self.slice_side == side)
+                os.path.join(work, f"{side}.parquet"),
+                labels=own,
+                p_true=self.with_conf and own,
+                scores=self.with_conf and not own,
+                slices=self.slice_side == side,
+            )
         self.flips = None
         if flip_ids_path is not None:
             self.flips = _FlipWriter(flip_ids_path, lo.classes, self.with_conf, self.slice_side is not None)
 
     # ------------------------------------------------------------- matched rows
-    def _add_matched(self, ids: pa.Array, y: np.ndarray, o: np.ndarray, n: np.ndarray, slices: pa.Array | None,
-                     p_old: Callable[[np.ndarray], np.ndarray] | None,
-                     p_new: Callable[[np.ndarray], np.ndarray] | None) -> None:
+    def _add_matched(
+        self,
+        ids: pa.Array,
+        y: np.ndarray,
+        o: np.ndarray,
+        n: np.ndarray,
+        slices: pa.Array | None,
+        p_old: Callable[[np.ndarray], np.ndarray] | None,
+        p_new: Callable[[np.ndarray], np.ndarray] | None,
+    ) -> None:
         """Add samples with label y, old prediction o, new prediction n to every sum.
 
         ``p_old(rows)`` / ``p_new(rows)`` give the true-class probabilities of the given
@@ -352,7 +385,8 @@ class _Pass:
             split = flip_confidence_split_from_true_probs(y[flips], o[flips], n[flips], po, pn)
             near, conf = split["negative_flips_near_boundary"], split["negative_flips_confident"]
         self.counts = self.counts + FlipCounts.from_predictions(
-            y, o, n, self.k, negative_flips_near_boundary=near, negative_flips_confident=conf)
+            y, o, n, self.k, negative_flips_near_boundary=near, negative_flips_confident=conf
+        )
         if self.slices is not None:
             self.slices = self.slices + SliceSums.from_rows(slices, y, o, n)
         if flips.size:
@@ -362,8 +396,9 @@ class _Pass:
             self.neg.add(fid.filter(pa.array(is_neg)))
             self.pos.add(fid.filter(pa.array(~is_neg)))
             if self.flips is not None:
-                self.flips.write(fid, is_neg, y[flips], o[flips], n[flips], po, pn,
-                                 None if slices is None else slices.take(take))
+                self.flips.write(
+                    fid, is_neg, y[flips], o[flips], n[flips], po, pn, None if slices is None else slices.take(take)
+                )
 
     def _aligned(self, ro: Rows, rn: Rows) -> None:
         if ro.in_dataset is not None:
@@ -379,13 +414,20 @@ class _Pass:
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 cls = self.lo.classes
-                raise InputError(rn.file, f"label of id {ro.ids[row].as_py()!r} is {cls[rn.labels[row]]!r} here but "
-                                          f"{cls[ro.labels[row]]!r} in {Path(self.lo.source).name or 'the other table'}")
+                raise InputError(
+                    rn.file,
+                    f"label of id {ro.ids[row].as_py()!r} is {cls[rn.labels[row]]!r} here but "
+                    f"{cls[ro.labels[row]]!r} in {Path(self.lo.source).name or 'the other table'}",
+                )
         y = ro.labels if ro.labels is not None else rn.labels
         slices = ro.slices if self.slice_side == "old" else rn.slices
         dec_o, dec_n = self.dec["old"], self.dec["new"]
         self._add_matched(
-            ro.ids, y, ro.pred, rn.pred, slices,
+            ro.ids,
+            y,
+            ro.pred,
+            rn.pred,
+            slices,
             (lambda f: dec_o.p_true(ro.scores[f], y[f])) if self.with_conf else None,
             (lambda f: dec_n.p_true(rn.scores[f], y[f])) if self.with_conf else None,
         )
@@ -453,20 +495,24 @@ class _Pass:
             return
         import duckdb
 
-        con = duckdb.connect(config={
-            "memory_limit": self.memory_limit,
-            "temp_directory": os.path.join(self.work, "duckdb"),
-            "threads": max(1, os.cpu_count() or 1),
-            "preserve_insertion_order": False,
-        })
+        con = duckdb.connect(
+            config={
+                "memory_limit": self.memory_limit,
+                "temp_directory": os.path.join(self.work, "duckdb"),
+                "threads": max(1, os.cpu_count() or 1),
+                "preserve_insertion_order": False,
+            }
+        )
         con.execute("SET enable_progress_bar = false")  # no bar on stdout: progress goes to the callback
         try:
             cols = []
             for side, alias in (("old", "o"), ("new", "n")):
                 cols += [f'{alias}."{c}" AS "{alias}_{c}"' for c in self.spill[side].schema.names]
             files = [self.spill[s].path.replace("'", "''") for s in ("old", "new")]
-            sql = (f"SELECT {', '.join(cols)} FROM read_parquet('{files[0]}') o "
-                   f"JOIN read_parquet('{files[1]}') n ON o.id = n.id")
+            sql = (
+                f"SELECT {', '.join(cols)} FROM read_parquet('{files[0]}') o "
+                f"JOIN read_parquet('{files[1]}') n ON o.id = n.id"
+            )
             reader = con.sql(sql).to_arrow_reader(self.batch_rows)
             total = min(self.spill["old"].rows, self.spill["new"].rows)
             done = 0
@@ -495,8 +541,11 @@ class _Pass:
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 cls = self.lo.classes
-                raise InputError(self.ln.source, f"label of id {ids[row].as_py()!r} is {cls[ln_[row]]!r} here but "
-                                                 f"{cls[lo_[row]]!r} in {Path(self.lo.source).name or 'the other table'}")
+                raise InputError(
+                    self.ln.source,
+                    f"label of id {ids[row].as_py()!r} is {cls[ln_[row]]!r} here but "
+                    f"{cls[lo_[row]]!r} in {Path(self.lo.source).name or 'the other table'}",
+                )
         y = (lo_ if lo_ is not None else ln_).astype(np.int64)
         o, n = col("o_pred").astype(np.int64), col("n_pred").astype(np.int64)
         slices = None
@@ -517,6 +566,7 @@ class _Pass:
                 sub = sc.take(pa.array(f, type=pa.int64()))
                 m = sub.flatten().to_numpy(zero_copy_only=False).reshape(len(f), -1)
                 return self.dec[side].p_true(m, y[f])
+
             return from_scores
 
         self._add_matched(ids, y, o, n, slices, prob("o", "old"), prob("n", "new"))
@@ -529,18 +579,29 @@ class _Pass:
                 if self.in_dataset[side] == 0:
                     raise InputError(lay.source, f"shares no sample id with the dataset {self.dataset.source}")
         if used == 0:
-            raise InputError(self.ln.source, f"shares no sample id with {Path(self.lo.source).name or 'the other table'}")
+            raise InputError(
+                self.ln.source, f"shares no sample id with {Path(self.lo.source).name or 'the other table'}"
+            )
         return StreamedComparison(
-            old_name=self.names[0], new_name=self.names[1], old_source=self.lo.source, new_source=self.ln.source,
-            classes=self.lo.classes, counts=self.counts, slices=self.slices,
-            negative_flips=self.neg.result(), positive_flips=self.pos.result(),
+            old_name=self.names[0],
+            new_name=self.names[1],
+            old_source=self.lo.source,
+            new_source=self.ln.source,
+            classes=self.lo.classes,
+            counts=self.counts,
+            slices=self.slices,
+            negative_flips=self.neg.result(),
+            positive_flips=self.pos.result(),
             flip_ids_path=None if self.flips is None else self.flips.path,
             dropped_ids=self.rows["old"] + self.rows["new"] - 2 * used,
-            n_old_rows=self.rows["old"], n_new_rows=self.rows["new"],
+            n_old_rows=self.rows["old"],
+            n_new_rows=self.rows["new"],
             n_old_in_dataset=self.in_dataset["old"] if self.dataset is not None else self.rows["old"],
             n_new_in_dataset=self.in_dataset["new"] if self.dataset is not None else self.rows["new"],
             aligned_rows=self.aligned,
-            joined_rows=self.joined, old_score_kind=self.lo.score_kind, new_score_kind=self.ln.score_kind,
+            joined_rows=self.joined,
+            old_score_kind=self.lo.score_kind,
+            new_score_kind=self.ln.score_kind,
             embeddings_skipped=self.lo.has_embedding or self.ln.has_embedding,
         )
 
@@ -626,14 +687,26 @@ def compare_tables_streamed(
     lo = open_table(old, classes, dataset=dataset)
     ln = open_table(new, lo.classes, dataset=dataset)
     if dataset is None and not lo.has_label and not ln.has_label:
-        raise InputError(ln.source or lo.source, "no true labels: give --data DATA, or a 'label' column in one of the tables")
+        raise InputError(
+            ln.source or lo.source, "no true labels: give --data DATA, or a 'label' column in one of the tables"
+        )
     names = (old_name or lo.name, new_name or ln.name)
     work = tempfile.mkdtemp(prefix="graceful-stream-", dir=None if spill_dir is None else os.fspath(spill_dir))
     p = None
     ok = False
     try:
-        p = _Pass(lo, ln, dataset, work, None if flip_ids_path is None else os.fspath(flip_ids_path),
-                  id_cap, batch_rows, memory_limit, progress, names)
+        p = _Pass(
+            lo,
+            ln,
+            dataset,
+            work,
+            None if flip_ids_path is None else os.fspath(flip_ids_path),
+            id_cap,
+            batch_rows,
+            memory_limit,
+            progress,
+            names,
+        )
         p.read()
         p.check_duplicates()
         p.join()
@@ -662,8 +735,12 @@ def _flip_where(flip: Match, label: Match, old_pred: Match, new_pred: Match) -> 
     if bad:
         raise ValueError(f"flip must be one of {FLIP_KINDS} (or several, or None), got {bad[0]!r}")
     where, params = [], []
-    for col, vals in (("flip", flips), ("label", _values(label)), ("old_pred", _values(old_pred)),
-                      ("new_pred", _values(new_pred))):
+    for col, vals in (
+        ("flip", flips),
+        ("label", _values(label)),
+        ("old_pred", _values(old_pred)),
+        ("new_pred", _values(new_pred)),
+    ):
         if vals:
             where.append(f'CAST("{col}" AS VARCHAR) IN ({", ".join("?" * len(vals))})')
             params += vals
@@ -681,9 +758,18 @@ def _duckdb_query(sql: str, params: list) -> pa.Table:
         con.close()
 
 
-def read_flip_page(path: str | os.PathLike, *, flip: Match = "negative", offset: int = 0, limit: int = 50,
-                   order_by: str = "id", descending: bool = False, label: Match = None,
-                   old_pred: Match = None, new_pred: Match = None) -> pa.Table:
+def read_flip_page(
+    path: str | os.PathLike,
+    *,
+    flip: Match = "negative",
+    offset: int = 0,
+    limit: int = 50,
+    order_by: str = "id",
+    descending: bool = False,
+    label: Match = None,
+    old_pred: Match = None,
+    new_pred: Match = None,
+) -> pa.Table:
     """One page of a flip-id file, sorted, without reading the whole file into memory.
 
     Parameters
@@ -716,13 +802,21 @@ def read_flip_page(path: str | os.PathLike, *, flip: Match = "negative", offset:
     key = '"old_p_true" - "new_p_true"' if order_by == "confidence_drop" else f'"{order_by}"'
     where, params = _flip_where(flip, label, old_pred, new_pred)
     drop = ', "old_p_true" - "new_p_true" AS confidence_drop' if "old_p_true" in cols else ""
-    sql = (f"SELECT *{drop} FROM read_parquet(?) {where} "
-           f'ORDER BY {key} {"DESC" if descending else "ASC"} NULLS LAST, id LIMIT ? OFFSET ?')
+    sql = (
+        f"SELECT *{drop} FROM read_parquet(?) {where} "
+        f"ORDER BY {key} {'DESC' if descending else 'ASC'} NULLS LAST, id LIMIT ? OFFSET ?"
+    )
     return _duckdb_query(sql, [os.fspath(path), *params, int(limit), int(offset)])
 
 
-def flip_page_count(path: str | os.PathLike, *, flip: Match = "negative", label: Match = None,
-                    old_pred: Match = None, new_pred: Match = None) -> int:
+def flip_page_count(
+    path: str | os.PathLike,
+    *,
+    flip: Match = "negative",
+    label: Match = None,
+    old_pred: Match = None,
+    new_pred: Match = None,
+) -> int:
     """Rows of a flip-id file matching the filters of :func:`read_flip_page` (for the number of pages)."""
     where, params = _flip_where(flip, label, old_pred, new_pred)
     t = _duckdb_query(f"SELECT count(*) AS n FROM read_parquet(?) {where}", [os.fspath(path), *params])

@@ -121,8 +121,11 @@ class DuplicateFinder:
         found: list[np.ndarray] = []
         n_found = 0
         for b in range(_N_BUCKETS):
-            chunks = [np.fromfile(p, dtype=np.uint64) for g in ("shared", side)
-                      if os.path.exists(p := self._bucket_file(g, b))]
+            chunks = [
+                np.fromfile(p, dtype=np.uint64)
+                for g in ("shared", side)
+                if os.path.exists(p := self._bucket_file(g, b))
+            ]
             if not chunks:
                 continue
             rep = _repeated(np.concatenate(chunks))
@@ -145,8 +148,9 @@ def _repeated(h: np.ndarray) -> np.ndarray:
     return np.unique(h[1:][same])
 
 
-def confirm_duplicate(candidates: np.ndarray, id_batches: Iterable[pa.Array],
-                      on_batch: Callable[[], None] | None = None) -> str | None:
+def confirm_duplicate(
+    candidates: np.ndarray, id_batches: Iterable[pa.Array], on_batch: Callable[[], None] | None = None
+) -> str | None:
     """The smallest id (in sort order) that occurs twice, among ids with a candidate hash.
 
     Parameters

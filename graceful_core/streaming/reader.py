@@ -31,8 +31,17 @@ from graceful_core.io.datasets import ImageDataset
 from graceful_core.metrics.confidence import class_probabilities
 from graceful_core.streaming.kernels import argmax_rows, string_buffers
 
-__all__ = ["TableLayout", "Piece", "Rows", "Decoder", "DatasetIndex", "open_table", "iter_pieces", "text_column_modes",
-           "estimated_rows"]
+__all__ = [
+    "TableLayout",
+    "Piece",
+    "Rows",
+    "Decoder",
+    "DatasetIndex",
+    "open_table",
+    "iter_pieces",
+    "text_column_modes",
+    "estimated_rows",
+]
 
 #: Bytes of CSV text parsed per batch.
 CSV_BLOCK_BYTES = 16 << 20
@@ -160,8 +169,13 @@ def _first_list_width(layout_files: Sequence[str], column: str, kind: str) -> in
     return None
 
 
-def open_table(path: str | os.PathLike, classes: Sequence[str] | None = None, *,
-               dataset: ImageDataset | None = None, batch_rows: int = 1 << 18) -> TableLayout:
+def open_table(
+    path: str | os.PathLike,
+    classes: Sequence[str] | None = None,
+    *,
+    dataset: ImageDataset | None = None,
+    batch_rows: int = 1 << 18,
+) -> TableLayout:
     """The layout of a predictions table, with its class list resolved.
 
     Parameters
@@ -191,7 +205,9 @@ def open_table(path: str | os.PathLike, classes: Sequence[str] | None = None, *,
         if sorted(n2) != sorted(names):
             raise InputError(f, f"its columns {n2[:12]} differ from those of {Path(files[0]).name} {names[:12]}")
         if _classes_meta(m2, f) != file_cls:
-            raise InputError(f, f"its class list (metadata 'graceful.classes') differs from that of {Path(files[0]).name}")
+            raise InputError(
+                f, f"its class list (metadata 'graceful.classes') differs from that of {Path(files[0]).name}"
+            )
         total = None if total is None or r2 is None else total + r2
     if "id" not in names:
         raise InputError(source, f"no 'id' column (columns: {names[:12]})")
@@ -226,8 +242,11 @@ def open_table(path: str | os.PathLike, classes: Sequence[str] | None = None, *,
             perm = T._reorder_to(list(file_cls), classes, source)
     elif file_cls is not None:
         classes = list(file_cls)
-    elif k is not None and schema is not None and all(
-            pa.types.is_integer(schema.field(c).type) for c in ("label", "pred") if c in names):
+    elif (
+        k is not None
+        and schema is not None
+        and all(pa.types.is_integer(schema.field(c).type) for c in ("label", "pred") if c in names)
+    ):
         classes = [str(j) for j in range(k)]  # integer indices and K scores: no pass over the rows needed
     else:
         classes = _derive_classes(source, kind, files, has_label, has_pred, k)
@@ -236,10 +255,21 @@ def open_table(path: str | os.PathLike, classes: Sequence[str] | None = None, *,
     if score_kind is not None and not has_pred and file_cls is None and T.has_class_names(classes):
         raise InputError(source, T.unnamed_scores_problem(score_kind))  # as in memory: which column is which class?
     layout = TableLayout(
-        source=source, kind=kind, files=files, name=T.table_display_name(source), n_rows=total,
-        score_kind=score_kind, score_list=score_list, score_wide=score_wide, k=k,
-        has_label=has_label, has_pred=has_pred, has_slice="slice" in names, has_embedding=has_embedding,
-        classes=tuple(classes), perm=perm,
+        source=source,
+        kind=kind,
+        files=files,
+        name=T.table_display_name(source),
+        n_rows=total,
+        score_kind=score_kind,
+        score_list=score_list,
+        score_wide=score_wide,
+        k=k,
+        has_label=has_label,
+        has_pred=has_pred,
+        has_slice="slice" in names,
+        has_embedding=has_embedding,
+        classes=tuple(classes),
+        perm=perm,
         file_classes=tuple(classes if perm is None or file_cls is None else file_cls),
     )
     if dataset is not None:
@@ -277,8 +307,9 @@ def estimated_rows(path: str | os.PathLike) -> int:
     return total
 
 
-def _derive_classes(source: str, kind: str, files: tuple[str, ...], has_label: bool, has_pred: bool,
-                    k: int | None) -> list[str]:
+def _derive_classes(
+    source: str, kind: str, files: tuple[str, ...], has_label: bool, has_pred: bool, k: int | None
+) -> list[str]:
     """The class list of a table without one (one pass over ``label``/``pred`` when they hold names)."""
     cols = [c for c, ok in (("label", has_label), ("pred", has_pred)) if ok]
     if not cols:
@@ -321,8 +352,9 @@ def _csv_types(names: Sequence[str]) -> dict[str, pa.DataType]:
     return types
 
 
-def _raw_pieces(files: Sequence[str], kind: str, columns: list[str], batch_rows: int,
-                progress_rows: list[int] | None) -> Iterator[Piece]:
+def _raw_pieces(
+    files: Sequence[str], kind: str, columns: list[str], batch_rows: int, progress_rows: list[int] | None
+) -> Iterator[Piece]:
     table_row = 0
     for f in files:
         row = 0
@@ -336,7 +368,8 @@ def _raw_pieces(files: Sequence[str], kind: str, columns: list[str], batch_rows:
                 import pyarrow.csv as pacsv
 
                 batches = pacsv.open_csv(
-                    f, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                    f,
+                    read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
                     convert_options=pacsv.ConvertOptions(column_types=_csv_types(columns), include_columns=columns),
                 )
             for b in batches:
@@ -347,8 +380,14 @@ def _raw_pieces(files: Sequence[str], kind: str, columns: list[str], batch_rows:
                 table_row += b.num_rows
         except InputError:
             raise
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, UnicodeDecodeError,
-                ValueError) as e:
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowNotImplementedError,
+            pa.ArrowTypeError,
+            OSError,
+            UnicodeDecodeError,
+            ValueError,
+        ) as e:
             what = "Parquet" if kind == "parquet" else "CSV"
             raise InputError(f, f"not a readable {what} table ({T._first_line_of_msg(e)})") from None
 
@@ -431,7 +470,9 @@ class Rows:
         """The rows where ``mask`` is True."""
         idx = pa.array(np.flatnonzero(mask), type=pa.int64())
         return Rows(
-            file=self.file, ids=self.ids.take(idx), pred=self.pred[mask],
+            file=self.file,
+            ids=self.ids.take(idx),
+            pred=self.pred[mask],
             labels=None if self.labels is None else self.labels[mask],
             scores=None if self.scores is None else self.scores[mask],
             slices=None if self.slices is None else self.slices.take(idx),
@@ -527,8 +568,9 @@ class Decoder:
         From :func:`text_column_modes`: how text class columns are read.
     """
 
-    def __init__(self, layout: TableLayout, dataset: DatasetIndex | None = None,
-                 text_modes: dict[str, _ModeState] | None = None) -> None:
+    def __init__(
+        self, layout: TableLayout, dataset: DatasetIndex | None = None, text_modes: dict[str, _ModeState] | None = None
+    ) -> None:
         self.layout = layout
         self.dataset = dataset
         self._ds_labels = None if dataset is None else dataset.labels_for(layout)
@@ -585,7 +627,9 @@ class Decoder:
         scores = am = None
         if lay.score_list is not None:
             col = t.column(lay.score_list)
-            if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
+            if not (
+                pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)
+            ):
                 raise InputError(file, f"column '{lay.score_list}' must hold lists of numbers, not {col.type}")
             scores = T._list_column_values(col, ids, file, lay.score_list, lay.k)
         elif lay.score_wide is not None:
@@ -630,9 +674,15 @@ class Decoder:
             if self.dataset.dataset.slices is not None:
                 ds_slices = np.asarray(self.dataset.dataset.slices, dtype=object)[np.where(in_ds, pos, 0)]
                 slices = pa.array(ds_slices.astype(str).astype(object), type=pa.string())
-        return Rows(file=file, ids=ids_arr, pred=np.ascontiguousarray(pred, dtype=np.int64),
-                    labels=None if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
-                    scores=scores, slices=slices, in_dataset=in_ds)
+        return Rows(
+            file=file,
+            ids=ids_arr,
+            pred=np.ascontiguousarray(pred, dtype=np.int64),
+            labels=None if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
+            scores=scores,
+            slices=slices,
+            in_dataset=in_ds,
+        )
 
     def p_true(self, scores: np.ndarray | None, labels: np.ndarray) -> np.ndarray | None:
         """``p_true`` of each row of ``scores`` (this table's, file class order) for the given

@@ -106,9 +106,14 @@ class SliceSums:
         return SliceSums(tuple(names), *out)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SliceSums) and self.names == other.names and all(
-            np.array_equal(getattr(self, f), getattr(other, f))
-            for f in ("support", "old_correct", "new_correct", "both_correct"))
+        return (
+            isinstance(other, SliceSums)
+            and self.names == other.names
+            and all(
+                np.array_equal(getattr(self, f), getattr(other, f))
+                for f in ("support", "old_correct", "new_correct", "both_correct")
+            )
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

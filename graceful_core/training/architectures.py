@@ -87,17 +87,13 @@ def small_cnn(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 
 
 def large_cnn(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64) -> EmbeddingClassifier:
     """Three 3x3 convs (32, 64, 64), two max-pools; 8x8 -> 2x2; 128-wide hidden layer, dropout 0.2."""
-    features = nn.Sequential(
-        *_conv(in_channels, 32), *_conv(32, 64), nn.MaxPool2d(2), *_conv(64, 64), nn.MaxPool2d(2)
-    )
+    features = nn.Sequential(*_conv(in_channels, 32), *_conv(32, 64), nn.MaxPool2d(2), *_conv(64, 64), nn.MaxPool2d(2))
     return EmbeddingClassifier(features, 64 * 2 * 2, 128, embedding_dim, num_classes, dropout=0.2)
 
 
 def large_cnn_v3(in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64) -> EmbeddingClassifier:
     """A wider ``large-cnn``: convs (48, 96, 128), 256-wide hidden layer, dropout 0.3."""
-    features = nn.Sequential(
-        *_conv(in_channels, 48), *_conv(48, 96), nn.MaxPool2d(2), *_conv(96, 128), nn.MaxPool2d(2)
-    )
+    features = nn.Sequential(*_conv(in_channels, 48), *_conv(48, 96), nn.MaxPool2d(2), *_conv(96, 128), nn.MaxPool2d(2))
     return EmbeddingClassifier(features, 128 * 2 * 2, 256, embedding_dim, num_classes, dropout=0.3)
 
 
@@ -162,7 +158,9 @@ def architecture_names() -> list[str]:
     return sorted(ARCHITECTURES)
 
 
-def build_model(arch: str, *, in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64) -> EmbeddingClassifier:
+def build_model(
+    arch: str, *, in_channels: int = 1, num_classes: int = 10, embedding_dim: int = 64
+) -> EmbeddingClassifier:
     """Construct a fresh (randomly initialised, current RNG state) model by registry name.
 
     Raises

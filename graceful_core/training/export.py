@@ -46,8 +46,15 @@ from graceful_core.models.pt2 import Pt2Model, quiet_torch_export
 from graceful_core.models.torchscript import TorchScriptModel
 from graceful_core.types import ModelInfo
 
-__all__ = ["info_json", "info_from_mapping", "save_torchscript", "export_onnx", "save_pt2", "convert_model_file",
-           "EXPORT_FORMATS"]
+__all__ = [
+    "info_json",
+    "info_from_mapping",
+    "save_torchscript",
+    "export_onnx",
+    "save_pt2",
+    "convert_model_file",
+    "EXPORT_FORMATS",
+]
 
 #: Targets of :func:`convert_model_file` (``graceful export --to``).
 EXPORT_FORMATS = ("onnx", "pt2")
@@ -135,8 +142,9 @@ def _exportable(model: nn.Module, info: ModelInfo) -> tuple[nn.Module, bool]:
     with_emb = module_has_embedding(model, example)
     if isinstance(model, torch.jit.ScriptModule):
         if has_embed_method(model):
-            wrapper = (_ScriptedLogitsAndEmbedding(model) if has_head_method(model)
-                       else _ScriptedForwardAndEmbedding(model))
+            wrapper = (
+                _ScriptedLogitsAndEmbedding(model) if has_head_method(model) else _ScriptedForwardAndEmbedding(model)
+            )
             return torch.jit.script(wrapper), True
         return model, with_emb
     return GracefulOutputs(model, with_emb), with_emb
@@ -154,8 +162,11 @@ def check_class_count(model: nn.Module, info: ModelInfo) -> None:
         logits, _ = module_outputs(model, torch.zeros((2, *info.input_size), dtype=torch.float32))
     k = int(logits.shape[-1])
     if k != len(info.classes):
-        raise InputError("info", f"classes lists {len(info.classes)} names but the model returns {k} logits per "
-                                 f"image: give exactly one class name per logit, in the order of the logits")
+        raise InputError(
+            "info",
+            f"classes lists {len(info.classes)} names but the model returns {k} logits per "
+            f"image: give exactly one class name per logit, in the order of the logits",
+        )
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo | dict, *, opset: int = 17) -> None:
@@ -191,9 +202,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, info: ModelInfo | dic
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # pyright: ignore[reportPrivateImportUsage]
             torch.onnx.export(
                 # torch annotates f as a path only; the TorchScript-based exporter (dynamo=False) writes to a file object
-                wrapped, (dummy,), buf,  # pyright: ignore[reportArgumentType]
-                dynamo=False, input_names=["x"], output_names=names,
-                dynamic_axes={n: {0: "N"} for n in ["x", *names]}, opset_version=opset,
+                wrapped,
+                (dummy,),
+                buf,  # pyright: ignore[reportArgumentType]
+                dynamo=False,
+                input_names=["x"],
+                output_names=names,
+                dynamic_axes={n: {0: "N"} for n in ["x", *names]},
+                opset_version=opset,
             )
     proto = onnx.load_from_string(buf.getvalue())
     del proto.metadata_props[:]
@@ -307,8 +323,11 @@ def convert_model_file(src: str | os.PathLike, to: str, out: str | os.PathLike) 
     try:
         if isinstance(model, OnnxModel):
             if to == "pt2":
-                raise InputError(src, "converting ONNX to .pt2 is not supported: export the PyTorch module with "
-                                      "graceful_core.training.export.save_pt2 instead")
+                raise InputError(
+                    src,
+                    "converting ONNX to .pt2 is not supported: export the PyTorch module with "
+                    "graceful_core.training.export.save_pt2 instead",
+                )
             with atomic_output(out) as tmp, open(src, "rb") as f, open(tmp, "wb") as g:
                 g.write(f.read())
         elif isinstance(model, Pt2Model):

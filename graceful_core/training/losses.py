@@ -16,8 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FocalDistillationLoss", "LogitDifferenceInhibitionLoss", "BCTInfluenceLoss", "focal_distillation_weights",
-           "logit_difference_inhibition", "ensemble_logits", "PCT_REFERENCE", "ELODI_MIN_MODELS"]
+__all__ = [
+    "FocalDistillationLoss",
+    "LogitDifferenceInhibitionLoss",
+    "BCTInfluenceLoss",
+    "focal_distillation_weights",
+    "logit_difference_inhibition",
+    "ensemble_logits",
+    "PCT_REFERENCE",
+    "ELODI_MIN_MODELS",
+]
 
 #: The focal-distillation setting of the PCT reference implementation
 #: (amazon-science/regression-constraint-model-upgrade): KL at temperature 100 times T², α 1, β 5.
@@ -40,7 +48,9 @@ def _check_batch(new_logits: torch.Tensor, old_logits: torch.Tensor | None, targ
         raise ValueError(f"target must be [N] with N = {new_logits.shape[0]}, got shape {tuple(target.shape)}")
 
 
-def focal_distillation_weights(old_logits: torch.Tensor, target: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+def focal_distillation_weights(
+    old_logits: torch.Tensor, target: torch.Tensor, alpha: float, beta: float
+) -> torch.Tensor:
     """Per-sample weights ``w_i = alpha + beta * 1[argmax old_i == y_i]`` (float, no gradient).
 
     ``argmax`` ties go to the lowest class index (``torch.argmax`` semantics).
@@ -98,7 +108,12 @@ class FocalDistillationLoss(nn.Module):
     """
 
     def __init__(
-        self, alpha: float = 1.0, beta: float = 5.0, lam: float = 1.0, temperature: float = 1.0, kind: str = "kl",
+        self,
+        alpha: float = 1.0,
+        beta: float = 5.0,
+        lam: float = 1.0,
+        temperature: float = 1.0,
+        kind: str = "kl",
         weighting: str = "per-sample",
     ) -> None:
         super().__init__()
@@ -135,8 +150,9 @@ class FocalDistillationLoss(nn.Module):
         return ce + self.lam * (w * d).mean()
 
 
-def logit_difference_inhibition(new_logits: torch.Tensor, ref_logits: torch.Tensor, margin: float = 0.5,
-                                p: float = 2.0) -> torch.Tensor:
+def logit_difference_inhibition(
+    new_logits: torch.Tensor, ref_logits: torch.Tensor, margin: float = 0.5, p: float = 2.0
+) -> torch.Tensor:
     r"""Per-sample logit difference inhibition ``[N]`` (reference logits detached).
 
     .. math::
@@ -152,14 +168,16 @@ def logit_difference_inhibition(new_logits: torch.Tensor, ref_logits: torch.Tens
     tensor([1.1250])
     """
     if new_logits.shape != ref_logits.shape or new_logits.ndim != 2:
-        raise ValueError(f"new and reference logits must both be [N, K], got {tuple(new_logits.shape)} "
-                         f"and {tuple(ref_logits.shape)}")
+        raise ValueError(
+            f"new and reference logits must both be [N, K], got {tuple(new_logits.shape)} and {tuple(ref_logits.shape)}"
+        )
     excess = torch.clamp((new_logits - ref_logits.detach()).abs() - margin, min=0.0)
     return excess.pow(p).mean(dim=1)
 
 
-def ensemble_logits(logits: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...],
-                    min_models: int = ELODI_MIN_MODELS) -> torch.Tensor:
+def ensemble_logits(
+    logits: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...], min_models: int = ELODI_MIN_MODELS
+) -> torch.Tensor:
     """ELODI's reference: the mean logits ``[N, K]`` of ``k >= min_models`` models (``[k, N, K]`` or a list).
 
     >>> import torch
@@ -170,8 +188,10 @@ def ensemble_logits(logits: torch.Tensor | list[torch.Tensor] | tuple[torch.Tens
     if stacked.ndim != 3:
         raise ValueError(f"need the logits of k models as [k, N, K], got shape {tuple(stacked.shape)}")
     if stacked.shape[0] < min_models:
-        raise ValueError(f"ELODI needs the logits of at least {min_models} reference models (different seeds), "
-                         f"got {stacked.shape[0]}")
+        raise ValueError(
+            f"ELODI needs the logits of at least {min_models} reference models (different seeds), "
+            f"got {stacked.shape[0]}"
+        )
     return stacked.float().mean(dim=0)
 
 

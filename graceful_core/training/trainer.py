@@ -150,9 +150,11 @@ def load_init_weights(model: nn.Module, init_from: Any) -> None:
     extra = sorted(set(state) - set(own))
     shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or extra or shapes:
-        parts = [f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-                 for what, names in (("missing", missing), ("unexpected", extra), ("different shape", shapes))
-                 if names]
+        parts = [
+            f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for what, names in (("missing", missing), ("unexpected", extra), ("different shape", shapes))
+            if names
+        ]
         raise ValueError("init_from does not fit the architecture (" + "; ".join(parts) + ")")
     model.load_state_dict({k: v.detach().clone() for k, v in state.items()})
 

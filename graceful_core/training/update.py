@@ -33,7 +33,16 @@ from graceful_core.training.trainer import METHODS, tensors_from_dataset, train_
 from graceful_core.types import ModelInfo
 from graceful_core.vocabulary import StageProgress
 
-__all__ = ["TrainParams", "TrainedUpdate", "BATCH_SIZE", "WARM_START_LR", "WAITING_STAGE", "train_update", "trained_model_path", "train_update_cached"]
+__all__ = [
+    "TrainParams",
+    "TrainedUpdate",
+    "BATCH_SIZE",
+    "WARM_START_LR",
+    "WAITING_STAGE",
+    "train_update",
+    "trained_model_path",
+    "train_update_cached",
+]
 
 #: Mini-batch size of every trained update (the trainer polls ``should_stop`` once per batch).
 BATCH_SIZE = 64
@@ -136,8 +145,9 @@ class TrainedUpdate:
     history: list[dict] = field(default_factory=list)
 
 
-def _load_old(old_path: str | os.PathLike, method: str = "plain",
-              device: str = "cpu", arch: str = "large-cnn") -> tuple[torch.jit.ScriptModule, ModelInfo]:
+def _load_old(
+    old_path: str | os.PathLike, method: str = "plain", device: str = "cpu", arch: str = "large-cnn"
+) -> tuple[torch.jit.ScriptModule, ModelInfo]:
     """The old model's TorchScript module (validated by the loader, never unpickled) and its info.
 
     Raises
@@ -153,18 +163,32 @@ def _load_old(old_path: str | os.PathLike, method: str = "plain",
     if not isinstance(model, TorchScriptModel):
         from graceful_core.models.onnx import OnnxModel
 
-        kind = "an ONNX model" if isinstance(model, OnnxModel) else "a torch.export .pt2 program" \
-            if type(model).__name__ == "Pt2Model" else f"a {type(model).__name__}"
-        raise InputError(old_path, f"training needs the old model as a TorchScript file (.pt), and this is {kind} "
-                                   "(its weights cannot be trained further here): give the old model's TorchScript "
-                                   "file, or train in your own loop with graceful_core.training.losses")
+        kind = (
+            "an ONNX model"
+            if isinstance(model, OnnxModel)
+            else "a torch.export .pt2 program"
+            if type(model).__name__ == "Pt2Model"
+            else f"a {type(model).__name__}"
+        )
+        raise InputError(
+            old_path,
+            f"training needs the old model as a TorchScript file (.pt), and this is {kind} "
+            "(its weights cannot be trained further here): give the old model's TorchScript "
+            "file, or train in your own loop with graceful_core.training.losses",
+        )
     size = tuple(model.info.input_size[1:])
     if INPUT_SIZES.get(arch) != size:
         fits = sorted(a for a, s in INPUT_SIZES.items() if s == size)
-        hint = (f"use --arch {' or '.join(fits)}" if fits else
-                "train it with your own loop and graceful_core.training.losses")
-        raise InputError(old_path, f"architecture {arch} takes {'x'.join(map(str, INPUT_SIZES.get(arch, ())))} images; "
-                                   f"this model's graceful.json says {list(model.info.input_size)}: {hint}")
+        hint = (
+            f"use --arch {' or '.join(fits)}"
+            if fits
+            else "train it with your own loop and graceful_core.training.losses"
+        )
+        raise InputError(
+            old_path,
+            f"architecture {arch} takes {'x'.join(map(str, INPUT_SIZES.get(arch, ())))} images; "
+            f"this model's graceful.json says {list(model.info.input_size)}: {hint}",
+        )
     if method == "bct" and not (model.has_embedding and model.has_head):
         raise InputError(old_path, "method bct needs an old model that exports embed(x) and head(e)")
     model.module.eval()
@@ -180,23 +204,38 @@ def _load_torchscript(path: str | os.PathLike, info: ModelInfo, device: str, rol
     if not isinstance(model, TorchScriptModel):
         raise InputError(path, f"{role} must be a TorchScript file (.pt)")
     if tuple(model.info.input_size) != tuple(info.input_size) or list(model.info.classes) != list(info.classes):
-        raise InputError(path, f"{role} takes {list(model.info.input_size)} images of classes "
-                               f"{list(model.info.classes)}; the old model {list(info.input_size)} and {list(info.classes)}")
+        raise InputError(
+            path,
+            f"{role} takes {list(model.info.input_size)} images of classes "
+            f"{list(model.info.classes)}; the old model {list(info.input_size)} and {list(info.classes)}",
+        )
     model.module.eval()
     return model.module
 
 
-def _reference_modules(old_path, dataset: ImageDataset, params: TrainParams, reference_models, init_from,
-                       info: ModelInfo, device: str, *, progress=None, should_stop=None) -> list:
+def _reference_modules(
+    old_path,
+    dataset: ImageDataset,
+    params: TrainParams,
+    reference_models,
+    init_from,
+    info: ModelInfo,
+    device: str,
+    *,
+    progress=None,
+    should_stop=None,
+) -> list:
     """ELODI's reference models: the given files, else ``params.n_references`` plain models trained here (cached)."""
     if reference_models:  # at least ELODI_MIN_MODELS: checked by train_update before any work
         return [_load_torchscript(p, info, device, "a reference model") for p in reference_models]
     refs = []
     for j in range(params.n_references):
-        plain = TrainParams(method="plain", arch=params.arch, epochs=params.epochs, seed=params.seed + 1 + j,
-                            lr=params.lr)
-        done = train_update_cached(old_path, dataset, plain, progress=progress, should_stop=should_stop,
-                                   init_from=init_from)
+        plain = TrainParams(
+            method="plain", arch=params.arch, epochs=params.epochs, seed=params.seed + 1 + j, lr=params.lr
+        )
+        done = train_update_cached(
+            old_path, dataset, plain, progress=progress, should_stop=should_stop, init_from=init_from
+        )
         refs.append(_load_torchscript(done.path, info, device, "a reference model"))
     return refs
 
@@ -207,8 +246,12 @@ def _dataset_for(data: str | os.PathLike | ImageDataset, info: ModelInfo) -> Ima
 
 
 def trained_model_path(
-    old_path: str | os.PathLike, dataset: ImageDataset, params: TrainParams, root: Path | None = None,
-    reference_models: Sequence[str | os.PathLike] | None = None, init_from: str | os.PathLike | None = None,
+    old_path: str | os.PathLike,
+    dataset: ImageDataset,
+    params: TrainParams,
+    root: Path | None = None,
+    reference_models: Sequence[str | os.PathLike] | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> Path:
     """The content-addressed file of a trained update in the cache folder.
 
@@ -221,8 +264,12 @@ def trained_model_path(
     if init_from is not None:
         extra.append("init=" + file_sha256(init_from))
     key = cache.make_key(
-        "train", file_sha256(old_path), dataset.content_hash(),
-        json.dumps(params.key_fields(), sort_keys=True), f"batch={BATCH_SIZE}", *extra,
+        "train",
+        file_sha256(old_path),
+        dataset.content_hash(),
+        json.dumps(params.key_fields(), sort_keys=True),
+        f"batch={BATCH_SIZE}",
+        *extra,
     )
     return (root or cache.cache_dir()) / "models" / f"{params.method}-{key[:16]}.pt"
 
@@ -273,8 +320,11 @@ def train_update(
     """
     params.validate()
     if params.method == "elodi" and reference_models and len(reference_models) < ELODI_MIN_MODELS:
-        raise InputError(reference_models[0], f"ELODI needs at least {ELODI_MIN_MODELS} reference models "
-                                              f"(trained with different seeds), got {len(reference_models)}")
+        raise InputError(
+            reference_models[0],
+            f"ELODI needs at least {ELODI_MIN_MODELS} reference models "
+            f"(trained with different seeds), got {len(reference_models)}",
+        )
     t0 = time.perf_counter()
     device = resolve_device(device)
     old, info = _load_old(old_path, params.method, device, arch=params.arch)
@@ -304,8 +354,9 @@ def train_update(
 
         def monitor_epoch(model, epoch: int) -> dict:
             stats = flips.update(model, step=epoch)
-            return {k: stats[k] for k in ("error_rate", "nfr", "pfr", "btc", "n_negative_flips", "cross_top1")
-                    if k in stats}
+            return {
+                k: stats[k] for k in ("error_rate", "nfr", "pfr", "btc", "n_negative_flips", "cross_top1") if k in stats
+            }
 
         epoch_end = monitor_epoch
 
@@ -313,13 +364,27 @@ def train_update(
         progress("training (epochs)", 0, params.epochs)
     kw: dict = {}
     if params.method in ("distill", "focal-distillation", "bct"):
-        kw = {"old_model": old, "lam": params.lam, "alpha": params.alpha, "beta": params.beta,
-              "temperature": params.temperature}
+        kw = {
+            "old_model": old,
+            "lam": params.lam,
+            "alpha": params.alpha,
+            "beta": params.beta,
+            "temperature": params.temperature,
+        }
     elif params.method == "ldi":
         kw = {"old_model": old, "lam": params.lam, "margin": params.margin, "p": params.p}
     elif params.method == "elodi":
-        refs = _reference_modules(old_path, dataset, params, reference_models, init_from, info, device,
-                                  progress=progress, should_stop=should_stop)
+        refs = _reference_modules(
+            old_path,
+            dataset,
+            params,
+            reference_models,
+            init_from,
+            info,
+            device,
+            progress=progress,
+            should_stop=should_stop,
+        )
         kw = {"reference_models": refs, "lam": params.lam, "margin": params.margin, "p": params.p}
         if progress:
             progress("training (epochs)", 0, params.epochs)
@@ -327,17 +392,28 @@ def train_update(
         kw["init_from"] = _load_torchscript(init_from, info, device, "the model to start from")
     try:
         model = train_model(
-            params.arch, X, y, method=params.method, epochs=params.epochs, seed=params.seed, lr=params.lr,
-            num_classes=len(info.classes), batch_size=BATCH_SIZE, progress=on_epoch, should_stop=should_stop,
-            on_wait=on_wait, epoch_end=epoch_end, device=device, **kw,
+            params.arch,
+            X,
+            y,
+            method=params.method,
+            epochs=params.epochs,
+            seed=params.seed,
+            lr=params.lr,
+            num_classes=len(info.classes),
+            batch_size=BATCH_SIZE,
+            progress=on_epoch,
+            should_stop=should_stop,
+            on_wait=on_wait,
+            epoch_end=epoch_end,
+            device=device,
+            **kw,
         )
     except ValueError as e:
         if "init_from" in str(e):
             raise InputError(init_from, f"cannot start {params.arch} from this model: {e}") from None
         raise
     out = Path(out)
-    new_info = ModelInfo(name=out.stem, input_size=info.input_size, mean=info.mean, std=info.std,
-                         classes=info.classes)
+    new_info = ModelInfo(name=out.stem, input_size=info.input_size, mean=info.mean, std=info.std, classes=info.classes)
     with cache.atomic_output(out) as tmp:
         save_torchscript(model, tmp, new_info)
     return TrainedUpdate(path=out, params=params, seconds=time.perf_counter() - t0, history=history)
@@ -366,5 +442,14 @@ def train_update_cached(
     path = trained_model_path(old_path, dataset, params, reference_models=reference_models, init_from=init_from)
     if path.exists():
         return TrainedUpdate(path=path, params=params, seconds=0.0, reused=True)
-    return train_update(old_path, dataset, path, params, progress=progress, should_stop=should_stop, monitor=monitor,
-                        reference_models=reference_models, init_from=init_from)
+    return train_update(
+        old_path,
+        dataset,
+        path,
+        params,
+        progress=progress,
+        should_stop=should_stop,
+        monitor=monitor,
+        reference_models=reference_models,
+        init_from=init_from,
+    )
