@@ -10,6 +10,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import traceback
+from pathlib import Path
 
 import pytest
 
@@ -42,8 +44,12 @@ def test_bad_status_and_empty_note(tmp_path):
 
 
 def _writer(db: str, who: str, n: int) -> None:
-    for i in range(n):
-        review.add_note("shared", f"{who}-{i}", author=who, db=db)
+    try:
+        for i in range(n):
+            review.add_note("shared", f"{who}-{i}", author=who, db=db)
+    except BaseException:  # a spawned child's stderr is not captured: keep its traceback for the assertion
+        Path(f"{db}.{who}.err").write_text(traceback.format_exc())
+        raise
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):
@@ -53,9 +59,10 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     procs = [ctx.Process(target=_writer, args=(db, w, 50)) for w in ("a", "b")]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    for w, p in zip(("a", "b"), procs):
+        p.join(120)
+        err = Path(f"{db}.{w}.err")
+        assert p.exitcode == 0, err.read_text() if err.exists() else f"writer {w} exit code {p.exitcode}"
     notes = review.get_review("shared", db=db).notes
     assert len(notes) == 100
     assert {n.text for n in notes} == {f"{w}-{i}" for w in ("a", "b") for i in range(50)}
