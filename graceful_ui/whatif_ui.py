@@ -37,7 +37,7 @@ def model_files_of(comp: Comparison) -> tuple[str, str] | None:
     if not is_table(inputs.old) and not is_table(inputs.new):
         return inputs.old, inputs.new
     from graceful_core.io.samples import bundled_samples, sample_of_path
-    from graceful_ui.inputs import sample_data_dir
+    from graceful_ui.bundled_specs import sample_data_dir
 
     sample = sample_of_path(inputs.old, bundled_samples(sample_data_dir()))
     if sample is None:

@@ -16,10 +16,11 @@ from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, 
 from graceful_ui import label_ui, store
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
-from graceful_ui.inputs import Spec, resolve_spec, user_message
 from graceful_ui.jobs import ComparisonCancelled, Job, JobState
 from graceful_ui.progress import progress_bar  # noqa: F401  (kept importable from here for pages)
 from graceful_ui.review_ui import html_report_button
+from graceful_ui.spec import Spec, user_message
+from graceful_ui.spec_ids import resolve_spec
 from graceful_ui.state import current_spec, request_page, select_comparison
 
 log = logging.getLogger("graceful_ui")
