@@ -19,6 +19,7 @@ from graceful_ui import label_ui, store
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 from graceful_ui.jobs import ComparisonCancelled, Job, JobState
+from graceful_ui.labelfree_view import needs_labels_note
 from graceful_ui.progress import progress_bar  # noqa: F401  (kept importable from here for pages)
 from graceful_ui.review_ui import html_report_button
 from graceful_ui.spec import Spec, user_message
@@ -224,8 +225,6 @@ def require_comparison(without_labels: bool = False) -> tuple[Spec, store.AnyCom
     if spec is None or comp is None:  # app.py sets both or neither
         st.stop()
     if not without_labels and not store.labelled(comp):
-        from graceful_ui.labelfree_view import needs_labels_note
-
         needs_labels_note()
         st.stop()
     return spec, comp
