@@ -8,9 +8,9 @@ from graceful_core.explore.projection_store import SAMPLED_POINTS
 from graceful_core.report.figures import COLOUR_BY, joint_embedding_figure, selected_ids, side_by_side_embedding_figure
 from graceful_core.vocabulary import METRICS
 from graceful_ui import store
+from graceful_ui.bundled_specs import spec_sample
 from graceful_ui.fmt import md
 from graceful_ui.grid import image_grid
-from graceful_ui.inputs import spec_sample
 from graceful_ui.state import EMB_COLOURS, EMB_LAYOUTS
 from graceful_ui.widgets import require_comparison, require_per_sample
 

@@ -5,7 +5,13 @@ import numpy as np
 import streamlit as st
 
 from graceful_core.explore.selection import SORT_ORDERS, busiest_submatrix
-from graceful_core.report.figures import MAX_CLASSES, per_class_flip_bars, selected_cell, transition_heatmap
+from graceful_core.report.figures import (
+    MAX_CLASSES,
+    TRANSITION_TITLE,
+    per_class_flip_bars,
+    selected_cell,
+    transition_heatmap,
+)
 from graceful_core.vocabulary import (
     FLIP_MARKS,
     FLIP_TYPES,
@@ -83,7 +89,7 @@ def inspect(sample_id: str) -> None:
 left, right = st.columns(2)
 with left:
     sub, names = busiest_submatrix(comp.transition_matrix, comp.classes, MAX_CLASSES)
-    heat = transition_heatmap(sub, names, clickable=True, title="Old → new predictions (row = old, column = new)")
+    heat = transition_heatmap(sub, names, clickable=True, title=TRANSITION_TITLE)
     st.plotly_chart(heat, key="chart_matrix", on_select=on_heatmap, selection_mode="points")
     if len(names) < len(comp.classes):
         st.caption(f"{len(names)} of {len(comp.classes)} classes: those with the most changed predictions.")

@@ -8,18 +8,12 @@ import streamlit as st
 from graceful_core.errors import InputError
 from graceful_core.report.sentences import headline, unlabelled_headline
 from graceful_core.vocabulary import MANIFEST_SUFFIXES, METRICS, MODEL_SUFFIXES, file_size
+from graceful_ui.bundled_specs import RESEED_MARK, bundled_reference, bundled_specs
 from graceful_ui.fmt import md
-from graceful_ui.inputs import (
-    RESEED_MARK,
-    ROLE_SUFFIXES,
-    Upload,
-    bundled_reference,
-    bundled_specs,
-    check_upload,
-    spec_from_files,
-    user_message,
-)
+from graceful_ui.spec import user_message
 from graceful_ui.store import labelled
+from graceful_ui.upload_specs import spec_from_files
+from graceful_ui.uploaded_files import ROLE_SUFFIXES, Upload, check_upload
 from graceful_ui.uploads import clear_file, session_files, set_file
 from graceful_ui.widgets import COMPARE_FAILURE, open_comparison, page_comparison, start_comparison
 

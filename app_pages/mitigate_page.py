@@ -11,7 +11,8 @@ from graceful_core.report.experiments import experiment_sentences
 from graceful_core.report.figures import epoch_curves, tradeoff_figure
 from graceful_core.training.update import WARM_START_LR, TrainParams
 from graceful_core.vocabulary import METHOD_HELP, METRICS, TRAINING_METHODS, TRAINING_TITLE, points, yes_no
-from graceful_ui.inputs import resolve_spec, sample_data_dir, spec_sample
+from graceful_ui.bundled_specs import sample_data_dir, spec_sample
+from graceful_ui.spec_ids import resolve_spec
 from graceful_ui.training import SWEEP_LAMBDAS, TrainingJob, TrainRequest, describe, load_runs, runs_for, sweep_requests
 from graceful_ui.whatif_ui import whatif_section
 from graceful_ui.widgets import open_comparison, page_comparison

@@ -3,9 +3,11 @@
 import streamlit as st
 
 from graceful_core.report.sections import Row, Section, build_sections, lead_and_body
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import FLIP_TYPES
 from graceful_ui.fmt import md
 from graceful_ui.label_ui import overview_block
+from graceful_ui.labelfree_view import unlabelled_overview
 from graceful_ui.review_ui import review_section
 from graceful_ui.state import request_page
 from graceful_ui.store import labelled
@@ -15,12 +17,11 @@ from graceful_ui.widgets import VERDICT_COLOURS, rates_table, require_comparison
 MAX_SLICES = 3
 
 st.title("Overview")
-spec, comp = require_comparison(without_labels=True)
-if not labelled(comp):  # no labels: what can be known, in its own view
-    from graceful_ui.labelfree_view import unlabelled_overview
-
-    unlabelled_overview(spec, comp)
+spec, shown = require_comparison(without_labels=True)
+if not labelled(shown):  # no labels: what can be known, in its own view
+    unlabelled_overview(spec, shown)
     st.stop()
+comp: Comparison = shown
 
 s = comp.summary
 st.caption(f"{md(spec.label)} · {s.n_samples} labelled images · old = {md(comp.old_name)}, new = {md(comp.new_name)}")
@@ -60,7 +61,7 @@ def draw_worst_class(sec: Section) -> None:
 
 
 def draw_significance(sec: Section) -> None:
-    st.markdown(f"**{sec.title}:** :{VERDICT_COLOURS[sec.verdict.kind]}-background[{sec.verdict.text}]")
+    st.markdown(f"**{sec.title}:** {verdict_markdown(sec.verdict)}")
 
 
 def draw_remedy(sec: Section) -> None:

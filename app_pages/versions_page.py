@@ -17,20 +17,15 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
 from graceful_core.io.samples import bundled_samples, sample_of_classes
 from graceful_core.report import figures
+from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, percent
 from graceful_ui import store
+from graceful_ui.bundled_specs import pair_spec, sample_data_dir, spec_sample
 from graceful_ui.fmt import md
-from graceful_ui.inputs import (
-    StoredFile,
-    pair_spec,
-    pair_spec_of_files,
-    sample_data_dir,
-    server_file,
-    spec_sample,
-    trained_models_dir,
-    uploads_dir,
-    user_message,
-)
+from graceful_ui.spec import user_message
+from graceful_ui.trained_specs import trained_models_dir
+from graceful_ui.upload_specs import pair_spec_of_files
+from graceful_ui.uploaded_files import StoredFile, server_file, uploads_dir
 from graceful_ui.uploads import session_models
 from graceful_ui.widgets import open_comparison, page_comparison
 
@@ -147,10 +142,12 @@ chosen = list(ss["w_versions"])
 
 bundled_data = None if sample is None else sample.test_data
 bundled_name = "" if sample is None else f"{sample.data_label} ({sample.title}, bundled)"
-#: Whether the dataset is the current comparison's (a comparison of tables without images has none).
-data_of_comparison = spec is not None and comp is not None and bool(spec.data) and comp.dataset is not None
-if data_of_comparison:
-    data_path, dataset = spec.data, comp.dataset
+#: The current comparison's dataset (a comparison of tables without images, or without labels, has none).
+comp_dataset = comp.dataset if isinstance(comp, Comparison) else None
+#: Whether the dataset is the current comparison's.
+data_of_comparison = spec is not None and bool(spec.data) and comp_dataset is not None
+if spec is not None and spec.data and comp_dataset is not None:
+    data_path, dataset = spec.data, comp_dataset
     data_name = spec.display_name(spec.data)
     data_names = tuple(n for n in spec.names if n[0] not in (spec.old, spec.new))
 elif bundled_data is not None:
@@ -186,7 +183,7 @@ k = len(names)
 def pair_to_open(old: str, new: str):
     """The spec of the pair ``old`` -> ``new`` (names in the set) on this page's dataset."""
     a, b = options[old], options[new]
-    if bundled and old in bundled_models() and new in bundled_models():
+    if sample is not None and bundled and old in bundled_models() and new in bundled_models():
         return pair_spec(Path(a.path).stem, Path(b.path).stem, sample=sample.name)
     return pair_spec_of_files(
         server_file(a.path, a.name), server_file(b.path, b.name), data_path, data_name, data_names

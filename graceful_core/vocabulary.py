@@ -52,6 +52,8 @@ TABLE_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 MANIFEST_SUFFIXES = TABLE_SUFFIXES
 #: Zip archives (a dataset of class folders, or a manifest's images).
 ZIP_SUFFIXES = (".zip",)
+#: Formats a model file converts to (``graceful export --to``; :func:`graceful_core.training.export.convert_model_file`).
+EXPORT_FORMATS = ("onnx", "pt2")
 
 #: Training methods of the reference trainer, in the order the faces list them.
 TRAINING_METHODS = ("plain", "distill", "focal-distillation", "bct", "ldi", "elodi")

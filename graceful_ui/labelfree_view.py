@@ -14,7 +14,7 @@ import streamlit as st
 
 from graceful_core.comparing.labelfree import UnlabelledComparison, labels_missing_sentence
 from graceful_core.explore.selection import busiest_submatrix
-from graceful_core.report.figures import MAX_CLASSES, transition_heatmap
+from graceful_core.report.figures import MAX_CLASSES, TRANSITION_TITLE, transition_heatmap
 from graceful_core.report.sections import Section, build_unlabelled_sections
 from graceful_core.vocabulary import METRICS, percent
 from graceful_ui.downloads import download_name
@@ -71,7 +71,7 @@ def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
         with left:
             sub, names = busiest_submatrix(comp.churn.transition_matrix, comp.classes, MAX_CLASSES)
             st.plotly_chart(
-                transition_heatmap(sub, names, title="Old → new predictions (row = old, column = new)"),
+                transition_heatmap(sub, names, title=TRANSITION_TITLE),
                 key="chart_churn_matrix",
             )
             if len(names) < len(comp.classes):

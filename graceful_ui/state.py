@@ -25,7 +25,9 @@ from __future__ import annotations
 import streamlit as st
 
 from graceful_core.vocabulary import EMBEDDING_COLOURINGS, FLIP_TYPES
-from graceful_ui.inputs import Spec, bundled_specs, resolve_spec
+from graceful_ui.bundled_specs import bundled_specs
+from graceful_ui.spec import Spec
+from graceful_ui.spec_ids import resolve_spec
 
 FLIP_CODES = dict(zip(FLIP_TYPES, ("neg", "pos", "ok", "bad")))
 CODE_FLIPS = {v: k for k, v in FLIP_CODES.items()}

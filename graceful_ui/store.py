@@ -37,9 +37,9 @@ from graceful_core.io.tables import is_glob
 from graceful_core.results.comparison import Comparison
 from graceful_core.results.lineage import ModelSet
 from graceful_core.vocabulary import StageProgress
-from graceful_ui.inputs import Spec
 from graceful_ui.jobs import ComparisonJobs, Job
 from graceful_ui.progress import progress_bar
+from graceful_ui.spec import Spec
 
 if TYPE_CHECKING:  # typing.TypeIs from Python 3.13; annotations only
     from typing_extensions import TypeIs
@@ -170,7 +170,7 @@ def load_comparison(spec: Spec, fp: tuple | None = None) -> AnyComparison:
     ------
     InputError
         Any problem with the files (the path is the server path; see
-        :func:`graceful_ui.inputs.user_message` for the user's name).
+        :func:`graceful_ui.spec.user_message` for the user's name).
     """
     fp = fingerprint(spec) if fp is None else fp
     job, new = _jobs().get_or_create((spec, fp), _compute(spec, fp))

@@ -29,7 +29,7 @@ from graceful_core.jsonable import json_clean
 from graceful_core.results.comparison import Comparison
 from graceful_core.training.trainer import TrainingCancelled
 from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainedUpdate, TrainParams, train_update_cached
-from graceful_ui.inputs import trained_spec
+from graceful_ui.trained_specs import trained_spec
 
 log = logging.getLogger("graceful_ui")
 

@@ -2,8 +2,8 @@
 
 Streamlit forgets a widget's value when its page is not drawn, so a file uploader is
 empty again after any page switch. An upload is therefore stored on the server as soon
-as it arrives (content-addressed, :func:`graceful_ui.inputs.check_upload`) and the
-session keeps its :class:`~graceful_ui.inputs.StoredFile` under a plain key: what is
+as it arrives (content-addressed, :func:`graceful_ui.uploaded_files.check_upload`) and the
+session keeps its :class:`~graceful_ui.uploaded_files.StoredFile` under a plain key: what is
 loaded for the old model, the new model, the dataset and a manifest's images, and
 every model file uploaded in this session (the Versions page offers them).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from graceful_ui.inputs import StoredFile
+from graceful_ui.uploaded_files import StoredFile
 
 #: The upload slots, in the order of the page: old model or table, new model or table,
 #: dataset (zip of class folders or manifest), the zip of a manifest's images, and the

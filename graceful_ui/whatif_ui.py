@@ -17,9 +17,11 @@ import streamlit as st
 
 from graceful_core.comparing.sources import is_table
 from graceful_core.errors import InputError
+from graceful_core.io.samples import bundled_samples, sample_of_path
 from graceful_core.report.remedies import whatif_figure
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import WHATIF_TITLE
+from graceful_ui.bundled_specs import sample_data_dir
 from graceful_ui.fmt import md
 from graceful_ui.store import labelled
 from graceful_ui.widgets import page_comparison
@@ -36,9 +38,6 @@ def model_files_of(comp: Comparison) -> tuple[str, str] | None:
         return None
     if not is_table(inputs.old) and not is_table(inputs.new):
         return inputs.old, inputs.new
-    from graceful_core.io.samples import bundled_samples, sample_of_path
-    from graceful_ui.inputs import sample_data_dir
-
     sample = sample_of_path(inputs.old, bundled_samples(sample_data_dir()))
     if sample is None:
         return None
@@ -52,6 +51,7 @@ def model_files_of(comp: Comparison) -> tuple[str, str] | None:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _export_bytes(old: str, new: str, method: str, params: tuple[tuple[str, float], ...]) -> bytes:
+    # both import torch: only when a remedy is exported
     from graceful_core.models.loader import load_model
     from graceful_core.remedies.transition import export_remedy
 

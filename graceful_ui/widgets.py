@@ -9,17 +9,21 @@ from typing import Literal, overload
 
 import streamlit as st
 
+from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.errors import InputError
 from graceful_core.metrics.summary import FlipSummary
+from graceful_core.report.html import render_unlabelled_html_report
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card
 from graceful_ui import label_ui, store
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
-from graceful_ui.inputs import Spec, resolve_spec, user_message
 from graceful_ui.jobs import ComparisonCancelled, Job, JobState
+from graceful_ui.labelfree_view import needs_labels_note
 from graceful_ui.progress import progress_bar  # noqa: F401  (kept importable from here for pages)
 from graceful_ui.review_ui import html_report_button
+from graceful_ui.spec import Spec, user_message
+from graceful_ui.spec_ids import resolve_spec
 from graceful_ui.state import current_spec, request_page, select_comparison
 
 log = logging.getLogger("graceful_ui")
@@ -221,8 +225,6 @@ def require_comparison(without_labels: bool = False) -> tuple[Spec, store.AnyCom
     if spec is None or comp is None:  # app.py sets both or neither
         st.stop()
     if not without_labels and not store.labelled(comp):
-        from graceful_ui.labelfree_view import needs_labels_note
-
         needs_labels_note()
         st.stop()
     return spec, comp
@@ -261,6 +263,11 @@ def rates_table(df) -> None:
         else:
             config[c] = st.column_config.Column(label)
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
+
+
+def _unlabelled_html_bytes(comp: UnlabelledComparison) -> bytes:
+    """The HTML report of a comparison without labels, UTF-8 encoded (rendered when the button is pressed)."""
+    return render_unlabelled_html_report(comp).encode("utf-8")
 
 
 def sidebar(spec: Spec | None, comp: store.AnyComparison | None) -> None:
@@ -308,5 +315,17 @@ def sidebar(spec: Spec | None, comp: store.AnyComparison | None) -> None:
                 help="One row per image: label, both predictions and "
                 "confidences, flip type, label quality and the reviewers' verdicts",
             )
-        if labelled:  # the HTML report is about flips: it needs labels
+        if labelled:
             html_report_button(comp)
+        else:  # the label-free sections, as `graceful compare --html` writes them without labels
+            st.download_button(
+                "Download report (HTML)",
+                partial(_unlabelled_html_bytes, comp),
+                file_name=download_name(comp.old_name, comp.new_name, "report", "html"),
+                mime="text/html",
+                key="dl_html",
+                width="stretch",
+                on_click="ignore",
+                help="One self-contained HTML file (opens offline, prints to PDF): prediction churn, the changed "
+                "predictions' confidence, churn per class with the old → new matrix, churn slices, the cross-test",
+            )

@@ -48,7 +48,7 @@ def sample_spec():
     The app opens on Fashion-MNIST; most app tests open this smaller pair explicitly
     (:func:`tests.apptest.run_app` does by default).
     """
-    from graceful_ui.inputs import bundled_specs
+    from graceful_ui.bundled_specs import bundled_specs
 
     spec = next((s for s in bundled_specs() if s.id == "sample:new"), None)
     if spec is None:

@@ -1,4 +1,4 @@
-"""The upload path of the app (graceful_ui.inputs), driven with bytes, and through AppTest.
+"""The upload path of the app (graceful_ui.uploaded_files, graceful_ui.upload_specs), driven with bytes, and through AppTest.
 
 Expected numbers come from the core run directly on the bundled folder, not from the app.
 """
@@ -43,14 +43,16 @@ def _zip_with_symlink() -> bytes:
 
 
 def _models(sample_spec):
-    from graceful_ui.inputs import Upload
+    from graceful_ui.uploaded_files import Upload
 
     return Upload("old.pt", Path(sample_spec.old).read_bytes()), Upload("new.pt", Path(sample_spec.new).read_bytes())
 
 
 def test_zip_of_class_folders_gives_the_same_comparison(sample_spec, report):
     from graceful_ui import store
-    from graceful_ui.inputs import Upload, resolve_spec, spec_from_uploads
+    from graceful_ui.spec_ids import resolve_spec
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload
 
     old, new = _models(sample_spec)
     spec = spec_from_uploads(old, new, Upload("digits.zip", _zip(_images(sample_spec))))
@@ -71,7 +73,8 @@ def test_zip_of_class_folders_gives_the_same_comparison(sample_spec, report):
 
 def test_manifest_with_a_zip_of_images(sample_spec, report):
     from graceful_ui import store
-    from graceful_ui.inputs import Upload, spec_from_uploads
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload
 
     imgs = _images(sample_spec)
     manifest = pd.DataFrame(
@@ -137,7 +140,8 @@ def test_manifest_with_a_zip_of_images(sample_spec, report):
     ],
 )
 def test_bad_upload_combinations_name_the_file(kwargs, name, words):
-    from graceful_ui.inputs import Upload, spec_from_uploads
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload
 
     ups = {k: Upload(*v) for k, v in kwargs.items()}
     with pytest.raises(InputError) as e:
@@ -155,7 +159,7 @@ def test_bad_upload_combinations_name_the_file(kwargs, name, words):
     ],
 )
 def test_check_upload_reports_the_uploaded_name_not_the_server_path(name, data, role):
-    from graceful_ui.inputs import Upload, check_upload
+    from graceful_ui.uploaded_files import Upload, check_upload
 
     with pytest.raises(InputError) as e:
         check_upload(Upload(name, data), role)
@@ -164,7 +168,9 @@ def test_check_upload_reports_the_uploaded_name_not_the_server_path(name, data, 
 
 def test_corrupt_image_inside_an_uploaded_zip_names_the_zip(sample_spec):
     from graceful_ui import store
-    from graceful_ui.inputs import Upload, spec_from_uploads, user_message
+    from graceful_ui.spec import user_message
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload
 
     imgs = _images(sample_spec)
     imgs[0] = (imgs[0][0], b"\x89PNG\r\n\x1a\n broken")
@@ -199,11 +205,13 @@ def test_a_pq_manifest_works_in_the_upload_page_as_in_the_cli(sample_spec, repor
     """One definition of the manifest suffixes: the upload path accepts the `.pq` manifest the CLI accepts."""
     import graceful_core.io.datasets as datasets
     import graceful_core.vocabulary as vocabulary
-    from graceful_ui import inputs, store
-    from graceful_ui.inputs import Upload, check_upload, spec_from_uploads
+    from graceful_ui import store, upload_specs, uploaded_files
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload, check_upload
 
     assert ".pq" in vocabulary.MANIFEST_SUFFIXES
-    assert inputs.MANIFEST_SUFFIXES is vocabulary.MANIFEST_SUFFIXES is datasets.MANIFEST_SUFFIXES
+    assert uploaded_files.MANIFEST_SUFFIXES is vocabulary.MANIFEST_SUFFIXES is datasets.MANIFEST_SUFFIXES
+    assert upload_specs.MANIFEST_SUFFIXES is vocabulary.MANIFEST_SUFFIXES
     imgs = _images(sample_spec)
     manifest = pd.DataFrame(
         {
@@ -248,7 +256,7 @@ def _upload_three(at, sample_spec, zip_name: str = "digits.zip"):
 
 def test_uploads_stay_loaded_across_pages_and_one_can_be_replaced(sample_spec, onnx_new):
     from graceful_core.comparing.sources import compare_sources
-    from graceful_ui.inputs import resolve_spec
+    from graceful_ui.spec_ids import resolve_spec
     from tests.apptest import goto
 
     at = run_app(page="inputs_page.py")
@@ -377,7 +385,8 @@ def test_a_cancelled_comparison_says_so_and_the_previous_one_comes_back(sample_s
     import threading
 
     from graceful_ui import store
-    from graceful_ui.inputs import Upload, spec_from_uploads
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload
 
     at = run_app(page="inputs_page.py")
     _upload_three(at, sample_spec, "digits-cancel.zip")
@@ -411,7 +420,7 @@ def test_a_cancelled_comparison_says_so_and_the_previous_one_comes_back(sample_s
 def test_a_pt2_upload_is_a_model_like_the_others(sample_spec, tmp_path):
     """``.pt2`` (torch.export) uploads are read as models: checked on arrival, compared, offered on Versions."""
     from graceful_core.training.export import convert_model_file
-    from graceful_ui.inputs import Upload, check_upload
+    from graceful_ui.uploaded_files import Upload, check_upload
     from tests.apptest import goto
 
     convert_model_file(sample_spec.new, "pt2", tmp_path / "new.pt2")
@@ -468,7 +477,7 @@ def test_a_manifest_and_its_images_through_the_page(sample_spec, report):
     ],
 )
 def test_a_file_dropped_on_the_wrong_slot_says_where_it_goes(name, role, words):
-    from graceful_ui.inputs import Upload, check_upload
+    from graceful_ui.uploaded_files import Upload, check_upload
 
     with pytest.raises(InputError) as e:
         check_upload(Upload(name, b"some bytes"), role)

@@ -103,7 +103,8 @@ def test_one_model_asks_for_two():
 
 def test_pair_link_opens_any_two_bundled_models_on_the_overview():
     from graceful_core.comparing.sources import compare_sources
-    from graceful_ui.inputs import pair_spec, resolve_spec
+    from graceful_ui.bundled_specs import pair_spec
+    from graceful_ui.spec_ids import resolve_spec
 
     spec = resolve_spec("pair:new:v3")
     assert spec is not None and Path(spec.old).name == "new.pt" and Path(spec.new).name == "v3.pt"

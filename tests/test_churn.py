@@ -254,7 +254,8 @@ def test_cli_reference_errors_exit_2_naming_the_file(tmp_path):
 
 # ------------------------------------------------------------------ the app's specs
 def test_bundled_reseed_is_offered_and_resolves(tmp_path, monkeypatch):
-    from graceful_ui import inputs
+    from graceful_ui import bundled_specs as inputs
+    from graceful_ui.spec_ids import resolve_spec
 
     preds = tmp_path / "predictions"
     preds.mkdir()
@@ -264,17 +265,19 @@ def test_bundled_reseed_is_offered_and_resolves(tmp_path, monkeypatch):
     monkeypatch.setenv("GRACEFUL_SAMPLE_DATA", str(tmp_path))
     base = next(s for s in inputs.bundled_specs() if s.new == str(new))
     assert inputs.bundled_reference(base) == str(preds / "old-reseed.csv")
-    spec = inputs.resolve_spec(base.id + inputs.RESEED_MARK)
+    spec = resolve_spec(base.id + inputs.RESEED_MARK)
     assert spec.reference == str(preds / "old-reseed.csv") and spec.old == base.old and spec.id != base.id
     assert inputs.bundled_reference(spec) is None  # no reference of a reference
     other = next(s for s in inputs.bundled_specs() if s.new.endswith("old-reseed.csv"))
     assert inputs.bundled_reference(other) == str(preds / "old-reseed.csv")  # fine: old vs its reseed
     os.remove(preds / "old-reseed.csv")
-    assert inputs.resolve_spec(base.id + inputs.RESEED_MARK) is None
+    assert resolve_spec(base.id + inputs.RESEED_MARK) is None
 
 
 def test_uploaded_reference_joins_the_spec_and_its_id(tmp_path):
-    from graceful_ui.inputs import Upload, resolve_spec, spec_from_uploads
+    from graceful_ui.spec_ids import resolve_spec
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload
 
     old, new, ref, _ = _write_tables(tmp_path)
     up = {p.name: Upload(p.name, p.read_bytes()) for p in (old, new, ref)}
@@ -291,7 +294,8 @@ def test_app_overview_shows_floor_and_verdict_with_the_vocabulary_help(tmp_path)
     from graceful_core.comparing.sources import compare_sources
     from graceful_core.report.sentences import churn_verdict
     from graceful_core.vocabulary import METRICS
-    from graceful_ui.inputs import Upload, spec_from_uploads
+    from graceful_ui.upload_specs import spec_from_uploads
+    from graceful_ui.uploaded_files import Upload
     from tests.apptest import run_app
 
     old, new, ref, arrays = _write_tables(tmp_path, seed=7)

@@ -237,7 +237,8 @@ def test_app_bad_input_exits_2_before_starting(cache, tmp_path):
 
 
 def test_cli_spec_is_the_apps_default(needs_sample, monkeypatch, tmp_path):
-    from graceful_ui.inputs import bundled_specs, cli_spec, resolve_spec
+    from graceful_ui.bundled_specs import bundled_specs, cli_spec
+    from graceful_ui.spec_ids import resolve_spec
 
     monkeypatch.delenv(APP_ENV["old"], raising=False)
     assert cli_spec() is None

@@ -147,7 +147,7 @@ def _one(elements, label):
 
 
 def test_app_review_survives_a_restart(app_cache):
-    from graceful_ui.inputs import bundled_specs
+    from graceful_ui.bundled_specs import bundled_specs
 
     if not any(s.id == "sample:new" for s in bundled_specs()):
         pytest.skip("bundled sample data is missing")

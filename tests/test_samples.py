@@ -1,4 +1,4 @@
-"""Bundled samples (graceful_core.io.samples), their app specs (graceful_ui.inputs) and the worst class (summary)."""
+"""Bundled samples (graceful_core.io.samples), their app specs (graceful_ui.bundled_specs) and the worst class (summary)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def test_models_list_old_then_new_then_the_rest(tmp_path):
 
 
 def test_specs_open_on_fashion_and_keep_the_digits_ids(tmp_path, monkeypatch):
-    from graceful_ui.inputs import bundled_specs, pair_spec, resolve_spec, spec_sample
+    from graceful_ui.bundled_specs import bundled_specs, pair_spec, spec_sample
+    from graceful_ui.spec_ids import resolve_spec
 
     _layout(tmp_path)
     monkeypatch.setenv("GRACEFUL_SAMPLE_DATA", str(tmp_path))

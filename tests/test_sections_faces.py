@@ -16,13 +16,20 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import graceful_core
 from graceful_core.cli.commands import main
-from graceful_core.report.html import render_html_report
-from graceful_core.report.sections import SECTION_KEYS, Section, build_sections
-from graceful_core.report.text import TEXT_ORDER, text_summary
+from graceful_core.report.html import render_html_report, render_unlabelled_html_report, write_html_report
+from graceful_core.report.sections import (
+    SECTION_KEYS,
+    UNLABELLED_KEYS,
+    Section,
+    build_sections,
+    build_unlabelled_sections,
+)
+from graceful_core.report.text import text_summary, unlabelled_summary
 from tests.apptest import run_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,17 +87,16 @@ def cli_stdout() -> str:
 
 def test_every_section_applies_to_the_fixture_and_keeps_the_fixed_order(comp):
     assert tuple(s.key for s in build_sections(comp)) == SECTION_KEYS
-    assert sorted(TEXT_ORDER) == sorted(SECTION_KEYS)
 
 
 def test_the_cli_summary_carries_every_section(comp, cli_stdout):
     sections = build_sections(comp)
     assert missing(sections, cli_stdout) == []
     lines = cli_stdout.splitlines()
-    # in the CLI's order: the numbers as one aligned block, the remedy last
+    # in the one order every face follows
     firsts = [next(i for i, line in enumerate(lines) if evidence(s)[0] in line) for s in sections]
     order = [k for _, k in sorted(zip(firsts, (s.key for s in sections)))]
-    assert order == list(TEXT_ORDER)
+    assert order == list(SECTION_KEYS)
 
 
 def test_the_html_report_carries_every_section_in_order(comp):
@@ -167,9 +173,6 @@ def unlabelled_tables(tmp_path):
 
 
 def test_every_face_of_a_comparison_without_labels_carries_every_section(unlabelled_tables, monkeypatch):
-    from graceful_core.report.sections import UNLABELLED_KEYS, build_unlabelled_sections
-    from graceful_core.report.text import UNLABELLED_TEXT_ORDER, unlabelled_summary
-
     p = unlabelled_tables
     with_ref = build_unlabelled_sections(graceful_core.compare(p["old"], p["new"], reference=p["ref"]))
     assert tuple(s.key for s in with_ref) == UNLABELLED_KEYS
@@ -177,8 +180,10 @@ def test_every_face_of_a_comparison_without_labels_carries_every_section(unlabel
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert main(["compare", str(p["old"]), str(p["new"]), "--reference", str(p["ref"])]) == 0
     assert missing(with_ref, out.getvalue()) == []
+    at = [out.getvalue().index(evidence(s)[0]) for s in with_ref]
+    assert at == sorted(at), "the CLI summary draws the sections in their fixed order"
     u = graceful_core.compare(p["old"], p["new"])
-    for key in UNLABELLED_TEXT_ORDER:
+    for key in UNLABELLED_KEYS:
         sections = build_unlabelled_sections(
             u if key != "churn_floor" else graceful_core.compare(p["old"], p["new"], reference=p["ref"])
         )
@@ -195,3 +200,41 @@ def test_every_face_of_a_comparison_without_labels_carries_every_section(unlabel
     assert missing(sections, text) == []
     at = [text.index(evidence(s)[0]) for s in sections]
     assert at == sorted(at), "the Overview draws the sections in their fixed order"
+
+
+# ---------------------------------------------------------------- the HTML report without labels
+def test_compare_html_without_labels_writes_the_label_free_report_in_section_order(unlabelled_tables, tmp_path):
+    """``graceful compare --html`` on tables without labels renders every label-free section, in order."""
+    p = unlabelled_tables
+    html, js = tmp_path / "r.html", tmp_path / "r.json"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["compare", str(p["old"]), str(p["new"]), "--reference", str(p["ref"]), "--html", str(html)])
+    assert code == 0
+    text = html_text(html.read_text(encoding="utf-8"))
+    sections = build_unlabelled_sections(graceful_core.compare(p["old"], p["new"], reference=p["ref"]))
+    assert tuple(s.key for s in sections) == UNLABELLED_KEYS
+    assert missing(sections, text) == []
+    at = [text.index(evidence(s)[0]) for s in sections]
+    assert at == sorted(at), "the label-free HTML report draws the sections in their fixed order"
+    # the churn it states, against an independent count of the two tables
+    old = pd.read_csv(p["old"], dtype={"id": str}).set_index("id")["pred"]
+    new = pd.read_csv(p["new"], dtype={"id": str}).set_index("id")["pred"].reindex(old.index)
+    assert f"{int((old != new).sum())} of {len(old)} images change their predicted class" in text
+    assert "without labels" in text and not js.exists()
+
+
+@pytest.mark.parametrize("key", UNLABELLED_KEYS)
+def test_a_section_left_out_of_the_label_free_html_report_is_caught(unlabelled_tables, key):
+    p = unlabelled_tables
+    u = graceful_core.compare(p["old"], p["new"], reference=p["ref"])
+    sections = build_unlabelled_sections(u)
+    fewer = tuple(s for s in sections if s.key != key)
+    assert missing(sections, html_text(render_unlabelled_html_report(u, generated_at=0, sections=fewer))) == [key]
+
+
+def test_write_html_report_takes_a_comparison_without_labels(unlabelled_tables, tmp_path):
+    p = unlabelled_tables
+    u = graceful_core.compare(p["old"], p["new"])
+    write_html_report(u, tmp_path / "u.html", generated_at=0)
+    text = html_text((tmp_path / "u.html").read_text(encoding="utf-8"))
+    assert "samples without labels" in text and "generated 1970-01-01 00:00 UTC" in text

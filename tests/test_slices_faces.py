@@ -148,7 +148,7 @@ def planted_app(planted_files, monkeypatch):
     monkeypatch.setenv("GRACEFUL_APP_OLD", str(planted_files["old"]))
     monkeypatch.setenv("GRACEFUL_APP_NEW", str(planted_files["new"]))
     monkeypatch.delenv("GRACEFUL_APP_DATA", raising=False)
-    from graceful_ui.inputs import cli_spec
+    from graceful_ui.bundled_specs import cli_spec
 
     return {**planted_files, "spec": cli_spec()}
 

@@ -112,7 +112,8 @@ def test_cache_path_is_shared_by_equivalent_params_only(cache, tmp_path):
 
 
 def test_trained_spec_round_trips_through_resolve_spec_and_rejects_odd_ids(cache):
-    from graceful_ui.inputs import resolve_spec, trained_spec
+    from graceful_ui.spec_ids import resolve_spec
+    from graceful_ui.trained_specs import trained_spec
 
     model = cache / "models" / "focal-distillation-0123456789abcdef.pt"
     model.parent.mkdir(parents=True)

@@ -118,14 +118,14 @@ def _one(elements, label):
 
 
 def test_two_app_sessions_mark_flips_and_a_third_sees_both(tmp_path, monkeypatch):
-    from graceful_ui.inputs import bundled_specs
+    from graceful_ui.bundled_specs import bundled_specs
     from tests.apptest import check, run_app
 
     if not any(s.id == "sample:new" for s in bundled_specs()):
         pytest.skip("bundled sample data is missing")
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path))
     from graceful_ui import store
-    from graceful_ui.inputs import resolve_spec
+    from graceful_ui.spec_ids import resolve_spec
 
     a = run_app(page="sample_page.py")
     comp = store.load_comparison(resolve_spec("sample:new"))  # the comparison the page shows (same server cache)

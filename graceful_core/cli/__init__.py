@@ -1,1 +1,1 @@
-"""The ``graceful`` command: every subcommand, training's included (:mod:`.commands` holds ``main``)."""
+"""The ``graceful`` command: one module per subcommand (``add_parser`` and ``run``); :mod:`.commands` holds ``main``."""

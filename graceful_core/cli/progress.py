@@ -57,3 +57,12 @@ class StderrProgress:
         elif done >= total:
             counted = "" if total == 1 else f" {done}/{total}"  # a stage of one step: no count to show
             print(f"{stage}:{counted} done in {time.perf_counter() - self._t0:.1f} s", file=self.stream, flush=True)
+
+
+#: The one bar the commands draw model runs and long stages on (stderr).
+_BAR = StderrProgress()
+
+
+def bar(stage: str, done: int, total: int) -> None:
+    """``progress(stage, done, total)`` on the command line's one stderr bar."""
+    _BAR(stage, done, total)

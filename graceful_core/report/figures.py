@@ -32,6 +32,8 @@ POS_COLOUR = FLIP_COLOURS["positive flip"]
 MARGIN = {"l": 16, "r": 16, "t": 56, "b": 16}
 #: At most this many classes in a transition matrix or a per-class chart (the busiest ones).
 MAX_CLASSES = 40
+#: The title of the old -> new prediction matrix wherever it is drawn (app pages, HTML report).
+TRANSITION_TITLE = "Old → new predictions (row = old, column = new)"
 #: Colour of the "can search that index" arrows of the compatibility graph.
 COMPATIBLE_COLOUR = "#2e7d32"
 

@@ -33,12 +33,13 @@ import plotly.io as pio
 from markupsafe import Markup
 
 from graceful_core.cache import atomic_write_bytes
+from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.errors import InputError
 from graceful_core.explore.selection import busiest_submatrix, grid_page, negative_flip_order, slice_examples
 from graceful_core.explore.thumbnails import THUMB_PX, thumbnail_data_uri
-from graceful_core.report.figures import MAX_CLASSES, per_class_flip_bars, transition_heatmap
+from graceful_core.report.figures import MAX_CLASSES, TRANSITION_TITLE, per_class_flip_bars, transition_heatmap
 from graceful_core.report.label_review import html_context as label_review_context
-from graceful_core.report.sections import build_sections, lead_and_body
+from graceful_core.report.sections import Section, build_sections, build_unlabelled_sections, lead_and_body
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import (
     FLIP_MARKS,
@@ -55,6 +56,8 @@ from graceful_core.vocabulary import (
 
 __all__ = [
     "render_html_report",
+    "render_unlabelled_html_report",
+    "write_html_report",
     "DEFAULT_MAX_FLIPS",
     "MAX_CLASSES",
     "PRINT_PLOT_WIDTH",
@@ -372,11 +375,53 @@ def render_html_report(
     return _environment().get_template("report.html.j2").render(context)
 
 
-def write_html_report(comp: Comparison, path: str | os.PathLike, **kw: Any) -> None:
+def render_unlabelled_html_report(
+    comp: UnlabelledComparison, *, generated_at: float | None = None, sections: tuple[Section, ...] | None = None
+) -> str:
+    """The self-contained HTML report of a comparison without true labels.
+
+    It draws the sections of :func:`graceful_core.report.sections.build_unlabelled_sections` in
+    their order (what does not exist without labels first, then prediction churn, the changed
+    predictions' confidence, the churn floor, churn per class with the old → new matrix, churn
+    slices and the embedding cross-test), like the CLI summary and the app's Overview.
+
+    Parameters
+    ----------
+    comp : UnlabelledComparison
+        The comparison.
+    generated_at : float, optional
+        POSIX time stated as the generation time (default: now).
+    sections : tuple of graceful_core.report.sections.Section, optional
+        What the report says, in order (default: ``build_unlabelled_sections(comp)``); every one is drawn.
+    """
+    sub, names = busiest_submatrix(comp.churn.transition_matrix, comp.classes, MAX_CLASSES)
+    context = {
+        **_static(),
+        "title": f"{comp.old_name} → {comp.new_name}",
+        "n_samples": comp.n_samples,
+        "n_classes": len(comp.classes),
+        "generated": _utc(time.time() if generated_at is None else generated_at),
+        "sections": build_unlabelled_sections(comp) if sections is None else tuple(sections),
+        "matrix_figure": _fig_div(transition_heatmap(sub, names, title=TRANSITION_TITLE)),
+        "matrix_note": (
+            f"The matrix shows {len(names)} of {len(comp.classes)} classes: those with the most changed predictions."
+            if len(names) < len(comp.classes)
+            else ""
+        ),
+    }
+    return _environment().get_template("report_unlabelled.html.j2").render(context)
+
+
+def write_html_report(comp: Comparison | UnlabelledComparison, path: str | os.PathLike, **kw: Any) -> None:
     """Write the report of ``comp`` to ``path`` atomically (everything is rendered before the file is opened).
 
-    Keywords as :func:`render_html_report` (``max_flips``, ``review``, ``generated_at``); a
-    failure leaves no partial file behind. This is how a notebook writes the report of its
-    comparison (a result holds values and never imports its renderer).
+    Keywords as :func:`render_html_report` (``max_flips``, ``review``, ``generated_at``), or as
+    :func:`render_unlabelled_html_report` for a comparison without labels; a failure leaves no
+    partial file behind. This is how a notebook writes the report of its comparison (a result
+    holds values and never imports its renderer).
     """
-    atomic_write_bytes(path, render_html_report(comp, **kw).encode("utf-8"))
+    if isinstance(comp, UnlabelledComparison):
+        text = render_unlabelled_html_report(comp, **kw)
+    else:
+        text = render_html_report(comp, **kw)
+    atomic_write_bytes(path, text.encode("utf-8"))

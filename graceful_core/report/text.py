@@ -1,8 +1,11 @@
 """The command line's summary of a comparison: its sections (:mod:`graceful_core.report.sections`) as plain lines.
 
 The face decides only how the sections look in a terminal: one aligned line per metric and
-verdict, the short (``brief``) metric cards only, and its own order (:data:`TEXT_ORDER`: the
-numbers as one aligned table first, the remedy last, after the label issues).
+verdict, and the short (``brief``) metric cards only. The order is the sections' own, the one
+every face follows (:data:`~graceful_core.report.sections.SECTION_KEYS`,
+:data:`~graceful_core.report.sections.UNLABELLED_KEYS`); like the HTML report's label review, the
+label issues and the flip verdicts (``extra_lines``) come between the lead and the rest
+(:func:`~graceful_core.report.sections.lead_and_body`).
 """
 
 from __future__ import annotations
@@ -11,42 +14,18 @@ from collections.abc import Iterable
 
 from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.report.sections import (
-    SECTION_KEYS,
-    UNLABELLED_KEYS,
     Section,
     build_sections,
     build_unlabelled_sections,
+    lead_and_body,
     section_of,
 )
 from graceful_core.report.sentences import MAX_SLICE_LINES
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import METRICS
 
-__all__ = ["TEXT_ORDER", "UNLABELLED_TEXT_ORDER", "text_summary", "unlabelled_summary"]
+__all__ = ["text_summary", "unlabelled_summary"]
 
-#: The order of the sections in the CLI summary (every key of :data:`~graceful_core.report.sections.SECTION_KEYS`).
-TEXT_ORDER = (
-    "headline",
-    "worst_class",
-    "cards",
-    "significance",
-    "churn_floor",
-    "compatibility",
-    "slices",
-    "flips",
-    "remedy",
-)
-#: The order of the sections in the CLI summary of a comparison without labels.
-UNLABELLED_TEXT_ORDER = (
-    "headline",
-    "churn",
-    "most_changed",
-    "confidence",
-    "churn_floor",
-    "compatibility",
-    "churn_slices",
-)
-assert sorted(TEXT_ORDER) == sorted(SECTION_KEYS) and sorted(UNLABELLED_TEXT_ORDER) == sorted(UNLABELLED_KEYS)
 #: Width of the label column of the summary without labels.
 UNLABELLED_WIDTH = 22
 
@@ -91,21 +70,18 @@ def _lines(sec: Section, width: int, head: str) -> list[str]:
 def text_summary(c: Comparison, sections: tuple[Section, ...] | None = None, extra_lines: Iterable[str] = ()) -> str:
     """The CLI's human summary of ``c``: every section of ``sections`` (default :func:`build_sections`).
 
-    ``extra_lines`` (the label issues and the flip verdicts) come before the remedy.
+    ``extra_lines`` (the label issues and the flip verdicts) come between the lead and the rest, as the
+    HTML report's label review does.
     """
     sections = build_sections(c) if sections is None else sections
     s = c.summary
     cards = section_of(sections, "cards")
     width = 2 + max((len(r.name) for r in cards.rows if r.brief), default=0) if cards is not None else 2
     head = f"old: {c.old_name}   new: {c.new_name}   samples: {s.n_samples}"
-    lines: list[str] = []
-    for key in TEXT_ORDER:
-        if key == "remedy":
-            lines.extend(line for line in extra_lines if line)
-        sec = section_of(sections, key)
-        if sec is None:
-            continue
-        lines.extend(_lines(sec, width, head))
+    lead, body = lead_and_body(sections)
+    lines = [line for sec in lead for line in _lines(sec, width, head)]
+    lines.extend(line for line in extra_lines if line)
+    lines.extend(line for sec in body for line in _lines(sec, width, head))
     return "\n".join(lines)
 
 
@@ -136,9 +112,4 @@ def unlabelled_summary(u: UnlabelledComparison, sections: tuple[Section, ...] | 
     """The CLI's summary of a comparison without labels: what is known, and what does not exist."""
     sections = build_unlabelled_sections(u) if sections is None else sections
     head = f"old: {u.old_name}   new: {u.new_name}   samples: {u.n_samples}   labels: none"
-    lines: list[str] = []
-    for key in UNLABELLED_TEXT_ORDER:
-        sec = section_of(sections, key)
-        if sec is not None:
-            lines.extend(_unlabelled_lines(sec, head))
-    return "\n".join(lines)
+    return "\n".join(line for sec in sections for line in _unlabelled_lines(sec, head))

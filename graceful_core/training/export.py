@@ -45,6 +45,7 @@ from graceful_core.models.outputs import short_reason
 from graceful_core.models.pt2 import Pt2Model, quiet_torch_export
 from graceful_core.models.torchscript import TorchScriptModel
 from graceful_core.types import ModelInfo
+from graceful_core.vocabulary import EXPORT_FORMATS
 
 __all__ = [
     "info_json",
@@ -56,8 +57,6 @@ __all__ = [
     "EXPORT_FORMATS",
 ]
 
-#: Targets of :func:`convert_model_file` (``graceful export --to``).
-EXPORT_FORMATS = ("onnx", "pt2")
 _INFO_FILE = "graceful.json"
 
 
