@@ -41,12 +41,20 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
 from graceful_core.comparing.classes import harmonise_classes
+from graceful_core.comparing.options import RunKeywords, run_options
 from graceful_core.comparing.predictions import compare_predictions
-from graceful_core.comparing.sources import is_table, predictions_for, should_stream
+from graceful_core.comparing.sources import (
+    comparison_of_streamed,
+    is_table,
+    predict_models_together,
+    predictions_for,
+    should_stream,
+)
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions
@@ -55,7 +63,7 @@ from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.hit_at_1 import hit_at_1_matrix
 from graceful_core.results.comparison import Comparison, FlipIds
 from graceful_core.results.lineage import IndexShare, Lineage, LineageStep, ModelSet
-from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
+from graceful_core.streaming import DEFAULT_ID_CAP, StreamedComparison, compare_tables_streamed
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import STREAMED_NO_CROSS_TEST, StageProgress
 
@@ -208,8 +216,22 @@ def lineage_series(
     model gets wrong.
     """
     m = len(preds)
+    first = preds[0].pred
+    ever = np.zeros(labels.shape[0], dtype=bool)
+    from_first, ever_counts = [], []
+    for k in range(m):
+        from_first.append(comps[0, k].summary.n_negative_flips)
+        ever |= fm.negative_flip_mask(labels, first, preds[k].pred)
+        ever_counts.append(int(ever.sum()))
+    return Lineage(
+        lineage_steps(comps, names), tuple(from_first), tuple(ever_counts), comps[0, m - 1].flip_ids.negative
+    )
+
+
+def lineage_steps(comps: dict[tuple[int, int], Comparison], names: Sequence[str]) -> tuple[LineageStep, ...]:
+    """Each consecutive pair v_i -> v_i+1 of the chain: its accuracies, NFR and flips, from its comparison."""
     steps = []
-    for i in range(m - 1):
+    for i in range(len(names) - 1):
         s = comps[i, i + 1].summary
         steps.append(
             LineageStep(
@@ -222,14 +244,44 @@ def lineage_series(
                 s.n_positive_flips,
             )
         )
-    first = preds[0].pred
-    ever = np.zeros(labels.shape[0], dtype=bool)
-    from_first, ever_counts = [], []
-    for k in range(m):
-        from_first.append(comps[0, k].summary.n_negative_flips)
-        ever |= fm.negative_flip_mask(labels, first, preds[k].pred)
-        ever_counts.append(int(ever.sum()))
-    return Lineage(tuple(steps), tuple(from_first), tuple(ever_counts), comps[0, m - 1].flip_ids.negative)
+    return tuple(steps)
+
+
+def model_set(
+    names: Sequence[str],
+    n_samples: int,
+    classes: Sequence[str],
+    comps: dict[tuple[int, int], Comparison],
+    lineage: Lineage,
+    *,
+    cross: Sequence[Sequence[float | None]],
+    reasons: Sequence[Sequence[str | None]],
+    embedding_dims: Sequence[int | None],
+    ids_not_in_all: int,
+    ids_cap: int | None = None,
+) -> ModelSet:
+    """The :class:`ModelSet` of every ordered pair's comparison (``comps``), the cross-tests and the chain."""
+    mats = flip_matrices(comps, len(names))
+
+    def rows(a: np.ndarray, kind: type) -> tuple:
+        return tuple(tuple(kind(x) for x in row) for row in a)
+
+    return ModelSet(
+        models=tuple(names),
+        n_samples=int(n_samples),
+        classes=tuple(classes),
+        accuracy=tuple(float(a) for a in mats["accuracy"]),
+        negative_flip_rate=rows(mats["negative_flip_rate"], float),
+        backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
+        negative_flips=rows(mats["negative_flips"], int),
+        cross_top1=tuple(tuple(row) for row in cross),
+        cross_top1_reason=tuple(tuple(row) for row in reasons),
+        embedding_dims=tuple(embedding_dims),
+        can_share_index=tuple(index_sharing(cross, names)),
+        lineage=lineage,
+        ids_not_in_all=ids_not_in_all,
+        **({} if ids_cap is None else {"ids_cap": ids_cap}),
+    )
 
 
 # --------------------------------------------------------------------------- public API
@@ -266,28 +318,18 @@ def model_matrix(preds: Sequence[Predictions], names: Sequence[str], progress: S
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique, got {list(names)}")
     aligned, labels, dropped = align_model_set(preds)
-    m = len(aligned)
     comps = pairwise_comparisons(aligned, names)
-    mats = flip_matrices(comps, m)
     embeddings = [p.embedding for p in aligned]
     cross, reasons = cross_top1_matrix(embeddings, labels, progress)
-
-    def rows(a: np.ndarray, kind: type) -> tuple:
-        return tuple(tuple(kind(x) for x in row) for row in a)
-
-    return ModelSet(
-        models=tuple(names),
-        n_samples=int(labels.shape[0]),
-        classes=tuple(aligned[0].classes),
-        accuracy=tuple(float(a) for a in mats["accuracy"]),
-        negative_flip_rate=rows(mats["negative_flip_rate"], float),
-        backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
-        negative_flips=rows(mats["negative_flips"], int),
-        cross_top1=tuple(tuple(row) for row in cross),
-        cross_top1_reason=tuple(tuple(row) for row in reasons),
-        embedding_dims=tuple(None if e is None else int(e.shape[1]) for e in embeddings),
-        can_share_index=tuple(index_sharing(cross, names)),
-        lineage=lineage_series(aligned, labels, names, comps),
+    return model_set(
+        names,
+        labels.shape[0],
+        aligned[0].classes,
+        comps,
+        lineage_series(aligned, labels, names, comps),
+        cross=cross,
+        reasons=reasons,
+        embedding_dims=[None if e is None else int(e.shape[1]) for e in embeddings],
         ids_not_in_all=dropped,
     )
 
@@ -378,11 +420,10 @@ def model_matrix_streamed(
             os.fspath(sources[0]) if sources else None, f"a model set needs at least {MIN_MODELS} models, got {m}"
         )
     work = tempfile.mkdtemp(prefix="graceful-matrix-")
-    extra = {} if batch_rows is None else {"batch_rows": batch_rows}
     try:
-        pairs = {}
-        classes = None
-        n = None
+        pairs: dict[tuple[int, int], StreamedComparison] = {}
+        classes: tuple[str, ...] | None = None
+        n: int | None = None
         flip_files: dict[int, str] = {}
         for i in range(m):
             for j in range(i + 1, m):
@@ -398,7 +439,7 @@ def model_matrix_streamed(
                     id_cap=DEFAULT_ID_CAP if (i, j) == (0, m - 1) else 0,
                     spill_dir=work,
                     progress=progress,
-                    **extra,
+                    batch_rows=batch_rows,
                 )
                 classes = r.classes if classes is None else classes
                 n = r.n_samples if n is None else n
@@ -414,12 +455,12 @@ def model_matrix_streamed(
                 if path is not None:
                     flip_files[j] = path
                 pairs[i, j] = r
+        # m >= 2: the pair (0, 1) ran and set both
+        assert classes is not None and n is not None
         comps: dict[tuple[int, int], Comparison] = {}
         for (i, j), r in pairs.items():
             neg, pos = r.negative_flips, r.positive_flips
-            comps[i, j] = _pair_comparison(
-                names, i, j, r.counts, classes, FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap)
-            )
+            comps[i, j] = comparison_of_streamed(r, dataset)
             comps[j, i] = _pair_comparison(
                 names,
                 j,
@@ -434,44 +475,21 @@ def model_matrix_streamed(
         ever = _ever_regressed(flip_files, m, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    mats = flip_matrices(comps, m)
-    steps = []
-    for i in range(m - 1):
-        sm = comps[i, i + 1].summary
-        steps.append(
-            LineageStep(
-                names[i],
-                names[i + 1],
-                sm.old_accuracy,
-                sm.new_accuracy,
-                sm.negative_flip_rate,
-                sm.n_negative_flips,
-                sm.n_positive_flips,
-            )
-        )
     lineage = Lineage(
-        tuple(steps),
+        lineage_steps(comps, names),
         tuple(comps[0, k].summary.n_negative_flips for k in range(m)),
         tuple(ever),
         comps[0, m - 1].flip_ids.negative,
     )
-
-    def rows(a: np.ndarray, kind: type) -> tuple:
-        return tuple(tuple(kind(x) for x in row) for row in a)
-
-    return ModelSet(
-        models=tuple(names),
-        n_samples=int(n),
-        classes=tuple(classes),
-        accuracy=tuple(float(a) for a in mats["accuracy"]),
-        negative_flip_rate=rows(mats["negative_flip_rate"], float),
-        backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
-        negative_flips=rows(mats["negative_flips"], int),
-        cross_top1=tuple((None,) * m for _ in range(m)),
-        cross_top1_reason=tuple((STREAMED_NO_CROSS_TEST,) * m for _ in range(m)),
-        embedding_dims=(None,) * m,
-        can_share_index=(),
-        lineage=lineage,
+    return model_set(
+        names,
+        n,
+        classes,
+        comps,
+        lineage,
+        cross=[[None] * m for _ in range(m)],
+        reasons=[[STREAMED_NO_CROSS_TEST] * m for _ in range(m)],
+        embedding_dims=[None] * m,
         ids_not_in_all=0,
         ids_cap=DEFAULT_ID_CAP,
     )
@@ -500,13 +518,10 @@ def model_matrix_report(
     sources: Sequence[str | os.PathLike],
     data: str | os.PathLike | None = None,
     *,
-    progress: StageProgress | None = None,
-    use_cache: bool = True,
     dataset: ImageDataset | None = None,
-    device: str = "auto",
-    batch_size: int = 256,
     names: Sequence[str] | None = None,
     stream: bool | None = None,
+    **run: Unpack[RunKeywords],
 ) -> ModelSet:
     """Load/run every source (model file or predictions table) and build :func:`model_matrix`.
 
@@ -516,14 +531,8 @@ def model_matrix_report(
         Model files (TorchScript/ONNX) or predictions tables, in lineage order.
     data : path, optional
         The dataset every model runs on (required for model files).
-    progress : callable, optional
-        ``progress(stage, done, total)``: per model while it runs, then per pair.
-    use_cache : bool
-        Read and write the on-disk inference cache.
     dataset : ImageDataset, optional
         An already loaded dataset (the app's); overrides ``data``.
-    device, batch_size
-        Where and in what batches model files run (``auto``/``cpu``/``cuda``).
     names : sequence of str, optional
         The models' names in the set, one per source and all different (default: the file
         names, :func:`display_names`).
@@ -531,6 +540,9 @@ def model_matrix_report(
         Predictions tables only: build the set from each pair's streamed sums
         (:func:`model_matrix_streamed`): True always, False never, None when a table has
         more rows than :func:`graceful_core.comparing.sources.stream_min_rows`.
+    **run
+        The run options ``progress`` (per model while it runs, then per pair), ``use_cache``,
+        ``device``, ``batch_size`` (:class:`~graceful_core.comparing.options.RunOptions`).
 
     Raises
     ------
@@ -539,6 +551,7 @@ def model_matrix_report(
     ValueError
         ``names`` are not one per source, or not all different.
     """
+    opts = run_options(**run)
     if len(sources) < MIN_MODELS:
         raise InputError(
             os.fspath(sources[0]) if sources else None,
@@ -552,45 +565,11 @@ def model_matrix_report(
     if dataset is None and data is not None:
         dataset = load_dataset(data)
     if should_stream(sources, stream):
-        return model_matrix_streamed(sources, names, dataset, progress=progress)
+        return model_matrix_streamed(sources, names, dataset, progress=opts.progress)
     preds: list[Predictions] = []
     if dataset is not None and not any(is_table(s) for s in sources):
-        preds = _run_models_together(
-            sources, dataset, progress=progress, use_cache=use_cache, device=device, batch_size=batch_size
-        )
-    for s in sources[len(preds) :]:
+        preds = predict_models_together(sources, dataset, opts)
+    for s in sources[len(preds) :]:  # a table follows the first model's classes
         classes = list(preds[0].classes) if preds and is_table(s) else None
-        preds.append(
-            predictions_for(
-                s,
-                dataset,
-                classes=classes,
-                progress=progress,
-                use_cache=use_cache,
-                device=device,
-                batch_size=batch_size,
-            )
-        )
-    return model_matrix(preds, list(names), progress=progress)
-
-
-def _run_models_together(
-    sources: Sequence[str | os.PathLike],
-    dataset: ImageDataset,
-    *,
-    progress: StageProgress | None,
-    use_cache: bool,
-    device: str,
-    batch_size: int,
-) -> list[Predictions]:
-    """Every model file over ``dataset``, each image decoded once for all the models not cached yet
-    (:func:`graceful_core.inference.predict_together`: the same outputs and cache entries as one by one)."""
-    from graceful_core.inference import predict_together
-    from graceful_core.models.loader import load_model
-
-    for s in sources:
-        if not os.path.exists(s):
-            raise InputError(os.fspath(s), "no such file")
-    models = [load_model(os.fspath(s), device=device) for s in sources]
-    cbs = [(lambda done, total, name=Path(s).name: progress(name, done, total)) if progress else None for s in sources]
-    return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
+        preds.append(predictions_for(s, dataset, classes=classes, **run))
+    return model_matrix(preds, list(names), progress=opts.progress)
