@@ -49,12 +49,12 @@ from graceful_core.comparing.classes import harmonise_classes
 from graceful_core.comparing.options import RunKeywords, run_options
 from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.comparing.sources import (
-    comparison_of_streamed,
     is_table,
     predict_models_together,
     predictions_for,
     should_stream,
 )
+from graceful_core.comparing.streamed import comparison_of_streamed
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions

@@ -34,27 +34,19 @@ from graceful_core.cache import cache_dir, make_key
 from graceful_core.comparing.labelfree import UnlabelledComparison, compare_unlabelled
 from graceful_core.comparing.options import CompareKeywords, RunKeywords, RunOptions, run_options
 from graceful_core.comparing.predictions import compare_predictions
+from graceful_core.comparing.streamed import comparison_of_streamed
 from graceful_core.errors import InputError
 from graceful_core.inference import predict, predict_together
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
-from graceful_core.metrics.flips import group_rates
-from graceful_core.results.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips
+from graceful_core.results.comparison import Comparison, ComparisonInputs
 from graceful_core.results.coverage import MissingRows, require_complete
-from graceful_core.streaming import (
-    DEFAULT_ID_CAP,
-    SliceSums,
-    StreamedComparison,
-    compare_tables_streamed,
-    estimated_rows,
-)
+from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed, estimated_rows
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
     STREAM_ROWS_ENV,
-    STREAMED_NO_CROSS_TEST,
-    STREAMED_NO_LABEL_ISSUES,
     TABLE_SUFFIXES,
     StageProgress,
 )
@@ -223,18 +215,6 @@ def cached_flip_ids_path(*parts: str) -> str:
     folder = cache_dir() / "flips"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder / f"{make_key('flip-ids', *parts)}.parquet")
-
-
-def per_slice_from_sums(sums: SliceSums) -> GroupFlips:
-    """The per-slice table of a streamed comparison from its per-slice sums.
-
-    ``sums`` is a :class:`graceful_core.streaming.SliceSums`; rates by the one formula of
-    :func:`graceful_core.metrics.flips.group_rates` (count / support per slice).
-    """
-    table = group_rates(sums.support, sums.negative_flips, sums.positive_flips, sums.old_correct, sums.new_correct)
-    for a in table.values():
-        a.setflags(write=False)  # read-only, as every table of a comparison
-    return GroupFlips("slice", tuple(sums.names), **{c: table[c] for c in GroupFlips.COLUMNS})
 
 
 def attach_dataset_labels(preds: Predictions, dataset: ImageDataset) -> Predictions:
@@ -452,37 +432,6 @@ def _compare_streamed(
     )
 
 
-def comparison_of_streamed(
-    r: StreamedComparison, dataset: ImageDataset | None = None, *, key: str = "", inputs: ComparisonInputs | None = None
-) -> Comparison:
-    """The frozen :class:`Comparison` of a streamed pass (the one place a streamed result becomes one).
-
-    It has the pass's counts, per-slice table and capped flip ids (with the flip-id file, if
-    written), no per-sample arrays, and says why it has no cross-test or label issues;
-    ``missing`` counts the rows either table had beyond the compared ones (``dataset``: the
-    images the tables were restricted to).
-    """
-    neg, pos = r.negative_flips, r.positive_flips
-    return Comparison(
-        old_name=r.old_name,
-        new_name=r.new_name,
-        classes=r.classes,
-        counts=r.counts,
-        flip_ids=FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap, parquet=r.flip_ids_path),
-        arrays=None,
-        per_slice=None if r.slices is None else per_slice_from_sums(r.slices),
-        compatibility_reason=STREAMED_NO_CROSS_TEST if r.embeddings_skipped else None,
-        label_issues_reason=STREAMED_NO_LABEL_ISSUES,
-        # regression_slices are computed from per-sample arrays and metadata, which a streamed
-        # comparison does not hold: None here. Metadata-only slices could be tested from the per-slice sums
-        # (r.slices: support and flips per slice value) when that analysis accepts counts.
-        dropped_ids=r.dropped_ids,
-        missing=_streamed_missing(r, r.old_name, r.new_name, dataset),
-        key=key,
-        inputs=inputs,
-    )
-
-
 def old_head(old: str | os.PathLike):
     """The old model's exported classifier ``head`` (embeddings -> logits), or None.
 
@@ -506,18 +455,3 @@ def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: Imag
         return table_sha256(p) if is_table(p) else file_sha256(p)
 
     return make_key("comparison", digest(old), digest(new), dataset.content_hash() if dataset else "")
-
-
-def _streamed_missing(
-    r: StreamedComparison, old_name: str, new_name: str, dataset: ImageDataset | None
-) -> MissingRows | None:
-    """The rows a streamed comparison left out (None when none)."""
-    m = MissingRows(
-        old_name,
-        new_name,
-        old_rows=int(r.n_old_rows),
-        new_rows=int(r.n_new_rows),
-        n_compared=int(r.counts.n_samples),
-        dataset_images=None if dataset is None else len(dataset),
-    )
-    return m if m.any else None
