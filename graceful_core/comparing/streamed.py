@@ -4,7 +4,7 @@
 batches and returns a :class:`~graceful_core.streaming.StreamedComparison` (counts, per-slice
 sums, capped flip ids). :func:`comparison_of_streamed` turns it into the frozen comparison
 every face draws, for ``compare`` (:func:`graceful_core.comparing.sources.compare_sources`)
-and for each pair of a streamed model set (:func:`graceful_core.comparing.lineage.model_matrix_streamed`).
+and for each pair of a streamed model set (:func:`graceful_core.comparing.lineage_streamed.model_matrix_streamed`).
 """
 
 from __future__ import annotations
