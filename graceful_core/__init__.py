@@ -26,6 +26,8 @@ __all__ = ["InputError", "Model", "ModelInfo", "Predictions", "compare", "FlipMo
 __version__ = "0.2.0"
 
 
+# Loaded on first use (PEP 562): this package's __init__ runs before any of its modules, so importing
+# the API here would pull every layer (comparing, remedies) into ``import graceful_core.metrics.flips``.
 def __getattr__(name: str) -> Any:
     if name == "compare":
         from graceful_core.api import compare

@@ -36,6 +36,7 @@ from graceful_core.comparing.in_memory import (
     side_of,
 )
 from graceful_core.comparing.labelfree import compare_unlabelled
+from graceful_core.comparing.options import RunKeywords
 from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.comparing.sources import compare_sources, is_table
 from graceful_core.errors import InputError
@@ -158,6 +159,7 @@ def compare(
     if batch_size < 1:
         raise InputError("batch_size", f"must be >= 1, got {batch_size}")
     device = require_device(device)
+    run: RunKeywords = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
     o, n = side_of(old, "old", old_name), side_of(new, "new", new_name)
     r = None if reference is None else side_of(reference, "reference", reference_name)
     src = data_source(data, batch_size)
@@ -168,35 +170,33 @@ def compare(
             o.value,
             n.value,
             src.path,
-            progress=progress,
-            use_cache=use_cache,
             dataset=src.dataset,
-            device=device,
-            batch_size=batch_size,
             old_name=old_name and o.name,
             new_name=new_name and n.name,
             stream=stream,
             flip_ids_path=flip_ids_path,
             reference=None if r is None else r.value,
-            reference_name=reference_name and r.name,
+            reference_name=None if r is None else reference_name and r.name,
             allow_missing=allow_missing,
+            **run,
         )
     if src.kind == "none" and o.kind == "array" and n.kind == "array":
         return _compare_arrays_without_labels(o, n, classes, ids, progress)
     if src.kind == "none":
         raise InputError("data", "give the samples: a dataset path, (x, labels), a Dataset or a DataLoader")
     if src.kind == "path":
-        run = {"info": info, "batch_size": batch_size, "device": device, "progress": progress, "use_cache": use_cache}
         # As on the command line, a model knows its classes and a table or array follows them.
         new_first = _follows(o) and not _follows(n)
         first, second = (n, o) if new_first else (o, n)
-        p1 = predictions_of(first, src, classes=classes, **run)
-        p2 = predictions_of(second, src, classes=classes or p1.classes, **run)
+        p1 = predictions_of(first, src, classes=classes, info=info, **run)
+        p2 = predictions_of(second, src, classes=classes or p1.classes, info=info, **run)
         old_p, new_p = (p2, p1) if new_first else (p1, p2)
         ref_p = (
             None
             if r is None
-            else predictions_of(r, src, classes=(classes or old_p.classes) if _follows(r) else classes, **run)
+            else predictions_of(
+                r, src, classes=(classes or old_p.classes) if _follows(r) else classes, info=info, **run
+            )
         )
     else:
         sides = [o, n] + ([r] if r is not None else [])

@@ -114,7 +114,11 @@ def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
             map_queries=r["map_queries"],
             map_ci95=None if r["map_ci95"] is None else tuple(r["map_ci95"]),
             n_queries=r["n_queries"],
-            **{a: d.get(f"{p}.{a}") for a in _RESULT_ARRAYS},
+            # the per-query arrays are always written; a missing one is a damaged entry (KeyError)
+            valid=d[f"{p}.valid"],
+            top1_correct=d[f"{p}.top1_correct"],
+            topk_indices=d[f"{p}.topk_indices"],
+            average_precision=d.get(f"{p}.average_precision"),
         )
     for k in ("negative_flip_rate_ci95", "positive_flip_rate_ci95"):
         if meta[k] is not None:
@@ -128,7 +132,7 @@ def _cross_test_from_arrays(d: dict[str, np.ndarray]) -> CrossTest:
 
 
 def _cross_test_cached(
-    old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str, ids: Sequence[Any] = ()
+    old_emb: np.ndarray, new_emb: np.ndarray, labels: np.ndarray, key: str, ids: Sequence[Any] | np.ndarray = ()
 ) -> CrossTest:
     """:func:`~graceful_core.metrics.retrieval.cross_test`, cached on disk under the comparison's ``key``.
 
@@ -165,8 +169,9 @@ def sample_metadata(old: Predictions, dataset: ImageDataset | None) -> SampleMet
     name in both keeps the dataset's (``docs/formats.md``, "Metadata columns").
     """
     from_ds = None
-    meta = getattr(dataset, "metadata", None)  # duck-typed datasets (tests, the API) may have none
-    if meta is not None:
+    # duck-typed datasets (tests, the API) may have no metadata
+    meta = None if dataset is None else getattr(dataset, "metadata", None)
+    if dataset is not None and meta is not None:
         rows = pd.Index(np.asarray(dataset.ids, dtype=object)).get_indexer(np.asarray(old.ids).astype(str))
         from_ds = meta.take(rows)
     return combine([from_ds, old.extra.get("metadata")])

@@ -16,10 +16,11 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
+from graceful_core.comparing.options import RunKeywords, run_options
 from graceful_core.comparing.sources import old_head, predictions_for
 from graceful_core.errors import InputError, nonfinite_where
 from graceful_core.inference import predict
@@ -245,11 +246,14 @@ def _module_info(module: Any, info: ModelInfo | dict | None, role: str) -> Model
 def _batches(src: DataSource, batch_size: int) -> Iterable[tuple[Any, np.ndarray]]:
     """``(x batch, labels batch)`` pairs of in-memory data, in order."""
     if src.kind == "tensors":
-        n = len(src.labels)
+        labels = src.labels
+        assert labels is not None  # data_source gives (x, labels) data its labels
+        n = len(labels)
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
-            yield (None if src.x is None else src.x[start:stop]), src.labels[start:stop]
+            yield (None if src.x is None else src.x[start:stop]), labels[start:stop]
         return
+    assert src.loader is not None  # the other kind, "loader", always has its loader
     for item in src.loader:
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise InputError("data", "the DataLoader must yield (x, y) batches")
@@ -269,7 +273,7 @@ def _input_device(module: Any, device: str):
     """Where a module's inputs go: ``auto`` = the module's own device; else the resolved device."""
     import torch
 
-    from graceful_core.models.module import module_device
+    from graceful_core.models.module import module_device  # imports torch: only when a module runs
 
     if device == "auto":
         own = module_device(module)
@@ -284,7 +288,7 @@ def _run_in_memory(
 
     Returns ``{role: (logits [N, K], embedding or None)}`` for module sides and the labels.
     """
-    from graceful_core.models.module import run_module
+    from graceful_core.models.module import run_module  # imports torch: only when a module runs
 
     modules = [s for s in sides if s.kind == "module"]
     devices_ = {s.role: _input_device(s.value, device) for s in modules}
@@ -361,7 +365,7 @@ def _predictions(
     role: str,
     name: str,
     ids: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     classes: list[str],
     logits: np.ndarray | None,
     pred: np.ndarray | None,
@@ -403,34 +407,24 @@ def predictions_of(
     *,
     classes: Sequence[str] | None = None,
     info: ModelInfo | dict | None = None,
-    batch_size: int = 256,
-    device: str = "auto",
-    progress: StageProgress | None = None,
-    use_cache: bool = True,
+    **run: Unpack[RunKeywords],
 ) -> Predictions:
     """Predictions of one side on a dataset path (``src.kind == "path"``).
 
     A path runs as on the command line; a module through
     :class:`~graceful_core.models.module.ModuleModel` (preprocessing from ``info``); an
-    array is taken in the dataset's row order.
+    array is taken in the dataset's row order. ``run``: the run options
+    (:class:`~graceful_core.comparing.options.RunOptions`; a module's inputs go to ``device``).
     """
-    from graceful_core.models.module import ModuleModel
+    from graceful_core.models.module import ModuleModel  # imports torch: only when a module runs
 
     ds = src.dataset
-    cb = (lambda d, t: progress(side.name, d, t)) if progress else None
     if side.kind == "path":
-        return predictions_for(
-            side.value,
-            ds,
-            classes=list(classes) if classes else None,
-            progress=progress,
-            use_cache=use_cache,
-            device=device,
-            batch_size=batch_size,
-        )
+        return predictions_for(side.value, ds, classes=list(classes) if classes else None, **run)
+    opts = run_options(**run)
     if side.kind == "module":
-        model = ModuleModel(side.value, _module_info(side.value, info, side.role), device=device)
-        p = predict(model, ds, batch_size=batch_size, progress=cb, use_cache=False)
+        model = ModuleModel(side.value, _module_info(side.value, info, side.role), device=opts.device)
+        p = predict(model, ds, batch_size=opts.batch_size, progress=opts.stage(side.name), use_cache=False)
         p.source = side.role
         p.extra["model_name"] = side.name
         return p
@@ -515,21 +509,21 @@ def _in_memory_predictions(
         ids = [str(i) for i in range(n)]
     elif len(ids) != n:
         raise InputError("ids", f"has {len(ids)} ids for {n} samples")
-    ids = np.array([str(i) for i in ids], dtype=object)
-    if len(set(ids.tolist())) != n:
+    ids_arr = np.array([str(i) for i in ids], dtype=object)
+    if len(set(ids_arr.tolist())) != n:
         raise InputError("ids", "sample ids must be unique")
     preds = []
     for s in sides:
         if s.kind == "module":
             lo, em = outs[s.role]
-            preds.append(_predictions(s.role, s.name, ids, labels, names, lo, None, em))
+            preds.append(_predictions(s.role, s.name, ids_arr, labels, names, lo, None, em))
         else:
             a = s.value
             if a.shape[0] != n:
                 raise InputError(s.role, f"has {a.shape[0]} rows but the data has {n} samples")
             preds.append(
                 _predictions(
-                    s.role, s.name, ids, labels, names, a if a.ndim == 2 else None, a if a.ndim == 1 else None, None
+                    s.role, s.name, ids_arr, labels, names, a if a.ndim == 2 else None, a if a.ndim == 1 else None, None
                 )
             )
     return preds
@@ -548,7 +542,7 @@ def _old_head(old: Side, device: str) -> Callable[[np.ndarray], np.ndarray] | No
         return None
     import torch
 
-    from graceful_core.models.module import eval_mode
+    from graceful_core.models.module import eval_mode  # imports torch: only when a module runs
 
     module = old.value
     dev = _input_device(module, device)

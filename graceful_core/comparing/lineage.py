@@ -36,34 +36,57 @@ not read: no cross-test (``cross_top1_reason`` says so).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
 from graceful_core.comparing.classes import harmonise_classes
+from graceful_core.comparing.lineage_matrices import MIN_MODELS, flip_matrices, index_sharing, lineage_steps, model_set
+from graceful_core.comparing.lineage_streamed import model_matrix_streamed, reversed_counts, self_counts
+from graceful_core.comparing.options import RunKeywords, run_options
 from graceful_core.comparing.predictions import compare_predictions
-from graceful_core.comparing.sources import is_table, predictions_for, should_stream
+from graceful_core.comparing.sources import (
+    is_table,
+    predict_models_together,
+    predictions_for,
+    should_stream,
+)
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.tables import join_predictions
 from graceful_core.metrics import flips as fm
-from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.hit_at_1 import hit_at_1_matrix
-from graceful_core.results.comparison import Comparison, FlipIds
-from graceful_core.results.lineage import IndexShare, Lineage, LineageStep, ModelSet
-from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed
+from graceful_core.results.comparison import Comparison
+from graceful_core.results.lineage import Lineage, ModelSet
 from graceful_core.types import Predictions
-from graceful_core.vocabulary import STREAMED_NO_CROSS_TEST, StageProgress
+from graceful_core.vocabulary import StageProgress
 
 #: The progress stage of the cross-tests: ``progress(STAGE_PAIRS, done, total)`` counts ordered
 #: model pairs; before it, each model's file name is a stage counting images.
 STAGE_PAIRS = "cross-tests"
-MIN_MODELS = 2
 
+# the model set's pieces, importable from here as before the split
+__all__ = [
+    "STAGE_PAIRS",
+    "MIN_MODELS",
+    "align_model_set",
+    "pairwise_comparisons",
+    "cross_top1_matrix",
+    "lineage_series",
+    "model_matrix",
+    "display_names",
+    "model_matrix_report",
+    "flip_matrices",
+    "index_sharing",
+    "lineage_steps",
+    "model_set",
+    "model_matrix_streamed",
+    "reversed_counts",
+    "self_counts",
+]
 
 # --------------------------------------------------------------------------- alignment
 
@@ -133,25 +156,6 @@ def pairwise_comparisons(preds: Sequence[Predictions], names: Sequence[str]) -> 
     return out
 
 
-def flip_matrices(comps: dict[tuple[int, int], Comparison], m: int) -> dict[str, np.ndarray]:
-    """NFR, BTC and negative-flip-count matrices (row old, column new) and accuracy per model.
-
-    Each entry is the summary of the pairwise comparison (``docs/metrics.md``): NFR = (1/N) Σ
-    1[o = y ∧ n ≠ y], BTC = Σ 1[o = y ∧ n = y] / Σ 1[o = y]; accuracy of model i is
-    ``old_accuracy`` of the comparison (i, i).
-    """
-    nfr = np.full((m, m), np.nan)
-    btc = np.full((m, m), np.nan)
-    nflips = np.zeros((m, m), dtype=np.int64)
-    for (i, j), c in comps.items():
-        s = c.summary
-        nfr[i, j] = s.negative_flip_rate
-        btc[i, j] = s.backward_trust_compatibility
-        nflips[i, j] = s.n_negative_flips
-    acc = np.array([comps[i, i].summary.old_accuracy for i in range(m)], dtype=np.float64)
-    return {"accuracy": acc, "negative_flip_rate": nfr, "backward_trust_compatibility": btc, "negative_flips": nflips}
-
-
 def cross_top1_matrix(
     embeddings: Sequence[np.ndarray | None], labels: np.ndarray, progress: StageProgress | None = None
 ) -> tuple[list[list[float | None]], list[list[str | None]]]:
@@ -181,18 +185,6 @@ def cross_top1_matrix(
     return cross, reasons
 
 
-def index_sharing(cross: Sequence[Sequence[float | None]], names: Sequence[str]) -> list[IndexShare]:
-    """Ordered pairs (query q, gallery g), q != g, with M(q, g) > M(g, g) (BCT criterion)."""
-    m = len(names)
-    out = []
-    for q in range(m):
-        for g in range(m):
-            c, s = cross[q][g], cross[g][g]
-            if q != g and c is not None and s is not None and not np.isnan(c) and not np.isnan(s) and c > s:
-                out.append(IndexShare(names[q], names[g], float(c), float(s)))
-    return out
-
-
 def lineage_series(
     preds: Sequence[Predictions],
     labels: np.ndarray,
@@ -208,20 +200,6 @@ def lineage_series(
     model gets wrong.
     """
     m = len(preds)
-    steps = []
-    for i in range(m - 1):
-        s = comps[i, i + 1].summary
-        steps.append(
-            LineageStep(
-                names[i],
-                names[i + 1],
-                s.old_accuracy,
-                s.new_accuracy,
-                s.negative_flip_rate,
-                s.n_negative_flips,
-                s.n_positive_flips,
-            )
-        )
     first = preds[0].pred
     ever = np.zeros(labels.shape[0], dtype=bool)
     from_first, ever_counts = [], []
@@ -229,7 +207,9 @@ def lineage_series(
         from_first.append(comps[0, k].summary.n_negative_flips)
         ever |= fm.negative_flip_mask(labels, first, preds[k].pred)
         ever_counts.append(int(ever.sum()))
-    return Lineage(tuple(steps), tuple(from_first), tuple(ever_counts), comps[0, m - 1].flip_ids.negative)
+    return Lineage(
+        lineage_steps(comps, names), tuple(from_first), tuple(ever_counts), comps[0, m - 1].flip_ids.negative
+    )
 
 
 # --------------------------------------------------------------------------- public API
@@ -266,214 +246,19 @@ def model_matrix(preds: Sequence[Predictions], names: Sequence[str], progress: S
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique, got {list(names)}")
     aligned, labels, dropped = align_model_set(preds)
-    m = len(aligned)
     comps = pairwise_comparisons(aligned, names)
-    mats = flip_matrices(comps, m)
     embeddings = [p.embedding for p in aligned]
     cross, reasons = cross_top1_matrix(embeddings, labels, progress)
-
-    def rows(a: np.ndarray, kind: type) -> tuple:
-        return tuple(tuple(kind(x) for x in row) for row in a)
-
-    return ModelSet(
-        models=tuple(names),
-        n_samples=int(labels.shape[0]),
-        classes=tuple(aligned[0].classes),
-        accuracy=tuple(float(a) for a in mats["accuracy"]),
-        negative_flip_rate=rows(mats["negative_flip_rate"], float),
-        backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
-        negative_flips=rows(mats["negative_flips"], int),
-        cross_top1=tuple(tuple(row) for row in cross),
-        cross_top1_reason=tuple(tuple(row) for row in reasons),
-        embedding_dims=tuple(None if e is None else int(e.shape[1]) for e in embeddings),
-        can_share_index=tuple(index_sharing(cross, names)),
-        lineage=lineage_series(aligned, labels, names, comps),
+    return model_set(
+        names,
+        labels.shape[0],
+        aligned[0].classes,
+        comps,
+        lineage_series(aligned, labels, names, comps),
+        cross=cross,
+        reasons=reasons,
+        embedding_dims=[None if e is None else int(e.shape[1]) for e in embeddings],
         ids_not_in_all=dropped,
-    )
-
-
-# --------------------------------------------------------------------------- streamed model sets
-def reversed_counts(c: FlipCounts) -> FlipCounts:
-    """The counts of the pair read the other way round (new -> old): the transposed transition
-    matrix, old and new correct swapped (no confidence split: it needs the other drop)."""
-    return FlipCounts(c.transition.T, c.per_class[[0, 2, 1, 3]])
-
-
-def self_counts(c: FlipCounts, side: str) -> FlipCounts:
-    """The counts of one model of a pair against itself (``side`` ``"old"`` or ``"new"``).
-
-    Its transition matrix is diagonal (the model's predictions per class) and its
-    per-class rows are (support, right, right, right): NFR 0, BTC 1, as the in-memory
-    diagonal of a model set.
-    """
-    t = c.transition.sum(axis=1 if side == "old" else 0)
-    right = 1 if side == "old" else 2
-    return FlipCounts(np.diag(t), c.per_class[[0, right, right, right]])
-
-
-def _pair_comparison(names: Sequence[str], i: int, j: int, counts: FlipCounts, classes, flips: FlipIds) -> Comparison:
-    return Comparison(old_name=names[i], new_name=names[j], classes=classes, counts=counts, flip_ids=flips)
-
-
-def _ever_regressed(flip_files: dict[int, str], m: int, work: str) -> list[int]:
-    """``#{i: v1 right and some v2..vk wrong}`` per k from the flip-id files of the pairs (v1, vj).
-
-    The negative flips of v1 -> vj are exactly the samples v1 gets right and vj wrong, so
-    the count for k is the size of the union of those id sets for j <= k: each id is
-    counted once, at the first j where it appears (DuckDB, out of core).
-    """
-    import duckdb
-
-    con = duckdb.connect(
-        config={
-            "memory_limit": "1GB",
-            "temp_directory": os.path.join(work, "duckdb"),
-            "preserve_insertion_order": False,
-        }
-    )
-    con.execute("SET enable_progress_bar = false")
-    try:
-        parts = " UNION ALL ".join(
-            f"SELECT id, {j} AS j FROM read_parquet(?) WHERE flip = 'negative'" for j in sorted(flip_files)
-        )
-        sql = (
-            f"SELECT first_j, count(*) FROM (SELECT id, min(j) AS first_j FROM ({parts}) GROUP BY id) GROUP BY first_j"
-        )
-        first = dict(con.execute(sql, [flip_files[j] for j in sorted(flip_files)]).fetchall())
-    finally:
-        con.close()
-    return [int(sum(first.get(j, 0) for j in range(1, k + 1))) for k in range(m)]
-
-
-def model_matrix_streamed(
-    sources: Sequence[str | os.PathLike],
-    names: Sequence[str],
-    dataset: ImageDataset | None = None,
-    *,
-    progress: StageProgress | None = None,
-    batch_rows: int | None = None,
-) -> ModelSet:
-    """The :class:`ModelSet` of predictions tables of any length, from each pair's streamed sums.
-
-    Every unordered pair (i < j) is one streamed pass
-    (:func:`graceful_core.streaming.compare_tables_streamed`; memory of one pair); the
-    pair read the other way round (:func:`reversed_counts`) and each model against itself
-    (:func:`self_counts`) follow exactly from its counts, so every matrix entry equals
-    the in-memory model set's. The lineage's "ever regressed" counts come from the
-    flip-id files of the pairs (v1, vj) (:func:`_ever_regressed`); its
-    ``regressed_from_first_ids`` keep the first
-    :data:`~graceful_core.streaming.DEFAULT_ID_CAP` ids (``ids_cap``). Embeddings are not
-    read: ``cross_top1`` is None everywhere, with the reason.
-
-    Raises
-    ------
-    InputError
-        Any input problem of a pair (named by its file), and tables that do not hold the
-        same samples (within the dataset, if given): a streamed set compares tables of
-        one evaluation set (the in-memory set keeps the samples all models share).
-    """
-    m = len(sources)
-    if m < MIN_MODELS:
-        raise InputError(
-            os.fspath(sources[0]) if sources else None, f"a model set needs at least {MIN_MODELS} models, got {m}"
-        )
-    work = tempfile.mkdtemp(prefix="graceful-matrix-")
-    extra = {} if batch_rows is None else {"batch_rows": batch_rows}
-    try:
-        pairs = {}
-        classes = None
-        n = None
-        flip_files: dict[int, str] = {}
-        for i in range(m):
-            for j in range(i + 1, m):
-                path = os.path.join(work, f"flips-{j}.parquet") if i == 0 else None
-                r = compare_tables_streamed(
-                    sources[i],
-                    sources[j],
-                    dataset=dataset,
-                    classes=None if classes is None else list(classes),
-                    old_name=names[i],
-                    new_name=names[j],
-                    flip_ids_path=path,
-                    id_cap=DEFAULT_ID_CAP if (i, j) == (0, m - 1) else 0,
-                    spill_dir=work,
-                    progress=progress,
-                    **extra,
-                )
-                classes = r.classes if classes is None else classes
-                n = r.n_samples if n is None else n
-                if not r.n_samples == r.n_old_in_dataset == r.n_new_in_dataset == n:
-                    where = " within the dataset" if dataset is not None else ""
-                    raise InputError(
-                        os.fspath(sources[j]),
-                        f"holds other samples than {names[i]}{where} "
-                        f"({r.n_new_in_dataset:,} and {r.n_old_in_dataset:,} rows, {r.n_samples:,} shared): "
-                        "a streamed model set compares tables of the same samples (--stream never "
-                        "compares those all models share, in memory)",
-                    )
-                if path is not None:
-                    flip_files[j] = path
-                pairs[i, j] = r
-        comps: dict[tuple[int, int], Comparison] = {}
-        for (i, j), r in pairs.items():
-            neg, pos = r.negative_flips, r.positive_flips
-            comps[i, j] = _pair_comparison(
-                names, i, j, r.counts, classes, FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap)
-            )
-            comps[j, i] = _pair_comparison(
-                names,
-                j,
-                i,
-                reversed_counts(r.counts),
-                classes,
-                FlipIds(pos.first, neg.first, pos.count, neg.count, cap=neg.cap),
-            )
-        for i in range(m):
-            c, side = (pairs[i, i + 1].counts, "old") if i + 1 < m else (pairs[i - 1, i].counts, "new")
-            comps[i, i] = _pair_comparison(names, i, i, self_counts(c, side), classes, FlipIds((), (), 0, 0))
-        ever = _ever_regressed(flip_files, m, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    mats = flip_matrices(comps, m)
-    steps = []
-    for i in range(m - 1):
-        sm = comps[i, i + 1].summary
-        steps.append(
-            LineageStep(
-                names[i],
-                names[i + 1],
-                sm.old_accuracy,
-                sm.new_accuracy,
-                sm.negative_flip_rate,
-                sm.n_negative_flips,
-                sm.n_positive_flips,
-            )
-        )
-    lineage = Lineage(
-        tuple(steps),
-        tuple(comps[0, k].summary.n_negative_flips for k in range(m)),
-        tuple(ever),
-        comps[0, m - 1].flip_ids.negative,
-    )
-
-    def rows(a: np.ndarray, kind: type) -> tuple:
-        return tuple(tuple(kind(x) for x in row) for row in a)
-
-    return ModelSet(
-        models=tuple(names),
-        n_samples=int(n),
-        classes=tuple(classes),
-        accuracy=tuple(float(a) for a in mats["accuracy"]),
-        negative_flip_rate=rows(mats["negative_flip_rate"], float),
-        backward_trust_compatibility=rows(mats["backward_trust_compatibility"], float),
-        negative_flips=rows(mats["negative_flips"], int),
-        cross_top1=tuple((None,) * m for _ in range(m)),
-        cross_top1_reason=tuple((STREAMED_NO_CROSS_TEST,) * m for _ in range(m)),
-        embedding_dims=(None,) * m,
-        can_share_index=(),
-        lineage=lineage,
-        ids_not_in_all=0,
-        ids_cap=DEFAULT_ID_CAP,
     )
 
 
@@ -500,13 +285,10 @@ def model_matrix_report(
     sources: Sequence[str | os.PathLike],
     data: str | os.PathLike | None = None,
     *,
-    progress: StageProgress | None = None,
-    use_cache: bool = True,
     dataset: ImageDataset | None = None,
-    device: str = "auto",
-    batch_size: int = 256,
     names: Sequence[str] | None = None,
     stream: bool | None = None,
+    **run: Unpack[RunKeywords],
 ) -> ModelSet:
     """Load/run every source (model file or predictions table) and build :func:`model_matrix`.
 
@@ -516,14 +298,8 @@ def model_matrix_report(
         Model files (TorchScript/ONNX) or predictions tables, in lineage order.
     data : path, optional
         The dataset every model runs on (required for model files).
-    progress : callable, optional
-        ``progress(stage, done, total)``: per model while it runs, then per pair.
-    use_cache : bool
-        Read and write the on-disk inference cache.
     dataset : ImageDataset, optional
         An already loaded dataset (the app's); overrides ``data``.
-    device, batch_size
-        Where and in what batches model files run (``auto``/``cpu``/``cuda``).
     names : sequence of str, optional
         The models' names in the set, one per source and all different (default: the file
         names, :func:`display_names`).
@@ -531,6 +307,9 @@ def model_matrix_report(
         Predictions tables only: build the set from each pair's streamed sums
         (:func:`model_matrix_streamed`): True always, False never, None when a table has
         more rows than :func:`graceful_core.comparing.sources.stream_min_rows`.
+    **run
+        The run options ``progress`` (per model while it runs, then per pair), ``use_cache``,
+        ``device``, ``batch_size`` (:class:`~graceful_core.comparing.options.RunOptions`).
 
     Raises
     ------
@@ -539,6 +318,7 @@ def model_matrix_report(
     ValueError
         ``names`` are not one per source, or not all different.
     """
+    opts = run_options(**run)
     if len(sources) < MIN_MODELS:
         raise InputError(
             os.fspath(sources[0]) if sources else None,
@@ -552,45 +332,11 @@ def model_matrix_report(
     if dataset is None and data is not None:
         dataset = load_dataset(data)
     if should_stream(sources, stream):
-        return model_matrix_streamed(sources, names, dataset, progress=progress)
+        return model_matrix_streamed(sources, names, dataset, progress=opts.progress)
     preds: list[Predictions] = []
     if dataset is not None and not any(is_table(s) for s in sources):
-        preds = _run_models_together(
-            sources, dataset, progress=progress, use_cache=use_cache, device=device, batch_size=batch_size
-        )
-    for s in sources[len(preds) :]:
+        preds = predict_models_together(sources, dataset, opts)
+    for s in sources[len(preds) :]:  # a table follows the first model's classes
         classes = list(preds[0].classes) if preds and is_table(s) else None
-        preds.append(
-            predictions_for(
-                s,
-                dataset,
-                classes=classes,
-                progress=progress,
-                use_cache=use_cache,
-                device=device,
-                batch_size=batch_size,
-            )
-        )
-    return model_matrix(preds, list(names), progress=progress)
-
-
-def _run_models_together(
-    sources: Sequence[str | os.PathLike],
-    dataset: ImageDataset,
-    *,
-    progress: StageProgress | None,
-    use_cache: bool,
-    device: str,
-    batch_size: int,
-) -> list[Predictions]:
-    """Every model file over ``dataset``, each image decoded once for all the models not cached yet
-    (:func:`graceful_core.inference.predict_together`: the same outputs and cache entries as one by one)."""
-    from graceful_core.inference import predict_together
-    from graceful_core.models.loader import load_model
-
-    for s in sources:
-        if not os.path.exists(s):
-            raise InputError(os.fspath(s), "no such file")
-    models = [load_model(os.fspath(s), device=device) for s in sources]
-    cbs = [(lambda done, total, name=Path(s).name: progress(name, done, total)) if progress else None for s in sources]
-    return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
+        preds.append(predictions_for(s, dataset, classes=classes, **run))
+    return model_matrix(preds, list(names), progress=opts.progress)

@@ -109,9 +109,9 @@ def compare_predictions(
     n = np.asarray(new_j.pred, dtype=np.int64)
     old_conf = old_p = new_conf = new_p = None
     if old_j.scores is not None:
-        old_conf, old_p = class_probabilities(old_j.scores, old_j.score_kind, o, labels)
+        old_conf, old_p = class_probabilities(old_j.scores, old_j.score_kind or "logits", o, labels)
     if new_j.scores is not None:
-        new_conf, new_p = class_probabilities(new_j.scores, new_j.score_kind, n, labels)
+        new_conf, new_p = class_probabilities(new_j.scores, new_j.score_kind or "logits", n, labels)
     split = (
         flip_confidence_split_from_true_probs(labels, o, n, old_p, new_p)
         if old_p is not None and new_p is not None

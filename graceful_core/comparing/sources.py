@@ -21,38 +21,32 @@ Two tables are compared in one of two ways, with the same numbers (:func:`should
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
 
 from graceful_core.cache import cache_dir, make_key
+from graceful_core.comparing.labelfree import UnlabelledComparison, compare_unlabelled
+from graceful_core.comparing.options import CompareKeywords, RunKeywords, RunOptions, run_options
 from graceful_core.comparing.predictions import compare_predictions
+from graceful_core.comparing.streamed import comparison_of_streamed
 from graceful_core.errors import InputError
-from graceful_core.inference import predict
+from graceful_core.inference import predict, predict_together
 from graceful_core.io.datasets import ImageDataset, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import is_glob, is_table_source, load_predictions_table, table_sha256
-from graceful_core.metrics.flips import group_rates
-from graceful_core.results.comparison import Comparison, ComparisonInputs, FlipIds, GroupFlips
+from graceful_core.results.comparison import Comparison, ComparisonInputs
 from graceful_core.results.coverage import MissingRows, require_complete
 from graceful_core.streaming import DEFAULT_ID_CAP, compare_tables_streamed, estimated_rows
 from graceful_core.types import Predictions
-
-if TYPE_CHECKING:
-    from graceful_core.comparing.labelfree import UnlabelledComparison
-from graceful_core.comparing.labelfree import compare_unlabelled
-from graceful_core.inference import predict_together
 from graceful_core.vocabulary import (
     STREAM_MIN_ROWS,
     STREAM_ROWS_ENV,
-    STREAMED_NO_CROSS_TEST,
-    STREAMED_NO_LABEL_ISSUES,
     TABLE_SUFFIXES,
     StageProgress,
 )
@@ -68,13 +62,16 @@ def predictions_for(
     dataset: ImageDataset | None,
     *,
     classes: list[str] | None = None,
-    progress: StageProgress | None = None,
-    use_cache: bool = True,
-    device: str = "auto",
-    batch_size: int = 256,
+    **run: Unpack[RunKeywords],
 ) -> Predictions:
-    """Predictions of one source: a table as it is, or a model file run over ``dataset``
-    (on ``device``: ``auto``/``cpu``/``cuda``, in batches of ``batch_size``)."""
+    """Predictions of one source: a table as it is (in ``classes``' order when given), or a model
+    file run over ``dataset`` as the run options say (:class:`~graceful_core.comparing.options.RunOptions`)."""
+    return _predictions(source, dataset, run_options(**run), classes)
+
+
+def _predictions(
+    source: str | os.PathLike, dataset: ImageDataset | None, run: RunOptions, classes: list[str] | None = None
+) -> Predictions:
     source = os.fspath(source)
     if not os.path.exists(source) and not is_glob(source):  # a glob of shards: its matches are checked when read
         raise InputError(source, "no such file")
@@ -83,36 +80,57 @@ def predictions_for(
         if dataset is not None:
             preds = attach_dataset_labels(preds, dataset)
         return preds
-    from graceful_core.models.loader import load_model
+    from graceful_core.models.loader import load_model  # imports torch: only when a model file runs
 
-    model = load_model(source, device=device)
+    model = load_model(source, device=run.device)
     if dataset is None:
         raise InputError(source, "a model file needs a dataset to run on: give --data DATA")
-    name = Path(source).name
-    cb = (lambda done, total: progress(name, done, total)) if progress else None
-    return predict(model, dataset, progress=cb, use_cache=use_cache, batch_size=batch_size)
+    return predict(
+        model, dataset, progress=run.stage(Path(source).name), use_cache=run.use_cache, batch_size=run.batch_size
+    )
 
 
-def _predict_models_together(
-    sources: Sequence[str | os.PathLike],
-    dataset: ImageDataset,
-    *,
-    progress: StageProgress | None,
-    use_cache: bool,
-    device: str,
-    batch_size: int,
+def predict_models_together(
+    sources: Sequence[str | os.PathLike], dataset: ImageDataset, run: RunOptions
 ) -> list[Predictions]:
-    """:func:`predictions_for` of several model files over one dataset, each image decoded once
-    (:func:`graceful_core.inference.predict_together`)."""
-    from graceful_core.models.loader import load_model
+    """:func:`predictions_for` of several model files over one dataset, each image decoded once for all the
+    models not cached yet (:func:`graceful_core.inference.predict_together`: the same outputs and cache
+    entries as one by one)."""
+    from graceful_core.models.loader import load_model  # imports torch: only when a model file runs
 
     for s in sources:
         if not os.path.exists(s):
             raise InputError(os.fspath(s), "no such file")
-    models = [load_model(os.fspath(s), device=device) for s in sources]
-    names = [Path(s).name for s in sources]
-    cbs = [functools.partial(progress, name) if progress else None for name in names]
-    return predict_together(models, dataset, progress=cbs, use_cache=use_cache, batch_size=batch_size)
+    models = [load_model(os.fspath(s), device=run.device) for s in sources]
+    cbs = [run.stage(Path(s).name) for s in sources]
+    return predict_together(models, dataset, progress=cbs, use_cache=run.use_cache, batch_size=run.batch_size)
+
+
+def side_predictions(
+    old: str | os.PathLike,
+    new: str | os.PathLike,
+    dataset: ImageDataset | None,
+    run: RunOptions,
+    reference: str | os.PathLike | None = None,
+) -> tuple[Predictions, Predictions, Predictions | None]:
+    """The predictions of ``old``, ``new`` (and ``reference``) by the one class-order rule of sources.
+
+    A model file knows its classes; a predictions table follows them: a table on the new side
+    takes the old side's class order, a table on the old side the new model's, and a reference
+    table the old side's. Two model files over a dataset run together, each image decoded once.
+    """
+    if not is_table(old) and not is_table(new) and dataset is not None:
+        old_p, new_p = predict_models_together([old, new], dataset, run)
+    elif is_table(old) and not is_table(new):
+        new_p = _predictions(new, dataset, run)
+        old_p = _predictions(old, dataset, run, classes=list(new_p.classes))
+    else:
+        old_p = _predictions(old, dataset, run)
+        new_p = _predictions(new, dataset, run, classes=list(old_p.classes) if is_table(new) else None)
+    ref_p = None
+    if reference is not None:
+        ref_p = _predictions(reference, dataset, run, classes=list(old_p.classes) if is_table(reference) else None)
+    return old_p, new_p, ref_p
 
 
 def stream_min_rows() -> int:
@@ -199,18 +217,6 @@ def cached_flip_ids_path(*parts: str) -> str:
     return str(folder / f"{make_key('flip-ids', *parts)}.parquet")
 
 
-def per_slice_from_sums(sums) -> GroupFlips:
-    """The per-slice table of a streamed comparison from its per-slice sums.
-
-    ``sums`` is a :class:`graceful_core.streaming.SliceSums`; rates by the one formula of
-    :func:`graceful_core.metrics.flips.group_rates` (count / support per slice).
-    """
-    table = group_rates(sums.support, sums.negative_flips, sums.positive_flips, sums.old_correct, sums.new_correct)
-    for a in table.values():
-        a.setflags(write=False)  # read-only, as every table of a comparison
-    return GroupFlips("slice", tuple(sums.names), **{c: table[c] for c in GroupFlips.COLUMNS})
-
-
 def attach_dataset_labels(preds: Predictions, dataset: ImageDataset) -> Predictions:
     """Give a table the dataset's labels (joined on id); check agreement if it has its own."""
     ds_classes = list(dataset.classes)
@@ -222,8 +228,6 @@ def attach_dataset_labels(preds: Predictions, dataset: ImageDataset) -> Predicti
             f"class names differ from the table {Path(preds.source).name}'s: dataset has {missing[:5]} not in it",
         )
     ds_labels = np.array([pos[c] for c in ds_classes], dtype=np.int64)[np.asarray(dataset.labels)]
-    import pandas as pd
-
     idx = pd.Index(np.asarray(dataset.ids, dtype=object)).get_indexer(np.asarray(preds.ids, dtype=object))
     keep = idx >= 0
     if not keep.any():
@@ -264,11 +268,7 @@ def compare_sources(
     new: str | os.PathLike,
     data: str | os.PathLike | None = None,
     *,
-    progress: StageProgress | None = None,
-    use_cache: bool = True,
     dataset: ImageDataset | None = None,
-    device: str = "auto",
-    batch_size: int = 256,
     old_name: str | None = None,
     new_name: str | None = None,
     stream: bool | None = None,
@@ -277,6 +277,7 @@ def compare_sources(
     reference: str | os.PathLike | None = None,
     reference_name: str | None = None,
     allow_missing: bool = False,
+    **run: Unpack[RunKeywords],
 ) -> Comparison | UnlabelledComparison:
     """Compare two sources (model files or tables) on an optional dataset.
 
@@ -286,12 +287,8 @@ def compare_sources(
         Model files (TorchScript/ONNX) or predictions tables (CSV/Parquet).
     data : path, optional
         Dataset (folder, ``.zip``, manifest). Required when either side is a model file.
-    progress : callable, optional
-        ``progress(stage, done, total)`` during inference.
     dataset : ImageDataset, optional
         An already loaded dataset (the app passes its cached one); overrides ``data``.
-    device, batch_size
-        Where and in what batches model files run (:func:`predictions_for`).
     old_name, new_name : str, optional
         Display names (default: the file names).
     stream : bool or None
@@ -314,6 +311,9 @@ def compare_sources(
         Compare the ids both sides (and the dataset) share when some rows have no match;
         without it that is an InputError (:func:`graceful_core.results.coverage.require_complete`).
         The comparison's ``missing`` says what was left out.
+    **run
+        The run options ``progress``, ``use_cache``, ``device``, ``batch_size``
+        (:class:`~graceful_core.comparing.options.RunOptions`).
 
     Returns
     -------
@@ -325,6 +325,8 @@ def compare_sources(
         either side (no ``label`` column, no dataset): an
         :class:`~graceful_core.comparing.labelfree.UnlabelledComparison` (prediction churn).
     """
+    opts = run_options(**run)
+    progress = opts.progress
     if dataset is None and data is not None:
         dataset = load_dataset(data)
     if reference is not None and not os.path.exists(reference) and not is_glob(reference):
@@ -353,18 +355,7 @@ def compare_sources(
             ) from None
         require_complete(comp.missing, allow_missing)
         return comp
-    run = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
-    if not is_table(old) and not is_table(new) and dataset is not None:  # two models: decode the images once
-        old_p, new_p = _predict_models_together([old, new], dataset, **run)
-    elif is_table(old) and not is_table(new):  # the model knows its classes: the table uses them
-        new_p = predictions_for(new, dataset, **run)
-        old_p = predictions_for(old, dataset, classes=list(new_p.classes), **run)
-    else:
-        old_p = predictions_for(old, dataset, **run)
-        new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None, **run)
-    ref_p = None
-    if reference is not None:  # a table follows the old side's classes, a model file has its own
-        ref_p = predictions_for(reference, dataset, classes=list(old_p.classes) if is_table(reference) else None, **run)
+    old_p, new_p, ref_p = side_predictions(old, new, dataset, opts, reference)
     missing = missing_rows_of(
         old_p,
         new_p,
@@ -373,32 +364,19 @@ def compare_sources(
         dataset if is_table(old) and is_table(new) else None,
     )
     require_complete(missing, allow_missing)
+    both: CompareKeywords = {
+        "old_name": old_name or Path(old).name,
+        "new_name": new_name or Path(new).name,
+        "key": comparison_key(old, new, dataset),
+        "inputs": ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
+        "reference": ref_p,
+        "reference_name": None if reference is None else reference_name or Path(reference).name,
+        "missing": missing if missing.any else None,
+        "progress": progress,
+    }
     if old_p.labels is None and new_p.labels is None:
-        return compare_unlabelled(
-            old_p,
-            new_p,
-            old_name=old_name or Path(old).name,
-            new_name=new_name or Path(new).name,
-            key=comparison_key(old, new, dataset),
-            inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
-            reference=ref_p,
-            reference_name=None if reference is None else reference_name or Path(reference).name,
-            missing=missing if missing.any else None,
-            progress=progress,
-        )
-    return compare_predictions(
-        old_p,
-        new_p,
-        old_name=old_name or Path(old).name,
-        new_name=new_name or Path(new).name,
-        old_head=old_head(old),
-        key=comparison_key(old, new, dataset),
-        inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
-        reference=ref_p,
-        reference_name=None if reference is None else reference_name or Path(reference).name,
-        missing=missing if missing.any else None,
-        progress=progress,
-    )
+        return compare_unlabelled(old_p, new_p, **both)
+    return compare_predictions(old_p, new_p, old_head=old_head(old), **both)
 
 
 def missing_rows_of(
@@ -449,24 +427,8 @@ def _compare_streamed(
             progress=progress,
         )
         key = key.result()
-    neg, pos = r.negative_flips, r.positive_flips
-    return Comparison(
-        old_name=r.old_name,
-        new_name=r.new_name,
-        classes=r.classes,
-        counts=r.counts,
-        flip_ids=FlipIds(neg.first, pos.first, neg.count, pos.count, cap=neg.cap, parquet=r.flip_ids_path),
-        arrays=None,
-        per_slice=None if r.slices is None else per_slice_from_sums(r.slices),
-        compatibility_reason=STREAMED_NO_CROSS_TEST if r.embeddings_skipped else None,
-        label_issues_reason=STREAMED_NO_LABEL_ISSUES,
-        # regression_slices are computed from per-sample arrays and metadata, which a streamed
-        # comparison does not hold: None here. Metadata-only slices could be tested from the per-slice sums
-        # (r.slices: support and flips per slice value) when that analysis accepts counts.
-        dropped_ids=r.dropped_ids,
-        missing=_streamed_missing(r, old_name, new_name, dataset),
-        key=key,
-        inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset),
+    return comparison_of_streamed(
+        r, dataset, key=key, inputs=ComparisonInputs(old=os.fspath(old), new=os.fspath(new), dataset=dataset)
     )
 
 
@@ -480,7 +442,7 @@ def old_head(old: str | os.PathLike):
     """
     if is_table(old):
         return None
-    from graceful_core.models.loader import load_model
+    from graceful_core.models.loader import load_model  # imports torch: only when a model file runs
 
     model = load_model(old)
     return model.head if model.has_head else None
@@ -493,16 +455,3 @@ def comparison_key(old: str | os.PathLike, new: str | os.PathLike, dataset: Imag
         return table_sha256(p) if is_table(p) else file_sha256(p)
 
     return make_key("comparison", digest(old), digest(new), dataset.content_hash() if dataset else "")
-
-
-def _streamed_missing(r, old_name: str, new_name: str, dataset: ImageDataset | None) -> MissingRows | None:
-    """The rows a streamed comparison left out (None when none)."""
-    m = MissingRows(
-        old_name,
-        new_name,
-        old_rows=int(r.n_old_rows),
-        new_rows=int(r.n_new_rows),
-        n_compared=int(r.counts.n_samples),
-        dataset_images=None if dataset is None else len(dataset),
-    )
-    return m if m.any else None

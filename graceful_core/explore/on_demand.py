@@ -109,18 +109,18 @@ def projection(
     if kind not in PROJECTIONS:
         raise ValueError(f"kind must be one of {PROJECTIONS}, got {kind!r}")
     a = comp.require_arrays()
-    if a.old_embedding is None or a.new_embedding is None:
+    old_e, new_e = a.old_embedding, a.new_embedding
+    if old_e is None or new_e is None:
         raise ValueError("a projection needs embeddings from both models")
 
     def compute() -> dict[str, np.ndarray]:
         fn = joint_umap if kind == "joint" else separate_umap
-        res = precomputed_projection(kind, a.old_embedding, a.new_embedding, max_points)
+        res = precomputed_projection(kind, old_e, new_e, max_points)
         if res is None:
-            res = fn(
-                a.old_embedding,
-                a.new_embedding,
-                progress=progress,
-                **({} if max_points is None else {"max_points": max_points}),
+            res = (
+                fn(old_e, new_e, progress=progress)
+                if max_points is None
+                else fn(old_e, new_e, progress=progress, max_points=max_points)
             )
         return {
             "old_xy": res.old_xy,

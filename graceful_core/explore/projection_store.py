@@ -32,6 +32,7 @@ False
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import zipfile
 from collections.abc import Iterable
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from graceful_core.cache import atomic_output
-from graceful_core.explore.projection import ProjectionResult
+from graceful_core.explore.projection import ProjectionResult, joint_umap, separate_umap
 
 __all__ = [
     "SAMPLED_POINTS",
@@ -165,15 +166,15 @@ def find_map(
         got = _load(d / exact, n) if (d / exact).is_file() else None
         if got is not None:
             return got[0]
-    s_old = s_new = None
+    sketches: tuple[np.ndarray, np.ndarray] | None = None  # computed at the first candidate file
     for d in dirs:
         for path in sorted(d.glob(f"{settings}-*.npz")):
             got = _load(path, n)
             if got is None:
                 continue
-            if s_old is None:
-                s_old, s_new = sketch(old), sketch(new)
-            if sketches_match(got[1], s_old) and sketches_match(got[2], s_new):
+            if sketches is None:
+                sketches = (sketch(old), sketch(new))
+            if sketches_match(got[1], sketches[0]) and sketches_match(got[2], sketches[1]):
                 return got[0]
     return None
 
@@ -202,10 +203,6 @@ def projection_settings(kind: str, old: np.ndarray, new: np.ndarray, max_points:
     """:func:`settings_key` of :func:`~graceful_core.explore.projection.joint_umap` (``"joint"``) or
     :func:`~graceful_core.explore.projection.separate_umap` (``"separate"``) called with their defaults
     except ``max_points`` (None: the default)."""
-    import inspect
-
-    from graceful_core.explore.projection import joint_umap, separate_umap
-
     defaults = {
         k: p.default
         for k, p in inspect.signature(joint_umap if kind == "joint" else separate_umap).parameters.items()

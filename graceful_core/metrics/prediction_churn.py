@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from graceful_core.jsonable import json_clean
 from graceful_core.metrics.flips import as_label_array
 from graceful_core.metrics.significance import mcnemar_p_value, wilson_interval
 
@@ -73,7 +74,7 @@ class PredictionChurn:
 
     def to_json(self) -> dict[str, Any]:
         """``prediction_churn``, ``prediction_churn_ci95``, ``n_changed_predictions``, ``churn_transition_matrix``."""
-        rate = None if np.isnan(self.rate) else float(self.rate)
+        rate = json_clean(self.rate)
         return {
             "prediction_churn": rate,
             "prediction_churn_ci95": [float(x) for x in self.ci95] if rate is not None else [None, None],
@@ -89,7 +90,7 @@ class PredictionChurn:
                 "class": str(c),
                 "support": int(pc["support"][j]),
                 "changed": int(pc["changed"][j]),
-                "churn": None if np.isnan(pc["churn"][j]) else float(pc["churn"][j]),
+                "churn": json_clean(pc["churn"][j]),
             }
             for j, c in enumerate(classes)
         ]

@@ -73,9 +73,7 @@ def _column_codes(s: pd.Series) -> tuple[np.ndarray | None, np.ndarray, list[str
     filled = ~blank
     # text that spells numbers is numbers (a CSV read as text: "3" and "3.0" are 3)
     if filled.any() and all(isinstance(u, str) for u in uniques):
-        parsed = pd.to_numeric(pd.Series([t.strip() for t in texts]), errors="coerce").to_numpy(
-            dtype=np.float64, copy=True
-        )
+        parsed = np.array(pd.to_numeric(pd.Series([t.strip() for t in texts]), errors="coerce"), dtype=np.float64)
         if not np.isnan(parsed[filled]).any():
             parsed[blank] = np.nan
             v = np.full(n, np.nan)
@@ -192,12 +190,16 @@ def metadata_candidates(
         raise ValueError(f"metadata has the column {dup!r} more than once")
     cands: list[SliceCandidate] = []
     skipped: list[tuple[str, str]] = []
-    for name in metadata.columns:
+    for j, name in enumerate(metadata.columns):
         col = str(name)
         if is_reserved_column(col):
             continue
         got, reason = _column_slices(
-            col, metadata[name].reset_index(drop=True), int(max_categories), int(max_numeric_categories), int(n_bins)
+            col,
+            metadata.iloc[:, j].reset_index(drop=True),
+            int(max_categories),
+            int(max_numeric_categories),
+            int(n_bins),
         )
         cands.extend(got)
         if reason is not None:

@@ -147,13 +147,14 @@ def embedding_clusters(
     # float64 for the fit: scikit-learn's k-means++ seeding computes float32 distances by
     # up-casting in chunks, 3-5x slower than float64 at D = 256 (measured with
     # benchmarks/bench_slices.py). Above MAX_FIT_SAMPLES all samples stay float32 (memory).
-    km = KMeans(n_clusters=k, n_init=1, random_state=seed)
+    # the ignore: scikit-learn's stub-less n_init reads as str (its default, "auto"); an int is documented
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed)  # pyright: ignore[reportArgumentType]
     if n <= MAX_FIT_SAMPLES:
         z = _normalise_rows(x.astype(np.float64))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct points than k
             km.fit(z)
-        raw = km.labels_.astype(np.int64)
+        raw = np.asarray(km.labels_, dtype=np.int64)
     else:
         z = _normalise_rows(x.astype(np.float32))
         pick = np.sort(np.random.default_rng(seed).choice(n, MAX_FIT_SAMPLES, replace=False))

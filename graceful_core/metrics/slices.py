@@ -268,7 +268,7 @@ def rank_slices(
                 p_adjusted=min(1.0, float(pa)),
                 excess=excess,
                 indices=c.indices,
-                cluster=by_number.get(c.value) if c.kind == "embedding" else None,
+                cluster=by_number.get(int(c.value)) if c.kind == "embedding" else None,
             )
         )
     order = sorted(

@@ -11,14 +11,20 @@ gating only); the comparison report uses it for ``mitigation_whatif``.
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
+from graceful_core.comparing.classes import harmonise_classes
+from graceful_core.comparing.options import RunKeywords, RunOptions, run_options
+from graceful_core.comparing.sources import is_table, side_predictions
 from graceful_core.errors import InputError
+from graceful_core.inference import predict
+from graceful_core.io.datasets import ImageDataset, load_dataset
+from graceful_core.io.tables import join_predictions
 from graceful_core.metrics.whatif import (
     DEFAULT_MAX_ERROR_INCREASE,
     INTERPOLATION_ALPHAS,
@@ -28,8 +34,7 @@ from graceful_core.metrics.whatif import (
     probabilities64,
     whatif_report,
 )
-from graceful_core.types import Predictions
-from graceful_core.vocabulary import StageProgress
+from graceful_core.types import Model, Predictions
 
 __all__ = ["MitigationResult", "mitigate_sources", "whatif_from_predictions", "NO_SCORES", "INTERPOLATION_NEEDS_FILES"]
 
@@ -43,9 +48,6 @@ INTERPOLATION_NEEDS_FILES = "weight interpolation needs both model files (a pred
 
 
 def _joined(old: Predictions, new: Predictions) -> tuple[Predictions, Predictions]:
-    from graceful_core.comparing.classes import harmonise_classes
-    from graceful_core.io.tables import join_predictions
-
     for p in (old, new):
         if p.scores is None:
             raise InputError(p.source or None, NO_SCORES)
@@ -108,7 +110,7 @@ class MitigationResult:
 
     def export(self, path: str | os.PathLike) -> str:
         """Write the recommended point as one model file (``.pt2`` or ``.onnx``); returns what was written."""
-        from graceful_core.comparing.sources import is_table
+        # model files and the exported remedy are torch's: loaded only when a remedy is written
         from graceful_core.models.loader import load_model
         from graceful_core.remedies.transition import export_remedy
 
@@ -120,10 +122,9 @@ class MitigationResult:
 
 
 def _interpolation(
-    old: str, new: str, new_j: Predictions, dataset, run_kw: dict, progress: StageProgress | None
+    old: str, new: str, new_j: Predictions, dataset: ImageDataset, opts: RunOptions
 ) -> tuple[np.ndarray | None, str | None]:
-    from graceful_core.comparing.sources import is_table
-    from graceful_core.inference import predict
+    # the interpolated models are torch's: loaded only when two model files are interpolated
     from graceful_core.models.loader import load_model
     from graceful_core.remedies.interpolation import interpolation_predictions
 
@@ -131,23 +132,15 @@ def _interpolation(
         return None, INTERPOLATION_NEEDS_FILES
     om, nm = load_model(old), load_model(new)
 
-    def run(model, alpha: float):
-        stage = f"interpolated weights, alpha {alpha:g}"
-        cb = functools.partial(progress, stage) if progress else None
-        return predict(model, dataset, progress=cb, use_cache=False, batch_size=run_kw.get("batch_size", 256))
+    def run(model: Model, alpha: float) -> Predictions:
+        stage = opts.stage(f"interpolated weights, alpha {alpha:g}")
+        return predict(model, dataset, progress=stage, use_cache=False, batch_size=opts.batch_size)
 
     return interpolation_predictions(om, np.asarray(new_j.scores, np.float32), nm, run, INTERPOLATION_ALPHAS)
 
 
-def _side_predictions(old: str, new: str, dataset, run_kw: dict) -> tuple[Predictions, Predictions]:
-    from graceful_core.comparing.sources import is_table, predictions_for
-
-    if is_table(old) and not is_table(new):
-        new_p = predictions_for(new, dataset, **run_kw)
-        old_p = predictions_for(old, dataset, classes=list(new_p.classes), **run_kw)
-    else:
-        old_p = predictions_for(old, dataset, **run_kw)
-        new_p = predictions_for(new, dataset, classes=list(old_p.classes) if is_table(new) else None, **run_kw)
+def _sides(old: str, new: str, dataset: ImageDataset | None, opts: RunOptions) -> tuple[Predictions, Predictions]:
+    old_p, new_p, _ = side_predictions(old, new, dataset, opts)
     return old_p, new_p
 
 
@@ -159,10 +152,7 @@ def mitigate_sources(
     validation: str | os.PathLike | None = None,
     max_error_increase: float = DEFAULT_MAX_ERROR_INCREASE,
     interpolation: bool = True,
-    progress: StageProgress | None = None,
-    use_cache: bool = True,
-    device: str = "auto",
-    batch_size: int = 256,
+    **run: Unpack[RunKeywords],
 ) -> MitigationResult:
     """What each training-free remedy would change for ``old`` → ``new`` on ``data``, and the recommendation.
 
@@ -180,6 +170,9 @@ def mitigate_sources(
     interpolation : bool
         Run the weight interpolation when both files have one architecture (11 passes over
         ``data``, 11 more over ``validation``).
+    **run
+        The run options ``progress``, ``use_cache``, ``device``, ``batch_size``
+        (:class:`~graceful_core.comparing.options.RunOptions`).
 
     Raises
     ------
@@ -192,23 +185,20 @@ def mitigate_sources(
     ...                      "sample_data/fashion/predictions/new.parquet")  # doctest: +SKIP
     >>> r.report.recommended.sentence()  # doctest: +SKIP
     """
-    from graceful_core.comparing.sources import is_table
-    from graceful_core.io.datasets import load_dataset
-
+    opts = run_options(**run)
     old, new = os.fspath(old), os.fspath(new)
     if not 0.0 <= max_error_increase < 1.0:
         raise InputError(
             None, f"--max-error-increase must be between 0 and 100 points, got {max_error_increase * 100:g}"
         )
     dataset = load_dataset(data) if data is not None else None
-    run_kw = {"progress": progress, "use_cache": use_cache, "device": device, "batch_size": batch_size}
-    old_j, new_j = _joined(*_side_predictions(old, new, dataset, run_kw))
+    old_j, new_j = _joined(*_sides(old, new, dataset, opts))
     rows = reason = None
     if interpolation:
         rows, reason = (
             (None, INTERPOLATION_NEEDS_FILES)
             if dataset is None or is_table(old) or is_table(new)
-            else _interpolation(old, new, new_j, dataset, run_kw, progress)
+            else _interpolation(old, new, new_j, dataset, opts)
         )
         if (
             rows is not None
@@ -228,10 +218,10 @@ def mitigate_sources(
                 "with predictions tables the choice is cross-fitted",
             )
         vds = load_dataset(validation)
-        vo, vn = _joined(*_side_predictions(old, new, vds, run_kw))
+        vo, vn = _joined(*_sides(old, new, vds, opts))
         vrows = None
         if rows is not None:
-            vrows, vreason = _interpolation(old, new, vn, vds, run_kw, progress)
+            vrows, vreason = _interpolation(old, new, vn, vds, opts)
             if vrows is None:
                 raise InputError(os.fspath(validation), f"interpolation failed on the validation set ({vreason})")
         val = _candidates(vo, vn, vrows)

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from graceful_core.models.module import ModuleModel
+from graceful_core.models.pt2 import Pt2Model
+from graceful_core.models.torchscript import TorchScriptModel
 from graceful_core.types import Model, Predictions
 
 __all__ = [
@@ -38,9 +40,6 @@ ALPHA_ONE_TOLERANCE = 1e-4
 
 
 def _module_of(model: Model) -> nn.Module | None:
-    from graceful_core.models.pt2 import Pt2Model
-    from graceful_core.models.torchscript import TorchScriptModel
-
     if isinstance(model, Pt2Model):
         # ExportedProgram.module() shares its tensors with the (cached) program: loading weights into
         # it would change the loaded model itself, so the file is read again into a program of its own.

@@ -22,7 +22,11 @@ import torch
 from torch import nn
 
 from graceful_core.errors import InputError
-from graceful_core.training.export import EXPORT_FORMATS
+from graceful_core.models.outputs import short_reason
+from graceful_core.models.pt2 import Pt2Model, quiet_torch_export
+from graceful_core.models.torchscript import TorchScriptModel
+from graceful_core.remedies.interpolation import interpolation_module
+from graceful_core.training.export import EXPORT_FORMATS, FixedMode, export_onnx, export_program, save_pt2
 from graceful_core.types import Model, ModelInfo
 
 __all__ = ["TransitionModule", "export_remedy", "EXPORT_SUFFIXES", "TRANSITION_NAME"]
@@ -92,10 +96,6 @@ class TransitionModule(nn.Module):
 
 def _program_module(model: Model) -> nn.Module:
     """A traceable module of a TorchScript or ``.pt2`` file (forward gives logits or (logits, embedding))."""
-    from graceful_core.models.pt2 import Pt2Model
-    from graceful_core.models.torchscript import TorchScriptModel
-    from graceful_core.training.export import FixedMode, export_program
-
     # An exported program's module cannot switch modes (the ONNX exporter tries): FixedMode stops train() there.
     if isinstance(model, Pt2Model):
         return FixedMode(model.program.module())
@@ -117,9 +117,6 @@ def export_remedy(old: Model, new: Model, method: str, params: Mapping[str, floa
         Another suffix, models with other input sizes or classes, an ONNX model, or a
         failing export.
     """
-    from graceful_core.models.pt2 import quiet_torch_export
-    from graceful_core.training.export import export_onnx, save_pt2
-
     out = os.fspath(out)
     suffix = os.path.splitext(out)[1].lower()
     if suffix not in EXPORT_SUFFIXES:
@@ -128,12 +125,8 @@ def export_remedy(old: Model, new: Model, method: str, params: Mapping[str, floa
         raise InputError(out, "the models take other input sizes or classes: one file cannot run both")
     info: ModelInfo = dataclasses.replace(new.info, name=TRANSITION_NAME)
     if method == "interpolation":
-        from graceful_core.remedies.interpolation import interpolation_module
-
         module = interpolation_module(old, new, float(params["alpha"]))
         if not isinstance(module, torch.jit.ScriptModule):  # a .pt2 program's module: its mode is fixed
-            from graceful_core.training.export import FixedMode
-
             module = FixedMode(module)
         info = dataclasses.replace(old.info, name=TRANSITION_NAME)
         what = f"the interpolated model (alpha {params['alpha']:g})"
@@ -157,7 +150,5 @@ def export_remedy(old: Model, new: Model, method: str, params: Mapping[str, floa
     except InputError:
         raise
     except Exception as e:  # an export failure concerns these models
-        from graceful_core.models.outputs import short_reason
-
         raise InputError(out, f"could not export the remedy ({short_reason(e)})") from None
     return f"wrote {out}: {what}"

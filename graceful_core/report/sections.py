@@ -15,12 +15,8 @@ formats of :mod:`graceful_core.vocabulary`; a face adds no word about a metric o
 
 Examples
 --------
->>> import numpy as np
->>> from graceful_core.results.comparison import Comparison, FlipIds
->>> from graceful_core.metrics.counts import FlipCounts
->>> y = np.array([0, 0, 1, 1, 1, 2]); old = np.array([0, 0, 1, 1, 1, 2]); new = np.array([1, 0, 0, 2, 1, 2])
->>> comp = Comparison("a", "b", ("cat", "dog", "owl"), FlipCounts.from_predictions(y, old, new, 3),
-...                   FlipIds.complete(["0", "2", "3"], []))
+>>> from graceful_core.results.examples import small_comparison
+>>> comp = small_comparison()  # six images, the new model breaks three
 >>> [s.key for s in build_sections(comp)]
 ['headline', 'worst_class', 'significance', 'cards', 'flips', 'compatibility']
 >>> build_sections(comp)[0].sentences

@@ -192,12 +192,8 @@ def classes_hurt(c: Comparison) -> tuple[ClassHurt, ...]:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from graceful_core.results.comparison import Comparison, FlipIds
-    >>> from graceful_core.metrics.counts import FlipCounts
-    >>> y = np.array([0, 0, 1, 1, 1, 2]); old = np.array([0, 0, 1, 1, 1, 2]); new = np.array([1, 0, 0, 2, 1, 2])
-    >>> counts = FlipCounts.from_predictions(y, old, new, 3)
-    >>> comp = Comparison("a", "b", ("cat", "dog", "owl"), counts, FlipIds.complete([0, 2, 3], []))
+    >>> from graceful_core.results.examples import small_comparison
+    >>> comp = small_comparison()  # one cat and two dogs broken
     >>> [(h.name, h.negative_flips, h.support) for h in classes_hurt(comp)]
     [('dog', 2, 3), ('cat', 1, 2)]
     """

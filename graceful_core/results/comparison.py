@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from graceful_core.metrics.counts import FlipCounts
 from graceful_core.metrics.label_issues import LabelIssues, label_issues_to_json
 from graceful_core.metrics.prediction_churn import prediction_churn_from_matrix
 from graceful_core.metrics.retrieval import CrossTest
-from graceful_core.metrics.slices import SliceReport
+from graceful_core.metrics.slices import RegressionSlice, SliceReport
 from graceful_core.metrics.summary import FlipSummary, flip_summary
 from graceful_core.metrics.whatif import WhatIfReport
 from graceful_core.results.coverage import MissingRows
@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["Comparison", "ComparisonInputs", "FlipIds", "GroupFlips", "SampleArrays", "ChurnFloor"]
 
 
+@overload
+def _read_only(a: np.ndarray) -> np.ndarray: ...
+@overload
+def _read_only(a: np.ndarray | None) -> np.ndarray | None: ...
 def _read_only(a: np.ndarray | None) -> np.ndarray | None:
     """A read-only view of ``a`` (the caller's array keeps its own flags)."""
     if a is None:
@@ -255,7 +259,8 @@ def _slice_report(slices: SliceReport | Sequence[SupportsJson], counts: FlipCoun
     if isinstance(slices, SliceReport):
         return slices
     return SliceReport(
-        slices=tuple(slices),
+        # duck-typed: a report reads only each slice's to_json (tests pass stand-ins for RegressionSlice)
+        slices=cast("tuple[RegressionSlice, ...]", tuple(slices)),
         n_samples=counts.n_samples,  # type: ignore[arg-type]
         negative_flips=counts.negative_flips,
     )
@@ -459,7 +464,7 @@ class Comparison:
             ids = self.flip_ids.negative if kind == FLIP_TYPES[0] else self.flip_ids.positive
             return pd.DataFrame({"id": list(ids)})
         df = self.samples()
-        return df[df["flip"] == kind].sort_values("id", kind="stable").reset_index(drop=True)
+        return df.loc[df["flip"] == kind].sort_values("id", kind="stable").reset_index(drop=True)
 
     # ------------------------------------------------------------------- reports
     def to_report(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from graceful_core.models.module import (
     has_embed_method,
     has_head_method,
     module_has_embedding,
+    module_outputs,
 )
 from graceful_core.models.onnx import OnnxModel
 from graceful_core.models.outputs import short_reason
@@ -155,8 +156,6 @@ def check_class_count(model: nn.Module, info: ModelInfo) -> None:
     A file whose ``graceful.json`` names 9 classes for 10 logits would load nowhere (the
     loaders refuse it) or, worse, label every prediction after the missing name wrongly.
     """
-    from graceful_core.models.module import module_outputs
-
     with eval_mode(model), torch.inference_mode():
         logits, _ = module_outputs(model, torch.zeros((2, *info.input_size), dtype=torch.float32))
     k = int(logits.shape[-1])

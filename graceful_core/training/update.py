@@ -26,6 +26,9 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset, align_classes, load_dataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.models.devices import resolve_device
+from graceful_core.models.loader import load_model  # validates the file (never unpickles)
+from graceful_core.models.onnx import OnnxModel
+from graceful_core.models.torchscript import TorchScriptModel
 from graceful_core.training.architectures import ARCHITECTURES, INPUT_SIZES
 from graceful_core.training.export import save_torchscript
 from graceful_core.training.losses import ELODI_MIN_MODELS
@@ -156,13 +159,8 @@ def _load_old(
         No such file, not a model, an ONNX model (training needs TorchScript), or, for
         ``method="bct"``, a model without ``embed`` and ``head``.
     """
-    from graceful_core.models.loader import load_model  # validates the file (never unpickles)
-    from graceful_core.models.torchscript import TorchScriptModel
-
     model = load_model(old_path, device=device)
     if not isinstance(model, TorchScriptModel):
-        from graceful_core.models.onnx import OnnxModel
-
         kind = (
             "an ONNX model"
             if isinstance(model, OnnxModel)
@@ -197,9 +195,6 @@ def _load_old(
 
 def _load_torchscript(path: str | os.PathLike, info: ModelInfo, device: str, role: str) -> torch.jit.ScriptModule:
     """A TorchScript model that takes the old model's images and predicts its classes (validated, never unpickled)."""
-    from graceful_core.models.loader import load_model
-    from graceful_core.models.torchscript import TorchScriptModel
-
     model = load_model(path, device=device)
     if not isinstance(model, TorchScriptModel):
         raise InputError(path, f"{role} must be a TorchScript file (.pt)")
