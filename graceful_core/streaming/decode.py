@@ -14,13 +14,13 @@ import pyarrow as pa
 from graceful_core.errors import InputError
 from graceful_core.io.arrow_compute import pc
 from graceful_core.io.tables.columns import (
-    _class_column,
-    _list_column_values,
-    _text_indices,
-    _to_indices,
-    _wide_values,
+    class_column,
+    list_column_values,
+    text_indices,
+    to_indices,
+    wide_values,
 )
-from graceful_core.io.tables.reading import _first_bad_row
+from graceful_core.io.tables.reading import first_bad_row
 from graceful_core.metrics.confidence import class_probabilities
 from graceful_core.streaming.dataset_index import DatasetIndex
 from graceful_core.streaming.kernels import argmax_rows
@@ -88,7 +88,7 @@ def _index_compatible(classes: Sequence[str]) -> bool:
     (``["0", "1", ...]``) or no class name does: then reading a text column batch by batch
     gives what reading it whole gives (see :meth:`Decoder._text_indices`)."""
     texts = pa.array(list(classes), type=pa.string())
-    numeric = [_text_indices(texts.slice(j, 1)) is not None for j in range(len(classes))]
+    numeric = [text_indices(texts.slice(j, 1)) is not None for j in range(len(classes))]
     if not any(numeric):
         return True
     return all(numeric) and list(classes) == [str(j) for j in range(len(classes))]
@@ -141,13 +141,13 @@ class Decoder:
 
     # ------------------------------------------------------------ class columns
     def _indices(self, t: pa.Table, name: str, ids: IdView, file: str) -> np.ndarray | None:
-        got = _class_column(t, name, ids, file)
+        got = class_column(t, name, ids, file)
         if got is None:
             return None
         kind, values = got
         cls = list(self.layout.file_classes)
         if kind == "index":
-            return _to_indices("index", values, cls, name, ids, file)
+            return to_indices("index", values, cls, name, ids, file)
         return self._text_indices(values, cls, name, ids, file)
 
     def _text_indices(self, values, cls: list[str], name: str, ids: IdView, file: str) -> np.ndarray:
@@ -163,10 +163,10 @@ class Decoder:
         if idx.null_count == 0 and state.mode != "index":
             state.mode = "name"
             return idx.to_numpy(zero_copy_only=False).astype(np.int64)
-        as_index = _text_indices(values)
+        as_index = text_indices(values)
         first_bad = state.first_bad
         if idx.null_count and first_bad is None:
-            row = _first_bad_row(idx.is_null().to_numpy(zero_copy_only=False))
+            row = first_bad_row(idx.is_null().to_numpy(zero_copy_only=False))
             first_bad = (file, ids[row], values[row].as_py())
         if as_index is None or (state.mode == "name" and not _index_compatible(cls)):
             assert first_bad is not None  # set above, or by the batch that switched the column to indices
@@ -174,7 +174,7 @@ class Decoder:
             shown = cls if len(cls) <= 20 else cls[:20] + ["..."]
             raise InputError(f, f"'{name}' of id {bad_id!r} is {bad_value!r}, not one of the classes {shown}")
         state.mode, state.first_bad = "index", first_bad
-        return _to_indices("index", as_index, cls, name, ids, file)
+        return to_indices("index", as_index, cls, name, ids, file)
 
     # ------------------------------------------------------------------ batch
     def decode(self, piece: Piece) -> Rows:
@@ -191,9 +191,9 @@ class Decoder:
                 pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)
             ):
                 raise InputError(file, f"column '{lay.score_list}' must hold lists of numbers, not {col.type}")
-            scores = _list_column_values(col, ids, file, lay.score_list, lay.k)
+            scores = list_column_values(col, ids, file, lay.score_list, lay.k)
         elif lay.score_wide is not None:
-            scores = _wide_values(t, list(lay.score_wide), file)
+            scores = wide_values(t, list(lay.score_wide), file)
         if scores is not None:
             am, bad = argmax_rows(scores)
             if bad >= 0:
@@ -202,7 +202,7 @@ class Decoder:
         pred = self._indices(t, "pred", ids, file)
         if am is not None:
             if pred is not None and (pred != am).any():
-                row = _first_bad_row(pred != am)
+                row = first_bad_row(pred != am)
                 fc = lay.file_classes
                 raise InputError(
                     file,
@@ -224,7 +224,7 @@ class Decoder:
             if labels is not None:
                 bad = in_ds & (labels != ds_labels)
                 if bad.any():
-                    row = _first_bad_row(bad)
+                    row = first_bad_row(bad)
                     raise InputError(
                         file,
                         f"label of id {ids[row]!r} is {lay.classes[labels[row]]!r} "

@@ -28,16 +28,16 @@ from graceful_core.io.tables.columns import (
     EMBEDDING_PREFIX,
     SCORE_FORMS,
     ClassColumn,
-    _class_column,
-    _derived_classes,
-    _file_classes,
-    _reorder_to,
-    _wide_names,
+    class_column,
+    derived_classes,
     has_class_names,
+    metadata_classes,
+    reorder_to,
     unnamed_scores_problem,
+    wide_names,
 )
 from graceful_core.io.tables.files import table_display_name, table_files
-from graceful_core.io.tables.reading import _csv_header, _first_line_of_msg
+from graceful_core.io.tables.reading import csv_header, first_line_of_message
 from graceful_core.streaming.dataset_index import DatasetIndex
 from graceful_core.streaming.pieces import IdView, Piece, batch_ids, raw_pieces
 
@@ -112,7 +112,7 @@ class TableLayout:
 def _schema_of(path: str, kind: str) -> tuple[list[str], dict, int | None, pa.Schema | None]:
     """Column names, schema metadata, declared rows (Parquet) and Arrow schema of one file."""
     if kind == "csv":
-        header = _csv_header(path)
+        header = csv_header(path)
         if not header:
             raise InputError(path, "the table is empty (no header line)")
         return header, {}, None, None
@@ -122,14 +122,14 @@ def _schema_of(path: str, kind: str) -> tuple[list[str], dict, int | None, pa.Sc
         meta = pq.read_metadata(path)
         schema = meta.schema.to_arrow_schema()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, ValueError) as e:
-        raise InputError(path, f"not a readable Parquet table ({_first_line_of_msg(e)})") from None
+        raise InputError(path, f"not a readable Parquet table ({first_line_of_message(e)})") from None
     return schema.names, dict(schema.metadata or {}), int(meta.num_rows), schema
 
 
 def _classes_meta(meta: dict, path: str) -> tuple[str, ...] | None:
     if CLASSES_KEY not in meta:
         return None
-    classes = _file_classes(pa.schema([], metadata={CLASSES_KEY: meta[CLASSES_KEY]}).empty_table(), path)
+    classes = metadata_classes(pa.schema([], metadata={CLASSES_KEY: meta[CLASSES_KEY]}).empty_table(), path)
     assert classes is not None  # the metadata holds the key: a list of names, or InputError above
     return tuple(classes)
 
@@ -180,7 +180,7 @@ def _score_columns(
             if k == 0:
                 raise InputError(source, f"'{sk}' lists are empty")
             return sk, sk, None, k
-        wide = _wide_names(names, prefix, source)
+        wide = wide_names(names, prefix, source)
         if wide is not None:
             return sk, None, tuple(wide), len(wide)
     return None, None, None, None
@@ -229,7 +229,7 @@ def open_table(
     if classes is not None:
         classes = [str(c) for c in classes]
         if file_cls is not None:
-            perm = _reorder_to(list(file_cls), classes, source)
+            perm = reorder_to(list(file_cls), classes, source)
     elif file_cls is not None:
         classes = list(file_cls)
     elif (
@@ -310,7 +310,7 @@ def _derive_classes(
         t = pa.Table.from_batches([piece.batch])
         ids = IdView(batch_ids(piece))
         for c in cols:
-            got = _class_column(t, c, ids, piece.file)
+            got = class_column(t, c, ids, piece.file)
             assert got is not None  # cols lists only columns the table has
             prev = found.get(c)
             if prev is not None and prev[0] != got[0]:
@@ -327,7 +327,7 @@ def _derive_classes(
                 raise InputError(source, f"'{c}' holds more than a million distinct values: not class names")
     if not found:  # no rows
         raise InputError(source, "the table is empty (no rows)")
-    return _derived_classes([found[c] for c in cols], k, source)
+    return derived_classes([found[c] for c in cols], k, source)
 
 
 def iter_pieces(layout: TableLayout, batch_rows: int, columns: list[str] | None = None) -> Iterator[Piece]:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from graceful_core.errors import InputError
 from graceful_core.io.arrow_compute import pc
-from graceful_core.io.tables.reading import _first_line_of_msg
+from graceful_core.io.tables.reading import first_line_of_message
 from graceful_core.streaming.kernels import string_buffers
 
 #: Bytes of CSV text parsed per batch.
@@ -84,7 +84,7 @@ def raw_pieces(
             ValueError,
         ) as e:
             what = "Parquet" if kind == "parquet" else "CSV"
-            raise InputError(f, f"not a readable {what} table ({_first_line_of_msg(e)})") from None
+            raise InputError(f, f"not a readable {what} table ({first_line_of_message(e)})") from None
 
 
 class IdView:

@@ -13,7 +13,9 @@ not stacked row by row.
 One module per job: :mod:`.files` (which files make a table), :mod:`.reading` (files to
 Arrow, the ``id`` checks), :mod:`.columns` (the column layout and its decoding),
 :mod:`.loading` (a table to :class:`~graceful_core.types.Predictions`), :mod:`.joining`
-(two models' rows on ``id``) and :mod:`.writing`. This package's names are the public ones.
+(two models' rows on ``id``) and :mod:`.writing`. This package exports what the rest of graceful
+reads and writes tables with; the streamed reader (:mod:`graceful_core.streaming`) also decodes
+its batches with the functions of :mod:`.columns`, so both paths check a table the same way.
 """
 
 from graceful_core.io.tables.columns import (

@@ -19,7 +19,7 @@ import pyarrow as pa
 from graceful_core.errors import InputError
 from graceful_core.io.arrow_compute import pc
 from graceful_core.io.datasets import natural_sorted
-from graceful_core.io.tables.reading import _first_bad_row
+from graceful_core.io.tables.reading import first_bad_row
 
 #: Parquet schema metadata key holding the JSON list of class names.
 CLASSES_KEY = b"graceful.classes"
@@ -47,12 +47,12 @@ def _numeric_matrix_check(m: np.ndarray, ids: RowIds, path: str, what: str) -> n
     for start in range(0, m.shape[0], step):
         finite = np.isfinite(m[start : start + step])
         if not finite.all():
-            row = start + _first_bad_row(~finite.all(axis=1))
+            row = start + first_bad_row(~finite.all(axis=1))
             raise InputError(path, f"NaN, missing or infinite {what} value for id {ids[row]!r}")
     return m
 
 
-def _list_column_values(
+def list_column_values(
     col: pa.ChunkedArray | pa.Array, ids: RowIds, path: str, name: str, k: int | None = None
 ) -> np.ndarray:
     """A list column as float32 ``[N, K]`` (flatten + reshape), not yet checked for NaN.
@@ -66,7 +66,7 @@ def _list_column_values(
         arr = col
     n = len(arr)
     if arr.null_count:
-        row = _first_bad_row(arr.is_null().to_numpy(zero_copy_only=False))
+        row = first_bad_row(arr.is_null().to_numpy(zero_copy_only=False))
         raise InputError(path, f"missing '{name}' for id {ids[row]!r}")
     width: int
     if pa.types.is_fixed_size_list(arr.type) and (k is None or arr.type.list_size == k):
@@ -75,7 +75,7 @@ def _list_column_values(
         lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
         width = (int(lengths[0]) if n else 0) if k is None else k
         if n and (lengths != width).any():
-            row = _first_bad_row(lengths != width)
+            row = first_bad_row(lengths != width)
             raise InputError(
                 path, f"ragged '{name}' column: id {ids[row]!r} has {int(lengths[row])} values, the first row {width}"
             )
@@ -90,10 +90,10 @@ def _list_column_values(
 
 def _list_column_matrix(col: pa.ChunkedArray, ids: RowIds, path: str, name: str) -> np.ndarray:
     """A list column as float32 ``[N, K]``; InputError if ragged, null or not finite."""
-    return _numeric_matrix_check(_list_column_values(col, ids, path, name), ids, path, name)
+    return _numeric_matrix_check(list_column_values(col, ids, path, name), ids, path, name)
 
 
-def _wide_names(names: list[str], prefix: str, path: str) -> list[str] | None:
+def wide_names(names: list[str], prefix: str, path: str) -> list[str] | None:
     """``prefix0..prefix{K-1}`` in index order, or None if there are none; InputError if gapped."""
     pat = re.compile(rf"^{re.escape(prefix)}(\d+)$")
     found = {int(m.group(1)): c for c in names if (m := pat.match(c))}
@@ -129,12 +129,12 @@ def unnamed_scores_problem(score_kind: str) -> str:
     )
 
 
-def _named_score_columns(names: list[str], prefix: str) -> list[str]:
+def named_score_columns(names: list[str], prefix: str) -> list[str]:
     """Score columns named by class (``logit_cat``, ``logit_dog``), in table order; [] when there are none.
 
-    Numbered columns (``logit_0``) are not names: :func:`_wide_names` reads those.
+    Numbered columns (``logit_0``) are not names: :func:`wide_names` reads those.
 
-    >>> _named_score_columns(["id", "logit_cat", "logit_dog", "emb_0"], "logit_")
+    >>> named_score_columns(["id", "logit_cat", "logit_dog", "emb_0"], "logit_")
     ['logit_cat', 'logit_dog']
     """
     cols = [c for c in names if c.startswith(prefix) and len(c) > len(prefix)]
@@ -143,7 +143,7 @@ def _named_score_columns(names: list[str], prefix: str) -> list[str]:
     return cols
 
 
-def _wide_values(t: pa.Table, cols: list[str], path: str) -> np.ndarray:
+def wide_values(t: pa.Table, cols: list[str], path: str) -> np.ndarray:
     """Wide numeric columns as float32 ``[N, K]`` (column by column), not yet checked for NaN."""
     out = np.empty((t.num_rows, len(cols)), dtype=np.float32)
     for j, c in enumerate(cols):
@@ -154,23 +154,23 @@ def _wide_values(t: pa.Table, cols: list[str], path: str) -> np.ndarray:
     return out
 
 
-def _wide_matrix(t: pa.Table, cols: list[str], ids: RowIds, path: str, what: str) -> np.ndarray:
+def wide_matrix(t: pa.Table, cols: list[str], ids: RowIds, path: str, what: str) -> np.ndarray:
     """Wide numeric columns as float32 ``[N, K]``; InputError naming the first non-finite row."""
-    return _numeric_matrix_check(_wide_values(t, cols, path), ids, path, what)
+    return _numeric_matrix_check(wide_values(t, cols, path), ids, path, what)
 
 
-def _matrix(t: pa.Table, list_name: str, prefix: str, ids: RowIds, path: str) -> np.ndarray | None:
+def read_matrix(t: pa.Table, list_name: str, prefix: str, ids: RowIds, path: str) -> np.ndarray | None:
     """The list column ``list_name`` if present, else the wide ``prefix*`` columns, else None."""
     if list_name in t.column_names:
         col = t.column(list_name)
         if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type):
             return _list_column_matrix(col, ids, path, list_name)
         raise InputError(path, f"column '{list_name}' must hold lists of numbers, not {col.type}")
-    cols = _wide_names(t.column_names, prefix, path)
-    return None if cols is None else _wide_matrix(t, cols, ids, path, list_name)
+    cols = wide_names(t.column_names, prefix, path)
+    return None if cols is None else wide_matrix(t, cols, ids, path, list_name)
 
 
-def _class_column(t: pa.Table, name: str, ids: RowIds, path: str) -> ClassColumn | None:
+def class_column(t: pa.Table, name: str, ids: RowIds, path: str) -> ClassColumn | None:
     """``("index", int64 array)`` or ``("name", Arrow string array)`` for ``label``/``pred``."""
     if name not in t.column_names:
         return None
@@ -179,7 +179,7 @@ def _class_column(t: pa.Table, name: str, ids: RowIds, path: str) -> ClassColumn
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
     if col.null_count:
-        row = _first_bad_row(col.is_null().to_numpy(zero_copy_only=False))
+        row = first_bad_row(col.is_null().to_numpy(zero_copy_only=False))
         raise InputError(path, f"missing (NaN or empty) '{name}' for id {ids[row]!r}")
     if pa.types.is_integer(col.type):
         return "index", col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
@@ -187,19 +187,19 @@ def _class_column(t: pa.Table, name: str, ids: RowIds, path: str) -> ClassColumn
         v = col.to_numpy(zero_copy_only=False)
         bad = ~np.isfinite(v) | (v != np.round(v))
         if bad.any():
-            row = _first_bad_row(bad)
+            row = first_bad_row(bad)
             raise InputError(path, f"'{name}' of id {ids[row]!r} is {v[row]!r}: not a class index or name")
         return "index", v.astype(np.int64)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         empty = pc.equal(pc.utf8_length(col), 0)
         if pc.any(empty).as_py():
-            row = _first_bad_row(empty.to_numpy(zero_copy_only=False))
+            row = first_bad_row(empty.to_numpy(zero_copy_only=False))
             raise InputError(path, f"missing (NaN or empty) '{name}' for id {ids[row]!r}")
         return "name", col
     raise InputError(path, f"'{name}' column of type {col.type} holds neither class indices nor class names")
 
 
-def _file_classes(t: pa.Table, path: str) -> list[str] | None:
+def metadata_classes(t: pa.Table, path: str) -> list[str] | None:
     meta = t.schema.metadata or {}
     raw = meta.get(CLASSES_KEY)
     if raw is None:
@@ -213,20 +213,20 @@ def _file_classes(t: pa.Table, path: str) -> list[str] | None:
     return [str(c) for c in classes]
 
 
-def _derived_classes(cols: list[ClassColumn], k: int | None, path: str) -> list[str]:
+def derived_classes(cols: list[ClassColumn], k: int | None, path: str) -> list[str]:
     """Class list of a table that does not carry one (see :func:`load_predictions_table`)."""
     kinds = {kind for kind, _ in cols}
     if kinds == {"index", "name"}:
         raise InputError(path, "'label' and 'pred' mix class indices and class names: use one kind")
     if kinds == {"name"}:
-        numeric = [_text_indices(pc.unique(arr)) is not None for _, arr in cols]
+        numeric = [text_indices(pc.unique(arr)) is not None for _, arr in cols]
         if len(numeric) == 2 and numeric[0] != numeric[1]:  # e.g. CSV: label "0", pred "cat"
             raise InputError(path, "'label' and 'pred' mix class indices and class names: use one kind")
         names: set[str] = set()
         for _, arr in cols:
             names.update(pc.unique(arr).to_pylist())
         classes = natural_sorted(names)
-        as_index = None if k is not None else _text_indices(pa.array(classes, type=pa.string()))
+        as_index = None if k is not None else text_indices(pa.array(classes, type=pa.string()))
         if as_index is not None and as_index.min() >= 0:  # class indices, as CSV text
             return [str(j) for j in range(1 + int(as_index.max()))]
         if k is not None and len(classes) != k:
@@ -244,7 +244,7 @@ def _derived_classes(cols: list[ClassColumn], k: int | None, path: str) -> list[
     return [str(j) for j in range(k)]
 
 
-def _check_pred_within_labels(
+def check_pred_within_labels(
     label_col: ClassColumn | None, pred_col: ClassColumn | None, ids: RowIds, path: str
 ) -> None:
     """Class indices without a class list: a prediction beyond every label is refused, not a new class.
@@ -257,7 +257,7 @@ def _check_pred_within_labels(
         return
 
     def as_index(col: ClassColumn) -> np.ndarray | None:  # CSV class indices arrive as text ("3")
-        return col[1] if col[0] == "index" else _text_indices(col[1])
+        return col[1] if col[0] == "index" else text_indices(col[1])
 
     labels, pred = as_index(label_col), as_index(pred_col)
     if labels is None or pred is None or not len(labels):
@@ -265,7 +265,7 @@ def _check_pred_within_labels(
     k = 1 + int(labels.max())
     bad = pred >= k
     if bad.any():
-        row = _first_bad_row(bad)
+        row = first_bad_row(bad)
         raise InputError(
             path,
             f"'pred' of id {ids[row]!r} is {int(pred[row])}, outside the classes 0..{k - 1} its "
@@ -274,24 +274,24 @@ def _check_pred_within_labels(
         )
 
 
-def _to_indices(kind: str, values, classes: list[str], name: str, ids: RowIds, path: str) -> np.ndarray:
+def to_indices(kind: str, values, classes: list[str], name: str, ids: RowIds, path: str) -> np.ndarray:
     """Class indices (int64) of a ``label``/``pred`` column; InputError if out of range/unknown."""
     k = len(classes)
     if kind == "index":
         bad = (values < 0) | (values >= k)
         if bad.any():
-            row = _first_bad_row(bad)
+            row = first_bad_row(bad)
             raise InputError(
                 path, f"'{name}' of id {ids[row]!r} is {int(values[row])}, outside the {k} classes 0..{k - 1}"
             )
         return values
     idx = pc.index_in(values, value_set=pa.array(classes, type=values.type))
     if idx.null_count:  # CSV class indices arrive as text ("3", or "3.0" from pandas)
-        as_index = _text_indices(values)
+        as_index = text_indices(values)
         if as_index is not None:
-            return _to_indices("index", as_index, classes, name, ids, path)
+            return to_indices("index", as_index, classes, name, ids, path)
     if idx.null_count:
-        row = _first_bad_row(idx.is_null().to_numpy(zero_copy_only=False))
+        row = first_bad_row(idx.is_null().to_numpy(zero_copy_only=False))
         shown = classes if k <= 20 else classes[:20] + ["..."]
         raise InputError(
             path, f"'{name}' of id {ids[row]!r} is {values[row].as_py()!r}, not one of the classes {shown}"
@@ -299,7 +299,7 @@ def _to_indices(kind: str, values, classes: list[str], name: str, ids: RowIds, p
     return idx.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _text_indices(values) -> np.ndarray | None:
+def text_indices(values) -> np.ndarray | None:
     """Text that spells whole numbers ("3", "3.0") as int64 class indices, else None."""
     try:
         v = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
@@ -310,7 +310,7 @@ def _text_indices(values) -> np.ndarray | None:
     return v.astype(np.int64)
 
 
-def _reorder_to(file_classes: list[str], classes: list[str], path: str) -> np.ndarray | None:
+def reorder_to(file_classes: list[str], classes: list[str], path: str) -> np.ndarray | None:
     """Permutation ``perm`` with ``classes[perm[j]] == file_classes[j]``; None if equal lists."""
     if file_classes == classes:
         return None

@@ -16,7 +16,7 @@ from graceful_core.io.hashing import file_sha256
 from graceful_core.vocabulary import CSV_SUFFIXES, PARQUET_SUFFIXES
 
 
-def _suffix_kind(path: str) -> str:
+def suffix_kind(path: str) -> str:
     s = Path(path).suffix.lower()
     if s in CSV_SUFFIXES:
         return "csv"
@@ -60,7 +60,7 @@ def table_files(path: str | os.PathLike) -> tuple[str, tuple[str, ...]]:
         files = [f for f in glob.glob(p, recursive=True) if os.path.isfile(f)]
         if not files:
             raise InputError(p, "no file matches this pattern")
-        kinds = {_suffix_kind(f) for f in files}
+        kinds = {suffix_kind(f) for f in files}
         if len(kinds) > 1:
             raise InputError(p, "matches both CSV and Parquet files: a table's shards must be of one kind")
         return kinds.pop(), tuple(sorted(files, key=natural_key))
@@ -69,7 +69,7 @@ def table_files(path: str | os.PathLike) -> tuple[str, tuple[str, ...]]:
         if not files:
             raise InputError(p, "is a folder without Parquet files (.parquet, .pq): not a predictions table")
         return "parquet", tuple(sorted(files, key=natural_key))
-    kind = _suffix_kind(p)
+    kind = suffix_kind(p)
     if not os.path.exists(p):
         raise InputError(p, "no such file")
     return kind, (p,)

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from graceful_core.errors import InputError
 from graceful_core.io.arrow_compute import pc
-from graceful_core.io.tables.reading import _first_bad_row
+from graceful_core.io.tables.reading import first_bad_row
 from graceful_core.types import Predictions
 
 
@@ -43,7 +43,7 @@ def _check_labels_agree(old: Predictions, new: Predictions) -> None:
     else:
         bad = np.asarray(old.classes, dtype=object)[old.labels] != np.asarray(new.classes, dtype=object)[new.labels]
     if bad.any():
-        row = _first_bad_row(bad)
+        row = first_bad_row(bad)
         raise InputError(
             new.source,
             f"label of id {old.ids[row]!r} is {new.classes[new.labels[row]]!r} here but "

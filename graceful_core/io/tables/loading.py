@@ -17,27 +17,27 @@ from graceful_core.io.tables.columns import (
     EMBEDDING_PREFIX,
     SCORE_FORMS,
     ClassColumn,
-    _check_pred_within_labels,
-    _class_column,
-    _derived_classes,
-    _file_classes,
-    _matrix,
-    _named_score_columns,
-    _reorder_to,
-    _to_indices,
-    _wide_matrix,
+    check_pred_within_labels,
+    class_column,
+    derived_classes,
     has_class_names,
+    metadata_classes,
+    named_score_columns,
+    read_matrix,
+    reorder_to,
+    to_indices,
     unnamed_scores_problem,
+    wide_matrix,
 )
 from graceful_core.io.tables.files import table_display_name, table_files
 from graceful_core.io.tables.reading import (
     MAX_TABLE_ROWS,
-    _first_bad_row,
-    _first_line_of_msg,
-    _ids_of,
-    _parquet_rows,
-    _read_csv,
-    _read_parquet,
+    first_bad_row,
+    first_line_of_message,
+    ids_of,
+    parquet_rows,
+    read_csv,
+    read_parquet,
 )
 from graceful_core.metrics.confidence import argmax_lowest
 from graceful_core.types import Predictions
@@ -102,7 +102,7 @@ def _concat_shards(tables: list[pa.Table], files: tuple[str, ...]) -> pa.Table:
             raise InputError(
                 f, f"its columns {t.column_names[:12]} differ from those of {Path(files[0]).name} {first[:12]}"
             )
-    classes = [tuple(_file_classes(t, f) or ()) for t, f in zip(tables, files)]
+    classes = [tuple(metadata_classes(t, f) or ()) for t, f in zip(tables, files)]
     for c, f in zip(classes[1:], files[1:]):
         if c != classes[0]:
             raise InputError(
@@ -113,24 +113,24 @@ def _concat_shards(tables: list[pa.Table], files: tuple[str, ...]) -> pa.Table:
     try:
         out = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
-        raise InputError(files[0], f"its shards cannot be read as one table ({_first_line_of_msg(e)})") from None
+        raise InputError(files[0], f"its shards cannot be read as one table ({first_line_of_message(e)})") from None
     return out.replace_schema_metadata(meta)
 
 
 def _read_rows(path: str, kind: str, files: tuple[str, ...]) -> tuple[pa.Table, np.ndarray]:
     """The table's Arrow columns and its checked ids; InputError if it has no rows."""
     if kind == "csv":
-        t = _concat_shards([_read_csv(f) for f in files], files)
-        ids = _ids_of(t, path)
+        t = _concat_shards([read_csv(f) for f in files], files)
+        ids = ids_of(t, path)
     else:  # ids first, alone: their Arrow copy is freed before the scores are read (peak memory)
-        total = sum(_parquet_rows(f) for f in files)
+        total = sum(parquet_rows(f) for f in files)
         if total > MAX_TABLE_ROWS:
             raise InputError(path, f"has {total:,} rows, more than graceful reads in memory ({MAX_TABLE_ROWS:,})")
-        t_ids = _concat_shards([_read_parquet(f, id_only=True) for f in files], files)
-        ids = _ids_of(t_ids if t_ids.num_columns else _concat_shards([_read_parquet(f) for f in files], files), path)
+        t_ids = _concat_shards([read_parquet(f, id_only=True) for f in files], files)
+        ids = ids_of(t_ids if t_ids.num_columns else _concat_shards([read_parquet(f) for f in files], files), path)
         del t_ids
         pa.default_memory_pool().release_unused()
-        t = _concat_shards([_read_parquet(f, id_only=False) for f in files], files)
+        t = _concat_shards([read_parquet(f, id_only=False) for f in files], files)
         pa.default_memory_pool().release_unused()
     if len(ids) == 0:
         raise InputError(path, "the table is empty (no rows)")
@@ -144,12 +144,12 @@ def _scores_of(t: pa.Table, ids: np.ndarray, path: str) -> tuple[np.ndarray | No
     columns name none.
     """
     for sk, prefix in SCORE_FORMS.items():
-        scores = _matrix(t, sk, prefix, ids, path)
+        scores = read_matrix(t, sk, prefix, ids, path)
         if scores is not None:
             return scores, sk, None
-        named = _named_score_columns(t.column_names, prefix)
+        named = named_score_columns(t.column_names, prefix)
         if named:
-            return _wide_matrix(t, named, ids, path, sk), sk, [c[len(prefix) :] for c in named]
+            return wide_matrix(t, named, ids, path, sk), sk, [c[len(prefix) :] for c in named]
     return None, None, None
 
 
@@ -167,7 +167,7 @@ def _class_lists(
     ``columns`` are the decoded ``label`` and ``pred`` columns; ``k`` the score width.
     """
     label_col, pred_col = columns
-    file_classes = _file_classes(t, path)
+    file_classes = metadata_classes(t, path)
     if named_classes is not None:
         if file_classes is not None and file_classes != named_classes:
             raise InputError(
@@ -178,20 +178,20 @@ def _class_lists(
         file_classes = named_classes
     if classes is not None:
         classes = [str(c) for c in classes]
-        perm = None if file_classes is None else _reorder_to(file_classes, classes, path)
+        perm = None if file_classes is None else reorder_to(file_classes, classes, path)
         return classes, file_classes, perm
     present = [c for c in (label_col, pred_col) if c is not None]
     if file_classes is None and k is None:
-        _check_pred_within_labels(label_col, pred_col, ids, path)
-    return (file_classes if file_classes is not None else _derived_classes(present, k, path)), file_classes, None
+        check_pred_within_labels(label_col, pred_col, ids, path)
+    return (file_classes if file_classes is not None else derived_classes(present, k, path)), file_classes, None
 
 
 def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str] | None) -> Predictions:
     t, ids = _read_rows(path, kind, files)
     scores, score_kind, named_classes = _scores_of(t, ids, path)
-    embedding = _matrix(t, EMBEDDING_COLUMN, EMBEDDING_PREFIX, ids, path)
-    label_col = _class_column(t, "label", ids, path)
-    pred_col = _class_column(t, "pred", ids, path)
+    embedding = read_matrix(t, EMBEDDING_COLUMN, EMBEDDING_PREFIX, ids, path)
+    label_col = class_column(t, "label", ids, path)
+    pred_col = class_column(t, "pred", ids, path)
     if scores is None and pred_col is None:
         raise InputError(path, "no 'pred' column and no class scores (logits/probs): nothing to compare")
     k = None if scores is None else scores.shape[1]
@@ -202,12 +202,12 @@ def _load_table(path: str, kind: str, files: tuple[str, ...], classes: list[str]
         raise InputError(path, unnamed_scores_problem(score_kind))
 
     cls_for_file = file_classes if file_classes is not None and perm is not None else classes
-    labels = None if label_col is None else _to_indices(*label_col, cls_for_file, "label", ids, path)
-    pred = None if pred_col is None else _to_indices(*pred_col, cls_for_file, "pred", ids, path)
+    labels = None if label_col is None else to_indices(*label_col, cls_for_file, "label", ids, path)
+    pred = None if pred_col is None else to_indices(*pred_col, cls_for_file, "pred", ids, path)
     if scores is not None:
         am = argmax_lowest(scores)
         if pred is not None and (pred != am).any():
-            row = _first_bad_row(pred != am)
+            row = first_bad_row(pred != am)
             raise InputError(
                 path,
                 f"'pred' of id {ids[row]!r} is {cls_for_file[pred[row]]!r} but the highest score is for "

@@ -23,28 +23,28 @@ from graceful_core.errors import InputError
 from graceful_core.io.arrow_compute import pc
 
 
-def _first_line_of_msg(e: Exception) -> str:
+def first_line_of_message(e: Exception) -> str:
     s = str(e).strip()
     return s.splitlines()[0] if s else type(e).__name__
 
 
-def _csv_header(path: str) -> list[str]:
+def csv_header(path: str) -> list[str]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             return next(csv.reader(f), [])
     except (UnicodeDecodeError, csv.Error) as e:
-        raise InputError(path, f"not a readable CSV table ({_first_line_of_msg(e)})") from None
+        raise InputError(path, f"not a readable CSV table ({first_line_of_message(e)})") from None
 
 
-def _read_csv(path: str) -> pa.Table:
+def read_csv(path: str) -> pa.Table:
     """CSV -> Arrow: ``id`` as string, score/embedding columns parsed straight to float32."""
     import pyarrow.csv as pacsv
 
-    header = _csv_header(path)
+    header = csv_header(path)
     if not header:
         raise InputError(path, "the table is empty (no header line)")
     # label/pred as text: CSV has no types, and class names such as "5" must not turn into
-    # class positions (see _to_indices for how text that is not a class name is read)
+    # class positions (see to_indices for how text that is not a class name is read)
     types: dict[str, pa.DataType] = {"id": pa.string(), "label": pa.string(), "pred": pa.string()}
     wide = re.compile(r"^(logit|prob|emb)_\d+$")
     for name in header:
@@ -53,7 +53,7 @@ def _read_csv(path: str) -> pa.Table:
     try:
         return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(path, f"not a readable CSV table ({_first_line_of_msg(e)})") from None
+        raise InputError(path, f"not a readable CSV table ({first_line_of_message(e)})") from None
 
 
 #: Largest table graceful reads (Parquet's row count is checked before reading: run-length
@@ -61,17 +61,17 @@ def _read_csv(path: str) -> pa.Table:
 MAX_TABLE_ROWS = 100_000_000
 
 
-def _parquet_rows(path: str) -> int:
+def parquet_rows(path: str) -> int:
     """Rows a Parquet file declares in its footer; InputError if it is not readable Parquet."""
     import pyarrow.parquet as pq
 
     try:
         return int(pq.read_metadata(path).num_rows)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, ValueError) as e:
-        raise InputError(path, f"not a readable Parquet table ({_first_line_of_msg(e)})") from None
+        raise InputError(path, f"not a readable Parquet table ({first_line_of_message(e)})") from None
 
 
-def _read_parquet(path: str, id_only: bool = False) -> pa.Table:
+def read_parquet(path: str, id_only: bool = False) -> pa.Table:
     """The table, or only its ``id`` column (an empty table if it has none), or all but ``id``."""
     import pyarrow.parquet as pq
 
@@ -90,7 +90,7 @@ def _read_parquet(path: str, id_only: bool = False) -> pa.Table:
     except InputError:
         raise
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, ValueError) as e:
-        raise InputError(path, f"not a readable Parquet table ({_first_line_of_msg(e)})") from None
+        raise InputError(path, f"not a readable Parquet table ({first_line_of_message(e)})") from None
 
 
 #: Id columns already checked in this process: SHA-256 of their bytes -> the (read-only)
@@ -104,7 +104,7 @@ _CHECKED_IDS_MAX = 8
 _THREADED_ID_CHECK_ROWS = 100_000
 
 
-def _string_fingerprint(arr: pa.Array) -> str:
+def string_fingerprint(arr: pa.Array) -> str:
     """SHA-256 of a string array's values and boundaries (independent of its buffer offsets)."""
     _, offsets_buf, data_buf = arr.buffers()
     if offsets_buf is None or len(arr) == 0:
@@ -135,7 +135,7 @@ def _remember_ids(fingerprint: str, ids: np.ndarray) -> None:
             _CHECKED_IDS.popitem(last=False)
 
 
-def _ids_of(t: pa.Table, path: str) -> np.ndarray:
+def ids_of(t: pa.Table, path: str) -> np.ndarray:
     """The ``id`` column as a read-only object array of str.
 
     InputError if missing, null, empty or repeated. A column with exactly the bytes of one
@@ -155,13 +155,13 @@ def _ids_of(t: pa.Table, path: str) -> np.ndarray:
     if col.null_count:
         row = int(pc.index(pc.is_null(col), True).as_py())
         raise InputError(path, f"empty 'id' in row {row + 1}")
-    fingerprint = _string_fingerprint(col)
+    fingerprint = string_fingerprint(col)
     known = _checked_ids(fingerprint, len(col))
     if known is not None:
         return known
     empty = pc.equal(pc.utf8_length(col), 0)
     if pc.any(empty).as_py():
-        row = _first_bad_row(empty.to_numpy(zero_copy_only=False))
+        row = first_bad_row(empty.to_numpy(zero_copy_only=False))
         raise InputError(path, f"empty 'id' in row {row + 1}")
     if len(col) < _THREADED_ID_CHECK_ROWS:
         _refuse_duplicate(_first_duplicate(col), path)
@@ -197,6 +197,6 @@ def _first_duplicate(col: pa.ChunkedArray | pa.Array) -> str | None:
     return ordered[int(pc.index(same, True).as_py())].as_py()
 
 
-def _first_bad_row(mask_rows: npt.ArrayLike) -> int:
+def first_bad_row(mask_rows: npt.ArrayLike) -> int:
     """Position of the first true value of a boolean row mask (one that has some)."""
     return int(np.flatnonzero(mask_rows)[0])

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from graceful_core.cache import atomic_output
 from graceful_core.io.tables.columns import CLASSES_KEY, EMBEDDING_COLUMN, EMBEDDING_PREFIX, SCORE_FORMS
-from graceful_core.io.tables.files import _suffix_kind
+from graceful_core.io.tables.files import suffix_kind
 from graceful_core.types import Predictions
 
 
@@ -65,7 +65,7 @@ def write_predictions_table(preds: Predictions, path: str | os.PathLike) -> None
         Unknown suffix.
     """
     path = os.fspath(path)
-    kind = _suffix_kind(path)
+    kind = suffix_kind(path)
     table = predictions_to_arrow(preds, wide=(kind == "csv"))
 
     with atomic_output(path) as tmp:
