@@ -51,7 +51,7 @@ def run(tmp: Path, repeat: int) -> None:
     from graceful_core.inference import predict
     from graceful_core.io.datasets import align_classes, load_dataset
     from graceful_core.models.loader import clear_model_cache, load_model
-    from graceful_core.models.pt2 import check_pt2_archive
+    from graceful_core.models.pt2_archive import check_pt2_archive
     from graceful_core.training.export import convert_model_file
     from graceful_core.training.trainer import tensors_from_dataset
 

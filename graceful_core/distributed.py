@@ -19,6 +19,7 @@ workers (``runtime_env={"py_modules": [graceful_core]}``), so they run the same 
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import shutil
@@ -33,6 +34,12 @@ import numpy as np
 import pyarrow as pa
 
 from graceful_core.errors import InputError
+from graceful_core.io.datasets import _shown, align_classes, load_dataset, natural_key
+from graceful_core.io.images import open_image
+from graceful_core.io.tables import predictions_to_arrow
+from graceful_core.metrics.confidence import argmax_lowest
+from graceful_core.transforms import preprocess
+from graceful_core.types import Predictions
 
 if TYPE_CHECKING:  # ray is optional and heavy: imported where a Ray run starts
     from ray import ObjectRef
@@ -119,7 +126,7 @@ class _Predictor:
     ) -> None:
         import ray
 
-        from graceful_core.models.loader import load_model
+        from graceful_core.models.loader import load_model  # the model loaders import torch: only in an actor
 
         model_bytes = ray.get(model_ref[0])  # wrapped in a list: Ray does not resolve it for us (no restart hazard)
         folder = tempfile.mkdtemp(prefix="graceful-ray-model-")
@@ -132,13 +139,6 @@ class _Predictor:
         shutil.rmtree(folder, ignore_errors=True)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from graceful_core.io.datasets import _shown
-        from graceful_core.io.images import open_image
-        from graceful_core.io.tables import predictions_to_arrow
-        from graceful_core.metrics.confidence import argmax_lowest
-        from graceful_core.transforms import preprocess
-        from graceful_core.types import Predictions
-
         files = batch.column("file").to_pylist()
         x = np.stack(
             [preprocess(open_image(f, name=_shown(f, self.display_root)), self.model.info) for f in files]
@@ -159,8 +159,6 @@ class _Predictor:
 
 def _load(load_model, path: str, device: str):
     """``load_model(path)``, on ``device`` when the loader takes one (CPU otherwise)."""
-    import inspect
-
     if device != "cpu" and "device" in inspect.signature(load_model).parameters:
         return load_model(path, device=device)
     if device != "cpu":
@@ -242,8 +240,7 @@ def predict_ray(
     """
     import ray
 
-    from graceful_core.io.datasets import align_classes, load_dataset
-    from graceful_core.models.loader import load_model
+    from graceful_core.models.loader import load_model  # imports torch: only when a Ray run starts
 
     out_dir = os.fspath(out_dir)
     _check_out_dir(out_dir)
@@ -303,7 +300,7 @@ def predict_ray(
                     raise err from None
                 raise
         # Ray names files <write uuid>_<task index>-<block>.parquet: rename them part-<i>.parquet in row order
-        written = sorted((f for f in os.listdir(tmp) if f.endswith(".parquet")), key=_natural)
+        written = sorted((f for f in os.listdir(tmp) if f.endswith(".parquet")), key=natural_key)
         files = [f"part-{i:06d}.parquet" for i in range(len(written))]
         for src, dst in zip(written, files):
             os.replace(os.path.join(tmp, src), os.path.join(tmp, dst))
@@ -317,9 +314,3 @@ def predict_ray(
     paths = tuple(os.path.join(out_dir, f) for f in files)
     n_rows = sum(pq.read_metadata(p).num_rows for p in paths)
     return RayPredictResult(out_dir=out_dir, files=paths, n_rows=n_rows, actors=int(actors), address=address)
-
-
-def _natural(name: str):
-    from graceful_core.io.datasets import natural_key
-
-    return natural_key(name)

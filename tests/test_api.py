@@ -442,7 +442,8 @@ def test_info_dict_is_validated():
     [
         "graceful_core.api",
         "graceful_core.comparing.monitor",
-        "graceful_core.models.pt2",
+        "graceful_core.models.pt2_pickles",
+        "graceful_core.models.pt2_program",
         "graceful_core.models.devices",
     ],
 )

@@ -249,19 +249,19 @@ def test_same_ids_in_two_tables_share_one_array_and_other_ids_are_checked_afresh
 
 
 def test_id_fingerprint_ignores_buffer_offsets():
-    from graceful_core.io.tables import _string_fingerprint
+    from graceful_core.io.tables.reading import string_fingerprint
 
     whole = pa.array(["zz", "ab", "c", "d", "yy"])
-    assert _string_fingerprint(whole.slice(1, 3)) == _string_fingerprint(pa.array(["ab", "c", "d"]))
-    assert _string_fingerprint(pa.array(["ab", "c"])) != _string_fingerprint(pa.array(["a", "bc"]))
-    assert _string_fingerprint(pa.array(["ab", "c"], type=pa.large_string())) == _string_fingerprint(
+    assert string_fingerprint(whole.slice(1, 3)) == string_fingerprint(pa.array(["ab", "c", "d"]))
+    assert string_fingerprint(pa.array(["ab", "c"])) != string_fingerprint(pa.array(["a", "bc"]))
+    assert string_fingerprint(pa.array(["ab", "c"], type=pa.large_string())) == string_fingerprint(
         pa.array(["ab", "c"])
     )
 
 
 @pytest.mark.parametrize("threaded_from", [1, 10**9])
 def test_duplicates_found_with_and_without_the_checking_thread(tmp_path, monkeypatch, threaded_from):
-    import graceful_core.io.tables as tables
+    import graceful_core.io.tables.reading as tables
 
     monkeypatch.setattr(tables, "_THREADED_ID_CHECK_ROWS", threaded_from)
     ids = [f"img{i}" for i in range(5000)]

@@ -26,7 +26,9 @@ from graceful_core.errors import InputError
 from graceful_core.models import devices
 from graceful_core.models.loader import clear_model_cache, load_model
 from graceful_core.models.onnx import OnnxModel
-from graceful_core.models.pt2 import Pt2Model, guard_problem, pickle_problem, program_problem, sym_expr_problem
+from graceful_core.models.pt2 import Pt2Model
+from graceful_core.models.pt2_pickles import pickle_problem
+from graceful_core.models.pt2_program import guard_problem, program_problem, sym_expr_problem
 from graceful_core.models.torchscript import TorchScriptModel
 from graceful_core.training.architectures import build_model
 from graceful_core.training.export import convert_model_file, export_onnx, save_pt2, save_torchscript

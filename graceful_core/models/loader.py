@@ -29,7 +29,8 @@ from graceful_core.errors import InputError
 from graceful_core.models.devices import validate_device
 from graceful_core.models.onnx import NOT_ONNX, OnnxModel
 from graceful_core.models.outputs import short_reason
-from graceful_core.models.pt2 import Pt2Model, is_pt2_member_list
+from graceful_core.models.pt2 import Pt2Model
+from graceful_core.models.pt2_archive import is_pt2_member_list
 from graceful_core.models.torchscript import PICKLED_CHECKPOINT, TorchScriptModel
 from graceful_core.types import Model
 

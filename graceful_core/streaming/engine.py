@@ -13,21 +13,17 @@ Parquet file (all of them) and to the result (the first ``id_cap`` in sort order
 
 Ids are checked for duplicates with 64-bit hashes partitioned to disk beyond a memory
 budget (:mod:`graceful_core.streaming.ids`); every other check of the in-memory loader
-runs on each batch (:class:`graceful_core.streaming.reader.Decoder`), with the same
+runs on each batch (:class:`graceful_core.streaming.decode.Decoder`), with the same
 messages.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from queue import Queue
 
 import numpy as np
 import pyarrow as pa
@@ -36,21 +32,18 @@ from graceful_core.errors import InputError
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.metrics.confidence import flip_confidence_split_from_true_probs
 from graceful_core.metrics.counts import FlipCounts
+from graceful_core.streaming.dataset_index import DatasetIndex
+from graceful_core.streaming.decode import Decoder, Rows, text_column_modes
+from graceful_core.streaming.flip_file import FlipWriter
 from graceful_core.streaming.ids import DuplicateFinder, confirm_duplicate
-from graceful_core.streaming.reader import (
-    DatasetIndex,
-    Decoder,
-    Piece,
-    Rows,
-    TableLayout,
-    iter_pieces,
-    open_table,
-    text_column_modes,
-)
-from graceful_core.streaming.sums import CappedIds, SliceSums, SmallestIds
+from graceful_core.streaming.layout import TableLayout, iter_pieces, open_table
+from graceful_core.streaming.pieces import Piece, paired, prefetched
+from graceful_core.streaming.result import StreamedComparison
+from graceful_core.streaming.spill import SpillWriter
+from graceful_core.streaming.sums import SliceSums, SmallestIds
 from graceful_core.vocabulary import StageProgress
 
-__all__ = ["StreamedComparison", "compare_tables_streamed", "FLIP_KINDS", "DEFAULT_ID_CAP"]
+__all__ = ["compare_tables_streamed", "DEFAULT_ID_CAP"]
 
 #: Rows per batch (Parquet); small values in tests exercise the batch boundaries.
 DEFAULT_BATCH_ROWS = 1 << 18
@@ -60,251 +53,15 @@ DEFAULT_ID_CAP = 1000
 DEFAULT_MEMORY_LIMIT = "1GB"
 #: Bytes of id hashes (8 per row) held in memory by the duplicate check before it spills to disk.
 ID_HASH_MEMORY = 128 << 20
-#: Values of the flip-id file's ``flip`` column.
-FLIP_KINDS = ("negative", "positive")
 
 
-@dataclass(frozen=True, eq=False)
-class StreamedComparison:
-    """Everything a report holds about two tables, computed without per-sample arrays.
-
-    The summary metrics, the per-class table and the transition matrix are functions of
-    ``counts`` (:class:`~graceful_core.metrics.counts.FlipCounts`); per-slice tables of
-    ``slices``.
-
-    Attributes
-    ----------
-    old_name, new_name : str
-        Display names.
-    old_source, new_source : str
-        The tables as the user named them.
-    classes : tuple of str
-        Class names; the axes of ``counts.joint``.
-    counts : FlipCounts
-        ``joint[y, a, b]`` over the samples in both tables (and the dataset, if given),
-        with the flip-confidence split when both tables have class scores.
-    slices : SliceSums or None
-        Per-slice counts when the dataset or a table defines slices.
-    negative_flips, positive_flips : CappedIds
-        Count and the first ``cap`` ids in sort order.
-    flip_ids_path : str or None
-        The Parquet file with every flipped sample (columns :data:`FLIP_FILE_COLUMNS`),
-        when one was asked for.
-    dropped_ids : int
-        Rows of either table not compared: ``(rows_old − N) + (rows_new − N)``.
-    n_old_rows, n_new_rows : int
-        Rows read from each table.
-    n_old_in_dataset, n_new_in_dataset : int
-        Rows of each table whose id the dataset has (all rows without a dataset).
-    aligned_rows, joined_rows : int
-        Samples matched by position (same ids in the same order) and by the join.
-    old_score_kind, new_score_kind : str or None
-        ``"logits"``, ``"probs"`` or None (no scores).
-    embeddings_skipped : bool
-        A table has embeddings, which a streamed comparison does not read (the
-        embedding cross-test needs them all in memory).
-    """
-
-    old_name: str
-    new_name: str
-    old_source: str
-    new_source: str
-    classes: tuple[str, ...]
-    counts: FlipCounts
-    slices: SliceSums | None
-    negative_flips: CappedIds
-    positive_flips: CappedIds
-    flip_ids_path: str | None
-    dropped_ids: int
-    n_old_rows: int
-    n_new_rows: int
-    n_old_in_dataset: int
-    n_new_in_dataset: int
-    aligned_rows: int
-    joined_rows: int
-    old_score_kind: str | None
-    new_score_kind: str | None
-    embeddings_skipped: bool
-
-    @property
-    def n_samples(self) -> int:
-        return self.counts.n_samples
-
-    @property
-    def transition_matrix(self) -> np.ndarray:
-        """``T[a, b]``: samples with old prediction a and new prediction b."""
-        return self.counts.transition_matrix
+def _p_true_of(dec: Decoder, r: Rows, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``p_true`` of chosen rows of a batch (the flips), computed only for them."""
+    scores = r.scores
+    assert scores is not None  # asked only when both tables have scores
+    return lambda f: dec.p_true(scores[f], y[f])
 
 
-#: Columns of the flip-id file, one row per flipped sample: ``flip`` is "negative" or
-#: "positive"; ``label``/``old_pred``/``new_pred`` class names; ``old_p_true``/``new_p_true``
-#: the probability each model gave the true class (only when both tables have scores);
-#: ``slice`` (only with slices). :func:`read_flip_page` also sorts by ``confidence_drop``
-#: (``old_p_true − new_p_true``).
-FLIP_FILE_COLUMNS = ("id", "flip", "label", "old_pred", "new_pred", "old_p_true", "new_p_true", "slice")
-
-
-# --------------------------------------------------------------------------- writers
-class _FlipWriter:
-    """Writes flipped samples to ``path`` (atomically: a temporary file renamed at the end)."""
-
-    def __init__(self, path: str, classes: tuple[str, ...], with_conf: bool, with_slices: bool) -> None:
-        import pyarrow.parquet as pq
-
-        self.path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(folder):
-            raise InputError(self.path, "its folder does not exist")
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        cls = pa.dictionary(pa.int32(), pa.string())
-        fields = [("id", pa.string()), ("flip", pa.string()), ("label", cls), ("old_pred", cls), ("new_pred", cls)]
-        if with_conf:
-            fields += [("old_p_true", pa.float64()), ("new_p_true", pa.float64())]
-        if with_slices:
-            fields.append(("slice", pa.string()))
-        self.schema = pa.schema(fields, metadata={b"graceful.classes": json.dumps(list(classes)).encode()})
-        self.classes = pa.array(list(classes), type=pa.string())
-        # dictionary encoding only where values repeat (trying it on ids and probabilities triples the time)
-        self.writer = pq.ParquetWriter(
-            self.tmp, self.schema, use_dictionary=["flip", "label", "old_pred", "new_pred", "slice"]
-        )
-
-    def write(self, ids: pa.Array, negative: np.ndarray, y, o, n, p_old, p_new, slices) -> None:
-        def names(idx):
-            return pa.DictionaryArray.from_arrays(pa.array(idx, type=pa.int32()), self.classes)
-
-        cols = {
-            "id": ids.cast(pa.string()),
-            "flip": pa.array(np.where(negative, FLIP_KINDS[0], FLIP_KINDS[1]).astype(object), type=pa.string()),
-            "label": names(y),
-            "old_pred": names(o),
-            "new_pred": names(n),
-        }
-        if "old_p_true" in self.schema.names:
-            cols.update(old_p_true=pa.array(p_old), new_p_true=pa.array(p_new))
-        if "slice" in self.schema.names:
-            cols["slice"] = slices.cast(pa.string())
-        self.writer.write_table(pa.table(cols, schema=self.schema))
-
-    def close(self, commit: bool) -> None:
-        self.writer.close()
-        if commit:
-            os.chmod(self.tmp, 0o644)
-            os.replace(self.tmp, self.path)
-        else:
-            try:
-                os.unlink(self.tmp)
-            except FileNotFoundError:
-                pass
-
-
-class _SpillWriter:
-    """Compact rows of one table for the join: id, label, pred, p_true or scores, slice."""
-
-    def __init__(self, path: str, *, labels: bool, p_true: bool, scores: bool, slices: bool) -> None:
-        fields = [("id", pa.string()), ("pred", pa.int32())]
-        if labels:
-            fields.append(("label", pa.int32()))
-        if p_true:
-            fields.append(("p_true", pa.float64()))
-        if scores:
-            fields.append(("scores", pa.list_(pa.float32())))
-        if slices:
-            fields.append(("slice", pa.string()))
-        self.schema = pa.schema(fields)
-        self.path = path
-        self.writer = None
-        self.rows = 0
-
-    def write(self, r: Rows, p_true: np.ndarray | None) -> None:
-        import pyarrow.parquet as pq
-
-        if self.writer is None:
-            # a temporary file read once: no compression, statistics or dictionaries but for slices
-            self.writer = pq.ParquetWriter(
-                self.path, self.schema, compression="none", use_dictionary=["slice"], write_statistics=False
-            )
-        cols = {"id": r.ids.cast(pa.string()), "pred": pa.array(r.pred.astype(np.int32))}
-        names = self.schema.names
-        if "label" in names:
-            cols["label"] = pa.array(r.labels.astype(np.int32))
-        if "p_true" in names:
-            cols["p_true"] = pa.array(p_true)
-        if "scores" in names:
-            m = np.ascontiguousarray(r.scores, dtype=np.float32)
-            cols["scores"] = pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), m.shape[1]).cast(
-                pa.list_(pa.float32())
-            )
-        if "slice" in names:
-            cols["slice"] = r.slices.cast(pa.string())
-        self.writer.write_table(pa.table(cols, schema=self.schema))
-        self.rows += len(r)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-# --------------------------------------------------------------------------- reading
-def _prefetched(it: Iterator, depth: int = 2) -> Iterator:
-    """``it`` advanced by a background thread (Parquet decoding releases the GIL)."""
-    q: Queue = Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            for x in it:
-                if stop.is_set():
-                    return
-                q.put((None, x))
-            q.put((None, done))
-        except BaseException as e:  # handed to the consumer
-            q.put((e, None))
-
-    t = threading.Thread(target=run, name="graceful-read", daemon=True)
-    t.start()
-    try:
-        while True:
-            err, x = q.get()
-            if err is not None:
-                raise err
-            if x is done:
-                return
-            yield x
-    finally:
-        stop.set()
-        while t.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except Exception:  # noqa: BLE001 - empty queue
-                pass
-            t.join(timeout=0.05)
-
-
-def _paired(it_o: Iterator[Piece], it_n: Iterator[Piece]) -> Iterator[tuple[Piece | None, Piece | None]]:
-    """Pieces of both tables cut to equal lengths, side by side; one side None once the other is longer."""
-    po = pn = None
-    while True:
-        if po is None:
-            po = next(it_o, None)
-        if pn is None:
-            pn = next(it_n, None)
-        if po is None and pn is None:
-            return
-        if po is None or pn is None:
-            yield po, pn
-            po = pn = None
-            continue
-        m = min(len(po), len(pn))
-        a, b = po.slice(0, m), pn.slice(0, m)
-        po = po.slice(m) if len(po) > m else None
-        pn = pn.slice(m) if len(pn) > m else None
-        yield a, b
-
-
-# --------------------------------------------------------------------------- the pass
 class _Pass:
     """One pass over both tables: read side by side, spill what does not align, join it, sum."""
 
@@ -345,10 +102,10 @@ class _Pass:
         self.rows = {"old": 0, "new": 0}
         self.in_dataset = {"old": 0, "new": 0}
         self.aligned = self.joined = 0
-        self.spill: dict[str, _SpillWriter] = {}
+        self.spill: dict[str, SpillWriter] = {}
         for side in ("old", "new"):
             own = self.has_labels[side]
-            self.spill[side] = _SpillWriter(
+            self.spill[side] = SpillWriter(
                 os.path.join(work, f"{side}.parquet"),
                 labels=own,
                 p_true=self.with_conf and own,
@@ -357,7 +114,7 @@ class _Pass:
             )
         self.flips = None
         if flip_ids_path is not None:
-            self.flips = _FlipWriter(flip_ids_path, lo.classes, self.with_conf, self.slice_side is not None)
+            self.flips = FlipWriter(flip_ids_path, lo.classes, self.with_conf, self.slice_side is not None)
 
     # ------------------------------------------------------------- matched rows
     def _add_matched(
@@ -380,7 +137,7 @@ class _Pass:
         flips = np.flatnonzero(neg | pos)
         near = conf = None
         po = pn = None
-        if self.with_conf:
+        if p_old is not None and p_new is not None:  # both tables have scores (self.with_conf)
             po, pn = p_old(flips), p_new(flips)
             split = flip_confidence_split_from_true_probs(y[flips], o[flips], n[flips], po, pn)
             near, conf = split["negative_flips_near_boundary"], split["negative_flips_confident"]
@@ -420,17 +177,12 @@ class _Pass:
                     f"{cls[ro.labels[row]]!r} in {Path(self.lo.source).name or 'the other table'}",
                 )
         y = ro.labels if ro.labels is not None else rn.labels
+        assert y is not None  # labels come from the dataset or a table (compare_tables_streamed refuses neither)
         slices = ro.slices if self.slice_side == "old" else rn.slices
-        dec_o, dec_n = self.dec["old"], self.dec["new"]
-        self._add_matched(
-            ro.ids,
-            y,
-            ro.pred,
-            rn.pred,
-            slices,
-            (lambda f: dec_o.p_true(ro.scores[f], y[f])) if self.with_conf else None,
-            (lambda f: dec_n.p_true(rn.scores[f], y[f])) if self.with_conf else None,
-        )
+        p_old = p_new = None
+        if self.with_conf:
+            p_old, p_new = _p_true_of(self.dec["old"], ro, y), _p_true_of(self.dec["new"], rn, y)
+        self._add_matched(ro.ids, y, ro.pred, rn.pred, slices, p_old, p_new)
         self.aligned += len(ro)
 
     def _spill(self, side: str, r: Rows) -> None:
@@ -442,6 +194,7 @@ class _Pass:
             return
         p = None
         if self.with_conf and self.has_labels[side]:
+            assert r.scores is not None and r.labels is not None  # both tables have scores; this side has labels
             p = self.dec[side].p_true(r.scores, r.labels)
         self.spill[side].write(r, p)
 
@@ -454,11 +207,11 @@ class _Pass:
 
     def read(self) -> None:
         total = self.lo.n_rows or 0
-        it_o = _prefetched(iter_pieces(self.lo, self.batch_rows))
-        it_n = _prefetched(iter_pieces(self.ln, self.batch_rows))
+        it_o = prefetched(iter_pieces(self.lo, self.batch_rows))
+        it_n = prefetched(iter_pieces(self.ln, self.batch_rows))
         if self.progress:
             self.progress(self._stage(), 0, total)
-        for po, pn in _paired(it_o, it_n):
+        for po, pn in paired(it_o, it_n):
             ro = self._decode("old", po) if po is not None else None
             rn = self._decode("new", pn) if pn is not None else None
             if ro is not None and rn is not None and ro.ids.equals(rn.ids):
@@ -546,13 +299,19 @@ class _Pass:
                     f"label of id {ids[row].as_py()!r} is {cls[ln_[row]]!r} here but "
                     f"{cls[lo_[row]]!r} in {Path(self.lo.source).name or 'the other table'}",
                 )
-        y = (lo_ if lo_ is not None else ln_).astype(np.int64)
-        o, n = col("o_pred").astype(np.int64), col("n_pred").astype(np.int64)
+        labels = lo_ if lo_ is not None else ln_
+        assert labels is not None  # the side with labels (the dataset's or its own) spilled them
+        y = labels.astype(np.int64)
+
+        def pred(alias: str) -> np.ndarray:  # every spill file has 'pred'
+            return b.column(b.schema.get_field_index(f"{alias}_pred")).to_numpy(zero_copy_only=False).astype(np.int64)
+
+        o, n = pred("o"), pred("n")
         slices = None
         if self.slice_side is not None:
             slices = b.column(b.schema.get_field_index(f"{self.slice_side[0]}_slice"))
 
-        def prob(alias: str, side: str):
+        def prob(alias: str, side: str) -> Callable[[np.ndarray], np.ndarray] | None:
             if not self.with_conf:
                 return None
             p = col(f"{alias}_p_true")
@@ -646,7 +405,7 @@ def compare_tables_streamed(
     old_name, new_name : str, optional
         Display names (default: the tables' names).
     flip_ids_path : path, optional
-        Write every flipped sample to this Parquet file (:data:`FLIP_FILE_COLUMNS`).
+        Write every flipped sample to this Parquet file (:data:`~graceful_core.streaming.flip_file.FLIP_FILE_COLUMNS`).
     id_cap : int
         Flip ids kept in the result per kind (the smallest in sort order); 0 keeps none.
     batch_rows : int, optional
@@ -718,106 +477,3 @@ def compare_tables_streamed(
             p.close(commit=ok)
         shutil.rmtree(work, ignore_errors=True)
         pa.default_memory_pool().release_unused()
-
-
-#: A filter of the flip-id file: one value, any of several (None or empty: no filter).
-Match = str | Sequence[str] | None
-
-
-def _values(v: Match) -> list[str]:
-    return [] if v is None else [v] if isinstance(v, str) else [str(x) for x in v]
-
-
-def _flip_where(flip: Match, label: Match, old_pred: Match, new_pred: Match) -> tuple[str, list]:
-    """The SQL ``WHERE`` clause (or "") and its parameters for the filters of :func:`read_flip_page`."""
-    flips = _values(flip)
-    bad = [f for f in flips if f not in FLIP_KINDS]
-    if bad:
-        raise ValueError(f"flip must be one of {FLIP_KINDS} (or several, or None), got {bad[0]!r}")
-    where, params = [], []
-    for col, vals in (
-        ("flip", flips),
-        ("label", _values(label)),
-        ("old_pred", _values(old_pred)),
-        ("new_pred", _values(new_pred)),
-    ):
-        if vals:
-            where.append(f'CAST("{col}" AS VARCHAR) IN ({", ".join("?" * len(vals))})')
-            params += vals
-    return ("WHERE " + " AND ".join(where)) if where else "", params
-
-
-def _duckdb_query(sql: str, params: list) -> pa.Table:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    try:
-        return con.sql(sql, params=params).to_arrow_table()
-    finally:
-        con.close()
-
-
-def read_flip_page(
-    path: str | os.PathLike,
-    *,
-    flip: Match = "negative",
-    offset: int = 0,
-    limit: int = 50,
-    order_by: str = "id",
-    descending: bool = False,
-    label: Match = None,
-    old_pred: Match = None,
-    new_pred: Match = None,
-) -> pa.Table:
-    """One page of a flip-id file, sorted, without reading the whole file into memory.
-
-    Parameters
-    ----------
-    path : path
-        A file written by :func:`compare_tables_streamed` (``flip_ids_path``).
-    flip : "negative", "positive", a sequence of them, or None
-        Which flips (None or empty: both).
-    offset, limit : int
-        The page: rows ``offset .. offset + limit - 1`` of the sorted selection.
-    order_by : str
-        A column of :data:`FLIP_FILE_COLUMNS` (e.g. ``"confidence_drop"``); ties by id
-        (code-point order); missing values last.
-    label, old_pred, new_pred : str or sequence of str, optional
-        Only samples whose true class (old prediction, new prediction) is this class or
-        one of these classes (None or empty: any).
-
-    Returns
-    -------
-    pyarrow.Table
-        At most ``limit`` rows (DuckDB's top-N: memory of one page), the file's columns
-        plus ``confidence_drop`` when the file has probabilities.
-    """
-    import pyarrow.parquet as pq
-
-    cols = pq.read_schema(os.fspath(path)).names
-    sortable = cols + (["confidence_drop"] if "old_p_true" in cols else [])
-    if order_by not in sortable:
-        raise ValueError(f"order_by must be one of {sortable}, got {order_by!r}")
-    key = '"old_p_true" - "new_p_true"' if order_by == "confidence_drop" else f'"{order_by}"'
-    where, params = _flip_where(flip, label, old_pred, new_pred)
-    drop = ', "old_p_true" - "new_p_true" AS confidence_drop' if "old_p_true" in cols else ""
-    sql = (
-        f"SELECT *{drop} FROM read_parquet(?) {where} "
-        f"ORDER BY {key} {'DESC' if descending else 'ASC'} NULLS LAST, id LIMIT ? OFFSET ?"
-    )
-    return _duckdb_query(sql, [os.fspath(path), *params, int(limit), int(offset)])
-
-
-def flip_page_count(
-    path: str | os.PathLike,
-    *,
-    flip: Match = "negative",
-    label: Match = None,
-    old_pred: Match = None,
-    new_pred: Match = None,
-) -> int:
-    """Rows of a flip-id file matching the filters of :func:`read_flip_page` (for the number of pages)."""
-    where, params = _flip_where(flip, label, old_pred, new_pred)
-    t = _duckdb_query(f"SELECT count(*) AS n FROM read_parquet(?) {where}", [os.fspath(path), *params])
-    return int(t.column(0)[0].as_py())

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc  # most functions made at import, unseen by the checker: ignored where used
+
+from graceful_core.io.arrow_compute import pc
 
 __all__ = ["SliceSums", "CappedIds", "SmallestIds"]
 
@@ -78,7 +79,7 @@ class SliceSums:
     def from_rows(cls, slices, y, o, n) -> SliceSums:
         """Counts of one batch: ``slices`` (strings, Arrow or array-like) and class indices."""
         arr = slices if isinstance(slices, pa.Array) else pa.array(np.asarray(slices, dtype=object), type=pa.string())
-        enc = pc.dictionary_encode(arr)  # pyright: ignore[reportAttributeAccessIssue]
+        enc = pc.dictionary_encode(arr)
         codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         names = enc.dictionary.to_pylist()
         y, o, n = (np.asarray(a, dtype=np.int64) for a in (y, o, n))
@@ -169,11 +170,11 @@ class SmallestIds:
         ids = ids.cast(pa.string())
         if len(self._kept) >= self.cap:  # only ids below the current largest kept one matter
             last = self._kept[len(self._kept) - 1]
-            ids = ids.filter(pc.less(ids, last))  # pyright: ignore[reportAttributeAccessIssue]
+            ids = ids.filter(pc.less(ids, last))
             if len(ids) == 0:
                 return
         both = pa.concat_arrays([self._kept, ids])
-        self._kept = both.take(pc.sort_indices(both)[: self.cap])  # pyright: ignore[reportAttributeAccessIssue]
+        self._kept = both.take(pc.sort_indices(both)[: self.cap])
 
     def result(self) -> CappedIds:
         return CappedIds(self.count, tuple(self._kept.to_pylist()), self.cap)
