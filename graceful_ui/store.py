@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from graceful_core.comparing.bundled_predictions import SourcesReport, recorded_sources
 from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.comparing.lineage import model_matrix_report
 from graceful_core.comparing.sources import cached_flip_ids_path, compare_sources
@@ -33,11 +34,12 @@ from graceful_core.explore.projection import ProjectionResult
 from graceful_core.explore.thumbnails import thumbnail_png
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
+from graceful_core.io.samples import bundled_samples
 from graceful_core.io.tables import is_glob
 from graceful_core.results.comparison import Comparison
 from graceful_core.results.lineage import ModelSet
 from graceful_core.vocabulary import StageProgress
-from graceful_ui.inputs import Spec
+from graceful_ui.inputs import Spec, sample_data_dir
 from graceful_ui.jobs import ComparisonJobs, Job
 from graceful_ui.progress import progress_bar
 
@@ -263,15 +265,15 @@ def _dataset_ident(ds: ImageDataset) -> str:
     show_spinner="Comparing the set of models (or waiting for another session that is computing the same set)...",
     hash_funcs={ImageDataset: _dataset_ident},
 )
-def _model_set(model_key: tuple, dataset: ImageDataset) -> ModelSet:
+def _model_set(model_key: tuple, dataset: ImageDataset) -> tuple[ModelSet, SourcesReport]:
+    # bundled models whose outputs on these images are on record need not run: their tables are read
+    sources, report = recorded_sources(
+        [p for p, _sha, _name in model_key], dataset, [s.predictions_dir for s in bundled_samples(sample_data_dir())]
+    )
     bar, cb = progress_bar("Running the models")
     try:
-        return model_matrix_report(
-            [p for p, _sha, _name in model_key],
-            dataset=dataset,
-            progress=cb,
-            names=[name for _p, _sha, name in model_key],
-        )
+        ms = model_matrix_report(sources, dataset=dataset, progress=cb, names=[name for _p, _sha, name in model_key])
+        return ms, report
     finally:
         bar.empty()
 
@@ -281,5 +283,13 @@ def model_set(paths: list[str], dataset: ImageDataset, names: list[str] | None =
 
     ``names`` are the models' names in the set (default: the file names).
     """
+    return model_set_and_sources(paths, dataset, names)[0]
+
+
+def model_set_and_sources(
+    paths: list[str], dataset: ImageDataset, names: list[str] | None = None
+) -> tuple[ModelSet, SourcesReport]:
+    """:func:`model_set` and which models' outputs were read from the bundled predictions tables
+    (:func:`graceful_core.comparing.bundled_predictions.recorded_sources`) instead of running."""
     names = names or [Path(p).name for p in paths]
     return _model_set(tuple((p, file_sha256(p), n) for p, n in zip(paths, names)), dataset)

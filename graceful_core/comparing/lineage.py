@@ -554,11 +554,17 @@ def model_matrix_report(
     if should_stream(sources, stream):
         return model_matrix_streamed(sources, names, dataset, progress=progress)
     preds: list[Predictions] = []
-    if dataset is not None and not any(is_table(s) for s in sources):
-        preds = _run_models_together(
-            sources, dataset, progress=progress, use_cache=use_cache, device=device, batch_size=batch_size
+    files = [s for s in sources if not is_table(s)]
+    ran: dict[str, Predictions] = {}
+    if dataset is not None and files:  # the model files together (each image decoded once), tables read below
+        together = _run_models_together(
+            files, dataset, progress=progress, use_cache=use_cache, device=device, batch_size=batch_size
         )
-    for s in sources[len(preds) :]:
+        ran = {os.fspath(s): p for s, p in zip(files, together)}
+    for s in sources:
+        if os.fspath(s) in ran:
+            preds.append(ran[os.fspath(s)])
+            continue
         classes = list(preds[0].classes) if preds and is_table(s) else None
         preds.append(
             predictions_for(
