@@ -36,6 +36,7 @@ from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
 from graceful_core.io.samples import bundled_samples
 from graceful_core.io.tables import is_glob
+from graceful_core.report.figures import joint_embedding_figure, side_by_side_embedding_figure
 from graceful_core.results.comparison import Comparison
 from graceful_core.results.lineage import ModelSet
 from graceful_core.vocabulary import StageProgress
@@ -44,6 +45,7 @@ from graceful_ui.jobs import ComparisonJobs, Job
 from graceful_ui.progress import progress_bar
 
 if TYPE_CHECKING:  # typing.TypeIs from Python 3.13; annotations only
+    import plotly.graph_objects as go
     from typing_extensions import TypeIs
 
 #: What a spec's job gives: a comparison, or a label-free one when the dataset has no labels.
@@ -242,6 +244,21 @@ def projection(comp: Comparison, kind: str, max_points: int | None = None) -> Pr
         return lazy.projection(comp, kind, max_points, progress=cb)
     finally:
         bar.empty()
+
+
+@st.cache_resource(max_entries=4 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
+def embedding_figure(
+    comp: Comparison, kind: str, max_points: int | None, colour_by: str, lines: bool, _proj: ProjectionResult
+) -> go.Figure:
+    """The Embeddings page's map of ``_proj`` (:func:`projection` of ``comp``, ``kind``, ``max_points``), built once
+    per choice and shared: building the figure of all 10,000 images of the Fashion sample takes most of a second,
+    which a page switch back to the map would pay each time. Nothing downstream changes the figure."""
+    clustering = comp.regression_slices.clustering if comp.regression_slices is not None else None
+    names = {c.cluster: c.title for c in clustering.clusters} if clustering is not None else None
+    samples = samples_table(comp)
+    if kind == "joint":
+        return joint_embedding_figure(_proj, samples, colour_by, lines, cluster_names=names)
+    return side_by_side_embedding_figure(_proj, samples, colour_by, cluster_names=names)
 
 
 @st.cache_data(max_entries=512, show_spinner=False, hash_funcs=_HASH)
