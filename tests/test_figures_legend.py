@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,8 +19,12 @@ def _inputs():
     return ProjectionResult(old_xy=xy, new_xy=xy + 1, indices=np.arange(20), subsampled=False), samples
 
 
+def _traces(fig: Any) -> list[dict]:
+    return [{"name": t.name, "showlegend": t.showlegend, "xaxis": t.xaxis, "x": t.x} for t in fig.data]
+
+
 def _legend(fig):
-    return [t.name for t in fig.data if t.showlegend]
+    return [t["name"] for t in _traces(fig) if t["showlegend"] is not False]
 
 
 def test_coloured_by_model_the_legend_has_old_and_new():
@@ -26,7 +32,7 @@ def test_coloured_by_model_the_legend_has_old_and_new():
     fig = side_by_side_embedding_figure(proj, samples, "model")
     assert sorted(_legend(fig)) == ["new", "old"]
     # each entry is the trace that holds the points: old in the left panel, new in the right one
-    shown = {t.name: (t.xaxis, len(t.x)) for t in fig.data if t.showlegend}
+    shown = {t["name"]: (t["xaxis"], len(t["x"])) for t in _traces(fig) if t["showlegend"] is not False}
     assert shown == {"old": ("x", 20), "new": ("x2", 20)}
 
 
