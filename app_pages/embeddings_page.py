@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from graceful_core.explore.projection_store import SAMPLED_POINTS
-from graceful_core.report.figures import COLOUR_BY, joint_embedding_figure, selected_ids, side_by_side_embedding_figure
+from graceful_core.report.figures import COLOUR_BY, selected_ids
 from graceful_core.vocabulary import METRICS
 from graceful_ui import store
 from graceful_ui.bundled_specs import spec_sample
@@ -123,11 +123,8 @@ if proj.subsampled:
     )
 
 samples = store.samples_table(comp)
-names = {c.cluster: c.title for c in clustering.clusters} if clustering is not None else None
-fig = (
-    joint_embedding_figure(proj, samples, colour_by, lines, cluster_names=names)
-    if joint
-    else side_by_side_embedding_figure(proj, samples, colour_by, cluster_names=names)
+fig = store.embedding_figure(
+    comp, kind, None if show_all or not large else SAMPLED_POINTS, colour_by, joint and lines, proj
 )
 event = st.plotly_chart(fig, key=f"chart_emb_{kind}", on_select="rerun", selection_mode=("box", "lasso", "points"))
 

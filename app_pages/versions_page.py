@@ -168,7 +168,7 @@ if len(chosen) < 2:
     st.stop()
 
 try:
-    ms = store.model_set(
+    ms, seeded = store.model_set_and_sources(
         [options[m].path for m in chosen], dataset if dataset is not None else load_dataset(data_path), names=chosen
     )
 except InputError as e:
@@ -177,6 +177,13 @@ except InputError as e:
 
 names = list(ms.models)
 k = len(names)
+if seeded.used:
+    st.caption(
+        f"Outputs of {', '.join(seeded.used)} read from the sample's predictions tables, which are on record as "
+        "written by these very model files on these very images (no model run for them)."
+    )
+for model_file, why in seeded.stale.items():
+    st.warning(f"{model_file} ran on the images: its bundled table was not used ({why}).")
 
 
 # ------------------------------------------------------------------------ clicks -> Overview

@@ -37,10 +37,13 @@ def prediction_cache_key(model: Model, dataset: ImageDataset) -> str:
     depend on that order (a folder and a reordered manifest of the same images hash
     alike), so the ids in row order are part of the key.
     """
+    return prediction_cache_key_of(file_sha256(model.path), list(model.info.classes), dataset)
+
+
+def prediction_cache_key_of(model_sha256: str, classes: Sequence[str], dataset: ImageDataset) -> str:
+    """:func:`prediction_cache_key` from the model file's SHA-256 and class list, without loading the model."""
     order = hashlib.sha256("\x00".join(map(str, dataset.ids)).encode()).hexdigest()
-    return cache.make_key(
-        "predict", file_sha256(model.path), dataset.content_hash(), order, ",".join(model.info.classes)
-    )
+    return cache.make_key("predict", model_sha256, dataset.content_hash(), order, ",".join(classes))
 
 
 #: Mean file size from which decoding in threads pays off (Pillow releases the GIL while
@@ -141,6 +144,47 @@ def predict(
             arrays["embedding"] = embedding
         cache.save_arrays(_CACHE_KIND, key, arrays)
     return _to_predictions(model, dataset, logits, embedding)
+
+
+def cached_predictions(
+    model_sha256: str, classes: Sequence[str], dataset: ImageDataset
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The cached ``(logits, embedding)`` of the model file with this SHA-256 and class list on ``dataset``
+    (in its row order), or None; ``dataset``'s classes must already be ``classes`` (:func:`align_classes`)."""
+    hit = cache.load_arrays(_CACHE_KIND, prediction_cache_key_of(model_sha256, classes, dataset))
+    if hit is None or not _cache_entry_fits(hit, len(dataset), len(classes)):
+        return None
+    return hit["logits"], hit.get("embedding")
+
+
+def cache_predictions(
+    model_sha256: str,
+    classes: Sequence[str],
+    dataset: ImageDataset,
+    logits: np.ndarray,
+    embedding: np.ndarray | None,
+) -> None:
+    """Store outputs of a model file obtained elsewhere as :func:`predict`'s own cache entry.
+
+    For outputs whose origin is on record (the bundled predictions tables,
+    :mod:`graceful_core.comparing.bundled_predictions`): the file's SHA-256 and class list
+    make the same key as :func:`prediction_cache_key` of the loaded model. ``logits``
+    ``[N, K]`` and ``embedding`` ``[N, D]`` are in ``dataset``'s row order.
+
+    Raises
+    ------
+    ValueError
+        The arrays do not fit ``len(dataset)`` x ``len(classes)`` or are not finite.
+    """
+    arrays = {"logits": np.ascontiguousarray(logits, dtype=np.float32)}
+    if embedding is not None:
+        arrays["embedding"] = np.ascontiguousarray(embedding, dtype=np.float32)
+    if not _cache_entry_fits(arrays, len(dataset), len(classes)):
+        raise ValueError(
+            f"outputs of shape {arrays['logits'].shape} do not fit {len(dataset)} images x {len(classes)} classes "
+            "(or are not finite)"
+        )
+    cache.save_arrays(_CACHE_KIND, prediction_cache_key_of(model_sha256, classes, dataset), arrays)
 
 
 def _cache_entry_fits(arrays: dict[str, np.ndarray], n: int, k: int) -> bool:

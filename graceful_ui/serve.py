@@ -14,7 +14,10 @@ import threading
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
-#: Set to "0" to skip compiling UMAP in the background at start (the test suite's many short-lived servers).
+#: Set to "1" to compile UMAP in a background thread at start. Off by default: the bundled sample's maps
+#: are precomputed (no UMAP for them), and the compilation holds the GIL for long stretches, so it slowed
+#: every page of the server -- the first visitor's cold Overview included -- for a minute or more; another
+#: pair's first map compiles UMAP then, with its progress shown.
 WARM_UMAP_ENV = "GRACEFUL_WARM_UMAP"
 
 
@@ -47,9 +50,10 @@ def _warm_umap_in_background() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Warm the imports (and, in the background, UMAP's compiled code), then hand over to Streamlit's command line."""
+    """Warm the imports (and, with ``GRACEFUL_WARM_UMAP=1``, UMAP's compiled code in the background), then hand over
+    to Streamlit's command line."""
     warm_imports()
-    if os.environ.get(WARM_UMAP_ENV, "1") != "0":
+    if os.environ.get(WARM_UMAP_ENV, "0") == "1":
         threading.Thread(target=_warm_umap_in_background, name="umap-warm-up", daemon=True).start()
     from streamlit.web import cli as stcli
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from graceful_core.comparing.bundled_predictions import SourcesReport, recorded_sources
 from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.comparing.lineage import model_matrix_report
 from graceful_core.comparing.sources import cached_flip_ids_path, compare_sources
@@ -33,15 +34,19 @@ from graceful_core.explore.projection import ProjectionResult
 from graceful_core.explore.thumbnails import thumbnail_png
 from graceful_core.io.datasets import ImageDataset
 from graceful_core.io.hashing import file_sha256
+from graceful_core.io.samples import bundled_samples
 from graceful_core.io.tables import is_glob
+from graceful_core.report.figures import joint_embedding_figure, side_by_side_embedding_figure
 from graceful_core.results.comparison import Comparison
 from graceful_core.results.lineage import ModelSet
 from graceful_core.vocabulary import StageProgress
+from graceful_ui.bundled_specs import sample_data_dir
 from graceful_ui.jobs import ComparisonJobs, Job
 from graceful_ui.progress import progress_bar
 from graceful_ui.spec import Spec
 
 if TYPE_CHECKING:  # typing.TypeIs from Python 3.13; annotations only
+    import plotly.graph_objects as go
     from typing_extensions import TypeIs
 
 #: What a spec's job gives: a comparison, or a label-free one when the dataset has no labels.
@@ -242,6 +247,21 @@ def projection(comp: Comparison, kind: str, max_points: int | None = None) -> Pr
         bar.empty()
 
 
+@st.cache_resource(max_entries=4 * MAX_COMPARISONS, show_spinner=False, hash_funcs=_HASH)
+def embedding_figure(
+    comp: Comparison, kind: str, max_points: int | None, colour_by: str, lines: bool, _proj: ProjectionResult
+) -> go.Figure:
+    """The Embeddings page's map of ``_proj`` (:func:`projection` of ``comp``, ``kind``, ``max_points``), built once
+    per choice and shared: building the figure of all 10,000 images of the Fashion sample takes most of a second,
+    which a page switch back to the map would pay each time. Nothing downstream changes the figure."""
+    clustering = comp.regression_slices.clustering if comp.regression_slices is not None else None
+    names = {c.cluster: c.title for c in clustering.clusters} if clustering is not None else None
+    samples = samples_table(comp)
+    if kind == "joint":
+        return joint_embedding_figure(_proj, samples, colour_by, lines, cluster_names=names)
+    return side_by_side_embedding_figure(_proj, samples, colour_by, cluster_names=names)
+
+
 @st.cache_data(max_entries=512, show_spinner=False, hash_funcs=_HASH)
 def neighbours(comp: Comparison, row: int, k: int = 6) -> lazy.Neighbours:
     """Same-class nearest neighbours of one sample (:func:`graceful_core.explore.on_demand.neighbours`)."""
@@ -263,15 +283,15 @@ def _dataset_ident(ds: ImageDataset) -> str:
     show_spinner="Comparing the set of models (or waiting for another session that is computing the same set)...",
     hash_funcs={ImageDataset: _dataset_ident},
 )
-def _model_set(model_key: tuple, dataset: ImageDataset) -> ModelSet:
+def _model_set(model_key: tuple, dataset: ImageDataset) -> tuple[ModelSet, SourcesReport]:
+    # bundled models whose outputs on these images are on record need not run: their tables are read
+    sources, report = recorded_sources(
+        [p for p, _sha, _name in model_key], dataset, [s.predictions_dir for s in bundled_samples(sample_data_dir())]
+    )
     bar, cb = progress_bar("Running the models")
     try:
-        return model_matrix_report(
-            [p for p, _sha, _name in model_key],
-            dataset=dataset,
-            progress=cb,
-            names=[name for _p, _sha, name in model_key],
-        )
+        ms = model_matrix_report(sources, dataset=dataset, progress=cb, names=[name for _p, _sha, name in model_key])
+        return ms, report
     finally:
         bar.empty()
 
@@ -281,5 +301,13 @@ def model_set(paths: list[str], dataset: ImageDataset, names: list[str] | None =
 
     ``names`` are the models' names in the set (default: the file names).
     """
+    return model_set_and_sources(paths, dataset, names)[0]
+
+
+def model_set_and_sources(
+    paths: list[str], dataset: ImageDataset, names: list[str] | None = None
+) -> tuple[ModelSet, SourcesReport]:
+    """:func:`model_set` and which models' outputs were read from the bundled predictions tables
+    (:func:`graceful_core.comparing.bundled_predictions.recorded_sources`) instead of running."""
     names = names or [Path(p).name for p in paths]
     return _model_set(tuple((p, file_sha256(p), n) for p, n in zip(paths, names)), dataset)

@@ -8,6 +8,7 @@
                                                           # only these Fashion models, in place, starting
                                                           # from the shipped models they depend on
     python scripts/build_sample_data.py --only maps       # only the Fashion pair's precomputed embedding maps
+    python scripts/prediction_manifest.py --sample NAME   # only the record of which model made each table
                                                           # (scripts/sample_maps.py; a full Fashion build
                                                           # writes them too)
 
@@ -47,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import fashion_sample  # noqa: E402
+import prediction_manifest  # noqa: E402
 import sample_maps  # noqa: E402
 
 from graceful_core.errors import InputError  # noqa: E402
@@ -326,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         except InputError as e:
             print(f"error: {e.message}", file=sys.stderr)
             return 2
+    if args.only in (None, "digits"):  # the record of which model file made each table (the app reads them)
+        prediction_manifest.write_sample_manifest(OUT, "digits")
+    if args.only in (None, "fashion") and not args.quick:
+        prediction_manifest.write_sample_manifest(args.out, "fashion")
     rebuilt_pair = not args.models or bool({"old", "new"} & set(args.models))
     if args.only == "maps" or (args.only in (None, "fashion") and not args.quick and rebuilt_pair):
         sample_maps.write_sample_maps(args.out, "fashion")  # after the models: the maps are fitted on their embeddings

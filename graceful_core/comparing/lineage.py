@@ -334,9 +334,14 @@ def model_matrix_report(
     if should_stream(sources, stream):
         return model_matrix_streamed(sources, names, dataset, progress=opts.progress)
     preds: list[Predictions] = []
-    if dataset is not None and not any(is_table(s) for s in sources):
-        preds = predict_models_together(sources, dataset, opts)
-    for s in sources[len(preds) :]:  # a table follows the first model's classes
+    files = [s for s in sources if not is_table(s)]
+    ran: dict[str, Predictions] = {}
+    if dataset is not None and files:  # the model files together (each image decoded once), tables read below
+        ran = {os.fspath(s): p for s, p in zip(files, predict_models_together(files, dataset, opts))}
+    for s in sources:
+        if os.fspath(s) in ran:
+            preds.append(ran[os.fspath(s)])
+            continue
         classes = list(preds[0].classes) if preds and is_table(s) else None
         preds.append(predictions_for(s, dataset, classes=classes, **run))
     return model_matrix(preds, list(names), progress=opts.progress)

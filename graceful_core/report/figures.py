@@ -310,17 +310,21 @@ def side_by_side_embedding_figure(
     cmap = _colour_map(colour) or {}
     values = _category_order(colour, df, cluster_names)
     palette = px.colors.qualitative.D3 + px.colors.qualitative.Alphabet
+    in_legend: set[str] = set()  # each value once, from the first panel that has its points ("new": the second)
     for col, model in ((1, "old"), (2, "new")):
         sub = df.loc[df["model"] == model]
         for i, v in enumerate(values):
             part = sub[sub[colour] == v]
+            show = str(v) not in in_legend and (len(part) > 0 or col == 2)
+            if show:
+                in_legend.add(str(v))
             fig.add_scatter(
                 x=part["x"],
                 y=part["y"],
                 mode="markers",
                 name=str(v),
                 legendgroup=str(v),
-                showlegend=col == 1,
+                showlegend=show,
                 marker={"size": 6, "color": cmap.get(v, palette[i % len(palette)]), "opacity": 0.8},
                 customdata=part[["id", "model"]].to_numpy(),
                 hovertemplate="%{customdata[0]}<extra>" + str(v) + "</extra>",

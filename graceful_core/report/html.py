@@ -52,6 +52,7 @@ from graceful_core.vocabulary import (
     is_undefined,
     negative_flips,
     percent,
+    update_gain_value,
 )
 
 __all__ = [
@@ -311,7 +312,7 @@ def _compat(comp: Comparison) -> dict[str, Any] | None:
         "rows": rows,
         "reason": ct.reason,
         "gain_label": METRICS["update_gain"].label,
-        "gain": METRICS["update_gain"].format(ct.update_gain),
+        "gain": update_gain_value(ct.update_gain),
         "flips_label": METRICS["retrieval_negative_flips"].label,
         "flips": count(ct.retrieval_negative_flips),
     }
