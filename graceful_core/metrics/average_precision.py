@@ -1,0 +1,96 @@
+"""Exact average precision of leave-one-out queries, without sorting whole rows.
+
+For a query ``i`` with ``P`` relevant gallery items (same label, itself left out) ranked at
+``rank(p_1) < … < rank(p_P)`` in its gallery (score descending, index ascending; see
+:mod:`graceful_core.metrics.neighbours`):
+
+``AP_i = (1/P) Σ_r r / rank(p_r)``
+
+Only the items ranked above the worst relevant one enter any ``rank(p_r)``; the rest of
+the row (usually most of it: everything scoring below every relevant item) needs no
+ordering at all. :func:`topk_and_average_precision` therefore keeps, per row, the items
+scoring at least the worst relevant score (a comparison on the GEMM's output), gives each
+kept item one unique int64 key that encodes (row, score descending, index ascending,
+relevance) and sorts the kept keys of the whole block at once. A relevant item's rank is
+then its position within its row's run of keys, and the first k keys of the run are the
+query's k nearest neighbours. Ties are exact: equal grid scores are ordered by index
+inside the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["topk_and_average_precision"]
+
+#: Keys live in [2**52, 2**53): there float64 holds every integer, and its bits read as an
+#: int64 are monotone in the value and end in the integer's lowest bit.
+_BINADE = 2.0**52
+_LAST = 2.0**53 - 1.0
+_MANTISSA = (1 << 52) - 1
+_LOW_BYTE = 0 if sys.byteorder == "little" else 7
+
+
+def topk_and_average_precision(
+    grid: torch.Tensor, own: np.ndarray, lo: int, hi: int, sample_of_column: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours and AP of a block of queries that share one label.
+
+    Parameters
+    ----------
+    grid : Tensor float64 [b, N]
+        ``2**24 · <q, g>`` (not yet rounded) of the b queries against the gallery, whose
+        columns are in label order; overwritten.
+    own : ndarray int64 [b]
+        Each query's own column (left out of its ranking).
+    lo, hi : int
+        The columns ``lo:hi`` are the gallery items with the queries' label (own included);
+        at least one besides the own column.
+    sample_of_column : ndarray int64 [N]
+        The sample index of each column: ties are ranked by it, lower first.
+    k : int
+        Neighbours to return, ``1 <= k <= N - 1``.
+
+    Returns
+    -------
+    topk : ndarray int64 [b, k]
+        Sample indices of the k nearest, in rank order.
+    ap : ndarray float64 [b]
+
+    Notes
+    -----
+    With ``s = round(grid)`` (an integer in ``[-2**24, 2**24]``), item j's key is the
+    integer ``2**52 + (2**24 − s) · 2N + 2 · sample_j + [j not relevant]``, computed in
+    place in float64 (every term an integer, the sum below ``2**53``: exact). Keys are
+    unique, ascending key = score descending, then sample ascending, and they all lie in
+    ``[2**52, 2**53)``, where consecutive float64 values are 1 apart: there the bits of a
+    float64, read as an int64, grow with the value and end in the key's lowest bit. So
+    the block is sorted row by row as int64 without a conversion pass, relevance is the
+    lowest bit and the sample index is ``(bits mod 2**52) >> 1`` minus nothing more than
+    a modulo by N. The query's own column gets ``2**53 − 1`` and sorts last.
+    """
+    import torch
+
+    b, n = grid.shape
+    if n >= 1 << 25:
+        raise ValueError(f"exact AP supports galleries below {1 << 25:,} items, got {n:,}")
+    p = hi - lo - 1
+    low = 2.0 * sample_of_column + (_BINADE + 2.0**24 * 2 * n + 1.0)
+    low[lo:hi] -= 1.0
+    grid.round_().mul_(-2.0 * n).add_(torch.from_numpy(low))
+    key = grid.numpy().view(np.int64)
+    g = grid.numpy()
+    g[np.arange(b), own] = _LAST
+    key.sort(axis=1)
+    lowest = key.view(np.uint8)[:, _LOW_BYTE::8]  # each key's least significant byte, read without a copy
+    flat = np.flatnonzero((lowest & 1) ^ 1)
+    rank0 = flat.reshape(b, p) - (np.arange(b) * n)[:, None]
+    ap = (np.arange(1, p + 1, dtype=np.float64) / (rank0 + 1)).mean(axis=1)
+    topk = ((key[:, :k] & _MANTISSA) >> 1) % n
+    return topk, ap
