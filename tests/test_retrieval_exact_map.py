@@ -98,3 +98,22 @@ def test_the_block_size_and_the_threads_do_not_change_the_average_precisions():
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_both_ways_of_sorting_a_block_give_the_brute_force_answer(monkeypatch, share):
+    import graceful_core.metrics.average_precision as average_precision
+
+    # 0.0: every block sorts whole rows; 1.0: every block sorts only the items at or above its worst relevant one
+    monkeypatch.setattr(average_precision, "_SORT_ROWS_ABOVE", share)
+    old, new, y = _case(400, seed=12)
+    y[20:23] = [70, 70, 71]  # a label with two samples: fewer relevant items than neighbours asked for
+    y[23] = 71
+    r = retrieval_metrics(new, old, y, ks=(1, 5), block_size=37)
+    ref = _sklearn_average_precisions(new, old, y)
+    assert r.average_precision is not None
+    np.testing.assert_allclose(r.average_precision, ref, rtol=0, atol=1e-12)
+    grid = np.round((_unit(new) @ _unit(old).T) * 2.0**24)
+    for i in range(len(y)):
+        others = np.delete(np.arange(len(y)), i)
+        np.testing.assert_array_equal(r.topk_indices[i], others[np.lexsort((others, -grid[i, others]))][:5])

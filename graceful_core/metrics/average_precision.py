@@ -19,7 +19,6 @@ inside the key.
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,8 +32,10 @@ __all__ = ["topk_and_average_precision"]
 #: int64 are monotone in the value and end in the integer's lowest bit.
 _BINADE = 2.0**52
 _LAST = 2.0**53 - 1.0
-_MANTISSA = (1 << 52) - 1
-_LOW_BYTE = 0 if sys.byteorder == "little" else 7
+_BINADE_BITS = int(np.array(_BINADE).view(np.int64))
+#: Above this share of a block's items ranked at or above the worst relevant one, sorting
+#: whole rows beats gathering those items and sorting them (measured: 45 % vs 15 %).
+_SORT_ROWS_ABOVE = 0.3
 
 
 def topk_and_average_precision(
@@ -84,13 +85,30 @@ def topk_and_average_precision(
     low = 2.0 * sample_of_column + (_BINADE + 2.0**24 * 2 * n + 1.0)
     low[lo:hi] -= 1.0
     grid.round_().mul_(-2.0 * n).add_(torch.from_numpy(low))
-    key = grid.numpy().view(np.int64)
     g = grid.numpy()
-    g[np.arange(b), own] = _LAST
-    key.sort(axis=1)
-    lowest = key.view(np.uint8)[:, _LOW_BYTE::8]  # each key's least significant byte, read without a copy
-    flat = np.flatnonzero((lowest & 1) ^ 1)
-    rank0 = flat.reshape(b, p) - (np.arange(b) * n)[:, None]
+    rows = np.arange(b)
+    g[rows, own] = 0.0  # below every key: out of the worst relevant key's way
+    key = g.view(np.int64)
+    worst = key[:, lo:hi].max(axis=1)
+    if p < k:  # the k nearest reach beyond the relevant items
+        worst = np.maximum(worst, np.partition(key, k, axis=1)[:, k])
+    g[rows, own] = _LAST
+    keep = key <= worst[:, None]
+    counts = np.count_nonzero(keep, axis=1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if counts.sum() > _SORT_ROWS_ABOVE * keep.size:  # most of the block matters: sort whole rows
+        del keep
+        key.sort(axis=1)
+        flat = np.flatnonzero((key & 1) == 0)
+        rank0 = flat.reshape(b, p) - (rows * n)[:, None]
+        topk = ((key[:, :k] - _BINADE_BITS) >> 1) % n
+    else:
+        kept = key[keep]
+        del keep
+        # one sort for the block: each row's kept keys relative to 2**52 (below 2**27 · N) after a row offset
+        kept += np.repeat(rows * (n << 27) - _BINADE_BITS, counts)
+        kept.sort()
+        rank0 = np.flatnonzero((kept & 1) == 0).reshape(b, p) - starts[:, None]
+        topk = ((kept[starts[:, None] + np.arange(k)] % (n << 27)) >> 1) % n
     ap = (np.arange(1, p + 1, dtype=np.float64) / (rank0 + 1)).mean(axis=1)
-    topk = ((key[:, :k] & _MANTISSA) >> 1) % n
     return topk, ap
