@@ -1,4 +1,4 @@
-"""Exact average precision of leave-one-out queries, without sorting whole rows.
+"""Exact average precision of leave-one-out queries: one sort per block, no conversion pass.
 
 For a query ``i`` with ``P`` relevant gallery items (same label, itself left out) ranked at
 ``rank(p_1) < … < rank(p_P)`` in its gallery (score descending, index ascending; see
@@ -6,15 +6,16 @@ For a query ``i`` with ``P`` relevant gallery items (same label, itself left out
 
 ``AP_i = (1/P) Σ_r r / rank(p_r)``
 
-Only the items ranked above the worst relevant one enter any ``rank(p_r)``; the rest of
-the row (usually most of it: everything scoring below every relevant item) needs no
-ordering at all. :func:`topk_and_average_precision` therefore keeps, per row, the items
-scoring at least the worst relevant score (a comparison on the GEMM's output), gives each
-kept item one unique int64 key that encodes (row, score descending, index ascending,
-relevance) and sorts the kept keys of the whole block at once. A relevant item's rank is
-then its position within its row's run of keys, and the first k keys of the run are the
-query's k nearest neighbours. Ties are exact: equal grid scores are ordered by index
-inside the key.
+:func:`topk_and_average_precision` turns each score of a block of queries, in place, into
+one unique integer key that encodes (score descending, index ascending, relevance) and
+sorts the keys: a relevant item's rank is its position in its row, and the first k keys
+of a row are the query's k nearest neighbours. Ties are exact: equal grid scores are
+ordered by index inside the key.
+
+Only the items ranked at or above the worst relevant one enter any ``rank(p_r)``. When
+they are a small share of the block (many labels: each query has few relevant items, and
+they rank high), only they are gathered and sorted, all rows in one sort; otherwise whole
+rows are sorted.
 """
 
 from __future__ import annotations
@@ -71,10 +72,12 @@ def topk_and_average_precision(
     place in float64 (every term an integer, the sum below ``2**53``: exact). Keys are
     unique, ascending key = score descending, then sample ascending, and they all lie in
     ``[2**52, 2**53)``, where consecutive float64 values are 1 apart: there the bits of a
-    float64, read as an int64, grow with the value and end in the key's lowest bit. So
-    the block is sorted row by row as int64 without a conversion pass, relevance is the
-    lowest bit and the sample index is ``(bits mod 2**52) >> 1`` minus nothing more than
-    a modulo by N. The query's own column gets ``2**53 − 1`` and sorts last.
+    float64, read as an int64, grow with the value and are ``2**52``'s bits plus the key
+    minus ``2**52``. So the block is sorted as int64 without a conversion pass, relevance
+    is the lowest bit and the sample index is ``(key − 2**52) // 2 mod N``. The query's
+    own column gets ``2**53 − 1`` and never ranks. When gathering, row r's kept keys get
+    ``r · 2**27 · N`` added (keys minus ``2**52`` stay below ``2**27 · N``; with
+    ``b · N <= 2**23`` the sum stays below ``2**50``), so one sort orders every row.
     """
     import torch
 
