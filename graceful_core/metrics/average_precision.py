@@ -102,7 +102,7 @@ def topk_and_average_precision(
     if np.count_nonzero(key[:, ::16] <= worst[:, None]) > _SORT_ROWS_ABOVE * b * ((n + 15) // 16):
         key.sort(axis=1)  # most of the block matters: sort whole rows
         lowest = key.view(np.uint8)[:, _LOW_BYTE::8]  # each key's least significant byte, without a copy
-        rank0 = np.flatnonzero((lowest & 1) ^ 1).reshape(b, p) - (rows * n)[:, None]
+        rank0 = np.flatnonzero(((lowest ^ 1) & 1).view(np.bool_)).reshape(b, p) - (rows * n)[:, None]
         topk = ((key[:, :k] - _BINADE_BITS) >> 1) % n
     else:
         keep = key <= worst[:, None]
