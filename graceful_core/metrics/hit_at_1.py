@@ -33,38 +33,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graceful_core.metrics.retrieval_inputs import GRID, UnitEmbedding, label_codes
 from graceful_core.vocabulary import StageProgress
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["leave_one_out_hit_at_1", "hit_at_1_matrix", "PreparedEmbedding", "prepare"]
 
-_GRID = float(2**24)
 #: Scores per block (rows x gallery), about 32 MiB of float32.
 _BLOCK_ELEMENTS = 1 << 23
 
 
-class PreparedEmbedding:
+class PreparedEmbedding(UnitEmbedding):
     """One model's embeddings normalised once (float64 and float32 copies), for many Hit@1 calls."""
-
-    def __init__(self, emb: Any, name: str = "embedding") -> None:
-        import torch
-
-        a = np.asarray(emb)
-        if a.ndim != 2 or a.shape[1] == 0:
-            raise ValueError(f"{name} must be 2-D [N, D] with D >= 1, got shape {a.shape}")
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise ValueError(f"{name} must be real numbers, got dtype {a.dtype}")
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        if not np.isfinite(a).all():
-            raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32)")
-        t = torch.from_numpy(a.astype(np.float64))
-        norm = torch.linalg.vector_norm(t, dim=1, keepdim=True)
-        self.f64 = t / torch.where(norm > 0, norm, torch.ones_like(norm))
-        self.f32 = self.f64.to(torch.float32)
-        self.shape = a.shape
 
 
 def prepare(emb: Any, name: str = "embedding") -> PreparedEmbedding:
@@ -72,21 +58,14 @@ def prepare(emb: Any, name: str = "embedding") -> PreparedEmbedding:
     return emb if isinstance(emb, PreparedEmbedding) else PreparedEmbedding(emb, name)
 
 
-def _exact_hits(q64, g64, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def _exact_hits(q64: torch.Tensor, g64: torch.Tensor, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """The definition itself for the query rows ``rows``: grid scores, own column out, lowest index among the best."""
     import torch
 
-    s = (q64.index_select(0, torch.from_numpy(rows)) @ g64.T).mul_(_GRID).round_().numpy()
+    s = (q64.index_select(0, torch.from_numpy(rows)) @ g64.T).mul_(GRID).round_().numpy()
     s[np.arange(rows.size), rows] = -np.inf
     best = np.argmax(s, axis=1)  # NumPy returns the first (lowest) index among equal maxima
     return codes[best] == codes[rows]
-
-
-def _label_codes(labels: Any, n: int) -> np.ndarray:
-    y = np.asarray(labels)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"labels must be 1-D with {n} entries (one per embedding), got shape {y.shape}")
-    return np.unique(y, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _hits(
@@ -112,7 +91,7 @@ def _hits(
         return _exact_hits(a.f64, b.f64, rows, codes), (_exact_hits(b.f64, a.f64, rows, codes) if both else None)
     b32_t = b.f32.index_select(0, torch.from_numpy(order)).T.contiguous()
     # float32 scores are within (D + 2)·2**-24 of the exact cosine, the grid scores within half a step of it
-    margin = 2.0 * (a.shape[1] + 2) * 2.0**-24 + 1.0 / _GRID
+    margin = 2.0 * (a.shape[1] + 2) * 2.0**-24 + 1.0 / GRID
     row_diff = np.empty(n, dtype=np.float64)
     col_max = np.full((counts.size, n), -np.inf, dtype=np.float32) if both else None
     per_block = max(1, _BLOCK_ELEMENTS // n)
@@ -169,7 +148,7 @@ def leave_one_out_hit_at_1(query_emb: Any, gallery_emb: Any, labels: Any) -> flo
     """
     q, g = prepare(query_emb, "query_emb"), prepare(gallery_emb, "gallery_emb")
     _check_pair(q, g)
-    codes = _label_codes(labels, q.shape[0])
+    codes = label_codes(labels, q.shape[0])[1]
     valid = np.bincount(codes)[codes] >= 2 if codes.size else np.zeros(0, dtype=bool)
     if not valid.any():
         return math.nan
@@ -203,7 +182,7 @@ def hit_at_1_matrix(
     done = 0
     if not sizes:
         return out
-    codes = _label_codes(labels, sizes.pop())
+    codes = label_codes(labels, sizes.pop())[1]
     valid = np.bincount(codes)[codes] >= 2 if codes.size else np.zeros(0, dtype=bool)
     for q in range(m):
         for g in range(q, m):

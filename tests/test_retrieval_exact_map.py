@@ -1,0 +1,119 @@
+"""The cross-test's mAP is exact: equal to scikit-learn's average precision of every query, beyond 2,000 queries.
+
+The reference ranks each query's gallery by brute force (the full float64 matrix on the
+2**-24 grid, then ``np.lexsort`` by score descending and index ascending, the definition
+in ``docs/metrics.md``) and hands that ranking to ``sklearn.metrics.average_precision_score``
+as strictly decreasing scores, so scikit-learn's tie grouping never applies: the AP
+formula comes from scikit-learn, the ranking from the definition.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from graceful_core.metrics.retrieval import cross_test, retrieval_metrics
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    n = np.linalg.norm(a, axis=1, keepdims=True)
+    return a / np.where(n > 0, n, 1.0)
+
+
+def _sklearn_average_precisions(q: np.ndarray, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    grid = np.round((_unit(q) @ _unit(g).T) * 2.0**24)
+    n = len(y)
+    ap = np.full(n, np.nan)
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        ranked = others[np.lexsort((others, -grid[i, others]))]
+        relevant = y[ranked] == y[i]
+        if relevant.any():
+            ap[i] = average_precision_score(relevant, -np.arange(n - 1, dtype=np.float64))
+    return ap
+
+
+def _case(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantised clustered embeddings (exact ties between relevant and other items are frequent),
+    duplicated rows, a zero row and a label with one sample."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 9, n)
+    centres = rng.normal(size=(9, 5)) * 2
+    old = np.round(centres[y] + rng.normal(size=(n, 5)) * 1.5).astype(np.float32)
+    new = (old + np.round(rng.normal(size=(n, 5)))).astype(np.float32)
+    new[50:90] = new[300]
+    old[7] = 0.0
+    y[11] = 99
+    return old, new, y
+
+
+def test_cross_test_map_equals_sklearn_on_2100_queries_with_ties():
+    old, new, y = _case(2100, seed=5)
+    ct = cross_test(old, new, y, block_size=333)
+    emb = {"old": old, "new": new}
+    # a self-test and a cross-test pair (tests/test_retrieval.py checks all four against a second reference)
+    for pair in ("old_old", "new_old"):
+        q, g = (emb[s] for s in pair.split("_"))
+        ref = _sklearn_average_precisions(q, g, y)
+        got = ct.results[pair].average_precision
+        assert got is not None
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12, err_msg=pair)
+        assert ct.scores["map"][pair] == pytest.approx(float(np.nanmean(ref)), abs=1e-12)
+    assert ct.map_queries == ct.n_queries == 2099 and ct.map_ci95 is None
+
+
+def test_the_block_size_and_the_threads_do_not_change_the_average_precisions():
+    import torch
+
+    old, new, y = _case(700, seed=8)
+    ref = retrieval_metrics(new, old, y, block_size=700)
+    threads = torch.get_num_threads()
+    try:
+        for block, t in ((1, 1), (13, 2), (64, 1)):
+            torch.set_num_threads(t)
+            r = retrieval_metrics(new, old, y, block_size=block)
+            assert r.average_precision is not None and ref.average_precision is not None
+            np.testing.assert_array_equal(r.average_precision, ref.average_precision)
+            np.testing.assert_array_equal(r.topk_indices, ref.topk_indices)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "graceful_core.metrics.retrieval",
+        "graceful_core.metrics.retrieval_inputs",
+        "graceful_core.metrics.leave_one_out",
+        "graceful_core.metrics.cross_test",
+        "graceful_core.metrics.embedding_overlap",
+        "graceful_core.metrics.hit_at_1",
+    ],
+)
+def test_docstring_examples_run(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_both_ways_of_sorting_a_block_give_the_brute_force_answer(monkeypatch, share):
+    import graceful_core.metrics.average_precision as average_precision
+
+    # 0.0: every block sorts whole rows; 1.0: every block sorts only the items at or above its worst relevant one
+    monkeypatch.setattr(average_precision, "_SORT_ROWS_ABOVE", share)
+    old, new, y = _case(400, seed=12)
+    y[20:23] = [70, 70, 71]  # a label with two samples: fewer relevant items than neighbours asked for
+    y[23] = 71
+    r = retrieval_metrics(new, old, y, ks=(1, 5), block_size=37)
+    ref = _sklearn_average_precisions(new, old, y)
+    assert r.average_precision is not None
+    np.testing.assert_allclose(r.average_precision, ref, rtol=0, atol=1e-12)
+    grid = np.round((_unit(new) @ _unit(old).T) * 2.0**24)
+    for i in range(len(y)):
+        others = np.delete(np.arange(len(y)), i)
+        np.testing.assert_array_equal(r.topk_indices[i], others[np.lexsort((others, -grid[i, others]))][:5])
