@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv, lint and check the formatting (ruff), check the import contracts (lint-imports, pyproject.toml), type-check (basedpyright:
-# no error beyond the ones recorded in .basedpyright/baseline.json), and run the whole test suite (unit, property, doctests, app and real-browser tests).
+# Set up .venv, lint and check the formatting (ruff), check the import contracts (lint-imports, pyproject.toml), type-check (basedpyright,
+# standard mode, zero errors), and run the whole test suite (unit, property, doctests, app and real-browser tests).
 # The browser tests need Debian's chromium at /usr/bin/chromium; as root this script installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
