@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_app import NFR, time_overview  # noqa: E402
-from tests.test_browser import free_port, launch, start_server, stop_server, wait_ready  # noqa: E402
+from tests.browser.harness import free_port, launch, start_server, stop_server, wait_ready  # noqa: E402
 
 NAV = '[data-testid="stSidebarNav"] a'
 #: Each page's own content, by its chart keys (Streamlit's ``st-key-<key>`` class), so that an element left

@@ -5,8 +5,10 @@
 - :func:`assert_reports_equal`: two JSON reports equal key for key, floats to a tolerance.
 - :func:`parse`: the tags and visible text of an HTML report.
 - :func:`planted_tables`: two predictions tables with a planted regression slice.
+- :func:`fashion_flips_brute_force`: the Fashion sample's negative flips per class, from its committed tables.
 
-The AppTest helpers (start the app, read a page) are in :mod:`tests.apptest`.
+The AppTest helpers (start the app, read a page) are in :mod:`tests.apptest`, the real-browser ones in
+:mod:`tests.browser.harness`, the builders of hostile files in :mod:`tests.bad_inputs`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,25 @@ import pandas as pd
 import pytest
 
 from graceful_core.types import Predictions
+
+#: The repository's root (tests/ is one level below it).
+ROOT = Path(__file__).resolve().parents[1]
+#: The bundled Fashion-MNIST sample (the app's default comparison) and its committed predictions tables.
+FASHION = ROOT / "sample_data" / "fashion"
+FASHION_PREDS = FASHION / "predictions"
+#: Skips a test (or, as ``pytestmark``, a module) that needs the Fashion sample's models and tables.
+needs_fashion = pytest.mark.skipif(
+    not all(
+        f.is_file()
+        for f in (
+            FASHION / "models" / "old.pt",
+            FASHION / "models" / "new.pt",
+            FASHION_PREDS / "old.parquet",
+            FASHION_PREDS / "new.parquet",
+        )
+    ),
+    reason="the Fashion-MNIST sample's models or predictions are missing",
+)
 
 
 # --------------------------------------------------------------------------- builders
@@ -134,6 +155,24 @@ def assert_reports_equal(a: Any, b: Any, path: str = "", *, rel: float = 1e-6, a
         assert b == pytest.approx(a, rel=rel, abs=abs), path
     else:
         assert a == b, path
+
+
+def fashion_flips_brute_force() -> dict:
+    """Negative flips of the Fashion sample's old → new, by brute force from the committed tables (joined on id).
+
+    Returns ``n`` (images), ``neg`` (negative flips), ``per_class`` (class -> (negative flips, support)) and
+    ``order`` (classes, most negative flips first, ties by name).
+    """
+    old = pd.read_parquet(FASHION_PREDS / "old.parquet", columns=["id", "label", "pred"]).set_index("id")
+    new = pd.read_parquet(FASHION_PREDS / "new.parquet", columns=["id", "pred"]).set_index("id")
+    new = new.loc[old.index]
+    neg = (old["pred"] == old["label"]).to_numpy() & (new["pred"] != old["label"]).to_numpy()
+    per_class = {}
+    for cls in sorted(set(old["label"])):
+        mine = (old["label"] == cls).to_numpy()
+        per_class[cls] = (int(np.sum(neg & mine)), int(np.sum(mine)))
+    worst = sorted(per_class, key=lambda c: (-per_class[c][0], c))
+    return {"n": len(old), "neg": int(neg.sum()), "per_class": per_class, "order": worst}
 
 
 # --------------------------------------------------------------------------- HTML

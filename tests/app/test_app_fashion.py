@@ -8,44 +8,21 @@ photos once per test session (minutes on a busy 2-core machine: hence the long f
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
 import pytest
 
 from tests.apptest import goto, run_app
+from tests.helpers import fashion_flips_brute_force, needs_fashion
 
-ROOT = Path(__file__).resolve().parent.parent
-FASHION = ROOT / "sample_data" / "fashion"
-PREDS = FASHION / "predictions"
 #: Seconds the first script run may take: both models on 10,000 photos and the exact cross-test, cold.
 COLD_S = 900
 
-pytestmark = pytest.mark.skipif(
-    not (
-        (FASHION / "models" / "old.pt").is_file()
-        and (FASHION / "models" / "new.pt").is_file()
-        and (PREDS / "old.parquet").is_file()
-        and (PREDS / "new.parquet").is_file()
-    ),
-    reason="the Fashion-MNIST sample's models or predictions are missing",
-)
+pytestmark = needs_fashion
 
 
 @pytest.fixture(scope="module")
 def expected():
     """Negative flips per class by brute force from the committed tables (joined on id)."""
-    old = pd.read_parquet(PREDS / "old.parquet", columns=["id", "label", "pred"]).set_index("id")
-    new = pd.read_parquet(PREDS / "new.parquet", columns=["id", "pred"]).set_index("id")
-    new = new.loc[old.index]
-    neg = (old["pred"] == old["label"]).to_numpy() & (new["pred"] != old["label"]).to_numpy()
-    per_class = {}
-    for cls in sorted(set(old["label"])):
-        mine = (old["label"] == cls).to_numpy()
-        per_class[cls] = (int(np.sum(neg & mine)), int(np.sum(mine)))
-    worst = sorted(per_class, key=lambda c: (-per_class[c][0], c))
-    return {"n": len(old), "neg": int(neg.sum()), "per_class": per_class, "order": worst}
+    return fashion_flips_brute_force()
 
 
 @pytest.fixture(scope="module")

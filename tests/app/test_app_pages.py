@@ -19,7 +19,7 @@ def metrics(at) -> dict[str, str]:
 
 # ---------------------------------------------------------------- overview
 def test_overview_shows_the_digits_sample_from_its_link(report):
-    at = run_app()  # ?cmp=sample:new (the app's own default, Fashion-MNIST, is tests/test_app_fashion.py's)
+    at = run_app()  # ?cmp=sample:new (the app's own default, Fashion-MNIST, is tests/app/test_app_fashion.py's)
     assert at.title[0].value == "Overview"
     assert at.query_params.get("cmp") == "sample:new"
     shown = metrics(at)

@@ -2,7 +2,7 @@
 
 The expected sentence and line are computed here from the two predictions tables with
 ``mitigate_sources`` (not through the app's comparison). The download was checked in
-Chromium (notes); the exported file's predictions are tested in tests/test_whatif.py.
+Chromium (notes); the exported file's predictions are tested in tests/remedies/test_whatif.py.
 """
 
 from __future__ import annotations

@@ -10,152 +10,26 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-EXCEPTION = '[data-testid="stException"]'
-WAIT_MS = 60_000
-
-
-def _need(condition: bool, reason: str) -> None:
-    if not condition:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (required when CI is set)")
-        pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(cache_dir: Path, port: int) -> subprocess.Popen:
-    """The app (``python -m graceful_ui.serve``, as scripts/run.sh starts it) on ``port``; returns once healthy."""
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache_dir))
-    env.setdefault("GRACEFUL_WARM_UMAP", "0")  # many short-lived servers: no background UMAP compilation each
-    log = open(cache_dir.parent / f"streamlit-{port}.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "graceful_ui.serve",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log.name}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError("streamlit did not become healthy within 90 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-
-def metric_value(page, label: str) -> str:
-    card = page.locator('[data-testid="stMetric"]', has_text=label).first
-    return card.locator('[data-testid="stMetricValue"]').inner_text(timeout=WAIT_MS).strip()
-
-
-READY_JS = (
-    "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-    " && !!document.querySelector('[data-testid=\"stMain\"] h1')"
+from tests.browser.harness import (
+    ROOT,
+    WAIT_MS,
+    browser_page,
+    click_centre,
+    grid_count,
+    metric_value,
+    no_exception,
+    serve_app,
+    shot,
+    wait_ready,
+    wait_until,
 )
-
-
-def wait_ready(page, timeout: int = WAIT_MS, settle_ms: int = 1000) -> None:
-    """Wait until the script run finished and stayed finished for ``settle_ms``.
-
-    Streamlit shows its running indicator only after a short delay, so one look right after an
-    event can see "not running" before the rerun has started: the page must look ready for
-    ``settle_ms`` in a row.
-    """
-    deadline = time.monotonic() + timeout / 1000
-    ready_since = None
-    while True:
-        if page.evaluate(READY_JS):
-            ready_since = ready_since or time.monotonic()
-            if time.monotonic() - ready_since >= settle_ms / 1000:
-                return
-        else:
-            ready_since = None
-            remaining = max(1, int(1000 * (deadline - time.monotonic())))
-            page.wait_for_function(READY_JS, timeout=remaining)
-            continue
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"page not settled within {timeout} ms")
-        page.wait_for_timeout(100)
-
-
-def wait_until(page, probe, expected, timeout: int = WAIT_MS):
-    """Poll ``probe()`` until it returns ``expected`` (or the timeout); return its last value."""
-    deadline = time.monotonic() + timeout / 1000
-    value = probe()
-    while value != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-        value = probe()
-    return value
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def no_exception(page, where: str) -> None:
-    assert page.locator(EXCEPTION).count() == 0, f"Streamlit exception box on {where}"
-    assert page.get_by_text("Page not found").count() == 0, f"'Page not found' dialog on {where}"
 
 
 @pytest.fixture(scope="module")
@@ -182,38 +56,6 @@ def cli_report(sample_spec, tmp_path_factory):
         timeout=600,
     )
     return json.loads(out.read_text())
-
-
-def serve_app(tmp_path_factory, name: str, shared_cache: bool = False):
-    """Generator for a module fixture: the app on a free port with its own cache; yields its URL.
-
-    ``shared_cache``: the test run's cache instead (tests/conftest.py; shared by the xdist
-    workers), for servers whose tests only read results, so a heavy comparison is computed
-    once per run.
-    """
-    _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (Debian package chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _need(False, "the playwright Python package is not installed")
-    cache = tmp_path_factory.mktemp(name) / "cache"
-    if shared_cache and os.environ.get("GRACEFUL_CACHE_DIR"):
-        cache = Path(os.environ["GRACEFUL_CACHE_DIR"])
-    cache.mkdir(exist_ok=True)
-    port = free_port()
-    proc = start_server(cache, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_server(proc)
-
-
-def browser_page(width: int, height: int):
-    """Generator for a module fixture: one Chromium page of that size (Streamlit scrolls inside: tall shows more)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        yield browser.new_page(viewport={"width": width, "height": height})
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -265,16 +107,6 @@ def test_every_page_via_the_sidebar(page, server, title, name):
     shot(page, name)
 
 
-def _grid_count(page) -> int:
-    text = page.get_by_text("matching images").first.inner_text(timeout=WAIT_MS)
-    return int(text.split(" of ")[1].split()[0])
-
-
-def _click_centre(page, locator) -> None:
-    bb = locator.bounding_box()
-    page.mouse.click(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
-
-
 def test_clicking_a_cell_and_a_bar_filters_the_grid(page, server, cli_report):
     page.goto(server + "/flips?cmp=sample:new")
     page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=WAIT_MS)
@@ -283,19 +115,19 @@ def test_clicking_a_cell_and_a_bar_filters_the_grid(page, server, cli_report):
     k = len(classes)
     a, b = max(((i, j) for i in range(k) for j in range(k) if i != j), key=lambda ij: m[ij[0]][ij[1]])
     cells = page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point")
-    _click_centre(page, cells.nth(a * k + b))
+    click_centre(page, cells.nth(a * k + b))
     page.wait_for_function(f"() => location.href.includes('old={quote(classes[a])}')", timeout=WAIT_MS)
     wait_ready(page)
-    assert wait_until(page, lambda: _grid_count(page), m[a][b]) == m[a][b]
+    assert wait_until(page, lambda: grid_count(page), m[a][b]) == m[a][b]
     shot(page, "06-flips-cell")
 
     row = max(range(k), key=lambda i: cli_report["per_class"][i]["negative_flips"])
     bars = page.locator(".js-plotly-plot").nth(1).locator("g.point path")  # trace 0 = negative flips
-    _click_centre(page, bars.nth(row))
+    click_centre(page, bars.nth(row))
     page.wait_for_function(f"() => location.href.includes('cls={quote(classes[row])}')", timeout=WAIT_MS)
     wait_ready(page)
     expected = cli_report["per_class"][row]["negative_flips"]
-    assert wait_until(page, lambda: _grid_count(page), expected) == expected
+    assert wait_until(page, lambda: grid_count(page), expected) == expected
     no_exception(page, "flips after clicks")
     shot(page, "07-flips-bar")
 
@@ -306,7 +138,7 @@ def test_deep_links_open_the_same_view(page, server, cli_report):
     page.wait_for_selector("text=matching images", timeout=WAIT_MS)
     wait_ready(page)
     support = next(r["support"] for r in cli_report["per_class"] if r["class"] == cls)
-    assert _grid_count(page) == support
+    assert grid_count(page) == support
     sid = (cli_report["negative_flips"] or cli_report["positive_flips"])[0]
     page.goto(f"{server}/sample?cmp=sample:new&sample={quote(sid)}")
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Sample")', timeout=WAIT_MS)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_app_fashion import FASHION, PREDS, expected  # noqa: F401  (the brute-force fixture)
-from tests.test_browser import WAIT_MS, browser_page, no_exception, serve_app, shot, wait_ready
+from tests.browser.harness import COLD_MS, WAIT_MS, browser_page, no_exception, serve_app, shot, wait_ready
+from tests.helpers import fashion_flips_brute_force, needs_fashion
 
-COLD_MS = 600_000
+pytestmark = needs_fashion
 
-pytestmark = pytest.mark.skipif(
-    not ((FASHION / "models" / "old.pt").is_file() and (PREDS / "old.parquet").is_file()),
-    reason="the Fashion-MNIST sample's models or predictions are missing",
-)
+
+@pytest.fixture(scope="module")
+def expected():
+    """Negative flips per class by brute force from the committed tables."""
+    return fashion_flips_brute_force()
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def page(server):
     yield from browser_page(1400, 1800)
 
 
-def test_a_bare_url_opens_on_fashion_and_names_the_regression(page, server, expected):  # noqa: F811
+def test_a_bare_url_opens_on_fashion_and_names_the_regression(page, server, expected):
     page.goto(server + "/")
     page.wait_for_selector('[data-testid="stMetric"]', timeout=COLD_MS)
     wait_ready(page, timeout=COLD_MS)

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import WAIT_MS, browser_page, no_exception, serve_app, shot, wait_ready
-from tests.test_browser_fashion import COLD_MS, pytestmark  # noqa: F401  (skipped without the Fashion sample)
+from tests.browser.harness import (
+    COLD_MS,
+    WAIT_MS,
+    browser_page,
+    click_centre,
+    no_exception,
+    serve_app,
+    shot,
+    wait_ready,
+)
+from tests.helpers import needs_fashion
+
+pytestmark = needs_fashion
 
 #: For every metric card, whether its value's text fits: no element inside the value is wider than its
 #: box (a cut value shows an ellipsis: its text is wider than the box that clips it).
@@ -83,8 +94,6 @@ def test_back_goes_one_view_back(server):
 
 def test_back_restores_each_view_with_its_filters(server, report):
     """Overview → Flips → a matrix cell → Slices, then Back three times: each view as it was, filters included."""
-    from tests.test_browser import _click_centre
-
     m, k = report["transition_matrix"], len(report["classes"])
     a, b = max(((i, j) for i in range(k) for j in range(k) if i != j), key=lambda ij: m[ij[0]][ij[1]])
     for page in browser_page(1400, 1800):
@@ -96,7 +105,7 @@ def test_back_restores_each_view_with_its_filters(server, report):
         page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=WAIT_MS)
         wait_ready(page)
         views.append(page.url)
-        _click_centre(page, page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point").nth(a * k + b))
+        click_centre(page, page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point").nth(a * k + b))
         page.wait_for_function("() => location.href.includes('old=')", timeout=WAIT_MS)
         wait_ready(page)
         views.append(page.url)

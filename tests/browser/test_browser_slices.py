@@ -14,20 +14,21 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_browser import (
+from tests.browser.harness import (
     EXCEPTION,
     WAIT_MS,
-    _click_centre,
-    _grid_count,
     browser_page,
+    click_centre,
     free_port,
+    grid_count,
+    need_browser,
     shot,
     start_server,
     stop_server,
     wait_ready,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 TEST_DATA = SAMPLE / "digits" / "test"
 OLD_CSV = SAMPLE / "predictions" / "old.csv"
@@ -71,9 +72,7 @@ def planted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, planted):
-    from tests.test_browser import CHROMIUM, _need
-
-    _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (Debian package chromium)")
+    need_browser()
     cache = tmp_path_factory.mktemp("slices-app") / "cache"
     cache.mkdir()
     port = free_port()
@@ -98,7 +97,7 @@ def test_clicking_a_slice_filters_the_flips_grid(page, server, planted):
     page.wait_for_selector(".js-plotly-plot g.point path", timeout=120_000)
     wait_ready(page)
     assert "site = b" in page.evaluate("Array.from(document.querySelectorAll('.ytick text')).map(t => t.textContent)")
-    _click_centre(page, page.locator(".js-plotly-plot g.point path").first)  # the first bar: the top slice
+    click_centre(page, page.locator(".js-plotly-plot g.point path").first)  # the first bar: the top slice
     page.wait_for_function("() => location.href.includes('slice=site%3Db')", timeout=WAIT_MS)
     wait_ready(page)
     page.get_by_role("button", name="Show its images in Flips").wait_for(timeout=WAIT_MS)
@@ -109,14 +108,14 @@ def test_clicking_a_slice_filters_the_flips_grid(page, server, planted):
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Flips")', timeout=WAIT_MS)
     wait_ready(page)
     assert "/flips" in page.url and "slice=site%3Db" in page.url
-    assert _grid_count(page) == planted["b_flips"]
+    assert grid_count(page) == planted["b_flips"]
     assert page.locator(EXCEPTION).count() == 0
     shot(page, "21-flips-slice")
     # the filter is part of the link: a fresh load of it shows the same grid
     page.goto(page.url)
     page.get_by_text("matching images").first.wait_for(timeout=WAIT_MS)
     wait_ready(page)
-    assert _grid_count(page) == planted["b_flips"]
+    assert grid_count(page) == planted["b_flips"]
     assert dialogs == []
 
 

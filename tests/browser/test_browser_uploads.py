@@ -1,6 +1,6 @@
 """Real-browser test of the upload flow (issue 11's acceptance): files that stay, Compare -> Overview, Versions.
 
-Headless Debian Chromium via Playwright against the app, with the helpers of tests/test_browser.py.
+Headless Debian Chromium via Playwright against the app, with the helpers of tests/browser/harness.py.
 Uploads old.pt, new.pt and a zip of the test digits, switches pages, comes back (the files are still
 loaded), replaces only the new model by new.onnx, compares, lands on the Overview (NFR from the core run
 directly on the same files), opens Versions with both uploaded models in the set and clicks a cell of
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import (
+from tests.browser.harness import (
     WAIT_MS,
-    _click_centre,
     browser_page,
+    click_centre,
     metric_value,
     no_exception,
     serve_app,
@@ -27,7 +27,7 @@ from tests.test_browser import (
     wait_ready,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "sample_data" / "models"
 DATA = ROOT / "sample_data" / "digits" / "test"
 #: A long wait: the first comparison of a fresh server runs both models on a busy 2-core machine (in the suite the
@@ -165,7 +165,7 @@ def test_uploads_stay_one_is_replaced_compare_opens_the_overview_and_versions(pa
 
     # a cell of the uploaded pair opens it on the Overview: row new.onnx (old model) -> column old.pt (new model)
     cells = page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point")
-    _click_centre(page, cells.nth(1 * 2 + 0))
+    click_centre(page, cells.nth(1 * 2 + 0))
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Overview")', timeout=SLOW_MS)
     page.wait_for_selector('[data-testid="stMetric"]', timeout=SLOW_MS)
     wait_ready(page, timeout=SLOW_MS)

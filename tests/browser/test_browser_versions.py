@@ -1,6 +1,6 @@
 """Real-browser visit of the Versions page (headless Debian Chromium via Playwright).
 
-Reuses the server helpers of tests/test_browser.py: the page renders without an exception
+Reuses the server helpers of tests/browser/harness.py: the page renders without an exception
 box, its heatmaps are drawn, a screenshot goes to test-artifacts/, and clicking an NFR cell
 opens that pair on the Overview with the core's NFR.
 """
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import (
+from tests.browser.harness import (
     WAIT_MS,
-    _click_centre,
     browser_page,
+    click_centre,
     metric_value,
     no_exception,
     serve_app,
@@ -22,7 +22,7 @@ from tests.test_browser import (
     wait_ready,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "sample_data" / "models"
 DATA = ROOT / "sample_data" / "digits" / "test"
 CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
@@ -62,7 +62,7 @@ def test_versions_page_renders_and_a_cell_opens_the_pair(page, server, report):
     assert page.locator('[role="dialog"]').count() == 0  # no "Page not found" notice on a deep link
     i, j = CHAIN.index("new.pt"), CHAIN.index("v3.pt")  # NFR cell: old new.pt (row) -> new v3.pt (column)
     cells = page.locator(".js-plotly-plot").nth(0).locator(".scatterlayer path.point")
-    _click_centre(page, cells.nth(i * len(CHAIN) + j))
+    click_centre(page, cells.nth(i * len(CHAIN) + j))
     page.wait_for_function("() => location.href.includes('cmp=pair')", timeout=WAIT_MS)
     page.wait_for_selector('[data-testid="stMain"] h1:has-text("Overview")', timeout=WAIT_MS)
     page.wait_for_selector('[data-testid="stMetric"]', timeout=WAIT_MS)

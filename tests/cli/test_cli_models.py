@@ -17,7 +17,7 @@ import pytest
 from graceful_core.cli.commands import APP_ENV, app_command, app_environment, build_parser, default_prog
 from graceful_core.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
 TEST_DATA = SAMPLE / "digits" / "test"

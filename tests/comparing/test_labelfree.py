@@ -19,7 +19,7 @@ from graceful_core.cli.commands import main
 from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.metrics.prediction_churn import churn_against_reference, prediction_churn
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRED = ROOT / "sample_data" / "fashion" / "predictions"
 
 

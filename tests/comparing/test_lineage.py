@@ -25,7 +25,7 @@ from graceful_core.errors import InputError
 from graceful_core.types import Predictions
 from tests.helpers import brute_force_hit1, predictions
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "sample_data" / "models"
 DATA = ROOT / "sample_data" / "digits" / "test"
 CHAIN = ["old", "new", "v3", "edge"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRED = ROOT / "sample_data" / "predictions"
 DATA = ROOT / "sample_data" / "digits" / "test"
 

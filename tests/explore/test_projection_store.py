@@ -10,7 +10,7 @@ import pytest
 from graceful_core.explore import projection_store as ps
 from graceful_core.explore.projection import ProjectionResult
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _emb(seed: int, n: int = 60, d: int = 6) -> np.ndarray:
@@ -106,5 +106,5 @@ def test_the_committed_fashion_maps_belong_to_the_bundled_pair():
 def test_the_default_map_folder_is_the_repositorys_sample_data(monkeypatch):
     """Without $GRACEFUL_SAMPLE_DATA the maps come from the repository's sample_data (the committed Fashion maps)."""
     monkeypatch.delenv("GRACEFUL_SAMPLE_DATA", raising=False)
-    root = Path(__file__).resolve().parents[1] / "sample_data"
+    root = Path(__file__).resolve().parents[2] / "sample_data"
     assert root / "fashion" / ps.MAPS_DIR in ps.map_dirs()

@@ -140,6 +140,6 @@ def test_each_bundled_sample_names_a_committed_experiment():
     """The Mitigate page shows the experiment only if its file is there: the path must be the repository's results/."""
     from graceful_core.io.samples import RESULTS
 
-    assert Path(__file__).resolve().parents[1] / "results" == RESULTS
-    for s in bundled_samples(Path(__file__).resolve().parents[1] / "sample_data"):
+    assert Path(__file__).resolve().parents[2] / "results" == RESULTS
+    for s in bundled_samples(Path(__file__).resolve().parents[2] / "sample_data"):
         assert s.experiment is not None and s.experiment.is_file(), s.name

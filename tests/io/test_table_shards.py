@@ -16,7 +16,7 @@ from graceful_core.comparing.sources import comparison_key, is_table
 from graceful_core.errors import InputError
 from graceful_core.io.tables import is_table_source, table_display_name, table_files, table_sha256
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OLD_CSV = ROOT / "sample_data" / "predictions" / "old.csv"
 NEW_CSV = ROOT / "sample_data" / "predictions" / "new.csv"
 

@@ -18,7 +18,7 @@ from graceful_core.errors import InputError
 from graceful_core.metrics.churn import ChurnCounts, churn_floor
 from tests.helpers import predictions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["a", "b", "c"]
 
 

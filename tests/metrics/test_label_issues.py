@@ -24,7 +24,7 @@ from graceful_core.metrics.significance import wilson_interval
 from graceful_core.types import Predictions
 from tests.helpers import predictions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRED = ROOT / "sample_data" / "fashion" / "predictions"
 N_PLANTED = 300
 

@@ -102,7 +102,7 @@ def test_true_class_probability_validation():
 
 
 # -------------------------------------------------------------- confidence split
-# Same 10 samples as tests/test_metrics_flips.py; negative flips are i1, i6, i8.
+# Same 10 samples as tests/metrics/test_metrics_flips.py; negative flips are i1, i6, i8.
 Y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
 O = np.array([0, 1, 2, 1, 1, 0, 0, 2, 2, 1])
 N = np.array([0, 2, 2, 0, 1, 0, 1, 1, 0, 2])

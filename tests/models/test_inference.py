@@ -16,7 +16,7 @@ from graceful_core.models.loader import load_model
 from graceful_core.training.export import save_torchscript
 from graceful_core.types import ModelInfo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEST = ROOT / "sample_data" / "digits" / "test"
 OLD = ROOT / "sample_data" / "models" / "old.pt"
 

@@ -13,7 +13,7 @@ from graceful_core.inference import predict, predict_together, prediction_cache_
 from graceful_core.io.datasets import load_dataset
 from graceful_core.models.loader import load_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEST = ROOT / "sample_data" / "digits" / "test"
 MODELS = ROOT / "sample_data" / "models"
 

@@ -26,7 +26,7 @@ from graceful_core.training.architectures import build_model
 from graceful_core.training.export import export_onnx, info_json, save_torchscript
 from graceful_core.types import Model, ModelInfo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_OLD = ROOT / "sample_data" / "models" / "old.pt"
 CLASSES = ("a", "b", "c")
 INFO = ModelInfo(name="tiny", input_size=(1, 8, 8), mean=(0.5,), std=(0.25,), classes=CLASSES)

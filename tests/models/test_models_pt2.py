@@ -32,7 +32,7 @@ from graceful_core.training.architectures import build_model
 from graceful_core.training.export import convert_model_file, export_onnx, save_pt2, save_torchscript
 from graceful_core.types import Model, ModelInfo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 CLASSES = ("a", "b", "c")
 INFO = ModelInfo(name="tiny", input_size=(1, 8, 8), mean=(0.5,), std=(0.25,), classes=CLASSES)

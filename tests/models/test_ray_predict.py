@@ -16,7 +16,7 @@ from graceful_core.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "sample_data" / "models" / "new.pt"
 OLD_CSV = ROOT / "sample_data" / "predictions" / "old.csv"
 DATA = ROOT / "sample_data" / "digits" / "test"

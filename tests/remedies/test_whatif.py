@@ -22,7 +22,7 @@ from scipy.special import softmax
 from graceful_core.errors import InputError
 from graceful_core.metrics import whatif as wi
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FASHION = ROOT / "sample_data" / "fashion"
 TABLES = FASHION / "predictions"
 

@@ -19,7 +19,7 @@ from graceful_core.report.experiments import (
     remedy_sentence,
 )
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "mitigation-fashion.json"
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "mitigation-fashion.json"
 
 
 def test_headline_equals_the_per_seed_rows():

@@ -25,7 +25,7 @@ from scipy.stats import binomtest
 
 from tests.helpers import parse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
 TEST_DATA = SAMPLE / "digits" / "test"

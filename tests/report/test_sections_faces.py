@@ -25,7 +25,7 @@ from graceful_core.report.sections import SECTION_KEYS, Section, build_sections
 from graceful_core.report.text import TEXT_ORDER, text_summary
 from tests.apptest import run_app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRED = ROOT / "sample_data" / "predictions"
 MODELS = ROOT / "sample_data" / "models"
 DIGITS = ROOT / "sample_data" / "digits" / "test"

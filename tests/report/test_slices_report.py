@@ -27,7 +27,7 @@ from graceful_core.metrics.slices import JSON_KEYS
 from graceful_core.vocabulary import EXIT_GATE, EXIT_INPUT, EXIT_OK
 from tests.helpers import SITES, planted_tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS, MODELS = ROOT / "sample_data" / "digits" / "test", ROOT / "sample_data" / "models"
 SAMPLE = ROOT / "sample_data"
 OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"

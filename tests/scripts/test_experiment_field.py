@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.tiny_fashion import write_tiny_fashion
+from tests.scripts.tiny_fashion import write_tiny_fashion
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load():

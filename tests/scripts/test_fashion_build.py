@@ -17,9 +17,9 @@ from PIL import Image
 from graceful_core.errors import InputError
 from graceful_core.io.datasets import load_dataset
 from graceful_core.transforms import preprocess
-from tests.tiny_fashion import NAMES, write_tiny_fashion
+from tests.scripts.tiny_fashion import NAMES, write_tiny_fashion
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FOLDERS = ["t-shirt-top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 
@@ -253,7 +253,7 @@ def test_missing_files_name_the_apt_command(tmp_path):
 
 
 def test_wrong_shapes_are_refused(tmp_path):
-    from tests.tiny_fashion import idx_ubyte
+    from tests.scripts.tiny_fashion import idx_ubyte
 
     write_tiny_fashion(tmp_path)
     import gzip

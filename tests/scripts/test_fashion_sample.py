@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import brute_force_hit1
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FASHION = ROOT / "sample_data" / "fashion"
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 UPPER_BODY = {"T-shirt/top", "Pullover", "Coat", "Shirt"}

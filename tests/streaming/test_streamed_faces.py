@@ -1,7 +1,7 @@
 """The streamed path through every face: compare_sources, the CLI, the API, the grid, the HTML report, matrix.
 
 References: the in-memory path (``stream=False``: both tables loaded, ``compare_predictions``)
-for whole reports, which the engine-level tests (tests/test_streaming.py) check against NumPy
+for whole reports, which the engine-level tests (tests/streaming/test_streaming.py) check against NumPy
 brute force; hand counts for the ids missing from one side; plain pandas over the source
 arrays for the grid's pages. Batches of a few rows (``DEFAULT_BATCH_ROWS`` patched) put
 batch boundaries everywhere.
@@ -371,7 +371,7 @@ def test_cli_auto_streams_through_the_environment_in_a_real_process(tmp_path):
     env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path / "c"), **{STREAM_ROWS_ENV: "100"})
     r = subprocess.run(
         [sys.executable, "-m", "graceful_core", "compare", old, new, "--json", str(tmp_path / "r.json")],
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
         env=env,
         capture_output=True,
         text=True,

@@ -21,7 +21,7 @@ from PIL import Image
 
 from tests import bad_inputs as bad
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 OLD = SAMPLE / "models" / "old.pt"
 CLASSES = ("0", "3", "8")

@@ -257,7 +257,7 @@ def test_elodi_without_reference_files_trains_its_ensemble_of_other_seeds_first(
     from graceful_core.training.update import TrainParams, train_update_cached, trained_model_path
 
     monkeypatch.setenv("GRACEFUL_CACHE_DIR", str(tmp_path / "cache"))
-    root = Path(__file__).resolve().parents[1] / "sample_data"
+    root = Path(__file__).resolve().parents[2] / "sample_data"
     data_dir = tmp_path / "train"
     for c in ("1", "7"):
         (data_dir / c).mkdir(parents=True)

@@ -10,7 +10,7 @@ import pytest
 from graceful_core.training.update import TrainParams
 from graceful_ui import training as tr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OLD = ROOT / "sample_data" / "models" / "old.pt"
 
 
