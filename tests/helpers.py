@@ -13,6 +13,7 @@ The AppTest helpers (start the app, read a page) are in :mod:`tests.apptest`, th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -115,26 +116,38 @@ SITES = ("north", "south", "harbour", "airport", "depot")
 
 
 # --------------------------------------------------------------------------- oracles
-def brute_force_hit1(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, block: int = 1000) -> float:
+def brute_force_hit1(
+    query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, block: int = 1000, *, grid: bool = False
+) -> float:
     """Leave-one-out cosine Hit@1 from the full similarity matrix, in float64 row blocks.
 
     Query i's own gallery row is excluded; its nearest neighbour is the first maximum
     (ties: the lowest index, as ``docs/metrics.md``); only queries whose label occurs at
-    least twice count.
+    least twice count (NaN when none does); a zero vector scores 0 against everything.
+    ``grid``: the exact definition of :mod:`graceful_core.metrics.hit_at_1` (embeddings read as
+    float32, cosines rounded to multiples of 2**-24 before the maximum), so results compare with ``==``.
 
     >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     >>> brute_force_hit1(x, x, np.array([0, 0, 1, 1])), brute_force_hit1(x, x, np.array([0, 1, 0, 1]))
     (1.0, 0.0)
     """
-    q = np.asarray(query, dtype=np.float64)
-    g = np.asarray(gallery, dtype=np.float64)
-    q, g = q / np.linalg.norm(q, axis=1, keepdims=True), g / np.linalg.norm(g, axis=1, keepdims=True)
+
+    def unit(a: Any) -> np.ndarray:
+        a = np.asarray(a, np.float32 if grid else np.float64).astype(np.float64)
+        n = np.linalg.norm(a, axis=1, keepdims=True)
+        return a / np.where(n > 0, n, 1.0)
+
+    q, g = unit(query), unit(gallery)
     labels = np.asarray(labels)
     _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
     valid = counts[codes] >= 2
+    if not valid.any():
+        return math.nan
     hit = np.zeros(len(q), dtype=bool)
     for s in range(0, len(q), block):
         sim = q[s : s + block] @ g.T
+        if grid:
+            sim = np.round(sim * 2.0**24)
         rows = np.arange(sim.shape[0])
         sim[rows, s + rows] = -np.inf
         hit[s : s + block] = labels[np.argmax(sim, axis=1)] == labels[s : s + block]

@@ -9,24 +9,7 @@ import pytest
 
 from graceful_core.metrics.hit_at_1 import leave_one_out_hit_at_1, prepare
 from graceful_core.metrics.retrieval import retrieval_metrics
-
-
-def brute_force_hit_at_1(q: np.ndarray, g: np.ndarray, y: np.ndarray) -> float:
-    """The definition, written out: float64 cosine on the 2**-24 grid, own index out, lowest index among ties."""
-
-    def unit(a):
-        a = np.asarray(a, np.float32).astype(np.float64)
-        n = np.linalg.norm(a, axis=1, keepdims=True)
-        return a / np.where(n > 0, n, 1.0)
-
-    s = np.round(unit(q) @ unit(g).T * 2.0**24)
-    np.fill_diagonal(s, -np.inf)
-    _, counts = np.unique(y, return_counts=True)
-    valid = np.array([np.sum(y == v) >= 2 for v in y])
-    if not valid.any():
-        return math.nan
-    best = s.argmax(axis=1)
-    return float((y[best] == y)[valid].mean())
+from tests.helpers import brute_force_hit1
 
 
 def case(seed: int, n: int = 600, d: int = 8):
@@ -48,7 +31,7 @@ def case(seed: int, n: int = 600, d: int = 8):
 def test_hit_at_1_equals_brute_force_and_retrieval_metrics(seed):
     q, g, y = case(seed)
     got = leave_one_out_hit_at_1(q, g, y)
-    assert got == brute_force_hit_at_1(q, g, y)
+    assert got == brute_force_hit1(q, g, y, grid=True)
     assert got == retrieval_metrics(q, g, y, ks=(1,), compute_map=False).hit_at[1]
     assert leave_one_out_hit_at_1(prepare(q), prepare(g), y) == got  # prepared once, same answer
 
@@ -59,7 +42,7 @@ def test_all_ties_go_to_the_lowest_index():
     q = np.eye(4, 3, dtype=np.float32) + 1
     y = np.array([0, 1, 1, 0])
     # queries 1, 2, 3 find index 0 (label 0): only query 3 is a hit; query 0 finds index 1 (label 1): a miss
-    assert leave_one_out_hit_at_1(q, g, y) == 0.25 == brute_force_hit_at_1(q, g, y)
+    assert leave_one_out_hit_at_1(q, g, y) == 0.25 == brute_force_hit1(q, g, y, grid=True)
 
 
 def test_small_blocks_give_the_same_answer(monkeypatch):
@@ -68,7 +51,7 @@ def test_small_blocks_give_the_same_answer(monkeypatch):
     q, g, y = case(3, n=300)
     whole = leave_one_out_hit_at_1(q, g, y)
     monkeypatch.setattr(h, "_BLOCK_ELEMENTS", 300 * 7)
-    assert leave_one_out_hit_at_1(q, g, y) == whole == brute_force_hit_at_1(q, g, y)
+    assert leave_one_out_hit_at_1(q, g, y) == whole == brute_force_hit1(q, g, y, grid=True)
 
 
 def test_no_valid_query_gives_nan_and_bad_input_is_refused():
@@ -94,6 +77,6 @@ def test_matrix_equals_each_pair_searched_alone():
     pairs = {(a, b) for a in (0, 1, 3) for b in (0, 1, 3)} | {(4, 4)}
     assert set(got) == pairs
     for a, b in pairs:
-        assert got[a, b] == brute_force_hit_at_1(embs[a], embs[b], y), (a, b)
+        assert got[a, b] == brute_force_hit1(embs[a], embs[b], y, grid=True), (a, b)
         assert got[a, b] == retrieval_metrics(embs[a], embs[b], y, ks=(1,), compute_map=False).hit_at[1]
     assert seen[-1] == (25, 25) and [d for d, _ in seen] == sorted(d for d, _ in seen)
