@@ -5,6 +5,7 @@
 - :func:`assert_reports_equal`: two JSON reports equal key for key, floats to a tolerance.
 - :func:`parse`: the tags and visible text of an HTML report.
 - :func:`planted_tables`: two predictions tables with a planted regression slice.
+- :func:`run_cli`: the command line's exit code and output, in this process or in a new one.
 - :func:`fashion_flips_brute_force`: the Fashion sample's negative flips per class, from its committed tables.
 
 The AppTest helpers (start the app, read a page) are in :mod:`tests.apptest`, the real-browser ones in
@@ -13,7 +14,13 @@ The AppTest helpers (start the app, read a page) are in :mod:`tests.apptest`, th
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import os
+import subprocess
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -113,6 +120,74 @@ def planted_tables(
 
 #: The sites of :func:`planted_tables` ("harbour" is the planted slice).
 SITES = ("north", "south", "harbour", "airport", "depot")
+
+
+# --------------------------------------------------------------------------- the command line
+def run_cli(
+    *args: Any,
+    cache: Path,
+    env: Mapping[str, str] | None = None,
+    in_process: bool = True,
+    check: bool = False,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """``python -m graceful_core *args`` from the repository root with ``cache`` as its disk cache.
+
+    ``in_process`` (the default) calls :func:`graceful_core.cli.commands.main` in this process, as a fresh
+    one would run it: the arguments as text, the cache and ``env`` set in ``os.environ`` and the working
+    directory at the root for the call only, no model loaded before, output captured, Python's default
+    warning filters (a new interpreter prints what pytest would otherwise collect). It spares a
+    process start and the imports (seconds each on a busy machine). ``in_process=False`` starts the real
+    ``python -m graceful_core``: for what only a process shows (the entry point, the exit status, the
+    environment at import time).
+    """
+    argv = [str(a) for a in args]
+    if not in_process:
+        return subprocess.run(
+            [sys.executable, "-m", "graceful_core", *argv],
+            cwd=ROOT,
+            env={**os.environ, **(env or {}), "GRACEFUL_CACHE_DIR": str(cache)},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+        )
+    from graceful_core.cli.commands import main
+    from graceful_core.models.loader import clear_model_cache
+
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    saved_env, saved_cwd, saved_argv0 = dict(os.environ), os.getcwd(), sys.argv[:1]
+    os.environ.update({**(env or {}), "GRACEFUL_CACHE_DIR": str(cache)})
+    os.chdir(ROOT)
+    sys.argv[:1] = [str(ROOT / "graceful_core" / "__main__.py")]  # the name help texts use: python -m graceful_core
+    clear_model_cache()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.resetwarnings()  # a new interpreter's filters: deprecations only from __main__
+            warnings.simplefilter("default")
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.filterwarnings("ignore", category=category)
+            warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse's usage errors and --help
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if e.code is not None and not isinstance(e.code, int):
+                    print(e.code, file=sys.stderr)
+            out.flush()
+            err.flush()
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv[:1] = saved_argv0
+        os.environ.clear()
+        os.environ.update(saved_env)
+        clear_model_cache()
+    result = subprocess.CompletedProcess(
+        ["graceful", *argv], code, out.buffer.getvalue().decode(), err.buffer.getvalue().decode()
+    )
+    if check:
+        result.check_returncode()
+    return result
 
 
 # --------------------------------------------------------------------------- oracles

@@ -3,7 +3,8 @@
 The expected numbers are brute-force NumPy over the committed predictions tables of the
 Fashion sample (``sample_data/fashion/predictions/old.parquet``, ``new.parquet``), not
 the app's or the core's own output. The comparison runs both models on the 10,000 test
-photos once per test session (minutes on a busy 2-core machine: hence the long first-run timeout).
+photos once per test run (tests/conftest.py::fashion_in_cache, shared by the xdist workers; minutes on a
+busy 2-core machine, hence the long first-run timeout).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def expected():
 
 
 @pytest.fixture(scope="module")
-def app():
+def app(fashion_in_cache):
     """One session opened like a bare URL (no ``cmp``): the app's default."""
     return run_app(sample=None, timeout=COLD_S)
 
@@ -62,7 +63,7 @@ def test_worst_class_button_opens_its_flips_with_images(app, expected):
     assert len(app.get("image")) > 0  # the grid's photos
 
 
-def test_flips_grid_shows_the_photos(expected):
+def test_flips_grid_shows_the_photos(fashion_in_cache, expected):
     at = goto(run_app(sample=None, timeout=COLD_S), "flips_page.py")
     shown = next(m.value for m in at.markdown if "matching images" in m.value)
     assert f"of **{expected['neg']}** matching images" in shown

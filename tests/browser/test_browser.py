@@ -9,16 +9,12 @@ Never runs `playwright install`: it uses /usr/bin/chromium.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.harness import (
-    ROOT,
     WAIT_MS,
     browser_page,
     click_centre,
@@ -30,30 +26,22 @@ from tests.browser.harness import (
     wait_ready,
     wait_until,
 )
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
 def cli_report(sample_spec, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "report.json"
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path_factory.mktemp("cli-cache")))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "graceful_core",
-            "compare",
-            sample_spec.old,
-            sample_spec.new,
-            "--data",
-            sample_spec.data,
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
+    run_cli(
+        "compare",
+        sample_spec.old,
+        sample_spec.new,
+        "--data",
+        sample_spec.data,
+        "--json",
+        out,
+        cache=tmp_path_factory.mktemp("cli-cache"),
         check=True,
-        capture_output=True,
-        timeout=600,
     )
     return json.loads(out.read_text())
 

@@ -24,7 +24,7 @@ def expected():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, fashion_in_cache):
     yield from serve_app(tmp_path_factory, "app-fashion", shared_cache=True)
 
 

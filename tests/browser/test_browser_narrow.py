@@ -35,7 +35,7 @@ SIDEBAR_FOLDED_JS = """() => document.querySelector('[data-testid="stSidebar"]')
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, fashion_in_cache):
     yield from serve_app(tmp_path_factory, "app-narrow", shared_cache=True)
 
 

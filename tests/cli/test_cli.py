@@ -14,25 +14,13 @@ import pytest
 from scipy.stats import binomtest
 
 from tests import bad_inputs as bad
-from tests.helpers import assert_reports_equal
+from tests.helpers import assert_reports_equal, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
 TEST_DATA = SAMPLE / "digits" / "test"
 OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
-
-
-def run_cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")

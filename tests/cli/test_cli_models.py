@@ -16,24 +16,13 @@ import pytest
 
 from graceful_core.cli.commands import APP_ENV, app_command, app_environment, build_parser, default_prog
 from graceful_core.errors import InputError
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
 TEST_DATA = SAMPLE / "digits" / "test"
 OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
-
-
-def run_cli(*args, cache: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    full = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache), **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +109,9 @@ def test_device_cuda_without_cuda_exits_2_with_one_line(needs_sample, cache, tmp
         "matrix": ["matrix", OLD, NEW, "--data", TEST_DATA, "--json", out],
         "train": ["train", "--old", OLD, "--data", TEST_DATA, "--method", "plain", "--out", tmp_path / "n.pt"],
     }[command]
-    r = run_cli(*argv, "--device", "cuda", cache=cache, env=NO_CUDA)
+    r = run_cli(
+        *argv, "--device", "cuda", cache=cache, env=NO_CUDA, in_process=False
+    )  # CUDA hidden before torch starts
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "cuda" in one_error_line(r).lower()
     assert not out.exists() and not (tmp_path / "p.parquet").exists() and not (tmp_path / "n.pt").exists()

@@ -1,7 +1,7 @@
 """Model sets (graceful_core.comparing.lineage): matrices vs independent computations.
 
 * every NFR/BTC/flip-count/accuracy/cross-test entry equals the pairwise
-  ``python -m graceful_core compare Mi Mj --json`` report (a subprocess with its own cache);
+  ``python -m graceful_core compare Mi Mj --json`` report (the command line with its own cache);
 * cross-test Hit@1 equals a brute-force NumPy leave-one-out cosine top-1 over embeddings
   obtained by running the TorchScript files directly (torch.jit.load + embed);
 * regressions from v1 equal a direct set computation;
@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +19,7 @@ import pytest
 
 from graceful_core.errors import InputError
 from graceful_core.types import Predictions
-from tests.helpers import brute_force_hit1, predictions
+from tests.helpers import brute_force_hit1, predictions, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "sample_data" / "models"
@@ -34,19 +30,6 @@ CHAIN = ["old", "new", "v3", "edge"]
 def _need_samples() -> None:
     if not DATA.is_dir() or not all((MODELS / f"{m}.pt").is_file() for m in CHAIN):
         pytest.skip("bundled sample models/digits are missing")
-
-
-def cli(*args: str, cache: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=check,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +43,14 @@ def matrix(paths, tmp_path_factory):
     """The matrix report as written by ``python -m graceful_core matrix ... --json``."""
     tmp = tmp_path_factory.mktemp("matrix")
     out = tmp / "matrix.json"
-    r = cli("matrix", *paths, "--data", str(DATA), "--json", str(out), cache=tmp / "cache")
+    r = run_cli("matrix", *paths, "--data", str(DATA), "--json", str(out), cache=tmp / "cache", check=True)
     assert "cross-test Hit@1" in r.stdout
     return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")
 def pair_reports(paths, tmp_path_factory):
-    """``compare Mi Mj --json`` for every pair i < j (a subprocess each, with their own cache).
+    """``compare Mi Mj --json`` for every pair i < j (the command line run one pair after another, with their own cache).
 
     One report of i -> j also fixes j -> i: the negative flips of j -> i are the positive
     flips of i -> j, and BTC(j, i) = #both right / #j right.
@@ -78,15 +61,10 @@ def pair_reports(paths, tmp_path_factory):
     def one(ij):
         i, j = ij
         out = tmp / f"{i}-{j}.json"
-        cli("compare", paths[i], paths[j], "--data", str(DATA), "--json", str(out), cache=cache)
+        run_cli("compare", paths[i], paths[j], "--data", str(DATA), "--json", str(out), cache=cache, check=True)
         return ij, json.loads(out.read_text())
 
-    pairs = list(itertools.combinations(range(len(paths)), 2))
-    first = [(0, 1), (2, 3)]  # disjoint pairs warm every model's cache entry without two runs racing on one
-    with ThreadPoolExecutor(2) as pool:
-        reports = dict(pool.map(one, first))
-        reports.update(pool.map(one, [p for p in pairs if p not in first]))
-    return reports
+    return dict(map(one, itertools.combinations(range(len(paths)), 2)))
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +194,7 @@ def test_matrix_text_names_every_model_and_the_chain(paths, matrix):
 
 # --------------------------------------------------------------------------- bad sets (CLI)
 def test_cli_one_model_exits_2_with_one_line(paths, tmp_path):
-    r = cli(
+    r = run_cli(
         "matrix", paths[0], "--data", str(DATA), "--json", str(tmp_path / "m.json"), cache=tmp_path / "c", check=False
     )
     assert r.returncode == 2
@@ -235,7 +213,7 @@ def _table(path: Path, ids: list[str], labels: list[str], preds: list[str]) -> s
 def test_cli_tables_from_different_datasets_exit_2(tmp_path):
     a = _table(tmp_path / "a.csv", ["x/1.png", "x/2.png"], ["0", "1"], ["0", "1"])
     b = _table(tmp_path / "b.csv", ["y/1.png", "y/2.png"], ["0", "1"], ["1", "1"])
-    r = cli("matrix", a, b, "--json", str(tmp_path / "m.json"), cache=tmp_path / "c", check=False)
+    r = run_cli("matrix", a, b, "--json", str(tmp_path / "m.json"), cache=tmp_path / "c", check=False)
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -244,7 +222,7 @@ def test_cli_tables_from_different_datasets_exit_2(tmp_path):
 
 def test_cli_table_not_from_the_dataset_exits_2(paths, tmp_path):
     t = _table(tmp_path / "t.csv", ["elsewhere/1.png"], ["0"], ["0"])
-    r = cli("matrix", paths[0], t, "--data", str(DATA), cache=tmp_path / "c", check=False)
+    r = run_cli("matrix", paths[0], t, "--data", str(DATA), cache=tmp_path / "c", check=False)
     assert r.returncode == 2 and "t.csv" in r.stderr and "Traceback" not in r.stderr
 
 

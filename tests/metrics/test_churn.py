@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from scipy.stats import binomtest
 
 from graceful_core.errors import InputError
 from graceful_core.metrics.churn import ChurnCounts, churn_floor
-from tests.helpers import predictions
+from tests.helpers import predictions, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["a", "b", "c"]
@@ -202,22 +200,10 @@ def test_compare_sources_and_api_on_tables(tmp_path):
     assert plain.churn_floor is None and plain.key == comp.key  # the reference is an analysis, not an input
 
 
-def _cli(*args, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_compare_reference_json_keys_text_and_html(tmp_path):
     old, new, ref, arrays = _write_tables(tmp_path)
     out, html = tmp_path / "r.json", tmp_path / "r.html"
-    res = _cli("compare", old, new, "--reference", ref, "--json", out, "--html", html, cache=tmp_path / "c")
+    res = run_cli("compare", old, new, "--reference", ref, "--json", out, "--html", html, cache=tmp_path / "c")
     assert res.returncode in (0, 1), res.stderr
     rep = json.loads(out.read_text())
     ref_nf, upd_nf, b, c = _brute(*arrays)
@@ -243,12 +229,12 @@ def test_cli_reference_errors_exit_2_naming_the_file(tmp_path):
     old, new, ref, _ = _write_tables(tmp_path)
     short = tmp_path / "short.csv"
     pd.read_csv(ref).iloc[:-3].to_csv(short, index=False)
-    res = _cli("compare", old, new, "--reference", short, cache=tmp_path / "c")
+    res = run_cli("compare", old, new, "--reference", short, cache=tmp_path / "c")
     assert res.returncode == 2 and "short.csv" in res.stderr and "lacks 3 of the 300" in res.stderr
-    res = _cli("compare", old, new, "--reference", tmp_path / "nope.csv", cache=tmp_path / "c")
+    res = run_cli("compare", old, new, "--reference", tmp_path / "nope.csv", cache=tmp_path / "c")
     assert res.returncode == 2 and "nope.csv" in res.stderr
     # streamed comparisons keep no per-sample predictions: refused, clearly
-    res = _cli("compare", old, new, "--reference", ref, "--stream", "always", cache=tmp_path / "c")
+    res = run_cli("compare", old, new, "--reference", ref, "--stream", "always", cache=tmp_path / "c")
     assert res.returncode == 2 and "old2.csv" in res.stderr and "--stream never" in res.stderr
 
 

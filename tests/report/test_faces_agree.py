@@ -11,9 +11,6 @@ models (``sample:new`` in the app).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.apptest import run_app
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
@@ -51,29 +49,8 @@ def expected() -> dict:
 def faces(tmp_path_factory) -> dict:
     """The CLI's stdout and its HTML report, from one ``graceful compare`` run."""
     out = tmp_path_factory.mktemp("faces")
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(out / "cache"))
     html, report = out / "report.html", out / "report.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "graceful_core",
-            "compare",
-            str(OLD),
-            str(NEW),
-            "--data",
-            str(TEST_DATA),
-            "--html",
-            str(html),
-            "--json",
-            str(report),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = run_cli("compare", OLD, NEW, "--data", TEST_DATA, "--html", html, "--json", report, cache=out / "cache")
     assert r.returncode == 0, r.stderr
     return {
         "cli": r.stdout,

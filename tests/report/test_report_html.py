@@ -14,8 +14,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ import pytest
 from PIL import Image
 from scipy.stats import binomtest
 
-from tests.helpers import parse
+from tests.helpers import parse, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
@@ -360,18 +358,6 @@ def test_opens_offline_in_chromium(page, tmp_path):
 
 
 # ------------------------------------------------------------------ command line
-def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_writes_the_html_report(tmp_path, report):
     out = tmp_path / "out.html"
     r = run_cli("compare", OLD, NEW, "--data", TEST_DATA, "--html", out, cache=tmp_path / "cache")

@@ -8,9 +8,6 @@ the planted table), never against the code's own output.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ from graceful_core.io.metadata import SampleMetadata
 from graceful_core.io.tables import load_predictions_table
 from graceful_core.metrics.slices import JSON_KEYS
 from graceful_core.vocabulary import EXIT_GATE, EXIT_INPUT, EXIT_OK
-from tests.helpers import SITES, planted_tables
+from tests.helpers import SITES, planted_tables, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS, MODELS = ROOT / "sample_data" / "digits" / "test", ROOT / "sample_data" / "models"
@@ -47,18 +44,6 @@ def reference_slices(
             rows.append(((col, str(value)), float(p), ns, fs))
     adj = false_discovery_control([p for _, p, _, _ in rows], method="bh")
     return {k: (p, float(a), ns, fs) for (k, p, ns, fs), a in zip(rows, adj)}
-
-
-def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from graceful_core.report.html import render_html_report
 from graceful_core.review import store as review
 from graceful_core.review import verdicts
 from graceful_core.types import Predictions
+from tests.helpers import run_cli
 
 
 def _writer(db: str, who: str, n: int) -> None:
@@ -154,14 +155,10 @@ def test_two_app_sessions_mark_flips_and_a_third_sees_both(tmp_path, monkeypatch
 
 def test_cli_json_summary_and_html_carry_label_issues_and_verdicts(tmp_path):
     """``compare --json --html`` of two tables: label issues always, verdicts once someone gave one."""
-    import os
-    import subprocess
-    import sys
 
     import pandas as pd
 
     from graceful_core.comparing.sources import comparison_key
-    from tests.apptest import ROOT
 
     rng = np.random.default_rng(1)
     n, classes = 90, ["ant", "bee", "cat"]
@@ -180,37 +177,13 @@ def test_cli_json_summary_and_html_carry_label_issues_and_verdicts(tmp_path):
             }
         ).to_parquet(p)
         paths.append(p)
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path / "cache"))
 
     def cli():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "graceful_core",
-                "compare",
-                *map(str, paths),
-                "--json",
-                str(tmp_path / "r.json"),
-                "--html",
-                str(tmp_path / "r.html"),
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
+        cache = tmp_path / "cache"
+        run_cli(
+            "compare", *paths, "--json", tmp_path / "r.json", "--html", tmp_path / "r.html", cache=cache, check=True
         )
-        out = subprocess.run(
-            [sys.executable, "-m", "graceful_core", "compare", *map(str, paths)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        ).stdout
+        out = run_cli("compare", *paths, cache=cache, check=True).stdout
         return json.loads((tmp_path / "r.json").read_text()), (tmp_path / "r.html").read_text(), out
 
     rep, html, out = cli()

@@ -26,7 +26,7 @@ from graceful_core.io.tables import write_predictions_table
 from graceful_core.streaming import engine
 from graceful_core.types import Predictions
 from graceful_core.vocabulary import FLIP_TYPES, STREAM_ROWS_ENV, STREAMED_GRID_NOTE, STREAMED_NO_CROSS_TEST
-from tests.helpers import predictions
+from tests.helpers import predictions, run_cli
 
 CLASSES = ["ant", "bee", "cat", "dog"]
 #: Report keys only a streamed comparison has (docs/metrics.md: the cap and the flip-id file).
@@ -364,19 +364,9 @@ def test_cli_gate_failure_still_writes_the_report_and_its_flip_file(tmp_path, ca
 
 
 def test_cli_auto_streams_through_the_environment_in_a_real_process(tmp_path):
-    import subprocess
-    import sys
 
     old, new = _pair(tmp_path, "shards")
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(tmp_path / "c"), **{STREAM_ROWS_ENV: "100"})
-    r = subprocess.run(
-        [sys.executable, "-m", "graceful_core", "compare", old, new, "--json", str(tmp_path / "r.json")],
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = run_cli("compare", old, new, "--json", tmp_path / "r.json", cache=tmp_path / "c", env={STREAM_ROWS_ENV: "100"})
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "r.json").read_text())["flip_ids_file"] == "r.flips.parquet"
 

@@ -8,10 +8,8 @@ and the report's negative flip rate is recounted from those logits.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import torch
 from PIL import Image
 
 from tests import bad_inputs as bad
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
@@ -27,18 +26,6 @@ OLD = SAMPLE / "models" / "old.pt"
 CLASSES = ("0", "3", "8")
 PER_CLASS = 20
 EPOCHS = 2
-
-
-def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def subset(src: Path, dst: Path, per_class: int) -> Path:
