@@ -8,6 +8,19 @@ import sys
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--reverse",
+        action="store_true",
+        help="run the collected tests in reverse order (a test that needs the one before it then fails)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory, request):
     """One disk cache per test run, never the user's (set GRACEFUL_CACHE_DIR to reuse one).
