@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.harness import COLD_MS, WAIT_MS, browser_page, no_exception, serve_app, shot, wait_ready
+from tests.browser.harness import COLD_MS, WAIT_MS, browser_page, no_exception, shot, wait_ready
 from tests.helpers import fashion_flips_brute_force, needs_fashion
 
 pytestmark = needs_fashion
@@ -24,8 +24,8 @@ def expected():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, fashion_in_cache):
-    yield from serve_app(tmp_path_factory, "app-fashion", shared_cache=True)
+def server(fashion_server):
+    return fashion_server
 
 
 @pytest.fixture(scope="module")

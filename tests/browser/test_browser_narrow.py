@@ -15,7 +15,6 @@ from tests.browser.harness import (
     browser_page,
     click_centre,
     no_exception,
-    serve_app,
     shot,
     wait_ready,
 )
@@ -35,8 +34,8 @@ SIDEBAR_FOLDED_JS = """() => document.querySelector('[data-testid="stSidebar"]')
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, fashion_in_cache):
-    yield from serve_app(tmp_path_factory, "app-narrow", shared_cache=True)
+def server(fashion_server):
+    return fashion_server
 
 
 def _overview(page, server):

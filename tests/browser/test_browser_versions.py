@@ -29,20 +29,18 @@ CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    import os
-
+def report():
     from graceful_core.comparing.lineage import model_matrix_report
 
     if not all((MODELS / m).is_file() for m in CHAIN) or not DATA.is_dir():
         pytest.skip("bundled sample models/digits are missing")
-    os.environ.setdefault("GRACEFUL_CACHE_DIR", str(tmp_path_factory.mktemp("lineage-cache")))
     return model_matrix_report([str(MODELS / m) for m in CHAIN], DATA).to_report()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    yield from serve_app(tmp_path_factory, "app-versions")
+def server(tmp_path_factory, report):
+    """The app on the run's cache: the four models' predictions on the digits, run by ``report``, are there."""
+    yield from serve_app(tmp_path_factory, "app-versions", shared_cache=True)
 
 
 @pytest.fixture(scope="module")
