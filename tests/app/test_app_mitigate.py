@@ -38,7 +38,7 @@ def open_page():
     return at
 
 
-def wait_for_job(at, timeout: float = 240.0):
+def wait_for_job(at, timeout: float = 900.0):
     job = at.session_state[JOB]
     deadline = time.monotonic() + timeout
     while job.thread.is_alive() and time.monotonic() < deadline:
@@ -129,7 +129,7 @@ def test_cancel_stops_training_and_writes_no_model(_own_cache):
     at.number_input(key="mit_epochs").set_value(500).run()
     check(at.button(key="mit_train_btn").click().run())
     at.button(key="mit_cancel").click().run()
-    snap = wait_for_job(at, timeout=60)
+    snap = wait_for_job(at)
     assert snap.status == "cancelled"
     assert any("cancelled" in w.value for w in at.warning)
     models = _own_cache / "models"
@@ -168,7 +168,7 @@ def test_a_training_queued_behind_another_session_says_so_then_runs(_own_cache):
     try:
         at.button(key="mit_train_btn").click().run()
         job = at.session_state[JOB]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600  # ends when the job says queued; the limit only stops a hang
         while "queued" not in job.snapshot().text and time.monotonic() < deadline:
             time.sleep(0.1)
         check(at.run())
@@ -197,14 +197,14 @@ def test_fashion_trains_from_the_bundled_new_model_by_default(_own_cache):
     req = job.requests[0]
     assert Path(req.init_from) == ROOT / "sample_data" / "fashion" / "models" / "new.pt"
     assert req.params.lr == WARM_START_LR and req.params.epochs == 2 and req.params.arch == "large-cnn-28"
-    assert wait_for_job(at, timeout=120).status == "cancelled"
+    assert wait_for_job(at).status == "cancelled"
     at.checkbox(key="mit_warm").uncheck().run()
     at.number_input(key="mit_epochs").set_value(FASHION_TRAIN_EPOCHS).run()
     check(at.button(key="mit_train_btn").click().run())
     job = at.session_state[JOB]
     job.cancel()
     assert job.requests[0].init_from is None and job.requests[0].params.lr == TrainParams.lr
-    assert wait_for_job(at, timeout=120).status == "cancelled"
+    assert wait_for_job(at).status == "cancelled"
     at.radio(key="w_mit_sample").set_value("digits").run()
     assert [c.key for c in at.checkbox] == ["mit_monitor"]  # digits: no warm start (1,257 photos beat old)
 

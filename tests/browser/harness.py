@@ -32,10 +32,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 EXCEPTION = '[data-testid="stException"]'
-#: Milliseconds one step on a warm page may take (a rerun, a click's answer).
-WAIT_MS = 60_000
+#: Milliseconds one step on a warm page may take (a rerun, a click's answer). Every wait ends when its condition
+#: holds: the limits below only stop a hung page, so they are far above what a loaded machine needs.
+WAIT_MS = 180_000
+#: Milliseconds a first page of a fresh server may take (it runs the models of a small sample, or fits a UMAP).
+FIRST_MS = 600_000
 #: Milliseconds a first page of the Fashion sample may take on a cold cache (both models on 10,000 photos).
-COLD_MS = 600_000
+COLD_MS = 900_000
 #: Seconds a starting server may take to answer its health check. The wait ends as soon as it answers (or the
 #: process exits); the limit only stops a hung server, so it is far above a loaded machine's 10-40 s.
 SERVER_START_S = 600

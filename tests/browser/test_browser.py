@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.harness import (
+    FIRST_MS,
     WAIT_MS,
     browser_page,
     click_centre,
@@ -58,7 +59,7 @@ def page(server):
 
 def test_overview_nfr_equals_the_cli_json(page, server, cli_report):
     page.goto(server + "/?cmp=sample:new")
-    page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=FIRST_MS)
     wait_ready(page)
     assert metric_value(page, "Negative flip rate (NFR)") == f"{100 * cli_report['negative_flip_rate']:.2f} %"
     assert metric_value(page, "Old accuracy") == f"{100 * cli_report['old']['accuracy']:.2f} %"
@@ -84,9 +85,9 @@ def test_every_page_via_the_sidebar(page, server, title, name):
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.wait_for_selector(f'[data-testid="stMain"] h1:has-text("{title}")', timeout=WAIT_MS)
     # the first UMAP after a server start compiles numba code (a spinner says so meanwhile)
-    wait_ready(page, timeout=240_000 if title == "Embeddings" else WAIT_MS)
+    wait_ready(page, timeout=FIRST_MS if title == "Embeddings" else WAIT_MS)
     if title == "Embeddings":  # the UMAP itself may take minutes when CI's other worker is busy
-        page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=FIRST_MS)
     if title == "Flips":
         page.wait_for_selector(".js-plotly-plot", timeout=WAIT_MS)
         page.wait_for_selector('[data-testid="stImage"]', timeout=WAIT_MS)
@@ -139,7 +140,7 @@ def test_deep_links_open_the_same_view(page, server, cli_report):
 
 def test_lasso_on_the_embedding_map_shows_the_selected_images(page, server):
     page.goto(server + "/embeddings?cmp=sample:new")
-    wait_ready(page, timeout=240_000)
+    wait_ready(page, timeout=FIRST_MS)
     plot = page.locator(".js-plotly-plot").first
     plot.wait_for(timeout=WAIT_MS)
     box = plot.locator(".nsewdrag").first.bounding_box()

@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from tests.browser.harness import (
     EXCEPTION,
+    FIRST_MS,
     WAIT_MS,
     browser_page,
     click_centre,
@@ -94,7 +95,7 @@ def test_clicking_a_slice_filters_the_flips_grid(page, server, planted):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(server + "/slices")
-    page.wait_for_selector(".js-plotly-plot g.point path", timeout=120_000)
+    page.wait_for_selector(".js-plotly-plot g.point path", timeout=FIRST_MS)
     wait_ready(page)
     assert "site = b" in page.evaluate("Array.from(document.querySelectorAll('.ytick text')).map(t => t.textContent)")
     click_centre(page, page.locator(".js-plotly-plot g.point path").first)  # the first bar: the top slice
@@ -123,7 +124,7 @@ def test_a_hostile_site_name_is_text_on_the_slices_page(page, server):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(server + "/slices")
-    page.wait_for_selector('[data-testid="stDataFrame"] [role="gridcell"]', state="attached", timeout=120_000)
+    page.wait_for_selector('[data-testid="stDataFrame"] [role="gridcell"]', state="attached", timeout=FIRST_MS)
     wait_ready(page)
     cells = page.evaluate(
         'Array.from(document.querySelectorAll(\'[data-testid="stDataFrame"] [role="gridcell"]\'))'

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.harness import (
+    FIRST_MS,
     WAIT_MS,
     browser_page,
     click_centre,
@@ -50,9 +51,9 @@ def page(server):
 
 def test_versions_page_renders_and_a_cell_opens_the_pair(page, server, report):
     page.goto(server + "/versions?cmp=sample:new")
-    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Versions")', timeout=120_000)
-    page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
-    wait_ready(page, timeout=120_000)
+    page.wait_for_selector('[data-testid="stMain"] h1:has-text("Versions")', timeout=FIRST_MS)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=FIRST_MS)
+    wait_ready(page, timeout=FIRST_MS)
     assert page.locator(".js-plotly-plot").count() >= 6  # 3 heatmaps, 2 lineage charts, the graph
     no_exception(page, "versions")
     shot(page, "20-versions")

@@ -168,13 +168,13 @@ def test_installed_command_help(tmp_path):
     code = (
         "import sys; sys.argv[0] = '/venv/bin/graceful'; from graceful_core.cli.commands import main; sys.exit(main())"
     )
-    r = subprocess.run([sys.executable, "-c", code, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0
     assert r.stdout.startswith("usage: graceful ")
     for command in ("compare", "predict", "train", "matrix", "export", "app"):
         assert command in r.stdout
     r = subprocess.run(
-        [sys.executable, "-m", "graceful_core", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "graceful_core", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert r.returncode == 0 and r.stdout.startswith("usage: python -m graceful_core ")
 
@@ -184,7 +184,7 @@ def test_the_installed_graceful_command_runs():
     interpreter; the real script, not a simulation."""
     script = Path(sys.executable).parent / "graceful"
     assert script.is_file(), f"{script} missing: run scripts/setup_env.sh (pip install -e . --no-deps)"
-    r = subprocess.run([str(script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([str(script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.startswith("usage: graceful "), r.stderr
 
 
@@ -298,7 +298,7 @@ def test_app_subcommand_starts_the_server(needs_sample, cache, tmp_path):
     )
     try:
         body = None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # ends at the health answer or the exit; the limit only stops a hang
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:

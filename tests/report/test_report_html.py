@@ -326,7 +326,7 @@ def test_opens_offline_in_chromium(page, tmp_path):
             pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             pg.on("pageerror", lambda e: errors.append(str(e)))
             pg.goto(url, wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
             pg.wait_for_timeout(300)
             ARTIFACTS.mkdir(exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / "report_html.png"), full_page=True)
@@ -427,7 +427,7 @@ def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, 
         try:
             pg = browser.new_page(viewport={"width": width, "height": 900})
             pg.goto(path.as_uri(), wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
             pg.wait_for_timeout(300)
             ARTIFACTS.mkdir(exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / f"report_html_{width}.png"), full_page=True)
@@ -479,7 +479,7 @@ def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
             pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             pg.on("pageerror", lambda e: errors.append(str(e)))
             pg.goto(path.as_uri(), wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=30_000)
+            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
             pg.wait_for_timeout(500)
             text = pg.evaluate("document.body.innerText")
             ticks = pg.evaluate(

@@ -75,7 +75,7 @@ def test_survives_a_new_process(tmp_path):
         "print(r.status, '|', r.status_by, '|', ';'.join(n.text for n in r.notes))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
     ).stdout.strip()
     assert out == "rejected | ana | breaks class 3"
     subprocess.run(
@@ -88,7 +88,7 @@ def test_survives_a_new_process(tmp_path):
         ],
         cwd=ROOT,
         check=True,
-        timeout=60,
+        timeout=600,
     )
     assert [n.text for n in review.get_review("k", db=db).notes] == ["breaks class 3", "from another process"]
 
