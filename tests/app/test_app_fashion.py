@@ -28,7 +28,8 @@ def expected():
 
 @pytest.fixture(scope="module")
 def app(fashion_in_cache):
-    """One session opened like a bare URL (no ``cmp``): the app's default."""
+    """One session opened like a bare URL (no ``cmp``): the app's default. Its tests only read it; a test that
+    clicks opens a session of its own, so that no test depends on which ran before it."""
     return run_app(sample=None, timeout=COLD_S)
 
 
@@ -52,8 +53,9 @@ def test_overview_names_the_class_where_the_update_hurts_most(app, expected):
     assert any(b.label == f"Show the {worst} images that break" for b in app.button)
 
 
-def test_worst_class_button_opens_its_flips_with_images(app, expected):
+def test_worst_class_button_opens_its_flips_with_images(fashion_in_cache, expected):
     worst = expected["order"][0]
+    app = run_app(sample=None, timeout=COLD_S)
     next(b for b in app.button if b.key == "ov_worst").click().run()
     assert not app.exception, [e.message for e in app.exception]
     assert app.title[0].value == "Flips"
