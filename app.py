@@ -46,7 +46,7 @@ PAGES = {
 }
 HOME = st.Page(lambda: None, title="graceful", url_path="home", default=True, visibility="hidden")
 page = st.navigation([HOME, *PAGES.values()])
-wanted = take_page_request()
+wanted = take_page_request(next((key for key, p in PAGES.items() if p is page), None))
 if page is HOME and wanted not in PAGES:  # the root URL opens the Overview
     wanted = "overview"
 if wanted in PAGES and PAGES[wanted] is not page:

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_browser import free_port, launch, start_server, stop_server  # noqa: E402
+from tests.browser.harness import free_port, launch, start_server, stop_server  # noqa: E402
 
 NFR = '[data-testid="stMetric"]:has-text("Negative flip rate") [data-testid="stMetricValue"]'
 #: The query that opens each sample's default pair ("" = the app's own default, Fashion-MNIST).
@@ -72,7 +72,7 @@ def time_switches(browser, url: str, repeat: int) -> tuple[list[float], list[flo
 
 def time_embeddings(browser, url: str) -> float:
     """Seconds from navigation to the Embeddings page's map drawn and the run finished (new browser context)."""
-    from tests.test_browser import wait_ready
+    from tests.browser.harness import wait_ready
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_app import NFR  # noqa: E402
-from tests.test_browser import free_port, launch, start_server, stop_server  # noqa: E402
+from tests.browser.harness import free_port, launch, start_server, stop_server  # noqa: E402
 
 NAV = '[data-testid="stSidebarNav"] a'
 SHOTS = ROOT / "test-artifacts"

@@ -118,20 +118,32 @@ def _read_view_from_url(ss) -> None:
 
 #: Session key of the one pending page switch (see :func:`request_page`).
 _PAGE_REQUEST = "_page_request"
+#: Session key of the page the last run drew (the page a callback's click was made on).
+_PAGE_DRAWN = "_page_drawn"
 
 
 def request_page(name: str) -> None:
     """Switch to the page ``name`` (a key of app.py's pages) before the next page is drawn.
 
     For callbacks and other places where ``st.switch_page`` cannot run; a later request
-    replaces an earlier one.
+    replaces an earlier one. The request belongs to the page on screen when it is made: if the
+    next run draws another page (the user clicked one while the callback's run was still going),
+    it is dropped, so the user's own click is never overridden.
     """
-    st.session_state[_PAGE_REQUEST] = name
+    st.session_state[_PAGE_REQUEST] = (name, st.session_state.get(_PAGE_DRAWN))
 
 
-def take_page_request() -> str | None:
-    """The pending page switch, if any (and forget it)."""
-    return st.session_state.pop(_PAGE_REQUEST, None)
+def take_page_request(current: str | None = None) -> str | None:
+    """The pending page switch, if any (and forget it); ``current`` is the key of the page this run draws.
+
+    None also when the request was made on another page than ``current`` (see :func:`request_page`).
+    """
+    ss = st.session_state
+    name, origin = ss.pop(_PAGE_REQUEST, (None, None))
+    ss[_PAGE_DRAWN] = current
+    if origin is not None and current is not None and origin != current:
+        return None
+    return name
 
 
 def link_params() -> dict[str, str | list[str]]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-#: Seconds one script run may take (the first run of a session may run both models).
-TIMEOUT = 180
+#: Seconds one script run may take (the first run of a session may run both models). A run returns as soon as it
+#: ends: the limit only stops a hung one, so it is far above what a loaded machine needs.
+TIMEOUT = 600
 
 
 def check(at):

@@ -8,6 +8,19 @@ import sys
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--reverse",
+        action="store_true",
+        help="run the collected tests in reverse order (a test that needs the one before it then fails)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory, request):
     """One disk cache per test run, never the user's (set GRACEFUL_CACHE_DIR to reuse one).
@@ -62,3 +75,33 @@ def report(sample_spec):
     from graceful_core.comparing.sources import compare_sources
 
     return compare_sources(sample_spec.old, sample_spec.new, sample_spec.data).to_report()
+
+
+@pytest.fixture(scope="session")
+def fashion_in_cache(_cache_dir):
+    """The Fashion sample's comparison (the app's default, ``fashion:new``) in the run's cache, computed once per run.
+
+    Its predictions (both models on the 10,000 test photos) and cached analyses are the suite's heaviest
+    result. The first worker to ask computes them under a lock file in the shared cache folder (see
+    :func:`_cache_dir`); the other waits for it and finds them there, instead of computing them a second
+    time side by side. The app (AppTest or a served app on this cache) then reads them as a warm cache.
+    Yields the spec, or skips without the sample.
+    """
+    import fcntl
+    from pathlib import Path
+
+    from graceful_core.comparing.sources import compare_sources
+    from graceful_ui.inputs import bundled_specs
+
+    spec = next((s for s in bundled_specs() if s.id == "fashion:new"), None)
+    if spec is None:
+        pytest.skip("the Fashion-MNIST sample (sample_data/fashion) is missing")
+    lock = Path(os.environ["GRACEFUL_CACHE_DIR"]) / "fashion-sample.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+        try:
+            compare_sources(spec.old, spec.new, spec.data, allow_missing=True).to_report()
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+    return spec

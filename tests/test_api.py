@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ from graceful_core.training.architectures import build_model
 from graceful_core.training.export import save_pt2, save_torchscript
 from graceful_core.training.trainer import tensors_from_dataset, train_model
 from graceful_core.types import ModelInfo
-from tests.helpers import assert_reports_equal, brute_force_hit1
+from tests.helpers import assert_reports_equal, brute_force_hit1, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -47,18 +45,6 @@ def sample():
     dataset = align_classes(load_dataset(TEST_DATA), list(old_file.info.classes))
     X, y = tensors_from_dataset(dataset, old_file.info)
     return {"old": old.eval(), "new": new.eval(), "info": old_file.info, "dataset": dataset, "X": X, "y": y}
-
-
-def run_cli(*args, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GRACEFUL_CACHE_DIR=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "graceful_core", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 # ----------------------------------------------------------------- compare

@@ -18,7 +18,7 @@ vectors its scores are within ``(D + 2)·2**-24`` of the exact cosine (as in
 than twice that plus one grid step is decided; the other rows (near-ties, zero vectors,
 duplicates) are scored exactly in float64 and decided by the definition. The result
 equals ``retrieval_metrics(..., ks=(1,), compute_map=False).hit_at[1]``
-(``tests/test_hit_at_1.py`` checks it against that and against brute-force NumPy).
+(``tests/metrics/test_hit_at_1.py`` checks it against that and against brute-force NumPy).
 
 Examples
 --------

@@ -8,7 +8,7 @@ flips, the embeddings' compatibility), each with its words, its severity and its
 The faces only decide *how* to draw them, like scikit-learn's Display objects draw a result:
 the CLI summary as plain lines (:mod:`graceful_core.report.text`), the HTML report through
 its template (:mod:`graceful_core.report.html`), the app's Overview page with Streamlit
-widgets. A face draws every section it is given, so none can lose one (``tests/test_sections_faces.py``).
+widgets. A face draws every section it is given, so none can lose one (``tests/report/test_sections_faces.py``).
 
 The verdict sentences are those of :mod:`graceful_core.report.sentences`, with the metric words and
 formats of :mod:`graceful_core.vocabulary`; a face adds no word about a metric of its own.
