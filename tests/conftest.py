@@ -91,7 +91,7 @@ def fashion_in_cache(_cache_dir):
     from pathlib import Path
 
     from graceful_core.comparing.sources import compare_sources
-    from graceful_ui.inputs import bundled_specs
+    from graceful_ui.bundled_specs import bundled_specs
 
     spec = next((s for s in bundled_specs() if s.id == "fashion:new"), None)
     if spec is None:

@@ -10,7 +10,7 @@ query's own index left out: exact and deterministic. Two ways to get its first k
 * :func:`topk_from_rank_keys`: every score exactly (float64), one unique int64 key per
   item; used when float32 matmuls run at reduced precision and the bound does not hold.
 
-Both give what :func:`topk_tie_exact` gives on :func:`exact_scores` (``tests/test_retrieval.py``
+Both give what :func:`topk_tie_exact` gives on :func:`exact_scores` (``tests/metrics/test_retrieval.py``
 checks them against a brute force that sorts every row).
 """
 

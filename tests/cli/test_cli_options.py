@@ -12,7 +12,7 @@ import pytest
 from graceful_core.cli.commands import COMMANDS, build_parser
 from graceful_core.cli.options import percentage_points, positive_int, rate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("text, value", [("0", 0.0), ("1", 1.0), ("0.02", 0.02), ("1e-3", 0.001)])

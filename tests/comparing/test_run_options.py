@@ -15,7 +15,7 @@ from graceful_core.comparing.predictions import compare_predictions
 from graceful_core.comparing.sources import compare_sources, predictions_for
 from graceful_core.results.comparison import Comparison
 
-PREDS = Path(__file__).resolve().parents[1] / "sample_data" / "fashion" / "predictions"
+PREDS = Path(__file__).resolve().parents[2] / "sample_data" / "fashion" / "predictions"
 
 
 def test_the_keywords_are_the_fields_of_the_options():

@@ -29,7 +29,7 @@ from graceful_core.io.hashing import file_sha256
 from graceful_core.io.tables import load_predictions_table
 from graceful_core.models.loader import load_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEST = ROOT / "sample_data" / "digits" / "test"
 MODELS = ROOT / "sample_data" / "models"
 TABLES = ROOT / "sample_data" / "predictions"

@@ -56,7 +56,7 @@ def test_cross_test_map_equals_sklearn_on_2100_queries_with_ties():
     old, new, y = _case(2100, seed=5)
     ct = cross_test(old, new, y, block_size=333)
     emb = {"old": old, "new": new}
-    # a self-test and a cross-test pair (tests/test_retrieval.py checks all four against a second reference)
+    # a self-test and a cross-test pair (tests/metrics/test_retrieval.py checks all four against a second reference)
     for pair in ("old_old", "new_old"):
         q, g = (emb[s] for s in pair.split("_"))
         ref = _sklearn_average_precisions(q, g, y)
