@@ -26,6 +26,8 @@ import grimp
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
+# grimp finds the packages on sys.path; app_pages and graceful_ui are not installed, so the root goes first.
+sys.path.insert(0, str(ROOT))
 ROW_H, BOX_H, WIDTH, MARGIN = 74, 34, 1180, 20
 #: What each row of the drawing is, in the words of docs/architecture.md.
 ROW_NAMES = {
