@@ -35,6 +35,7 @@ from graceful_core.vocabulary import (
 from graceful_ui import store
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
+from graceful_ui.grid import image_grid
 
 log = logging.getLogger("graceful_ui")
 
@@ -264,8 +265,6 @@ def _class_neighbours(comp: Comparison, row: int, cls: int, k: int) -> np.ndarra
 def why_label(comp: Comparison, row: int, samples: pd.DataFrame, old_probs, new_probs, on_inspect) -> None:
     """The Sample page's "Is the label right?": quality, flags, the classes both models prefer and
     images labelled with each of those classes nearest to this one."""
-    from graceful_ui.grid import image_grid
-
     li = comp.label_issues
     st.markdown("#### Is the label right?")
     if li is None:

@@ -13,6 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
+from graceful_core.explore.projection import warm_up_umap
+
 APP = Path(__file__).resolve().parent.parent / "app.py"
 #: Set to "1" to compile UMAP in a background thread at start. Off by default: the bundled sample's maps
 #: are precomputed (no UMAP for them), and the compilation holds the GIL for long stretches, so it slowed
@@ -42,8 +44,6 @@ def _warm_umap_in_background() -> None:
     except (AttributeError, OSError):  # not Linux: the thread runs at normal priority
         pass
     try:
-        from graceful_core.explore.projection import warm_up_umap
-
         warm_up_umap()
     except Exception:  # a warm-up only: the first map compiles then, as without it
         logging.getLogger("graceful_ui").exception("UMAP warm-up failed")
