@@ -1,4 +1,4 @@
-"""Real-browser test of the upload flow (issue 11's acceptance): files that stay, Compare -> Overview, Versions.
+"""Real-browser test of the upload flow: files that stay, Compare -> Overview, Versions.
 
 Headless Debian Chromium via Playwright against the app, with the helpers of tests/browser/harness.py.
 Uploads old.pt, new.pt and a zip of the test digits, switches pages, comes back (the files are still
@@ -185,7 +185,7 @@ def fresh_page(page):
 
 
 def test_a_page_switch_right_after_compare_does_not_lose_the_comparison(fresh_page, server, files, expected):
-    """Clicking another page right after Compare (the issue's "within about 0.3 s") still shows the comparison."""
+    """Clicking another page right after Compare (within about 0.3 s) still shows the comparison."""
     page = fresh_page
     page.goto(server + "/inputs?cmp=sample:new")
     page.wait_for_selector('[data-testid="stFileUploader"]', timeout=SLOW_MS)
