@@ -39,7 +39,13 @@ from graceful_core.explore.selection import busiest_submatrix, grid_page, negati
 from graceful_core.explore.thumbnails import THUMB_PX, thumbnail_data_uri
 from graceful_core.report.figures import MAX_CLASSES, TRANSITION_TITLE, per_class_flip_bars, transition_heatmap
 from graceful_core.report.label_review import html_context as label_review_context
-from graceful_core.report.sections import Section, build_sections, build_unlabelled_sections, lead_and_body
+from graceful_core.report.sections import (
+    SLICE_COLUMNS,
+    Section,
+    build_sections,
+    build_unlabelled_sections,
+    lead_and_body,
+)
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import (
     FLIP_MARKS,
@@ -252,17 +258,7 @@ def _slices(comp: Comparison, cap: int = MAX_REPORT_SLICES) -> dict[str, Any] | 
     sig = rep.significant()
     ds = comp.dataset
     pos = {str(sid): i for i, sid in enumerate(ds.ids)} if ds is not None else {}
-    cols = [
-        METRICS[k]
-        for k in (
-            "slice_size",
-            "n_negative_flips",
-            "slice_negative_flip_rate",
-            "rest_negative_flip_rate",
-            "slice_p_value",
-            "slice_p_adjusted",
-        )
-    ]
+    cols = SLICE_COLUMNS
     items = []
     for s in sig[:cap]:
         rows = slice_examples(comp, s).tolist()

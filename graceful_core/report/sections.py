@@ -269,22 +269,26 @@ def _churn_floor(c: Comparison) -> Section | None:
     return Section("churn_floor", m.label, (churn_line(cf),), v.kind, verdict=v, notes=(m.help, why), values=values)
 
 
+#: The columns of the regression-slices table, in order (every face that tabulates slices uses these).
+SLICE_COLUMNS = tuple(
+    METRICS[k]
+    for k in (
+        "slice_size",
+        "n_negative_flips",
+        "slice_negative_flip_rate",
+        "rest_negative_flip_rate",
+        "slice_p_value",
+        "slice_p_adjusted",
+    )
+)
+
+
 def _slices(c: Comparison) -> Section | None:
     rep = c.regression_slices
     if rep is None:
         return None
     v = slice_verdict(rep)
-    cols = [
-        METRICS[k]
-        for k in (
-            "slice_size",
-            "n_negative_flips",
-            "slice_negative_flip_rate",
-            "rest_negative_flip_rate",
-            "slice_p_value",
-            "slice_p_adjusted",
-        )
-    ]
+    cols = SLICE_COLUMNS
     rows = tuple(
         Row(
             s.title,
