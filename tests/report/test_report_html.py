@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -21,23 +20,13 @@ import pytest
 from PIL import Image
 from scipy.stats import binomtest
 
+from tests.browser.harness import ARTIFACTS, launch, need_browser
 from tests.helpers import parse, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
 OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
 TEST_DATA = SAMPLE / "digits" / "test"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FIXED_TIME = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 
@@ -308,17 +297,13 @@ def test_bad_cap_is_refused(comp):
 
 # ------------------------------------------------------------------ browser
 def test_opens_offline_in_chromium(page, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing (required when CI is set)")
-        pytest.skip(f"{CHROMIUM} is missing")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = _chromium()
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
     url = path.as_uri()
     requests, errors = [], []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             ctx = browser.new_context(viewport={"width": 1200, "height": 900})
             pg = ctx.new_page()
@@ -384,11 +369,11 @@ def test_cli_bad_input_leaves_no_html(tmp_path):
 
 # ------------------------------------------------------------------ layout and scripts in a browser
 def _chromium():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing (required when CI is set)")
-        pytest.skip(f"{CHROMIUM} is missing")
-    return pytest.importorskip("playwright.sync_api")
+    """Playwright's sync API, once Chromium and Playwright are known to be there (else skip; fail when ``CI`` is set)."""
+    need_browser()
+    import playwright.sync_api
+
+    return playwright.sync_api
 
 
 #: Per figure: the SVG's box, and the boxes of every tick label and axis title, in page px.
@@ -423,7 +408,7 @@ def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, 
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             pg = browser.new_page(viewport={"width": width, "height": 900})
             pg.goto(path.as_uri(), wait_until="load")
@@ -473,7 +458,7 @@ def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
     write_html_report(hostile_comparison(classes=names), path, review=rv, generated_at=FIXED_TIME)
     dialogs, errors = [], []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             pg = browser.new_page(viewport={"width": 1300, "height": 900})
             pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
