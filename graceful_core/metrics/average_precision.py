@@ -1,26 +1,27 @@
-"""Exact average precision of leave-one-out queries: one sort per block, no conversion pass.
+"""Exact average precision of leave-one-out queries: relevant items sorted, the others counted.
 
 For a query ``i`` with ``P`` relevant gallery items (same label, itself left out) ranked at
 ``rank(p_1) < … < rank(p_P)`` in its gallery (score descending, index ascending; see
 :mod:`graceful_core.metrics.neighbours`):
 
-``AP_i = (1/P) Σ_r r / rank(p_r)``
+``AP_i = (1/P) Σ_r r / rank(p_r)``,  ``rank(p_r) = r + #{other items ranked before p_r}``.
 
-:func:`topk_and_average_precision` turns each score of a block of queries, in place, into
-one unique integer key that encodes (score descending, index ascending, relevance) and
-sorts the keys: a relevant item's rank is its position in its row, and the first k keys
-of a row are the query's k nearest neighbours. Ties are exact: equal grid scores are
-ordered by index inside the key.
+Each item ``j`` of a query's row gets one unique integer key that orders the ranking:
+``key_j = (2**24 − s_j) · 2N + 2 · sample_j + [j not relevant]`` with ``s_j`` the score on
+the ``2**-24`` grid (an integer), so a smaller key ranks higher and equal grid scores are
+ordered by sample index: ties are exact.
 
-Only the items ranked at or above the worst relevant one enter any ``rank(p_r)``. When
-they are a small share of the block (many labels: each query has few relevant items, and
-they rank high), only they are gathered and sorted, all rows in one sort; otherwise whole
-rows are sorted.
+Only the ``P`` relevant keys of a row are sorted (NumPy's sort, a tenth of the row at ten
+labels). Every other item is then *counted*, not sorted: a table over the relevant keys'
+score range sends it to the first relevant key above it, and a histogram of those slots
+gives, by a running sum, how many other items rank before each relevant one. The k
+nearest neighbours come from the same pass (a k-slot insertion list). The passes are
+compiled (:mod:`graceful_core.metrics.average_precision_kernels`) and read each score once;
+sorting whole rows of keys cost about three times as much.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,16 +30,6 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["topk_and_average_precision"]
-
-#: Keys live in [2**52, 2**53): there float64 holds every integer, and its bits read as an
-#: int64 are monotone in the value and end in the integer's lowest bit.
-_BINADE = 2.0**52
-_LAST = 2.0**53 - 1.0
-_BINADE_BITS = int(np.array(_BINADE).view(np.int64))
-_LOW_BYTE = 0 if sys.byteorder == "little" else 7
-#: Above this share of a block's items ranked at or above the worst relevant one, sorting
-#: whole rows beats gathering those items and sorting them (measured: 45 % vs 15 %).
-_SORT_ROWS_ABOVE = 0.3
 
 
 def topk_and_average_precision(
@@ -50,7 +41,7 @@ def topk_and_average_precision(
     ----------
     grid : Tensor float64 [b, N]
         ``2**24 · <q, g>`` (not yet rounded) of the b queries against the gallery, whose
-        columns are in label order; overwritten.
+        columns are in label order; read only.
     own : ndarray int64 [b]
         Each query's own column (left out of its ranking).
     lo, hi : int
@@ -69,51 +60,40 @@ def topk_and_average_precision(
 
     Notes
     -----
-    With ``s = round(grid)`` (an integer in ``[-2**24, 2**24]``), item j's key is the
-    integer ``2**52 + (2**24 − s) · 2N + 2 · sample_j + [j not relevant]``, computed in
-    place in float64 (every term an integer, the sum below ``2**53``: exact). Keys are
-    unique, ascending key = score descending, then sample ascending, and they all lie in
-    ``[2**52, 2**53)``, where consecutive float64 values are 1 apart: there the bits of a
-    float64, read as an int64, grow with the value and are ``2**52``'s bits plus the key
-    minus ``2**52``. So the block is sorted as int64 without a conversion pass, relevance
-    is the lowest bit and the sample index is ``(key − 2**52) // 2 mod N``. The query's
-    own column gets ``2**53 − 1`` and never ranks. When gathering, row r's kept keys get
-    ``r · 2**27 · N`` added (keys minus ``2**52`` stay below ``2**27 · N``; with
-    ``b · N <= 2**23`` the sum stays below ``2**50``), so one sort orders every row.
-    """
-    import torch
+    With ``s = round(grid)`` (half to even, an integer in ``[-2**24, 2**24]``), item j's key
+    is ``(2**24 − s) · 2N + 2 · sample_j + [j not relevant]``: unique, below ``2**52``, and
+    ascending key = score descending, then sample ascending (the kernels shift the score part
+    by enough bits for ``2N`` instead of multiplying: the same order). The relevant keys of
+    each row are sorted; every other item is counted in a score bucket over the relevant keys'
+    range, and placed among the relevant keys by binary search only when its bucket holds one;
+    summed in order, the counts give ``#{others before p_r}`` for every r. The per-query
+    precisions ``r / rank(p_r)`` are averaged by NumPy.
 
+    Examples
+    --------
+    One query (column 0) against three items: the relevant one (column 1) ranks second.
+
+    >>> import torch
+    >>> grid = torch.tensor([[2.0**24, 0.5 * 2**24, 0.9 * 2**24, 0.1 * 2**24]], dtype=torch.float64)
+    >>> topk, ap = topk_and_average_precision(grid, np.array([0]), 0, 2, np.arange(4), 2)
+    >>> topk.tolist(), ap.tolist()
+    ([[2, 1]], [0.5])
+    """
     b, n = grid.shape
     if n >= 1 << 25:
         raise ValueError(f"exact AP supports galleries below {1 << 25:,} items, got {n:,}")
-    p = hi - lo - 1
-    low = 2.0 * sample_of_column + (_BINADE + 2.0**24 * 2 * n + 1.0)
-    low[lo:hi] -= 1.0
-    grid.round_().mul_(-2.0 * n).add_(torch.from_numpy(low))
+    # numba loads on first use: importing it costs about a second
+    from graceful_core.metrics.average_precision_kernels import count_others, relevant_keys
+
     g = grid.numpy()
-    rows = np.arange(b)
-    g[rows, own] = 0.0  # below every key: out of the worst relevant key's way
-    key = g.view(np.int64)
-    worst = key[:, lo:hi].max(axis=1)
-    if p < k:  # the k nearest reach beyond the relevant items
-        worst = np.maximum(worst, np.partition(key, k, axis=1)[:, k])
-    g[rows, own] = _LAST
-    # the share of items at or above the worst relevant one, estimated on every 16th column
-    if np.count_nonzero(key[:, ::16] <= worst[:, None]) > _SORT_ROWS_ABOVE * b * ((n + 15) // 16):
-        key.sort(axis=1)  # most of the block matters: sort whole rows
-        lowest = key.view(np.uint8)[:, _LOW_BYTE::8]  # each key's least significant byte, without a copy
-        rank0 = np.flatnonzero(((lowest ^ 1) & 1).view(np.bool_)).reshape(b, p) - (rows * n)[:, None]
-        topk = ((key[:, :k] - _BINADE_BITS) >> 1) % n
-    else:
-        keep = key <= worst[:, None]
-        counts = np.count_nonzero(keep, axis=1)
-        kept = key[keep]
-        del keep
-        # one sort for the block: each row's kept keys relative to 2**52 (below 2**27 · N) after a row offset
-        kept += np.repeat(rows * (n << 27) - _BINADE_BITS, counts)
-        kept.sort()
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rank0 = np.flatnonzero((kept & 1) == 0).reshape(b, p) - starts[:, None]
-        topk = ((kept[starts[:, None] + np.arange(k)] % (n << 27)) >> 1) % n
-    ap = (np.arange(1, p + 1, dtype=np.float64) / (rank0 + 1)).mean(axis=1)
-    return topk, ap
+    own = np.ascontiguousarray(own, dtype=np.int64)
+    bits = (2 * n - 1).bit_length()
+    low = 2 * np.asarray(sample_of_column, dtype=np.int64) + 1
+    low[lo:hi] -= 1
+    rk = np.empty((b, hi - lo - 1), dtype=np.int64)
+    relevant_keys(g, own, lo, hi, low, bits, rk)
+    rk.sort(axis=1)
+    topk = np.empty((b, k), dtype=np.int64)
+    precision = np.empty_like(rk, dtype=np.float64)
+    count_others(g, lo, hi, low, bits, rk, topk, precision)
+    return topk, precision.mean(axis=1)

@@ -17,6 +17,7 @@ others get their top-k from a float32 GEMM checked against its error bound
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -265,9 +266,16 @@ def _search_with_ap(
         queries = members[ap_mask[members]]
         blocks.extend((queries[s : s + rows], lo, hi) for s in range(0, queries.size, rows))
 
+    local = threading.local()
+
     def run(block: tuple[np.ndarray, int, int]) -> None:
         qi, lo, hi = block
-        grid = q_grid.index_select(0, torch.from_numpy(qi.copy())) @ g_t
+        # One score buffer per thread, reused by every block: a fresh [rows, N] float64 array per block costs
+        # as much in first-touch page faults as the GEMM that fills it.
+        if getattr(local, "grid", None) is None:
+            local.grid = torch.empty((rows, g_t.shape[1]), dtype=torch.float64)
+        grid = local.grid[: qi.size]
+        torch.matmul(q_grid.index_select(0, torch.from_numpy(qi.copy())), g_t, out=grid)
         topk[qi, :k], ap[qi] = topk_and_average_precision(grid, position[qi], lo, hi, order, k)
 
     workers = max(1, min(torch.get_num_threads(), len(blocks)))

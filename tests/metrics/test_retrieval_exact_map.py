@@ -89,6 +89,7 @@ def test_the_block_size_and_the_threads_do_not_change_the_average_precisions():
     [
         "graceful_core.metrics.retrieval",
         "graceful_core.metrics.retrieval_inputs",
+        "graceful_core.metrics.average_precision",
         "graceful_core.metrics.leave_one_out",
         "graceful_core.metrics.cross_test",
         "graceful_core.metrics.embedding_overlap",
@@ -100,20 +101,36 @@ def test_docstring_examples_run(module):
     assert result.failed == 0 and result.attempted > 0
 
 
-@pytest.mark.parametrize("share", [0.0, 1.0])
-def test_both_ways_of_sorting_a_block_give_the_brute_force_answer(monkeypatch, share):
-    import graceful_core.metrics.average_precision as average_precision
+def _brute_force_topk(q: np.ndarray, g: np.ndarray, k: int) -> np.ndarray:
+    grid = np.round((_unit(q) @ _unit(g).T) * 2.0**24)
+    n = len(q)
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        out[i] = others[np.lexsort((others, -grid[i, others]))][:k]
+    return out
 
-    # 0.0: every block sorts whole rows; 1.0: every block sorts only the items at or above its worst relevant one
-    monkeypatch.setattr(average_precision, "_SORT_ROWS_ABOVE", share)
+
+@pytest.mark.parametrize(
+    "case",
+    ["clustered, a two-member label", "every score tied", "two distinct rows", "a single relevant item"],
+)
+def test_the_counting_pass_gives_the_brute_force_answer_on_hard_rows(case):
+    """The counting pass sends each item to a score bucket; these rows put many items in one bucket
+    (all scores equal, or two values only), and give labels fewer members than the neighbours asked for."""
     old, new, y = _case(400, seed=12)
-    y[20:23] = [70, 70, 71]  # a label with two samples: fewer relevant items than neighbours asked for
-    y[23] = 71
+    if case == "clustered, a two-member label":
+        y[20:23] = [70, 70, 71]  # a label with two samples: fewer relevant items than neighbours asked for
+        y[23] = 71
+    elif case == "every score tied":
+        old[:] = 1.0
+        new[:] = 1.0
+    elif case == "two distinct rows":
+        old[::2], old[1::2] = [1, 0, 0, 0, 0], [0, 1, 0, 0, 0]
+        new[:] = old[::-1]
+    else:
+        y = np.arange(400) // 2  # 200 labels of two: one relevant item per query
     r = retrieval_metrics(new, old, y, ks=(1, 5), block_size=37)
-    ref = _sklearn_average_precisions(new, old, y)
     assert r.average_precision is not None
-    np.testing.assert_allclose(r.average_precision, ref, rtol=0, atol=1e-12)
-    grid = np.round((_unit(new) @ _unit(old).T) * 2.0**24)
-    for i in range(len(y)):
-        others = np.delete(np.arange(len(y)), i)
-        np.testing.assert_array_equal(r.topk_indices[i], others[np.lexsort((others, -grid[i, others]))][:5])
+    np.testing.assert_allclose(r.average_precision, _sklearn_average_precisions(new, old, y), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(r.topk_indices, _brute_force_topk(new, old, 5))
