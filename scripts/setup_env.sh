@@ -12,3 +12,5 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 # The project itself (the `graceful` command); its dependencies are the pins above.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# Compile the numba kernels once into their on-disk cache (a few seconds on a fresh install; then a cache load).
+.venv/bin/python scripts/compile_kernels.py

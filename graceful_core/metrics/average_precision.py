@@ -61,7 +61,7 @@ def topk_and_average_precision(
     Notes
     -----
     With ``s = round(grid)`` (half to even, an integer in ``[-2**24, 2**24]``), item j's key
-    is ``(2**24 − s) · 2N + 2 · sample_j + [j not relevant]``: unique, below ``2**52``, and
+    is ``(2**24 − s) · 2N + 2 · sample_j + [j not relevant]``: unique, below ``2**63``, and
     ascending key = score descending, then sample ascending (the kernels shift the score part
     by enough bits for ``2N`` instead of multiplying: the same order). The relevant keys of
     each row are sorted; every other item is counted in a score bucket over the relevant keys'
@@ -80,14 +80,14 @@ def topk_and_average_precision(
     ([[2, 1]], [0.5])
     """
     b, n = grid.shape
-    if n >= 1 << 25:
-        raise ValueError(f"exact AP supports galleries below {1 << 25:,} items, got {n:,}")
+    bits = (2 * n - 1).bit_length()
+    if bits > 37:  # the key's score part (up to 2**25) shifted by ``bits`` must stay below 2**63
+        raise ValueError(f"exact AP supports galleries below {1 << 36:,} items, got {n:,}")
     # numba loads on first use: importing it costs about a second
     from graceful_core.metrics.average_precision_kernels import count_others, relevant_keys
 
     g = grid.numpy()
     own = np.ascontiguousarray(own, dtype=np.int64)
-    bits = (2 * n - 1).bit_length()
     low = 2 * np.asarray(sample_of_column, dtype=np.int64) + 1
     low[lo:hi] -= 1
     rk = np.empty((b, hi - lo - 1), dtype=np.int64)
