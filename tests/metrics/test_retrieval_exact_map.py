@@ -14,6 +14,8 @@ import importlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
 from graceful_core.metrics.retrieval import cross_test, retrieval_metrics
@@ -134,3 +136,25 @@ def test_the_counting_pass_gives_the_brute_force_answer_on_hard_rows(case):
     assert r.average_precision is not None
     np.testing.assert_allclose(r.average_precision, _sklearn_average_precisions(new, old, y), rtol=0, atol=1e-12)
     np.testing.assert_array_equal(r.topk_indices, _brute_force_topk(new, old, 5))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(3, 40),
+    dim=st.integers(1, 4),
+    labels=st.integers(1, 5),
+    levels=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_any_small_case_equals_the_brute_force_ranking(n, dim, labels, levels, seed):
+    """Few quantisation levels make most scores tie; few labels make some queries' relevant items many, others none."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, labels, n)
+    q = rng.integers(-levels, levels + 1, size=(n, dim)).astype(np.float32)
+    g = rng.integers(-levels, levels + 1, size=(n, dim)).astype(np.float32)
+    k = min(5, n - 1)
+    r = retrieval_metrics(q, g, y, ks=(1, k), block_size=int(rng.integers(1, n + 1)))
+    assert r.average_precision is not None
+    ref = _sklearn_average_precisions(q, g, y)
+    np.testing.assert_allclose(r.average_precision, ref, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(r.topk_indices[:, :k], _brute_force_topk(q, g, k))
