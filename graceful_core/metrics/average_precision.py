@@ -12,12 +12,12 @@ the ``2**-24`` grid (an integer), so a smaller key ranks higher and equal grid s
 ordered by sample index: ties are exact.
 
 Only the ``P`` relevant keys of a row are sorted (NumPy's sort, a tenth of the row at ten
-labels). Every other item is then *counted*, not sorted: a table over the relevant keys'
-score range sends it to the first relevant key above it, and a histogram of those slots
-gives, by a running sum, how many other items rank before each relevant one. The k
-nearest neighbours come from the same pass (a k-slot insertion list). The passes are
-compiled (:mod:`graceful_core.metrics.average_precision_kernels`) and read each score once;
-sorting whole rows of keys cost about three times as much.
+labels). Every other item is then *counted*, not sorted: in a histogram over score buckets
+that cut the relevant keys' range, and, when its bucket holds a relevant key, placed among
+those by binary search. Running sums give how many other items rank before each relevant
+one. The k nearest neighbours come from the same pass (a k-slot insertion list). The passes
+are compiled (:mod:`graceful_core.metrics.average_precision_kernels`) and read each score
+once; sorting whole rows of keys took about twice as long.
 """
 
 from __future__ import annotations
