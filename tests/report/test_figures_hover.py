@@ -4,6 +4,7 @@ on hover, at its projected position, however its facts are split between traces 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,12 +32,15 @@ def _inputs(n: int = 60):
     return proj, samples, {c: f"cluster {c} (k {c})" for c in range(5)}
 
 
-def _hovered(fig) -> dict[tuple[str, str], tuple[dict[str, str], float, float]]:
+def _markers(fig: Any) -> list[Any]:
+    """The figure's marker traces (as plotly objects: ``fig.data`` is untyped)."""
+    return [t for t in fig.data if t.mode == "markers"]
+
+
+def _hovered(fig: Any) -> dict[tuple[str, str], tuple[dict[str, str], float, float]]:
     """(id, model) -> (the facts of the hover text as Plotly fills it in, x, y) of every marker point."""
     out = {}
-    for t in fig.data:
-        if t.mode != "markers":
-            continue
+    for t in _markers(fig):
         for cd, x, y in zip(t.customdata, t.x, t.y):
             text = re.sub(r"%\{customdata\[(\d+)\]\}", lambda m, cd=cd: str(cd[int(m.group(1))]), t.hovertemplate)
             assert "%{" not in text
@@ -54,12 +58,13 @@ def test_every_point_hovers_its_facts_at_its_position(monkeypatch, colour_by, ca
     got = _hovered(fig)
     assert len(got) == 2 * len(samples)
     column = COLOUR_BY[colour_by]
-    for i, row in samples.iterrows():
+    rows: list[dict[str, Any]] = samples.to_dict("records")
+    for i, row in enumerate(rows):
         for model, xy in (("old", proj.old_xy), ("new", proj.new_xy)):
-            facts, x, y = got[(row["id"], model)]
+            facts, x, y = got[(str(row["id"]), model)]
             want = {"model": model, "id": row["id"], "true class": row["label"], "flip": row["flip"]}
             if column == "cluster":
-                want["cluster"] = names[row["cluster"]]
+                want["cluster"] = names[int(row["cluster"])]
             assert facts == want
             assert (x, y) == (float(xy[i, 0]), float(xy[i, 1]))
             assert list(facts)[0] == column  # the colouring's value comes first, as in the legend
@@ -68,7 +73,7 @@ def test_every_point_hovers_its_facts_at_its_position(monkeypatch, colour_by, ca
 def test_facts_shared_by_a_trace_are_not_repeated_per_point():
     proj, samples, names = _inputs()
     fig = joint_embedding_figure(proj, samples, "flip status", lines=False, cluster_names=names)
-    markers = [t for t in fig.data if t.mode == "markers"]
+    markers = _markers(fig)
     assert all(np.asarray(t.customdata).shape[1] == 1 for t in markers)  # the id only
     # one legend entry per flip kind and model, as before the split
     shown = [t.name for t in markers if t.showlegend]
@@ -79,5 +84,5 @@ def test_facts_shared_by_a_trace_are_not_repeated_per_point():
 def test_a_selection_gives_the_ids_of_the_points():
     proj, samples, names = _inputs()
     fig = joint_embedding_figure(proj, samples, "class", lines=True, cluster_names=names)
-    points = [{"customdata": list(cd)} for t in fig.data if t.mode == "markers" for cd in t.customdata]
+    points = [{"customdata": list(cd)} for t in _markers(fig) for cd in t.customdata]
     assert sorted(selected_ids(points)) == sorted(samples["id"])
