@@ -18,7 +18,7 @@ from graceful_core.io.datasets import load_dataset
 from graceful_core.io.samples import bundled_samples, sample_of_classes
 from graceful_core.report import figures
 from graceful_core.results.comparison import Comparison
-from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, percent
+from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, images, percent
 from graceful_ui import store
 from graceful_ui.bundled_specs import pair_spec, sample_data_dir, spec_sample
 from graceful_ui.fmt import md
@@ -215,7 +215,7 @@ def _on_cell(chart_key: str, query_gallery: bool) -> None:
 
 
 st.markdown(
-    f"**{k} models** on **{ms.n_samples} images** · click an off-diagonal cell to open that pair on the Overview"
+    f"**{k} models** on **{images(ms.n_samples)}** · click an off-diagonal cell to open that pair on the Overview"
 )
 for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(3), MATRICES.items()):
     with col:

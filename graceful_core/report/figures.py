@@ -18,7 +18,15 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from graceful_core.explore.selection import top_k
-from graceful_core.vocabulary import EMBEDDING_COLOURINGS, FLIP_COLOURS, FLIP_MARKS, METRICS, MODEL_COLOURS, percent
+from graceful_core.vocabulary import (
+    EMBEDDING_COLOURINGS,
+    FLIP_COLOURS,
+    FLIP_MARKS,
+    METRICS,
+    MODEL_COLOURS,
+    images,
+    percent,
+)
 
 if TYPE_CHECKING:
     from graceful_core.explore.projection import ProjectionResult
@@ -422,7 +430,7 @@ def slice_bars(slices: Sequence[RegressionSlice], *, selected: str | None = None
     cd = [[s.key, s.title] for s in slices]
     p_raw, p_adj = METRICS["slice_p_value"], METRICS["slice_p_adjusted"]
     hover = [
-        f"{percent(s.negative_flip_rate)} of {s.size} images (rest {percent(s.rest_negative_flip_rate)})"
+        f"{percent(s.negative_flip_rate)} of {images(s.size)} (rest {percent(s.rest_negative_flip_rate)})"
         f"<br>{p_raw.label} {p_raw.format(s.p_value)} · {p_adj.label} {p_adj.format(s.p_adjusted)}"
         for s in slices
     ]
