@@ -217,7 +217,8 @@ def _on_cell(chart_key: str, query_gallery: bool) -> None:
 st.markdown(
     f"**{k} models** on **{images(ms.n_samples)}** · click an off-diagonal cell to open that pair on the Overview"
 )
-for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(3), MATRICES.items()):
+# two matrices a row: in three columns a cell is too narrow at 800 px for a readable "100.00 %"
+for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(2) + st.columns(2), MATRICES.items()):
     with col:
         st.subheader(
             title,
@@ -273,7 +274,7 @@ with l2:
     st.plotly_chart(figures.regressions_figure(ms), key="chart_v_regressions")
     last = ms.lineage.regressions_from_first[-1]
     st.caption(
-        f"Regressions from {names[0]}: {last} image{'s' if last != 1 else ''} that {names[0]} got right "
+        f"Regressions from {names[0]}: {images(last)} that {names[0]} got right "
         f"are wrong under {names[-1]}. The dotted line counts images wrong in at least one version so far."
     )
 

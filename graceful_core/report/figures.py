@@ -488,6 +488,13 @@ MODEL_SET_MATRICES: Mapping[str, tuple[str, str, str, str]] = {
 }
 
 
+#: Font size (px) of the values written in the model-set matrices' cells.
+HEATMAP_TEXT_PX = 13
+#: Up to this many models the cells are wide enough for that size (two matrices side by side at 800 px);
+#: with more, Plotly sizes the text to fit the cells.
+HEATMAP_TEXT_MAX_MODELS = 5
+
+
 def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
     """One matrix of a model set as an annotated heatmap whose cells can be clicked.
 
@@ -507,6 +514,9 @@ def model_set_heatmap(ms: ModelSet, key: str) -> go.Figure:
             y=names,
             text=text,
             texttemplate="%{text}",
+            # a fixed size: Plotly's automatic one shrinks every cell's text to fit the widest ("100.00 %"
+            # on the trust matrix's diagonal), which left it small and faint
+            textfont={"size": HEATMAP_TEXT_PX} if k <= HEATMAP_TEXT_MAX_MODELS else None,
             colorscale=colours,
             showscale=False,
             hoverinfo="skip",
