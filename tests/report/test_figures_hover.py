@@ -74,7 +74,10 @@ def test_facts_shared_by_a_trace_are_not_repeated_per_point():
     proj, samples, names = _inputs()
     fig = joint_embedding_figure(proj, samples, "flip status", lines=False, cluster_names=names)
     markers = _markers(fig)
-    assert all(np.asarray(t.customdata).shape[1] == 1 for t in markers)  # the id only
+    # the flip kind and the model are the trace's: written in its template, not per point
+    assert all(np.asarray(t.customdata).shape[1] <= 2 for t in markers)
+    assert all("flip=" in t.hovertemplate and "model=" in t.hovertemplate for t in markers)
+    assert not any(re.search(r"(flip|model)=%\{", t.hovertemplate) for t in markers)
     # one legend entry per flip kind and model, as before the split
     shown = [t.name for t in markers if t.showlegend]
     assert sorted(shown) == sorted(f"{f}, {m}" for f in FLIPS for m in ("old", "new"))
