@@ -6,7 +6,7 @@ import streamlit as st
 
 from graceful_core.explore.projection_store import SAMPLED_POINTS
 from graceful_core.report.figures import COLOUR_BY, selected_ids
-from graceful_core.vocabulary import METRICS
+from graceful_core.vocabulary import METRICS, count, images
 from graceful_ui import store
 from graceful_ui.bundled_specs import spec_sample
 from graceful_ui.fmt import md
@@ -39,14 +39,14 @@ if bundled is not None and {Path(spec.old).stem, Path(spec.new).stem} == {bundle
     )
 
 if comp.n_samples < 3:
-    st.info(f"Only {comp.n_samples} image(s): too few for a 2-D map of the embeddings.")
+    st.info(f"Only {images(comp.n_samples)}: too few for a 2-D map of the embeddings.")
     st.stop()
 
 overlap = METRICS["embedding_overlap"]
 c1, c2 = st.columns([1, 3])
 c1.metric(overlap.label, overlap.format(comp.embedding_overlap), help=overlap.help)
 c2.caption(
-    f"of all {comp.n_samples} images: the new embedding's nearest old embedding is the image itself. "
+    f"of all {images(comp.n_samples)}: the new embedding's nearest old embedding is the image itself. "
     "Near 100 %: the new space lines up with the old one sample by sample."
 )
 
@@ -102,11 +102,11 @@ if not same_dim:
 kind = "joint" if joint else "separate"
 large = 2 * comp.n_samples > SAMPLED_POINTS
 show_all = large and st.toggle(
-    f"Show all {comp.n_samples:,} images",
+    f"Show all {images(comp.n_samples)}",
     key="w_emb_all",
     value=bool(ss.get("emb_all")),
     on_change=lambda: ss.update(emb_all=bool(ss["w_emb_all"])),
-    help=f"The map shows a fixed random sample of {SAMPLED_POINTS // 2:,} images so that it "
+    help=f"The map shows a fixed random sample of {images(SAMPLED_POINTS // 2)} so that it "
     "is drawn quickly. All images: one slower UMAP fit (about a minute on 2 cores for "
     "10,000 images), then cached.",
 )
@@ -117,7 +117,7 @@ with st.spinner(
     proj = store.projection(comp, kind, None if show_all or not large else SAMPLED_POINTS)
 if proj.subsampled:
     st.caption(
-        f"A fixed random sample of {len(proj.indices):,} of the {comp.n_samples:,} images is shown"
+        f"A fixed random sample of {count(len(proj.indices))} of the {images(comp.n_samples)} is shown"
         + ("" if show_all else ' (switch on "Show all" above for every image)')
         + "."
     )
@@ -131,7 +131,8 @@ event = st.plotly_chart(fig, key=f"chart_emb_{kind}", on_select="rerun", selecti
 ids = selected_ids(event.selection.points if event else [])
 if ids:
     st.markdown(
-        f"**{len(ids)} images selected**" + (f" (first {MAX_SELECTED} shown)" if len(ids) > MAX_SELECTED else "")
+        f"**{images(len(ids))} selected**"
+        + (f" (first {count(MAX_SELECTED)} shown)" if len(ids) > MAX_SELECTED else "")
     )
     rows = samples.set_index("id", drop=False).loc[ids[:MAX_SELECTED]]
     image_grid(comp, rows, key="emb")

@@ -18,6 +18,7 @@ from graceful_core.vocabulary import (
     LABEL_FILTERS,
     LABEL_ISSUE_HELP,
     METRICS,
+    count,
     images,
     negative_flips,
 )
@@ -174,10 +175,12 @@ ss["grid_page"] = page_no = grid.page
 if grid.note:
     st.caption(grid.note)
 if grid.n_matching == 0:
-    st.info(f"No image matches these filters (of {comp.n_samples} images).")
+    st.info(f"No image matches these filters (of {images(comp.n_samples)}).")
 else:
     start, stop = grid.start, grid.start + len(grid.rows)
-    st.markdown(f"Showing **{start + 1}–{stop}** of **{grid.n_matching}** matching images (of {comp.n_samples}).")
+    st.markdown(
+        f"Showing **{count(start + 1)}–{count(stop)}** of **{count(grid.n_matching)}** matching images (of {count(comp.n_samples)})."
+    )
     flash()
     image_grid(
         comp,

@@ -4,7 +4,7 @@ import streamlit as st
 
 from graceful_core.report.sections import Row, Section, build_sections, lead_and_body
 from graceful_core.results.comparison import Comparison
-from graceful_core.vocabulary import FLIP_TYPES
+from graceful_core.vocabulary import FLIP_TYPES, count
 from graceful_ui.fmt import md
 from graceful_ui.label_ui import overview_block
 from graceful_ui.labelfree_view import unlabelled_overview
@@ -24,7 +24,9 @@ if not labelled(shown):  # no labels: what can be known, in its own view
 comp: Comparison = shown
 
 s = comp.summary
-st.caption(f"{md(spec.label)} · {s.n_samples} labelled images · old = {md(comp.old_name)}, new = {md(comp.new_name)}")
+st.caption(
+    f"{md(spec.label)} · {count(s.n_samples)} labelled images · old = {md(comp.old_name)}, new = {md(comp.new_name)}"
+)
 pages = st.session_state.get("_pages", {})
 
 

@@ -15,6 +15,7 @@ from graceful_core.vocabulary import (
     WRONG_COLOUR,
     compatibility_advice,
     compatibility_sentence,
+    count,
     interval,
     percent,
     update_gain_value,
@@ -67,7 +68,7 @@ st.dataframe(
     },
 )
 st.caption(
-    f"Percentages are of the {ct.n_queries} queries whose label has at least one other image"
+    f"Percentages are of the {count(ct.n_queries)} queries whose label has at least one other image"
     + (f"; mAP estimated from {ct.map_queries} queries" if ct.map_ci95 else "")
     + "."
 )
@@ -95,7 +96,7 @@ if ct.retrieval_negative_flips is not None:
     ):
         m = METRICS[key]
         col.metric(m.label, m.format(n), help=m.help)
-        col.caption(f"{percent(rate)} of {ct.n_queries} queries · 95 % CI {interval(ci)}")
+        col.caption(f"{percent(rate)} of {count(ct.n_queries)} queries · 95 % CI {interval(ci)}")
 
 head = old_head_verdict(comp)
 if head is not None:

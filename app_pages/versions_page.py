@@ -18,7 +18,7 @@ from graceful_core.io.datasets import load_dataset
 from graceful_core.io.samples import bundled_samples, sample_of_classes
 from graceful_core.report import figures
 from graceful_core.results.comparison import Comparison
-from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, percent
+from graceful_core.vocabulary import METRICS, MODEL_SUFFIXES, images, percent
 from graceful_ui import store
 from graceful_ui.bundled_specs import pair_spec, sample_data_dir, spec_sample
 from graceful_ui.fmt import md
@@ -215,9 +215,10 @@ def _on_cell(chart_key: str, query_gallery: bool) -> None:
 
 
 st.markdown(
-    f"**{k} models** on **{ms.n_samples} images** · click an off-diagonal cell to open that pair on the Overview"
+    f"**{k} models** on **{images(ms.n_samples)}** · click an off-diagonal cell to open that pair on the Overview"
 )
-for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(3), MATRICES.items()):
+# two matrices a row: in three columns a cell is too narrow at 800 px for a readable "100.00 %"
+for col, (key, (title, metric, (rt, ct), chart)) in zip(st.columns(2) + st.columns(2), MATRICES.items()):
     with col:
         st.subheader(
             title,
@@ -273,7 +274,7 @@ with l2:
     st.plotly_chart(figures.regressions_figure(ms), key="chart_v_regressions")
     last = ms.lineage.regressions_from_first[-1]
     st.caption(
-        f"Regressions from {names[0]}: {last} image{'s' if last != 1 else ''} that {names[0]} got right "
+        f"Regressions from {names[0]}: {images(last)} that {names[0]} got right "
         f"are wrong under {names[-1]}. The dotted line counts images wrong in at least one version so far."
     )
 

@@ -255,8 +255,15 @@ def p_value(p: float | None) -> str:
 
 
 def count(n: int | None) -> str:
-    """A count as a plain integer; None -> ``'n/a'``."""
-    return NOT_AVAILABLE if n is None else str(int(n))
+    """A count for display, with a thousands separator: ``10000 -> '10,000'``; None -> ``'n/a'``.
+
+    The one format of every count shown to a person (pages, text and HTML reports); files for
+    programs (JSON, CSV) keep plain numbers.
+
+    >>> count(10000), count(7), count(None)
+    ('10,000', '7', 'n/a')
+    """
+    return NOT_AVAILABLE if n is None else f"{int(n):,}"
 
 
 def interval(ci: tuple[float, float] | None) -> str:
@@ -283,13 +290,13 @@ def yes_no(x: bool | None) -> str:
 
 
 def images(n: int) -> str:
-    """``'1 image'``, ``'3 images'``."""
-    return f"{n} image" if n == 1 else f"{n} images"
+    """``'1 image'``, ``'3 images'``, ``'10,000 images'`` (:func:`count`)."""
+    return f"{count(n)} image" if n == 1 else f"{count(n)} images"
 
 
 def negative_flips(n: int) -> str:
-    """``'1 negative flip'``, ``'3 negative flips'``."""
-    return f"{n} negative flip" if n == 1 else f"{n} negative flips"
+    """``'1 negative flip'``, ``'3 negative flips'``, ``'1,024 negative flips'`` (:func:`count`)."""
+    return f"{count(n)} negative flip" if n == 1 else f"{count(n)} negative flips"
 
 
 def file_size(n: int) -> str:
@@ -375,7 +382,7 @@ def _m(
 
 
 def _of_all(s: FlipSummary) -> str:
-    return f"of all {s.n_samples} images"
+    return f"of all {count(s.n_samples)} images"
 
 
 METRICS: Mapping[str, Metric] = dict(
@@ -420,7 +427,7 @@ METRICS: Mapping[str, Metric] = dict(
             "Images the old model got right and the new one gets wrong, over all images (Yan et al., CVPR 2021). "
             "The interval is the Wilson 95 % score interval.",
             lambda s: (
-                f"of all {s.n_samples} images: {s.n_negative_flips} go {FLIP_MARKS['negative flip']} · "
+                f"of all {count(s.n_samples)} images: {count(s.n_negative_flips)} go {FLIP_MARKS['negative flip']} · "
                 f"95 % CI {interval(s.negative_flip_rate_ci95)}"
             ),
         ),
@@ -432,7 +439,7 @@ METRICS: Mapping[str, Metric] = dict(
             "Images the old model got wrong and the new one gets right, over all images. "
             "New error rate − old error rate = NFR − PFR.",
             lambda s: (
-                f"of all {s.n_samples} images: {s.n_positive_flips} go {FLIP_MARKS['positive flip']} · "
+                f"of all {count(s.n_samples)} images: {count(s.n_positive_flips)} go {FLIP_MARKS['positive flip']} · "
                 f"95 % CI {interval(s.positive_flip_rate_ci95)}"
             ),
         ),
@@ -455,7 +462,7 @@ METRICS: Mapping[str, Metric] = dict(
             "Backward trust compatibility: Bansal et al. AAAI 2019; Srivastava et al. KDD 2020. Trust users built on "
             "the old model's right answers.",
             lambda s: (
-                f"of the {s.n_old_correct} images the old model got right, still right · 95 % CI "
+                f"of the {count(s.n_old_correct)} images the old model got right, still right · 95 % CI "
                 f"{interval(s.backward_trust_compatibility_ci95)}"
             ),
         ),
@@ -475,7 +482,9 @@ METRICS: Mapping[str, Metric] = dict(
             "p",
             "Paired test: is the new model really better or worse on these images, or is the difference noise? "
             f"Significant below {ALPHA:g}.",
-            lambda s: f"exact two-sided test on {s.n_negative_flips} negative vs {s.n_positive_flips} positive flips",
+            lambda s: (
+                f"exact two-sided test on {count(s.n_negative_flips)} negative vs {count(s.n_positive_flips)} positive flips"
+            ),
         ),
         _m(
             "old_error_persistence",
@@ -500,7 +509,7 @@ METRICS: Mapping[str, Metric] = dict(
             "negative flips near the boundary",
             "count",
             "Flips where the old model was barely right or the new one barely wrong. n/a without class scores.",
-            lambda s: f"of {s.n_negative_flips} negative flips: p(true class) dropped by less than 0.1",
+            lambda s: f"of {count(s.n_negative_flips)} negative flips: p(true class) dropped by less than 0.1",
         ),
         _m(
             "negative_flips_confident",
@@ -508,7 +517,7 @@ METRICS: Mapping[str, Metric] = dict(
             "confident negative flips",
             "count",
             "Flips where the new model is confidently wrong where the old one was right. n/a without class scores.",
-            lambda s: f"of {s.n_negative_flips} negative flips: p(true class) dropped by 0.5 or more",
+            lambda s: f"of {count(s.n_negative_flips)} negative flips: p(true class) dropped by 0.5 or more",
         ),
         _m(
             "n_negative_flips",

@@ -29,6 +29,7 @@ from graceful_core.vocabulary import (
     LABEL_FILTERS,
     LABEL_ISSUE_HELP,
     LABEL_ISSUE_MARK,
+    negative_flips,
     percent,
     probability,
 )
@@ -92,7 +93,7 @@ def overview_block(comp: Comparison) -> None:
             )
     else:
         st.caption(
-            f"Flip verdicts: none yet on the {c.n_negative_flips} negative flips. Mark images in the Flips grid "
+            f"Flip verdicts: none yet on the {negative_flips(c.n_negative_flips)}. Mark images in the Flips grid "
             "or on the Sample page: real regression, label wrong, ambiguous or acceptable."
         )
 

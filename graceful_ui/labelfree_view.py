@@ -16,7 +16,7 @@ from graceful_core.comparing.labelfree import UnlabelledComparison, labels_missi
 from graceful_core.explore.selection import busiest_submatrix
 from graceful_core.report.figures import MAX_CLASSES, TRANSITION_TITLE, transition_heatmap
 from graceful_core.report.sections import Section, build_unlabelled_sections
-from graceful_core.vocabulary import METRICS, percent
+from graceful_core.vocabulary import METRICS, images, percent
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
 
@@ -41,7 +41,7 @@ def needs_labels_note() -> None:
 def unlabelled_overview(spec, comp: UnlabelledComparison) -> None:
     """The whole Overview of a comparison without labels: its sections (:mod:`graceful_core.report.sections`) in order."""
     st.caption(
-        f"{md(spec.label)} · {comp.n_samples} images **without labels** · old = {md(comp.old_name)}, "
+        f"{md(spec.label)} · {images(comp.n_samples)} **without labels** · old = {md(comp.old_name)}, "
         f"new = {md(comp.new_name)}"
     )
     cards: list = []  # the churn card and the two confidence cards share one row

@@ -24,8 +24,17 @@ WARM_UMAP_ENV = "GRACEFUL_WARM_UMAP"
 
 
 def warm_imports() -> None:
-    """Import what every first page run needs (torch is the largest: about a second)."""
+    """Import what every first page run needs (torch is the largest: about a second).
+
+    A first comparison also imports scipy.stats (the slices' tests), scikit-learn's k-means (the
+    embedding clusters) and cleanlab (the label issues): about two seconds more at load 5, paid here
+    in the main thread before any visitor, not inside the first visitor's comparison.
+    """
+    import cleanlab.filter  # noqa: F401
+    import cleanlab.rank  # noqa: F401
     import plotly.graph_objects  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import sklearn.cluster  # noqa: F401
     import torch  # noqa: F401
 
     import graceful_core.comparing.sources  # noqa: F401

@@ -20,7 +20,7 @@ from graceful_core.errors import InputError
 from graceful_core.io.samples import bundled_samples, sample_of_path
 from graceful_core.report.remedies import whatif_figure
 from graceful_core.results.comparison import Comparison
-from graceful_core.vocabulary import WHATIF_TITLE
+from graceful_core.vocabulary import WHATIF_TITLE, images
 from graceful_ui.bundled_specs import sample_data_dir
 from graceful_ui.fmt import md
 from graceful_ui.store import labelled
@@ -85,7 +85,7 @@ def whatif_section() -> None:
     st.markdown(f"**{md(rec.sentence())}**")
     st.plotly_chart(whatif_figure(report), key="chart_whatif")
     st.caption(
-        f"Each point: the remedy on all {report.n_samples:,} images of {md(comp.old_name)} → "
+        f"Each point: the remedy on all {images(report.n_samples)} of {md(comp.old_name)} → "
         f"{md(comp.new_name)}. Mixing averages the two models' class probabilities; gating keeps the old "
         "answer where the old model is confident and the new one is not. The recommended setting was "
         "chosen on one half of the images and measured on the other (both ways); the sentence gives those "

@@ -14,7 +14,7 @@ from graceful_core.errors import InputError
 from graceful_core.metrics.summary import FlipSummary
 from graceful_core.report.html import render_unlabelled_html_report
 from graceful_core.results.comparison import Comparison
-from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card
+from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card, count, images
 from graceful_ui import label_ui, store
 from graceful_ui.downloads import download_name
 from graceful_ui.fmt import md
@@ -67,7 +67,7 @@ def _progress_text(spec: Spec, state: JobState) -> tuple[float, str]:
     fraction = min(1.0, (len(state.stages) - 1 + within) / max(1, n_models))
     if len(state.stages) >= n_models and state.total and state.done >= state.total:
         return 1.0, "Computing the metrics and the embedding cross-test..."
-    return fraction, f"Running {state.stage}: {state.done} / {state.total} images"
+    return fraction, f"Running {state.stage}: {count(state.done)} / {images(state.total)}"
 
 
 def _wait(spec: Spec, job: Job[store.AnyComparison]) -> None:
@@ -233,7 +233,7 @@ def require_comparison(without_labels: bool = False) -> tuple[Spec, store.AnyCom
 def require_per_sample(comp: Comparison) -> None:
     """Stop a page that needs per-sample data, saying why, when the comparison was streamed."""
     if comp.arrays is None:
-        st.info(STREAMED_NO_SAMPLES.format(n=f"{comp.n_samples:,}"))
+        st.info(STREAMED_NO_SAMPLES.format(n=count(comp.n_samples)))
         st.stop()
 
 
@@ -277,7 +277,7 @@ def sidebar(spec: Spec | None, comp: store.AnyComparison | None) -> None:
             return
         labelled = store.labelled(comp)
         st.caption(
-            f"**Comparing** {md(spec.label)}  \n{comp.n_samples} {'labelled images' if labelled else 'images, no labels'}, "
+            f"**Comparing** {md(spec.label)}  \n{count(comp.n_samples)} {'labelled images' if labelled else 'images, no labels'}, "
             f"{len(comp.classes)} classes  \nThe address bar always links to this exact view: copy it to share."
         )
         if comp.missing is not None and comp.missing.any:

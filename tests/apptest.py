@@ -69,7 +69,7 @@ def grid_ids(at) -> list[str]:
 def shown_count(at) -> int | None:
     """The Flips grid's "of **N** matching images" count; 0 for its "No image matches" note; None without either."""
     for m in at.markdown:
-        hit = re.search(r"of \*\*(\d+)\*\* matching images", m.value)
+        hit = re.search(r"of \*\*([\d,]+)\*\* matching images", m.value)  # "1,234": counts have separators
         if hit:
-            return int(hit.group(1))
+            return int(hit.group(1).replace(",", ""))
     return 0 if any("No image matches" in i.value for i in at.info) else None

@@ -128,3 +128,24 @@ def test_docs_name_every_key_of_the_json_report():
     keys = set(rep) | set(rep["old"]) | set(rep["compatibility"]) | set(rep["per_class"][0]) | set(rep["per_slice"][0])
     missing = sorted(k for k in keys if f"`{k}`" not in docs and f"{k}`" not in docs)
     assert missing == [], missing
+
+
+def test_counts_have_one_format():
+    """A count reads "10,000" on every page and report (``count``), never "10000" on one and "10,000" on another."""
+    assert (v.count(10_000), v.count(999), v.count(1_234_567), v.count(None)) == ("10,000", "999", "1,234,567", "n/a")
+    assert (v.images(1), v.images(10_000), v.negative_flips(1_024)) == (
+        "1 image",
+        "10,000 images",
+        "1,024 negative flips",
+    )
+    # an f-string writing a count field ("{comp.n_samples}") by itself: only through count() or images()
+    raw = re.compile(r"\{[A-Za-z_.]*\.n_[a-z_]+(:,)?\}")
+    shown = {
+        p: s
+        for p, s in _sources().items()
+        if p.is_relative_to(ROOT / "app_pages")
+        or p.is_relative_to(ROOT / "graceful_core" / "report")
+        or p == VOCABULARY
+    }
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p, s in shown.items() for m in raw.finditer(s)]
+    assert found == [], found

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graceful_core.errors import InputError
+from graceful_core.vocabulary import count
 
 __all__ = [
     "RemedyOutcome",
@@ -186,7 +187,7 @@ class MitigationHeadline:
         """The headline in plain words: the plain update, then one sentence per remedy."""
         return [
             f"Plain retraining: NFR {self.plain_negative_flip_rate * 100:.2f} %, error rate "
-            f"{self.plain_error_rate * 100:.2f} % (mean of {self.seeds} seeds, {self.n_test:,} test images)."
+            f"{self.plain_error_rate * 100:.2f} % (mean of {self.seeds} seeds, {count(self.n_test)} test images)."
         ] + [remedy_sentence(r, self.equal_error) for r in self.remedies]
 
 
@@ -265,7 +266,7 @@ class DistillationHeadline:
         sig, n = self.distill_significant
         out = [
             f"Plain retraining: NFR {self.plain_negative_flip_rate * 100:.2f} %, error rate "
-            f"{self.plain_error_rate * 100:.2f} % ({self.seeds} seeds, {self.n_test:,} test images).",
+            f"{self.plain_error_rate * 100:.2f} % ({self.seeds} seeds, {count(self.n_test)} test images).",
         ]
         if n:
             out.append(

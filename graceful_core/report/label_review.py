@@ -16,7 +16,7 @@ import numpy as np
 from graceful_core.metrics.label_issues import negative_flip_rate_excluding
 from graceful_core.results.comparison import Comparison
 from graceful_core.review import verdicts as vd
-from graceful_core.vocabulary import FLIP_VERDICTS, METRICS, images, interval, percent
+from graceful_core.vocabulary import FLIP_VERDICTS, METRICS, count, images, interval, percent
 
 __all__ = [
     "headline_excluding_flagged",
@@ -64,7 +64,7 @@ def label_issue_lines(comp: Comparison) -> list[str]:
         return [f"label issues: {comp.label_issues_reason}"] if comp.label_issues_reason else []
     li = comp.label_issues
     return [
-        f'label issues: {images(li.n_flagged)} flagged "label may be wrong", {li.n_ambiguous} ambiguous '
+        f'label issues: {images(li.n_flagged)} flagged "label may be wrong", {count(li.n_ambiguous)} ambiguous '
         "(confident learning on both models' probabilities)",
         f"  {headline_excluding_flagged(comp)}",
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graceful_core.results.lineage import ModelSet
-from graceful_core.vocabulary import METRICS, percent
+from graceful_core.vocabulary import METRICS, count, percent
 
 
 def _cell(x: float | None, w: int) -> str:
@@ -14,7 +14,7 @@ def matrix_text(ms: ModelSet) -> str:
     """A terminal rendering: accuracy, NFR, BTC and cross-test matrices, index sharing, chain."""
     names = ms.models
     w = max(9, *(len(n) for n in names)) + 1
-    lines = [f"{ms.n_samples} samples, {len(names)} models", f"{METRICS['accuracy'].name}:"]
+    lines = [f"{count(ms.n_samples)} samples, {len(names)} models", f"{METRICS['accuracy'].name}:"]
     lines += [f"  {n:<{w}}{_cell(a, w)}" for n, a in zip(names, ms.accuracy)]
     for rows, title in (
         (ms.negative_flip_rate, f"{METRICS['negative_flip_rate'].name} (row = old, column = new)"),
@@ -40,7 +40,7 @@ def matrix_text(ms: ModelSet) -> str:
     for st, reg, ever in zip(lin.steps, lin.regressions_from_first[1:], lin.ever_regressed_from_first[1:]):
         lines.append(
             f"  {st.old} -> {st.new}: accuracy {_cell(st.new_accuracy, 0)}, "
-            f"NFR {_cell(st.negative_flip_rate, 0)} ({st.negative_flips} flips); "
+            f"NFR {_cell(st.negative_flip_rate, 0)} ({count(st.negative_flips)} flips); "
             f"{names[0]} right but {st.new} wrong: {reg} (ever wrong since {names[0]}: {ever})"
         )
     return "\n".join(lines)

@@ -4,7 +4,7 @@ summary (Overview, HTML report) and the NFR-against-error figure (Mitigate page)
 from __future__ import annotations
 
 from graceful_core.metrics.whatif import WhatIfPoint, WhatIfReport
-from graceful_core.vocabulary import percent
+from graceful_core.vocabulary import count, images, percent
 
 __all__ = ["whatif_text", "whatif_line", "whatif_figure", "METHOD_COLOURS"]
 
@@ -20,7 +20,7 @@ def _row(p: WhatIfPoint) -> str:
 def whatif_text(report: WhatIfReport) -> str:
     """The mixing curve, the best gating and interpolation points, and the recommendation."""
     lines = [
-        f"What-if remedies on {report.n_samples:,} images (new alone: {report.new_negative_flips:,} negative "
+        f"What-if remedies on {images(report.n_samples)} (new alone: {count(report.new_negative_flips)} negative "
         f"flips, error {percent(report.new_errors / max(report.n_samples, 1))})",
         "mixing (1 - w)·p_old + w·p_new:",
     ]

@@ -61,6 +61,7 @@ from graceful_core.vocabulary import (
     WHATIF_LINE_LABEL,
     card,
     compatibility_sentence,
+    count,
     images,
     interval,
     p_value,
@@ -323,7 +324,7 @@ def _flips(c: Comparison) -> Section:
     return Section(
         "flips",
         f"Negative flips ({marks})",
-        (f"{images(n)} of {c.n_samples} go {marks}.",),
+        (f"{images(n)} of {count(c.n_samples)} go {marks}.",),
         "worse" if n else "same",
         values={"total": str(n)},
         figure="flip_grid",
@@ -411,7 +412,9 @@ def _u_headline(u: UnlabelledComparison) -> Section:
 
 def _u_churn(u: UnlabelledComparison) -> Section:
     ch, m = u.churn, METRICS["prediction_churn"]
-    words = f"{ch.n_changed} of {ch.n_samples} images change their predicted class · 95 % CI {interval(ch.ci95)}"
+    words = (
+        f"{count(ch.n_changed)} of {images(ch.n_samples)} change their predicted class · 95 % CI {interval(ch.ci95)}"
+    )
     return Section(
         "churn",
         m.label,

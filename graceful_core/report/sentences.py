@@ -21,6 +21,7 @@ from graceful_core.vocabulary import (
     ALPHA,
     METRICS,
     compatibility_sentence,
+    count,
     images,
     interval,
     negative_flips,
@@ -81,7 +82,7 @@ def old_head_verdict(c: Comparison) -> Verdict | None:
         return None
     own = c.summary.old_accuracy
     head = (
-        f"Old classifier head on new embeddings: {percent(acc)} of all {c.n_samples} images right "
+        f"Old classifier head on new embeddings: {percent(acc)} of all {images(c.n_samples)} right "
         f"(the old model itself: {percent(own)})."
     )
     if acc >= own - OLD_HEAD_TOLERANCE:
@@ -109,7 +110,7 @@ def churn_verdict(cf: ChurnFloor) -> Verdict:
     significantly fewer ("below"), else "same"; the detail gives both counts and the p-value.
     """
     detail = (
-        f"{cf.update_only_flips} images only the update breaks vs {cf.reference_only_flips} only "
+        f"{images(cf.update_only_flips)} only the update breaks vs {count(cf.reference_only_flips)} only "
         f"{cf.reference_name} breaks, McNemar p {p_text(cf.p_value)}"
     )
     if cf.verdict == "above":
@@ -228,12 +229,12 @@ def worst_class_sentence(c: Comparison, more: int = MORE_HURT_CLASSES) -> str | 
         return None
     w = hurt[0]
     text = (
-        f"The update hurts {w.name} most: {w.negative_flips} of its {images(w.support)} break "
+        f"The update hurts {w.name} most: {count(w.negative_flips)} of its {images(w.support)} break "
         f"(NFR {percent(w.negative_flip_rate)}, {100 * w.share:.0f} % of all negative flips)."
     )
     rest = hurt[1 : 1 + more]
     if rest:
-        text += " Next: " + ", ".join(f"{h.name} ({h.negative_flips})" for h in rest) + "."
+        text += " Next: " + ", ".join(f"{h.name} ({count(h.negative_flips)})" for h in rest) + "."
     return text
 
 
@@ -241,7 +242,7 @@ def headline(c: Comparison) -> str:
     """One line a stakeholder can read: what the update fixes and what it breaks."""
     s = c.summary
     return (
-        f"The update fixes {images(s.n_positive_flips)} and breaks {images(s.n_negative_flips)} of {s.n_samples} "
+        f"The update fixes {images(s.n_positive_flips)} and breaks {images(s.n_negative_flips)} of {count(s.n_samples)} "
         f"(accuracy {percent(s.old_accuracy)} → {percent(s.new_accuracy)})."
     )
 
@@ -250,6 +251,6 @@ def unlabelled_headline(u: UnlabelledComparison) -> str:
     """One line for a comparison without labels: how many predictions change."""
     ch = u.churn
     return (
-        f"The update changes the predicted class of {images(ch.n_changed)} of {ch.n_samples} "
+        f"The update changes the predicted class of {images(ch.n_changed)} of {count(ch.n_samples)} "
         f"({percent(ch.rate)}); without labels, which of these are regressions is unknown."
     )

@@ -22,7 +22,7 @@ from graceful_core.report.sections import (
 )
 from graceful_core.report.sentences import MAX_SLICE_LINES
 from graceful_core.results.comparison import Comparison
-from graceful_core.vocabulary import METRICS
+from graceful_core.vocabulary import METRICS, count
 
 __all__ = ["text_summary", "unlabelled_summary"]
 
@@ -77,7 +77,7 @@ def text_summary(c: Comparison, sections: tuple[Section, ...] | None = None, ext
     s = c.summary
     cards = section_of(sections, "cards")
     width = 2 + max((len(r.name) for r in cards.rows if r.brief), default=0) if cards is not None else 2
-    head = f"old: {c.old_name}   new: {c.new_name}   samples: {s.n_samples}"
+    head = f"old: {c.old_name}   new: {c.new_name}   samples: {count(s.n_samples)}"
     lead, body = lead_and_body(sections)
     lines = [line for sec in lead for line in _lines(sec, width, head)]
     lines.extend(line for line in extra_lines if line)
@@ -111,5 +111,5 @@ def _unlabelled_lines(sec: Section, head: str) -> list[str]:
 def unlabelled_summary(u: UnlabelledComparison, sections: tuple[Section, ...] | None = None) -> str:
     """The CLI's summary of a comparison without labels: what is known, and what does not exist."""
     sections = build_unlabelled_sections(u) if sections is None else sections
-    head = f"old: {u.old_name}   new: {u.new_name}   samples: {u.n_samples}   labels: none"
+    head = f"old: {u.old_name}   new: {u.new_name}   samples: {count(u.n_samples)}   labels: none"
     return "\n".join(line for sec in sections for line in _unlabelled_lines(sec, head))

@@ -202,7 +202,7 @@ def wait_until(page, probe, expected, timeout: int = WAIT_MS):
 def grid_count(page) -> int:
     """The Flips grid's "of N matching images" count."""
     text = page.get_by_text("matching images").first.inner_text(timeout=WAIT_MS)
-    return int(text.split(" of ")[1].split()[0])
+    return int(text.split(" of ")[1].split()[0].replace(",", ""))  # "1,234": counts have separators
 
 
 def click_centre(page, locator) -> None:

@@ -154,7 +154,7 @@ def test_lasso_on_the_embedding_map_shows_the_selected_images(page, server):
     page.get_by_text("images selected").first.wait_for(timeout=WAIT_MS)
     page.locator('[data-testid="stMain"] [data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)
     wait_ready(page)
-    n_selected = int(page.get_by_text("images selected").first.inner_text().split()[0])
+    n_selected = int(page.get_by_text("images selected").first.inner_text().split()[0].replace(",", ""))
     expect(page.locator('[data-testid="stMain"] [data-testid="stImage"]')).to_have_count(
         min(n_selected, 24), timeout=WAIT_MS
     )

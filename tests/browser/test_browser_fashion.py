@@ -40,10 +40,10 @@ def test_a_bare_url_opens_on_fashion_and_names_the_regression(page, server, expe
     href = page.evaluate("location.href")
     assert "cmp=fashion%3Anew" in href or "cmp=fashion:new" in href
     main = page.locator('[data-testid="stMain"]')
-    assert f"breaks {expected['neg']} images of {expected['n']}" in main.inner_text()
+    assert f"breaks {expected['neg']:,} images of {expected['n']:,}" in main.inner_text()
     worst = expected["order"][0]
     neg, support = expected["per_class"][worst]
-    assert f"The update hurts {worst} most: {neg} of its {support} images break" in main.inner_text()
+    assert f"The update hurts {worst} most: {neg:,} of its {support:,} images break" in main.inner_text()
     no_exception(page, "overview on Fashion-MNIST")
     shot(page, "30-fashion-overview")
 

@@ -90,7 +90,7 @@ def _cli_sentence(stdout: str) -> str:
 def test_the_sentence_names_the_brute_force_worst_class(faces, expected):
     name, nf, support = expected["worst"]
     sentence = _cli_sentence(faces["cli"])
-    assert sentence.startswith(f"The update hurts {name} most: {nf} of its {support} images break")
+    assert sentence.startswith(f"The update hurts {name} most: {nf:,} of its {support:,} images break")
     assert f"{100 * nf / expected['total']:.0f} % of all negative flips" in sentence
     if expected["next"]:
         assert sentence.endswith(" Next: " + ", ".join(f"{c} ({k})" for c, k, _ in expected["next"]) + ".")
