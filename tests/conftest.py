@@ -63,16 +63,23 @@ def _cache_dir(tmp_path_factory, request):
     yield
 
 
+#: The process's own ``__main__``, taken when this file is imported: before any test or fixture ran AppTest.
+_REAL_MAIN = sys.modules.get("__main__")
+
+
 @pytest.fixture(autouse=True)
 def _keep_main_module():
     """Streamlit's AppTest runs app.py as ``__main__`` and leaves it in ``sys.modules``; put the real one back.
 
     Otherwise a later test that starts a process with the "spawn" method re-runs app.py in the child.
+    Before and after each test: a module- or session-scoped fixture that runs AppTest is set up before
+    this fixture, so the ``__main__`` seen here at a test's start is not always the real one.
     """
-    main = sys.modules.get("__main__")
+    if _REAL_MAIN is not None:
+        sys.modules["__main__"] = _REAL_MAIN
     yield
-    if main is not None:
-        sys.modules["__main__"] = main
+    if _REAL_MAIN is not None:
+        sys.modules["__main__"] = _REAL_MAIN
 
 
 @pytest.fixture(scope="session")
