@@ -13,4 +13,8 @@ mkdir -p test-artifacts
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports
 .venv/bin/basedpyright
-exec .venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 "$@"
+# Each file runs on one worker (its module fixtures: a served app, a browser), in the order tests/conftest.py gives
+# (the longest files first). The last run's temporary folders (the browser tests' server logs, streamlit-PORT.log)
+# stay in test-artifacts/pytest/ until the next run.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --basetemp=test-artifacts/pytest \
+  --durations=25 "$@"

@@ -16,7 +16,28 @@ def pytest_addoption(parser):
     )
 
 
+#: Test files scheduled before the others, in this order (scripts/test.sh runs ``-n 2 --dist loadfile
+#: --no-loadscope-reorder``, so the workers take the files as ordered here). The browser files are the longest
+#: work units (an app server, Chromium, the Fashion sample): started first, the many short files then fill both
+#: workers up to the end, instead of one worker running a long file last while the other idles. pytest-xdist
+#: hands one file to each worker and a second one at once to a worker with at most two tests queued, so the
+#: one-test Fashion file and the Fashion narrow-window file (3rd) share a worker and its ``fashion_server``
+#: (one server, one load of the 10,000-photo comparison); test_browser.py (2nd) runs beside them on the other.
+SCHEDULED_FIRST = (
+    "tests/browser/test_browser_fashion.py",
+    "tests/browser/test_browser.py",
+    "tests/browser/test_browser_narrow.py",
+    "tests/browser/",
+)
+
+
+def _scheduled_first(item) -> int:
+    """The item's place in :data:`SCHEDULED_FIRST` (``len`` of it when it is not there)."""
+    return next((i for i, prefix in enumerate(SCHEDULED_FIRST) if item.nodeid.startswith(prefix)), len(SCHEDULED_FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_scheduled_first)  # stable: otherwise as collected
     if config.getoption("--reverse"):
         items.reverse()
 
@@ -42,16 +63,23 @@ def _cache_dir(tmp_path_factory, request):
     yield
 
 
+#: The process's own ``__main__``, taken when this file is imported: before any test or fixture ran AppTest.
+_REAL_MAIN = sys.modules.get("__main__")
+
+
 @pytest.fixture(autouse=True)
 def _keep_main_module():
     """Streamlit's AppTest runs app.py as ``__main__`` and leaves it in ``sys.modules``; put the real one back.
 
     Otherwise a later test that starts a process with the "spawn" method re-runs app.py in the child.
+    Before and after each test: a module- or session-scoped fixture that runs AppTest is set up before
+    this fixture, so the ``__main__`` seen here at a test's start is not always the real one.
     """
-    main = sys.modules.get("__main__")
+    if _REAL_MAIN is not None:
+        sys.modules["__main__"] = _REAL_MAIN
     yield
-    if main is not None:
-        sys.modules["__main__"] = main
+    if _REAL_MAIN is not None:
+        sys.modules["__main__"] = _REAL_MAIN
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ The benchmarks (benchmarks/bench_app.py, bench_first_look.py) start the app thro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -151,6 +152,29 @@ def browser_page(width: int, height: int):
         browser = launch(p)
         yield browser.new_page(viewport={"width": width, "height": height})
         browser.close()
+
+
+def chromium():
+    """Generator for a fixture: one Chromium for a module whose tests each open a page with :func:`fresh_page`.
+
+    A launch costs seconds on a busy machine; a new context a fraction of one.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def fresh_page(browser, width: int, height: int):
+    """A page in a new context of ``browser``: its own cookies, storage, history and app session, as in a new browser."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 # --------------------------------------------------------------------------- reading and waiting

@@ -12,8 +12,9 @@ import pytest
 from tests.browser.harness import (
     COLD_MS,
     WAIT_MS,
-    browser_page,
+    chromium,
     click_centre,
+    fresh_page,
     no_exception,
     shot,
     wait_ready,
@@ -38,6 +39,12 @@ def server(fashion_server):
     return fashion_server
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module; each test opens its page in a fresh context (a new user's window)."""
+    yield from chromium()
+
+
 def _overview(page, server):
     page.goto(server + "/")
     page.wait_for_selector('[data-testid="stMetric"]', timeout=COLD_MS)
@@ -45,8 +52,8 @@ def _overview(page, server):
 
 
 @pytest.mark.parametrize("width", [800, 1400])
-def test_metric_card_values_fit_their_boxes(server, width):
-    for page in browser_page(width, 1400):
+def test_metric_card_values_fit_their_boxes(server, browser, width):
+    with fresh_page(browser, width, 1400) as page:
         _overview(page, server)
         page.wait_for_function(SIDEBAR_FOLDED_JS + " !== null", timeout=WAIT_MS)
         if width < 1100:  # folded by the page's script, without a click
@@ -67,8 +74,8 @@ def test_metric_card_values_fit_their_boxes(server, width):
         shot(page, f"40-overview-{width}px")
 
 
-def test_back_goes_one_view_back(server):
-    for page in browser_page(800, 1400):
+def test_back_goes_one_view_back(server, browser):
+    with fresh_page(browser, 800, 1400) as page:
         _overview(page, server)
         start = page.url
         page.locator(EXPAND).first.click()  # open the folded sidebar by hand: it stays open
@@ -91,11 +98,11 @@ def test_back_goes_one_view_back(server):
         no_exception(page, "after Back twice")
 
 
-def test_back_restores_each_view_with_its_filters(server, report):
+def test_back_restores_each_view_with_its_filters(server, browser, report):
     """Overview → Flips → a matrix cell → Slices, then Back three times: each view as it was, filters included."""
     m, k = report["transition_matrix"], len(report["classes"])
     a, b = max(((i, j) for i in range(k) for j in range(k) if i != j), key=lambda ij: m[ij[0]][ij[1]])
-    for page in browser_page(1400, 1800):
+    with fresh_page(browser, 1400, 1800) as page:
         page.goto(server + "/overview?cmp=sample:new")
         page.wait_for_selector('[data-testid="stMetric"]', timeout=COLD_MS)
         wait_ready(page, timeout=COLD_MS)

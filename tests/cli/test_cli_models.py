@@ -100,21 +100,60 @@ def test_export_onnx_to_pt2_says_it_is_not_supported(needs_sample, cache, tmp_pa
 NO_CUDA = {"CUDA_VISIBLE_DEVICES": ""}  # hides any GPU, so the test means the same everywhere
 
 
-@pytest.mark.parametrize("command", ["compare", "predict", "matrix", "train"])
-def test_device_cuda_without_cuda_exits_2_with_one_line(needs_sample, cache, tmp_path, command):
-    out = tmp_path / "out.json"
-    argv = {
-        "compare": ["compare", OLD, NEW, "--data", TEST_DATA, "--json", out],
-        "predict": ["predict", OLD, "--data", TEST_DATA, "--out", tmp_path / "p.parquet"],
-        "matrix": ["matrix", OLD, NEW, "--data", TEST_DATA, "--json", out],
-        "train": ["train", "--old", OLD, "--data", TEST_DATA, "--method", "plain", "--out", tmp_path / "n.pt"],
-    }[command]
-    r = run_cli(
-        *argv, "--device", "cuda", cache=cache, env=NO_CUDA, in_process=False
-    )  # CUDA hidden before torch starts
+CUDA_COMMANDS = ("compare", "predict", "matrix", "train")
+#: Runs each command line (JSON list of argument lists) with :func:`tests.helpers.run_cli` in this one process and
+#: prints the results as JSON: one interpreter (and one torch import) for all four commands instead of four.
+RUN_EACH = """
+import json, sys
+from tests.helpers import run_cli
+runs = [run_cli(*argv, cache=sys.argv[2]) for argv in json.loads(sys.argv[1])]
+print(json.dumps([[r.returncode, r.stdout, r.stderr] for r in runs]))
+"""
+
+
+@pytest.fixture(scope="module")
+def cuda_runs(needs_sample, cache, tmp_path_factory):
+    """Each command with ``--device cuda`` in a fresh interpreter whose CUDA is hidden before torch starts.
+
+    Returns ``{command: (result, its output folder)}`` and the interpreter's own stderr (what only a
+    process shows: anything printed outside the commands' captured streams).
+    """
+    argvs, outs = [], {}
+    for command in CUDA_COMMANDS:
+        tmp = outs[command] = tmp_path_factory.mktemp(f"cuda-{command}")
+        out = tmp / "out.json"
+        argv = {
+            "compare": ["compare", OLD, NEW, "--data", TEST_DATA, "--json", out],
+            "predict": ["predict", OLD, "--data", TEST_DATA, "--out", tmp / "p.parquet"],
+            "matrix": ["matrix", OLD, NEW, "--data", TEST_DATA, "--json", out],
+            "train": ["train", "--old", OLD, "--data", TEST_DATA, "--method", "plain", "--out", tmp / "n.pt"],
+        }[command]
+        argvs.append([str(a) for a in [*argv, "--device", "cuda"]])
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_EACH, json.dumps(argvs), str(cache)],
+        cwd=ROOT,
+        env={**os.environ, **NO_CUDA, "GRACEFUL_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.splitlines()[-1])
+    runs = {
+        c: (subprocess.CompletedProcess(["graceful", *a], code, out, err), outs[c])
+        for c, a, (code, out, err) in zip(CUDA_COMMANDS, argvs, results, strict=True)
+    }
+    return runs, proc.stderr
+
+
+@pytest.mark.parametrize("command", CUDA_COMMANDS)
+def test_device_cuda_without_cuda_exits_2_with_one_line(cuda_runs, command):
+    runs, process_stderr = cuda_runs
+    r, tmp = runs[command]
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "cuda" in one_error_line(r).lower()
-    assert not out.exists() and not (tmp_path / "p.parquet").exists() and not (tmp_path / "n.pt").exists()
+    assert "Traceback" not in process_stderr, process_stderr
+    assert not (tmp / "out.json").exists() and not (tmp / "p.parquet").exists() and not (tmp / "n.pt").exists()
 
 
 def test_device_cpu_and_a_batch_size_give_the_same_report(needs_sample, cache, tmp_path):

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from scipy.stats import binomtest
 
-from tests.browser.harness import ARTIFACTS, launch, need_browser
+from tests.browser.harness import ARTIFACTS, chromium, fresh_page, need_browser
 from tests.helpers import parse, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -296,46 +296,46 @@ def test_bad_cap_is_refused(comp):
 
 
 # ------------------------------------------------------------------ browser
-def test_opens_offline_in_chromium(page, tmp_path):
-    sync_api = _chromium()
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module's browser tests; each opens its page in a fresh context (a new window)."""
+    _chromium()
+    yield from chromium()
+
+
+def test_opens_offline_in_chromium(page, browser, tmp_path):
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
     url = path.as_uri()
     requests, errors = [], []
-    with sync_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            ctx = browser.new_context(viewport={"width": 1200, "height": 900})
-            pg = ctx.new_page()
-            pg.on("request", lambda r: requests.append(r.url))
-            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(url, wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
-            pg.wait_for_timeout(300)
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / "report_html.png"), full_page=True)
-            assert pg.locator(".grid img").count() >= 1
-            assert pg.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-            pg.emulate_media(media="print")
-            displays = pg.evaluate(
-                "Array.from(document.querySelectorAll('.modebar-container')).map(e => getComputedStyle(e).display)"
-            )
-            assert displays and set(displays) == {"none"}  # no interactive chrome on paper
-            widths = "Array.from(document.querySelectorAll('.js-plotly-plot .main-svg')).map(s => s.clientWidth)"
-            assert min(pg.evaluate(widths)) > 900  # screen width
-            pg.evaluate("window.dispatchEvent(new Event('beforeprint'))")
-            pg.wait_for_timeout(300)
-            assert set(pg.evaluate(widths)) == {680}  # redrawn at the paper's width
-            pg.screenshot(path=str(ARTIFACTS / "report_html_print.png"), full_page=True)
-            pdf = pg.pdf(format="A4", print_background=True)
-            assert pdf[:5] == b"%PDF-" and len(pdf) > 10_000
-            (ARTIFACTS / "report_html.pdf").write_bytes(pdf)
-            pg.evaluate("window.dispatchEvent(new Event('afterprint'))")
-            pg.wait_for_timeout(300)
-            assert min(pg.evaluate(widths)) > 900  # back to the screen width
-        finally:
-            browser.close()
+    with fresh_page(browser, 1200, 900) as pg:
+        pg.on("request", lambda r: requests.append(r.url))
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(url, wait_until="load")
+        pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
+        pg.wait_for_timeout(300)
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "report_html.png"), full_page=True)
+        assert pg.locator(".grid img").count() >= 1
+        assert pg.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        pg.emulate_media(media="print")
+        displays = pg.evaluate(
+            "Array.from(document.querySelectorAll('.modebar-container')).map(e => getComputedStyle(e).display)"
+        )
+        assert displays and set(displays) == {"none"}  # no interactive chrome on paper
+        widths = "Array.from(document.querySelectorAll('.js-plotly-plot .main-svg')).map(s => s.clientWidth)"
+        assert min(pg.evaluate(widths)) > 900  # screen width
+        pg.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+        pg.wait_for_timeout(300)
+        assert set(pg.evaluate(widths)) == {680}  # redrawn at the paper's width
+        pg.screenshot(path=str(ARTIFACTS / "report_html_print.png"), full_page=True)
+        pdf = pg.pdf(format="A4", print_background=True)
+        assert pdf[:5] == b"%PDF-" and len(pdf) > 10_000
+        (ARTIFACTS / "report_html.pdf").write_bytes(pdf)
+        pg.evaluate("window.dispatchEvent(new Event('afterprint'))")
+        pg.wait_for_timeout(300)
+        assert min(pg.evaluate(widths)) > 900  # back to the screen width
     assert errors == []
     others = [u for u in requests if u != url and not u.startswith("data:")]
     assert others == [], others
@@ -402,23 +402,17 @@ def _overlap(a, b) -> bool:
 
 
 @pytest.mark.parametrize("width", [800, 1300, 1920])
-def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, width):
+def test_charts_keep_their_labels_inside_at_every_width(page, report, browser, tmp_path, width):
     """Every tick label and axis title lies inside its figure and no tick label covers an axis title."""
-    sync_api = _chromium()
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
-    with sync_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            pg = browser.new_page(viewport={"width": width, "height": 900})
-            pg.goto(path.as_uri(), wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
-            pg.wait_for_timeout(300)
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f"report_html_{width}.png"), full_page=True)
-            figures = pg.evaluate(BOXES_JS)
-        finally:
-            browser.close()
+    with fresh_page(browser, width, 900) as pg:
+        pg.goto(path.as_uri(), wait_until="load")
+        pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
+        pg.wait_for_timeout(300)
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"report_html_{width}.png"), full_page=True)
+        figures = pg.evaluate(BOXES_JS)
     heat, bars = figures[0], figures[1]
     k = len(report["classes"])
 
@@ -440,12 +434,11 @@ def test_charts_keep_their_labels_inside_at_every_width(page, report, tmp_path, 
                 assert not _overlap(t, title), (width, t, title)
 
 
-def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
+def test_hostile_class_names_show_as_text_and_run_no_script(browser, tmp_path):
     """Class names, ids, model names and notes that are HTML stay text, in the page and in the charts."""
     from graceful_core.report.html import write_html_report
     from graceful_core.review.store import Note, Review
 
-    sync_api = _chromium()
     names = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
     rv = Review(
         key="k",
@@ -457,26 +450,19 @@ def test_hostile_class_names_show_as_text_and_run_no_script(tmp_path):
     path = tmp_path / "hostile.html"
     write_html_report(hostile_comparison(classes=names), path, review=rv, generated_at=FIXED_TIME)
     dialogs, errors = [], []
-    with sync_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            pg = browser.new_page(viewport={"width": 1300, "height": 900})
-            pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(path.as_uri(), wait_until="load")
-            pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
-            pg.wait_for_timeout(500)
-            text = pg.evaluate("document.body.innerText")
-            ticks = pg.evaluate(
-                "Array.from(document.querySelectorAll('.xtick text, .ytick text')).map(t => t.textContent)"
-            )
-            n_scripts = pg.evaluate("document.scripts.length")
-            n_plots = pg.evaluate("document.querySelectorAll('.js-plotly-plot').length")
-            fake_imgs = pg.evaluate("Array.from(document.images).filter(i => i.getAttribute('src') === 'x').length")
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / "report_html_hostile.png"), full_page=True)
-        finally:
-            browser.close()
+    with fresh_page(browser, 1300, 900) as pg:
+        pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(path.as_uri(), wait_until="load")
+        pg.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=180_000)
+        pg.wait_for_timeout(500)
+        text = pg.evaluate("document.body.innerText")
+        ticks = pg.evaluate("Array.from(document.querySelectorAll('.xtick text, .ytick text')).map(t => t.textContent)")
+        n_scripts = pg.evaluate("document.scripts.length")
+        n_plots = pg.evaluate("document.querySelectorAll('.js-plotly-plot').length")
+        fake_imgs = pg.evaluate("Array.from(document.images).filter(i => i.getAttribute('src') === 'x').length")
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "report_html_hostile.png"), full_page=True)
     assert dialogs == [] and errors == []
     assert n_scripts == 2 + n_plots and fake_imgs == 0  # plotly.js, one per figure, the print helper
     assert f"true: {names[0]}" in text and f"new: {names[1]}" in text  # the flip tiles
