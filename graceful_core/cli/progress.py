@@ -11,14 +11,14 @@ class StderrProgress:
     """``progress(stage, done, total)`` callback that draws one line per stage on stderr.
 
     On a terminal the line is redrawn in place; otherwise (CI logs) a line is printed
-    at the start and at the end of each stage only.
+    at the start and at the end of each stage only. Stages may take turns (the two models
+    of a comparison run batch by batch): each is started once and ended once.
     """
 
     def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
         self._stream = stream
         self.width = width
-        self._stage: str | None = None
-        self._t0 = 0.0
+        self._started: dict[str, float] = {}  # the unfinished stages and when each started
 
     @property
     def stream(self) -> TextIO:
@@ -30,8 +30,8 @@ class StderrProgress:
         return bool(getattr(self.stream, "isatty", lambda: False)())
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self._stage:
-            self._stage, self._t0 = stage, time.perf_counter()
+        if stage not in self._started:
+            self._started[stage] = time.perf_counter()
             if not self._tty:
                 what = "" if total == 1 else f" on {total} images" if total else " (size not known yet)"
                 print(f"{stage}: running{what}...", file=self.stream, flush=True)
@@ -40,6 +40,7 @@ class StderrProgress:
                 print(f"\r{stage}: {done}", end="", file=self.stream, flush=True)
             return
         frac = done / total
+        t0 = self._started.pop(stage) if done >= total else self._started[stage]
         if self._tty:
             if total == 1:  # one step (a cross-test, a clustering): no bar to fill
                 print(
@@ -53,10 +54,10 @@ class StderrProgress:
             bar = "#" * filled + "-" * (self.width - filled)
             print(f"\r{stage}: [{bar}] {done}/{total}", end="", file=self.stream, flush=True)
             if done >= total:
-                print(f" ({time.perf_counter() - self._t0:.1f} s)", file=self.stream, flush=True)
+                print(f" ({time.perf_counter() - t0:.1f} s)", file=self.stream, flush=True)
         elif done >= total:
             counted = "" if total == 1 else f" {done}/{total}"  # a stage of one step: no count to show
-            print(f"{stage}:{counted} done in {time.perf_counter() - self._t0:.1f} s", file=self.stream, flush=True)
+            print(f"{stage}:{counted} done in {time.perf_counter() - t0:.1f} s", file=self.stream, flush=True)
 
 
 #: The one bar the commands draw model runs and long stages on (stderr).

@@ -178,6 +178,23 @@ def test_stderr_progress_is_a_bar_on_a_terminal_and_lines_in_a_log():
     assert re.fullmatch(r"embedding cross-test: done in \d+\.\d s", lines[3])
 
 
+def test_stages_that_take_turns_start_and_end_once_in_a_log():
+    """A comparison runs its two models batch by batch: each model's stage starts once and ends once."""
+    from graceful_core.cli.progress import StderrProgress
+
+    log = io.StringIO()
+    bar = StderrProgress(log)
+    for done in (256, 512, 540):
+        bar("old.pt", done, 540)
+        bar("new.pt", done, 540)
+    bar("old.pt", 100, 540)  # the same stage again after it ended: a new run, started again
+    lines = log.getvalue().splitlines()
+    assert lines[:2] == ["old.pt: running on 540 images...", "new.pt: running on 540 images..."]
+    assert re.fullmatch(r"old\.pt: 540/540 done in \d+\.\d s", lines[2])
+    assert re.fullmatch(r"new\.pt: 540/540 done in \d+\.\d s", lines[3])
+    assert lines[4:] == ["old.pt: running on 540 images..."]
+
+
 @pytest.mark.parametrize("flag", ["--junit", "--json"])
 def test_ci_outputs_are_not_written_on_bad_input(tmp_path, flag, capsys):
     old, _ = _site_tables(tmp_path)
