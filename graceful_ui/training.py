@@ -29,6 +29,7 @@ from graceful_core.jsonable import json_clean
 from graceful_core.results.comparison import Comparison
 from graceful_core.training.trainer import TrainingCancelled
 from graceful_core.training.update import BATCH_SIZE, WAITING_STAGE, TrainedUpdate, TrainParams, train_update_cached
+from graceful_core.vocabulary import count
 from graceful_ui.trained_specs import trained_spec
 
 log = logging.getLogger("graceful_ui")
@@ -237,15 +238,17 @@ class TrainingJob:
             st = replace(self._state, records=list(self._state.records))
         if st.stage == "training":
             within = (st.epoch + min(1.0, st.images / st.n_images if st.n_images else 0.0)) / max(1, st.epochs)
-            detail = f"epoch {min(st.epoch + 1, st.epochs)} of {st.epochs}, {st.images} / {st.n_images} images"
+            detail = (
+                f"epoch {min(st.epoch + 1, st.epochs)} of {st.epochs}, {count(st.images)} / {count(st.n_images)} images"
+            )
         elif st.stage == "preparing images":
-            within, detail = 0.0, f"preparing {st.n_images} images"
+            within, detail = 0.0, f"preparing {count(st.n_images)} images"
         elif st.stage == WAITING_STAGE:
             within, detail = 0.0, "queued: another session is training, this one starts when it ends"
         else:
             within, detail = (1.0 if st.stage == "comparing" else 0.0), st.stage
         fraction = min(1.0, (st.task + within) / st.n_tasks)
-        text = f"Training {min(st.task + 1, st.n_tasks)} of {st.n_tasks}: {st.what} · {detail}"
+        text = f"Training {min(st.task + 1, st.n_tasks)} of {count(st.n_tasks)}: {st.what} · {detail}"
         if self.cancel_event.is_set() and st.status == "running":
             text = "Cancelling... " + text
         return JobProgress(st.status, st.message, fraction, text, tuple(st.records))
@@ -355,6 +358,6 @@ def describe(params: TrainParams) -> str:
         )
     elif params.method in ("ldi", "elodi"):
         extra = f", margin {params.margin:g}, p {params.p:g}" + (
-            f", k {params.n_references}" if params.method == "elodi" else ""
+            f", k {count(params.n_references)}" if params.method == "elodi" else ""
         )
     return f"{params.method} λ {params.lam:g}{extra} ({run})"

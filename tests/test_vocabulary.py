@@ -144,6 +144,7 @@ def test_counts_have_one_format():
         p: s
         for p, s in _sources().items()
         if p.is_relative_to(ROOT / "app_pages")
+        or p.is_relative_to(ROOT / "graceful_ui")
         or p.is_relative_to(ROOT / "graceful_core" / "report")
         or p == VOCABULARY
     }
