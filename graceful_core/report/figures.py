@@ -253,6 +253,10 @@ def _cluster_colours(colour: str, df: pd.DataFrame, cluster_names: Mapping[int, 
     }
 
 
+#: The maps' hover labels: dark text on white. Plotly's default fills a label with its point's colour,
+#: which the maps draw translucent, and the text came out light grey on near white.
+MAP_HOVER_LABEL = {"bgcolor": "white", "font": {"color": "#262730"}}
+
 #: The facts a point of the joint map shows on hover, besides the colouring's own value: in this order.
 HOVER_FACTS = ("model", "id", "true class", "flip")
 #: Render maps with more points than this with WebGL (an SVG map of 20,000 points redraws slowly).
@@ -369,6 +373,7 @@ def joint_embedding_figure(
         xaxis={"visible": False},
         yaxis={"visible": False},
         legend={"title": None, "tracegroupgap": 0},  # one legend group per entry: no gap between them
+        hoverlabel=MAP_HOVER_LABEL,
     )
     return fig
 
@@ -408,7 +413,9 @@ def side_by_side_embedding_figure(
                 col=col,
             )
     fig.update_xaxes(visible=False).update_yaxes(visible=False)
-    fig.update_layout(height=480, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
+    fig.update_layout(
+        height=480, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso", hoverlabel=MAP_HOVER_LABEL
+    )
     return fig
 
 

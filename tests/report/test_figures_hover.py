@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import pytest
 
 from graceful_core.explore.projection import ProjectionResult
@@ -89,3 +90,27 @@ def test_a_selection_gives_the_ids_of_the_points():
     fig = joint_embedding_figure(proj, samples, "class", lines=True, cluster_names=names)
     points = [{"customdata": list(cd)} for t in _markers(fig) for cd in t.customdata]
     assert sorted(selected_ids(points)) == sorted(samples["id"])
+
+
+def _relative_luminance(colour: str) -> float:
+    """WCAG 2.1 relative luminance of a CSS colour name or ``#rrggbb``."""
+    hex_colour = {"white": "#ffffff", "black": "#000000"}.get(colour, colour)
+    r, g, b = (c / 255 for c in plotly.colors.hex_to_rgb(hex_colour))
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+
+
+def test_hover_labels_of_both_maps_are_readable():
+    """The label text against its background reaches WCAG's 4.5:1 for normal text (Plotly's default
+    fills a label with its translucent point's colour, which left light grey on near white)."""
+    proj, samples, names = _inputs()
+    for fig in (
+        joint_embedding_figure(proj, samples, "flip status", lines=False, cluster_names=names),
+        figures.side_by_side_embedding_figure(proj, samples, "flip status", cluster_names=names),
+    ):
+        label = fig.layout.hoverlabel
+        lighter, darker = sorted((_relative_luminance(label.bgcolor), _relative_luminance(label.font.color)))[::-1]
+        assert (lighter + 0.05) / (darker + 0.05) >= 4.5
