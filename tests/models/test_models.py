@@ -19,24 +19,17 @@ from torch import nn
 
 from graceful_core.errors import InputError
 from graceful_core.models.info import parse_model_info
-from graceful_core.models.loader import NOT_A_MODEL, clear_model_cache, load_model, sniff_model_format
+from graceful_core.models.loader import NOT_A_MODEL, load_model, sniff_model_format
 from graceful_core.models.onnx import OnnxModel
 from graceful_core.models.torchscript import TorchScriptModel, torchscript_archive_kind
 from graceful_core.training.architectures import build_model
 from graceful_core.training.export import export_onnx, info_json, save_torchscript
 from graceful_core.types import Model, ModelInfo
+from tests.models.tiny import CLASSES, INFO, torch_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_OLD = ROOT / "sample_data" / "models" / "old.pt"
-CLASSES = ("a", "b", "c")
-INFO = ModelInfo(name="tiny", input_size=(1, 8, 8), mean=(0.5,), std=(0.25,), classes=CLASSES)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_model_cache()
-    yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("fresh_model_cache")
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +41,6 @@ def tiny() -> nn.Module:
 @pytest.fixture(scope="module")
 def batch() -> np.ndarray:
     return np.random.default_rng(1).standard_normal((5, 1, 8, 8)).astype(np.float32)
-
-
-def torch_outputs(module: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and embeddings computed directly with the torch module."""
-    with torch.no_grad():
-        t = torch.from_numpy(x)
-        return module(t).numpy(), module.embed(t).numpy()
 
 
 def expect_input_error(path: Path, fragment: str) -> InputError:

@@ -33,18 +33,11 @@ from graceful_core.models.torchscript import TorchScriptModel
 from graceful_core.training.architectures import build_model
 from graceful_core.training.export import convert_model_file, export_onnx, save_pt2, save_torchscript
 from graceful_core.types import Model, ModelInfo
+from tests.models.tiny import CLASSES, INFO, torch_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data"
-CLASSES = ("a", "b", "c")
-INFO = ModelInfo(name="tiny", input_size=(1, 8, 8), mean=(0.5,), std=(0.25,), classes=CLASSES)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_model_cache()
-    yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("fresh_model_cache")
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +56,6 @@ def base_pt2(tiny, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("pt2") / "base.pt2"
     save_pt2(tiny, INFO, path)
     return path
-
-
-def torch_outputs(module: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        t = torch.from_numpy(x)
-        return module(t).numpy(), module.embed(t).numpy()
 
 
 # ----------------------------------------------------------------- round trips
