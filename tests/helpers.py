@@ -34,8 +34,14 @@ from graceful_core.types import Predictions
 
 #: The repository's root (tests/ is one level below it).
 ROOT = Path(__file__).resolve().parents[1]
+#: The bundled samples' folder.
+SAMPLE = ROOT / "sample_data"
+#: The bundled digits pair (the small, fast one most tests compare): models, test images, committed tables.
+DIGITS_OLD, DIGITS_NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
+DIGITS_TEST = SAMPLE / "digits" / "test"
+DIGITS_OLD_CSV, DIGITS_NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
 #: The bundled Fashion-MNIST sample (the app's default comparison) and its committed predictions tables.
-FASHION = ROOT / "sample_data" / "fashion"
+FASHION = SAMPLE / "fashion"
 FASHION_PREDS = FASHION / "predictions"
 #: Skips a test (or, as ``pytestmark``, a module) that needs the Fashion sample's models and tables.
 needs_fashion = pytest.mark.skipif(

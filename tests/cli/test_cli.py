@@ -14,13 +14,12 @@ import pytest
 from scipy.stats import binomtest
 
 from tests import bad_inputs as bad
-from tests.helpers import assert_reports_equal, run_cli
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "sample_data"
-OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
-TEST_DATA = SAMPLE / "digits" / "test"
-OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
+from tests.helpers import DIGITS_NEW as NEW
+from tests.helpers import DIGITS_NEW_CSV as NEW_CSV
+from tests.helpers import DIGITS_OLD as OLD
+from tests.helpers import DIGITS_OLD_CSV as OLD_CSV
+from tests.helpers import DIGITS_TEST as TEST_DATA
+from tests.helpers import ROOT, assert_reports_equal, run_cli
 
 
 @pytest.fixture(scope="module")

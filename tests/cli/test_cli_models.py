@@ -16,13 +16,12 @@ import pytest
 
 from graceful_core.cli.commands import APP_ENV, app_command, app_environment, build_parser, default_prog
 from graceful_core.errors import InputError
-from tests.helpers import run_cli
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "sample_data"
-OLD, NEW = SAMPLE / "models" / "old.pt", SAMPLE / "models" / "new.pt"
-TEST_DATA = SAMPLE / "digits" / "test"
-OLD_CSV, NEW_CSV = SAMPLE / "predictions" / "old.csv", SAMPLE / "predictions" / "new.csv"
+from tests.helpers import DIGITS_NEW as NEW
+from tests.helpers import DIGITS_NEW_CSV as NEW_CSV
+from tests.helpers import DIGITS_OLD as OLD
+from tests.helpers import DIGITS_OLD_CSV as OLD_CSV
+from tests.helpers import DIGITS_TEST as TEST_DATA
+from tests.helpers import ROOT, SAMPLE, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +104,12 @@ CUDA_COMMANDS = ("compare", "predict", "matrix", "train")
 #: prints the results as JSON: one interpreter (and one torch import) for all four commands instead of four.
 RUN_EACH = """
 import json, sys
-from tests.helpers import run_cli
+from tests.helpers import DIGITS_NEW as NEW
+from tests.helpers import DIGITS_NEW_CSV as NEW_CSV
+from tests.helpers import DIGITS_OLD as OLD
+from tests.helpers import DIGITS_OLD_CSV as OLD_CSV
+from tests.helpers import DIGITS_TEST as TEST_DATA
+from tests.helpers import ROOT, SAMPLE, run_cli
 runs = [run_cli(*argv, cache=sys.argv[2]) for argv in json.loads(sys.argv[1])]
 print(json.dumps([[r.returncode, r.stdout, r.stderr] for r in runs]))
 """
