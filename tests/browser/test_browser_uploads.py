@@ -26,10 +26,10 @@ from tests.browser.harness import (
     shot,
     wait_ready,
 )
+from tests.helpers import DIGITS_TEST as DATA
+from tests.helpers import SAMPLE
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELS = ROOT / "sample_data" / "models"
-DATA = ROOT / "sample_data" / "digits" / "test"
+MODELS = SAMPLE / "models"
 #: A long wait: the first comparison of a fresh server runs both models on a busy 2-core machine (in the suite the
 #: other worker may be running the Fashion sample's cold 10,000-image comparison at the same time).
 SLOW_MS = 900_000

@@ -7,8 +7,6 @@ opens that pair on the Overview with the core's NFR.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.browser.harness import (
@@ -22,10 +20,10 @@ from tests.browser.harness import (
     shot,
     wait_ready,
 )
+from tests.helpers import DIGITS_TEST as DATA
+from tests.helpers import SAMPLE
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELS = ROOT / "sample_data" / "models"
-DATA = ROOT / "sample_data" / "digits" / "test"
+MODELS = SAMPLE / "models"
 CHAIN = ["old.pt", "new.pt", "v3.pt", "edge.pt"]
 
 

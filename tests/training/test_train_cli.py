@@ -50,7 +50,7 @@ def work(tmp_path_factory) -> dict:
     }
 
 
-def train(work: dict, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def train(work: dict, out: Path, *extra: str, seed: int = 3) -> subprocess.CompletedProcess:
     return run_cli(
         "train",
         "--old",
@@ -64,7 +64,7 @@ def train(work: dict, out: Path, *extra: str) -> subprocess.CompletedProcess:
         "--epochs",
         EPOCHS,
         "--seed",
-        "3",
+        str(seed),
         *extra,
         "--out",
         out,
@@ -130,24 +130,7 @@ def test_same_seed_gives_identical_weights_and_logits(work, trained):
 
 def test_another_seed_gives_other_weights(work, trained):
     out = work["base"] / "seed4.pt"
-    r = run_cli(
-        "train",
-        "--old",
-        OLD,
-        "--data",
-        work["train"],
-        "--method",
-        "focal-distillation",
-        "--lambda",
-        "0.5",
-        "--epochs",
-        EPOCHS,
-        "--seed",
-        "4",
-        "--out",
-        out,
-        cache=work["cache"],
-    )
+    r = train(work, out, seed=4)
     assert r.returncode == 0, r.stderr
     x, _ = images_and_labels(work["test"], 0.305604, 0.375962)
     assert not np.array_equal(logits_of(out, x), logits_of(trained[0], x))
