@@ -15,7 +15,8 @@ from functools import partial
 
 import streamlit as st
 
-from graceful_core.report.html import DEFAULT_MAX_FLIPS, render_html_report
+from graceful_core.comparing.labelfree import UnlabelledComparison
+from graceful_core.report.html import DEFAULT_MAX_FLIPS, render_html_report, render_unlabelled_html_report
 from graceful_core.results.comparison import Comparison
 from graceful_core.review import store as rv
 from graceful_core.review.verdicts import get_verdicts, verdict_signature
@@ -51,19 +52,38 @@ def html_report_bytes(comp: Comparison) -> bytes:
     return _html(comp, sig)
 
 
-def html_report_button(comp: Comparison) -> None:
-    """Sidebar button "Download report (HTML)"; the file is rendered only when clicked."""
+def html_report_button(comp: Comparison | UnlabelledComparison) -> None:
+    """Sidebar button "Download report (HTML)"; the file is rendered only when clicked.
+
+    Without labels the file holds the label-free sections, as ``graceful compare --html`` writes them.
+    """
+    if isinstance(comp, UnlabelledComparison):
+        render = partial(_unlabelled_html_bytes, comp)
+        holds = (
+            "prediction churn, the changed predictions' confidence, churn per class with the old → new matrix, "
+            "churn slices, the cross-test"
+        )
+    else:
+        render = partial(html_report_bytes, comp)
+        holds = (
+            f"the overview, the matrix, up to {DEFAULT_MAX_FLIPS} negative flips with thumbnails, the cross-test "
+            "and the review notes"
+        )
     st.download_button(
         "Download report (HTML)",
-        partial(html_report_bytes, comp),
+        render,
         file_name=download_name(comp.old_name, comp.new_name, "report", "html"),
         mime="text/html",
         key="dl_html",
         width="stretch",
         on_click="ignore",
-        help="One self-contained HTML file (opens offline, prints to PDF): the overview, the matrix, "
-        f"up to {DEFAULT_MAX_FLIPS} negative flips with thumbnails, the cross-test and the review notes",
+        help="One self-contained HTML file (opens offline, prints to PDF): " + holds,
     )
+
+
+def _unlabelled_html_bytes(comp: UnlabelledComparison) -> bytes:
+    """The HTML report of a comparison without labels, UTF-8 encoded (rendered when the button is pressed)."""
+    return render_unlabelled_html_report(comp).encode("utf-8")
 
 
 def _md_escape(text: str) -> str:

@@ -9,10 +9,8 @@ from typing import Literal, overload
 
 import streamlit as st
 
-from graceful_core.comparing.labelfree import UnlabelledComparison
 from graceful_core.errors import InputError
 from graceful_core.metrics.summary import FlipSummary
-from graceful_core.report.html import render_unlabelled_html_report
 from graceful_core.results.comparison import Comparison
 from graceful_core.vocabulary import GROUP_COLUMNS, MODEL_SUFFIXES, PCT_DIGITS, STREAMED_NO_SAMPLES, card, count, images
 from graceful_ui import label_ui, store
@@ -265,11 +263,6 @@ def rates_table(df) -> None:
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
 
 
-def _unlabelled_html_bytes(comp: UnlabelledComparison) -> bytes:
-    """The HTML report of a comparison without labels, UTF-8 encoded (rendered when the button is pressed)."""
-    return render_unlabelled_html_report(comp).encode("utf-8")
-
-
 def sidebar(spec: Spec | None, comp: store.AnyComparison | None) -> None:
     """Current comparison and downloads (JSON report, per-sample CSV, HTML report) in the sidebar."""
     with st.sidebar:
@@ -315,17 +308,4 @@ def sidebar(spec: Spec | None, comp: store.AnyComparison | None) -> None:
                 help="One row per image: label, both predictions and "
                 "confidences, flip type, label quality and the reviewers' verdicts",
             )
-        if labelled:
-            html_report_button(comp)
-        else:  # the label-free sections, as `graceful compare --html` writes them without labels
-            st.download_button(
-                "Download report (HTML)",
-                partial(_unlabelled_html_bytes, comp),
-                file_name=download_name(comp.old_name, comp.new_name, "report", "html"),
-                mime="text/html",
-                key="dl_html",
-                width="stretch",
-                on_click="ignore",
-                help="One self-contained HTML file (opens offline, prints to PDF): prediction churn, the changed "
-                "predictions' confidence, churn per class with the old → new matrix, churn slices, the cross-test",
-            )
+        html_report_button(comp)

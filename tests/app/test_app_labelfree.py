@@ -52,3 +52,12 @@ def test_versions_does_not_call_the_bundled_dataset_the_comparisons_when_the_tab
     dataset = [c.value for c in at.caption if c.value.startswith("Dataset:")]
     assert dataset and "bundled" in dataset[0], dataset
     assert "the current comparison's" not in dataset[0]
+
+
+def test_the_sidebar_offers_the_label_free_html_report(unlabelled_pair):
+    """The HTML download of a comparison without labels holds the label-free sections (not the labelled report's)."""
+    at = run_app(sample=None)
+    buttons = {b.proto.label: b.proto for b in at.get("download_button")}
+    assert {"Download report (JSON)", "Download per-sample table (CSV)", "Download report (HTML)"} <= set(buttons)
+    assert "prediction churn" in buttons["Download report (HTML)"].help
+    assert "negative flips" not in buttons["Download report (HTML)"].help
