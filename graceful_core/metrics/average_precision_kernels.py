@@ -43,6 +43,18 @@ def _score_part(x):  # pragma: no cover - compiled
     return TOP - np.int64((x + ROUND) - ROUND)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _key(x, bits, low):  # pragma: no cover - compiled
+    """An item's key from its unrounded grid score ``x`` and its low part ``2 · sample + [not relevant]``."""
+    return (_score_part(x) << bits) + low
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _bucket(score_part, s_first, shift, last):  # pragma: no cover - compiled
+    """The bucket of a key's score part: 0 … last over the relevant keys, before them 0, after them last + 1."""
+    return min(max((score_part - s_first) >> shift, 0), last + 1)
+
+
 @numba.njit(nogil=True, cache=True)
 def relevant_keys(grid, own, lo, hi, low, bits, out):  # pragma: no cover - compiled
     """``out[r]``: the keys of row r's relevant columns ``lo:hi`` except its own column, unsorted."""
@@ -50,7 +62,7 @@ def relevant_keys(grid, own, lo, hi, low, bits, out):  # pragma: no cover - comp
         m = 0
         for j in range(lo, hi):
             if j != own[r]:
-                out[r, m] = (_score_part(grid[r, j]) << bits) + low[j]
+                out[r, m] = _key(grid[r, j], bits, low[j])
                 m += 1
 
 
@@ -71,7 +83,7 @@ def _buckets(keys, bits, width, bucket_of, first_of, hot):  # pragma: no cover -
     last = span >> shift
     hot[: last + 2] = 0
     for i in range(p):
-        bucket_of[i] = ((keys[i] >> bits) - s_first) >> shift
+        bucket_of[i] = _bucket(keys[i] >> bits, s_first, shift, last)
         hot[bucket_of[i]] = 1
     i = 0
     for t in range(last + 3):
@@ -90,8 +102,7 @@ def _scan(row, j0, j1, low, bits, s_first, shift, last, hot, counts, listed, n_l
     k = best_k.shape[0]
     worst_k = best_k[k - 1]
     for j in range(j0, j1):
-        s = _score_part(row[j])
-        key = (s << bits) + low[j]
+        key = _key(row[j], bits, low[j])
         if key < worst_k:
             m = k - 1
             while m > 0 and best_k[m - 1] > key:
@@ -99,7 +110,7 @@ def _scan(row, j0, j1, low, bits, s_first, shift, last, hot, counts, listed, n_l
                 m -= 1
             best_k[m] = key
             worst_k = best_k[k - 1]
-        t = np.uint64(min(max((s - s_first) >> shift, 0), last + 1))
+        t = np.uint64(_bucket(key >> bits, s_first, shift, last))
         # four interleaved histograms: items landing in one bucket one after another (all those ranked after
         # every relevant item do) would otherwise wait on each other's increment
         counts[(t << np.uint64(2)) | np.uint64(j & 3)] += 1
@@ -114,7 +125,7 @@ def _place(listed, n_listed, keys, bits, s_first, shift, last, first_of, extra):
     extra[:] = 0
     for m in range(n_listed):
         key = listed[m]
-        t = min(max(((key >> bits) - s_first) >> shift, 0), last + 1)
+        t = _bucket(key >> bits, s_first, shift, last)
         a = first_of[t]
         end = first_of[t + 1]
         if end - a == 1:  # most hot buckets hold one relevant key: one comparison instead of a search
